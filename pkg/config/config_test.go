@@ -525,3 +525,21 @@ func TestScopeResolution(t *testing.T) {
 		t.Errorf("Store(4) = %+v, %v", s, ok)
 	}
 }
+
+func TestCheckAddr(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:2379":     true,
+		":2379":              true,
+		"nokv-pd:2379":       true,
+		"[::1]:20160":        true,
+		"":                   false,
+		"localhost":          false,
+		"localhost:":         false,
+		"::1":                false,
+		"nokv-store-1:20160": true,
+	} {
+		if err := CheckAddr(addr); (err == nil) != ok {
+			t.Errorf("CheckAddr(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}

@@ -56,9 +56,18 @@ func (v *validator) optionalAddr(path, addr string) {
 	if addr == "" {
 		return
 	}
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
-		v.addf(path, "invalid address %q: want host:port", addr)
+	if err := CheckAddr(addr); err != nil {
+		v.addf(path, "%v", err)
 	}
+}
+
+// CheckAddr reports whether addr has the host:port form used for every
+// NoKV address. The host may be empty (":2379"); the port may not.
+func CheckAddr(addr string) error {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		return fmt.Errorf("invalid address %q: want host:port", addr)
+	}
+	return nil
 }
 
 // checkStores validates the stores and returns the set of valid store ids.
