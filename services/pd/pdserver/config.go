@@ -1,0 +1,126 @@
+package pdserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/nokv/nokv/pkg/config"
+)
+
+// EnvPrefix is prepended to the env tags of Config to form variable names,
+// e.g. NOKV_PD_ADDR.
+const EnvPrefix = "NOKV_PD_"
+
+// Config holds the PD service settings.
+type Config struct {
+	// Addr is the address PD listens on for clients and stores.
+	Addr string `env:"ADDR"`
+	// WorkDir is PD's data directory.
+	WorkDir string `env:"WORKDIR"`
+	// Config is the path of the cluster file (raft_config.example.json);
+	// empty means none.
+	Config string `env:"CONFIG"`
+	// Scope selects host or docker addresses from the cluster file.
+	Scope config.Scope `env:"SCOPE"`
+	// MetricsAddr is the address of the metrics endpoint; empty disables it.
+	MetricsAddr string `env:"METRICS_ADDR"`
+}
+
+// DefaultConfig returns the built-in defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:    "127.0.0.1:2379",
+		WorkDir: "./data/pd",
+		Scope:   config.ScopeHost,
+	}
+}
+
+// RegisterFlags registers one flag per setting on fs, bound to c and
+// defaulting to c's current values.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (host:port); overrides pd.addr from the cluster file [env "+EnvPrefix+"ADDR]")
+	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "data `directory`; overrides pd.work_dir from the cluster file [env "+EnvPrefix+"WORKDIR]")
+	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` to load, e.g. raft_config.example.json [env "+EnvPrefix+"CONFIG]")
+	fs.Var(&c.Scope, "scope", "address `scope` to use from the cluster file: host or docker [env "+EnvPrefix+"SCOPE]")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
+}
+
+// ApplyCluster applies the cluster file layer: PD's address and data
+// directory for c.Scope.
+func (c *Config) ApplyCluster(cluster *config.Cluster) {
+	c.Addr = cluster.PDAddr(c.Scope)
+	if dir := cluster.PDWorkDir(c.Scope); dir != "" {
+		c.WorkDir = dir
+	}
+}
+
+// Validate checks the settings and returns every problem found.
+func (c Config) Validate() error {
+	var errs []error
+	if err := checkAddr(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr: %w", err))
+	}
+	if strings.TrimSpace(c.WorkDir) == "" {
+		errs = append(errs, errors.New("workdir: must not be empty"))
+	}
+	if _, err := config.ParseScope(string(c.Scope)); err != nil {
+		errs = append(errs, fmt.Errorf("scope: %w", err))
+	}
+	if c.MetricsAddr != "" {
+		if err := config.CheckAddr(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_addr: %w", err))
+		} else if c.MetricsAddr == c.Addr {
+			errs = append(errs, fmt.Errorf("metrics_addr: must differ from addr %q", c.Addr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("must not be empty")
+	}
+	return config.CheckAddr(addr)
+}
+
+// Resolve builds the effective settings from, in increasing precedence, the
+// defaults, the cluster file named by the config setting (if any), the
+// environment described by env, and the flags set explicitly on fs, which
+// must already be parsed and carry the flags of RegisterFlags. It returns
+// the validated settings and the loaded cluster file, or nil if none.
+func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, *config.Cluster, error) {
+	// The cluster file path and scope cannot come from the cluster file,
+	// so settle them first from the other layers.
+	boot := DefaultConfig()
+	if err := overlay(&boot, fs, env); err != nil {
+		return Config{}, nil, err
+	}
+
+	cfg := DefaultConfig()
+	var cluster *config.Cluster
+	if boot.Config != "" {
+		var err error
+		if cluster, err = config.Load(boot.Config); err != nil {
+			return Config{}, nil, err
+		}
+		cfg.Scope = boot.Scope
+		cfg.ApplyCluster(cluster)
+	}
+	if err := overlay(&cfg, fs, env); err != nil {
+		return Config{}, nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, cluster, nil
+}
+
+// overlay applies the environment and then the explicit flags to c.
+func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
+	if err := config.ApplyEnv(c, env); err != nil {
+		return err
+	}
+	return config.ApplyFlags(fs, c.RegisterFlags)
+}
