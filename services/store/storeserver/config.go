@@ -1,0 +1,152 @@
+package storeserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/nokv/nokv/pkg/config"
+)
+
+// EnvPrefix is prepended to the env tags of Config to form variable names,
+// e.g. NOKV_STORE_STORE_ID.
+const EnvPrefix = "NOKV_STORE_"
+
+// Config holds the store service settings.
+type Config struct {
+	// StoreID identifies this store in the cluster file; it is required.
+	StoreID uint64 `env:"STORE_ID"`
+	// Addr is the address the store listens on.
+	Addr string `env:"ADDR"`
+	// WorkDir is the store's data directory. If no layer sets it, Resolve
+	// uses ./data/store-<StoreID>.
+	WorkDir string `env:"WORKDIR"`
+	// Config is the path of the cluster file (raft_config.example.json);
+	// empty means none.
+	Config string `env:"CONFIG"`
+	// Scope selects host or docker addresses from the cluster file.
+	Scope config.Scope `env:"SCOPE"`
+	// PDAddr is the address of the placement driver.
+	PDAddr string `env:"PD_ADDR"`
+	// MetricsAddr is the address of the metrics endpoint; empty disables it.
+	MetricsAddr string `env:"METRICS_ADDR"`
+}
+
+// DefaultConfig returns the built-in defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:   "127.0.0.1:20160",
+		Scope:  config.ScopeHost,
+		PDAddr: "127.0.0.1:2379",
+	}
+}
+
+// RegisterFlags registers one flag per setting on fs, bound to c and
+// defaulting to c's current values.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.Uint64Var(&c.StoreID, "store-id", c.StoreID, "this store's `id` in the cluster file (required) [env "+EnvPrefix+"STORE_ID]")
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (host:port); overrides the store's listen address from the cluster file [env "+EnvPrefix+"ADDR]")
+	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "data `directory` (default ./data/store-<store-id>) [env "+EnvPrefix+"WORKDIR]")
+	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` to load, e.g. raft_config.example.json [env "+EnvPrefix+"CONFIG]")
+	fs.Var(&c.Scope, "scope", "address `scope` to use from the cluster file: host or docker [env "+EnvPrefix+"SCOPE]")
+	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` (host:port); overrides pd.addr from the cluster file [env "+EnvPrefix+"PD_ADDR]")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
+}
+
+// ApplyCluster applies the cluster file layer: this store's listen address
+// and the PD address, both for c.Scope. It fails if c.StoreID is not a
+// store of the cluster.
+func (c *Config) ApplyCluster(cluster *config.Cluster) error {
+	if c.StoreID == 0 {
+		return fmt.Errorf("store_id: must be set (--store-id or %sSTORE_ID) to use the cluster file", EnvPrefix)
+	}
+	addr, err := cluster.StoreListenAddr(c.StoreID, c.Scope)
+	if err != nil {
+		return fmt.Errorf("store_id: %w in the cluster file", err)
+	}
+	c.Addr = addr
+	c.PDAddr = cluster.PDAddr(c.Scope)
+	return nil
+}
+
+// Validate checks the settings and returns every problem found.
+func (c Config) Validate() error {
+	var errs []error
+	if c.StoreID == 0 {
+		errs = append(errs, errors.New("store_id: must be nonzero"))
+	}
+	if err := checkAddr(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr: %w", err))
+	}
+	if strings.TrimSpace(c.WorkDir) == "" {
+		errs = append(errs, errors.New("workdir: must not be empty"))
+	}
+	if _, err := config.ParseScope(string(c.Scope)); err != nil {
+		errs = append(errs, fmt.Errorf("scope: %w", err))
+	}
+	if err := checkAddr(c.PDAddr); err != nil {
+		errs = append(errs, fmt.Errorf("pd_addr: %w", err))
+	}
+	if c.MetricsAddr != "" {
+		if err := config.CheckAddr(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics_addr: %w", err))
+		} else if c.MetricsAddr == c.Addr {
+			errs = append(errs, fmt.Errorf("metrics_addr: must differ from addr %q", c.Addr))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	if addr == "" {
+		return errors.New("must not be empty")
+	}
+	return config.CheckAddr(addr)
+}
+
+// Resolve builds the effective settings from, in increasing precedence, the
+// defaults, the cluster file named by the config setting (if any), the
+// environment described by env, and the flags set explicitly on fs, which
+// must already be parsed and carry the flags of RegisterFlags. An unset
+// WorkDir then defaults to ./data/store-<StoreID>. It returns the validated
+// settings and the loaded cluster file, or nil if none.
+func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, *config.Cluster, error) {
+	// The cluster file path, scope and store id select what to read from
+	// the cluster file, so settle them first from the other layers.
+	boot := DefaultConfig()
+	if err := overlay(&boot, fs, env); err != nil {
+		return Config{}, nil, err
+	}
+
+	cfg := DefaultConfig()
+	var cluster *config.Cluster
+	if boot.Config != "" {
+		var err error
+		if cluster, err = config.Load(boot.Config); err != nil {
+			return Config{}, nil, err
+		}
+		cfg.StoreID, cfg.Scope = boot.StoreID, boot.Scope
+		if err := cfg.ApplyCluster(cluster); err != nil {
+			return Config{}, nil, err
+		}
+	}
+	if err := overlay(&cfg, fs, env); err != nil {
+		return Config{}, nil, err
+	}
+	if cfg.WorkDir == "" && cfg.StoreID != 0 {
+		cfg.WorkDir = fmt.Sprintf("./data/store-%d", cfg.StoreID)
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, nil, err
+	}
+	return cfg, cluster, nil
+}
+
+// overlay applies the environment and then the explicit flags to c.
+func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
+	if err := config.ApplyEnv(c, env); err != nil {
+		return err
+	}
+	return config.ApplyFlags(fs, c.RegisterFlags)
+}
