@@ -1,0 +1,176 @@
+package gatewayserver
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+
+	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
+)
+
+// EnvPrefix is prepended to the env tags of Config, e.g. NOKV_GATEWAY_ADDR.
+const EnvPrefix = "NOKV_GATEWAY_"
+
+// Backend kinds.
+const (
+	BackendEmbedded = "embedded"
+	BackendRaft     = "raft"
+)
+
+// Config holds the gateway settings. Precedence: flag > env > cluster file > default.
+type Config struct {
+	// Addr is the RESP listen address.
+	Addr string `env:"ADDR"`
+	// Backend is embedded (local Pebble store) or raft (the cluster).
+	Backend string `env:"BACKEND"`
+	// WorkDir is the embedded backend's data directory.
+	WorkDir string `env:"WORKDIR"`
+	// Sync is the embedded backend's fsync policy: always, everysec or no.
+	Sync string `env:"SYNC"`
+	// MetricsAddr serves /debug/vars, /metrics and /healthz; empty disables it.
+	MetricsAddr string `env:"METRICS_ADDR"`
+	// RequirePass makes clients AUTH first; empty disables authentication.
+	RequirePass string `env:"REQUIREPASS"`
+	// MaxClients bounds concurrent connections.
+	MaxClients int `env:"MAXCLIENTS"`
+	// MaxBulkLen bounds one argument and any string value (proto-max-bulk-len).
+	MaxBulkLen int64 `env:"PROTO_MAX_BULK_LEN"`
+	// Config is the cluster file; the raft backend takes PD's address and
+	// max_retries from it.
+	Config string `env:"CONFIG"`
+	// Scope picks host or docker addresses from the cluster file.
+	Scope config.Scope `env:"SCOPE"`
+	// PDAddr is PD's address for the raft backend (cluster file: pd.addr).
+	PDAddr string `env:"PD_ADDR"`
+	// MaxRetries bounds the raft backend's retries (cluster file: max_retries).
+	MaxRetries int `env:"MAX_RETRIES"`
+
+	// TestingKnobs are for tests only; main never sets them.
+	TestingKnobs TestingKnobs `env:"-"`
+}
+
+// TestingKnobs lets tests reach into the server.
+type TestingKnobs struct {
+	// NowMs replaces the wall clock (Unix milliseconds) for expiry decisions.
+	NowMs func() int64
+}
+
+// DefaultConfig returns the built-in defaults.
+func DefaultConfig() Config {
+	return Config{
+		Addr:       "127.0.0.1:6380",
+		Backend:    BackendEmbedded,
+		WorkDir:    "./data/gateway",
+		Sync:       string(embedded.SyncAlways),
+		MaxClients: 10000,
+		MaxBulkLen: resp.DefaultMaxBulkLen,
+		Scope:      config.ScopeHost,
+		MaxRetries: 8,
+	}
+}
+
+// RegisterFlags binds one flag per setting to c, defaulting to c's values.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	env := func(name string) string { return " [env " + EnvPrefix + name + "]" }
+	fs.StringVar(&c.Addr, "addr", c.Addr, "RESP listen `address` (host:port)"+env("ADDR"))
+	fs.StringVar(&c.Backend, "backend", c.Backend, "storage `backend`: embedded or raft"+env("BACKEND"))
+	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "embedded backend data `directory`"+env("WORKDIR"))
+	fs.StringVar(&c.Sync, "sync", c.Sync, "fsync `policy`: always (a reply means on disk), everysec or no"+env("SYNC"))
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
+	fs.StringVar(&c.RequirePass, "requirepass", c.RequirePass, "`password` clients must AUTH with; empty disables"+env("REQUIREPASS"))
+	fs.IntVar(&c.MaxClients, "maxclients", c.MaxClients, "maximum concurrent client `connections`"+env("MAXCLIENTS"))
+	fs.Int64Var(&c.MaxBulkLen, "proto-max-bulk-len", c.MaxBulkLen, "largest argument or string value in `bytes`"+env("PROTO_MAX_BULK_LEN"))
+	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` (raft_config.example.json) for the raft backend"+env("CONFIG"))
+	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
+	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
+	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
+}
+
+// ApplyCluster applies the cluster file layer.
+func (c *Config) ApplyCluster(cl *config.Cluster) {
+	c.PDAddr = cl.PDAddr(c.Scope)
+	c.MaxRetries = cl.MaxRetries
+}
+
+// Validate checks every setting and reports all problems, each naming its setting.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+	if err := config.CheckAddr(c.Addr); err != nil {
+		bad("addr", "%v", err)
+	}
+	switch c.Backend {
+	case BackendEmbedded:
+		if strings.TrimSpace(c.WorkDir) == "" {
+			bad("workdir", "must not be empty")
+		}
+	case BackendRaft:
+		if c.PDAddr == "" {
+			bad("pd-addr", "the raft backend needs PD's address (set --pd-addr or --config)")
+		}
+	default:
+		bad("backend", "%q: want embedded or raft", c.Backend)
+	}
+	if _, err := embedded.ParseSyncPolicy(c.Sync); err != nil {
+		bad("sync", "%v", err)
+	}
+	if c.MetricsAddr != "" {
+		if err := config.CheckAddr(c.MetricsAddr); err != nil {
+			bad("metrics-addr", "%v", err)
+		} else if c.MetricsAddr == c.Addr {
+			bad("metrics-addr", "must differ from addr %q", c.Addr)
+		}
+	}
+	if c.MaxClients < 1 {
+		bad("maxclients", "%d: must be at least 1", c.MaxClients)
+	}
+	if c.MaxBulkLen < 1024 {
+		bad("proto-max-bulk-len", "%d: must be at least 1024", c.MaxBulkLen)
+	}
+	if _, err := config.ParseScope(string(c.Scope)); err != nil {
+		bad("scope", "%v", err)
+	}
+	if c.MaxRetries < 0 {
+		bad("max-retries", "%d: must not be negative", c.MaxRetries)
+	}
+	return errors.Join(errs...)
+}
+
+// Resolve builds the effective settings from, in increasing precedence, the
+// defaults, the cluster file (if --config names one), the environment and the flags
+// set explicitly on fs (already parsed, registered by RegisterFlags).
+func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, error) {
+	// The cluster file's path and scope cannot come from the file itself.
+	boot := DefaultConfig()
+	if err := overlay(&boot, fs, env); err != nil {
+		return Config{}, err
+	}
+	cfg := DefaultConfig()
+	if boot.Config != "" {
+		cl, err := config.Load(boot.Config)
+		if err != nil {
+			return Config{}, err
+		}
+		cfg.Scope = boot.Scope
+		cfg.ApplyCluster(cl)
+	}
+	if err := overlay(&cfg, fs, env); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
+	if err := config.ApplyEnv(c, env); err != nil {
+		return err
+	}
+	return config.ApplyFlags(fs, c.RegisterFlags)
+}

@@ -1,0 +1,221 @@
+package gatewayserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
+	"github.com/nokv/nokv/services/gateway/internal/command"
+	"github.com/nokv/nokv/services/gateway/internal/metrics"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
+)
+
+// ErrRaftBackendUnavailable is returned for --backend raft until the cluster
+// services exist.
+var ErrRaftBackendUnavailable = errors.New("gateway: the raft backend is not available yet: nokv-pd and nokv-store are being built (issues 3 and 4); use --backend embedded")
+
+// Server is a running nokv-redis.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	be      backend.Backend
+	exec    *command.Executor
+	metrics *metrics.Metrics
+
+	ln      net.Listener
+	rs      *redcon.Server
+	served  chan struct{} // closed when the redcon serve loop has returned
+	started bool
+	httpLn  net.Listener
+	httpSrv *http.Server
+
+	connMu  sync.Mutex
+	conns   int
+	closing bool
+	connsWG sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the backend and binds the listeners; nothing is served until Start.
+func New(cfg Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid settings: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Backend == BackendRaft {
+		return nil, ErrRaftBackendUnavailable
+	}
+	now := cfg.TestingKnobs.NowMs
+	store, err := embedded.Open(embedded.Options{
+		Dir:    cfg.WorkDir,
+		Sync:   embedded.SyncPolicy(cfg.Sync),
+		Now:    now,
+		Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open embedded store: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{})}
+	nowTime := time.Now
+	if now != nil {
+		nowTime = func() time.Time { return time.UnixMilli(now()) }
+	}
+	s.exec = command.New(store, command.Options{
+		RequirePass: cfg.RequirePass,
+		MaxBulkLen:  cfg.MaxBulkLen,
+		MaxClients:  cfg.MaxClients,
+		SyncPolicy:  cfg.Sync,
+		Addr:        cfg.Addr,
+		Backend:     cfg.Backend,
+		Now:         nowTime,
+		Logger:      log,
+		Observe: func(c *command.Command, d time.Duration, failed bool) {
+			s.metrics.ObserveCommand(c.Name, d, failed)
+		},
+	})
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		_ = store.Close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	s.ln = resp.GuardListener{Listener: ln, Limits: resp.Limits{MaxBulkLen: cfg.MaxBulkLen}}
+	if cfg.MetricsAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			_ = ln.Close()
+			_ = store.Close()
+			return nil, fmt.Errorf("listen on metrics address %s: %w", cfg.MetricsAddr, err)
+		}
+		s.httpSrv = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	s.rs = redcon.NewServer(cfg.Addr, s.handle, s.accept, s.closed)
+	return s, nil
+}
+
+// Addr is the RESP address actually bound (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MetricsAddr is the metrics address actually bound, or "".
+func (s *Server) MetricsAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Start serves in background goroutines.
+func (s *Server) Start() {
+	s.connMu.Lock()
+	s.started = true
+	s.connMu.Unlock()
+	go func() {
+		defer close(s.served)
+		if err := s.rs.Serve(s.ln); err != nil {
+			s.log.Error("RESP server stopped", "err", err)
+		}
+	}()
+	if s.httpSrv != nil {
+		go func() {
+			if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	s.log.Info("nokv-redis serving", "addr", s.Addr(), "backend", s.cfg.Backend, "workdir", s.cfg.WorkDir, "sync", s.cfg.Sync, "metrics", s.MetricsAddr())
+}
+
+// Close stops accepting, closes client connections, waits for in-flight commands
+// and closes the backend (flushing it to disk). It is safe to call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.connMu.Lock()
+		s.closing = true
+		started := s.started
+		s.connMu.Unlock()
+		if started {
+			_ = s.rs.Close()
+			<-s.served
+		} else {
+			_ = s.ln.Close()
+			if s.httpLn != nil {
+				_ = s.httpLn.Close()
+			}
+		}
+		s.connsWG.Wait()
+		if s.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		s.closeErr = s.be.Close()
+	})
+	return s.closeErr
+}
+
+func (s *Server) accept(conn redcon.Conn) bool {
+	s.connMu.Lock()
+	if s.closing {
+		s.connMu.Unlock()
+		return false
+	}
+	if s.conns >= s.cfg.MaxClients {
+		s.connMu.Unlock()
+		s.metrics.ConnectionsRejected.Add(1)
+		s.exec.RejectedConnection()
+		_, _ = conn.NetConn().Write([]byte("-ERR max number of clients reached\r\n"))
+		return false
+	}
+	s.conns++
+	s.connsWG.Add(1)
+	s.connMu.Unlock()
+	s.metrics.ConnectionsAccepted.Add(1)
+	s.metrics.ConnectionsActive.Add(1)
+	conn.SetContext(s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String()))
+	return true
+}
+
+func (s *Server) closed(conn redcon.Conn, err error) {
+	if c, ok := conn.Context().(*command.Client); ok {
+		s.exec.CloseClient(c)
+	}
+	if err != nil && !errors.Is(err, resp.ErrProtocol) && !errors.Is(err, net.ErrClosed) {
+		s.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
+	}
+	s.metrics.ConnectionsActive.Add(-1)
+	s.connMu.Lock()
+	s.conns--
+	s.connMu.Unlock()
+	s.connsWG.Done()
+}
+
+func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	c := conn.Context().(*command.Client)
+	// Replies of a pipeline are held back until its last command, so that one
+	// fsync can cover all of its writes before any reply leaves.
+	last := len(conn.PeekPipeline()) == 0
+	if err := s.exec.Exec(context.Background(), c, cmd.Args, last); err != nil {
+		c.Out.Reset()
+		_ = conn.NetConn().Close()
+		return
+	}
+	if !last && !c.CloseAfterReply {
+		return
+	}
+	conn.WriteRaw(c.Out.Bytes())
+	c.Out.Release()
+	if c.CloseAfterReply {
+		_ = conn.Close()
+	}
+}

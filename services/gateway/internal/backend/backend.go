@@ -1,0 +1,120 @@
+// Package backend defines the storage contract every Redis command is written against.
+//
+// A command reads the keys it names, computes, and writes back through one Txn; the
+// backend makes the whole read-modify-write atomic. Two implementations exist or are
+// planned: embedded (a local Pebble store, per-key latches) and raft (a Percolator
+// transaction against the cluster). Because the raft backend retries a transaction on
+// a write conflict, an Update callback must be free of side effects other than calls
+// on its Txn: it may run more than once.
+package backend
+
+import (
+	"context"
+	"errors"
+)
+
+// Type is the Redis type of a stored value. Only strings exist today; the byte is
+// stored with every value so that lists, hashes and sets slot in without a format
+// change.
+type Type byte
+
+// Value types, persisted: never renumber.
+const (
+	TypeString Type = 1
+)
+
+// String returns the name TYPE replies with.
+func (t Type) String() string {
+	switch t {
+	case TypeString:
+		return "string"
+	default:
+		return "none"
+	}
+}
+
+// Value is a stored Redis value with its metadata.
+type Value struct {
+	Type Type
+	// ExpiresAt is the absolute expiry in Unix milliseconds; 0 means no expiry.
+	ExpiresAt int64
+	Data      []byte
+}
+
+// Expired reports whether v is past its expiry at nowMs.
+func (v Value) Expired(nowMs int64) bool { return v.ExpiresAt != 0 && v.ExpiresAt <= nowMs }
+
+// Txn is the view one atomic command runs against. Reads see the latest committed
+// state plus the Txn's own writes; expired values read as absent. Keys and values
+// passed in are retained until the Txn commits, so callers must not modify them.
+type Txn interface {
+	// Get returns the live value of key.
+	Get(key []byte) (v Value, ok bool, err error)
+	// Set stores v under key, replacing any previous value and its expiry.
+	Set(key []byte, v Value)
+	// Delete removes key; deleting an absent key is a no-op.
+	Delete(key []byte)
+	// Now is the clock, in Unix milliseconds, the Txn judges expiry by. Commands use
+	// it so that "expired" means the same thing to them and to the backend.
+	Now() int64
+}
+
+// WriteOptions tunes one Update.
+type WriteOptions struct {
+	// DeferSync lets the backend acknowledge the write before it is durable; the
+	// caller promises to call Sync before it replies to the client. The gateway sets
+	// it for every command of a pipeline but the last, so one fsync covers the lot.
+	DeferSync bool
+}
+
+// KeyInfo describes one key met by Scan.
+type KeyInfo struct {
+	Key   []byte
+	Value Value
+}
+
+// Stats is what INFO keyspace reports.
+type Stats struct {
+	Keys    int64 // keys stored, including expired keys not yet swept (as Redis counts)
+	Expires int64 // of those, keys with an expiry
+}
+
+// Backend is a durable, transactional key-value store of Redis values.
+//
+// All methods are safe for concurrent use. After Close every method returns
+// ErrClosed.
+type Backend interface {
+	// Update runs fn atomically. keys must name every key fn touches: the embedded
+	// backend latches them, so concurrent Updates on the same keys serialise. If fn
+	// returns an error nothing is written and Update returns that error. fn may be
+	// called more than once.
+	Update(ctx context.Context, opts WriteOptions, keys [][]byte, fn func(Txn) error) error
+	// Get returns the live value of key.
+	Get(ctx context.Context, key []byte) (Value, bool, error)
+	// MultiGet returns the live values of keys read at one consistent point;
+	// found[i] tells whether keys[i] exists.
+	MultiGet(ctx context.Context, keys [][]byte) (vals []Value, found []bool, err error)
+	// Scan calls fn for live keys >= start in key order until fn returns false or
+	// limit keys were visited (limit <= 0 means no limit). It returns the key to
+	// resume from, or nil when the key space is exhausted. Only keys with the given
+	// prefix are visited.
+	Scan(ctx context.Context, prefix, start []byte, limit int, fn func(KeyInfo) bool) (next []byte, err error)
+	// RandomKey returns a live key chosen at random, or ok=false when none exists.
+	RandomKey(ctx context.Context) (key []byte, ok bool, err error)
+	// Stats returns the key counters for INFO and DBSIZE.
+	Stats(ctx context.Context) (Stats, error)
+	// FlushAll deletes every key atomically.
+	FlushAll(ctx context.Context) error
+	// Sync makes every write acknowledged so far durable.
+	Sync(ctx context.Context) error
+	// Close releases the store. It waits for in-flight calls to finish.
+	Close() error
+}
+
+// Errors the command layer translates into Redis replies.
+var (
+	// ErrClosed is returned by every call after Close.
+	ErrClosed = errors.New("backend: closed")
+	// ErrLocked means another process holds the store's data directory.
+	ErrLocked = errors.New("backend: data directory is locked by another process")
+)

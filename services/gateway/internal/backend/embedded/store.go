@@ -1,0 +1,500 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+)
+
+// SyncPolicy says when writes reach the disk.
+type SyncPolicy string
+
+// Sync policies, named after Redis's appendfsync settings.
+const (
+	// SyncAlways fsyncs before a write is acknowledged.
+	SyncAlways SyncPolicy = "always"
+	// SyncEverySec fsyncs once a second: a crash of the machine loses at most about
+	// a second of writes; a crash of the process alone loses at most what Pebble has
+	// not yet handed to the OS.
+	SyncEverySec SyncPolicy = "everysec"
+	// SyncNo never fsyncs explicitly and leaves it to the OS.
+	SyncNo SyncPolicy = "no"
+)
+
+// ParseSyncPolicy validates a policy name.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch p := SyncPolicy(s); p {
+	case SyncAlways, SyncEverySec, SyncNo:
+		return p, nil
+	}
+	return "", fmt.Errorf("sync policy %q: want always, everysec or no", s)
+}
+
+// Options configures a Store.
+type Options struct {
+	Dir  string
+	Sync SyncPolicy
+	// CacheSize is Pebble's block cache in bytes (0: 64 MiB).
+	CacheSize int64
+	// SweepInterval is how often expired keys are deleted (0: 100ms, like Redis hz 10).
+	SweepInterval time.Duration
+	// Now is the clock in Unix milliseconds (nil: wall clock). Tests inject one.
+	Now    func() int64
+	Logger *slog.Logger
+}
+
+// Store is the embedded backend. See the package doc for the layout.
+type Store struct {
+	db      *pebble.DB
+	opts    Options
+	latches *latches
+	now     func() int64
+	log     *slog.Logger
+
+	// mu is held shared by every operation and exclusively by FlushAll and Close:
+	// FlushAll must not interleave with an Update that computed its counter deltas
+	// against the keys being wiped.
+	mu     sync.RWMutex
+	closed bool
+
+	// unsynced counts commits made without fsync; synced is the value of unsynced
+	// that the last Sync covered. Sync skips the fsync when nothing is new.
+	unsynced atomic.Uint64
+	synced   atomic.Uint64
+
+	expiredKeys atomic.Int64 // keys the sweeper deleted, for INFO
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ backend.Backend = (*Store)(nil)
+
+var errCorruptCounter = errors.New("embedded: corrupt counter")
+
+// Open opens (creating if needed) the store in opts.Dir. A directory held by another
+// process yields an error wrapping backend.ErrLocked.
+func Open(opts Options) (*Store, error) {
+	if opts.Sync == "" {
+		opts.Sync = SyncAlways
+	}
+	if _, err := ParseSyncPolicy(string(opts.Sync)); err != nil {
+		return nil, err
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 64 << 20
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = 100 * time.Millisecond
+	}
+	if opts.Now == nil {
+		opts.Now = func() int64 { return time.Now().UnixMilli() }
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", opts.Dir, err)
+	}
+	lock, err := pebble.LockDirectory(opts.Dir, vfs.Default)
+	if err != nil {
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+			return nil, fmt.Errorf("open %s: %w", opts.Dir, backend.ErrLocked)
+		}
+		return nil, fmt.Errorf("lock data directory %s: %w", opts.Dir, err)
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	defer cache.Unref()
+	popts := &pebble.Options{
+		Cache:        cache,
+		Lock:         lock,
+		Merger:       counterMerger,
+		MemTableSize: 32 << 20,
+		Logger:       pebbleLogger{opts.Logger},
+		// The WAL is our durability; writes with Sync=false still reach the OS soon.
+		BytesPerSync: 1 << 20,
+	}
+	popts.EnsureDefaults()
+	db, err := pebble.Open(opts.Dir, popts)
+	if err != nil {
+		_ = lock.Close()
+		return nil, fmt.Errorf("open pebble in %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		db:      db,
+		opts:    opts,
+		latches: newLatches(),
+		now:     opts.Now,
+		log:     opts.Logger,
+		stop:    make(chan struct{}),
+	}
+	// Pebble holds its own reference to the lock and drops it in Close; ours goes now.
+	_ = lock.Close()
+	s.wg.Add(1)
+	go s.sweepLoop()
+	if opts.Sync == SyncEverySec {
+		s.wg.Add(1)
+		go s.syncLoop()
+	}
+	return s, nil
+}
+
+// enter admits an operation; it returns false once the store is closed.
+func (s *Store) enter() bool {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (s *Store) leave() { s.mu.RUnlock() }
+
+// Now returns the store's clock in Unix milliseconds.
+func (s *Store) Now() int64 { return s.now() }
+
+// Get implements backend.Backend.
+func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error) {
+	if !s.enter() {
+		return backend.Value{}, false, backend.ErrClosed
+	}
+	defer s.leave()
+	return s.get(s.db, key, s.now())
+}
+
+// reader is what both *pebble.DB and *pebble.Snapshot offer.
+type reader interface {
+	Get(key []byte) ([]byte, io.Closer, error)
+}
+
+// get reads key's live value; the result's Data is a private copy.
+func (s *Store) get(r reader, key []byte, now int64) (backend.Value, bool, error) {
+	v, ok, err := getStored(r, key)
+	if err != nil || !ok || v.Expired(now) {
+		return backend.Value{}, false, err
+	}
+	return v, true, nil
+}
+
+// getStored reads key's stored value, expired or not; Data is a private copy.
+func getStored(r reader, key []byte) (backend.Value, bool, error) {
+	var kb [128]byte
+	raw, closer, err := r.Get(appendDataKey(kb[:0], key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return backend.Value{}, false, nil
+	}
+	if err != nil {
+		return backend.Value{}, false, fmt.Errorf("get: %w", err)
+	}
+	defer closer.Close()
+	v, err := decodeValue(raw)
+	if err != nil {
+		return backend.Value{}, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	v.Data = append(make([]byte, 0, len(v.Data)), v.Data...)
+	return v, true, nil
+}
+
+// MultiGet implements backend.Backend.
+func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, []bool, error) {
+	if !s.enter() {
+		return nil, nil, backend.ErrClosed
+	}
+	defer s.leave()
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	now := s.now()
+	vals := make([]backend.Value, len(keys))
+	found := make([]bool, len(keys))
+	for i, k := range keys {
+		v, ok, err := s.get(snap, k, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[i], found[i] = v, ok
+	}
+	return vals, found, nil
+}
+
+// Update implements backend.Backend.
+func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	if !s.enter() {
+		return backend.ErrClosed
+	}
+	defer s.leave()
+	var slotBuf [8]uint32
+	slots := s.latches.acquire(keys, slotBuf[:0])
+	defer s.latches.release(slots)
+
+	tx := txnPool.Get().(*txn)
+	defer tx.release()
+	tx.store, tx.now = s, s.now()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if len(tx.writes) == 0 {
+		return nil
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := tx.fill(b); err != nil {
+		return err
+	}
+	return s.commit(b, opts.DeferSync)
+}
+
+// commit applies b according to the sync policy.
+func (s *Store) commit(b *pebble.Batch, deferSync bool) error {
+	wo := pebble.NoSync
+	if s.opts.Sync == SyncAlways && !deferSync {
+		wo = pebble.Sync
+	}
+	if err := s.db.Apply(b, wo); err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	if wo == pebble.NoSync {
+		s.unsynced.Add(1)
+	}
+	return nil
+}
+
+// Sync implements backend.Backend. Under SyncAlways it fsyncs the WAL if any
+// deferred write is not yet covered; under the other policies it is a no-op, since
+// they promise no durability at reply time.
+func (s *Store) Sync(ctx context.Context) error {
+	if s.opts.Sync != SyncAlways {
+		return nil
+	}
+	if !s.enter() {
+		return backend.ErrClosed
+	}
+	defer s.leave()
+	return s.syncWAL()
+}
+
+func (s *Store) syncWAL() error {
+	target := s.unsynced.Load()
+	if s.synced.Load() >= target {
+		return nil
+	}
+	// An empty LogData record with Sync waits for the WAL to be fsynced through
+	// itself, and so through every commit before it.
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync wal: %w", err)
+	}
+	for {
+		cur := s.synced.Load()
+		if cur >= target || s.synced.CompareAndSwap(cur, target) {
+			return nil
+		}
+	}
+}
+
+func (s *Store) syncLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if !s.enter() {
+				return
+			}
+			if err := s.syncWAL(); err != nil {
+				s.log.Error("everysec fsync failed", "err", err)
+			}
+			s.leave()
+		}
+	}
+}
+
+// Scan implements backend.Backend.
+func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn func(backend.KeyInfo) bool) ([]byte, error) {
+	if !s.enter() {
+		return nil, backend.ErrClosed
+	}
+	defer s.leave()
+	lower := appendDataKey(nil, prefix)
+	if bytes.Compare(start, prefix) > 0 {
+		lower = appendDataKey(nil, start)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(appendDataKey(nil, prefix))})
+	if err != nil {
+		return nil, fmt.Errorf("scan: %w", err)
+	}
+	defer it.Close()
+	now := s.now()
+	visited := 0
+	for it.First(); it.Valid(); it.Next() {
+		if limit > 0 && visited >= limit {
+			return bytes.Clone(it.Key()[1:]), nil
+		}
+		visited++
+		v, err := decodeValue(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		if v.Expired(now) {
+			continue
+		}
+		if !fn(backend.KeyInfo{Key: it.Key()[1:], Value: v}) {
+			if !it.Next() {
+				return nil, it.Error()
+			}
+			return bytes.Clone(it.Key()[1:]), nil
+		}
+	}
+	return nil, it.Error()
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// RandomKey implements backend.Backend: it seeks to a random point of the key space
+// and takes the first live key after it, wrapping around once.
+func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
+	if !s.enter() {
+		return nil, false, backend.ErrClosed
+	}
+	defer s.leave()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{familyData}, UpperBound: []byte{familyData + 1}})
+	if err != nil {
+		return nil, false, fmt.Errorf("randomkey: %w", err)
+	}
+	defer it.Close()
+	now := s.now()
+	var seek [9]byte
+	seek[0] = familyData
+	for i := 1; i < len(seek); i++ {
+		seek[i] = byte(rand.IntN(256))
+	}
+	for _, first := range []bool{false, true} {
+		valid := false
+		if first {
+			valid = it.First()
+		} else {
+			valid = it.SeekGE(seek[:])
+		}
+		for ; valid; valid = it.Next() {
+			v, err := decodeValue(it.Value())
+			if err != nil {
+				return nil, false, err
+			}
+			if !v.Expired(now) {
+				return bytes.Clone(it.Key()[1:]), true, nil
+			}
+		}
+		if err := it.Error(); err != nil {
+			return nil, false, err
+		}
+	}
+	return nil, false, nil
+}
+
+// Stats implements backend.Backend.
+func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
+	if !s.enter() {
+		return backend.Stats{}, backend.ErrClosed
+	}
+	defer s.leave()
+	keys, err := s.counter(counterKeys)
+	if err != nil {
+		return backend.Stats{}, err
+	}
+	expires, err := s.counter(counterExpires)
+	if err != nil {
+		return backend.Stats{}, err
+	}
+	return backend.Stats{Keys: keys, Expires: expires}, nil
+}
+
+func (s *Store) counter(key []byte) (int64, error) {
+	raw, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read counter %q: %w", key, err)
+	}
+	defer closer.Close()
+	return decodeCounter(raw)
+}
+
+// ExpiredKeys is how many keys the sweeper has deleted since Open.
+func (s *Store) ExpiredKeys() int64 { return s.expiredKeys.Load() }
+
+// FlushAll implements backend.Backend.
+func (s *Store) FlushAll(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return backend.ErrClosed
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.DeleteRange([]byte{familyData}, []byte{familyData + 1}, nil)
+	_ = b.DeleteRange([]byte{familyExpiry}, []byte{familyExpiry + 1}, nil)
+	_ = b.Set(counterKeys, encodeCounter(0), nil)
+	_ = b.Set(counterExpires, encodeCounter(0), nil)
+	return s.commit(b, false)
+}
+
+// Close implements backend.Backend.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.stop)
+	s.mu.Unlock()
+	s.wg.Wait()
+	// A clean shutdown leaves nothing unsynced, whatever the policy.
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.log.Error("final fsync failed", "err", err)
+	}
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close pebble: %w", err)
+	}
+	return nil
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}

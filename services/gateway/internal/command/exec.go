@@ -1,0 +1,253 @@
+package command
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
+)
+
+// Options configures an Executor.
+type Options struct {
+	// RequirePass, when set, makes clients AUTH before anything else.
+	RequirePass string
+	// MaxBulkLen caps the size of a string a command may create (proto-max-bulk-len).
+	MaxBulkLen int64
+	// MaxClients is reported by CONFIG GET and INFO; the server enforces it.
+	MaxClients int
+	// SyncPolicy is reported by CONFIG GET appendfsync and INFO persistence.
+	SyncPolicy string
+	// Addr is the listen address reported by INFO and CONFIG GET.
+	Addr string
+	// Backend names the backend kind in INFO ("embedded", "raft").
+	Backend string
+	// Now is the clock (nil: wall clock). Tests inject one.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Observe, if set, is called after every command with its table entry, its
+	// duration and whether it replied with an error.
+	Observe func(cmd *Command, d time.Duration, failed bool)
+}
+
+// Executor runs commands for clients. It is safe for concurrent use by many
+// connections; each Client is used by one connection at a time.
+type Executor struct {
+	be      backend.Backend
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+
+	clientsMu sync.Mutex
+	clients   map[int64]*Client
+	nextID    atomic.Int64
+
+	// Counters for INFO stats.
+	commandsProcessed atomic.Int64
+	connectionsTotal  atomic.Int64
+	rejectedConns     atomic.Int64
+	keyspaceHits      atomic.Int64
+	keyspaceMisses    atomic.Int64
+
+	scanCursors *cursorTable
+}
+
+// New returns an Executor over be.
+func New(be backend.Backend, opts Options) *Executor {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBulkLen <= 0 {
+		opts.MaxBulkLen = resp.DefaultMaxBulkLen
+	}
+	if opts.Backend == "" {
+		opts.Backend = "embedded"
+	}
+	return &Executor{
+		be:          be,
+		opts:        opts,
+		log:         opts.Logger,
+		started:     opts.Now(),
+		clients:     make(map[int64]*Client),
+		scanCursors: newCursorTable(),
+	}
+}
+
+// Client is the per-connection state.
+type Client struct {
+	ID        int64
+	Addr      string
+	LocalAddr string
+	Created   time.Time
+
+	// The fields below are touched by the connection's goroutine and read by
+	// CLIENT LIST from others, hence the mutex.
+	mu      sync.Mutex
+	name    string
+	libName string
+	libVer  string
+	lastCmd string
+	lastAt  time.Time
+	proto   int
+
+	authed bool
+	// dirty means a write was acknowledged with a deferred fsync; the connection
+	// must Sync before its replies leave.
+	dirty bool
+	// Out accumulates replies until the connection flushes them.
+	Out resp.Writer
+	// CloseAfterReply asks the connection to close once Out is flushed (QUIT).
+	CloseAfterReply bool
+}
+
+// NewClient registers a connection.
+func (e *Executor) NewClient(addr, localAddr string) *Client {
+	c := &Client{
+		ID:        e.nextID.Add(1),
+		Addr:      addr,
+		LocalAddr: localAddr,
+		Created:   e.opts.Now(),
+		proto:     2,
+		authed:    e.opts.RequirePass == "",
+	}
+	c.Out.Proto = 2
+	c.lastAt = c.Created
+	e.connectionsTotal.Add(1)
+	e.clientsMu.Lock()
+	e.clients[c.ID] = c
+	e.clientsMu.Unlock()
+	return c
+}
+
+// CloseClient unregisters a connection.
+func (e *Executor) CloseClient(c *Client) {
+	e.clientsMu.Lock()
+	delete(e.clients, c.ID)
+	e.clientsMu.Unlock()
+}
+
+// ConnectedClients is the number of registered connections.
+func (e *Executor) ConnectedClients() int {
+	e.clientsMu.Lock()
+	defer e.clientsMu.Unlock()
+	return len(e.clients)
+}
+
+// RejectedConnection counts a connection refused for maxclients (INFO stats).
+func (e *Executor) RejectedConnection() { e.rejectedConns.Add(1) }
+
+// Request is one command being executed.
+type Request struct {
+	ctx  context.Context
+	e    *Executor
+	c    *Client
+	cmd  *Command
+	Args [][]byte
+	w    *resp.Writer
+	// last is true for the last command of the pipeline read so far: only then may
+	// the reply be held back for an fsync without hurting batching.
+	last bool
+}
+
+// writeOpts returns the write options of this request: every write of a pipeline
+// but the last defers its fsync to the Sync at the end of the pipeline.
+func (r *Request) writeOpts() backend.WriteOptions {
+	if r.last {
+		return backend.WriteOptions{}
+	}
+	r.c.dirty = true
+	return backend.WriteOptions{DeferSync: true}
+}
+
+func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
+	return r.e.be.Update(r.ctx, r.writeOpts(), keys, fn)
+}
+
+var lowerPool = sync.Pool{New: func() any { b := make([]byte, 0, 32); return &b }}
+
+// Exec runs one command and appends its reply to c.Out. last says whether more
+// commands of the same pipeline are already waiting; when it is true, Exec also
+// makes the pipeline's deferred writes durable before returning, and a failure to
+// do so is returned: the caller must then drop the replies and close the
+// connection, since it cannot promise durability.
+func (e *Executor) Exec(ctx context.Context, c *Client, args [][]byte, last bool) error {
+	if len(args) == 0 {
+		return nil
+	}
+	start := time.Now()
+	bp := lowerPool.Get().(*[]byte)
+	name := lower(*bp, args[0])
+	cmd := table[string(name)]
+	*bp = name
+	lowerPool.Put(bp)
+
+	if cmd != nil {
+		c.mu.Lock()
+		c.lastCmd = cmd.Name
+		c.lastAt = start
+		c.mu.Unlock()
+	}
+	w := &c.Out
+	mark := w.Len()
+	req := Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
+	err := e.dispatch(&req)
+	if err != nil {
+		// A handler may have begun a reply before failing; the error replaces it.
+		w.Truncate(mark)
+		writeError(w, e.log, string(args[0]), err)
+	}
+	e.commandsProcessed.Add(1)
+	if cmd != nil {
+		cmd.Calls.Add(1)
+		if e.opts.Observe != nil {
+			e.opts.Observe(cmd, time.Since(start), err != nil)
+		}
+	}
+	if last && c.dirty {
+		c.dirty = false
+		if err := e.be.Sync(ctx); err != nil {
+			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", err)
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Executor) dispatch(r *Request) error {
+	cmd := r.cmd
+	if cmd == nil {
+		if !r.c.authed {
+			return errNoAuth
+		}
+		return unknownCommand(r.Args)
+	}
+	if !r.c.authed && cmd.Flags&flagNoAuth == 0 {
+		return errNoAuth
+	}
+	if !cmd.arityOK(len(r.Args)) {
+		return errWrongArgs(cmd.Name)
+	}
+	return cmd.Handler(r)
+}
+
+// unknownCommand builds Redis's reply for an unknown command, quoting the first
+// arguments up to 128 bytes exactly as Redis does.
+func unknownCommand(args [][]byte) error {
+	var quoted []byte
+	for _, a := range args[1:] {
+		if len(quoted) >= 128 {
+			break
+		}
+		room := 128 - len(quoted)
+		quoted = append(quoted, '\'')
+		quoted = append(quoted, a[:min(len(a), room)]...)
+		quoted = append(quoted, '\'', ' ')
+	}
+	return replyError("ERR unknown command '" + truncate(args[0], 128) + "', with args beginning with: " + string(quoted))
+}

@@ -1,0 +1,443 @@
+package command
+
+import (
+	"bytes"
+	"math"
+	"strconv"
+	"sync"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/glob"
+)
+
+func init() {
+	const (
+		g  = "generic"
+		rf = flagReadonly | flagFast
+		wf = flagWrite | flagFast
+	)
+	register(
+		&Command{Name: "del", Arity: -2, Flags: flagWrite, FirstKey: 1, LastKey: -1, Step: 1, Group: g, Since: "1.0.0", Summary: "Deletes one or more keys.", Complexity: "O(N) where N is the number of keys that will be removed.", Handler: cmdDel},
+		&Command{Name: "unlink", Arity: -2, Flags: wf, FirstKey: 1, LastKey: -1, Step: 1, Group: g, Since: "4.0.0", Summary: "Asynchronously deletes one or more keys.", Complexity: "O(1) for each key removed regardless of its size.", Handler: cmdDel},
+		&Command{Name: "exists", Arity: -2, Flags: rf, FirstKey: 1, LastKey: -1, Step: 1, Group: g, Since: "1.0.0", Summary: "Determines whether one or more keys exist.", Complexity: "O(N) where N is the number of keys to check.", Handler: cmdExists},
+		&Command{Name: "touch", Arity: -2, Flags: rf, FirstKey: 1, LastKey: -1, Step: 1, Group: g, Since: "3.2.1", Summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.", Complexity: "O(N) where N is the number of keys that will be touched.", Handler: cmdExists},
+		&Command{Name: "type", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "1.0.0", Summary: "Determines the type of value stored at a key.", Complexity: "O(1)", Handler: cmdType},
+		&Command{Name: "expire", Arity: -3, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "1.0.0", Summary: "Sets the expiration time of a key in seconds.", Complexity: "O(1)", Handler: expireCmd(1000, false)},
+		&Command{Name: "pexpire", Arity: -3, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.6.0", Summary: "Sets the expiration time of a key in milliseconds.", Complexity: "O(1)", Handler: expireCmd(1, false)},
+		&Command{Name: "expireat", Arity: -3, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "1.2.0", Summary: "Sets the expiration time of a key to a Unix timestamp.", Complexity: "O(1)", Handler: expireCmd(1000, true)},
+		&Command{Name: "pexpireat", Arity: -3, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.6.0", Summary: "Sets the expiration time of a key to a Unix milliseconds timestamp.", Complexity: "O(1)", Handler: expireCmd(1, true)},
+		&Command{Name: "ttl", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "1.0.0", Summary: "Returns the expiration time in seconds of a key.", Complexity: "O(1)", Handler: ttlCmd(false, false)},
+		&Command{Name: "pttl", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.6.0", Summary: "Returns the expiration time in milliseconds of a key.", Complexity: "O(1)", Handler: ttlCmd(true, false)},
+		&Command{Name: "expiretime", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "7.0.0", Summary: "Returns the expiration time of a key as a Unix timestamp.", Complexity: "O(1)", Handler: ttlCmd(false, true)},
+		&Command{Name: "pexpiretime", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "7.0.0", Summary: "Returns the expiration time of a key as a Unix milliseconds timestamp.", Complexity: "O(1)", Handler: ttlCmd(true, true)},
+		&Command{Name: "persist", Arity: 2, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.2.0", Summary: "Removes the expiration time of a key.", Complexity: "O(1)", Handler: cmdPersist},
+		&Command{Name: "rename", Arity: 3, Flags: flagWrite, FirstKey: 1, LastKey: 2, Step: 1, Group: g, Since: "1.0.0", Summary: "Renames a key and overwrites the destination.", Complexity: "O(1)", Handler: cmdRename},
+		&Command{Name: "renamenx", Arity: 3, Flags: wf, FirstKey: 1, LastKey: 2, Step: 1, Group: g, Since: "1.0.0", Summary: "Renames a key only when the target key name doesn't exist.", Complexity: "O(1)", Handler: cmdRenameNX},
+		&Command{Name: "keys", Arity: 2, Flags: flagReadonly, Group: g, Since: "1.0.0", Summary: "Returns all key names that match a pattern.", Complexity: "O(N) with N being the number of keys in the database", Handler: cmdKeys},
+		&Command{Name: "scan", Arity: -2, Flags: flagReadonly, Group: g, Since: "2.8.0", Summary: "Iterates over the key names in the database.", Complexity: "O(1) for every call. O(N) for a complete iteration.", Handler: cmdScan},
+		&Command{Name: "dbsize", Arity: 1, Flags: rf, Group: "server", Since: "1.0.0", Summary: "Returns the number of keys in the database.", Complexity: "O(1)", Handler: cmdDBSize},
+		&Command{Name: "flushdb", Arity: -1, Flags: flagWrite, Group: "server", Since: "1.0.0", Summary: "Remove all keys from the current database.", Complexity: "O(N) where N is the number of keys in the selected database", Handler: cmdFlush},
+		&Command{Name: "flushall", Arity: -1, Flags: flagWrite, Group: "server", Since: "1.0.0", Summary: "Removes all keys from all databases.", Complexity: "O(N) where N is the total number of keys in all databases", Handler: cmdFlush},
+		&Command{Name: "randomkey", Arity: 1, Flags: flagReadonly, Group: g, Since: "1.0.0", Summary: "Returns a random key name from the database.", Complexity: "O(1)", Handler: cmdRandomKey},
+	)
+}
+
+func (e *Executor) nowMs() int64 { return e.opts.Now().UnixMilli() }
+
+// >> DEL key [key ...] (and UNLINK)
+// Reply: the number of keys removed. All deletions commit in one batch.
+func cmdDel(r *Request) error {
+	keys := r.Args[1:]
+	var n int64
+	err := r.update(keys, func(tx backend.Txn) error {
+		n = 0
+		for _, k := range keys {
+			_, ok, err := tx.Get(k)
+			if err != nil {
+				return err
+			}
+			if ok {
+				tx.Delete(k)
+				n++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.w.Int(n)
+	return nil
+}
+
+// >> EXISTS key [key ...] (and TOUCH)
+// Reply: how many of the keys exist, counting repeats.
+func cmdExists(r *Request) error {
+	_, found, err := r.e.be.MultiGet(r.ctx, r.Args[1:])
+	if err != nil {
+		return err
+	}
+	var n int64
+	for _, ok := range found {
+		n += b2i(ok)
+	}
+	r.w.Int(n)
+	return nil
+}
+
+// >> TYPE key
+func cmdType(r *Request) error {
+	v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.w.Simple("none")
+		return nil
+	}
+	r.w.Simple(v.Type.String())
+	return nil
+}
+
+// expireCmd builds EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT.
+//
+// >> EXPIRE key seconds [NX | XX | GT | LT]
+// Reply: 1 if the expiry was set (or the key deleted because the time is already
+// past), 0 if the key does not exist or a condition failed.
+func expireCmd(unitMs int64, abs bool) func(*Request) error {
+	return func(r *Request) error {
+		name := r.cmd.Name
+		n, err := intArg(r.Args[2])
+		if err != nil {
+			return err
+		}
+		var nx, xx, gt, lt bool
+		for _, a := range r.Args[3:] {
+			switch {
+			case equalFold(a, "nx"):
+				nx = true
+			case equalFold(a, "xx"):
+				xx = true
+			case equalFold(a, "gt"):
+				gt = true
+			case equalFold(a, "lt"):
+				lt = true
+			default:
+				return replyError("ERR Unsupported option " + string(a))
+			}
+		}
+		if nx && (xx || gt || lt) {
+			return replyError("ERR NX and XX, GT or LT options at the same time are not compatible")
+		}
+		if gt && lt {
+			return replyError("ERR GT and LT options at the same time are not compatible")
+		}
+		if unitMs == 1000 {
+			if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {
+				return errInvalidExpire(name)
+			}
+			n *= 1000
+		}
+		now := r.e.nowMs()
+		if !abs {
+			if n > math.MaxInt64-now {
+				return errInvalidExpire(name)
+			}
+			n += now
+		}
+		key := r.Args[1]
+		var done bool
+		err = r.update([][]byte{key}, func(tx backend.Txn) error {
+			done = false
+			v, ok, err := tx.Get(key)
+			if err != nil || !ok {
+				return err
+			}
+			cur := v.ExpiresAt // 0: none, which GT and LT treat as infinite
+			switch {
+			case nx && cur != 0, xx && cur == 0:
+				return nil
+			case gt && (cur == 0 || n <= cur), lt && cur != 0 && n >= cur:
+				return nil
+			}
+			if n <= tx.Now() {
+				tx.Delete(key)
+			} else {
+				v.ExpiresAt = n
+				tx.Set(key, v)
+			}
+			done = true
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		r.w.Int(b2i(done))
+		return nil
+	}
+}
+
+// ttlCmd builds TTL, PTTL, EXPIRETIME and PEXPIRETIME.
+// Reply: -2 if the key does not exist, -1 if it has no expiry, else the remaining
+// time (TTL rounds to the nearest second, as Redis does) or the absolute deadline.
+func ttlCmd(ms, absolute bool) func(*Request) error {
+	return func(r *Request) error {
+		v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok:
+			r.w.Int(-2)
+		case v.ExpiresAt == 0:
+			r.w.Int(-1)
+		case absolute && ms:
+			r.w.Int(v.ExpiresAt)
+		case absolute:
+			r.w.Int(v.ExpiresAt / 1000)
+		default:
+			left := max(v.ExpiresAt-r.e.nowMs(), 0)
+			if !ms {
+				left = (left + 500) / 1000
+			}
+			r.w.Int(left)
+		}
+		return nil
+	}
+}
+
+// >> PERSIST key
+// Reply: 1 if an expiry was removed, else 0.
+func cmdPersist(r *Request) error {
+	key := r.Args[1]
+	var done bool
+	err := r.update([][]byte{key}, func(tx backend.Txn) error {
+		v, ok, err := tx.Get(key)
+		done = ok && v.ExpiresAt != 0
+		if err != nil || !done {
+			return err
+		}
+		v.ExpiresAt = 0
+		tx.Set(key, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.w.Int(b2i(done))
+	return nil
+}
+
+// rename moves src to dst with its expiry; with nx it refuses an existing dst.
+func (r *Request) rename(nx bool) (bool, error) {
+	src, dst := r.Args[1], r.Args[2]
+	var done bool
+	err := r.update([][]byte{src, dst}, func(tx backend.Txn) error {
+		done = false
+		v, ok, err := tx.Get(src)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errNoSuchKey
+		}
+		if bytes.Equal(src, dst) {
+			done = !nx
+			return nil
+		}
+		if nx {
+			if _, exists, err := tx.Get(dst); err != nil || exists {
+				return err
+			}
+		}
+		tx.Delete(src)
+		tx.Set(dst, v)
+		done = true
+		return nil
+	})
+	return done, err
+}
+
+// >> RENAME key newkey
+func cmdRename(r *Request) error {
+	if _, err := r.rename(false); err != nil {
+		return err
+	}
+	r.w.OK()
+	return nil
+}
+
+// >> RENAMENX key newkey
+// Reply: 1 if renamed, 0 if newkey exists.
+func cmdRenameNX(r *Request) error {
+	done, err := r.rename(true)
+	if err != nil {
+		return err
+	}
+	r.w.Int(b2i(done))
+	return nil
+}
+
+// >> KEYS pattern
+func cmdKeys(r *Request) error {
+	pattern := r.Args[1]
+	all := len(pattern) == 1 && pattern[0] == '*'
+	var keys [][]byte
+	_, err := r.e.be.Scan(r.ctx, glob.LiteralPrefix(pattern), nil, 0, func(ki backend.KeyInfo) bool {
+		if all || glob.Match(pattern, ki.Key) {
+			keys = append(keys, bytes.Clone(ki.Key))
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	r.w.Array(len(keys))
+	for _, k := range keys {
+		r.w.Bulk(k)
+	}
+	return nil
+}
+
+// >> SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+// Reply: [next cursor, [keys...]]. Keys are visited in key order; COUNT bounds
+// how many keys one call examines. See cursorTable for what a cursor is.
+func cmdScan(r *Request) error {
+	cursor, err := strconv.ParseUint(string(r.Args[1]), 10, 64)
+	if err != nil {
+		return errInvalidCursor
+	}
+	var pattern, typ []byte
+	count := int64(10)
+	for i := 2; i < len(r.Args); i++ {
+		a := r.Args[i]
+		if i+1 >= len(r.Args) {
+			return errSyntax
+		}
+		switch {
+		case equalFold(a, "match"):
+			pattern = r.Args[i+1]
+		case equalFold(a, "count"):
+			if count, err = intArg(r.Args[i+1]); err != nil {
+				return err
+			}
+			if count < 1 {
+				return errSyntax
+			}
+		case equalFold(a, "type"):
+			typ = r.Args[i+1]
+		default:
+			return errSyntax
+		}
+		i++
+	}
+	var start []byte
+	if cursor != 0 {
+		var ok bool
+		if start, ok = r.e.scanCursors.lookup(cursor); !ok {
+			return errInvalidCursor
+		}
+	}
+	var prefix []byte
+	if pattern != nil {
+		prefix = glob.LiteralPrefix(pattern)
+	}
+	var keys [][]byte
+	next, err := r.e.be.Scan(r.ctx, prefix, start, int(min(count, math.MaxInt32)), func(ki backend.KeyInfo) bool {
+		if pattern != nil && !glob.Match(pattern, ki.Key) {
+			return true
+		}
+		if typ != nil && !equalFold(typ, ki.Value.Type.String()) {
+			return true
+		}
+		keys = append(keys, bytes.Clone(ki.Key))
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	var nextCursor uint64
+	if next != nil {
+		nextCursor = r.e.scanCursors.store(next)
+	}
+	r.w.Array(2)
+	r.w.BulkString(strconv.FormatUint(nextCursor, 10))
+	r.w.Array(len(keys))
+	for _, k := range keys {
+		r.w.Bulk(k)
+	}
+	return nil
+}
+
+// cursorTable maps SCAN cursors to the key the next call resumes from. Clients
+// (go-redis, redis-py) treat a cursor as an unsigned integer, so a key cannot
+// travel in it; instead each cursor is an id into a bounded ring of resume keys.
+// A cursor evicted from the ring (after 65536 newer SCAN calls) is rejected with
+// "invalid cursor" rather than silently restarting the iteration.
+type cursorTable struct {
+	mu   sync.Mutex
+	next uint64
+	ring [1 << 16]struct {
+		id  uint64
+		key []byte
+	}
+}
+
+func newCursorTable() *cursorTable { return &cursorTable{next: 1} }
+
+func (t *cursorTable) store(key []byte) uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	id := t.next
+	t.next++
+	slot := &t.ring[id%uint64(len(t.ring))]
+	slot.id, slot.key = id, key
+	return id
+}
+
+func (t *cursorTable) lookup(id uint64) ([]byte, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	slot := &t.ring[id%uint64(len(t.ring))]
+	if slot.id != id {
+		return nil, false
+	}
+	return slot.key, true
+}
+
+// >> DBSIZE
+// Reply: the number of keys, counting expired keys the sweeper has not yet
+// removed, as Redis does.
+func cmdDBSize(r *Request) error {
+	st, err := r.e.be.Stats(r.ctx)
+	if err != nil {
+		return err
+	}
+	r.w.Int(st.Keys)
+	return nil
+}
+
+// >> FLUSHDB [ASYNC | SYNC] (and FLUSHALL)
+func cmdFlush(r *Request) error {
+	if len(r.Args) > 2 {
+		return errSyntax
+	}
+	if len(r.Args) == 2 && !equalFold(r.Args[1], "async") && !equalFold(r.Args[1], "sync") {
+		return errSyntax
+	}
+	if err := r.e.be.FlushAll(r.ctx); err != nil {
+		return err
+	}
+	r.w.OK()
+	return nil
+}
+
+// >> RANDOMKEY
+func cmdRandomKey(r *Request) error {
+	k, ok, err := r.e.be.RandomKey(r.ctx)
+	if err != nil {
+		return err
+	}
+	r.bulkOrNull(k, ok)
+	return nil
+}

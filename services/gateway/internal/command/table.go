@@ -1,0 +1,77 @@
+package command
+
+import "sync/atomic"
+
+// Flag is a command property, reported by COMMAND INFO.
+type Flag uint32
+
+// Command flags; names as Redis reports them.
+const (
+	flagWrite Flag = 1 << iota
+	flagReadonly
+	flagDenyOOM
+	flagFast
+	flagNoAuth
+	flagLoading
+	flagStale
+	flagNoScript
+)
+
+var flagNames = []struct {
+	f    Flag
+	name string
+}{
+	{flagWrite, "write"}, {flagReadonly, "readonly"}, {flagDenyOOM, "denyoom"},
+	{flagFast, "fast"}, {flagNoAuth, "no_auth"}, {flagLoading, "loading"},
+	{flagStale, "stale"}, {flagNoScript, "noscript"},
+}
+
+// Command is one entry of the command table.
+type Command struct {
+	Name string
+	// Arity as Redis defines it: n means exactly n arguments including the name,
+	// -n means at least n.
+	Arity int
+	Flags Flag
+	// FirstKey, LastKey and Step locate the key arguments (LastKey -1: to the end).
+	FirstKey, LastKey, Step int
+	Group                   string
+	Since                   string
+	Summary                 string
+	Complexity              string
+	Handler                 func(*Request) error
+	// Subcommands of container commands (CLIENT, COMMAND, CONFIG), for COMMAND INFO.
+	Subcommands []*Command
+
+	// Calls counts executions, for INFO commandstats and metrics.
+	Calls atomic.Int64
+}
+
+func (c *Command) arityOK(n int) bool {
+	if c.Arity >= 0 {
+		return n == c.Arity
+	}
+	return n >= -c.Arity
+}
+
+// table maps lowercase names to commands; filled by register in init functions.
+var table = map[string]*Command{}
+
+// ordered lists the commands in registration order, for COMMAND and metrics.
+var ordered []*Command
+
+func register(cmds ...*Command) {
+	for _, c := range cmds {
+		if _, dup := table[c.Name]; dup {
+			panic("command: duplicate registration of " + c.Name)
+		}
+		table[c.Name] = c
+		ordered = append(ordered, c)
+	}
+}
+
+// Commands returns the command table in registration order.
+func Commands() []*Command { return ordered }
+
+// Lookup returns the command called name (lowercase), or nil.
+func Lookup(name string) *Command { return table[name] }

@@ -1,0 +1,146 @@
+// Package metrics exposes the gateway's counters two ways: expvar JSON at
+// /debug/vars (NoKV.Stats.redis) and Prometheus text at /metrics.
+package metrics
+
+import (
+	"expvar"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds one gateway's counters.
+type Metrics struct {
+	CommandsTotal       atomic.Int64
+	ErrorsTotal         atomic.Int64
+	ConnectionsActive   atomic.Int64
+	ConnectionsAccepted atomic.Int64
+	ConnectionsRejected atomic.Int64
+
+	perCommand sync.Map // command name -> *commandMetrics
+
+	reg      *prometheus.Registry
+	calls    *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+type commandMetrics struct {
+	calls    atomic.Int64
+	promCall prometheus.Counter
+	promFail prometheus.Counter
+	promLat  prometheus.Observer
+}
+
+// New creates a Metrics and makes it the one expvar reports.
+func New() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.calls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "nokv", Subsystem: "redis", Name: "commands_total",
+		Help: "Commands executed, by command.",
+	}, []string{"cmd"})
+	m.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "nokv", Subsystem: "redis", Name: "command_errors_total",
+		Help: "Commands that replied with an error, by command.",
+	}, []string{"cmd"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "nokv", Subsystem: "redis", Name: "command_duration_seconds",
+		Help:    "Command execution time, by command (excluding network).",
+		Buckets: prometheus.ExponentialBuckets(5e-6, 2.5, 14), // 5µs .. ~0.75s
+	}, []string{"cmd"})
+	m.reg.MustRegister(m.calls, m.failures, m.latency,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "nokv", Subsystem: "redis", Name: "connections_active",
+			Help: "Open client connections.",
+		}, func() float64 { return float64(m.ConnectionsActive.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "redis", Name: "connections_accepted_total",
+			Help: "Client connections accepted.",
+		}, func() float64 { return float64(m.ConnectionsAccepted.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "redis", Name: "connections_rejected_total",
+			Help: "Client connections refused because maxclients was reached.",
+		}, func() float64 { return float64(m.ConnectionsRejected.Load()) }),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	current.Store(m)
+	publishOnce.Do(func() {
+		stats := new(expvar.Map)
+		stats.Set("redis", expvar.Func(func() any {
+			if cur := current.Load(); cur != nil {
+				return cur.Snapshot()
+			}
+			return nil
+		}))
+		expvar.Publish("NoKV.Stats", stats)
+	})
+	return m
+}
+
+// current is the Metrics expvar reports: expvar is process-global, and a process
+// runs one gateway (tests that start several read the newest).
+var (
+	current     atomic.Pointer[Metrics]
+	publishOnce sync.Once
+)
+
+func (m *Metrics) command(name string) *commandMetrics {
+	if cm, ok := m.perCommand.Load(name); ok {
+		return cm.(*commandMetrics)
+	}
+	cm := &commandMetrics{
+		promCall: m.calls.WithLabelValues(name),
+		promFail: m.failures.WithLabelValues(name),
+		promLat:  m.latency.WithLabelValues(name),
+	}
+	actual, _ := m.perCommand.LoadOrStore(name, cm)
+	return actual.(*commandMetrics)
+}
+
+// ObserveCommand records one executed command.
+func (m *Metrics) ObserveCommand(name string, d time.Duration, failed bool) {
+	cm := m.command(name)
+	cm.calls.Add(1)
+	cm.promCall.Inc()
+	cm.promLat.Observe(d.Seconds())
+	m.CommandsTotal.Add(1)
+	if failed {
+		cm.promFail.Inc()
+		m.ErrorsTotal.Add(1)
+	}
+}
+
+// Snapshot is the NoKV.Stats.redis expvar object.
+func (m *Metrics) Snapshot() map[string]any {
+	per := map[string]int64{}
+	m.perCommand.Range(func(k, v any) bool {
+		per[strings.ToUpper(k.(string))] = v.(*commandMetrics).calls.Load()
+		return true
+	})
+	return map[string]any{
+		"commands_total":         m.CommandsTotal.Load(),
+		"errors_total":           m.ErrorsTotal.Load(),
+		"connections_active":     m.ConnectionsActive.Load(),
+		"connections_accepted":   m.ConnectionsAccepted.Load(),
+		"connections_rejected":   m.ConnectionsRejected.Load(),
+		"commands_per_operation": per,
+	}
+}
+
+// Handler serves /debug/vars, /metrics and /healthz.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/debug/vars", expvar.Handler())
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return mux
+}

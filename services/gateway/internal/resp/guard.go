@@ -1,0 +1,219 @@
+package resp
+
+import (
+	"errors"
+	"net"
+)
+
+// Limits bounds what one request may carry. Zero fields take Redis's defaults.
+type Limits struct {
+	// MaxBulkLen is the largest bulk argument accepted (proto-max-bulk-len).
+	MaxBulkLen int64
+	// MaxInlineLen bounds an inline (telnet-style) request line.
+	MaxInlineLen int
+	// MaxMultibulkLen bounds the argument count of one request.
+	MaxMultibulkLen int64
+}
+
+// Redis's defaults.
+const (
+	DefaultMaxBulkLen      = 512 << 20
+	DefaultMaxInlineLen    = 64 << 10
+	DefaultMaxMultibulkLen = 1<<31 - 1
+	maxHeaderLen           = 64 << 10
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBulkLen <= 0 {
+		l.MaxBulkLen = DefaultMaxBulkLen
+	}
+	if l.MaxInlineLen <= 0 {
+		l.MaxInlineLen = DefaultMaxInlineLen
+	}
+	if l.MaxMultibulkLen <= 0 {
+		l.MaxMultibulkLen = DefaultMaxMultibulkLen
+	}
+	return l
+}
+
+// ErrProtocol is returned by a guarded connection's Read after it has told the
+// client about a request that breaks the limits.
+var ErrProtocol = errors.New("resp: protocol limit exceeded")
+
+type guardState uint8
+
+const (
+	stCommand   guardState = iota // at the first byte of a request
+	stInline                      // inside an inline request line
+	stCount                       // inside "*<count>\r\n"
+	stBulkStart                   // expecting '$'
+	stBulkLen                     // inside "$<len>\r\n"
+	stBulkBody                    // inside a bulk payload and its CRLF
+	stOff                         // malformed input redcon will reject; stop looking
+)
+
+// GuardedConn watches the request stream of one client and rejects a request that
+// exceeds the limits as soon as its header arrives, before any of its payload is
+// buffered: redcon would otherwise accumulate a 4 GB bulk in memory. The error
+// reply is written in the Redis format and the connection is then failed.
+//
+// Requests that are malformed in other ways pass through untouched: redcon rejects
+// them with the same errors Redis sends.
+type GuardedConn struct {
+	net.Conn
+	lim Limits
+
+	st        guardState
+	num       int64 // the number being parsed in a header
+	neg       bool
+	lineLen   int   // bytes of the current header or inline line
+	remaining int64 // payload bytes (plus CRLF) left in the current bulk
+	bulksLeft int64 // bulks left in the current request
+
+	violation string // error to report on the next Read
+}
+
+// NewGuardedConn wraps c.
+func NewGuardedConn(c net.Conn, lim Limits) *GuardedConn {
+	return &GuardedConn{Conn: c, lim: lim.withDefaults()}
+}
+
+// Read implements net.Conn. It delivers the bytes before a violation, then on the
+// next call writes the error to the client and fails.
+func (g *GuardedConn) Read(p []byte) (int, error) {
+	if g.violation != "" {
+		return 0, g.reject()
+	}
+	n, err := g.Conn.Read(p)
+	if n > 0 {
+		if at, msg := g.scan(p[:n]); msg != "" {
+			g.violation = msg
+			if at == 0 {
+				return 0, g.reject()
+			}
+			return at, nil
+		}
+	}
+	return n, err
+}
+
+func (g *GuardedConn) reject() error {
+	_, _ = g.Conn.Write([]byte("-ERR Protocol error: " + g.violation + "\r\n"))
+	return ErrProtocol
+}
+
+// scan advances the state machine over b. On a violation it returns the offset of
+// the request that caused it and the error text.
+func (g *GuardedConn) scan(b []byte) (int, string) {
+	reqStart := 0
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch g.st {
+		case stOff:
+			return 0, ""
+		case stCommand:
+			reqStart = i
+			g.lineLen = 0
+			if c == '*' {
+				g.st, g.num, g.neg = stCount, 0, false
+			} else if c != '\n' {
+				g.st, g.lineLen = stInline, 1
+			}
+		case stInline:
+			if c == '\n' {
+				g.st = stCommand
+				continue
+			}
+			g.lineLen++
+			if g.lineLen > g.lim.MaxInlineLen {
+				return reqStart, "too big inline request"
+			}
+		case stCount, stBulkLen:
+			switch {
+			case c == '\r':
+			case c == '\n':
+				if g.st == stCount {
+					n := g.signed()
+					if n > g.lim.MaxMultibulkLen {
+						return reqStart, "invalid multibulk length"
+					}
+					if n <= 0 {
+						g.st = stCommand
+					} else {
+						g.bulksLeft, g.st = n, stBulkStart
+					}
+				} else {
+					n := g.signed()
+					if n > g.lim.MaxBulkLen {
+						return reqStart, "invalid bulk length"
+					}
+					if n < 0 {
+						g.st = stOff
+						continue
+					}
+					g.remaining, g.st = n+2, stBulkBody
+				}
+			case c == '-' && g.lineLen == 0:
+				g.neg = true
+			case c >= '0' && c <= '9':
+				if g.num < 1<<40 {
+					g.num = g.num*10 + int64(c-'0')
+				}
+			default:
+				g.st = stOff
+				continue
+			}
+			g.lineLen++
+			if g.lineLen > maxHeaderLen {
+				if g.st == stCount {
+					return reqStart, "too big mbulk count string"
+				}
+				return reqStart, "too big bulk count string"
+			}
+		case stBulkStart:
+			if c != '$' {
+				g.st = stOff
+				continue
+			}
+			g.st, g.num, g.neg, g.lineLen = stBulkLen, 0, false, 0
+		case stBulkBody:
+			skip := int64(len(b) - i)
+			if skip > g.remaining {
+				skip = g.remaining
+			}
+			g.remaining -= skip
+			i += int(skip) - 1
+			if g.remaining == 0 {
+				g.bulksLeft--
+				if g.bulksLeft == 0 {
+					g.st = stCommand
+				} else {
+					g.st = stBulkStart
+				}
+			}
+		}
+	}
+	return 0, ""
+}
+
+func (g *GuardedConn) signed() int64 {
+	if g.neg {
+		return -g.num
+	}
+	return g.num
+}
+
+// GuardListener wraps every accepted connection in a GuardedConn.
+type GuardListener struct {
+	net.Listener
+	Limits Limits
+}
+
+// Accept implements net.Listener.
+func (l GuardListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return NewGuardedConn(c, l.Limits), nil
+}

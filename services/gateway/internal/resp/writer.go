@@ -1,0 +1,170 @@
+package resp
+
+import (
+	"math"
+	"strconv"
+)
+
+// Writer accumulates the replies of one command. The zero value speaks RESP2.
+// Methods never fail; the caller hands Bytes to the connection.
+type Writer struct {
+	buf []byte
+	// Proto is 2 or 3, as negotiated by HELLO.
+	Proto int
+}
+
+// Bytes returns the encoded replies.
+func (w *Writer) Bytes() []byte { return w.buf }
+
+// Reset empties the buffer, keeping its capacity and protocol.
+func (w *Writer) Reset() { w.buf = w.buf[:0] }
+
+// Len is the number of bytes buffered.
+func (w *Writer) Len() int { return len(w.buf) }
+
+func (w *Writer) resp3() bool { return w.Proto >= 3 }
+
+// Simple writes a simple string (+OK).
+func (w *Writer) Simple(s string) {
+	w.buf = append(w.buf, '+')
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// OK writes +OK.
+func (w *Writer) OK() { w.buf = append(w.buf, "+OK\r\n"...) }
+
+// Error writes an error reply; msg must start with its code (ERR, WRONGTYPE, ...).
+// Newlines would break the framing, so they become spaces, as Redis does.
+func (w *Writer) Error(msg string) {
+	w.buf = append(w.buf, '-')
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		if c == '\r' || c == '\n' {
+			c = ' '
+		}
+		w.buf = append(w.buf, c)
+	}
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// Int writes an integer.
+func (w *Writer) Int(n int64) {
+	w.buf = append(w.buf, ':')
+	w.buf = strconv.AppendInt(w.buf, n, 10)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// Bulk writes a bulk string.
+func (w *Writer) Bulk(b []byte) {
+	w.buf = append(w.buf, '$')
+	w.buf = strconv.AppendInt(w.buf, int64(len(b)), 10)
+	w.buf = append(w.buf, '\r', '\n')
+	w.buf = append(w.buf, b...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// BulkString writes a bulk string.
+func (w *Writer) BulkString(s string) {
+	w.buf = append(w.buf, '$')
+	w.buf = strconv.AppendInt(w.buf, int64(len(s)), 10)
+	w.buf = append(w.buf, '\r', '\n')
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// Verbatim writes a RESP3 verbatim string (format "txt"), or a bulk string to a
+// RESP2 client. INFO and CLIENT INFO reply this way, like Redis.
+func (w *Writer) Verbatim(s string) {
+	if !w.resp3() {
+		w.BulkString(s)
+		return
+	}
+	w.buf = append(w.buf, '=')
+	w.buf = strconv.AppendInt(w.buf, int64(len(s)+4), 10)
+	w.buf = append(w.buf, "\r\ntxt:"...)
+	w.buf = append(w.buf, s...)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// Null writes the null bulk string ($-1 in RESP2, _ in RESP3).
+func (w *Writer) Null() {
+	if w.resp3() {
+		w.buf = append(w.buf, "_\r\n"...)
+		return
+	}
+	w.buf = append(w.buf, "$-1\r\n"...)
+}
+
+// NullArray writes the null array (*-1 in RESP2, _ in RESP3).
+func (w *Writer) NullArray() {
+	if w.resp3() {
+		w.buf = append(w.buf, "_\r\n"...)
+		return
+	}
+	w.buf = append(w.buf, "*-1\r\n"...)
+}
+
+// Array starts an array of n elements.
+func (w *Writer) Array(n int) { w.header('*', n) }
+
+// Set starts a set of n elements (an array in RESP2).
+func (w *Writer) Set(n int) {
+	if w.resp3() {
+		w.header('~', n)
+		return
+	}
+	w.header('*', n)
+}
+
+// Map starts a map of n key/value pairs (a flat array of 2n in RESP2).
+func (w *Writer) Map(n int) {
+	if w.resp3() {
+		w.header('%', n)
+		return
+	}
+	w.header('*', 2*n)
+}
+
+// Double writes a floating point number (a bulk string in RESP2).
+func (w *Writer) Double(f float64) {
+	if !w.resp3() {
+		w.Bulk(FormatFloat(nil, f))
+		return
+	}
+	w.buf = append(w.buf, ',')
+	switch {
+	case math.IsInf(f, 1):
+		w.buf = append(w.buf, "inf"...)
+	case math.IsInf(f, -1):
+		w.buf = append(w.buf, "-inf"...)
+	default:
+		w.buf = FormatFloat(w.buf, f)
+	}
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+func (w *Writer) header(kind byte, n int) {
+	w.buf = append(w.buf, kind)
+	w.buf = strconv.AppendInt(w.buf, int64(n), 10)
+	w.buf = append(w.buf, '\r', '\n')
+}
+
+// FormatFloat appends f the way Redis prints INCRBYFLOAT results: plain decimal,
+// no exponent, no trailing zeros, shortest round-trip digits.
+func FormatFloat(dst []byte, f float64) []byte {
+	return strconv.AppendFloat(dst, f, 'f', -1, 64)
+}
+
+// Truncate drops everything after the first n bytes.
+func (w *Writer) Truncate(n int) { w.buf = w.buf[:n] }
+
+// Release empties the buffer and drops it if a large reply grew it, so an idle
+// connection does not pin megabytes.
+func (w *Writer) Release() {
+	if cap(w.buf) > 64<<10 {
+		w.buf = nil
+		return
+	}
+	w.buf = w.buf[:0]
+}
