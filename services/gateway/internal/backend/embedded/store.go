@@ -239,29 +239,59 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	defer s.leave()
 	var slotBuf [8]uint32
 	slots := s.latches.acquire(keys, slotBuf[:0])
-	defer s.latches.release(slots)
+	b, err := s.prepare(fn)
+	if err != nil || b == nil {
+		s.latches.release(slots)
+		return err
+	}
+	defer b.Close()
+	if s.opts.Sync != SyncAlways || opts.DeferSync {
+		err = s.db.Apply(b, pebble.NoSync)
+		s.latches.release(slots)
+		if err != nil {
+			return fmt.Errorf("commit batch: %w", err)
+		}
+		s.unsynced.Add(1)
+		return nil
+	}
+	// The batch is visible once applied to the memtable, so the latches can go
+	// before the fsync: a later writer of the same keys is ordered after us in the
+	// WAL, so its own fsync covers ours. Holding them through the fsync would
+	// serialise writers of a hot key at the disk's sync rate.
+	err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	s.latches.release(slots)
+	if err != nil {
+		return fmt.Errorf("commit batch: %w", err)
+	}
+	if err := b.SyncWait(); err != nil {
+		return fmt.Errorf("sync batch: %w", err)
+	}
+	return nil
+}
 
+// prepare runs fn and turns its writes into a batch; nil means nothing to write.
+func (s *Store) prepare(fn func(backend.Txn) error) (*pebble.Batch, error) {
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
 	tx.store, tx.now = s, s.now()
 	if err := fn(tx); err != nil {
-		return err
+		return nil, err
 	}
 	if len(tx.writes) == 0 {
-		return nil
+		return nil, nil
 	}
 	b := s.db.NewBatch()
-	defer b.Close()
 	if err := tx.fill(b); err != nil {
-		return err
+		b.Close()
+		return nil, err
 	}
-	return s.commit(b, opts.DeferSync)
+	return b, nil
 }
 
-// commit applies b according to the sync policy.
-func (s *Store) commit(b *pebble.Batch, deferSync bool) error {
+// commit applies b according to the sync policy (for callers without latches).
+func (s *Store) commit(b *pebble.Batch) error {
 	wo := pebble.NoSync
-	if s.opts.Sync == SyncAlways && !deferSync {
+	if s.opts.Sync == SyncAlways {
 		wo = pebble.Sync
 	}
 	if err := s.db.Apply(b, wo); err != nil {
@@ -462,7 +492,7 @@ func (s *Store) FlushAll(ctx context.Context) error {
 	_ = b.DeleteRange([]byte{familyExpiry}, []byte{familyExpiry + 1}, nil)
 	_ = b.Set(counterKeys, encodeCounter(0), nil)
 	_ = b.Set(counterExpires, encodeCounter(0), nil)
-	return s.commit(b, false)
+	return s.commit(b)
 }
 
 // Close implements backend.Backend.
