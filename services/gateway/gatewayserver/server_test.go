@@ -1,0 +1,46 @@
+package gatewayserver_test
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// go-redis's pool reaper and Pebble's background goroutines end
+		// asynchronously after Close.
+		goleak.IgnoreTopFunction("github.com/cockroachdb/pebble.(*DB).maybeScheduleFlush.func1"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// startServer runs an embedded gateway on a free loopback port.
+func startServer(t testing.TB, mutate func(*gatewayserver.Config)) *gatewayserver.Server {
+	t.Helper()
+	cfg := gatewayserver.DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.WorkDir = t.TempDir()
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	srv, err := gatewayserver.New(cfg, nil)
+	if err != nil {
+		t.Fatalf("start gateway: %v", err)
+	}
+	srv.Start()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close gateway: %v", err)
+		}
+	})
+	return srv
+}
+
+func TestConformanceEmbedded(t *testing.T) {
+	srv := startServer(t, nil)
+	conformance.Run(t, conformance.Target{Addr: srv.Addr()})
+}
