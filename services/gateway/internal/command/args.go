@@ -2,8 +2,6 @@ package command
 
 import (
 	"math"
-	"strconv"
-	"strings"
 )
 
 // parseInt parses a signed 64-bit integer with the strictness of Redis's string2ll:
@@ -57,29 +55,6 @@ func intArg(b []byte) (int64, error) {
 		return 0, errNotInteger
 	}
 	return n, nil
-}
-
-// parseFloat parses a float the way Redis's string2ld does for INCRBYFLOAT: the
-// whole argument must be a number, without spaces, and not NaN.
-func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 5000 {
-		return 0, false
-	}
-	if isSpace(b[0]) || isSpace(b[len(b)-1]) {
-		return 0, false
-	}
-	s := string(b)
-	// strconv accepts forms strtold does not (underscores, hex floats with 'p' are
-	// fine in both); reject underscores explicitly.
-	if strings.IndexByte(s, '_') >= 0 {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	// Out-of-range values are rejected like strtold's ERANGE.
-	if err != nil || math.IsNaN(f) {
-		return 0, false
-	}
-	return f, true
 }
 
 func isSpace(c byte) bool {

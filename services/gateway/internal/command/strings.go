@@ -2,10 +2,10 @@ package command
 
 import (
 	"math"
+	"math/big"
 	"strconv"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
-	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
 func init() {
@@ -581,26 +581,26 @@ func (r *Request) incrBy(delta int64) error {
 }
 
 // >> INCRBYFLOAT key increment
-// Reply: the new value as a bulk string.
+// Reply: the new value as a bulk string, computed in long double like Redis.
 func cmdIncrByFloat(r *Request) error {
-	delta, ok := parseFloat(r.Args[2])
+	delta, ok := parseLongDouble(r.Args[2])
 	if !ok {
 		return errNotFloat
 	}
 	var out []byte
 	err := r.modifyString(r.Args[1], func(cur []byte, exists bool) ([]byte, bool, error) {
-		var f float64
+		base := new(big.Float)
 		if exists {
 			var ok bool
-			if f, ok = parseFloat(cur); !ok {
+			if base, ok = parseLongDouble(cur); !ok {
 				return nil, false, errNotFloat
 			}
 		}
-		f += delta
-		if math.IsNaN(f) || math.IsInf(f, 0) {
+		sum, ok := addLongDouble(base, delta)
+		if !ok {
 			return nil, false, errNaNOrInf
 		}
-		out = resp.FormatFloat(nil, f)
+		out = formatLongDouble(sum)
 		return out, true, nil
 	})
 	if err != nil {

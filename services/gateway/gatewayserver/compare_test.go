@@ -1,0 +1,207 @@
+package gatewayserver_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nokv/nokv/services/gateway/conformance"
+)
+
+// startRedis runs Debian's redis-server, in memory, on a free loopback port. It
+// skips the test when redis-server is absent, unless NOKV_REQUIRE_REDIS=1 (set by
+// CI, which installs it) makes that a failure.
+func startRedis(t *testing.T, extra ...string) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("NOKV_REQUIRE_REDIS") == "1" {
+			t.Fatalf("redis-server not found but NOKV_REQUIRE_REDIS=1: %v", err)
+		}
+		t.Skip("redis-server not installed (apt-get install redis-server); skipping comparison")
+	}
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--databases", "1", "--dir", t.TempDir()}, extra...)
+	cmd := exec.Command(bin, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start redis-server: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not come up on %s: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// A step is one command; unordered marks replies whose element order Redis does
+// not define (KEYS), which are compared as sorted sets.
+type step struct {
+	args      []string
+	unordered bool
+}
+
+func cmd(args ...string) step   { return step{args: args} }
+func unord(args ...string) step { return step{args: args, unordered: true} }
+
+// compareSequences are run on both servers, each from an empty database, and
+// every reply must be byte-identical.
+var compareSequences = map[string][]step{
+	"set-get": {
+		cmd("GET", "k"), cmd("SET", "k", "v"), cmd("GET", "k"), cmd("SET", "k", "w", "GET"),
+		cmd("SET", "k", "x", "NX"), cmd("SET", "k", "x", "XX"), cmd("SET", "n", "x", "XX"),
+		cmd("SET", "k", "y", "NX", "GET"), cmd("SET", "k", "v", "EX", "100"), cmd("TTL", "k"),
+		cmd("SET", "k", "v", "KEEPTTL"), cmd("TTL", "k"), cmd("SET", "k", "v"), cmd("TTL", "k"),
+		cmd("SET", "k", "v", "EXAT", "4102444800"), cmd("EXPIRETIME", "k"), cmd("PEXPIRETIME", "k"),
+		cmd("SET", "k", "v", "PXAT", "4102444800123"), cmd("PEXPIRETIME", "k"), cmd("EXPIRETIME", "k"),
+		cmd("SET", "k", "v", "EXAT", "1"), cmd("EXISTS", "k"),
+		cmd("SET", "k", "v", "NX", "XX"), cmd("SET", "k", "v", "EX", "1", "PX", "1"),
+		cmd("SET", "k", "v", "KEEPTTL", "EX", "1"), cmd("SET", "k", "v", "EX"), cmd("SET", "k", "v", "EX", "0"),
+		cmd("SET", "k", "v", "EX", "-1"), cmd("SET", "k", "v", "EX", "x"), cmd("SET", "k", "v", "FOO"),
+		cmd("SET", "k", "v", "EX", "9223372036854775807"), cmd("SET", "k", "v", "PX", "9223372036854775807"),
+		cmd("SET", "k"), cmd("GET"), cmd("GET", "a", "b"),
+		cmd("SETNX", "k", "1"), cmd("SETNX", "k", "2"), cmd("GET", "k"),
+		cmd("SETEX", "s", "100", "v"), cmd("TTL", "s"), cmd("SETEX", "s", "0", "v"), cmd("SETEX", "s", "x", "v"),
+		cmd("PSETEX", "p", "100000", "v"), cmd("TTL", "p"), cmd("PSETEX", "p", "-1", "v"),
+		cmd("GETSET", "g", "1"), cmd("GETSET", "g", "2"), cmd("GETDEL", "g"), cmd("GETDEL", "g"),
+	},
+	"getex": {
+		cmd("SET", "k", "v"), cmd("GETEX", "k"), cmd("GETEX", "k", "EX", "100"), cmd("TTL", "k"),
+		cmd("GETEX", "k", "PERSIST"), cmd("TTL", "k"), cmd("GETEX", "k", "EXAT", "4102444800"),
+		cmd("EXPIRETIME", "k"), cmd("GETEX", "k", "PXAT", "4102444800999"), cmd("PEXPIRETIME", "k"),
+		cmd("GETEX", "k", "EX", "1", "PX", "1"), cmd("GETEX", "k", "EX"), cmd("GETEX", "k", "EX", "0"),
+		cmd("GETEX", "k", "FOO"), cmd("GETEX", "missing", "EX", "10"), cmd("GETEX", "k", "PXAT", "1"),
+		cmd("EXISTS", "k"),
+	},
+	"append-range": {
+		cmd("APPEND", "k", "Hello"), cmd("APPEND", "k", " World"), cmd("STRLEN", "k"), cmd("STRLEN", "nokey"),
+		cmd("GETRANGE", "k", "0", "4"), cmd("GETRANGE", "k", "-5", "-1"), cmd("GETRANGE", "k", "5", "3"),
+		cmd("GETRANGE", "k", "-100", "100"), cmd("GETRANGE", "k", "-1", "-5"), cmd("GETRANGE", "k", "20", "30"),
+		cmd("GETRANGE", "k", "x", "1"), cmd("GETRANGE", "nokey", "0", "-1"),
+		cmd("SETRANGE", "k", "6", "Redis"), cmd("GET", "k"), cmd("SETRANGE", "pad", "3", "x"), cmd("GET", "pad"),
+		cmd("SETRANGE", "e", "3", ""), cmd("EXISTS", "e"), cmd("SETRANGE", "k", "1", ""),
+		cmd("SETRANGE", "k", "-1", "x"), cmd("SETRANGE", "k", "536870912", "x"), cmd("SETRANGE", "k", "x", "x"),
+	},
+	"multi": {
+		cmd("MSET", "a", "1", "b", "2"), cmd("MGET", "a", "b", "c"), cmd("MSET", "a", "1", "b"),
+		cmd("MSETNX", "a", "9", "c", "3"), cmd("MGET", "a", "c"), cmd("MSETNX", "c", "3", "d", "4"),
+		cmd("MGET", "c", "d"), cmd("MSETNX", "a"), cmd("DEL", "a", "a", "zz"), cmd("EXISTS", "a", "b", "b", "zz"),
+		cmd("TOUCH", "b", "zz"), cmd("UNLINK", "b", "c"), cmd("DBSIZE"),
+	},
+	"counters": {
+		cmd("INCR", "n"), cmd("INCRBY", "n", "10"), cmd("DECR", "n"), cmd("DECRBY", "n", "20"),
+		cmd("INCRBY", "n", "x"), cmd("INCRBY", "n", "1.5"), cmd("DECRBY", "n", "-9223372036854775808"),
+		cmd("SET", "m", "9223372036854775807"), cmd("INCR", "m"), cmd("SET", "m", "-9223372036854775808"), cmd("DECR", "m"),
+		cmd("SET", "s", " 1"), cmd("INCR", "s"), cmd("SET", "s", "01"), cmd("INCR", "s"), cmd("SET", "s", "+1"), cmd("INCR", "s"),
+		cmd("SET", "s", "-0"), cmd("INCR", "s"), cmd("SET", "s", "-1"), cmd("INCR", "s"),
+		cmd("SET", "f", "10.50"), cmd("INCRBYFLOAT", "f", "0.1"), cmd("INCRBYFLOAT", "f", "-5"),
+		cmd("INCRBYFLOAT", "f", "abc"), cmd("INCRBYFLOAT", "f", " 1"), cmd("INCRBYFLOAT", "nf", "3"),
+		cmd("SET", "g", "5.0e3"), cmd("INCRBYFLOAT", "g", "2.0e2"), cmd("INCRBYFLOAT", "g", "1e400"),
+		cmd("SET", "h", "1e308"), cmd("INCRBYFLOAT", "h", "1e308"), cmd("SET", "i", "abc"), cmd("INCRBYFLOAT", "i", "1"),
+		cmd("INCRBYFLOAT", "j", "0.0001"), cmd("INCRBYFLOAT", "j", "100000"),
+		cmd("INCRBYFLOAT", "z", "inf"), cmd("INCRBYFLOAT", "z", "-inf"), cmd("INCRBYFLOAT", "z", "nan"),
+		cmd("INCRBYFLOAT", "z", "1e5000"), cmd("INCRBYFLOAT", "z", ".5"), cmd("INCRBYFLOAT", "z", "5."),
+		cmd("INCRBYFLOAT", "z", "0x10"), cmd("INCRBYFLOAT", "z", "-5.5"), cmd("INCRBYFLOAT", "z", "1_0"),
+		cmd("SET", "y", "-0.0"), cmd("INCRBYFLOAT", "y", "0"), cmd("INCRBYFLOAT", "y", "-1e-20"),
+		cmd("INCRBYFLOAT", "x", "3.0000000000000000001"), cmd("INCRBYFLOAT", "x", "1.1"),
+	},
+	"expire": {
+		cmd("EXPIRE", "k", "100"), cmd("SET", "k", "v"), cmd("TTL", "k"), cmd("PTTL", "k"), cmd("EXPIRETIME", "k"),
+		cmd("TTL", "nokey"), cmd("PTTL", "nokey"), cmd("EXPIRETIME", "nokey"), cmd("PEXPIRETIME", "nokey"),
+		cmd("EXPIRE", "k", "100"), cmd("TTL", "k"), cmd("EXPIRE", "k", "200", "NX"), cmd("EXPIRE", "k", "200", "XX"),
+		cmd("EXPIRE", "k", "100", "GT"), cmd("EXPIRE", "k", "300", "GT"), cmd("EXPIRE", "k", "400", "LT"),
+		cmd("EXPIRE", "k", "50", "LT"), cmd("TTL", "k"), cmd("EXPIRE", "k", "10", "NX", "XX"),
+		cmd("EXPIRE", "k", "10", "GT", "LT"), cmd("EXPIRE", "k", "10", "FOO"), cmd("EXPIRE", "k", "x"),
+		cmd("EXPIRE", "k", "9223372036854775807"), cmd("PEXPIRE", "k", "9223372036854775807"),
+		cmd("EXPIRE", "k"), cmd("EXPIREAT", "k", "4102444800"), cmd("EXPIRETIME", "k"),
+		cmd("PEXPIREAT", "k", "4102444800777"), cmd("PEXPIRETIME", "k"), cmd("PERSIST", "k"), cmd("PERSIST", "k"),
+		cmd("TTL", "k"), cmd("SET", "p", "v"), cmd("EXPIRE", "p", "100", "GT"), cmd("EXPIRE", "p", "100", "LT"),
+		cmd("EXPIRE", "p", "-1"), cmd("EXISTS", "p"), cmd("SET", "p", "v"), cmd("PEXPIREAT", "p", "1"), cmd("EXISTS", "p"),
+		cmd("SET", "p", "v"), cmd("EXPIREAT", "p", "0"), cmd("GET", "p"), cmd("PERSIST", "nokey"),
+	},
+	"keys": {
+		cmd("MSET", "user:1", "a", "user:2", "b", "other", "c", "h*llo", "d"), unord("KEYS", "*"),
+		unord("KEYS", "user:*"), unord("KEYS", "user:[1]"), unord("KEYS", `h\*llo`), unord("KEYS", "nomatch*"),
+		cmd("TYPE", "user:1"), cmd("TYPE", "nokey"), cmd("RENAME", "nokey", "x"), cmd("RENAMENX", "nokey", "x"),
+		cmd("RENAME", "user:1", "user:3"), cmd("GET", "user:3"), cmd("RENAME", "user:3", "user:3"),
+		cmd("RENAMENX", "user:3", "user:2"), cmd("RENAMENX", "user:3", "user:4"), cmd("RENAMENX", "user:4", "user:4"),
+		cmd("DBSIZE"), cmd("SCAN", "x"), cmd("SCAN", "0", "COUNT", "0"), cmd("SCAN", "0", "MATCH"),
+		cmd("SCAN", "0", "COUNT", "x"), cmd("FLUSHDB", "NOW"), cmd("FLUSHDB"), cmd("DBSIZE"), cmd("RANDOMKEY"),
+		cmd("SET", "only", "1"), cmd("RANDOMKEY"), cmd("FLUSHALL", "SYNC"), cmd("KEYS", "*"),
+	},
+	"connection": {
+		cmd("PING"), cmd("PING", "hi"), cmd("PING", "a", "b"), cmd("ECHO", "x"), cmd("ECHO"),
+		cmd("SELECT", "0"), cmd("SELECT", "1"), cmd("SELECT", "x"), cmd("HELLO", "4"), cmd("HELLO", "x"),
+		cmd("CLIENT", "SETNAME", "bad name"), cmd("CLIENT", "SETNAME", "good"), cmd("CLIENT", "GETNAME"),
+		cmd("CLIENT", "SETNAME"), cmd("AUTH", "pw"), cmd("NOSUCH", "a", "b"), cmd("NOSUCH"),
+		cmd("CONFIG", "GET", "databases"), cmd("CONFIG", "GET", "nosuch"),
+	},
+}
+
+func TestRepliesMatchRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, nil)
+	names := make([]string, 0, len(compareSequences))
+	for name := range compareSequences {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			ours := conformance.DialRaw(t, srv.Addr())
+			theirs := conformance.DialRaw(t, redisAddr)
+			ours.Do("FLUSHALL")
+			theirs.Do("FLUSHALL")
+			for i, st := range compareSequences[name] {
+				got, want := ours.Do(st.args...), theirs.Do(st.args...)
+				if st.unordered {
+					got, want = sortedElements(got), sortedElements(want)
+				}
+				if got != want {
+					t.Errorf("step %d %q:\n nokv:  %q\n redis: %q", i, strings.Join(st.args, " "), got, want)
+				}
+			}
+		})
+	}
+}
+
+// sortedElements normalises a flat array of bulk strings for order-free comparison.
+func sortedElements(reply string) string {
+	parts := strings.Split(reply, "\r\n")
+	if len(parts) < 2 || !strings.HasPrefix(parts[0], "*") {
+		return reply
+	}
+	var elems []string
+	for i := 1; i+1 < len(parts); i += 2 {
+		elems = append(elems, parts[i]+"\r\n"+parts[i+1])
+	}
+	slices.Sort(elems)
+	return fmt.Sprintf("%s\r\n%s\r\n", parts[0], strings.Join(elems, "\r\n"))
+}
