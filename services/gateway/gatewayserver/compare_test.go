@@ -130,6 +130,7 @@ var compareSequences = map[string][]step{
 		cmd("INCRBYFLOAT", "z", "1e5000"), cmd("INCRBYFLOAT", "z", ".5"), cmd("INCRBYFLOAT", "z", "5."),
 		cmd("INCRBYFLOAT", "z", "0x10"), cmd("INCRBYFLOAT", "z", "-5.5"), cmd("INCRBYFLOAT", "z", "1_0"),
 		cmd("SET", "y", "-0.0"), cmd("INCRBYFLOAT", "y", "0"), cmd("INCRBYFLOAT", "y", "-1e-20"),
+		cmd("SET", "w", "1.1e4932"), cmd("INCRBYFLOAT", "w", "1e4932"), cmd("INCRBYFLOAT", "w", "-2e4932"),
 		cmd("INCRBYFLOAT", "x", "3.0000000000000000001"), cmd("INCRBYFLOAT", "x", "1.1"),
 	},
 	"expire": {

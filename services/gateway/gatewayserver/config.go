@@ -122,7 +122,7 @@ func (c Config) Validate() error {
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {
 			bad("metrics-addr", "%v", err)
-		} else if c.MetricsAddr == c.Addr {
+		} else if c.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 			bad("metrics-addr", "must differ from addr %q", c.Addr)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -110,8 +111,12 @@ func Open(opts Options) (*Store, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create data directory %s: %w", opts.Dir, err)
 	}
+	if !claimDir(opts.Dir) {
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, backend.ErrLocked)
+	}
 	lock, err := pebble.LockDirectory(opts.Dir, vfs.Default)
 	if err != nil {
+		releaseDir(opts.Dir)
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 			return nil, fmt.Errorf("open %s: %w", opts.Dir, backend.ErrLocked)
 		}
@@ -132,6 +137,7 @@ func Open(opts Options) (*Store, error) {
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		_ = lock.Close()
+		releaseDir(opts.Dir)
 		return nil, fmt.Errorf("open pebble in %s: %w", opts.Dir, err)
 	}
 	s := &Store{
@@ -510,10 +516,47 @@ func (s *Store) Close() error {
 	if err := s.db.LogData(nil, pebble.Sync); err != nil {
 		s.log.Error("final fsync failed", "err", err)
 	}
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	releaseDir(s.opts.Dir)
+	if err != nil {
 		return fmt.Errorf("close pebble: %w", err)
 	}
 	return nil
+}
+
+// openDirs holds the directories this process has open. Pebble's file lock is a
+// POSIX lock, which does not exclude a second open from the same process; this
+// set does, with the same ErrLocked as a second process gets.
+var openDirs struct {
+	sync.Mutex
+	m map[string]bool
+}
+
+func dirKey(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		return filepath.Clean(abs)
+	}
+	return filepath.Clean(dir)
+}
+
+func claimDir(dir string) bool {
+	openDirs.Lock()
+	defer openDirs.Unlock()
+	if openDirs.m == nil {
+		openDirs.m = map[string]bool{}
+	}
+	k := dirKey(dir)
+	if openDirs.m[k] {
+		return false
+	}
+	openDirs.m[k] = true
+	return true
+}
+
+func releaseDir(dir string) {
+	openDirs.Lock()
+	defer openDirs.Unlock()
+	delete(openDirs.m, dirKey(dir))
 }
 
 type pebbleLogger struct{ l *slog.Logger }
