@@ -1,0 +1,381 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// binary is the nokv-redis built once for this package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "nokv-redis-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "nokv-redis")
+	build := exec.Command("go", "build", "-race", "-o", binary, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build nokv-redis:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	addr   string
+	done   chan struct{}
+	err    error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs nokv-redis with args and waits until it answers PING.
+func start(t *testing.T, addr string, args ...string) *proc {
+	t.Helper()
+	p := startNoWait(t, append([]string{"--addr", addr}, args...)...)
+	p.addr = addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("nokv-redis exited early: %v\n%s", p.err, p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nokv-redis did not listen on %s:\n%s", addr, p.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startNoWait(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, args...)
+	p.cmd.Stderr = p.stderr
+	p.cmd.Stdout = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	return p
+}
+
+func (p *proc) wait(t *testing.T, d time.Duration) error {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		t.Fatalf("nokv-redis did not exit within %v:\n%s", d, p.stderr)
+		return nil
+	}
+}
+
+// TestAcknowledgedWritesSurviveKill9 writes under load with --sync always, kills
+// the process with SIGKILL mid-stream, restarts it on the same workdir and checks
+// that every write that got a reply is there.
+func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := start(t, addr, "--workdir", dir, "--sync", "always")
+	ctx := context.Background()
+
+	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32, MaxRetries: -1})
+	defer c.Close()
+	const writers = 16
+	var (
+		mu       sync.Mutex
+		acked    = map[string]string{}
+		maxIncr  int64
+		stop     = make(chan struct{})
+		wg       sync.WaitGroup
+		failures int
+	)
+	for w := 0; w < writers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				var err error
+				switch w % 4 {
+				case 0: // single SETs
+					k, v := fmt.Sprintf("w%d:%d", w, i), strconv.Itoa(i)
+					if err = c.Set(ctx, k, v, 0).Err(); err == nil {
+						mu.Lock()
+						acked[k] = v
+						mu.Unlock()
+					}
+				case 1: // pipelines: the fsync is deferred to the end of the batch
+					pipe := c.Pipeline()
+					kv := map[string]string{}
+					for j := 0; j < 8; j++ {
+						k := fmt.Sprintf("w%d:%d:%d", w, i, j)
+						kv[k] = k
+						pipe.Set(ctx, k, k, 0)
+					}
+					if _, err = pipe.Exec(ctx); err == nil {
+						mu.Lock()
+						for k, v := range kv {
+							acked[k] = v
+						}
+						mu.Unlock()
+					}
+				case 2: // multi-key atomic writes
+					k1, k2 := fmt.Sprintf("w%d:%d:a", w, i), fmt.Sprintf("w%d:%d:b", w, i)
+					if err = c.MSet(ctx, k1, "a", k2, "b").Err(); err == nil {
+						mu.Lock()
+						acked[k1], acked[k2] = "a", "b"
+						mu.Unlock()
+					}
+				case 3: // read-modify-write
+					var n int64
+					if n, err = c.Incr(ctx, "counter").Result(); err == nil {
+						mu.Lock()
+						maxIncr = max(maxIncr, n)
+						mu.Unlock()
+					}
+				}
+				if err != nil {
+					mu.Lock()
+					failures++
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = p.wait(t, 10*time.Second)
+	close(stop)
+	wg.Wait()
+	mu.Lock()
+	nAcked := len(acked)
+	mu.Unlock()
+	if nAcked < 100 {
+		t.Fatalf("only %d writes acknowledged before the kill; the test proves nothing", nAcked)
+	}
+	t.Logf("%d keys and INCR up to %d acknowledged before kill -9 (%d writers cut off)", nAcked, maxIncr, failures)
+
+	start(t, addr, "--workdir", dir, "--sync", "always")
+	c2 := redis.NewClient(&redis.Options{Addr: addr})
+	defer c2.Close()
+	keys := make([]string, 0, len(acked))
+	for k := range acked {
+		keys = append(keys, k)
+	}
+	for i := 0; i < len(keys); i += 500 {
+		batch := keys[i:min(i+500, len(keys))]
+		vals, err := c2.MGet(ctx, batch...).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, k := range batch {
+			if vals[j] != acked[k] {
+				t.Fatalf("acknowledged write %q=%q lost after kill -9 (got %v)", k, acked[k], vals[j])
+			}
+		}
+	}
+	n, err := c2.Get(ctx, "counter").Int64()
+	if err != nil && maxIncr > 0 {
+		t.Fatalf("counter lost: %v", err)
+	}
+	if n < maxIncr {
+		t.Fatalf("counter went back from acknowledged %d to %d", maxIncr, n)
+	}
+	// The store is usable and the key counter (DBSIZE) agrees with the data.
+	size, err := c2.DBSize(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := c2.Keys(ctx, "*").Result()
+	if err != nil || int64(len(all)) != size {
+		t.Fatalf("DBSIZE %d but KEYS returns %d (%v)", size, len(all), err)
+	}
+}
+
+func TestSIGTERMShutsDownCleanlyAndKeepsData(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			addr := freeAddr(t)
+			p := start(t, addr, "--workdir", dir, "--sync", "no")
+			c := redis.NewClient(&redis.Options{Addr: addr})
+			defer c.Close()
+			ctx := context.Background()
+			if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// An idle client connection must not hold up shutdown.
+			idle, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer idle.Close()
+			if err := p.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.wait(t, 15*time.Second); err != nil {
+				t.Fatalf("exit after %v: %v\n%s", sig, err, p.stderr)
+			}
+			if !strings.Contains(p.stderr.String(), "stopped cleanly") {
+				t.Fatalf("no clean-stop log line:\n%s", p.stderr)
+			}
+			// Even with --sync no, a clean shutdown loses nothing.
+			start(t, addr, "--workdir", dir)
+			if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+				t.Fatalf("after restart GET k = %q, %v", v, err)
+			}
+		})
+	}
+}
+
+func TestSecondProcessOnSameWorkdirGetsClearError(t *testing.T) {
+	dir := t.TempDir()
+	start(t, freeAddr(t), "--workdir", dir)
+	p := startNoWait(t, "--addr", freeAddr(t), "--workdir", dir)
+	err := p.wait(t, 15*time.Second)
+	if err == nil {
+		t.Fatal("second process on the same workdir did not fail")
+	}
+	if !strings.Contains(p.stderr.String(), "locked by another process") {
+		t.Fatalf("unclear error:\n%s", p.stderr)
+	}
+}
+
+func TestBadSettingsAreNamed(t *testing.T) {
+	cases := []struct {
+		args []string
+		env  []string
+		want string
+	}{
+		{[]string{"--sync", "sometimes"}, nil, "sync:"},
+		{[]string{"--addr", "nonsense"}, nil, "addr:"},
+		{nil, []string{"NOKV_GATEWAY_MAXCLIENTS=many"}, "NOKV_GATEWAY_MAXCLIENTS"},
+		{[]string{"--config", "/nonexistent/cluster.json"}, nil, "/nonexistent/cluster.json"},
+		{[]string{"--backend", "raft", "--pd-addr", "127.0.0.1:1"}, nil, "raft backend is not available"},
+	}
+	for _, tc := range cases {
+		p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+		p.cmd = exec.Command(binary, append(tc.args, "--workdir", t.TempDir())...)
+		p.cmd.Env = append(os.Environ(), tc.env...)
+		p.cmd.Stderr = p.stderr
+		err := p.cmd.Run()
+		if err == nil {
+			t.Fatalf("%v %v: exited 0", tc.args, tc.env)
+		}
+		if !strings.Contains(p.stderr.String(), tc.want) {
+			t.Fatalf("%v %v: error does not mention %q:\n%s", tc.args, tc.env, tc.want, p.stderr)
+		}
+	}
+	out, err := exec.Command(binary, "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "NOKV_GATEWAY_SYNC") {
+		t.Fatalf("--help: %v\n%s", err, out)
+	}
+}
+
+// TestPrecedenceFlagOverEnv checks, on the real binary, that env overrides the
+// default and a flag overrides env (the cluster-file layer is covered by
+// gatewayserver's Resolve tests).
+func TestPrecedenceFlagOverEnv(t *testing.T) {
+	dir := t.TempDir()
+	addrEnv, addrFlag := freeAddr(t), freeAddr(t)
+	cmdEnv := []string{"NOKV_GATEWAY_ADDR=" + addrEnv, "NOKV_GATEWAY_WORKDIR=" + dir}
+
+	run := func(args ...string) *proc {
+		q := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
+		q.cmd = exec.Command(binary, args...)
+		q.cmd.Env = append(os.Environ(), cmdEnv...)
+		q.cmd.Stderr = q.stderr
+		if err := q.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { q.err = q.cmd.Wait(); close(q.done) }()
+		t.Cleanup(func() { _ = q.cmd.Process.Kill(); <-q.done })
+		return q
+	}
+	waitListen := func(addr string, q *proc) {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if c, err := net.Dial("tcp", addr); err == nil {
+				c.Close()
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("not listening on %s:\n%s", addr, q.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	q := run()
+	waitListen(addrEnv, q)
+	_ = q.cmd.Process.Signal(syscall.SIGTERM)
+	<-q.done
+	q = run("--addr", addrFlag)
+	waitListen(addrFlag, q)
+}
