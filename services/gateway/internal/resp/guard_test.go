@@ -1,0 +1,121 @@
+package resp
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// fakeConn feeds chunks to Read one at a time and records what is written.
+type fakeConn struct {
+	net.Conn
+	chunks [][]byte
+	out    bytes.Buffer
+}
+
+func (f *fakeConn) Read(p []byte) (int, error) {
+	if len(f.chunks) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, f.chunks[0])
+	f.chunks[0] = f.chunks[0][n:]
+	if len(f.chunks[0]) == 0 {
+		f.chunks = f.chunks[1:]
+	}
+	return n, nil
+}
+
+func (f *fakeConn) Write(p []byte) (int, error)      { return f.out.Write(p) }
+func (f *fakeConn) SetReadDeadline(time.Time) error  { return nil }
+func (f *fakeConn) SetWriteDeadline(time.Time) error { return nil }
+
+// readAll drains the guard and returns what it let through and its final error.
+func readAll(g *GuardedConn) ([]byte, error) { return readAllSize(g, 7) }
+
+// readAllSize reads with a buffer of size bytes; small reads exercise the state
+// the guard keeps across calls.
+func readAllSize(g *GuardedConn, size int) ([]byte, error) {
+	var got []byte
+	buf := make([]byte, size)
+	for {
+		n, err := g.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			return got, err
+		}
+	}
+}
+
+func TestGuardPassesValidTraffic(t *testing.T) {
+	in := []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$10\r\n0123456789\r\nPING\r\n*1\r\n$4\r\nPING\r\n")
+	for _, split := range []int{1, 3, 5, len(in)} {
+		var chunks [][]byte
+		for i := 0; i < len(in); i += split {
+			chunks = append(chunks, append([]byte(nil), in[i:min(i+split, len(in))]...))
+		}
+		f := &fakeConn{chunks: chunks}
+		got, err := readAll(NewGuardedConn(f, Limits{MaxBulkLen: 10}))
+		if !errors.Is(err, io.EOF) || !bytes.Equal(got, in) {
+			t.Fatalf("split %d: got %q, %v", split, got, err)
+		}
+		if f.out.Len() != 0 {
+			t.Fatalf("split %d: guard wrote %q", split, f.out.String())
+		}
+	}
+}
+
+func TestGuardRejectsOversizedBulkBeforeItsPayload(t *testing.T) {
+	good := "*1\r\n$4\r\nPING\r\n"
+	f := &fakeConn{chunks: [][]byte{[]byte(good + "*2\r\n$3\r\nSET\r\n$11\r\n"), []byte("0123456789A\r\n")}}
+	got, err := readAllSize(NewGuardedConn(f, Limits{MaxBulkLen: 10}), 4096)
+	if !errors.Is(err, ErrProtocol) {
+		t.Fatalf("err = %v", err)
+	}
+	if string(got) != good {
+		t.Fatalf("let through %q, want only the good request", got)
+	}
+	if f.out.String() != "-ERR Protocol error: invalid bulk length\r\n" {
+		t.Fatalf("wrote %q", f.out.String())
+	}
+}
+
+func TestGuardInlineAndHeaderLimits(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+	}{
+		{string(bytes.Repeat([]byte("a"), DefaultMaxInlineLen+1)), "-ERR Protocol error: too big inline request\r\n"},
+		{"*" + string(bytes.Repeat([]byte("1"), maxHeaderLen+1)), "-ERR Protocol error: too big mbulk count string\r\n"},
+		{"*1\r\n$" + string(bytes.Repeat([]byte("0"), maxHeaderLen+1)), "-ERR Protocol error: too big bulk count string\r\n"},
+		{"*99999999999\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+	} {
+		f := &fakeConn{chunks: [][]byte{[]byte(tc.in)}}
+		_, err := readAll(NewGuardedConn(f, Limits{}))
+		if !errors.Is(err, ErrProtocol) || f.out.String() != tc.want {
+			t.Fatalf("%.20q...: err %v, wrote %q", tc.in, err, f.out.String())
+		}
+	}
+}
+
+func TestWriterRESP2AndRESP3(t *testing.T) {
+	var w Writer
+	w.Null()
+	w.Map(1)
+	w.BulkString("k")
+	w.Double(1.5)
+	w.Error("ERR bad\r\nthing")
+	if got := string(w.Bytes()); got != "$-1\r\n*2\r\n$1\r\nk\r\n$3\r\n1.5\r\n-ERR bad  thing\r\n" {
+		t.Fatalf("RESP2: %q", got)
+	}
+	w = Writer{Proto: 3}
+	w.Null()
+	w.Map(1)
+	w.BulkString("k")
+	w.Double(1.5)
+	w.Verbatim("hi")
+	if got := string(w.Bytes()); got != "_\r\n%1\r\n$1\r\nk\r\n,1.5\r\n=6\r\ntxt:hi\r\n" {
+		t.Fatalf("RESP3: %q", got)
+	}
+}
