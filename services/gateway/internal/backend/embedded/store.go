@@ -76,6 +76,10 @@ type Store struct {
 	// that the last Sync covered. Sync skips the fsync when nothing is new.
 	unsynced atomic.Uint64
 	synced   atomic.Uint64
+	// applying counts writes between entering Pebble and being either fsynced
+	// (sync path) or counted in unsynced (deferred path). Together with
+	// unsynced > synced it tells a reader that what it saw may not be durable yet.
+	applying atomic.Int64
 
 	expiredKeys atomic.Int64 // keys the sweeper deleted, for INFO
 
@@ -180,7 +184,11 @@ func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error
 		return backend.Value{}, false, backend.ErrClosed
 	}
 	defer s.leave()
-	return s.get(s.db, key, s.now())
+	v, ok, err := s.get(s.db, key, s.now())
+	if err == nil {
+		err = s.awaitDurable()
+	}
+	return v, ok, err
 }
 
 // reader is what both *pebble.DB and *pebble.Snapshot offer.
@@ -234,6 +242,9 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 		}
 		vals[i], found[i] = v, ok
 	}
+	if err := s.awaitDurable(); err != nil {
+		return nil, nil, err
+	}
 	return vals, found, nil
 }
 
@@ -248,9 +259,16 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	b, err := s.prepare(fn)
 	if err != nil || b == nil {
 		s.latches.release(slots)
+		// The outcome (an error, a condition not met) was decided on what fn read;
+		// it must not be reported before that state is durable.
+		if derr := s.awaitDurable(); derr != nil && err == nil {
+			err = derr
+		}
 		return err
 	}
 	defer b.Close()
+	s.applying.Add(1)
+	defer s.applying.Add(-1)
 	if s.opts.Sync != SyncAlways || opts.DeferSync {
 		err = s.db.Apply(b, pebble.NoSync)
 		s.latches.release(slots)
@@ -305,6 +323,26 @@ func (s *Store) commit(b *pebble.Batch) error {
 	}
 	if wo == pebble.NoSync {
 		s.unsynced.Add(1)
+	}
+	return nil
+}
+
+// awaitDurable is called after a read under SyncAlways: if any write that the read
+// may have seen is not yet fsynced, it waits for an fsync covering it. So no client
+// is ever told about a write that a crash could still take back; Redis gives the
+// same guarantee by sending replies only after its fsync. Without writes in flight
+// it costs two atomic loads.
+func (s *Store) awaitDurable() error {
+	if s.opts.Sync != SyncAlways {
+		return nil
+	}
+	if s.applying.Load() == 0 && s.unsynced.Load() <= s.synced.Load() {
+		return nil
+	}
+	// Everything the read saw is in the WAL already (a batch is written to the WAL
+	// before it becomes visible), so a sync record behind it covers it.
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("sync wal: %w", err)
 	}
 	return nil
 }
@@ -367,6 +405,14 @@ func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn fu
 		return nil, backend.ErrClosed
 	}
 	defer s.leave()
+	next, err := s.scan(prefix, start, limit, fn)
+	if err == nil {
+		err = s.awaitDurable()
+	}
+	return next, err
+}
+
+func (s *Store) scan(prefix, start []byte, limit int, fn func(backend.KeyInfo) bool) ([]byte, error) {
 	lower := appendDataKey(nil, prefix)
 	if bytes.Compare(start, prefix) > 0 {
 		lower = appendDataKey(nil, start)
@@ -419,6 +465,14 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 		return nil, false, backend.ErrClosed
 	}
 	defer s.leave()
+	k, ok, err := s.randomKey()
+	if err == nil {
+		err = s.awaitDurable()
+	}
+	return k, ok, err
+}
+
+func (s *Store) randomKey() ([]byte, bool, error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{familyData}, UpperBound: []byte{familyData + 1}})
 	if err != nil {
 		return nil, false, fmt.Errorf("randomkey: %w", err)
@@ -465,6 +519,9 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	}
 	expires, err := s.counter(counterExpires)
 	if err != nil {
+		return backend.Stats{}, err
+	}
+	if err := s.awaitDurable(); err != nil {
 		return backend.Stats{}, err
 	}
 	return backend.Stats{Keys: keys, Expires: expires}, nil
