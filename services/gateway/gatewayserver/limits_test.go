@@ -212,3 +212,28 @@ func TestInvalidConfigNamesTheSetting(t *testing.T) {
 		t.Fatalf("error should name sync and maxclients: %v", err)
 	}
 }
+
+// TestCloseRightAfterStart guards against a shutdown race: Close before the serve
+// goroutine has run must not hang.
+func TestCloseRightAfterStart(t *testing.T) {
+	for i := 0; i < 50; i++ {
+		cfg := gatewayserver.DefaultConfig()
+		cfg.Addr = "127.0.0.1:0"
+		cfg.WorkDir = t.TempDir()
+		srv, err := gatewayserver.New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Start()
+		done := make(chan error, 1)
+		go func() { done <- srv.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close right after Start hung")
+		}
+	}
+}

@@ -145,7 +145,11 @@ func (s *Server) Close() error {
 		started := s.started
 		s.connMu.Unlock()
 		if started {
+			// redcon learns its listener only once its serve goroutine runs; if
+			// Close comes first, redcon's Close is a no-op, so close the listener
+			// ourselves: the serve loop then ends at its first Accept.
 			_ = s.rs.Close()
+			_ = s.ln.Close()
 			<-s.served
 		} else {
 			_ = s.ln.Close()
