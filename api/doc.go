@@ -1,0 +1,4 @@
+// Package api holds NoKV's protobuf definitions (proto/) and the Go code generated
+// from them (metapb, pdpb). Regenerate with scripts/genproto.sh; the generated
+// files are committed so a build needs no protoc.
+package api
