@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(pkg services/gateway services/pd services/store)
+modules=(api pkg services/gateway services/pd services/store)
 fuzztime=${FUZZTIME:-15s}
 
 echo "== gofmt"
