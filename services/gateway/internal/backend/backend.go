@@ -91,6 +91,10 @@ type Backend interface {
 	Update(ctx context.Context, opts WriteOptions, keys [][]byte, fn func(Txn) error) error
 	// Get returns the live value of key.
 	Get(ctx context.Context, key []byte) (Value, bool, error)
+	// AppendGet is Get, except that the value's bytes are appended to dst and
+	// v.Data aliases the result: a caller with a reusable buffer reads without
+	// allocating.
+	AppendGet(ctx context.Context, dst, key []byte) (v Value, ok bool, err error)
 	// MultiGet returns the live values of keys read at one consistent point;
 	// found[i] tells whether keys[i] exists.
 	MultiGet(ctx context.Context, keys [][]byte) (vals []Value, found []bool, err error)

@@ -26,6 +26,9 @@ func appendDataKey(dst, key []byte) []byte {
 	return append(dst, key...)
 }
 
+// expiryKeyLen is the length of key's expiry index key.
+func expiryKeyLen(key []byte) int { return 9 + len(key) }
+
 func appendExpiryKey(dst []byte, expiresAt int64, key []byte) []byte {
 	dst = append(dst, familyExpiry)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(expiresAt))

@@ -184,11 +184,34 @@ func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error
 		return backend.Value{}, false, backend.ErrClosed
 	}
 	defer s.leave()
-	v, ok, err := s.get(s.db, key, s.now())
+	v, ok, err := s.getLive(s.db, nil, key)
 	if err == nil {
 		err = s.awaitDurable()
 	}
 	return v, ok, err
+}
+
+// AppendGet implements backend.Backend.
+func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, bool, error) {
+	if !s.enter() {
+		return backend.Value{}, false, backend.ErrClosed
+	}
+	defer s.leave()
+	v, ok, err := s.getLive(s.db, dst, key)
+	if err == nil {
+		err = s.awaitDurable()
+	}
+	return v, ok, err
+}
+
+// getLive reads key's live value, reading the clock only for a value with an
+// expiry; Data is appended to dst (see getStored).
+func (s *Store) getLive(r reader, dst, key []byte) (backend.Value, bool, error) {
+	v, ok, err := getStored(r, dst, key)
+	if err != nil || !ok || (v.ExpiresAt != 0 && v.Expired(s.now())) {
+		return backend.Value{}, false, err
+	}
+	return v, true, nil
 }
 
 // reader is what both *pebble.DB and *pebble.Snapshot offer.
@@ -198,29 +221,36 @@ type reader interface {
 
 // get reads key's live value; the result's Data is a private copy.
 func (s *Store) get(r reader, key []byte, now int64) (backend.Value, bool, error) {
-	v, ok, err := getStored(r, key)
+	v, ok, err := getStored(r, nil, key)
 	if err != nil || !ok || v.Expired(now) {
 		return backend.Value{}, false, err
 	}
 	return v, true, nil
 }
 
-// getStored reads key's stored value, expired or not; Data is a private copy.
-func getStored(r reader, key []byte) (backend.Value, bool, error) {
-	var kb [128]byte
-	raw, closer, err := r.Get(appendDataKey(kb[:0], key))
+// getStored reads key's stored value, expired or not. Data is appended to dst, so
+// with a nil dst it is a private copy. Pebble keeps the key it is given, so the
+// encoded key cannot live on the stack: it is built in dst's spare room and the
+// value then moved over it, which spares an allocation per read.
+func getStored(r reader, dst, key []byte) (backend.Value, bool, error) {
+	start := len(dst)
+	buf := appendDataKey(dst, key)
+	raw, closer, err := r.Get(buf[start:])
 	if errors.Is(err, pebble.ErrNotFound) {
 		return backend.Value{}, false, nil
 	}
 	if err != nil {
 		return backend.Value{}, false, fmt.Errorf("get: %w", err)
 	}
-	defer closer.Close()
 	v, err := decodeValue(raw)
 	if err != nil {
+		_ = closer.Close()
 		return backend.Value{}, false, fmt.Errorf("key %q: %w", key, err)
 	}
-	v.Data = append(make([]byte, 0, len(v.Data)), v.Data...)
+	buf = append(buf, v.Data...)
+	_ = closer.Close()
+	n := copy(buf[start:], buf[start+1+len(key):])
+	v.Data = buf[start : start+n]
 	return v, true, nil
 }
 
@@ -297,11 +327,11 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 func (s *Store) prepare(fn func(backend.Txn) error) (*pebble.Batch, error) {
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
-	tx.store, tx.now = s, s.now()
+	tx.store = s
 	if err := fn(tx); err != nil {
 		return nil, err
 	}
-	if len(tx.writes) == 0 {
+	if len(tx.order) == 0 {
 		return nil, nil
 	}
 	b := s.db.NewBatch()

@@ -84,7 +84,7 @@ func (s *Store) SweepExpired() (int, error) {
 	defer b.Close()
 	deleted := 0
 	for _, d := range batch {
-		v, ok, err := getStored(s.db, d.key)
+		v, ok, err := getStored(s.db, nil, d.key)
 		if err != nil {
 			return 0, fmt.Errorf("sweep key %q: %w", d.key, err)
 		}

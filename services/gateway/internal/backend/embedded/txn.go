@@ -1,6 +1,7 @@
 package embedded
 
 import (
+	"bytes"
 	"sync"
 
 	"github.com/cockroachdb/pebble"
@@ -20,52 +21,121 @@ type pending struct {
 	deleted bool
 }
 
+// entry is one key a txn has touched.
+type entry struct {
+	key      []byte // the caller's key, retained until the txn commits (see backend.Txn)
+	base     stored
+	hasBase  bool
+	write    pending
+	hasWrite bool
+}
+
+// linearEntries is how many keys a txn looks up by a linear scan before it
+// indexes them in a map: commands name one key or a few, and a scan of those costs
+// less than hashing them, and allocates no map keys.
+const linearEntries = 8
+
 // txn buffers a command's writes. It runs with the keys latched, so the committed
 // state of those keys cannot change underneath it.
 type txn struct {
-	store  *Store
+	store *Store
+	// now is the clock, read on first use: a command on keys without expiry never
+	// needs it.
 	now    int64
-	reads  map[string]stored
-	writes map[string]pending
-	order  []string // write order, so batches are deterministic
+	nowSet bool
+
+	entries []entry
+	index   map[string]int // entry by key, once there are more than linearEntries
+	order   []int          // entries in first-write order, so batches are deterministic
 }
 
-var txnPool = sync.Pool{New: func() any {
-	return &txn{reads: make(map[string]stored), writes: make(map[string]pending)}
-}}
+var txnPool = sync.Pool{New: func() any { return &txn{} }}
 
 func (t *txn) release() {
-	clear(t.reads)
-	clear(t.writes)
+	// Drop references to keys and values, and shed what a huge command grew.
+	clear(t.entries)
+	t.entries = t.entries[:0]
+	if cap(t.entries) > 1024 {
+		t.entries = nil
+	}
+	t.index = nil
 	t.order = t.order[:0]
-	t.store = nil
+	if cap(t.order) > 1024 {
+		t.order = nil
+	}
+	t.store, t.now, t.nowSet = nil, 0, false
 	txnPool.Put(t)
 }
 
-func (t *txn) Now() int64 { return t.now }
-
-func (t *txn) base(key []byte) (stored, error) {
-	if st, ok := t.reads[string(key)]; ok {
-		return st, nil
+func (t *txn) Now() int64 {
+	if !t.nowSet {
+		t.now, t.nowSet = t.store.now(), true
 	}
-	v, ok, err := getStored(t.store.db, key)
+	return t.now
+}
+
+// expired is v.Expired(t.Now()), reading the clock only for a value with an expiry.
+func (t *txn) expired(v backend.Value) bool { return v.ExpiresAt != 0 && v.Expired(t.Now()) }
+
+// find returns the index of key's entry, or -1.
+func (t *txn) find(key []byte) int {
+	if t.index != nil {
+		if i, ok := t.index[string(key)]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range t.entries {
+		if bytes.Equal(t.entries[i].key, key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// entry returns the index of key's entry, adding one if needed.
+func (t *txn) entry(key []byte) int {
+	if i := t.find(key); i >= 0 {
+		return i
+	}
+	t.entries = append(t.entries, entry{key: key})
+	i := len(t.entries) - 1
+	switch {
+	case t.index != nil:
+		t.index[string(key)] = i
+	case len(t.entries) > linearEntries:
+		t.index = make(map[string]int, 2*len(t.entries))
+		for j := range t.entries {
+			t.index[string(t.entries[j].key)] = j
+		}
+	}
+	return i
+}
+
+// base returns the committed state of entry i, reading it on first use.
+func (t *txn) base(i int) (stored, error) {
+	e := &t.entries[i]
+	if e.hasBase {
+		return e.base, nil
+	}
+	v, ok, err := getStored(t.store.db, nil, e.key)
 	if err != nil {
 		return stored{}, err
 	}
-	st := stored{v: v, found: ok}
-	t.reads[string(key)] = st
-	return st, nil
+	e.base, e.hasBase = stored{v: v, found: ok}, true
+	return e.base, nil
 }
 
 func (t *txn) Get(key []byte) (backend.Value, bool, error) {
-	if p, ok := t.writes[string(key)]; ok {
-		if p.deleted || p.v.Expired(t.now) {
+	i := t.entry(key)
+	if e := &t.entries[i]; e.hasWrite {
+		if e.write.deleted || t.expired(e.write.v) {
 			return backend.Value{}, false, nil
 		}
-		return p.v, true, nil
+		return e.write.v, true, nil
 	}
-	st, err := t.base(key)
-	if err != nil || !st.found || st.v.Expired(t.now) {
+	st, err := t.base(i)
+	if err != nil || !st.found || t.expired(st.v) {
 		return backend.Value{}, false, err
 	}
 	return st.v, true, nil
@@ -76,25 +146,27 @@ func (t *txn) Set(key []byte, v backend.Value) { t.put(key, pending{v: v}) }
 func (t *txn) Delete(key []byte) { t.put(key, pending{deleted: true}) }
 
 func (t *txn) put(key []byte, p pending) {
-	k := string(key)
-	if _, ok := t.writes[k]; !ok {
-		t.order = append(t.order, k)
+	i := t.entry(key)
+	e := &t.entries[i]
+	if !e.hasWrite {
+		e.hasWrite = true
+		t.order = append(t.order, i)
 	}
-	t.writes[k] = p
+	e.write = p
 }
 
 // fill turns the buffered writes into batch operations: data, expiry index entries
-// and counter deltas, all in one batch.
+// and counter deltas, all in one batch. Keys and values are encoded straight into
+// the batch.
 func (t *txn) fill(b *pebble.Batch) error {
 	var keysDelta, expiresDelta int64
-	var kbuf []byte
-	for _, k := range t.order {
-		key := []byte(k)
-		p := t.writes[k]
-		old, err := t.base(key)
+	for _, i := range t.order {
+		old, err := t.base(i)
 		if err != nil {
 			return err
 		}
+		e := &t.entries[i]
+		key, p := e.key, e.write
 		if p.deleted && !old.found {
 			continue
 		}
@@ -104,24 +176,29 @@ func (t *txn) fill(b *pebble.Batch) error {
 			if old.v.ExpiresAt != 0 {
 				expiresDelta--
 				if !sameExpiry {
-					kbuf = appendExpiryKey(kbuf[:0], old.v.ExpiresAt, key)
-					_ = b.Delete(kbuf, nil)
+					op := b.DeleteDeferred(expiryKeyLen(key))
+					appendExpiryKey(op.Key[:0], old.v.ExpiresAt, key)
+					_ = op.Finish()
 				}
 			}
 		}
-		kbuf = appendDataKey(kbuf[:0], key)
 		if p.deleted {
-			_ = b.Delete(kbuf, nil)
+			op := b.DeleteDeferred(1 + len(key))
+			appendDataKey(op.Key[:0], key)
+			_ = op.Finish()
 			continue
 		}
-		vbuf := appendValue(make([]byte, 0, valueHeaderLen+len(p.v.Data)), p.v)
-		_ = b.Set(kbuf, vbuf, nil)
+		op := b.SetDeferred(1+len(key), valueHeaderLen+len(p.v.Data))
+		appendDataKey(op.Key[:0], key)
+		appendValue(op.Value[:0], p.v)
+		_ = op.Finish()
 		keysDelta++
 		if p.v.ExpiresAt != 0 {
 			expiresDelta++
 			if !sameExpiry {
-				kbuf = appendExpiryKey(kbuf[:0], p.v.ExpiresAt, key)
-				_ = b.Set(kbuf, nil, nil)
+				op := b.SetDeferred(expiryKeyLen(key), 0)
+				appendExpiryKey(op.Key[:0], p.v.ExpiresAt, key)
+				_ = op.Finish()
 			}
 		}
 	}
