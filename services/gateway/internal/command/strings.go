@@ -70,10 +70,11 @@ func (r *Request) hit(ok bool) {
 // >> GET key
 // Reply: the value, or null if the key does not exist.
 func cmdGet(r *Request) error {
-	v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+	v, ok, err := r.e.be.AppendGet(r.ctx, r.c.scratch[:0], r.Args[1])
 	if err != nil {
 		return err
 	}
+	r.c.keepScratch(v.Data)
 	if ok && v.Type != backend.TypeString {
 		return errWrongType
 	}
@@ -172,46 +173,61 @@ func (r *Request) set(key, val []byte, exp expiry, nx, xx, get, keepTTL bool, na
 			return err
 		}
 	}
-	var old backend.Value
-	var existed, written bool
-	err := r.update([][]byte{key}, func(tx backend.Txn) error {
-		var err error
-		written = false
-		if get {
-			old, existed, err = str(tx, key)
-		} else {
-			old, existed, err = tx.Get(key)
-		}
-		if err != nil {
-			return err
-		}
-		if (nx && existed) || (xx && !existed) {
-			return nil
-		}
-		v := backend.Value{Type: backend.TypeString, Data: val, ExpiresAt: expiresAt}
-		if keepTTL && existed {
-			v.ExpiresAt = old.ExpiresAt
-		}
-		if v.Expired(tx.Now()) {
-			// A deadline already past (EXAT in the past) leaves no key behind.
-			tx.Delete(key)
-		} else {
-			tx.Set(key, v)
-		}
-		written = true
-		return nil
-	})
-	if err != nil {
+	// The state lives in the Client and the callback is bound once per
+	// connection: a closure over locals would cost allocations on every SET.
+	op := &r.c.setOp
+	*op = setOp{key: key, val: val, expiresAt: expiresAt, nx: nx, xx: xx, get: get, keepTTL: keepTTL}
+	defer func() { *op = setOp{} }()
+	if err := r.update(r.c.oneKey(key), r.c.setFn); err != nil {
 		return err
 	}
 	switch {
 	case get:
-		r.bulkOrNull(old.Data, existed)
-	case written:
+		r.bulkOrNull(op.old.Data, op.existed)
+	case op.written:
 		r.w.OK()
 	default:
 		r.w.Null()
 	}
+	return nil
+}
+
+// setOp is one SET, SETEX, PSETEX or GETSET.
+type setOp struct {
+	key, val             []byte
+	expiresAt            int64
+	nx, xx, get, keepTTL bool
+
+	// Results.
+	old              backend.Value
+	existed, written bool
+}
+
+func (op *setOp) apply(tx backend.Txn) error {
+	var err error
+	op.written = false
+	if op.get {
+		op.old, op.existed, err = str(tx, op.key)
+	} else {
+		op.old, op.existed, err = tx.Get(op.key)
+	}
+	if err != nil {
+		return err
+	}
+	if (op.nx && op.existed) || (op.xx && !op.existed) {
+		return nil
+	}
+	v := backend.Value{Type: backend.TypeString, Data: op.val, ExpiresAt: op.expiresAt}
+	if op.keepTTL && op.existed {
+		v.ExpiresAt = op.old.ExpiresAt
+	}
+	if v.ExpiresAt != 0 && v.Expired(tx.Now()) {
+		// A deadline already past (EXAT in the past) leaves no key behind.
+		tx.Delete(op.key)
+	} else {
+		tx.Set(op.key, v)
+	}
+	op.written = true
 	return nil
 }
 
