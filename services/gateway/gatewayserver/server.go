@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/redcon"
@@ -30,6 +31,8 @@ type Server struct {
 	be      backend.Backend
 	exec    *command.Executor
 	metrics *metrics.Metrics
+	// perCmd caches each command's metrics by command ID, created on first use.
+	perCmd []atomic.Pointer[metrics.Command]
 
 	ln      net.Listener
 	rs      *redcon.Server
@@ -69,6 +72,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("open embedded store: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{})}
+	s.perCmd = make([]atomic.Pointer[metrics.Command], len(command.Commands()))
 	nowTime := time.Now
 	if now != nil {
 		nowTime = func() time.Time { return time.UnixMilli(now()) }
@@ -82,9 +86,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Backend:     cfg.Backend,
 		Now:         nowTime,
 		Logger:      log,
-		Observe: func(c *command.Command, d time.Duration, failed bool) {
-			s.metrics.ObserveCommand(c.Name, d, failed)
-		},
+		Observe:     s.observe,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -166,6 +168,21 @@ func (s *Server) Close() error {
 		s.closeErr = s.be.Close()
 	})
 	return s.closeErr
+}
+
+// observe records an executed command in the metrics.
+func (s *Server) observe(c *command.Command, d time.Duration, failed bool) {
+	if c.ID >= len(s.perCmd) {
+		s.metrics.ObserveCommand(c.Name, d, failed)
+		return
+	}
+	slot := &s.perCmd[c.ID]
+	cm := slot.Load()
+	if cm == nil {
+		cm = s.metrics.Command(c.Name)
+		slot.Store(cm)
+	}
+	cm.Observe(d, failed)
 }
 
 func (s *Server) accept(conn redcon.Conn) bool {

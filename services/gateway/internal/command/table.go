@@ -45,6 +45,9 @@ type Command struct {
 
 	// Calls counts executions, for INFO commandstats and metrics.
 	Calls atomic.Int64
+	// ID is the command's position in Commands(), assigned at registration, so
+	// that per-command state can live in a slice instead of a map.
+	ID int
 }
 
 func (c *Command) arityOK(n int) bool {
@@ -66,6 +69,7 @@ func register(cmds ...*Command) {
 			panic("command: duplicate registration of " + c.Name)
 		}
 		table[c.Name] = c
+		c.ID = len(ordered)
 		ordered = append(ordered, c)
 	}
 }

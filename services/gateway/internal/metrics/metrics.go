@@ -23,12 +23,19 @@ type Metrics struct {
 	ConnectionsAccepted atomic.Int64
 	ConnectionsRejected atomic.Int64
 
-	perCommand sync.Map // command name -> *commandMetrics
+	perCommand sync.Map // command name -> *Command
 
 	reg      *prometheus.Registry
 	calls    *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+}
+
+// Command is the metrics of one command; callers on a hot path keep it (see
+// Metrics.Command) instead of looking the command up by name every time.
+type Command struct {
+	m *Metrics
+	commandMetrics
 }
 
 type commandMetrics struct {
@@ -91,29 +98,35 @@ var (
 	publishOnce sync.Once
 )
 
-func (m *Metrics) command(name string) *commandMetrics {
+// Command returns the metrics of the command called name, creating them (and
+// their Prometheus series) on first use.
+func (m *Metrics) Command(name string) *Command {
 	if cm, ok := m.perCommand.Load(name); ok {
-		return cm.(*commandMetrics)
+		return cm.(*Command)
 	}
-	cm := &commandMetrics{
+	cm := &Command{m: m, commandMetrics: commandMetrics{
 		promCall: m.calls.WithLabelValues(name),
 		promFail: m.failures.WithLabelValues(name),
 		promLat:  m.latency.WithLabelValues(name),
-	}
+	}}
 	actual, _ := m.perCommand.LoadOrStore(name, cm)
-	return actual.(*commandMetrics)
+	return actual.(*Command)
 }
 
 // ObserveCommand records one executed command.
 func (m *Metrics) ObserveCommand(name string, d time.Duration, failed bool) {
-	cm := m.command(name)
+	m.Command(name).Observe(d, failed)
+}
+
+// Observe records one execution of the command.
+func (cm *Command) Observe(d time.Duration, failed bool) {
 	cm.calls.Add(1)
 	cm.promCall.Inc()
 	cm.promLat.Observe(d.Seconds())
-	m.CommandsTotal.Add(1)
+	cm.m.CommandsTotal.Add(1)
 	if failed {
 		cm.promFail.Inc()
-		m.ErrorsTotal.Add(1)
+		cm.m.ErrorsTotal.Add(1)
 	}
 }
 
@@ -121,7 +134,7 @@ func (m *Metrics) ObserveCommand(name string, d time.Duration, failed bool) {
 func (m *Metrics) Snapshot() map[string]any {
 	per := map[string]int64{}
 	m.perCommand.Range(func(k, v any) bool {
-		per[strings.ToUpper(k.(string))] = v.(*commandMetrics).calls.Load()
+		per[strings.ToUpper(k.(string))] = v.(*Command).calls.Load()
 		return true
 	})
 	return map[string]any{

@@ -1,0 +1,88 @@
+package command
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
+	"github.com/nokv/nokv/services/gateway/internal/metrics"
+)
+
+// Benchmarks of the command path without the network: what one GET or SET costs
+// in the gateway and the embedded store (run with -benchmem to see allocations).
+// The network side is measured by scripts/bench-embedded.sh.
+
+func benchExecutor(b *testing.B, sync embedded.SyncPolicy) (*Executor, *Client) {
+	b.Helper()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st, err := embedded.Open(embedded.Options{Dir: b.TempDir(), Sync: sync, Logger: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	// Observe as the server does: per-command metrics kept by command ID.
+	m := metrics.New()
+	per := make([]*metrics.Command, len(Commands()))
+	e := New(st, Options{Logger: log, Observe: func(c *Command, d time.Duration, failed bool) {
+		if per[c.ID] == nil {
+			per[c.ID] = m.Command(c.Name)
+		}
+		per[c.ID].Observe(d, failed)
+	}})
+	return e, e.NewClient("127.0.0.1:1", "127.0.0.1:2")
+}
+
+func argv(args ...string) [][]byte {
+	v := make([][]byte, len(args))
+	for i, a := range args {
+		v[i] = []byte(a)
+	}
+	return v
+}
+
+// benchSetup runs one command outside the measurement.
+func benchSetup(b *testing.B, e *Executor, c *Client, args ...string) {
+	b.Helper()
+	if err := e.Exec(context.Background(), c, argv(args...), true); err != nil {
+		b.Fatal(err)
+	}
+	c.Out.Reset()
+}
+
+// benchExec measures one command, run with the given last-of-pipeline flag.
+func benchExec(b *testing.B, e *Executor, c *Client, last bool, args ...string) {
+	b.Helper()
+	benchSetup(b, e, c, args...)
+	argv := argv(args...)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := e.Exec(context.Background(), c, argv, last); err != nil {
+			b.Fatal(err)
+		}
+		c.Out.Reset()
+	}
+}
+
+// BenchmarkExecGet is redis-benchmark's GET: one key, a 3-byte value.
+func BenchmarkExecGet(b *testing.B) {
+	e, c := benchExecutor(b, embedded.SyncAlways)
+	benchSetup(b, e, c, "SET", "key:__rand_int__", "xxx")
+	benchExec(b, e, c, true, "GET", "key:__rand_int__")
+}
+
+// BenchmarkExecSetPipelined is a SET inside a pipeline: its fsync is deferred to
+// the end of the pipeline, so this is the CPU cost of a durable SET.
+func BenchmarkExecSetPipelined(b *testing.B) {
+	e, c := benchExecutor(b, embedded.SyncAlways)
+	benchExec(b, e, c, false, "SET", "key:__rand_int__", "xxx")
+}
+
+// BenchmarkExecSetNoSync is a SET under --sync no.
+func BenchmarkExecSetNoSync(b *testing.B) {
+	e, c := benchExecutor(b, embedded.SyncNo)
+	benchExec(b, e, c, true, "SET", "key:__rand_int__", "xxx")
+}
