@@ -176,9 +176,11 @@ type Request struct {
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
-// but the last defers its fsync to the Sync at the end of the pipeline.
+// defers its fsync to the one Sync at the end of the pipeline. Only a write that
+// is alone (the last command, with no deferred write before it) syncs itself:
+// if the last write synced too, the pipeline would wait for two fsyncs.
 func (r *Request) writeOpts() backend.WriteOptions {
-	if r.last {
+	if r.last && !r.c.dirty {
 		return backend.WriteOptions{}
 	}
 	r.c.dirty = true
