@@ -1,0 +1,295 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/services/pd/internal/storage"
+	"google.golang.org/protobuf/proto"
+)
+
+// DefaultStoreDownAfter is Options.StoreDownAfter when left zero.
+const DefaultStoreDownAfter = 30 * time.Second
+
+// Options configures a Cluster.
+type Options struct {
+	// StoreDownAfter is how long a store may go without a heartbeat before
+	// UpdateLiveness marks it DOWN. Zero means DefaultStoreDownAfter.
+	StoreDownAfter time.Duration
+	// Now is the clock; nil means time.Now. Tests inject a fake one.
+	Now func() time.Time
+	// Scope selects which store addresses of the cluster file Bootstrap
+	// records; empty means config.ScopeHost.
+	Scope config.Scope
+}
+
+func (o Options) withDefaults() Options {
+	if o.StoreDownAfter <= 0 {
+		o.StoreDownAfter = DefaultStoreDownAfter
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Scope == "" {
+		o.Scope = config.ScopeHost
+	}
+	return o
+}
+
+// Cluster is the region catalog and store registry. Create it with New, then
+// call Bootstrap (with a cluster file) or Load (without) before use.
+type Cluster struct {
+	st   *storage.Storage
+	opts Options
+
+	mu      sync.RWMutex
+	tree    *regionTree
+	regions map[uint64]*regionEntry
+	stores  map[uint64]*storeEntry
+}
+
+// New returns an empty Cluster persisting through st.
+func New(st *storage.Storage, opts Options) *Cluster {
+	return &Cluster{
+		st:      st,
+		opts:    opts.withDefaults(),
+		tree:    newRegionTree(),
+		regions: make(map[uint64]*regionEntry),
+		stores:  make(map[uint64]*storeEntry),
+	}
+}
+
+// Bootstrapped reports whether the cluster file was loaded into the
+// persisted state already.
+func (c *Cluster) Bootstrapped() (bool, error) {
+	_, ok, err := c.st.Get(storage.KeyBootstrapped)
+	if err != nil {
+		return false, fmt.Errorf("cluster: check bootstrap marker: %w", err)
+	}
+	return ok, nil
+}
+
+// Bootstrap seeds the catalog from the cluster file on the first start: its
+// stores (UP, with the address of Options.Scope) and regions (the file's
+// epoch, every peer a voter, the leader on leader_store_id) are written in one
+// batch together with the bootstrap marker. If the marker is present already,
+// the file is ignored and Bootstrap is Load: the persisted state wins, because
+// regions have split and moved since the file was written.
+func (c *Cluster) Bootstrap(file *config.Cluster) error {
+	done, err := c.Bootstrapped()
+	if err != nil {
+		return err
+	}
+	if done {
+		return c.Load()
+	}
+	if file == nil {
+		return fmt.Errorf("cluster: bootstrap: no cluster file: %w", ErrInvalidArgument)
+	}
+
+	// Build and check everything first so a bad file writes nothing.
+	now := c.opts.Now()
+	tree := newRegionTree()
+	regions := make(map[uint64]*regionEntry, len(file.Regions))
+	stores := make(map[uint64]*storeEntry, len(file.Stores))
+	for _, s := range file.Stores {
+		if s.StoreID == 0 {
+			return fmt.Errorf("cluster: bootstrap: store id 0: %w", ErrInvalidArgument)
+		}
+		addr, err := file.StoreAddr(s.StoreID, c.opts.Scope)
+		if err != nil {
+			return fmt.Errorf("cluster: bootstrap store %d: %w", s.StoreID, err)
+		}
+		meta := &metapb.Store{Id: s.StoreID, Address: addr, State: metapb.StoreState_UP}
+		stores[s.StoreID] = &storeEntry{meta: meta, lastSeen: now}
+	}
+	for i, r := range file.Regions {
+		e := regionFromConfig(r)
+		if err := validateRegion(e.meta); err != nil {
+			return fmt.Errorf("cluster: bootstrap regions[%d]: %w", i, err)
+		}
+		if _, dup := regions[r.ID]; dup {
+			return fmt.Errorf("cluster: bootstrap regions[%d]: duplicate region id %d: %w", i, r.ID, ErrInvalidArgument)
+		}
+		if ov := tree.overlaps(e.start(), e.end()); len(ov) > 0 {
+			return fmt.Errorf("cluster: bootstrap regions[%d]: region %d overlaps region %d: %w", i, r.ID, ov[0].meta.GetId(), ErrInvalidArgument)
+		}
+		tree.put(e)
+		regions[r.ID] = e
+	}
+
+	b := c.st.NewBatch()
+	for _, s := range stores {
+		if err := putStore(b, s.meta); err != nil {
+			return err
+		}
+	}
+	for _, r := range regions {
+		if err := putRegion(b, r.meta); err != nil {
+			return err
+		}
+	}
+	b.Put(storage.KeyBootstrapped, []byte("1"))
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("cluster: bootstrap from cluster file: %w", err)
+	}
+
+	c.mu.Lock()
+	c.tree, c.regions, c.stores = tree, regions, stores
+	c.mu.Unlock()
+	return nil
+}
+
+func regionFromConfig(r config.Region) *regionEntry {
+	meta := &metapb.Region{
+		Id:          r.ID,
+		StartKey:    cloneBytes(r.StartKey),
+		EndKey:      cloneBytes(r.EndKey),
+		RegionEpoch: &metapb.RegionEpoch{ConfVer: r.Epoch.ConfVersion, Version: r.Epoch.Version},
+	}
+	var leader *metapb.Peer
+	for _, p := range r.Peers {
+		peer := &metapb.Peer{Id: p.PeerID, StoreId: p.StoreID, Role: metapb.PeerRole_VOTER}
+		meta.Peers = append(meta.Peers, peer)
+		if r.LeaderStoreID != 0 && p.StoreID == r.LeaderStoreID {
+			leader = proto.Clone(peer).(*metapb.Peer)
+		}
+	}
+	return &regionEntry{meta: meta, leader: leader}
+}
+
+// Load replaces the in-memory catalog with the persisted one. Leaders and
+// statistics are unknown until the next heartbeats; UP stores get a full
+// StoreDownAfter from now before they can be marked DOWN. A record that does
+// not decode fails with an error matching ErrCorrupt that names the key and
+// PD's workdir.
+func (c *Cluster) Load() error {
+	now := c.opts.Now()
+	tree := newRegionTree()
+	regions := make(map[uint64]*regionEntry)
+	stores := make(map[uint64]*storeEntry)
+
+	err := c.st.Scan(storage.PrefixRegion, func(key, value []byte) error {
+		id, err := c.idFromKey(key, storage.PrefixRegion)
+		if err != nil {
+			return err
+		}
+		meta := &metapb.Region{}
+		if err := proto.Unmarshal(value, meta); err != nil {
+			return c.corrupt(key, fmt.Errorf("decode region: %w", err))
+		}
+		if meta.GetId() != id {
+			return c.corrupt(key, fmt.Errorf("holds region %d", meta.GetId()))
+		}
+		if err := validateRegion(meta); err != nil {
+			return c.corrupt(key, err)
+		}
+		e := &regionEntry{meta: meta}
+		if ov := tree.overlaps(e.start(), e.end()); len(ov) > 0 {
+			return c.corrupt(key, fmt.Errorf("region %d overlaps region %d", id, ov[0].meta.GetId()))
+		}
+		tree.put(e)
+		regions[id] = e
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: load regions: %w", err)
+	}
+
+	err = c.st.Scan(storage.PrefixStore, func(key, value []byte) error {
+		id, err := c.idFromKey(key, storage.PrefixStore)
+		if err != nil {
+			return err
+		}
+		meta := &metapb.Store{}
+		if err := proto.Unmarshal(value, meta); err != nil {
+			return c.corrupt(key, fmt.Errorf("decode store: %w", err))
+		}
+		if meta.GetId() != id {
+			return c.corrupt(key, fmt.Errorf("holds store %d", meta.GetId()))
+		}
+		e := &storeEntry{meta: meta, lastSeen: now}
+		if meta.GetState() == metapb.StoreState_DOWN {
+			// The store was marked DOWN StoreDownAfter after its last
+			// heartbeat; without that, count from now.
+			e.downSince = now
+			if ms := meta.GetLastHeartbeatMs(); ms > 0 {
+				e.downSince = time.UnixMilli(ms).Add(c.opts.StoreDownAfter)
+			}
+		}
+		stores[id] = e
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: load stores: %w", err)
+	}
+
+	c.mu.Lock()
+	c.tree, c.regions, c.stores = tree, regions, stores
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Cluster) idFromKey(key, prefix []byte) (uint64, error) {
+	if len(key) != len(prefix)+8 {
+		return 0, c.corrupt(key, fmt.Errorf("key is %d bytes, want %d", len(key), len(prefix)+8))
+	}
+	return binary.BigEndian.Uint64(key[len(prefix):]), nil
+}
+
+func (c *Cluster) corrupt(key []byte, err error) error {
+	return fmt.Errorf("%w: key %q in PD workdir %s: %w", ErrCorrupt, key, c.st.Dir(), err)
+}
+
+// RegionCount is the number of regions in the catalog.
+func (c *Cluster) RegionCount() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.regions)
+}
+
+// StoreCounts counts the stores in each state.
+func (c *Cluster) StoreCounts() (up, down, tombstone int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, s := range c.stores {
+		switch s.meta.GetState() {
+		case metapb.StoreState_UP:
+			up++
+		case metapb.StoreState_DOWN:
+			down++
+		case metapb.StoreState_TOMBSTONE:
+			tombstone++
+		}
+	}
+	return up, down, tombstone
+}
+
+func putRegion(b *storage.Batch, r *metapb.Region) error {
+	v, err := proto.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("cluster: encode region %d: %w", r.GetId(), err)
+	}
+	b.Put(storage.RegionKey(r.GetId()), v)
+	return nil
+}
+
+func putStore(b *storage.Batch, s *metapb.Store) error {
+	v, err := proto.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("cluster: encode store %d: %w", s.GetId(), err)
+	}
+	b.Put(storage.StoreKey(s.GetId()), v)
+	return nil
+}
+
+func cloneBytes(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
