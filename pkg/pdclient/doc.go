@@ -8,11 +8,14 @@
 //
 // [TSOClient] gets transaction timestamps from PD's bidirectional Tso stream.
 // Concurrent callers of [TSOClient.GetTS] and [TSOClient.GetTSAsync] are
-// batched: one goroutine owns the stream, takes every request waiting at that
-// moment, asks PD for that many timestamps in one TsoRequest and hands the
-// consecutive block out in request order. Only one batch is in flight at a
-// time; requests arriving meanwhile form the next batch, so the batch grows
-// with the load and the stream round trip is amortised over many callers.
+// batched: each call takes a slot in the open batch, and one goroutine, which
+// owns the stream, sends one TsoRequest per batch for as many timestamps as
+// the batch has slots and hands the consecutive block out in slot (request)
+// order. Only one batch is in flight at a time; callers arriving meanwhile
+// fill the next one, so the batch grows with the load and the stream round
+// trip is amortised over many callers. A caller that gives up still leaves a
+// slot in its batch (an unused timestamp is harmless); a batch whose callers
+// all gave up before it was sent is not sent.
 //
 // Failures: when the stream breaks, the requests of the batch in flight fail
 // with an error matching [ErrUnavailable] (and wrapping the gRPC error); they

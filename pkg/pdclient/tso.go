@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nokv/nokv/api/pdpb"
@@ -78,21 +80,25 @@ func (o TSOOptions) withDefaults() TSOOptions {
 	return o
 }
 
-// TSFuture is a timestamp requested with GetTSAsync.
-type TSFuture interface {
-	// Wait blocks until the timestamp arrives, the request's context ends or
-	// the client is closed. It may be called more than once.
-	Wait() (uint64, error)
-}
-
 // TSOClient batches timestamp requests onto PD's Tso stream. It is safe for
 // concurrent use. See the package documentation for batching and failures.
+//
+// Callers join the open batch under a mutex and take a slot in it; the
+// stream goroutine takes whole batches, asks PD for one block per batch and
+// answers all its callers at once by closing the batch's channel, so a
+// request costs no channel operation of its own.
 type TSOClient struct {
 	pd   pdpb.PDClient
 	opts TSOOptions
 
-	reqCh chan *tsoRequest
-	pool  sync.Pool // *tsoRequest for GetTS
+	mu sync.Mutex
+	// queue holds the batches not yet taken by the stream goroutine, oldest
+	// first; callers join the last one while it has room.
+	queue []*tsoBatch
+	// closed is set by the exiting stream goroutine: nobody joins afterwards,
+	// so every batch that was joined gets answered.
+	closed bool
+	wake   chan struct{} // buffered 1: a batch was started
 
 	// life scopes the streams: Close cancels it, which unblocks a stream
 	// Recv or connect in progress.
@@ -103,57 +109,111 @@ type TSOClient struct {
 	done      chan struct{} // closed when the stream goroutine has exited
 }
 
+// tsoBatch is the requests answered by one TsoRequest. Slot i gets first+i.
+type tsoBatch struct {
+	n uint32 // slots taken; guarded by TSOClient.mu until the batch is taken
+	// abandoned counts GetTS callers that gave up waiting; a batch whose
+	// callers all gave up is not sent.
+	abandoned atomic.Uint32
+	done      chan struct{} // closed once first or err is set
+	first     uint64
+	err       error
+}
+
+func (b *tsoBatch) finish(first uint64, err error) {
+	b.first, b.err = first, err
+	close(b.done)
+}
+
 // NewTSOClient starts the stream goroutine; it connects in the background.
 // pd is usually pdpb.NewPDClient(conn); the caller keeps ownership of conn.
 func NewTSOClient(pd pdpb.PDClient, opts TSOOptions) (*TSOClient, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	opts = opts.withDefaults()
 	life, cancel := context.WithCancel(context.Background())
 	c := &TSOClient{
 		pd:      pd,
-		opts:    opts,
-		reqCh:   make(chan *tsoRequest, opts.MaxBatch),
+		opts:    opts.withDefaults(),
+		wake:    make(chan struct{}, 1),
 		life:    life,
 		cancel:  cancel,
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
-	}
-	c.pool.New = func() any {
-		return &tsoRequest{c: c, pooled: true, done: make(chan struct{}, 1)}
 	}
 	go c.run()
 	return c, nil
 }
 
 // GetTS returns a new timestamp. It fails with the context's error (wrapped)
-// when ctx ends first, ErrUnavailable when the stream broke under the
-// request, a *PDError when PD refused, or ErrClosed.
+// when ctx ends first, an error matching ErrUnavailable when the stream broke
+// under the request, a *PDError when PD refused, or ErrClosed.
 func (c *TSOClient) GetTS(ctx context.Context) (uint64, error) {
-	r := c.pool.Get().(*tsoRequest)
-	r.ctx = ctx
-	if err := c.submit(ctx, r); err != nil {
-		c.release(r)
+	if err := ctx.Err(); err != nil {
+		return 0, ctxError(err)
+	}
+	b, slot, err := c.join()
+	if err != nil {
 		return 0, err
 	}
-	ts, err, finished := r.wait()
-	if finished {
-		// Only a request whose answer was received goes back to the pool:
-		// an abandoned one may still be answered by the stream goroutine.
-		c.release(r)
+	if d := ctx.Done(); d != nil {
+		select {
+		case <-b.done:
+		case <-d:
+			b.abandoned.Add(1)
+			return 0, ctxError(ctx.Err())
+		}
+	} else {
+		<-b.done
 	}
-	return ts, err
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.first + uint64(slot), nil
+}
+
+// TSFuture is a timestamp requested with GetTSAsync. It is a small value,
+// free to copy.
+type TSFuture struct {
+	b    *tsoBatch
+	slot uint32
+	// ctx is the request's context, kept because Wait takes none.
+	ctx context.Context
+	err error
+}
+
+// Wait blocks until the timestamp arrives or the request's context ends,
+// with the errors of GetTS. It may be called more than once.
+func (f TSFuture) Wait() (uint64, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	select {
+	case <-f.b.done:
+	case <-f.ctx.Done():
+		select {
+		case <-f.b.done: // both ready: the answer wins
+		default:
+			return 0, ctxError(f.ctx.Err())
+		}
+	}
+	if f.b.err != nil {
+		return 0, f.b.err
+	}
+	return f.b.first + uint64(f.slot), nil
 }
 
 // GetTSAsync requests a timestamp and returns at once; Wait on the future
-// for it. ctx bounds the request as in GetTS.
+// for it. ctx bounds the wait as in GetTS.
 func (c *TSOClient) GetTSAsync(ctx context.Context) TSFuture {
-	r := &tsoRequest{c: c, ctx: ctx, done: make(chan struct{})}
-	if err := c.submit(ctx, r); err != nil {
-		r.finish(0, err)
+	if err := ctx.Err(); err != nil {
+		return TSFuture{err: ctxError(err)}
 	}
-	return r
+	b, slot, err := c.join()
+	if err != nil {
+		return TSFuture{err: err}
+	}
+	return TSFuture{b: b, slot: slot, ctx: ctx}
 }
 
 // Close stops the stream goroutine and fails pending requests with
@@ -167,97 +227,99 @@ func (c *TSOClient) Close() {
 	<-c.done
 }
 
-func (c *TSOClient) submit(ctx context.Context, r *tsoRequest) error {
-	select {
-	case <-c.closing:
-		return ErrClosed
-	default:
+func ctxError(err error) error { return fmt.Errorf("pdclient: get timestamp: %w", err) }
+
+// join takes a slot in the open batch, starting a new one if there is none
+// or it is full.
+func (c *TSOClient) join() (*tsoBatch, uint32, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, 0, ErrClosed
 	}
-	select {
-	case c.reqCh <- r:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("pdclient: get timestamp: %w", ctx.Err())
-	case <-c.closing:
-		return ErrClosed
-	}
-}
-
-func (c *TSOClient) release(r *tsoRequest) {
-	r.ctx, r.ts, r.err = nil, 0, nil
-	c.pool.Put(r)
-}
-
-// tsoRequest is one caller's request. It carries the caller's context
-// because the stream goroutine skips requests whose caller has given up.
-type tsoRequest struct {
-	c   *TSOClient
-	ctx context.Context
-	// pooled requests (GetTS) are answered by a send on done, so that done
-	// can be reused; futures (GetTSAsync) by closing it, so that Wait can be
-	// repeated.
-	pooled bool
-	done   chan struct{}
-	ts     uint64
-	err    error
-}
-
-// finish answers the request; the stream goroutine calls it exactly once.
-func (r *tsoRequest) finish(ts uint64, err error) {
-	r.ts, r.err = ts, err
-	if r.pooled {
-		r.done <- struct{}{}
+	var b *tsoBatch
+	if n := len(c.queue); n > 0 && c.queue[n-1].n < uint32(c.opts.MaxBatch) {
+		b = c.queue[n-1]
 	} else {
-		close(r.done)
+		b = &tsoBatch{done: make(chan struct{})}
+		c.queue = append(c.queue, b)
 	}
-}
-
-func (r *tsoRequest) Wait() (uint64, error) {
-	ts, err, _ := r.wait()
-	return ts, err
-}
-
-// wait returns finished=true when it received the answer.
-func (r *tsoRequest) wait() (ts uint64, err error, finished bool) {
-	select {
-	case <-r.done:
-		return r.ts, r.err, true
-	case <-r.ctx.Done():
-		return 0, fmt.Errorf("pdclient: get timestamp: %w", r.ctx.Err()), false
-	case <-r.c.done:
-		// The stream goroutine answers everything it took before exiting;
-		// a request that slipped into the queue after that is not answered.
+	slot := b.n
+	b.n++
+	c.mu.Unlock()
+	if slot == 0 {
 		select {
-		case <-r.done:
-			return r.ts, r.err, true
-		default:
-			return 0, ErrClosed, false
+		case c.wake <- struct{}{}:
+		default: // the stream goroutine has a wake-up pending already
 		}
 	}
+	return b, slot, nil
 }
 
-// run owns the stream. It (re)connects, then repeatedly takes a batch of
-// waiting requests, sends one TsoRequest for it and hands out the answer.
+// take removes the oldest batch from the queue, or returns nil.
+func (c *TSOClient) take() *tsoBatch {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return nil
+	}
+	b := c.queue[0]
+	n := copy(c.queue, c.queue[1:])
+	c.queue[n] = nil
+	c.queue = c.queue[:n]
+	return b
+}
+
+// next waits for a batch with a caller still interested in it; nil when the
+// client is closing.
+func (c *TSOClient) next() *tsoBatch {
+	for {
+		b := c.take()
+		if b == nil {
+			select {
+			case <-c.closing:
+				return nil
+			case <-c.wake:
+				continue
+			}
+		}
+		// n is final once taken; abandoned only grows.
+		if b.abandoned.Load() >= b.n {
+			b.finish(0, ctxError(context.Canceled))
+			continue
+		}
+		return b
+	}
+}
+
+// run owns the stream. It (re)connects, then repeatedly takes a batch,
+// sends one TsoRequest for it and hands out the answer.
 func (c *TSOClient) run() {
-	defer close(c.done)
 	var (
 		stream   pdpb.PD_TsoClient
-		cancel   context.CancelFunc = func() {}
-		failures int                // consecutive failures since the last answered batch
-		batch    = make([]*tsoRequest, 0, c.opts.MaxBatch)
+		stop     context.CancelFunc = func() {}
+		failures int                // consecutive failures since the last answer
 		req      pdpb.TsoRequest
 		resp     pdpb.TsoResponse
 	)
 	defer func() {
-		cancel()
-		c.failQueued()
+		stop()
+		c.mu.Lock()
+		c.closed = true
+		queued := c.queue
+		c.queue = nil
+		c.mu.Unlock()
+		for _, b := range queued {
+			b.finish(0, ErrClosed)
+		}
+		close(c.done)
 	}()
 	for {
 		if stream == nil {
 			if failures > 1 && !c.sleep(c.backoff(failures-1)) {
 				return
 			}
-			s, stop, err := c.connect()
+			s, cancel, err := c.connect()
 			if err != nil {
 				if c.isClosing() {
 					return
@@ -265,56 +327,64 @@ func (c *TSOClient) run() {
 				failures++
 				continue
 			}
-			stream, cancel = s, stop
+			stream, stop = s, cancel
 		}
 
-		var first *tsoRequest
-		select {
-		case <-c.closing:
+		b := c.next()
+		if b == nil {
 			return
-		case first = <-c.reqCh:
 		}
-		batch = c.collect(batch[:0], first)
-		if len(batch) == 0 {
-			continue
-		}
-
-		req.Count = uint32(len(batch))
+		req.Count = b.n
 		err := stream.Send(&req)
 		if err == nil {
 			err = stream.RecvMsg(&resp)
 		}
 		if err != nil {
-			cancel()
+			stop()
 			stream = nil
 			failures++
 			if c.isClosing() {
-				failBatch(batch, ErrClosed)
+				b.finish(0, ErrClosed)
 				return
 			}
-			failBatch(batch, fmt.Errorf("%w: TSO stream: %w", ErrUnavailable, err))
+			b.finish(0, fmt.Errorf("%w: TSO stream: %w", ErrUnavailable, err))
 			continue
 		}
 		if e := resp.GetHeader().GetError(); e != nil && e.GetType() != pdpb.ErrorType_OK {
 			// PD answered; the stream is fine.
-			failBatch(batch, &PDError{Type: e.GetType(), Message: e.GetMessage()})
 			failures = 0
+			b.finish(0, &PDError{Type: e.GetType(), Message: e.GetMessage()})
 			continue
 		}
 		if resp.GetCount() != req.Count {
-			cancel()
+			stop()
 			stream = nil
 			failures++
-			failBatch(batch, fmt.Errorf("%w: TSO stream: asked for %d timestamps, got %d",
+			b.finish(0, fmt.Errorf("%w: TSO stream: asked for %d timestamps, got %d",
 				ErrUnavailable, req.Count, resp.GetCount()))
 			continue
 		}
 		failures = 0
-		ts := resp.GetFirst()
-		for i, r := range batch {
-			r.finish(ts+uint64(i), nil)
-			batch[i] = nil
+		b.finish(resp.GetFirst(), nil)
+		c.letAnsweredRejoin(b.n)
+	}
+}
+
+// letAnsweredRejoin yields to the callers just answered before the next
+// batch is taken: under load most of them come straight back, and catching
+// them in the next batch instead of the one after roughly doubles the batch
+// size. It stops as soon as a yield brings nobody new, so an idle or lightly
+// loaded client loses at most one yield.
+func (c *TSOClient) letAnsweredRejoin(answered uint32) {
+	const maxYields = 16
+	prev := -1
+	for range maxYields {
+		n := c.queued()
+		if n >= int(answered) || n == prev {
+			return
 		}
+		prev = n
+		runtime.Gosched()
 	}
 }
 
@@ -329,46 +399,15 @@ func (c *TSOClient) connect() (s pdpb.PD_TsoClient, stop context.CancelFunc, err
 	return s, stop, nil
 }
 
-// collect appends first and every request already queued, up to MaxBatch,
-// dropping (and answering) those whose caller has given up.
-func (c *TSOClient) collect(batch []*tsoRequest, first *tsoRequest) []*tsoRequest {
-	batch = c.appendLive(batch, first)
-	for len(batch) < c.opts.MaxBatch {
-		select {
-		case r := <-c.reqCh:
-			batch = c.appendLive(batch, r)
-		default:
-			return batch
-		}
+// queued is the number of requests waiting in batches not yet sent.
+func (c *TSOClient) queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, b := range c.queue {
+		n += int(b.n)
 	}
-	return batch
-}
-
-func (c *TSOClient) appendLive(batch []*tsoRequest, r *tsoRequest) []*tsoRequest {
-	if err := r.ctx.Err(); err != nil {
-		r.finish(0, fmt.Errorf("pdclient: get timestamp: %w", err))
-		return batch
-	}
-	return append(batch, r)
-}
-
-func failBatch(batch []*tsoRequest, err error) {
-	for i, r := range batch {
-		r.finish(0, err)
-		batch[i] = nil
-	}
-}
-
-// failQueued answers what is left in the queue when the goroutine exits.
-func (c *TSOClient) failQueued() {
-	for {
-		select {
-		case r := <-c.reqCh:
-			r.finish(0, ErrClosed)
-		default:
-			return
-		}
-	}
+	return n
 }
 
 func (c *TSOClient) isClosing() bool {

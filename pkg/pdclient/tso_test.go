@@ -220,7 +220,7 @@ func TestBatching(t *testing.T) {
 	for i := 1; i < callers; i++ {
 		call(i)
 	}
-	eventually(t, "all callers queued", func() bool { return len(c.reqCh) == callers-1 })
+	eventually(t, "all callers queued", func() bool { return c.queued() == callers-1 })
 	release()
 	wg.Wait()
 	if counts := svc.requestCounts(); !slices.Equal(counts, []uint32{1, callers - 1}) {
@@ -330,21 +330,25 @@ func TestContextCancel(t *testing.T) {
 		t.Fatalf("cancelled in flight: err = %v, want context.Canceled", err)
 	}
 
-	// Cancelled while queued behind that batch: dropped from the next one.
+	// Cancelled while queued behind that batch: a batch whose callers all
+	// gave up is not sent.
 	ctx, cancel = context.WithCancel(context.Background())
-	queued := c.GetTSAsync(ctx)
-	live := c.GetTSAsync(context.Background())
-	eventually(t, "requests queued", func() bool { return len(c.reqCh) == 2 })
+	go func() { _, err := c.GetTS(ctx); errc <- err }()
+	eventually(t, "request queued", func() bool { return c.queued() == 1 })
 	cancel()
-	if _, err := queued.Wait(); !errors.Is(err, context.Canceled) {
+	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled in queue: err = %v, want context.Canceled", err)
 	}
 	release()
+	// Once the stream goroutine took (and dropped) that batch, a new
+	// request starts a batch of its own.
+	eventually(t, "abandoned batch taken", func() bool { return c.queued() == 0 })
+	live := c.GetTSAsync(context.Background())
 	if _, err := live.Wait(); err != nil {
 		t.Fatalf("live request: %v", err)
 	}
-	if counts := svc.requestCounts(); counts[len(counts)-1] != 1 {
-		t.Fatalf("request counts %v: the cancelled request was sent", counts)
+	if counts := svc.requestCounts(); len(counts) != 3 || counts[2] != 1 {
+		t.Fatalf("request counts %v, want [1 1 1]: the abandoned batch was sent", counts)
 	}
 
 	// Deadline while the server is unreachable.
@@ -404,7 +408,7 @@ func TestClose(t *testing.T) {
 	inflight := c.GetTSAsync(context.Background())
 	<-arrived
 	queued := c.GetTSAsync(context.Background())
-	eventually(t, "request queued", func() bool { return len(c.reqCh) == 1 })
+	eventually(t, "request queued", func() bool { return c.queued() == 1 })
 
 	c.Close()
 	c.Close() // idempotent
