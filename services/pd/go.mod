@@ -2,12 +2,14 @@ module github.com/nokv/nokv/services/pd
 
 go 1.26.0
 
-require github.com/nokv/nokv/pkg v0.0.0
+require (
+	github.com/nokv/nokv/pkg v0.0.0
+	google.golang.org/grpc v1.85.0
+)
 
 require (
 	golang.org/x/net v0.60.0 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
-	google.golang.org/grpc v1.85.0 // indirect
 )
 
 require (
