@@ -63,6 +63,7 @@ type Store struct {
 	db      *pebble.DB
 	opts    Options
 	latches *latches
+	cache   *cache
 	now     func() int64
 	log     *slog.Logger
 
@@ -148,6 +149,7 @@ func Open(opts Options) (*Store, error) {
 		db:      db,
 		opts:    opts,
 		latches: newLatches(),
+		cache:   newCache(),
 		now:     opts.Now,
 		log:     opts.Logger,
 		stop:    make(chan struct{}),
@@ -204,12 +206,29 @@ func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, 
 	return v, ok, err
 }
 
-// getLive reads key's live value, reading the clock only for a value with an
-// expiry; Data is appended to dst (see getStored).
+// getLive reads key's live value from the cache or Pebble, reading the clock only
+// for a value with an expiry; Data is appended to dst (see getStored).
 func (s *Store) getLive(r reader, dst, key []byte) (backend.Value, bool, error) {
-	v, ok, err := getStored(r, dst, key)
-	if err != nil || !ok || (v.ExpiresAt != 0 && v.Expired(s.now())) {
-		return backend.Value{}, false, err
+	var v backend.Value
+	var ok bool
+	if e, hit := s.cache.lookup(key); hit {
+		v, ok = e.v, e.found
+		if ok {
+			// The cached bytes are shared: hand out a copy, like Pebble's path.
+			if dst == nil {
+				v.Data = bytes.Clone(v.Data)
+			} else {
+				v.Data = append(dst, v.Data...)[len(dst):]
+			}
+		}
+	} else {
+		var err error
+		if v, ok, err = getStored(r, dst, key); err != nil {
+			return backend.Value{}, false, err
+		}
+	}
+	if !ok || (v.ExpiresAt != 0 && v.Expired(s.now())) {
+		return backend.Value{}, false, nil
 	}
 	return v, true, nil
 }
@@ -286,7 +305,10 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	defer s.leave()
 	var slotBuf [8]uint32
 	slots := s.latches.acquire(keys, slotBuf[:0])
-	b, err := s.prepare(fn)
+	tx := txnPool.Get().(*txn)
+	defer tx.release()
+	tx.store = s
+	b, err := s.prepare(tx, fn)
 	if err != nil || b == nil {
 		s.latches.release(slots)
 		// The outcome (an error, a condition not met) was decided on what fn read;
@@ -299,8 +321,14 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	defer b.Close()
 	s.applying.Add(1)
 	defer s.applying.Add(-1)
+	// The cache must not show the old state once the batch is visible, and gets
+	// the new one before the latches go.
+	tx.invalidateCache()
 	if s.opts.Sync != SyncAlways || opts.DeferSync {
 		err = s.db.Apply(b, pebble.NoSync)
+		if err == nil {
+			tx.publishCache()
+		}
 		s.latches.release(slots)
 		if err != nil {
 			return fmt.Errorf("commit batch: %w", err)
@@ -313,6 +341,9 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	// WAL, so its own fsync covers ours. Holding them through the fsync would
 	// serialise writers of a hot key at the disk's sync rate.
 	err = s.db.ApplyNoSyncWait(b, pebble.Sync)
+	if err == nil {
+		tx.publishCache()
+	}
 	s.latches.release(slots)
 	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
@@ -323,11 +354,9 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	return nil
 }
 
-// prepare runs fn and turns its writes into a batch; nil means nothing to write.
-func (s *Store) prepare(fn func(backend.Txn) error) (*pebble.Batch, error) {
-	tx := txnPool.Get().(*txn)
-	defer tx.release()
-	tx.store = s
+// prepare runs fn in tx and turns its writes into a batch; nil means nothing to
+// write.
+func (s *Store) prepare(tx *txn, fn func(backend.Txn) error) (*pebble.Batch, error) {
 	if err := fn(tx); err != nil {
 		return nil, err
 	}
@@ -579,6 +608,7 @@ func (s *Store) FlushAll(ctx context.Context) error {
 	if s.closed {
 		return backend.ErrClosed
 	}
+	s.cache.clear()
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.DeleteRange([]byte{familyData}, []byte{familyData + 1}, nil)

@@ -89,6 +89,7 @@ func (s *Store) SweepExpired() (int, error) {
 			return 0, fmt.Errorf("sweep key %q: %w", d.key, err)
 		}
 		if ok && v.ExpiresAt == d.at && v.Expired(now) {
+			s.cache.invalidate(d.key)
 			_ = b.Delete(appendDataKey(nil, d.key), nil)
 			deleted++
 		}

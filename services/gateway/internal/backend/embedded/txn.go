@@ -118,12 +118,39 @@ func (t *txn) base(i int) (stored, error) {
 	if e.hasBase {
 		return e.base, nil
 	}
+	if ce, hit := t.store.cache.lookup(e.key); hit {
+		e.base, e.hasBase = stored{v: ce.v, found: ce.found}, true
+		if ce.found {
+			// Callers own what Get returns; the cached bytes are shared.
+			e.base.v.Data = bytes.Clone(ce.v.Data)
+		}
+		return e.base, nil
+	}
 	v, ok, err := getStored(t.store.db, nil, e.key)
 	if err != nil {
 		return stored{}, err
 	}
 	e.base, e.hasBase = stored{v: v, found: ok}, true
+	// The key is latched, so what Pebble showed is its committed state.
+	t.store.cache.put(e.key, e.base)
 	return e.base, nil
+}
+
+// invalidateCache removes the cache entries of the keys the txn writes; called
+// before its batch becomes visible.
+func (t *txn) invalidateCache() {
+	for _, i := range t.order {
+		t.store.cache.invalidate(t.entries[i].key)
+	}
+}
+
+// publishCache records the written state of the txn's keys in the cache; called
+// once its batch is visible, before the latches are released.
+func (t *txn) publishCache() {
+	for _, i := range t.order {
+		e := &t.entries[i]
+		t.store.cache.put(e.key, stored{v: e.write.v, found: !e.write.deleted})
+	}
 }
 
 func (t *txn) Get(key []byte) (backend.Value, bool, error) {
