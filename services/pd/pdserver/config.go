@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nokv/nokv/pkg/config"
 )
@@ -26,6 +27,14 @@ type Config struct {
 	Scope config.Scope `env:"SCOPE"`
 	// MetricsAddr is the address of the metrics endpoint; empty disables it.
 	MetricsAddr string `env:"METRICS_ADDR"`
+	// StoreDownAfter marks a store down when it has not sent a heartbeat for
+	// this long.
+	StoreDownAfter time.Duration `env:"STORE_DOWN_AFTER"`
+	// ReplaceDownAfter is how long a store stays down before its regions get a
+	// replacement peer elsewhere.
+	ReplaceDownAfter time.Duration `env:"REPLACE_DOWN_AFTER"`
+	// RegionMaxSize asks a region to split once it grows past it (bytes).
+	RegionMaxSize uint64 `env:"REGION_MAX_SIZE"`
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -34,6 +43,10 @@ func DefaultConfig() Config {
 		Addr:    "127.0.0.1:2379",
 		WorkDir: "./data/pd",
 		Scope:   config.ScopeHost,
+
+		StoreDownAfter:   30 * time.Second,
+		ReplaceDownAfter: 30 * time.Minute,
+		RegionMaxSize:    96 << 20,
 	}
 }
 
@@ -44,6 +57,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "data `directory`; overrides pd.work_dir from the cluster file [env "+EnvPrefix+"WORKDIR]")
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` to load, e.g. raft_config.example.json [env "+EnvPrefix+"CONFIG]")
 	fs.Var(&c.Scope, "scope", "address `scope` to use from the cluster file: host or docker [env "+EnvPrefix+"SCOPE]")
+	fs.DurationVar(&c.StoreDownAfter, "store-down-after", c.StoreDownAfter, "mark a store down after this long without a heartbeat [env "+EnvPrefix+"STORE_DOWN_AFTER]")
+	fs.DurationVar(&c.ReplaceDownAfter, "replace-down-after", c.ReplaceDownAfter, "re-replicate a down store's regions after this long [env "+EnvPrefix+"REPLACE_DOWN_AFTER]")
+	fs.Uint64Var(&c.RegionMaxSize, "region-max-size", c.RegionMaxSize, "split a region larger than this many `bytes` [env "+EnvPrefix+"REGION_MAX_SIZE]")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 }
 
@@ -67,6 +83,15 @@ func (c Config) Validate() error {
 	}
 	if _, err := config.ParseScope(string(c.Scope)); err != nil {
 		errs = append(errs, fmt.Errorf("scope: %w", err))
+	}
+	if c.StoreDownAfter <= 0 {
+		errs = append(errs, fmt.Errorf("store_down_after: %v: must be positive", c.StoreDownAfter))
+	}
+	if c.ReplaceDownAfter < 0 {
+		errs = append(errs, fmt.Errorf("replace_down_after: %v: must not be negative", c.ReplaceDownAfter))
+	}
+	if c.RegionMaxSize == 0 {
+		errs = append(errs, errors.New("region_max_size: must be positive"))
 	}
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {

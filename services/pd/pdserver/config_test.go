@@ -58,6 +58,13 @@ func parseFlags(t *testing.T, args ...string) *flag.FlagSet {
 	return fs
 }
 
+// withDefaults fills the settings the cluster file has no say in.
+func withDefaults(c Config) Config {
+	d := DefaultConfig()
+	c.StoreDownAfter, c.ReplaceDownAfter, c.RegionMaxSize = d.StoreDownAfter, d.ReplaceDownAfter, d.RegionMaxSize
+	return c
+}
+
 func TestResolve(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -73,27 +80,27 @@ func TestResolve(t *testing.T) {
 		{
 			name:    "cluster file over defaults",
 			args:    []string{"--config", examplePath},
-			want:    Config{Addr: "127.0.0.1:2379", WorkDir: "./data/pd", Config: examplePath, Scope: config.ScopeHost},
+			want:    withDefaults(Config{Addr: "127.0.0.1:2379", WorkDir: "./data/pd", Config: examplePath, Scope: config.ScopeHost}),
 			cluster: true,
 		},
 		{
 			name:    "docker scope from env selects docker values",
 			environ: map[string]string{"NOKV_PD_CONFIG": examplePath, "NOKV_PD_SCOPE": "docker"},
-			want:    Config{Addr: "nokv-pd:2379", WorkDir: "/var/lib/nokv/pd", Config: examplePath, Scope: config.ScopeDocker},
+			want:    withDefaults(Config{Addr: "nokv-pd:2379", WorkDir: "/var/lib/nokv/pd", Config: examplePath, Scope: config.ScopeDocker}),
 			cluster: true,
 		},
 		{
 			name:    "flag scope beats env scope",
 			args:    []string{"--scope", "host"},
 			environ: map[string]string{"NOKV_PD_CONFIG": examplePath, "NOKV_PD_SCOPE": "docker"},
-			want:    Config{Addr: "127.0.0.1:2379", WorkDir: "./data/pd", Config: examplePath, Scope: config.ScopeHost},
+			want:    withDefaults(Config{Addr: "127.0.0.1:2379", WorkDir: "./data/pd", Config: examplePath, Scope: config.ScopeHost}),
 			cluster: true,
 		},
 		{
 			name:    "env over cluster file, flag over env",
 			args:    []string{"--config", examplePath, "--addr", "0.0.0.0:3379"},
 			environ: map[string]string{"NOKV_PD_ADDR": "0.0.0.0:4379", "NOKV_PD_WORKDIR": "/tmp/pd", "NOKV_PD_METRICS_ADDR": ":9090"},
-			want:    Config{Addr: "0.0.0.0:3379", WorkDir: "/tmp/pd", Config: examplePath, Scope: config.ScopeHost, MetricsAddr: ":9090"},
+			want:    withDefaults(Config{Addr: "0.0.0.0:3379", WorkDir: "/tmp/pd", Config: examplePath, Scope: config.ScopeHost, MetricsAddr: ":9090"}),
 			cluster: true,
 		},
 	}

@@ -1,7 +1,7 @@
 // Command nokv-pd runs the NoKV placement driver.
 //
-// It is a skeleton for now: it resolves and validates its settings (see
-// package pdserver), then exits with an error.
+// It serves PD's gRPC API (api/proto/pdpb.proto) until SIGINT or SIGTERM; see
+// services/pd/README.md for its settings.
 package main
 
 import (
@@ -10,8 +10,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/services/pd/pdserver"
@@ -56,14 +59,29 @@ Flags:
 		return 2
 	}
 
-	cfg, _, err := pdserver.Resolve(fs, config.EnvOptions{Prefix: pdserver.EnvPrefix, Environment: environ})
+	cfg, file, err := pdserver.Resolve(fs, config.EnvOptions{Prefix: pdserver.EnvPrefix, Environment: environ})
 	if err != nil {
 		for line := range strings.Lines(err.Error()) {
 			fmt.Fprintf(stderr, "%s: %s", name, strings.TrimSuffix(line, "\n")+"\n")
 		}
 		return 1
 	}
-	fmt.Fprintf(stderr, "%s: settings: %+v\n", name, cfg)
-	fmt.Fprintf(stderr, "%s: not implemented yet (see issue 3)\n", name)
-	return 1
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := pdserver.New(cfg, file, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	srv.Start()
+	sig := <-sigs
+	log.Info("shutting down", "signal", sig.String())
+	if err := srv.Close(); err != nil {
+		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
 }

@@ -22,8 +22,8 @@ func TestRun(t *testing.T) {
 		{"bad flag", []string{"--nope"}, nil, 2, "", "flag provided but not defined: -nope"},
 		{"bad scope flag", []string{"--scope", "k8s"}, nil, 2, "", `invalid scope "k8s"`},
 		{"extra args", []string{"serve"}, nil, 2, "", `unexpected arguments ["serve"]`},
-		{"not implemented", []string{"--config", examplePath}, map[string]string{}, 1, "", "nokv-pd: not implemented yet (see issue 3)\n"},
-		{"docker scope", []string{"--config", examplePath}, map[string]string{"NOKV_PD_SCOPE": "docker"}, 1, "", "Addr:nokv-pd:2379"},
+		{"empty state without cluster file", []string{"--addr", "127.0.0.1:0", "--workdir", "WORKDIR"}, map[string]string{}, 1, "", "no cluster file was given"},
+		{"bad duration", []string{"--store-down-after", "0s"}, map[string]string{}, 1, "", "store_down_after"},
 		{"missing cluster file", []string{"--config", "missing.json"}, map[string]string{}, 1, "", "nokv-pd: load cluster file missing.json"},
 		{"invalid settings", []string{"--workdir", ""}, map[string]string{}, 1, "", "nokv-pd: workdir: must not be empty"},
 	}
@@ -34,7 +34,13 @@ func TestRun(t *testing.T) {
 			if environ == nil {
 				environ = map[string]string{}
 			}
-			code := run(tt.args, environ, &stdout, &stderr)
+			args := append([]string(nil), tt.args...)
+			for i, a := range args {
+				if a == "WORKDIR" {
+					args[i] = t.TempDir()
+				}
+			}
+			code := run(args, environ, &stdout, &stderr)
 			if code != tt.wantCode {
 				t.Errorf("exit code = %d, want %d\nstderr: %s", code, tt.wantCode, stderr.String())
 			}
