@@ -96,7 +96,7 @@ func (c Config) Validate() error {
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("metrics_addr: %w", err))
-		} else if c.MetricsAddr == c.Addr {
+		} else if c.MetricsAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
 			errs = append(errs, fmt.Errorf("metrics_addr: must differ from addr %q", c.Addr))
 		}
 	}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/pkg/stats"
 	"github.com/nokv/nokv/services/pd/internal/cluster"
 	"github.com/nokv/nokv/services/pd/internal/grpcsvc"
 	"github.com/nokv/nokv/services/pd/internal/id"
@@ -224,11 +225,6 @@ type metrics struct {
 	clusterRef atomic.Pointer[cluster.Cluster]
 }
 
-var (
-	currentPD   atomic.Pointer[metrics]
-	publishOnce sync.Once
-)
-
 func newMetrics() *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
 	m.rpcs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "pd", Name: "rpc_total", Help: "RPCs served, by method and gRPC code."}, []string{"method", "code"})
@@ -248,17 +244,7 @@ func newMetrics() *metrics {
 			return float64(m.storeCounts()[state])
 		}))
 	}
-	currentPD.Store(m)
-	publishOnce.Do(func() {
-		stats := new(expvar.Map)
-		stats.Set("pd", expvar.Func(func() any {
-			if cur := currentPD.Load(); cur != nil {
-				return cur.snapshot()
-			}
-			return nil
-		}))
-		expvar.Publish("NoKV.Stats", stats)
-	})
+	stats.Register("pd", func() any { return m.snapshot() })
 	return m
 }
 

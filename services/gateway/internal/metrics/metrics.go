@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nokv/nokv/pkg/stats"
 )
 
 // Metrics holds one gateway's counters.
@@ -77,26 +79,10 @@ func New() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
-	current.Store(m)
-	publishOnce.Do(func() {
-		stats := new(expvar.Map)
-		stats.Set("redis", expvar.Func(func() any {
-			if cur := current.Load(); cur != nil {
-				return cur.Snapshot()
-			}
-			return nil
-		}))
-		expvar.Publish("NoKV.Stats", stats)
-	})
+	// A process runs one gateway; tests that start several read the newest.
+	stats.Register("redis", func() any { return m.Snapshot() })
 	return m
 }
-
-// current is the Metrics expvar reports: expvar is process-global, and a process
-// runs one gateway (tests that start several read the newest).
-var (
-	current     atomic.Pointer[Metrics]
-	publishOnce sync.Once
-)
 
 // Command returns the metrics of the command called name, creating them (and
 // their Prometheus series) on first use.
