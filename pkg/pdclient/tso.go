@@ -72,7 +72,10 @@ func (o TSOOptions) withDefaults() TSOOptions {
 		o.MaxBatch = DefaultTSOMaxBatch
 	}
 	if o.MinBackoff == 0 {
-		o.MinBackoff = min(DefaultTSOMinBackoff, max(o.MaxBackoff, time.Nanosecond))
+		o.MinBackoff = DefaultTSOMinBackoff
+		if o.MaxBackoff > 0 {
+			o.MinBackoff = min(o.MinBackoff, o.MaxBackoff)
+		}
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = max(DefaultTSOMaxBackoff, o.MinBackoff)

@@ -179,6 +179,13 @@ func TestOptionsValidate(t *testing.T) {
 		{"min above max", TSOOptions{MinBackoff: time.Second, MaxBackoff: time.Millisecond}, false},
 		{"only max", TSOOptions{MaxBackoff: time.Millisecond}, true},
 	}
+	if o := (TSOOptions{}).withDefaults(); o.MinBackoff != DefaultTSOMinBackoff || o.MaxBackoff != DefaultTSOMaxBackoff {
+		t.Fatalf("zero options got backoff %v..%v, want the defaults %v..%v",
+			o.MinBackoff, o.MaxBackoff, DefaultTSOMinBackoff, DefaultTSOMaxBackoff)
+	}
+	if o := (TSOOptions{MaxBackoff: time.Millisecond}).withDefaults(); o.MinBackoff != time.Millisecond {
+		t.Fatalf("MaxBackoff 1ms got MinBackoff %v, want 1ms", o.MinBackoff)
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.opts.Validate()
