@@ -2,7 +2,6 @@ package pdclient
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -22,26 +21,6 @@ const (
 	DefaultTSOMinBackoff = 50 * time.Millisecond
 	DefaultTSOMaxBackoff = 2 * time.Second
 )
-
-var (
-	// ErrClosed is returned by calls on a closed client.
-	ErrClosed = errors.New("pdclient: client closed")
-	// ErrUnavailable is matched by errors of requests that failed because the
-	// stream to PD broke or could not be used; retrying is safe.
-	ErrUnavailable = errors.New("pdclient: PD unavailable")
-	// ErrInvalidOptions is returned by constructors for unusable options.
-	ErrInvalidOptions = errors.New("pdclient: invalid options")
-)
-
-// PDError is a business error PD reported in a response header.
-type PDError struct {
-	Type    pdpb.ErrorType
-	Message string
-}
-
-func (e *PDError) Error() string {
-	return fmt.Sprintf("pdclient: PD error %s: %s", e.Type, e.Message)
-}
 
 // TSOOptions tunes a TSOClient. The zero value is usable.
 type TSOOptions struct {
@@ -353,10 +332,10 @@ func (c *TSOClient) run() {
 			b.finish(0, fmt.Errorf("%w: TSO stream: %w", ErrUnavailable, err))
 			continue
 		}
-		if e := resp.GetHeader().GetError(); e != nil && e.GetType() != pdpb.ErrorType_OK {
+		if err := headerError(resp.GetHeader()); err != nil {
 			// PD answered; the stream is fine.
 			failures = 0
-			b.finish(0, &PDError{Type: e.GetType(), Message: e.GetMessage()})
+			b.finish(0, err)
 			continue
 		}
 		if resp.GetCount() != req.Count {
