@@ -1,8 +1,44 @@
 // Package pdclient is NoKV's client of the placement driver (PD).
 //
-// The caller owns the gRPC connection: it dials PD (grpc.NewClient) and hands
-// pdpb.NewPDClient(conn) to the constructors here, and closes the connection
-// after closing the clients built on it.
+// The caller owns the gRPC connection: it dials PD (grpc.NewClient), hands
+// it to [New] (or pdpb.NewPDClient(conn) to [NewTSOClient]), and closes the
+// connection after closing the clients built on it.
+//
+// [Client] is the whole API: routing, stores, ids, timestamps, heartbeats,
+// splits and the GC safe point. It embeds a [TSOClient] for timestamps and a
+// [RegionCache] for routes.
+//
+// # Routing
+//
+// [Client.GetRegion] answers from the region cache and asks PD only on a
+// miss, caching the answer; GetRegionByID and ScanRegions always ask PD and
+// cache what they get. The cache holds non-overlapping key ranges ordered by
+// start key: a region inserted replaces every cached region it overlaps and
+// older versions of itself, and an insert older than what the cache holds is
+// refused. PD's answers can be stale by the time they are used, so callers
+// that learn better from a store keep the cache honest through
+// [Client.Cache]: InvalidateRegion or InvalidateKey on an epoch or
+// region-not-found error, UpdateLeader on a "not leader" hint. Entries also
+// expire after Options.RegionCacheTTL, so a route nobody invalidated is
+// refreshed eventually. Stores are cached the same way (GetStore,
+// InvalidateStore).
+//
+// # Retries and errors
+//
+// Unary calls are retried on availability errors only: gRPC Unavailable (PD
+// down or restarting), ResourceExhausted, and DeadlineExceeded of one attempt
+// when Options.AttemptTimeout is set. They wait a jittered, capped,
+// exponential backoff between attempts and give up after Options.MaxRetries
+// retries with an error matching [ErrUnavailable] that wraps the last gRPC
+// error. The caller's context bounds the whole call, backoff included.
+// Retried calls may have reached PD already; every call is safe to repeat
+// (AllocID and AskSplit may leave ids unused, which is harmless). Other gRPC
+// errors are returned as they are. A business error in a response header is
+// never retried: it comes back as a [*PDError], which matches the sentinel
+// of its type with errors.Is ([ErrRegionNotFound], [ErrStaleEpoch],
+// [ErrStoreNotFound], [ErrStoreTombstone], [ErrInvalidArgument]). After
+// [Client.Close], calls fail with [ErrClosed], including those waiting in a
+// backoff or an attempt.
 //
 // # Timestamps
 //
