@@ -103,3 +103,53 @@ func ApplyFlags(fs *flag.FlagSet, bind func(*flag.FlagSet)) error {
 	})
 	return errors.Join(errs...)
 }
+
+// Layered is what a service's settings type offers Resolve. P is a pointer to
+// the settings struct T.
+type Layered[T any] interface {
+	*T
+	// RegisterFlags binds one flag per setting, defaulting to the current values.
+	RegisterFlags(fs *flag.FlagSet)
+	// ClusterFile is the cluster file path the settings name ("" for none).
+	ClusterFile() string
+	// ApplyCluster applies the cluster-file layer. boot holds the settings known
+	// from the environment and flags alone; it says what to read (scope, ids).
+	ApplyCluster(boot *T, c *Cluster) error
+}
+
+// Resolve layers a service's settings: defaults, then the cluster file its
+// settings name (if any), then the environment, then the flags set explicitly
+// on the parsed fs. It returns the settings, not yet validated, and the loaded
+// cluster file (nil if none).
+//
+// The cluster file's path and the values that select what to read from it
+// cannot come from the file itself, so they are settled first from the
+// environment and flags.
+func Resolve[T any, P Layered[T]](fs *flag.FlagSet, env EnvOptions, defaults func() T) (T, *Cluster, error) {
+	var zero T
+	overlay := func(c P) error {
+		if err := ApplyEnv(c, env); err != nil {
+			return err
+		}
+		return ApplyFlags(fs, c.RegisterFlags)
+	}
+	boot := defaults()
+	if err := overlay(&boot); err != nil {
+		return zero, nil, err
+	}
+	cfg := defaults()
+	var cluster *Cluster
+	if path := P(&boot).ClusterFile(); path != "" {
+		var err error
+		if cluster, err = Load(path); err != nil {
+			return zero, nil, err
+		}
+		if err := P(&cfg).ApplyCluster(&boot, cluster); err != nil {
+			return zero, nil, err
+		}
+	}
+	if err := overlay(&cfg); err != nil {
+		return zero, nil, err
+	}
+	return cfg, cluster, nil
+}

@@ -89,10 +89,16 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
 }
 
-// ApplyCluster applies the cluster file layer.
-func (c *Config) ApplyCluster(cl *config.Cluster) {
+// ClusterFile implements config.Layered.
+func (c *Config) ClusterFile() string { return c.Config }
+
+// ApplyCluster applies the cluster file layer: PD's address for the scope and
+// max_retries.
+func (c *Config) ApplyCluster(boot *Config, cl *config.Cluster) error {
+	c.Scope = boot.Scope
 	c.PDAddr = cl.PDAddr(c.Scope)
 	c.MaxRetries = cl.MaxRetries
+	return nil
 }
 
 // Validate checks every setting and reports all problems, each naming its setting.
@@ -141,36 +147,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Resolve builds the effective settings from, in increasing precedence, the
-// defaults, the cluster file (if --config names one), the environment and the flags
-// set explicitly on fs (already parsed, registered by RegisterFlags).
+// Resolve builds the validated settings from, in increasing precedence, the
+// defaults, the cluster file (if --config names one), the environment and the
+// flags set explicitly on fs (already parsed, registered by RegisterFlags).
 func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, error) {
-	// The cluster file's path and scope cannot come from the file itself.
-	boot := DefaultConfig()
-	if err := overlay(&boot, fs, env); err != nil {
-		return Config{}, err
-	}
-	cfg := DefaultConfig()
-	if boot.Config != "" {
-		cl, err := config.Load(boot.Config)
-		if err != nil {
-			return Config{}, err
-		}
-		cfg.Scope = boot.Scope
-		cfg.ApplyCluster(cl)
-	}
-	if err := overlay(&cfg, fs, env); err != nil {
+	cfg, _, err := config.Resolve[Config](fs, env, DefaultConfig)
+	if err != nil {
 		return Config{}, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
 	return cfg, nil
-}
-
-func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
-	if err := config.ApplyEnv(c, env); err != nil {
-		return err
-	}
-	return config.ApplyFlags(fs, c.RegisterFlags)
 }

@@ -63,13 +63,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 }
 
+// ClusterFile implements config.Layered.
+func (c *Config) ClusterFile() string { return c.Config }
+
 // ApplyCluster applies the cluster file layer: PD's address and data
-// directory for c.Scope.
-func (c *Config) ApplyCluster(cluster *config.Cluster) {
+// directory for the scope.
+func (c *Config) ApplyCluster(boot *Config, cluster *config.Cluster) error {
+	c.Scope = boot.Scope
 	c.Addr = cluster.PDAddr(c.Scope)
 	if dir := cluster.PDWorkDir(c.Scope); dir != "" {
 		c.WorkDir = dir
 	}
+	return nil
 }
 
 // Validate checks the settings and returns every problem found.
@@ -110,42 +115,17 @@ func checkAddr(addr string) error {
 	return config.CheckAddr(addr)
 }
 
-// Resolve builds the effective settings from, in increasing precedence, the
+// Resolve builds the validated settings from, in increasing precedence, the
 // defaults, the cluster file named by the config setting (if any), the
-// environment described by env, and the flags set explicitly on fs, which
-// must already be parsed and carry the flags of RegisterFlags. It returns
-// the validated settings and the loaded cluster file, or nil if none.
+// environment described by env, and the flags set explicitly on fs. It also
+// returns the loaded cluster file, or nil if none.
 func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, *config.Cluster, error) {
-	// The cluster file path and scope cannot come from the cluster file,
-	// so settle them first from the other layers.
-	boot := DefaultConfig()
-	if err := overlay(&boot, fs, env); err != nil {
-		return Config{}, nil, err
-	}
-
-	cfg := DefaultConfig()
-	var cluster *config.Cluster
-	if boot.Config != "" {
-		var err error
-		if cluster, err = config.Load(boot.Config); err != nil {
-			return Config{}, nil, err
-		}
-		cfg.Scope = boot.Scope
-		cfg.ApplyCluster(cluster)
-	}
-	if err := overlay(&cfg, fs, env); err != nil {
+	cfg, cluster, err := config.Resolve[Config](fs, env, DefaultConfig)
+	if err != nil {
 		return Config{}, nil, err
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, nil, err
 	}
 	return cfg, cluster, nil
-}
-
-// overlay applies the environment and then the explicit flags to c.
-func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
-	if err := config.ApplyEnv(c, env); err != nil {
-		return err
-	}
-	return config.ApplyFlags(fs, c.RegisterFlags)
 }

@@ -54,10 +54,14 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 }
 
+// ClusterFile implements config.Layered.
+func (c *Config) ClusterFile() string { return c.Config }
+
 // ApplyCluster applies the cluster file layer: this store's listen address
-// and the PD address, both for c.Scope. It fails if c.StoreID is not a
-// store of the cluster.
-func (c *Config) ApplyCluster(cluster *config.Cluster) error {
+// and the PD address, both for the scope. It fails if the store id (from
+// boot) is not a store of the cluster.
+func (c *Config) ApplyCluster(boot *Config, cluster *config.Cluster) error {
+	c.StoreID, c.Scope = boot.StoreID, boot.Scope
 	if c.StoreID == 0 {
 		return fmt.Errorf("store_id: must be set (--store-id or %sSTORE_ID) to use the cluster file", EnvPrefix)
 	}
@@ -105,33 +109,14 @@ func checkAddr(addr string) error {
 	return config.CheckAddr(addr)
 }
 
-// Resolve builds the effective settings from, in increasing precedence, the
+// Resolve builds the validated settings from, in increasing precedence, the
 // defaults, the cluster file named by the config setting (if any), the
-// environment described by env, and the flags set explicitly on fs, which
-// must already be parsed and carry the flags of RegisterFlags. An unset
-// WorkDir then defaults to ./data/store-<StoreID>. It returns the validated
-// settings and the loaded cluster file, or nil if none.
+// environment described by env, and the flags set explicitly on fs. An unset
+// WorkDir then defaults to ./data/store-<StoreID>. It also returns the loaded
+// cluster file, or nil if none.
 func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, *config.Cluster, error) {
-	// The cluster file path, scope and store id select what to read from
-	// the cluster file, so settle them first from the other layers.
-	boot := DefaultConfig()
-	if err := overlay(&boot, fs, env); err != nil {
-		return Config{}, nil, err
-	}
-
-	cfg := DefaultConfig()
-	var cluster *config.Cluster
-	if boot.Config != "" {
-		var err error
-		if cluster, err = config.Load(boot.Config); err != nil {
-			return Config{}, nil, err
-		}
-		cfg.StoreID, cfg.Scope = boot.StoreID, boot.Scope
-		if err := cfg.ApplyCluster(cluster); err != nil {
-			return Config{}, nil, err
-		}
-	}
-	if err := overlay(&cfg, fs, env); err != nil {
+	cfg, cluster, err := config.Resolve[Config](fs, env, DefaultConfig)
+	if err != nil {
 		return Config{}, nil, err
 	}
 	if cfg.WorkDir == "" && cfg.StoreID != 0 {
@@ -141,12 +126,4 @@ func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, *config.Cluster, 
 		return Config{}, nil, err
 	}
 	return cfg, cluster, nil
-}
-
-// overlay applies the environment and then the explicit flags to c.
-func overlay(c *Config, fs *flag.FlagSet, env config.EnvOptions) error {
-	if err := config.ApplyEnv(c, env); err != nil {
-		return err
-	}
-	return config.ApplyFlags(fs, c.RegisterFlags)
 }
