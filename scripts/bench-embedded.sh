@@ -33,6 +33,8 @@
 #   NOKV_BIN=         use this nokv-redis binary instead of building one
 #   KEEP=1            keep the temporary directory (binaries, data, server logs)
 #   CSV_OUT=FILE      also write the table as CSV to FILE
+#   BENCH_TIMEOUT=600 seconds after which one redis-benchmark run is killed (it
+#                     spins forever if it loses its server)
 # Exit status: 0 when every target is met, 3 when one is missed, other on errors.
 set -euo pipefail
 
@@ -47,6 +49,7 @@ SET_TARGET=${SET_TARGET:-1.0}
 GET_TARGET=${GET_TARGET:-0.8}
 KEEP=${KEEP:-0}
 CSV_OUT=${CSV_OUT:-}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-600}
 
 die() {
 	echo "bench-embedded: $*" >&2
@@ -66,6 +69,7 @@ repo_root=$(cd "$script_dir/.." && pwd)
 work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/nokv-bench.XXXXXX")
 declare -A server_pid server_port
 bench_pid=""
+watchdog_pid=""
 
 # stop_server NAME: stop one server, cleanly if it lets us.
 stop_server() {
@@ -86,6 +90,9 @@ cleanup() {
 	if [[ -n $bench_pid ]]; then
 		kill "$bench_pid" 2>/dev/null || true
 		wait "$bench_pid" 2>/dev/null || true
+	fi
+	if [[ -n $watchdog_pid ]]; then
+		kill "$watchdog_pid" 2>/dev/null || true
 	fi
 	for name in "${!server_pid[@]}"; do
 		stop_server "$name"
@@ -168,6 +175,21 @@ start_server() {
 	echo "started $name on 127.0.0.1:$port" >&2
 }
 
+# watchdog PID: kill PID once it has run for BENCH_TIMEOUT seconds; returns as soon
+# as PID is gone.
+watchdog() {
+	local t=0
+	while kill -0 "$1" 2>/dev/null; do
+		if ((t >= BENCH_TIMEOUT)); then
+			echo "bench-embedded: redis-benchmark still running after ${BENCH_TIMEOUT}s; killed" >&2
+			kill "$1" 2>/dev/null
+			return
+		fi
+		sleep 1
+		t=$((t + 1))
+	done
+}
+
 # bench NAME TEST [ARGS...]: run one redis-benchmark test against server NAME and
 # set $result to its requests/sec. It runs in the background so that a signal
 # interrupts the script at once.
@@ -178,6 +200,8 @@ bench() {
 	redis-benchmark -h 127.0.0.1 -p "${server_port[$name]}" -t "$test" -c "$CLIENTS" -n "$N" \
 		--csv "$@" $EXTRA_ARGS >"$out" 2>&1 &
 	bench_pid=$!
+	watchdog "$bench_pid" &
+	watchdog_pid=$!
 	if ! wait "$bench_pid"; then
 		bench_pid=""
 		die "redis-benchmark against $name failed: $(cat "$out")"
@@ -245,7 +269,7 @@ ratio() {
 missed=0
 echo
 echo "nokv-redis vs Redis, requests/sec (median of $RUNS): redis-benchmark -t set,get -c $CLIENTS -n $N${EXTRA_ARGS:+ $EXTRA_ARGS}; nokv --sync $NOKV_SYNC"
-echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -sr), redis $(redis-server --version | awk '{ print $3 }' | tr -d 'v=')"
+echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo ?), $(uname -sr), redis $(redis-server --version | awk '{ print $3 }' | tr -d 'v=')"
 echo
 printf '%-10s %12s %18s %14s %8s %-24s %s\n' "test" "nokv" "redis-aof-always" "redis-memory" "ratio" "vs" "target"
 if [[ -n $CSV_OUT ]]; then
