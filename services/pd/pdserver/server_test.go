@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -101,4 +103,33 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
+}
+
+// TestCorruptStateStopsStartUpNamingTheFile damages PD's manifest and expects
+// start-up to fail with an error that names it, rather than to start empty.
+func TestCorruptStateStopsStartUpNamingTheFile(t *testing.T) {
+	file, err := config.Load(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Addr, cfg.WorkDir = "127.0.0.1:0", t.TempDir()
+	srv, err := New(cfg, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	manifests, _ := filepath.Glob(filepath.Join(cfg.WorkDir, "MANIFEST-*"))
+	if len(manifests) == 0 {
+		t.Fatal("no MANIFEST in PD's workdir")
+	}
+	if err := os.WriteFile(manifests[0], []byte("this is not a manifest"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(cfg, file, nil)
+	if err == nil || !strings.Contains(err.Error(), filepath.Base(manifests[0])) || !strings.Contains(err.Error(), cfg.WorkDir) {
+		t.Fatalf("start-up on a corrupt manifest: %v", err)
+	}
 }
