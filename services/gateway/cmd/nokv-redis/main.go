@@ -5,15 +5,12 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/nokv/nokv/pkg/config"
@@ -27,35 +24,16 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	var usage bytes.Buffer
-	fs.SetOutput(&usage)
 	defaults := gatewayserver.DefaultConfig()
-	defaults.RegisterFlags(fs)
-	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: %s [flags]
-
-Serves the Redis protocol from NoKV: an embedded Pebble store by default.
-
-Each setting is taken from, in order of precedence: its flag, its
-%s* environment variable, the cluster file (--config), the default.
-
-Flags:
-`, name, gatewayserver.EnvPrefix)
-		fs.PrintDefaults()
+	var logLevel *string
+	register := func(fs *flag.FlagSet) {
+		defaults.RegisterFlags(fs)
+		logLevel = fs.String("log-level", "info", "log `level`: debug, info, warn or error")
 	}
-	switch err := fs.Parse(args); {
-	case errors.Is(err, flag.ErrHelp):
-		_, _ = io.Copy(stdout, &usage)
-		return 0
-	case err != nil:
-		_, _ = io.Copy(stderr, &usage)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q (see --help)\n", name, fs.Args())
-		return 2
+	fs, status, ok := config.ParseCommandLine(name, "Serves the Redis protocol from NoKV: an embedded Pebble store by default.",
+		gatewayserver.EnvPrefix, args, register, stdout, stderr)
+	if !ok {
+		return status
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
@@ -66,9 +44,7 @@ Flags:
 
 	cfg, err := gatewayserver.Resolve(fs, config.EnvOptions{Prefix: gatewayserver.EnvPrefix})
 	if err != nil {
-		for line := range strings.Lines(err.Error()) {
-			fmt.Fprintf(stderr, "%s: %s\n", name, strings.TrimSuffix(line, "\n"))
-		}
+		config.PrintError(stderr, name, err)
 		return 1
 	}
 	srv, err := gatewayserver.New(cfg, log)

@@ -5,15 +5,11 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/nokv/nokv/pkg/config"
@@ -29,41 +25,15 @@ func main() {
 // run runs the command and returns its exit status. environ, if non-nil,
 // replaces the process environment.
 func run(args []string, environ map[string]string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	var usage bytes.Buffer
-	fs.SetOutput(&usage)
 	defaults := pdserver.DefaultConfig()
-	defaults.RegisterFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: %s [flags]
-
-Runs the NoKV placement driver (PD).
-
-Each setting is taken from, in order of precedence: its flag, its
-%s* environment variable, the cluster file (--config), the default.
-
-Flags:
-`, name, pdserver.EnvPrefix)
-		fs.PrintDefaults()
-	}
-	switch err := fs.Parse(args); {
-	case errors.Is(err, flag.ErrHelp):
-		io.Copy(stdout, &usage)
-		return 0
-	case err != nil:
-		io.Copy(stderr, &usage)
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q (see --help)\n", name, fs.Args())
-		return 2
+	fs, status, ok := config.ParseCommandLine(name, "Runs the NoKV placement driver (PD).", pdserver.EnvPrefix, args, defaults.RegisterFlags, stdout, stderr)
+	if !ok {
+		return status
 	}
 
 	cfg, file, err := pdserver.Resolve(fs, config.EnvOptions{Prefix: pdserver.EnvPrefix, Environment: environ})
 	if err != nil {
-		for line := range strings.Lines(err.Error()) {
-			fmt.Fprintf(stderr, "%s: %s", name, strings.TrimSuffix(line, "\n")+"\n")
-		}
+		config.PrintError(stderr, name, err)
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))

@@ -22,7 +22,7 @@ func TestRun(t *testing.T) {
 		{"bad flag", []string{"--nope"}, nil, 2, "", "flag provided but not defined: -nope"},
 		{"bad store id flag", []string{"--store-id", "x"}, nil, 2, "", `invalid value "x" for flag -store-id`},
 		{"extra args", []string{"serve"}, nil, 2, "", `unexpected arguments ["serve"]`},
-		{"not implemented", []string{"--config", examplePath, "--store-id", "2"}, nil, 1, "", "nokv-store: not implemented yet (see issue 3)\n"},
+		{"not implemented", []string{"--config", examplePath, "--store-id", "2"}, nil, 1, "", "nokv-store: not implemented yet (see issue 4)\n"},
 		{"docker scope", []string{"--config", examplePath}, map[string]string{"NOKV_STORE_STORE_ID": "1", "NOKV_STORE_SCOPE": "docker"}, 1, "", "PDAddr:nokv-pd:2379"},
 		{"missing store id", []string{"--config", examplePath}, nil, 1, "", "nokv-store: store_id: must be set"},
 		{"invalid settings", []string{"--pd-addr", "pd"}, nil, 1, "", "nokv-store: pd_addr: invalid address \"pd\""},
