@@ -746,58 +746,6 @@ func (x *SplitRequest) GetNewPeerIds() []uint64 {
 	return nil
 }
 
-type CompactLogRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CompactIndex  uint64                 `protobuf:"varint,1,opt,name=compact_index,json=compactIndex,proto3" json:"compact_index,omitempty"`
-	CompactTerm   uint64                 `protobuf:"varint,2,opt,name=compact_term,json=compactTerm,proto3" json:"compact_term,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CompactLogRequest) Reset() {
-	*x = CompactLogRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CompactLogRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CompactLogRequest) ProtoMessage() {}
-
-func (x *CompactLogRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CompactLogRequest.ProtoReflect.Descriptor instead.
-func (*CompactLogRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *CompactLogRequest) GetCompactIndex() uint64 {
-	if x != nil {
-		return x.CompactIndex
-	}
-	return 0
-}
-
-func (x *CompactLogRequest) GetCompactTerm() uint64 {
-	if x != nil {
-		return x.CompactTerm
-	}
-	return 0
-}
-
 // ChangePeerRequest travels as the context of a raft ConfChangeV2 entry.
 type ChangePeerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -809,7 +757,7 @@ type ChangePeerRequest struct {
 
 func (x *ChangePeerRequest) Reset() {
 	*x = ChangePeerRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -821,7 +769,7 @@ func (x *ChangePeerRequest) String() string {
 func (*ChangePeerRequest) ProtoMessage() {}
 
 func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -834,7 +782,7 @@ func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ChangePeerRequest) GetChangeType() pdpb.ConfChangeType {
@@ -854,7 +802,6 @@ func (x *ChangePeerRequest) GetPeer() *metapb.Peer {
 type AdminRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Split         *SplitRequest          `protobuf:"bytes,1,opt,name=split,proto3" json:"split,omitempty"`
-	CompactLog    *CompactLogRequest     `protobuf:"bytes,2,opt,name=compact_log,json=compactLog,proto3" json:"compact_log,omitempty"`
 	ChangePeer    *ChangePeerRequest     `protobuf:"bytes,3,opt,name=change_peer,json=changePeer,proto3" json:"change_peer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -862,7 +809,7 @@ type AdminRequest struct {
 
 func (x *AdminRequest) Reset() {
 	*x = AdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +821,7 @@ func (x *AdminRequest) String() string {
 func (*AdminRequest) ProtoMessage() {}
 
 func (x *AdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,19 +834,12 @@ func (x *AdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminRequest.ProtoReflect.Descriptor instead.
 func (*AdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AdminRequest) GetSplit() *SplitRequest {
 	if x != nil {
 		return x.Split
-	}
-	return nil
-}
-
-func (x *AdminRequest) GetCompactLog() *CompactLogRequest {
-	if x != nil {
-		return x.CompactLog
 	}
 	return nil
 }
@@ -916,16 +856,20 @@ type CmdHeader struct {
 	RegionId    uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
 	PeerId      uint64                 `protobuf:"varint,2,opt,name=peer_id,json=peerId,proto3" json:"peer_id,omitempty"`
 	RegionEpoch *metapb.RegionEpoch    `protobuf:"bytes,3,opt,name=region_epoch,json=regionEpoch,proto3" json:"region_epoch,omitempty"`
-	// Writes carry the epoch they were computed against; admin commands that
-	// change the range check the version, conf changes the conf_ver.
-	CheckConfVer  bool `protobuf:"varint,4,opt,name=check_conf_ver,json=checkConfVer,proto3" json:"check_conf_ver,omitempty"`
+	// Writes carry the epoch they were computed against; the apply step rejects
+	// a command whose epoch version is stale, and conf changes also check
+	// conf_ver.
+	CheckConfVer bool `protobuf:"varint,4,opt,name=check_conf_ver,json=checkConfVer,proto3" json:"check_conf_ver,omitempty"`
+	// Unique per proposing peer incarnation: matches an applied entry to the
+	// caller waiting for it.
+	ProposalId    uint64 `protobuf:"varint,5,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CmdHeader) Reset() {
 	*x = CmdHeader{}
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +881,7 @@ func (x *CmdHeader) String() string {
 func (*CmdHeader) ProtoMessage() {}
 
 func (x *CmdHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +894,7 @@ func (x *CmdHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CmdHeader.ProtoReflect.Descriptor instead.
 func (*CmdHeader) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CmdHeader) GetRegionId() uint64 {
@@ -981,6 +925,13 @@ func (x *CmdHeader) GetCheckConfVer() bool {
 	return false
 }
 
+func (x *CmdHeader) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
 // RaftCmdRequest is the payload of a normal raft entry.
 type RaftCmdRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -993,7 +944,7 @@ type RaftCmdRequest struct {
 
 func (x *RaftCmdRequest) Reset() {
 	*x = RaftCmdRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +956,7 @@ func (x *RaftCmdRequest) String() string {
 func (*RaftCmdRequest) ProtoMessage() {}
 
 func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +969,7 @@ func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCmdRequest.ProtoReflect.Descriptor instead.
 func (*RaftCmdRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RaftCmdRequest) GetHeader() *CmdHeader {
@@ -1054,7 +1005,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1017,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1030,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TransferLeaderRequest) GetRegionId() uint64 {
@@ -1105,7 +1056,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1068,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1081,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1151,7 +1102,7 @@ type ChangePeerAdminRequest struct {
 
 func (x *ChangePeerAdminRequest) Reset() {
 	*x = ChangePeerAdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1114,7 @@ func (x *ChangePeerAdminRequest) String() string {
 func (*ChangePeerAdminRequest) ProtoMessage() {}
 
 func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1127,7 @@ func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ChangePeerAdminRequest) GetRegionId() uint64 {
@@ -1210,7 +1161,7 @@ type ChangePeerAdminResponse struct {
 
 func (x *ChangePeerAdminResponse) Reset() {
 	*x = ChangePeerAdminResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1173,7 @@ func (x *ChangePeerAdminResponse) String() string {
 func (*ChangePeerAdminResponse) ProtoMessage() {}
 
 func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1186,7 @@ func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminResponse.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChangePeerAdminResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1263,7 +1214,7 @@ type SplitRegionRequest struct {
 
 func (x *SplitRegionRequest) Reset() {
 	*x = SplitRegionRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1226,7 @@ func (x *SplitRegionRequest) String() string {
 func (*SplitRegionRequest) ProtoMessage() {}
 
 func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1239,7 @@ func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
 func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SplitRegionRequest) GetRegionId() uint64 {
@@ -1316,7 +1267,7 @@ type SplitRegionResponse struct {
 
 func (x *SplitRegionResponse) Reset() {
 	*x = SplitRegionResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1328,7 +1279,7 @@ func (x *SplitRegionResponse) String() string {
 func (*SplitRegionResponse) ProtoMessage() {}
 
 func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1341,7 +1292,7 @@ func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
 func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SplitRegionResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1374,7 +1325,7 @@ type RegionInfoRequest struct {
 
 func (x *RegionInfoRequest) Reset() {
 	*x = RegionInfoRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1337,7 @@ func (x *RegionInfoRequest) String() string {
 func (*RegionInfoRequest) ProtoMessage() {}
 
 func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1350,7 @@ func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoRequest.ProtoReflect.Descriptor instead.
 func (*RegionInfoRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegionInfoRequest) GetRegionId() uint64 {
@@ -1425,7 +1376,7 @@ type RegionInfoResponse struct {
 
 func (x *RegionInfoResponse) Reset() {
 	*x = RegionInfoResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1388,7 @@ func (x *RegionInfoResponse) String() string {
 func (*RegionInfoResponse) ProtoMessage() {}
 
 func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1401,7 @@ func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoResponse.ProtoReflect.Descriptor instead.
 func (*RegionInfoResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegionInfoResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1554,25 +1505,22 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_region_id\x18\x02 \x01(\x04R\vnewRegionId\x12 \n" +
 	"\fnew_peer_ids\x18\x03 \x03(\x04R\n" +
-	"newPeerIds\"[\n" +
-	"\x11CompactLogRequest\x12#\n" +
-	"\rcompact_index\x18\x01 \x01(\x04R\fcompactIndex\x12!\n" +
-	"\fcompact_term\x18\x02 \x01(\x04R\vcompactTerm\"r\n" +
+	"newPeerIds\"r\n" +
 	"\x11ChangePeerRequest\x128\n" +
 	"\vchange_type\x18\x01 \x01(\x0e2\x17.nokv.pd.ConfChangeTypeR\n" +
 	"changeType\x12#\n" +
-	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\xcd\x01\n" +
+	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\x88\x01\n" +
 	"\fAdminRequest\x123\n" +
 	"\x05split\x18\x01 \x01(\v2\x1d.nokv.raftserver.SplitRequestR\x05split\x12C\n" +
-	"\vcompact_log\x18\x02 \x01(\v2\".nokv.raftserver.CompactLogRequestR\n" +
-	"compactLog\x12C\n" +
 	"\vchange_peer\x18\x03 \x01(\v2\".nokv.raftserver.ChangePeerRequestR\n" +
-	"changePeer\"\xa2\x01\n" +
+	"changePeer\"\xc3\x01\n" +
 	"\tCmdHeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\x04R\x06peerId\x129\n" +
 	"\fregion_epoch\x18\x03 \x01(\v2\x16.nokv.meta.RegionEpochR\vregionEpoch\x12$\n" +
-	"\x0echeck_conf_ver\x18\x04 \x01(\bR\fcheckConfVer\"\xaa\x01\n" +
+	"\x0echeck_conf_ver\x18\x04 \x01(\bR\fcheckConfVer\x12\x1f\n" +
+	"\vproposal_id\x18\x05 \x01(\x04R\n" +
+	"proposalId\"\xaa\x01\n" +
 	"\x0eRaftCmdRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.nokv.raftserver.CmdHeaderR\x06header\x12/\n" +
 	"\x06writes\x18\x02 \x03(\v2\x17.nokv.raftserver.ModifyR\x06writes\x123\n" +
@@ -1631,7 +1579,7 @@ func file_raftserverpb_proto_rawDescGZIP() []byte {
 }
 
 var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_raftserverpb_proto_goTypes = []any{
 	(PeerState)(0),                  // 0: nokv.raftserver.PeerState
 	(ModifyOp)(0),                   // 1: nokv.raftserver.ModifyOp
@@ -1646,62 +1594,60 @@ var file_raftserverpb_proto_goTypes = []any{
 	(*StoreIdent)(nil),              // 10: nokv.raftserver.StoreIdent
 	(*Modify)(nil),                  // 11: nokv.raftserver.Modify
 	(*SplitRequest)(nil),            // 12: nokv.raftserver.SplitRequest
-	(*CompactLogRequest)(nil),       // 13: nokv.raftserver.CompactLogRequest
-	(*ChangePeerRequest)(nil),       // 14: nokv.raftserver.ChangePeerRequest
-	(*AdminRequest)(nil),            // 15: nokv.raftserver.AdminRequest
-	(*CmdHeader)(nil),               // 16: nokv.raftserver.CmdHeader
-	(*RaftCmdRequest)(nil),          // 17: nokv.raftserver.RaftCmdRequest
-	(*TransferLeaderRequest)(nil),   // 18: nokv.raftserver.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),  // 19: nokv.raftserver.TransferLeaderResponse
-	(*ChangePeerAdminRequest)(nil),  // 20: nokv.raftserver.ChangePeerAdminRequest
-	(*ChangePeerAdminResponse)(nil), // 21: nokv.raftserver.ChangePeerAdminResponse
-	(*SplitRegionRequest)(nil),      // 22: nokv.raftserver.SplitRegionRequest
-	(*SplitRegionResponse)(nil),     // 23: nokv.raftserver.SplitRegionResponse
-	(*RegionInfoRequest)(nil),       // 24: nokv.raftserver.RegionInfoRequest
-	(*RegionInfoResponse)(nil),      // 25: nokv.raftserver.RegionInfoResponse
-	(*metapb.Peer)(nil),             // 26: nokv.meta.Peer
-	(*metapb.RegionEpoch)(nil),      // 27: nokv.meta.RegionEpoch
-	(*metapb.Region)(nil),           // 28: nokv.meta.Region
-	(pdpb.ConfChangeType)(0),        // 29: nokv.pd.ConfChangeType
-	(*kvrpcpb.RegionError)(nil),     // 30: nokv.kv.RegionError
+	(*ChangePeerRequest)(nil),       // 13: nokv.raftserver.ChangePeerRequest
+	(*AdminRequest)(nil),            // 14: nokv.raftserver.AdminRequest
+	(*CmdHeader)(nil),               // 15: nokv.raftserver.CmdHeader
+	(*RaftCmdRequest)(nil),          // 16: nokv.raftserver.RaftCmdRequest
+	(*TransferLeaderRequest)(nil),   // 17: nokv.raftserver.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 18: nokv.raftserver.TransferLeaderResponse
+	(*ChangePeerAdminRequest)(nil),  // 19: nokv.raftserver.ChangePeerAdminRequest
+	(*ChangePeerAdminResponse)(nil), // 20: nokv.raftserver.ChangePeerAdminResponse
+	(*SplitRegionRequest)(nil),      // 21: nokv.raftserver.SplitRegionRequest
+	(*SplitRegionResponse)(nil),     // 22: nokv.raftserver.SplitRegionResponse
+	(*RegionInfoRequest)(nil),       // 23: nokv.raftserver.RegionInfoRequest
+	(*RegionInfoResponse)(nil),      // 24: nokv.raftserver.RegionInfoResponse
+	(*metapb.Peer)(nil),             // 25: nokv.meta.Peer
+	(*metapb.RegionEpoch)(nil),      // 26: nokv.meta.RegionEpoch
+	(*metapb.Region)(nil),           // 27: nokv.meta.Region
+	(pdpb.ConfChangeType)(0),        // 28: nokv.pd.ConfChangeType
+	(*kvrpcpb.RegionError)(nil),     // 29: nokv.kv.RegionError
 }
 var file_raftserverpb_proto_depIdxs = []int32{
-	26, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
-	26, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
-	27, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
+	25, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
+	25, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
+	26, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
 	2,  // 3: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
 	2,  // 4: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
 	5,  // 5: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
-	28, // 6: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
-	28, // 7: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
+	27, // 6: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
+	27, // 7: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
 	0,  // 8: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
 	1,  // 9: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
-	29, // 10: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	26, // 11: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
+	28, // 10: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	25, // 11: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
 	12, // 12: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
-	13, // 13: nokv.raftserver.AdminRequest.compact_log:type_name -> nokv.raftserver.CompactLogRequest
-	14, // 14: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
-	27, // 15: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
-	16, // 16: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
-	11, // 17: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
-	15, // 18: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
-	26, // 19: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
-	30, // 20: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
-	29, // 21: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	26, // 22: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
-	30, // 23: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 24: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
-	30, // 25: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 26: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
-	28, // 27: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
-	30, // 28: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 29: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
-	26, // 30: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	13, // 13: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
+	26, // 14: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
+	15, // 15: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
+	11, // 16: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
+	14, // 17: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
+	25, // 18: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
+	29, // 19: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
+	28, // 20: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	25, // 21: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
+	29, // 22: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
+	27, // 23: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
+	29, // 24: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
+	27, // 25: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
+	27, // 26: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
+	29, // 27: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
+	27, // 28: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
+	25, // 29: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_raftserverpb_proto_init() }
@@ -1715,7 +1661,7 @@ func file_raftserverpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftserverpb_proto_rawDesc), len(file_raftserverpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
