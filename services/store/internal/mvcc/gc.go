@@ -1,0 +1,132 @@
+package mvcc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// GC removes the versions no reader at or above safePoint can see, for the
+// raw keys in [start, end) (empty end: unbounded). Per key, among the write
+// records with commit_ts <= safePoint: the newest PUT or DEL is what such a
+// reader sees, so it stays if it is a PUT that has not expired by nowMs; a
+// DEL or an expired PUT is removed, as it reads as "not found" just like no
+// version at all. Every older version goes, and so do the ROLLBACK and LOCK
+// records at or below safePoint, each with its default column family value.
+// Records above safePoint are never touched.
+//
+// The caller must have resolved every lock with start_ts <= safePoint first
+// (ScanLock + ResolveLock), and nowMs should lag the clocks of the readers
+// that pass their own now_ms, since an expired PUT is gone for all of them.
+//
+// GC returns about limit modifies at most (limit <= 0: no limit) and the raw
+// key to continue from, nil when the range is done. A key with more garbage
+// than limit is cut in the middle and next is that key again; the newest
+// version, when it is to be removed, is removed only in the batch that
+// removes the last version below it, so a cut never lets an older value
+// reappear. The caller must therefore apply the modifies before the next
+// call reads; computed again from the same state they are simply the same.
+func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit int) (mods []*raftserverpb.Modify, next []byte, err error) {
+	lo, hi := keys.DataRange(keys.CFWrite, start, end)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, nil, fmt.Errorf("mvcc: gc: open iterator: %w", err)
+	}
+	defer closeIter(it, "gc", &err)
+	var m modifies
+	full := func() bool { return limit > 0 && len(m.list) >= limit }
+	var prefix, seek []byte
+	ok := it.First()
+	for ok {
+		k := it.Key()
+		if len(k) < 1+8 {
+			return nil, nil, fmt.Errorf("mvcc: gc: write key %x: %w: too short", k, ErrCorrupt)
+		}
+		prefix = append(prefix[:0], k[:len(k)-8]...)
+		key, rest, err := keys.DecodeBytes(prefix[1:])
+		if err != nil || len(rest) != 0 {
+			return nil, nil, fmt.Errorf("mvcc: gc: write key %x: %w: bad key encoding", k, ErrCorrupt)
+		}
+		if full() {
+			return m.list, key, nil
+		}
+		seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^safePoint)
+		ok = it.SeekGE(seek)
+
+		var (
+			seenData   bool      // met the newest PUT or DEL at or below safePoint
+			dropNewest *modifies // its removal, held back until the older versions are gone
+		)
+		for ; ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
+			k := it.Key()
+			if len(k) != len(prefix)+8 {
+				return nil, nil, fmt.Errorf("mvcc: gc: write key %x: %w: bad timestamp suffix", k, ErrCorrupt)
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return nil, nil, fmt.Errorf("mvcc: gc: read write record %x: %w", k, err)
+			}
+			commitTS := ^binary.BigEndian.Uint64(k[len(prefix):])
+			w, err := DecodeWrite(v)
+			if err != nil {
+				return nil, nil, fmt.Errorf("mvcc: gc: read write record %q@%d: %w", key, commitTS, err)
+			}
+			isData := w.Kind == opPut || w.Kind == opDel
+			if isData && !seenData {
+				seenData = true
+				if w.Kind == opDel || expired(w.ExpiresAt, nowMs) {
+					dropNewest = &modifies{}
+					dropVersion(dropNewest, key, commitTS, &w)
+				}
+				continue
+			}
+			if full() {
+				// Cut inside the key, keeping any held-back removal of the
+				// newest version for the batch that finishes the key.
+				return m.list, key, nil
+			}
+			dropVersion(&m, key, commitTS, &w)
+		}
+		if dropNewest != nil {
+			m.list = append(m.list, dropNewest.list...)
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, nil, fmt.Errorf("mvcc: gc: %w", err)
+	}
+	return m.list, nil, nil
+}
+
+// dropVersion removes one write record and its default column family value.
+func dropVersion(m *modifies, key []byte, commitTS uint64, w *Write) {
+	m.del(keys.WriteKey(key, commitTS))
+	if w.Kind == opPut && !w.Inline {
+		m.del(keys.DefaultKey(key, w.StartTS))
+	}
+}
+
+// ApplyModifies adds mods to the batch, in order. It is the whole apply step
+// of a replicated write: every replica applies the same list verbatim, and
+// the list must go into one batch (one raft entry) to be atomic.
+func ApplyModifies(b *pebble.Batch, mods []*raftserverpb.Modify) error {
+	for i, md := range mods {
+		var err error
+		switch md.GetOp() {
+		case raftserverpb.ModifyOp_MODIFY_PUT:
+			err = b.Set(md.GetKey(), md.GetValue(), nil)
+		case raftserverpb.ModifyOp_MODIFY_DELETE:
+			err = b.Delete(md.GetKey(), nil)
+		default:
+			return fmt.Errorf("mvcc: apply modify %d (key %x): unknown op %v", i, md.GetKey(), md.GetOp())
+		}
+		if err != nil {
+			return fmt.Errorf("mvcc: apply modify %d (key %x): %w", i, md.GetKey(), err)
+		}
+	}
+	return nil
+}

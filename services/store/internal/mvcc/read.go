@@ -1,0 +1,318 @@
+package mvcc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// PhysicalShift is the number of logical bits below the physical
+// milliseconds in a TSO timestamp.
+const PhysicalShift = 18
+
+// PhysicalMs returns the physical part of a TSO timestamp: Unix milliseconds.
+func PhysicalMs(ts uint64) int64 { return int64(ts >> PhysicalShift) }
+
+// Expired reports whether the lock's TTL has run out at currentTS, that is
+// whether the physical time of currentTS is at least that of StartTS plus
+// TTL. A lock with a zero TTL is always expired, so that a live lock always
+// reports a nonzero TTL (a zero one would read as "rolled back").
+func (l *Lock) Expired(currentTS uint64) bool {
+	if l.TTL == 0 {
+		return true
+	}
+	deadline := l.StartTS>>PhysicalShift + l.TTL
+	if deadline < l.TTL { // overflow: the lock lives forever
+		return false
+	}
+	return currentTS>>PhysicalShift >= deadline
+}
+
+// Info describes the lock on key for a KeyError or ScanLock. It copies, so
+// the result outlives the buffer the lock was decoded from.
+func (l *Lock) Info(key []byte) *kvrpcpb.LockInfo {
+	return &kvrpcpb.LockInfo{
+		PrimaryLock: bytes.Clone(l.Primary),
+		LockVersion: l.StartTS,
+		Key:         bytes.Clone(key),
+		LockTtl:     l.TTL,
+		LockType:    l.Op,
+		TxnSize:     l.TxnSize,
+	}
+}
+
+// blocksRead reports whether the lock hides the key's value from a reader at
+// ts. A lock started after ts can only commit after ts, so the reader cannot
+// see its write either way. A lock started at ts is the reader's own
+// transaction (TSO timestamps are unique), which reads its own writes from
+// its buffer. A LOCK-only lock writes no value, so it cannot change what the
+// reader sees.
+func (l *Lock) blocksRead(ts uint64) bool {
+	return l.Op != opLock && l.StartTS < ts
+}
+
+func expired(expiresAt, nowMs int64) bool { return expiresAt != 0 && expiresAt <= nowMs }
+
+func lockedError(l *Lock, key []byte) *kvrpcpb.KeyError {
+	return &kvrpcpb.KeyError{Locked: l.Info(key)}
+}
+
+// Get reads key as of ts: a KeyError with Locked if a lock of a transaction
+// started before ts (other than a LOCK-only one) may still commit below ts;
+// otherwise the newest PUT or DEL committed at or below ts. A value whose
+// expires_at is nonzero and <= nowMs reads as not found. The value is a copy
+// the caller owns; found distinguishes an empty value from no value.
+func Get(r pebble.Reader, key []byte, ts uint64, nowMs int64) (value []byte, expiresAt int64, found bool, keyErr *kvrpcpb.KeyError, err error) {
+	rd := reader{r: r}
+	defer closeReader(&rd, &err)
+	return rd.read(key, ts, nowMs)
+}
+
+func (rd *reader) read(key []byte, ts uint64, nowMs int64) ([]byte, int64, bool, *kvrpcpb.KeyError, error) {
+	l, locked, err := rd.lock(key)
+	if err != nil {
+		return nil, 0, false, nil, err
+	}
+	if locked && l.blocksRead(ts) {
+		return nil, 0, false, lockedError(&l, key), nil
+	}
+	ok, err := rd.seekVersions(key, ts, 0)
+	if err != nil {
+		return nil, 0, false, nil, err
+	}
+	for ; ok; ok = rd.wit.Next() {
+		_, w, err := rd.version(key)
+		if err != nil {
+			return nil, 0, false, nil, err
+		}
+		switch w.Kind {
+		case opPut:
+			if expired(w.ExpiresAt, nowMs) {
+				return nil, 0, false, nil, nil
+			}
+			v, err := rd.writeValue(key, &w)
+			if err != nil {
+				return nil, 0, false, nil, err
+			}
+			return v, w.ExpiresAt, true, nil, nil
+		case opDel:
+			return nil, 0, false, nil, nil
+		}
+		// ROLLBACK and LOCK records change nothing: look further down.
+	}
+	return nil, 0, false, nil, rd.iterErr(key)
+}
+
+// writeValue returns a copy of the value of a PUT record.
+func (rd *reader) writeValue(key []byte, w *Write) ([]byte, error) {
+	if w.Inline {
+		return append(make([]byte, 0, len(w.Value)), w.Value...), nil
+	}
+	return rd.value(key, w.StartTS)
+}
+
+// BatchGet reads each key as Get does. The pairs are in request order and
+// hold only the keys found and the keys blocked by a lock (with Error set).
+func BatchGet(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
+	rd := reader{r: r}
+	defer closeReader(&rd, &err)
+	for _, key := range keyList {
+		v, exp, found, kerr, err := rd.read(key, ts, nowMs)
+		switch {
+		case err != nil:
+			return nil, err
+		case kerr != nil:
+			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Error: kerr})
+		case found:
+			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Value: v, ExpiresAt: exp})
+		}
+	}
+	return pairs, nil
+}
+
+// Scan reads the raw key range [start, end) as of ts in key order (an empty
+// end is unbounded), returning at most limit pairs (limit <= 0: no limit).
+// Deleted and expired keys are skipped. A lock that would make Get fail ends
+// the scan: it is reported as a last pair with Error set, so the caller can
+// resolve it and resume from its key. With keyOnly the values are left out
+// (and long values are not read at all).
+//
+// Scan walks the lock and write column families side by side, seeking in
+// the write column family to the version visible at ts and then past the
+// key's older versions, so its cost follows the keys returned rather than
+// the number of versions.
+func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
+	lo, hi := keys.DataRange(keys.CFLock, start, end)
+	lit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: scan: open lock iterator: %w", err)
+	}
+	defer closeIter(lit, "scan: lock iterator", &err)
+	lo, hi = keys.DataRange(keys.CFWrite, start, end)
+	wit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: scan: open write iterator: %w", err)
+	}
+	defer closeIter(wit, "scan: write iterator", &err)
+	rd := reader{r: r} // for long values only
+
+	var prefix, seek []byte
+	lok, wok := lit.First(), wit.First()
+	for (lok || wok) && (limit <= 0 || len(pairs) < limit) {
+		// Compare the user keys still encoded: the encoding keeps raw key
+		// order and no encoding is a prefix of another.
+		var lenc, wenc []byte
+		if lok {
+			lenc = lit.Key()[1:]
+		}
+		if wok {
+			k := wit.Key()
+			if len(k) < 1+8 {
+				return nil, fmt.Errorf("mvcc: scan: write key %x: %w: too short", k, ErrCorrupt)
+			}
+			wenc = k[1 : len(k)-8]
+		}
+		c := 0
+		switch {
+		case !wok:
+			c = -1
+		case !lok:
+			c = 1
+		default:
+			c = bytes.Compare(lenc, wenc)
+		}
+		if c <= 0 {
+			v, err := lit.ValueAndErr()
+			if err != nil {
+				return nil, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
+			}
+			l, err := DecodeLock(v)
+			if err != nil {
+				return nil, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
+			}
+			if l.blocksRead(ts) {
+				key, err := keys.DecodeLockKey(lit.Key())
+				if err != nil {
+					return nil, fmt.Errorf("mvcc: scan: %w: lock key: %w", ErrCorrupt, err)
+				}
+				return append(pairs, &kvrpcpb.KvPair{Key: key, Error: lockedError(&l, key)}), nil
+			}
+			lok = lit.Next()
+		}
+		if c < 0 {
+			continue
+		}
+
+		k := wit.Key()
+		prefix = append(prefix[:0], k[:len(k)-8]...)
+		key, rest, err := keys.DecodeBytes(prefix[1:])
+		if err != nil || len(rest) != 0 {
+			return nil, fmt.Errorf("mvcc: scan: write key %x: %w: bad key encoding", k, ErrCorrupt)
+		}
+		// Versions sort newest first: jump to the newest at or below ts.
+		if ^binary.BigEndian.Uint64(k[len(k)-8:]) > ts {
+			seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^ts)
+			wok = wit.SeekGE(seek)
+		}
+		var pair *kvrpcpb.KvPair
+	versions:
+		for ; wok && bytes.HasPrefix(wit.Key(), prefix); wok = wit.Next() {
+			k := wit.Key()
+			if len(k) != len(prefix)+8 {
+				return nil, fmt.Errorf("mvcc: scan: write key %x: %w: bad timestamp suffix", k, ErrCorrupt)
+			}
+			v, err := wit.ValueAndErr()
+			if err != nil {
+				return nil, fmt.Errorf("mvcc: scan: read write record %x: %w", k, err)
+			}
+			w, err := DecodeWrite(v)
+			if err != nil {
+				return nil, fmt.Errorf("mvcc: scan: read write record %q@%d: %w", key, ^binary.BigEndian.Uint64(k[len(prefix):]), err)
+			}
+			switch w.Kind {
+			case opPut:
+				if !expired(w.ExpiresAt, nowMs) {
+					pair = &kvrpcpb.KvPair{Key: key, ExpiresAt: w.ExpiresAt}
+					if !keyOnly {
+						if pair.Value, err = rd.writeValue(key, &w); err != nil {
+							return nil, err
+						}
+					}
+				}
+				break versions
+			case opDel:
+				break versions
+			}
+		}
+		if pair != nil {
+			pairs = append(pairs, pair)
+		}
+		// Past the key's older versions: the successor of its oldest
+		// possible version key.
+		if wok && bytes.HasPrefix(wit.Key(), prefix) {
+			seek = append(binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^uint64(0)), 0)
+			wok = wit.SeekGE(seek)
+		}
+	}
+	if err := lit.Error(); err != nil {
+		return nil, fmt.Errorf("mvcc: scan: lock iterator: %w", err)
+	}
+	if err := wit.Error(); err != nil {
+		return nil, fmt.Errorf("mvcc: scan: write iterator: %w", err)
+	}
+	return pairs, nil
+}
+
+// ScanLock lists the locks in the raw key range [start, end) (empty end:
+// unbounded) whose start_ts is at most maxTS, in key order, at most limit of
+// them (limit <= 0: no limit).
+func ScanLock(r pebble.Reader, maxTS uint64, start, end []byte, limit int) (locks []*kvrpcpb.LockInfo, err error) {
+	lo, hi := keys.DataRange(keys.CFLock, start, end)
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: scan locks: open iterator: %w", err)
+	}
+	defer closeIter(it, "scan locks", &err)
+	for ok := it.First(); ok && (limit <= 0 || len(locks) < limit); ok = it.Next() {
+		key, l, err := iterLock(it)
+		if err != nil {
+			return nil, err
+		}
+		if l.StartTS <= maxTS {
+			locks = append(locks, l.Info(key))
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, fmt.Errorf("mvcc: scan locks: %w", err)
+	}
+	return locks, nil
+}
+
+// iterLock decodes the lock under a lock column family iterator. The lock
+// aliases the iterator's buffers; the key is a fresh copy.
+func iterLock(it *pebble.Iterator) ([]byte, Lock, error) {
+	key, err := keys.DecodeLockKey(it.Key())
+	if err != nil {
+		return nil, Lock{}, fmt.Errorf("mvcc: %w: lock key: %w", ErrCorrupt, err)
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return nil, Lock{}, fmt.Errorf("mvcc: read lock %q: %w", key, err)
+	}
+	l, err := DecodeLock(v)
+	if err != nil {
+		return nil, Lock{}, fmt.Errorf("mvcc: read lock %q: %w", key, err)
+	}
+	return key, l, nil
+}
+
+func closeIter(it *pebble.Iterator, what string, err *error) {
+	if cerr := it.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("mvcc: %s: close: %w", what, cerr)
+	}
+}

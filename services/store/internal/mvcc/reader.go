@@ -1,0 +1,184 @@
+package mvcc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// reader holds what the operations share while they look at one
+// pebble.Reader: a write column family iterator reused across keys (its
+// bounds narrowed to one key's versions for each lookup, so Pebble never
+// wanders past them), and scratch buffers for encoded keys, so a point read
+// costs a handful of allocations however many keys a request names.
+type reader struct {
+	r   pebble.Reader
+	wit *pebble.Iterator
+	// prefixLen is the length of 'W' enc(key) for the key wit is bounded to.
+	prefixLen    int
+	buf          []byte
+	lower, upper []byte
+}
+
+func newReader(r pebble.Reader) *reader { return &reader{r: r} }
+
+// closeReader closes rd and reports a close failure through *err unless an
+// earlier error is already there.
+func closeReader(rd *reader, err *error) {
+	if rd.wit == nil {
+		return
+	}
+	if cerr := rd.wit.Close(); cerr != nil && *err == nil {
+		*err = fmt.Errorf("mvcc: close iterator: %w", cerr)
+	}
+	rd.wit = nil
+}
+
+// get is a point read that copies the value out before releasing Pebble's
+// buffer.
+func (rd *reader) get(k []byte) (v []byte, found bool, err error) {
+	val, closer, err := rd.r.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	v = append(make([]byte, 0, len(val)), val...)
+	return v, true, closer.Close()
+}
+
+// lock reads the lock on key, if any.
+func (rd *reader) lock(key []byte) (Lock, bool, error) {
+	rd.buf = keys.EncodeBytes(append(rd.buf[:0], keys.CFLock), key)
+	v, found, err := rd.get(rd.buf)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("mvcc: read lock %q: %w", key, err)
+		}
+		return Lock{}, false, err
+	}
+	l, err := DecodeLock(v)
+	if err != nil {
+		return Lock{}, false, fmt.Errorf("mvcc: read lock %q: %w", key, err)
+	}
+	return l, true, nil
+}
+
+// writeAt reads the write record at exactly WriteKey(key, commitTS).
+func (rd *reader) writeAt(key []byte, commitTS uint64) (Write, bool, error) {
+	rd.buf = binary.BigEndian.AppendUint64(keys.EncodeBytes(append(rd.buf[:0], keys.CFWrite), key), ^commitTS)
+	v, found, err := rd.get(rd.buf)
+	if err != nil || !found {
+		if err != nil {
+			err = fmt.Errorf("mvcc: read write record %q@%d: %w", key, commitTS, err)
+		}
+		return Write{}, false, err
+	}
+	w, err := DecodeWrite(v)
+	if err != nil {
+		return Write{}, false, fmt.Errorf("mvcc: read write record %q@%d: %w", key, commitTS, err)
+	}
+	return w, true, nil
+}
+
+// value reads the default column family value a transaction wrote. Its
+// absence is corruption: a PUT record without an inline value promises it.
+func (rd *reader) value(key []byte, startTS uint64) ([]byte, error) {
+	rd.buf = binary.BigEndian.AppendUint64(keys.EncodeBytes(append(rd.buf[:0], keys.CFDefault), key), ^startTS)
+	v, found, err := rd.get(rd.buf)
+	if err != nil {
+		return nil, fmt.Errorf("mvcc: read value %q@%d: %w", key, startTS, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("mvcc: read value %q@%d: %w: value missing from the default column family", key, startTS, ErrCorrupt)
+	}
+	return v, nil
+}
+
+// seekVersions positions the write iterator on the newest write record of
+// key with minTS <= commit_ts <= maxTS; Next walks to older ones and the
+// iterator turns invalid past minTS. The caller checks iterErr afterwards.
+func (rd *reader) seekVersions(key []byte, maxTS, minTS uint64) (bool, error) {
+	rd.lower = keys.EncodeBytes(append(rd.lower[:0], keys.CFWrite), key)
+	rd.prefixLen = len(rd.lower)
+	rd.upper = append(rd.upper[:0], rd.lower...)
+	rd.lower = binary.BigEndian.AppendUint64(rd.lower, ^maxTS)
+	// The successor of WriteKey(key, minTS): an inclusive bound.
+	rd.upper = append(binary.BigEndian.AppendUint64(rd.upper, ^minTS), 0)
+	if rd.wit == nil {
+		it, err := rd.r.NewIter(&pebble.IterOptions{LowerBound: rd.lower, UpperBound: rd.upper})
+		if err != nil {
+			return false, fmt.Errorf("mvcc: open write iterator: %w", err)
+		}
+		rd.wit = it
+	} else {
+		rd.wit.SetBounds(rd.lower, rd.upper)
+	}
+	return rd.wit.First(), nil
+}
+
+// version decodes the record under the write iterator. The bounds set by
+// seekVersions guarantee the key prefix; the length check catches a corrupt
+// suffix. The record aliases the iterator's buffer: valid until it moves.
+func (rd *reader) version(key []byte) (commitTS uint64, w Write, err error) {
+	k := rd.wit.Key()
+	if len(k) != rd.prefixLen+8 {
+		return 0, Write{}, fmt.Errorf("mvcc: write key %x of %q: %w: bad timestamp suffix", k, key, ErrCorrupt)
+	}
+	commitTS = ^binary.BigEndian.Uint64(k[rd.prefixLen:])
+	v, err := rd.wit.ValueAndErr()
+	if err != nil {
+		return 0, Write{}, fmt.Errorf("mvcc: read write record %q@%d: %w", key, commitTS, err)
+	}
+	if w, err = DecodeWrite(v); err != nil {
+		return 0, Write{}, fmt.Errorf("mvcc: read write record %q@%d: %w", key, commitTS, err)
+	}
+	return commitTS, w, nil
+}
+
+func (rd *reader) iterErr(key []byte) error {
+	if err := rd.wit.Error(); err != nil {
+		return fmt.Errorf("mvcc: iterate versions of %q: %w", key, err)
+	}
+	return nil
+}
+
+// txnState is what the write column family says about one transaction on one key.
+type txnState int
+
+const (
+	txnNone       txnState = iota // no record of the transaction
+	txnCommitted                  // a commit record (PUT, DEL or LOCK) of it exists
+	txnRolledBack                 // a rollback record of it exists
+)
+
+// txnRecord looks for startTS's own record among the write records of key
+// with commit_ts >= startTS (a transaction cannot commit below its start):
+// a commit record carrying its start_ts, or a rollback at commit_ts =
+// startTS (a ROLLBACK record, or another transaction's commit flagged as
+// overlapping it). The cost is the number of newer versions, which is small
+// for the live transactions that ask.
+func (rd *reader) txnRecord(key []byte, startTS uint64) (txnState, uint64, error) {
+	ok, err := rd.seekVersions(key, ^uint64(0), startTS)
+	if err != nil {
+		return txnNone, 0, err
+	}
+	for ; ok; ok = rd.wit.Next() {
+		commitTS, w, err := rd.version(key)
+		if err != nil {
+			return txnNone, 0, err
+		}
+		if commitTS == startTS && (w.Kind == opRollback || w.OverlappedRollback) {
+			return txnRolledBack, 0, nil
+		}
+		if w.StartTS == startTS && w.Kind != opRollback {
+			return txnCommitted, commitTS, nil
+		}
+	}
+	return txnNone, 0, rd.iterErr(key)
+}
