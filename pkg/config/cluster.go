@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+
+	"github.com/nokv/nokv/api/metapb"
 )
 
 // Cluster is the decoded cluster file.
@@ -143,4 +145,18 @@ func (c *Cluster) StoreListenAddr(storeID uint64, scope Scope) (string, error) {
 		return s.ListenAddr, nil
 	}
 	return s.Addr, nil
+}
+
+// Meta returns the region as cluster metadata; every peer is a voter.
+func (r Region) Meta() *metapb.Region {
+	meta := &metapb.Region{
+		Id:          r.ID,
+		StartKey:    bytes.Clone(r.StartKey),
+		EndKey:      bytes.Clone(r.EndKey),
+		RegionEpoch: &metapb.RegionEpoch{ConfVer: r.Epoch.ConfVersion, Version: r.Epoch.Version},
+	}
+	for _, p := range r.Peers {
+		meta.Peers = append(meta.Peers, &metapb.Peer{Id: p.PeerID, StoreId: p.StoreID, Role: metapb.PeerRole_VOTER})
+	}
+	return meta
 }

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/services/store/internal/raftstore"
 )
 
 // EnvPrefix is prepended to the env tags of Config to form variable names,
@@ -31,14 +33,40 @@ type Config struct {
 	PDAddr string `env:"PD_ADDR"`
 	// MetricsAddr is the address of the metrics endpoint; empty disables it.
 	MetricsAddr string `env:"METRICS_ADDR"`
+	// RaftTickInterval is one raft clock tick; elections and heartbeats
+	// are counted in ticks.
+	RaftTickInterval time.Duration `env:"RAFT_TICK_INTERVAL"`
+	// RaftElectionTicks is the election timeout in ticks.
+	RaftElectionTicks int `env:"RAFT_ELECTION_TICKS"`
+	// RaftHeartbeatTicks is the leader heartbeat interval in ticks.
+	RaftHeartbeatTicks int `env:"RAFT_HEARTBEAT_TICKS"`
+	// RaftLogKeep is how many applied log entries a peer keeps behind its
+	// applied index before truncating.
+	RaftLogKeep uint64 `env:"RAFT_LOG_KEEP"`
+	// RegionSplitSize splits a region past this many bytes; 0 disables.
+	RegionSplitSize uint64 `env:"REGION_SPLIT_SIZE"`
+	// SplitCheckInterval is how often region sizes are checked.
+	SplitCheckInterval time.Duration `env:"SPLIT_CHECK_INTERVAL"`
+	// HeartbeatInterval paces store and region heartbeats to PD.
+	HeartbeatInterval time.Duration `env:"HEARTBEAT_INTERVAL"`
+
+	// TestingKnobs are for tests only; main never sets them.
+	TestingKnobs raftstore.TestingKnobs `env:"-"`
 }
 
 // DefaultConfig returns the built-in defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:   "127.0.0.1:20160",
-		Scope:  config.ScopeHost,
-		PDAddr: "127.0.0.1:2379",
+		Addr:               "127.0.0.1:20160",
+		Scope:              config.ScopeHost,
+		PDAddr:             "127.0.0.1:2379",
+		RaftTickInterval:   100 * time.Millisecond,
+		RaftElectionTicks:  10,
+		RaftHeartbeatTicks: 2,
+		RaftLogKeep:        1000,
+		RegionSplitSize:    96 << 20,
+		SplitCheckInterval: 10 * time.Second,
+		HeartbeatInterval:  10 * time.Second,
 	}
 }
 
@@ -52,6 +80,13 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Scope, "scope", "address `scope` to use from the cluster file: host or docker [env "+EnvPrefix+"SCOPE]")
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` (host:port); overrides pd.addr from the cluster file [env "+EnvPrefix+"PD_ADDR]")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
+	fs.DurationVar(&c.RaftTickInterval, "raft-tick-interval", c.RaftTickInterval, "length of one raft clock tick [env "+EnvPrefix+"RAFT_TICK_INTERVAL]")
+	fs.IntVar(&c.RaftElectionTicks, "raft-election-ticks", c.RaftElectionTicks, "election timeout in `ticks` [env "+EnvPrefix+"RAFT_ELECTION_TICKS]")
+	fs.IntVar(&c.RaftHeartbeatTicks, "raft-heartbeat-ticks", c.RaftHeartbeatTicks, "leader heartbeat interval in `ticks` [env "+EnvPrefix+"RAFT_HEARTBEAT_TICKS]")
+	fs.Uint64Var(&c.RaftLogKeep, "raft-log-keep", c.RaftLogKeep, "applied log `entries` kept behind the applied index [env "+EnvPrefix+"RAFT_LOG_KEEP]")
+	fs.Uint64Var(&c.RegionSplitSize, "region-split-size", c.RegionSplitSize, "split a region past this many `bytes`; 0 disables [env "+EnvPrefix+"REGION_SPLIT_SIZE]")
+	fs.DurationVar(&c.SplitCheckInterval, "split-check-interval", c.SplitCheckInterval, "how often region sizes are checked [env "+EnvPrefix+"SPLIT_CHECK_INTERVAL]")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "store and region heartbeat interval to PD [env "+EnvPrefix+"HEARTBEAT_INTERVAL]")
 }
 
 // ClusterFile implements config.Layered.
@@ -98,6 +133,24 @@ func (c Config) Validate() error {
 		} else if c.MetricsAddr == c.Addr {
 			errs = append(errs, fmt.Errorf("metrics_addr: must differ from addr %q", c.Addr))
 		}
+	}
+	if c.RaftTickInterval <= 0 {
+		errs = append(errs, errors.New("raft_tick_interval: must be positive"))
+	}
+	if c.RaftHeartbeatTicks <= 0 {
+		errs = append(errs, errors.New("raft_heartbeat_ticks: must be positive"))
+	}
+	if c.RaftElectionTicks <= c.RaftHeartbeatTicks {
+		errs = append(errs, fmt.Errorf("raft_election_ticks: must exceed raft_heartbeat_ticks (%d), have %d", c.RaftHeartbeatTicks, c.RaftElectionTicks))
+	}
+	if c.RaftLogKeep == 0 {
+		errs = append(errs, errors.New("raft_log_keep: must be positive"))
+	}
+	if c.SplitCheckInterval <= 0 {
+		errs = append(errs, errors.New("split_check_interval: must be positive"))
+	}
+	if c.HeartbeatInterval <= 0 {
+		errs = append(errs, errors.New("heartbeat_interval: must be positive"))
 	}
 	return errors.Join(errs...)
 }

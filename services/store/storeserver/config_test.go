@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -36,6 +37,10 @@ func TestValidate(t *testing.T) {
 		{"bad pd addr", func(c *Config) { c.PDAddr = "pd" }, `pd_addr: invalid address "pd"`},
 		{"bad metrics addr", func(c *Config) { c.MetricsAddr = "x" }, `metrics_addr: invalid address "x"`},
 		{"metrics on addr", func(c *Config) { c.MetricsAddr = c.Addr }, `metrics_addr: must differ from addr "127.0.0.1:20160"`},
+		{"zero tick", func(c *Config) { c.RaftTickInterval = 0 }, "raft_tick_interval: must be positive"},
+		{"election not above heartbeat", func(c *Config) { c.RaftElectionTicks = 2 }, "raft_election_ticks: must exceed raft_heartbeat_ticks (2), have 2"},
+		{"zero log keep", func(c *Config) { c.RaftLogKeep = 0 }, "raft_log_keep: must be positive"},
+		{"zero heartbeat", func(c *Config) { c.HeartbeatInterval = 0 }, "heartbeat_interval: must be positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,14 +114,23 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
-				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
+			want := withRaftDefaults(tt.want)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Resolve = %+v, want %+v", got, want)
 			}
 			if (cluster != nil) != (got.Config != "") {
 				t.Errorf("cluster loaded = %v with config %q", cluster != nil, got.Config)
 			}
 		})
 	}
+}
+
+// withRaftDefaults fills the raft tuning settings the table leaves out.
+func withRaftDefaults(c Config) Config {
+	d := DefaultConfig()
+	c.RaftTickInterval, c.RaftElectionTicks, c.RaftHeartbeatTicks = d.RaftTickInterval, d.RaftElectionTicks, d.RaftHeartbeatTicks
+	c.RaftLogKeep, c.RegionSplitSize, c.SplitCheckInterval, c.HeartbeatInterval = d.RaftLogKeep, d.RegionSplitSize, d.SplitCheckInterval, d.HeartbeatInterval
+	return c
 }
 
 func TestResolveErrors(t *testing.T) {

@@ -145,17 +145,10 @@ func (c *Cluster) Bootstrap(file *config.Cluster) error {
 }
 
 func regionFromConfig(r config.Region) *regionEntry {
-	meta := &metapb.Region{
-		Id:          r.ID,
-		StartKey:    cloneBytes(r.StartKey),
-		EndKey:      cloneBytes(r.EndKey),
-		RegionEpoch: &metapb.RegionEpoch{ConfVer: r.Epoch.ConfVersion, Version: r.Epoch.Version},
-	}
+	meta := r.Meta()
 	var leader *metapb.Peer
-	for _, p := range r.Peers {
-		peer := &metapb.Peer{Id: p.PeerID, StoreId: p.StoreID, Role: metapb.PeerRole_VOTER}
-		meta.Peers = append(meta.Peers, peer)
-		if r.LeaderStoreID != 0 && p.StoreID == r.LeaderStoreID {
+	for _, peer := range meta.Peers {
+		if r.LeaderStoreID != 0 && peer.GetStoreId() == r.LeaderStoreID {
 			leader = proto.Clone(peer).(*metapb.Peer)
 		}
 	}

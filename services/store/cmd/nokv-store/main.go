@@ -1,13 +1,16 @@
-// Command nokv-store runs a NoKV store.
+// Command nokv-store runs a NoKV store: one node holding region replicas.
 //
-// It is a skeleton for now: it resolves and validates its settings (see
-// package storeserver), then exits with an error.
+// It serves the store's gRPC API (api/proto/storepb.proto) until SIGINT or
+// SIGTERM; see services/store/README.md for its settings.
 package main
 
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/services/store/storeserver"
@@ -27,13 +30,27 @@ func run(args []string, environ map[string]string, stdout, stderr io.Writer) int
 	if !ok {
 		return status
 	}
-
-	cfg, _, err := storeserver.Resolve(fs, config.EnvOptions{Prefix: storeserver.EnvPrefix, Environment: environ})
+	cfg, cluster, err := storeserver.Resolve(fs, config.EnvOptions{Prefix: storeserver.EnvPrefix, Environment: environ})
 	if err != nil {
 		config.PrintError(stderr, name, err)
 		return 1
 	}
-	fmt.Fprintf(stderr, "%s: settings: %+v\n", name, cfg)
-	fmt.Fprintf(stderr, "%s: not implemented yet (see issue 4)\n", name)
-	return 1
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	srv, err := storeserver.New(cfg, cluster, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	srv.Start()
+	sig := <-sigs
+	log.Info("shutting down", "signal", sig.String())
+	if err := srv.Close(); err != nil {
+		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
+		return 1
+	}
+	log.Info("stopped cleanly")
+	return 0
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"net"
 	"strings"
 	"testing"
 )
@@ -22,14 +23,22 @@ func TestRun(t *testing.T) {
 		{"bad flag", []string{"--nope"}, nil, 2, "", "flag provided but not defined: -nope"},
 		{"bad store id flag", []string{"--store-id", "x"}, nil, 2, "", `invalid value "x" for flag -store-id`},
 		{"extra args", []string{"serve"}, nil, 2, "", `unexpected arguments ["serve"]`},
-		{"not implemented", []string{"--config", examplePath, "--store-id", "2"}, nil, 1, "", "nokv-store: not implemented yet (see issue 4)\n"},
-		{"docker scope", []string{"--config", examplePath}, map[string]string{"NOKV_STORE_STORE_ID": "1", "NOKV_STORE_SCOPE": "docker"}, 1, "", "PDAddr:nokv-pd:2379"},
+		{"bad tick env", nil, map[string]string{"NOKV_STORE_STORE_ID": "1", "NOKV_STORE_RAFT_TICK_INTERVAL": "fast"}, 1, "", "NOKV_STORE_RAFT_TICK_INTERVAL"},
+		{"busy address", []string{"--store-id", "1", "--workdir", "WORKDIR", "--addr", "BUSY"}, nil, 1, "", "listen on"},
 		{"missing store id", []string{"--config", examplePath}, nil, 1, "", "nokv-store: store_id: must be set"},
 		{"invalid settings", []string{"--pd-addr", "pd"}, nil, 1, "", "nokv-store: pd_addr: invalid address \"pd\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
+			for i, a := range tt.args {
+				switch a {
+				case "WORKDIR":
+					tt.args[i] = t.TempDir()
+				case "BUSY":
+					tt.args[i] = busyAddr(t)
+				}
+			}
 			environ := tt.environ
 			if environ == nil {
 				environ = map[string]string{}
@@ -46,4 +55,14 @@ func TestRun(t *testing.T) {
 			}
 		})
 	}
+}
+
+// busyAddr returns an address some other listener holds for the test.
+func busyAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
 }

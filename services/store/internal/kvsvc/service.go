@@ -1,0 +1,507 @@
+package kvsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/api/storepb"
+	"github.com/nokv/nokv/services/store/internal/keys"
+	"github.com/nokv/nokv/services/store/internal/mvcc"
+	"github.com/nokv/nokv/services/store/internal/raftstore"
+)
+
+// TSO hands out timestamps; *pdclient.Client implements it.
+type TSO interface {
+	GetTS(ctx context.Context) (uint64, error)
+}
+
+// Service implements storepb.StoreServer over a raft store.
+type Service struct {
+	storepb.UnimplementedStoreServer
+	store   *raftstore.Store
+	tso     TSO
+	latches *latches
+	cc      *concurrency
+	now     func() time.Time
+	// maxSnapshotBytes bounds one received snapshot held in memory.
+	maxSnapshotBytes int
+}
+
+// New returns the service for store.
+func New(store *raftstore.Store, tso TSO) *Service {
+	return &Service{
+		store: store, tso: tso, latches: newLatches(), cc: newConcurrency(), now: time.Now,
+		maxSnapshotBytes: 4 << 30,
+	}
+}
+
+func (s *Service) nowMs(reqNow int64) int64 {
+	if reqNow != 0 {
+		return reqNow
+	}
+	return s.now().UnixMilli()
+}
+
+// route checks that the request may be served here and that every key is
+// in the region; it returns the region.
+func (s *Service) route(rc *kvrpcpb.Context, ks ...[]byte) (*metapb.Region, error) {
+	if rc == nil {
+		return nil, fmt.Errorf("%w: context: missing", errBadRequest)
+	}
+	if sid := rc.GetPeer().GetStoreId(); sid != 0 && sid != s.store.StoreID() {
+		return nil, &raftstore.StoreNotMatchError{Requested: sid, Actual: s.store.StoreID()}
+	}
+	region, err := s.store.PeerFor(rc.GetRegionId(), rc.GetRegionEpoch())
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range ks {
+		if !keys.InRange(k, region.GetStartKey(), region.GetEndKey()) {
+			return nil, &raftstore.KeyNotInRegionError{Key: k, Region: region}
+		}
+	}
+	return region, nil
+}
+
+// read runs fn against the engine once a read at ts may be served
+// linearizably: leader confirmed, applied state caught up, and no one-phase
+// commit in flight that could land at or below ts on the keys (nil keys: the
+// whole region).
+func (s *Service) read(ctx context.Context, rc *kvrpcpb.Context, ts uint64, ks [][]byte, fn func(r pebble.Reader, region *metapb.Region) error) error {
+	if _, err := s.route(rc, ks...); err != nil {
+		return err
+	}
+	if err := waitAll(ctx, s.cc.observeRead(rc.GetRegionId(), ts, ks)); err != nil {
+		return err
+	}
+	if err := s.store.ReadIndex(ctx, rc.GetRegionId()); err != nil {
+		return err
+	}
+	// The region may have split while the read waited.
+	region, err := s.route(rc, ks...)
+	if err != nil {
+		return err
+	}
+	return fn(s.store.DB(), region)
+}
+
+// write runs the write pipeline (see the package documentation): compute
+// returns the modifications to replicate, if any.
+func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, compute func(r pebble.Reader, region *metapb.Region) ([]*raftserverpb.Modify, error)) error {
+	if _, err := s.route(rc, ks...); err != nil {
+		return err
+	}
+	slots := s.latches.acquire(ks)
+	defer s.latches.release(slots)
+	if err := s.store.WaitLeaderReady(ctx, rc.GetRegionId()); err != nil {
+		return err
+	}
+	region, err := s.route(rc, ks...)
+	if err != nil {
+		return err
+	}
+	mods, err := compute(s.store.DB(), region)
+	if err != nil || len(mods) == 0 {
+		return err
+	}
+	_, err = s.store.Propose(ctx, rc.GetRegionId(), &raftserverpb.RaftCmdRequest{
+		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()},
+		Writes: mods,
+	})
+	return err
+}
+
+// outcome sorts err into a region error for the response or a gRPC error.
+func outcome(err error, setRegionError func(*kvrpcpb.RegionError)) error {
+	if err == nil {
+		return nil
+	}
+	if re, ok := regionError(err); ok {
+		setRegionError(re)
+		return nil
+	}
+	return grpcError(err)
+}
+
+// KvGet reads one key at a timestamp.
+func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
+	resp := &kvrpcpb.GetResponse{}
+	err := s.read(ctx, req.GetContext(), req.GetVersion(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) error {
+		v, exp, found, kerr, err := mvcc.Get(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs()))
+		if err != nil {
+			return err
+		}
+		resp.Error, resp.Value, resp.ExpiresAt, resp.NotFound = kerr, v, exp, !found && kerr == nil
+		return nil
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvBatchGet reads several keys of one region at a timestamp.
+func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
+	resp := &kvrpcpb.BatchGetResponse{}
+	err := s.read(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
+		pairs, err := mvcc.BatchGet(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()))
+		resp.Pairs = pairs
+		return err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvScan reads a key range of one region at a timestamp.
+func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.ScanResponse, error) {
+	resp := &kvrpcpb.ScanResponse{}
+	err := s.read(ctx, req.GetContext(), req.GetVersion(), nil, func(r pebble.Reader, region *metapb.Region) error {
+		start, end := clampRange(req.GetStartKey(), req.GetEndKey(), region)
+		if !keys.InRange(start, region.GetStartKey(), region.GetEndKey()) {
+			return &raftstore.KeyNotInRegionError{Key: req.GetStartKey(), Region: region}
+		}
+		limit := int(req.GetLimit())
+		if limit == 0 {
+			limit = 1 << 20
+		}
+		pairs, err := mvcc.Scan(r, start, end, limit, req.GetVersion(), req.GetKeyOnly(), s.nowMs(req.GetNowMs()))
+		resp.Pairs = pairs
+		return err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// clampRange limits [start, end) to the region.
+func clampRange(start, end []byte, region *metapb.Region) ([]byte, []byte) {
+	if string(start) < string(region.GetStartKey()) {
+		start = region.GetStartKey()
+	}
+	if re := region.GetEndKey(); len(re) > 0 && (len(end) == 0 || string(end) > string(re)) {
+		end = re
+	}
+	return start, end
+}
+
+func mutationKeys(ms []*kvrpcpb.Mutation) [][]byte {
+	ks := make([][]byte, len(ms))
+	for i, m := range ms {
+		ks[i] = m.GetKey()
+	}
+	return ks
+}
+
+// KvPrewrite locks the mutations of a transaction, or commits them at once
+// when try_one_pc is set and the transaction fits this region.
+func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
+	resp := &kvrpcpb.PrewriteResponse{}
+	ks := mutationKeys(req.GetMutations())
+	if req.GetTryOnePc() {
+		if err := s.sync1PC(ctx, req.GetContext().GetRegionId()); err != nil {
+			if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+	}
+	var commitTS uint64
+	if req.GetTryOnePc() {
+		var end func()
+		commitTS, end = s.cc.begin1PC(req.GetContext().GetRegionId(), ks, req.GetStartVersion(), req.GetOnePcCommitTs())
+		// Readers of these keys wait until write returns: the commit has
+		// applied or failed by then.
+		defer end()
+	}
+	err := s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		mods, kerrs, err := mvcc.Prewrite(r, req, commitTS)
+		if err != nil {
+			return nil, err
+		}
+		resp.Errors = kerrs
+		if len(kerrs) == 0 && commitTS != 0 {
+			resp.OnePcCommitTs = commitTS
+		}
+		return mods, nil
+	})
+	if err != nil {
+		resp.OnePcCommitTs = 0
+	}
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// sync1PC raises maxTS from the TSO the first time this store's leader of
+// the region in its current term takes a one-phase commit.
+func (s *Service) sync1PC(ctx context.Context, regionID uint64) error {
+	term := s.store.LeaderTerm(regionID)
+	if !s.cc.needsSync(regionID, term) {
+		return nil
+	}
+	ts, err := s.tso.GetTS(ctx)
+	if err != nil {
+		return &raftstore.ServerBusyError{Reason: "fetch a timestamp for one-phase commit: " + err.Error()}
+	}
+	s.cc.sync(regionID, term, ts)
+	return nil
+}
+
+// KvCommit commits the locks of a transaction.
+func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
+	resp := &kvrpcpb.CommitResponse{}
+	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		mods, kerr, err := mvcc.Commit(r, req.GetStartVersion(), req.GetKeys(), req.GetCommitVersion())
+		resp.Error = kerr
+		if kerr == nil {
+			resp.CommitVersion = req.GetCommitVersion()
+		}
+		return mods, err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	if resp.RegionError != nil {
+		resp.CommitVersion = 0
+	}
+	return resp, nil
+}
+
+// KvBatchRollback rolls back the locks of a transaction.
+func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
+	resp := &kvrpcpb.BatchRollbackResponse{}
+	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		mods, kerr, err := mvcc.BatchRollback(r, req.GetStartVersion(), req.GetKeys())
+		resp.Error = kerr
+		return mods, err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvCheckTxnStatus decides a transaction's fate from its primary lock.
+func (s *Service) KvCheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusRequest) (*kvrpcpb.CheckTxnStatusResponse, error) {
+	var st mvcc.TxnStatus
+	err := s.write(ctx, req.GetContext(), [][]byte{req.GetPrimaryKey()}, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		var err error
+		st, err = mvcc.CheckTxnStatus(r, req.GetPrimaryKey(), req.GetLockTs(), req.GetCurrentTs(), req.GetRollbackIfNotExist())
+		return st.Modifies, err
+	})
+	resp := st.Response()
+	if err != nil {
+		resp = &kvrpcpb.CheckTxnStatusResponse{}
+	}
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvResolveLock commits or rolls back a transaction's locks in the region.
+func (s *Service) KvResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest) (*kvrpcpb.ResolveLockResponse, error) {
+	resp := &kvrpcpb.ResolveLockResponse{}
+	err := s.resolveLock(ctx, req, resp)
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+const resolveBatch = 256
+
+func (s *Service) resolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest, resp *kvrpcpb.ResolveLockResponse) error {
+	resolve := func(ks [][]byte) error {
+		return s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+			mods, _, kerr, err := mvcc.ResolveLock(r, req.GetStartVersion(), req.GetCommitVersion(), ks, nil, nil, 0)
+			resp.Error = kerr
+			return mods, err
+		})
+	}
+	if len(req.GetKeys()) > 0 {
+		return resolve(req.GetKeys())
+	}
+	// Find the transaction's locks without latches, then resolve them by
+	// key under latches, a batch at a time.
+	region, err := s.route(req.GetContext())
+	if err != nil {
+		return err
+	}
+	start := region.GetStartKey()
+	for {
+		mods, next, kerr, err := mvcc.ResolveLock(s.store.DB(), req.GetStartVersion(), req.GetCommitVersion(), nil, start, region.GetEndKey(), resolveBatch)
+		if err != nil || kerr != nil {
+			resp.Error = kerr
+			return err
+		}
+		ks := lockedKeys(mods)
+		if len(ks) > 0 {
+			if err := resolve(ks); err != nil || resp.Error != nil {
+				return err
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		start = next
+	}
+}
+
+// lockedKeys returns the raw keys whose locks mods delete.
+func lockedKeys(mods []*raftserverpb.Modify) [][]byte {
+	var out [][]byte
+	for _, m := range mods {
+		if m.GetOp() != raftserverpb.ModifyOp_MODIFY_DELETE || len(m.GetKey()) == 0 || m.GetKey()[0] != keys.CFLock {
+			continue
+		}
+		if k, err := keys.DecodeLockKey(m.GetKey()); err == nil {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// KvCleanup rolls back one key's expired lock.
+func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
+	resp := &kvrpcpb.CleanupResponse{}
+	err := s.write(ctx, req.GetContext(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		mods, commitTS, kerr, err := mvcc.Cleanup(r, req.GetKey(), req.GetStartVersion(), req.GetCurrentTs())
+		resp.Error, resp.CommitVersion = kerr, commitTS
+		return mods, err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvScanLock lists locks in the region older than max_version.
+func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
+	resp := &kvrpcpb.ScanLockResponse{}
+	err := s.read(ctx, req.GetContext(), 0, nil, func(r pebble.Reader, region *metapb.Region) error {
+		start, end := clampRange(req.GetStartKey(), nil, region)
+		limit := int(req.GetLimit())
+		if limit == 0 {
+			limit = 1 << 20
+		}
+		locks, err := mvcc.ScanLock(r, req.GetMaxVersion(), start, end, limit)
+		resp.Locks = locks
+		return err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Raft receives a stream of raft message batches from another store.
+func (s *Service) Raft(stream storepb.Store_RaftServer) error {
+	for {
+		batch, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return stream.SendAndClose(&raftserverpb.Done{})
+		}
+		if err != nil {
+			return err
+		}
+		s.store.HandleRaftBatch(batch)
+	}
+}
+
+// Snapshot receives one region snapshot and hands it to its peer.
+func (s *Service) Snapshot(stream storepb.Store_SnapshotServer) error {
+	var (
+		msg  *raftserverpb.RaftMessage
+		kvs  []*raftserverpb.SnapshotKV
+		size int
+	)
+	for {
+		chunk, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if msg == nil {
+			if msg = chunk.GetMessage(); msg == nil {
+				return grpcError(fmt.Errorf("%w: snapshot stream must start with its raft message", errBadRequest))
+			}
+		}
+		for _, kv := range chunk.GetKvs() {
+			size += len(kv.GetKey()) + len(kv.GetValue())
+		}
+		if size > s.maxSnapshotBytes {
+			return grpcError(fmt.Errorf("%w: snapshot larger than %d bytes", errBadRequest, s.maxSnapshotBytes))
+		}
+		kvs = append(kvs, chunk.GetKvs()...)
+	}
+	if msg == nil {
+		return grpcError(fmt.Errorf("%w: empty snapshot stream", errBadRequest))
+	}
+	if err := s.store.HandleSnapshot(msg, kvs); err != nil {
+		return grpcError(err)
+	}
+	return stream.SendAndClose(&raftserverpb.Done{})
+}
+
+// TransferLeader moves a region's leadership (admin).
+func (s *Service) TransferLeader(ctx context.Context, req *raftserverpb.TransferLeaderRequest) (*raftserverpb.TransferLeaderResponse, error) {
+	resp := &raftserverpb.TransferLeaderResponse{}
+	err := s.store.TransferLeader(ctx, req.GetRegionId(), req.GetPeer())
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// ChangePeer changes a region's membership (admin).
+func (s *Service) ChangePeer(ctx context.Context, req *raftserverpb.ChangePeerAdminRequest) (*raftserverpb.ChangePeerAdminResponse, error) {
+	resp := &raftserverpb.ChangePeerAdminResponse{}
+	region, err := s.store.ChangePeer(ctx, req.GetRegionId(), req.GetChangeType(), req.GetPeer())
+	resp.Region = region
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// SplitRegion splits a region (admin).
+func (s *Service) SplitRegion(ctx context.Context, req *raftserverpb.SplitRegionRequest) (*raftserverpb.SplitRegionResponse, error) {
+	resp := &raftserverpb.SplitRegionResponse{}
+	regions, err := s.store.SplitRegion(ctx, req.GetRegionId(), req.GetSplitKey())
+	if len(regions) == 2 {
+		resp.Left, resp.Right = regions[0], regions[1]
+	}
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// RegionInfo reports a region peer's raft state (admin, tests).
+func (s *Service) RegionInfo(ctx context.Context, req *raftserverpb.RegionInfoRequest) (*raftserverpb.RegionInfoResponse, error) {
+	resp := &raftserverpb.RegionInfoResponse{}
+	st, err := s.store.Status(ctx, req.GetRegionId())
+	if err == nil {
+		resp.Region, resp.Leader, resp.Term = st.Region, st.Leader, st.Term
+		resp.AppliedIndex, resp.CommitIndex, resp.TruncatedIndex = st.Applied, st.Commit, st.Truncated
+	}
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}

@@ -1,0 +1,341 @@
+package raftstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/pdpb"
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// applyEntries applies committed entries into b and records the apply
+// state there too, so data and applied index move together. Work that must
+// wait for b to commit (waking callers, creating split peers) goes to after.
+// Apply is deterministic: every replica makes the same decisions from the
+// same log.
+func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func()) error {
+	var last uint64
+	for i := range ents {
+		e := &ents[i]
+		if e.Index <= p.storage.appliedIndex() {
+			continue
+		}
+		var err error
+		switch e.Type {
+		case raftpb.EntryNormal:
+			err = p.applyNormal(b, e, after)
+		case raftpb.EntryConfChange:
+			err = p.applyConfChange(b, e, after)
+		default:
+			err = fmt.Errorf("raftstore: region %d: unsupported entry type %v at %d", p.regionID, e.Type, e.Index)
+		}
+		if err != nil {
+			return err
+		}
+		last = e.Index
+		if p.destroyed {
+			return nil
+		}
+	}
+	if last == 0 {
+		return nil
+	}
+	as := proto.Clone(p.storage.applyState).(*raftserverpb.RaftApplyState)
+	as.AppliedIndex = last
+	if err := putProto(b, keys.ApplyStateKey(p.regionID), as); err != nil {
+		return err
+	}
+	p.storage.applyState = as
+	if !p.leaderReady.Load() && p.isLeader() && ents[len(ents)-1].Term == p.rn.BasicStatus().Term {
+		*after = append(*after, func() { p.setReady(p.isLeader()) })
+	}
+	return nil
+}
+
+// finish hands a command's result to its proposer, if it was proposed here.
+func (p *peer) finish(h *raftserverpb.CmdHeader, res applyResult, after *[]func()) {
+	if h.GetPeerId() != p.id {
+		return
+	}
+	prop, ok := p.proposals[h.GetProposalId()]
+	if !ok {
+		return
+	}
+	delete(p.proposals, h.GetProposalId())
+	*after = append(*after, func() { prop.done(res) })
+}
+
+func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) error {
+	if len(e.Data) == 0 {
+		return nil // a new leader's empty entry
+	}
+	cmd := &raftserverpb.RaftCmdRequest{}
+	if err := proto.Unmarshal(e.Data, cmd); err != nil {
+		// Every replica sees the same bytes and skips them alike.
+		p.store.log.Error("skipping undecodable command", "region", p.regionID, "index", e.Index, "err", err)
+		return nil
+	}
+	h := cmd.GetHeader()
+	region := p.region()
+	if h.GetRegionEpoch().GetVersion() != region.GetRegionEpoch().GetVersion() {
+		p.finish(h, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("command epoch version %d, region has %d", h.GetRegionEpoch().GetVersion(), region.GetRegionEpoch().GetVersion()))}, after)
+		return nil
+	}
+	if split := cmd.GetAdmin().GetSplit(); split != nil {
+		res, err := p.execSplit(b, split, after)
+		if err != nil {
+			return err
+		}
+		p.finish(h, res, after)
+		return nil
+	}
+	if err := applyModifies(b, cmd.GetWrites()); err != nil {
+		return fmt.Errorf("raftstore: region %d: apply index %d: %w", p.regionID, e.Index, err)
+	}
+	for _, m := range cmd.GetWrites() {
+		p.writtenBytes += uint64(len(m.GetKey()) + len(m.GetValue()))
+	}
+	p.finish(h, applyResult{}, after)
+	return nil
+}
+
+// applyModifies writes engine-level modifications into b.
+func applyModifies(b *pebble.Batch, mods []*raftserverpb.Modify) error {
+	for _, m := range mods {
+		var err error
+		switch m.GetOp() {
+		case raftserverpb.ModifyOp_MODIFY_PUT:
+			err = b.Set(m.GetKey(), m.GetValue(), nil)
+		case raftserverpb.ModifyOp_MODIFY_DELETE:
+			err = b.Delete(m.GetKey(), nil)
+		default:
+			err = fmt.Errorf("unknown modify op %v", m.GetOp())
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()) error {
+	var cc raftpb.ConfChange
+	if err := cc.Unmarshal(e.Data); err != nil {
+		return fmt.Errorf("%w: region %d: conf change at %d: %v", errCorruptState, p.regionID, e.Index, err)
+	}
+	cmd := &raftserverpb.RaftCmdRequest{}
+	if err := proto.Unmarshal(cc.Context, cmd); err != nil || cmd.GetAdmin().GetChangePeer() == nil {
+		// Not ours (or empty): treat as a no-op on every replica.
+		return nil
+	}
+	h, change := cmd.GetHeader(), cmd.GetAdmin().GetChangePeer()
+	region := p.region()
+	epoch := region.GetRegionEpoch()
+	if h.GetRegionEpoch().GetConfVer() != epoch.GetConfVer() || h.GetRegionEpoch().GetVersion() != epoch.GetVersion() {
+		p.finish(h, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("conf change epoch %v, region has %v", h.GetRegionEpoch(), epoch))}, after)
+		return nil
+	}
+	next := proto.Clone(region).(*metapb.Region)
+	target := change.GetPeer()
+	idx := -1
+	for i, m := range next.Peers {
+		if m.GetId() == target.GetId() {
+			idx = i
+		}
+	}
+	var problem string
+	switch change.GetChangeType() {
+	case pdpb.ConfChangeType_ADD_LEARNER:
+		if idx >= 0 {
+			problem = "peer already present"
+			break
+		}
+		for _, m := range next.Peers {
+			if m.GetStoreId() == target.GetStoreId() {
+				problem = fmt.Sprintf("store %d already holds peer %d", target.GetStoreId(), m.GetId())
+			}
+		}
+		next.Peers = append(next.Peers, &metapb.Peer{Id: target.GetId(), StoreId: target.GetStoreId(), Role: metapb.PeerRole_LEARNER})
+	case pdpb.ConfChangeType_PROMOTE_LEARNER:
+		if idx < 0 || next.Peers[idx].GetRole() != metapb.PeerRole_LEARNER {
+			problem = "no such learner"
+			break
+		}
+		next.Peers[idx].Role = metapb.PeerRole_VOTER
+	case pdpb.ConfChangeType_REMOVE_PEER:
+		if idx < 0 {
+			problem = "no such peer"
+			break
+		}
+		next.Peers = append(next.Peers[:idx], next.Peers[idx+1:]...)
+	}
+	if problem != "" {
+		p.finish(h, applyResult{err: fmt.Errorf("raftstore: region %d: conf change %v %v rejected: %s", p.regionID, change.GetChangeType(), target, problem)}, after)
+		return nil
+	}
+	next.RegionEpoch = &metapb.RegionEpoch{ConfVer: epoch.GetConfVer() + 1, Version: epoch.GetVersion()}
+	p.rn.ApplyConfChange(cc)
+
+	removedSelf := change.GetChangeType() == pdpb.ConfChangeType_REMOVE_PEER && target.GetId() == p.id
+	state := raftserverpb.PeerState_NORMAL
+	if removedSelf {
+		state = raftserverpb.PeerState_TOMBSTONE
+	}
+	if err := putProto(b, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: next, State: state}); err != nil {
+		return err
+	}
+	p.setRegion(next)
+	p.store.log.Info("applied conf change", "region", p.regionID, "change", change.GetChangeType().String(), "peer", target.GetId(), "store", target.GetStoreId(), "conf_ver", next.GetRegionEpoch().GetConfVer())
+	p.finish(h, applyResult{regions: []*metapb.Region{next}}, after)
+	if removedSelf {
+		if err := p.destroy(b); err != nil {
+			return err
+		}
+	}
+	if p.isLeader() {
+		*after = append(*after, func() { p.store.onBecameLeader(p) })
+	}
+	return nil
+}
+
+// destroy removes the peer's raft state and its region's data into b and
+// unregisters it. The region state (tombstone) stays so a restart skips it.
+func (p *peer) destroy(b *pebble.Batch) error {
+	prefix := keys.RaftStatePrefix(p.regionID)
+	if err := b.DeleteRange(prefix, keys.PrefixEnd(prefix), nil); err != nil {
+		return fmt.Errorf("raftstore: region %d: delete raft state: %w", p.regionID, err)
+	}
+	if region := p.region(); len(region.GetPeers()) > 0 || region.GetStartKey() != nil || region.GetEndKey() != nil {
+		if err := deleteRegionData(b, region.GetStartKey(), region.GetEndKey()); err != nil {
+			return err
+		}
+	}
+	p.destroyed = true
+	s := p.store
+	s.mu.Lock()
+	delete(s.peers, p.regionID)
+	s.mu.Unlock()
+	p.failProposals(&RegionNotFoundError{RegionID: p.regionID})
+	p.failReads(&RegionNotFoundError{RegionID: p.regionID})
+	s.log.Info("destroyed peer", "region", p.regionID, "peer", p.id)
+	return nil
+}
+
+func deleteRegionData(b *pebble.Batch, start, end []byte) error {
+	for _, cf := range keys.CFs {
+		lo, hi := keys.DataRange(cf, start, end)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			return fmt.Errorf("raftstore: delete data [%q, %q): %w", start, end, err)
+		}
+	}
+	return nil
+}
+
+// execSplit splits the region at the request's key: this region keeps the
+// left part, a new region takes the right. Both get a new epoch version.
+func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after *[]func()) (applyResult, error) {
+	region := p.region()
+	key := req.GetSplitKey()
+	if len(key) == 0 || string(key) == string(region.GetStartKey()) || !keys.InRange(key, region.GetStartKey(), region.GetEndKey()) {
+		return applyResult{err: &KeyNotInRegionError{Key: key, Region: region}}, nil
+	}
+	if len(req.GetNewPeerIds()) != len(region.GetPeers()) {
+		return applyResult{err: fmt.Errorf("raftstore: split of region %d: %d new peer ids for %d peers", p.regionID, len(req.GetNewPeerIds()), len(region.GetPeers()))}, nil
+	}
+	if p.store.getPeer(req.GetNewRegionId()) != nil {
+		return applyResult{err: fmt.Errorf("raftstore: split of region %d: region %d exists already", p.regionID, req.GetNewRegionId())}, nil
+	}
+	version := region.GetRegionEpoch().GetVersion() + 1
+	left := proto.Clone(region).(*metapb.Region)
+	left.EndKey = append([]byte(nil), key...)
+	left.RegionEpoch.Version = version
+	right := &metapb.Region{
+		Id:          req.GetNewRegionId(),
+		StartKey:    append([]byte(nil), key...),
+		EndKey:      append([]byte(nil), region.GetEndKey()...),
+		RegionEpoch: &metapb.RegionEpoch{ConfVer: region.GetRegionEpoch().GetConfVer(), Version: version},
+	}
+	var selfNew uint64
+	for i, m := range region.GetPeers() {
+		np := &metapb.Peer{Id: req.GetNewPeerIds()[i], StoreId: m.GetStoreId(), Role: m.GetRole()}
+		right.Peers = append(right.Peers, np)
+		if m.GetStoreId() == p.store.cfg.StoreID {
+			selfNew = np.GetId()
+		}
+	}
+	if err := putProto(b, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: left}); err != nil {
+		return applyResult{}, err
+	}
+	if err := writeInitialState(b, right); err != nil {
+		return applyResult{}, err
+	}
+	p.setRegion(left)
+	p.writtenBytes /= 2
+	wasLeader := p.isLeader()
+	s := p.store
+	s.log.Info("split region", "region", p.regionID, "key", fmt.Sprintf("%q", key), "new_region", right.GetId())
+	*after = append(*after, func() {
+		np, err := s.createPeer(right, selfNew)
+		if err != nil {
+			s.log.Error("create split peer", "region", right.GetId(), "err", err)
+			return
+		}
+		if wasLeader {
+			// The parent's leader is the natural leader of the new region;
+			// campaigning now saves an election timeout.
+			_ = np.rn.Campaign()
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := s.pd.ReportSplit(ctx, left, right); err != nil {
+					s.log.Warn("report split to PD", "region", left.GetId(), "err", err)
+				}
+			}()
+			s.onBecameLeader(p)
+		}
+	})
+	return applyResult{regions: []*metapb.Region{left, right}}, nil
+}
+
+// maybeTruncateLog drops applied log entries the peer no longer needs: it
+// keeps RaftLogKeep entries behind the applied index, and a leader also
+// keeps what a follower still needs while the log is under RaftLogMax.
+func (p *peer) maybeTruncateLog() error {
+	cfg := p.store.cfg
+	applied, truncated := p.storage.appliedIndex(), p.storage.truncatedIndex()
+	if applied <= truncated+cfg.RaftLogKeep+cfg.RaftLogKeep/4 {
+		return nil
+	}
+	upTo := applied - cfg.RaftLogKeep
+	if p.isLeader() && applied-truncated < cfg.RaftLogMax {
+		minMatch := uint64(math.MaxUint64)
+		for id, pr := range p.rn.Status().Progress {
+			if id != p.id && pr.Match < minMatch {
+				minMatch = pr.Match
+			}
+		}
+		if minMatch < upTo {
+			upTo = minMatch
+		}
+	}
+	if upTo <= truncated {
+		return nil
+	}
+	b := p.store.db.NewBatch()
+	defer b.Close()
+	if err := p.storage.truncate(b, upTo); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("raftstore: region %d: truncate log: %w", p.regionID, err)
+	}
+	return nil
+}

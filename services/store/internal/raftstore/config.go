@@ -1,0 +1,133 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nokv/nokv/api/raftserverpb"
+)
+
+// Config tunes the raft store. Zero fields take the defaults of
+// DefaultConfig when passed through WithDefaults.
+type Config struct {
+	StoreID uint64
+	// TickInterval is the length of one raft logical clock tick.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks are in ticks.
+	ElectionTicks  int
+	HeartbeatTicks int
+	// MaxSizePerMsg bounds the entries of one append message, in bytes.
+	MaxSizePerMsg uint64
+	// MaxInflightMsgs bounds unacknowledged append messages per follower.
+	MaxInflightMsgs int
+	// RaftLogKeep is how many applied entries a peer keeps behind its
+	// applied index, so that briefly lagging followers catch up from the log
+	// instead of a snapshot.
+	RaftLogKeep uint64
+	// RaftLogMax: a leader keeps entries a follower still needs (below its
+	// match index) only while the log is shorter than this; past it the
+	// follower gets a snapshot.
+	RaftLogMax uint64
+	// RegionSplitSize: a region whose approximate size passes it is split.
+	// 0 disables size-based splits.
+	RegionSplitSize uint64
+	// SplitCheckInterval is how often leaders check their region's size.
+	SplitCheckInterval time.Duration
+	// RegionHeartbeatInterval and StoreHeartbeatInterval pace reports to PD.
+	RegionHeartbeatInterval time.Duration
+	StoreHeartbeatInterval  time.Duration
+	// SnapshotChunkSize bounds the data bytes in one snapshot stream message.
+	SnapshotChunkSize int
+	// ProposalTimeout bounds how long a request waits for its command to
+	// apply or its read index to be confirmed.
+	ProposalTimeout time.Duration
+
+	Knobs TestingKnobs
+}
+
+// TestingKnobs are hooks for tests; nil fields do nothing.
+type TestingKnobs struct {
+	// DropMessage, if set, is asked about every outgoing raft message; true
+	// drops it. Harnesses build partitions and lossy links from it.
+	DropMessage func(msg *raftserverpb.RaftMessage) bool
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		TickInterval:            100 * time.Millisecond,
+		ElectionTicks:           10,
+		HeartbeatTicks:          2,
+		MaxSizePerMsg:           1 << 20,
+		MaxInflightMsgs:         256,
+		RaftLogKeep:             1000,
+		RaftLogMax:              20000,
+		RegionSplitSize:         96 << 20,
+		SplitCheckInterval:      10 * time.Second,
+		RegionHeartbeatInterval: 10 * time.Second,
+		StoreHeartbeatInterval:  10 * time.Second,
+		SnapshotChunkSize:       1 << 20,
+		ProposalTimeout:         10 * time.Second,
+	}
+}
+
+// WithDefaults fills zero fields from DefaultConfig.
+func (c Config) WithDefaults() Config {
+	d := DefaultConfig()
+	if c.TickInterval == 0 {
+		c.TickInterval = d.TickInterval
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = d.ElectionTicks
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = d.HeartbeatTicks
+	}
+	if c.MaxSizePerMsg == 0 {
+		c.MaxSizePerMsg = d.MaxSizePerMsg
+	}
+	if c.MaxInflightMsgs == 0 {
+		c.MaxInflightMsgs = d.MaxInflightMsgs
+	}
+	if c.RaftLogKeep == 0 {
+		c.RaftLogKeep = d.RaftLogKeep
+	}
+	if c.RaftLogMax == 0 {
+		c.RaftLogMax = d.RaftLogMax
+	}
+	if c.SplitCheckInterval == 0 {
+		c.SplitCheckInterval = d.SplitCheckInterval
+	}
+	if c.RegionHeartbeatInterval == 0 {
+		c.RegionHeartbeatInterval = d.RegionHeartbeatInterval
+	}
+	if c.StoreHeartbeatInterval == 0 {
+		c.StoreHeartbeatInterval = d.StoreHeartbeatInterval
+	}
+	if c.SnapshotChunkSize == 0 {
+		c.SnapshotChunkSize = d.SnapshotChunkSize
+	}
+	if c.ProposalTimeout == 0 {
+		c.ProposalTimeout = d.ProposalTimeout
+	}
+	return c
+}
+
+// Validate reports every bad setting.
+func (c Config) Validate() error {
+	var errs []error
+	if c.StoreID == 0 {
+		errs = append(errs, errors.New("store_id: must be nonzero"))
+	}
+	if c.TickInterval <= 0 {
+		errs = append(errs, errors.New("raft_tick_interval: must be positive"))
+	}
+	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
+		errs = append(errs, fmt.Errorf("raft_election_ticks: must exceed raft_heartbeat_ticks (%d), have %d", c.HeartbeatTicks, c.ElectionTicks))
+	}
+	if c.RaftLogMax < c.RaftLogKeep {
+		errs = append(errs, fmt.Errorf("raft_log_max: must be at least raft_log_keep (%d), have %d", c.RaftLogKeep, c.RaftLogMax))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,69 @@
+package raftstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nokv/nokv/api/metapb"
+)
+
+// Sentinels for conditions that carry no data.
+var (
+	// ErrStopped: the store is shutting down.
+	ErrStopped = errors.New("raftstore: stopped")
+	// ErrStaleCommand: the proposal was dropped or overtaken by a leader
+	// change before it applied; it may or may not take effect.
+	ErrStaleCommand = errors.New("raftstore: stale command")
+)
+
+// NotLeaderError: this peer is not the region's leader. Leader is the leader
+// it believes in, or nil.
+type NotLeaderError struct {
+	RegionID uint64
+	Leader   *metapb.Peer
+}
+
+func (e *NotLeaderError) Error() string {
+	if e.Leader == nil {
+		return fmt.Sprintf("raftstore: region %d: not leader, leader unknown", e.RegionID)
+	}
+	return fmt.Sprintf("raftstore: region %d: not leader, leader is peer %d on store %d", e.RegionID, e.Leader.GetId(), e.Leader.GetStoreId())
+}
+
+// EpochNotMatchError: the request's region epoch is stale. Regions holds the
+// store's current view of the region and, after a split, its new sibling.
+type EpochNotMatchError struct {
+	Message string
+	Regions []*metapb.Region
+}
+
+func (e *EpochNotMatchError) Error() string { return "raftstore: epoch not match: " + e.Message }
+
+// RegionNotFoundError: the store holds no peer of the region.
+type RegionNotFoundError struct{ RegionID uint64 }
+
+func (e *RegionNotFoundError) Error() string {
+	return fmt.Sprintf("raftstore: region %d not found", e.RegionID)
+}
+
+// KeyNotInRegionError: a request key falls outside the region's range.
+type KeyNotInRegionError struct {
+	Key    []byte
+	Region *metapb.Region
+}
+
+func (e *KeyNotInRegionError) Error() string {
+	return fmt.Sprintf("raftstore: key %q not in region %d [%q, %q)", e.Key, e.Region.GetId(), e.Region.GetStartKey(), e.Region.GetEndKey())
+}
+
+// ServerBusyError: the store cannot take the request now; retry later.
+type ServerBusyError struct{ Reason string }
+
+func (e *ServerBusyError) Error() string { return "raftstore: server is busy: " + e.Reason }
+
+// StoreNotMatchError: the request was meant for another store.
+type StoreNotMatchError struct{ Requested, Actual uint64 }
+
+func (e *StoreNotMatchError) Error() string {
+	return fmt.Sprintf("raftstore: request for store %d reached store %d", e.Requested, e.Actual)
+}

@@ -1,0 +1,360 @@
+package raftstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+
+	"sync/atomic"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/pdpb"
+	"github.com/nokv/nokv/api/raftserverpb"
+)
+
+// peer is this store's replica of one region. Its raft state is touched only
+// by the raft loop; the atomics publish a consistent-enough view to request
+// goroutines, which re-check everything that matters at apply time.
+type peer struct {
+	store    *Store
+	id       uint64
+	regionID uint64
+	storage  *peerStorage
+	rn       *raft.RawNode
+
+	// Published for request goroutines.
+	regionPtr   atomic.Pointer[metapb.Region]
+	leaderID    atomic.Uint64
+	term        atomic.Uint64
+	leaderReady atomic.Bool // leader that has applied an entry of its term
+	readyCh     atomic.Pointer[chan struct{}]
+
+	// Loop-only state.
+	proposals      map[uint64]*proposal
+	nextProposalID uint64
+	newReads       []*readRequest
+	readBatches    map[uint64][]*readRequest
+	waitingReads   []pendingRead
+	nextReadCtx    uint64
+	lastTerm       uint64
+	pendingSnap    map[snapKey][]*raftserverpb.SnapshotKV
+	destroyed      bool
+	// writtenBytes counts data bytes applied since the peer started; it
+	// feeds the size estimate for split checks.
+	writtenBytes uint64
+	// When the peer last saw each follower respond, for PD's down peers.
+	lastLeaderTerm uint64
+}
+
+type snapKey struct{ index, term uint64 }
+
+// proposal is a command waiting to apply.
+type proposal struct {
+	term uint64
+	done func(applyResult)
+}
+
+// applyResult is what applying a command produced.
+type applyResult struct {
+	err error
+	// For splits: the two halves; for conf changes: the new region.
+	regions []*metapb.Region
+}
+
+type readRequest struct {
+	done func(error)
+}
+
+type pendingRead struct {
+	index uint64
+	reqs  []*readRequest
+}
+
+func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*peer, error) {
+	p := &peer{
+		store:       s,
+		id:          peerID,
+		regionID:    region.GetId(),
+		storage:     ps,
+		proposals:   map[uint64]*proposal{},
+		readBatches: map[uint64][]*readRequest{},
+		pendingSnap: map[snapKey][]*raftserverpb.SnapshotKV{},
+		// Proposal ids start past any this region's peer ids could have
+		// used in an earlier incarnation of this process.
+		nextProposalID: uint64(s.incarnation) << 32,
+	}
+	ch := make(chan struct{})
+	p.readyCh.Store(&ch)
+	p.regionPtr.Store(region)
+	ps.snapGen = p.generateSnapshot
+	rc := &raft.Config{
+		ID:                        peerID,
+		ElectionTick:              s.cfg.ElectionTicks,
+		HeartbeatTick:             s.cfg.HeartbeatTicks,
+		Storage:                   ps,
+		Applied:                   ps.appliedIndex(),
+		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
+		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
+		MaxUncommittedEntriesSize: 64 << 20,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    raftLogger{log: s.log.With("region", region.GetId(), "peer", peerID)},
+	}
+	rn, err := raft.NewRawNode(rc)
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: start raft: %w", region.GetId(), err)
+	}
+	p.rn = rn
+	p.lastTerm = ps.hardState.Term
+	return p, nil
+}
+
+func (p *peer) region() *metapb.Region { return p.regionPtr.Load() }
+
+func (p *peer) setRegion(r *metapb.Region) {
+	p.regionPtr.Store(r)
+	p.storage.region = r
+}
+
+func (p *peer) isLeader() bool { return p.rn.BasicStatus().RaftState == raft.StateLeader }
+
+// peerByID finds a peer of the region.
+func (p *peer) peerByID(id uint64) *metapb.Peer {
+	for _, m := range p.region().GetPeers() {
+		if m.GetId() == id {
+			return m
+		}
+	}
+	return nil
+}
+
+// leader returns the leader this peer believes in, or nil.
+func (p *peer) leader() *metapb.Peer {
+	id := p.leaderID.Load()
+	if id == 0 {
+		return nil
+	}
+	for _, m := range p.region().GetPeers() {
+		if m.GetId() == id {
+			return proto.Clone(m).(*metapb.Peer)
+		}
+	}
+	return nil
+}
+
+func (p *peer) notLeader() error {
+	return &NotLeaderError{RegionID: p.regionID, Leader: p.leader()}
+}
+
+// propose appends a command to the log; done runs on the loop once it
+// applies or fails.
+func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult)) {
+	if !p.isLeader() {
+		done(applyResult{err: p.notLeader()})
+		return
+	}
+	p.nextProposalID++
+	id := p.nextProposalID
+	if cmd.Header == nil {
+		cmd.Header = &raftserverpb.CmdHeader{}
+	}
+	cmd.Header.RegionId, cmd.Header.PeerId, cmd.Header.ProposalId = p.regionID, p.id, id
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		done(applyResult{err: fmt.Errorf("raftstore: marshal command: %w", err)})
+		return
+	}
+	if cc := cmd.GetAdmin().GetChangePeer(); cc != nil {
+		change, err := raftConfChange(cc, data)
+		if err != nil {
+			done(applyResult{err: err})
+			return
+		}
+		err = p.rn.ProposeConfChange(change)
+	} else {
+		err = p.rn.Propose(data)
+	}
+	if err != nil {
+		if err == raft.ErrProposalDropped {
+			done(applyResult{err: p.notLeader()})
+			return
+		}
+		done(applyResult{err: fmt.Errorf("raftstore: propose: %w", err)})
+		return
+	}
+	p.store.stats.Proposals.Add(1)
+	p.proposals[id] = &proposal{term: p.rn.BasicStatus().Term, done: done}
+}
+
+// failProposals ends every pending proposal with err.
+func (p *peer) failProposals(err error) {
+	for id, prop := range p.proposals {
+		delete(p.proposals, id)
+		prop.done(applyResult{err: err})
+	}
+}
+
+// failReads ends every pending read with err.
+func (p *peer) failReads(err error) {
+	for _, r := range p.newReads {
+		r.done(err)
+	}
+	p.newReads = nil
+	for ctx, batch := range p.readBatches {
+		for _, r := range batch {
+			r.done(err)
+		}
+		delete(p.readBatches, ctx)
+	}
+	for _, pr := range p.waitingReads {
+		for _, r := range pr.reqs {
+			r.done(err)
+		}
+	}
+	p.waitingReads = nil
+}
+
+// issueReads starts one ReadIndex round for every read queued since the
+// last round.
+func (p *peer) issueReads() {
+	if len(p.newReads) == 0 {
+		return
+	}
+	if !p.isLeader() {
+		err := p.notLeader()
+		for _, r := range p.newReads {
+			r.done(err)
+		}
+		p.newReads = nil
+		return
+	}
+	p.nextReadCtx++
+	ctx := binary.BigEndian.AppendUint64(nil, p.nextReadCtx)
+	p.readBatches[p.nextReadCtx] = p.newReads
+	p.newReads = nil
+	p.rn.ReadIndex(ctx)
+	p.store.stats.ReadIndexRounds.Add(1)
+}
+
+// onReadStates moves confirmed read batches to wait for apply.
+func (p *peer) onReadStates(states []raft.ReadState) {
+	for _, rs := range states {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		ctx := binary.BigEndian.Uint64(rs.RequestCtx)
+		reqs, ok := p.readBatches[ctx]
+		if !ok {
+			continue
+		}
+		delete(p.readBatches, ctx)
+		p.waitingReads = append(p.waitingReads, pendingRead{index: rs.Index, reqs: reqs})
+	}
+	p.serveReads()
+}
+
+// serveReads completes the reads whose read index has applied.
+func (p *peer) serveReads() {
+	applied := p.storage.appliedIndex()
+	n := 0
+	for _, pr := range p.waitingReads {
+		if pr.index <= applied {
+			for _, r := range pr.reqs {
+				r.done(nil)
+			}
+			continue
+		}
+		p.waitingReads[n] = pr
+		n++
+	}
+	p.waitingReads = p.waitingReads[:n]
+}
+
+// onSoftState publishes leadership changes and fails work a lost leadership
+// can no longer finish.
+func (p *peer) onRoleOrTerm() {
+	st := p.rn.BasicStatus()
+	oldLeader := p.leaderID.Swap(st.Lead)
+	p.term.Store(st.Term)
+	if st.Term != p.lastTerm {
+		p.lastTerm = st.Term
+		p.failProposals(ErrStaleCommand)
+		p.setReady(false)
+	}
+	if st.RaftState != raft.StateLeader {
+		p.setReady(false)
+		if len(p.proposals) > 0 {
+			p.failProposals(ErrStaleCommand)
+		}
+		if len(p.readBatches) > 0 || len(p.waitingReads) > 0 || len(p.newReads) > 0 {
+			p.failReads(p.notLeader())
+		}
+	}
+	if oldLeader != st.Lead && st.Lead == p.id {
+		p.store.log.Info("became leader", "region", p.regionID, "peer", p.id, "term", st.Term)
+		p.store.onBecameLeader(p)
+	}
+}
+
+// setReady publishes whether the peer is a leader that has applied an
+// entry of its own term, i.e. whose applied state includes every write
+// committed by earlier leaders, so writes may be computed against it.
+func (p *peer) setReady(ready bool) {
+	if p.leaderReady.Load() == ready {
+		return
+	}
+	p.leaderReady.Store(ready)
+	if ready {
+		close(*p.readyCh.Load())
+	} else {
+		ch := make(chan struct{})
+		p.readyCh.Store(&ch)
+	}
+}
+
+type raftLogger struct{ log *slog.Logger }
+
+func (l raftLogger) Debug(v ...any)                 {}
+func (l raftLogger) Debugf(format string, v ...any) {}
+func (l raftLogger) Error(v ...any)                 { l.log.Error(fmt.Sprint(v...)) }
+func (l raftLogger) Errorf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l raftLogger) Info(v ...any)                  {}
+func (l raftLogger) Infof(format string, v ...any)  {}
+func (l raftLogger) Warning(v ...any)               { l.log.Warn(fmt.Sprint(v...)) }
+func (l raftLogger) Warningf(format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
+}
+func (l raftLogger) Fatal(v ...any) { l.log.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (l raftLogger) Fatalf(format string, v ...any) {
+	l.log.Error(fmt.Sprintf(format, v...))
+	panic(fmt.Sprintf(format, v...))
+}
+func (l raftLogger) Panic(v ...any) { panic(fmt.Sprint(v...)) }
+func (l raftLogger) Panicf(format string, v ...any) {
+	panic(fmt.Sprintf(format, v...))
+}
+
+// raftConfChange builds the raft conf change for a ChangePeer command whose
+// marshalled form is ctx.
+func raftConfChange(cc *raftserverpb.ChangePeerRequest, ctx []byte) (raftpb.ConfChange, error) {
+	change := raftpb.ConfChange{NodeID: cc.GetPeer().GetId(), Context: ctx}
+	switch cc.GetChangeType() {
+	case pdpb.ConfChangeType_ADD_LEARNER:
+		change.Type = raftpb.ConfChangeAddLearnerNode
+	case pdpb.ConfChangeType_PROMOTE_LEARNER:
+		change.Type = raftpb.ConfChangeAddNode
+	case pdpb.ConfChangeType_REMOVE_PEER:
+		change.Type = raftpb.ConfChangeRemoveNode
+	default:
+		return change, fmt.Errorf("raftstore: unknown conf change type %v", cc.GetChangeType())
+	}
+	if change.NodeID == 0 || cc.GetPeer().GetStoreId() == 0 {
+		return change, fmt.Errorf("raftstore: conf change needs a peer id and store id, have %v", cc.GetPeer())
+	}
+	return change, nil
+}

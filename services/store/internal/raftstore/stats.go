@@ -1,0 +1,34 @@
+package raftstore
+
+import "sync/atomic"
+
+// Stats are the raft store's cumulative counters.
+type Stats struct {
+	ReadyRounds      atomic.Int64 // loop rounds that persisted or applied something
+	RaftSyncs        atomic.Int64 // fsyncs of raft state (one per round at most)
+	EntriesPersisted atomic.Int64
+	EntriesApplied   atomic.Int64
+	MessagesSent     atomic.Int64
+	MessagesDropped  atomic.Int64 // queue full, filtered or link down
+	SnapshotsSent    atomic.Int64
+	SnapshotsApplied atomic.Int64
+	Proposals        atomic.Int64
+	ReadIndexRounds  atomic.Int64
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() *Stats { return &s.stats }
+
+// Counts returns the number of regions and of regions led here.
+func (s *Store) Counts() (regions, leaders int) {
+	for _, p := range s.peerList() {
+		if len(p.region().GetPeers()) == 0 {
+			continue
+		}
+		regions++
+		if p.leaderID.Load() == p.id {
+			leaders++
+		}
+	}
+	return regions, leaders
+}

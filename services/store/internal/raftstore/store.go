@@ -1,0 +1,713 @@
+package raftstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/pdpb"
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// PD is what the store needs from the placement driver; *pdclient.Client
+// implements it.
+type PD interface {
+	GetStore(ctx context.Context, id uint64) (*metapb.Store, error)
+	InvalidateStore(id uint64)
+	AllocID(ctx context.Context, count uint32) (uint64, error)
+	GetTS(ctx context.Context) (uint64, error)
+	AskSplit(ctx context.Context, region *metapb.Region) (*pdpb.AskSplitResponse, error)
+	ReportSplit(ctx context.Context, left, right *metapb.Region) error
+	StoreHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRequest) (*pdpb.StoreHeartbeatResponse, error)
+	RegionHeartbeat(ctx context.Context, req *pdpb.RegionHeartbeatRequest) (*pdpb.RegionHeartbeatResponse, error)
+	GetGCSafePoint(ctx context.Context) (uint64, error)
+}
+
+// Store runs every region peer this store holds: one raft loop drives all
+// of them, so each round writes every peer's log entries and hard state in
+// one Pebble batch with one fsync.
+type Store struct {
+	cfg         Config
+	db          *pebble.DB
+	pd          PD
+	log         *slog.Logger
+	trans       *Transport
+	snaps       *snapRegistry
+	incarnation uint32
+	addr        string
+
+	mu    sync.RWMutex
+	peers map[uint64]*peer // by region id
+
+	taskMu sync.Mutex
+	tasks  []func()
+	notify chan struct{}
+
+	heartbeatNow chan uint64
+	stopc        chan struct{}
+	stopOnce     sync.Once
+	wg           sync.WaitGroup
+	// fatal is set when the loop stops on an engine error.
+	stats   Stats
+	fatalMu sync.Mutex
+	fatal   error
+}
+
+// Open opens the store's state in db. On the first start of an empty
+// engine it bootstraps: it records its identity and creates a peer for every
+// region of bootstrap that has one on this store, in one synced batch.
+// Later starts ignore bootstrap and load everything from disk.
+func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Region, log *slog.Logger) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Store{
+		cfg:          cfg,
+		db:           db,
+		pd:           pd,
+		log:          log.With("store", cfg.StoreID),
+		incarnation:  uint32(time.Now().Unix()),
+		addr:         addr,
+		peers:        map[uint64]*peer{},
+		notify:       make(chan struct{}, 1),
+		heartbeatNow: make(chan uint64, 64),
+		stopc:        make(chan struct{}),
+	}
+	s.snaps = newSnapRegistry()
+	if err := s.loadOrBootstrap(bootstrap); err != nil {
+		return nil, err
+	}
+	s.trans = newTransport(s)
+	return s, nil
+}
+
+func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
+	ident := &raftserverpb.StoreIdent{}
+	ok, err := getProto(s.db, keys.StoreIdentKey, ident)
+	if err != nil {
+		return err
+	}
+	if ok && ident.GetStoreId() != s.cfg.StoreID {
+		return fmt.Errorf("raftstore: the data directory belongs to store %d, not %d", ident.GetStoreId(), s.cfg.StoreID)
+	}
+	if !ok {
+		b := s.db.NewBatch()
+		defer b.Close()
+		n := 0
+		for _, r := range bootstrap {
+			for _, m := range r.GetPeers() {
+				if m.GetStoreId() == s.cfg.StoreID {
+					if err := writeInitialState(b, r); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+		}
+		if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: s.cfg.StoreID}); err != nil {
+			return err
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return fmt.Errorf("raftstore: write bootstrap state: %w", err)
+		}
+		s.log.Info("bootstrapped store", "regions", n)
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys.RegionMetaMin, UpperBound: keys.RegionMetaMax})
+	if err != nil {
+		return fmt.Errorf("raftstore: scan region states: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		id, err := keys.RegionIDFromStateKey(it.Key())
+		if err != nil {
+			return err
+		}
+		st := &raftserverpb.RegionLocalState{}
+		if err := proto.Unmarshal(it.Value(), st); err != nil {
+			return fmt.Errorf("%w: region %d state: %v", errCorruptState, id, err)
+		}
+		if st.GetState() == raftserverpb.PeerState_TOMBSTONE {
+			continue
+		}
+		if st.GetState() == raftserverpb.PeerState_APPLYING {
+			return fmt.Errorf("%w: region %d: a snapshot apply was interrupted", errCorruptState, id)
+		}
+		var self *metapb.Peer
+		for _, m := range st.GetRegion().GetPeers() {
+			if m.GetStoreId() == s.cfg.StoreID {
+				self = m
+			}
+		}
+		if self == nil {
+			return fmt.Errorf("%w: region %d has no peer on this store", errCorruptState, id)
+		}
+		if _, err := s.createPeer(st.GetRegion(), self.GetId()); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// createPeer loads a peer's storage and registers it. Loop (or Open) only.
+func (s *Store) createPeer(region *metapb.Region, peerID uint64) (*peer, error) {
+	ps, err := loadPeerStorage(s.db, region)
+	if err != nil {
+		return nil, err
+	}
+	p, err := newPeer(s, region, peerID, ps)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.peers[region.GetId()] = p
+	s.mu.Unlock()
+	return p, nil
+}
+
+// StoreID returns the store's id.
+func (s *Store) StoreID() uint64 { return s.cfg.StoreID }
+
+// DB returns the store's engine for readers.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// Start runs the raft loop and the background workers.
+func (s *Store) Start() {
+	s.wg.Add(3)
+	go s.loop()
+	go s.heartbeatLoop()
+	go s.splitCheckLoop()
+	// Regions that have a single voter need no election round trip, and
+	// after a full restart an immediate campaign speeds recovery.
+	s.post(func() {
+		for _, p := range s.peerList() {
+			if len(p.region().GetPeers()) == 1 {
+				_ = p.rn.Campaign()
+			}
+		}
+	})
+}
+
+// Stop stops the loop and the workers and waits for them. Requests in
+// flight fail with ErrStopped.
+func (s *Store) Stop() {
+	s.stopOnce.Do(func() { close(s.stopc) })
+	s.wg.Wait()
+	s.trans.close()
+	s.snaps.closeAll()
+	for _, p := range s.peerList() {
+		p.failProposals(ErrStopped)
+		p.failReads(ErrStopped)
+	}
+}
+
+// Err reports why the loop stopped on its own, if it did.
+func (s *Store) Err() error {
+	s.fatalMu.Lock()
+	defer s.fatalMu.Unlock()
+	return s.fatal
+}
+
+func (s *Store) peerList() []*peer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ps := make([]*peer, 0, len(s.peers))
+	for _, p := range s.peers {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].regionID < ps[j].regionID })
+	return ps
+}
+
+func (s *Store) getPeer(regionID uint64) *peer {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.peers[regionID]
+}
+
+// post queues fn to run on the raft loop.
+func (s *Store) post(fn func()) {
+	s.taskMu.Lock()
+	s.tasks = append(s.tasks, fn)
+	s.taskMu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Store) loop() {
+	defer s.wg.Done()
+	ticker := time.NewTicker(s.cfg.TickInterval)
+	defer ticker.Stop()
+	var tasks []func()
+	for {
+		select {
+		case <-s.stopc:
+			return
+		case <-ticker.C:
+			for _, p := range s.peerList() {
+				p.rn.Tick()
+			}
+			s.snaps.expire(time.Now())
+		case <-s.notify:
+		}
+		s.taskMu.Lock()
+		tasks, s.tasks = s.tasks, tasks[:0]
+		s.taskMu.Unlock()
+		for i, fn := range tasks {
+			fn()
+			tasks[i] = nil
+		}
+		if err := s.handleReadies(); err != nil {
+			s.fatalMu.Lock()
+			s.fatal = err
+			s.fatalMu.Unlock()
+			s.log.Error("raft loop stopped: engine failure", "err", err)
+			for _, p := range s.peerList() {
+				p.failProposals(err)
+				p.failReads(err)
+			}
+			return
+		}
+	}
+}
+
+type peerReady struct {
+	p  *peer
+	rd raft.Ready
+}
+
+// handleReadies runs one round: persist every peer's ready state in one
+// synced batch, send messages, apply committed entries in a second batch,
+// then advance.
+func (s *Store) handleReadies() error {
+	var readies []peerReady
+	for _, p := range s.peerList() {
+		p.issueReads()
+		if p.rn.HasReady() {
+			readies = append(readies, peerReady{p: p, rd: p.rn.Ready()})
+		}
+	}
+	if len(readies) == 0 {
+		return nil
+	}
+	s.stats.ReadyRounds.Add(1)
+
+	wb := s.db.NewBatch()
+	defer wb.Close()
+	sync := false
+	var snapshotted []*peer
+	for _, r := range readies {
+		if !raft.IsEmptySnap(r.rd.Snapshot) {
+			if err := r.p.applySnapshot(wb, r.rd.Snapshot); err != nil {
+				return err
+			}
+			snapshotted = append(snapshotted, r.p)
+		}
+		if err := r.p.storage.appendEntries(wb, r.rd.Entries); err != nil {
+			return err
+		}
+		if !raft.IsEmptyHardState(r.rd.HardState) {
+			if err := r.p.storage.setHardState(wb, r.rd.HardState); err != nil {
+				return err
+			}
+		}
+		sync = sync || r.rd.MustSync
+		s.stats.EntriesPersisted.Add(int64(len(r.rd.Entries)))
+	}
+	if !wb.Empty() {
+		opts := pebble.NoSync
+		if sync {
+			opts = pebble.Sync
+		}
+		if err := wb.Commit(opts); err != nil {
+			return fmt.Errorf("raftstore: persist raft state: %w", err)
+		}
+		if sync {
+			s.stats.RaftSyncs.Add(1)
+		}
+	}
+	for _, p := range snapshotted {
+		p.afterSnapshotApplied()
+	}
+
+	for _, r := range readies {
+		s.send(r.p, r.rd.Messages)
+		if r.rd.SoftState != nil || !raft.IsEmptyHardState(r.rd.HardState) {
+			r.p.onRoleOrTerm()
+		}
+		if len(r.rd.ReadStates) > 0 {
+			r.p.onReadStates(r.rd.ReadStates)
+		}
+	}
+
+	ab := s.db.NewBatch()
+	defer ab.Close()
+	var after []func()
+	for _, r := range readies {
+		if len(r.rd.CommittedEntries) == 0 {
+			continue
+		}
+		if err := r.p.applyEntries(ab, r.rd.CommittedEntries, &after); err != nil {
+			return err
+		}
+		s.stats.EntriesApplied.Add(int64(len(r.rd.CommittedEntries)))
+	}
+	if !ab.Empty() {
+		// The log is the durable record of a committed command; the apply
+		// batch rides on the next synced raft batch's WAL fsync, and a
+		// crash before it only means re-applying from the log.
+		if err := ab.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("raftstore: apply: %w", err)
+		}
+	}
+	for _, fn := range after {
+		fn()
+	}
+	for _, r := range readies {
+		if r.p.destroyed {
+			continue
+		}
+		r.p.rn.Advance(r.rd)
+		r.p.serveReads()
+		if err := r.p.maybeTruncateLog(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// send wraps and hands raft messages to the transport.
+func (s *Store) send(p *peer, msgs []raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	region := p.region()
+	from := p.peerByID(p.id)
+	for i := range msgs {
+		m := &msgs[i]
+		to := p.peerByID(m.To)
+		if to == nil || from == nil {
+			continue
+		}
+		data, err := m.Marshal()
+		if err != nil {
+			s.log.Error("marshal raft message", "err", err)
+			continue
+		}
+		rm := &raftserverpb.RaftMessage{
+			RegionId:    p.regionID,
+			FromPeer:    from,
+			ToPeer:      to,
+			RegionEpoch: region.GetRegionEpoch(),
+			Message:     data,
+			StartKey:    region.GetStartKey(),
+			EndKey:      region.GetEndKey(),
+		}
+		if m.Type == raftpb.MsgSnap {
+			s.trans.sendSnapshot(rm, m.Snapshot)
+			continue
+		}
+		s.trans.send(rm)
+	}
+}
+
+// onRaftMessage steps a message from another store into its peer, creating
+// an empty peer for a region this store has never held when that is safe.
+func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb.SnapshotKV) {
+	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
+		return
+	}
+	var m raftpb.Message
+	if err := m.Unmarshal(rm.GetMessage()); err != nil {
+		s.log.Warn("dropping undecodable raft message", "region", rm.GetRegionId(), "err", err)
+		return
+	}
+	p := s.getPeer(rm.GetRegionId())
+	if p == nil {
+		var ok bool
+		if p, ok = s.maybeCreatePeer(rm, &m); !ok {
+			return
+		}
+	}
+	if p.id != rm.GetToPeer().GetId() {
+		// A message for an older or newer incarnation of our peer.
+		return
+	}
+	if m.Type == raftpb.MsgSnap && m.Snapshot != nil {
+		if snap == nil {
+			return // snapshots arrive only through the snapshot stream
+		}
+		p.pendingSnap[snapKey{m.Snapshot.Metadata.Index, m.Snapshot.Metadata.Term}] = snap
+	}
+	if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
+		s.log.Debug("step raft message", "region", p.regionID, "err", err)
+	}
+}
+
+// maybeCreatePeer creates an uninitialized peer for a region first heard of
+// through a message, unless the region's range overlaps a region this store
+// holds: then the message is stale or the store will create the peer itself
+// when it applies a split.
+func (s *Store) maybeCreatePeer(rm *raftserverpb.RaftMessage, m *raftpb.Message) (*peer, bool) {
+	switch m.Type {
+	case raftpb.MsgVote, raftpb.MsgPreVote, raftpb.MsgHeartbeat, raftpb.MsgApp, raftpb.MsgSnap:
+	default:
+		return nil, false
+	}
+	for _, other := range s.peerList() {
+		r := other.region()
+		if len(r.GetPeers()) == 0 {
+			continue
+		}
+		if rangesOverlap(r.GetStartKey(), r.GetEndKey(), rm.GetStartKey(), rm.GetEndKey()) {
+			return nil, false
+		}
+	}
+	region := &metapb.Region{Id: rm.GetRegionId()}
+	p, err := s.createPeer(region, rm.GetToPeer().GetId())
+	if err != nil {
+		s.log.Error("create peer", "region", rm.GetRegionId(), "err", err)
+		return nil, false
+	}
+	s.log.Info("created uninitialized peer", "region", rm.GetRegionId(), "peer", p.id)
+	return p, true
+}
+
+func rangesOverlap(s1, e1, s2, e2 []byte) bool {
+	// [s1,e1) and [s2,e2) overlap iff s1 < e2 and s2 < e1 (empty end = +inf).
+	lt := func(a, end []byte) bool { return len(end) == 0 || bytes.Compare(a, end) < 0 }
+	return lt(s1, e2) && lt(s2, e1)
+}
+
+// onBecameLeader asks for an early region heartbeat so PD learns the new
+// leader fast.
+func (s *Store) onBecameLeader(p *peer) {
+	select {
+	case s.heartbeatNow <- p.regionID:
+	default:
+	}
+}
+
+// --- Request-side API ---
+
+// PeerFor checks that this store can serve a request for the region: the
+// region exists here, this store's peer leads it, and epoch (if not nil)
+// has the region's version. It returns the region as of the check.
+func (s *Store) PeerFor(regionID uint64, epoch *metapb.RegionEpoch) (*metapb.Region, error) {
+	p := s.getPeer(regionID)
+	if p == nil || len(p.region().GetPeers()) == 0 {
+		return nil, &RegionNotFoundError{RegionID: regionID}
+	}
+	region := p.region()
+	if p.leaderID.Load() != p.id {
+		return nil, p.notLeader()
+	}
+	if epoch != nil && epoch.GetVersion() != region.GetRegionEpoch().GetVersion() {
+		return nil, s.epochNotMatch(region, fmt.Sprintf("request epoch version %d, region %d has %d", epoch.GetVersion(), regionID, region.GetRegionEpoch().GetVersion()))
+	}
+	return region, nil
+}
+
+func (s *Store) epochNotMatch(region *metapb.Region, msg string) error {
+	regions := []*metapb.Region{proto.Clone(region).(*metapb.Region)}
+	// After a split the sibling is often here too; handing it over saves
+	// the client a PD round trip.
+	for _, p := range s.peerList() {
+		r := p.region()
+		if r.GetId() != region.GetId() && len(r.GetPeers()) > 0 && len(region.GetEndKey()) > 0 && bytes.Equal(r.GetStartKey(), region.GetEndKey()) {
+			regions = append(regions, proto.Clone(r).(*metapb.Region))
+		}
+	}
+	return &EpochNotMatchError{Message: msg, Regions: regions}
+}
+
+// WaitLeaderReady waits until the region's leader here has applied an entry
+// of its own term, so its applied state holds every committed write.
+func (s *Store) WaitLeaderReady(ctx context.Context, regionID uint64) error {
+	p := s.getPeer(regionID)
+	if p == nil {
+		return &RegionNotFoundError{RegionID: regionID}
+	}
+	for !p.leaderReady.Load() {
+		if p.leaderID.Load() != p.id {
+			return p.notLeader()
+		}
+		ch := *p.readyCh.Load()
+		t := time.NewTimer(s.cfg.TickInterval)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &ServerBusyError{Reason: "leader not ready: " + ctx.Err().Error()}
+		case <-s.stopc:
+			t.Stop()
+			return ErrStopped
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// Propose replicates cmd through the region's raft group and waits until it
+// applies. The command's header must carry the epoch it was computed
+// against.
+func (s *Store) Propose(ctx context.Context, regionID uint64, cmd *raftserverpb.RaftCmdRequest) ([]*metapb.Region, error) {
+	ch := make(chan applyResult, 1)
+	s.post(func() {
+		p := s.getPeer(regionID)
+		if p == nil {
+			ch <- applyResult{err: &RegionNotFoundError{RegionID: regionID}}
+			return
+		}
+		p.propose(cmd, func(r applyResult) { ch <- r })
+	})
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
+	defer cancel()
+	select {
+	case r := <-ch:
+		return r.regions, r.err
+	case <-ctx.Done():
+		return nil, &ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
+	case <-s.stopc:
+		return nil, ErrStopped
+	}
+}
+
+// ReadIndex confirms this peer still leads the region and waits until its
+// applied state covers everything committed when the read arrived:
+// afterwards, reading the engine is linearizable.
+func (s *Store) ReadIndex(ctx context.Context, regionID uint64) error {
+	ch := make(chan error, 1)
+	s.post(func() {
+		p := s.getPeer(regionID)
+		if p == nil {
+			ch <- &RegionNotFoundError{RegionID: regionID}
+			return
+		}
+		p.newReads = append(p.newReads, &readRequest{done: func(err error) { ch <- err }})
+	})
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
+	defer cancel()
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return &ServerBusyError{Reason: "read index not confirmed in time: " + ctx.Err().Error()}
+	case <-s.stopc:
+		return ErrStopped
+	}
+}
+
+// Region returns the store's view of a region, or nil.
+func (s *Store) Region(regionID uint64) *metapb.Region {
+	p := s.getPeer(regionID)
+	if p == nil {
+		return nil
+	}
+	return p.region()
+}
+
+// RegionStatus is a snapshot of a peer's raft state for admin and tests.
+type RegionStatus struct {
+	Region                                      *metapb.Region
+	Leader                                      *metapb.Peer
+	PeerID                                      uint64
+	Term, Applied, Commit, Truncated, LastIndex uint64
+}
+
+// Status reports a region peer's state, read on the raft loop.
+func (s *Store) Status(ctx context.Context, regionID uint64) (RegionStatus, error) {
+	ch := make(chan RegionStatus, 1)
+	s.post(func() {
+		p := s.getPeer(regionID)
+		if p == nil {
+			ch <- RegionStatus{}
+			return
+		}
+		st := p.rn.BasicStatus()
+		ch <- RegionStatus{
+			Region: p.region(), Leader: p.leader(), PeerID: p.id, Term: st.Term,
+			Applied: p.storage.appliedIndex(), Commit: st.Commit,
+			Truncated: p.storage.truncatedIndex(), LastIndex: p.storage.lastIndex,
+		}
+	})
+	select {
+	case st := <-ch:
+		if st.Region == nil {
+			return st, &RegionNotFoundError{RegionID: regionID}
+		}
+		return st, nil
+	case <-ctx.Done():
+		return RegionStatus{}, ctx.Err()
+	case <-s.stopc:
+		return RegionStatus{}, ErrStopped
+	}
+}
+
+// Regions returns the store's initialized regions, ordered by id.
+func (s *Store) Regions() []*metapb.Region {
+	var out []*metapb.Region
+	for _, p := range s.peerList() {
+		if r := p.region(); len(r.GetPeers()) > 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TransferLeader asks the region's leader here to hand leadership to peer.
+func (s *Store) TransferLeader(ctx context.Context, regionID uint64, to *metapb.Peer) error {
+	ch := make(chan error, 1)
+	s.post(func() {
+		p := s.getPeer(regionID)
+		if p == nil {
+			ch <- &RegionNotFoundError{RegionID: regionID}
+			return
+		}
+		if !p.isLeader() {
+			ch <- p.notLeader()
+			return
+		}
+		if p.peerByID(to.GetId()) == nil {
+			ch <- fmt.Errorf("raftstore: region %d has no peer %d", regionID, to.GetId())
+			return
+		}
+		p.rn.TransferLeader(to.GetId())
+		ch <- nil
+	})
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.stopc:
+		return ErrStopped
+	}
+}
+
+// LeaderTerm returns the raft term of the region's peer here (meaningful
+// while it leads), or 0.
+func (s *Store) LeaderTerm(regionID uint64) uint64 {
+	if p := s.getPeer(regionID); p != nil {
+		return p.term.Load()
+	}
+	return 0
+}

@@ -1,0 +1,348 @@
+package raftstore
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/api/storepb"
+)
+
+// Transport moves raft messages to other stores: one queue and one sender
+// goroutine per destination store, each holding a long-lived gRPC stream
+// and sending whatever has queued up as one batch. A slow or dead store
+// only fills its own queue; messages past that are dropped (raft
+// retransmits) and reported unreachable so raft backs off.
+type Transport struct {
+	s     *Store
+	mu    sync.Mutex
+	conns map[uint64]*storeConn
+	stopc chan struct{}
+	wg    sync.WaitGroup
+	once  sync.Once
+}
+
+const (
+	sendQueueLen    = 4096
+	maxBatchMsgs    = 256
+	maxDialBackoff  = 2 * time.Second
+	resolveTimeout  = 3 * time.Second
+	snapSendTimeout = 10 * time.Minute
+)
+
+type storeConn struct {
+	t       *Transport
+	storeID uint64
+	queue   chan *raftserverpb.RaftMessage
+
+	mu sync.Mutex
+	cc *grpc.ClientConn
+}
+
+func newTransport(s *Store) *Transport {
+	return &Transport{s: s, conns: map[uint64]*storeConn{}, stopc: make(chan struct{})}
+}
+
+func (t *Transport) conn(storeID uint64) *storeConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, ok := t.conns[storeID]
+	if !ok {
+		select {
+		case <-t.stopc:
+			return nil
+		default:
+		}
+		c = &storeConn{t: t, storeID: storeID, queue: make(chan *raftserverpb.RaftMessage, sendQueueLen)}
+		t.conns[storeID] = c
+		t.wg.Add(1)
+		go c.run()
+	}
+	return c
+}
+
+func (t *Transport) dropped(rm *raftserverpb.RaftMessage) bool {
+	return t.s.cfg.Knobs.DropMessage != nil && t.s.cfg.Knobs.DropMessage(rm)
+}
+
+// send queues a message without blocking.
+func (t *Transport) send(rm *raftserverpb.RaftMessage) {
+	if t.dropped(rm) {
+		t.s.stats.MessagesDropped.Add(1)
+		return
+	}
+	c := t.conn(rm.GetToPeer().GetStoreId())
+	if c == nil {
+		return
+	}
+	select {
+	case c.queue <- rm:
+	default:
+		t.s.stats.MessagesDropped.Add(1)
+		t.reportUnreachable([]*raftserverpb.RaftMessage{rm})
+	}
+}
+
+// reportUnreachable tells the sending peers their messages did not go out.
+func (t *Transport) reportUnreachable(msgs []*raftserverpb.RaftMessage) {
+	if len(msgs) == 0 {
+		return
+	}
+	type target struct{ region, peer uint64 }
+	seen := map[target]bool{}
+	for _, m := range msgs {
+		seen[target{m.GetRegionId(), m.GetToPeer().GetId()}] = true
+	}
+	t.s.post(func() {
+		for tg := range seen {
+			if p := t.s.getPeer(tg.region); p != nil {
+				p.rn.ReportUnreachable(tg.peer)
+			}
+		}
+	})
+}
+
+func (t *Transport) close() {
+	t.once.Do(func() { close(t.stopc) })
+	t.wg.Wait()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.conns {
+		c.mu.Lock()
+		if c.cc != nil {
+			c.cc.Close()
+		}
+		c.mu.Unlock()
+	}
+}
+
+// client returns a connection to the store, resolving its address via PD.
+func (c *storeConn) client(ctx context.Context) (storepb.StoreClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cc != nil {
+		return storepb.NewStoreClient(c.cc), nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	st, err := c.t.s.pd.GetStore(rctx, c.storeID)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := grpc.NewClient(st.GetAddress(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	c.cc = cc
+	return storepb.NewStoreClient(cc), nil
+}
+
+// reset forgets the connection and the cached address after a failure: the
+// store may have moved.
+func (c *storeConn) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cc != nil {
+		c.cc.Close()
+		c.cc = nil
+	}
+	c.t.s.pd.InvalidateStore(c.storeID)
+}
+
+func (c *storeConn) run() {
+	defer c.t.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-c.t.stopc
+		cancel()
+	}()
+	backoff := 50 * time.Millisecond
+	for {
+		err := c.stream(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		c.t.s.log.Debug("raft stream to store broke", "to", c.storeID, "err", err)
+		c.reset()
+		// Drop what queued up while the link was down: raft resends.
+		var stale []*raftserverpb.RaftMessage
+	drain:
+		for {
+			select {
+			case m := <-c.queue:
+				stale = append(stale, m)
+			default:
+				break drain
+			}
+		}
+		c.t.reportUnreachable(stale)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, maxDialBackoff)
+	}
+}
+
+// stream sends batches on one stream until it fails.
+func (c *storeConn) stream(ctx context.Context) error {
+	var first *raftserverpb.RaftMessage
+	select {
+	case first = <-c.queue:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	cl, err := c.client(ctx)
+	if err != nil {
+		c.t.reportUnreachable([]*raftserverpb.RaftMessage{first})
+		return err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := cl.Raft(sctx)
+	if err != nil {
+		c.t.reportUnreachable([]*raftserverpb.RaftMessage{first})
+		return err
+	}
+	batch := &raftserverpb.BatchRaftMessage{}
+	for {
+		batch.Msgs = append(batch.Msgs[:0], first)
+	more:
+		for len(batch.Msgs) < maxBatchMsgs {
+			select {
+			case m := <-c.queue:
+				batch.Msgs = append(batch.Msgs, m)
+			default:
+				break more
+			}
+		}
+		if err := st.Send(batch); err != nil {
+			c.t.s.stats.MessagesDropped.Add(int64(len(batch.Msgs)))
+			c.t.reportUnreachable(batch.Msgs)
+			return err
+		}
+		c.t.s.stats.MessagesSent.Add(int64(len(batch.Msgs)))
+		select {
+		case first = <-c.queue:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// sendSnapshot streams a generated snapshot to the follower and reports
+// the outcome to raft.
+func (t *Transport) sendSnapshot(rm *raftserverpb.RaftMessage, snap *raftpb.Snapshot) {
+	id := snapID{rm.GetRegionId(), snap.Metadata.Index, snap.Metadata.Term}
+	report := func(ok bool) {
+		status := raft.SnapshotFinish
+		if !ok {
+			status = raft.SnapshotFailure
+		}
+		t.s.post(func() {
+			if p := t.s.getPeer(rm.GetRegionId()); p != nil {
+				p.rn.ReportSnapshot(rm.GetToPeer().GetId(), status)
+			}
+		})
+	}
+	if t.dropped(rm) {
+		report(false)
+		return
+	}
+	c := t.conn(rm.GetToPeer().GetStoreId())
+	if c == nil {
+		return
+	}
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		g, ok := t.s.snaps.acquire(id)
+		if !ok {
+			report(false)
+			return
+		}
+		defer t.s.snaps.release(id, g)
+		ctx, cancel := context.WithTimeout(context.Background(), snapSendTimeout)
+		defer cancel()
+		go func() {
+			select {
+			case <-t.stopc:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := t.streamSnapshot(ctx, c, rm, g)
+		if err != nil {
+			t.s.log.Warn("send snapshot", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId(), "err", err)
+		} else {
+			t.s.stats.SnapshotsSent.Add(1)
+			t.s.log.Info("sent snapshot", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId(), "index", id.index)
+		}
+		report(err == nil)
+	}()
+}
+
+func (t *Transport) streamSnapshot(ctx context.Context, c *storeConn, rm *raftserverpb.RaftMessage, g *generatedSnap) error {
+	cl, err := c.client(ctx)
+	if err != nil {
+		return err
+	}
+	st, err := cl.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	first := true
+	err = scanSnapshot(g, t.s.cfg.SnapshotChunkSize, func(kvs []*raftserverpb.SnapshotKV) error {
+		chunk := &raftserverpb.SnapshotChunk{Kvs: kvs}
+		if first {
+			chunk.Message, first = rm, false
+		}
+		return st.Send(chunk)
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := st.CloseAndRecv(); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// HandleRaftBatch steps messages received from another store.
+func (s *Store) HandleRaftBatch(batch *raftserverpb.BatchRaftMessage) {
+	msgs := batch.GetMsgs()
+	s.post(func() {
+		for _, m := range msgs {
+			s.onRaftMessage(m, nil)
+		}
+	})
+}
+
+// HandleSnapshot steps a fully received snapshot into its peer and waits
+// until the loop has taken it.
+func (s *Store) HandleSnapshot(msg *raftserverpb.RaftMessage, kvs []*raftserverpb.SnapshotKV) error {
+	if kvs == nil {
+		kvs = []*raftserverpb.SnapshotKV{}
+	}
+	done := make(chan struct{})
+	s.post(func() {
+		defer close(done)
+		s.onRaftMessage(msg, kvs)
+	})
+	select {
+	case <-done:
+		return nil
+	case <-s.stopc:
+		return ErrStopped
+	}
+}

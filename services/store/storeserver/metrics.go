@@ -1,0 +1,92 @@
+package storeserver
+
+import (
+	"context"
+	"expvar"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/status"
+
+	"github.com/nokv/nokv/pkg/stats"
+	"github.com/nokv/nokv/services/store/internal/raftstore"
+)
+
+// metrics are the store's counters for expvar (NoKV.Stats.store) and
+// Prometheus.
+type metrics struct {
+	reg       *prometheus.Registry
+	rpcs      *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	rpcTotal  atomic.Int64
+	rpcErrors atomic.Int64
+	store     *raftstore.Store
+}
+
+func newMetrics(store *raftstore.Store) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), store: store}
+	m.rpcs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "rpc_total", Help: "Unary RPCs served, by method and gRPC code."}, []string{"method", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "nokv", Subsystem: "store", Name: "rpc_duration_seconds", Help: "Unary RPC latency by method.", Buckets: prometheus.ExponentialBuckets(50e-6, 3, 12)}, []string{"method"})
+	m.reg.MustRegister(m.rpcs, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	st := store.Stats()
+	counter := func(name, help string, v *atomic.Int64) {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: name, Help: help}, func() float64 { return float64(v.Load()) }))
+	}
+	counter("raft_ready_rounds_total", "Raft loop rounds that persisted or applied something.", &st.ReadyRounds)
+	counter("raft_syncs_total", "Fsyncs of raft state; each covers every region's entries of one round.", &st.RaftSyncs)
+	counter("raft_entries_persisted_total", "Log entries written.", &st.EntriesPersisted)
+	counter("raft_entries_applied_total", "Log entries applied.", &st.EntriesApplied)
+	counter("raft_messages_sent_total", "Raft messages sent to other stores.", &st.MessagesSent)
+	counter("raft_messages_dropped_total", "Raft messages dropped (queue full, link down, filtered).", &st.MessagesDropped)
+	counter("raft_snapshots_sent_total", "Region snapshots streamed to other stores.", &st.SnapshotsSent)
+	counter("raft_snapshots_applied_total", "Region snapshots applied.", &st.SnapshotsApplied)
+	counter("raft_proposals_total", "Commands proposed.", &st.Proposals)
+	counter("raft_read_index_total", "ReadIndex rounds (each serves a batch of reads).", &st.ReadIndexRounds)
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "regions", Help: "Regions with a peer here."}, func() float64 { r, _ := store.Counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "leaders", Help: "Regions led here."}, func() float64 { _, l := store.Counts(); return float64(l) }),
+	)
+	stats.Register("store", func() any { return m.snapshot() })
+	return m
+}
+
+func (m *metrics) snapshot() map[string]any {
+	st := m.store.Stats()
+	regions, leaders := m.store.Counts()
+	return map[string]any{
+		"store_id": m.store.StoreID(), "rpc_total": m.rpcTotal.Load(), "rpc_errors": m.rpcErrors.Load(),
+		"regions": regions, "leaders": leaders,
+		"raft_ready_rounds": st.ReadyRounds.Load(), "raft_syncs": st.RaftSyncs.Load(),
+		"raft_entries_persisted": st.EntriesPersisted.Load(), "raft_entries_applied": st.EntriesApplied.Load(),
+		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
+		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
+		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
+	}
+}
+
+func (m *metrics) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	method := info.FullMethod[strings.LastIndexByte(info.FullMethod, '/')+1:]
+	m.rpcTotal.Add(1)
+	if err != nil {
+		m.rpcErrors.Add(1)
+	}
+	m.rpcs.WithLabelValues(method, status.Code(err).String()).Inc()
+	m.latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+func (m *metrics) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/debug/vars", expvar.Handler())
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	return mux
+}

@@ -1,0 +1,241 @@
+package storeserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/storepb"
+	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/pkg/pdclient"
+	"github.com/nokv/nokv/services/store/internal/kvsvc"
+	"github.com/nokv/nokv/services/store/internal/raftstore"
+)
+
+// Server is a running nokv-store: its engine, raft store, PD client and
+// gRPC endpoint.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	db      *pebble.DB
+	pdConn  *grpc.ClientConn
+	pd      *pdclient.Client
+	store   *raftstore.Store
+	grpc    *grpc.Server
+	ln      net.Listener
+	httpLn  net.Listener
+	httpSrv *http.Server
+	metrics *metrics
+
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New opens the store's engine in cfg.WorkDir, bootstraps it from the
+// cluster file's regions on the first start (cluster may be nil later), and
+// binds the listeners. Nothing is served until Start.
+func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid settings: %w", err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{cfg: cfg, log: log}
+	ok := false
+	defer func() {
+		if !ok {
+			s.release()
+		}
+	}()
+	if err := os.MkdirAll(cfg.WorkDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create workdir %s: %w", cfg.WorkDir, err)
+	}
+	db, err := openEngine(cfg.WorkDir, log)
+	if err != nil {
+		return nil, err
+	}
+	s.db = db
+	if s.pdConn, err = grpc.NewClient(cfg.PDAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+		return nil, fmt.Errorf("connect to PD at %s: %w", cfg.PDAddr, err)
+	}
+	if s.pd, err = pdclient.New(s.pdConn, pdclient.Options{}); err != nil {
+		return nil, fmt.Errorf("PD client: %w", err)
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	var bootstrap []*metapb.Region
+	if cluster != nil {
+		for _, r := range cluster.Regions {
+			bootstrap = append(bootstrap, r.Meta())
+		}
+	}
+	// Other stores reach this one at the address PD has for it: the cluster
+	// file's, or (without one) the address actually bound.
+	advertise := s.ln.Addr().String()
+	if cluster != nil {
+		if a, err := cluster.StoreAddr(cfg.StoreID, cfg.Scope); err == nil {
+			advertise = a
+		}
+	}
+	rcfg := raftstore.Config{
+		StoreID:                 cfg.StoreID,
+		TickInterval:            cfg.RaftTickInterval,
+		ElectionTicks:           cfg.RaftElectionTicks,
+		HeartbeatTicks:          cfg.RaftHeartbeatTicks,
+		RaftLogKeep:             cfg.RaftLogKeep,
+		RaftLogMax:              max(20*cfg.RaftLogKeep, 20000),
+		RegionSplitSize:         cfg.RegionSplitSize,
+		SplitCheckInterval:      cfg.SplitCheckInterval,
+		RegionHeartbeatInterval: cfg.HeartbeatInterval,
+		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
+		Knobs:                   cfg.TestingKnobs,
+	}
+	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
+		return nil, err
+	}
+	s.metrics = newMetrics(s.store)
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(s.metrics.unary),
+		grpc.MaxRecvMsgSize(64<<20),
+		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
+	)
+	storepb.RegisterStoreServer(s.grpc, kvsvc.New(s.store, s.pd))
+	if cfg.MetricsAddr != "" {
+		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return nil, fmt.Errorf("listen on metrics address %s: %w", cfg.MetricsAddr, err)
+		}
+		s.httpSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	ok = true
+	return s, nil
+}
+
+// openEngine opens the store's Pebble. Pebble's directory lock makes a
+// second process on the same workdir fail here instead of corrupting it.
+func openEngine(dir string, log *slog.Logger) (*pebble.DB, error) {
+	cache := pebble.NewCache(128 << 20)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:        cache,
+		MemTableSize: 64 << 20,
+		BytesPerSync: 1 << 20,
+		Logger:       pebbleLogger{log},
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open engine in %s (is another nokv-store using it?): %w", dir, err)
+	}
+	return db, nil
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
+	os.Exit(1)
+}
+
+// Addr is the gRPC address actually bound.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MetricsAddr is the metrics address actually bound, or "".
+func (s *Server) MetricsAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Start serves in background goroutines.
+func (s *Server) Start() {
+	s.store.Start()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.grpc.Serve(s.ln); err != nil {
+			s.log.Error("gRPC server stopped", "err", err)
+		}
+	}()
+	if s.httpSrv != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.httpSrv.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.log.Error("metrics server stopped", "err", err)
+			}
+		}()
+	}
+	s.log.Info("nokv-store serving", "store", s.cfg.StoreID, "addr", s.Addr(), "workdir", s.cfg.WorkDir, "metrics", s.MetricsAddr())
+}
+
+// Close stops serving, stops the raft store and closes the engine. Safe to
+// call more than once.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		if s.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(5 * time.Second):
+				s.grpc.Stop() // raft streams from peers never end on their own
+			}
+		}
+		if s.httpSrv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.httpSrv.Shutdown(ctx)
+			cancel()
+		}
+		s.wg.Wait()
+		s.closeErr = s.release()
+	})
+	return s.closeErr
+}
+
+// release frees what New acquired, in reverse order.
+func (s *Server) release() error {
+	var errs []error
+	if s.store != nil {
+		s.store.Stop()
+	}
+	if s.pd != nil {
+		s.pd.Close()
+	}
+	if s.pdConn != nil {
+		errs = append(errs, s.pdConn.Close())
+	}
+	if s.ln != nil && s.grpc == nil {
+		_ = s.ln.Close()
+	}
+	if s.httpLn != nil && s.httpSrv == nil {
+		_ = s.httpLn.Close()
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close engine: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

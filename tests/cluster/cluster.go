@@ -1,0 +1,373 @@
+// Package cluster starts an in-process NoKV cluster for tests: one PD and
+// several stores on 127.0.0.1, with fast raft ticks and a message filter
+// that can partition stores or drop traffic.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/api/storepb"
+	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/pkg/pdclient"
+	"github.com/nokv/nokv/services/pd/pdserver"
+	"github.com/nokv/nokv/services/store/storeserver"
+)
+
+// Options shape the cluster.
+type Options struct {
+	// Stores is the number of stores (default 3).
+	Stores int
+	// Regions are the initial regions as [start, end) boundaries; nil means
+	// one region covering everything. Every region gets a peer on every
+	// store.
+	SplitKeys []string
+	// Tick is the raft tick (default 20ms).
+	Tick time.Duration
+	// RegionSplitSize enables size splits (default off).
+	RegionSplitSize uint64
+	// RaftLogKeep (default 1000).
+	RaftLogKeep uint64
+	// Verbose logs at debug level instead of warnings only.
+	Verbose bool
+}
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	t       testing.TB
+	opts    Options
+	file    *config.Cluster
+	dir     string
+	log     *slog.Logger
+	PD      *pdserver.Server
+	pdAddr  string
+	mu      sync.Mutex
+	stores  map[uint64]*storeserver.Server
+	filters *filters
+	pdConn  *grpc.ClientConn
+	// PDClient talks to the cluster's PD.
+	PDClient *pdclient.Client
+	conns    map[uint64]*grpc.ClientConn
+}
+
+// Start starts PD and the stores and waits until every region has a leader.
+func Start(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if opts.Stores == 0 {
+		opts.Stores = 3
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 20 * time.Millisecond
+	}
+	if opts.RaftLogKeep == 0 {
+		opts.RaftLogKeep = 1000
+	}
+	level := slog.LevelWarn
+	if opts.Verbose || os.Getenv("NOKV_TEST_VERBOSE") != "" {
+		level = slog.LevelInfo
+	}
+	c := &Cluster{
+		t: t, opts: opts, dir: t.TempDir(), stores: map[uint64]*storeserver.Server{},
+		filters: &filters{}, conns: map[uint64]*grpc.ClientConn{},
+		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	}
+	c.file = c.clusterFile()
+	pcfg := pdserver.DefaultConfig()
+	pcfg.Addr, pcfg.WorkDir = c.pdAddr, filepath.Join(c.dir, "pd")
+	pcfg.StoreDownAfter = 2 * time.Second
+	pd, err := pdserver.New(pcfg, c.file, c.log.With("svc", "pd"))
+	if err != nil {
+		t.Fatalf("start PD: %v", err)
+	}
+	pd.Start()
+	c.PD = pd
+	t.Cleanup(c.Stop)
+	for _, st := range c.file.Stores {
+		c.StartStore(st.StoreID)
+	}
+	c.pdConn, err = grpc.NewClient(c.pdAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PDClient, err = pdclient.New(c.pdConn, pdclient.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range c.file.Regions {
+		c.WaitLeader(r.ID)
+	}
+	return c
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (c *Cluster) clusterFile() *config.Cluster {
+	c.pdAddr = freeAddr(c.t)
+	f := &config.Cluster{MaxRetries: 10, PD: config.PD{Addr: c.pdAddr, DockerAddr: "nokv-pd:2379", WorkDir: "pd", DockerWorkDir: "/data/pd"}}
+	for i := 1; i <= c.opts.Stores; i++ {
+		addr := freeAddr(c.t)
+		f.Stores = append(f.Stores, config.Store{StoreID: uint64(i), ListenAddr: addr, Addr: addr, DockerListenAddr: "0.0.0.0:20160", DockerAddr: fmt.Sprintf("nokv-store-%d:20160", i)})
+	}
+	bounds := append(append([]string{""}, c.opts.SplitKeys...), "")
+	for i := 0; i+1 < len(bounds); i++ {
+		r := config.Region{ID: uint64(100 * (i + 1)), StartKey: config.Key(bounds[i]), EndKey: config.Key(bounds[i+1]), Epoch: config.Epoch{Version: 1, ConfVersion: 1}}
+		for s := 1; s <= c.opts.Stores; s++ {
+			r.Peers = append(r.Peers, config.Peer{StoreID: uint64(s), PeerID: uint64(100*(i+1) + s)})
+		}
+		f.Regions = append(f.Regions, r)
+	}
+	if err := f.Validate(); err != nil {
+		c.t.Fatalf("cluster file: %v", err)
+	}
+	return f
+}
+
+// StoreIDs lists the stores of the cluster file.
+func (c *Cluster) StoreIDs() []uint64 {
+	var ids []uint64
+	for _, s := range c.file.Stores {
+		ids = append(ids, s.StoreID)
+	}
+	return ids
+}
+
+// StartStore starts (or restarts, from its workdir) a store.
+func (c *Cluster) StartStore(id uint64) {
+	c.t.Helper()
+	st, _ := c.file.Store(id)
+	cfg := storeserver.DefaultConfig()
+	cfg.StoreID, cfg.Addr, cfg.PDAddr = id, st.ListenAddr, c.pdAddr
+	cfg.WorkDir = filepath.Join(c.dir, fmt.Sprintf("store-%d", id))
+	cfg.RaftTickInterval, cfg.RaftElectionTicks, cfg.RaftHeartbeatTicks = c.opts.Tick, 10, 2
+	cfg.RaftLogKeep = c.opts.RaftLogKeep
+	cfg.RegionSplitSize = c.opts.RegionSplitSize
+	cfg.SplitCheckInterval = 200 * time.Millisecond
+	cfg.HeartbeatInterval = 200 * time.Millisecond
+	cfg.TestingKnobs.DropMessage = func(m *raftserverpb.RaftMessage) bool {
+		return c.filters.drop(m.GetFromPeer().GetStoreId(), m.GetToPeer().GetStoreId())
+	}
+	var (
+		srv *storeserver.Server
+		err error
+	)
+	// The port may linger briefly after a stop.
+	for range 50 {
+		if srv, err = storeserver.New(cfg, c.file, c.log.With("svc", "store", "id", id)); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.t.Fatalf("start store %d: %v", id, err)
+	}
+	srv.Start()
+	c.mu.Lock()
+	c.stores[id] = srv
+	c.mu.Unlock()
+}
+
+// StopStore stops a store cleanly.
+func (c *Cluster) StopStore(id uint64) {
+	c.mu.Lock()
+	srv := c.stores[id]
+	delete(c.stores, id)
+	c.mu.Unlock()
+	if srv != nil {
+		if err := srv.Close(); err != nil {
+			c.t.Errorf("stop store %d: %v", id, err)
+		}
+	}
+}
+
+// Stop stops everything; it runs at test cleanup.
+func (c *Cluster) Stop() {
+	for _, id := range c.StoreIDs() {
+		c.StopStore(id)
+	}
+	c.mu.Lock()
+	for _, cc := range c.conns {
+		cc.Close()
+	}
+	c.conns = map[uint64]*grpc.ClientConn{}
+	c.mu.Unlock()
+	if c.PDClient != nil {
+		c.PDClient.Close()
+		c.PDClient = nil
+	}
+	if c.pdConn != nil {
+		c.pdConn.Close()
+		c.pdConn = nil
+	}
+	if c.PD != nil {
+		if err := c.PD.Close(); err != nil {
+			c.t.Errorf("stop PD: %v", err)
+		}
+		c.PD = nil
+	}
+}
+
+// PDAddr is PD's address.
+func (c *Cluster) PDAddr() string { return c.pdAddr }
+
+// File is the cluster file the cluster was started from.
+func (c *Cluster) File() *config.Cluster { return c.file }
+
+// StoreAddr is a store's gRPC address.
+func (c *Cluster) StoreAddr(id uint64) string {
+	st, _ := c.file.Store(id)
+	return st.Addr
+}
+
+// Client returns a gRPC client for a store.
+func (c *Cluster) Client(id uint64) storepb.StoreClient {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cc, ok := c.conns[id]
+	if !ok {
+		var err error
+		cc, err = grpc.NewClient(c.StoreAddr(id), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		c.conns[id] = cc
+	}
+	return storepb.NewStoreClient(cc)
+}
+
+// Running reports whether a store is running.
+func (c *Cluster) Running(id uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stores[id] != nil
+}
+
+// RegionInfo asks a store about its peer of a region.
+func (c *Cluster) RegionInfo(storeID, regionID uint64) (*raftserverpb.RegionInfoResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return c.Client(storeID).RegionInfo(ctx, &raftserverpb.RegionInfoRequest{RegionId: regionID})
+}
+
+// Leader returns the region's leader as agreed by a running store that
+// leads it, or nil.
+func (c *Cluster) Leader(regionID uint64) *metapb.Peer {
+	for _, id := range c.StoreIDs() {
+		if !c.Running(id) {
+			continue
+		}
+		info, err := c.RegionInfo(id, regionID)
+		if err != nil || info.GetRegionError() != nil || info.GetLeader() == nil {
+			continue
+		}
+		if info.GetLeader().GetStoreId() == id {
+			return info.GetLeader()
+		}
+	}
+	return nil
+}
+
+// WaitLeader waits until the region has a leader and returns it.
+func (c *Cluster) WaitLeader(regionID uint64) *metapb.Peer {
+	c.t.Helper()
+	var leader *metapb.Peer
+	Eventually(c.t, 10*time.Second, func() error {
+		if leader = c.Leader(regionID); leader == nil {
+			return fmt.Errorf("region %d has no leader", regionID)
+		}
+		return nil
+	})
+	return leader
+}
+
+// Partition splits the stores into groups that cannot talk to each other;
+// stores not named form one more group.
+func (c *Cluster) Partition(groups ...[]uint64) {
+	c.filters.partition(c.StoreIDs(), groups)
+}
+
+// Isolate cuts one store off from all others.
+func (c *Cluster) Isolate(id uint64) { c.Partition([]uint64{id}) }
+
+// Heal removes every partition and drop rule.
+func (c *Cluster) Heal() { c.filters.heal() }
+
+// DropBetween drops all messages from one store to another (one way).
+func (c *Cluster) DropBetween(from, to uint64) { c.filters.dropOneWay(from, to) }
+
+// Eventually retries check until it returns nil or the timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+type filters struct {
+	mu     sync.Mutex
+	group  map[uint64]int // store → partition group; nil: no partition
+	oneWay map[[2]uint64]bool
+}
+
+func (f *filters) drop(from, to uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.oneWay[[2]uint64{from, to}] {
+		return true
+	}
+	return f.group != nil && f.group[from] != f.group[to]
+}
+
+func (f *filters) partition(all []uint64, groups [][]uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.group = map[uint64]int{}
+	for _, id := range all {
+		f.group[id] = 0
+	}
+	for i, g := range groups {
+		for _, id := range g {
+			f.group[id] = i + 1
+		}
+	}
+}
+
+func (f *filters) dropOneWay(from, to uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.oneWay == nil {
+		f.oneWay = map[[2]uint64]bool{}
+	}
+	f.oneWay[[2]uint64{from, to}] = true
+}
+
+func (f *filters) heal() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.group, f.oneWay = nil, nil
+}

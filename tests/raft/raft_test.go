@@ -1,0 +1,51 @@
+package raft_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nokv/nokv/tests/cluster"
+)
+
+func TestReplicationAndLeaderFailover(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{})
+	region := c.RegionFor([]byte("a")).GetId()
+	for i := range 20 {
+		c.MustPut(fmt.Sprintf("k%02d", i), fmt.Sprintf("v%02d", i))
+	}
+	// Every replica applies the same log.
+	cluster.Eventually(t, 5*time.Second, func() error {
+		var applied []uint64
+		for _, id := range c.StoreIDs() {
+			info, err := c.RegionInfo(id, region)
+			if err != nil {
+				return err
+			}
+			applied = append(applied, info.GetAppliedIndex())
+		}
+		for _, a := range applied[1:] {
+			if a != applied[0] {
+				return fmt.Errorf("applied indexes differ: %v", applied)
+			}
+		}
+		return nil
+	})
+
+	old := c.WaitLeader(region)
+	c.StopStore(old.GetStoreId())
+	leader := c.WaitLeader(region)
+	if leader.GetStoreId() == old.GetStoreId() {
+		t.Fatalf("leader still on stopped store %d", old.GetStoreId())
+	}
+	for i := range 20 {
+		if v, ok := c.MustGet(fmt.Sprintf("k%02d", i)); !ok || v != fmt.Sprintf("v%02d", i) {
+			t.Fatalf("after failover k%02d = %q, %v", i, v, ok)
+		}
+	}
+	c.MustPut("after", "failover")
+	c.StartStore(old.GetStoreId())
+	if v, ok := c.MustGet("after"); !ok || v != "failover" {
+		t.Fatalf("after = %q, %v", v, ok)
+	}
+}
