@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -40,6 +41,8 @@ type Options struct {
 	RegionSplitSize uint64
 	// RaftLogKeep (default 1000).
 	RaftLogKeep uint64
+	// ExcludeStores start without any region peer (targets for adding peers).
+	ExcludeStores []uint64
 	// Verbose logs at debug level instead of warnings only.
 	Verbose bool
 }
@@ -130,6 +133,9 @@ func (c *Cluster) clusterFile() *config.Cluster {
 	for i := 0; i+1 < len(bounds); i++ {
 		r := config.Region{ID: uint64(100 * (i + 1)), StartKey: config.Key(bounds[i]), EndKey: config.Key(bounds[i+1]), Epoch: config.Epoch{Version: 1, ConfVersion: 1}}
 		for s := 1; s <= c.opts.Stores; s++ {
+			if slices.Contains(c.opts.ExcludeStores, uint64(s)) {
+				continue
+			}
 			r.Peers = append(r.Peers, config.Peer{StoreID: uint64(s), PeerID: uint64(100*(i+1) + s)})
 		}
 		f.Regions = append(f.Regions, r)

@@ -32,6 +32,7 @@ type Server struct {
 	pdConn  *grpc.ClientConn
 	pd      *pdclient.Client
 	store   *raftstore.Store
+	svc     *kvsvc.Service
 	grpc    *grpc.Server
 	ln      net.Listener
 	httpLn  net.Listener
@@ -97,7 +98,7 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		ElectionTicks:           cfg.RaftElectionTicks,
 		HeartbeatTicks:          cfg.RaftHeartbeatTicks,
 		RaftLogKeep:             cfg.RaftLogKeep,
-		RaftLogMax:              max(20*cfg.RaftLogKeep, 20000),
+		RaftLogMax:              20 * cfg.RaftLogKeep,
 		RegionSplitSize:         cfg.RegionSplitSize,
 		SplitCheckInterval:      cfg.SplitCheckInterval,
 		RegionHeartbeatInterval: cfg.HeartbeatInterval,
@@ -113,7 +114,8 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
 	)
-	storepb.RegisterStoreServer(s.grpc, kvsvc.New(s.store, s.pd))
+	s.svc = kvsvc.New(s.store, s.pd)
+	storepb.RegisterStoreServer(s.grpc, s.svc)
 	if cfg.MetricsAddr != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			return nil, fmt.Errorf("listen on metrics address %s: %w", cfg.MetricsAddr, err)
@@ -195,6 +197,7 @@ func (s *Server) Start() {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		if s.grpc != nil {
+			s.svc.Shutdown()
 			stopped := make(chan struct{})
 			go func() { s.grpc.GracefulStop(); close(stopped) }()
 			select {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -33,15 +34,21 @@ type Service struct {
 	now     func() time.Time
 	// maxSnapshotBytes bounds one received snapshot held in memory.
 	maxSnapshotBytes int
+	stopping         chan struct{}
+	stopOnce         sync.Once
 }
 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {
 	return &Service{
 		store: store, tso: tso, latches: newLatches(), cc: newConcurrency(), now: time.Now,
-		maxSnapshotBytes: 4 << 30,
+		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}),
 	}
 }
+
+// Shutdown ends the raft streams other stores hold open, which would
+// otherwise keep a graceful server stop waiting forever.
+func (s *Service) Shutdown() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 func (s *Service) nowMs(reqNow int64) int64 {
 	if reqNow != 0 {
@@ -409,15 +416,26 @@ func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) 
 
 // Raft receives a stream of raft message batches from another store.
 func (s *Service) Raft(stream storepb.Store_RaftServer) error {
-	for {
-		batch, err := stream.Recv()
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			batch, err := stream.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			s.store.HandleRaftBatch(batch)
+		}
+	}()
+	select {
+	case err := <-errc:
 		if errors.Is(err, io.EOF) {
 			return stream.SendAndClose(&raftserverpb.Done{})
 		}
-		if err != nil {
-			return err
-		}
-		s.store.HandleRaftBatch(batch)
+		return err
+	case <-s.stopping:
+		// Returning cancels the stream, which ends the receiver.
+		return grpcError(raftstore.ErrStopped)
 	}
 }
 

@@ -19,9 +19,25 @@ type reader struct {
 	r   pebble.Reader
 	wit *pebble.Iterator
 	// prefixLen is the length of 'W' enc(key) for the key wit is bounded to.
-	prefixLen    int
+	prefixLen int
+	// buf, lower and upper are carved from one arena, sized for the key at
+	// hand: a CF byte, the key's encoding, a timestamp and one more byte.
+	arena        []byte
 	buf          []byte
 	lower, upper []byte
+}
+
+// fit makes the scratch buffers big enough for keys of key's length, so the
+// appends building engine keys never reallocate.
+func (rd *reader) fit(key []byte) {
+	n := 1 + (len(key)/8+1)*9 + 8 + 1
+	if cap(rd.buf) >= n {
+		return
+	}
+	if cap(rd.arena) < 3*n {
+		rd.arena = make([]byte, 3*n)
+	}
+	rd.buf, rd.lower, rd.upper = rd.arena[:0:n], rd.arena[n:n:2*n], rd.arena[2*n:2*n:3*n]
 }
 
 func newReader(r pebble.Reader) *reader { return &reader{r: r} }
@@ -54,6 +70,7 @@ func (rd *reader) get(k []byte) (v []byte, found bool, err error) {
 
 // lock reads the lock on key, if any.
 func (rd *reader) lock(key []byte) (Lock, bool, error) {
+	rd.fit(key)
 	rd.buf = keys.EncodeBytes(append(rd.buf[:0], keys.CFLock), key)
 	v, found, err := rd.get(rd.buf)
 	if err != nil || !found {
@@ -71,6 +88,7 @@ func (rd *reader) lock(key []byte) (Lock, bool, error) {
 
 // writeAt reads the write record at exactly WriteKey(key, commitTS).
 func (rd *reader) writeAt(key []byte, commitTS uint64) (Write, bool, error) {
+	rd.fit(key)
 	rd.buf = binary.BigEndian.AppendUint64(keys.EncodeBytes(append(rd.buf[:0], keys.CFWrite), key), ^commitTS)
 	v, found, err := rd.get(rd.buf)
 	if err != nil || !found {
@@ -89,6 +107,7 @@ func (rd *reader) writeAt(key []byte, commitTS uint64) (Write, bool, error) {
 // value reads the default column family value a transaction wrote. Its
 // absence is corruption: a PUT record without an inline value promises it.
 func (rd *reader) value(key []byte, startTS uint64) ([]byte, error) {
+	rd.fit(key)
 	rd.buf = binary.BigEndian.AppendUint64(keys.EncodeBytes(append(rd.buf[:0], keys.CFDefault), key), ^startTS)
 	v, found, err := rd.get(rd.buf)
 	if err != nil {
@@ -104,6 +123,7 @@ func (rd *reader) value(key []byte, startTS uint64) ([]byte, error) {
 // key with minTS <= commit_ts <= maxTS; Next walks to older ones and the
 // iterator turns invalid past minTS. The caller checks iterErr afterwards.
 func (rd *reader) seekVersions(key []byte, maxTS, minTS uint64) (bool, error) {
+	rd.fit(key)
 	rd.lower = keys.EncodeBytes(append(rd.lower[:0], keys.CFWrite), key)
 	rd.prefixLen = len(rd.lower)
 	rd.upper = append(rd.upper[:0], rd.lower...)

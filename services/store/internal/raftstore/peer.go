@@ -43,6 +43,9 @@ type peer struct {
 	lastTerm       uint64
 	pendingSnap    map[snapKey][]*raftserverpb.SnapshotKV
 	destroyed      bool
+	// peerCache remembers peers learned from messages, so that a peer
+	// created empty (its region not yet known) can still answer them.
+	peerCache map[uint64]*metapb.Peer
 	// writtenBytes counts data bytes applied since the peer started; it
 	// feeds the size estimate for split checks.
 	writtenBytes uint64
@@ -83,6 +86,7 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		proposals:   map[uint64]*proposal{},
 		readBatches: map[uint64][]*readRequest{},
 		pendingSnap: map[snapKey][]*raftserverpb.SnapshotKV{},
+		peerCache:   map[uint64]*metapb.Peer{},
 		// Proposal ids start past any this region's peer ids could have
 		// used in an earlier incarnation of this process.
 		nextProposalID: uint64(s.incarnation) << 32,
@@ -130,7 +134,7 @@ func (p *peer) peerByID(id uint64) *metapb.Peer {
 			return m
 		}
 	}
-	return nil
+	return p.peerCache[id]
 }
 
 // leader returns the leader this peer believes in, or nil.

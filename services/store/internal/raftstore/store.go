@@ -450,6 +450,10 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb
 		// A message for an older or newer incarnation of our peer.
 		return
 	}
+	if from := rm.GetFromPeer(); from.GetId() != 0 && p.peerCache[from.GetId()] == nil && len(p.peerCache) < 64 {
+		p.peerCache[from.GetId()] = from
+		p.peerCache[p.id] = rm.GetToPeer()
+	}
 	if m.Type == raftpb.MsgSnap && m.Snapshot != nil {
 		if snap == nil {
 			return // snapshots arrive only through the snapshot stream

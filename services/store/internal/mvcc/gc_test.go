@@ -1,0 +1,186 @@
+package mvcc
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/nokv/nokv/services/store/internal/keys"
+)
+
+// gcFixture builds keys whose histories cover the GC cases; the safe point
+// used with it is 50.
+func gcFixture(t *testing.T) *env {
+	e := newEnv(t)
+	// "keep": the newest value at or below 50 stays, everything older goes;
+	// versions above 50 are untouched.
+	e.txn(10, 11, mPut("keep", long('1')))
+	e.txn(20, 21, mPut("keep", "v2"))
+	e.txn(30, 31, mDel("keep"))
+	e.txn(40, 41, mPut("keep", long('4')))
+	e.rollback(45, "keep")
+	e.txn(46, 47, mLock("keep"))
+	e.rollback(55, "keep")
+	e.txn(60, 61, mPut("keep", "v6"))
+	// "deleted": newest at or below 50 is a delete: all of it goes.
+	e.txn(12, 13, mPut("deleted", long('d')))
+	e.txn(32, 33, mDel("deleted"))
+	// "expired": newest is a PUT expired by nowMs (1000): all goes.
+	e.txn(14, 15, mPut("expired", "old"))
+	e.txn(34, 35, mPutExp("expired", long('x'), 1000))
+	// "alive": an expiring PUT not yet expired stays.
+	e.txn(16, 17, mPut("alive", "old"))
+	e.txn(36, 37, mPutExp("alive", "fresh", 5000))
+	// "above": only versions above the safe point.
+	e.txn(70, 71, mPut("above", "a"))
+	e.rollback(80, "above")
+	// "marks": only rollback and LOCK records below the safe point.
+	e.rollback(22, "marks")
+	e.txn(24, 25, mLock("marks"))
+	// "a" and "a\x00": prefix keys, each with garbage.
+	e.txn(18, 19, mPut("a", "a1"), mPut("a\x00", "b1"))
+	e.txn(38, 39, mPut("a", "a2"), mPut("a\x00", "b2"))
+	// "dropped, then rewritten above": delete at or below 50, value above.
+	e.txn(26, 27, mPut("re", "r1"))
+	e.txn(28, 29, mDel("re"))
+	e.txn(90, 91, mPut("re", "r2"))
+	return e
+}
+
+const gcWantWrites = "a@39:PUT a\x00@39:PUT above@80:ROLLBACK above@71:PUT alive@37:PUT keep@61:PUT keep@55:ROLLBACK keep@41:PUT re@91:PUT"
+const gcWantDefaults = "keep@40"
+
+// visible records what every key reads as at and above the safe point.
+func visible(e *env, ts []uint64, nowMs int64) string {
+	var sb strings.Builder
+	for _, k := range []string{"a", "a\x00", "above", "alive", "deleted", "expired", "keep", "marks", "re"} {
+		for _, t := range ts {
+			g := e.get(k, t, nowMs)
+			fmt.Fprintf(&sb, "%q@%d=%q/%v ", k, t, trunc(g.value), g.found)
+		}
+	}
+	return sb.String()
+}
+
+var gcReadTS = []uint64{50, 56, 61, 75, 85, 95}
+
+func TestGC(t *testing.T) {
+	e := gcFixture(t)
+	before := visible(e, gcReadTS, 1000)
+	mods, next, err := GC(e.snap(), nil, nil, 50, 1000, 0)
+	if err != nil || next != nil {
+		t.Fatal(next, err)
+	}
+	e.apply(mods)
+	if got := e.cfString(keys.CFWrite); got != gcWantWrites {
+		t.Errorf("write CF after GC:\n got %s\nwant %s", got, gcWantWrites)
+	}
+	if got := e.cfString(keys.CFDefault); got != gcWantDefaults {
+		t.Errorf("default CF after GC = %s, want %s", got, gcWantDefaults)
+	}
+	if after := visible(e, gcReadTS, 1000); after != before {
+		t.Errorf("reads changed by GC:\nbefore %s\nafter  %s", before, after)
+	}
+	// A second pass finds nothing.
+	if mods, _, err := GC(e.snap(), nil, nil, 50, 1000, 0); err != nil || mods != nil {
+		t.Errorf("second GC = %d modifies, %v", len(mods), err)
+	}
+}
+
+func TestGCSubrangeAndSafePoints(t *testing.T) {
+	e := gcFixture(t)
+	mods, next, err := GC(e.snap(), []byte("a"), []byte("alive"), 50, 1000, 0)
+	if err != nil || next != nil {
+		t.Fatal(next, err)
+	}
+	e.apply(mods)
+	// Only "a", "a\x00" and "above" are in range; "above" has nothing to drop.
+	if got := e.cfString(keys.CFWrite); !strings.HasPrefix(got, "a@39:PUT a\x00@39:PUT above@80:ROLLBACK above@71:PUT alive@37:PUT alive@17:PUT") {
+		t.Errorf("write CF = %s", got)
+	}
+	// A safe point of 0 keeps everything (nothing is at or below it).
+	e2 := gcFixture(t)
+	if mods, _, err := GC(e2.snap(), nil, nil, 0, 1000, 0); err != nil || mods != nil {
+		t.Errorf("GC at safe point 0 = %d modifies, %v", len(mods), err)
+	}
+	// nowMs decides expiry: at 0 the expiring PUT stays.
+	mods, _, err = GC(e2.snap(), []byte("expired"), []byte("expired\x00"), 50, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.apply(mods)
+	if got := e2.cfString(keys.CFWrite); !strings.Contains(got, "expired@35:PUT") || strings.Contains(got, "expired@15") {
+		t.Errorf("write CF = %s", got)
+	}
+}
+
+// TestGCResumes: in small rounds GC reaches the same end state, never lets
+// an older value show through between rounds, and never returns much more
+// than its limit.
+func TestGCResumes(t *testing.T) {
+	for _, limit := range []int{1, 2, 3, 7} {
+		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
+			e := gcFixture(t)
+			// A key with a long history under a delete: it takes many rounds.
+			for i := range 12 {
+				ts := uint64(100 + 2*i)
+				e.txn(ts, ts+1, mPut("long", long(byte('a'+i))))
+			}
+			e.txn(150, 151, mDel("long"))
+			safe := uint64(160)
+			before := visible(e, []uint64{160, 200}, 1000) + fmt.Sprint(e.get("long", 160, 1000))
+			start := []byte(nil)
+			for rounds := 0; ; rounds++ {
+				if rounds > 200 {
+					t.Fatal("GC does not finish")
+				}
+				mods, next, err := GC(e.snap(), start, nil, safe, 1000, limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(mods) > limit+2 {
+					t.Fatalf("round %d: %d modifies for limit %d", rounds, len(mods), limit)
+				}
+				e.apply(mods)
+				if now := visible(e, []uint64{160, 200}, 1000) + fmt.Sprint(e.get("long", 160, 1000)); now != before {
+					t.Fatalf("round %d changed reads:\nbefore %s\nnow    %s", rounds, before, now)
+				}
+				if next == nil {
+					break
+				}
+				start = next
+			}
+			// Safe point 160: one version per live key, "long" gone entirely.
+			if got, want := e.cfString(keys.CFWrite), "a@39:PUT a\x00@39:PUT above@71:PUT alive@37:PUT keep@61:PUT re@91:PUT"; got != want {
+				t.Errorf("write CF:\n got %s\nwant %s", got, want)
+			}
+			if got := e.cfString(keys.CFDefault); got != "" {
+				t.Errorf("default CF = %s", got)
+			}
+		})
+	}
+}
+
+// TestGCCutNeverResurrects pins the held-back removal: a delete on top of
+// many versions stays until the batch that removes the last of them.
+func TestGCCutNeverResurrects(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.txn(uint64(10+2*i), uint64(11+2*i), mPut("k", fmt.Sprint("v", i)))
+	}
+	e.txn(30, 31, mDel("k"))
+	mods, next, err := GC(e.snap(), nil, nil, 40, 0, 2)
+	if err != nil || string(next) != "k" || len(mods) != 2 {
+		t.Fatalf("first round = %d modifies, next %q, %v", len(mods), next, err)
+	}
+	for _, m := range mods {
+		if strings.Contains(string(m.Key), string(keys.WriteKey([]byte("k"), 31))) {
+			t.Fatal("the delete record went before the versions under it")
+		}
+	}
+	e.apply(mods)
+	e.wantValue("k", 40, "", false)
+	if got := e.cfString(keys.CFWrite); got != "k@31:DEL k@15:PUT k@13:PUT k@11:PUT" {
+		t.Errorf("write CF after the cut = %s", got)
+	}
+}
