@@ -41,6 +41,8 @@ type Options struct {
 	RegionSplitSize uint64
 	// RaftLogKeep (default 1000).
 	RaftLogKeep uint64
+	// GCInterval and GCLifeTime tune garbage collection (defaults: 100ms, 1h).
+	GCInterval, GCLifeTime time.Duration
 	// ExcludeStores start without any region peer (targets for adding peers).
 	ExcludeStores []uint64
 	// Verbose logs at debug level instead of warnings only.
@@ -167,6 +169,13 @@ func (c *Cluster) StartStore(id uint64) {
 	cfg.RegionSplitSize = c.opts.RegionSplitSize
 	cfg.SplitCheckInterval = 200 * time.Millisecond
 	cfg.HeartbeatInterval = 200 * time.Millisecond
+	cfg.GCInterval, cfg.GCLifeTime = c.opts.GCInterval, c.opts.GCLifeTime
+	if cfg.GCInterval == 0 {
+		cfg.GCInterval = 100 * time.Millisecond
+	}
+	if cfg.GCLifeTime == 0 {
+		cfg.GCLifeTime = time.Hour
+	}
 	cfg.TestingKnobs.DropMessage = func(m *raftserverpb.RaftMessage) bool {
 		return c.filters.drop(m.GetFromPeer().GetStoreId(), m.GetToPeer().GetStoreId())
 	}
@@ -256,6 +265,16 @@ func (c *Cluster) Client(id uint64) storepb.StoreClient {
 		c.conns[id] = cc
 	}
 	return storepb.NewStoreClient(cc)
+}
+
+// StoreStats returns a running store's counters (NoKV.Stats.store).
+func (c *Cluster) StoreStats(id uint64) map[string]any {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if srv := c.stores[id]; srv != nil {
+		return srv.Stats()
+	}
+	return nil
 }
 
 // Running reports whether a store is running.

@@ -49,6 +49,12 @@ type Config struct {
 	SplitCheckInterval time.Duration `env:"SPLIT_CHECK_INTERVAL"`
 	// HeartbeatInterval paces store and region heartbeats to PD.
 	HeartbeatInterval time.Duration `env:"HEARTBEAT_INTERVAL"`
+	// GCInterval is how often old MVCC versions and expired values are
+	// collected.
+	GCInterval time.Duration `env:"GC_INTERVAL"`
+	// GCLifeTime is how long old versions stay readable; transactions
+	// older than this may fail.
+	GCLifeTime time.Duration `env:"GC_LIFE_TIME"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs raftstore.TestingKnobs `env:"-"`
@@ -67,6 +73,8 @@ func DefaultConfig() Config {
 		RegionSplitSize:    96 << 20,
 		SplitCheckInterval: 10 * time.Second,
 		HeartbeatInterval:  10 * time.Second,
+		GCInterval:         time.Minute,
+		GCLifeTime:         10 * time.Minute,
 	}
 }
 
@@ -86,6 +94,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.RaftLogKeep, "raft-log-keep", c.RaftLogKeep, "applied log `entries` kept behind the applied index [env "+EnvPrefix+"RAFT_LOG_KEEP]")
 	fs.Uint64Var(&c.RegionSplitSize, "region-split-size", c.RegionSplitSize, "split a region past this many `bytes`; 0 disables [env "+EnvPrefix+"REGION_SPLIT_SIZE]")
 	fs.DurationVar(&c.SplitCheckInterval, "split-check-interval", c.SplitCheckInterval, "how often region sizes are checked [env "+EnvPrefix+"SPLIT_CHECK_INTERVAL]")
+	fs.DurationVar(&c.GCInterval, "gc-interval", c.GCInterval, "how often old versions and expired values are collected [env "+EnvPrefix+"GC_INTERVAL]")
+	fs.DurationVar(&c.GCLifeTime, "gc-life-time", c.GCLifeTime, "how long old versions stay readable [env "+EnvPrefix+"GC_LIFE_TIME]")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "store and region heartbeat interval to PD [env "+EnvPrefix+"HEARTBEAT_INTERVAL]")
 }
 
@@ -148,6 +158,12 @@ func (c Config) Validate() error {
 	}
 	if c.SplitCheckInterval <= 0 {
 		errs = append(errs, errors.New("split_check_interval: must be positive"))
+	}
+	if c.GCInterval <= 0 {
+		errs = append(errs, errors.New("gc_interval: must be positive"))
+	}
+	if c.GCLifeTime <= 0 {
+		errs = append(errs, errors.New("gc_life_time: must be positive"))
 	}
 	if c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("heartbeat_interval: must be positive"))

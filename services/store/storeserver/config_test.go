@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nokv/nokv/pkg/config"
 )
@@ -40,6 +41,8 @@ func TestValidate(t *testing.T) {
 		{"zero tick", func(c *Config) { c.RaftTickInterval = 0 }, "raft_tick_interval: must be positive"},
 		{"election not above heartbeat", func(c *Config) { c.RaftElectionTicks = 2 }, "raft_election_ticks: must exceed raft_heartbeat_ticks (2), have 2"},
 		{"zero log keep", func(c *Config) { c.RaftLogKeep = 0 }, "raft_log_keep: must be positive"},
+		{"zero gc interval", func(c *Config) { c.GCInterval = 0 }, "gc_interval: must be positive"},
+		{"negative gc life time", func(c *Config) { c.GCLifeTime = -time.Second }, "gc_life_time: must be positive"},
 		{"zero heartbeat", func(c *Config) { c.HeartbeatInterval = 0 }, "heartbeat_interval: must be positive"},
 	}
 	for _, tt := range tests {
@@ -130,6 +133,7 @@ func withRaftDefaults(c Config) Config {
 	d := DefaultConfig()
 	c.RaftTickInterval, c.RaftElectionTicks, c.RaftHeartbeatTicks = d.RaftTickInterval, d.RaftElectionTicks, d.RaftHeartbeatTicks
 	c.RaftLogKeep, c.RegionSplitSize, c.SplitCheckInterval, c.HeartbeatInterval = d.RaftLogKeep, d.RegionSplitSize, d.SplitCheckInterval, d.HeartbeatInterval
+	c.GCInterval, c.GCLifeTime = d.GCInterval, d.GCLifeTime
 	return c
 }
 

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/pkg/stats"
+	"github.com/nokv/nokv/services/store/internal/kvsvc"
 	"github.com/nokv/nokv/services/store/internal/raftstore"
 )
 
@@ -27,10 +28,11 @@ type metrics struct {
 	rpcTotal  atomic.Int64
 	rpcErrors atomic.Int64
 	store     *raftstore.Store
+	svc       *kvsvc.Service
 }
 
-func newMetrics(store *raftstore.Store) *metrics {
-	m := &metrics{reg: prometheus.NewRegistry(), store: store}
+func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry(), store: store, svc: svc}
 	m.rpcs = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "rpc_total", Help: "Unary RPCs served, by method and gRPC code."}, []string{"method", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "nokv", Subsystem: "store", Name: "rpc_duration_seconds", Help: "Unary RPC latency by method.", Buckets: prometheus.ExponentialBuckets(50e-6, 3, 12)}, []string{"method"})
 	m.reg.MustRegister(m.rpcs, m.latency, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -49,6 +51,8 @@ func newMetrics(store *raftstore.Store) *metrics {
 	counter("raft_proposals_total", "Commands proposed.", &st.Proposals)
 	counter("raft_read_index_total", "ReadIndex rounds (each serves a batch of reads).", &st.ReadIndexRounds)
 	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_rounds_total", Help: "Garbage collection rounds."}, func() float64 { r, _ := svc.GCStats(); return float64(r) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_deleted_keys_total", Help: "Engine keys deleted by garbage collection."}, func() float64 { _, d := svc.GCStats(); return float64(d) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "regions", Help: "Regions with a peer here."}, func() float64 { r, _ := store.Counts(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "leaders", Help: "Regions led here."}, func() float64 { _, l := store.Counts(); return float64(l) }),
 	)
@@ -59,6 +63,7 @@ func newMetrics(store *raftstore.Store) *metrics {
 func (m *metrics) snapshot() map[string]any {
 	st := m.store.Stats()
 	regions, leaders := m.store.Counts()
+	gcRounds, gcDeleted := m.svc.GCStats()
 	return map[string]any{
 		"store_id": m.store.StoreID(), "rpc_total": m.rpcTotal.Load(), "rpc_errors": m.rpcErrors.Load(),
 		"regions": regions, "leaders": leaders,
@@ -67,6 +72,7 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
 		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
+		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted,
 	}
 }
 

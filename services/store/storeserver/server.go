@@ -39,6 +39,7 @@ type Server struct {
 	httpSrv *http.Server
 	metrics *metrics
 
+	cancelGC  context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
@@ -108,13 +109,13 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
 		return nil, err
 	}
-	s.metrics = newMetrics(s.store)
+	s.svc = kvsvc.New(s.store, s.pd)
+	s.metrics = newMetrics(s.store, s.svc)
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.metrics.unary),
 		grpc.MaxRecvMsgSize(64<<20),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
 	)
-	s.svc = kvsvc.New(s.store, s.pd)
 	storepb.RegisterStoreServer(s.grpc, s.svc)
 	if cfg.MetricsAddr != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -159,6 +160,9 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	os.Exit(1)
 }
 
+// Stats returns the counters published as NoKV.Stats.store.
+func (s *Server) Stats() map[string]any { return s.metrics.snapshot() }
+
 // Addr is the gRPC address actually bound.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -173,7 +177,13 @@ func (s *Server) MetricsAddr() string {
 // Start serves in background goroutines.
 func (s *Server) Start() {
 	s.store.Start()
-	s.wg.Add(1)
+	gcCtx, cancel := context.WithCancel(context.Background())
+	s.cancelGC = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		s.svc.RunGC(gcCtx, s.pd, kvsvc.GCOptions{Interval: s.cfg.GCInterval, LifeTime: s.cfg.GCLifeTime, Log: s.log})
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.grpc.Serve(s.ln); err != nil {
@@ -196,6 +206,9 @@ func (s *Server) Start() {
 // call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.cancelGC != nil {
+			s.cancelGC()
+		}
 		if s.grpc != nil {
 			s.svc.Shutdown()
 			stopped := make(chan struct{})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -36,7 +37,12 @@ type Service struct {
 	maxSnapshotBytes int
 	stopping         chan struct{}
 	stopOnce         sync.Once
+	gcRounds         atomic.Int64
+	gcDeleted        atomic.Int64
 }
+
+// GCStats reports garbage collection rounds run and engine keys deleted.
+func (s *Service) GCStats() (rounds, deleted int64) { return s.gcRounds.Load(), s.gcDeleted.Load() }
 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {
