@@ -20,9 +20,15 @@ import (
 // records at or below safePoint, each with its default column family value.
 // Records above safePoint are never touched.
 //
-// The caller must have resolved every lock with start_ts <= safePoint first
-// (ScanLock + ResolveLock), and nowMs should lag the clocks of the readers
-// that pass their own now_ms, since an expired PUT is gone for all of them.
+// GC never touches locks or the values they point to, so pending locks do
+// not make it unsafe. What the safe point must guarantee is that no
+// transaction with start_ts <= safePoint will still prewrite or commit: GC
+// removes the rollback records that would stop such a late prewrite, and a
+// commit at or below safePoint would slip a version under readers that
+// already passed it. The service can enforce this by rejecting a Prewrite
+// whose start_ts, or a Commit whose commit_ts, is at or below the last safe
+// point it collected with. nowMs should lag the clocks of readers that pass
+// their own now_ms: an expired PUT is gone for all of them.
 //
 // GC returns about limit modifies at most (limit <= 0: no limit) and the raw
 // key to continue from, nil when the range is done. A key with more garbage
@@ -32,6 +38,9 @@ import (
 // reappear. The caller must therefore apply the modifies before the next
 // call reads; computed again from the same state they are simply the same.
 func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit int) (mods []*raftserverpb.Modify, next []byte, err error) {
+	if emptyRange(start, end) {
+		return nil, nil, nil
+	}
 	lo, hi := keys.DataRange(keys.CFWrite, start, end)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {

@@ -98,6 +98,9 @@ func TestGCSubrangeAndSafePoints(t *testing.T) {
 	if got := e.cfString(keys.CFWrite); !strings.HasPrefix(got, "a@39:PUT a\x00@39:PUT above@80:ROLLBACK above@71:PUT alive@37:PUT alive@17:PUT") {
 		t.Errorf("write CF = %s", got)
 	}
+	if mods, next, err := GC(e.snap(), []byte("z"), []byte("a"), 50, 1000, 0); mods != nil || next != nil || err != nil {
+		t.Errorf("GC over a reversed range = %d modifies, %q, %v", len(mods), next, err)
+	}
 	// A safe point of 0 keeps everything (nothing is at or below it).
 	e2 := gcFixture(t)
 	if mods, _, err := GC(e2.snap(), nil, nil, 0, 1000, 0); err != nil || mods != nil {

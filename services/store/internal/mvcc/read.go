@@ -56,6 +56,11 @@ func (l *Lock) blocksRead(ts uint64) bool {
 	return l.Op != opLock && l.StartTS < ts
 }
 
+// emptyRange reports whether the raw range [start, end) (empty end:
+// unbounded) holds no key. A reversed range must not reach Pebble, whose
+// iterators require lower <= upper.
+func emptyRange(start, end []byte) bool { return len(end) > 0 && bytes.Compare(start, end) >= 0 }
+
 func expired(expiresAt, nowMs int64) bool { return expiresAt != 0 && expiresAt <= nowMs }
 
 func lockedError(l *Lock, key []byte) *kvrpcpb.KeyError {
@@ -147,6 +152,9 @@ func BatchGet(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64) (pairs 
 // key's older versions, so its cost follows the keys returned rather than
 // the number of versions.
 func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
+	if emptyRange(start, end) {
+		return nil, nil
+	}
 	lo, hi := keys.DataRange(keys.CFLock, start, end)
 	lit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -272,6 +280,9 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 // unbounded) whose start_ts is at most maxTS, in key order, at most limit of
 // them (limit <= 0: no limit).
 func ScanLock(r pebble.Reader, maxTS uint64, start, end []byte, limit int) (locks []*kvrpcpb.LockInfo, err error) {
+	if emptyRange(start, end) {
+		return nil, nil
+	}
 	lo, hi := keys.DataRange(keys.CFLock, start, end)
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {

@@ -121,6 +121,7 @@ func TestScan(t *testing.T) {
 		{"before anything", "", "", 0, 1, false, ""},
 		{"only h at ts 2", "h", "", 0, 2, true, "h i"},
 		{"empty range", "b", "b", 0, 400, false, ""},
+		{"reversed range", "e", "a", 0, 400, false, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pairs, err := Scan(e.snap(), []byte(c.start), []byte(c.end), c.limit, c.ts, c.keyOnly, 2_000) // d has expired
@@ -159,6 +160,7 @@ func TestScanLock(t *testing.T) {
 		{299, "", "", 0, ""},
 		{1000, "h", "j", 0, "h@305"},
 		{1000, "", "", 2, "g@300 h@305"},
+		{1000, "j", "g", 0, ""},
 	} {
 		locks, err := ScanLock(e.snap(), c.maxTS, []byte(c.start), []byte(c.end), c.limit)
 		if err != nil {

@@ -389,7 +389,9 @@ func CheckTxnStatus(r pebble.Reader, primary []byte, lockTS, currentTS uint64, r
 // limit of them (limit <= 0: no limit); next is the raw key to resume the
 // scan from, nil when the range holds no more of its locks. Resuming from a
 // reader that has not yet applied the modifies would redo the same keys,
-// harmlessly.
+// harmlessly. Every lock resolved contributes a MODIFY_DELETE of its lock
+// key, so a caller can compute a scan without latches and learn from the
+// modifies which keys to latch and resolve by key.
 func ResolveLock(r pebble.Reader, startTS, commitTS uint64, keyList [][]byte, start, end []byte, limit int) (mods []*raftserverpb.Modify, next []byte, keyErr *kvrpcpb.KeyError, err error) {
 	if commitTS != 0 && commitTS <= startTS {
 		return nil, nil, abortf("resolve lock: commit_version %d is not above start_version %d", commitTS, startTS), nil
@@ -401,6 +403,9 @@ func ResolveLock(r pebble.Reader, startTS, commitTS uint64, keyList [][]byte, st
 			mods, keyErr, err = BatchRollback(r, startTS, keyList)
 		}
 		return mods, nil, keyErr, err
+	}
+	if emptyRange(start, end) {
+		return nil, nil, nil, nil
 	}
 
 	lo, hi := keys.DataRange(keys.CFLock, start, end)

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/services/store/internal/keys"
 )
 
@@ -529,6 +530,33 @@ func TestResolveLock(t *testing.T) {
 		}
 		if _, _, kerr, _ := ResolveLock(e.snap(), 10, 20, bs("k3"), nil, nil, 0); kerr.GetAbort() == "" {
 			t.Errorf("committing a rolled back key = %v", kerr)
+		}
+	})
+	// The service finds the locks to latch from the modifies of a scan:
+	// each resolved lock must show up as a delete of its lock key.
+	t.Run("every resolved lock is a lock delete", func(t *testing.T) {
+		e := build(t)
+		for _, commitTS := range []uint64{0, 20} {
+			mods, _, kerr, err := ResolveLock(e.snap(), 10, commitTS, nil, []byte("k2"), nil, 3)
+			if err != nil || kerr != nil {
+				t.Fatal(kerr, err)
+			}
+			var got []string
+			for _, m := range mods {
+				if m.Op == raftserverpb.ModifyOp_MODIFY_DELETE && m.Key[0] == keys.CFLock {
+					k, err := keys.DecodeLockKey(m.Key)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, string(k))
+				}
+			}
+			if strings.Join(got, " ") != "k2 k3 k4" {
+				t.Errorf("commit_ts %d: lock deletes for %q, want k2 k3 k4", commitTS, got)
+			}
+		}
+		if mods, next, kerr, err := ResolveLock(e.snap(), 10, 0, nil, []byte("k5"), []byte("k1"), 0); mods != nil || next != nil || kerr != nil || err != nil {
+			t.Errorf("reversed range = %d modifies, %q, %v, %v", len(mods), next, kerr, err)
 		}
 	})
 	t.Run("commit_ts not above start_ts", func(t *testing.T) {
