@@ -40,8 +40,6 @@ func (rd *reader) fit(key []byte) {
 	rd.buf, rd.lower, rd.upper = rd.arena[:0:n], rd.arena[n:n:2*n], rd.arena[2*n:2*n:3*n]
 }
 
-func newReader(r pebble.Reader) *reader { return &reader{r: r} }
-
 // closeReader closes rd and reports a close failure through *err unless an
 // earlier error is already there.
 func closeReader(rd *reader, err *error) {
