@@ -79,10 +79,16 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	var bootstrap []*metapb.Region
+	var (
+		bootstrap []*metapb.Region
+		campaign  []uint64
+	)
 	if cluster != nil {
 		for _, r := range cluster.Regions {
 			bootstrap = append(bootstrap, r.Meta())
+			if r.LeaderStoreID == cfg.StoreID {
+				campaign = append(campaign, r.ID)
+			}
 		}
 	}
 	// Other stores reach this one at the address PD has for it: the cluster
@@ -104,6 +110,7 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		SplitCheckInterval:      cfg.SplitCheckInterval,
 		RegionHeartbeatInterval: cfg.HeartbeatInterval,
 		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
+		CampaignOnBootstrap:     campaign,
 		Knobs:                   cfg.TestingKnobs,
 	}
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {

@@ -58,6 +58,8 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 		if safePoint == 0 {
 			continue
 		}
+		for old := s.safePoint.Load(); safePoint > old && !s.safePoint.CompareAndSwap(old, safePoint); old = s.safePoint.Load() {
+		}
 		for _, region := range s.store.Regions() {
 			if err := s.gcRegion(ctx, region.GetId(), safePoint, opts.BatchSize); err != nil && ctx.Err() == nil {
 				opts.Log.Debug("gc: region", "region", region.GetId(), "err", err)

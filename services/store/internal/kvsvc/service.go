@@ -37,8 +37,12 @@ type Service struct {
 	maxSnapshotBytes int
 	stopping         chan struct{}
 	stopOnce         sync.Once
-	gcRounds         atomic.Int64
-	gcDeleted        atomic.Int64
+	// safePoint is the GC safe point last used here: transactions at or
+	// below it could find their rollback records collected, so they must
+	// not write.
+	safePoint atomic.Uint64
+	gcRounds  atomic.Int64
+	gcDeleted atomic.Int64
 }
 
 // GCStats reports garbage collection rounds run and engine keys deleted.
@@ -220,6 +224,10 @@ func mutationKeys(ms []*kvrpcpb.Mutation) [][]byte {
 // when try_one_pc is set and the transaction fits this region.
 func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
 	resp := &kvrpcpb.PrewriteResponse{}
+	if sp := s.safePoint.Load(); req.GetStartVersion() <= sp {
+		resp.Errors = []*kvrpcpb.KeyError{{Abort: fmt.Sprintf("start_version %d is at or below the GC safe point %d: the transaction outlived gc_life_time", req.GetStartVersion(), sp)}}
+		return resp, nil
+	}
 	ks := mutationKeys(req.GetMutations())
 	if req.GetTryOnePc() {
 		if err := s.sync1PC(ctx, req.GetContext().GetRegionId()); err != nil {
@@ -275,6 +283,10 @@ func (s *Service) sync1PC(ctx context.Context, regionID uint64) error {
 // KvCommit commits the locks of a transaction.
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
 	resp := &kvrpcpb.CommitResponse{}
+	if sp := s.safePoint.Load(); req.GetCommitVersion() <= sp {
+		resp.Error = &kvrpcpb.KeyError{Abort: fmt.Sprintf("commit_version %d is at or below the GC safe point %d", req.GetCommitVersion(), sp)}
+		return resp, nil
+	}
 	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
 		mods, kerr, err := mvcc.Commit(r, req.GetStartVersion(), req.GetKeys(), req.GetCommitVersion())
 		resp.Error = kerr

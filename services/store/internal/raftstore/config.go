@@ -43,6 +43,11 @@ type Config struct {
 	// apply or its read index to be confirmed.
 	ProposalTimeout time.Duration
 
+	// CampaignOnBootstrap lists regions whose peer here campaigns right
+	// after the store bootstraps (the cluster file's leader_store_id), so
+	// a new cluster starts with the leaders it was written with.
+	CampaignOnBootstrap []uint64
+
 	Knobs TestingKnobs
 }
 

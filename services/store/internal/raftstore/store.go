@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -47,6 +48,8 @@ type Store struct {
 	snaps       *snapRegistry
 	incarnation uint32
 	addr        string
+	// bootstrapped is set when this start created the store's state.
+	bootstrapped bool
 
 	mu    sync.RWMutex
 	peers map[uint64]*peer // by region id
@@ -127,6 +130,7 @@ func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
 			return fmt.Errorf("raftstore: write bootstrap state: %w", err)
 		}
 		s.log.Info("bootstrapped store", "regions", n)
+		s.bootstrapped = true
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys.RegionMetaMin, UpperBound: keys.RegionMetaMax})
 	if err != nil {
@@ -196,7 +200,7 @@ func (s *Store) Start() {
 	// after a full restart an immediate campaign speeds recovery.
 	s.post(func() {
 		for _, p := range s.peerList() {
-			if len(p.region().GetPeers()) == 1 {
+			if len(p.region().GetPeers()) == 1 || (s.bootstrapped && slices.Contains(s.cfg.CampaignOnBootstrap, p.regionID)) {
 				_ = p.rn.Campaign()
 			}
 		}

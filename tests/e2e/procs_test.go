@@ -1,0 +1,187 @@
+package e2e_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binaries builds nokv-pd and nokv-store once per test binary run.
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+func binaries(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "nokv-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		for name, pkg := range map[string]string{"nokv-pd": "../../services/pd/cmd/nokv-pd", "nokv-store": "../../services/store/cmd/nokv-store"} {
+			out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("build %s: %v\n%s", name, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binDir
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// procCluster is PD and three stores running as separate processes.
+type procCluster struct {
+	t      *testing.T
+	dir    string
+	bin    string
+	file   string
+	pdAddr string
+	stores map[uint64]string // id → address
+	procs  map[string]*exec.Cmd
+	logs   map[string]*bytes.Buffer
+	mu     sync.Mutex
+}
+
+func startProcCluster(t *testing.T) *procCluster {
+	c := &procCluster{
+		t: t, dir: t.TempDir(), bin: binaries(t), pdAddr: freePort(t),
+		stores: map[uint64]string{}, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
+	}
+	type peer struct {
+		StoreID uint64 `json:"store_id"`
+		PeerID  uint64 `json:"peer_id"`
+	}
+	var stores []map[string]any
+	for id := uint64(1); id <= 3; id++ {
+		addr := freePort(t)
+		c.stores[id] = addr
+		stores = append(stores, map[string]any{"store_id": id, "listen_addr": addr, "addr": addr, "docker_listen_addr": "0.0.0.0:20160", "docker_addr": fmt.Sprintf("nokv-store-%d:20160", id)})
+	}
+	region := func(id uint64, start, end string, leader uint64) map[string]any {
+		var peers []peer
+		for s := uint64(1); s <= 3; s++ {
+			peers = append(peers, peer{StoreID: s, PeerID: id*100 + s})
+		}
+		return map[string]any{"id": id, "start_key": start, "end_key": end, "epoch": map[string]any{"version": 1, "conf_version": 1}, "peers": peers, "leader_store_id": leader}
+	}
+	file := map[string]any{
+		"max_retries": 8,
+		"pd":          map[string]any{"addr": c.pdAddr, "docker_addr": "nokv-pd:2379", "work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"},
+		"stores":      stores,
+		"regions":     []any{region(1, "", "m", 1), region(2, "m", "", 2)},
+	}
+	data, err := json.MarshalIndent(file, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.file = filepath.Join(c.dir, "cluster.json")
+	if err := os.WriteFile(c.file, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.start("pd", filepath.Join(c.bin, "nokv-pd"), "--config", c.file, "--store-down-after", "3s")
+	for id := uint64(1); id <= 3; id++ {
+		c.startStore(id)
+	}
+	t.Cleanup(c.stopAll)
+	return c
+}
+
+func (c *procCluster) startStore(id uint64) {
+	c.start(fmt.Sprintf("store-%d", id), filepath.Join(c.bin, "nokv-store"),
+		"--config", c.file, "--store-id", fmt.Sprint(id), "--workdir", filepath.Join(c.dir, fmt.Sprintf("store-%d", id)),
+		"--raft-tick-interval", "50ms", "--heartbeat-interval", "500ms")
+}
+
+func (c *procCluster) start(name, bin string, args ...string) {
+	c.t.Helper()
+	cmd := exec.Command(bin, args...)
+	log := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	c.mu.Lock()
+	c.procs[name], c.logs[name] = cmd, log
+	c.mu.Unlock()
+}
+
+// kill9 kills a process without warning and waits for it to be gone.
+func (c *procCluster) kill9(name string) {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	delete(c.procs, name)
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+}
+
+// stop sends SIGTERM and checks the process exits cleanly.
+func (c *procCluster) stop(name string) {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	delete(c.procs, name)
+	log := c.logs[name]
+	c.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			c.t.Errorf("%s exited with %v after SIGTERM\n%s", name, err, log)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		c.t.Errorf("%s did not stop within 15s of SIGTERM\n%s", name, log)
+	}
+}
+
+func (c *procCluster) stopAll() {
+	for id := uint64(1); id <= 3; id++ {
+		c.stop(fmt.Sprintf("store-%d", id))
+	}
+	c.stop("pd")
+	if c.t.Failed() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for name, log := range c.logs {
+			c.t.Logf("--- %s log (tail)\n%s", name, tail(log.String(), 4000))
+		}
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
