@@ -43,6 +43,9 @@ type Options struct {
 	RaftLogKeep uint64
 	// GCInterval and GCLifeTime tune garbage collection (defaults: 100ms, 1h).
 	GCInterval, GCLifeTime time.Duration
+	// ReplaceDownAfter is PD's wait before re-replicating a down store's
+	// regions (default 30m: off for practical purposes).
+	ReplaceDownAfter time.Duration
 	// ExcludeStores start without any region peer (targets for adding peers).
 	ExcludeStores []uint64
 	// Verbose logs at debug level instead of warnings only.
@@ -92,6 +95,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	pcfg := pdserver.DefaultConfig()
 	pcfg.Addr, pcfg.WorkDir = c.pdAddr, filepath.Join(c.dir, "pd")
 	pcfg.StoreDownAfter = 2 * time.Second
+	if opts.ReplaceDownAfter != 0 {
+		pcfg.ReplaceDownAfter = opts.ReplaceDownAfter
+	}
 	pd, err := pdserver.New(pcfg, c.file, c.log.With("svc", "pd"))
 	if err != nil {
 		t.Fatalf("start PD: %v", err)
