@@ -313,6 +313,18 @@ func (s *Store) handleReadies() error {
 	}
 	s.stats.ReadyRounds.Add(1)
 
+	// A leader's messages may go out before its own log write (raft thesis
+	// §10.2.1): its fsync then overlaps the followers'. Only a leader that
+	// was one before this Ready qualifies; a new leader's term and vote must
+	// be on disk first, as must any follower's state before it answers.
+	sentEarly := make([]bool, len(readies))
+	for i, r := range readies {
+		if r.rd.SoftState == nil && r.p.isLeader() && raft.IsEmptySnap(r.rd.Snapshot) {
+			s.send(r.p, r.rd.Messages)
+			sentEarly[i] = true
+		}
+	}
+
 	wb := s.db.NewBatch()
 	defer wb.Close()
 	sync := false
@@ -351,8 +363,10 @@ func (s *Store) handleReadies() error {
 		p.afterSnapshotApplied()
 	}
 
-	for _, r := range readies {
-		s.send(r.p, r.rd.Messages)
+	for i, r := range readies {
+		if !sentEarly[i] {
+			s.send(r.p, r.rd.Messages)
+		}
 		if r.rd.SoftState != nil || !raft.IsEmptyHardState(r.rd.HardState) {
 			r.p.onRoleOrTerm()
 		}
