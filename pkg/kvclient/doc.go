@@ -1,0 +1,141 @@
+// Package kvclient is NoKV's transactional KV client: snapshot reads and
+// optimistic Percolator transactions (as in TiKV) over the cluster's
+// multi-raft stores, routed through PD.
+//
+//	c, err := kvclient.New(ctx, pdAddr, kvclient.Options{})
+//	defer c.Close()
+//	err = c.RunTxn(ctx, func(txn *kvclient.Txn) error {
+//		e, found, err := txn.Get(ctx, key)
+//		if err != nil {
+//			return err
+//		}
+//		n := 0
+//		if found {
+//			n, _ = strconv.Atoi(string(e.Value))
+//		}
+//		return txn.Set(key, strconv.AppendInt(nil, int64(n+1), 10), e.ExpiresAt)
+//	})
+//
+// [Client.RunTxn] is the building block for Redis commands: an atomic
+// multi-key read-modify-write, retried from scratch on conflicts. Values
+// carry an expiry (Unix milliseconds, 0 never), kept by [Entry.ExpiresAt];
+// an expired value reads as absent.
+//
+// # Timestamps and reads
+//
+// Every transaction starts with one timestamp from PD's TSO (batched by
+// pdclient), its start_ts; its reads see exactly the transactions committed
+// at or below it ([Snapshot]). A transaction reads its own buffered writes
+// first ([Txn.Get], [Txn.BatchGet] and [Txn.Scan] merge them in). Expiry is
+// judged at the physical time of the read timestamp (TSO timestamps are
+// physical_ms<<18 | logical), so every reader of a snapshot agrees whatever
+// its own clock; [Txn.Now] exposes that instant and Options.NowMs overrides
+// it for tests.
+//
+// Reads never return a value that might still roll back: the store answers
+// "locked" when a transaction that started below the read timestamp holds a
+// lock on the key, and the client resolves the lock (below) and reads
+// again. BatchGet groups its keys by region and reads the regions in
+// parallel, one goroutine per extra region; Scan walks the regions in key
+// order, resuming at a locked key once it is settled.
+//
+// # Commit
+//
+// Writes are buffered until [Txn.Commit]. The mutations are sorted by key;
+// the first is the primary.
+//
+// One-phase commit: when every key is in one region (and fits one request,
+// 256 keys), a single prewrite with try_one_pc commits the transaction in
+// one raft round. Its proposed commit timestamp is start_ts+1, not a fresh
+// TSO timestamp: the store raises it above every read timestamp it has
+// served in the region (and syncs that bound from the TSO when it starts
+// leading), so no reader can see the value appear under its snapshot, and
+// a transaction that starts after the commit returns gets a TSO timestamp
+// above the bound and sees it. Fetching a timestamp would cost a PD round
+// trip for nothing. The store returns the commit timestamp it chose.
+//
+// Two-phase commit otherwise: (1) prewrite every region's batch in
+// parallel, the primary's batch in the calling goroutine, each batch
+// locking its keys with the primary's name and a TTL of the transaction's
+// age plus Options.LockTTL; (2) take a commit timestamp from the TSO; (3)
+// commit the primary alone: this is the commit point; (4) commit the
+// secondaries, region batches in parallel. Failures of (4) do not fail the
+// transaction: a reader that meets a secondary lock finds the primary
+// committed and commits the lock itself.
+//
+// Conflicts: a prewrite that meets a write committed after start_ts fails
+// with an error matching [ErrWriteConflict]; one that meets another
+// transaction's lock resolves it and retries (at most three rounds), and
+// fails with ErrWriteConflict if the lock is still alive. Everything the
+// transaction may have prewritten is then rolled back (BatchRollback,
+// leaving rollback records so that a late prewrite fails) before Commit
+// returns. If the primary's commit is refused because the transaction was
+// rolled back meanwhile (its lock expired and a reader rolled it back), the
+// error matches [ErrTxnAborted] or [ErrTxnNotFound]. All of these match
+// [IsRetryable]: nothing was committed, and RunTxn runs the transaction
+// again with a new start_ts after a short jittered backoff, at most
+// Options.TxnRetries times. If a one-phase commit or the primary's commit
+// fails after an attempt whose outcome is unknown (timed out, connection
+// lost, proposal reported stale, context ended in flight), the error
+// matches [ErrCommitUndetermined] and is not retried: the transaction may
+// have committed.
+//
+// # Lock resolution
+//
+// A lock met by a read or a prewrite belongs to a transaction whose fate
+// its primary key decides. The resolver asks the primary's region
+// (CheckTxnStatus, with a fresh TSO timestamp as current_ts, and
+// rollback_if_not_exist once the met lock's TTL has run out by that
+// timestamp's physical time):
+//
+//   - committed at commit_ts: ResolveLock(commit_ts) commits the met locks;
+//   - rolled back, or expired (the store rolls it back then): ResolveLock(0)
+//     rolls the met locks back;
+//   - alive (or its primary not prewritten yet while the met lock is
+//     alive): the reader waits a backoff capped at the lock's remaining TTL
+//     and tries again, for at most Options.MaxLockWait in all
+//     ([ErrLockWaitTimeout]); a prewrite gives up with a write conflict.
+//
+// Decided fates never change, so they are cached for
+// Options.ResolvedCacheTTL and the transaction's other locks resolve
+// without asking its primary again.
+//
+// # Routing and retries
+//
+// Requests go to the leader of the region holding their keys, as PD's
+// region cache (pdclient.RegionCache) knows it; requests with several keys
+// are split by region. Every routing problem is handled in one place (the
+// unexported send) against a per-request budget of Options.MaxRetries
+// failed attempts, with jittered exponential backoff between
+// Options.MinBackoff and Options.MaxBackoff:
+//
+//   - NotLeader with a leader hint: the cache learns the leader and the
+//     request goes there at once (backing off if redirected again). A hint
+//     that is not a peer of the cached region drops the region.
+//   - NotLeader without a hint (election under way), gRPC Unavailable, or
+//     an attempt running out of Options.RPCTimeout: back off and try the
+//     region's next peer; an unreachable store's address is dropped so PD
+//     is asked again.
+//   - EpochNotMatch: the regions the store reports are put in the cache
+//     and the request's keys are split by region again and retried (at
+//     once if the store's view is newer than ours).
+//   - RegionNotFound, KeyNotInRegion, StoreNotMatch: drop the cached
+//     route, back off, locate the keys again.
+//   - ServerIsBusy (at least its backoff_ms) and StaleCommand: back off
+//     and retry the same peer.
+//
+// Percolator requests are idempotent, so retrying one that may have
+// applied is safe. When the budget is spent the request fails with an error
+// matching [ErrRegionUnavailable] that wraps the last cause (a
+// [*RegionError], a gRPC status or a PD error). The caller's context
+// bounds everything, backoffs included; [Client.Close] cuts calls short
+// with [ErrClosed].
+//
+// # Errors
+//
+// Errors match the package's sentinels with errors.Is; a store's key error
+// is a [*KeyError], which matches the sentinel of its kind ([ErrLocked],
+// [ErrWriteConflict], [ErrRetryable], [ErrTxnAborted],
+// [ErrAlreadyCommitted], [ErrTxnNotFound]) and can be examined with
+// errors.As.
+package kvclient

@@ -1,0 +1,164 @@
+package kvclient
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+)
+
+// Sentinels. Match them with errors.Is; every error the package returns
+// wraps one of them or a context, PD or gRPC error.
+var (
+	// ErrClosed is returned by calls on a closed client.
+	ErrClosed = errors.New("kvclient: client closed")
+	// ErrInvalidOptions is returned by the constructors for unusable options.
+	ErrInvalidOptions = errors.New("kvclient: invalid options")
+	// ErrRegionUnavailable: a request could not be served within
+	// Options.MaxRetries retries (region errors, unreachable stores, PD
+	// down). The error wraps the last cause (a *RegionError, a gRPC status
+	// or a PD error). Retrying later may succeed.
+	ErrRegionUnavailable = errors.New("kvclient: region unavailable")
+
+	// ErrWriteConflict: another transaction wrote, or holds a lock on, a key
+	// this transaction writes, after this transaction started. Nothing was
+	// committed; retry the whole transaction (RunTxn does).
+	ErrWriteConflict = errors.New("kvclient: write conflict")
+	// ErrRetryable: the store asked for the transaction to be retried from
+	// scratch (KeyError.retryable). Nothing was committed.
+	ErrRetryable = errors.New("kvclient: transaction must be retried")
+	// ErrTxnAborted: the store refused the transaction (KeyError.abort),
+	// typically because another client's lock resolution rolled it back
+	// before it committed. Nothing was committed; a new transaction may
+	// succeed.
+	ErrTxnAborted = errors.New("kvclient: transaction aborted")
+	// ErrTxnNotFound: the transaction's lock is gone and it left no commit
+	// or rollback record (KeyError.txn_not_found).
+	ErrTxnNotFound = errors.New("kvclient: transaction not found")
+	// ErrAlreadyCommitted: a rollback met a key the transaction had
+	// committed (KeyError.already_committed).
+	ErrAlreadyCommitted = errors.New("kvclient: transaction already committed")
+	// ErrLocked: a key is locked by another transaction (KeyError.locked).
+	// Reads resolve locks themselves, so it surfaces only inside other
+	// errors (ErrLockWaitTimeout, ErrWriteConflict).
+	ErrLocked = errors.New("kvclient: key locked")
+	// ErrLockWaitTimeout: a read waited Options.MaxLockWait for live locks
+	// of other transactions to be committed, rolled back or to expire.
+	ErrLockWaitTimeout = errors.New("kvclient: lock wait timeout")
+	// ErrCommitUndetermined: committing the primary key failed in a way that
+	// leaves its outcome unknown (the request may have applied). The
+	// transaction may or may not be committed; do not retry it blindly.
+	ErrCommitUndetermined = errors.New("kvclient: commit result undetermined")
+	// ErrTxnFinished: the transaction was already committed or rolled back.
+	ErrTxnFinished = errors.New("kvclient: transaction already finished")
+	// ErrEmptyKey: keys must not be empty.
+	ErrEmptyKey = errors.New("kvclient: empty key")
+)
+
+// IsRetryable reports whether err says that the transaction did not commit
+// and that running it again from scratch (new start timestamp) may succeed:
+// a write conflict, a store's retryable or abort answer, or a transaction
+// rolled back by another client. RunTxn retries exactly these.
+func IsRetryable(err error) bool {
+	if err == nil || errors.Is(err, ErrCommitUndetermined) {
+		return false
+	}
+	return errors.Is(err, ErrWriteConflict) || errors.Is(err, ErrRetryable) ||
+		errors.Is(err, ErrTxnAborted) || errors.Is(err, ErrTxnNotFound)
+}
+
+// KeyError is a transaction-level error a store reported for one key. It
+// matches the sentinel of its kind with errors.Is: ErrLocked,
+// ErrWriteConflict, ErrRetryable, ErrTxnAborted, ErrAlreadyCommitted or
+// ErrTxnNotFound. Err is the store's answer; do not modify it.
+type KeyError struct {
+	Err *kvrpcpb.KeyError
+}
+
+func (e *KeyError) Error() string {
+	k := e.Err
+	switch {
+	case k.GetLocked() != nil:
+		l := k.GetLocked()
+		return fmt.Sprintf("kvclient: key %q locked by transaction %d (primary %q, ttl %dms)",
+			l.GetKey(), l.GetLockVersion(), l.GetPrimaryLock(), l.GetLockTtl())
+	case k.GetConflict() != nil:
+		c := k.GetConflict()
+		return fmt.Sprintf("kvclient: write conflict on key %q: transaction %d meets a commit at %d",
+			c.GetKey(), c.GetStartTs(), c.GetConflictTs())
+	case k.GetRetryable() != "":
+		return "kvclient: retryable: " + k.GetRetryable()
+	case k.GetAbort() != "":
+		return "kvclient: aborted: " + k.GetAbort()
+	case k.GetAlreadyCommitted() != nil:
+		return fmt.Sprintf("kvclient: transaction already committed at %d", k.GetAlreadyCommitted().GetCommitTs())
+	case k.GetTxnNotFound() != nil:
+		t := k.GetTxnNotFound()
+		return fmt.Sprintf("kvclient: transaction %d not found on key %q", t.GetStartTs(), t.GetPrimaryKey())
+	}
+	return "kvclient: key error: " + k.String()
+}
+
+// Is makes errors.Is(err, ErrWriteConflict) and the like true for the
+// matching kind.
+func (e *KeyError) Is(target error) bool {
+	k := e.Err
+	switch target {
+	case ErrLocked:
+		return k.GetLocked() != nil
+	case ErrWriteConflict:
+		return k.GetConflict() != nil
+	case ErrRetryable:
+		return k.GetRetryable() != ""
+	case ErrTxnAborted:
+		return k.GetAbort() != ""
+	case ErrAlreadyCommitted:
+		return k.GetAlreadyCommitted() != nil
+	case ErrTxnNotFound:
+		return k.GetTxnNotFound() != nil
+	}
+	return false
+}
+
+// RegionError is a routing error a store answered; it is retried, and only
+// surfaces wrapped in an error matching ErrRegionUnavailable once the
+// retries are used up.
+type RegionError struct {
+	RegionID uint64
+	StoreID  uint64
+	Err      *kvrpcpb.RegionError
+}
+
+func (e *RegionError) Error() string {
+	return fmt.Sprintf("kvclient: region %d on store %d: %s", e.RegionID, e.StoreID, regionErrorKind(e.Err))
+}
+
+func regionErrorKind(re *kvrpcpb.RegionError) string {
+	kind := "region error"
+	switch {
+	case re.GetNotLeader() != nil:
+		kind = "not leader"
+	case re.GetEpochNotMatch() != nil:
+		kind = "epoch not match"
+	case re.GetRegionNotFound() != nil:
+		kind = "region not found"
+	case re.GetKeyNotInRegion() != nil:
+		kind = "key not in region"
+	case re.GetServerIsBusy() != nil:
+		kind = "server is busy"
+	case re.GetStaleCommand() != nil:
+		kind = "stale command"
+	case re.GetStoreNotMatch() != nil:
+		kind = "store not match"
+	}
+	if m := re.GetMessage(); m != "" {
+		return kind + ": " + m
+	}
+	return kind
+}
+
+// errRegionMoved tells a caller of send that the region it addressed is no
+// longer the right route for its keys (split, merged, moved, or the cache
+// was wrong): it must locate its keys again and regroup them. It never
+// leaves the package.
+var errRegionMoved = errors.New("kvclient: region moved")

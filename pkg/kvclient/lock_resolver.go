@@ -1,0 +1,211 @@
+package kvclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/storepb"
+)
+
+// physicalShift is the number of logical bits below the physical
+// milliseconds in a TSO timestamp.
+const physicalShift = 18
+
+// PhysicalMs returns the physical part of a TSO timestamp: Unix
+// milliseconds on PD's clock.
+func PhysicalMs(ts uint64) int64 { return int64(ts >> physicalShift) }
+
+// lockLeft is how long a lock with ttl (milliseconds after its start
+// timestamp's physical time) still lives at currentTS; <= 0 once expired.
+// A zero TTL is always expired, as on the store.
+func lockLeft(lockTS, ttl, currentTS uint64) time.Duration {
+	if ttl == 0 {
+		return 0
+	}
+	deadline := PhysicalMs(lockTS) + int64(min(ttl, 1<<40))
+	return time.Duration(deadline-PhysicalMs(currentTS)) * time.Millisecond
+}
+
+// resolvedCacheCap bounds the remembered transaction outcomes.
+const resolvedCacheCap = 8192
+
+// lockResolver settles locks left by other transactions, as TiKV's
+// LockResolver does: it asks the transaction's primary key for its fate and
+// then commits or rolls back the locks met. It remembers decided fates for
+// Options.ResolvedCacheTTL (they never change, so the cache only saves
+// round trips).
+type lockResolver struct {
+	c *Client
+
+	mu       sync.Mutex
+	resolved map[uint64]resolvedTxn // by start_ts
+	order    []uint64               // insertion order, for eviction
+}
+
+type resolvedTxn struct {
+	commitTS uint64 // 0: rolled back
+	at       time.Time
+}
+
+func newLockResolver(c *Client) *lockResolver {
+	return &lockResolver{c: c, resolved: make(map[uint64]resolvedTxn)}
+}
+
+func (r *lockResolver) lookup(startTS uint64) (commitTS uint64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.resolved[startTS]
+	if !ok || time.Since(e.at) > r.c.opts.ResolvedCacheTTL {
+		return 0, false
+	}
+	return e.commitTS, true
+}
+
+func (r *lockResolver) remember(startTS, commitTS uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.resolved[startTS]; !ok {
+		r.order = append(r.order, startTS)
+	}
+	r.resolved[startTS] = resolvedTxn{commitTS: commitTS, at: time.Now()}
+	if len(r.order) > resolvedCacheCap {
+		drop := r.order[:len(r.order)-resolvedCacheCap]
+		for _, ts := range drop {
+			delete(r.resolved, ts)
+		}
+		r.order = append(r.order[:0], r.order[len(drop):]...)
+	}
+}
+
+// txnFate is what CheckTxnStatus said about a transaction.
+type txnFate struct {
+	decided  bool
+	commitTS uint64        // when decided: 0 means rolled back
+	left     time.Duration // when not decided: how long its lock still lives
+}
+
+// resolve settles locks of other transactions. For each transaction it
+// learns the fate from the primary (or the cache) and then commits or
+// rolls back the given locks in their regions. It returns how long the
+// first of the still-live transactions keeps its lock (0: none is live);
+// the caller waits and tries again.
+func (r *lockResolver) resolve(ctx context.Context, bo *backoffer, locks []*kvrpcpb.LockInfo) (time.Duration, error) {
+	var (
+		currentTS uint64
+		minLeft   time.Duration
+		byTxn     = map[uint64][]*kvrpcpb.LockInfo{}
+		order     []uint64
+	)
+	for _, l := range locks {
+		ts := l.GetLockVersion()
+		if _, ok := byTxn[ts]; !ok {
+			order = append(order, ts)
+		}
+		byTxn[ts] = append(byTxn[ts], l)
+	}
+	for _, ts := range order {
+		txnLocks := byTxn[ts]
+		commitTS, decided := r.lookup(ts)
+		if !decided {
+			if currentTS == 0 {
+				var err error
+				if currentTS, err = r.c.getTS(ctx, bo); err != nil {
+					return 0, err
+				}
+			}
+			fate, err := r.checkTxnStatus(ctx, bo, txnLocks[0], currentTS)
+			if err != nil {
+				return 0, err
+			}
+			if !fate.decided {
+				if minLeft == 0 || fate.left < minLeft {
+					minLeft = fate.left
+				}
+				continue
+			}
+			commitTS = fate.commitTS
+			r.remember(ts, commitTS)
+		}
+		keys := make([][]byte, len(txnLocks))
+		for i, l := range txnLocks {
+			keys[i] = l.GetKey()
+		}
+		if err := r.resolveKeys(ctx, bo, ts, commitTS, keys); err != nil {
+			return 0, err
+		}
+		r.c.stats.locksResolved.Add(uint64(len(keys)))
+	}
+	return minLeft, nil
+}
+
+// checkTxnStatus asks the primary of lock's transaction for its fate. Once
+// the lock's TTL has run out by currentTS it asks the store to roll the
+// transaction back if its primary is not locked and has no record (the
+// primary's prewrite may still be on its way; the rollback record makes it
+// fail). Before that, a missing primary means "still alive".
+func (r *lockResolver) checkTxnStatus(ctx context.Context, bo *backoffer, lock *kvrpcpb.LockInfo, currentTS uint64) (txnFate, error) {
+	primary, lockTS := lock.GetPrimaryLock(), lock.GetLockVersion()
+	left := lockLeft(lockTS, lock.GetLockTtl(), currentTS)
+	req := &kvrpcpb.CheckTxnStatusRequest{
+		PrimaryKey: primary, LockTs: lockTS, CurrentTs: currentTS, RollbackIfNotExist: left <= 0,
+	}
+	for {
+		loc, err := r.c.locate(ctx, bo, primary)
+		if err != nil {
+			return txnFate{}, err
+		}
+		resp, err := send(ctx, r.c, bo, loc, "CheckTxnStatus",
+			func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.CheckTxnStatusResponse, error) {
+				req.Context = rc
+				return sc.KvCheckTxnStatus(ctx, req)
+			})
+		if errors.Is(err, errRegionMoved) {
+			continue
+		}
+		if err != nil {
+			return txnFate{}, err
+		}
+		if ke := resp.GetError(); ke != nil {
+			if ke.GetTxnNotFound() != nil && !req.GetRollbackIfNotExist() {
+				// The primary is not prewritten yet: the transaction is alive
+				// until the lock we met expires.
+				return txnFate{left: max(left, time.Millisecond)}, nil
+			}
+			return txnFate{}, fmt.Errorf("kvclient: check status of transaction %d at primary %q: %w", lockTS, primary, &KeyError{Err: ke})
+		}
+		switch {
+		case resp.GetCommitVersion() != 0:
+			return txnFate{decided: true, commitTS: resp.GetCommitVersion()}, nil
+		case resp.GetLockTtl() != 0:
+			return txnFate{left: max(lockLeft(lockTS, resp.GetLockTtl(), currentTS), time.Millisecond)}, nil
+		}
+		return txnFate{decided: true}, nil
+	}
+}
+
+// resolveKeys commits (commitTS > 0) or rolls back the transaction startTS
+// on keys, region by region.
+func (r *lockResolver) resolveKeys(ctx context.Context, bo *backoffer, startTS, commitTS uint64, keys [][]byte) error {
+	return onRegions(ctx, r.c, bo, keys, identity,
+		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
+			resp, err := send(ctx, r.c, bo, loc, "ResolveLock",
+				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.ResolveLockResponse, error) {
+					return sc.KvResolveLock(ctx, &kvrpcpb.ResolveLockRequest{
+						Context: rc, StartVersion: startTS, CommitVersion: commitTS, Keys: keys,
+					})
+				})
+			if err != nil {
+				return err
+			}
+			if ke := resp.GetError(); ke != nil {
+				return fmt.Errorf("kvclient: resolve locks of transaction %d (commit %d): %w", startTS, commitTS, &KeyError{Err: ke})
+			}
+			return nil
+		})
+}
+
+func identity(k []byte) []byte { return k }

@@ -1,0 +1,474 @@
+package kvclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/storepb"
+)
+
+type txnState uint8
+
+const (
+	txnActive txnState = iota
+	txnCommitted
+	txnRolledBack
+)
+
+// Txn is an optimistic Percolator transaction: it reads a snapshot at its
+// start timestamp (plus its own buffered writes) and, at Commit, writes its
+// buffered mutations atomically, failing with an error matching
+// ErrWriteConflict if another transaction wrote one of its keys after it
+// started. A Txn is not safe for concurrent use; Snapshot is.
+type Txn struct {
+	c     *Client
+	snap  *Snapshot
+	began time.Time
+	muts  map[string]*kvrpcpb.Mutation
+	// err is the first misuse of Set or Delete; Commit fails with it.
+	err      error
+	state    txnState
+	commitTS uint64
+}
+
+func (c *Client) newTxn(startTS uint64) *Txn {
+	return &Txn{c: c, snap: c.Snapshot(startTS), began: time.Now(), muts: make(map[string]*kvrpcpb.Mutation)}
+}
+
+// StartTS returns the transaction's start timestamp: its reads see the
+// transactions committed at or below it.
+func (t *Txn) StartTS() uint64 { return t.snap.ts }
+
+// CommitTS returns the timestamp the transaction committed at; 0 before a
+// successful Commit and for a transaction that wrote nothing.
+func (t *Txn) CommitTS() uint64 { return t.commitTS }
+
+// Now is the clock, in Unix milliseconds, by which the transaction judges
+// expiry: the physical time of its start timestamp (or Options.NowMs at
+// Begin). Callers computing expiries relative to "now" use it so that they
+// and the store agree.
+func (t *Txn) Now() int64 { return t.snap.nowMs }
+
+// Len returns the number of keys the transaction writes.
+func (t *Txn) Len() int { return len(t.muts) }
+
+func (t *Txn) checkActive() error {
+	if t.state != txnActive {
+		return ErrTxnFinished
+	}
+	return nil
+}
+
+// buffered returns the transaction's own write of key: inBuffer tells
+// whether it wrote key at all, found whether that write leaves a live
+// value.
+func (t *Txn) buffered(key string) (e Entry, found, inBuffer bool) {
+	m, ok := t.muts[key]
+	if !ok {
+		return Entry{}, false, false
+	}
+	if m.GetOp() != kvrpcpb.Op_PUT || (m.GetExpiresAt() != 0 && m.GetExpiresAt() <= t.snap.nowMs) {
+		return Entry{}, false, true
+	}
+	return Entry{Key: m.GetKey(), Value: m.GetValue(), ExpiresAt: m.GetExpiresAt()}, true, true
+}
+
+// Get reads key: the transaction's own write of it if any, otherwise the
+// snapshot at the start timestamp.
+func (t *Txn) Get(ctx context.Context, key []byte) (e Entry, found bool, err error) {
+	if err := t.checkActive(); err != nil {
+		return Entry{}, false, err
+	}
+	if e, found, ok := t.buffered(string(key)); ok {
+		return e, found, nil
+	}
+	return t.snap.Get(ctx, key)
+}
+
+// BatchGet reads keys as Get does and returns the entries found, by key.
+func (t *Txn) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entry, error) {
+	if err := t.checkActive(); err != nil {
+		return nil, err
+	}
+	var remote [][]byte
+	own := map[string]Entry{}
+	for _, k := range keys {
+		e, found, ok := t.buffered(string(k))
+		switch {
+		case !ok:
+			remote = append(remote, k)
+		case found:
+			own[string(k)] = e
+		}
+	}
+	out, err := t.snap.BatchGet(ctx, remote)
+	if err != nil {
+		return nil, err
+	}
+	for k, e := range own {
+		out[k] = e
+	}
+	return out, nil
+}
+
+// Scan reads [start, end) in key order, at most limit keys (limit <= 0: no
+// limit; empty end: to the end of the key space), merging the
+// transaction's own writes into the snapshot.
+func (t *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, error) {
+	if err := t.checkActive(); err != nil {
+		return nil, err
+	}
+	var own []string
+	hidden := 0 // own writes that may hide a snapshot key
+	for k := range t.muts {
+		if k < string(start) || (len(end) > 0 && k >= string(end)) {
+			continue
+		}
+		own = append(own, k)
+		if _, found, _ := t.buffered(k); !found {
+			hidden++
+		}
+	}
+	slices.Sort(own)
+	remoteLimit := limit
+	if limit > 0 {
+		// Each own delete hides at most one snapshot key, so at least
+		// limit merged keys sort at or before the last snapshot key
+		// fetched: the first limit merged keys are exact.
+		remoteLimit += hidden
+	}
+	remote, err := t.snap.Scan(ctx, start, end, remoteLimit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(remote)+len(own))
+	i, j := 0, 0
+	for (i < len(remote) || j < len(own)) && (limit <= 0 || len(out) < limit) {
+		var c int
+		switch {
+		case j == len(own):
+			c = -1
+		case i == len(remote):
+			c = 1
+		default:
+			c = bytes.Compare(remote[i].Key, []byte(own[j]))
+		}
+		if c < 0 {
+			out = append(out, remote[i])
+			i++
+			continue
+		}
+		if c == 0 {
+			i++ // the own write replaces the snapshot's value
+		}
+		if e, found, _ := t.buffered(own[j]); found {
+			out = append(out, e)
+		}
+		j++
+	}
+	return out, nil
+}
+
+// Set buffers a write of key=value, expiring at expiresAtMs (Unix
+// milliseconds; 0 never; compare with Now). key is copied; value is kept
+// until Commit returns, so the caller must not modify it before. A misuse
+// (empty key, finished transaction) is returned and also makes Commit
+// fail.
+func (t *Txn) Set(key, value []byte, expiresAtMs int64) error {
+	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_PUT, Key: key, Value: value, ExpiresAt: expiresAtMs})
+}
+
+// Delete buffers a deletion of key; deleting an absent key is fine. Misuse
+// is reported as for Set.
+func (t *Txn) Delete(key []byte) error {
+	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_DEL, Key: key})
+}
+
+func (t *Txn) write(m *kvrpcpb.Mutation) error {
+	err := t.checkActive()
+	if err == nil && len(m.GetKey()) == 0 {
+		err = ErrEmptyKey
+	}
+	if err != nil {
+		if t.err == nil {
+			t.err = err
+		}
+		return err
+	}
+	k := string(m.GetKey())
+	m.Key = []byte(k)
+	if m.GetValue() == nil && m.GetOp() == kvrpcpb.Op_PUT {
+		m.Value = []byte{}
+	}
+	t.muts[k] = m
+	return nil
+}
+
+// Rollback abandons the transaction. Nothing is written before Commit, so
+// this only discards the buffer; it is a no-op on a finished transaction.
+func (t *Txn) Rollback() {
+	if t.state == txnActive {
+		t.state = txnRolledBack
+		t.muts = nil
+	}
+}
+
+// Commit writes the buffered mutations atomically (see the package
+// documentation for one- and two-phase commit). On error nothing is
+// committed, except with ErrCommitUndetermined, when the outcome is
+// unknown. A retryable error (IsRetryable) means running the transaction
+// again may succeed. The transaction is finished either way.
+func (t *Txn) Commit(ctx context.Context) error {
+	if err := t.checkActive(); err != nil {
+		return err
+	}
+	if t.err != nil {
+		t.Rollback()
+		return t.err
+	}
+	if len(t.muts) == 0 {
+		t.state = txnCommitted
+		return nil
+	}
+	cm := &committer{c: t.c, startTS: t.snap.ts, muts: make([]*kvrpcpb.Mutation, 0, len(t.muts))}
+	for _, m := range t.muts {
+		cm.muts = append(cm.muts, m)
+	}
+	slices.SortFunc(cm.muts, func(a, b *kvrpcpb.Mutation) int { return bytes.Compare(a.GetKey(), b.GetKey()) })
+	cm.primary = cm.muts[0].GetKey()
+	cm.ttl = uint64((time.Since(t.began) + t.c.opts.LockTTL).Milliseconds())
+	err := cm.execute(ctx)
+	t.muts = nil
+	if err != nil {
+		t.state = txnRolledBack
+		if IsRetryable(err) {
+			t.c.stats.conflicts.Add(1)
+		}
+		return err
+	}
+	t.state = txnCommitted
+	t.commitTS = cm.commitTS
+	t.c.stats.txns.Add(1)
+	return nil
+}
+
+// committer carries out the commit of one transaction.
+type committer struct {
+	c        *Client
+	startTS  uint64
+	muts     []*kvrpcpb.Mutation // sorted by key
+	primary  []byte
+	ttl      uint64
+	commitTS uint64
+}
+
+func mutationKey(m *kvrpcpb.Mutation) []byte { return m.GetKey() }
+
+// maxPrewriteResolveRounds bounds how often a prewrite resolves locks that
+// turn out to be settled before it gives up with a write conflict.
+const maxPrewriteResolveRounds = 3
+
+// execute commits in one phase if every key is in one region (and fits one
+// request), and in two phases otherwise.
+func (cm *committer) execute(ctx context.Context) error {
+	c := cm.c
+	bo := c.newBackoffer()
+	for len(cm.muts) <= maxBatchKeys {
+		batches, err := groupByRegion(ctx, c, bo, cm.muts, mutationKey)
+		if err != nil {
+			return err
+		}
+		if len(batches) != 1 {
+			break
+		}
+		commitTS, err := cm.prewrite(ctx, bo, batches[0].loc, cm.muts, true)
+		if errors.Is(err, errRegionMoved) {
+			continue // maybe split: regroup
+		}
+		if err != nil {
+			if bo.ambiguous && !isDefinitive(err) {
+				return fmt.Errorf("%w: one-phase commit: %w", ErrCommitUndetermined, err)
+			}
+			return err
+		}
+		if commitTS != 0 {
+			cm.commitTS = commitTS
+			c.stats.onePC.Add(1)
+			return nil
+		}
+		// The store locked the keys without committing them: finish in
+		// two phases.
+		return cm.commit(ctx, bo)
+	}
+	err := onRegions(ctx, c, bo, cm.muts, mutationKey,
+		func(ctx context.Context, bo *backoffer, loc *location, muts []*kvrpcpb.Mutation) error {
+			_, err := cm.prewrite(ctx, bo, loc, muts, false)
+			return err
+		})
+	if err != nil {
+		cm.rollback(ctx)
+		return err
+	}
+	return cm.commit(ctx, bo)
+}
+
+// isDefinitive reports whether err is a store's answer that settles the
+// outcome of a prewrite or commit: a write conflict, an abort, a retryable
+// or txn-not-found answer (a retry that found the request applied would
+// have succeeded instead).
+func isDefinitive(err error) bool {
+	var ke *KeyError
+	return errors.As(err, &ke) && !errors.Is(err, ErrLocked)
+}
+
+// prewrite locks muts, all in loc's region (or commits them at once when
+// onePC is set; the store then returns the commit timestamp, 0 if it only
+// locked them). Locks of other transactions are resolved and the prewrite
+// retried, at most maxPrewriteResolveRounds times; a lock that stays alive
+// makes it fail with ErrWriteConflict.
+func (cm *committer) prewrite(ctx context.Context, bo *backoffer, loc *location, muts []*kvrpcpb.Mutation, onePC bool) (uint64, error) {
+	c := cm.c
+	req := &kvrpcpb.PrewriteRequest{
+		Mutations: muts, PrimaryLock: cm.primary, StartVersion: cm.startTS,
+		LockTtl: cm.ttl, TxnSize: uint64(len(cm.muts)),
+	}
+	if onePC {
+		// The store raises this above every read it served (and start_ts),
+		// so start_ts+1 is enough and saves a timestamp round trip; see the
+		// package documentation.
+		req.TryOnePc, req.OnePcCommitTs = true, cm.startTS+1
+	}
+	for round := 0; ; round++ {
+		resp, err := send(ctx, c, bo, loc, "Prewrite",
+			func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.PrewriteResponse, error) {
+				req.Context = rc
+				return sc.KvPrewrite(ctx, req)
+			})
+		if err != nil {
+			return 0, err
+		}
+		if len(resp.GetErrors()) == 0 {
+			return resp.GetOnePcCommitTs(), nil
+		}
+		var locks []*kvrpcpb.LockInfo
+		for _, ke := range resp.GetErrors() {
+			if l := ke.GetLocked(); l != nil {
+				locks = append(locks, l)
+				continue
+			}
+			return 0, fmt.Errorf("kvclient: prewrite of transaction %d: %w", cm.startTS, &KeyError{Err: ke})
+		}
+		if round < maxPrewriteResolveRounds {
+			left, err := c.resolver.resolve(ctx, bo, locks)
+			if err != nil {
+				return 0, err
+			}
+			if left == 0 {
+				continue // every lock is settled: try again
+			}
+		}
+		return 0, fmt.Errorf("%w: prewrite of transaction %d met a live lock: %w",
+			ErrWriteConflict, cm.startTS, &KeyError{Err: &kvrpcpb.KeyError{Locked: locks[0]}})
+	}
+}
+
+// commit is the second phase: take a commit timestamp, commit the primary
+// (the commit point), then the secondaries.
+func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
+	c := cm.c
+	commitTS, err := c.getTS(ctx, bo)
+	if err != nil {
+		cm.rollback(ctx)
+		return err
+	}
+	cm.commitTS = commitTS
+	if err := c.ctxErr(ctx); err != nil {
+		cm.rollback(ctx)
+		return err
+	}
+	if err := cm.commitKeys(ctx, bo, [][]byte{cm.primary}); err != nil {
+		if bo.ambiguous && !isDefinitive(err) {
+			return fmt.Errorf("%w: commit of primary %q: %w", ErrCommitUndetermined, cm.primary, err)
+		}
+		// Not committed, and never will be: the primary is rolled back or
+		// stays locked until it expires. Clean up now.
+		cm.rollback(ctx)
+		return fmt.Errorf("kvclient: commit of primary %q: %w", cm.primary, err)
+	}
+	c.stats.twoPC.Add(1)
+	if len(cm.muts) == 1 {
+		return nil
+	}
+	// The transaction is committed. A secondary left locked is committed
+	// by the next reader that meets it, so failures here are only logged;
+	// the caller's context no longer matters.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.opts.RPCTimeout)
+	defer cancel()
+	secondaries := make([][]byte, 0, len(cm.muts)-1)
+	for _, m := range cm.muts[1:] {
+		secondaries = append(secondaries, m.GetKey())
+	}
+	if err := cm.commitKeys(sctx, c.newBackoffer(), secondaries); err != nil {
+		c.stats.secondaryCommitErrors.Add(1)
+		c.opts.Logger.Warn("kvclient: commit of secondaries failed; readers will resolve them",
+			"start_ts", cm.startTS, "commit_ts", cm.commitTS, "err", err)
+	}
+	return nil
+}
+
+// commitKeys commits the transaction's locks on keys, region by region.
+func (cm *committer) commitKeys(ctx context.Context, bo *backoffer, keys [][]byte) error {
+	return onRegions(ctx, cm.c, bo, keys, identity,
+		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
+			resp, err := send(ctx, cm.c, bo, loc, "Commit",
+				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.CommitResponse, error) {
+					return sc.KvCommit(ctx, &kvrpcpb.CommitRequest{
+						Context: rc, StartVersion: cm.startTS, Keys: keys, CommitVersion: cm.commitTS,
+					})
+				})
+			if err != nil {
+				return err
+			}
+			if ke := resp.GetError(); ke != nil {
+				return &KeyError{Err: ke}
+			}
+			return nil
+		})
+}
+
+// rollback removes the transaction's locks from every key it may have
+// prewritten and leaves rollback records so that a late prewrite fails.
+// It is best effort (a lock left behind expires and is rolled back by its
+// next reader) and does not depend on the caller's context.
+func (cm *committer) rollback(ctx context.Context) {
+	c := cm.c
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.opts.RPCTimeout)
+	defer cancel()
+	keys := make([][]byte, len(cm.muts))
+	for i, m := range cm.muts {
+		keys[i] = m.GetKey()
+	}
+	err := onRegions(rctx, c, c.newBackoffer(), keys, identity,
+		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
+			resp, err := send(ctx, c, bo, loc, "BatchRollback",
+				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.BatchRollbackResponse, error) {
+					return sc.KvBatchRollback(ctx, &kvrpcpb.BatchRollbackRequest{Context: rc, StartVersion: cm.startTS, Keys: keys})
+				})
+			if err != nil {
+				return err
+			}
+			if ke := resp.GetError(); ke != nil {
+				return &KeyError{Err: ke}
+			}
+			return nil
+		})
+	if err != nil {
+		c.stats.rollbackErrors.Add(1)
+		c.opts.Logger.Warn("kvclient: rollback failed; the locks will expire", "start_ts", cm.startTS, "err", err)
+	}
+}
