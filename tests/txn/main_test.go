@@ -1,0 +1,188 @@
+// Package txn_test runs pkg/kvclient against an in-process cluster: PD and
+// three stores, two regions split at "m".
+package txn_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/pkg/kvclient"
+	"github.com/nokv/nokv/tests/cluster"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// glog-style flush daemons and gRPC's resolver goroutines outlive tests briefly.
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreAnyFunction("google.golang.org/grpc/internal/grpcsync.(*CallbackSerializer).run"),
+	)
+}
+
+// startCluster starts three stores with regions (-inf, "m") and ["m", +inf).
+func startCluster(t *testing.T) *cluster.Cluster {
+	return cluster.Start(t, cluster.Options{Stores: 3, SplitKeys: []string{"m"}})
+}
+
+// newClient connects a kvclient to the cluster's PD; it is closed at
+// cleanup.
+func newClient(t *testing.T, c *cluster.Cluster, opts kvclient.Options) *kvclient.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	kc, err := kvclient.New(ctx, c.PDAddr(), opts)
+	if err != nil {
+		t.Fatalf("kvclient.New: %v", err)
+	}
+	t.Cleanup(kc.Close)
+	return kc
+}
+
+// testCtx is a context for one step of a test, generous for -race on a busy
+// machine.
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func mustSet(t *testing.T, kc *kvclient.Client, key, value string) {
+	t.Helper()
+	if err := kc.Set(testCtx(t), []byte(key), []byte(value), 0); err != nil {
+		t.Fatalf("set %s: %v", key, err)
+	}
+}
+
+// mustGet reads key at a fresh timestamp; "" and false if absent.
+func mustGet(t *testing.T, kc *kvclient.Client, key string) (string, bool) {
+	t.Helper()
+	e, found, err := kc.Get(testCtx(t), []byte(key))
+	if err != nil {
+		t.Fatalf("get %s: %v", key, err)
+	}
+	return string(e.Value), found
+}
+
+func wantValue(t *testing.T, kc *kvclient.Client, key, want string) {
+	t.Helper()
+	if got, found := mustGet(t, kc, key); !found || got != want {
+		t.Fatalf("%s = %q (found %v), want %q", key, got, found, want)
+	}
+}
+
+func wantAbsent(t *testing.T, kc *kvclient.Client, key string) {
+	t.Helper()
+	if got, found := mustGet(t, kc, key); found {
+		t.Fatalf("%s = %q, want absent", key, got)
+	}
+}
+
+// incr adds delta to the integer at key (absent: 0), keeping its expiry,
+// as the gateway's INCRBY will.
+func incr(ctx context.Context, kc *kvclient.Client, key []byte, delta int64) error {
+	return kc.RunTxn(ctx, func(txn *kvclient.Txn) error {
+		e, found, err := txn.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var n int64
+		if found {
+			if n, err = strconv.ParseInt(string(e.Value), 10, 64); err != nil {
+				return fmt.Errorf("value of %q is not an integer: %w", key, err)
+			}
+		}
+		return txn.Set(key, strconv.AppendInt(nil, n+delta, 10), e.ExpiresAt)
+	})
+}
+
+// locksIn lists the locks left in the region holding key, as its leader
+// sees them.
+func locksIn(t *testing.T, c *cluster.Cluster, key string) []*kvrpcpb.LockInfo {
+	t.Helper()
+	var locks []*kvrpcpb.LockInfo
+	cluster.Eventually(t, 15*time.Second, func() error {
+		rc, store, err := c.LeaderContext([]byte(key))
+		if err != nil {
+			return err
+		}
+		resp, err := c.Client(store).KvScanLock(testCtx(t), &kvrpcpb.ScanLockRequest{Context: rc, MaxVersion: ^uint64(0)})
+		if err != nil {
+			return err
+		}
+		if re := resp.GetRegionError(); re != nil {
+			return fmt.Errorf("scan locks: region error %v", re)
+		}
+		locks = resp.GetLocks()
+		return nil
+	})
+	return locks
+}
+
+// rawPrewrite locks the keys for the transaction startTS by talking to the
+// region leaders directly, as a client that then crashes would: each key in
+// a request of its own, with primary as primary and ttl in milliseconds.
+func rawPrewrite(t *testing.T, c *cluster.Cluster, startTS uint64, primary string, ttl uint64, kvs map[string]string) {
+	t.Helper()
+	for k, v := range kvs {
+		cluster.Eventually(t, 15*time.Second, func() error {
+			rc, store, err := c.LeaderContext([]byte(k))
+			if err != nil {
+				return err
+			}
+			resp, err := c.Client(store).KvPrewrite(testCtx(t), &kvrpcpb.PrewriteRequest{
+				Context:     rc,
+				Mutations:   []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_PUT, Key: []byte(k), Value: []byte(v)}},
+				PrimaryLock: []byte(primary), StartVersion: startTS, LockTtl: ttl, TxnSize: uint64(len(kvs)),
+			})
+			if err != nil {
+				return err
+			}
+			if re := resp.GetRegionError(); re != nil {
+				return fmt.Errorf("prewrite %s: region error %v", k, re)
+			}
+			if len(resp.GetErrors()) > 0 {
+				t.Fatalf("prewrite %s: %v", k, resp.GetErrors())
+			}
+			return nil
+		})
+	}
+}
+
+// rawCommit commits the transaction startTS on key at commitTS directly at
+// the leader and returns the store's key error, if any.
+func rawCommit(t *testing.T, c *cluster.Cluster, startTS, commitTS uint64, key string) *kvrpcpb.KeyError {
+	t.Helper()
+	var kerr *kvrpcpb.KeyError
+	cluster.Eventually(t, 15*time.Second, func() error {
+		rc, store, err := c.LeaderContext([]byte(key))
+		if err != nil {
+			return err
+		}
+		resp, err := c.Client(store).KvCommit(testCtx(t), &kvrpcpb.CommitRequest{
+			Context: rc, StartVersion: startTS, Keys: [][]byte{[]byte(key)}, CommitVersion: commitTS,
+		})
+		if err != nil {
+			return err
+		}
+		if re := resp.GetRegionError(); re != nil {
+			return fmt.Errorf("commit %s: region error %v", key, re)
+		}
+		kerr = resp.GetError()
+		return nil
+	})
+	return kerr
+}
+
+func mustTS(t *testing.T, c *cluster.Cluster) uint64 {
+	t.Helper()
+	ts, err := c.PDClient.GetTS(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
