@@ -47,12 +47,26 @@
 // One-phase commit: when every key is in one region (and fits one request,
 // 256 keys), a single prewrite with try_one_pc commits the transaction in
 // one raft round. Its proposed commit timestamp is start_ts+1, not a fresh
-// TSO timestamp: the store raises it above every read timestamp it has
-// served in the region (and syncs that bound from the TSO when it starts
-// leading), so no reader can see the value appear under its snapshot, and
-// a transaction that starts after the commit returns gets a TSO timestamp
-// above the bound and sees it. Fetching a timestamp would cost a PD round
-// trip for nothing. The store returns the commit timestamp it chose.
+// TSO timestamp, and the store raises it above every read timestamp it has
+// served (maxTS, synced from the TSO whenever it starts leading a region)
+// and returns the one it chose. That is enough:
+//
+//   - no snapshot changes under a reader: a read at ts on one of the keys
+//     either came first (then commit_ts > ts) or waits for the commit;
+//   - no lost update: a transaction that read a key at its start_ts S
+//     before this commit raised maxTS to S, so the commit lands above S and
+//     its own prewrite of that key meets a write at or above S: conflict;
+//   - real-time order: commit_ts is at most the largest timestamp PD had
+//     issued when the commit returned, plus one, so a transaction that
+//     starts afterwards reads it.
+//
+// A fresh timestamp would cost a PD round trip per write for nothing but
+// one difference: two blind writes (no read) of one key by transactions
+// that both started before either committed may both commit, the first at
+// a commit_ts below the second's start_ts. That is a serial history in
+// timestamp order and in real-time order (the later commit wins), so
+// concurrent SETs of one key both succeed instead of one retrying. A
+// transaction that read the key conflicts as usual.
 //
 // Two-phase commit otherwise: (1) prewrite every region's batch in
 // parallel, the primary's batch in the calling goroutine, each batch
