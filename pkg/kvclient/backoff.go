@@ -117,9 +117,13 @@ func (c *Client) newLockWaiter() lockWaiter {
 	return lockWaiter{c: c}
 }
 
+// lockWaitMinBackoff starts the waits for a live lock: its owner is usually
+// committing and done within milliseconds.
+const lockWaitMinBackoff = 5 * time.Millisecond
+
 // wait sleeps before the next look at a lock that stays alive for at most
-// left: a backoff growing from MinBackoff, but never past the lock's
-// expiry. cause is the lock, for the error once MaxLockWait is spent.
+// left: a backoff doubling from lockWaitMinBackoff up to MaxBackoff, but
+// never past the lock's expiry. cause is the lock, for the error once MaxLockWait is spent.
 func (w *lockWaiter) wait(ctx context.Context, left time.Duration, cause error) error {
 	now := time.Now()
 	if w.deadline.IsZero() {
@@ -130,7 +134,7 @@ func (w *lockWaiter) wait(ctx context.Context, left time.Duration, cause error) 
 	}
 	w.waits++
 	w.c.stats.lockWaits.Add(1)
-	d := min(w.c.backoff(w.waits), max(left, time.Millisecond), w.deadline.Sub(now))
+	d := min(jitter(expBackoff(lockWaitMinBackoff, w.c.opts.MaxBackoff, w.waits)), max(left, time.Millisecond), w.deadline.Sub(now))
 	return w.c.sleep(ctx, d, cause)
 }
 

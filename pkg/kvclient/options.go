@@ -14,7 +14,7 @@ import (
 const (
 	// DefaultMaxRetries matches the default max_retries of the cluster file.
 	DefaultMaxRetries = 8
-	DefaultMinBackoff = 10 * time.Millisecond
+	DefaultMinBackoff = 50 * time.Millisecond
 	DefaultMaxBackoff = 2 * time.Second
 	// DefaultRPCTimeout bounds one attempt of a store RPC.
 	DefaultRPCTimeout = 5 * time.Second

@@ -30,9 +30,16 @@ func startCluster(t *testing.T) *cluster.Cluster {
 }
 
 // newClient connects a kvclient to the cluster's PD; it is closed at
-// cleanup.
+// cleanup. Unless opts says otherwise, retries are bounded by the cluster
+// file's max_retries, as the gateway configures them.
 func newClient(t *testing.T, c *cluster.Cluster, opts kvclient.Options) *kvclient.Client {
 	t.Helper()
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = c.File().MaxRetries
+		if opts.MaxRetries == 0 {
+			opts.MaxRetries = kvclient.NoRetries
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kc, err := kvclient.New(ctx, c.PDAddr(), opts)

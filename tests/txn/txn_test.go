@@ -248,8 +248,8 @@ func TestTransactions(t *testing.T) {
 		}
 		wantValue(t, kc, "w/k", "t1")
 
-		// Racing read-modify-write transactions of one key: exactly one of
-		// each pair commits.
+		// Racing read-modify-write transactions of one key that both read
+		// it before either commits: exactly one of each pair commits.
 		for round := range 5 {
 			key := fmt.Appendf(nil, "w/race/%d", round)
 			var wins atomic.Int32
@@ -259,16 +259,14 @@ func TestTransactions(t *testing.T) {
 				if txns[i], err = kc.Begin(ctx); err != nil {
 					t.Fatal(err)
 				}
+				if _, _, err := txns[i].Get(ctx, key); err != nil {
+					t.Fatal(err)
+				}
+				_ = txns[i].Set(key, fmt.Appendf(nil, "%d", i), 0)
 			}
 			for i := range txns {
 				wg.Go(func() {
-					txn := txns[i]
-					if _, _, err := txn.Get(ctx, key); err != nil {
-						t.Errorf("round %d: get: %v", round, err)
-						return
-					}
-					_ = txn.Set(key, fmt.Appendf(nil, "%d", i), 0)
-					err := txn.Commit(ctx)
+					err := txns[i].Commit(ctx)
 					switch {
 					case err == nil:
 						wins.Add(1)
