@@ -317,6 +317,11 @@ type Stats struct {
 	// other transactions; LockWaits the waits for live locks.
 	LocksResolved uint64
 	LockWaits     uint64
+	// SecondaryCommitFailures counts committed transactions whose
+	// secondaries were left locked (readers resolve them);
+	// RollbackFailures counts rollbacks that failed (the locks expire).
+	SecondaryCommitFailures uint64
+	RollbackFailures        uint64
 }
 
 type counters struct {
@@ -329,9 +334,15 @@ type counters struct {
 func (c *Client) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		Txns: s.txns.Load(), OnePC: s.onePC.Load(), TwoPC: s.twoPC.Load(),
-		Conflicts: s.conflicts.Load(), TxnRetries: s.txnRetries.Load(),
-		RegionRetries: s.regionRetries.Load(), LocksResolved: s.locksResolved.Load(),
-		LockWaits: s.lockWaits.Load(),
+		Txns:                    s.txns.Load(),
+		OnePC:                   s.onePC.Load(),
+		TwoPC:                   s.twoPC.Load(),
+		Conflicts:               s.conflicts.Load(),
+		TxnRetries:              s.txnRetries.Load(),
+		RegionRetries:           s.regionRetries.Load(),
+		LocksResolved:           s.locksResolved.Load(),
+		LockWaits:               s.lockWaits.Load(),
+		SecondaryCommitFailures: s.secondaryCommitErrors.Load(),
+		RollbackFailures:        s.rollbackErrors.Load(),
 	}
 }

@@ -543,3 +543,51 @@ func TestTxnReadsOwnWrites(t *testing.T) {
 		t.Fatalf("Commit after a misuse = %v, want ErrEmptyKey", err)
 	}
 }
+
+func TestSecondaryCommitFailureDoesNotFailTxn(t *testing.T) {
+	w := newWorld(t, 3)
+	w.setRegions([]*metapb.Region{region(1, "", "m", 1), region(2, "m", "", 1)}, map[uint64]uint64{1: 1, 2: 2})
+	w.inject = func(_ uint64, method string, rc *kvrpcpb.Context, _ proto.Message) (*kvrpcpb.RegionError, error) {
+		if method == "Commit" && rc.GetRegionId() == 2 {
+			return nil, status.Error(codes.Internal, "disk on fire")
+		}
+		return nil, nil
+	}
+	c := w.client(Options{})
+	err := c.RunTxn(testCtx(t), func(txn *Txn) error {
+		_ = txn.Set([]byte("a"), []byte("1"), 0)
+		return txn.Set([]byte("z"), []byte("1"), 0)
+	})
+	if err != nil {
+		t.Fatalf("RunTxn = %v; a failed secondary must not fail the transaction", err)
+	}
+	if s := c.Stats(); s.SecondaryCommitFailures != 1 || s.Txns != 1 || s.TwoPC != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestOnePhaseFallsBackAfterSplit(t *testing.T) {
+	w := newWorld(t, 3)
+	w.setRegions([]*metapb.Region{region(1, "", "", 1)}, map[uint64]uint64{1: 1})
+	// Split at "m" behind PD's back: the one-phase attempt meets a stale
+	// epoch and the keys now span two regions.
+	w.setTruth([]*metapb.Region{region(1, "", "m", 2), region(2, "m", "", 2)}, map[uint64]uint64{1: 1, 2: 1})
+	c := w.client(Options{})
+	err := c.RunTxn(testCtx(t), func(txn *Txn) error {
+		_ = txn.Set([]byte("a"), []byte("1"), 0)
+		return txn.Set([]byte("z"), []byte("1"), 0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := w.callsOf("Prewrite")
+	if len(pw) != 3 || pw[0].region != 1 || len(pw[0].keys) != 2 {
+		t.Fatalf("prewrites %+v, want the refused one-phase attempt, then one per region", pw)
+	}
+	if s := c.Stats(); s.OnePC != 0 || s.TwoPC != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if string(w.data["a"]) != "1" || string(w.data["z"]) != "1" {
+		t.Fatalf("data %v", w.data)
+	}
+}

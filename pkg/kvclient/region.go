@@ -66,7 +66,8 @@ type regionResponse interface {
 //   - NotLeader with a leader hint among the region's peers: record the
 //     leader in the region cache and retry there at once (with a backoff if
 //     this call was redirected before). A hint outside the region's peers
-//     means the cached membership is stale: drop the region, errRegionMoved.
+//     means the cached membership is stale: drop the region, back off,
+//     errRegionMoved.
 //   - NotLeader without a hint (an election is under way), gRPC Unavailable
 //     or an attempt's DeadlineExceeded (the store is down or cut off): try
 //     the region's next peer after a backoff; an unreachable store's
@@ -173,8 +174,9 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 				continue
 			}
 			if !hasPeer(region, hint) {
+				// Give PD time to hear of the membership change.
 				cache.InvalidateRegion(id)
-				if err := bo.retry(ctx, cause, false, 0); err != nil {
+				if err := bo.retry(ctx, cause, true, 0); err != nil {
 					return zero, err
 				}
 				return zero, errRegionMoved
