@@ -1,8 +1,10 @@
 package txn_test
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,6 +83,33 @@ func TestLockResolution(t *testing.T) {
 		if e, found, err := kc.Snapshot(commitTS-1).Get(testCtx(t), []byte("z/committed/2")); err != nil || !found || string(e.Value) != "old" {
 			t.Fatalf("read below the commit: %q, %v, %v", e.Value, found, err)
 		}
+	})
+
+	t.Run("ResolvedLockKeepsValueAndExpiry", func(t *testing.T) {
+		var fakeNow atomic.Int64
+		fakeNow.Store(time.Now().UnixMilli())
+		fc := newClient(t, c, kvclient.Options{NowMs: fakeNow.Load})
+		big := bytes.Repeat([]byte("0123456789"), 1000) // stored outside the lock
+		expiresAt := fakeNow.Load() + 5_000
+		mustSet(t, fc, "z/keep/del", "doomed")
+		startTS := mustTS(t, c)
+		rawPrewriteMutations(t, c, startTS, "a/keep", 600_000, []*kvrpcpb.Mutation{
+			{Op: kvrpcpb.Op_PUT, Key: []byte("a/keep"), Value: []byte("p"), ExpiresAt: expiresAt},
+			{Op: kvrpcpb.Op_PUT, Key: []byte("z/keep/big"), Value: big, ExpiresAt: expiresAt},
+			{Op: kvrpcpb.Op_DEL, Key: []byte("z/keep/del")},
+		})
+		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/keep"); kerr != nil {
+			t.Fatalf("commit primary: %v", kerr)
+		}
+		e, found, err := fc.Get(testCtx(t), []byte("z/keep/big"))
+		if err != nil || !found || !bytes.Equal(e.Value, big) || e.ExpiresAt != expiresAt {
+			t.Fatalf("resolved big value: found %v, %d bytes, expires %d, %v; want %d bytes expiring at %d",
+				found, len(e.Value), e.ExpiresAt, err, len(big), expiresAt)
+		}
+		wantAbsent(t, fc, "z/keep/del")
+		fakeNow.Add(10_000)
+		wantAbsent(t, fc, "z/keep/big")
+		wantAbsent(t, fc, "a/keep")
 	})
 
 	t.Run("ScanResolvesLocks", func(t *testing.T) {

@@ -135,25 +135,34 @@ func locksIn(t *testing.T, c *cluster.Cluster, key string) []*kvrpcpb.LockInfo {
 // a request of its own, with primary as primary and ttl in milliseconds.
 func rawPrewrite(t *testing.T, c *cluster.Cluster, startTS uint64, primary string, ttl uint64, kvs map[string]string) {
 	t.Helper()
+	var muts []*kvrpcpb.Mutation
 	for k, v := range kvs {
+		muts = append(muts, &kvrpcpb.Mutation{Op: kvrpcpb.Op_PUT, Key: []byte(k), Value: []byte(v)})
+	}
+	rawPrewriteMutations(t, c, startTS, primary, ttl, muts)
+}
+
+// rawPrewriteMutations is rawPrewrite for any mutations.
+func rawPrewriteMutations(t *testing.T, c *cluster.Cluster, startTS uint64, primary string, ttl uint64, muts []*kvrpcpb.Mutation) {
+	t.Helper()
+	for _, m := range muts {
 		cluster.Eventually(t, 15*time.Second, func() error {
-			rc, store, err := c.LeaderContext([]byte(k))
+			rc, store, err := c.LeaderContext(m.GetKey())
 			if err != nil {
 				return err
 			}
 			resp, err := c.Client(store).KvPrewrite(testCtx(t), &kvrpcpb.PrewriteRequest{
-				Context:     rc,
-				Mutations:   []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_PUT, Key: []byte(k), Value: []byte(v)}},
-				PrimaryLock: []byte(primary), StartVersion: startTS, LockTtl: ttl, TxnSize: uint64(len(kvs)),
+				Context: rc, Mutations: []*kvrpcpb.Mutation{m},
+				PrimaryLock: []byte(primary), StartVersion: startTS, LockTtl: ttl, TxnSize: uint64(len(muts)),
 			})
 			if err != nil {
 				return err
 			}
 			if re := resp.GetRegionError(); re != nil {
-				return fmt.Errorf("prewrite %s: region error %v", k, re)
+				return fmt.Errorf("prewrite %s: region error %v", m.GetKey(), re)
 			}
 			if len(resp.GetErrors()) > 0 {
-				t.Fatalf("prewrite %s: %v", k, resp.GetErrors())
+				t.Fatalf("prewrite %s: %v", m.GetKey(), resp.GetErrors())
 			}
 			return nil
 		})

@@ -551,6 +551,100 @@ func TestTransactions(t *testing.T) {
 		})
 	})
 
+	t.Run("ValuesAndKeys", func(t *testing.T) {
+		ctx := testCtx(t)
+		big := func(seed byte) []byte {
+			v := make([]byte, 10_000) // above the store's 255-byte inline limit
+			for i := range v {
+				v[i] = seed + byte(i%251)
+			}
+			return v
+		}
+		// Binary keys, on both sides of "m".
+		k1, k2 := []byte("b\x00in\xff/1"), []byte("z\x00in\xff/2")
+		// One region (one phase), then two regions (two phases), big values.
+		if err := kc.Set(ctx, k1, big(1), 0); err != nil {
+			t.Fatal(err)
+		}
+		err := kc.RunTxn(ctx, func(txn *kvclient.Txn) error {
+			_ = txn.Set(k1, big(2), 0)
+			return txn.Set(k2, big(3), 0)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := kc.BatchGet(ctx, [][]byte{k1, k2})
+		if err != nil || string(m[string(k1)].Value) != string(big(2)) || string(m[string(k2)].Value) != string(big(3)) {
+			t.Fatalf("big values read back wrong (%d entries, %v)", len(m), err)
+		}
+		es, err := kc.Scan(ctx, []byte("b\x00"), []byte("z\x01"), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen int
+		for _, e := range es {
+			if string(e.Key) == string(k1) || string(e.Key) == string(k2) {
+				seen++
+				if len(e.Value) != 10_000 {
+					t.Fatalf("scan %q: %d bytes", e.Key, len(e.Value))
+				}
+			}
+		}
+		if seen != 2 {
+			t.Fatalf("scan saw %d of the 2 binary keys", seen)
+		}
+		// A conflicting transaction with big values leaves nothing behind.
+		txn, err := kc.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := txn.Get(ctx, k2); err != nil {
+			t.Fatal(err)
+		}
+		if err := incr(ctx, kc, []byte("zz/bump"), 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := kc.Set(ctx, k2, []byte("small"), 0); err != nil {
+			t.Fatal(err)
+		}
+		_ = txn.Set(k1, big(4), 0)
+		_ = txn.Set(k2, big(5), 0)
+		if err := txn.Commit(ctx); !errors.Is(err, kvclient.ErrWriteConflict) {
+			t.Fatalf("commit = %v, want a conflict", err)
+		}
+		if v, _ := mustGet(t, kc, string(k1)); v != string(big(2)) {
+			t.Fatalf("k1 changed by a rolled-back transaction (%d bytes)", len(v))
+		}
+		wantValue(t, kc, string(k2), "small")
+		if locks := locksIn(t, c, string(k1)); len(locks) != 0 {
+			t.Fatalf("locks left: %v", locks)
+		}
+		// Deletes in two phases.
+		if err := kc.Delete(ctx, k1, k2); err != nil {
+			t.Fatal(err)
+		}
+		wantAbsent(t, kc, string(k1))
+		wantAbsent(t, kc, string(k2))
+		// Expiry travels through two-phase commit too.
+		var fakeNow atomic.Int64
+		fakeNow.Store(time.Now().UnixMilli())
+		fc := newClient(t, c, kvclient.Options{NowMs: fakeNow.Load})
+		err = fc.RunTxn(ctx, func(txn *kvclient.Txn) error {
+			_ = txn.Set([]byte("a/exp2pc"), []byte("v"), txn.Now()+5_000)
+			return txn.Set([]byte("z/exp2pc"), big(6), txn.Now()+5_000)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err := fc.BatchGet(ctx, [][]byte{[]byte("a/exp2pc"), []byte("z/exp2pc")}); err != nil || len(m) != 2 || m["z/exp2pc"].ExpiresAt == 0 {
+			t.Fatalf("before expiry: %v, %v", m, err)
+		}
+		fakeNow.Add(10_000)
+		if m, err := fc.BatchGet(ctx, [][]byte{[]byte("a/exp2pc"), []byte("z/exp2pc")}); err != nil || len(m) != 0 {
+			t.Fatalf("after expiry: %v, %v", m, err)
+		}
+	})
+
 	t.Run("RunTxnErrors", func(t *testing.T) {
 		ctx := testCtx(t)
 		mustSet(t, kc, "err/k", "not a number")
