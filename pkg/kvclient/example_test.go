@@ -48,7 +48,8 @@ func ExampleClient_RunTxn() {
 // SET key value PX 1000: the expiry is computed from the transaction's
 // clock, the one reads judge expiry by.
 func ExampleTxn_Set() {
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	c, err := kvclient.New(ctx, "127.0.0.1:2379", kvclient.Options{})
 	if err != nil {
 		fmt.Println(err)
