@@ -315,3 +315,35 @@ func transferTo(t *testing.T, c *cluster.Cluster, region, store uint64) {
 		return fmt.Errorf("leadership moving to store %d", store)
 	})
 }
+
+func TestSizeSplit(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{RegionSplitSize: 64 << 10})
+	parent := c.RegionFor([]byte("k")).GetId()
+	value := string(make([]byte, 1024))
+	for i := range 200 {
+		c.MustPut(fmt.Sprintf("k%04d", i), value)
+	}
+	// The leader notices the size at its next check, splits at the middle
+	// key, and PD learns both halves.
+	var regions int
+	cluster.Eventually(t, 15*time.Second, func() error {
+		c.PDClient.Cache().Clear()
+		rs, err := c.PDClient.ScanRegions(context.Background(), nil, nil, 0)
+		if err != nil {
+			return err
+		}
+		if regions = len(rs); regions < 2 {
+			return fmt.Errorf("still %d region(s)", regions)
+		}
+		return nil
+	})
+	if r := c.RegionFor([]byte("k0000")); r.GetId() != parent || r.GetRegionEpoch().GetVersion() < 2 {
+		t.Fatalf("left half %v: want region %d with a bumped version", r, parent)
+	}
+	for _, k := range []string{"k0000", "k0100", "k0199"} {
+		if v, ok := c.MustGet(k); !ok || len(v) != 1024 {
+			t.Fatalf("%s after size split: %d bytes, %v", k, len(v), ok)
+		}
+	}
+	t.Logf("%d regions after writing 200 KiB with a 64 KiB split size", regions)
+}

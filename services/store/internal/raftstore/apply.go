@@ -288,6 +288,8 @@ func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after 
 			s.log.Error("create split peer", "region", right.GetId(), "err", err)
 			return
 		}
+		// Half of what the parent saw written moved with the right half.
+		np.writtenBytes = p.writtenBytes
 		if wasLeader {
 			// The parent's leader is the natural leader of the new region;
 			// campaigning now saves an election timeout.
