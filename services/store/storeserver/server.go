@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/storepb"
@@ -121,6 +122,8 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.metrics.unary),
 		grpc.MaxRecvMsgSize(64<<20),
+		// Other stores ping their raft streams every 10 s to find dead links.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
 	)
 	storepb.RegisterStoreServer(s.grpc, s.svc)
@@ -166,6 +169,12 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("pebble fatal: " + fmt.Sprintf(format, args...))
 	os.Exit(1)
 }
+
+// Failed is closed if the store stopped on an engine failure; Err says why.
+func (s *Server) Failed() <-chan struct{} { return s.store.Failed() }
+
+// Err reports the engine failure that stopped the store, if any.
+func (s *Server) Err() error { return s.store.Err() }
 
 // Stats returns the counters published as NoKV.Stats.store.
 func (s *Server) Stats() map[string]any { return s.metrics.snapshot() }

@@ -45,8 +45,14 @@ func run(args []string, environ map[string]string, stdout, stderr io.Writer) int
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	srv.Start()
-	sig := <-sigs
-	log.Info("shutting down", "signal", sig.String())
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case <-srv.Failed():
+		log.Error("store failed; exiting", "err", srv.Err())
+		_ = srv.Close()
+		return 1
+	}
 	if err := srv.Close(); err != nil {
 		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
 		return 1

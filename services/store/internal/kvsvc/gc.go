@@ -38,6 +38,12 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 1024
 	}
+	// Another store may have collected with a newer safe point than this
+	// one last saw (or this one restarted): refuse old transactions from
+	// the start.
+	if sp, err := pd.GetGCSafePoint(ctx); err == nil {
+		s.raiseSafePoint(sp)
+	}
 	t := time.NewTicker(opts.Interval)
 	defer t.Stop()
 	for {
@@ -58,8 +64,7 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 		if safePoint == 0 {
 			continue
 		}
-		for old := s.safePoint.Load(); safePoint > old && !s.safePoint.CompareAndSwap(old, safePoint); old = s.safePoint.Load() {
-		}
+		s.raiseSafePoint(safePoint)
 		for _, region := range s.store.Regions() {
 			if err := s.gcRegion(ctx, region.GetId(), safePoint, opts.BatchSize); err != nil && ctx.Err() == nil {
 				opts.Log.Debug("gc: region", "region", region.GetId(), "err", err)
@@ -68,6 +73,16 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 		s.gcRounds.Add(1)
 	}
 }
+
+func (s *Service) raiseSafePoint(sp uint64) {
+	for old := s.safePoint.Load(); sp > old && !s.safePoint.CompareAndSwap(old, sp); old = s.safePoint.Load() {
+	}
+}
+
+// gcClockLag is how far GC's idea of "now" trails this store's clock when it
+// decides a value has expired, so that a reader whose clock is a little
+// behind never finds a value it still considers live already collected.
+const gcClockLag = 5 * time.Second
 
 // advanceSafePoint proposes now - lifeTime to PD and returns PD's safe point.
 func (s *Service) advanceSafePoint(ctx context.Context, pd GCPD, lifeTime time.Duration) (uint64, error) {
@@ -93,7 +108,7 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 	}
 	start := region.GetStartKey()
 	for {
-		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, s.nowMs(0), batch)
+		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, s.nowMs(0)-gcClockLag.Milliseconds(), batch)
 		if err != nil {
 			return err
 		}

@@ -112,28 +112,67 @@ func (s *Service) read(ctx context.Context, rc *kvrpcpb.Context, ts uint64, ks [
 
 // write runs the write pipeline (see the package documentation): compute
 // returns the modifications to replicate, if any.
-func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, compute func(r pebble.Reader, region *metapb.Region) ([]*raftserverpb.Modify, error)) error {
+//
+// Whatever protects the command (the latches, and hooks compute adds to
+// onDone) is released only once the command's fate is known: if the caller
+// gives up earlier, a goroutine keeps them until then. Releasing them at the
+// caller's timeout would let a conflicting request compute against a state
+// the still-pending command is about to change.
+//
+// The command is computed and proposed within one leader term, in which the
+// leader was ready; a proposal in a later term is refused.
+func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, compute func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) ([]*raftserverpb.Modify, error)) error {
 	if _, err := s.route(rc, ks...); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.store.ProposalTimeout())
+	defer cancel()
 	slots := s.latches.acquire(ks)
-	defer s.latches.release(slots)
-	if err := s.store.WaitLeaderReady(ctx, rc.GetRegionId()); err != nil {
+	onDone := []func(){func() { s.latches.release(slots) }}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			runAll(onDone)
+		}
+	}()
+	regionID := rc.GetRegionId()
+	term := s.store.LeaderTerm(regionID)
+	if err := s.store.WaitLeaderReady(ctx, regionID); err != nil {
 		return err
+	}
+	if s.store.LeaderTerm(regionID) != term {
+		return &raftstore.ServerBusyError{Reason: "leadership changed while the request waited"}
 	}
 	region, err := s.route(rc, ks...)
 	if err != nil {
 		return err
 	}
-	mods, err := compute(s.store.DB(), region)
+	mods, err := compute(s.store.DB(), region, term, &onDone)
 	if err != nil || len(mods) == 0 {
 		return err
 	}
-	_, err = s.store.Propose(ctx, rc.GetRegionId(), &raftserverpb.RaftCmdRequest{
+	ch := s.store.ProposeAsync(ctx, regionID, term, &raftserverpb.RaftCmdRequest{
 		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()},
 		Writes: mods,
 	})
-	return err
+	select {
+	case r := <-ch:
+		return r.Err
+	case <-ctx.Done():
+		handedOff = true
+		hooks := onDone
+		go func() {
+			<-ch
+			runAll(hooks)
+		}()
+		return &raftstore.ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
+	}
+}
+
+func runAll(fns []func()) {
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
 }
 
 // outcome sorts err into a region error for the response or a gRPC error.
@@ -229,23 +268,18 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 		return resp, nil
 	}
 	ks := mutationKeys(req.GetMutations())
-	if req.GetTryOnePc() {
-		if err := s.sync1PC(ctx, req.GetContext().GetRegionId()); err != nil {
-			if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+	regionID := req.GetContext().GetRegionId()
+	var commitTS uint64
+	err := s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region, term uint64, onDone *[]func()) ([]*raftserverpb.Modify, error) {
+		if req.GetTryOnePc() {
+			if err := s.sync1PC(ctx, regionID, term); err != nil {
 				return nil, err
 			}
-			return resp, nil
+			var end func()
+			commitTS, end = s.cc.begin1PC(regionID, ks, req.GetStartVersion(), req.GetOnePcCommitTs())
+			// Readers of these keys wait until the commit's fate is known.
+			*onDone = append(*onDone, end)
 		}
-	}
-	var commitTS uint64
-	if req.GetTryOnePc() {
-		var end func()
-		commitTS, end = s.cc.begin1PC(req.GetContext().GetRegionId(), ks, req.GetStartVersion(), req.GetOnePcCommitTs())
-		// Readers of these keys wait until write returns: the commit has
-		// applied or failed by then.
-		defer end()
-	}
-	err := s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
 		mods, kerrs, err := mvcc.Prewrite(r, req, commitTS)
 		if err != nil {
 			return nil, err
@@ -267,8 +301,7 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 
 // sync1PC raises maxTS from the TSO the first time this store's leader of
 // the region in its current term takes a one-phase commit.
-func (s *Service) sync1PC(ctx context.Context, regionID uint64) error {
-	term := s.store.LeaderTerm(regionID)
+func (s *Service) sync1PC(ctx context.Context, regionID, term uint64) error {
 	if !s.cc.needsSync(regionID, term) {
 		return nil
 	}
@@ -287,7 +320,7 @@ func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kv
 		resp.Error = &kvrpcpb.KeyError{Abort: fmt.Sprintf("commit_version %d is at or below the GC safe point %d", req.GetCommitVersion(), sp)}
 		return resp, nil
 	}
-	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
 		mods, kerr, err := mvcc.Commit(r, req.GetStartVersion(), req.GetKeys(), req.GetCommitVersion())
 		resp.Error = kerr
 		if kerr == nil {
@@ -307,7 +340,7 @@ func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kv
 // KvBatchRollback rolls back the locks of a transaction.
 func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbackRequest) (*kvrpcpb.BatchRollbackResponse, error) {
 	resp := &kvrpcpb.BatchRollbackResponse{}
-	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
 		mods, kerr, err := mvcc.BatchRollback(r, req.GetStartVersion(), req.GetKeys())
 		resp.Error = kerr
 		return mods, err
@@ -321,7 +354,7 @@ func (s *Service) KvBatchRollback(ctx context.Context, req *kvrpcpb.BatchRollbac
 // KvCheckTxnStatus decides a transaction's fate from its primary lock.
 func (s *Service) KvCheckTxnStatus(ctx context.Context, req *kvrpcpb.CheckTxnStatusRequest) (*kvrpcpb.CheckTxnStatusResponse, error) {
 	var st mvcc.TxnStatus
-	err := s.write(ctx, req.GetContext(), [][]byte{req.GetPrimaryKey()}, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+	err := s.write(ctx, req.GetContext(), [][]byte{req.GetPrimaryKey()}, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
 		var err error
 		st, err = mvcc.CheckTxnStatus(r, req.GetPrimaryKey(), req.GetLockTs(), req.GetCurrentTs(), req.GetRollbackIfNotExist())
 		return st.Modifies, err
@@ -350,7 +383,7 @@ const resolveBatch = 256
 
 func (s *Service) resolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest, resp *kvrpcpb.ResolveLockResponse) error {
 	resolve := func(ks [][]byte) error {
-		return s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+		return s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
 			mods, _, kerr, err := mvcc.ResolveLock(r, req.GetStartVersion(), req.GetCommitVersion(), ks, nil, nil, 0)
 			resp.Error = kerr
 			return mods, err
@@ -402,7 +435,7 @@ func lockedKeys(mods []*raftserverpb.Modify) [][]byte {
 // KvCleanup rolls back one key's expired lock.
 func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error) {
 	resp := &kvrpcpb.CleanupResponse{}
-	err := s.write(ctx, req.GetContext(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) ([]*raftserverpb.Modify, error) {
+	err := s.write(ctx, req.GetContext(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
 		mods, commitTS, kerr, err := mvcc.Cleanup(r, req.GetKey(), req.GetStartVersion(), req.GetCurrentTs())
 		resp.Error, resp.CommitVersion = kerr, commitTS
 		return mods, err

@@ -41,8 +41,8 @@ func abortf(format string, args ...any) *kvrpcpb.KeyError {
 // own lock means a retry, and the key is left as it is (under 1PC the lock
 // is committed). Then the key's write records at or above start_ts: this
 // transaction's commit means a retry after commit, skipped; its rollback
-// gives an abort error; any other commit (PUT, DEL or LOCK) gives
-// WriteConflict. Other transactions' rollback records are not conflicts:
+// gives an abort error; any other commit (PUT, DEL or LOCK) above start_ts
+// gives WriteConflict (one at start_ts is in the transaction's snapshot). Other transactions' rollback records are not conflicts:
 // they change no data.
 //
 // All or nothing: if any key fails, Prewrite returns every key error and no
@@ -115,8 +115,12 @@ func (rd *reader) prewriteKey(m *modifies, req *kvrpcpb.PrewriteRequest, mut *kv
 			return abortf("prewrite: transaction %d already rolled back on key %q", startTS, key), nil
 		case w.StartTS == startTS && w.Kind != opRollback:
 			return nil, nil // committed already: this is a late retry
-		case w.Kind != opRollback && conflictTS == 0:
-			conflictTS = commitTS // the newest; keep looking for our own record
+		case w.Kind != opRollback && conflictTS == 0 && commitTS > startTS:
+			// The newest; keep looking for our own record. A commit at
+			// exactly start_ts is in this transaction's snapshot (reads see
+			// commit_ts <= start_ts), so it is no conflict; one-phase
+			// commits, whose timestamps the store picks, can land there.
+			conflictTS = commitTS
 		}
 	}
 	if err := rd.iterErr(key); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -41,6 +42,7 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 			return err
 		}
 		last = e.Index
+		p.appliedTerm = e.Term
 		if p.destroyed {
 			return nil
 		}
@@ -61,21 +63,38 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 }
 
 // finish hands a command's result to its proposer, if it was proposed here.
-func (p *peer) finish(h *raftserverpb.CmdHeader, res applyResult, after *[]func()) {
+// The entry's term must match the proposal's: an entry of an older
+// incarnation of this peer that happens to carry the same id is not it.
+func (p *peer) finish(h *raftserverpb.CmdHeader, term uint64, res applyResult, after *[]func()) {
 	if h.GetPeerId() != p.id {
 		return
 	}
 	prop, ok := p.proposals[h.GetProposalId()]
-	if !ok {
+	if !ok || prop.term != term {
 		return
 	}
 	delete(p.proposals, h.GetProposalId())
+	if i := slices.Index(p.confProposals, h.GetProposalId()); i >= 0 {
+		p.confProposals = slices.Delete(p.confProposals, i, i+1)
+	}
 	*after = append(*after, func() { prop.done(res) })
 }
 
 func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) error {
 	if len(e.Data) == 0 {
-		return nil // a new leader's empty entry
+		// A new leader's first entry, or a conf change raft refused because
+		// another was pending: fail the oldest of ours, which it replaced.
+		if e.Term == p.appliedTerm && len(p.confProposals) > 0 {
+			id := p.confProposals[0]
+			p.confProposals = p.confProposals[1:]
+			if prop, ok := p.proposals[id]; ok && prop.term == e.Term {
+				delete(p.proposals, id)
+				*after = append(*after, func() {
+					prop.done(applyResult{err: &ServerBusyError{Reason: "another membership change is in progress"}})
+				})
+			}
+		}
+		return nil
 	}
 	cmd := &raftserverpb.RaftCmdRequest{}
 	if err := proto.Unmarshal(e.Data, cmd); err != nil {
@@ -86,7 +105,7 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 	h := cmd.GetHeader()
 	region := p.region()
 	if h.GetRegionEpoch().GetVersion() != region.GetRegionEpoch().GetVersion() {
-		p.finish(h, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("command epoch version %d, region has %d", h.GetRegionEpoch().GetVersion(), region.GetRegionEpoch().GetVersion()))}, after)
+		p.finish(h, e.Term, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("command epoch version %d, region has %d", h.GetRegionEpoch().GetVersion(), region.GetRegionEpoch().GetVersion()))}, after)
 		return nil
 	}
 	if split := cmd.GetAdmin().GetSplit(); split != nil {
@@ -94,7 +113,7 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 		if err != nil {
 			return err
 		}
-		p.finish(h, res, after)
+		p.finish(h, e.Term, res, after)
 		return nil
 	}
 	if err := applyModifies(b, cmd.GetWrites()); err != nil {
@@ -103,7 +122,7 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 	for _, m := range cmd.GetWrites() {
 		p.writtenBytes += uint64(len(m.GetKey()) + len(m.GetValue()))
 	}
-	p.finish(h, applyResult{}, after)
+	p.finish(h, e.Term, applyResult{}, after)
 	return nil
 }
 
@@ -140,7 +159,7 @@ func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()
 	region := p.region()
 	epoch := region.GetRegionEpoch()
 	if h.GetRegionEpoch().GetConfVer() != epoch.GetConfVer() || h.GetRegionEpoch().GetVersion() != epoch.GetVersion() {
-		p.finish(h, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("conf change epoch %v, region has %v", h.GetRegionEpoch(), epoch))}, after)
+		p.finish(h, e.Term, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("conf change epoch %v, region has %v", h.GetRegionEpoch(), epoch))}, after)
 		return nil
 	}
 	next := proto.Clone(region).(*metapb.Region)
@@ -178,7 +197,7 @@ func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()
 		next.Peers = append(next.Peers[:idx], next.Peers[idx+1:]...)
 	}
 	if problem != "" {
-		p.finish(h, applyResult{err: fmt.Errorf("raftstore: region %d: conf change %v %v rejected: %s", p.regionID, change.GetChangeType(), target, problem)}, after)
+		p.finish(h, e.Term, applyResult{err: fmt.Errorf("raftstore: region %d: conf change %v %v rejected: %s", p.regionID, change.GetChangeType(), target, problem)}, after)
 		return nil
 	}
 	next.RegionEpoch = &metapb.RegionEpoch{ConfVer: epoch.GetConfVer() + 1, Version: epoch.GetVersion()}
@@ -194,7 +213,7 @@ func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()
 	}
 	p.setRegion(next)
 	p.store.log.Info("applied conf change", "region", p.regionID, "change", change.GetChangeType().String(), "peer", target.GetId(), "store", target.GetStoreId(), "conf_ver", next.GetRegionEpoch().GetConfVer())
-	p.finish(h, applyResult{regions: []*metapb.Region{next}}, after)
+	p.finish(h, e.Term, applyResult{regions: []*metapb.Region{next}}, after)
 	if removedSelf {
 		if err := p.destroy(b); err != nil {
 			return err
@@ -219,6 +238,8 @@ func (p *peer) destroy(b *pebble.Batch) error {
 		}
 	}
 	p.destroyed = true
+	p.leaderID.Store(0)
+	p.setReady(false)
 	s := p.store
 	s.mu.Lock()
 	delete(s.peers, p.regionID)
@@ -250,9 +271,6 @@ func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after 
 	if len(req.GetNewPeerIds()) != len(region.GetPeers()) {
 		return applyResult{err: fmt.Errorf("raftstore: split of region %d: %d new peer ids for %d peers", p.regionID, len(req.GetNewPeerIds()), len(region.GetPeers()))}, nil
 	}
-	if p.store.getPeer(req.GetNewRegionId()) != nil {
-		return applyResult{err: fmt.Errorf("raftstore: split of region %d: region %d exists already", p.regionID, req.GetNewRegionId())}, nil
-	}
 	version := region.GetRegionEpoch().GetVersion() + 1
 	left := proto.Clone(region).(*metapb.Region)
 	left.EndKey = append([]byte(nil), key...)
@@ -274,7 +292,11 @@ func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after 
 	if err := putProto(b, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: left}); err != nil {
 		return applyResult{}, err
 	}
-	if err := writeInitialState(b, right); err != nil {
+	// What this store already has of the new region is local state: it may
+	// change what happens here, never the outcome of the split itself,
+	// which every replica applies alike.
+	createRight, err := p.prepareSplitPeer(b, right)
+	if err != nil {
 		return applyResult{}, err
 	}
 	p.setRegion(left)
@@ -283,6 +305,18 @@ func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after 
 	s := p.store
 	s.log.Info("split region", "region", p.regionID, "key", fmt.Sprintf("%q", key), "new_region", right.GetId())
 	*after = append(*after, func() {
+		if !createRight {
+			return
+		}
+		if old := s.getPeer(right.GetId()); old != nil {
+			// An empty peer created from the new region's messages before
+			// this split applied: the split's peer replaces it.
+			old.failProposals(ErrStaleCommand)
+			old.failReads(ErrStaleCommand)
+			s.mu.Lock()
+			delete(s.peers, right.GetId())
+			s.mu.Unlock()
+		}
 		np, err := s.createPeer(right, selfNew)
 		if err != nil {
 			s.log.Error("create split peer", "region", right.GetId(), "err", err)
@@ -340,4 +374,49 @@ func (p *peer) maybeTruncateLog() error {
 		return fmt.Errorf("raftstore: region %d: truncate log: %w", p.regionID, err)
 	}
 	return nil
+}
+
+// prepareSplitPeer writes the initial state of a region created by a split
+// into b, unless this store already removed its peer of that region (a
+// tombstone: the region moved on without this store). A vote an empty peer
+// of the region cast before the split applied is kept: forgetting it could
+// let this store vote twice in one term. It reports whether to create the
+// peer.
+func (p *peer) prepareSplitPeer(b *pebble.Batch, right *metapb.Region) (bool, error) {
+	st := &raftserverpb.RegionLocalState{}
+	ok, err := getProto(p.store.db, keys.RegionStateKey(right.GetId()), st)
+	if err != nil {
+		return false, err
+	}
+	if ok && st.GetState() == raftserverpb.PeerState_TOMBSTONE {
+		p.store.log.Info("split: not recreating a removed region", "region", right.GetId())
+		return false, nil
+	}
+	if ok && len(st.GetRegion().GetPeers()) > 0 {
+		// Initialized already (only a snapshot could have done it, and
+		// overlapping snapshots are refused): leave it alone.
+		return false, nil
+	}
+	if err := writeInitialState(b, right); err != nil {
+		return false, err
+	}
+	raw, ok, err := getValue(p.store.db, keys.HardStateKey(right.GetId()))
+	if err != nil || !ok {
+		return true, err
+	}
+	var hs raftpb.HardState
+	if err := hs.Unmarshal(raw); err != nil {
+		return false, fmt.Errorf("%w: region %d hard state: %v", errCorruptState, right.GetId(), err)
+	}
+	if hs.Term > initLogTerm {
+		keep := raftpb.HardState{Term: hs.Term, Vote: hs.Vote, Commit: initLogIndex}
+		data, err := keep.Marshal()
+		if err != nil {
+			return false, err
+		}
+		if err := b.Set(keys.HardStateKey(right.GetId()), data, nil); err != nil {
+			return false, fmt.Errorf("raftstore: region %d: write hard state: %w", right.GetId(), err)
+		}
+	}
+	return true, nil
 }

@@ -46,6 +46,11 @@ type peer struct {
 	// peerCache remembers peers learned from messages, so that a peer
 	// created empty (its region not yet known) can still answer them.
 	peerCache map[uint64]*metapb.Peer
+	// confProposals are this leader's conf change proposals in order; raft
+	// turns one it refuses (another change pending) into an empty entry.
+	confProposals []uint64
+	// appliedTerm is the term of the last applied entry.
+	appliedTerm uint64
 	// writtenBytes counts data bytes applied since the peer started; it
 	// feeds the size estimate for split checks.
 	writtenBytes uint64
@@ -185,7 +190,8 @@ func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult))
 	}
 	if err != nil {
 		if err == raft.ErrProposalDropped {
-			done(applyResult{err: p.notLeader()})
+			// A leader transfer in progress or too much uncommitted log.
+			done(applyResult{err: &ServerBusyError{Reason: "proposal dropped: leader transfer or uncommitted log limit"}})
 			return
 		}
 		done(applyResult{err: fmt.Errorf("raftstore: propose: %w", err)})
@@ -193,6 +199,9 @@ func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult))
 	}
 	p.store.stats.Proposals.Add(1)
 	p.proposals[id] = &proposal{term: p.rn.BasicStatus().Term, done: done}
+	if cmd.GetAdmin().GetChangePeer() != nil {
+		p.confProposals = append(p.confProposals, id)
+	}
 }
 
 // failProposals ends every pending proposal with err.
@@ -201,6 +210,7 @@ func (p *peer) failProposals(err error) {
 		delete(p.proposals, id)
 		prop.done(applyResult{err: err})
 	}
+	p.confProposals = p.confProposals[:0]
 }
 
 // failReads ends every pending read with err.
@@ -283,13 +293,16 @@ func (p *peer) serveReads() {
 // can no longer finish.
 func (p *peer) onRoleOrTerm() {
 	st := p.rn.BasicStatus()
-	oldLeader := p.leaderID.Swap(st.Lead)
-	p.term.Store(st.Term)
+	// Readiness is reset before the new term is published: a request that
+	// reads the term, sees the peer ready, and reads the same term again
+	// knows the readiness belongs to that term.
 	if st.Term != p.lastTerm {
 		p.lastTerm = st.Term
-		p.failProposals(ErrStaleCommand)
 		p.setReady(false)
+		p.failProposals(ErrStaleCommand)
 	}
+	oldLeader := p.leaderID.Swap(st.Lead)
+	p.term.Store(st.Term)
 	if st.RaftState != raft.StateLeader {
 		p.setReady(false)
 		if len(p.proposals) > 0 {

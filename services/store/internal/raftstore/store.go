@@ -59,6 +59,8 @@ type Store struct {
 	notify chan struct{}
 
 	heartbeatNow chan uint64
+	// snapHolders are peers given snapshot data this round (loop only).
+	snapHolders []*peer
 	stopc        chan struct{}
 	stopOnce     sync.Once
 	wg           sync.WaitGroup
@@ -66,6 +68,8 @@ type Store struct {
 	stats   Stats
 	fatalMu sync.Mutex
 	fatal   error
+	// fatalc closes when the loop stops on an engine failure.
+	fatalc chan struct{}
 }
 
 // Open opens the store's state in db. On the first start of an empty
@@ -91,6 +95,7 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		notify:       make(chan struct{}, 1),
 		heartbeatNow: make(chan uint64, 64),
 		stopc:        make(chan struct{}),
+		fatalc:       make(chan struct{}),
 	}
 	s.snaps = newSnapRegistry()
 	if err := s.loadOrBootstrap(bootstrap); err != nil {
@@ -220,6 +225,10 @@ func (s *Store) Stop() {
 	}
 }
 
+// Failed is closed when the raft loop stopped on an engine failure; the
+// store then serves nothing and the process should exit (Err says why).
+func (s *Store) Failed() <-chan struct{} { return s.fatalc }
+
 // Err reports why the loop stopped on its own, if it did.
 func (s *Store) Err() error {
 	s.fatalMu.Lock()
@@ -282,6 +291,7 @@ func (s *Store) loop() {
 			s.fatalMu.Lock()
 			s.fatal = err
 			s.fatalMu.Unlock()
+			close(s.fatalc)
 			s.log.Error("raft loop stopped: engine failure", "err", err)
 			for _, p := range s.peerList() {
 				p.failProposals(err)
@@ -344,7 +354,10 @@ func (s *Store) handleReadies() error {
 				return err
 			}
 		}
-		sync = sync || r.rd.MustSync
+		// etcd raft's MustSync ignores snapshots, but answering for one
+		// that a crash could take back would let the leader believe in a
+		// log this peer no longer has.
+		sync = sync || r.rd.MustSync || !raft.IsEmptySnap(r.rd.Snapshot)
 		s.stats.EntriesPersisted.Add(int64(len(r.rd.Entries)))
 	}
 	if !wb.Empty() {
@@ -362,6 +375,12 @@ func (s *Store) handleReadies() error {
 	for _, p := range snapshotted {
 		p.afterSnapshotApplied()
 	}
+	// A snapshot raft did not take this round (stale term, duplicate) will
+	// never be asked for: drop its data.
+	for _, p := range s.snapHolders {
+		clear(p.pendingSnap)
+	}
+	s.snapHolders = s.snapHolders[:0]
 
 	for i, r := range readies {
 		if !sentEarly[i] {
@@ -452,6 +471,10 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb
 	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
 		return
 	}
+	if rm.GetIsTombstone() {
+		s.onTombstoneMessage(rm)
+		return
+	}
 	var m raftpb.Message
 	if err := m.Unmarshal(rm.GetMessage()); err != nil {
 		s.log.Warn("dropping undecodable raft message", "region", rm.GetRegionId(), "err", err)
@@ -468,6 +491,9 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb
 		// A message for an older or newer incarnation of our peer.
 		return
 	}
+	if s.answerRemovedPeer(p, rm) {
+		return
+	}
 	if from := rm.GetFromPeer(); from.GetId() != 0 && p.peerCache[from.GetId()] == nil && len(p.peerCache) < 64 {
 		p.peerCache[from.GetId()] = from
 		p.peerCache[p.id] = rm.GetToPeer()
@@ -476,7 +502,12 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb
 		if snap == nil {
 			return // snapshots arrive only through the snapshot stream
 		}
+		if !s.snapshotFits(p, m.Snapshot) {
+			return
+		}
+		clear(p.pendingSnap)
 		p.pendingSnap[snapKey{m.Snapshot.Metadata.Index, m.Snapshot.Metadata.Term}] = snap
+		s.snapHolders = append(s.snapHolders, p)
 	}
 	if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		s.log.Debug("step raft message", "region", p.regionID, "err", err)
@@ -491,6 +522,13 @@ func (s *Store) maybeCreatePeer(rm *raftserverpb.RaftMessage, m *raftpb.Message)
 	switch m.Type {
 	case raftpb.MsgVote, raftpb.MsgPreVote, raftpb.MsgHeartbeat, raftpb.MsgApp, raftpb.MsgSnap:
 	default:
+		return nil, false
+	}
+	// A peer removed from here stays removed: only a membership newer than
+	// the one that removed it may bring the region back.
+	st := &raftserverpb.RegionLocalState{}
+	if ok, err := getProto(s.db, keys.RegionStateKey(rm.GetRegionId()), st); err != nil || (ok && st.GetState() == raftserverpb.PeerState_TOMBSTONE &&
+		rm.GetRegionEpoch().GetConfVer() <= st.GetRegion().GetRegionEpoch().GetConfVer()) {
 		return nil, false
 	}
 	for _, other := range s.peerList() {
@@ -533,6 +571,11 @@ func (s *Store) onBecameLeader(p *peer) {
 // region exists here, this store's peer leads it, and epoch (if not nil)
 // has the region's version. It returns the region as of the check.
 func (s *Store) PeerFor(regionID uint64, epoch *metapb.RegionEpoch) (*metapb.Region, error) {
+	select {
+	case <-s.fatalc:
+		return nil, ErrStopped
+	default:
+	}
 	p := s.getPeer(regionID)
 	if p == nil || len(p.region().GetPeers()) == 0 {
 		return nil, &RegionNotFoundError{RegionID: regionID}
@@ -567,7 +610,12 @@ func (s *Store) WaitLeaderReady(ctx context.Context, regionID uint64) error {
 	if p == nil {
 		return &RegionNotFoundError{RegionID: regionID}
 	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
+	defer cancel()
 	for !p.leaderReady.Load() {
+		if s.getPeer(regionID) != p {
+			return &RegionNotFoundError{RegionID: regionID}
+		}
 		if p.leaderID.Load() != p.id {
 			return p.notLeader()
 		}
@@ -592,25 +640,71 @@ func (s *Store) WaitLeaderReady(ctx context.Context, regionID uint64) error {
 // applies. The command's header must carry the epoch it was computed
 // against.
 func (s *Store) Propose(ctx context.Context, regionID uint64, cmd *raftserverpb.RaftCmdRequest) ([]*metapb.Region, error) {
-	ch := make(chan applyResult, 1)
-	s.post(func() {
-		p := s.getPeer(regionID)
-		if p == nil {
-			ch <- applyResult{err: &RegionNotFoundError{RegionID: regionID}}
-			return
-		}
-		p.propose(cmd, func(r applyResult) { ch <- r })
-	})
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
 	defer cancel()
+	ch := s.ProposeAsync(ctx, regionID, 0, cmd)
 	select {
 	case r := <-ch:
-		return r.regions, r.err
+		return r.Regions, r.Err
 	case <-ctx.Done():
 		return nil, &ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
-	case <-s.stopc:
-		return nil, ErrStopped
 	}
+}
+
+// Result is the fate of a proposed command.
+type Result struct {
+	// Regions: for a split the two halves, for a conf change the new region.
+	Regions []*metapb.Region
+	// Err is nil when the command applied. ErrStaleCommand means the fate
+	// is unknown (leadership changed first); other errors mean it did not
+	// and will not apply.
+	Err error
+}
+
+// ProposeAsync proposes cmd and returns a channel that receives the
+// command's fate exactly once. A caller that stops waiting must keep
+// whatever protects the command (latches) until the fate arrives. A ctx
+// already done when the loop gets to the proposal means it is not proposed.
+// expectTerm, if nonzero, refuses the proposal unless this peer still leads
+// in that term, so a command computed under one leadership never commits
+// under a later one.
+func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, cmd *raftserverpb.RaftCmdRequest) <-chan Result {
+	ch := make(chan Result, 1)
+	done := func(r applyResult) { ch <- Result{Regions: r.regions, Err: r.err} }
+	s.post(func() {
+		if err := ctx.Err(); err != nil {
+			done(applyResult{err: &ServerBusyError{Reason: "request ended before it was proposed: " + err.Error()}})
+			return
+		}
+		p := s.getPeer(regionID)
+		if p == nil {
+			done(applyResult{err: &RegionNotFoundError{RegionID: regionID}})
+			return
+		}
+		if expectTerm != 0 && p.rn.BasicStatus().Term != expectTerm {
+			done(applyResult{err: p.notLeader()})
+			return
+		}
+		p.propose(cmd, done)
+	})
+	// Tasks posted after the loop stopped never run: answer for them.
+	out := make(chan Result, 1)
+	go func() {
+		select {
+		case r := <-ch:
+			out <- r
+		case <-s.stopc:
+			select {
+			case r := <-ch:
+				out <- r
+			default:
+				out <- Result{Err: ErrStopped}
+			}
+		case <-s.fatalc:
+			out <- Result{Err: ErrStopped}
+		}
+	}()
+	return out
 }
 
 // ReadIndex confirms this peer still leads the region and waits until its
@@ -725,6 +819,9 @@ func (s *Store) TransferLeader(ctx context.Context, regionID uint64, to *metapb.
 	}
 }
 
+// ProposalTimeout bounds how long requests wait for raft.
+func (s *Store) ProposalTimeout() time.Duration { return s.cfg.ProposalTimeout }
+
 // LeaderTerm returns the raft term of the region's peer here (meaningful
 // while it leads), or 0.
 func (s *Store) LeaderTerm(regionID uint64) uint64 {
@@ -732,4 +829,82 @@ func (s *Store) LeaderTerm(regionID uint64) uint64 {
 		return p.term.Load()
 	}
 	return 0
+}
+
+// snapshotFits reports whether a snapshot's range leaves every other
+// initialized region here alone. One that overlaps comes from before a
+// split or merge this store has not caught up with; applying it would wipe
+// a sibling's data. The leader retries later.
+func (s *Store) snapshotFits(p *peer, snap *raftpb.Snapshot) bool {
+	meta := &raftserverpb.SnapshotMeta{}
+	if err := proto.Unmarshal(snap.Data, meta); err != nil || meta.GetRegion() == nil {
+		return false
+	}
+	r := meta.GetRegion()
+	for _, other := range s.peerList() {
+		o := other.region()
+		if other == p || len(o.GetPeers()) == 0 {
+			continue
+		}
+		if rangesOverlap(o.GetStartKey(), o.GetEndKey(), r.GetStartKey(), r.GetEndKey()) {
+			s.log.Info("dropping snapshot that overlaps another region", "region", p.regionID, "other", o.GetId())
+			return false
+		}
+	}
+	return true
+}
+
+// answerRemovedPeer tells a peer that is no longer a member of the region
+// (it missed its own removal, e.g. while its store was down) that it is
+// gone, so its store can destroy it instead of campaigning forever. It
+// reports whether the message came from such a peer.
+func (s *Store) answerRemovedPeer(p *peer, rm *raftserverpb.RaftMessage) bool {
+	region := p.region()
+	from := rm.GetFromPeer()
+	if len(region.GetPeers()) == 0 || from.GetId() == 0 {
+		return false
+	}
+	for _, m := range region.GetPeers() {
+		if m.GetId() == from.GetId() {
+			return false
+		}
+	}
+	if c := rm.GetRegionEpoch().GetConfVer(); c == 0 || c >= region.GetRegionEpoch().GetConfVer() {
+		// An empty new peer knows no membership yet; a sender with a newer
+		// one may know more than we do.
+		return false
+	}
+	s.trans.send(&raftserverpb.RaftMessage{
+		RegionId: p.regionID, FromPeer: p.peerByID(p.id), ToPeer: from,
+		RegionEpoch: region.GetRegionEpoch(), IsTombstone: true,
+	})
+	return true
+}
+
+// onTombstoneMessage destroys this store's peer that a region member says
+// was removed, if the member's membership is newer.
+func (s *Store) onTombstoneMessage(rm *raftserverpb.RaftMessage) {
+	p := s.getPeer(rm.GetRegionId())
+	if p == nil || p.id != rm.GetToPeer().GetId() {
+		return
+	}
+	region := p.region()
+	if rm.GetRegionEpoch().GetConfVer() <= region.GetRegionEpoch().GetConfVer() {
+		return
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := putProto(b, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_TOMBSTONE}); err != nil {
+		s.log.Error("tombstone peer", "region", p.regionID, "err", err)
+		return
+	}
+	if err := p.destroy(b); err != nil {
+		s.log.Error("destroy removed peer", "region", p.regionID, "err", err)
+		return
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		s.log.Error("destroy removed peer", "region", p.regionID, "err", err)
+		return
+	}
+	s.log.Info("destroyed a peer removed while it was away", "region", p.regionID, "peer", p.id)
 }

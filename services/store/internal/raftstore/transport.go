@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
 
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
@@ -33,6 +34,9 @@ type Transport struct {
 const (
 	sendQueueLen    = 4096
 	maxBatchMsgs    = 256
+	// maxBatchBytes keeps a batch well under the receiver's 64 MB message
+	// limit even when it holds several full append messages.
+	maxBatchBytes   = 16 << 20
 	maxDialBackoff  = 2 * time.Second
 	resolveTimeout  = 3 * time.Second
 	snapSendTimeout = 10 * time.Minute
@@ -137,7 +141,10 @@ func (c *storeConn) client(ctx context.Context) (storepb.StoreClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(st.GetAddress(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	cc, err := grpc.NewClient(st.GetAddress(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Find half-open connections (a peer that vanished) in seconds,
+		// not at the TCP timeout.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}))
 	if err != nil {
 		return nil, err
 	}
@@ -165,9 +172,16 @@ func (c *storeConn) run() {
 		<-c.t.stopc
 		cancel()
 	}()
-	backoff := 50 * time.Millisecond
+	const minBackoff = 50 * time.Millisecond
+	backoff := minBackoff
 	for {
-		err := c.stream(ctx)
+		sent := false
+		err := c.stream(ctx, &sent)
+		if sent {
+			// The link worked: a later break is a new failure, not more of
+			// the same one.
+			backoff = minBackoff
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -195,7 +209,7 @@ func (c *storeConn) run() {
 }
 
 // stream sends batches on one stream until it fails.
-func (c *storeConn) stream(ctx context.Context) error {
+func (c *storeConn) stream(ctx context.Context, sent *bool) error {
 	var first *raftserverpb.RaftMessage
 	select {
 	case first = <-c.queue:
@@ -215,13 +229,20 @@ func (c *storeConn) stream(ctx context.Context) error {
 		return err
 	}
 	batch := &raftserverpb.BatchRaftMessage{}
+	var carry *raftserverpb.RaftMessage
 	for {
 		batch.Msgs = append(batch.Msgs[:0], first)
+		size := len(first.GetMessage())
 	more:
-		for len(batch.Msgs) < maxBatchMsgs {
+		for len(batch.Msgs) < maxBatchMsgs && size < maxBatchBytes {
 			select {
 			case m := <-c.queue:
+				if size+len(m.GetMessage()) > maxBatchBytes {
+					carry = m
+					break more
+				}
 				batch.Msgs = append(batch.Msgs, m)
+				size += len(m.GetMessage())
 			default:
 				break more
 			}
@@ -232,6 +253,11 @@ func (c *storeConn) stream(ctx context.Context) error {
 			return err
 		}
 		c.t.s.stats.MessagesSent.Add(int64(len(batch.Msgs)))
+		*sent = true
+		if carry != nil {
+			first, carry = carry, nil
+			continue
+		}
 		select {
 		case first = <-c.queue:
 		case <-ctx.Done():
@@ -343,6 +369,8 @@ func (s *Store) HandleSnapshot(msg *raftserverpb.RaftMessage, kvs []*raftserverp
 	case <-done:
 		return nil
 	case <-s.stopc:
+		return ErrStopped
+	case <-s.fatalc:
 		return ErrStopped
 	}
 }
