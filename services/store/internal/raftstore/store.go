@@ -61,9 +61,9 @@ type Store struct {
 	heartbeatNow chan uint64
 	// snapHolders are peers given snapshot data this round (loop only).
 	snapHolders []*peer
-	stopc        chan struct{}
-	stopOnce     sync.Once
-	wg           sync.WaitGroup
+	stopc       chan struct{}
+	stopOnce    sync.Once
+	wg          sync.WaitGroup
 	// fatal is set when the loop stops on an engine error.
 	stats   Stats
 	fatalMu sync.Mutex

@@ -32,8 +32,8 @@ type Transport struct {
 }
 
 const (
-	sendQueueLen    = 4096
-	maxBatchMsgs    = 256
+	sendQueueLen = 4096
+	maxBatchMsgs = 256
 	// maxBatchBytes keeps a batch well under the receiver's 64 MB message
 	// limit even when it holds several full append messages.
 	maxBatchBytes   = 16 << 20
