@@ -104,6 +104,19 @@ func TestPDReplacesADownStore(t *testing.T) {
 		return nil
 	})
 	c.MustPut("after", "2")
+	// The replaced store comes back: the region's members tell its stale
+	// peer it was removed, and the store drops it.
+	c.StartStore(dead)
+	cluster.Eventually(t, 15*time.Second, func() error {
+		st, err := c.RegionInfo(dead, region)
+		if err != nil {
+			return err
+		}
+		if st.GetRegionError().GetRegionNotFound() == nil {
+			return fmt.Errorf("store %d still holds its removed peer of region %d", dead, region)
+		}
+		return nil
+	})
 	transferTo(t, c, region, 4)
 	for _, k := range []string{"before", "after"} {
 		if _, ok := c.MustGet(k); !ok {
