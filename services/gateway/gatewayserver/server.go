@@ -15,14 +15,11 @@ import (
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
+	raftbackend "github.com/nokv/nokv/services/gateway/internal/backend/raft"
 	"github.com/nokv/nokv/services/gateway/internal/command"
 	"github.com/nokv/nokv/services/gateway/internal/metrics"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
-
-// ErrRaftBackendUnavailable is returned for --backend raft until the cluster
-// services exist.
-var ErrRaftBackendUnavailable = errors.New("gateway: the raft backend is not available yet: nokv-pd and nokv-store are being built (issues 3 and 4); use --backend embedded")
 
 // Server is a running nokv-redis.
 type Server struct {
@@ -58,18 +55,30 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if cfg.Backend == BackendRaft {
-		return nil, ErrRaftBackendUnavailable
-	}
 	now := cfg.TestingKnobs.NowMs
-	store, err := embedded.Open(embedded.Options{
-		Dir:    cfg.WorkDir,
-		Sync:   embedded.SyncPolicy(cfg.Sync),
-		Now:    now,
-		Logger: log,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open embedded store: %w", err)
+	var (
+		store backend.Backend
+		err   error
+	)
+	if cfg.Backend == BackendRaft {
+		// PD must answer at start: a gateway that cannot reach the cluster
+		// says so now rather than on every command.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		store, err = raftbackend.Open(ctx, raftbackend.Options{PDAddr: cfg.PDAddr, MaxRetries: cfg.MaxRetries, NowMs: now})
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("open raft backend: %w", err)
+		}
+	} else {
+		store, err = embedded.Open(embedded.Options{
+			Dir:    cfg.WorkDir,
+			Sync:   embedded.SyncPolicy(cfg.Sync),
+			Now:    now,
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store: %w", err)
+		}
 	}
 	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{})}
 	s.perCmd = make([]atomic.Pointer[metrics.Command], len(command.Commands()))

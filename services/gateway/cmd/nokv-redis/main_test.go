@@ -318,7 +318,7 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{[]string{"--addr", "nonsense"}, nil, "addr:"},
 		{nil, []string{"NOKV_GATEWAY_MAXCLIENTS=many"}, "NOKV_GATEWAY_MAXCLIENTS"},
 		{[]string{"--config", "/nonexistent/cluster.json"}, nil, "/nonexistent/cluster.json"},
-		{[]string{"--backend", "raft", "--pd-addr", "127.0.0.1:1"}, nil, "raft backend is not available"},
+		{[]string{"--backend", "raft", "--pd-addr", "127.0.0.1:1"}, nil, "connect to the cluster through PD at 127.0.0.1:1"},
 	}
 	for _, tc := range cases {
 		p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}

@@ -121,4 +121,15 @@ var (
 	ErrClosed = errors.New("backend: closed")
 	// ErrLocked means another process holds the store's data directory.
 	ErrLocked = errors.New("backend: data directory is locked by another process")
+	// ErrUnavailable means the cluster could not serve the request within
+	// its retries (no leader, stores down, PD unreachable). Nothing was
+	// written.
+	ErrUnavailable = errors.New("backend: cluster unavailable")
+	// ErrConflict means the command kept conflicting with concurrent
+	// writers and gave up. Nothing was written; the client may retry.
+	ErrConflict = errors.New("backend: too many write conflicts")
+	// ErrUndetermined means the write's commit was sent but its outcome is
+	// unknown (a store or the network failed at that moment): it may or
+	// may not have taken effect.
+	ErrUndetermined = errors.New("backend: write outcome unknown")
 )

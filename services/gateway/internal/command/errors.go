@@ -66,6 +66,12 @@ func writeError(w *resp.Writer, log *slog.Logger, cmd string, err error) {
 		w.Error(string(errShuttingDown))
 	case errors.Is(err, backend.ErrLocked):
 		w.Error(string(errStoreLocked))
+	case errors.Is(err, backend.ErrUnavailable):
+		w.Error("ERR cluster unavailable, nothing was written: " + err.Error())
+	case errors.Is(err, backend.ErrConflict):
+		w.Error("ERR too many concurrent writes to the same keys, nothing was written; retry: " + err.Error())
+	case errors.Is(err, backend.ErrUndetermined):
+		w.Error("ERR the write may or may not have been applied (a store failed while it committed): " + err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		w.Error("ERR request aborted: " + err.Error())
 	default:
