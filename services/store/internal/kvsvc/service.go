@@ -15,6 +15,7 @@ import (
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
+	"github.com/nokv/nokv/pkg/latch"
 	"github.com/nokv/nokv/services/store/internal/keys"
 	"github.com/nokv/nokv/services/store/internal/mvcc"
 	"github.com/nokv/nokv/services/store/internal/raftstore"
@@ -30,7 +31,7 @@ type Service struct {
 	storepb.UnimplementedStoreServer
 	store   *raftstore.Store
 	tso     TSO
-	latches *latches
+	latches *latch.Latches
 	cc      *concurrency
 	now     func() time.Time
 	// maxSnapshotBytes bounds one received snapshot held in memory.
@@ -51,7 +52,7 @@ func (s *Service) GCStats() (rounds, deleted int64) { return s.gcRounds.Load(), 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {
 	return &Service{
-		store: store, tso: tso, latches: newLatches(), cc: newConcurrency(), now: time.Now,
+		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: time.Now,
 		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}),
 	}
 }
@@ -127,8 +128,8 @@ func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, c
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.store.ProposalTimeout())
 	defer cancel()
-	slots := s.latches.acquire(ks)
-	onDone := []func(){func() { s.latches.release(slots) }}
+	slots := s.latches.Acquire(ks, nil)
+	onDone := []func(){func() { s.latches.Release(slots) }}
 	handedOff := false
 	defer func() {
 		if !handedOff {

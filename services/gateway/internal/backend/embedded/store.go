@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 
+	"github.com/nokv/nokv/pkg/latch"
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
@@ -75,7 +76,7 @@ const DefaultSyncWindow = 50 * time.Microsecond
 type Store struct {
 	db      *pebble.DB
 	opts    Options
-	latches *latches
+	latches *latch.Latches
 	cache   *cache
 	now     func() int64
 	log     *slog.Logger
@@ -147,7 +148,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		opts:    opts,
-		latches: newLatches(),
+		latches: latch.New(),
 		cache:   newCache(),
 		now:     opts.Now,
 		log:     opts.Logger,
@@ -343,13 +344,13 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	}
 	defer s.leave()
 	var slotBuf [8]uint32
-	slots := s.latches.acquire(keys, slotBuf[:0])
+	slots := s.latches.Acquire(keys, slotBuf[:0])
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
 	tx.store = s
 	b, err := s.prepare(tx, fn)
 	if err != nil || b == nil {
-		s.latches.release(slots)
+		s.latches.Release(slots)
 		// The outcome (an error, a condition not met) was decided on what fn read;
 		// it must not be reported before that state is durable.
 		if derr := s.awaitDurable(); derr != nil && err == nil {
@@ -368,7 +369,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 		if err == nil {
 			tx.publishCache()
 		}
-		s.latches.release(slots)
+		s.latches.Release(slots)
 		if err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
@@ -385,7 +386,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	if err == nil {
 		tx.publishCache()
 	}
-	s.latches.release(slots)
+	s.latches.Release(slots)
 	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}

@@ -78,8 +78,8 @@ func (s *Store) SweepExpired() (int, error) {
 	}
 	// Latch the keys so a SET that revives one concurrently is not deleted; the
 	// batch commits before the latches go, so no reader sees a half-swept state.
-	slots := s.latches.acquire(keys, nil)
-	defer s.latches.release(slots)
+	slots := s.latches.Acquire(keys, nil)
+	defer s.latches.Release(slots)
 	b := s.db.NewBatch()
 	defer b.Close()
 	deleted := 0

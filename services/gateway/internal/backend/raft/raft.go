@@ -15,6 +15,7 @@ import (
 	"fmt"
 
 	"github.com/nokv/nokv/pkg/kvclient"
+	"github.com/nokv/nokv/pkg/latch"
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
@@ -32,6 +33,10 @@ type Options struct {
 // Store implements backend.Backend over the cluster.
 type Store struct {
 	c *kvclient.Client
+	// latches serialise this gateway's own updates of the same keys: they
+	// would only conflict in the cluster and retry, each retry a wasted
+	// timestamp, read and prewrite. Other gateways still race optimistically.
+	latches *latch.Latches
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -46,7 +51,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
-	return &Store{c: c}, nil
+	return &Store{c: c, latches: latch.New()}, nil
 }
 
 func encode(v backend.Value) []byte {
@@ -96,7 +101,10 @@ func (x *txn) Now() int64 { return x.t.Now() }
 // Update implements backend.Backend: fn runs in a transaction that is
 // retried from scratch on a write conflict. Replies are sent after the
 // commit, which raft made durable on a majority of stores.
-func (s *Store) Update(ctx context.Context, _ backend.WriteOptions, _ [][]byte, fn func(backend.Txn) error) error {
+func (s *Store) Update(ctx context.Context, _ backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	var buf [8]uint32
+	slots := s.latches.Acquire(keys, buf[:0])
+	defer s.latches.Release(slots)
 	return s.wrap(s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
 		x := &txn{ctx: ctx, t: t}
 		if err := fn(x); err != nil {
