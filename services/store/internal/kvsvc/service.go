@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
 	"github.com/nokv/nokv/api/metapb"
@@ -37,7 +39,10 @@ type Service struct {
 	// maxSnapshotBytes bounds one received snapshot held in memory.
 	maxSnapshotBytes int
 	stopping         chan struct{}
-	stopOnce         sync.Once
+	// snapSlots bounds snapshots received at once: each is held in memory
+	// until its peer takes it.
+	snapSlots chan struct{}
+	stopOnce  sync.Once
 	// safePoint is the GC safe point last used here: transactions at or
 	// below it could find their rollback records collected, so they must
 	// not write.
@@ -53,7 +58,7 @@ func (s *Service) GCStats() (rounds, deleted int64) { return s.gcRounds.Load(), 
 func New(store *raftstore.Store, tso TSO) *Service {
 	return &Service{
 		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: time.Now,
-		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}),
+		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}), snapSlots: make(chan struct{}, 2),
 	}
 }
 
@@ -493,6 +498,13 @@ func (s *Service) Raft(stream storepb.Store_RaftServer) error {
 
 // Snapshot receives one region snapshot and hands it to its peer.
 func (s *Service) Snapshot(stream storepb.Store_SnapshotServer) error {
+	select {
+	case s.snapSlots <- struct{}{}:
+		defer func() { <-s.snapSlots }()
+	default:
+		// The sender reports the snapshot failed and raft tries again later.
+		return status.Error(codes.ResourceExhausted, "kvsvc: too many snapshots being received; retry later")
+	}
 	var (
 		msg  *raftserverpb.RaftMessage
 		kvs  []*raftserverpb.SnapshotKV

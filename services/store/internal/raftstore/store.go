@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble"
@@ -61,9 +62,11 @@ type Store struct {
 	heartbeatNow chan uint64
 	// snapHolders are peers given snapshot data this round (loop only).
 	snapHolders []*peer
-	stopc       chan struct{}
-	stopOnce    sync.Once
-	wg          sync.WaitGroup
+	// inbound counts received raft messages not yet stepped.
+	inbound  atomic.Int64
+	stopc    chan struct{}
+	stopOnce sync.Once
+	wg       sync.WaitGroup
 	// fatal is set when the loop stops on an engine error.
 	stats   Stats
 	fatalMu sync.Mutex

@@ -344,10 +344,22 @@ func (t *Transport) streamSnapshot(ctx context.Context, c *storeConn, rm *raftse
 	return nil
 }
 
+// maxInboundMsgs bounds raft messages received but not yet stepped: if the
+// loop falls behind (a stalled disk), more are dropped rather than queued
+// without limit; raft retransmits what matters.
+const maxInboundMsgs = 200_000
+
 // HandleRaftBatch steps messages received from another store.
 func (s *Store) HandleRaftBatch(batch *raftserverpb.BatchRaftMessage) {
 	msgs := batch.GetMsgs()
+	n := int64(len(msgs))
+	if s.inbound.Add(n) > maxInboundMsgs {
+		s.inbound.Add(-n)
+		s.stats.MessagesDropped.Add(n)
+		return
+	}
 	s.post(func() {
+		s.inbound.Add(-n)
 		for _, m := range msgs {
 			s.onRaftMessage(m, nil)
 		}
