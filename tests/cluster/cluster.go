@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,7 +63,9 @@ type Cluster struct {
 	mu      sync.Mutex
 	stores  map[uint64]*storeserver.Server
 	filters *filters
-	pdConn  *grpc.ClientConn
+	// reserved holds listeners on ports picked for servers not yet running.
+	reserved map[string]*Port
+	pdConn   *grpc.ClientConn
 	// PDClient talks to the cluster's PD.
 	PDClient *pdclient.Client
 	conns    map[uint64]*grpc.ClientConn
@@ -88,13 +89,14 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{
 		t: t, opts: opts, dir: t.TempDir(), stores: map[uint64]*storeserver.Server{},
-		filters: &filters{}, conns: map[uint64]*grpc.ClientConn{},
+		filters: &filters{}, conns: map[uint64]*grpc.ClientConn{}, reserved: map[string]*Port{},
 		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	c.file = c.clusterFile()
 	pcfg := pdserver.DefaultConfig()
 	pcfg.Addr, pcfg.WorkDir = c.pdAddr, filepath.Join(c.dir, "pd")
 	pcfg.StoreDownAfter = 2 * time.Second
+	c.release("pd")
 	if opts.ReplaceDownAfter != 0 {
 		pcfg.ReplaceDownAfter = opts.ReplaceDownAfter
 	}
@@ -121,20 +123,43 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// reserve holds a free port for the server named key until release.
+func (c *Cluster) reserve(key string) string {
+	p, err := ReservePort()
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	c.mu.Lock()
+	c.reserved[key] = p
+	c.mu.Unlock()
+	return p.Addr
+}
+
+// rereserve holds addr again once its server stopped, if nobody took it.
+func (c *Cluster) rereserve(key, addr string) {
+	p, err := HoldPort(addr)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	c.reserved[key] = p
+	c.mu.Unlock()
+}
+
+// release frees a reserved port for its server to bind.
+func (c *Cluster) release(key string) {
+	c.mu.Lock()
+	p := c.reserved[key]
+	delete(c.reserved, key)
+	c.mu.Unlock()
+	p.Release()
 }
 
 func (c *Cluster) clusterFile() *config.Cluster {
-	c.pdAddr = freeAddr(c.t)
+	c.pdAddr = c.reserve("pd")
 	f := &config.Cluster{MaxRetries: 10, PD: config.PD{Addr: c.pdAddr, DockerAddr: "nokv-pd:2379", WorkDir: "pd", DockerWorkDir: "/data/pd"}}
 	for i := 1; i <= c.opts.Stores; i++ {
-		addr := freeAddr(c.t)
+		addr := c.reserve(fmt.Sprintf("store-%d", i))
 		f.Stores = append(f.Stores, config.Store{StoreID: uint64(i), ListenAddr: addr, Addr: addr, DockerListenAddr: "0.0.0.0:20160", DockerAddr: fmt.Sprintf("nokv-store-%d:20160", i)})
 	}
 	bounds := append(append([]string{""}, c.opts.SplitKeys...), "")
@@ -189,6 +214,7 @@ func (c *Cluster) StartStore(id uint64) {
 		srv *storeserver.Server
 		err error
 	)
+	c.release(fmt.Sprintf("store-%d", id))
 	// The port may linger briefly after a stop.
 	for range 50 {
 		if srv, err = storeserver.New(cfg, c.file, c.log.With("svc", "store", "id", id)); err == nil {
@@ -215,6 +241,7 @@ func (c *Cluster) StopStore(id uint64) {
 		if err := srv.Close(); err != nil {
 			c.t.Errorf("stop store %d: %v", id, err)
 		}
+		c.rereserve(fmt.Sprintf("store-%d", id), c.StoreAddr(id))
 	}
 }
 
@@ -243,6 +270,12 @@ func (c *Cluster) Stop() {
 		}
 		c.PD = nil
 	}
+	c.mu.Lock()
+	for key, p := range c.reserved {
+		p.Release()
+		delete(c.reserved, key)
+	}
+	c.mu.Unlock()
 }
 
 // PDAddr is PD's address.

@@ -4,14 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nokv/nokv/tests/cluster"
 )
 
 // binaries builds nokv-pd and nokv-store once per test binary run.
@@ -42,14 +44,28 @@ func binaries(t *testing.T) string {
 	return binDir
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// reserve holds a free port for the process named name until it starts.
+func (c *procCluster) reserve(name string) string {
+	c.t.Helper()
+	p, err := cluster.ReservePort()
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	c.reserved[name] = p
+	return p.Addr
+}
+
+// release frees name's port for its process; rereserve holds it again
+// after the process died, if nobody took it.
+func (c *procCluster) release(name string) {
+	c.reserved[name].Release()
+	delete(c.reserved, name)
+}
+
+func (c *procCluster) rereserve(name, addr string) {
+	if p, err := cluster.HoldPort(addr); err == nil {
+		c.reserved[name] = p
+	}
 }
 
 // procCluster is PD and three stores running as separate processes.
@@ -61,22 +77,26 @@ type procCluster struct {
 	pdAddr string
 	stores map[uint64]string // id → address
 	procs  map[string]*exec.Cmd
-	logs   map[string]*bytes.Buffer
-	mu     sync.Mutex
+	// reserved holds the ports of processes not running (test goroutine only).
+	reserved map[string]*cluster.Port
+	logs     map[string]*bytes.Buffer
+	mu       sync.Mutex
 }
 
 func startProcCluster(t *testing.T) *procCluster {
 	c := &procCluster{
-		t: t, dir: t.TempDir(), bin: binaries(t), pdAddr: freePort(t),
+		t: t, dir: t.TempDir(), bin: binaries(t),
 		stores: map[uint64]string{}, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
+		reserved: map[string]*cluster.Port{},
 	}
+	c.pdAddr = c.reserve("pd")
 	type peer struct {
 		StoreID uint64 `json:"store_id"`
 		PeerID  uint64 `json:"peer_id"`
 	}
 	var stores []map[string]any
 	for id := uint64(1); id <= 3; id++ {
-		addr := freePort(t)
+		addr := c.reserve(fmt.Sprintf("store-%d", id))
 		c.stores[id] = addr
 		stores = append(stores, map[string]any{"store_id": id, "listen_addr": addr, "addr": addr, "docker_listen_addr": "0.0.0.0:20160", "docker_addr": fmt.Sprintf("nokv-store-%d:20160", id)})
 	}
@@ -117,6 +137,7 @@ func (c *procCluster) startStore(id uint64) {
 
 func (c *procCluster) start(name, bin string, args ...string) {
 	c.t.Helper()
+	c.release(name)
 	cmd := exec.Command(bin, args...)
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
@@ -139,6 +160,11 @@ func (c *procCluster) kill9(name string) {
 	}
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
+	if strings.HasPrefix(name, "store-") {
+		var id uint64
+		fmt.Sscanf(name, "store-%d", &id)
+		c.rereserve(name, c.stores[id])
+	}
 }
 
 // stop sends SIGTERM and checks the process exits cleanly.
@@ -166,6 +192,11 @@ func (c *procCluster) stop(name string) {
 }
 
 func (c *procCluster) stopAll() {
+	defer func() {
+		for name := range c.reserved {
+			c.release(name)
+		}
+	}()
 	for id := uint64(1); id <= 3; id++ {
 		c.stop(fmt.Sprintf("store-%d", id))
 	}
