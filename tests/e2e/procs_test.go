@@ -30,7 +30,10 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		for name, pkg := range map[string]string{"nokv-pd": "../../services/pd/cmd/nokv-pd", "nokv-store": "../../services/store/cmd/nokv-store"} {
+		for name, pkg := range map[string]string{
+			"nokv-pd": "../../services/pd/cmd/nokv-pd", "nokv-store": "../../services/store/cmd/nokv-store",
+			"nokv-redis": "../../services/gateway/cmd/nokv-redis",
+		} {
 			out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("build %s: %v\n%s", name, err, out)
@@ -191,7 +194,17 @@ func (c *procCluster) stop(name string) {
 	}
 }
 
+// TestMain removes the binaries built for the run.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
 func (c *procCluster) stopAll() {
+	c.stop("gateway")
 	defer func() {
 		for name := range c.reserved {
 			c.release(name)
