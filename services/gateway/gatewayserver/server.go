@@ -31,8 +31,10 @@ type Server struct {
 	// perCmd caches each command's metrics by command ID, created on first use.
 	perCmd []atomic.Pointer[metrics.Command]
 
-	ln      net.Listener
-	rs      *redcon.Server
+	ln net.Listener
+	rs *redcon.Server
+	// loop serves the embedded backend on Linux instead of rs.
+	loop    *eventLoop
 	served  chan struct{} // closed when the redcon serve loop has returned
 	started bool
 	httpLn  net.Listener
@@ -112,6 +114,14 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.httpSrv = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.rs = redcon.NewServer(cfg.Addr, s.handle, s.accept, s.closed)
+	if cfg.Backend != BackendRaft {
+		// Where it exists (Linux), the event loop serves the embedded
+		// backend; redcon's goroutine-per-connection server is the fallback.
+		if s.loop, err = newEventLoop(s, ln); err != nil {
+			s.loop = nil
+			log.Debug("serving with redcon's server", "reason", err)
+		}
+	}
 	return s, nil
 }
 
@@ -133,6 +143,10 @@ func (s *Server) Start() {
 	s.connMu.Unlock()
 	go func() {
 		defer close(s.served)
+		if s.loop != nil {
+			s.loop.run()
+			return
+		}
 		if err := s.rs.Serve(s.ln); err != nil {
 			s.log.Error("RESP server stopped", "err", err)
 		}
@@ -155,7 +169,11 @@ func (s *Server) Close() error {
 		s.closing = true
 		started := s.started
 		s.connMu.Unlock()
-		if started {
+		if started && s.loop != nil {
+			s.loop.stop()
+			<-s.served
+			_ = s.ln.Close()
+		} else if started {
 			// redcon learns its listener only once its serve goroutine runs; if
 			// Close comes first, redcon's Close is a no-op, so close the listener
 			// ourselves: the serve loop then ends at its first Accept.
@@ -163,6 +181,11 @@ func (s *Server) Close() error {
 			_ = s.ln.Close()
 			<-s.served
 		} else {
+			if s.loop != nil {
+				s.loop.stop()
+				go s.loop.run() // it only closes its descriptors and returns
+				<-s.loop.done
+			}
 			_ = s.ln.Close()
 			if s.httpLn != nil {
 				_ = s.httpLn.Close()

@@ -1,0 +1,405 @@
+//go:build linux
+
+package gatewayserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tidwall/redcon"
+	"golang.org/x/sys/unix"
+
+	"github.com/nokv/nokv/services/gateway/internal/command"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
+)
+
+// eventLoop serves the embedded backend's connections the way Redis does:
+// one OS thread waits on epoll for every socket, reads what each ready
+// client sent, runs all the commands (their writes deferred), makes the
+// iteration's writes durable with one Sync, then writes every reply. No
+// goroutine per connection, no wakeups between threads per request: on a
+// small machine that is where a goroutine-per-connection server spends most
+// of its CPU (see docs/benchmarks.md). Parsing stays redcon's (its Reader,
+// fed from the non-blocking socket), so replies and protocol errors are the
+// same as with redcon's server.
+//
+// Commands of the embedded backend never wait on the network, so running
+// them on the loop is safe; the raft backend keeps redcon's server.
+type eventLoop struct {
+	s       *Server
+	epfd    int
+	lfd     int
+	wakefd  int
+	local   string
+	limits  resp.Limits
+	conns   map[int]*loopConn
+	pending []*loopConn
+	events  []unix.EpollEvent
+
+	stopOnce sync.Once
+	done     chan struct{}
+}
+
+// loopConn is one client connection of the loop.
+type loopConn struct {
+	fd     int
+	remote string
+	rd     *redcon.Reader
+	client *command.Client
+	// out holds reply bytes the socket did not take yet; while it is not
+	// empty the loop waits for the socket to drain and reads nothing more
+	// from the client (backpressure).
+	out    []byte
+	queued bool
+}
+
+// errWouldBlock ends a read when the socket has nothing more for now.
+var errWouldBlock = errors.New("gateway: no more data for now")
+
+// fdConn is the net.Conn the guard and redcon's reader see: non-blocking
+// reads of the client's socket.
+type fdConn struct {
+	fd            int
+	local, remote net.Addr
+}
+
+func (f *fdConn) Read(p []byte) (int, error) {
+	for {
+		n, err := unix.Read(f.fd, p)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return 0, errWouldBlock
+		case err != nil:
+			return 0, err
+		case n == 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// Write is used by the guard for its one-line error replies.
+func (f *fdConn) Write(p []byte) (int, error) {
+	n, err := unix.Write(f.fd, p)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (f *fdConn) Close() error                     { return nil }
+func (f *fdConn) LocalAddr() net.Addr              { return f.local }
+func (f *fdConn) RemoteAddr() net.Addr             { return f.remote }
+func (f *fdConn) SetDeadline(time.Time) error      { return nil }
+func (f *fdConn) SetReadDeadline(time.Time) error  { return nil }
+func (f *fdConn) SetWriteDeadline(time.Time) error { return nil }
+
+// newEventLoop takes over the listening socket of ln.
+func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
+	tl, ok := ln.(*net.TCPListener)
+	if !ok {
+		return nil, fmt.Errorf("event loop: listener is %T, not TCP", ln)
+	}
+	f, err := tl.File()
+	if err != nil {
+		return nil, fmt.Errorf("event loop: listener socket: %w", err)
+	}
+	lfd, err := unix.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("event loop: listener socket: %w", err)
+	}
+	l := &eventLoop{
+		s: s, lfd: lfd, local: ln.Addr().String(), limits: resp.Limits{MaxBulkLen: s.cfg.MaxBulkLen},
+		conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), done: make(chan struct{}),
+	}
+	fail := func(err error) (*eventLoop, error) {
+		l.closeFDs()
+		return nil, fmt.Errorf("event loop: %w", err)
+	}
+	if err := unix.SetNonblock(lfd, true); err != nil {
+		return fail(err)
+	}
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return fail(err)
+	}
+	if l.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return fail(err)
+	}
+	for _, fd := range []int{lfd, l.wakefd} {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+			return fail(err)
+		}
+	}
+	return l, nil
+}
+
+func (l *eventLoop) closeFDs() {
+	for _, fd := range []int{l.lfd, l.epfd, l.wakefd} {
+		if fd > 0 {
+			unix.Close(fd)
+		}
+	}
+}
+
+// stop wakes the loop, which closes every connection and returns.
+func (l *eventLoop) stop() {
+	l.stopOnce.Do(func() {
+		var one [8]byte
+		one[0] = 1
+		_, _ = unix.Write(l.wakefd, one[:])
+	})
+}
+
+func (l *eventLoop) run() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(l.done)
+	for {
+		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			l.s.log.Error("event loop: epoll_wait failed", "err", err)
+			l.shutdown()
+			return
+		}
+		for i := 0; i < n; i++ {
+			ev := l.events[i]
+			switch fd := int(ev.Fd); fd {
+			case l.wakefd:
+				l.shutdown()
+				return
+			case l.lfd:
+				l.acceptAll()
+			default:
+				c := l.conns[fd]
+				if c == nil {
+					continue
+				}
+				if ev.Events&unix.EPOLLOUT != 0 {
+					l.flush(c)
+					continue
+				}
+				if len(c.out) == 0 {
+					l.read(c)
+				}
+			}
+		}
+		l.reply()
+	}
+}
+
+func (l *eventLoop) acceptAll() {
+	for {
+		nfd, sa, err := unix.Accept4(l.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.ECONNABORTED {
+			continue
+		}
+		if err != nil {
+			return // EAGAIN: all accepted; other errors: try again next time
+		}
+		l.open(nfd, sockaddrString(sa))
+	}
+}
+
+func sockaddrString(sa unix.Sockaddr) string {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
+	case *unix.SockaddrInet6:
+		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
+	}
+	return "unknown"
+}
+
+func (l *eventLoop) open(fd int, remote string) {
+	s := l.s
+	s.connMu.Lock()
+	if s.closing || s.conns >= s.cfg.MaxClients {
+		closing := s.closing
+		s.connMu.Unlock()
+		if !closing {
+			s.metrics.ConnectionsRejected.Add(1)
+			s.exec.RejectedConnection()
+			_, _ = unix.Write(fd, []byte("-ERR max number of clients reached\r\n"))
+		}
+		unix.Close(fd)
+		return
+	}
+	s.conns++
+	s.connMu.Unlock()
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
+		s.log.Error("event loop: watch connection", "err", err)
+		unix.Close(fd)
+		s.connMu.Lock()
+		s.conns--
+		s.connMu.Unlock()
+		return
+	}
+	s.metrics.ConnectionsAccepted.Add(1)
+	s.metrics.ConnectionsActive.Add(1)
+	conn := &fdConn{fd: fd, local: tcpAddr(l.local), remote: tcpAddr(remote)}
+	c := &loopConn{fd: fd, remote: remote, client: s.exec.NewClient(remote, l.local)}
+	c.rd = redcon.NewReader(resp.NewGuardedConn(conn, l.limits))
+	l.conns[fd] = c
+}
+
+func tcpAddr(s string) net.Addr {
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		return &net.TCPAddr{}
+	}
+	return a
+}
+
+// read runs the commands the client has sent so far. Their replies wait in
+// the client's output buffer for the end of the iteration. It reads until
+// the socket is empty: redcon's reader may hand out the commands of one
+// read over several calls, and a command left in its buffer with nothing
+// more in the socket would never get an epoll event.
+func (l *eventLoop) read(c *loopConn) {
+	for !c.client.CloseAfterReply {
+		cmds, err := c.rd.ReadCommands()
+		if err != nil {
+			switch {
+			case errors.Is(err, errWouldBlock):
+				l.queue(c)
+				return
+			case strings.HasPrefix(err.Error(), "Protocol error: "):
+				// As redcon's server does: reply what the commands before it
+				// produced, then the error, then hang up.
+				l.queue(c)
+				l.reply()
+				c.out = append(c.out, "-ERR "+err.Error()+"\r\n"...)
+				l.write(c)
+			case errors.Is(err, resp.ErrProtocol), errors.Is(err, io.EOF):
+			default:
+				l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
+			}
+			l.close(c)
+			return
+		}
+		for _, cmd := range cmds {
+			if err := l.s.exec.Exec(context.Background(), c.client, cmd.Args, false); err != nil {
+				l.close(c)
+				return
+			}
+			if c.client.CloseAfterReply {
+				break
+			}
+		}
+	}
+	l.queue(c)
+}
+
+// queue marks c as having replies to send at the end of the iteration.
+func (l *eventLoop) queue(c *loopConn) {
+	if !c.queued && c.client.Out.Len() > 0 {
+		c.queued = true
+		l.pending = append(l.pending, c)
+	}
+}
+
+// reply makes the iteration's writes durable with one Sync, then sends
+// every reply: no client hears of a write a crash could still take back.
+func (l *eventLoop) reply() {
+	if len(l.pending) == 0 {
+		return
+	}
+	syncErr := l.s.be.Sync(context.Background())
+	if syncErr != nil {
+		l.s.log.Error("fsync failed; dropping replies and closing their connections", "err", syncErr)
+	}
+	for _, c := range l.pending {
+		c.queued = false
+		if l.conns[c.fd] != c {
+			continue // closed meanwhile
+		}
+		if syncErr != nil {
+			c.client.Out.Reset()
+			l.close(c)
+			continue
+		}
+		c.out = append(c.out, c.client.Out.Bytes()...)
+		c.client.Out.Release()
+		if !l.write(c) {
+			continue
+		}
+		if c.client.CloseAfterReply && len(c.out) == 0 {
+			l.close(c)
+		}
+	}
+	clear(l.pending)
+	l.pending = l.pending[:0]
+}
+
+// write sends as much of c.out as the socket takes; what is left waits for
+// EPOLLOUT. It reports false if the connection broke (and was closed).
+func (l *eventLoop) write(c *loopConn) bool {
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(c.fd)})
+			return true
+		}
+		if err != nil {
+			l.close(c)
+			return false
+		}
+		c.out = c.out[n:]
+	}
+	c.out = nil
+	return true
+}
+
+// flush continues a partial write once the socket drained.
+func (l *eventLoop) flush(c *loopConn) {
+	if !l.write(c) || len(c.out) > 0 {
+		return
+	}
+	if c.client.CloseAfterReply {
+		l.close(c)
+		return
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
+}
+
+func (l *eventLoop) close(c *loopConn) {
+	if l.conns[c.fd] != c {
+		return
+	}
+	delete(l.conns, c.fd)
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+	unix.Close(c.fd)
+	s := l.s
+	s.exec.CloseClient(c.client)
+	s.metrics.ConnectionsActive.Add(-1)
+	s.connMu.Lock()
+	s.conns--
+	s.connMu.Unlock()
+}
+
+// shutdown stops accepting and closes every connection. Commands run on
+// the loop itself, so none is in flight here.
+func (l *eventLoop) shutdown() {
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
+	for _, c := range l.conns {
+		l.close(c)
+	}
+	l.closeFDs()
+}

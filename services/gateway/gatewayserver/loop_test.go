@@ -1,0 +1,96 @@
+package gatewayserver_test
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPipelinesAcrossReadBufferBoundaries sends many small pipelines on one
+// connection, so that they straddle the boundaries of the server's read
+// buffer as it fills and grows: every pipeline must be answered in full
+// and at once, not only when more bytes arrive.
+func TestPipelinesAcrossReadBufferBoundaries(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for _, p := range []struct{ pipeline, want string }{
+		{"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n", "+OK\r\n+OK\r\n"},
+		{"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$3\r\nGET\r\n$1\r\na\r\nPING\r\n", "+OK\r\n$1\r\n1\r\n+PONG\r\n"},
+	} {
+		roundTrips(t, conn, p.pipeline, p.want)
+	}
+}
+
+func roundTrips(t *testing.T, conn net.Conn, pipeline, want string) {
+	t.Helper()
+	buf := make([]byte, len(want))
+	for round := range 2000 {
+		if _, err := conn.Write([]byte(pipeline)); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(conn, buf); err != nil {
+			t.Fatalf("round %d: %v (got %q)", round, err, buf)
+		}
+		if !bytes.Equal(buf, []byte(want)) {
+			t.Fatalf("round %d: %q, want %q", round, buf, want)
+		}
+	}
+}
+
+// TestLargeReplyToASlowReader makes the server's socket buffer fill: the
+// reply must arrive whole once the client reads.
+func TestLargeReplyToASlowReader(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	big := strings.Repeat("x", 8<<20)
+	set := "*3\r\n$3\r\nSET\r\n$3\r\nbig\r\n$" + itoa(len(big)) + "\r\n" + big + "\r\n"
+	if _, err := conn.Write([]byte(set)); err != nil {
+		t.Fatal(err)
+	}
+	ok := make([]byte, 5)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(conn, ok); err != nil || string(ok) != "+OK\r\n" {
+		t.Fatalf("SET big: %q, %v", ok, err)
+	}
+	for range 3 {
+		if _, err := conn.Write([]byte("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond) // let the server hit a full socket buffer
+	header := "$" + itoa(len(big)) + "\r\n"
+	reply := make([]byte, len(header)+len(big)+2)
+	for i := range 3 {
+		if _, err := io.ReadFull(conn, reply); err != nil {
+			t.Fatalf("GET big #%d: %v", i, err)
+		}
+		if string(reply[:len(header)]) != header || string(reply[len(header):len(header)+len(big)]) != big {
+			t.Fatalf("GET big #%d: wrong reply", i)
+		}
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
