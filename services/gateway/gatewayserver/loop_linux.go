@@ -52,6 +52,7 @@ type loopConn struct {
 	fd     int
 	remote string
 	rd     *redcon.Reader
+	conn   *fdConn
 	client *command.Client
 	// out holds reply bytes the socket did not take yet; while it is not
 	// empty the loop waits for the socket to drain and reads nothing more
@@ -68,6 +69,10 @@ var errWouldBlock = errors.New("gateway: no more data for now")
 type fdConn struct {
 	fd            int
 	local, remote net.Addr
+	// guardReply holds what the guard writes (its protocol error): it must
+	// follow the replies to the commands before it, which wait for the
+	// iteration's Sync.
+	guardReply []byte
 }
 
 func (f *fdConn) Read(p []byte) (int, error) {
@@ -89,11 +94,8 @@ func (f *fdConn) Read(p []byte) (int, error) {
 
 // Write is used by the guard for its one-line error replies.
 func (f *fdConn) Write(p []byte) (int, error) {
-	n, err := unix.Write(f.fd, p)
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
+	f.guardReply = append(f.guardReply, p...)
+	return len(p), nil
 }
 
 func (f *fdConn) Close() error                     { return nil }
@@ -251,7 +253,7 @@ func (l *eventLoop) open(fd int, remote string) {
 	s.metrics.ConnectionsAccepted.Add(1)
 	s.metrics.ConnectionsActive.Add(1)
 	conn := &fdConn{fd: fd, local: tcpAddr(l.local), remote: tcpAddr(remote)}
-	c := &loopConn{fd: fd, remote: remote, client: s.exec.NewClient(remote, l.local)}
+	c := &loopConn{fd: fd, remote: remote, conn: conn, client: s.exec.NewClient(remote, l.local)}
 	c.rd = redcon.NewReader(resp.NewGuardedConn(conn, l.limits))
 	l.conns[fd] = c
 }
@@ -277,14 +279,21 @@ func (l *eventLoop) read(c *loopConn) {
 			case errors.Is(err, errWouldBlock):
 				l.queue(c)
 				return
-			case strings.HasPrefix(err.Error(), "Protocol error: "):
-				// As redcon's server does: reply what the commands before it
-				// produced, then the error, then hang up.
+			case strings.HasPrefix(err.Error(), "Protocol error: "), errors.Is(err, resp.ErrProtocol):
+				// As redcon's server does: answer the commands before it,
+				// then send the error, then hang up.
 				l.queue(c)
 				l.reply()
-				c.out = append(c.out, "-ERR "+err.Error()+"\r\n"...)
+				if l.conns[c.fd] != c {
+					return
+				}
+				if errors.Is(err, resp.ErrProtocol) {
+					c.out = append(c.out, c.conn.guardReply...)
+				} else {
+					c.out = append(c.out, "-ERR "+err.Error()+"\r\n"...)
+				}
 				l.write(c)
-			case errors.Is(err, resp.ErrProtocol), errors.Is(err, io.EOF):
+			case errors.Is(err, io.EOF):
 			default:
 				l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
 			}

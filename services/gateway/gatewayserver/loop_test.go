@@ -94,3 +94,54 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestRepliesBeforeAProtocolErrorComeFirst: commands that precede a
+// malformed request in the same stream are answered, in order, before the
+// error that ends the connection (as redcon's server and Redis do).
+func TestRepliesBeforeAProtocolErrorComeFirst(t *testing.T) {
+	srv := startServer(t, nil)
+	for _, tc := range []struct{ name, bad, want string }{
+		{"parser", "*1\r\nfoo\r\n", "-ERR Protocol error: expected '$', got 'f'\r\n"},
+		{"guard", "*2\r\n$3\r\nGET\r\n$99999999999\r\n", "-ERR Protocol error: invalid bulk length\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			// Two writes, so the bad request arrives in a later read.
+			if _, err := conn.Write([]byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\nPING\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond)
+			if _, err := conn.Write([]byte(tc.bad)); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, _ := io.ReadAll(conn)
+			if want := "+OK\r\n+PONG\r\n" + tc.want; string(got) != want {
+				t.Fatalf("got %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestProtocolErrorInTheSameReadAsGoodCommands covers the same with one
+// write holding both.
+func TestProtocolErrorInTheSameReadAsGoodCommands(t *testing.T) {
+	srv := startServer(t, nil)
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("PING\r\n*2\r\n$3\r\nGET\r\n$99999999999\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	got, _ := io.ReadAll(conn)
+	if want := "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"; string(got) != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
