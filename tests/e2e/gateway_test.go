@@ -59,19 +59,12 @@ func TestGatewayOnClusterSurvivesKill9(t *testing.T) {
 			}
 		}()
 	}
-	waitSets := func(n int64) {
-		cluster.Eventually(t, 60*time.Second, func() error {
-			if got := sets.Load(); got < n {
-				return fmt.Errorf("%d SETs acknowledged, waiting for %d", got, n)
-			}
-			return nil
-		})
-	}
-	waitSets(50)
+
+	waitCount(t, &sets, 50, "SETs")
 	c.kill9("store-2")
-	waitSets(sets.Load() + 50) // the other two stores carry on
+	waitCount(t, &sets, sets.Load()+50, "SETs") // the other two stores carry on
 	c.startStore(2)
-	waitSets(sets.Load() + 50)
+	waitCount(t, &sets, sets.Load()+50, "SETs")
 	stop.Store(true)
 	wg.Wait()
 

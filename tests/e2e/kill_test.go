@@ -149,20 +149,13 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 			}
 		}()
 	}
-	waitAcked := func(n int64) {
-		cluster.Eventually(t, 30*time.Second, func() error {
-			if got := count.Load(); got < n {
-				return fmt.Errorf("%d writes acknowledged, waiting for %d", got, n)
-			}
-			return nil
-		})
-	}
-	waitAcked(100)
+
+	waitCount(t, &count, 100, "writes")
 	c.kill9("store-1")
 	base := count.Load()
-	waitAcked(base + 100) // the two survivors elect leaders and go on
+	waitCount(t, &count, base+100, "writes") // the two survivors elect leaders and go on
 	c.startStore(1)
-	waitAcked(count.Load() + 50)
+	waitCount(t, &count, count.Load()+50, "writes")
 	for id := uint64(1); id <= 3; id++ {
 		c.kill9(fmt.Sprintf("store-%d", id))
 	}
@@ -190,4 +183,16 @@ func TestKill9KeepsAcknowledgedWrites(t *testing.T) {
 		return true
 	})
 	t.Logf("%d acknowledged writes verified after kill -9 of one store and then all", n)
+}
+
+// waitCount waits until a workload's counter of acknowledged operations
+// reaches n.
+func waitCount(t *testing.T, counter *atomic.Int64, n int64, what string) {
+	t.Helper()
+	cluster.Eventually(t, 60*time.Second, func() error {
+		if got := counter.Load(); got < n {
+			return fmt.Errorf("%d %s acknowledged, waiting for %d", got, what, n)
+		}
+		return nil
+	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/services/store/internal/keys"
+	"github.com/nokv/nokv/services/store/internal/mvcc"
 )
 
 // applyEntries applies committed entries into b and records the apply
@@ -116,32 +117,13 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 		p.finish(h, e.Term, res, after)
 		return nil
 	}
-	if err := applyModifies(b, cmd.GetWrites()); err != nil {
+	if err := mvcc.ApplyModifies(b, cmd.GetWrites()); err != nil {
 		return fmt.Errorf("raftstore: region %d: apply index %d: %w", p.regionID, e.Index, err)
 	}
 	for _, m := range cmd.GetWrites() {
 		p.writtenBytes += uint64(len(m.GetKey()) + len(m.GetValue()))
 	}
 	p.finish(h, e.Term, applyResult{}, after)
-	return nil
-}
-
-// applyModifies writes engine-level modifications into b.
-func applyModifies(b *pebble.Batch, mods []*raftserverpb.Modify) error {
-	for _, m := range mods {
-		var err error
-		switch m.GetOp() {
-		case raftserverpb.ModifyOp_MODIFY_PUT:
-			err = b.Set(m.GetKey(), m.GetValue(), nil)
-		case raftserverpb.ModifyOp_MODIFY_DELETE:
-			err = b.Delete(m.GetKey(), nil)
-		default:
-			err = fmt.Errorf("unknown modify op %v", m.GetOp())
-		}
-		if err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
