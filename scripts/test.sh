@@ -33,6 +33,7 @@ if [ "$fuzztime" != "0" ]; then
   echo "== fuzz ($fuzztime each)"
   (cd services/gateway && go test -run '^$' -fuzz '^FuzzExec$' -fuzztime "$fuzztime" ./internal/command/)
   (cd services/gateway && go test -run '^$' -fuzz '^FuzzParseInt$' -fuzztime "$fuzztime" ./internal/command/)
+  (cd services/gateway && go test -run '^$' -fuzz '^FuzzParser$' -fuzztime "$fuzztime" ./internal/resp/)
   (cd services/store && go test -run '^$' -fuzz '^FuzzDecodeLock$' -fuzztime "$fuzztime" ./internal/mvcc/)
   (cd services/store && go test -run '^$' -fuzz '^FuzzDecodeWrite$' -fuzztime "$fuzztime" ./internal/mvcc/)
 fi

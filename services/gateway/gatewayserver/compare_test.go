@@ -206,3 +206,91 @@ func sortedElements(reply string) string {
 	slices.Sort(elems)
 	return fmt.Sprintf("%s\r\n%s\r\n", parts[0], strings.Join(elems, "\r\n"))
 }
+
+// wireCases are raw request streams, each sent on a fresh connection to both
+// servers, whose whole reply streams must be byte-identical: they pin the
+// request parser (inline quoting, headers, protocol errors) to Redis's.
+var wireCases = map[string]string{
+	"inline":               "PING\r\nPING\necho   a   b  \r\n",
+	"inline-empty-lines":   "\r\n\n  \r\nPING\r\n",
+	"inline-whitespace":    "ECHO\tx\r\n\v\fECHO y\r\nECHO\vz\r\n",
+	"inline-double-quotes": "SET k \"a b\\x41\\n\\t\\r\\b\\a\\q\\\"\"\r\nGET k\r\nECHO \"\\xzz\" \"\\x4\"\r\n",
+	"inline-single-quotes": "SET k 'it\\'s \\n'\r\nGET k\r\nECHO ''\r\n",
+	"inline-mid-token":     "ECHO a\"b c\"d\r\nECHO x'y z'\r\n",
+	"inline-nul":           "PING\r\nECHO a\x00b c\r\nPING\r\n",
+	"inline-unbalanced":    "PING\r\nSET k \"open\r\nPING\r\n",
+	"inline-bad-close":     "PING\r\nECHO \"a\"b\r\n",
+	"inline-bad-close-sq":  "ECHO 'a'b\r\n",
+	"inline-unknown":       "NOSUCH 'a b' \"c\"\r\n",
+	"header-nul":           "PING\r\n*1\x00\r\n$4\r\nPING\r\n",
+	"bulk-header-nul":      "PING\r\n*1\r\n$4\x00\r\nPING\r\n",
+	"empty-multibulk":      "*0\r\n*-1\r\n*-5\r\nPING\r\n",
+	"bulk-crlf-unchecked":  "*1\r\n$4\r\nPINGxx*1\r\n$4\r\nPING\r\n",
+	"header-cr-skip":       "*1\rX$4\r\nPING\r\n",
+	"header-cr-skip-bad":   "*1\r$4\r\nPING\r\n",
+	"expected-dollar":      "PING\r\n*1\r\nfoo\r\n",
+	"expected-dollar-cr":   "*1\r\n\r\n",
+	"bad-count":            "*abc\r\n",
+	"bad-count-zero-lead":  "*01\r\n$4\r\nPING\r\n",
+	"bad-count-plus":       "*+1\r\n$4\r\nPING\r\n",
+	"bad-bulk-negative":    "*1\r\n$-1\r\n",
+	"bad-bulk-zero-lead":   "*1\r\n$04\r\nPING\r\n",
+	"bad-bulk-empty":       "*1\r\n$\r\nPING\r\n",
+	"bad-bulk-huge":        "*1\r\n$99999999999999999999\r\n",
+	"empty-bulk":           "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$0\r\n\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n",
+	"mixed":                "*2\r\n$4\r\nECHO\r\n$3\r\nabc\r\nPING\r\n*1\r\n$4\r\nPING\r\n",
+	"binary-args":          "*2\r\n$4\r\nECHO\r\n$4\r\n\r\n\x00\xff\r\n",
+	"partial-then-marker":  "*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO",
+}
+
+// wireMarker follows every wire case: its reply ends the stream unless the
+// case closed the connection (or left a request open, which then eats it).
+const wireMarker = "*2\r\n$4\r\nECHO\r\n$6\r\nMARKER\r\n"
+
+// wireExchange sends in and the marker on a fresh connection and returns
+// every byte received until the marker's reply, the server closing, or a
+// second of silence.
+func wireExchange(t *testing.T, addr, in string) string {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(in + wireMarker)); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	buf := make([]byte, 4096)
+	for !strings.HasSuffix(string(got), "$6\r\nMARKER\r\n") {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := c.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	return string(got)
+}
+
+func TestWireMatchesRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, nil)
+	names := make([]string, 0, len(wireCases))
+	for name := range wireCases {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			in := wireCases[name]
+			got, want := wireExchange(t, srv.Addr(), in), wireExchange(t, redisAddr, in)
+			if got != want {
+				t.Errorf("sent %q:\n nokv:  %q\n redis: %q", in, got, want)
+			}
+			if want == "" {
+				t.Errorf("redis-server sent nothing for %q: the case tests nothing", in)
+			}
+		})
+	}
+}

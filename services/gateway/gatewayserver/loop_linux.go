@@ -9,11 +9,8 @@ import (
 	"io"
 	"net"
 	"runtime"
-	"strings"
 	"sync"
-	"time"
 
-	"github.com/tidwall/redcon"
 	"golang.org/x/sys/unix"
 
 	"github.com/nokv/nokv/services/gateway/internal/command"
@@ -26,9 +23,10 @@ import (
 // iteration's writes durable with one Sync, then writes every reply. No
 // goroutine per connection, no wakeups between threads per request: on a
 // small machine that is where a goroutine-per-connection server spends most
-// of its CPU (see docs/benchmarks.md). Parsing stays redcon's (its Reader,
-// fed from the non-blocking socket), so replies and protocol errors are the
-// same as with redcon's server.
+// of its CPU (see docs/benchmarks.md). Requests are parsed in place by
+// resp.Parser, which accepts and rejects what Redis does; a connection
+// reads once per readiness event, as Redis does, and level-triggered epoll
+// reports it again while its socket holds more.
 //
 // Commands of the embedded backend never wait on the network, so running
 // them on the loop is safe; the raft backend keeps redcon's server.
@@ -51,8 +49,7 @@ type eventLoop struct {
 type loopConn struct {
 	fd     int
 	remote string
-	rd     *redcon.Reader
-	conn   *fdConn
+	parser *resp.Parser
 	client *command.Client
 	// out holds reply bytes the socket did not take yet; while it is not
 	// empty the loop waits for the socket to drain and reads nothing more
@@ -64,20 +61,12 @@ type loopConn struct {
 // errWouldBlock ends a read when the socket has nothing more for now.
 var errWouldBlock = errors.New("gateway: no more data for now")
 
-// fdConn is the net.Conn the guard and redcon's reader see: non-blocking
-// reads of the client's socket.
-type fdConn struct {
-	fd            int
-	local, remote net.Addr
-	// guardReply holds what the guard writes (its protocol error): it must
-	// follow the replies to the commands before it, which wait for the
-	// iteration's Sync.
-	guardReply []byte
-}
+// fdReader reads a client's non-blocking socket.
+type fdReader int
 
-func (f *fdConn) Read(p []byte) (int, error) {
+func (fd fdReader) Read(p []byte) (int, error) {
 	for {
-		n, err := unix.Read(f.fd, p)
+		n, err := unix.Read(int(fd), p)
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -91,19 +80,6 @@ func (f *fdConn) Read(p []byte) (int, error) {
 		return n, nil
 	}
 }
-
-// Write is used by the guard for its one-line error replies.
-func (f *fdConn) Write(p []byte) (int, error) {
-	f.guardReply = append(f.guardReply, p...)
-	return len(p), nil
-}
-
-func (f *fdConn) Close() error                     { return nil }
-func (f *fdConn) LocalAddr() net.Addr              { return f.local }
-func (f *fdConn) RemoteAddr() net.Addr             { return f.remote }
-func (f *fdConn) SetDeadline(time.Time) error      { return nil }
-func (f *fdConn) SetReadDeadline(time.Time) error  { return nil }
-func (f *fdConn) SetWriteDeadline(time.Time) error { return nil }
 
 // newEventLoop takes over the listening socket of ln.
 func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
@@ -252,63 +228,43 @@ func (l *eventLoop) open(fd int, remote string) {
 	}
 	s.metrics.ConnectionsAccepted.Add(1)
 	s.metrics.ConnectionsActive.Add(1)
-	conn := &fdConn{fd: fd, local: tcpAddr(l.local), remote: tcpAddr(remote)}
-	c := &loopConn{fd: fd, remote: remote, conn: conn, client: s.exec.NewClient(remote, l.local)}
-	c.rd = redcon.NewReader(resp.NewGuardedConn(conn, l.limits))
-	l.conns[fd] = c
+	l.conns[fd] = &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
 }
 
-func tcpAddr(s string) net.Addr {
-	a, err := net.ResolveTCPAddr("tcp", s)
-	if err != nil {
-		return &net.TCPAddr{}
-	}
-	return a
-}
-
-// read runs the commands the client has sent so far. Their replies wait in
-// the client's output buffer for the end of the iteration. It reads until
-// the socket is empty: redcon's reader may hand out the commands of one
-// read over several calls, and a command left in its buffer with nothing
-// more in the socket would never get an epoll event.
+// read takes what the client sent (one read, as Redis does: if more is
+// waiting, epoll reports the socket again) and runs every complete command
+// in it. Their replies wait in the client's output buffer for the end of
+// the iteration.
 func (l *eventLoop) read(c *loopConn) {
-	for !c.client.CloseAfterReply {
-		cmds, err := c.rd.ReadCommands()
-		if err != nil {
-			switch {
-			case errors.Is(err, errWouldBlock):
-				l.queue(c)
-				return
-			case strings.HasPrefix(err.Error(), "Protocol error: "), errors.Is(err, resp.ErrProtocol):
-				// As redcon's server does: answer the commands before it,
-				// then send the error, then hang up.
-				l.queue(c)
-				l.reply()
-				if l.conns[c.fd] != c {
-					return
-				}
-				if errors.Is(err, resp.ErrProtocol) {
-					c.out = append(c.out, c.conn.guardReply...)
-				} else {
-					c.out = append(c.out, "-ERR "+err.Error()+"\r\n"...)
-				}
-				l.write(c)
-			case errors.Is(err, io.EOF):
-			default:
-				l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
-			}
+	if c.client.CloseAfterReply {
+		return
+	}
+	n, err := c.parser.Fill(fdReader(c.fd))
+	for n > 0 && !c.client.CloseAfterReply {
+		args, perr := c.parser.Next()
+		var pe *resp.ProtocolError
+		if errors.As(perr, &pe) {
+			// As Redis does: answer the commands before it, then send the
+			// error, then hang up.
+			c.client.Out.Error(pe.ReplyError())
+			c.client.CloseAfterReply = true
+			break
+		}
+		if args == nil {
+			break
+		}
+		if err := l.s.exec.Exec(context.Background(), c.client, args, false); err != nil {
 			l.close(c)
 			return
 		}
-		for _, cmd := range cmds {
-			if err := l.s.exec.Exec(context.Background(), c.client, cmd.Args, false); err != nil {
-				l.close(c)
-				return
-			}
-			if c.client.CloseAfterReply {
-				break
-			}
+	}
+	c.parser.Release()
+	if n == 0 && !errors.Is(err, errWouldBlock) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
 		}
+		l.close(c)
+		return
 	}
 	l.queue(c)
 }

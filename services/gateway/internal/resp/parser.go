@@ -1,0 +1,392 @@
+package resp
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// ProtocolError is a request Redis would reject as malformed. Msg is the text
+// after "Protocol error: "; the server replies "-ERR Protocol error: <Msg>" and
+// closes the connection once the commands before it are answered.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
+
+// ReplyError is the error reply for e, as Redis words it.
+func (e *ProtocolError) ReplyError() string { return "ERR " + e.Error() }
+
+// readSize is how much a read asks for at least, as Redis's PROTO_IOBUF_LEN.
+const readSize = 16 << 10
+
+// bufPool recycles read buffers of readSize bytes: a connection holds one only
+// while it has unparsed bytes, so idle connections cost no buffer.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, readSize); return &b }}
+
+// Parser splits a client's byte stream into commands the way Redis does
+// (processMultibulkBuffer and processInlineBuffer): the same requests are
+// accepted, the same protocol errors reported, with the same limits. Unlike a
+// reader that copies each command, it parses in place: the arguments Next
+// returns alias the parser's buffer and are valid until the next Fill.
+//
+// The caller reads with Fill and then calls Next until it returns nil. A
+// request that arrives over several reads stays in the buffer; the parser
+// resumes where it stopped rather than starting over.
+type Parser struct {
+	lim Limits
+
+	bufp       *[]byte // pooled buffer, or nil if buf was grown past readSize
+	buf        []byte
+	start, end int // unparsed bytes are buf[start:end]
+
+	// The multibulk request at start, parsed so far. Offsets are relative to
+	// start, so they survive moving the bytes to the front of the buffer.
+	count int   // arguments the request announced; 0: no request in progress
+	pos   int   // offset of the next bulk header
+	offs  []int // [begin, end) offset pairs of the arguments parsed
+	need  int   // bytes from start the request needs, once known (0: unknown)
+
+	args    [][]byte
+	scratch []byte // unquoted inline arguments
+}
+
+// NewParser returns a parser enforcing lim (zero fields: Redis's defaults).
+func NewParser(lim Limits) *Parser { return &Parser{lim: lim.withDefaults()} }
+
+// Buffered reports how many bytes are waiting to be parsed.
+func (p *Parser) Buffered() int { return p.end - p.start }
+
+// Fill reads once from r into the buffer. It returns what r returned; n > 0
+// means there may be commands for Next.
+func (p *Parser) Fill(r io.Reader) (int, error) {
+	p.makeRoom()
+	n, err := r.Read(p.buf[p.end:])
+	if n > 0 {
+		p.end += n
+	}
+	return n, err
+}
+
+// makeRoom ensures free space at the end of the buffer for the next read:
+// at least readSize bytes, or what the request in progress needs.
+func (p *Parser) makeRoom() {
+	if p.buf == nil {
+		p.bufp = bufPool.Get().(*[]byte)
+		p.buf = *p.bufp
+	}
+	want := readSize
+	if p.need > 0 {
+		want = max(want, p.need-(p.end-p.start))
+	}
+	if len(p.buf)-p.end >= want {
+		return
+	}
+	// Move the partial request to the front, and grow if that is not enough.
+	used := p.end - p.start
+	if len(p.buf)-used < want {
+		nb := make([]byte, max(2*len(p.buf), used+want))
+		copy(nb, p.buf[p.start:p.end])
+		p.dropBuffer()
+		p.buf = nb
+	} else {
+		copy(p.buf, p.buf[p.start:p.end])
+	}
+	p.start, p.end = 0, used
+}
+
+func (p *Parser) dropBuffer() {
+	if p.bufp != nil {
+		bufPool.Put(p.bufp)
+		p.bufp = nil
+	}
+	p.buf = nil
+}
+
+// Release returns the buffer to the pool when nothing is left to parse, so
+// an idle connection holds no memory; Fill gets a new one.
+func (p *Parser) Release() {
+	if p.start == p.end {
+		p.dropBuffer()
+		p.start, p.end = 0, 0
+		clear(p.args)
+	}
+}
+
+// Next returns the next complete command, or nil if the buffer holds none.
+// A malformed request yields a *ProtocolError; the parser must not be used
+// after it.
+func (p *Parser) Next() ([][]byte, error) {
+	for p.start < p.end {
+		b := p.buf[p.start:p.end]
+		if p.count == 0 {
+			if b[0] != '*' {
+				args, n, err := p.inline(b)
+				if err != nil || n == 0 {
+					return nil, err
+				}
+				p.consume(n)
+				if len(args) == 0 {
+					continue
+				}
+				return args, nil
+			}
+			n, next, err := p.header(b, 0, '*')
+			if err != nil || next == 0 {
+				return nil, err
+			}
+			if n > p.lim.MaxMultibulkLen {
+				return nil, &ProtocolError{"invalid multibulk length"}
+			}
+			if n <= 0 {
+				p.consume(next) // an empty request: nothing to run
+				continue
+			}
+			p.count, p.pos, p.offs = int(n), next, p.offs[:0]
+		}
+		for len(p.offs) < 2*p.count {
+			if p.pos >= len(b) {
+				return nil, nil
+			}
+			if b[p.pos] != '$' {
+				return nil, &ProtocolError{fmt.Sprintf("expected '$', got '%c'", b[p.pos])}
+			}
+			n, next, err := p.header(b, p.pos, '$')
+			if err != nil || next == 0 {
+				return nil, err
+			}
+			if n < 0 || n > p.lim.MaxBulkLen {
+				return nil, &ProtocolError{"invalid bulk length"}
+			}
+			// Redis skips the two bytes after the payload without looking.
+			if end := next + int(n) + 2; end > len(b) {
+				p.need = end
+				return nil, nil
+			}
+			p.offs = append(p.offs, next, next+int(n))
+			p.pos = next + int(n) + 2
+		}
+		args := p.args[:0]
+		for i := 0; i < len(p.offs); i += 2 {
+			args = append(args, b[p.offs[i]:p.offs[i+1]:p.offs[i+1]])
+		}
+		p.args = args
+		p.consume(p.pos)
+		return args, nil
+	}
+	return nil, nil
+}
+
+func (p *Parser) consume(n int) {
+	p.start += n
+	p.count, p.pos, p.need = 0, 0, 0
+	p.offs = p.offs[:0]
+}
+
+// header parses the "*<n>\r\n" or "$<n>\r\n" line at b[at:], whose first
+// byte is kind. next is the offset after it, 0 if it is incomplete. Like
+// Redis, it looks for the '\r' and skips the byte after it unseen.
+func (p *Parser) header(b []byte, at int, kind byte) (n int64, next int, err error) {
+	cr := bytes.IndexByte(b[at:], '\r')
+	// Redis finds the '\r' with strchr, which stops at a NUL.
+	if cr >= 0 && bytes.IndexByte(b[at:at+cr], 0) >= 0 {
+		cr = -1
+	}
+	if cr < 0 {
+		if len(b)-at > DefaultMaxInlineLen {
+			if kind == '*' {
+				return 0, 0, &ProtocolError{"too big mbulk count string"}
+			}
+			return 0, 0, &ProtocolError{"too big bulk count string"}
+		}
+		return 0, 0, nil
+	}
+	if at+cr+2 > len(b) {
+		return 0, 0, nil
+	}
+	n, ok := parseLL(b[at+1 : at+cr])
+	if !ok {
+		if kind == '*' {
+			return 0, 0, &ProtocolError{"invalid multibulk length"}
+		}
+		return 0, 0, &ProtocolError{"invalid bulk length"}
+	}
+	return n, at + cr + 2, nil
+}
+
+// inline parses a telnet-style request line at the start of b. n is the
+// bytes it takes (0: the line is incomplete); args may be empty.
+func (p *Parser) inline(b []byte) (args [][]byte, n int, err error) {
+	nl := bytes.IndexByte(b, '\n')
+	// Redis finds the newline with strchr, which stops at a NUL: a line with
+	// a NUL in it never completes (until it is too big).
+	if nl >= 0 && bytes.IndexByte(b[:nl], 0) >= 0 {
+		nl = -1
+	}
+	if nl < 0 {
+		if len(b) > p.lim.MaxInlineLen {
+			return nil, 0, &ProtocolError{"too big inline request"}
+		}
+		return nil, 0, nil
+	}
+	line := b[:nl]
+	if len(line) > 0 && line[len(line)-1] == '\r' {
+		line = line[:len(line)-1]
+	}
+	args, ok := p.splitArgs(line)
+	if !ok {
+		return nil, 0, &ProtocolError{"unbalanced quotes in request"}
+	}
+	return args, nl + 1, nil
+}
+
+// splitArgs splits line as Redis's sdssplitargs does: whitespace separates
+// arguments; "double quotes" understand \xHH, \n, \r, \t, \b, \a and \<any>;
+// 'single quotes' understand \'; a closing quote must be followed by a space
+// or the end; a NUL byte ends the line.
+func (p *Parser) splitArgs(line []byte) ([][]byte, bool) {
+	if cap(p.scratch) < len(line) {
+		p.scratch = make([]byte, 0, max(len(line), 64))
+	}
+	out := p.scratch[:0] // never outgrows line, so arguments may alias it
+	args := p.args[:0]
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i >= len(line) || line[i] == 0 {
+			p.args = args
+			return args, true
+		}
+		begin := len(out)
+		inq, insq, done := false, false, false
+		for !done {
+			var c byte
+			if i < len(line) {
+				c = line[i]
+			}
+			switch {
+			case inq:
+				switch {
+				case c == 0:
+					return nil, false
+				case c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+					out = append(out, unhex(line[i+2])<<4|unhex(line[i+3]))
+					i += 3
+				case c == '\\' && i+1 < len(line):
+					i++
+					switch e := line[i]; e {
+					case 'n':
+						out = append(out, '\n')
+					case 'r':
+						out = append(out, '\r')
+					case 't':
+						out = append(out, '\t')
+					case 'b':
+						out = append(out, '\b')
+					case 'a':
+						out = append(out, '\a')
+					default:
+						out = append(out, e)
+					}
+				case c == '"':
+					if i+1 < len(line) && !isSpace(line[i+1]) && line[i+1] != 0 {
+						return nil, false
+					}
+					done = true
+				default:
+					out = append(out, c)
+				}
+			case insq:
+				switch {
+				case c == 0:
+					return nil, false
+				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					i++
+					out = append(out, '\'')
+				case c == '\'':
+					if i+1 < len(line) && !isSpace(line[i+1]) && line[i+1] != 0 {
+						return nil, false
+					}
+					done = true
+				default:
+					out = append(out, c)
+				}
+			default:
+				switch c {
+				case ' ', '\n', '\r', '\t', 0:
+					done = true
+				case '"':
+					inq = true
+				case '\'':
+					insq = true
+				default:
+					out = append(out, c)
+				}
+			}
+			if i < len(line) && c != 0 {
+				i++ // a NUL ends the line: stay on it
+			}
+		}
+		args = append(args, out[begin:len(out):len(out)])
+	}
+}
+
+// isSpace is C's isspace in the "C" locale.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
+}
+
+// parseLL is Redis's string2ll: an optional '-', then digits without a
+// leading zero (except "0" itself), nothing else, within int64.
+func parseLL(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 20 {
+		return 0, false
+	}
+	if len(s) == 1 && s[0] == '0' {
+		return 0, true
+	}
+	neg := s[0] == '-'
+	if neg {
+		s = s[1:]
+	}
+	if len(s) == 0 || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		d := uint64(c - '0')
+		if v > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
+	}
+	if neg {
+		if v > 1<<63 {
+			return 0, false
+		}
+		return -int64(v), true
+	}
+	if v > 1<<63-1 {
+		return 0, false
+	}
+	return int64(v), true
+}
