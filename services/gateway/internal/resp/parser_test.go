@@ -85,7 +85,7 @@ func TestParserCommands(t *testing.T) {
 		{"*1\r\n$\r\n", nil, "invalid bulk length"},
 		{"*1\r\n$99999999999999999999\r\n", nil, "invalid bulk length"},
 		{"*1\r\n$11\r\n", nil, "invalid bulk length"}, // over the test's MaxBulkLen
-		{"*3\r\n", nil, "invalid multibulk length"},    // over the test's MaxMultibulkLen
+		{"*3\r\n", nil, "invalid multibulk length"},   // over the test's MaxMultibulkLen
 		{strings.Repeat("a", 100), nil, "too big inline request"},
 		{"*" + strings.Repeat("1", DefaultMaxInlineLen+1), nil, "too big mbulk count string"},
 		{"*1\r\n$" + strings.Repeat("1", DefaultMaxInlineLen+1), nil, "too big bulk count string"},
