@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/command"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
@@ -40,6 +41,10 @@ type eventLoop struct {
 	conns   map[int]*loopConn
 	pending []*loopConn
 	events  []unix.EpollEvent
+	// ctx is what commands and the iteration's Sync run under: a batch
+	// context if the backend offers one (backend.Batcher), so that the
+	// writes of an iteration are one commit.
+	ctx context.Context
 
 	stopOnce sync.Once
 	done     chan struct{}
@@ -99,6 +104,10 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 	l := &eventLoop{
 		s: s, lfd: lfd, local: ln.Addr().String(), limits: resp.Limits{MaxBulkLen: s.cfg.MaxBulkLen},
 		conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), done: make(chan struct{}),
+		ctx: context.Background(),
+	}
+	if b, ok := s.be.(backend.Batcher); ok {
+		l.ctx = b.Batch(l.ctx)
 	}
 	fail := func(err error) (*eventLoop, error) {
 		l.closeFDs()
@@ -253,7 +262,7 @@ func (l *eventLoop) read(c *loopConn) {
 		if args == nil {
 			break
 		}
-		if err := l.s.exec.Exec(context.Background(), c.client, args, false); err != nil {
+		if err := l.s.exec.Exec(l.ctx, c.client, args, false); err != nil {
 			l.close(c)
 			return
 		}
@@ -277,13 +286,14 @@ func (l *eventLoop) queue(c *loopConn) {
 	}
 }
 
-// reply makes the iteration's writes durable with one Sync, then sends
+// reply makes the iteration's writes durable with one Sync (and, under a
+// batch context, commits them as one batch first), then sends
 // every reply: no client hears of a write a crash could still take back.
 func (l *eventLoop) reply() {
 	if len(l.pending) == 0 {
 		return
 	}
-	syncErr := l.s.be.Sync(context.Background())
+	syncErr := l.s.be.Sync(l.ctx)
 	if syncErr != nil {
 		l.s.log.Error("fsync failed; dropping replies and closing their connections", "err", syncErr)
 	}
@@ -362,6 +372,9 @@ func (l *eventLoop) close(c *loopConn) {
 // shutdown stops accepting and closes every connection. Commands run on
 // the loop itself, so none is in flight here.
 func (l *eventLoop) shutdown() {
+	// Writes of this iteration were answered to no one; committing them is
+	// harmless, and ends the batch, which other writers wait for.
+	_ = l.s.be.Sync(l.ctx)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, nil)
 	for _, c := range l.conns {
 		l.close(c)

@@ -115,6 +115,23 @@ type Backend interface {
 	Close() error
 }
 
+// Batcher is implemented by a backend that can gather the writes of many
+// commands into one atomic commit. The gateway's event loop runs every
+// command of an iteration under one batch context and syncs once at the
+// end: one commit, one WAL record and one fsync, instead of one commit per
+// command.
+type Batcher interface {
+	// Batch returns a context for one caller that runs commands one at a
+	// time. Updates under it buffer their writes, which the same context's
+	// reads see; they are committed, all or nothing, by Sync (or earlier,
+	// when a command needs the whole store's view, such as a scan). The
+	// caller makes no reply before Sync returns: reads under it do not wait
+	// for durability themselves. Writers without the context wait while a
+	// batch holds writes, so the caller must Sync promptly, and before it
+	// stops.
+	Batch(ctx context.Context) context.Context
+}
+
 // Errors the command layer translates into Redis replies.
 var (
 	// ErrClosed is returned by every call after Close.

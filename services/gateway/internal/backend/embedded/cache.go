@@ -63,15 +63,34 @@ func (c *cache) lookup(key []byte) (*cacheEntry, bool) {
 // put records key's committed state; the caller holds key's latch. A state too
 // large to cache just removes the key's entry.
 func (c *cache) put(key []byte, st stored) {
-	sl := c.slot(key)
+	if entrySize(key, st) > cacheMaxEntry {
+		c.invalidate(key)
+		return
+	}
+	c.slot(key).Store(makeEntry(key, st))
+}
+
+// publish stores e, made by makeEntry, as its key's committed state, under
+// the same rules as put.
+func (c *cache) publish(e *cacheEntry) {
+	if entrySize(e.key, stored{v: e.v, found: e.found}) > cacheMaxEntry {
+		c.invalidate(e.key)
+		return
+	}
+	c.slot(e.key).Store(e)
+}
+
+func entrySize(key []byte, st stored) int {
 	n := len(key)
 	if st.found {
 		n += len(st.v.Data)
 	}
-	if n > cacheMaxEntry {
-		c.invalidateSlot(sl, key)
-		return
-	}
+	return n
+}
+
+// makeEntry builds an entry holding copies of key and st, of any size.
+func makeEntry(key []byte, st stored) *cacheEntry {
+	n := entrySize(key, st)
 	e := &cacheEntry{found: st.found}
 	var buf []byte
 	if n <= len(e.inline) {
@@ -85,7 +104,7 @@ func (c *cache) put(key []byte, st stored) {
 		buf = append(buf, st.v.Data...)
 		e.v = backend.Value{Type: st.v.Type, ExpiresAt: st.v.ExpiresAt, Data: buf[len(key):n:n]}
 	}
-	sl.Store(e)
+	return e
 }
 
 // invalidate removes key's entry; the caller holds key's latch.

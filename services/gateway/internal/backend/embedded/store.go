@@ -86,6 +86,10 @@ type Store struct {
 	// against the keys being wiped.
 	mu     sync.RWMutex
 	closed bool
+	// writeMu is held shared by every writer outside a group, and
+	// exclusively by a group while it holds writes (see group). It is taken
+	// before mu.
+	writeMu sync.RWMutex
 
 	// unsynced counts commits made without fsync; synced is the value of unsynced
 	// that the last Sync covered. Sync skips the fsync when nothing is new.
@@ -104,7 +108,10 @@ type Store struct {
 	wg   sync.WaitGroup
 }
 
-var _ backend.Backend = (*Store)(nil)
+var (
+	_ backend.Backend = (*Store)(nil)
+	_ backend.Batcher = (*Store)(nil)
+)
 
 var errCorruptCounter = errors.New("embedded: corrupt counter")
 
@@ -222,15 +229,7 @@ func (s *Store) Now() int64 { return s.now() }
 
 // Get implements backend.Backend.
 func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error) {
-	if !s.enter() {
-		return backend.Value{}, false, backend.ErrClosed
-	}
-	defer s.leave()
-	v, ok, err := s.getLive(s.db, nil, key)
-	if err == nil {
-		err = s.awaitDurable()
-	}
-	return v, ok, err
+	return s.AppendGet(ctx, nil, key)
 }
 
 // AppendGet implements backend.Backend.
@@ -239,6 +238,12 @@ func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, 
 		return backend.Value{}, false, backend.ErrClosed
 	}
 	defer s.leave()
+	if g := groupOf(ctx); g != nil {
+		if e, hit := g.lookup(key); hit {
+			return s.liveCopy(e, dst)
+		}
+		return s.getLive(s.db, dst, key) // the group syncs before replying
+	}
 	v, ok, err := s.getLive(s.db, dst, key)
 	if err == nil {
 		err = s.awaitDurable()
@@ -246,26 +251,30 @@ func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, 
 	return v, ok, err
 }
 
+// liveCopy returns e's state if live, its bytes appended to dst (copied
+// even when dst is nil: entries are shared).
+func (s *Store) liveCopy(e *cacheEntry, dst []byte) (backend.Value, bool, error) {
+	if !e.found || (e.v.ExpiresAt != 0 && e.v.Expired(s.now())) {
+		return backend.Value{}, false, nil
+	}
+	v := e.v
+	if dst == nil {
+		v.Data = bytes.Clone(v.Data)
+	} else {
+		v.Data = append(dst, v.Data...)[len(dst):]
+	}
+	return v, true, nil
+}
+
 // getLive reads key's live value from the cache or Pebble, reading the clock only
 // for a value with an expiry; Data is appended to dst (see getStored).
 func (s *Store) getLive(r reader, dst, key []byte) (backend.Value, bool, error) {
-	var v backend.Value
-	var ok bool
 	if e, hit := s.cache.lookup(key); hit {
-		v, ok = e.v, e.found
-		if ok {
-			// The cached bytes are shared: hand out a copy, like Pebble's path.
-			if dst == nil {
-				v.Data = bytes.Clone(v.Data)
-			} else {
-				v.Data = append(dst, v.Data...)[len(dst):]
-			}
-		}
-	} else {
-		var err error
-		if v, ok, err = getStored(r, dst, key); err != nil {
-			return backend.Value{}, false, err
-		}
+		return s.liveCopy(e, dst)
+	}
+	v, ok, err := getStored(r, dst, key)
+	if err != nil {
+		return backend.Value{}, false, err
 	}
 	if !ok || (v.ExpiresAt != 0 && v.Expired(s.now())) {
 		return backend.Value{}, false, nil
@@ -319,17 +328,36 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 		return nil, nil, backend.ErrClosed
 	}
 	defer s.leave()
+	vals := make([]backend.Value, len(keys))
+	found := make([]bool, len(keys))
+	if g := groupOf(ctx); g != nil && g.holding {
+		// No other writer runs while the group holds writes, so the store
+		// itself is a consistent view; the group's writes come first.
+		for i, k := range keys {
+			var err error
+			if e, hit := g.lookup(k); hit {
+				vals[i], found[i], err = s.liveCopy(e, nil)
+			} else {
+				vals[i], found[i], err = s.get(s.db, k, s.now())
+			}
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		return vals, found, nil
+	}
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	now := s.now()
-	vals := make([]backend.Value, len(keys))
-	found := make([]bool, len(keys))
 	for i, k := range keys {
 		v, ok, err := s.get(snap, k, now)
 		if err != nil {
 			return nil, nil, err
 		}
 		vals[i], found[i] = v, ok
+	}
+	if groupOf(ctx) != nil {
+		return vals, found, nil
 	}
 	if err := s.awaitDurable(); err != nil {
 		return nil, nil, err
@@ -339,6 +367,11 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 
 // Update implements backend.Backend.
 func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	if g := groupOf(ctx); g != nil {
+		return s.updateGrouped(g, fn)
+	}
+	s.writeMu.RLock()
+	defer s.writeMu.RUnlock()
 	if !s.enter() {
 		return backend.ErrClosed
 	}
@@ -452,6 +485,9 @@ func (s *Store) awaitDurable() error {
 // deferred write is not yet covered; under the other policies it is a no-op, since
 // they promise no durability at reply time.
 func (s *Store) Sync(ctx context.Context) error {
+	if g := groupOf(ctx); g != nil {
+		return s.syncGroup(g)
+	}
 	if s.opts.Sync != SyncAlways {
 		return nil
 	}
@@ -470,12 +506,8 @@ func (s *Store) syncWAL() error {
 	if err := s.logSync(); err != nil {
 		return fmt.Errorf("sync wal: %w", err)
 	}
-	for {
-		cur := s.synced.Load()
-		if cur >= target || s.synced.CompareAndSwap(cur, target) {
-			return nil
-		}
-	}
+	raiseTo(&s.synced, target)
+	return nil
 }
 
 func (s *Store) syncLoop() {
@@ -504,8 +536,12 @@ func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn fu
 		return nil, backend.ErrClosed
 	}
 	defer s.leave()
+	g, err := s.flushGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
 	next, err := s.scan(prefix, start, limit, fn)
-	if err == nil {
+	if err == nil && g == nil {
 		err = s.awaitDurable()
 	}
 	return next, err
@@ -564,8 +600,12 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 		return nil, false, backend.ErrClosed
 	}
 	defer s.leave()
+	g, err := s.flushGroup(ctx)
+	if err != nil {
+		return nil, false, err
+	}
 	k, ok, err := s.randomKey()
-	if err == nil {
+	if err == nil && g == nil {
 		err = s.awaitDurable()
 	}
 	return k, ok, err
@@ -612,6 +652,10 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 		return backend.Stats{}, backend.ErrClosed
 	}
 	defer s.leave()
+	g, err := s.flushGroup(ctx)
+	if err != nil {
+		return backend.Stats{}, err
+	}
 	keys, err := s.counter(counterKeys)
 	if err != nil {
 		return backend.Stats{}, err
@@ -620,8 +664,10 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	if err != nil {
 		return backend.Stats{}, err
 	}
-	if err := s.awaitDurable(); err != nil {
-		return backend.Stats{}, err
+	if g == nil {
+		if err := s.awaitDurable(); err != nil {
+			return backend.Stats{}, err
+		}
 	}
 	return backend.Stats{Keys: keys, Expires: expires}, nil
 }
@@ -643,6 +689,20 @@ func (s *Store) ExpiredKeys() int64 { return s.expiredKeys.Load() }
 
 // FlushAll implements backend.Backend.
 func (s *Store) FlushAll(ctx context.Context) error {
+	if g := groupOf(ctx); g != nil && g.holding {
+		// The group's writes go first (they were acknowledged before this),
+		// and it must let go of writeMu.
+		if !s.enter() {
+			return backend.ErrClosed
+		}
+		err := s.commitGroup(g, false)
+		s.leave()
+		if err != nil {
+			return err
+		}
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

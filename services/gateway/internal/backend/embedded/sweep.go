@@ -43,6 +43,8 @@ func (s *Store) sweepLoop() {
 // many it deleted. It walks the expiry index, so its cost is proportional to the
 // keys that expired, not to the size of the store.
 func (s *Store) SweepExpired() (int, error) {
+	s.writeMu.RLock()
+	defer s.writeMu.RUnlock()
 	if !s.enter() {
 		return 0, nil
 	}

@@ -39,6 +39,9 @@ const linearEntries = 8
 // state of those keys cannot change underneath it.
 type txn struct {
 	store *Store
+	// group, if not nil, is the group the txn writes into: its writes are
+	// the keys' current state.
+	group *group
 	// now is the clock, read on first use: a command on keys without expiry never
 	// needs it.
 	now    int64
@@ -63,7 +66,7 @@ func (t *txn) release() {
 	if cap(t.order) > 1024 {
 		t.order = nil
 	}
-	t.store, t.now, t.nowSet = nil, 0, false
+	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
 	txnPool.Put(t)
 }
 
@@ -118,7 +121,14 @@ func (t *txn) base(i int) (stored, error) {
 	if e.hasBase {
 		return e.base, nil
 	}
-	if ce, hit := t.store.cache.lookup(e.key); hit {
+	ce, hit := (*cacheEntry)(nil), false
+	if t.group != nil {
+		ce, hit = t.group.lookup(e.key)
+	}
+	if !hit {
+		ce, hit = t.store.cache.lookup(e.key)
+	}
+	if hit {
 		e.base, e.hasBase = stored{v: ce.v, found: ce.found}, true
 		if ce.found {
 			// Callers own what Get returns; the cached bytes are shared.

@@ -1,0 +1,204 @@
+package embedded
+
+import (
+	"context"
+	"fmt"
+	"unsafe"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+)
+
+// groupFlushBytes bounds a group's batch: past it the batch is committed
+// (without fsync) and a new one begins, so a flood of pipelined writes does
+// not pile up in memory before the end of an iteration.
+const groupFlushBytes = 4 << 20
+
+// group gathers the writes of commands that one caller runs one at a time
+// (the event loop) into one Pebble batch. While it holds writes it holds
+// Store.writeMu exclusively: no other writer can change the store, so the
+// committed state plus the group's own writes is the whole truth, and the
+// group needs no key latches.
+type group struct {
+	b *pebble.Batch
+	// overlay is the state the group's writes gave each key, keyed by the
+	// entry's own key bytes; entries become cache entries at commit.
+	overlay map[string]*cacheEntry
+	holding bool // writeMu held
+	// err is the first failed commit since the last Sync, which must fail
+	// too: commands before it were told their writes happened.
+	err error
+}
+
+type groupKey struct{}
+
+// Batch implements backend.Batcher.
+func (s *Store) Batch(ctx context.Context) context.Context {
+	return context.WithValue(ctx, groupKey{}, &group{overlay: map[string]*cacheEntry{}})
+}
+
+// groupOf returns ctx's group, or nil.
+func groupOf(ctx context.Context) *group {
+	g, _ := ctx.Value(groupKey{}).(*group)
+	return g
+}
+
+// mapKey is e's key as a string sharing e's immutable bytes.
+func (e *cacheEntry) mapKey() string {
+	if len(e.key) == 0 {
+		return ""
+	}
+	return unsafe.String(&e.key[0], len(e.key))
+}
+
+// lookup returns the state the group gave key, if it wrote it.
+func (g *group) lookup(key []byte) (*cacheEntry, bool) {
+	if len(g.overlay) == 0 {
+		return nil, false
+	}
+	e, ok := g.overlay[string(key)]
+	return e, ok
+}
+
+// updateGrouped is Update under a group: fn's writes join the group's batch.
+func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
+	if !g.holding {
+		s.writeMu.Lock()
+		g.holding = true
+	}
+	if !s.enter() {
+		return backend.ErrClosed
+	}
+	defer s.leave()
+	tx := txnPool.Get().(*txn)
+	defer tx.release()
+	tx.store, tx.group = s, g
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if len(tx.order) == 0 {
+		return nil
+	}
+	// Read every base state first: fill must not fail halfway into the batch.
+	for _, i := range tx.order {
+		if _, err := tx.base(i); err != nil {
+			return err
+		}
+	}
+	if g.b == nil {
+		g.b = s.db.NewBatch()
+	}
+	if err := tx.fill(g.b); err != nil {
+		return err
+	}
+	for _, i := range tx.order {
+		e := &tx.entries[i]
+		ce := makeEntry(e.key, stored{v: e.write.v, found: !e.write.deleted})
+		g.overlay[ce.mapKey()] = ce
+	}
+	if g.b.Len() >= groupFlushBytes {
+		return s.commitGroup(g, false)
+	}
+	return nil
+}
+
+// commitGroup applies the group's batch (with fsync if sync and the policy
+// is always) and releases writeMu. The caller is inside enter.
+func (s *Store) commitGroup(g *group, sync bool) error {
+	if !g.holding {
+		return nil
+	}
+	defer func() {
+		clear(g.overlay)
+		g.holding = false
+		s.writeMu.Unlock()
+	}()
+	if g.b == nil || g.b.Empty() {
+		return nil
+	}
+	// As Update does: the cache must not show the old state once the batch
+	// is visible, and gets the new one after.
+	for _, e := range g.overlay {
+		s.cache.invalidate(e.key)
+	}
+	wo := pebble.NoSync
+	if sync && s.opts.Sync == SyncAlways {
+		wo = pebble.Sync
+	}
+	target := s.unsynced.Load()
+	s.applying.Add(1)
+	defer s.applying.Add(-1)
+	err := s.db.Apply(g.b, wo)
+	g.b.Reset()
+	if err != nil {
+		if g.err == nil {
+			g.err = fmt.Errorf("commit batch: %w", err)
+		}
+		return g.err
+	}
+	for _, e := range g.overlay {
+		s.cache.publish(e)
+	}
+	if wo == pebble.Sync {
+		// An fsync covers every WAL record before it.
+		raiseTo(&s.synced, target)
+	} else {
+		s.unsynced.Add(1)
+	}
+	return nil
+}
+
+// flushGroup commits ctx's group, if any, without fsync: for operations
+// that read the store as a whole (scans, counters, FLUSHALL), which do not
+// look at the overlay.
+func (s *Store) flushGroup(ctx context.Context) (*group, error) {
+	g := groupOf(ctx)
+	if g == nil || !g.holding {
+		return g, nil
+	}
+	return g, s.commitGroup(g, false)
+}
+
+// syncGroup is Sync under a group: commit its batch with one fsync, which
+// also covers any write committed without one before it.
+func (s *Store) syncGroup(g *group) error {
+	if !s.enter() {
+		// Close came first: what the group held is dropped, as in a crash
+		// before the replies; writers waiting on writeMu then see ErrClosed.
+		if g.holding {
+			clear(g.overlay)
+			if g.b != nil {
+				g.b.Reset()
+			}
+			g.holding = false
+			s.writeMu.Unlock()
+		}
+		return backend.ErrClosed
+	}
+	defer s.leave()
+	err := s.commitGroup(g, true)
+	if g.err != nil {
+		err, g.err = g.err, nil
+	}
+	if err != nil {
+		return err
+	}
+	if s.opts.Sync != SyncAlways {
+		return nil
+	}
+	return s.syncWAL()
+}
+
+// raiseTo sets v to n unless it is already larger.
+func raiseTo(v interface {
+	Load() uint64
+	CompareAndSwap(old, new uint64) bool
+}, n uint64) {
+	for {
+		cur := v.Load()
+		if cur >= n || v.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
