@@ -10,32 +10,48 @@ import (
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
-// groupFlushBytes bounds a group's batch: past it the batch is committed
-// (without fsync) and a new one begins, so a flood of pipelined writes does
-// not pile up in memory before the end of an iteration.
+// groupFlushBytes bounds the bytes of keys and values a group holds: past
+// it the group is committed (without fsync) and a new one begins, so a
+// flood of pipelined writes does not pile up in memory before the end of
+// an iteration.
 const groupFlushBytes = 4 << 20
 
 // group gathers the writes of commands that one caller runs one at a time
-// (the event loop) into one Pebble batch. While it holds writes it holds
-// Store.writeMu exclusively: no other writer can change the store, so the
-// committed state plus the group's own writes is the whole truth, and the
-// group needs no key latches.
+// (the event loop) and commits them as one Pebble batch. While it holds
+// writes it holds Store.writeMu exclusively: no other writer can change the
+// store, so the committed state plus the group's own writes is the whole
+// truth, and the group needs no key latches.
+//
+// The batch is built at commit, from each key's state before the group and
+// its state now: a key written many times (a hot counter, a pipeline of
+// SETs to one key) costs one memtable entry, not one per command.
 type group struct {
 	b *pebble.Batch
-	// overlay is the state the group's writes gave each key, keyed by the
-	// entry's own key bytes; entries become cache entries at commit.
-	overlay map[string]*cacheEntry
+	// overlay holds every key the group wrote, keyed by the key bytes of
+	// its current state's entry.
+	overlay map[string]*groupEntry
+	bytes   int  // key and value bytes written since the last commit
 	holding bool // writeMu held
 	// err is the first failed commit since the last Sync, which must fail
 	// too: commands before it were told their writes happened.
 	err error
 }
 
+// groupEntry is one key the group wrote.
+type groupEntry struct {
+	// cur is the key's state now; it becomes the cache entry at commit.
+	cur *cacheEntry
+	// What the store held before the group: all the batch needs to fix
+	// the expiry index and counters.
+	baseFound     bool
+	baseExpiresAt int64
+}
+
 type groupKey struct{}
 
 // Batch implements backend.Batcher.
 func (s *Store) Batch(ctx context.Context) context.Context {
-	return context.WithValue(ctx, groupKey{}, &group{overlay: map[string]*cacheEntry{}})
+	return context.WithValue(ctx, groupKey{}, &group{overlay: map[string]*groupEntry{}})
 }
 
 // groupOf returns ctx's group, or nil.
@@ -57,11 +73,13 @@ func (g *group) lookup(key []byte) (*cacheEntry, bool) {
 	if len(g.overlay) == 0 {
 		return nil, false
 	}
-	e, ok := g.overlay[string(key)]
-	return e, ok
+	if e, ok := g.overlay[string(key)]; ok {
+		return e.cur, true
+	}
+	return nil, false
 }
 
-// updateGrouped is Update under a group: fn's writes join the group's batch.
+// updateGrouped is Update under a group: fn's writes join the group.
 func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	if !g.holding {
 		s.writeMu.Lock()
@@ -80,47 +98,65 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	if len(tx.order) == 0 {
 		return nil
 	}
-	// Read every base state first: fill must not fail halfway into the batch.
+	// Read every base state first: a failure must leave nothing of the
+	// command in the group.
 	for _, i := range tx.order {
 		if _, err := tx.base(i); err != nil {
 			return err
 		}
 	}
-	if g.b == nil {
-		g.b = s.db.NewBatch()
-	}
-	if err := tx.fill(g.b); err != nil {
-		return err
-	}
 	for _, i := range tx.order {
 		e := &tx.entries[i]
-		ce := makeEntry(e.key, stored{v: e.write.v, found: !e.write.deleted})
-		g.overlay[ce.mapKey()] = ce
+		base, _ := tx.base(i)
+		cur := makeEntry(e.key, stored{v: e.write.v, found: !e.write.deleted})
+		g.bytes += len(e.key) + len(e.write.v.Data)
+		if ge, ok := g.overlay[string(e.key)]; ok {
+			ge.cur = cur
+			continue
+		}
+		// First write of the key in this group: what tx read is the
+		// committed state.
+		g.overlay[cur.mapKey()] = &groupEntry{cur: cur, baseFound: base.found, baseExpiresAt: base.v.ExpiresAt}
 	}
-	if g.b.Len() >= groupFlushBytes {
+	if g.bytes >= groupFlushBytes {
 		return s.commitGroup(g, false)
 	}
 	return nil
 }
 
-// commitGroup applies the group's batch (with fsync if sync and the policy
-// is always) and releases writeMu. The caller is inside enter.
+// commitGroup writes the group's keys into one batch and applies it (with
+// fsync if sync and the policy is always), then releases writeMu. The
+// caller is inside enter.
 func (s *Store) commitGroup(g *group, sync bool) error {
 	if !g.holding {
 		return nil
 	}
 	defer func() {
 		clear(g.overlay)
+		g.bytes = 0
 		g.holding = false
 		s.writeMu.Unlock()
 	}()
-	if g.b == nil || g.b.Empty() {
+	if len(g.overlay) == 0 {
+		return nil
+	}
+	if g.b == nil {
+		g.b = s.db.NewBatch()
+	}
+	var keysDelta, expiresDelta int64
+	for _, e := range g.overlay {
+		dk, de := appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v)
+		keysDelta += dk
+		expiresDelta += de
+	}
+	appendCounterDeltas(g.b, keysDelta, expiresDelta)
+	if g.b.Empty() {
 		return nil
 	}
 	// As Update does: the cache must not show the old state once the batch
 	// is visible, and gets the new one after.
 	for _, e := range g.overlay {
-		s.cache.invalidate(e.key)
+		s.cache.invalidate(e.cur.key)
 	}
 	wo := pebble.NoSync
 	if sync && s.opts.Sync == SyncAlways {
@@ -138,7 +174,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		return g.err
 	}
 	for _, e := range g.overlay {
-		s.cache.publish(e)
+		s.cache.publish(e.cur)
 	}
 	if wo == pebble.Sync {
 		// An fsync covers every WAL record before it.
@@ -168,9 +204,7 @@ func (s *Store) syncGroup(g *group) error {
 		// before the replies; writers waiting on writeMu then see ErrClosed.
 		if g.holding {
 			clear(g.overlay)
-			if g.b != nil {
-				g.b.Reset()
-			}
+			g.bytes = 0
 			g.holding = false
 			s.writeMu.Unlock()
 		}

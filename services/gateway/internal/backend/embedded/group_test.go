@@ -262,3 +262,38 @@ func TestGroupUpdateErrorWritesNothing(t *testing.T) {
 		t.Fatalf("keys = %d, want 0", st.Keys)
 	}
 }
+
+// Only each key's final state reaches the store: a key created and deleted
+// within one group leaves no trace, and a key rewritten many times leaves
+// one index entry and exact counters.
+func TestGroupWritesFinalStateOnly(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	set(t, s, "kept", "v", 9000)
+	g := s.Batch(ctx)
+	gset(t, s, g, "tmp", "v", 5000)
+	if err := s.Update(g, backend.WriteOptions{}, [][]byte{[]byte("tmp")}, func(tx backend.Txn) error {
+		tx.Delete([]byte("tmp"))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		gset(t, s, g, "hot", strconv.Itoa(i), int64(10_000+i))
+		gset(t, s, g, "kept", strconv.Itoa(i), 9000)
+	}
+	if err := s.Sync(g); err != nil {
+		t.Fatal(err)
+	}
+	if st := stats(t, s); st.Keys != 2 || st.Expires != 2 {
+		t.Fatalf("stats = %+v, want 2 keys, 2 expiring", st)
+	}
+	if n := indexEntries(t, s); n != 2 {
+		t.Fatalf("expiry index has %d entries, want 2", n)
+	}
+	if v, _ := getIn(t, s, ctx, "hot"); v != "99" {
+		t.Fatalf("hot = %q, want 99", v)
+	}
+	if _, ok := getIn(t, s, ctx, "tmp"); ok {
+		t.Fatal("tmp exists")
+	}
+}

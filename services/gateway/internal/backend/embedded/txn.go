@@ -203,47 +203,61 @@ func (t *txn) fill(b *pebble.Batch) error {
 			return err
 		}
 		e := &t.entries[i]
-		key, p := e.key, e.write
-		if p.deleted && !old.found {
-			continue
-		}
-		sameExpiry := old.found && !p.deleted && old.v.ExpiresAt == p.v.ExpiresAt
-		if old.found {
-			keysDelta--
-			if old.v.ExpiresAt != 0 {
-				expiresDelta--
-				if !sameExpiry {
-					op := b.DeleteDeferred(expiryKeyLen(key))
-					appendExpiryKey(op.Key[:0], old.v.ExpiresAt, key)
-					_ = op.Finish()
-				}
-			}
-		}
-		if p.deleted {
-			op := b.DeleteDeferred(1 + len(key))
-			appendDataKey(op.Key[:0], key)
-			_ = op.Finish()
-			continue
-		}
-		op := b.SetDeferred(1+len(key), valueHeaderLen+len(p.v.Data))
-		appendDataKey(op.Key[:0], key)
-		appendValue(op.Value[:0], p.v)
-		_ = op.Finish()
-		keysDelta++
-		if p.v.ExpiresAt != 0 {
-			expiresDelta++
+		dk, de := appendChange(b, e.key, old.found, old.v.ExpiresAt, !e.write.deleted, e.write.v)
+		keysDelta += dk
+		expiresDelta += de
+	}
+	appendCounterDeltas(b, keysDelta, expiresDelta)
+	return nil
+}
+
+// appendChange adds to b what takes key from its old state (present or not,
+// with its expiry) to the new one (v, or absent): the data key and the expiry
+// index entries. It returns the key and expiring-key counter deltas.
+func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64, found bool, v backend.Value) (keysDelta, expiresDelta int64) {
+	if !found && !oldFound {
+		return 0, 0
+	}
+	sameExpiry := oldFound && found && oldExpiresAt == v.ExpiresAt
+	if oldFound {
+		keysDelta--
+		if oldExpiresAt != 0 {
+			expiresDelta--
 			if !sameExpiry {
-				op := b.SetDeferred(expiryKeyLen(key), 0)
-				appendExpiryKey(op.Key[:0], p.v.ExpiresAt, key)
+				op := b.DeleteDeferred(expiryKeyLen(key))
+				appendExpiryKey(op.Key[:0], oldExpiresAt, key)
 				_ = op.Finish()
 			}
 		}
 	}
+	if !found {
+		op := b.DeleteDeferred(1 + len(key))
+		appendDataKey(op.Key[:0], key)
+		_ = op.Finish()
+		return keysDelta, expiresDelta
+	}
+	op := b.SetDeferred(1+len(key), valueHeaderLen+len(v.Data))
+	appendDataKey(op.Key[:0], key)
+	appendValue(op.Value[:0], v)
+	_ = op.Finish()
+	keysDelta++
+	if v.ExpiresAt != 0 {
+		expiresDelta++
+		if !sameExpiry {
+			op := b.SetDeferred(expiryKeyLen(key), 0)
+			appendExpiryKey(op.Key[:0], v.ExpiresAt, key)
+			_ = op.Finish()
+		}
+	}
+	return keysDelta, expiresDelta
+}
+
+// appendCounterDeltas merges nonzero deltas into the counters.
+func appendCounterDeltas(b *pebble.Batch, keysDelta, expiresDelta int64) {
 	if keysDelta != 0 {
 		_ = b.Merge(counterKeys, encodeCounter(keysDelta), nil)
 	}
 	if expiresDelta != 0 {
 		_ = b.Merge(counterExpires, encodeCounter(expiresDelta), nil)
 	}
-	return nil
 }
