@@ -30,6 +30,8 @@ type Config struct {
 	WorkDir string `env:"WORKDIR"`
 	// Sync is the embedded backend's fsync policy: always, everysec or no.
 	Sync string `env:"SYNC"`
+	// CacheKeys is the number of slots of the embedded backend's key cache.
+	CacheKeys int `env:"CACHE_KEYS"`
 	// MetricsAddr serves /debug/vars, /metrics and /healthz; empty disables it.
 	MetricsAddr string `env:"METRICS_ADDR"`
 	// RequirePass makes clients AUTH first; empty disables authentication.
@@ -65,6 +67,7 @@ func DefaultConfig() Config {
 		Backend:    BackendEmbedded,
 		WorkDir:    "./data/gateway",
 		Sync:       string(embedded.SyncAlways),
+		CacheKeys:  embedded.DefaultCacheKeys,
 		MaxClients: 10000,
 		MaxBulkLen: resp.DefaultMaxBulkLen,
 		Scope:      config.ScopeHost,
@@ -79,6 +82,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "backend", c.Backend, "storage `backend`: embedded or raft"+env("BACKEND"))
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "embedded backend data `directory`"+env("WORKDIR"))
 	fs.StringVar(&c.Sync, "sync", c.Sync, "fsync `policy`: always (a reply means on disk), everysec or no"+env("SYNC"))
+	fs.IntVar(&c.CacheKeys, "cache-keys", c.CacheKeys, "embedded backend key cache `slots` (each holds one recently used key of up to 512 bytes with its value)"+env("CACHE_KEYS"))
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
 	fs.StringVar(&c.RequirePass, "requirepass", c.RequirePass, "`password` clients must AUTH with; empty disables"+env("REQUIREPASS"))
 	fs.IntVar(&c.MaxClients, "maxclients", c.MaxClients, "maximum concurrent client `connections`"+env("MAXCLIENTS"))
@@ -124,6 +128,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := embedded.ParseSyncPolicy(c.Sync); err != nil {
 		bad("sync", "%v", err)
+	}
+	if c.CacheKeys < 1 || c.CacheKeys > 1<<30 {
+		bad("cache-keys", "%d: must be between 1 and %d", c.CacheKeys, 1<<30)
 	}
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {

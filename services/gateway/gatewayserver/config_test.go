@@ -64,6 +64,14 @@ func TestResolveNamesBadSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NOKV_GATEWAY_MAXCLIENTS") {
 		t.Fatalf("bad env value: %v", err)
 	}
+	_, err = resolve(t, []string{"--cache-keys", "0"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "cache-keys") {
+		t.Fatalf("zero cache: %v", err)
+	}
+	cfg, err := resolve(t, nil, map[string]string{"NOKV_GATEWAY_CACHE_KEYS": "4096"})
+	if err != nil || cfg.CacheKeys != 4096 {
+		t.Fatalf("cache keys from env: %d, %v", cfg.CacheKeys, err)
+	}
 	_, err = resolve(t, []string{"--backend", "raft"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "pd-addr") {
 		t.Fatalf("raft without PD: %v", err)

@@ -39,7 +39,10 @@ type eventLoop struct {
 	limits  resp.Limits
 	conns   map[int]*loopConn
 	pending []*loopConn
-	events  []unix.EpollEvent
+	// ran is set once a command ran in this iteration: the iteration must
+	// end with a Sync even if no reply is pending (it ends the batch).
+	ran    bool
+	events []unix.EpollEvent
 	// ctx is what commands and the iteration's Sync run under: a batch
 	// context if the backend offers one (backend.Batcher), so that the
 	// writes of an iteration are one commit.
@@ -264,6 +267,7 @@ func (l *eventLoop) read(c *loopConn) {
 		if args == nil {
 			break
 		}
+		l.ran = true
 		if err := l.s.exec.Exec(l.ctx, c.client, args, false); err != nil {
 			l.close(c)
 			return
@@ -292,9 +296,10 @@ func (l *eventLoop) queue(c *loopConn) {
 // batch context, commits them as one batch first), then sends
 // every reply: no client hears of a write a crash could still take back.
 func (l *eventLoop) reply() {
-	if len(l.pending) == 0 {
+	if len(l.pending) == 0 && !l.ran {
 		return
 	}
+	l.ran = false
 	syncErr := l.s.be.Sync(l.ctx)
 	if syncErr != nil {
 		l.s.log.Error("fsync failed; dropping replies and closing their connections", "err", syncErr)

@@ -73,10 +73,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	} else {
 		store, err = embedded.Open(embedded.Options{
-			Dir:    cfg.WorkDir,
-			Sync:   embedded.SyncPolicy(cfg.Sync),
-			Now:    now,
-			Logger: log,
+			Dir:       cfg.WorkDir,
+			Sync:      embedded.SyncPolicy(cfg.Sync),
+			CacheKeys: cfg.CacheKeys,
+			Now:       now,
+			Logger:    log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open embedded store: %w", err)

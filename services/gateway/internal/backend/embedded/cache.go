@@ -8,21 +8,25 @@ import (
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
-// Cache geometry: a direct-mapped table of recently written or read keys. It
-// holds at most cacheSlots entries of at most cacheMaxEntry bytes of key and
-// value each (a few MiB at worst).
+// Cache geometry: a direct-mapped table of recently written or read keys, of
+// Options.CacheKeys slots (DefaultCacheKeys), each holding at most one entry
+// of at most cacheMaxEntry bytes of key and value.
 const (
-	cacheSlots    = 1 << 14
-	cacheMaxEntry = 512
+	// DefaultCacheKeys is the default Options.CacheKeys: 8 MiB of slots, and
+	// about 150 MiB when every slot holds a small entry.
+	DefaultCacheKeys = 1 << 20
+	cacheMaxEntry    = 512
 )
 
-// cache remembers the committed state (value, expiry, or absence) of keys that
-// writers recently touched, so that a GET of a hot key and the read half of a
-// write skip a Pebble lookup, which costs more than the rest of a GET.
+// cache remembers the committed state (value, expiry, or absence) of keys
+// recently written or read, so that a GET and the read half of a write skip a
+// Pebble lookup: a search of the memtable's skiplist and of the sstables,
+// several cache misses that cost far more than the rest of a GET.
 //
 // It never holds a state that Pebble does not also show, by these rules:
-//   - Only a writer holding the key's latch stores an entry for it, and the entry
-//     is the key's committed state (a Pebble read under the latch, or a write the
+//   - Only a writer holding the key's latch, or a group holding writeMu (which
+//     excludes every other writer), stores an entry for it, and the entry is
+//     the key's committed state (a Pebble read under the latch, or a write the
 //     writer has just applied). No other writer can change the key meanwhile;
 //     sweeps take the latches too and FlushAll excludes everyone.
 //   - A writer removes the key's entry before its batch becomes visible, and puts
@@ -32,7 +36,8 @@ const (
 // Entries are immutable and published atomically, so readers take no lock.
 type cache struct {
 	seed  maphash.Seed
-	slots [cacheSlots]atomic.Pointer[cacheEntry]
+	slots []atomic.Pointer[cacheEntry]
+	mask  uint64 // len(slots)-1; len(slots) is a power of two
 }
 
 type cacheEntry struct {
@@ -43,12 +48,20 @@ type cacheEntry struct {
 	inline [64]byte
 }
 
-func newCache() *cache { return &cache{seed: maphash.MakeSeed()} }
+// newCache returns a cache of at least slots slots (a power of two, so a
+// slot is found with a mask rather than a division).
+func newCache(slots int) *cache {
+	n := 1
+	for n < slots {
+		n <<= 1
+	}
+	return &cache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cacheEntry], n), mask: uint64(n - 1)}
+}
 
 func (c *cache) seedHash(key []byte) uint64 { return maphash.Bytes(c.seed, key) }
 
 func (c *cache) slot(key []byte) *atomic.Pointer[cacheEntry] {
-	return &c.slots[c.seedHash(key)%cacheSlots]
+	return &c.slots[c.seedHash(key)&c.mask]
 }
 
 // lookup returns key's cached state. The entry must not be modified.

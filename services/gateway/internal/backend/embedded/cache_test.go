@@ -28,7 +28,7 @@ func collidingKeys(s *Store, n int) []string {
 	bySlot := map[uint64][]string{}
 	for i := 0; ; i++ {
 		k := "k" + strconv.Itoa(i)
-		slot := s.cache.seedHash([]byte(k)) % cacheSlots
+		slot := s.cache.seedHash([]byte(k)) & s.cache.mask
 		bySlot[slot] = append(bySlot[slot], k)
 		if len(bySlot[slot]) == n {
 			return bySlot[slot]

@@ -297,3 +297,32 @@ func TestGroupWritesFinalStateOnly(t *testing.T) {
 		t.Fatal("tmp exists")
 	}
 }
+
+// Reads under a group fill the key cache (the group excludes writers, so
+// what it read is the committed state), absent keys included.
+func TestGroupReadsFillCache(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	set(t, s, "k", "v", 0)
+	s.cache.clear()
+	g := s.Batch(ctx)
+	if v, ok := getIn(t, s, g, "k"); !ok || v != "v" {
+		t.Fatalf("k = %q %v", v, ok)
+	}
+	if _, ok := getIn(t, s, g, "absent"); ok {
+		t.Fatal("absent found")
+	}
+	if err := s.Sync(g); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := cached(s, "k"); !ok || !e.found || string(e.v.Data) != "v" {
+		t.Fatalf("k not cached after a group read: %+v %v", e, ok)
+	}
+	if e, ok := cached(s, "absent"); !ok || e.found {
+		t.Fatalf("absence of a key not cached: %+v %v", e, ok)
+	}
+	// A write outside the group replaces the cached state.
+	set(t, s, "k", "w", 0)
+	if v, _ := getIn(t, s, ctx, "k"); v != "w" {
+		t.Fatalf("k = %q after a write, want w", v)
+	}
+}

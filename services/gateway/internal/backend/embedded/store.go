@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 
 	"github.com/nokv/nokv/pkg/latch"
@@ -52,6 +53,9 @@ type Options struct {
 	Sync SyncPolicy
 	// CacheSize is Pebble's block cache in bytes (0: 64 MiB).
 	CacheSize int64
+	// CacheKeys is the number of slots of the key cache in front of Pebble
+	// (0: DefaultCacheKeys; values are rounded up to at least 1).
+	CacheKeys int
 	// SweepInterval is how often expired keys are deleted (0: 100ms, like Redis hz 10).
 	SweepInterval time.Duration
 	// SyncWindow is how long, after an fsync of the WAL, the next one waits for
@@ -127,6 +131,9 @@ func Open(opts Options) (*Store, error) {
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 64 << 20
 	}
+	if opts.CacheKeys <= 0 {
+		opts.CacheKeys = DefaultCacheKeys
+	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 100 * time.Millisecond
 	}
@@ -156,7 +163,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts:    opts,
 		latches: latch.New(),
-		cache:   newCache(),
+		cache:   newCache(opts.CacheKeys),
 		now:     opts.Now,
 		log:     opts.Logger,
 		stop:    make(chan struct{}),
@@ -164,11 +171,17 @@ func Open(opts Options) (*Store, error) {
 	cache := pebble.NewCache(opts.CacheSize)
 	defer cache.Unref()
 	popts := &pebble.Options{
-		Cache:        cache,
-		Lock:         lock,
-		Merger:       counterMerger,
-		MemTableSize: 32 << 20,
-		Logger:       pebbleLogger{opts.Logger},
+		Cache:  cache,
+		Lock:   lock,
+		Merger: counterMerger,
+		// 8 MiB rather than 32: inserting into a smaller skiplist misses the
+		// CPU cache less; with random keys SET -P16 ran ~20% faster (the
+		// key cache in front of Pebble serves most reads either way).
+		MemTableSize: 8 << 20,
+		// Bloom filters spare reads of keys an sstable does not hold (every
+		// SET of a new key reads it first, for the key counters).
+		Levels: []pebble.LevelOptions{{FilterPolicy: bloom.FilterPolicy(10)}},
+		Logger: pebbleLogger{opts.Logger},
 		// The WAL is our durability; writes with Sync=false still reach the OS soon.
 		BytesPerSync: 1 << 20,
 		// Pebble asks after each fsync how long to hold off the next one.
@@ -234,15 +247,33 @@ func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error
 
 // AppendGet implements backend.Backend.
 func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, bool, error) {
+	g := groupOf(ctx)
+	if g != nil {
+		// Exclusive, the group may fill the cache with what it reads (and
+		// must take writeMu before mu).
+		g.hold(s)
+	}
 	if !s.enter() {
 		return backend.Value{}, false, backend.ErrClosed
 	}
 	defer s.leave()
-	if g := groupOf(ctx); g != nil {
+	if g != nil {
+		// The group syncs before replying: no wait for durability here.
 		if e, hit := g.lookup(key); hit {
 			return s.liveCopy(e, dst)
 		}
-		return s.getLive(s.db, dst, key) // the group syncs before replying
+		if e, hit := s.cache.lookup(key); hit {
+			return s.liveCopy(e, dst)
+		}
+		v, ok, err := getStored(s.db, dst, key)
+		if err != nil {
+			return backend.Value{}, false, err
+		}
+		s.cache.put(key, stored{v: v, found: ok})
+		if !ok || (v.ExpiresAt != 0 && v.Expired(s.now())) {
+			return backend.Value{}, false, nil
+		}
+		return v, true, nil
 	}
 	v, ok, err := s.getLive(s.db, dst, key)
 	if err == nil {

@@ -203,7 +203,7 @@ func (t *txn) fill(b *pebble.Batch) error {
 			return err
 		}
 		e := &t.entries[i]
-		dk, de := appendChange(b, e.key, old.found, old.v.ExpiresAt, !e.write.deleted, e.write.v)
+		dk, de := appendChange(b, e.key, old.found, old.v.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		keysDelta += dk
 		expiresDelta += de
 	}
@@ -211,10 +211,19 @@ func (t *txn) fill(b *pebble.Batch) error {
 	return nil
 }
 
+// changeParts selects what appendChange writes.
+type changeParts uint8
+
+const (
+	changeData  changeParts = 1 << iota // the data key
+	changeIndex                         // the expiry index entries
+)
+
 // appendChange adds to b what takes key from its old state (present or not,
 // with its expiry) to the new one (v, or absent): the data key and the expiry
-// index entries. It returns the key and expiring-key counter deltas.
-func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64, found bool, v backend.Value) (keysDelta, expiresDelta int64) {
+// index entries, as parts selects. It returns the key and expiring-key counter
+// deltas whatever parts says.
+func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64, found bool, v backend.Value, parts changeParts) (keysDelta, expiresDelta int64) {
 	if !found && !oldFound {
 		return 0, 0
 	}
@@ -223,7 +232,7 @@ func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64
 		keysDelta--
 		if oldExpiresAt != 0 {
 			expiresDelta--
-			if !sameExpiry {
+			if !sameExpiry && parts&changeIndex != 0 {
 				op := b.DeleteDeferred(expiryKeyLen(key))
 				appendExpiryKey(op.Key[:0], oldExpiresAt, key)
 				_ = op.Finish()
@@ -231,19 +240,23 @@ func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64
 		}
 	}
 	if !found {
-		op := b.DeleteDeferred(1 + len(key))
-		appendDataKey(op.Key[:0], key)
-		_ = op.Finish()
+		if parts&changeData != 0 {
+			op := b.DeleteDeferred(1 + len(key))
+			appendDataKey(op.Key[:0], key)
+			_ = op.Finish()
+		}
 		return keysDelta, expiresDelta
 	}
-	op := b.SetDeferred(1+len(key), valueHeaderLen+len(v.Data))
-	appendDataKey(op.Key[:0], key)
-	appendValue(op.Value[:0], v)
-	_ = op.Finish()
+	if parts&changeData != 0 {
+		op := b.SetDeferred(1+len(key), valueHeaderLen+len(v.Data))
+		appendDataKey(op.Key[:0], key)
+		appendValue(op.Value[:0], v)
+		_ = op.Finish()
+	}
 	keysDelta++
 	if v.ExpiresAt != 0 {
 		expiresDelta++
-		if !sameExpiry {
+		if !sameExpiry && parts&changeIndex != 0 {
 			op := b.SetDeferred(expiryKeyLen(key), 0)
 			appendExpiryKey(op.Key[:0], v.ExpiresAt, key)
 			_ = op.Finish()
