@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -254,6 +255,7 @@ func (l *eventLoop) read(c *loopConn) {
 		return
 	}
 	n, err := c.parser.Fill(fdReader(c.fd))
+	at := time.Duration(-1) // when the next command starts: chained, one clock read each
 	for n > 0 && !c.client.CloseAfterReply {
 		args, perr := c.parser.Next()
 		var pe *resp.ProtocolError
@@ -268,7 +270,8 @@ func (l *eventLoop) read(c *loopConn) {
 			break
 		}
 		l.ran = true
-		if err := l.s.exec.Exec(l.ctx, c.client, args, false); err != nil {
+		var xerr error
+		if at, xerr = l.s.exec.ExecAt(l.ctx, c.client, args, false, at); xerr != nil {
 			l.close(c)
 			return
 		}

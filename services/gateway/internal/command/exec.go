@@ -229,12 +229,27 @@ func (c *Client) lookup(name []byte) *Command {
 // do so is returned: the caller must then drop the replies and close the
 // connection, since it cannot promise durability.
 func (e *Executor) Exec(ctx context.Context, c *Client, args [][]byte, last bool) error {
-	if len(args) == 0 {
-		return nil
+	_, err := e.ExecAt(ctx, c, args, last, -1)
+	return err
+}
+
+// Clock returns the executor's clock, for ExecAt.
+func (e *Executor) Clock() time.Duration { return time.Since(e.mono) }
+
+// ExecAt is Exec for a caller that runs commands back to back: start is when
+// this one began (from Clock, or the end ExecAt returned for the previous
+// command; negative: read the clock), and end is when it finished. Chained
+// this way a command costs one clock read, not two; on a small VM the clock
+// was 5% of a pipelined GET.
+func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bool, start time.Duration) (end time.Duration, err error) {
+	if start < 0 {
+		// One monotonic clock read (not time.Now's two) serves as the
+		// command's timestamp for CLIENT LIST and as the start of its duration.
+		start = time.Since(e.mono)
 	}
-	// One monotonic clock read (not time.Now's two) serves as the command's
-	// timestamp for CLIENT LIST and as the start of its duration.
-	start := time.Since(e.mono)
+	if len(args) == 0 {
+		return start, nil
+	}
 	cmd := c.lookup(args[0])
 	if cmd != nil {
 		if cmd != c.lastCmdEntry {
@@ -250,7 +265,7 @@ func (e *Executor) Exec(ctx context.Context, c *Client, args [][]byte, last bool
 	mark := w.Len()
 	req := &c.req
 	*req = Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
-	err := e.dispatch(req)
+	err = e.dispatch(req)
 	*req = Request{}
 	c.keyBuf[0] = nil
 	if err != nil {
@@ -259,20 +274,21 @@ func (e *Executor) Exec(ctx context.Context, c *Client, args [][]byte, last bool
 		writeError(w, e.log, string(args[0]), err)
 	}
 	e.commandsProcessed.Add(1)
+	if last && c.dirty {
+		c.dirty = false
+		if serr := e.be.Sync(ctx); serr != nil {
+			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", serr)
+			return start, serr
+		}
+	}
+	end = time.Since(e.mono)
 	if cmd != nil {
 		cmd.Calls.Add(1)
 		if e.opts.Observe != nil {
-			e.opts.Observe(cmd, time.Since(e.mono)-start, err != nil)
+			e.opts.Observe(cmd, end-start, err != nil)
 		}
 	}
-	if last && c.dirty {
-		c.dirty = false
-		if err := e.be.Sync(ctx); err != nil {
-			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", err)
-			return err
-		}
-	}
-	return nil
+	return end, nil
 }
 
 func (e *Executor) dispatch(r *Request) error {
