@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
 )
 
 // startRedis runs Debian's redis-server, in memory, on a free loopback port. It
@@ -230,6 +231,7 @@ var wireCases = map[string]string{
 	"header-cr-skip-bad":   "*1\r$4\r\nPING\r\n",
 	"expected-dollar":      "PING\r\n*1\r\nfoo\r\n",
 	"expected-dollar-cr":   "*1\r\n\r\n",
+	"expected-dollar-high": "*1\r\n\xff\r\n",
 	"bad-count":            "*abc\r\n",
 	"bad-count-zero-lead":  "*01\r\n$4\r\nPING\r\n",
 	"bad-count-plus":       "*+1\r\n$4\r\nPING\r\n",
@@ -274,17 +276,41 @@ func wireExchange(t *testing.T, addr, in string) string {
 }
 
 func TestWireMatchesRedisServer(t *testing.T) {
-	redisAddr := startRedis(t)
-	srv := startServer(t, nil)
-	names := make([]string, 0, len(wireCases))
-	for name := range wireCases {
+	compareWire(t, wireCases, startRedis(t), startServer(t, nil).Addr())
+}
+
+// Before AUTH, Redis refuses requests of more than 10 arguments or with an
+// argument over 16 KiB.
+func TestWireUnauthenticatedMatchesRedisServer(t *testing.T) {
+	args := func(n int) string {
+		return "*" + fmt.Sprint(n) + "\r\n" + strings.Repeat("$1\r\na\r\n", n)
+	}
+	cases := map[string]string{
+		"noauth":          "*2\r\n$4\r\nPING\r\n$1\r\nx\r\n",
+		"noauth-order":    "*1\r\n$6\r\nNOSUCH\r\n*1\r\n$3\r\nGET\r\n*3\r\n$3\r\nGET\r\n$1\r\nk\r\n$1\r\nx\r\nGET k\r\n",
+		"ten-args":        args(10),
+		"eleven-args":     args(11),
+		"big-bulk":        "*2\r\n$4\r\nECHO\r\n$16385\r\n",
+		"limit-bulk":      "*2\r\n$4\r\nECHO\r\n$16384\r\n" + strings.Repeat("b", 16384) + "\r\n",
+		"after-auth":      "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n" + args(11) + "*2\r\n$4\r\nECHO\r\n$16385\r\n" + strings.Repeat("c", 16385) + "\r\n",
+		"pipelined-auth":  "*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n" + args(11),
+		"inline-no-limit": "ECHO " + strings.Repeat("d", 20000) + "\r\n",
+	}
+	srv := startServer(t, func(c *gatewayserver.Config) { c.RequirePass = "pw" })
+	compareWire(t, cases, startRedis(t, "--requirepass", "pw"), srv.Addr())
+}
+
+// compareWire sends every case to both servers and compares the replies.
+func compareWire(t *testing.T, cases map[string]string, redisAddr, ourAddr string) {
+	names := make([]string, 0, len(cases))
+	for name := range cases {
 		names = append(names, name)
 	}
 	slices.Sort(names)
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
-			in := wireCases[name]
-			got, want := wireExchange(t, srv.Addr(), in), wireExchange(t, redisAddr, in)
+			in := cases[name]
+			got, want := wireExchange(t, ourAddr, in), wireExchange(t, redisAddr, in)
 			if got != want {
 				t.Errorf("sent %q:\n nokv:  %q\n redis: %q", in, got, want)
 			}

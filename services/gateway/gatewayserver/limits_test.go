@@ -91,7 +91,9 @@ func TestGarbageOnTheSocket(t *testing.T) {
 		t.Fatalf("endless inline line: %q", got)
 	}
 	binary := conformance.DialRaw(t, srv.Addr())
-	binary.Send([]byte("*2\r\n\x00\xff\xfe garbage\r\n"))
+	// (No NUL before the CR: Redis, and so nokv, would wait for a line end
+	// beyond it, as the NUL cases of TestWireMatchesRedisServer show.)
+	binary.Send([]byte("*2\r\n\xff\xfe garbage\r\n"))
 	if got, _ := binary.ReadErr(); !strings.HasPrefix(got, "-ERR Protocol error: ") {
 		t.Fatalf("binary garbage: %q", got)
 	}
@@ -108,7 +110,8 @@ func TestRequirePass(t *testing.T) {
 		want string
 	}{
 		{[]string{"GET", "k"}, "-NOAUTH Authentication required.\r\n"},
-		{[]string{"NOSUCH"}, "-NOAUTH Authentication required.\r\n"},
+		{[]string{"NOSUCH"}, "-ERR unknown command 'NOSUCH', with args beginning with: \r\n"},
+		{[]string{"GET"}, "-ERR wrong number of arguments for 'get' command\r\n"},
 		{[]string{"HELLO", "3"}, "-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time\r\n"},
 		{[]string{"AUTH", "wrong"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},
 		{[]string{"AUTH", "bob", "s3cret"}, "-WRONGPASS invalid username-password pair or user is disabled.\r\n"},

@@ -49,6 +49,9 @@ type eventLoop struct {
 	// writes of an iteration are one commit.
 	ctx context.Context
 
+	// fdMu guards wakefd against stop writing to it after the loop closed
+	// it (and the number went to another file).
+	fdMu     sync.Mutex
 	stopOnce sync.Once
 	done     chan struct{}
 }
@@ -134,16 +137,24 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 }
 
 func (l *eventLoop) closeFDs() {
-	for _, fd := range []int{l.lfd, l.epfd, l.wakefd} {
-		if fd > 0 {
-			unix.Close(fd)
+	l.fdMu.Lock()
+	defer l.fdMu.Unlock()
+	for _, fd := range []*int{&l.lfd, &l.epfd, &l.wakefd} {
+		if *fd > 0 {
+			unix.Close(*fd)
 		}
+		*fd = -1
 	}
 }
 
 // stop wakes the loop, which closes every connection and returns.
 func (l *eventLoop) stop() {
 	l.stopOnce.Do(func() {
+		l.fdMu.Lock()
+		defer l.fdMu.Unlock()
+		if l.wakefd < 0 {
+			return // the loop already ended
+		}
 		var one [8]byte
 		one[0] = 1
 		_, _ = unix.Write(l.wakefd, one[:])
@@ -257,6 +268,7 @@ func (l *eventLoop) read(c *loopConn) {
 	n, err := c.parser.Fill(fdReader(c.fd))
 	at := time.Duration(-1) // when the next command starts: chained, one clock read each
 	for n > 0 && !c.client.CloseAfterReply {
+		c.parser.Unauthenticated = !c.client.Authenticated()
 		args, perr := c.parser.Next()
 		var pe *resp.ProtocolError
 		if errors.As(perr, &pe) {

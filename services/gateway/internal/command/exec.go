@@ -205,6 +205,10 @@ func (c *Client) keepScratch(b []byte) {
 	}
 }
 
+// Authenticated reports whether c may run commands other than AUTH and
+// HELLO: it has authenticated, or no password is required.
+func (c *Client) Authenticated() bool { return c.authed }
+
 // lastAt is when c's last command started (Created before any).
 func (e *Executor) lastAt(c *Client) time.Time {
 	if ns := c.lastAtNs.Load(); ns != 0 {
@@ -274,36 +278,36 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 		writeError(w, e.log, string(args[0]), err)
 	}
 	e.commandsProcessed.Add(1)
+	var serr error
 	if last && c.dirty {
 		c.dirty = false
-		if serr := e.be.Sync(ctx); serr != nil {
+		if serr = e.be.Sync(ctx); serr != nil {
 			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", serr)
-			return start, serr
 		}
 	}
 	end = time.Since(e.mono)
 	if cmd != nil {
 		cmd.Calls.Add(1)
 		if e.opts.Observe != nil {
-			e.opts.Observe(cmd, end-start, err != nil)
+			e.opts.Observe(cmd, end-start, err != nil || serr != nil)
 		}
 	}
-	return end, nil
+	return end, serr
 }
 
 func (e *Executor) dispatch(r *Request) error {
 	cmd := r.cmd
+	// Redis 7.0's processCommand order: existence, arity, then
+	// authentication (redis-server 7.0.15 answers an unauthenticated
+	// NOSUCH with the unknown-command error, not NOAUTH).
 	if cmd == nil {
-		if !r.c.authed {
-			return errNoAuth
-		}
 		return unknownCommand(r.Args)
-	}
-	if !r.c.authed && cmd.Flags&flagNoAuth == 0 {
-		return errNoAuth
 	}
 	if !cmd.arityOK(len(r.Args)) {
 		return errWrongArgs(cmd.Name)
+	}
+	if !r.c.authed && cmd.Flags&flagNoAuth == 0 {
+		return errNoAuth
 	}
 	return cmd.Handler(r)
 }

@@ -2,7 +2,6 @@ package resp
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"sync"
 )
@@ -49,7 +48,23 @@ type Parser struct {
 
 	args    [][]byte
 	scratch []byte // unquoted inline arguments
+
+	// Unauthenticated applies Redis's limits for clients that have not
+	// authenticated yet (when a password is required): at most 10
+	// arguments, each at most 16 KiB. The caller keeps it current.
+	Unauthenticated bool
 }
+
+// Redis's limits before AUTH (processMultibulkBuffer).
+const (
+	unauthMaxMultibulk = 10
+	unauthMaxBulk      = 16 << 10
+)
+
+// growStep bounds how far ahead of the bytes received the buffer grows for
+// a large bulk: its header alone must not make the server allocate what it
+// announces (512 MiB by default), only what actually arrives, in doublings.
+const growStep = 1 << 20
 
 // NewParser returns a parser enforcing lim (zero fields: Redis's defaults).
 func NewParser(lim Limits) *Parser { return &Parser{lim: lim.withDefaults()} }
@@ -69,22 +84,24 @@ func (p *Parser) Fill(r io.Reader) (int, error) {
 }
 
 // makeRoom ensures free space at the end of the buffer for the next read:
-// at least readSize bytes, or what the request in progress needs.
+// at least readSize bytes, more for a large request in progress (as much
+// as arrived, growStep at least, never past what it needs).
 func (p *Parser) makeRoom() {
 	if p.buf == nil {
 		p.bufp = bufPool.Get().(*[]byte)
 		p.buf = *p.bufp
 	}
+	used := p.end - p.start
 	want := readSize
-	if p.need > 0 {
-		want = max(want, p.need-(p.end-p.start))
+	if p.need > used {
+		want = max(want, min(p.need-used, max(used, growStep)))
 	}
 	if len(p.buf)-p.end >= want {
 		return
 	}
 	// Move the partial request to the front, and grow if that is not enough.
-	used := p.end - p.start
 	if len(p.buf)-used < want {
+		// Doubling keeps the copying linear when data trickles in.
 		nb := make([]byte, max(2*len(p.buf), used+want))
 		copy(nb, p.buf[p.start:p.end])
 		p.dropBuffer()
@@ -110,6 +127,13 @@ func (p *Parser) Release() {
 		p.dropBuffer()
 		p.start, p.end = 0, 0
 		clear(p.args)
+		// What one large request grew goes too.
+		if cap(p.scratch) > 4<<10 {
+			p.scratch = nil
+		}
+		if cap(p.args) > 64 {
+			p.args, p.offs = nil, nil
+		}
 	}
 }
 
@@ -138,6 +162,9 @@ func (p *Parser) Next() ([][]byte, error) {
 			if n > p.lim.MaxMultibulkLen {
 				return nil, &ProtocolError{"invalid multibulk length"}
 			}
+			if n > unauthMaxMultibulk && p.Unauthenticated {
+				return nil, &ProtocolError{"unauthenticated multibulk length"}
+			}
 			if n <= 0 {
 				p.consume(next) // an empty request: nothing to run
 				continue
@@ -148,15 +175,15 @@ func (p *Parser) Next() ([][]byte, error) {
 			if p.pos >= len(b) {
 				return nil, nil
 			}
-			if b[p.pos] != '$' {
-				return nil, &ProtocolError{fmt.Sprintf("expected '$', got '%c'", b[p.pos])}
-			}
 			n, next, err := p.header(b, p.pos, '$')
 			if err != nil || next == 0 {
 				return nil, err
 			}
 			if n < 0 || n > p.lim.MaxBulkLen {
 				return nil, &ProtocolError{"invalid bulk length"}
+			}
+			if n > unauthMaxBulk && p.Unauthenticated {
+				return nil, &ProtocolError{"unauthenticated bulk length"}
 			}
 			// Redis skips the two bytes after the payload without looking.
 			if end := next + int(n) + 2; end > len(b) {
@@ -203,6 +230,11 @@ func (p *Parser) header(b []byte, at int, kind byte) (n int64, next int, err err
 	}
 	if at+cr+2 > len(b) {
 		return 0, 0, nil
+	}
+	// Like Redis, the line is complete before its first byte is judged.
+	if c := b[at]; c != kind {
+		// The byte goes out raw, as Redis's %c puts it.
+		return 0, 0, &ProtocolError{"expected '$', got '" + string([]byte{c}) + "'"}
 	}
 	n, ok := parseLL(b[at+1 : at+cr])
 	if !ok {

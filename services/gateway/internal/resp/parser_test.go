@@ -77,6 +77,8 @@ func TestParserCommands(t *testing.T) {
 		{`ECHO "a"b` + "\r\n", nil, "unbalanced quotes in request"},
 		{"ECHO 'a'b\r\n", nil, "unbalanced quotes in request"},
 		{"PING\r\n*1\r\nfoo\r\n", []string{`["PING"]`}, "expected '$', got 'f'"},
+		{"*1\r\nfoo", []string{"partial:7"}, ""}, // Redis waits for the line before judging it
+		{"*1\r\n\xff\r\n", nil, "expected '$', got '\xff'"},
 		{"*abc\r\n", nil, "invalid multibulk length"},
 		{"*01\r\n", nil, "invalid multibulk length"},
 		{"*+1\r\n", nil, "invalid multibulk length"},
@@ -106,6 +108,47 @@ func TestParserCommands(t *testing.T) {
 				t.Errorf("%q (reads of %d):\n got  %q\n want %q", tc.in, size, got, tc.want)
 			}
 		}
+	}
+}
+
+// Before AUTH, Redis allows at most 10 arguments of at most 16 KiB.
+func TestParserUnauthenticatedLimits(t *testing.T) {
+	cases := []struct{ in, err string }{
+		{"*10\r\n", ""},
+		{"*11\r\n", "unauthenticated multibulk length"},
+		{"*1\r\n$16384\r\n", ""},
+		{"*1\r\n$16385\r\n", "unauthenticated bulk length"},
+	}
+	for _, tc := range cases {
+		p := NewParser(Limits{})
+		p.Unauthenticated = true
+		if _, err := p.Fill(&chunkReader{in: []byte(tc.in), size: len(tc.in)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := p.Next()
+		var pe *ProtocolError
+		if tc.err == "" && err != nil || tc.err != "" && (!errors.As(err, &pe) || pe.Msg != tc.err) {
+			t.Errorf("%q: error %v, want %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// A bulk's header alone does not make the parser allocate what it
+// announces: the buffer grows with what arrives.
+func TestParserGrowsWithData(t *testing.T) {
+	p := NewParser(Limits{})
+	in := "*1\r\n$536870912\r\nxx"
+	if _, err := p.Fill(&chunkReader{in: []byte(in), size: len(in)}); err != nil {
+		t.Fatal(err)
+	}
+	if args, err := p.Next(); args != nil || err != nil {
+		t.Fatalf("got %q, %v", args, err)
+	}
+	if _, err := p.Fill(&chunkReader{in: []byte("x"), size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if len(p.buf) > 2*growStep {
+		t.Fatalf("buffer of %d bytes after %d bytes of a 512 MiB bulk arrived", len(p.buf), p.Buffered())
 	}
 }
 
@@ -151,9 +194,9 @@ func TestParserLargeBulk(t *testing.T) {
 	if len(cmds) != 2 || cmds[0][0] != "SET" || cmds[0][2] != string(val) || cmds[1][0] != "PING" {
 		t.Fatalf("got %d commands", len(cmds))
 	}
-	// Once the header is in, the buffer is sized for the whole request, so
-	// each read fills it by up to the reader's 64 KiB.
-	if want := len(in)/(64<<10) + 2; reads > want {
+	// The buffer grows by doubling as the bulk arrives, so nearly every
+	// read fills it by the reader's whole 64 KiB.
+	if want := len(in)/(64<<10) + 16; reads > want {
 		t.Fatalf("%d reads for %d bytes, want at most %d", reads, len(in), want)
 	}
 	p.Release()

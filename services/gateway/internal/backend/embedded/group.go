@@ -90,6 +90,11 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 		return backend.ErrClosed
 	}
 	defer s.leave()
+	if g.err != nil {
+		// An earlier commit of this iteration failed: its writes are lost,
+		// and nothing may be built on top of them (Sync reports it).
+		return g.err
+	}
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
 	tx.store, tx.group = s, g
@@ -127,6 +132,24 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	return nil
 }
 
+// largeGroup is the number of keys past which a group's map and list are
+// dropped rather than cleared: clearing a map costs time in proportion to
+// its capacity, so after one huge iteration every later one would pay.
+const largeGroup = 4096
+
+// reset empties the group for the next batch.
+func (g *group) reset() {
+	if len(g.order) > largeGroup {
+		g.overlay = map[string]*groupEntry{}
+		g.order = nil
+	} else {
+		clear(g.overlay)
+		clear(g.order)
+		g.order = g.order[:0]
+	}
+	g.bytes = 0
+}
+
 // hold takes writeMu for the group, if it does not hold it yet. The caller
 // is not inside enter: writeMu comes before mu.
 func (g *group) hold(s *Store) {
@@ -144,10 +167,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		return nil
 	}
 	defer func() {
-		clear(g.overlay)
-		clear(g.order)
-		g.order = g.order[:0]
-		g.bytes = 0
+		g.reset()
 		g.holding = false
 		s.writeMu.Unlock()
 	}()
@@ -177,7 +197,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	}
 	// As Update does: the cache must not show the old state once the batch
 	// is visible, and gets the new one after.
-	for _, e := range g.overlay {
+	for _, e := range g.order {
 		s.cache.invalidate(e.cur.key)
 	}
 	wo := pebble.NoSync
@@ -195,7 +215,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		}
 		return g.err
 	}
-	for _, e := range g.overlay {
+	for _, e := range g.order {
 		s.cache.publish(e.cur)
 	}
 	if wo == pebble.Sync {
@@ -225,10 +245,7 @@ func (s *Store) syncGroup(g *group) error {
 		// Close came first: what the group held is dropped, as in a crash
 		// before the replies; writers waiting on writeMu then see ErrClosed.
 		if g.holding {
-			clear(g.overlay)
-			clear(g.order)
-			g.order = g.order[:0]
-			g.bytes = 0
+			g.reset()
 			g.holding = false
 			s.writeMu.Unlock()
 		}
@@ -245,7 +262,17 @@ func (s *Store) syncGroup(g *group) error {
 	if s.opts.Sync != SyncAlways {
 		return nil
 	}
-	return s.syncWAL()
+	// The iteration's reads may have seen other writers' commits, counted
+	// (unsynced) or still being applied: an fsync must cover them too.
+	target := s.unsynced.Load()
+	if s.applying.Load() == 0 && s.synced.Load() >= target {
+		return nil
+	}
+	if err := s.logSync(); err != nil {
+		return fmt.Errorf("sync wal: %w", err)
+	}
+	raiseTo(&s.synced, target)
+	return nil
 }
 
 // raiseTo sets v to n unless it is already larger.
