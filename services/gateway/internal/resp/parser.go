@@ -236,7 +236,7 @@ func (p *Parser) header(b []byte, at int, kind byte) (n int64, next int, err err
 		// The byte goes out raw, as Redis's %c puts it.
 		return 0, 0, &ProtocolError{"expected '$', got '" + string([]byte{c}) + "'"}
 	}
-	n, ok := parseLL(b[at+1 : at+cr])
+	n, ok := ParseInt(b[at+1 : at+cr])
 	if !ok {
 		if kind == '*' {
 			return 0, 0, &ProtocolError{"invalid multibulk length"}
@@ -384,9 +384,10 @@ func unhex(c byte) byte {
 	return c - '0'
 }
 
-// parseLL is Redis's string2ll: an optional '-', then digits without a
-// leading zero (except "0" itself), nothing else, within int64.
-func parseLL(s []byte) (int64, bool) {
+// ParseInt is Redis's string2ll, which both the protocol and the commands
+// use for integers: an optional '-', then digits without a leading zero
+// (except "0" itself), nothing else (no spaces, no '+'), within int64.
+func ParseInt(s []byte) (int64, bool) {
 	if len(s) == 0 || len(s) > 20 {
 		return 0, false
 	}
