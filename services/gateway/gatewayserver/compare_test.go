@@ -2,6 +2,7 @@ package gatewayserver_test
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -170,12 +171,7 @@ var compareSequences = map[string][]step{
 func TestRepliesMatchRedisServer(t *testing.T) {
 	redisAddr := startRedis(t)
 	srv := startServer(t, nil)
-	names := make([]string, 0, len(compareSequences))
-	for name := range compareSequences {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(compareSequences)) {
 		t.Run(name, func(t *testing.T) {
 			ours := conformance.DialRaw(t, srv.Addr())
 			theirs := conformance.DialRaw(t, redisAddr)
@@ -302,12 +298,7 @@ func TestWireUnauthenticatedMatchesRedisServer(t *testing.T) {
 
 // compareWire sends every case to both servers and compares the replies.
 func compareWire(t *testing.T, cases map[string]string, redisAddr, ourAddr string) {
-	names := make([]string, 0, len(cases))
-	for name := range cases {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(cases)) {
 		t.Run(name, func(t *testing.T) {
 			in := cases[name]
 			got, want := wireExchange(t, ourAddr, in), wireExchange(t, redisAddr, in)
