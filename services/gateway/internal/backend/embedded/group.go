@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/cockroachdb/pebble"
@@ -276,10 +277,7 @@ func (s *Store) syncGroup(g *group) error {
 }
 
 // raiseTo sets v to n unless it is already larger.
-func raiseTo(v interface {
-	Load() uint64
-	CompareAndSwap(old, new uint64) bool
-}, n uint64) {
+func raiseTo(v *atomic.Uint64, n uint64) {
 	for {
 		cur := v.Load()
 		if cur >= n || v.CompareAndSwap(cur, n) {
