@@ -11,21 +11,9 @@ import (
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
-// gset and gdel are set and del under a group context.
-func gset(t *testing.T, s *Store, gctx context.Context, key, val string, expiresAt int64) {
-	t.Helper()
-	err := s.Update(gctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
-		tx.Set([]byte(key), backend.Value{Type: backend.TypeString, Data: []byte(val), ExpiresAt: expiresAt})
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func gincr(t *testing.T, s *Store, gctx context.Context, key string) {
-	t.Helper()
-	err := s.Update(gctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
+// incrFn is INCR of key as an Update callback.
+func incrFn(key string) func(backend.Txn) error {
+	return func(tx backend.Txn) error {
 		v, ok, err := tx.Get([]byte(key))
 		if err != nil {
 			return err
@@ -36,8 +24,12 @@ func gincr(t *testing.T, s *Store, gctx context.Context, key string) {
 		}
 		tx.Set([]byte(key), backend.Value{Type: backend.TypeString, Data: []byte(strconv.Itoa(n + 1))})
 		return nil
-	})
-	if err != nil {
+	}
+}
+
+func gincr(t *testing.T, s *Store, gctx context.Context, key string) {
+	t.Helper()
+	if err := s.Update(gctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, incrFn(key)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -62,7 +54,7 @@ func TestGroupWritesVisibleToItselfThenCommitted(t *testing.T) {
 	}
 	set(t, s, "old", "1", 0)
 	g := s.Batch(ctx)
-	gset(t, s, g, "a", "x", 0)
+	setIn(t, s, g, "a", "x", 0)
 	for range 5 {
 		gincr(t, s, g, "n")
 	}
@@ -114,21 +106,16 @@ func TestGroupKeepsCountersAndIndex(t *testing.T) {
 	clk.advance(1000)
 	s := openTest(t, t.TempDir(), clk)
 	g := s.Batch(ctx)
-	gset(t, s, g, "a", "1", 5000)
-	gset(t, s, g, "a", "2", 6000) // new expiry: the old index entry goes
-	gset(t, s, g, "b", "1", 0)
-	gset(t, s, g, "c", "1", 7000)
-	if err := s.Update(g, backend.WriteOptions{}, [][]byte{[]byte("c")}, func(tx backend.Txn) error {
-		tx.Delete([]byte("c"))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	setIn(t, s, g, "a", "1", 5000)
+	setIn(t, s, g, "a", "2", 6000) // new expiry: the old index entry goes
+	setIn(t, s, g, "b", "1", 0)
+	setIn(t, s, g, "c", "1", 7000)
+	delIn(t, s, g, "c")
 	// Stats needs the store's view: it commits the group first.
 	if st, err := s.Stats(g); err != nil || st.Keys != 2 || st.Expires != 1 {
 		t.Fatalf("stats in group = %+v, want 2 keys, 1 expiring", st)
 	}
-	gset(t, s, g, "d", "1", 0)
+	setIn(t, s, g, "d", "1", 0)
 	if err := s.Sync(g); err != nil {
 		t.Fatal(err)
 	}
@@ -148,8 +135,8 @@ func TestGroupKeepsCountersAndIndex(t *testing.T) {
 func TestGroupScanAndFlushAll(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	g := s.Batch(ctx)
-	gset(t, s, g, "k1", "v", 0)
-	gset(t, s, g, "k2", "v", 0)
+	setIn(t, s, g, "k1", "v", 0)
+	setIn(t, s, g, "k2", "v", 0)
 	var seen []string
 	if _, err := s.Scan(g, nil, nil, 0, func(ki backend.KeyInfo) bool {
 		seen = append(seen, string(ki.Key))
@@ -160,11 +147,11 @@ func TestGroupScanAndFlushAll(t *testing.T) {
 	if fmt.Sprint(seen) != "[k1 k2]" {
 		t.Fatalf("scan in group saw %v", seen)
 	}
-	gset(t, s, g, "k3", "v", 0)
+	setIn(t, s, g, "k3", "v", 0)
 	if err := s.FlushAll(g); err != nil {
 		t.Fatal(err)
 	}
-	gset(t, s, g, "after", "v", 0)
+	setIn(t, s, g, "after", "v", 0)
 	if err := s.Sync(g); err != nil {
 		t.Fatal(err)
 	}
@@ -187,18 +174,7 @@ func TestGroupExcludesOtherWriters(t *testing.T) {
 		defer close(done)
 		// Without exclusion this would read n before the group's write and
 		// overwrite it with 1.
-		err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte("n")}, func(tx backend.Txn) error {
-			v, ok, err := tx.Get([]byte("n"))
-			if err != nil {
-				return err
-			}
-			n := 0
-			if ok {
-				n, _ = strconv.Atoi(string(v.Data))
-			}
-			tx.Set([]byte("n"), backend.Value{Type: backend.TypeString, Data: []byte(strconv.Itoa(n + 1))})
-			return nil
-		})
+		err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte("n")}, incrFn("n"))
 		if err != nil {
 			t.Error(err)
 		}
@@ -270,16 +246,11 @@ func TestGroupWritesFinalStateOnly(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	set(t, s, "kept", "v", 9000)
 	g := s.Batch(ctx)
-	gset(t, s, g, "tmp", "v", 5000)
-	if err := s.Update(g, backend.WriteOptions{}, [][]byte{[]byte("tmp")}, func(tx backend.Txn) error {
-		tx.Delete([]byte("tmp"))
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	setIn(t, s, g, "tmp", "v", 5000)
+	delIn(t, s, g, "tmp")
 	for i := range 100 {
-		gset(t, s, g, "hot", strconv.Itoa(i), int64(10_000+i))
-		gset(t, s, g, "kept", strconv.Itoa(i), 9000)
+		setIn(t, s, g, "hot", strconv.Itoa(i), int64(10_000+i))
+		setIn(t, s, g, "kept", strconv.Itoa(i), 9000)
 	}
 	if err := s.Sync(g); err != nil {
 		t.Fatal(err)

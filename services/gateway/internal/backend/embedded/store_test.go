@@ -33,7 +33,18 @@ func openTest(t *testing.T, dir string, clk *clock) *Store {
 
 func set(t *testing.T, s *Store, key string, val string, expiresAt int64) {
 	t.Helper()
-	err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
+	setIn(t, s, ctx, key, val, expiresAt)
+}
+
+func del(t *testing.T, s *Store, key string) {
+	t.Helper()
+	delIn(t, s, ctx, key)
+}
+
+// setIn and delIn are set and del under c (plain, or a group's).
+func setIn(t *testing.T, s *Store, c context.Context, key string, val string, expiresAt int64) {
+	t.Helper()
+	err := s.Update(c, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
 		tx.Set([]byte(key), backend.Value{Type: backend.TypeString, Data: []byte(val), ExpiresAt: expiresAt})
 		return nil
 	})
@@ -42,9 +53,9 @@ func set(t *testing.T, s *Store, key string, val string, expiresAt int64) {
 	}
 }
 
-func del(t *testing.T, s *Store, key string) {
+func delIn(t *testing.T, s *Store, c context.Context, key string) {
 	t.Helper()
-	err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
+	err := s.Update(c, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
 		tx.Delete([]byte(key))
 		return nil
 	})
