@@ -219,8 +219,12 @@ func (p *Parser) header(b []byte, at int, kind byte) (n int64, next int, err err
 	if cr >= 0 && bytes.IndexByte(b[at:at+cr], 0) >= 0 {
 		cr = -1
 	}
-	if cr < 0 {
-		if len(b)-at > DefaultMaxInlineLen {
+	// Redis only measures a line it has not yet seen the end of, so whether
+	// it accepts a long one depends on how the line was cut into reads. A
+	// line is judged by its length instead, so the answer never depends on
+	// timing: one longer than the limit is refused even when it is complete.
+	if cr < 0 || cr > DefaultMaxInlineLen {
+		if cr >= 0 || len(b)-at > DefaultMaxInlineLen {
 			if kind == '*' {
 				return 0, 0, &ProtocolError{"too big mbulk count string"}
 			}
@@ -255,8 +259,10 @@ func (p *Parser) inline(b []byte) (args [][]byte, n int, err error) {
 	if nl >= 0 && bytes.IndexByte(b[:nl], 0) >= 0 {
 		nl = -1
 	}
-	if nl < 0 {
-		if len(b) > p.lim.MaxInlineLen {
+	// As in header, a line is judged by its length, not by the read that
+	// brought its end.
+	if nl < 0 || nl > p.lim.MaxInlineLen {
+		if nl >= 0 || len(b) > p.lim.MaxInlineLen {
 			return nil, 0, &ProtocolError{"too big inline request"}
 		}
 		return nil, 0, nil

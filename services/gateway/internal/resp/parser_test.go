@@ -91,6 +91,12 @@ func TestParserCommands(t *testing.T) {
 		{strings.Repeat("a", 100), nil, "too big inline request"},
 		{"*" + strings.Repeat("1", DefaultMaxInlineLen+1), nil, "too big mbulk count string"},
 		{"*1\r\n$" + strings.Repeat("1", DefaultMaxInlineLen+1), nil, "too big bulk count string"},
+		// A line is judged by its length, complete or not, so a long line
+		// that arrives in one read fails as it does when cut into many.
+		{strings.Repeat("a", 65) + "\n", nil, "too big inline request"},
+		{strings.Repeat("a", 63) + "\r\nPING\r\n", []string{`["` + strings.Repeat("a", 63) + `"]`, `["PING"]`}, ""},
+		{"*" + strings.Repeat("x", DefaultMaxInlineLen) + "\r\n", nil, "too big mbulk count string"},
+		{"*" + strings.Repeat("x", DefaultMaxInlineLen-1) + "\r\n", nil, "invalid multibulk length"},
 	}
 	lim := Limits{MaxBulkLen: 10, MaxInlineLen: 64, MaxMultibulkLen: 2}
 	for _, tc := range cases {
