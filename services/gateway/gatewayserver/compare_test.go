@@ -292,8 +292,14 @@ func TestWireUnauthenticatedMatchesRedisServer(t *testing.T) {
 		"pipelined-auth":  "*2\r\n$4\r\nAUTH\r\n$5\r\nwrong\r\n" + args(11),
 		"inline-no-limit": "ECHO " + strings.Repeat("d", 20000) + "\r\n",
 	}
-	srv := startServer(t, func(c *gatewayserver.Config) { c.RequirePass = "pw" })
-	compareWire(t, cases, startRedis(t, "--requirepass", "pw"), srv.Addr())
+	redisAddr := startRedis(t, "--requirepass", "pw")
+	requirePass := func(c *gatewayserver.Config) { c.RequirePass = "pw" }
+	compareWire(t, cases, redisAddr, startServer(t, requirePass).Addr())
+	// redcon's server enforces the limits in resp.GuardedConn instead.
+	t.Run("redcon", func(t *testing.T) {
+		t.Cleanup(gatewayserver.ServeWithRedcon())
+		compareWire(t, cases, redisAddr, startServer(t, requirePass).Addr())
+	})
 }
 
 // compareWire sends every case to both servers and compares the replies.

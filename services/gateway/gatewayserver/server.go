@@ -115,7 +115,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		s.httpSrv = &http.Server{Handler: s.metrics.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	}
 	s.rs = redcon.NewServer(cfg.Addr, s.handle, s.accept, s.closed)
-	if cfg.Backend != BackendRaft {
+	if cfg.Backend != BackendRaft && eventLoopEnabled {
 		// Where it exists (Linux), the event loop serves the embedded
 		// backend; redcon's goroutine-per-connection server is the fallback.
 		if s.loop, err = newEventLoop(s, ln); err != nil {
@@ -125,6 +125,10 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	return s, nil
 }
+
+// eventLoopEnabled is false only in tests that cover redcon's server with the
+// embedded backend, which would otherwise see it only on other systems.
+var eventLoopEnabled = true
 
 // Addr is the RESP address actually bound (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -236,7 +240,13 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.connMu.Unlock()
 	s.metrics.ConnectionsAccepted.Add(1)
 	s.metrics.ConnectionsActive.Add(1)
-	conn.SetContext(s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String()))
+	client := s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String())
+	if g, ok := conn.NetConn().(*resp.GuardedConn); ok {
+		// Set before redcon's goroutine for the connection starts, which is
+		// the only one to call g.Read and to run the client's commands.
+		g.Authenticated = client.Authenticated
+	}
+	conn.SetContext(client)
 	return true
 }
 

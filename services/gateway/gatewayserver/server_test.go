@@ -44,3 +44,10 @@ func TestConformanceEmbedded(t *testing.T) {
 	srv := startServer(t, nil)
 	conformance.Run(t, conformance.Target{Addr: srv.Addr()})
 }
+
+// redcon's server serves the raft backend, and the embedded one off Linux.
+func TestConformanceEmbeddedRedconServer(t *testing.T) {
+	t.Cleanup(gatewayserver.ServeWithRedcon())
+	srv := startServer(t, nil)
+	conformance.Run(t, conformance.Target{Addr: srv.Addr()})
+}

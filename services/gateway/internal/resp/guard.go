@@ -63,6 +63,15 @@ type GuardedConn struct {
 	net.Conn
 	lim Limits
 
+	// Authenticated, when set, reports whether the client has authenticated;
+	// until it has, Redis's tighter limits apply: at most 10 arguments of at
+	// most 16 KiB each. Read calls it only when every request before the one
+	// being judged has run (it holds the rest back until then), so an AUTH
+	// pipelined ahead of a large request counts, as it does in Redis.
+	Authenticated func() bool
+	pending       []byte // bytes read but held back, to be delivered next
+	pendingErr    error  // the error of the read that brought pending
+
 	st        guardState
 	num       int64 // the number being parsed in a header
 	neg       bool
@@ -80,16 +89,40 @@ func NewGuardedConn(c net.Conn, lim Limits) *GuardedConn {
 
 // Read implements net.Conn. It delivers the bytes before a violation, then on the
 // next call writes the error to the client and fails.
+//
+// The caller (redcon's connection goroutine) reads only once it has run every
+// complete request it holds; Read relies on that to judge the unauthenticated
+// limits against the client's state after the requests before.
 func (g *GuardedConn) Read(p []byte) (int, error) {
 	if g.violation != "" {
 		return 0, g.reject()
 	}
-	n, err := g.Conn.Read(p)
+	var n int
+	var err error
+	if len(g.pending) > 0 {
+		n = copy(p, g.pending)
+		g.pending = g.pending[n:]
+		if len(g.pending) == 0 {
+			g.pending, err, g.pendingErr = nil, g.pendingErr, nil
+		}
+	} else {
+		n, err = g.Conn.Read(p)
+	}
 	if n > 0 {
-		if at, msg := g.scan(p[:n]); msg != "" {
+		at, msg, hold := g.scan(p[:n])
+		switch {
+		case msg != "":
 			g.violation = msg
 			if at == 0 {
 				return 0, g.reject()
+			}
+			return at, nil
+		case hold:
+			// The requests before at may include the AUTH that lifts the
+			// limits: deliver them alone and judge the rest once they ran.
+			g.pending = append(append([]byte(nil), p[at:n]...), g.pending...)
+			if err != nil {
+				g.pendingErr = err
 			}
 			return at, nil
 		}
@@ -103,14 +136,15 @@ func (g *GuardedConn) reject() error {
 }
 
 // scan advances the state machine over b. On a violation it returns the offset of
-// the request that caused it and the error text.
-func (g *GuardedConn) scan(b []byte) (int, string) {
+// the request that caused it and the error text. hold asks Read to deliver only
+// the bytes before at, and to scan the rest again once they have run.
+func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
 	reqStart := 0
 	for i := 0; i < len(b); i++ {
 		c := b[i]
 		switch g.st {
 		case stOff:
-			return 0, ""
+			return 0, "", false
 		case stCommand:
 			reqStart = i
 			g.lineLen = 0
@@ -126,7 +160,7 @@ func (g *GuardedConn) scan(b []byte) (int, string) {
 			}
 			g.lineLen++
 			if g.lineLen > g.lim.MaxInlineLen {
-				return reqStart, "too big inline request"
+				return reqStart, "too big inline request", false
 			}
 		case stCount, stBulkLen:
 			switch {
@@ -135,7 +169,12 @@ func (g *GuardedConn) scan(b []byte) (int, string) {
 				if g.st == stCount {
 					n := g.signed()
 					if n > g.lim.MaxMultibulkLen {
-						return reqStart, "invalid multibulk length"
+						return reqStart, "invalid multibulk length", false
+					}
+					if n > unauthMaxMultibulk {
+						if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated multibulk length"); msg != "" || hold {
+							return at, msg, hold
+						}
 					}
 					if n <= 0 {
 						g.st = stCommand
@@ -145,11 +184,16 @@ func (g *GuardedConn) scan(b []byte) (int, string) {
 				} else {
 					n := g.signed()
 					if n > g.lim.MaxBulkLen {
-						return reqStart, "invalid bulk length"
+						return reqStart, "invalid bulk length", false
 					}
 					if n < 0 {
 						g.st = stOff
 						continue
+					}
+					if n > unauthMaxBulk {
+						if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated bulk length"); msg != "" || hold {
+							return at, msg, hold
+						}
 					}
 					g.remaining, g.st = n+2, stBulkBody
 				}
@@ -166,9 +210,9 @@ func (g *GuardedConn) scan(b []byte) (int, string) {
 			g.lineLen++
 			if g.lineLen > maxHeaderLen {
 				if g.st == stCount {
-					return reqStart, "too big mbulk count string"
+					return reqStart, "too big mbulk count string", false
 				}
-				return reqStart, "too big bulk count string"
+				return reqStart, "too big bulk count string", false
 			}
 		case stBulkStart:
 			if c != '$' {
@@ -193,7 +237,23 @@ func (g *GuardedConn) scan(b []byte) (int, string) {
 			}
 		}
 	}
-	return 0, ""
+	return 0, "", false
+}
+
+// unauthenticated judges a request at reqStart that is over the limits for
+// clients that have not authenticated. If requests before it came in the same
+// read, they have not run yet, so the verdict waits for them.
+func (g *GuardedConn) unauthenticated(reqStart int, msg string) (int, string, bool) {
+	switch {
+	case g.Authenticated == nil:
+		return 0, "", false
+	case reqStart > 0:
+		g.st = stCommand // the request is scanned again from its start
+		return reqStart, "", true
+	case g.Authenticated():
+		return 0, "", false
+	}
+	return 0, msg, false
 }
 
 func (g *GuardedConn) signed() int64 {

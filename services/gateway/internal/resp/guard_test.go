@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,5 +118,59 @@ func TestWriterRESP2AndRESP3(t *testing.T) {
 	w.Verbatim("hi")
 	if got := string(w.Bytes()); got != "_\r\n%1\r\n$1\r\nk\r\n,1.5\r\n=6\r\ntxt:hi\r\n" {
 		t.Fatalf("RESP3: %q", got)
+	}
+}
+
+// Before AUTH, a request of more than 10 arguments or with an argument over
+// 16 KiB is refused; an AUTH earlier in the same read is judged first.
+func TestGuardUnauthenticatedLimits(t *testing.T) {
+	auth := "*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+	eleven := "*11\r\n" + strings.Repeat("$1\r\na\r\n", 11)
+	bigBulk := "*2\r\n$4\r\nECHO\r\n$16385\r\n" + strings.Repeat("b", 16385) + "\r\n"
+	cases := []struct {
+		name   string
+		in     string
+		authOK bool // whether the AUTH in the stream succeeds
+		// On an error, what reaches the server is a prefix of atMost (the
+		// bytes before the offending header's end) starting with atLeast.
+		atLeast, atMost string
+		err             string
+	}{
+		{"ten args", "*10\r\n" + strings.Repeat("$1\r\na\r\n", 10), false, "", "", ""},
+		{"eleven args", eleven, false, "", "*11\r", "unauthenticated multibulk length"},
+		{"big bulk", bigBulk, false, "", "*2\r\n$4\r\nECHO\r\n$16385\r", "unauthenticated bulk length"},
+		{"after auth", auth + eleven + bigBulk, true, "", "", ""},
+		{"after failed auth", auth + eleven, false, auth, auth + "*11\r", "unauthenticated multibulk length"},
+	}
+	for _, tc := range cases {
+		for _, size := range []int{1, 7, 4096, 1 << 20} {
+			authed := false
+			f := &fakeConn{chunks: [][]byte{[]byte(tc.in)}}
+			g := NewGuardedConn(f, Limits{})
+			g.Authenticated = func() bool { return authed }
+			var got []byte
+			buf := make([]byte, size)
+			var err error
+			for err == nil {
+				var n int
+				n, err = g.Read(buf)
+				got = append(got, buf[:n]...)
+				// Play the server: it runs a complete AUTH before it reads on.
+				if tc.authOK && bytes.HasPrefix(got, []byte(auth)) {
+					authed = true
+				}
+			}
+			if tc.err == "" {
+				if !errors.Is(err, io.EOF) || string(got) != tc.in || f.out.Len() != 0 {
+					t.Errorf("%s (reads of %d): got %d of %d bytes, wrote %q, %v", tc.name, size, len(got), len(tc.in), f.out.String(), err)
+				}
+				continue
+			}
+			want := "-ERR Protocol error: " + tc.err + "\r\n"
+			if !errors.Is(err, ErrProtocol) || f.out.String() != want ||
+				!strings.HasPrefix(tc.atMost, string(got)) || !strings.HasPrefix(string(got), tc.atLeast) {
+				t.Errorf("%s (reads of %d): let through %q, wrote %q, %v", tc.name, size, got, f.out.String(), err)
+			}
+		}
 	}
 }
