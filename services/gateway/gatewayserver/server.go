@@ -246,13 +246,13 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		// the only one to call g.Read and to run the client's commands.
 		g.Authenticated = client.Authenticated
 	}
-	conn.SetContext(client)
+	conn.SetContext(&redconConn{client: client})
 	return true
 }
 
 func (s *Server) closed(conn redcon.Conn, err error) {
-	if c, ok := conn.Context().(*command.Client); ok {
-		s.exec.CloseClient(c)
+	if rc, ok := conn.Context().(*redconConn); ok {
+		s.exec.CloseClient(rc.client)
 	}
 	if err != nil && !errors.Is(err, resp.ErrProtocol) && !errors.Is(err, net.ErrClosed) {
 		s.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
@@ -264,22 +264,44 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 	s.connsWG.Done()
 }
 
+// redconConn is what redcon's server keeps for one connection.
+type redconConn struct {
+	client *command.Client
+	// heldSince is when the oldest reply held back in client.Out was made.
+	heldSince time.Time
+}
+
+// maxReplyHold bounds how long the replies of a pipeline wait for its last
+// command. A pipeline on the embedded backend runs well within it, so one
+// fsync still covers all of its writes; on the raft backend every command is
+// a cluster round trip, and without the bound a pipeline of a thousand
+// commands would answer nothing for seconds, past clients' read timeouts.
+const maxReplyHold = 2 * time.Millisecond
+
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
-	c := conn.Context().(*command.Client)
+	rc := conn.Context().(*redconConn)
+	c := rc.client
 	// Replies of a pipeline are held back until its last command, so that one
 	// fsync can cover all of its writes before any reply leaves.
-	last := len(conn.PeekPipeline()) == 0
+	held := c.Out.Len() > 0
+	last := len(conn.PeekPipeline()) == 0 || held && time.Since(rc.heldSince) > maxReplyHold
 	if err := s.exec.Exec(context.Background(), c, cmd.Args, last); err != nil {
 		c.Out.Reset()
 		_ = conn.NetConn().Close()
 		return
 	}
 	if !last && !c.CloseAfterReply {
+		if !held {
+			rc.heldSince = time.Now()
+		}
 		return
 	}
-	conn.WriteRaw(c.Out.Bytes())
+	// Written now rather than through redcon's buffer, which it flushes only
+	// after the whole pipeline: replies that were due must not wait for the
+	// rest. redcon itself writes only a protocol error, after these.
+	_, err := conn.NetConn().Write(c.Out.Bytes())
 	c.Out.Release()
-	if c.CloseAfterReply {
+	if err != nil || c.CloseAfterReply {
 		_ = conn.Close()
 	}
 }
