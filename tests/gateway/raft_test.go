@@ -4,6 +4,7 @@ package gateway
 
 import (
 	"testing"
+	"time"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
 	"github.com/nokv/nokv/services/gateway/gatewayserver"
@@ -35,5 +36,7 @@ func startGateway(t *testing.T, c *cluster.Cluster) *gatewayserver.Server {
 func TestConformanceOnTheRaftBackend(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
 	srv := startGateway(t, c)
-	conformance.Run(t, conformance.Target{Addr: srv.Addr(), IncrClients: 10, IncrEach: 50})
+	// Every command is a cluster transaction run one after another, so the
+	// suite's 1000-command pipeline takes seconds, more on a loaded machine.
+	conformance.Run(t, conformance.Target{Addr: srv.Addr(), IncrClients: 10, IncrEach: 50, Timeout: 2 * time.Minute})
 }

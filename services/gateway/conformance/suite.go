@@ -24,6 +24,10 @@ type Target struct {
 	// with the others, runs it smaller to keep test time sane; the property
 	// checked is the same.
 	IncrClients, IncrEach int
+	// Timeout bounds a go-redis client's reads and writes (default 10s). It
+	// covers a whole pipeline's replies, so a backend that runs each command
+	// as a cluster transaction needs more on a loaded machine.
+	Timeout time.Duration
 }
 
 // Run runs the whole suite against target.
@@ -63,14 +67,21 @@ type testCase struct {
 // client returns a go-redis client speaking the suite's protocol.
 func (s *suite) client(t *testing.T) *redis.Client {
 	t.Helper()
+	timeout := s.target.Timeout
+	if timeout == 0 {
+		timeout = 10 * time.Second
+	}
 	c := redis.NewClient(&redis.Options{
 		Addr:          s.target.Addr,
 		Password:      s.target.RequirePass,
 		Protocol:      s.proto,
 		UnstableResp3: true,
 		PoolSize:      64,
-		ReadTimeout:   10 * time.Second,
-		WriteTimeout:  10 * time.Second,
+		ReadTimeout:   timeout,
+		WriteTimeout:  timeout,
+		// A retried pipeline or write would run twice: the suite wants the
+		// first failure, not a duplicate.
+		MaxRetries: -1,
 	})
 	t.Cleanup(func() { c.Close() })
 	return c
