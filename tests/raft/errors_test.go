@@ -15,20 +15,7 @@ import (
 // back as the right region error with the data a client needs to re-route.
 func TestRegionErrorsAreTyped(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
-	left := c.RegionFor([]byte("a"))
-	leader := c.WaitLeader(left.GetId())
-	info, err := c.RegionInfo(leader.GetStoreId(), left.GetId())
-	if err != nil {
-		t.Fatal(err)
-	}
-	region := info.GetRegion()
-	var followerPeer *metapb.Peer
-	for _, p := range region.GetPeers() {
-		if p.GetStoreId() != leader.GetStoreId() {
-			followerPeer = p
-		}
-	}
-	follower := followerPeer.GetStoreId()
+	regionID := c.RegionFor([]byte("a")).GetId()
 	get := func(store uint64, rc *kvrpcpb.Context, key string) *kvrpcpb.RegionError {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -39,40 +26,82 @@ func TestRegionErrorsAreTyped(t *testing.T) {
 		}
 		return resp.GetRegionError()
 	}
-	good := &kvrpcpb.Context{RegionId: region.GetId(), RegionEpoch: region.GetRegionEpoch(), Peer: leader}
+	// ask sends a request built for the current leader and one of its
+	// followers to the store send picks, and returns the region error. On a
+	// loaded machine leadership may move between finding the leader and the
+	// request landing (the test cluster's election timeout is 200ms); the
+	// request is then rebuilt for the new leader, since what is checked is
+	// the error a stable leader gives.
+	type route struct {
+		region   *metapb.Region
+		leader   *metapb.Peer
+		follower *metapb.Peer
+	}
+	ask := func(what string, send func(r route) (store uint64, rc *kvrpcpb.Context, key string), accept func(*kvrpcpb.RegionError) bool) {
+		t.Helper()
+		var re *kvrpcpb.RegionError
+		for attempt := 0; attempt < 20; attempt++ {
+			leader := c.WaitLeader(regionID)
+			info, err := c.RegionInfo(leader.GetStoreId(), regionID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := route{region: info.GetRegion(), leader: leader}
+			for _, p := range r.region.GetPeers() {
+				if p.GetStoreId() != leader.GetStoreId() {
+					r.follower = p
+				}
+			}
+			store, rc, key := send(r)
+			if re = get(store, rc, key); accept(re) {
+				return
+			}
+			if re != nil && re.GetNotLeader() == nil {
+				break // not a leadership change (nor a follower that became leader)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("%s: %v", what, re)
+	}
+	good := func(r route) *kvrpcpb.Context {
+		return &kvrpcpb.Context{RegionId: regionID, RegionEpoch: r.region.GetRegionEpoch(), Peer: r.leader}
+	}
 
 	// The leader answers the well-routed request.
-	if re := get(leader.GetStoreId(), good, "a"); re != nil {
-		t.Fatalf("well-routed request: %v", re)
-	}
+	ask("well-routed request", func(r route) (uint64, *kvrpcpb.Context, string) {
+		return r.leader.GetStoreId(), good(r), "a"
+	}, func(re *kvrpcpb.RegionError) bool { return re == nil })
 	// A follower names the leader.
-	re := get(follower, &kvrpcpb.Context{RegionId: region.GetId(), RegionEpoch: region.GetRegionEpoch(), Peer: followerPeer}, "a")
-	if re.GetNotLeader() == nil || re.GetNotLeader().GetLeader().GetStoreId() != leader.GetStoreId() {
-		t.Fatalf("follower: %v, want not_leader naming store %d", re, leader.GetStoreId())
-	}
+	var leaderStore uint64
+	ask("follower, want not_leader naming the leader", func(r route) (uint64, *kvrpcpb.Context, string) {
+		leaderStore = r.leader.GetStoreId()
+		return r.follower.GetStoreId(), &kvrpcpb.Context{RegionId: regionID, RegionEpoch: r.region.GetRegionEpoch(), Peer: r.follower}, "a"
+	}, func(re *kvrpcpb.RegionError) bool {
+		return re.GetNotLeader().GetLeader().GetStoreId() == leaderStore
+	})
 	// A stale epoch gets the current region.
-	stale := &kvrpcpb.Context{RegionId: region.GetId(), RegionEpoch: &metapb.RegionEpoch{Version: 0, ConfVer: 1}, Peer: leader}
-	re = get(leader.GetStoreId(), stale, "a")
-	if re.GetEpochNotMatch() == nil || len(re.GetEpochNotMatch().GetCurrentRegions()) == 0 ||
-		re.GetEpochNotMatch().GetCurrentRegions()[0].GetRegionEpoch().GetVersion() != region.GetRegionEpoch().GetVersion() {
-		t.Fatalf("stale epoch: %v", re)
-	}
+	var version uint64
+	ask("stale epoch", func(r route) (uint64, *kvrpcpb.Context, string) {
+		version = r.region.GetRegionEpoch().GetVersion()
+		return r.leader.GetStoreId(), &kvrpcpb.Context{RegionId: regionID, RegionEpoch: &metapb.RegionEpoch{Version: 0, ConfVer: 1}, Peer: r.leader}, "a"
+	}, func(re *kvrpcpb.RegionError) bool {
+		cur := re.GetEpochNotMatch().GetCurrentRegions()
+		return len(cur) > 0 && cur[0].GetRegionEpoch().GetVersion() == version
+	})
 	// An unknown region.
-	re = get(leader.GetStoreId(), &kvrpcpb.Context{RegionId: 999, Peer: leader}, "a")
-	if re.GetRegionNotFound().GetRegionId() != 999 {
-		t.Fatalf("unknown region: %v", re)
-	}
+	ask("unknown region", func(r route) (uint64, *kvrpcpb.Context, string) {
+		return r.leader.GetStoreId(), &kvrpcpb.Context{RegionId: 999, Peer: r.leader}, "a"
+	}, func(re *kvrpcpb.RegionError) bool { return re.GetRegionNotFound().GetRegionId() == 999 })
 	// A key of the other region.
-	re = get(leader.GetStoreId(), good, "z")
-	if re.GetKeyNotInRegion() == nil || string(re.GetKeyNotInRegion().GetEndKey()) != "m" {
-		t.Fatalf("key outside the region: %v", re)
-	}
+	ask("key outside the region", func(r route) (uint64, *kvrpcpb.Context, string) {
+		return r.leader.GetStoreId(), good(r), "z"
+	}, func(re *kvrpcpb.RegionError) bool {
+		return re.GetKeyNotInRegion() != nil && string(re.GetKeyNotInRegion().GetEndKey()) == "m"
+	})
 	// A request meant for another store.
-	wrong := &kvrpcpb.Context{RegionId: region.GetId(), RegionEpoch: region.GetRegionEpoch(), Peer: &metapb.Peer{Id: 1, StoreId: 42}}
-	re = get(leader.GetStoreId(), wrong, "a")
-	if re.GetStoreNotMatch().GetRequestStoreId() != 42 {
-		t.Fatalf("wrong store: %v", re)
-	}
+	ask("wrong store", func(r route) (uint64, *kvrpcpb.Context, string) {
+		return r.leader.GetStoreId(), &kvrpcpb.Context{RegionId: regionID, RegionEpoch: r.region.GetRegionEpoch(), Peer: &metapb.Peer{Id: 1, StoreId: 42}}, "a"
+	}, func(re *kvrpcpb.RegionError) bool { return re.GetStoreNotMatch().GetRequestStoreId() == 42 })
 }
 
 // TestPDReplacesADownStore stops a store and waits for PD's heartbeat
