@@ -63,11 +63,12 @@ type GuardedConn struct {
 	net.Conn
 	lim Limits
 
-	// Authenticated, when set, reports whether the client has authenticated;
-	// until it has, Redis's tighter limits apply: at most 10 arguments of at
-	// most 16 KiB each. Read calls it only when every request before the one
-	// being judged has run (it holds the rest back until then), so an AUTH
-	// pipelined ahead of a large request counts, as it does in Redis.
+	// Authenticated, when set, reports whether the client has authenticated
+	// (once true, it must stay true); until it has, Redis's tighter limits
+	// apply: at most 10 arguments of at most 16 KiB each. Read judges an
+	// unauthenticated client's request only when every request before it has
+	// run (it holds the rest back until then), so an AUTH pipelined ahead of
+	// a large request counts, as it does in Redis.
 	Authenticated func() bool
 	pending       []byte // bytes read but held back, to be delivered next
 	pendingErr    error  // the error of the read that brought pending
@@ -243,15 +244,16 @@ func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
 // unauthenticated judges a request at reqStart that is over the limits for
 // clients that have not authenticated. If requests before it came in the same
 // read, they have not run yet, so the verdict waits for them.
+//
+// A client never loses its authentication, so one that has it needs no wait,
+// and the pipelines of authenticated clients are delivered whole.
 func (g *GuardedConn) unauthenticated(reqStart int, msg string) (int, string, bool) {
 	switch {
-	case g.Authenticated == nil:
+	case g.Authenticated == nil || g.Authenticated():
 		return 0, "", false
 	case reqStart > 0:
 		g.st = stCommand // the request is scanned again from its start
 		return reqStart, "", true
-	case g.Authenticated():
-		return 0, "", false
 	}
 	return 0, msg, false
 }

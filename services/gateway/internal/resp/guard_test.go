@@ -174,3 +174,17 @@ func TestGuardUnauthenticatedLimits(t *testing.T) {
 		}
 	}
 }
+
+// An authenticated client's pipeline of large requests is delivered whole:
+// holding back is only for clients that may yet authenticate.
+func TestGuardDeliversAuthenticatedPipelinesWhole(t *testing.T) {
+	eleven := "*11\r\n" + strings.Repeat("$1\r\na\r\n", 11)
+	in := strings.Repeat(eleven, 5)
+	f := &fakeConn{chunks: [][]byte{[]byte(in)}}
+	g := NewGuardedConn(f, Limits{})
+	g.Authenticated = func() bool { return true }
+	buf := make([]byte, 4096)
+	if n, err := g.Read(buf); err != nil || string(buf[:n]) != in {
+		t.Fatalf("first read gave %d of %d bytes, %v", n, len(in), err)
+	}
+}
