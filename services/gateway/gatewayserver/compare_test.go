@@ -101,6 +101,8 @@ var compareSequences = map[string][]step{
 		cmd("GETEX", "k", "EX", "1", "PX", "1"), cmd("GETEX", "k", "EX"), cmd("GETEX", "k", "EX", "0"),
 		cmd("GETEX", "k", "FOO"), cmd("GETEX", "missing", "EX", "10"), cmd("GETEX", "k", "PXAT", "1"),
 		cmd("EXISTS", "k"),
+		// The time is judged only for an existing key.
+		cmd("GETEX", "missing", "PX", "1.5"), cmd("GETEX", "missing", "EX", "0"), cmd("GETEX", "missing", "EX", "-9223372036854775808"),
 	},
 	"append-range": {
 		cmd("APPEND", "k", "Hello"), cmd("APPEND", "k", " World"), cmd("STRLEN", "k"), cmd("STRLEN", "nokey"),
@@ -142,6 +144,8 @@ var compareSequences = map[string][]step{
 		cmd("EXPIRE", "k", "100", "GT"), cmd("EXPIRE", "k", "300", "GT"), cmd("EXPIRE", "k", "400", "LT"),
 		cmd("EXPIRE", "k", "50", "LT"), cmd("TTL", "k"), cmd("EXPIRE", "k", "10", "NX", "XX"),
 		cmd("EXPIRE", "k", "10", "GT", "LT"), cmd("EXPIRE", "k", "10", "FOO"), cmd("EXPIRE", "k", "x"),
+		// Options are judged before the time.
+		cmd("EXPIRE", "k", "x", "FOO"), cmd("EXPIRE", "k", "x", "GT", "LT"), cmd("PEXPIRE", "k", "x", "NX", "XX"),
 		cmd("EXPIRE", "k", "9223372036854775807"), cmd("PEXPIRE", "k", "9223372036854775807"),
 		cmd("EXPIRE", "k"), cmd("EXPIREAT", "k", "4102444800"), cmd("EXPIRETIME", "k"),
 		cmd("PEXPIREAT", "k", "4102444800777"), cmd("PEXPIRETIME", "k"), cmd("PERSIST", "k"), cmd("PERSIST", "k"),
@@ -161,7 +165,8 @@ var compareSequences = map[string][]step{
 	},
 	"connection": {
 		cmd("PING"), cmd("PING", "hi"), cmd("PING", "a", "b"), cmd("ECHO", "x"), cmd("ECHO"),
-		cmd("SELECT", "0"), cmd("SELECT", "1"), cmd("SELECT", "x"), cmd("HELLO", "4"), cmd("HELLO", "x"),
+		cmd("SELECT", "0"), cmd("SELECT", "1"), cmd("SELECT", "x"), cmd("SELECT", "2147483648"),
+		cmd("SELECT", "-2147483649"), cmd("SELECT", "-2147483648"), cmd("HELLO", "4"), cmd("HELLO", "x"),
 		cmd("CLIENT", "SETNAME", "bad name"), cmd("CLIENT", "SETNAME", "good"), cmd("CLIENT", "GETNAME"),
 		cmd("CLIENT", "SETNAME"), cmd("AUTH", "pw"), cmd("NOSUCH", "a", "b"), cmd("NOSUCH"),
 		cmd("CONFIG", "GET", "databases"), cmd("CONFIG", "GET", "nosuch"),

@@ -29,6 +29,7 @@ const (
 	errWrongPass     replyError = "WRONGPASS invalid username-password pair or user is disabled."
 	errNoPassSet     replyError = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"
 	errDBIndex       replyError = "ERR DB index is out of range"
+	errIntRange      replyError = "ERR value is out of range, value must between -2147483648 and 2147483647"
 	errInvalidCursor replyError = "ERR invalid cursor"
 	errNoProto       replyError = "NOPROTO unsupported protocol version"
 	errBadClientName replyError = "ERR Client names cannot contain spaces, newlines or special characters."

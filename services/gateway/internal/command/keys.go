@@ -107,10 +107,6 @@ func cmdType(r *Request) error {
 func expireCmd(unitMs int64, abs bool) func(*Request) error {
 	return func(r *Request) error {
 		name := r.cmd.Name
-		n, err := intArg(r.Args[2])
-		if err != nil {
-			return err
-		}
 		var nx, xx, gt, lt bool
 		for _, a := range r.Args[3:] {
 			switch {
@@ -131,6 +127,11 @@ func expireCmd(unitMs int64, abs bool) func(*Request) error {
 		}
 		if gt && lt {
 			return replyError("ERR GT and LT options at the same time are not compatible")
+		}
+		// Redis judges the options before the time.
+		n, err := intArg(r.Args[2])
+		if err != nil {
+			return err
 		}
 		if unitMs == 1000 {
 			if n > math.MaxInt64/1000 || n < math.MinInt64/1000 {

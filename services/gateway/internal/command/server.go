@@ -3,6 +3,7 @@ package command
 import (
 	"crypto/subtle"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -89,6 +90,9 @@ func cmdSelect(r *Request) error {
 	n, err := intArg(r.Args[1])
 	if err != nil {
 		return err
+	}
+	if n < math.MinInt32 || n > math.MaxInt32 { // Redis reads the index as a C int
+		return errIntRange
 	}
 	if n != 0 {
 		return errDBIndex

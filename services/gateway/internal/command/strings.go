@@ -313,19 +313,20 @@ func cmdGetEX(r *Request) error {
 	if !exp.set && !persist {
 		return cmdGet(r)
 	}
-	var expiresAt int64
-	if exp.set {
-		var err error
-		if expiresAt, err = exp.at(r.e.nowMs(), "getex"); err != nil {
-			return err
-		}
-	}
+	now := r.e.nowMs()
 	var v backend.Value
 	var ok bool
 	err := r.update([][]byte{key}, func(tx backend.Txn) error {
 		var err error
 		if v, ok, err = str(tx, key); err != nil || !ok {
 			return err
+		}
+		// Like Redis, the time is judged only for an existing string.
+		var expiresAt int64
+		if exp.set {
+			if expiresAt, err = exp.at(now, "getex"); err != nil {
+				return err
+			}
 		}
 		nv := v
 		nv.ExpiresAt = expiresAt
