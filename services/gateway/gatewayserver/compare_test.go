@@ -161,6 +161,10 @@ var compareSequences = map[string][]step{
 		cmd("RENAMENX", "user:3", "user:2"), cmd("RENAMENX", "user:3", "user:4"), cmd("RENAMENX", "user:4", "user:4"),
 		cmd("DBSIZE"), cmd("SCAN", "x"), cmd("SCAN", "0", "COUNT", "0"), cmd("SCAN", "0", "MATCH"),
 		cmd("SCAN", "0", "COUNT", "x"), cmd("FLUSHDB", "NOW"), cmd("FLUSHDB"), cmd("DBSIZE"), cmd("RANDOMKEY"),
+		// Cursors are read with strtoul: a sign is allowed and "" is 0.
+		cmd("SCAN", ""), cmd("SCAN", "+0"), cmd("SCAN", "-0"), cmd("SCAN", "+"), cmd("SCAN", " 0"),
+		cmd("SCAN", "0x"), cmd("SCAN", "18446744073709551616"), cmd("SCAN", "-18446744073709551616"),
+		cmd("SCAN", "-1", "FOO", "x"), cmd("SCAN", "x", "FOO", "x"),
 		cmd("SET", "only", "1"), cmd("RANDOMKEY"), cmd("FLUSHALL", "SYNC"), cmd("KEYS", "*"),
 	},
 	"connection": {
@@ -169,7 +173,7 @@ var compareSequences = map[string][]step{
 		cmd("SELECT", "-2147483649"), cmd("SELECT", "-2147483648"), cmd("HELLO", "4"), cmd("HELLO", "x"),
 		cmd("CLIENT", "SETNAME", "bad name"), cmd("CLIENT", "SETNAME", "good"), cmd("CLIENT", "GETNAME"),
 		cmd("CLIENT", "SETNAME"), cmd("AUTH", "pw"), cmd("NOSUCH", "a", "b"), cmd("NOSUCH"),
-		cmd("CONFIG", "GET", "databases"), cmd("CONFIG", "GET", "nosuch"),
+		cmd("CONFIG", "GET", "databases"), cmd("CONFIG", "GET", "nosuch"), cmd("COMMAND", "INFO", "nosuch"),
 	},
 }
 

@@ -300,14 +300,39 @@ func cmdKeys(r *Request) error {
 	return nil
 }
 
+// parseCursor reads a SCAN cursor as Redis does, with C's strtoul: an optional
+// sign (a negative number wraps around), decimal digits, nothing after them;
+// the empty string is 0.
+func parseCursor(b []byte) (uint64, bool) {
+	neg := false
+	if len(b) > 0 && (b[0] == '+' || b[0] == '-') {
+		neg = b[0] == '-'
+		if b = b[1:]; len(b) == 0 {
+			return 0, false // a sign alone converts nothing
+		}
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (math.MaxUint64-uint64(c-'0'))/10 {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
 // >> SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 // Reply: [next cursor, [keys...]]. Keys are visited in key order; COUNT bounds
 // how many keys one call examines. See cursorTable for what a cursor is.
 func cmdScan(r *Request) error {
-	cursor, err := strconv.ParseUint(string(r.Args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(r.Args[1])
+	if !ok {
 		return errInvalidCursor
 	}
+	var err error
 	var pattern, typ []byte
 	count := int64(10)
 	for i := 2; i < len(r.Args); i++ {
@@ -334,7 +359,6 @@ func cmdScan(r *Request) error {
 	}
 	var start []byte
 	if cursor != 0 {
-		var ok bool
 		if start, ok = r.e.scanCursors.lookup(cursor); !ok {
 			return errInvalidCursor
 		}

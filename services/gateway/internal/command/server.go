@@ -369,7 +369,7 @@ func cmdCommand(r *Request) error {
 		w.Array(len(cmds))
 		for _, c := range cmds {
 			if c == nil {
-				w.NullArray()
+				w.Null() // Redis's addReplyNull: a null bulk in RESP2
 				continue
 			}
 			writeCommandInfo(w, c)
