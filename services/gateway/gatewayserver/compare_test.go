@@ -326,3 +326,45 @@ func compareWire(t *testing.T, cases map[string]string, redisAddr, ourAddr strin
 		})
 	}
 }
+
+// COMMAND INFO of every command (and subcommand) the gateway implements
+// matches redis-server's, in RESP2 and RESP3. The containers themselves
+// (CLIENT, COMMAND, CONFIG) are left out: Redis lists subcommands that the
+// gateway does not have.
+func TestCommandInfoMatchesRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, nil)
+	for _, proto := range []string{"2", "3"} {
+		ours := conformance.DialRaw(t, srv.Addr())
+		theirs := conformance.DialRaw(t, redisAddr)
+		ours.Do("HELLO", proto)
+		theirs.Do("HELLO", proto)
+		names := strings.Fields(strings.NewReplacer("\r\n", " ").Replace(ours.Do("COMMAND", "LIST")))
+		var checked int
+		for _, field := range names {
+			if strings.HasPrefix(field, "*") || strings.HasPrefix(field, "$") {
+				continue
+			}
+			name := field
+			subs := []string{name}
+			switch name {
+			case "client":
+				subs = []string{"client|setname", "client|getname", "client|id", "client|info", "client|list"}
+			case "command":
+				subs = []string{"command|count", "command|docs", "command|info", "command|list"}
+			case "config":
+				subs = []string{"config|get"}
+			}
+			for _, n := range subs {
+				got, want := ours.Do("COMMAND", "INFO", n), theirs.Do("COMMAND", "INFO", n)
+				if got != want {
+					t.Errorf("RESP%s COMMAND INFO %s:\n nokv:  %q\n redis: %q", proto, n, got, want)
+				}
+				checked++
+			}
+		}
+		if checked < 50 {
+			t.Fatalf("RESP%s: only %d commands compared; COMMAND LIST gave %q", proto, checked, names)
+		}
+	}
+}

@@ -390,10 +390,22 @@ func cmdCommand(r *Request) error {
 	return nil
 }
 
+// lookupAll finds commands by name; "container|sub" names a subcommand, as
+// in Redis. Unknown names give nil.
 func lookupAll(names [][]byte) []*Command {
 	out := make([]*Command, len(names))
 	for i, n := range names {
-		out[i] = table[string(lower(nil, n))]
+		name := string(lower(nil, n))
+		parent, _, isSub := strings.Cut(name, "|")
+		c := table[parent]
+		if isSub && c != nil {
+			subs := c.Subcommands
+			c = nil
+			if j := slices.IndexFunc(subs, func(s *Command) bool { return s.Name == name }); j >= 0 {
+				c = subs[j]
+			}
+		}
+		out[i] = c
 	}
 	return out
 }
@@ -410,51 +422,20 @@ func (c *Command) flagList() []string {
 
 // writeCommandInfo writes the 10-element COMMAND INFO entry of Redis 7.
 func writeCommandInfo(w *resp.Writer, c *Command) {
+	m := c.meta()
 	w.Array(10)
 	w.BulkString(c.Name)
 	w.Int(int64(c.Arity))
-	flags := c.flagList()
-	w.Set(len(flags))
-	for _, f := range flags {
-		w.Simple(f)
-	}
+	writeStatusSet(w, m.Flags)
 	w.Int(int64(c.FirstKey))
 	w.Int(int64(c.LastKey))
 	w.Int(int64(c.Step))
-	w.Set(1)
-	w.Simple("@" + c.Group)
-	w.Set(0) // tips
-	if c.FirstKey > 0 {
-		w.Array(1)
-		w.Map(3)
-		w.BulkString("flags")
-		w.Set(0)
-		w.BulkString("begin_search")
-		w.Map(2)
-		w.BulkString("type")
-		w.BulkString("index")
-		w.BulkString("spec")
-		w.Map(1)
-		w.BulkString("index")
-		w.Int(int64(c.FirstKey))
-		w.BulkString("find_keys")
-		w.Map(2)
-		w.BulkString("type")
-		w.BulkString("range")
-		w.BulkString("spec")
-		w.Map(3)
-		w.BulkString("lastkey")
-		last := int64(c.LastKey)
-		if last > 0 {
-			last -= int64(c.FirstKey)
-		}
-		w.Int(last)
-		w.BulkString("keystep")
-		w.Int(int64(c.Step))
-		w.BulkString("limit")
-		w.Int(0)
-	} else {
-		w.Array(0)
+	writeStatusSet(w, m.ACL)
+	writeBulkSet(w, m.Tips) // Redis sends tips as bulk strings, flags as statuses
+	writeKeySpecs(w, m.KeySpecs)
+	if len(c.Subcommands) == 0 {
+		w.Set(0) // as Redis does: an empty set, but an array of subcommands
+		return
 	}
 	w.Array(len(c.Subcommands))
 	for _, s := range c.Subcommands {
