@@ -74,8 +74,11 @@ type GuardedConn struct {
 	pendingErr    error  // the error of the read that brought pending
 
 	st        guardState
-	num       int64 // the number being parsed in a header
+	num       uint64 // the magnitude of the number being parsed in a header
+	digits    int    // how many digits it has
 	neg       bool
+	cr        bool  // the header's '\r' has been seen
+	bad       bool  // the header is not a number Redis would take
 	lineLen   int   // bytes of the current header or inline line
 	remaining int64 // payload bytes (plus CRLF) left in the current bulk
 	bulksLeft int64 // bulks left in the current request
@@ -150,7 +153,8 @@ func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
 			reqStart = i
 			g.lineLen = 0
 			if c == '*' {
-				g.st, g.num, g.neg = stCount, 0, false
+				g.st = stCount
+				g.startHeader()
 			} else if c != '\n' {
 				g.st, g.lineLen = stInline, 1
 			}
@@ -164,52 +168,35 @@ func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
 				return reqStart, "too big inline request", false
 			}
 		case stCount, stBulkLen:
-			switch {
-			case c == '\r':
-			case c == '\n':
-				if g.st == stCount {
-					n := g.signed()
-					if n > g.lim.MaxMultibulkLen {
-						return reqStart, "invalid multibulk length", false
-					}
-					if n > unauthMaxMultibulk {
-						if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated multibulk length"); msg != "" || hold {
-							return at, msg, hold
-						}
-					}
-					if n <= 0 {
-						g.st = stCommand
-					} else {
-						g.bulksLeft, g.st = n, stBulkStart
-					}
-				} else {
-					n := g.signed()
-					if n > g.lim.MaxBulkLen {
-						return reqStart, "invalid bulk length", false
-					}
-					if n < 0 {
-						g.st = stOff
-						continue
-					}
-					if n > unauthMaxBulk {
-						if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated bulk length"); msg != "" || hold {
-							return at, msg, hold
-						}
-					}
-					g.remaining, g.st = n+2, stBulkBody
+			if c == '\n' {
+				if at, msg, hold := g.header(reqStart); msg != "" || hold {
+					return at, msg, hold
 				}
-			case c == '-' && g.lineLen == 0:
-				g.neg = true
-			case c >= '0' && c <= '9':
-				if g.num < 1<<40 {
-					g.num = g.num*10 + int64(c-'0')
-				}
-			default:
-				g.st = stOff
 				continue
 			}
+			switch {
+			case g.cr:
+				g.bad = true // Redis's line ends at the '\r'; redcon wants "\r\n"
+			case c == '\r':
+				g.cr = true
+				continue
+			case c == '-' && g.lineLen == 0:
+				g.neg = true
+			case c >= '0' && c <= '9' && !g.bad:
+				d := uint64(c - '0')
+				if g.digits == 1 && g.num == 0 || g.num > (1<<63-d)/10 {
+					g.bad = true // a leading zero, or out of int64's range
+				}
+				g.num = g.num*10 + d
+				g.digits++
+			default:
+				// Redis's string2ll takes no '+', space or other byte; redcon's
+				// Atoi would take a '+', so the guard must not let it pass.
+				g.bad = true
+			}
 			g.lineLen++
-			if g.lineLen > maxHeaderLen {
+			// Redis counts the '*' or '$' too (the parser's header does).
+			if 1+g.lineLen > maxHeaderLen {
 				if g.st == stCount {
 					return reqStart, "too big mbulk count string", false
 				}
@@ -220,7 +207,8 @@ func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
 				g.st = stOff
 				continue
 			}
-			g.st, g.num, g.neg, g.lineLen = stBulkLen, 0, false, 0
+			g.st = stBulkLen
+			g.startHeader()
 		case stBulkBody:
 			skip := int64(len(b) - i)
 			if skip > g.remaining {
@@ -258,11 +246,44 @@ func (g *GuardedConn) unauthenticated(reqStart int, msg string) (int, string, bo
 	return 0, msg, false
 }
 
-func (g *GuardedConn) signed() int64 {
+func (g *GuardedConn) startHeader() {
+	g.num, g.digits, g.neg, g.cr, g.bad, g.lineLen = 0, 0, false, false, false, 0
+}
+
+// header judges a complete "*<count>" or "$<len>" line as Redis does: a
+// number string2ll takes, then the limits.
+func (g *GuardedConn) header(reqStart int) (int, string, bool) {
+	valid := !g.bad && g.digits > 0 && !(g.neg && g.num == 0) && (g.neg && g.num <= 1<<63 || g.num < 1<<63)
+	n := int64(g.num) // for -2^63 too, by wrapping
 	if g.neg {
-		return -g.num
+		n = -n
 	}
-	return g.num
+	if g.st == stCount {
+		if !valid || n > g.lim.MaxMultibulkLen {
+			return reqStart, "invalid multibulk length", false
+		}
+		if n > unauthMaxMultibulk {
+			if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated multibulk length"); msg != "" || hold {
+				return at, msg, hold
+			}
+		}
+		if n <= 0 {
+			g.st = stCommand
+		} else {
+			g.bulksLeft, g.st = n, stBulkStart
+		}
+		return 0, "", false
+	}
+	if !valid || n < 0 || n > g.lim.MaxBulkLen {
+		return reqStart, "invalid bulk length", false
+	}
+	if n > unauthMaxBulk {
+		if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated bulk length"); msg != "" || hold {
+			return at, msg, hold
+		}
+	}
+	g.remaining, g.st = n+2, stBulkBody
+	return 0, "", false
 }
 
 // GuardListener wraps every accepted connection in a GuardedConn.

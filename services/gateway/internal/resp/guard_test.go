@@ -188,3 +188,54 @@ func TestGuardDeliversAuthenticatedPipelinesWhole(t *testing.T) {
 		t.Fatalf("first read gave %d of %d bytes, %v", n, len(in), err)
 	}
 }
+
+// The guard judges "*<count>" and "$<len>" lines as the event loop's parser
+// (and Redis) does. redcon would take some numbers Redis refuses (a '+'
+// sign, leading zeros): had the guard let those pass unjudged, "*+11" would
+// slip past the unauthenticated limit and "$+4294967296" past
+// proto-max-bulk-len.
+func TestGuardJudgesHeadersAsTheParser(t *testing.T) {
+	cases := []string{
+		"*+11\r\n", "*011\r\n", "*-0\r\n", "*\r\n", "*-\r\n", "*1 \r\n", "* 1\r\n",
+		"*9223372036854775807\r\n", "*9223372036854775808\r\n", "*-9223372036854775808\r\n", "*-9223372036854775809\r\n",
+		"*2147483648\r\n", "*-1\r\n", "*0\r\n*11\r\n",
+		"*1\r\n$+20000\r\n", "*1\r\n$+4294967296\r\n", "*1\r\n$00\r\n", "*1\r\n$-1\r\n", "*1\r\n$-0\r\n",
+		"*1\r\n$16385\r\n", "*1\r\n$16384\r\n", "*1\r\n$536870913\r\n", "*1\r\n$99999999999999999999\r\n",
+		"*" + strings.Repeat("1", maxHeaderLen) + "\r\n", "*" + strings.Repeat("0", maxHeaderLen-1) + "\r\n",
+		"*1\r\n$" + strings.Repeat("1", maxHeaderLen) + "\r\n",
+	}
+	for _, in := range cases {
+		p := NewParser(Limits{})
+		p.Unauthenticated = true
+		var want string
+		r := &chunkReader{in: []byte(in), size: len(in)}
+	parse:
+		for {
+			_, ferr := p.Fill(r)
+			for {
+				args, err := p.Next()
+				if err != nil {
+					want = "-ERR " + err.Error() + "\r\n"
+					break parse
+				}
+				if args == nil {
+					break
+				}
+			}
+			if ferr != nil {
+				break
+			}
+		}
+		for _, size := range []int{1, 5, 1 << 20} {
+			f := &fakeConn{chunks: [][]byte{[]byte(in)}}
+			g := NewGuardedConn(f, Limits{})
+			g.Authenticated = func() bool { return false }
+			if _, err := readAllSize(g, size); err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrProtocol) {
+				t.Fatal(err)
+			}
+			if got := f.out.String(); got != want {
+				t.Errorf("%.40q (reads of %d): guard wrote %q, the parser says %q", in, size, got, want)
+			}
+		}
+	}
+}
