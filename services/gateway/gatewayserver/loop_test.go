@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
 )
 
 // TestPipelinesAcrossReadBufferBoundaries sends many small pipelines on one
@@ -143,5 +146,36 @@ func TestProtocolErrorInTheSameReadAsGoodCommands(t *testing.T) {
 	got, _ := io.ReadAll(conn)
 	if want := "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+// Nothing pipelined after QUIT runs, and QUIT's reply (with those of the
+// writes before it) leaves only once those writes are durable; both
+// servers, as Redis.
+func TestNothingRunsAfterQuit(t *testing.T) {
+	for _, server := range []string{"event loop", "redcon"} {
+		t.Run(server, func(t *testing.T) {
+			if server == "redcon" {
+				t.Cleanup(gatewayserver.ServeWithRedcon())
+			}
+			srv := startServer(t, nil)
+			conn, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write([]byte("SET a 1\r\nQUIT\r\nSET b 2\r\nSET c 3\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := io.ReadAll(conn)
+			if err != nil || string(got) != "+OK\r\n+OK\r\n" {
+				t.Fatalf("replies %q, %v; want two +OK and the connection closed", got, err)
+			}
+			probe := conformance.DialRaw(t, srv.Addr())
+			if got := probe.Do("MGET", "a", "b", "c"); got != "*3\r\n$1\r\n1\r\n$-1\r\n$-1\r\n" {
+				t.Fatalf("after QUIT: MGET a b c = %q", got)
+			}
+		})
 	}
 }

@@ -269,6 +269,8 @@ type redconConn struct {
 	client *command.Client
 	// heldSince is when the oldest reply held back in client.Out was made.
 	heldSince time.Time
+	// closed is set once the connection is done (QUIT, or a failure).
+	closed bool
 }
 
 // maxReplyHold bounds how long the replies of a pipeline wait for its last
@@ -280,13 +282,25 @@ const maxReplyHold = 2 * time.Millisecond
 
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	rc := conn.Context().(*redconConn)
+	if rc.closed {
+		// redcon runs every command it has parsed before it looks at the
+		// connection again; like Redis, nothing after QUIT or a failure runs.
+		return
+	}
 	c := rc.client
 	// Replies of a pipeline are held back until its last command, so that one
 	// fsync can cover all of its writes before any reply leaves.
 	held := c.Out.Len() > 0
 	last := len(conn.PeekPipeline()) == 0 || held && time.Since(rc.heldSince) > maxReplyHold
-	if err := s.exec.Exec(context.Background(), c, cmd.Args, last); err != nil {
+	err := s.exec.Exec(context.Background(), c, cmd.Args, last)
+	if err == nil && c.CloseAfterReply && !last {
+		// QUIT mid-pipeline: the replies going out now include writes
+		// still waiting for their fsync.
+		err = s.be.Sync(context.Background())
+	}
+	if err != nil {
 		c.Out.Reset()
+		rc.closed = true
 		_ = conn.NetConn().Close()
 		return
 	}
@@ -299,9 +313,10 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	// Written now rather than through redcon's buffer, which it flushes only
 	// after the whole pipeline: replies that were due must not wait for the
 	// rest. redcon itself writes only a protocol error, after these.
-	_, err := conn.NetConn().Write(c.Out.Bytes())
+	_, err = conn.NetConn().Write(c.Out.Bytes())
 	c.Out.Release()
 	if err != nil || c.CloseAfterReply {
+		rc.closed = true
 		_ = conn.Close()
 	}
 }
