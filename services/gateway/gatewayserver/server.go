@@ -310,10 +310,16 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		}
 		return
 	}
-	// Written now rather than through redcon's buffer, which it flushes only
-	// after the whole pipeline: replies that were due must not wait for the
-	// rest. redcon itself writes only a protocol error, after these.
-	_, err = conn.NetConn().Write(c.Out.Bytes())
+	if len(conn.PeekPipeline()) == 0 {
+		// The end of what redcon has parsed: it flushes its buffer next (and
+		// Close flushes it too), so the replies share that one write.
+		conn.WriteRaw(c.Out.Bytes())
+	} else {
+		// Replies due mid-pipeline must not wait for redcon's flush after
+		// the whole pipeline. redcon writes only a protocol error of its
+		// own, and only after these.
+		_, err = conn.NetConn().Write(c.Out.Bytes())
+	}
 	c.Out.Release()
 	if err != nil || c.CloseAfterReply {
 		rc.closed = true
