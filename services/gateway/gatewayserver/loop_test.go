@@ -134,16 +134,7 @@ func TestRepliesBeforeAProtocolErrorComeFirst(t *testing.T) {
 // write holding both.
 func TestProtocolErrorInTheSameReadAsGoodCommands(t *testing.T) {
 	srv := startServer(t, nil)
-	conn, err := net.Dial("tcp", srv.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("PING\r\n*2\r\n$3\r\nGET\r\n$99999999999\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	got, _ := io.ReadAll(conn)
+	got, _ := sendUntilClosed(t, srv.Addr(), "PING\r\n*2\r\n$3\r\nGET\r\n$99999999999\r\n")
 	if want := "+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"; string(got) != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -159,16 +150,7 @@ func TestNothingRunsAfterQuit(t *testing.T) {
 				t.Cleanup(gatewayserver.ServeWithRedcon())
 			}
 			srv := startServer(t, nil)
-			conn, err := net.Dial("tcp", srv.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			if _, err := conn.Write([]byte("SET a 1\r\nQUIT\r\nSET b 2\r\nSET c 3\r\n")); err != nil {
-				t.Fatal(err)
-			}
-			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-			got, err := io.ReadAll(conn)
+			got, err := sendUntilClosed(t, srv.Addr(), "SET a 1\r\nQUIT\r\nSET b 2\r\nSET c 3\r\n")
 			if err != nil || string(got) != "+OK\r\n+OK\r\n" {
 				t.Fatalf("replies %q, %v; want two +OK and the connection closed", got, err)
 			}
@@ -178,4 +160,20 @@ func TestNothingRunsAfterQuit(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sendUntilClosed writes in on a new connection and returns everything the
+// server sends until it closes the connection (or 5s pass).
+func sendUntilClosed(t *testing.T, addr, in string) ([]byte, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte(in)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	return io.ReadAll(conn)
 }

@@ -278,6 +278,12 @@ func (p *Parser) inline(b []byte) (args [][]byte, n int, err error) {
 	return args, nl + 1, nil
 }
 
+// endsArg reports whether an argument may end before line[i]: at the end
+// of the line, a space or a NUL.
+func endsArg(line []byte, i int) bool {
+	return i >= len(line) || isSpace(line[i]) || line[i] == 0
+}
+
 // splitArgs splits line as Redis's sdssplitargs does: whitespace separates
 // arguments; "double quotes" understand \xHH, \n, \r, \t, \b, \a and \<any>;
 // 'single quotes' understand \'; a closing quote must be followed by a space
@@ -329,8 +335,8 @@ func (p *Parser) splitArgs(line []byte) ([][]byte, bool) {
 						out = append(out, e)
 					}
 				case c == '"':
-					if i+1 < len(line) && !isSpace(line[i+1]) && line[i+1] != 0 {
-						return nil, false
+					if !endsArg(line, i+1) {
+						return nil, false // a closing quote must end the argument
 					}
 					done = true
 				default:
@@ -344,8 +350,8 @@ func (p *Parser) splitArgs(line []byte) ([][]byte, bool) {
 					i++
 					out = append(out, '\'')
 				case c == '\'':
-					if i+1 < len(line) && !isSpace(line[i+1]) && line[i+1] != 0 {
-						return nil, false
+					if !endsArg(line, i+1) {
+						return nil, false // a closing quote must end the argument
 					}
 					done = true
 				default:
