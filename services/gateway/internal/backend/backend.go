@@ -149,4 +149,8 @@ var (
 	// unknown (a store or the network failed at that moment): it may or
 	// may not have taken effect.
 	ErrUndetermined = errors.New("backend: write outcome unknown")
+	// ErrTooLarge means a value, or a whole request, is larger than the
+	// backend can store or give back (the raft backend's entry and message
+	// caps). Nothing was written. Wrap it with the size and the limit.
+	ErrTooLarge = errors.New("backend: too large")
 )

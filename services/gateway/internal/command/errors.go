@@ -73,6 +73,9 @@ func writeError(w *resp.Writer, log *slog.Logger, cmd string, err error) {
 		w.Error("ERR too many concurrent writes to the same keys, nothing was written; retry: " + err.Error())
 	case errors.Is(err, backend.ErrUndetermined):
 		w.Error("ERR the write may or may not have been applied (a store failed while it committed): " + err.Error())
+	case errors.Is(err, backend.ErrTooLarge):
+		// The wrapped text names the size and the limit; nothing was written.
+		w.Error("ERR " + err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		w.Error("ERR request aborted: " + err.Error())
 	default:
