@@ -73,6 +73,21 @@ type KeyInfo struct {
 	Value Value
 }
 
+// ScanOptions shapes one Scan.
+type ScanOptions struct {
+	// Prefix restricts the scan to keys that start with it.
+	Prefix []byte
+	// Start is the key to resume from (inclusive); nil starts at Prefix.
+	Start []byte
+	// Limit bounds the keys visited, expired and deleted ones included, so
+	// that one call's work is bounded; <= 0 means no limit.
+	Limit int
+	// KeysOnly asks for keys and expiries without values: KeyInfo.Value then
+	// has no Data and its Type may be 0. KEYS, DBSIZE and FLUSHALL need no
+	// more, and a page of large values would otherwise travel for nothing.
+	KeysOnly bool
+}
+
 // Stats is what INFO keyspace reports.
 type Stats struct {
 	Keys    int64 // keys stored, including expired keys not yet swept (as Redis counts)
@@ -98,11 +113,10 @@ type Backend interface {
 	// MultiGet returns the live values of keys read at one consistent point;
 	// found[i] tells whether keys[i] exists.
 	MultiGet(ctx context.Context, keys [][]byte) (vals []Value, found []bool, err error)
-	// Scan calls fn for live keys >= start in key order until fn returns false or
-	// limit keys were visited (limit <= 0 means no limit). It returns the key to
-	// resume from, or nil when the key space is exhausted. Only keys with the given
-	// prefix are visited.
-	Scan(ctx context.Context, prefix, start []byte, limit int, fn func(KeyInfo) bool) (next []byte, err error)
+	// Scan calls fn for live keys in key order, as opts describes, until fn
+	// returns false or opts.Limit keys were visited. It returns the key to resume
+	// from, or nil when the key space is exhausted.
+	Scan(ctx context.Context, opts ScanOptions, fn func(KeyInfo) bool) (next []byte, err error)
 	// RandomKey returns a live key chosen at random, or ok=false when none exists.
 	RandomKey(ctx context.Context) (key []byte, ok bool, err error)
 	// Stats returns the key counters for INFO and DBSIZE.

@@ -284,7 +284,7 @@ func cmdKeys(r *Request) error {
 	pattern := r.Args[1]
 	all := len(pattern) == 1 && pattern[0] == '*'
 	var keys [][]byte
-	_, err := r.e.be.Scan(r.ctx, glob.LiteralPrefix(pattern), nil, 0, func(ki backend.KeyInfo) bool {
+	_, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: glob.LiteralPrefix(pattern), KeysOnly: true}, func(ki backend.KeyInfo) bool {
 		if all || glob.Match(pattern, ki.Key) {
 			keys = append(keys, bytes.Clone(ki.Key))
 		}
@@ -368,7 +368,7 @@ func cmdScan(r *Request) error {
 		prefix = glob.LiteralPrefix(pattern)
 	}
 	var keys [][]byte
-	next, err := r.e.be.Scan(r.ctx, prefix, start, int(min(count, math.MaxInt32)), func(ki backend.KeyInfo) bool {
+	next, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: prefix, Start: start, Limit: int(min(count, math.MaxInt32)), KeysOnly: typ == nil}, func(ki backend.KeyInfo) bool {
 		if pattern != nil && !glob.Match(pattern, ki.Key) {
 			return true
 		}

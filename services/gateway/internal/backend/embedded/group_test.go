@@ -138,7 +138,7 @@ func TestGroupScanAndFlushAll(t *testing.T) {
 	setIn(t, s, g, "k1", "v", 0)
 	setIn(t, s, g, "k2", "v", 0)
 	var seen []string
-	if _, err := s.Scan(g, nil, nil, 0, func(ki backend.KeyInfo) bool {
+	if _, err := s.Scan(g, backend.ScanOptions{}, func(ki backend.KeyInfo) bool {
 		seen = append(seen, string(ki.Key))
 		return true
 	}); err != nil {

@@ -562,7 +562,7 @@ func (s *Store) syncLoop() {
 }
 
 // Scan implements backend.Backend.
-func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn func(backend.KeyInfo) bool) ([]byte, error) {
+func (s *Store) Scan(ctx context.Context, opts backend.ScanOptions, fn func(backend.KeyInfo) bool) ([]byte, error) {
 	if !s.enter() {
 		return nil, backend.ErrClosed
 	}
@@ -571,7 +571,7 @@ func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn fu
 	if err != nil {
 		return nil, err
 	}
-	next, err := s.scan(prefix, start, limit, fn)
+	next, err := s.scan(opts.Prefix, opts.Start, opts.Limit, fn)
 	if err == nil && g == nil {
 		err = s.awaitDurable()
 	}

@@ -142,7 +142,7 @@ func TestExpiryIsInvisibleThenSwept(t *testing.T) {
 		t.Fatalf("MultiGet = %v %v %v", vals, found, err)
 	}
 	var scanned []string
-	if _, err := s.Scan(ctx, nil, nil, 0, func(ki backend.KeyInfo) bool {
+	if _, err := s.Scan(ctx, backend.ScanOptions{}, func(ki backend.KeyInfo) bool {
 		scanned = append(scanned, string(ki.Key))
 		return true
 	}); err != nil {
@@ -264,7 +264,7 @@ func TestFlushAllUnderConcurrentWrites(t *testing.T) {
 	}
 	wg.Wait()
 	keys, expires := 0, 0
-	if _, err := s.Scan(ctx, nil, nil, 0, func(ki backend.KeyInfo) bool {
+	if _, err := s.Scan(ctx, backend.ScanOptions{}, func(ki backend.KeyInfo) bool {
 		keys++
 		if ki.Value.ExpiresAt != 0 {
 			expires++
@@ -287,14 +287,14 @@ func TestScanResumesAndBoundsByPrefix(t *testing.T) {
 		set(t, s, k, k, 0)
 	}
 	var got []string
-	next, err := s.Scan(ctx, []byte("b"), nil, 2, func(ki backend.KeyInfo) bool {
+	next, err := s.Scan(ctx, backend.ScanOptions{Prefix: []byte("b"), Start: nil, Limit: 2}, func(ki backend.KeyInfo) bool {
 		got = append(got, string(ki.Key))
 		return true
 	})
 	if err != nil || string(next) != "b3" || len(got) != 2 {
 		t.Fatalf("first page %v next %q %v", got, next, err)
 	}
-	next, err = s.Scan(ctx, []byte("b"), next, 2, func(ki backend.KeyInfo) bool {
+	next, err = s.Scan(ctx, backend.ScanOptions{Prefix: []byte("b"), Start: next, Limit: 2}, func(ki backend.KeyInfo) bool {
 		got = append(got, string(ki.Key))
 		return true
 	})

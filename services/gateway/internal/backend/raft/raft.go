@@ -159,7 +159,8 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 const scanPage = 256
 
 // Scan implements backend.Backend.
-func (s *Store) Scan(ctx context.Context, prefix, start []byte, limit int, fn func(backend.KeyInfo) bool) ([]byte, error) {
+func (s *Store) Scan(ctx context.Context, opts backend.ScanOptions, fn func(backend.KeyInfo) bool) ([]byte, error) {
+	prefix, start, limit := opts.Prefix, opts.Start, opts.Limit
 	from := prefix
 	if bytes.Compare(start, prefix) > 0 {
 		from = start
@@ -232,7 +233,7 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 // keyspace cost a scan of the cluster here, unlike in Redis.
 func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	var st backend.Stats
-	_, err := s.Scan(ctx, nil, nil, 0, func(ki backend.KeyInfo) bool {
+	_, err := s.Scan(ctx, backend.ScanOptions{KeysOnly: true}, func(ki backend.KeyInfo) bool {
 		st.Keys++
 		if ki.Value.ExpiresAt != 0 {
 			st.Expires++
