@@ -58,6 +58,9 @@ type Config struct {
 type TestingKnobs struct {
 	// NowMs replaces the wall clock (Unix milliseconds) for expiry decisions.
 	NowMs func() int64
+	// PanicKey, if set, makes every write to this key panic inside its
+	// transaction (latches held), to prove a panic is contained.
+	PanicKey []byte
 }
 
 // DefaultConfig returns the built-in defaults.

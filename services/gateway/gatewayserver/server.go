@@ -99,6 +99,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Now:         nowTime,
 		Logger:      log,
 		Observe:     s.observe,
+
+		TestingPanicKey: cfg.TestingKnobs.PanicKey,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

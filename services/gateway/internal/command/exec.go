@@ -1,8 +1,14 @@
 package command
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +37,11 @@ type Options struct {
 	// Observe, if set, is called after every command with its table entry, its
 	// duration and whether it replied with an error.
 	Observe func(cmd *Command, d time.Duration, failed bool)
+	// OnPanic, if set, is called after a command panicked (and was contained).
+	OnPanic func()
+	// TestingPanicKey, if set, makes every write to this key panic inside its
+	// transaction, with the key's latch held: tests prove a panic is contained.
+	TestingPanicKey []byte
 }
 
 // Executor runs commands for clients. It is safe for concurrent use by many
@@ -54,6 +65,7 @@ type Executor struct {
 	rejectedConns     atomic.Int64
 	keyspaceHits      atomic.Int64
 	keyspaceMisses    atomic.Int64
+	panics            atomic.Int64
 
 	scanCursors *cursorTable
 }
@@ -188,6 +200,17 @@ func (r *Request) writeOpts() backend.WriteOptions {
 }
 
 func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
+	if pk := r.e.opts.TestingPanicKey; pk != nil {
+		for _, k := range keys {
+			if bytes.Equal(k, pk) {
+				inner := fn
+				fn = func(tx backend.Txn) error {
+					_ = inner(tx)
+					panic(fmt.Sprintf("testing: a write to %q panics", pk))
+				}
+			}
+		}
+	}
 	return r.e.be.Update(r.ctx, r.writeOpts(), keys, fn)
 }
 
@@ -269,10 +292,16 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	mark := w.Len()
 	req := &c.req
 	*req = Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
-	err = e.dispatch(req)
+	err = e.dispatchContained(req)
 	*req = Request{}
 	c.keyBuf[0] = nil
-	if err != nil {
+	if errors.Is(err, errPanicked) {
+		// The command's state is unknown: answer, then hang up (the replies
+		// before this one still go out, after the pipeline's fsync).
+		w.Truncate(mark)
+		w.Error("ERR internal error")
+		c.CloseAfterReply = true
+	} else if err != nil {
 		// A handler may have begun a reply before failing; the error replaces it.
 		w.Truncate(mark)
 		writeError(w, e.log, string(args[0]), err)
@@ -293,6 +322,54 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 		}
 	}
 	return end, serr
+}
+
+// errPanicked is what dispatchContained returns for a command that panicked.
+var errPanicked = errors.New("command panicked")
+
+// dispatchContained runs the command and turns a panic into errPanicked: one
+// bad command must not take every other client down with the process. Every
+// resource a command takes (latches, transactions, iterators) is released by
+// a defer, so unwinding frees it.
+func (e *Executor) dispatchContained(r *Request) (err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		e.panics.Add(1)
+		e.log.Error("command panicked; its connection is closed, other clients carry on",
+			"cmd", truncate(r.Args[0], 64), "args", describeArgs(r.Args[1:]), "client", r.c.Addr,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		if e.opts.OnPanic != nil {
+			e.opts.OnPanic()
+		}
+		err = errPanicked
+	}()
+	return e.dispatch(r)
+}
+
+// Panics counts the commands that panicked since the start (INFO stats).
+func (e *Executor) Panics() int64 { return e.panics.Load() }
+
+// describeArgs renders at most 8 arguments of at most 64 bytes each for a
+// log line, so that a 512 MB value does not become a 512 MB log record.
+func describeArgs(args [][]byte) string {
+	var b strings.Builder
+	for i, a := range args {
+		if i == 8 {
+			fmt.Fprintf(&b, " ...(%d more)", len(args)-i)
+			break
+		}
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(strconv.Quote(truncate(a, 64)))
+		if len(a) > 64 {
+			fmt.Fprintf(&b, "...(%d bytes)", len(a))
+		}
+	}
+	return b.String()
 }
 
 func (e *Executor) dispatch(r *Request) error {

@@ -409,12 +409,23 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	defer s.leave()
 	var slotBuf [8]uint32
 	slots := s.latches.Acquire(keys, slotBuf[:0])
+	// The latches go as soon as the batch is visible (below), or on the way
+	// out if fn panics: a leaked latch would wedge every later writer of
+	// those keys.
+	latched := true
+	release := func() {
+		if latched {
+			latched = false
+			s.latches.Release(slots)
+		}
+	}
+	defer release()
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
 	tx.store = s
 	b, err := s.prepare(tx, fn)
 	if err != nil || b == nil {
-		s.latches.Release(slots)
+		release()
 		// The outcome (an error, a condition not met) was decided on what fn read;
 		// it must not be reported before that state is durable.
 		if derr := s.awaitDurable(); derr != nil && err == nil {
@@ -433,7 +444,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 		if err == nil {
 			tx.publishCache()
 		}
-		s.latches.Release(slots)
+		release()
 		if err != nil {
 			return fmt.Errorf("commit batch: %w", err)
 		}
@@ -450,7 +461,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	if err == nil {
 		tx.publishCache()
 	}
-	s.latches.Release(slots)
+	release()
 	if err != nil {
 		return fmt.Errorf("commit batch: %w", err)
 	}
