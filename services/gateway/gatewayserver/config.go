@@ -58,9 +58,10 @@ type Config struct {
 type TestingKnobs struct {
 	// NowMs replaces the wall clock (Unix milliseconds) for expiry decisions.
 	NowMs func() int64
-	// PanicKey, if set, makes every write to this key panic inside its
-	// transaction (latches held), to prove a panic is contained.
-	PanicKey []byte
+	// PanicOn, if set, is asked about every key a write names; true makes
+	// the write panic inside its transaction (latches held), to prove a
+	// panic is contained.
+	PanicOn func(key []byte) bool
 }
 
 // DefaultConfig returns the built-in defaults.

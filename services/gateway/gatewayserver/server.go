@@ -100,7 +100,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Logger:      log,
 		Observe:     s.observe,
 
-		TestingPanicKey: cfg.TestingKnobs.PanicKey,
+		TestingPanicOn: cfg.TestingKnobs.PanicOn,
 	})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

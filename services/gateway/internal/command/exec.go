@@ -1,7 +1,6 @@
 package command
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -39,9 +38,10 @@ type Options struct {
 	Observe func(cmd *Command, d time.Duration, failed bool)
 	// OnPanic, if set, is called after a command panicked (and was contained).
 	OnPanic func()
-	// TestingPanicKey, if set, makes every write to this key panic inside its
-	// transaction, with the key's latch held: tests prove a panic is contained.
-	TestingPanicKey []byte
+	// TestingPanicOn, if set, is asked about every key a write names; true
+	// makes the write panic inside its transaction, latches held: tests
+	// prove a panic is contained.
+	TestingPanicOn func(key []byte) bool
 }
 
 // Executor runs commands for clients. It is safe for concurrent use by many
@@ -200,14 +200,15 @@ func (r *Request) writeOpts() backend.WriteOptions {
 }
 
 func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
-	if pk := r.e.opts.TestingPanicKey; pk != nil {
+	if panicOn := r.e.opts.TestingPanicOn; panicOn != nil {
 		for _, k := range keys {
-			if bytes.Equal(k, pk) {
+			if panicOn(k) {
 				inner := fn
 				fn = func(tx backend.Txn) error {
 					_ = inner(tx)
-					panic(fmt.Sprintf("testing: a write to %q panics", pk))
+					panic(fmt.Sprintf("testing: a write to %q panics", k))
 				}
+				break
 			}
 		}
 	}
