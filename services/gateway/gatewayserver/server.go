@@ -99,6 +99,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Now:         nowTime,
 		Logger:      log,
 		Observe:     s.observe,
+		OnPanic:     func() { s.metrics.Panics.Add(1) },
 
 		TestingPanicOn: cfg.TestingKnobs.PanicOn,
 	})

@@ -24,6 +24,14 @@ type Metrics struct {
 	ConnectionsActive   atomic.Int64
 	ConnectionsAccepted atomic.Int64
 	ConnectionsRejected atomic.Int64
+	// Panics counts panics contained on a connection (inside a command, or
+	// while parsing or writing for it): each closed that connection only.
+	Panics atomic.Int64
+	// ClientsClosedQueryBuffer and ClientsClosedOutputBuffer count clients
+	// closed for passing client-query-buffer-limit and
+	// client-output-buffer-limit.
+	ClientsClosedQueryBuffer  atomic.Int64
+	ClientsClosedOutputBuffer atomic.Int64
 
 	perCommand sync.Map // command name -> *Command
 
@@ -76,6 +84,18 @@ func New() *Metrics {
 			Namespace: "nokv", Subsystem: "redis", Name: "connections_rejected_total",
 			Help: "Client connections refused because maxclients was reached.",
 		}, func() float64 { return float64(m.ConnectionsRejected.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "gateway", Name: "panics_total",
+			Help: "Panics contained on a client connection (that connection was closed).",
+		}, func() float64 { return float64(m.Panics.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "gateway", Name: "clients_closed_query_buffer_total",
+			Help: "Clients closed for passing client-query-buffer-limit.",
+		}, func() float64 { return float64(m.ClientsClosedQueryBuffer.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "gateway", Name: "clients_closed_output_buffer_total",
+			Help: "Clients closed for passing client-output-buffer-limit.",
+		}, func() float64 { return float64(m.ClientsClosedOutputBuffer.Load()) }),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -124,12 +144,15 @@ func (m *Metrics) Snapshot() map[string]any {
 		return true
 	})
 	return map[string]any{
-		"commands_total":         m.CommandsTotal.Load(),
-		"errors_total":           m.ErrorsTotal.Load(),
-		"connections_active":     m.ConnectionsActive.Load(),
-		"connections_accepted":   m.ConnectionsAccepted.Load(),
-		"connections_rejected":   m.ConnectionsRejected.Load(),
-		"commands_per_operation": per,
+		"commands_total":               m.CommandsTotal.Load(),
+		"errors_total":                 m.ErrorsTotal.Load(),
+		"connections_active":           m.ConnectionsActive.Load(),
+		"connections_accepted":         m.ConnectionsAccepted.Load(),
+		"connections_rejected":         m.ConnectionsRejected.Load(),
+		"panics":                       m.Panics.Load(),
+		"clients_closed_query_buffer":  m.ClientsClosedQueryBuffer.Load(),
+		"clients_closed_output_buffer": m.ClientsClosedOutputBuffer.Load(),
+		"commands_per_operation":       per,
 	}
 }
 
