@@ -196,17 +196,18 @@ func (x *Context) GetPeer() *metapb.Peer {
 // the wrong time. Clients refresh their route and retry; nothing was written.
 // Exactly one field is set.
 type RegionError struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Message        string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
-	NotLeader      *NotLeader             `protobuf:"bytes,2,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
-	EpochNotMatch  *EpochNotMatch         `protobuf:"bytes,3,opt,name=epoch_not_match,json=epochNotMatch,proto3" json:"epoch_not_match,omitempty"`
-	RegionNotFound *RegionNotFound        `protobuf:"bytes,4,opt,name=region_not_found,json=regionNotFound,proto3" json:"region_not_found,omitempty"`
-	KeyNotInRegion *KeyNotInRegion        `protobuf:"bytes,5,opt,name=key_not_in_region,json=keyNotInRegion,proto3" json:"key_not_in_region,omitempty"`
-	ServerIsBusy   *ServerIsBusy          `protobuf:"bytes,6,opt,name=server_is_busy,json=serverIsBusy,proto3" json:"server_is_busy,omitempty"`
-	StaleCommand   *StaleCommand          `protobuf:"bytes,7,opt,name=stale_command,json=staleCommand,proto3" json:"stale_command,omitempty"`
-	StoreNotMatch  *StoreNotMatch         `protobuf:"bytes,8,opt,name=store_not_match,json=storeNotMatch,proto3" json:"store_not_match,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Message           string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
+	NotLeader         *NotLeader             `protobuf:"bytes,2,opt,name=not_leader,json=notLeader,proto3" json:"not_leader,omitempty"`
+	EpochNotMatch     *EpochNotMatch         `protobuf:"bytes,3,opt,name=epoch_not_match,json=epochNotMatch,proto3" json:"epoch_not_match,omitempty"`
+	RegionNotFound    *RegionNotFound        `protobuf:"bytes,4,opt,name=region_not_found,json=regionNotFound,proto3" json:"region_not_found,omitempty"`
+	KeyNotInRegion    *KeyNotInRegion        `protobuf:"bytes,5,opt,name=key_not_in_region,json=keyNotInRegion,proto3" json:"key_not_in_region,omitempty"`
+	ServerIsBusy      *ServerIsBusy          `protobuf:"bytes,6,opt,name=server_is_busy,json=serverIsBusy,proto3" json:"server_is_busy,omitempty"`
+	StaleCommand      *StaleCommand          `protobuf:"bytes,7,opt,name=stale_command,json=staleCommand,proto3" json:"stale_command,omitempty"`
+	StoreNotMatch     *StoreNotMatch         `protobuf:"bytes,8,opt,name=store_not_match,json=storeNotMatch,proto3" json:"store_not_match,omitempty"`
+	RaftEntryTooLarge *RaftEntryTooLarge     `protobuf:"bytes,9,opt,name=raft_entry_too_large,json=raftEntryTooLarge,proto3" json:"raft_entry_too_large,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *RegionError) Reset() {
@@ -291,6 +292,13 @@ func (x *RegionError) GetStaleCommand() *StaleCommand {
 func (x *RegionError) GetStoreNotMatch() *StoreNotMatch {
 	if x != nil {
 		return x.StoreNotMatch
+	}
+	return nil
+}
+
+func (x *RegionError) GetRaftEntryTooLarge() *RaftEntryTooLarge {
+	if x != nil {
+		return x.RaftEntryTooLarge
 	}
 	return nil
 }
@@ -648,6 +656,69 @@ func (x *StoreNotMatch) GetActualStoreId() uint64 {
 	return 0
 }
 
+// RaftEntryTooLarge: the command the request makes is larger than a raft
+// entry may be (api/limits.RaftEntryMaxSize). Nothing was proposed; the same
+// request will never fit, so clients do not retry it.
+type RaftEntryTooLarge struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	EntrySize     uint64                 `protobuf:"varint,2,opt,name=entry_size,json=entrySize,proto3" json:"entry_size,omitempty"`
+	Limit         uint64                 `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RaftEntryTooLarge) Reset() {
+	*x = RaftEntryTooLarge{}
+	mi := &file_kvrpcpb_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RaftEntryTooLarge) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RaftEntryTooLarge) ProtoMessage() {}
+
+func (x *RaftEntryTooLarge) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RaftEntryTooLarge.ProtoReflect.Descriptor instead.
+func (*RaftEntryTooLarge) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RaftEntryTooLarge) GetRegionId() uint64 {
+	if x != nil {
+		return x.RegionId
+	}
+	return 0
+}
+
+func (x *RaftEntryTooLarge) GetEntrySize() uint64 {
+	if x != nil {
+		return x.EntrySize
+	}
+	return 0
+}
+
+func (x *RaftEntryTooLarge) GetLimit() uint64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
 // LockInfo describes a lock that blocked a request.
 type LockInfo struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -666,7 +737,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_kvrpcpb_proto_msgTypes[9]
+	mi := &file_kvrpcpb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +749,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[9]
+	mi := &file_kvrpcpb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +762,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{9}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *LockInfo) GetPrimaryLock() []byte {
@@ -748,7 +819,7 @@ type WriteConflict struct {
 
 func (x *WriteConflict) Reset() {
 	*x = WriteConflict{}
-	mi := &file_kvrpcpb_proto_msgTypes[10]
+	mi := &file_kvrpcpb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +831,7 @@ func (x *WriteConflict) String() string {
 func (*WriteConflict) ProtoMessage() {}
 
 func (x *WriteConflict) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[10]
+	mi := &file_kvrpcpb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +844,7 @@ func (x *WriteConflict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteConflict.ProtoReflect.Descriptor instead.
 func (*WriteConflict) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{10}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *WriteConflict) GetStartTs() uint64 {
@@ -813,7 +884,7 @@ type AlreadyCommitted struct {
 
 func (x *AlreadyCommitted) Reset() {
 	*x = AlreadyCommitted{}
-	mi := &file_kvrpcpb_proto_msgTypes[11]
+	mi := &file_kvrpcpb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +896,7 @@ func (x *AlreadyCommitted) String() string {
 func (*AlreadyCommitted) ProtoMessage() {}
 
 func (x *AlreadyCommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[11]
+	mi := &file_kvrpcpb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +909,7 @@ func (x *AlreadyCommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlreadyCommitted.ProtoReflect.Descriptor instead.
 func (*AlreadyCommitted) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{11}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AlreadyCommitted) GetCommitTs() uint64 {
@@ -860,7 +931,7 @@ type TxnNotFound struct {
 
 func (x *TxnNotFound) Reset() {
 	*x = TxnNotFound{}
-	mi := &file_kvrpcpb_proto_msgTypes[12]
+	mi := &file_kvrpcpb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -872,7 +943,7 @@ func (x *TxnNotFound) String() string {
 func (*TxnNotFound) ProtoMessage() {}
 
 func (x *TxnNotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[12]
+	mi := &file_kvrpcpb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -885,7 +956,7 @@ func (x *TxnNotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnNotFound.ProtoReflect.Descriptor instead.
 func (*TxnNotFound) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{12}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TxnNotFound) GetStartTs() uint64 {
@@ -920,7 +991,7 @@ type KeyError struct {
 
 func (x *KeyError) Reset() {
 	*x = KeyError{}
-	mi := &file_kvrpcpb_proto_msgTypes[13]
+	mi := &file_kvrpcpb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1003,7 @@ func (x *KeyError) String() string {
 func (*KeyError) ProtoMessage() {}
 
 func (x *KeyError) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[13]
+	mi := &file_kvrpcpb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1016,7 @@ func (x *KeyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyError.ProtoReflect.Descriptor instead.
 func (*KeyError) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{13}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *KeyError) GetLocked() *LockInfo {
@@ -1003,7 +1074,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_kvrpcpb_proto_msgTypes[14]
+	mi := &file_kvrpcpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1086,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[14]
+	mi := &file_kvrpcpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1099,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{14}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Mutation) GetOp() Op {
@@ -1071,7 +1142,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1154,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1167,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *KvPair) GetError() *KeyError {
@@ -1140,7 +1211,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1223,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1236,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRequest) GetContext() *Context {
@@ -1209,7 +1280,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1292,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1305,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetResponse) GetRegionError() *RegionError {
@@ -1284,7 +1355,7 @@ type BatchGetRequest struct {
 
 func (x *BatchGetRequest) Reset() {
 	*x = BatchGetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1367,7 @@ func (x *BatchGetRequest) String() string {
 func (*BatchGetRequest) ProtoMessage() {}
 
 func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1380,7 @@ func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *BatchGetRequest) GetContext() *Context {
@@ -1344,15 +1415,19 @@ type BatchGetResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	RegionError *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
 	// Only the keys found, and keys blocked by locks (with error set).
-	Pairs         []*KvPair `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
-	Error         *KeyError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Pairs []*KvPair `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	Error *KeyError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Nonzero when the store stopped at its response size budget
+	// (api/limits.ResponsePageBytes): keys[next_index:] were not read, and the
+	// client asks for them again. At least one key is always read.
+	NextIndex     uint32 `protobuf:"varint,4,opt,name=next_index,json=nextIndex,proto3" json:"next_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *BatchGetResponse) Reset() {
 	*x = BatchGetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1439,7 @@ func (x *BatchGetResponse) String() string {
 func (*BatchGetResponse) ProtoMessage() {}
 
 func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1452,7 @@ func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BatchGetResponse) GetRegionError() *RegionError {
@@ -1401,23 +1476,36 @@ func (x *BatchGetResponse) GetError() *KeyError {
 	return nil
 }
 
+func (x *BatchGetResponse) GetNextIndex() uint32 {
+	if x != nil {
+		return x.NextIndex
+	}
+	return 0
+}
+
 type ScanRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Context  *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
 	StartKey []byte                 `protobuf:"bytes,2,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
 	// Exclusive; empty means the end of the region.
-	EndKey        []byte `protobuf:"bytes,3,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
-	Limit         uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
-	Version       uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
-	KeyOnly       bool   `protobuf:"varint,6,opt,name=key_only,json=keyOnly,proto3" json:"key_only,omitempty"`
-	NowMs         int64  `protobuf:"varint,7,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	EndKey []byte `protobuf:"bytes,3,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	// The most pairs returned; 0 = no bound but the response size budget.
+	Limit   uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Pairs carry keys and expires_at only: values are neither read nor sent.
+	KeyOnly bool  `protobuf:"varint,6,opt,name=key_only,json=keyOnly,proto3" json:"key_only,omitempty"`
+	NowMs   int64 `protobuf:"varint,7,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// The most keys the store looks at, live, deleted, expired or only
+	// locked: it bounds the work of one request even where most keys are
+	// dead. 0 = no bound.
+	VisitLimit    uint32 `protobuf:"varint,8,opt,name=visit_limit,json=visitLimit,proto3" json:"visit_limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1517,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1530,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ScanRequest) GetContext() *Context {
@@ -1494,19 +1582,34 @@ func (x *ScanRequest) GetNowMs() int64 {
 	return 0
 }
 
+func (x *ScanRequest) GetVisitLimit() uint32 {
+	if x != nil {
+		return x.VisitLimit
+	}
+	return 0
+}
+
 type ScanResponse struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	RegionError *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
 	// A pair with error set reports a lock met during the scan; the scan stops there.
-	Pairs         []*KvPair `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
-	Error         *KeyError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Pairs []*KvPair `protobuf:"bytes,2,rep,name=pairs,proto3" json:"pairs,omitempty"`
+	Error *KeyError `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Set when the scan stopped before end_key at a limit (limit, visit_limit
+	// or the response size budget, api/limits.ResponsePageBytes; at least one
+	// pair is returned before the budget stops a scan): the scan continues
+	// from here, inclusive. Empty when the range is exhausted, or when the
+	// scan stopped at a lock (the last pair's error names its key).
+	ResumeKey []byte `protobuf:"bytes,4,opt,name=resume_key,json=resumeKey,proto3" json:"resume_key,omitempty"`
+	// How many keys the store looked at.
+	Visited       uint32 `protobuf:"varint,5,opt,name=visited,proto3" json:"visited,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1621,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1634,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ScanResponse) GetRegionError() *RegionError {
@@ -1555,6 +1658,20 @@ func (x *ScanResponse) GetError() *KeyError {
 	return nil
 }
 
+func (x *ScanResponse) GetResumeKey() []byte {
+	if x != nil {
+		return x.ResumeKey
+	}
+	return nil
+}
+
+func (x *ScanResponse) GetVisited() uint32 {
+	if x != nil {
+		return x.Visited
+	}
+	return 0
+}
+
 type PrewriteRequest struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
 	Context      *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
@@ -1575,7 +1692,7 @@ type PrewriteRequest struct {
 
 func (x *PrewriteRequest) Reset() {
 	*x = PrewriteRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1587,7 +1704,7 @@ func (x *PrewriteRequest) String() string {
 func (*PrewriteRequest) ProtoMessage() {}
 
 func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1600,7 +1717,7 @@ func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteRequest.ProtoReflect.Descriptor instead.
 func (*PrewriteRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PrewriteRequest) GetContext() *Context {
@@ -1671,7 +1788,7 @@ type PrewriteResponse struct {
 
 func (x *PrewriteResponse) Reset() {
 	*x = PrewriteResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1683,7 +1800,7 @@ func (x *PrewriteResponse) String() string {
 func (*PrewriteResponse) ProtoMessage() {}
 
 func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1696,7 +1813,7 @@ func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteResponse.ProtoReflect.Descriptor instead.
 func (*PrewriteResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrewriteResponse) GetRegionError() *RegionError {
@@ -1732,7 +1849,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +1861,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +1874,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CommitRequest) GetContext() *Context {
@@ -1800,7 +1917,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1929,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1942,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CommitResponse) GetRegionError() *RegionError {
@@ -1860,7 +1977,7 @@ type BatchRollbackRequest struct {
 
 func (x *BatchRollbackRequest) Reset() {
 	*x = BatchRollbackRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +1989,7 @@ func (x *BatchRollbackRequest) String() string {
 func (*BatchRollbackRequest) ProtoMessage() {}
 
 func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2002,7 @@ func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackRequest.ProtoReflect.Descriptor instead.
 func (*BatchRollbackRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *BatchRollbackRequest) GetContext() *Context {
@@ -1919,7 +2036,7 @@ type BatchRollbackResponse struct {
 
 func (x *BatchRollbackResponse) Reset() {
 	*x = BatchRollbackResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2048,7 @@ func (x *BatchRollbackResponse) String() string {
 func (*BatchRollbackResponse) ProtoMessage() {}
 
 func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2061,7 @@ func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackResponse.ProtoReflect.Descriptor instead.
 func (*BatchRollbackResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchRollbackResponse) GetRegionError() *RegionError {
@@ -1979,7 +2096,7 @@ type CheckTxnStatusRequest struct {
 
 func (x *CheckTxnStatusRequest) Reset() {
 	*x = CheckTxnStatusRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2108,7 @@ func (x *CheckTxnStatusRequest) String() string {
 func (*CheckTxnStatusRequest) ProtoMessage() {}
 
 func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2121,7 @@ func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusRequest.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CheckTxnStatusRequest) GetContext() *Context {
@@ -2058,7 +2175,7 @@ type CheckTxnStatusResponse struct {
 
 func (x *CheckTxnStatusResponse) Reset() {
 	*x = CheckTxnStatusResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2187,7 @@ func (x *CheckTxnStatusResponse) String() string {
 func (*CheckTxnStatusResponse) ProtoMessage() {}
 
 func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2200,7 @@ func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusResponse.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckTxnStatusResponse) GetRegionError() *RegionError {
@@ -2142,7 +2259,7 @@ type ResolveLockRequest struct {
 
 func (x *ResolveLockRequest) Reset() {
 	*x = ResolveLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2271,7 @@ func (x *ResolveLockRequest) String() string {
 func (*ResolveLockRequest) ProtoMessage() {}
 
 func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2284,7 @@ func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockRequest.ProtoReflect.Descriptor instead.
 func (*ResolveLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ResolveLockRequest) GetContext() *Context {
@@ -2208,7 +2325,7 @@ type ResolveLockResponse struct {
 
 func (x *ResolveLockResponse) Reset() {
 	*x = ResolveLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2220,7 +2337,7 @@ func (x *ResolveLockResponse) String() string {
 func (*ResolveLockResponse) ProtoMessage() {}
 
 func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2233,7 +2350,7 @@ func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockResponse.ProtoReflect.Descriptor instead.
 func (*ResolveLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResolveLockResponse) GetRegionError() *RegionError {
@@ -2264,7 +2381,7 @@ type CleanupRequest struct {
 
 func (x *CleanupRequest) Reset() {
 	*x = CleanupRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2276,7 +2393,7 @@ func (x *CleanupRequest) String() string {
 func (*CleanupRequest) ProtoMessage() {}
 
 func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2289,7 +2406,7 @@ func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupRequest.ProtoReflect.Descriptor instead.
 func (*CleanupRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CleanupRequest) GetContext() *Context {
@@ -2331,7 +2448,7 @@ type CleanupResponse struct {
 
 func (x *CleanupResponse) Reset() {
 	*x = CleanupResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2343,7 +2460,7 @@ func (x *CleanupResponse) String() string {
 func (*CleanupResponse) ProtoMessage() {}
 
 func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2356,7 +2473,7 @@ func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupResponse.ProtoReflect.Descriptor instead.
 func (*CleanupResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CleanupResponse) GetRegionError() *RegionError {
@@ -2380,6 +2497,117 @@ func (x *CleanupResponse) GetCommitVersion() uint64 {
 	return 0
 }
 
+// DeleteRange removes every key in [start_key, end_key) of one region, all
+// versions, locks and values, through one raft command that every replica
+// applies (like TiKV's UnsafeDestroyRange, per region). It is not a
+// transaction: a snapshot read that started before it may find its keys
+// gone, and a transaction in flight may lose its locks and fail to commit.
+type DeleteRangeRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Context  *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	StartKey []byte                 `protobuf:"bytes,2,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	// Exclusive; empty means the end of the key space. The range must lie in
+	// the region (key_not_in_region otherwise).
+	EndKey        []byte `protobuf:"bytes,3,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRangeRequest) Reset() {
+	*x = DeleteRangeRequest{}
+	mi := &file_kvrpcpb_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRangeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRangeRequest) ProtoMessage() {}
+
+func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRangeRequest.ProtoReflect.Descriptor instead.
+func (*DeleteRangeRequest) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *DeleteRangeRequest) GetContext() *Context {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *DeleteRangeRequest) GetStartKey() []byte {
+	if x != nil {
+		return x.StartKey
+	}
+	return nil
+}
+
+func (x *DeleteRangeRequest) GetEndKey() []byte {
+	if x != nil {
+		return x.EndKey
+	}
+	return nil
+}
+
+type DeleteRangeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RegionError   *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRangeResponse) Reset() {
+	*x = DeleteRangeResponse{}
+	mi := &file_kvrpcpb_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRangeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRangeResponse) ProtoMessage() {}
+
+func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRangeResponse.ProtoReflect.Descriptor instead.
+func (*DeleteRangeResponse) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *DeleteRangeResponse) GetRegionError() *RegionError {
+	if x != nil {
+		return x.RegionError
+	}
+	return nil
+}
+
 // ScanLock lists locks older than max_version in the region (for GC and tools).
 type ScanLockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2393,7 +2621,7 @@ type ScanLockRequest struct {
 
 func (x *ScanLockRequest) Reset() {
 	*x = ScanLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2405,7 +2633,7 @@ func (x *ScanLockRequest) String() string {
 func (*ScanLockRequest) ProtoMessage() {}
 
 func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2418,7 +2646,7 @@ func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockRequest.ProtoReflect.Descriptor instead.
 func (*ScanLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ScanLockRequest) GetContext() *Context {
@@ -2460,7 +2688,7 @@ type ScanLockResponse struct {
 
 func (x *ScanLockResponse) Reset() {
 	*x = ScanLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2472,7 +2700,7 @@ func (x *ScanLockResponse) String() string {
 func (*ScanLockResponse) ProtoMessage() {}
 
 func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2485,7 +2713,7 @@ func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockResponse.ProtoReflect.Descriptor instead.
 func (*ScanLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ScanLockResponse) GetRegionError() *RegionError {
@@ -2517,7 +2745,7 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\aContext\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x129\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x16.nokv.meta.RegionEpochR\vregionEpoch\x12#\n" +
-	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\xda\x03\n" +
+	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\xa7\x04\n" +
 	"\vRegionError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x121\n" +
 	"\n" +
@@ -2527,7 +2755,8 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x11key_not_in_region\x18\x05 \x01(\v2\x17.nokv.kv.KeyNotInRegionR\x0ekeyNotInRegion\x12;\n" +
 	"\x0eserver_is_busy\x18\x06 \x01(\v2\x15.nokv.kv.ServerIsBusyR\fserverIsBusy\x12:\n" +
 	"\rstale_command\x18\a \x01(\v2\x15.nokv.kv.StaleCommandR\fstaleCommand\x12>\n" +
-	"\x0fstore_not_match\x18\b \x01(\v2\x16.nokv.kv.StoreNotMatchR\rstoreNotMatch\"Q\n" +
+	"\x0fstore_not_match\x18\b \x01(\v2\x16.nokv.kv.StoreNotMatchR\rstoreNotMatch\x12K\n" +
+	"\x14raft_entry_too_large\x18\t \x01(\v2\x1a.nokv.kv.RaftEntryTooLargeR\x11raftEntryTooLarge\"Q\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x06leader\"K\n" +
@@ -2547,7 +2776,12 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\fStaleCommand\"a\n" +
 	"\rStoreNotMatch\x12(\n" +
 	"\x10request_store_id\x18\x01 \x01(\x04R\x0erequestStoreId\x12&\n" +
-	"\x0factual_store_id\x18\x02 \x01(\x04R\ractualStoreId\"\xc2\x01\n" +
+	"\x0factual_store_id\x18\x02 \x01(\x04R\ractualStoreId\"e\n" +
+	"\x11RaftEntryTooLarge\x12\x1b\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x1d\n" +
+	"\n" +
+	"entry_size\x18\x02 \x01(\x04R\tentrySize\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x04R\x05limit\"\xc2\x01\n" +
 	"\bLockInfo\x12!\n" +
 	"\fprimary_lock\x18\x01 \x01(\fR\vprimaryLock\x12!\n" +
 	"\flock_version\x18\x02 \x01(\x04R\vlockVersion\x12\x10\n" +
@@ -2603,11 +2837,13 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x15\n" +
-	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\"\x9b\x01\n" +
+	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\"\xba\x01\n" +
 	"\x10BatchGetResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12%\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x0f.nokv.kv.KvPairR\x05pairs\x12'\n" +
-	"\x05error\x18\x03 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\"\xd1\x01\n" +
+	"\x05error\x18\x03 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12\x1d\n" +
+	"\n" +
+	"next_index\x18\x04 \x01(\rR\tnextIndex\"\xf2\x01\n" +
 	"\vScanRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x1b\n" +
 	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
@@ -2615,11 +2851,16 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x05limit\x18\x04 \x01(\rR\x05limit\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\x04R\aversion\x12\x19\n" +
 	"\bkey_only\x18\x06 \x01(\bR\akeyOnly\x12\x15\n" +
-	"\x06now_ms\x18\a \x01(\x03R\x05nowMs\"\x97\x01\n" +
+	"\x06now_ms\x18\a \x01(\x03R\x05nowMs\x12\x1f\n" +
+	"\vvisit_limit\x18\b \x01(\rR\n" +
+	"visitLimit\"\xd0\x01\n" +
 	"\fScanResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12%\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x0f.nokv.kv.KvPairR\x05pairs\x12'\n" +
-	"\x05error\x18\x03 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\"\xb3\x02\n" +
+	"\x05error\x18\x03 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12\x1d\n" +
+	"\n" +
+	"resume_key\x18\x04 \x01(\fR\tresumeKey\x12\x18\n" +
+	"\avisited\x18\x05 \x01(\rR\avisited\"\xb3\x02\n" +
 	"\x0fPrewriteRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12/\n" +
 	"\tmutations\x18\x02 \x03(\v2\x11.nokv.kv.MutationR\tmutations\x12!\n" +
@@ -2682,7 +2923,13 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x0fCleanupResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12'\n" +
 	"\x05error\x18\x02 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12%\n" +
-	"\x0ecommit_version\x18\x03 \x01(\x04R\rcommitVersion\"\x91\x01\n" +
+	"\x0ecommit_version\x18\x03 \x01(\x04R\rcommitVersion\"v\n" +
+	"\x12DeleteRangeRequest\x12*\n" +
+	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x1b\n" +
+	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x03 \x01(\fR\x06endKey\"N\n" +
+	"\x13DeleteRangeResponse\x127\n" +
+	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\"\x91\x01\n" +
 	"\x0fScanLockRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x1f\n" +
 	"\vmax_version\x18\x02 \x01(\x04R\n" +
@@ -2716,7 +2963,7 @@ func file_kvrpcpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvrpcpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kvrpcpb_proto_goTypes = []any{
 	(Op)(0),                        // 0: nokv.kv.Op
 	(Action)(0),                    // 1: nokv.kv.Action
@@ -2729,40 +2976,43 @@ var file_kvrpcpb_proto_goTypes = []any{
 	(*ServerIsBusy)(nil),           // 8: nokv.kv.ServerIsBusy
 	(*StaleCommand)(nil),           // 9: nokv.kv.StaleCommand
 	(*StoreNotMatch)(nil),          // 10: nokv.kv.StoreNotMatch
-	(*LockInfo)(nil),               // 11: nokv.kv.LockInfo
-	(*WriteConflict)(nil),          // 12: nokv.kv.WriteConflict
-	(*AlreadyCommitted)(nil),       // 13: nokv.kv.AlreadyCommitted
-	(*TxnNotFound)(nil),            // 14: nokv.kv.TxnNotFound
-	(*KeyError)(nil),               // 15: nokv.kv.KeyError
-	(*Mutation)(nil),               // 16: nokv.kv.Mutation
-	(*KvPair)(nil),                 // 17: nokv.kv.KvPair
-	(*GetRequest)(nil),             // 18: nokv.kv.GetRequest
-	(*GetResponse)(nil),            // 19: nokv.kv.GetResponse
-	(*BatchGetRequest)(nil),        // 20: nokv.kv.BatchGetRequest
-	(*BatchGetResponse)(nil),       // 21: nokv.kv.BatchGetResponse
-	(*ScanRequest)(nil),            // 22: nokv.kv.ScanRequest
-	(*ScanResponse)(nil),           // 23: nokv.kv.ScanResponse
-	(*PrewriteRequest)(nil),        // 24: nokv.kv.PrewriteRequest
-	(*PrewriteResponse)(nil),       // 25: nokv.kv.PrewriteResponse
-	(*CommitRequest)(nil),          // 26: nokv.kv.CommitRequest
-	(*CommitResponse)(nil),         // 27: nokv.kv.CommitResponse
-	(*BatchRollbackRequest)(nil),   // 28: nokv.kv.BatchRollbackRequest
-	(*BatchRollbackResponse)(nil),  // 29: nokv.kv.BatchRollbackResponse
-	(*CheckTxnStatusRequest)(nil),  // 30: nokv.kv.CheckTxnStatusRequest
-	(*CheckTxnStatusResponse)(nil), // 31: nokv.kv.CheckTxnStatusResponse
-	(*ResolveLockRequest)(nil),     // 32: nokv.kv.ResolveLockRequest
-	(*ResolveLockResponse)(nil),    // 33: nokv.kv.ResolveLockResponse
-	(*CleanupRequest)(nil),         // 34: nokv.kv.CleanupRequest
-	(*CleanupResponse)(nil),        // 35: nokv.kv.CleanupResponse
-	(*ScanLockRequest)(nil),        // 36: nokv.kv.ScanLockRequest
-	(*ScanLockResponse)(nil),       // 37: nokv.kv.ScanLockResponse
-	(*metapb.RegionEpoch)(nil),     // 38: nokv.meta.RegionEpoch
-	(*metapb.Peer)(nil),            // 39: nokv.meta.Peer
-	(*metapb.Region)(nil),          // 40: nokv.meta.Region
+	(*RaftEntryTooLarge)(nil),      // 11: nokv.kv.RaftEntryTooLarge
+	(*LockInfo)(nil),               // 12: nokv.kv.LockInfo
+	(*WriteConflict)(nil),          // 13: nokv.kv.WriteConflict
+	(*AlreadyCommitted)(nil),       // 14: nokv.kv.AlreadyCommitted
+	(*TxnNotFound)(nil),            // 15: nokv.kv.TxnNotFound
+	(*KeyError)(nil),               // 16: nokv.kv.KeyError
+	(*Mutation)(nil),               // 17: nokv.kv.Mutation
+	(*KvPair)(nil),                 // 18: nokv.kv.KvPair
+	(*GetRequest)(nil),             // 19: nokv.kv.GetRequest
+	(*GetResponse)(nil),            // 20: nokv.kv.GetResponse
+	(*BatchGetRequest)(nil),        // 21: nokv.kv.BatchGetRequest
+	(*BatchGetResponse)(nil),       // 22: nokv.kv.BatchGetResponse
+	(*ScanRequest)(nil),            // 23: nokv.kv.ScanRequest
+	(*ScanResponse)(nil),           // 24: nokv.kv.ScanResponse
+	(*PrewriteRequest)(nil),        // 25: nokv.kv.PrewriteRequest
+	(*PrewriteResponse)(nil),       // 26: nokv.kv.PrewriteResponse
+	(*CommitRequest)(nil),          // 27: nokv.kv.CommitRequest
+	(*CommitResponse)(nil),         // 28: nokv.kv.CommitResponse
+	(*BatchRollbackRequest)(nil),   // 29: nokv.kv.BatchRollbackRequest
+	(*BatchRollbackResponse)(nil),  // 30: nokv.kv.BatchRollbackResponse
+	(*CheckTxnStatusRequest)(nil),  // 31: nokv.kv.CheckTxnStatusRequest
+	(*CheckTxnStatusResponse)(nil), // 32: nokv.kv.CheckTxnStatusResponse
+	(*ResolveLockRequest)(nil),     // 33: nokv.kv.ResolveLockRequest
+	(*ResolveLockResponse)(nil),    // 34: nokv.kv.ResolveLockResponse
+	(*CleanupRequest)(nil),         // 35: nokv.kv.CleanupRequest
+	(*CleanupResponse)(nil),        // 36: nokv.kv.CleanupResponse
+	(*DeleteRangeRequest)(nil),     // 37: nokv.kv.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil),    // 38: nokv.kv.DeleteRangeResponse
+	(*ScanLockRequest)(nil),        // 39: nokv.kv.ScanLockRequest
+	(*ScanLockResponse)(nil),       // 40: nokv.kv.ScanLockResponse
+	(*metapb.RegionEpoch)(nil),     // 41: nokv.meta.RegionEpoch
+	(*metapb.Peer)(nil),            // 42: nokv.meta.Peer
+	(*metapb.Region)(nil),          // 43: nokv.meta.Region
 }
 var file_kvrpcpb_proto_depIdxs = []int32{
-	38, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
-	39, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
+	41, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
+	42, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
 	4,  // 2: nokv.kv.RegionError.not_leader:type_name -> nokv.kv.NotLeader
 	5,  // 3: nokv.kv.RegionError.epoch_not_match:type_name -> nokv.kv.EpochNotMatch
 	6,  // 4: nokv.kv.RegionError.region_not_found:type_name -> nokv.kv.RegionNotFound
@@ -2770,56 +3020,59 @@ var file_kvrpcpb_proto_depIdxs = []int32{
 	8,  // 6: nokv.kv.RegionError.server_is_busy:type_name -> nokv.kv.ServerIsBusy
 	9,  // 7: nokv.kv.RegionError.stale_command:type_name -> nokv.kv.StaleCommand
 	10, // 8: nokv.kv.RegionError.store_not_match:type_name -> nokv.kv.StoreNotMatch
-	39, // 9: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
-	40, // 10: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
-	0,  // 11: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
-	11, // 12: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
-	12, // 13: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
-	13, // 14: nokv.kv.KeyError.already_committed:type_name -> nokv.kv.AlreadyCommitted
-	14, // 15: nokv.kv.KeyError.txn_not_found:type_name -> nokv.kv.TxnNotFound
-	0,  // 16: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
-	15, // 17: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
-	2,  // 18: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
-	3,  // 19: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 20: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 21: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
-	3,  // 22: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
-	17, // 23: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
-	15, // 24: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 25: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
-	3,  // 26: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
-	17, // 27: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
-	15, // 28: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 29: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
-	16, // 30: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
-	3,  // 31: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 32: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
-	2,  // 33: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
-	3,  // 34: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 35: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 36: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
-	3,  // 37: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 38: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 39: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
-	3,  // 40: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 41: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
-	1,  // 42: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
-	11, // 43: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
-	2,  // 44: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 45: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 46: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 47: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
-	3,  // 48: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 49: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 50: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 51: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
-	15, // 52: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
-	11, // 53: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
-	54, // [54:54] is the sub-list for method output_type
-	54, // [54:54] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	11, // 9: nokv.kv.RegionError.raft_entry_too_large:type_name -> nokv.kv.RaftEntryTooLarge
+	42, // 10: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
+	43, // 11: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
+	0,  // 12: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
+	12, // 13: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
+	13, // 14: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
+	14, // 15: nokv.kv.KeyError.already_committed:type_name -> nokv.kv.AlreadyCommitted
+	15, // 16: nokv.kv.KeyError.txn_not_found:type_name -> nokv.kv.TxnNotFound
+	0,  // 17: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
+	16, // 18: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
+	2,  // 19: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
+	3,  // 20: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 21: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 22: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
+	3,  // 23: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
+	18, // 24: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
+	16, // 25: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 26: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
+	3,  // 27: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
+	18, // 28: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
+	16, // 29: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 30: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
+	17, // 31: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
+	3,  // 32: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 33: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
+	2,  // 34: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
+	3,  // 35: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 36: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 37: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
+	3,  // 38: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 39: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 40: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
+	3,  // 41: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 42: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
+	1,  // 43: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
+	12, // 44: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
+	2,  // 45: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 46: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 47: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 48: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
+	3,  // 49: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 50: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 51: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
+	3,  // 52: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
+	2,  // 53: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 54: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 55: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
+	12, // 56: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_kvrpcpb_proto_init() }
@@ -2833,7 +3086,7 @@ func file_kvrpcpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvrpcpb_proto_rawDesc), len(file_kvrpcpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -932,19 +932,75 @@ func (x *CmdHeader) GetProposalId() uint64 {
 	return 0
 }
 
+// DeleteRange removes the data of the raw key range [start_key, end_key)
+// (empty end: unbounded), clamped to the region as the replica applying it
+// sees it, from every column family.
+type DeleteRange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StartKey      []byte                 `protobuf:"bytes,1,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey        []byte                 `protobuf:"bytes,2,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteRange) Reset() {
+	*x = DeleteRange{}
+	mi := &file_raftserverpb_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteRange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteRange) ProtoMessage() {}
+
+func (x *DeleteRange) ProtoReflect() protoreflect.Message {
+	mi := &file_raftserverpb_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
+func (*DeleteRange) Descriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *DeleteRange) GetStartKey() []byte {
+	if x != nil {
+		return x.StartKey
+	}
+	return nil
+}
+
+func (x *DeleteRange) GetEndKey() []byte {
+	if x != nil {
+		return x.EndKey
+	}
+	return nil
+}
+
 // RaftCmdRequest is the payload of a normal raft entry.
 type RaftCmdRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Header        *CmdHeader             `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
 	Writes        []*Modify              `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
 	Admin         *AdminRequest          `protobuf:"bytes,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	DeleteRange   *DeleteRange           `protobuf:"bytes,4,opt,name=delete_range,json=deleteRange,proto3" json:"delete_range,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RaftCmdRequest) Reset() {
 	*x = RaftCmdRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1012,7 @@ func (x *RaftCmdRequest) String() string {
 func (*RaftCmdRequest) ProtoMessage() {}
 
 func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1025,7 @@ func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCmdRequest.ProtoReflect.Descriptor instead.
 func (*RaftCmdRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *RaftCmdRequest) GetHeader() *CmdHeader {
@@ -993,6 +1049,13 @@ func (x *RaftCmdRequest) GetAdmin() *AdminRequest {
 	return nil
 }
 
+func (x *RaftCmdRequest) GetDeleteRange() *DeleteRange {
+	if x != nil {
+		return x.DeleteRange
+	}
+	return nil
+}
+
 // Admin RPCs: the same operations PD asks for in heartbeat responses,
 // requested by an operator or a test.
 type TransferLeaderRequest struct {
@@ -1005,7 +1068,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1080,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1093,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TransferLeaderRequest) GetRegionId() uint64 {
@@ -1056,7 +1119,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1068,7 +1131,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1081,7 +1144,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1102,7 +1165,7 @@ type ChangePeerAdminRequest struct {
 
 func (x *ChangePeerAdminRequest) Reset() {
 	*x = ChangePeerAdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1114,7 +1177,7 @@ func (x *ChangePeerAdminRequest) String() string {
 func (*ChangePeerAdminRequest) ProtoMessage() {}
 
 func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1127,7 +1190,7 @@ func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ChangePeerAdminRequest) GetRegionId() uint64 {
@@ -1161,7 +1224,7 @@ type ChangePeerAdminResponse struct {
 
 func (x *ChangePeerAdminResponse) Reset() {
 	*x = ChangePeerAdminResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1236,7 @@ func (x *ChangePeerAdminResponse) String() string {
 func (*ChangePeerAdminResponse) ProtoMessage() {}
 
 func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1249,7 @@ func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminResponse.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ChangePeerAdminResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1214,7 +1277,7 @@ type SplitRegionRequest struct {
 
 func (x *SplitRegionRequest) Reset() {
 	*x = SplitRegionRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1289,7 @@ func (x *SplitRegionRequest) String() string {
 func (*SplitRegionRequest) ProtoMessage() {}
 
 func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1302,7 @@ func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
 func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SplitRegionRequest) GetRegionId() uint64 {
@@ -1267,7 +1330,7 @@ type SplitRegionResponse struct {
 
 func (x *SplitRegionResponse) Reset() {
 	*x = SplitRegionResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1279,7 +1342,7 @@ func (x *SplitRegionResponse) String() string {
 func (*SplitRegionResponse) ProtoMessage() {}
 
 func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1292,7 +1355,7 @@ func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
 func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SplitRegionResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1325,7 +1388,7 @@ type RegionInfoRequest struct {
 
 func (x *RegionInfoRequest) Reset() {
 	*x = RegionInfoRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1337,7 +1400,7 @@ func (x *RegionInfoRequest) String() string {
 func (*RegionInfoRequest) ProtoMessage() {}
 
 func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1350,7 +1413,7 @@ func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoRequest.ProtoReflect.Descriptor instead.
 func (*RegionInfoRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RegionInfoRequest) GetRegionId() uint64 {
@@ -1376,7 +1439,7 @@ type RegionInfoResponse struct {
 
 func (x *RegionInfoResponse) Reset() {
 	*x = RegionInfoResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1451,7 @@ func (x *RegionInfoResponse) String() string {
 func (*RegionInfoResponse) ProtoMessage() {}
 
 func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1464,7 @@ func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoResponse.ProtoReflect.Descriptor instead.
 func (*RegionInfoResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RegionInfoResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1520,11 +1583,15 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\fregion_epoch\x18\x03 \x01(\v2\x16.nokv.meta.RegionEpochR\vregionEpoch\x12$\n" +
 	"\x0echeck_conf_ver\x18\x04 \x01(\bR\fcheckConfVer\x12\x1f\n" +
 	"\vproposal_id\x18\x05 \x01(\x04R\n" +
-	"proposalId\"\xaa\x01\n" +
+	"proposalId\"C\n" +
+	"\vDeleteRange\x12\x1b\n" +
+	"\tstart_key\x18\x01 \x01(\fR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x02 \x01(\fR\x06endKey\"\xeb\x01\n" +
 	"\x0eRaftCmdRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.nokv.raftserver.CmdHeaderR\x06header\x12/\n" +
 	"\x06writes\x18\x02 \x03(\v2\x17.nokv.raftserver.ModifyR\x06writes\x123\n" +
-	"\x05admin\x18\x03 \x01(\v2\x1d.nokv.raftserver.AdminRequestR\x05admin\"Y\n" +
+	"\x05admin\x18\x03 \x01(\v2\x1d.nokv.raftserver.AdminRequestR\x05admin\x12?\n" +
+	"\fdelete_range\x18\x04 \x01(\v2\x1c.nokv.raftserver.DeleteRangeR\vdeleteRange\"Y\n" +
 	"\x15TransferLeaderRequest\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12#\n" +
 	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"Q\n" +
@@ -1579,7 +1646,7 @@ func file_raftserverpb_proto_rawDescGZIP() []byte {
 }
 
 var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_raftserverpb_proto_goTypes = []any{
 	(PeerState)(0),                  // 0: nokv.raftserver.PeerState
 	(ModifyOp)(0),                   // 1: nokv.raftserver.ModifyOp
@@ -1597,57 +1664,59 @@ var file_raftserverpb_proto_goTypes = []any{
 	(*ChangePeerRequest)(nil),       // 13: nokv.raftserver.ChangePeerRequest
 	(*AdminRequest)(nil),            // 14: nokv.raftserver.AdminRequest
 	(*CmdHeader)(nil),               // 15: nokv.raftserver.CmdHeader
-	(*RaftCmdRequest)(nil),          // 16: nokv.raftserver.RaftCmdRequest
-	(*TransferLeaderRequest)(nil),   // 17: nokv.raftserver.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),  // 18: nokv.raftserver.TransferLeaderResponse
-	(*ChangePeerAdminRequest)(nil),  // 19: nokv.raftserver.ChangePeerAdminRequest
-	(*ChangePeerAdminResponse)(nil), // 20: nokv.raftserver.ChangePeerAdminResponse
-	(*SplitRegionRequest)(nil),      // 21: nokv.raftserver.SplitRegionRequest
-	(*SplitRegionResponse)(nil),     // 22: nokv.raftserver.SplitRegionResponse
-	(*RegionInfoRequest)(nil),       // 23: nokv.raftserver.RegionInfoRequest
-	(*RegionInfoResponse)(nil),      // 24: nokv.raftserver.RegionInfoResponse
-	(*metapb.Peer)(nil),             // 25: nokv.meta.Peer
-	(*metapb.RegionEpoch)(nil),      // 26: nokv.meta.RegionEpoch
-	(*metapb.Region)(nil),           // 27: nokv.meta.Region
-	(pdpb.ConfChangeType)(0),        // 28: nokv.pd.ConfChangeType
-	(*kvrpcpb.RegionError)(nil),     // 29: nokv.kv.RegionError
+	(*DeleteRange)(nil),             // 16: nokv.raftserver.DeleteRange
+	(*RaftCmdRequest)(nil),          // 17: nokv.raftserver.RaftCmdRequest
+	(*TransferLeaderRequest)(nil),   // 18: nokv.raftserver.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 19: nokv.raftserver.TransferLeaderResponse
+	(*ChangePeerAdminRequest)(nil),  // 20: nokv.raftserver.ChangePeerAdminRequest
+	(*ChangePeerAdminResponse)(nil), // 21: nokv.raftserver.ChangePeerAdminResponse
+	(*SplitRegionRequest)(nil),      // 22: nokv.raftserver.SplitRegionRequest
+	(*SplitRegionResponse)(nil),     // 23: nokv.raftserver.SplitRegionResponse
+	(*RegionInfoRequest)(nil),       // 24: nokv.raftserver.RegionInfoRequest
+	(*RegionInfoResponse)(nil),      // 25: nokv.raftserver.RegionInfoResponse
+	(*metapb.Peer)(nil),             // 26: nokv.meta.Peer
+	(*metapb.RegionEpoch)(nil),      // 27: nokv.meta.RegionEpoch
+	(*metapb.Region)(nil),           // 28: nokv.meta.Region
+	(pdpb.ConfChangeType)(0),        // 29: nokv.pd.ConfChangeType
+	(*kvrpcpb.RegionError)(nil),     // 30: nokv.kv.RegionError
 }
 var file_raftserverpb_proto_depIdxs = []int32{
-	25, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
-	25, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
-	26, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
+	26, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
+	26, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
+	27, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
 	2,  // 3: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
 	2,  // 4: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
 	5,  // 5: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
-	27, // 6: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
-	27, // 7: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
+	28, // 6: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
+	28, // 7: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
 	0,  // 8: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
 	1,  // 9: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
-	28, // 10: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	25, // 11: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
+	29, // 10: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	26, // 11: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
 	12, // 12: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
 	13, // 13: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
-	26, // 14: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
+	27, // 14: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
 	15, // 15: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
 	11, // 16: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
 	14, // 17: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
-	25, // 18: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
-	29, // 19: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 20: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	25, // 21: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
-	29, // 22: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
-	27, // 23: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
-	29, // 24: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
-	27, // 25: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
-	27, // 26: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
-	29, // 27: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
-	27, // 28: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
-	25, // 29: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	16, // 18: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
+	26, // 19: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
+	30, // 20: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
+	29, // 21: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	26, // 22: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
+	30, // 23: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
+	28, // 24: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
+	30, // 25: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
+	28, // 26: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
+	28, // 27: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
+	30, // 28: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
+	28, // 29: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
+	26, // 30: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_raftserverpb_proto_init() }
@@ -1661,7 +1730,7 @@ func file_raftserverpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftserverpb_proto_rawDesc), len(file_raftserverpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -34,6 +34,7 @@ const (
 	Store_KvResolveLock_FullMethodName    = "/nokv.store.Store/KvResolveLock"
 	Store_KvCleanup_FullMethodName        = "/nokv.store.Store/KvCleanup"
 	Store_KvScanLock_FullMethodName       = "/nokv.store.Store/KvScanLock"
+	Store_KvDeleteRange_FullMethodName    = "/nokv.store.Store/KvDeleteRange"
 	Store_Raft_FullMethodName             = "/nokv.store.Store/Raft"
 	Store_Snapshot_FullMethodName         = "/nokv.store.Store/Snapshot"
 	Store_TransferLeader_FullMethodName   = "/nokv.store.Store/TransferLeader"
@@ -60,6 +61,7 @@ type StoreClient interface {
 	KvResolveLock(ctx context.Context, in *kvrpcpb.ResolveLockRequest, opts ...grpc.CallOption) (*kvrpcpb.ResolveLockResponse, error)
 	KvCleanup(ctx context.Context, in *kvrpcpb.CleanupRequest, opts ...grpc.CallOption) (*kvrpcpb.CleanupResponse, error)
 	KvScanLock(ctx context.Context, in *kvrpcpb.ScanLockRequest, opts ...grpc.CallOption) (*kvrpcpb.ScanLockResponse, error)
+	KvDeleteRange(ctx context.Context, in *kvrpcpb.DeleteRangeRequest, opts ...grpc.CallOption) (*kvrpcpb.DeleteRangeResponse, error)
 	// Raft transport: one long-lived stream per sending store.
 	Raft(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[raftserverpb.BatchRaftMessage, raftserverpb.Done], error)
 	// One stream per snapshot.
@@ -179,6 +181,16 @@ func (c *storeClient) KvScanLock(ctx context.Context, in *kvrpcpb.ScanLockReques
 	return out, nil
 }
 
+func (c *storeClient) KvDeleteRange(ctx context.Context, in *kvrpcpb.DeleteRangeRequest, opts ...grpc.CallOption) (*kvrpcpb.DeleteRangeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(kvrpcpb.DeleteRangeResponse)
+	err := c.cc.Invoke(ctx, Store_KvDeleteRange_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Raft(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[raftserverpb.BatchRaftMessage, raftserverpb.Done], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Store_ServiceDesc.Streams[0], Store_Raft_FullMethodName, cOpts...)
@@ -263,6 +275,7 @@ type StoreServer interface {
 	KvResolveLock(context.Context, *kvrpcpb.ResolveLockRequest) (*kvrpcpb.ResolveLockResponse, error)
 	KvCleanup(context.Context, *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error)
 	KvScanLock(context.Context, *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error)
+	KvDeleteRange(context.Context, *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error)
 	// Raft transport: one long-lived stream per sending store.
 	Raft(grpc.ClientStreamingServer[raftserverpb.BatchRaftMessage, raftserverpb.Done]) error
 	// One stream per snapshot.
@@ -311,6 +324,9 @@ func (UnimplementedStoreServer) KvCleanup(context.Context, *kvrpcpb.CleanupReque
 }
 func (UnimplementedStoreServer) KvScanLock(context.Context, *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KvScanLock not implemented")
+}
+func (UnimplementedStoreServer) KvDeleteRange(context.Context, *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KvDeleteRange not implemented")
 }
 func (UnimplementedStoreServer) Raft(grpc.ClientStreamingServer[raftserverpb.BatchRaftMessage, raftserverpb.Done]) error {
 	return status.Error(codes.Unimplemented, "method Raft not implemented")
@@ -531,6 +547,24 @@ func _Store_KvScanLock_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_KvDeleteRange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(kvrpcpb.DeleteRangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).KvDeleteRange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_KvDeleteRange_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).KvDeleteRange(ctx, req.(*kvrpcpb.DeleteRangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Raft_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StoreServer).Raft(&grpc.GenericServerStream[raftserverpb.BatchRaftMessage, raftserverpb.Done]{ServerStream: stream})
 }
@@ -663,6 +697,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KvScanLock",
 			Handler:    _Store_KvScanLock_Handler,
+		},
+		{
+			MethodName: "KvDeleteRange",
+			Handler:    _Store_KvDeleteRange_Handler,
 		},
 		{
 			MethodName: "TransferLeader",
