@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/pkg/config"
@@ -121,7 +122,9 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	s.metrics = newMetrics(s.store, s.svc)
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.metrics.unary),
-		grpc.MaxRecvMsgSize(64<<20),
+		// Every size a client or another store sends or is sent is bounded
+		// below this (api/limits).
+		grpc.MaxRecvMsgSize(limits.GRPCMaxMessageSize), grpc.MaxSendMsgSize(limits.GRPCMaxMessageSize),
 		// Other stores ping their raft streams every 10 s to find dead links.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),

@@ -7,7 +7,14 @@
 // write of earlier terms, compute the modifications with package mvcc
 // against the applied state, propose them, and answer once they apply. The
 // latches are held until then, so the next request on the same keys reads
-// a state that includes this one.
+// a state that includes this one. A write also holds its region's guard
+// shared, which KvDeleteRange takes exclusively: a range deletion is never
+// between another write's compute and its apply.
+//
+// Sizes are bounded by api/limits: a command larger than a raft entry may be
+// is refused (RegionError.raft_entry_too_large); scans and batch gets stop
+// at a response budget and say where to continue; GC and lock resolution cut
+// their own writes into commands of limits.WriteBatchBytes.
 //
 // A read confirms leadership with a raft ReadIndex round and waits until the
 // applied state covers it before reading the engine: reads are

@@ -22,6 +22,7 @@ func regionError(err error) (re *kvrpcpb.RegionError, ok bool) {
 		notInRange *raftstore.KeyNotInRegionError
 		busy       *raftstore.ServerBusyError
 		storeMis   *raftstore.StoreNotMatchError
+		tooLarge   *raftstore.RaftEntryTooLargeError
 	)
 	re = &kvrpcpb.RegionError{Message: err.Error()}
 	switch {
@@ -40,6 +41,8 @@ func regionError(err error) (re *kvrpcpb.RegionError, ok bool) {
 		re.ServerIsBusy = &kvrpcpb.ServerIsBusy{Reason: busy.Reason, BackoffMs: 10}
 	case errors.As(err, &storeMis):
 		re.StoreNotMatch = &kvrpcpb.StoreNotMatch{RequestStoreId: storeMis.Requested, ActualStoreId: storeMis.Actual}
+	case errors.As(err, &tooLarge):
+		re.RaftEntryTooLarge = &kvrpcpb.RaftEntryTooLarge{RegionId: tooLarge.RegionID, EntrySize: tooLarge.EntrySize, Limit: tooLarge.Limit}
 	case errors.Is(err, raftstore.ErrStaleCommand):
 		re.StaleCommand = &kvrpcpb.StaleCommand{}
 	default:

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/services/store/internal/mvcc"
 )
@@ -24,9 +25,11 @@ type GCOptions struct {
 	// LifeTime is how long old versions stay readable: each round proposes
 	// now - LifeTime to PD as the safe point (PD keeps the maximum).
 	LifeTime time.Duration
-	// BatchSize bounds the modifications of one raft command.
-	BatchSize int
-	Log       *slog.Logger
+	// BatchSize bounds the modifications of one raft command, and
+	// BatchBytes their size (0: limits.WriteBatchBytes).
+	BatchSize  int
+	BatchBytes int
+	Log        *slog.Logger
 }
 
 // RunGC removes MVCC versions older than PD's GC safe point, and expired
@@ -37,6 +40,9 @@ type GCOptions struct {
 func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 1024
+	}
+	if opts.BatchBytes == 0 {
+		opts.BatchBytes = limits.WriteBatchBytes
 	}
 	// Another store may have collected with a newer safe point than this
 	// one last saw (or this one restarted): refuse old transactions from
@@ -66,7 +72,7 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 		}
 		s.raiseSafePoint(safePoint)
 		for _, region := range s.store.Regions() {
-			if err := s.gcRegion(ctx, region.GetId(), safePoint, opts.BatchSize); err != nil && ctx.Err() == nil {
+			if err := s.gcRegion(ctx, region.GetId(), safePoint, opts.BatchSize, opts.BatchBytes); err != nil && ctx.Err() == nil {
 				opts.Log.Debug("gc: region", "region", region.GetId(), "err", err)
 			}
 		}
@@ -98,7 +104,7 @@ func (s *Service) advanceSafePoint(ctx context.Context, pd GCPD, lifeTime time.D
 }
 
 // gcRegion collects one region if this store leads it.
-func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batch int) error {
+func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batch, batchBytes int) error {
 	region, err := s.store.PeerFor(regionID, nil)
 	if err != nil {
 		return nil // not led here: its leader collects it
@@ -108,7 +114,7 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 	}
 	start := region.GetStartKey()
 	for {
-		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, s.nowMs(0)-gcClockLag.Milliseconds(), batch)
+		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, s.nowMs(0)-gcClockLag.Milliseconds(), batch, batchBytes)
 		if err != nil {
 			return err
 		}

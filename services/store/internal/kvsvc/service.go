@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
@@ -34,8 +35,12 @@ type Service struct {
 	store   *raftstore.Store
 	tso     TSO
 	latches *latch.Latches
-	cc      *concurrency
-	now     func() time.Time
+	// guards order writes against range deletions, per region: a write
+	// holds its region's guard shared from before it computes until its
+	// fate is known, a range deletion holds it exclusively.
+	guards regionGuards
+	cc     *concurrency
+	now    func() time.Time
 	// maxSnapshotBytes bounds one received snapshot held in memory.
 	maxSnapshotBytes int
 	stopping         chan struct{}
@@ -118,30 +123,57 @@ func (s *Service) read(ctx context.Context, rc *kvrpcpb.Context, ts uint64, ks [
 
 // write runs the write pipeline (see the package documentation): compute
 // returns the modifications to replicate, if any.
+func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, compute func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) ([]*raftserverpb.Modify, error)) error {
+	return s.writeCmd(ctx, rc, ks, false, func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) (*raftserverpb.RaftCmdRequest, error) {
+		mods, err := compute(r, region, term, onDone)
+		if err != nil || len(mods) == 0 {
+			return nil, err
+		}
+		return &raftserverpb.RaftCmdRequest{Writes: mods}, nil
+	})
+}
+
+// writeCmd runs the write pipeline for a command compute builds (nil: none
+// to propose). The command is computed under the latches of ks and the
+// region's guard held shared or, with exclusive, under the guard alone held
+// exclusively: then no other write of the region is between its compute and
+// its apply, so none computed against the state before this command applies
+// after it.
 //
-// Whatever protects the command (the latches, and hooks compute adds to
-// onDone) is released only once the command's fate is known: if the caller
-// gives up earlier, a goroutine keeps them until then. Releasing them at the
-// caller's timeout would let a conflicting request compute against a state
-// the still-pending command is about to change.
+// Whatever protects the command (the guard, the latches, and hooks compute
+// adds to onDone) is released only once the command's fate is known: if the
+// caller gives up earlier, a goroutine keeps them until then. Releasing them
+// at the caller's timeout would let a conflicting request compute against a
+// state the still-pending command is about to change.
 //
 // The command is computed and proposed within one leader term, in which the
 // leader was ready; a proposal in a later term is refused.
-func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, compute func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) ([]*raftserverpb.Modify, error)) error {
+func (s *Service) writeCmd(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, exclusive bool, compute func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) (*raftserverpb.RaftCmdRequest, error)) error {
 	if _, err := s.route(rc, ks...); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.store.ProposalTimeout())
 	defer cancel()
-	slots := s.latches.Acquire(ks, nil)
-	onDone := []func(){func() { s.latches.Release(slots) }}
+	regionID := rc.GetRegionId()
+	guard := s.guards.get(regionID)
+	var onDone []func()
+	if exclusive {
+		guard.Lock()
+		onDone = append(onDone, guard.Unlock)
+	} else {
+		// The guard before the latches: a write waiting for a range
+		// deletion holds no latch another write could wait for.
+		guard.RLock()
+		onDone = append(onDone, guard.RUnlock)
+		slots := s.latches.Acquire(ks, nil)
+		onDone = append(onDone, func() { s.latches.Release(slots) })
+	}
 	handedOff := false
 	defer func() {
 		if !handedOff {
 			runAll(onDone)
 		}
 	}()
-	regionID := rc.GetRegionId()
 	term := s.store.LeaderTerm(regionID)
 	if err := s.store.WaitLeaderReady(ctx, regionID); err != nil {
 		return err
@@ -153,14 +185,12 @@ func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, c
 	if err != nil {
 		return err
 	}
-	mods, err := compute(s.store.DB(), region, term, &onDone)
-	if err != nil || len(mods) == 0 {
+	cmd, err := compute(s.store.DB(), region, term, &onDone)
+	if err != nil || cmd == nil {
 		return err
 	}
-	ch := s.store.ProposeAsync(ctx, regionID, term, &raftserverpb.RaftCmdRequest{
-		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()},
-		Writes: mods,
-	})
+	cmd.Header = &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()}
+	ch := s.store.ProposeAsync(ctx, regionID, term, cmd)
 	select {
 	case r := <-ch:
 		return r.Err
@@ -173,6 +203,26 @@ func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, c
 		}()
 		return &raftstore.ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
 	}
+}
+
+// regionGuards hands out one guard per region id.
+type regionGuards struct {
+	mu sync.Mutex
+	m  map[uint64]*sync.RWMutex
+}
+
+func (g *regionGuards) get(regionID uint64) *sync.RWMutex {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[uint64]*sync.RWMutex{}
+	}
+	l, ok := g.m[regionID]
+	if !ok {
+		l = &sync.RWMutex{}
+		g.m[regionID] = l
+	}
+	return l
 }
 
 func runAll(fns []func()) {
@@ -214,8 +264,10 @@ func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.
 func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
 	resp := &kvrpcpb.BatchGetResponse{}
 	err := s.read(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
-		pairs, err := mvcc.BatchGet(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()))
-		resp.Pairs = pairs
+		// Values are large at times: the response stops at its budget and
+		// the client asks for the rest.
+		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()), limits.ResponsePageBytes)
+		resp.Pairs, resp.NextIndex = pairs, uint32(next)
 		return err
 	})
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
@@ -232,12 +284,13 @@ func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcp
 		if !keys.InRange(start, region.GetStartKey(), region.GetEndKey()) {
 			return &raftstore.KeyNotInRegionError{Key: req.GetStartKey(), Region: region}
 		}
-		limit := int(req.GetLimit())
-		if limit == 0 {
-			limit = 1 << 20
-		}
-		pairs, err := mvcc.Scan(r, start, end, limit, req.GetVersion(), req.GetKeyOnly(), s.nowMs(req.GetNowMs()))
-		resp.Pairs = pairs
+		res, err := mvcc.ScanWith(r, start, end, req.GetVersion(), s.nowMs(req.GetNowMs()), mvcc.ScanOptions{
+			Limit: int(req.GetLimit()), MaxVisit: int(req.GetVisitLimit()), KeyOnly: req.GetKeyOnly(),
+			// One response stays far below the gRPC message limit
+			// whatever the values' sizes.
+			MaxBytes: limits.ResponsePageBytes,
+		})
+		resp.Pairs, resp.ResumeKey, resp.Visited = res.Pairs, res.Resume, uint32(res.Visited)
 		return err
 	})
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
@@ -387,13 +440,45 @@ func (s *Service) KvResolveLock(ctx context.Context, req *kvrpcpb.ResolveLockReq
 
 const resolveBatch = 256
 
+// keyWriteCost bounds what one key adds to a raft command that commits or
+// rolls back its lock: a lock deletion, a value deletion and a write record,
+// each under the key encoded (9/8 of its length and a timestamp), plus a
+// short value inline.
+func keyWriteCost(k []byte) int { return 3*(len(k)+len(k)/8+32) + 384 }
+
+// chunkKeys cuts ks into runs whose commands stay near maxBytes (a key
+// larger than that alone).
+func chunkKeys(ks [][]byte, maxBytes int) [][][]byte {
+	var out [][][]byte
+	start, size := 0, 0
+	for i, k := range ks {
+		c := keyWriteCost(k)
+		if i > start && size+c > maxBytes {
+			out = append(out, ks[start:i])
+			start, size = i, 0
+		}
+		size += c
+	}
+	if start < len(ks) {
+		out = append(out, ks[start:])
+	}
+	return out
+}
+
 func (s *Service) resolveLock(ctx context.Context, req *kvrpcpb.ResolveLockRequest, resp *kvrpcpb.ResolveLockResponse) error {
-	resolve := func(ks [][]byte) error {
-		return s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
-			mods, _, kerr, err := mvcc.ResolveLock(r, req.GetStartVersion(), req.GetCommitVersion(), ks, nil, nil, 0)
-			resp.Error = kerr
-			return mods, err
-		})
+	resolve := func(all [][]byte) error {
+		// Resolving is per key, so a long list may take several commands.
+		for _, ks := range chunkKeys(all, limits.WriteBatchBytes) {
+			err := s.write(ctx, req.GetContext(), ks, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
+				mods, _, kerr, err := mvcc.ResolveLock(r, req.GetStartVersion(), req.GetCommitVersion(), ks, nil, nil, 0)
+				resp.Error = kerr
+				return mods, err
+			})
+			if err != nil || resp.Error != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if len(req.GetKeys()) > 0 {
 		return resolve(req.GetKeys())
@@ -464,6 +549,29 @@ func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) 
 		locks, err := mvcc.ScanLock(r, req.GetMaxVersion(), start, end, limit)
 		resp.Locks = locks
 		return err
+	})
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// KvDeleteRange removes a key range of one region, every version, lock and
+// value, in one raft command. It takes the region's guard exclusively, so
+// every write computed before it applies before it, and every write after
+// it is computed against the emptied range: a commit never lands on a value
+// the deletion removed.
+func (s *Service) KvDeleteRange(ctx context.Context, req *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
+	resp := &kvrpcpb.DeleteRangeResponse{}
+	start, end := req.GetStartKey(), req.GetEndKey()
+	err := s.writeCmd(ctx, req.GetContext(), [][]byte{start}, true, func(_ pebble.Reader, region *metapb.Region, _ uint64, _ *[]func()) (*raftserverpb.RaftCmdRequest, error) {
+		if re := region.GetEndKey(); len(re) > 0 && (len(end) == 0 || string(end) > string(re)) {
+			return nil, &raftstore.KeyNotInRegionError{Key: end, Region: region}
+		}
+		if len(end) > 0 && string(start) >= string(end) {
+			return nil, nil
+		}
+		return &raftserverpb.RaftCmdRequest{DeleteRange: &raftserverpb.DeleteRange{StartKey: start, EndKey: end}}, nil
 	})
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err

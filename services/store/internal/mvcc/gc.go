@@ -30,14 +30,16 @@ import (
 // point it collected with. nowMs should lag the clocks of readers that pass
 // their own now_ms: an expired PUT is gone for all of them.
 //
-// GC returns about limit modifies at most (limit <= 0: no limit) and the raw
-// key to continue from, nil when the range is done. A key with more garbage
+// GC returns about limit modifies at most (limit <= 0: no limit), taking
+// about maxBytes at most in a raft command (maxBytes <= 0: no limit; keys
+// can be long, so a count alone does not bound a command), and the raw key
+// to continue from, nil when the range is done. A key with more garbage
 // than limit is cut in the middle and next is that key again; the newest
 // version, when it is to be removed, is removed only in the batch that
 // removes the last version below it, so a cut never lets an older value
 // reappear. The caller must therefore apply the modifies before the next
 // call reads; computed again from the same state they are simply the same.
-func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit int) (mods []*raftserverpb.Modify, next []byte, err error) {
+func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit, maxBytes int) (mods []*raftserverpb.Modify, next []byte, err error) {
 	if emptyRange(start, end) {
 		return nil, nil, nil
 	}
@@ -48,7 +50,9 @@ func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit
 	}
 	defer closeIter(it, "gc", &err)
 	var m modifies
-	full := func() bool { return limit > 0 && len(m.list) >= limit }
+	full := func() bool {
+		return (limit > 0 && len(m.list) >= limit) || (maxBytes > 0 && m.size >= maxBytes)
+	}
 	var prefix, seek []byte
 	ok := it.First()
 	for ok {
@@ -103,6 +107,7 @@ func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit
 		}
 		if dropNewest != nil {
 			m.list = append(m.list, dropNewest.list...)
+			m.size += dropNewest.size
 		}
 	}
 	if err := it.Error(); err != nil {

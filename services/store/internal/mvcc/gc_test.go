@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/services/store/internal/keys"
 )
 
@@ -67,7 +68,7 @@ var gcReadTS = []uint64{50, 56, 61, 75, 85, 95}
 func TestGC(t *testing.T) {
 	e := gcFixture(t)
 	before := visible(e, gcReadTS, 1000)
-	mods, next, err := GC(e.snap(), nil, nil, 50, 1000, 0)
+	mods, next, err := GC(e.snap(), nil, nil, 50, 1000, 0, 0)
 	if err != nil || next != nil {
 		t.Fatal(next, err)
 	}
@@ -82,14 +83,14 @@ func TestGC(t *testing.T) {
 		t.Errorf("reads changed by GC:\nbefore %s\nafter  %s", before, after)
 	}
 	// A second pass finds nothing.
-	if mods, _, err := GC(e.snap(), nil, nil, 50, 1000, 0); err != nil || mods != nil {
+	if mods, _, err := GC(e.snap(), nil, nil, 50, 1000, 0, 0); err != nil || mods != nil {
 		t.Errorf("second GC = %d modifies, %v", len(mods), err)
 	}
 }
 
 func TestGCSubrangeAndSafePoints(t *testing.T) {
 	e := gcFixture(t)
-	mods, next, err := GC(e.snap(), []byte("a"), []byte("alive"), 50, 1000, 0)
+	mods, next, err := GC(e.snap(), []byte("a"), []byte("alive"), 50, 1000, 0, 0)
 	if err != nil || next != nil {
 		t.Fatal(next, err)
 	}
@@ -98,16 +99,16 @@ func TestGCSubrangeAndSafePoints(t *testing.T) {
 	if got := e.cfString(keys.CFWrite); !strings.HasPrefix(got, "a@39:PUT a\x00@39:PUT above@80:ROLLBACK above@71:PUT alive@37:PUT alive@17:PUT") {
 		t.Errorf("write CF = %s", got)
 	}
-	if mods, next, err := GC(e.snap(), []byte("z"), []byte("a"), 50, 1000, 0); mods != nil || next != nil || err != nil {
+	if mods, next, err := GC(e.snap(), []byte("z"), []byte("a"), 50, 1000, 0, 0); mods != nil || next != nil || err != nil {
 		t.Errorf("GC over a reversed range = %d modifies, %q, %v", len(mods), next, err)
 	}
 	// A safe point of 0 keeps everything (nothing is at or below it).
 	e2 := gcFixture(t)
-	if mods, _, err := GC(e2.snap(), nil, nil, 0, 1000, 0); err != nil || mods != nil {
+	if mods, _, err := GC(e2.snap(), nil, nil, 0, 1000, 0, 0); err != nil || mods != nil {
 		t.Errorf("GC at safe point 0 = %d modifies, %v", len(mods), err)
 	}
 	// nowMs decides expiry: at 0 the expiring PUT stays.
-	mods, _, err = GC(e2.snap(), []byte("expired"), []byte("expired\x00"), 50, 0, 0)
+	mods, _, err = GC(e2.snap(), []byte("expired"), []byte("expired\x00"), 50, 0, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,8 +122,9 @@ func TestGCSubrangeAndSafePoints(t *testing.T) {
 // an older value show through between rounds, and never returns much more
 // than its limit.
 func TestGCResumes(t *testing.T) {
-	for _, limit := range []int{1, 2, 3, 7} {
-		t.Run(fmt.Sprint("limit ", limit), func(t *testing.T) {
+	for _, c := range []struct{ limit, maxBytes int }{{1, 0}, {2, 0}, {3, 0}, {7, 0}, {0, 1}, {0, 100}, {0, 250}} {
+		limit, maxBytes := c.limit, c.maxBytes
+		t.Run(fmt.Sprint("limit ", limit, " bytes ", maxBytes), func(t *testing.T) {
 			e := gcFixture(t)
 			// A key with a long history under a delete: it takes many rounds.
 			for i := range 12 {
@@ -137,12 +139,15 @@ func TestGCResumes(t *testing.T) {
 				if rounds > 200 {
 					t.Fatal("GC does not finish")
 				}
-				mods, next, err := GC(e.snap(), start, nil, safe, 1000, limit)
+				mods, next, err := GC(e.snap(), start, nil, safe, 1000, limit, maxBytes)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(mods) > limit+2 {
+				if limit > 0 && len(mods) > limit+2 {
 					t.Fatalf("round %d: %d modifies for limit %d", rounds, len(mods), limit)
+				}
+				if size := modsSize(mods); maxBytes > 0 && len(mods) > 3 && size > maxBytes+3*(64+modifyOverhead) {
+					t.Fatalf("round %d: %d bytes of modifies for a limit of %d", rounds, size, maxBytes)
 				}
 				e.apply(mods)
 				if now := visible(e, []uint64{160, 200}, 1000) + fmt.Sprint(e.get("long", 160, 1000)); now != before {
@@ -172,7 +177,7 @@ func TestGCCutNeverResurrects(t *testing.T) {
 		e.txn(uint64(10+2*i), uint64(11+2*i), mPut("k", fmt.Sprint("v", i)))
 	}
 	e.txn(30, 31, mDel("k"))
-	mods, next, err := GC(e.snap(), nil, nil, 40, 0, 2)
+	mods, next, err := GC(e.snap(), nil, nil, 40, 0, 2, 0)
 	if err != nil || string(next) != "k" || len(mods) != 2 {
 		t.Fatalf("first round = %d modifies, next %q, %v", len(mods), next, err)
 	}
@@ -186,4 +191,12 @@ func TestGCCutNeverResurrects(t *testing.T) {
 	if got := e.cfString(keys.CFWrite); got != "k@31:DEL k@15:PUT k@13:PUT k@11:PUT" {
 		t.Errorf("write CF after the cut = %s", got)
 	}
+}
+
+func modsSize(mods []*raftserverpb.Modify) int {
+	n := 0
+	for _, m := range mods {
+		n += len(m.GetKey()) + len(m.GetValue()) + modifyOverhead
+	}
+	return n
 }

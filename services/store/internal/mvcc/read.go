@@ -124,54 +124,117 @@ func (rd *reader) writeValue(key []byte, w *Write) ([]byte, error) {
 // BatchGet reads each key as Get does. The pairs are in request order and
 // hold only the keys found and the keys blocked by a lock (with Error set).
 func BatchGet(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
+	pairs, _, err = BatchGetPage(r, keyList, ts, nowMs, 0)
+	return pairs, err
+}
+
+// BatchGetPage is BatchGet that stops once the pairs hold maxBytes of keys
+// and values (maxBytes <= 0: no bound), after at least one key: next is
+// the index of the first key not read, 0 when every key was.
+func BatchGetPage(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64, maxBytes int) (pairs []*kvrpcpb.KvPair, next int, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
-	for _, key := range keyList {
+	size := 0
+	for i, key := range keyList {
+		if maxBytes > 0 && i > 0 && size >= maxBytes {
+			return pairs, i, nil
+		}
 		v, exp, found, kerr, err := rd.read(key, ts, nowMs)
 		switch {
 		case err != nil:
-			return nil, err
+			return nil, 0, err
 		case kerr != nil:
 			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Error: kerr})
 		case found:
 			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Value: v, ExpiresAt: exp})
+			size += len(key) + len(v) + pairOverhead
 		}
 	}
-	return pairs, nil
+	return pairs, 0, nil
 }
 
 // Scan reads the raw key range [start, end) as of ts in key order (an empty
 // end is unbounded), returning at most limit pairs (limit <= 0: no limit).
-// Deleted and expired keys are skipped. A lock that would make Get fail ends
-// the scan: it is reported as a last pair with Error set, so the caller can
-// resolve it and resume from its key. With keyOnly the values are left out
-// (and long values are not read at all).
+// It is ScanWith without the other bounds.
+func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool, nowMs int64) ([]*kvrpcpb.KvPair, error) {
+	res, err := ScanWith(r, start, end, ts, nowMs, ScanOptions{Limit: limit, KeyOnly: keyOnly})
+	return res.Pairs, err
+}
+
+// ScanOptions bound one ScanWith; zero fields do not bound.
+type ScanOptions struct {
+	// Limit is the most pairs returned.
+	Limit int
+	// MaxVisit is the most keys looked at: live ones, deleted or expired
+	// ones (whose newest version is a DEL or has expired) and keys that only
+	// have a lock. It bounds the work of a scan over mostly dead keys.
+	MaxVisit int
+	// MaxBytes stops the scan once the pairs returned hold this many bytes
+	// of keys and values; at least one pair is returned first.
+	MaxBytes int
+	// KeyOnly leaves the values out (long values are not read at all).
+	KeyOnly bool
+}
+
+// ScanResult is what ScanWith found.
+type ScanResult struct {
+	Pairs []*kvrpcpb.KvPair
+	// Visited is the number of keys looked at.
+	Visited int
+	// Resume is set when the scan stopped at one of its bounds before the
+	// end of the range: the key to continue from, inclusive (the successor
+	// of the last key looked at). It is nil when the range is exhausted and
+	// when the scan stopped at a lock.
+	Resume []byte
+}
+
+// pairOverhead is what a pair costs in a response besides its key and value.
+const pairOverhead = 16
+
+// ScanWith reads the raw key range [start, end) as of ts in key order (an
+// empty end is unbounded), within opts's bounds. Deleted and expired keys
+// are skipped. A lock that would make Get fail ends the scan: it is reported
+// as a last pair with Error set, so the caller can resolve it and resume from
+// its key.
 //
-// Scan walks the lock and write column families side by side, seeking in
+// ScanWith walks the lock and write column families side by side, seeking in
 // the write column family to the version visible at ts and then past the
-// key's older versions, so its cost follows the keys returned rather than
+// key's older versions, so its cost follows the keys looked at rather than
 // the number of versions.
-func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
+func ScanWith(r pebble.Reader, start, end []byte, ts uint64, nowMs int64, opts ScanOptions) (res ScanResult, err error) {
 	if emptyRange(start, end) {
-		return nil, nil
+		return ScanResult{}, nil
 	}
 	lo, hi := keys.DataRange(keys.CFLock, start, end)
 	lit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return nil, fmt.Errorf("mvcc: scan: open lock iterator: %w", err)
+		return ScanResult{}, fmt.Errorf("mvcc: scan: open lock iterator: %w", err)
 	}
 	defer closeIter(lit, "scan: lock iterator", &err)
 	lo, hi = keys.DataRange(keys.CFWrite, start, end)
 	wit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return nil, fmt.Errorf("mvcc: scan: open write iterator: %w", err)
+		return ScanResult{}, fmt.Errorf("mvcc: scan: open write iterator: %w", err)
 	}
 	defer closeIter(wit, "scan: write iterator", &err)
 	rd := reader{r: r} // for long values only
 
-	var prefix, seek []byte
+	var (
+		prefix, seek []byte
+		last         []byte // the last key looked at, raw
+		size         int    // bytes in res.Pairs
+	)
+	stop := func() bool {
+		return (opts.Limit > 0 && len(res.Pairs) >= opts.Limit) ||
+			(opts.MaxVisit > 0 && res.Visited >= opts.MaxVisit) ||
+			(opts.MaxBytes > 0 && len(res.Pairs) > 0 && size >= opts.MaxBytes)
+	}
 	lok, wok := lit.First(), wit.First()
-	for (lok || wok) && (limit <= 0 || len(pairs) < limit) {
+	for lok || wok {
+		if stop() {
+			res.Resume = append(append(make([]byte, 0, len(last)+1), last...), 0)
+			break
+		}
 		// Compare the user keys still encoded: the encoding keeps raw key
 		// order and no encoding is a prefix of another.
 		var lenc, wenc []byte
@@ -181,7 +244,7 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 		if wok {
 			k := wit.Key()
 			if len(k) < 1+8 {
-				return nil, fmt.Errorf("mvcc: scan: write key %x: %w: too short", k, ErrCorrupt)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: write key %x: %w: too short", k, ErrCorrupt)
 			}
 			wenc = k[1 : len(k)-8]
 		}
@@ -197,18 +260,24 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 		if c <= 0 {
 			v, err := lit.ValueAndErr()
 			if err != nil {
-				return nil, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
 			}
 			l, err := DecodeLock(v)
 			if err != nil {
-				return nil, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: read lock %x: %w", lit.Key(), err)
 			}
-			if l.blocksRead(ts) {
+			if l.blocksRead(ts) || c < 0 {
 				key, err := keys.DecodeLockKey(lit.Key())
 				if err != nil {
-					return nil, fmt.Errorf("mvcc: scan: %w: lock key: %w", ErrCorrupt, err)
+					return ScanResult{}, fmt.Errorf("mvcc: scan: %w: lock key: %w", ErrCorrupt, err)
 				}
-				return append(pairs, &kvrpcpb.KvPair{Key: key, Error: lockedError(&l, key)}), nil
+				if l.blocksRead(ts) {
+					res.Pairs = append(res.Pairs, &kvrpcpb.KvPair{Key: key, Error: lockedError(&l, key)})
+					return res, nil
+				}
+				// A key with a lock and no version: looked at all the same.
+				last = key
+				res.Visited++
 			}
 			lok = lit.Next()
 		}
@@ -220,8 +289,10 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 		prefix = append(prefix[:0], k[:len(k)-8]...)
 		key, rest, err := keys.DecodeBytes(prefix[1:])
 		if err != nil || len(rest) != 0 {
-			return nil, fmt.Errorf("mvcc: scan: write key %x: %w: bad key encoding", k, ErrCorrupt)
+			return ScanResult{}, fmt.Errorf("mvcc: scan: write key %x: %w: bad key encoding", k, ErrCorrupt)
 		}
+		last = key
+		res.Visited++
 		// Versions sort newest first: jump to the newest at or below ts.
 		if ^binary.BigEndian.Uint64(k[len(k)-8:]) > ts {
 			seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^ts)
@@ -232,23 +303,23 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 		for ; wok && bytes.HasPrefix(wit.Key(), prefix); wok = wit.Next() {
 			k := wit.Key()
 			if len(k) != len(prefix)+8 {
-				return nil, fmt.Errorf("mvcc: scan: write key %x: %w: bad timestamp suffix", k, ErrCorrupt)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: write key %x: %w: bad timestamp suffix", k, ErrCorrupt)
 			}
 			v, err := wit.ValueAndErr()
 			if err != nil {
-				return nil, fmt.Errorf("mvcc: scan: read write record %x: %w", k, err)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: read write record %x: %w", k, err)
 			}
 			w, err := DecodeWrite(v)
 			if err != nil {
-				return nil, fmt.Errorf("mvcc: scan: read write record %q@%d: %w", key, ^binary.BigEndian.Uint64(k[len(prefix):]), err)
+				return ScanResult{}, fmt.Errorf("mvcc: scan: read write record %q@%d: %w", key, ^binary.BigEndian.Uint64(k[len(prefix):]), err)
 			}
 			switch w.Kind {
 			case opPut:
 				if !expired(w.ExpiresAt, nowMs) {
 					pair = &kvrpcpb.KvPair{Key: key, ExpiresAt: w.ExpiresAt}
-					if !keyOnly {
+					if !opts.KeyOnly {
 						if pair.Value, err = rd.writeValue(key, &w); err != nil {
-							return nil, err
+							return ScanResult{}, err
 						}
 					}
 				}
@@ -258,7 +329,8 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 			}
 		}
 		if pair != nil {
-			pairs = append(pairs, pair)
+			res.Pairs = append(res.Pairs, pair)
+			size += len(pair.Key) + len(pair.Value) + pairOverhead
 		}
 		// Past the key's older versions: the successor of its oldest
 		// possible version key.
@@ -268,12 +340,12 @@ func Scan(r pebble.Reader, start, end []byte, limit int, ts uint64, keyOnly bool
 		}
 	}
 	if err := lit.Error(); err != nil {
-		return nil, fmt.Errorf("mvcc: scan: lock iterator: %w", err)
+		return ScanResult{}, fmt.Errorf("mvcc: scan: lock iterator: %w", err)
 	}
 	if err := wit.Error(); err != nil {
-		return nil, fmt.Errorf("mvcc: scan: write iterator: %w", err)
+		return ScanResult{}, fmt.Errorf("mvcc: scan: write iterator: %w", err)
 	}
-	return pairs, nil
+	return res, nil
 }
 
 // ScanLock lists the locks in the raw key range [start, end) (empty end:

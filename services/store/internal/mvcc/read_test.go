@@ -135,6 +135,106 @@ func TestScan(t *testing.T) {
 	}
 }
 
+// TestScanBoundsResume: a scan cut by any of its bounds resumes where it
+// stopped, and the pages add up to the whole scan; dead keys count as
+// visited.
+func TestScanBoundsResume(t *testing.T) {
+	e := scanFixture(t)
+	const whole = "=empty a=a1 a\x00=zzzzzzzzzzzzzzzzzzzz... b=b1 e=e29 h=h1 i=i1"
+	// "", a, a\x00, b, c (deleted), d (expired), e, f (a rollback record
+	// only), g (a lock only), h, i.
+	const keysThere = 11
+	for _, opts := range []ScanOptions{
+		{}, {MaxVisit: 1}, {MaxVisit: 3}, {MaxBytes: 1}, {Limit: 2}, {MaxBytes: 300, MaxVisit: 4}, {Limit: 1, KeyOnly: true},
+	} {
+		t.Run(fmt.Sprintf("%+v", opts), func(t *testing.T) {
+			var (
+				all     []*kvrpcpb.KvPair
+				start   []byte
+				visited int
+			)
+			for pages := 0; ; pages++ {
+				if pages > 20 {
+					t.Fatal("the scan does not end")
+				}
+				res, err := ScanWith(e.snap(), start, nil, 250, 2_000, opts)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if opts.MaxVisit > 0 && res.Visited > opts.MaxVisit {
+					t.Fatalf("page %d visited %d keys, limit %d", pages, res.Visited, opts.MaxVisit)
+				}
+				if opts.MaxBytes > 0 && opts.MaxVisit == 0 && res.Resume != nil && len(res.Pairs) == 0 {
+					t.Fatalf("page %d: the byte budget stopped the scan before its first pair", pages)
+				}
+				all = append(all, res.Pairs...)
+				visited += res.Visited
+				if res.Resume == nil {
+					break
+				}
+				start = res.Resume
+			}
+			want := whole
+			if opts.KeyOnly {
+				want = " a a\x00 b e h i"
+			}
+			if got := pairsString(all); got != want {
+				t.Errorf("pages = %q\nwant    %q", got, want)
+			}
+			if visited != keysThere {
+				t.Errorf("visited %d keys, want %d", visited, keysThere)
+			}
+		})
+	}
+	// Deleted, expired, rolled-back and lock-only keys use up the visits.
+	res, err := ScanWith(e.snap(), []byte("b"), nil, 250, 2_000, ScanOptions{MaxVisit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairsString(res.Pairs); got != "b=b1 e=e29" || res.Visited != 5 || string(res.Resume) != "f\x00" {
+		t.Errorf("visit limit 5 from b = %q, visited %d, resume %q", got, res.Visited, res.Resume)
+	}
+	// A lock stops the scan: no resume key, the lock is the last pair.
+	res, err = ScanWith(e.snap(), []byte("b"), nil, 400, 2_000, ScanOptions{MaxVisit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pairsString(res.Pairs); got != "b=b1 e=e29 g!300" || res.Resume != nil {
+		t.Errorf("scan into a lock = %q, resume %q", got, res.Resume)
+	}
+	// A range that ends where the bounds stop it has nothing to resume.
+	res, err = ScanWith(e.snap(), []byte("h"), []byte("i"), 250, 2_000, ScanOptions{Limit: 1})
+	if err != nil || pairsString(res.Pairs) != "h=h1" || res.Resume != nil {
+		t.Errorf("scan of [h, i) limit 1 = %q, resume %q, %v", pairsString(res.Pairs), res.Resume, err)
+	}
+}
+
+func TestBatchGetPage(t *testing.T) {
+	e := scanFixture(t)
+	ks := bs("a", "a\x00", "nope", "b")
+	var got []string
+	for from, pages := 0, 0; ; pages++ {
+		pairs, next, err := BatchGetPage(e.snap(), ks[from:], 250, 2_000, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pairs) == 0 && next != 0 {
+			t.Fatalf("page %d read nothing", pages)
+		}
+		got = append(got, pairsString(pairs))
+		if next == 0 {
+			break
+		}
+		from += next
+	}
+	if g, want := strings.Join(got, "|"), "a=a1|a\x00=zzzzzzzzzzzzzzzzzzzz...|b=b1"; g != want {
+		t.Errorf("pages = %q, want %q", g, want)
+	}
+	if pairs, next, err := BatchGetPage(e.snap(), ks, 250, 2_000, 1<<20); err != nil || next != 0 || len(pairs) != 3 {
+		t.Errorf("one page = %d pairs, next %d, %v", len(pairs), next, err)
+	}
+}
+
 func TestBatchGet(t *testing.T) {
 	e := scanFixture(t)
 	pairs, err := BatchGet(e.snap(), bs("i", "c", "a\x00", "g", "nope", ""), 400, 500)
@@ -300,7 +400,7 @@ func TestCorruptRecordsAreErrors(t *testing.T) {
 				case "resolve":
 					_, _, _, err = ResolveLock(r, 4, 0, nil, nil, nil, 0)
 				case "gc":
-					_, _, err = GC(r, nil, nil, 100, 0, 0)
+					_, _, err = GC(r, nil, nil, 100, 0, 0, 0)
 				}
 				if !errors.Is(err, ErrCorrupt) {
 					t.Errorf("%s: err = %v, want ErrCorrupt", op, err)

@@ -16,14 +16,22 @@ import (
 // Pebble's, so the list stays valid after the reader moves on.
 type modifies struct {
 	list []*raftserverpb.Modify
+	// size estimates the bytes list takes in a raft command.
+	size int
 }
+
+// modifyOverhead bounds what a Modify costs in a command besides its key
+// and value (tags, lengths, op).
+const modifyOverhead = 16
 
 func (m *modifies) put(k, v []byte) {
 	m.list = append(m.list, &raftserverpb.Modify{Op: raftserverpb.ModifyOp_MODIFY_PUT, Key: k, Value: v})
+	m.size += len(k) + len(v) + modifyOverhead
 }
 
 func (m *modifies) del(k []byte) {
 	m.list = append(m.list, &raftserverpb.Modify{Op: raftserverpb.ModifyOp_MODIFY_DELETE, Key: k})
+	m.size += len(k) + modifyOverhead
 }
 
 func abortf(format string, args ...any) *kvrpcpb.KeyError {

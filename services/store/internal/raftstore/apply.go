@@ -117,6 +117,11 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 		p.finish(h, e.Term, res, after)
 		return nil
 	}
+	if dr := cmd.GetDeleteRange(); dr != nil {
+		if err := p.applyDeleteRange(b, dr, region); err != nil {
+			return err
+		}
+	}
 	if err := mvcc.ApplyModifies(b, cmd.GetWrites()); err != nil {
 		return fmt.Errorf("raftstore: region %d: apply index %d: %w", p.regionID, e.Index, err)
 	}
@@ -229,6 +234,32 @@ func (p *peer) destroy(b *pebble.Batch) error {
 	p.failProposals(&RegionNotFoundError{RegionID: p.regionID})
 	p.failReads(&RegionNotFoundError{RegionID: p.regionID})
 	s.log.Info("destroyed peer", "region", p.regionID, "peer", p.id)
+	return nil
+}
+
+// applyDeleteRange removes the data of a range, clamped to the region, from
+// every column family: range tombstones, so the cost does not grow with the
+// keys removed.
+func (p *peer) applyDeleteRange(b *pebble.Batch, dr *raftserverpb.DeleteRange, region *metapb.Region) error {
+	start, end := dr.GetStartKey(), dr.GetEndKey()
+	if string(start) < string(region.GetStartKey()) {
+		start = region.GetStartKey()
+	}
+	if re := region.GetEndKey(); len(re) > 0 && (len(end) == 0 || string(end) > string(re)) {
+		end = re
+	}
+	if len(end) > 0 && string(start) >= string(end) {
+		return nil
+	}
+	if err := deleteRegionData(b, start, end); err != nil {
+		return fmt.Errorf("raftstore: region %d: %w", p.regionID, err)
+	}
+	if string(start) == string(region.GetStartKey()) && string(end) == string(region.GetEndKey()) {
+		// The region is empty now: the split check should not go by what
+		// was written before.
+		p.writtenBytes = 0
+	}
+	p.store.log.Info("deleted range", "region", p.regionID, "start", fmt.Sprintf("%q", start), "end", fmt.Sprintf("%q", end))
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/raftserverpb"
 )
 
@@ -17,7 +18,8 @@ type Config struct {
 	// ElectionTicks and HeartbeatTicks are in ticks.
 	ElectionTicks  int
 	HeartbeatTicks int
-	// MaxSizePerMsg bounds the entries of one append message, in bytes.
+	// MaxSizePerMsg bounds the entries of one append message, in bytes; a
+	// larger entry (up to limits.RaftEntryMaxSize) goes alone.
 	MaxSizePerMsg uint64
 	// MaxInflightMsgs bounds unacknowledged append messages per follower.
 	MaxInflightMsgs int
@@ -64,7 +66,7 @@ func DefaultConfig() Config {
 		TickInterval:            100 * time.Millisecond,
 		ElectionTicks:           10,
 		HeartbeatTicks:          2,
-		MaxSizePerMsg:           1 << 20,
+		MaxSizePerMsg:           limits.RaftMaxSizePerMsg,
 		MaxInflightMsgs:         256,
 		RaftLogKeep:             1000,
 		RaftLogMax:              20000,
@@ -72,7 +74,7 @@ func DefaultConfig() Config {
 		SplitCheckInterval:      10 * time.Second,
 		RegionHeartbeatInterval: 10 * time.Second,
 		StoreHeartbeatInterval:  10 * time.Second,
-		SnapshotChunkSize:       1 << 20,
+		SnapshotChunkSize:       limits.SnapshotChunkSize,
 		ProposalTimeout:         10 * time.Second,
 	}
 }
@@ -130,6 +132,13 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatTicks <= 0 || c.ElectionTicks <= c.HeartbeatTicks {
 		errs = append(errs, fmt.Errorf("raft_election_ticks: must exceed raft_heartbeat_ticks (%d), have %d", c.HeartbeatTicks, c.ElectionTicks))
+	}
+	// The gRPC message size leaves room for these only up to an entry.
+	if c.MaxSizePerMsg > limits.RaftEntryMaxSize {
+		errs = append(errs, fmt.Errorf("max_size_per_msg: at most %d, have %d", limits.RaftEntryMaxSize, c.MaxSizePerMsg))
+	}
+	if c.SnapshotChunkSize > limits.RaftEntryMaxSize {
+		errs = append(errs, fmt.Errorf("snapshot_chunk_size: at most %d, have %d", limits.RaftEntryMaxSize, c.SnapshotChunkSize))
 	}
 	if c.RaftLogMax < c.RaftLogKeep {
 		errs = append(errs, fmt.Errorf("raft_log_max: must be at least raft_log_keep (%d), have %d", c.RaftLogKeep, c.RaftLogMax))

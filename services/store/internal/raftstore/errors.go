@@ -61,6 +61,19 @@ type ServerBusyError struct{ Reason string }
 
 func (e *ServerBusyError) Error() string { return "raftstore: server is busy: " + e.Reason }
 
+// RaftEntryTooLargeError: a command marshals to more than a raft entry may
+// hold (limits.RaftEntryMaxSize). It was not proposed, and the same request
+// will never fit.
+type RaftEntryTooLargeError struct {
+	RegionID  uint64
+	EntrySize uint64
+	Limit     uint64
+}
+
+func (e *RaftEntryTooLargeError) Error() string {
+	return fmt.Sprintf("raftstore: region %d: raft entry of %d bytes exceeds the limit of %d bytes", e.RegionID, e.EntrySize, e.Limit)
+}
+
 // StoreNotMatchError: the request was meant for another store.
 type StoreNotMatchError struct{ Requested, Actual uint64 }
 

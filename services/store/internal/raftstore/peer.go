@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/api/raftserverpb"
@@ -108,7 +109,8 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		Applied:                   ps.appliedIndex(),
 		MaxSizePerMsg:             s.cfg.MaxSizePerMsg,
 		MaxInflightMsgs:           s.cfg.MaxInflightMsgs,
-		MaxUncommittedEntriesSize: 64 << 20,
+		MaxInflightBytes:          limits.RaftMaxInflightBytes,
+		MaxUncommittedEntriesSize: limits.RaftMaxUncommittedSize,
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
@@ -176,6 +178,12 @@ func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult))
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		done(applyResult{err: fmt.Errorf("raftstore: marshal command: %w", err)})
+		return
+	}
+	if len(data) > limits.RaftEntryMaxSize {
+		// One oversized entry would travel in every append message, log
+		// read and snapshot of the region: refuse it here, once.
+		done(applyResult{err: &RaftEntryTooLargeError{RegionID: p.regionID, EntrySize: uint64(len(data)), Limit: limits.RaftEntryMaxSize}})
 		return
 	}
 	if cc := cmd.GetAdmin().GetChangePeer(); cc != nil {

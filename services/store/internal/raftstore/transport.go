@@ -12,7 +12,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
 )
@@ -34,9 +36,11 @@ type Transport struct {
 const (
 	sendQueueLen = 4096
 	maxBatchMsgs = 256
-	// maxBatchBytes keeps a batch well under the receiver's 64 MB message
-	// limit even when it holds several full append messages.
-	maxBatchBytes   = 16 << 20
+	// maxBatchBytes bounds a batch by the messages' encoded size
+	// (limits.RaftTransportBatchBytes, twice the largest entry); a single
+	// larger message goes alone. The receiver takes messages up to
+	// limits.GRPCMaxMessageSize.
+	maxBatchBytes   = limits.RaftTransportBatchBytes
 	maxDialBackoff  = 2 * time.Second
 	resolveTimeout  = 3 * time.Second
 	snapSendTimeout = 10 * time.Minute
@@ -144,7 +148,8 @@ func (c *storeConn) client(ctx context.Context) (storepb.StoreClient, error) {
 	cc, err := grpc.NewClient(st.GetAddress(), grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Find half-open connections (a peer that vanished) in seconds,
 		// not at the TCP timeout.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}))
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(limits.GRPCMaxMessageSize), grpc.MaxCallRecvMsgSize(limits.GRPCMaxMessageSize)))
 	if err != nil {
 		return nil, err
 	}
@@ -232,17 +237,19 @@ func (c *storeConn) stream(ctx context.Context, sent *bool) error {
 	var carry *raftserverpb.RaftMessage
 	for {
 		batch.Msgs = append(batch.Msgs[:0], first)
-		size := len(first.GetMessage())
+		// Whole messages count: region boundaries (keys) travel in each.
+		size := proto.Size(first)
 	more:
 		for len(batch.Msgs) < maxBatchMsgs && size < maxBatchBytes {
 			select {
 			case m := <-c.queue:
-				if size+len(m.GetMessage()) > maxBatchBytes {
+				n := proto.Size(m)
+				if size+n > maxBatchBytes {
 					carry = m
 					break more
 				}
 				batch.Msgs = append(batch.Msgs, m)
-				size += len(m.GetMessage())
+				size += n
 			default:
 				break more
 			}
