@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/pkg/pdclient"
@@ -107,6 +108,10 @@ func dialOptions(opts Options) []grpc.DialOption {
 		// A restarted store should be reachable again within a couple of
 		// seconds, not gRPC's default two minutes.
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: bc, MinConnectTimeout: 2 * time.Second}),
+		// Whatever may be written must come back: a value up to
+		// limits.MaxValueSize, pages of responses up to about
+		// limits.ResponsePageBytes. gRPC's default of 4 MiB would not do.
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limits.GRPCMaxMessageSize), grpc.MaxCallSendMsgSize(limits.GRPCMaxMessageSize)),
 	}, opts.DialOptions...)
 }
 
@@ -228,6 +233,16 @@ func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) ([]Entr
 		return nil, err
 	}
 	return c.Snapshot(ts).Scan(ctx, start, end, limit)
+}
+
+// ScanFunc reads [start, end) at one fresh timestamp; see
+// Snapshot.ScanFunc.
+func (c *Client) ScanFunc(ctx context.Context, start, end []byte, opts ScanOptions, fn func(Entry) bool) ([]byte, error) {
+	ts, err := c.CurrentTS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Snapshot(ts).ScanFunc(ctx, start, end, opts, fn)
 }
 
 // Set writes key=value (expiring at expiresAtMs, Unix milliseconds; 0

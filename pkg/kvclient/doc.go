@@ -19,7 +19,24 @@
 // [Client.RunTxn] is the building block for Redis commands: an atomic
 // multi-key read-modify-write, retried from scratch on conflicts. Values
 // carry an expiry (Unix milliseconds, 0 never), kept by [Entry.ExpiresAt];
-// an expired value reads as absent.
+// an expired value reads as absent. Any byte string is a key, the empty one
+// included.
+//
+// # Sizes
+//
+// The client and the stores share the limits of package api/limits. A
+// transaction refuses, before sending anything, a key longer than
+// limits.MaxKeySize (64 KiB), a value longer than limits.MaxValueSize
+// (6 MiB + 1 KiB) and writes over limits.MaxTxnSize (64 MiB) in all, with a
+// [*TooLargeError] matching [ErrTooLarge]; a key that cannot have been
+// written reads as absent without a request. Its prewrites and commits are
+// cut per region by key count (256) and by the bytes they will add to the
+// store's raft entry (about limits.WriteBatchBytes, 4 MiB), so no request
+// makes an entry over limits.RaftEntryMaxSize (8 MiB), which a store would
+// refuse (raft_entry_too_large, also [ErrTooLarge], not retried). Reads take
+// responses up to limits.GRPCMaxMessageSize: a store stops a scan or batch
+// get response at about limits.ResponsePageBytes and the client asks for
+// the rest, so anything written can be read back.
 //
 // # Timestamps and reads
 //
@@ -37,7 +54,17 @@
 // lock on the key, and the client resolves the lock (below) and reads
 // again. BatchGet groups its keys by region and reads the regions in
 // parallel, one goroutine per extra region; Scan walks the regions in key
-// order, resuming at a locked key once it is settled.
+// order, resuming at a locked key once it is settled. [Snapshot.ScanFunc]
+// streams a scan one store response at a time, can leave the values out
+// (ScanOptions.KeysOnly) and bound the keys the stores look at, dead ones
+// included (ScanOptions.MaxVisit), and returns where to continue.
+//
+// # Deleting ranges
+//
+// [Client.DeleteRange] removes a key range region by region, each part one
+// raft command applied by every replica (like TiKV's UnsafeDestroyRange):
+// fast whatever the number of keys, but not a transaction and not atomic
+// across regions; see its documentation.
 //
 // # Commit
 //

@@ -51,9 +51,30 @@ var (
 	ErrCommitUndetermined = errors.New("kvclient: commit result undetermined")
 	// ErrTxnFinished: the transaction was already committed or rolled back.
 	ErrTxnFinished = errors.New("kvclient: transaction already finished")
-	// ErrEmptyKey: keys must not be empty.
-	ErrEmptyKey = errors.New("kvclient: empty key")
+	// ErrTooLarge: a key, value or transaction is larger than the cluster
+	// takes (api/limits: MaxKeySize, MaxValueSize, MaxTxnSize; the client
+	// refuses them before sending anything, with a *TooLargeError), or a
+	// store refused a request as too large for a raft entry or a gRPC
+	// message (a *RegionError with raft_entry_too_large, or a gRPC
+	// ResourceExhausted status). Nothing was written, and retrying the same
+	// request cannot succeed.
+	ErrTooLarge = errors.New("kvclient: too large")
 )
+
+// TooLargeError says what was too large: What is "key", "value" or
+// "transaction", Size its size in bytes and Limit the most allowed. It
+// matches ErrTooLarge.
+type TooLargeError struct {
+	What        string
+	Size, Limit int
+}
+
+func (e *TooLargeError) Error() string {
+	return fmt.Sprintf("kvclient: %s of %d bytes exceeds the limit of %d bytes", e.What, e.Size, e.Limit)
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true.
+func (e *TooLargeError) Is(target error) bool { return target == ErrTooLarge }
 
 // IsRetryable reports whether err says that the transaction did not commit
 // and that running it again from scratch (new start timestamp) may succeed:
@@ -122,7 +143,8 @@ func (e *KeyError) Is(target error) bool {
 
 // RegionError is a routing error a store answered; it is retried, and only
 // surfaces wrapped in an error matching ErrRegionUnavailable once the
-// retries are used up.
+// retries are used up. The exception is raft_entry_too_large, returned at
+// once and matching ErrTooLarge.
 type RegionError struct {
 	RegionID uint64
 	StoreID  uint64
@@ -131,6 +153,11 @@ type RegionError struct {
 
 func (e *RegionError) Error() string {
 	return fmt.Sprintf("kvclient: region %d on store %d: %s", e.RegionID, e.StoreID, regionErrorKind(e.Err))
+}
+
+// Is makes errors.Is(err, ErrTooLarge) true for raft_entry_too_large.
+func (e *RegionError) Is(target error) bool {
+	return target == ErrTooLarge && e.Err.GetRaftEntryTooLarge() != nil
 }
 
 func regionErrorKind(re *kvrpcpb.RegionError) string {
@@ -150,6 +177,9 @@ func regionErrorKind(re *kvrpcpb.RegionError) string {
 		kind = "stale command"
 	case re.GetStoreNotMatch() != nil:
 		kind = "store not match"
+	case re.GetRaftEntryTooLarge() != nil:
+		t := re.GetRaftEntryTooLarge()
+		kind = fmt.Sprintf("raft entry of %d bytes exceeds the limit of %d bytes", t.GetEntrySize(), t.GetLimit())
 	}
 	if m := re.GetMessage(); m != "" {
 		return kind + ": " + m

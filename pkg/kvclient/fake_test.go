@@ -44,6 +44,9 @@ type world struct {
 	// region error or error is answered instead.
 	inject func(storeID uint64, method string, rc *kvrpcpb.Context, req proto.Message) (*kvrpcpb.RegionError, error)
 	nextTS uint64
+	// pageKeys, if set, is where a store stops a batch get or scan
+	// response, as a real one stops at its byte budget.
+	pageKeys int
 }
 
 type call struct {
@@ -287,7 +290,11 @@ func (s *fakeStore) KvBatchGet(_ context.Context, req *kvrpcpb.BatchGetRequest) 
 	}
 	defer s.w.mu.Unlock()
 	resp := &kvrpcpb.BatchGetResponse{}
-	for _, k := range req.GetKeys() {
+	for i, k := range req.GetKeys() {
+		if s.w.pageKeys > 0 && i >= s.w.pageKeys {
+			resp.NextIndex = uint32(i)
+			break
+		}
 		if v, ok := s.w.data[string(k)]; ok {
 			resp.Pairs = append(resp.Pairs, &kvrpcpb.KvPair{Key: k, Value: v})
 		}
@@ -319,12 +326,31 @@ func (s *fakeStore) KvScan(_ context.Context, req *kvrpcpb.ScanRequest) (*kvrpcp
 	sort.Strings(keys)
 	resp := &kvrpcpb.ScanResponse{}
 	for _, k := range keys {
-		if req.GetLimit() > 0 && len(resp.Pairs) >= int(req.GetLimit()) {
+		if (req.GetLimit() > 0 && len(resp.Pairs) >= int(req.GetLimit())) || (s.w.pageKeys > 0 && len(resp.Pairs) >= s.w.pageKeys) {
+			resp.ResumeKey = []byte(k)
 			break
 		}
-		resp.Pairs = append(resp.Pairs, &kvrpcpb.KvPair{Key: []byte(k), Value: s.w.data[k]})
+		resp.Visited++
+		p := &kvrpcpb.KvPair{Key: []byte(k), Value: s.w.data[k]}
+		if req.GetKeyOnly() {
+			p.Value = nil
+		}
+		resp.Pairs = append(resp.Pairs, p)
 	}
 	return resp, nil
+}
+
+func (s *fakeStore) KvDeleteRange(_ context.Context, req *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
+	if re, err := s.enter("DeleteRange", req.GetContext(), req, req.GetStartKey()); re != nil || err != nil {
+		return &kvrpcpb.DeleteRangeResponse{RegionError: re}, err
+	}
+	defer s.w.mu.Unlock()
+	for k := range s.w.data {
+		if k >= string(req.GetStartKey()) && (len(req.GetEndKey()) == 0 || k < string(req.GetEndKey())) {
+			delete(s.w.data, k)
+		}
+	}
+	return &kvrpcpb.DeleteRangeResponse{}, nil
 }
 
 func mutKeys(ms []*kvrpcpb.Mutation) [][]byte {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 )
 
@@ -536,11 +537,11 @@ func TestTxnReadsOwnWrites(t *testing.T) {
 	if got, err := txn.Scan(ctx, []byte("c"), []byte("q"), 0); err != nil || keys(got) != "[c=new p=old]" {
 		t.Fatalf("Scan [c, q) = %s, %v", keys(got), err)
 	}
-	if err := txn.Set(nil, []byte("x"), 0); !errors.Is(err, ErrEmptyKey) {
-		t.Fatalf("Set of an empty key = %v", err)
+	if err := txn.Set(make([]byte, limits.MaxKeySize+1), []byte("x"), 0); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Set of a key over the limit = %v", err)
 	}
-	if err := txn.Commit(ctx); !errors.Is(err, ErrEmptyKey) {
-		t.Fatalf("Commit after a misuse = %v, want ErrEmptyKey", err)
+	if err := txn.Commit(ctx); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Commit after a misuse = %v, want ErrTooLarge", err)
 	}
 }
 

@@ -190,7 +190,7 @@ func (r *lockResolver) checkTxnStatus(ctx context.Context, bo *backoffer, lock *
 // resolveKeys commits (commitTS > 0) or rolls back the transaction startTS
 // on keys, region by region.
 func (r *lockResolver) resolveKeys(ctx context.Context, bo *backoffer, startTS, commitTS uint64, keys [][]byte) error {
-	return onRegions(ctx, r.c, bo, keys, identity,
+	return onRegions(ctx, r.c, bo, keys, identity, keyCost,
 		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
 			resp, err := send(ctx, r.c, bo, loc, "ResolveLock",
 				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.ResolveLockResponse, error) {

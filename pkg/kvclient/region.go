@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/pkg/pdclient"
@@ -74,6 +75,9 @@ type regionResponse interface {
 //     address is also dropped from the cache.
 //   - ServerIsBusy (waiting at least its backoff_ms) and StaleCommand:
 //     back off and retry the same peer.
+//   - RaftEntryTooLarge, and gRPC ResourceExhausted (a message over the
+//     size limit): final, matching ErrTooLarge; the same request never
+//     fits.
 //   - EpochNotMatch: cache the store's current regions (led, presumably, by
 //     the peer that answered) and return errRegionMoved at once; if the
 //     store's view is not newer than ours, drop the region and back off
@@ -145,7 +149,13 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 				return zero, cerr
 			}
 			cause := fmt.Errorf("kvclient: %s to region %d on store %d: %w", method, id, peer.GetStoreId(), err)
-			if code := status.Code(err); code != codes.Unavailable && code != codes.DeadlineExceeded {
+			code := status.Code(err)
+			if code == codes.ResourceExhausted {
+				// A message over gRPC's size limit: the same request
+				// will never pass.
+				return zero, fmt.Errorf("%w: %w", ErrTooLarge, cause)
+			}
+			if code != codes.Unavailable && code != codes.DeadlineExceeded {
 				return zero, cause
 			}
 			c.opts.Logger.Debug("kvclient: store unreachable", "method", method, "region", id, "store", peer.GetStoreId(), "err", err)
@@ -164,6 +174,11 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 		cause := &RegionError{RegionID: id, StoreID: peer.GetStoreId(), Err: re}
 		c.opts.Logger.Debug("kvclient: region error", "method", method, "err", cause)
 		switch {
+		case re.GetRaftEntryTooLarge() != nil:
+			// Nothing was proposed, and the same request never fits. The
+			// batching of the callers keeps their requests below the
+			// limit, so this is a bug or a foreign client.
+			return zero, cause
 		case re.GetNotLeader() != nil:
 			hint := re.GetNotLeader().GetLeader()
 			if hint == nil || hint.GetStoreId() == 0 {
@@ -279,27 +294,38 @@ func peerOnStore(r *metapb.Region, storeID uint64) *metapb.Peer {
 	return nil
 }
 
-// maxBatchKeys caps the keys of one request; more keys of one region are
-// split over several requests.
-const maxBatchKeys = 256
+// maxBatchKeys caps the keys of one request, and maxBatchBytes the bytes
+// its items are estimated to take in the raft command it makes (a single
+// larger item goes alone); more of one region are split over several
+// requests.
+const (
+	maxBatchKeys  = 256
+	maxBatchBytes = limits.WriteBatchBytes
+)
 
 // batch is items whose keys are all in one region.
 type batch[T any] struct {
 	loc   *location
 	items []T
+	size  int
 }
 
 // groupByRegion splits items by the region holding their keys, keeping
-// their order within each batch, and caps batches at maxBatchKeys. Batches
-// come in the order their first item appears, so the first item's batch is
-// first. Sorted items need one region lookup per region.
-func groupByRegion[T any](ctx context.Context, c *Client, bo *backoffer, items []T, key func(T) []byte) ([]batch[T], error) {
+// their order within each batch, and caps batches at maxBatchKeys items and
+// maxBatchBytes of their sizes (size nil: no byte cap). Batches come in the
+// order their first item appears, so the first item's batch is first.
+// Sorted items need one region lookup per region.
+func groupByRegion[T any](ctx context.Context, c *Client, bo *backoffer, items []T, key func(T) []byte, size func(T) int) ([]batch[T], error) {
 	var (
 		out  []batch[T]
 		open = map[uint64]int{} // region id → index in out of its open batch
 		last = -1               // index in out of the previous item's batch
 	)
 	for _, it := range items {
+		n := 0
+		if size != nil {
+			n = size(it)
+		}
 		k := key(it)
 		idx := -1
 		if last >= 0 && out[last].loc.contains(k) {
@@ -317,33 +343,34 @@ func groupByRegion[T any](ctx context.Context, c *Client, bo *backoffer, items [
 				open[loc.region.GetId()] = idx
 			}
 		}
-		if len(out[idx].items) >= maxBatchKeys {
+		if b := &out[idx]; len(b.items) >= maxBatchKeys || (len(b.items) > 0 && b.size+n > maxBatchBytes) {
 			out = append(out, batch[T]{loc: out[idx].loc})
 			idx = len(out) - 1
 			open[out[idx].loc.region.GetId()] = idx
 		}
 		out[idx].items = append(out[idx].items, it)
+		out[idx].size += n
 		last = idx
 	}
 	return out, nil
 }
 
-// onRegions runs fn on items grouped by region (groupByRegion): the first
-// batch in the calling goroutine, the others in one goroutine each, each
-// with a fork of bo. When fn returns errRegionMoved, the items of its batch
-// are grouped again and retried; bo's budget bounds this. It returns the
-// error of the first batch (in batch order) that failed.
-func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, key func(T) []byte,
+// onRegions runs fn on items grouped by region (groupByRegion, with size):
+// the first batch in the calling goroutine, the others in one goroutine
+// each, each with a fork of bo. When fn returns errRegionMoved, the items of
+// its batch are grouped again and retried; bo's budget bounds this. It
+// returns the error of the first batch (in batch order) that failed.
+func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, key func(T) []byte, size func(T) int,
 	fn func(ctx context.Context, bo *backoffer, loc *location, items []T) error,
 ) error {
-	batches, err := groupByRegion(ctx, c, bo, items, key)
+	batches, err := groupByRegion(ctx, c, bo, items, key, size)
 	if err != nil {
 		return err
 	}
 	run := func(bo *backoffer, b batch[T]) error {
 		err := fn(ctx, bo, b.loc, b.items)
 		if errors.Is(err, errRegionMoved) {
-			return onRegions(ctx, c, bo, b.items, key, fn)
+			return onRegions(ctx, c, bo, b.items, key, size, fn)
 		}
 		return err
 	}

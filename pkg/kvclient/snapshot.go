@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/storepb"
 )
 
@@ -58,10 +60,12 @@ func (c *Client) waitLocks(ctx context.Context, bo *backoffer, lw *lockWaiter, l
 
 // Get reads key. found is false if the key is absent, deleted or expired.
 // A lock of a transaction that may commit below the snapshot is resolved
-// first (see the package documentation), so what Get returns is final.
+// first (see the package documentation), so what Get returns is final. A
+// key longer than limits.MaxKeySize cannot have been written: it is absent
+// without asking a store.
 func (s *Snapshot) Get(ctx context.Context, key []byte) (e Entry, found bool, err error) {
-	if len(key) == 0 {
-		return Entry{}, false, ErrEmptyKey
+	if len(key) > limits.MaxKeySize {
+		return Entry{}, false, nil
 	}
 	c := s.c
 	bo, lw := c.newBackoffer(), c.newLockWaiter()
@@ -97,25 +101,26 @@ func (s *Snapshot) Get(ctx context.Context, key []byte) (e Entry, found bool, er
 }
 
 // BatchGet reads keys and returns the entries found, by key. Keys are
-// grouped by region and the regions read in parallel.
+// grouped by region and the regions read in parallel; a store answers with
+// up to about limits.ResponsePageBytes of values at a time, and is asked
+// again for the rest.
 func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entry, error) {
 	out := make(map[string]Entry, len(keys))
-	if len(keys) == 0 {
-		return out, nil
-	}
 	sorted := make([][]byte, 0, len(keys))
 	for _, k := range keys {
-		if len(k) == 0 {
-			return nil, ErrEmptyKey
+		if len(k) <= limits.MaxKeySize { // a longer one cannot exist
+			sorted = append(sorted, k)
 		}
-		sorted = append(sorted, k)
+	}
+	if len(sorted) == 0 {
+		return out, nil
 	}
 	slices.SortFunc(sorted, bytes.Compare)
 	sorted = slices.CompactFunc(sorted, bytes.Equal)
 
 	c := s.c
 	var mu sync.Mutex
-	err := onRegions(ctx, c, c.newBackoffer(), sorted, identity,
+	err := onRegions(ctx, c, c.newBackoffer(), sorted, identity, keyCost,
 		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
 			lw := c.newLockWaiter()
 			for {
@@ -143,17 +148,29 @@ func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entr
 					out[string(p.GetKey())] = Entry{Key: p.GetKey(), Value: p.GetValue(), ExpiresAt: p.GetExpiresAt()}
 				}
 				mu.Unlock()
-				if len(locks) == 0 {
+				// The store stops at its response budget: the keys past
+				// next_index were not read.
+				var unread [][]byte
+				if n := int(resp.GetNextIndex()); n > 0 && n < len(keys) {
+					unread = keys[n:]
+				}
+				if len(locks) == 0 && len(unread) == 0 {
 					return nil
 				}
-				if err := c.waitLocks(ctx, bo, &lw, locks); err != nil {
-					return err
+				if len(locks) > 0 {
+					if err := c.waitLocks(ctx, bo, &lw, locks); err != nil {
+						return err
+					}
+				} else {
+					// Progress: the next request gets a fresh retry budget.
+					bo = c.newBackoffer()
 				}
-				// Read again only the keys that were locked.
-				keys = keys[:0:0]
+				// Read again only the keys that were locked or not read.
+				next := make([][]byte, 0, len(locks)+len(unread))
 				for _, l := range locks {
-					keys = append(keys, l.GetKey())
+					next = append(next, l.GetKey())
 				}
+				keys = append(next, unread...)
 			}
 		})
 	if err != nil {
@@ -165,18 +182,62 @@ func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entr
 // scanBatch is the most pairs asked of a store in one scan request.
 const scanBatch = 256
 
+// ScanOptions shape a scan; the zero value reads everything, values
+// included.
+type ScanOptions struct {
+	// Limit is the most entries returned; <= 0: no limit.
+	Limit int
+	// MaxVisit bounds the work: the stores look at no more than this many
+	// keys in all, deleted and expired ones (and keys with only a lock)
+	// included, so a scan over mostly dead keys still ends soon; <= 0: no
+	// bound.
+	MaxVisit int
+	// KeysOnly leaves the values out: they are neither read nor sent, and
+	// Entry.Value is nil (ExpiresAt is set).
+	KeysOnly bool
+}
+
 // Scan reads the keys in [start, end) in key order, at most limit of them
 // (limit <= 0: no limit; an empty end: to the end of the key space).
 // Regions are read one after the other; a lock met stops the region's scan
-// there until it is resolved.
+// there until it is resolved. It holds every entry in memory: ScanFunc
+// does not.
 func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, error) {
-	c := s.c
 	var out []Entry
+	_, err := s.ScanFunc(ctx, start, end, ScanOptions{Limit: limit}, func(e Entry) bool {
+		out = append(out, e)
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ScanFunc calls fn with the live entries of [start, end) (an empty end: to
+// the end of the key space) in key order, as they arrive from the stores,
+// until fn returns false, the range ends or a bound of opts is reached. It
+// returns the key to continue from (inclusive), or nil when the range is
+// exhausted. Each store response holds at most scanBatch entries and about
+// limits.ResponsePageBytes of keys and values (at least one entry), so
+// memory stays bounded whatever the values' sizes; fn may keep the entries.
+//
+// Regions are read one after the other; a lock met stops the region's scan
+// there until it is resolved, and the scan resumes at the locked key.
+func (s *Snapshot) ScanFunc(ctx context.Context, start, end []byte, opts ScanOptions, fn func(Entry) bool) ([]byte, error) {
+	c := s.c
 	bo, lw := c.newBackoffer(), c.newLockWaiter()
 	cur := bytes.Clone(start)
-	for limit <= 0 || len(out) < limit {
+	if cur == nil {
+		cur = []byte{}
+	}
+	returned, visited := 0, 0
+	for {
 		if len(end) > 0 && bytes.Compare(cur, end) >= 0 {
-			break
+			return nil, nil
+		}
+		if (opts.Limit > 0 && returned >= opts.Limit) || (opts.MaxVisit > 0 && visited >= opts.MaxVisit) {
+			return cur, nil
 		}
 		loc, err := c.locate(ctx, bo, cur)
 		if err != nil {
@@ -187,15 +248,17 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]En
 		if len(regionEnd) > 0 && (len(end) == 0 || bytes.Compare(regionEnd, end) < 0) {
 			reqEnd = regionEnd
 		}
-		n := scanBatch
-		if limit > 0 {
-			n = min(n, limit-len(out))
+		req := &kvrpcpb.ScanRequest{StartKey: cur, EndKey: reqEnd, Limit: scanBatch, Version: s.ts, NowMs: s.nowMs, KeyOnly: opts.KeysOnly}
+		if opts.Limit > 0 {
+			req.Limit = uint32(min(scanBatch, opts.Limit-returned))
+		}
+		if opts.MaxVisit > 0 {
+			req.VisitLimit = uint32(min(opts.MaxVisit-visited, math.MaxUint32))
 		}
 		resp, err := send(ctx, c, bo, loc, "Scan",
 			func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.ScanResponse, error) {
-				return sc.KvScan(ctx, &kvrpcpb.ScanRequest{
-					Context: rc, StartKey: cur, EndKey: reqEnd, Limit: uint32(n), Version: s.ts, NowMs: s.nowMs,
-				})
+				req.Context = rc
+				return sc.KvScan(ctx, req)
 			})
 		if errors.Is(err, errRegionMoved) {
 			continue
@@ -212,10 +275,8 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]En
 			}
 			return nil, fmt.Errorf("kvclient: scan: %w", &KeyError{Err: ke})
 		}
-		var (
-			lock *kvrpcpb.LockInfo
-			got  int
-		)
+		visited += int(resp.GetVisited())
+		var lock *kvrpcpb.LockInfo
 		for _, p := range resp.GetPairs() {
 			if ke := p.GetError(); ke != nil {
 				if lock = ke.GetLocked(); lock == nil {
@@ -223,12 +284,10 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]En
 				}
 				break
 			}
-			out = append(out, Entry{Key: p.GetKey(), Value: p.GetValue(), ExpiresAt: p.GetExpiresAt()})
-			got++
-		}
-		if lock == nil {
-			// Progress: the next request gets a fresh retry budget.
-			bo = c.newBackoffer()
+			returned++
+			if !fn(Entry{Key: p.GetKey(), Value: p.GetValue(), ExpiresAt: p.GetExpiresAt()}) {
+				return append(bytes.Clone(p.GetKey()), 0), nil
+			}
 		}
 		if lock != nil {
 			// Resume at the locked key once it is settled.
@@ -238,15 +297,16 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]En
 			cur = lock.GetKey()
 			continue
 		}
-		if got >= n {
-			// The region may hold more: continue right after the last key.
-			cur = append(bytes.Clone(out[len(out)-1].Key), 0)
+		// Progress: the next request gets a fresh retry budget.
+		bo = c.newBackoffer()
+		if resume := resp.GetResumeKey(); len(resume) > 0 {
+			// The store stopped at a bound: the region may hold more.
+			cur = resume
 			continue
 		}
 		if len(regionEnd) == 0 || (len(end) > 0 && bytes.Compare(regionEnd, end) >= 0) {
-			break
+			return nil, nil
 		}
 		cur = regionEnd
 	}
-	return out, nil
 }

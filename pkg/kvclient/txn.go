@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/storepb"
 )
 
@@ -30,6 +31,8 @@ type Txn struct {
 	snap  *Snapshot
 	began time.Time
 	muts  map[string]*kvrpcpb.Mutation
+	// size is the bytes of keys and values in muts.
+	size int
 	// err is the first misuse of Set or Delete; Commit fails with it.
 	err      error
 	state    txnState
@@ -56,6 +59,10 @@ func (t *Txn) Now() int64 { return t.snap.nowMs }
 
 // Len returns the number of keys the transaction writes.
 func (t *Txn) Len() int { return len(t.muts) }
+
+// Size returns the bytes of keys and values the transaction writes, which
+// limits.MaxTxnSize bounds.
+func (t *Txn) Size() int { return t.size }
 
 func (t *Txn) checkActive() error {
 	if t.state != txnActive {
@@ -176,9 +183,11 @@ func (t *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, 
 
 // Set buffers a write of key=value, expiring at expiresAtMs (Unix
 // milliseconds; 0 never; compare with Now). key is copied; value is kept
-// until Commit returns, so the caller must not modify it before. A misuse
-// (empty key, finished transaction) is returned and also makes Commit
-// fail.
+// until Commit returns, so the caller must not modify it before. Any key is
+// allowed, the empty one too. A misuse (a finished transaction; a key,
+// value or transaction larger than api/limits allows: a *TooLargeError
+// matching ErrTooLarge) is returned and also makes Commit fail, so nothing
+// is written.
 func (t *Txn) Set(key, value []byte, expiresAtMs int64) error {
 	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_PUT, Key: key, Value: value, ExpiresAt: expiresAtMs})
 }
@@ -191,8 +200,20 @@ func (t *Txn) Delete(key []byte) error {
 
 func (t *Txn) write(m *kvrpcpb.Mutation) error {
 	err := t.checkActive()
-	if err == nil && len(m.GetKey()) == 0 {
-		err = ErrEmptyKey
+	size := t.size
+	if err == nil {
+		size += len(m.GetKey()) + len(m.GetValue())
+		if old, ok := t.muts[string(m.GetKey())]; ok {
+			size -= len(old.GetKey()) + len(old.GetValue())
+		}
+		switch {
+		case len(m.GetKey()) > limits.MaxKeySize:
+			err = &TooLargeError{What: "key", Size: len(m.GetKey()), Limit: limits.MaxKeySize}
+		case len(m.GetValue()) > limits.MaxValueSize:
+			err = &TooLargeError{What: "value", Size: len(m.GetValue()), Limit: limits.MaxValueSize}
+		case size > limits.MaxTxnSize:
+			err = &TooLargeError{What: "transaction", Size: size, Limit: limits.MaxTxnSize}
+		}
 	}
 	if err != nil {
 		if t.err == nil {
@@ -206,6 +227,7 @@ func (t *Txn) write(m *kvrpcpb.Mutation) error {
 		m.Value = []byte{}
 	}
 	t.muts[k] = m
+	t.size = size
 	return nil
 }
 
@@ -214,7 +236,7 @@ func (t *Txn) write(m *kvrpcpb.Mutation) error {
 func (t *Txn) Rollback() {
 	if t.state == txnActive {
 		t.state = txnRolledBack
-		t.muts = nil
+		t.muts, t.size = nil, 0
 	}
 }
 
@@ -243,7 +265,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 	cm.primary = cm.muts[0].GetKey()
 	cm.ttl = uint64((time.Since(t.began) + t.c.opts.LockTTL).Milliseconds())
 	err := cm.execute(ctx)
-	t.muts = nil
+	t.muts, t.size = nil, 0
 	if err != nil {
 		t.state = txnRolledBack
 		if IsRetryable(err) {
@@ -269,17 +291,34 @@ type committer struct {
 
 func mutationKey(m *kvrpcpb.Mutation) []byte { return m.GetKey() }
 
+// encodedKeyLen bounds the length of key as a store encodes it in a column
+// family: a prefix byte, groups of 8 bytes with a marker each, a timestamp.
+func encodedKeyLen(key []byte) int { return 1 + (len(key)/8+1)*9 + 8 }
+
+// mutationCost bounds what m adds to the raft command of the prewrite (or
+// one-phase commit) that carries it: the value, the key twice (the lock or
+// write record, and the value's own key when it is not inline), the
+// primary key the lock names, and the records' framing.
+func (cm *committer) mutationCost(m *kvrpcpb.Mutation) int {
+	return 2*encodedKeyLen(m.GetKey()) + len(m.GetValue()) + len(cm.primary) + 128
+}
+
+// keyCost bounds what a key adds to the raft command of a commit, rollback
+// or lock resolution: a lock deletion, a value deletion and a write record
+// with a short value inline.
+func keyCost(key []byte) int { return 3*encodedKeyLen(key) + 384 }
+
 // maxPrewriteResolveRounds bounds how often a prewrite resolves locks that
 // turn out to be settled before it gives up with a write conflict.
 const maxPrewriteResolveRounds = 3
 
 // execute commits in one phase if every key is in one region (and fits one
-// request), and in two phases otherwise.
+// request: maxBatchKeys keys, maxBatchBytes), and in two phases otherwise.
 func (cm *committer) execute(ctx context.Context) error {
 	c := cm.c
 	bo := c.newBackoffer()
 	for len(cm.muts) <= maxBatchKeys {
-		batches, err := groupByRegion(ctx, c, bo, cm.muts, mutationKey)
+		batches, err := groupByRegion(ctx, c, bo, cm.muts, mutationKey, cm.mutationCost)
 		if err != nil {
 			return err
 		}
@@ -305,7 +344,7 @@ func (cm *committer) execute(ctx context.Context) error {
 		// two phases.
 		return cm.commit(ctx, bo)
 	}
-	err := onRegions(ctx, c, bo, cm.muts, mutationKey,
+	err := onRegions(ctx, c, bo, cm.muts, mutationKey, cm.mutationCost,
 		func(ctx context.Context, bo *backoffer, loc *location, muts []*kvrpcpb.Mutation) error {
 			_, err := cm.prewrite(ctx, bo, loc, muts, false)
 			return err
@@ -320,10 +359,10 @@ func (cm *committer) execute(ctx context.Context) error {
 // isDefinitive reports whether err is a store's answer that settles the
 // outcome of a prewrite or commit: a write conflict, an abort, a retryable
 // or txn-not-found answer (a retry that found the request applied would
-// have succeeded instead).
+// have succeeded instead), or a request too large to be proposed at all.
 func isDefinitive(err error) bool {
 	var ke *KeyError
-	return errors.As(err, &ke) && !errors.Is(err, ErrLocked)
+	return (errors.As(err, &ke) && !errors.Is(err, ErrLocked)) || errors.Is(err, ErrTooLarge)
 }
 
 // prewrite locks muts, all in loc's region (or commits them at once when
@@ -423,7 +462,7 @@ func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 
 // commitKeys commits the transaction's locks on keys, region by region.
 func (cm *committer) commitKeys(ctx context.Context, bo *backoffer, keys [][]byte) error {
-	return onRegions(ctx, cm.c, bo, keys, identity,
+	return onRegions(ctx, cm.c, bo, keys, identity, keyCost,
 		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
 			resp, err := send(ctx, cm.c, bo, loc, "Commit",
 				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.CommitResponse, error) {
@@ -453,7 +492,7 @@ func (cm *committer) rollback(ctx context.Context) {
 	for i, m := range cm.muts {
 		keys[i] = m.GetKey()
 	}
-	err := onRegions(rctx, c, c.newBackoffer(), keys, identity,
+	err := onRegions(rctx, c, c.newBackoffer(), keys, identity, keyCost,
 		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
 			resp, err := send(ctx, c, bo, loc, "BatchRollback",
 				func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.BatchRollbackResponse, error) {
