@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/limits"
 )
 
 // Sentinels. Match them with errors.Is; every error the package returns
@@ -59,6 +60,20 @@ var (
 	// ResourceExhausted status). Nothing was written, and retrying the same
 	// request cannot succeed.
 	ErrTooLarge = errors.New("kvclient: too large")
+)
+
+// The size limits of api/limits that callers see, re-exported so that they
+// need not import it.
+const (
+	// MaxKeySize bounds a key (64 KiB).
+	MaxKeySize = limits.MaxKeySize
+	// MaxValueSize bounds a value (6 MiB + 1 KiB): MaxValuePayload plus
+	// room for a caller's own framing of its values.
+	MaxValueSize = limits.MaxValueSize
+	// MaxValuePayload is the value size callers promise their users (6 MiB).
+	MaxValuePayload = limits.MaxValuePayload
+	// MaxTxnSize bounds the keys and values one transaction writes (64 MiB).
+	MaxTxnSize = limits.MaxTxnSize
 )
 
 // TooLargeError says what was too large: What is "key", "value" or

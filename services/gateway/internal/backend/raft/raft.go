@@ -4,7 +4,18 @@
 //
 // Values are stored as one type byte followed by the data; the expiry
 // travels in the transaction layer's expires_at, which the stores
-// enforce on every read and collect in GC.
+// enforce on every read and collect in GC. Expiry is judged by one clock:
+// the physical time of each transaction's or read's TSO timestamp
+// (Txn.Now), never the gateway's wall clock.
+//
+// # Limits
+//
+// What the cluster cannot replicate in one raft entry or give back in one
+// response is refused when it is written, before anything is sent, with an
+// error wrapping backend.ErrTooLarge that names the size and the limit: a
+// key over MaxKeySize, a value over MaxValueSize, a command writing more
+// than MaxCommandSize. So everything accepted can be read back. Keys too
+// long to have been written read as absent.
 package raft
 
 import (
@@ -54,6 +65,32 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return &Store{c: c, latches: latch.New()}, nil
 }
 
+// Limits of the raft backend, from kvclient's (api/limits).
+const (
+	// MaxKeySize is the longest key (64 KiB).
+	MaxKeySize = kvclient.MaxKeySize
+	// MaxValueSize is the largest value (6 MiB). kvclient takes a little
+	// more, for the type byte stored in front.
+	MaxValueSize = kvclient.MaxValuePayload
+	// MaxCommandSize bounds the keys and values one command writes
+	// (64 MiB): the transaction's limit.
+	MaxCommandSize = kvclient.MaxTxnSize
+)
+
+// The type byte must fit in kvclient's room for framing.
+const _ = uint(kvclient.MaxValueSize - 1 - MaxValueSize)
+
+// tooLargeError is what the raft backend cannot store; its text is the
+// reply's (after "ERR ").
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string { return e.msg }
+func (e *tooLargeError) Unwrap() error { return backend.ErrTooLarge }
+
+func errTooLarge(what string, size, limit int) error {
+	return &tooLargeError{fmt.Sprintf("%s of %d bytes exceeds the raft backend's limit of %d bytes", what, size, limit)}
+}
+
 func encode(v backend.Value) []byte {
 	out := make([]byte, 0, 1+len(v.Data))
 	return append(append(out, byte(v.Type)), v.Data...)
@@ -84,16 +121,28 @@ func (x *txn) Get(key []byte) (backend.Value, bool, error) {
 	return v, err == nil, err
 }
 
+// Set checks the sizes before it builds anything: a refused write fails the
+// command, and nothing of it is sent.
 func (x *txn) Set(key []byte, v backend.Value) {
-	if err := x.t.Set(key, encode(v), v.ExpiresAt); err != nil && x.err == nil {
-		x.err = err
+	if x.err != nil {
+		return
+	}
+	switch {
+	case len(key) > MaxKeySize:
+		x.err = errTooLarge("key", len(key), MaxKeySize)
+	case len(v.Data) > MaxValueSize:
+		x.err = errTooLarge("value", len(v.Data), MaxValueSize)
+	default:
+		// kvclient refuses a transaction past its total (a TooLargeError).
+		x.err = x.t.Set(key, encode(v), v.ExpiresAt)
 	}
 }
 
 func (x *txn) Delete(key []byte) {
-	if err := x.t.Delete(key); err != nil && x.err == nil {
-		x.err = err
+	if x.err != nil || len(key) > MaxKeySize {
+		return // a key that long cannot exist
 	}
+	x.err = x.t.Delete(key)
 }
 
 func (x *txn) Now() int64 { return x.t.Now() }
@@ -154,50 +203,39 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 	return vals, found, nil
 }
 
-// scanPage is how many keys one cluster scan request reads when the caller
-// sets no limit.
-const scanPage = 256
-
-// Scan implements backend.Backend.
+// Scan implements backend.Backend: one snapshot for the whole scan,
+// streamed one store response at a time (at most 256 keys and about 4 MiB
+// of values each), so memory stays bounded whatever the values' sizes.
+// opts.Limit bounds the keys the stores look at, dead ones included.
 func (s *Store) Scan(ctx context.Context, opts backend.ScanOptions, fn func(backend.KeyInfo) bool) ([]byte, error) {
-	prefix, start, limit := opts.Prefix, opts.Start, opts.Limit
+	prefix := opts.Prefix
+	if len(prefix) > MaxKeySize {
+		return nil, nil // no key is that long
+	}
 	from := prefix
-	if bytes.Compare(start, prefix) > 0 {
-		from = start
+	if bytes.Compare(opts.Start, prefix) > 0 {
+		from = opts.Start
 	}
-	end := prefixEnd(prefix)
-	visited := 0
-	for {
-		page := scanPage
-		if limit > 0 {
-			page = min(page, limit-visited)
-		}
-		entries, err := s.c.Scan(ctx, from, end, page)
-		if err != nil {
-			return nil, s.wrap(err)
-		}
-		for _, e := range entries {
-			v, err := decode(e)
-			if err != nil {
-				return nil, err
+	var decodeErr error
+	next, err := s.c.ScanFunc(ctx, from, prefixEnd(prefix),
+		kvclient.ScanOptions{MaxVisit: opts.Limit, KeysOnly: opts.KeysOnly},
+		func(e kvclient.Entry) bool {
+			v := backend.Value{ExpiresAt: e.ExpiresAt}
+			if !opts.KeysOnly {
+				if v, decodeErr = decode(e); decodeErr != nil {
+					return false
+				}
 			}
-			visited++
-			if !fn(backend.KeyInfo{Key: e.Key, Value: v}) {
-				return after(e.Key), nil
-			}
-		}
-		if len(entries) < page {
-			return nil, nil // the range is exhausted
-		}
-		from = after(entries[len(entries)-1].Key)
-		if limit > 0 && visited >= limit {
-			return from, nil
-		}
+			return fn(backend.KeyInfo{Key: e.Key, Value: v})
+		})
+	if decodeErr != nil {
+		return nil, decodeErr
 	}
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return next, nil
 }
-
-// after is the smallest key greater than k.
-func after(k []byte) []byte { return append(bytes.Clone(k), 0) }
 
 // prefixEnd is the smallest key greater than every key with prefix p, or
 // nil (unbounded) for an empty or all-0xff prefix.
@@ -218,19 +256,24 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 	var pivot [8]byte
 	_, _ = rand.Read(pivot[:])
 	for _, from := range [][]byte{pivot[:], nil} {
-		entries, err := s.c.Scan(ctx, from, nil, 1)
+		var key []byte
+		_, err := s.c.ScanFunc(ctx, from, nil, kvclient.ScanOptions{Limit: 1, KeysOnly: true}, func(e kvclient.Entry) bool {
+			key = e.Key
+			return false
+		})
 		if err != nil {
 			return nil, false, s.wrap(err)
 		}
-		if len(entries) > 0 {
-			return entries[0].Key, true, nil
+		if key != nil {
+			return key, true, nil
 		}
 	}
 	return nil, false, nil
 }
 
-// Stats implements backend.Backend by counting live keys: DBSIZE and INFO
-// keyspace cost a scan of the cluster here, unlike in Redis.
+// Stats implements backend.Backend by counting live keys, without their
+// values: DBSIZE and INFO keyspace cost a scan of the cluster's keys here,
+// unlike in Redis.
 func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	var st backend.Stats
 	_, err := s.Scan(ctx, backend.ScanOptions{KeysOnly: true}, func(ki backend.KeyInfo) bool {
@@ -243,21 +286,14 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	return st, err
 }
 
-// FlushAll implements backend.Backend: every live key is deleted in one
-// transaction, so other clients see all keys or none.
+// FlushAll implements backend.Backend by deleting the whole key range
+// region by region, each region in one raft command applied by every
+// replica (kvclient.DeleteRange): its cost does not grow with the number
+// of keys. As FLUSHALL in a Redis Cluster, it is not atomic across regions:
+// another client may see some regions emptied and others not yet, and a
+// write that commits while it runs may survive it.
 func (s *Store) FlushAll(ctx context.Context) error {
-	return s.wrap(s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
-		entries, err := t.Scan(ctx, nil, nil, 0)
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			if err := t.Delete(e.Key); err != nil {
-				return err
-			}
-		}
-		return nil
-	}))
+	return s.wrap(s.c.DeleteRange(ctx, nil, nil))
 }
 
 // Sync implements backend.Backend. A cluster write is durable when its
@@ -274,9 +310,20 @@ func (s *Store) Close() error {
 // wrap maps the client's errors onto the backend's, which the command
 // layer turns into replies.
 func (s *Store) wrap(err error) error {
+	var tooLarge *kvclient.TooLargeError
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, new(*tooLargeError)):
+		return err
+	case errors.As(err, &tooLarge) && tooLarge.What == "transaction":
+		return &tooLargeError{fmt.Sprintf("one command writes %d bytes, over the raft backend's limit of %d bytes", tooLarge.Size, tooLarge.Limit)}
+	case errors.As(err, &tooLarge):
+		return errTooLarge(tooLarge.What, tooLarge.Size, tooLarge.Limit)
+	case errors.Is(err, kvclient.ErrTooLarge):
+		// A store refused a request as too large: the limits above keep
+		// the gateway's own requests below that.
+		return &tooLargeError{"request too large for the cluster: " + err.Error()}
 	case errors.Is(err, kvclient.ErrClosed):
 		return fmt.Errorf("%w: %v", backend.ErrClosed, err)
 	case errors.Is(err, kvclient.ErrCommitUndetermined):
