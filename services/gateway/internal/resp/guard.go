@@ -2,7 +2,12 @@ package resp
 
 import (
 	"errors"
+	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"time"
 )
 
 // Limits bounds what one request may carry. Zero fields take Redis's defaults.
@@ -13,6 +18,11 @@ type Limits struct {
 	MaxInlineLen int
 	// MaxMultibulkLen bounds the argument count of one request.
 	MaxMultibulkLen int64
+	// MaxQueryBuffer bounds the bytes received from a client and not yet
+	// run (client-query-buffer-limit): unparsed requests and every byte of
+	// the request being received, so its arguments too. A client that
+	// passes it is closed without a reply, as in Redis.
+	MaxQueryBuffer int64
 }
 
 // Redis's defaults.
@@ -20,7 +30,7 @@ const (
 	DefaultMaxBulkLen      = 512 << 20
 	DefaultMaxInlineLen    = 64 << 10
 	DefaultMaxMultibulkLen = 1<<31 - 1
-	maxHeaderLen           = 64 << 10
+	DefaultMaxQueryBuffer  = 1 << 30
 )
 
 func (l Limits) withDefaults() Limits {
@@ -33,6 +43,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxMultibulkLen <= 0 {
 		l.MaxMultibulkLen = DefaultMaxMultibulkLen
 	}
+	if l.MaxQueryBuffer <= 0 {
+		l.MaxQueryBuffer = DefaultMaxQueryBuffer
+	}
 	return l
 }
 
@@ -40,256 +53,323 @@ func (l Limits) withDefaults() Limits {
 // client about a request that breaks the limits.
 var ErrProtocol = errors.New("resp: protocol limit exceeded")
 
-type guardState uint8
-
-const (
-	stCommand   guardState = iota // at the first byte of a request
-	stInline                      // inside an inline request line
-	stCount                       // inside "*<count>\r\n"
-	stBulkStart                   // expecting '$'
-	stBulkLen                     // inside "$<len>\r\n"
-	stBulkBody                    // inside a bulk payload and its CRLF
-	stOff                         // malformed input redcon will reject; stop looking
+// Errors a guarded connection ends with when its client went past a limit.
+// Like Redis, it closes the client without a reply; the server logs why.
+var (
+	ErrQueryBufferLimit  = errors.New("resp: client reached max query buffer length")
+	ErrOutputBufferLimit = errors.New("resp: client overcame its output buffer limits")
 )
 
-// GuardedConn watches the request stream of one client and rejects a request that
-// exceeds the limits as soon as its header arrives, before any of its payload is
-// buffered: redcon would otherwise accumulate a 4 GB bulk in memory. The error
-// reply is written in the Redis format and the connection is then failed.
+// LimitError tells which limit a client passed, and by how much.
+type LimitError struct {
+	Err   error // ErrQueryBufferLimit or ErrOutputBufferLimit
+	Size  int64 // the bytes buffered (query) or pending (output)
+	Limit int64
+	Soft  bool   // the output limit passed is the soft one
+	Head  []byte // the first bytes of the query buffer (a copy)
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("%v: %d bytes, limit %d", e.Err, e.Size, e.Limit)
+}
+
+func (e *LimitError) Unwrap() error { return e.Err }
+
+// PanicError is a panic raised while reading or writing for one client: it
+// ends that client's connection only.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic serving a client: %v", e.Value) }
+
+// OutputLimit is Redis's client-output-buffer-limit for normal clients.
+type OutputLimit struct {
+	// Hard closes a client as soon as its pending output reaches it (0: none).
+	Hard int64
+	// Soft closes a client whose pending output stays at or above it for
+	// longer than SoftFor (0: none).
+	Soft    int64
+	SoftFor time.Duration
+}
+
+// GuardedConn sits between a client's socket and redcon's reader and writer,
+// so that redcon's server treats clients as Redis does.
 //
-// Requests that are malformed in other ways pass through untouched: redcon rejects
-// them with the same errors Redis sends.
+// Reads: requests are parsed by the same Parser as the event loop's, which
+// follows Redis rule for rule (inline quoting, NUL bytes, empty "*0" and
+// "*-1" requests, header quirks, limits), and redcon is handed only the
+// requests that parser accepts, re-encoded as plain multibulk requests. A
+// request that breaks the limits is refused at its header, before its
+// payload is buffered (redcon would otherwise accumulate a 4 GB bulk); the
+// error reply goes out after the replies of the requests before it, then
+// the connection fails. A large bulk is buffered as its bytes arrive, never
+// at the size its header announces, and a client whose buffered input
+// passes Limits.MaxQueryBuffer is closed without a reply, as Redis closes one
+// past client-query-buffer-limit.
+//
+// Writes: the output limits of OutputLimit apply to what redcon (or the
+// server) hands to Write, which is what the server holds for the client.
+//
+// A panic while reading or writing ends this connection with a *PanicError;
+// other clients carry on.
 type GuardedConn struct {
 	net.Conn
 	lim Limits
+	out OutputLimit
 
 	// Authenticated, when set, reports whether the client has authenticated
 	// (once true, it must stay true); until it has, Redis's tighter limits
-	// apply: at most 10 arguments of at most 16 KiB each. Read judges an
-	// unauthenticated client's request only when every request before it has
-	// run (it holds the rest back until then), so an AUTH pipelined ahead of
-	// a large request counts, as it does in Redis.
+	// apply: at most 10 arguments of at most 16 KiB each. A request over
+	// them is judged only when every request before it has run (the guard
+	// hands those over first), so an AUTH pipelined ahead of a large request
+	// counts, as it does in Redis.
 	Authenticated func() bool
-	pending       []byte // bytes read but held back, to be delivered next
-	pendingErr    error  // the error of the read that brought pending
+	// TestingPanic, if set, is asked before a read's bytes are parsed
+	// ("read") and before a write ("write"); true makes the guard panic
+	// there, as a bug would.
+	TestingPanic func(stage string, b []byte) bool
 
-	st        guardState
-	num       uint64 // the magnitude of the number being parsed in a header
-	digits    int    // how many digits it has
-	neg       bool
-	cr        bool  // the header's '\r' has been seen
-	bad       bool  // the header is not a number Redis would take
-	lineLen   int   // bytes of the current header or inline line
-	remaining int64 // payload bytes (plus CRLF) left in the current bulk
-	bulksLeft int64 // bulks left in the current request
+	parser *Parser
+	// segs are the re-encoded requests not yet handed over: headers and
+	// small arguments in hdr, large arguments aliasing the parser's buffer
+	// (valid until its next Fill, which waits until they are handed over).
+	segs [][]byte
+	hdr  []byte
+	mark int // hdr[mark:] is not yet in segs
 
-	violation string // error to report on the next Read
+	readErr   error  // what the socket returned with the last bytes, for after them
+	violation string // protocol error to send on the next Read
+	ended     error  // a limit passed or a panic: every later call returns it
+
+	softSince time.Time // when pending output reached the soft limit (zero: below it)
 }
 
 // NewGuardedConn wraps c.
 func NewGuardedConn(c net.Conn, lim Limits) *GuardedConn {
-	return &GuardedConn{Conn: c, lim: lim.withDefaults()}
+	lim = lim.withDefaults()
+	return &GuardedConn{Conn: c, lim: lim, parser: NewParser(lim)}
 }
 
-// Read implements net.Conn. It delivers the bytes before a violation, then on the
-// next call writes the error to the client and fails.
+// SetOutputLimit sets the output limits Write enforces.
+func (g *GuardedConn) SetOutputLimit(o OutputLimit) { g.out = o }
+
+// Ended returns the limit error or panic that ended the connection, if any.
+func (g *GuardedConn) Ended() error { return g.ended }
+
+// Read implements net.Conn. It hands over whole requests, re-encoded; after a
+// malformed request it hands over the requests before it, then on the next
+// call writes the error to the client and fails.
 //
 // The caller (redcon's connection goroutine) reads only once it has run every
 // complete request it holds; Read relies on that to judge the unauthenticated
 // limits against the client's state after the requests before.
-func (g *GuardedConn) Read(p []byte) (int, error) {
-	if g.violation != "" {
-		return 0, g.reject()
-	}
-	var n int
-	var err error
-	if len(g.pending) > 0 {
-		n = copy(p, g.pending)
-		g.pending = g.pending[n:]
-		if len(g.pending) == 0 {
-			g.pending, err, g.pendingErr = nil, g.pendingErr, nil
+func (g *GuardedConn) Read(p []byte) (n int, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.segs = nil
+			g.ended = &PanicError{Value: v, Stack: debug.Stack()}
+			n, err = 0, g.ended
 		}
-	} else {
-		n, err = g.Conn.Read(p)
-	}
-	if n > 0 {
-		at, msg, hold := g.scan(p[:n])
-		switch {
-		case msg != "":
-			g.violation = msg
-			if at == 0 {
-				return 0, g.reject()
-			}
-			return at, nil
-		case hold:
-			// The requests before at may include the AUTH that lifts the
-			// limits: deliver them alone and judge the rest once they ran.
-			g.pending = append(append([]byte(nil), p[at:n]...), g.pending...)
-			if err != nil {
-				g.pendingErr = err
-			}
-			return at, nil
+	}()
+	for {
+		if len(g.segs) > 0 {
+			return g.deliver(p), nil
+		}
+		if g.ended != nil {
+			return 0, g.ended
+		}
+		if g.violation != "" {
+			return 0, g.reject()
+		}
+		if g.parse() || g.violation != "" {
+			continue
+		}
+		if g.readErr != nil {
+			return 0, g.readErr
+		}
+		var got []byte
+		if g.parser.Buffered() == 0 {
+			// Nothing pending: read into the caller's buffer, so that an
+			// idle connection blocked here holds no buffer of ours.
+			g.parser.Release()
+			n, err = g.Conn.Read(p)
+			got = p[:n]
+			g.parser.Feed(got)
+		} else {
+			// A request in progress: read straight into the parser, which
+			// grows its buffer as the bytes arrive.
+			at := g.parser.end
+			n, err = g.parser.Fill(g.Conn)
+			got = g.parser.buf[at : at+max(n, 0)]
+		}
+		if n > 0 && g.TestingPanic != nil && g.TestingPanic("read", got) {
+			panic("testing: panic while reading a client's requests")
+		}
+		if g.parser.OverQueryLimit() {
+			g.ended = &LimitError{Err: ErrQueryBufferLimit, Size: int64(g.parser.Buffered()),
+				Limit: g.lim.MaxQueryBuffer, Head: append([]byte(nil), g.parser.Peek(64)...)}
+			g.parser.Reset()
+			return 0, g.ended
+		}
+		if err != nil {
+			g.readErr = err
 		}
 	}
-	return n, err
+}
+
+// parse re-encodes the complete requests buffered into segs and reports
+// whether there were any. A malformed request sets violation, unless it only
+// breaks the limits before AUTH and requests before it are yet to run: it
+// is judged again once they have.
+func (g *GuardedConn) parse() bool {
+	emitted := false
+	for {
+		g.parser.Unauthenticated = g.Authenticated != nil && !g.Authenticated()
+		args, err := g.parser.Next()
+		if err != nil {
+			pe := err.(*ProtocolError)
+			if !emitted || !pe.Unauthenticated() {
+				g.violation = pe.Msg
+			}
+			break
+		}
+		if args == nil {
+			break
+		}
+		g.emit(args)
+		emitted = true
+	}
+	g.flushHdr()
+	return emitted
+}
+
+// emit appends args as a multibulk request. Arguments longer than any inline
+// request are multibulk payloads in the parser's buffer and are handed over
+// from there; shorter ones are copied (an inline request's arguments live in
+// space the parser reuses for the next one).
+func (g *GuardedConn) emit(args [][]byte) {
+	g.hdr = append(g.hdr, '*')
+	g.hdr = strconv.AppendInt(g.hdr, int64(len(args)), 10)
+	g.hdr = append(g.hdr, '\r', '\n')
+	for _, a := range args {
+		g.hdr = append(g.hdr, '$')
+		g.hdr = strconv.AppendInt(g.hdr, int64(len(a)), 10)
+		g.hdr = append(g.hdr, '\r', '\n')
+		if len(a) > g.lim.MaxInlineLen {
+			g.flushHdr()
+			g.segs = append(g.segs, a)
+		} else {
+			g.hdr = append(g.hdr, a...)
+		}
+		g.hdr = append(g.hdr, '\r', '\n')
+	}
+}
+
+func (g *GuardedConn) flushHdr() {
+	if len(g.hdr) > g.mark {
+		g.segs = append(g.segs, g.hdr[g.mark:])
+		g.mark = len(g.hdr)
+	}
+}
+
+// deliver copies as much of segs as fits into p.
+func (g *GuardedConn) deliver(p []byte) int {
+	n := 0
+	for len(g.segs) > 0 && n < len(p) {
+		c := copy(p[n:], g.segs[0])
+		n += c
+		if c < len(g.segs[0]) {
+			g.segs[0] = g.segs[0][c:]
+			break
+		}
+		g.segs[0] = nil
+		g.segs = g.segs[1:]
+	}
+	if len(g.segs) == 0 {
+		g.segs = g.segs[:0]
+		if cap(g.hdr) > 64<<10 {
+			g.hdr = nil
+		}
+		g.hdr, g.mark = g.hdr[:0], 0
+	}
+	return n
 }
 
 func (g *GuardedConn) reject() error {
-	_, _ = g.Conn.Write([]byte("-ERR Protocol error: " + g.violation + "\r\n"))
+	var w Writer // which turns a CR or LF in the message into a space, as Redis does
+	w.Error((&ProtocolError{g.violation}).ReplyError())
+	_, _ = g.Conn.Write(w.Bytes())
+	g.violation, g.ended = "", ErrProtocol
+	g.parser.Reset()
 	return ErrProtocol
 }
 
-// scan advances the state machine over b. On a violation it returns the offset of
-// the request that caused it and the error text. hold asks Read to deliver only
-// the bytes before at, and to scan the rest again once they have run.
-func (g *GuardedConn) scan(b []byte) (at int, msg string, hold bool) {
-	reqStart := 0
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		switch g.st {
-		case stOff:
-			return 0, "", false
-		case stCommand:
-			reqStart = i
-			g.lineLen = 0
-			if c == '*' {
-				g.st = stCount
-				g.startHeader()
-			} else if c != '\n' {
-				g.st, g.lineLen = stInline, 1
+// Write implements net.Conn, enforcing the output limits on b, which is
+// what the server holds for the client: at or past the hard limit the
+// client is closed at once; while what remains of b is at or past the soft
+// limit, the socket must take enough of it within SoftFor of the moment the
+// soft limit was reached, or the client is closed. An empty b is not
+// written (redcon flushes an empty buffer after every batch).
+func (g *GuardedConn) Write(b []byte) (n int, err error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			g.ended = &PanicError{Value: v, Stack: debug.Stack()}
+			n, err = 0, g.ended
+		}
+	}()
+	if g.ended != nil {
+		return 0, g.ended
+	}
+	if g.TestingPanic != nil && g.TestingPanic("write", b) {
+		panic("testing: panic while writing to a client")
+	}
+	size := int64(len(b))
+	if g.out.Hard > 0 && size >= g.out.Hard {
+		g.ended = &LimitError{Err: ErrOutputBufferLimit, Size: size, Limit: g.out.Hard}
+		return 0, g.ended
+	}
+	if g.out.Soft <= 0 {
+		return g.Conn.Write(b)
+	}
+	for {
+		rest := int64(len(b) - n)
+		if rest < g.out.Soft {
+			if !g.softSince.IsZero() {
+				g.softSince = time.Time{}
+				_ = g.Conn.SetWriteDeadline(time.Time{})
 			}
-		case stInline:
-			if c == '\n' {
-				g.st = stCommand
-				continue
-			}
-			g.lineLen++
-			if g.lineLen > g.lim.MaxInlineLen {
-				return reqStart, "too big inline request", false
-			}
-		case stCount, stBulkLen:
-			if c == '\n' {
-				if at, msg, hold := g.header(reqStart); msg != "" || hold {
-					return at, msg, hold
-				}
-				continue
-			}
-			switch {
-			case g.cr:
-				g.bad = true // Redis's line ends at the '\r'; redcon wants "\r\n"
-			case c == '\r':
-				g.cr = true
-				continue
-			case c == '-' && g.lineLen == 0:
-				g.neg = true
-			case c >= '0' && c <= '9' && !g.bad:
-				d := uint64(c - '0')
-				if g.digits == 1 && g.num == 0 || g.num > (1<<63-d)/10 {
-					g.bad = true // a leading zero, or out of int64's range
-				}
-				g.num = g.num*10 + d
-				g.digits++
-			default:
-				// Redis's string2ll takes no '+', space or other byte; redcon's
-				// Atoi would take a '+', so the guard must not let it pass.
-				g.bad = true
-			}
-			g.lineLen++
-			// Redis counts the '*' or '$' too (the parser's header does).
-			if 1+g.lineLen > maxHeaderLen {
-				if g.st == stCount {
-					return reqStart, "too big mbulk count string", false
-				}
-				return reqStart, "too big bulk count string", false
-			}
-		case stBulkStart:
-			if c != '$' {
-				g.st = stOff
-				continue
-			}
-			g.st = stBulkLen
-			g.startHeader()
-		case stBulkBody:
-			skip := int64(len(b) - i)
-			if skip > g.remaining {
-				skip = g.remaining
-			}
-			g.remaining -= skip
-			i += int(skip) - 1
-			if g.remaining == 0 {
-				g.bulksLeft--
-				if g.bulksLeft == 0 {
-					g.st = stCommand
-				} else {
-					g.st = stBulkStart
-				}
-			}
+			m, err := g.Conn.Write(b[n:])
+			return n + m, err
+		}
+		if g.softSince.IsZero() {
+			g.softSince = time.Now()
+			_ = g.Conn.SetWriteDeadline(g.softSince.Add(g.out.SoftFor))
+		}
+		// Enough to fall below the soft limit, within the deadline.
+		m, err := g.Conn.Write(b[n : n+int(rest-g.out.Soft)+1])
+		n += m
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			g.ended = &LimitError{Err: ErrOutputBufferLimit, Size: rest - int64(m), Limit: g.out.Soft, Soft: true}
+			return n, g.ended
+		}
+		if err != nil {
+			return n, err
 		}
 	}
-	return 0, "", false
-}
-
-// unauthenticated judges a request at reqStart that is over the limits for
-// clients that have not authenticated. If requests before it came in the same
-// read, they have not run yet, so the verdict waits for them.
-//
-// A client never loses its authentication, so one that has it needs no wait,
-// and the pipelines of authenticated clients are delivered whole.
-func (g *GuardedConn) unauthenticated(reqStart int, msg string) (int, string, bool) {
-	switch {
-	case g.Authenticated == nil || g.Authenticated():
-		return 0, "", false
-	case reqStart > 0:
-		g.st = stCommand // the request is scanned again from its start
-		return reqStart, "", true
-	}
-	return 0, msg, false
-}
-
-func (g *GuardedConn) startHeader() {
-	g.num, g.digits, g.neg, g.cr, g.bad, g.lineLen = 0, 0, false, false, false, 0
-}
-
-// header judges a complete "*<count>" or "$<len>" line as Redis does: a
-// number string2ll takes, then the limits.
-func (g *GuardedConn) header(reqStart int) (int, string, bool) {
-	valid := !g.bad && g.digits > 0 && !(g.neg && g.num == 0) && (g.neg && g.num <= 1<<63 || g.num < 1<<63)
-	n := int64(g.num) // for -2^63 too, by wrapping
-	if g.neg {
-		n = -n
-	}
-	if g.st == stCount {
-		if !valid || n > g.lim.MaxMultibulkLen {
-			return reqStart, "invalid multibulk length", false
-		}
-		if n > unauthMaxMultibulk {
-			if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated multibulk length"); msg != "" || hold {
-				return at, msg, hold
-			}
-		}
-		if n <= 0 {
-			g.st = stCommand
-		} else {
-			g.bulksLeft, g.st = n, stBulkStart
-		}
-		return 0, "", false
-	}
-	if !valid || n < 0 || n > g.lim.MaxBulkLen {
-		return reqStart, "invalid bulk length", false
-	}
-	if n > unauthMaxBulk {
-		if at, msg, hold := g.unauthenticated(reqStart, "unauthenticated bulk length"); msg != "" || hold {
-			return at, msg, hold
-		}
-	}
-	g.remaining, g.st = n+2, stBulkBody
-	return 0, "", false
 }
 
 // GuardListener wraps every accepted connection in a GuardedConn.
 type GuardListener struct {
 	net.Listener
 	Limits Limits
+	Output OutputLimit
+	// TestingPanic is given to every GuardedConn.
+	TestingPanic func(stage string, b []byte) bool
 }
 
 // Accept implements net.Listener.
@@ -298,5 +378,8 @@ func (l GuardListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewGuardedConn(c, l.Limits), nil
+	g := NewGuardedConn(c, l.Limits)
+	g.SetOutputLimit(l.Output)
+	g.TestingPanic = l.TestingPanic
+	return g, nil
 }

@@ -16,6 +16,17 @@ func (e *ProtocolError) Error() string { return "Protocol error: " + e.Msg }
 // ReplyError is the error reply for e, as Redis words it.
 func (e *ProtocolError) ReplyError() string { return "ERR " + e.Error() }
 
+// Unauthenticated reports whether the request broke only the limits for
+// clients that have not authenticated: it may pass once the client has.
+func (e *ProtocolError) Unauthenticated() bool {
+	return e.Msg == errUnauthMultibulk || e.Msg == errUnauthBulk
+}
+
+const (
+	errUnauthMultibulk = "unauthenticated multibulk length"
+	errUnauthBulk      = "unauthenticated bulk length"
+)
+
 // readSize is how much a read asks for at least, as Redis's PROTO_IOBUF_LEN.
 const readSize = 16 << 10
 
@@ -75,7 +86,7 @@ func (p *Parser) Buffered() int { return p.end - p.start }
 // Fill reads once from r into the buffer. It returns what r returned; n > 0
 // means there may be commands for Next.
 func (p *Parser) Fill(r io.Reader) (int, error) {
-	p.makeRoom()
+	p.makeRoom(0)
 	n, err := r.Read(p.buf[p.end:])
 	if n > 0 {
 		p.end += n
@@ -83,16 +94,34 @@ func (p *Parser) Fill(r io.Reader) (int, error) {
 	return n, err
 }
 
+// Feed appends b, read by the caller, to the bytes waiting to be parsed.
+func (p *Parser) Feed(b []byte) {
+	p.makeRoom(len(b))
+	p.end += copy(p.buf[p.end:], b)
+}
+
+// Peek returns up to n of the bytes waiting to be parsed (for a log line);
+// they alias the buffer.
+func (p *Parser) Peek(n int) []byte { return p.buf[p.start:min(p.end, p.start+n)] }
+
+// OverQueryLimit reports whether the bytes waiting to be parsed, which
+// include every argument of a request not yet complete, are more than
+// Limits.MaxQueryBuffer: the caller must close the client, as Redis does
+// when a client's query buffer passes client-query-buffer-limit.
+func (p *Parser) OverQueryLimit() bool { return int64(p.end-p.start) > p.lim.MaxQueryBuffer }
+
 // makeRoom ensures free space at the end of the buffer for the next read:
-// at least readSize bytes, more for a large request in progress (as much
-// as arrived, growStep at least, never past what it needs).
-func (p *Parser) makeRoom() {
+// at least readSize (and atLeast) bytes, more for a large request in
+// progress (as much as arrived, growStep at least, never past what it
+// needs). It never grows the buffer much past the query buffer limit: the
+// caller closes a client whose bytes pass it.
+func (p *Parser) makeRoom(atLeast int) {
 	if p.buf == nil {
 		p.bufp = bufPool.Get().(*[]byte)
 		p.buf = *p.bufp
 	}
 	used := p.end - p.start
-	want := readSize
+	want := max(readSize, atLeast)
 	if p.need > used {
 		want = max(want, min(p.need-used, max(used, growStep)))
 	}
@@ -102,7 +131,11 @@ func (p *Parser) makeRoom() {
 	// Move the partial request to the front, and grow if that is not enough.
 	if len(p.buf)-used < want {
 		// Doubling keeps the copying linear when data trickles in.
-		nb := make([]byte, max(2*len(p.buf), used+want))
+		size := max(2*len(p.buf), used+want)
+		if lim := p.lim.MaxQueryBuffer; lim < int64(maxInt-readSize) && size > int(lim)+readSize {
+			size = max(int(lim)+readSize, used+max(readSize, atLeast))
+		}
+		nb := make([]byte, size)
 		copy(nb, p.buf[p.start:p.end])
 		p.dropBuffer()
 		p.buf = nb
@@ -111,6 +144,8 @@ func (p *Parser) makeRoom() {
 	}
 	p.start, p.end = 0, used
 }
+
+const maxInt = int(^uint(0) >> 1)
 
 func (p *Parser) dropBuffer() {
 	if p.bufp != nil {
@@ -137,9 +172,19 @@ func (p *Parser) Release() {
 	}
 }
 
+// Reset drops every byte buffered and the buffer itself: the connection is
+// done.
+func (p *Parser) Reset() {
+	p.start, p.end = 0, 0
+	p.count, p.pos, p.need = 0, 0, 0
+	p.offs = p.offs[:0]
+	p.Release()
+}
+
 // Next returns the next complete command, or nil if the buffer holds none.
 // A malformed request yields a *ProtocolError; the parser must not be used
-// after it.
+// after it, except after one for which Unauthenticated reports true: that
+// request is judged again by the next call, once Unauthenticated changed.
 func (p *Parser) Next() ([][]byte, error) {
 	for p.start < p.end {
 		b := p.buf[p.start:p.end]
@@ -163,7 +208,7 @@ func (p *Parser) Next() ([][]byte, error) {
 				return nil, &ProtocolError{"invalid multibulk length"}
 			}
 			if n > unauthMaxMultibulk && p.Unauthenticated {
-				return nil, &ProtocolError{"unauthenticated multibulk length"}
+				return nil, &ProtocolError{errUnauthMultibulk}
 			}
 			if n <= 0 {
 				p.consume(next) // an empty request: nothing to run
@@ -183,7 +228,7 @@ func (p *Parser) Next() ([][]byte, error) {
 				return nil, &ProtocolError{"invalid bulk length"}
 			}
 			if n > unauthMaxBulk && p.Unauthenticated {
-				return nil, &ProtocolError{"unauthenticated bulk length"}
+				return nil, &ProtocolError{errUnauthBulk}
 			}
 			// Redis skips the two bytes after the payload without looking.
 			if end := next + int(n) + 2; end > len(b) {

@@ -11,32 +11,73 @@ type Writer struct {
 	buf []byte
 	// Proto is 2 or 3, as negotiated by HELLO.
 	Proto int
+	// Limit, if positive, bounds the buffer (client-output-buffer-limit's
+	// hard limit): a reply that would bring it to Limit bytes or more is
+	// not written, everything buffered is dropped, and Overflowed reports
+	// true until Reset or Release. The caller then closes the client, as
+	// Redis does; meanwhile one huge reply (KEYS over a large keyspace,
+	// MGET of many large values) cannot make the buffer grow without end.
+	Limit int
+	over  bool
 }
+
+// room reports whether n more bytes may be written (see Limit).
+func (w *Writer) room(n int) bool {
+	if w.Limit <= 0 {
+		return true
+	}
+	if !w.over && len(w.buf)+n < w.Limit {
+		return true
+	}
+	w.over, w.buf = true, nil
+	return false
+}
+
+// Overflowed reports whether a reply passed Limit (and was dropped).
+func (w *Writer) Overflowed() bool { return w.over }
 
 // Bytes returns the encoded replies.
 func (w *Writer) Bytes() []byte { return w.buf }
 
 // Reset empties the buffer, keeping its capacity and protocol.
-func (w *Writer) Reset() { w.buf = w.buf[:0] }
+func (w *Writer) Reset() { w.buf, w.over = w.buf[:0], false }
 
 // Len is the number of bytes buffered.
 func (w *Writer) Len() int { return len(w.buf) }
 
 func (w *Writer) resp3() bool { return w.Proto >= 3 }
 
+// The longest an integer or a float can print: "-9223372036854775808", and
+// strconv's shortest 'f' form of a float64 (309 digits for the largest, 327
+// characters for the smallest subnormal, sign included).
+const (
+	maxIntLen   = 20
+	maxFloatLen = 350
+)
+
 // Simple writes a simple string (+OK).
 func (w *Writer) Simple(s string) {
+	if !w.room(len(s) + 3) {
+		return
+	}
 	w.buf = append(w.buf, '+')
 	w.buf = append(w.buf, s...)
 	w.buf = append(w.buf, '\r', '\n')
 }
 
 // OK writes +OK.
-func (w *Writer) OK() { w.buf = append(w.buf, "+OK\r\n"...) }
+func (w *Writer) OK() {
+	if w.room(5) {
+		w.buf = append(w.buf, "+OK\r\n"...)
+	}
+}
 
 // Error writes an error reply; msg must start with its code (ERR, WRONGTYPE, ...).
 // Newlines would break the framing, so they become spaces, as Redis does.
 func (w *Writer) Error(msg string) {
+	if !w.room(len(msg) + 3) {
+		return
+	}
 	w.buf = append(w.buf, '-')
 	for i := 0; i < len(msg); i++ {
 		c := msg[i]
@@ -50,6 +91,9 @@ func (w *Writer) Error(msg string) {
 
 // Int writes an integer.
 func (w *Writer) Int(n int64) {
+	if !w.room(maxIntLen + 3) {
+		return
+	}
 	w.buf = append(w.buf, ':')
 	w.buf = strconv.AppendInt(w.buf, n, 10)
 	w.buf = append(w.buf, '\r', '\n')
@@ -57,6 +101,9 @@ func (w *Writer) Int(n int64) {
 
 // Bulk writes a bulk string.
 func (w *Writer) Bulk(b []byte) {
+	if !w.room(len(b) + maxIntLen + 5) {
+		return
+	}
 	w.buf = append(w.buf, '$')
 	w.buf = strconv.AppendInt(w.buf, int64(len(b)), 10)
 	w.buf = append(w.buf, '\r', '\n')
@@ -66,6 +113,9 @@ func (w *Writer) Bulk(b []byte) {
 
 // BulkString writes a bulk string.
 func (w *Writer) BulkString(s string) {
+	if !w.room(len(s) + maxIntLen + 5) {
+		return
+	}
 	w.buf = append(w.buf, '$')
 	w.buf = strconv.AppendInt(w.buf, int64(len(s)), 10)
 	w.buf = append(w.buf, '\r', '\n')
@@ -80,6 +130,9 @@ func (w *Writer) Verbatim(s string) {
 		w.BulkString(s)
 		return
 	}
+	if !w.room(len(s) + maxIntLen + 9) {
+		return
+	}
 	w.buf = append(w.buf, '=')
 	w.buf = strconv.AppendInt(w.buf, int64(len(s)+4), 10)
 	w.buf = append(w.buf, "\r\ntxt:"...)
@@ -89,6 +142,9 @@ func (w *Writer) Verbatim(s string) {
 
 // Null writes the null bulk string ($-1 in RESP2, _ in RESP3).
 func (w *Writer) Null() {
+	if !w.room(5) {
+		return
+	}
 	if w.resp3() {
 		w.buf = append(w.buf, "_\r\n"...)
 		return
@@ -98,6 +154,9 @@ func (w *Writer) Null() {
 
 // NullArray writes the null array (*-1 in RESP2, _ in RESP3).
 func (w *Writer) NullArray() {
+	if !w.room(5) {
+		return
+	}
 	if w.resp3() {
 		w.buf = append(w.buf, "_\r\n"...)
 		return
@@ -132,6 +191,9 @@ func (w *Writer) Double(f float64) {
 		w.Bulk(FormatFloat(nil, f))
 		return
 	}
+	if !w.room(maxFloatLen + 3) {
+		return
+	}
 	w.buf = append(w.buf, ',')
 	switch {
 	case math.IsInf(f, 1):
@@ -145,6 +207,9 @@ func (w *Writer) Double(f float64) {
 }
 
 func (w *Writer) header(kind byte, n int) {
+	if !w.room(maxIntLen + 3) {
+		return
+	}
 	w.buf = append(w.buf, kind)
 	w.buf = strconv.AppendInt(w.buf, int64(n), 10)
 	w.buf = append(w.buf, '\r', '\n')
@@ -156,12 +221,18 @@ func FormatFloat(dst []byte, f float64) []byte {
 	return strconv.AppendFloat(dst, f, 'f', -1, 64)
 }
 
-// Truncate drops everything after the first n bytes.
-func (w *Writer) Truncate(n int) { w.buf = w.buf[:n] }
+// Truncate drops everything after the first n bytes (nothing, once the
+// buffer overflowed and was dropped).
+func (w *Writer) Truncate(n int) {
+	if n < len(w.buf) {
+		w.buf = w.buf[:n]
+	}
+}
 
 // Release empties the buffer and drops it if a large reply grew it, so an idle
 // connection does not pin megabytes.
 func (w *Writer) Release() {
+	w.over = false
 	if cap(w.buf) > 64<<10 {
 		w.buf = nil
 		return
