@@ -281,7 +281,13 @@ func wireExchange(t *testing.T, addr, in string) string {
 }
 
 func TestWireMatchesRedisServer(t *testing.T) {
-	compareWire(t, wireCases, startRedis(t), startServer(t, nil).Addr())
+	redisAddr := startRedis(t)
+	compareWire(t, wireCases, redisAddr, startServer(t, nil).Addr())
+	// redcon's server, behind resp.GuardedConn, answers the same.
+	t.Run("redcon", func(t *testing.T) {
+		t.Cleanup(gatewayserver.ServeWithRedcon())
+		compareWire(t, wireCases, redisAddr, startServer(t, nil).Addr())
+	})
 }
 
 // Before AUTH, Redis refuses requests of more than 10 arguments or with an

@@ -39,7 +39,14 @@ type Config struct {
 	// MaxClients bounds concurrent connections.
 	MaxClients int `env:"MAXCLIENTS"`
 	// MaxBulkLen bounds one argument and any string value (proto-max-bulk-len).
-	MaxBulkLen int64 `env:"PROTO_MAX_BULK_LEN"`
+	MaxBulkLen ByteSize `env:"PROTO_MAX_BULK_LEN"`
+	// ClientQueryBufferLimit bounds what a client has sent and the server
+	// not yet run, its request in progress included
+	// (client-query-buffer-limit); past it the client is closed.
+	ClientQueryBufferLimit ByteSize `env:"CLIENT_QUERY_BUFFER_LIMIT"`
+	// ClientOutputBufferLimit bounds the replies the server holds for a
+	// client that does not read them (client-output-buffer-limit normal).
+	ClientOutputBufferLimit OutputBufferLimit `env:"CLIENT_OUTPUT_BUFFER_LIMIT"`
 	// Config is the cluster file; the raft backend takes PD's address and
 	// max_retries from it.
 	Config string `env:"CONFIG"`
@@ -62,6 +69,11 @@ type TestingKnobs struct {
 	// the write panic inside its transaction (latches held), to prove a
 	// panic is contained.
 	PanicOn func(key []byte) bool
+	// PanicIn, if set, is asked before a client's bytes just read are
+	// parsed (stage "read") and before replies are written to it ("write");
+	// true makes the server panic there, outside any command, to prove such
+	// a panic closes that connection only.
+	PanicIn func(stage string, data []byte) bool
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -76,8 +88,35 @@ func DefaultConfig() Config {
 		MaxBulkLen: resp.DefaultMaxBulkLen,
 		Scope:      config.ScopeHost,
 		MaxRetries: 8,
+
+		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
+		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
 	}
 }
+
+// Limits on what a client may make the server hold.
+const (
+	// DefaultClientQueryBufferLimit is Redis's client-query-buffer-limit.
+	DefaultClientQueryBufferLimit = resp.DefaultMaxQueryBuffer
+	// MinClientQueryBufferLimit is Redis's lower bound for it.
+	MinClientQueryBufferLimit = 1 << 20
+	// DefaultClientOutputBufferHardLimit is the default hard output limit.
+	// Redis has none for normal clients (0 0 0); here a client that does not
+	// read its replies must not make the server hold them without bound. 1
+	// GiB is twice the default proto-max-bulk-len: room for the reply of the
+	// largest value and more.
+	DefaultClientOutputBufferHardLimit = 1 << 30
+	// MaxProtoMaxBulkLen is the upper bound of proto-max-bulk-len. The
+	// embedded store writes a key and its value (each up to
+	// proto-max-bulk-len) and the key again in its expiry index in one
+	// Pebble batch, which cannot reach 4 GiB.
+	MaxProtoMaxBulkLen = 1 << 30
+	// outputRoom is how much more than proto-max-bulk-len the hard output
+	// limit must allow: the reply of a largest value (its header and CRLF)
+	// after as much as a client may have pending before its next command
+	// runs (outputBatch).
+	outputRoom = 1 << 20
+)
 
 // RegisterFlags binds one flag per setting to c, defaulting to c's values.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
@@ -90,7 +129,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
 	fs.StringVar(&c.RequirePass, "requirepass", c.RequirePass, "`password` clients must AUTH with; empty disables"+env("REQUIREPASS"))
 	fs.IntVar(&c.MaxClients, "maxclients", c.MaxClients, "maximum concurrent client `connections`"+env("MAXCLIENTS"))
-	fs.Int64Var(&c.MaxBulkLen, "proto-max-bulk-len", c.MaxBulkLen, "largest argument or string value in `bytes`"+env("PROTO_MAX_BULK_LEN"))
+	fs.Var(&c.MaxBulkLen, "proto-max-bulk-len", "largest argument or string value in `bytes` (units as in Redis: 512mb)"+env("PROTO_MAX_BULK_LEN"))
+	fs.Var(&c.ClientQueryBufferLimit, "client-query-buffer-limit", "`bytes` a client may have sent and not yet had run, its request in progress included; past it the client is closed"+env("CLIENT_QUERY_BUFFER_LIMIT"))
+	fs.Var(&c.ClientOutputBufferLimit, "client-output-buffer-limit", "\"`hard soft soft-seconds`\" for a client's pending replies: at hard, or at soft for longer than soft-seconds, the client is closed (0: no limit)"+env("CLIENT_OUTPUT_BUFFER_LIMIT"))
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` (raft_config.example.json) for the raft backend"+env("CONFIG"))
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
@@ -146,8 +187,19 @@ func (c Config) Validate() error {
 	if c.MaxClients < 1 {
 		bad("maxclients", "%d: must be at least 1", c.MaxClients)
 	}
-	if c.MaxBulkLen < 1024 {
-		bad("proto-max-bulk-len", "%d: must be at least 1024", c.MaxBulkLen)
+	if c.MaxBulkLen < 1024 || c.MaxBulkLen > MaxProtoMaxBulkLen {
+		bad("proto-max-bulk-len", "%d: must be between 1024 and %d", c.MaxBulkLen, MaxProtoMaxBulkLen)
+	}
+	if c.ClientQueryBufferLimit < MinClientQueryBufferLimit {
+		bad("client-query-buffer-limit", "%d: must be at least %d", c.ClientQueryBufferLimit, MinClientQueryBufferLimit)
+	} else if c.MaxBulkLen > c.ClientQueryBufferLimit/2 {
+		// The query buffer holds the whole request being received: a
+		// largest argument must fit with the rest of its request (command,
+		// key, headers), or its client would be closed instead of served.
+		bad("proto-max-bulk-len", "%d: must be at most half of client-query-buffer-limit (%d), so that a request carrying the largest argument fits in the query buffer", c.MaxBulkLen, c.ClientQueryBufferLimit)
+	}
+	if o := c.ClientOutputBufferLimit; o.Hard != 0 && o.Hard < c.MaxBulkLen+outputRoom {
+		bad("client-output-buffer-limit", "hard limit %d: must be 0 (none) or at least proto-max-bulk-len (%d) + %d, so that the largest value can be sent", o.Hard, c.MaxBulkLen, outputRoom)
 	}
 	if _, err := config.ParseScope(string(c.Scope)); err != nil {
 		bad("scope", "%v", err)

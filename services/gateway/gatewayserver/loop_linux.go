@@ -108,7 +108,7 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 		return nil, fmt.Errorf("event loop: listener socket: %w", err)
 	}
 	l := &eventLoop{
-		s: s, lfd: lfd, local: ln.Addr().String(), limits: resp.Limits{MaxBulkLen: s.cfg.MaxBulkLen},
+		s: s, lfd: lfd, local: ln.Addr().String(), limits: s.cfg.limits(),
 		conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), done: make(chan struct{}),
 		ctx: context.Background(),
 	}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -91,7 +93,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.exec = command.New(store, command.Options{
 		RequirePass: cfg.RequirePass,
-		MaxBulkLen:  cfg.MaxBulkLen,
+		MaxBulkLen:  int64(cfg.MaxBulkLen),
 		MaxClients:  cfg.MaxClients,
 		SyncPolicy:  cfg.Sync,
 		Addr:        cfg.Addr,
@@ -108,7 +110,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		_ = store.Close()
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	s.ln = resp.GuardListener{Listener: ln, Limits: resp.Limits{MaxBulkLen: cfg.MaxBulkLen}}
+	s.ln = resp.GuardListener{Listener: ln, Limits: cfg.limits(), Output: cfg.ClientOutputBufferLimit.limit(),
+		TestingPanic: cfg.TestingKnobs.PanicIn}
 	if cfg.MetricsAddr != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
 			_ = ln.Close()
@@ -128,6 +131,26 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	return s, nil
 }
+
+// limits are the request limits both servers enforce.
+func (c Config) limits() resp.Limits {
+	return resp.Limits{MaxBulkLen: int64(c.MaxBulkLen), MaxQueryBuffer: int64(c.ClientQueryBufferLimit)}
+}
+
+// replyLimit is the hard output limit as a resp.Writer's Limit.
+func (c Config) replyLimit() int {
+	return int(min(int64(c.ClientOutputBufferLimit.Hard), int64(maxInt)))
+}
+
+const maxInt = int(^uint(0) >> 1)
+
+// outputBatch bounds the replies a client's pipelined commands pile up
+// before they go out: past it, the next command waits until they have
+// (the event loop) or they are written first (redcon's server, where the
+// write blocks while the client does not read). Without it one read of
+// pipelined GETs of a large value would make the server hold thousands
+// of copies of it. Redis writes at most 64 KiB per client and event too.
+const outputBatch = 64 << 10
 
 // eventLoopEnabled is false only in tests that cover redcon's server with the
 // embedded backend, which would otherwise see it only on other systems.
@@ -244,6 +267,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.metrics.ConnectionsAccepted.Add(1)
 	s.metrics.ConnectionsActive.Add(1)
 	client := s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String())
+	client.Out.Limit = s.cfg.replyLimit()
 	if g, ok := conn.NetConn().(*resp.GuardedConn); ok {
 		// Set before redcon's goroutine for the connection starts, which is
 		// the only one to call g.Read and to run the client's commands.
@@ -254,10 +278,26 @@ func (s *Server) accept(conn redcon.Conn) bool {
 }
 
 func (s *Server) closed(conn redcon.Conn, err error) {
+	var client *command.Client
 	if rc, ok := conn.Context().(*redconConn); ok {
+		client = rc.client
 		s.exec.CloseClient(rc.client)
 	}
-	if err != nil && !errors.Is(err, resp.ErrProtocol) && !errors.Is(err, net.ErrClosed) {
+	if g, ok := conn.NetConn().(*resp.GuardedConn); ok && g.Ended() != nil {
+		// A limit passed or a panic, in the guard: why the connection
+		// ended, whatever redcon saw after.
+		err = g.Ended()
+	}
+	var le *resp.LimitError
+	var pe *resp.PanicError
+	switch {
+	case errors.As(err, &le) && errors.Is(err, resp.ErrQueryBufferLimit):
+		s.closedForQueryBuffer(client, conn.RemoteAddr(), le.Size, le.Head)
+	case errors.As(err, &le):
+		s.closedForOutputBuffer(client, conn.RemoteAddr(), le.Size, le.Soft)
+	case errors.As(err, &pe):
+		s.contained(pe.Value, pe.Stack, conn.RemoteAddr())
+	case err != nil && !errors.Is(err, resp.ErrProtocol) && !errors.Is(err, net.ErrClosed):
 		s.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
 	}
 	s.metrics.ConnectionsActive.Add(-1)
@@ -290,12 +330,32 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		// connection again; like Redis, nothing after QUIT or a failure runs.
 		return
 	}
+	defer func() {
+		// A panic outside a command (which the executor contains itself)
+		// closes this connection only.
+		if v := recover(); v != nil {
+			s.contained(v, debug.Stack(), conn.RemoteAddr())
+			rc.client.Out.Reset()
+			rc.closed = true
+			_ = conn.NetConn().Close()
+		}
+	}()
 	c := rc.client
 	// Replies of a pipeline are held back until its last command, so that one
-	// fsync can cover all of its writes before any reply leaves.
+	// fsync can cover all of its writes before any reply leaves; but not past
+	// maxReplyHold, nor past outputBatch bytes.
 	held := c.Out.Len() > 0
-	last := len(conn.PeekPipeline()) == 0 || held && time.Since(rc.heldSince) > maxReplyHold
+	last := len(conn.PeekPipeline()) == 0 || held && (c.Out.Len() >= outputBatch || time.Since(rc.heldSince) > maxReplyHold)
 	err := s.exec.Exec(context.Background(), c, cmd.Args, last)
+	if c.Out.Overflowed() {
+		// One reply passed the hard output limit: as Redis, close the
+		// client; nothing more is sent.
+		s.closedForOutputBuffer(c, conn.RemoteAddr(), int64(c.Out.Limit), false)
+		c.Out.Reset()
+		rc.closed = true
+		_ = conn.NetConn().Close()
+		return
+	}
 	if err == nil && c.CloseAfterReply && !last {
 		// QUIT mid-pipeline: the replies going out now include writes
 		// still waiting for their fsync.
@@ -328,4 +388,41 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		rc.closed = true
 		_ = conn.Close()
 	}
+}
+
+// contained logs a panic raised while serving one client, outside any
+// command, and counts it; the caller closes that client's connection.
+func (s *Server) contained(v any, stack []byte, remote string) {
+	s.metrics.Panics.Add(1)
+	s.log.Error("panic while serving a client; its connection is closed, other clients carry on",
+		"client", remote, "panic", fmt.Sprint(v), "stack", string(stack))
+}
+
+// closedForQueryBuffer logs, as Redis does, a client closed for passing
+// client-query-buffer-limit.
+func (s *Server) closedForQueryBuffer(c *command.Client, remote string, size int64, head []byte) {
+	s.metrics.ClientsClosedQueryBuffer.Add(1)
+	s.log.Warn("closing client that reached max query buffer length",
+		"client", clientName(c, remote), "qbuf", size, "limit", int64(s.cfg.ClientQueryBufferLimit),
+		"qbuf_initial_bytes", strconv.Quote(string(head)))
+}
+
+// closedForOutputBuffer logs, as Redis does, a client closed for passing
+// client-output-buffer-limit.
+func (s *Server) closedForOutputBuffer(c *command.Client, remote string, size int64, soft bool) {
+	s.metrics.ClientsClosedOutputBuffer.Add(1)
+	limit := "hard"
+	if soft {
+		limit = "soft"
+	}
+	s.log.Warn("client scheduled to be closed ASAP for overcoming of output buffer limits",
+		"client", clientName(c, remote), "omem", size, "limit", limit,
+		"client_output_buffer_limit", s.cfg.ClientOutputBufferLimit.String())
+}
+
+func clientName(c *command.Client, remote string) string {
+	if c == nil {
+		return "addr=" + remote
+	}
+	return fmt.Sprintf("id=%d addr=%s", c.ID, remote)
 }
