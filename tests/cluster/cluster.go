@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
@@ -297,7 +298,10 @@ func (c *Cluster) Client(id uint64) storepb.StoreClient {
 	cc, ok := c.conns[id]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(c.StoreAddr(id), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err = grpc.NewClient(c.StoreAddr(id), grpc.WithTransportCredentials(insecure.NewCredentials()),
+			// As kvclient and the stores do (api/limits); sending more than
+			// a store takes is what some tests try.
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(limits.GRPCMaxMessageSize)))
 		if err != nil {
 			c.t.Fatal(err)
 		}
