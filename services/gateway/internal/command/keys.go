@@ -139,17 +139,21 @@ func expireCmd(unitMs int64, abs bool) func(*Request) error {
 			}
 			n *= 1000
 		}
-		now := r.e.nowMs()
-		if !abs {
-			if n > math.MaxInt64-now {
-				return errInvalidExpire(name)
-			}
-			n += now
-		}
 		key := r.Args[1]
 		var done bool
 		err = r.update([][]byte{key}, func(tx backend.Txn) error {
 			done = false
+			at := n
+			if !abs {
+				// Counted from the transaction's clock: on the raft backend
+				// that is the cluster's timestamp oracle, which every reader
+				// judges expiry by.
+				now := tx.Now()
+				if at > math.MaxInt64-now {
+					return errInvalidExpire(name)
+				}
+				at += now
+			}
 			v, ok, err := tx.Get(key)
 			if err != nil || !ok {
 				return err
@@ -158,13 +162,13 @@ func expireCmd(unitMs int64, abs bool) func(*Request) error {
 			switch {
 			case nx && cur != 0, xx && cur == 0:
 				return nil
-			case gt && (cur == 0 || n <= cur), lt && cur != 0 && n >= cur:
+			case gt && (cur == 0 || at <= cur), lt && cur != 0 && at >= cur:
 				return nil
 			}
-			if n <= tx.Now() {
+			if at <= tx.Now() {
 				tx.Delete(key)
 			} else {
-				v.ExpiresAt = n
+				v.ExpiresAt = at
 				tx.Set(key, v)
 			}
 			done = true
@@ -195,17 +199,23 @@ func ttlCmd(ms, absolute bool) func(*Request) error {
 		case absolute && ms:
 			r.w.Int(v.ExpiresAt)
 		case absolute:
-			r.w.Int(v.ExpiresAt / 1000)
+			// Redis rounds the deadline to the nearest second, as TTL does,
+			// and a deadline within 500ms of MaxInt64 rounds up past it.
+			r.w.Int(roundToSeconds(v.ExpiresAt))
 		default:
 			left := max(v.ExpiresAt-r.e.nowMs(), 0)
 			if !ms {
-				left = (left + 500) / 1000
+				left = roundToSeconds(left)
 			}
 			r.w.Int(left)
 		}
 		return nil
 	}
 }
+
+// roundToSeconds rounds a non-negative count of milliseconds to the nearest
+// second, without overflowing near MaxInt64.
+func roundToSeconds(ms int64) int64 { return int64((uint64(ms) + 500) / 1000) }
 
 // >> PERSIST key
 // Reply: 1 if an expiry was removed, else 0.
@@ -324,6 +334,10 @@ func parseCursor(b []byte) (uint64, bool) {
 	return n, true
 }
 
+// maxScanCount caps SCAN's COUNT: the keys one call visits, expired ones
+// included, so that a client asking for 2^63 cannot stall the others.
+const maxScanCount = 100_000
+
 // >> SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
 // Reply: [next cursor, [keys...]]. Keys are visited in key order; COUNT bounds
 // how many keys one call examines. See cursorTable for what a cursor is.
@@ -350,6 +364,9 @@ func cmdScan(r *Request) error {
 			if count < 1 {
 				return errSyntax
 			}
+			// One call's work stays bounded whatever the client asks: SCAN
+			// may return fewer keys than COUNT.
+			count = min(count, maxScanCount)
 		case equalFold(a, "type"):
 			typ = r.Args[i+1]
 		default:
@@ -359,16 +376,14 @@ func cmdScan(r *Request) error {
 	}
 	var start []byte
 	if cursor != 0 {
-		if start, ok = r.e.scanCursors.lookup(cursor); !ok {
-			return errInvalidCursor
-		}
+		start = r.e.scanCursors.lookup(cursor)
 	}
 	var prefix []byte
 	if pattern != nil {
 		prefix = glob.LiteralPrefix(pattern)
 	}
 	var keys [][]byte
-	next, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: prefix, Start: start, Limit: int(min(count, math.MaxInt32)), KeysOnly: typ == nil}, func(ki backend.KeyInfo) bool {
+	next, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: prefix, Start: start, Limit: int(count), KeysOnly: typ == nil}, func(ki backend.KeyInfo) bool {
 		if pattern != nil && !glob.Match(pattern, ki.Key) {
 			return true
 		}
@@ -394,40 +409,88 @@ func cmdScan(r *Request) error {
 	return nil
 }
 
-// cursorTable maps SCAN cursors to the key the next call resumes from. Clients
-// (go-redis, redis-py) treat a cursor as an unsigned integer, so a key cannot
-// travel in it; instead each cursor is an id into a bounded ring of resume keys.
-// A cursor evicted from the ring (after 65536 newer SCAN calls) is rejected with
-// "invalid cursor" rather than silently restarting the iteration.
+// A SCAN cursor names the key the next call resumes from. Clients (go-redis,
+// redis-py) treat a cursor as an unsigned 64-bit integer, so a key cannot
+// travel in it whole; a cursor carries the key's first bytes and an id into a
+// table of exact resume keys:
+//
+//	bits 63..24  up to 5 leading bytes of the resume key
+//	bits 23..21  how many of them (0..5)
+//	bits 20..0   the id of the table slot holding the whole key (never 0)
+//
+// A cursor the table still holds resumes exactly. One it no longer holds
+// (evicted by newer scans, issued before a restart, or made up by the
+// client, up to 2^64-1) resumes at its leading bytes, a point at or before
+// the exact key: SCAN may then return some keys again, which Redis's SCAN
+// contract allows, but it never skips one. So no cursor is ever refused and
+// no other client's scans can make one lose keys.
+const (
+	cursorPrefixBytes = 5
+	cursorIDBits      = 21
+	cursorTableSlots  = 1 << 16
+	// cursorTableBytes bounds the key bytes the table holds: past it the
+	// oldest entries go first (and their cursors resume at their prefix).
+	cursorTableBytes = 64 << 20
+)
+
+// cursorTable holds the exact resume keys of recent cursors.
 type cursorTable struct {
-	mu   sync.Mutex
-	next uint64
-	ring [1 << 16]struct {
-		id  uint64
-		key []byte
+	mu     sync.Mutex
+	nextID uint64
+	bytes  int // key bytes held
+	ring   [cursorTableSlots]struct {
+		cursor uint64
+		key    []byte
 	}
 }
 
-func newCursorTable() *cursorTable { return &cursorTable{next: 1} }
+func newCursorTable() *cursorTable { return &cursorTable{nextID: 1} }
 
+// store returns a cursor that resumes at key.
 func (t *cursorTable) store(key []byte) uint64 {
+	n := min(len(key), cursorPrefixBytes)
+	var cursor uint64
+	for i := 0; i < n; i++ {
+		cursor |= uint64(key[i]) << (56 - 8*i)
+	}
+	cursor |= uint64(n) << cursorIDBits
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	id := t.next
-	t.next++
-	slot := &t.ring[id%uint64(len(t.ring))]
-	slot.id, slot.key = id, key
-	return id
+	id := t.nextID
+	if t.nextID++; t.nextID == 1<<cursorIDBits {
+		t.nextID = 1
+	}
+	cursor |= id
+	slot := &t.ring[id%cursorTableSlots]
+	t.bytes += len(key) - len(slot.key)
+	slot.cursor, slot.key = cursor, bytes.Clone(key)
+	// Over budget (a scan over huge keys): drop the oldest entries.
+	for old := id + 1; t.bytes > cursorTableBytes; old++ {
+		victim := &t.ring[old%cursorTableSlots]
+		t.bytes -= len(victim.key)
+		victim.cursor, victim.key = 0, nil
+	}
+	return cursor
 }
 
-func (t *cursorTable) lookup(id uint64) ([]byte, bool) {
+// lookup returns the key cursor resumes from: exact if the table still holds
+// it, else the cursor's leading bytes.
+func (t *cursorTable) lookup(cursor uint64) []byte {
+	id := cursor & (1<<cursorIDBits - 1)
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	slot := &t.ring[id%uint64(len(t.ring))]
-	if slot.id != id {
-		return nil, false
+	slot := &t.ring[id%cursorTableSlots]
+	if id != 0 && slot.cursor == cursor {
+		key := slot.key
+		t.mu.Unlock()
+		return key
 	}
-	return slot.key, true
+	t.mu.Unlock()
+	n := min(int(cursor>>cursorIDBits&7), cursorPrefixBytes)
+	key := make([]byte, n)
+	for i := range key {
+		key[i] = byte(cursor >> (56 - 8*i))
+	}
+	return key
 }
 
 // >> DBSIZE

@@ -27,6 +27,7 @@ func init() {
 		&Command{Name: "append", Arity: 3, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.0.0", Summary: "Appends a string to the value of a key. Creates the key if it doesn't exist.", Complexity: "O(1)", Handler: cmdAppend},
 		&Command{Name: "strlen", Arity: 2, Flags: rf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.2.0", Summary: "Returns the length of a string value.", Complexity: "O(1)", Handler: cmdStrlen},
 		&Command{Name: "getrange", Arity: 4, Flags: flagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.4.0", Summary: "Returns a substring of the string stored at a key.", Complexity: "O(N)", Handler: cmdGetRange},
+		&Command{Name: "substr", Arity: 4, Flags: flagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "1.0.0", Summary: "Returns a substring from a string value.", Complexity: "O(N)", Handler: cmdGetRange},
 		&Command{Name: "setrange", Arity: 4, Flags: w, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.2.0", Summary: "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", Complexity: "O(1)", Handler: cmdSetRange},
 		&Command{Name: "mget", Arity: -2, Flags: rf, FirstKey: 1, LastKey: -1, Step: 1, Group: g, Since: "1.0.0", Summary: "Atomically returns the string values of one or more keys.", Complexity: "O(N) where N is the number of keys to retrieve.", Handler: cmdMGet},
 		&Command{Name: "mset", Arity: -3, Flags: w, FirstKey: 1, LastKey: -1, Step: 2, Group: g, Since: "1.0.1", Summary: "Atomically creates or modifies the string values of one or more keys.", Complexity: "O(N) where N is the number of keys to set.", Handler: cmdMSet},
@@ -116,9 +117,17 @@ func parseExpiryOpt(args [][]byte, i int) (expiry, bool) {
 	return e, true
 }
 
-// at returns the absolute expiry in Unix ms. SET, SETEX and GETEX demand a
-// positive amount, and name themselves in the error.
-func (e expiry) at(now int64, cmd string) (int64, error) {
+// compatible reports whether next may follow e in one command: Redis 7
+// accepts the same option again (the last one wins, and only it is judged)
+// but not two different ones.
+func (e expiry) compatible(next expiry) bool {
+	return !e.set || (e.unitMs == next.unitMs && e.abs == next.abs)
+}
+
+// amount parses the argument into milliseconds (relative, or absolute for
+// EXAT/PXAT). SET, SETEX and GETEX demand a positive amount, and name
+// themselves in the error.
+func (e expiry) amount(cmd string) (int64, error) {
 	n, ok := parseInt(e.arg)
 	if !ok {
 		return 0, errNotInteger
@@ -126,7 +135,18 @@ func (e expiry) at(now int64, cmd string) (int64, error) {
 	if n <= 0 || n > math.MaxInt64/e.unitMs {
 		return 0, errInvalidExpire(cmd)
 	}
-	n *= e.unitMs
+	return n * e.unitMs, nil
+}
+
+// at returns the absolute expiry in Unix ms, a relative one counted from
+// now. Commands pass their transaction's clock (backend.Txn.Now), so that on
+// the raft backend the deadline comes from the cluster's timestamp oracle,
+// the clock every reader judges expiry by, not from this gateway's clock.
+func (e expiry) at(now int64, cmd string) (int64, error) {
+	n, err := e.amount(cmd)
+	if err != nil {
+		return 0, err
+	}
 	if !e.abs {
 		if n > math.MaxInt64-now {
 			return 0, errInvalidExpire(cmd)
@@ -155,7 +175,7 @@ func cmdSet(r *Request) error {
 			keepTTL = true
 		default:
 			e, ok := parseExpiryOpt(args, i)
-			if !ok || keepTTL || exp.set {
+			if !ok || keepTTL || !exp.compatible(e) {
 				return errSyntax
 			}
 			exp = e
@@ -166,17 +186,17 @@ func cmdSet(r *Request) error {
 }
 
 func (r *Request) set(key, val []byte, exp expiry, nx, xx, get, keepTTL bool, name string) error {
-	var expiresAt int64
 	if exp.set {
-		var err error
-		if expiresAt, err = exp.at(r.e.nowMs(), name); err != nil {
+		// Redis judges the time before anything else; the deadline itself
+		// is fixed inside the transaction, by its clock.
+		if _, err := exp.amount(name); err != nil {
 			return err
 		}
 	}
 	// The state lives in the Client and the callback is bound once per
 	// connection: a closure over locals would cost allocations on every SET.
 	op := &r.c.setOp
-	*op = setOp{key: key, val: val, expiresAt: expiresAt, nx: nx, xx: xx, get: get, keepTTL: keepTTL}
+	*op = setOp{key: key, val: val, exp: exp, name: name, nx: nx, xx: xx, get: get, keepTTL: keepTTL}
 	defer func() { *op = setOp{} }()
 	if err := r.update(r.c.oneKey(key), r.c.setFn); err != nil {
 		return err
@@ -195,7 +215,8 @@ func (r *Request) set(key, val []byte, exp expiry, nx, xx, get, keepTTL bool, na
 // setOp is one SET, SETEX, PSETEX or GETSET.
 type setOp struct {
 	key, val             []byte
-	expiresAt            int64
+	exp                  expiry
+	name                 string // the command, for its errors
 	nx, xx, get, keepTTL bool
 
 	// Results.
@@ -206,6 +227,12 @@ type setOp struct {
 func (op *setOp) apply(tx backend.Txn) error {
 	var err error
 	op.written = false
+	var expiresAt int64
+	if op.exp.set {
+		if expiresAt, err = op.exp.at(tx.Now(), op.name); err != nil {
+			return err
+		}
+	}
 	if op.get {
 		op.old, op.existed, err = str(tx, op.key)
 	} else {
@@ -217,7 +244,7 @@ func (op *setOp) apply(tx backend.Txn) error {
 	if (op.nx && op.existed) || (op.xx && !op.existed) {
 		return nil
 	}
-	v := backend.Value{Type: backend.TypeString, Data: op.val, ExpiresAt: op.expiresAt}
+	v := backend.Value{Type: backend.TypeString, Data: op.val, ExpiresAt: expiresAt}
 	if op.keepTTL && op.existed {
 		v.ExpiresAt = op.old.ExpiresAt
 	}
@@ -298,12 +325,12 @@ func cmdGetEX(r *Request) error {
 	var exp expiry
 	var persist bool
 	for i := 2; i < len(args); i++ {
-		if equalFold(args[i], "persist") && !exp.set && !persist {
+		if equalFold(args[i], "persist") && !exp.set {
 			persist = true
 			continue
 		}
 		e, ok := parseExpiryOpt(args, i)
-		if !ok || exp.set || persist {
+		if !ok || persist || !exp.compatible(e) {
 			return errSyntax
 		}
 		exp = e
@@ -313,7 +340,6 @@ func cmdGetEX(r *Request) error {
 	if !exp.set && !persist {
 		return cmdGet(r)
 	}
-	now := r.e.nowMs()
 	var v backend.Value
 	var ok bool
 	err := r.update([][]byte{key}, func(tx backend.Txn) error {
@@ -324,7 +350,7 @@ func cmdGetEX(r *Request) error {
 		// Like Redis, the time is judged only for an existing string.
 		var expiresAt int64
 		if exp.set {
-			if expiresAt, err = exp.at(now, "getex"); err != nil {
+			if expiresAt, err = exp.at(tx.Now(), "getex"); err != nil {
 				return err
 			}
 		}
@@ -452,15 +478,18 @@ func cmdSetRange(r *Request) error {
 	if off < 0 {
 		return errOffsetRange
 	}
-	if off+int64(len(patch)) > r.e.opts.MaxBulkLen {
-		return errTooBig
-	}
 	var n int
 	err = r.modifyString(key, func(cur []byte, exists bool) ([]byte, bool, error) {
 		if len(patch) == 0 {
-			// Nothing to write: neither creates nor pads the key.
+			// Nothing to write: neither creates nor pads the key, whatever
+			// the offset (Redis judges the size only after this).
 			n = len(cur)
 			return nil, false, nil
+		}
+		// off <= MaxInt64 and len(patch) <= MaxBulkLen: compare without
+		// adding, which could overflow.
+		if off > r.e.opts.MaxBulkLen-int64(len(patch)) {
+			return nil, false, errTooBig
 		}
 		size := max(int64(len(cur)), off+int64(len(patch)))
 		next := make([]byte, size)
