@@ -200,9 +200,8 @@ func (g *GuardedConn) Read(p []byte) (n int, err error) {
 		} else {
 			// A request in progress: read straight into the parser, which
 			// grows its buffer as the bytes arrive.
-			at := g.parser.end
-			n, err = g.parser.Fill(g.Conn)
-			got = g.parser.buf[at : at+max(n, 0)]
+			n, err = g.parser.Fill(g.Conn) // (which may move the bytes buffered)
+			got = g.parser.buf[g.parser.end-max(n, 0) : g.parser.end]
 		}
 		if n > 0 && g.TestingPanic != nil && g.TestingPanic("read", got) {
 			panic("testing: panic while reading a client's requests")

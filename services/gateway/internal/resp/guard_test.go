@@ -150,9 +150,19 @@ func TestGuardHandsOverWhatTheParserAccepts(t *testing.T) {
 		"*1\r\n$" + strings.Repeat("0", 70000),
 		"*99999999999\r\n",
 		"*2\r\n$4\r\nECHO",
+		// Swallowed past a NUL, after a request that ran: the buffer moves.
+		"PING\r\nECHO a\x00b\r\n" + strings.Repeat("PING\r\n", 3000),
+		"PING\r\n*1\x00\r\n" + strings.Repeat("PING\r\n", 3000),
+		"PING\r\n*2\r\n$4\r\nECHO\r\n$1800\r\n" + strings.Repeat("z", 1800) + "\r\nPING\r\n",
 	}
 	for _, in := range cases {
 		checkGuardMatchesParser(t, []byte(in), Limits{MaxBulkLen: 2000, MaxInlineLen: 1024})
+	}
+	// At Redis's limits, past the first buffer's size, after a request ran.
+	in := []byte("PING\r\nECHO a\x00b\r\n" + strings.Repeat("PING\r\n", 11000))
+	got, wrote, err := guardAll(in, len(in), 4096, Limits{})
+	if string(got) != "*1\r\n$4\r\nPING\r\n" || wrote != "-ERR Protocol error: too big inline request\r\n" || !errors.Is(err, ErrProtocol) {
+		t.Fatalf("NUL then 66 KB: handed over %q, wrote %q, %v", got, wrote, err)
 	}
 }
 
