@@ -224,6 +224,11 @@ var wireCases = map[string]string{
 	"inline-single-quotes": "SET k 'it\\'s \\n'\r\nGET k\r\nECHO ''\r\n",
 	"inline-mid-token":     "ECHO a\"b c\"d\r\nECHO x'y z'\r\n",
 	"inline-nul":           "PING\r\nECHO a\x00b c\r\nPING\r\n",
+	// Past a NUL, Redis's strchr never finds the line's end: everything
+	// after is swallowed until the buffer is too big.
+	"inline-nul-too-big":   "PING\r\nECHO a\x00b\r\n" + strings.Repeat("PING\r\n", 11000),
+	"header-nul-too-big":   "PING\r\n*1\x00\r\n" + strings.Repeat("PING\r\n", 11000),
+	"bulk-nul-too-big":     "*1\r\n$4\x00\r\n" + strings.Repeat("PING\r\n", 11000),
 	"inline-unbalanced":    "PING\r\nSET k \"open\r\nPING\r\n",
 	"inline-bad-close":     "PING\r\nECHO \"a\"b\r\n",
 	"inline-bad-close-sq":  "ECHO 'a'b\r\n",
@@ -324,7 +329,7 @@ func compareWire(t *testing.T, cases map[string]string, redisAddr, ourAddr strin
 			in := cases[name]
 			got, want := wireExchange(t, ourAddr, in), wireExchange(t, redisAddr, in)
 			if got != want {
-				t.Errorf("sent %q:\n nokv:  %q\n redis: %q", in, got, want)
+				t.Errorf("sent %.300q:\n nokv:  %.300q\n redis: %.300q", in, got, want)
 			}
 			if want == "" {
 				t.Errorf("redis-server sent nothing for %q: the case tests nothing", in)

@@ -85,3 +85,75 @@ func TestResolveNamesBadSettings(t *testing.T) {
 		t.Fatalf("bad cluster file: %v", err)
 	}
 }
+
+// The buffer limits take Redis's units from flags and the environment, and
+// proto-max-bulk-len is bounded, on its own and by the query buffer limit.
+func TestLimitSettings(t *testing.T) {
+	cfg, err := resolve(t, nil, nil)
+	if err != nil || cfg.ClientQueryBufferLimit != 1<<30 || cfg.MaxBulkLen != 512<<20 ||
+		cfg.ClientOutputBufferLimit != (gatewayserver.OutputBufferLimit{Hard: 1 << 30}) {
+		t.Fatalf("defaults: %+v, %v", cfg, err)
+	}
+	cfg, err = resolve(t, []string{"--client-query-buffer-limit", "2gb", "--proto-max-bulk-len", "1gb",
+		"--client-output-buffer-limit", "normal 2gb 256mb 60"}, nil)
+	if err != nil || cfg.ClientQueryBufferLimit != 2<<30 || cfg.MaxBulkLen != 1<<30 ||
+		cfg.ClientOutputBufferLimit != (gatewayserver.OutputBufferLimit{Hard: 2 << 30, Soft: 256 << 20, SoftSeconds: 60}) {
+		t.Fatalf("flags: %+v, %v", cfg, err)
+	}
+	cfg, err = resolve(t, nil, map[string]string{
+		"NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT":  "4194304",
+		"NOKV_GATEWAY_PROTO_MAX_BULK_LEN":         "1mb",
+		"NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT": "0 64mb 10",
+	})
+	if err != nil || cfg.ClientQueryBufferLimit != 4<<20 || cfg.MaxBulkLen != 1<<20 ||
+		cfg.ClientOutputBufferLimit != (gatewayserver.OutputBufferLimit{Soft: 64 << 20, SoftSeconds: 10}) {
+		t.Fatalf("env: %+v, %v", cfg, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--proto-max-bulk-len", "2gb", "--client-query-buffer-limit", "8gb"}, nil, "proto-max-bulk-len: 2147483648: must be between 1024 and 1073741824"},
+		{[]string{"--proto-max-bulk-len", "600mb"}, nil, "proto-max-bulk-len: 629145600: must be at most half of client-query-buffer-limit (1073741824)"},
+		{[]string{"--client-query-buffer-limit", "1000"}, nil, "client-query-buffer-limit: 1000: must be at least 1048576"},
+		{[]string{"--client-output-buffer-limit", "512mb 0 0"}, nil, "client-output-buffer-limit: hard limit 536870912: must be 0 (none) or at least proto-max-bulk-len"},
+		{[]string{"--client-output-buffer-limit", "1gb 0"}, nil, "client-output-buffer-limit"},
+		{[]string{"--client-output-buffer-limit", "1gb 0 -1"}, nil, "soft-seconds"},
+		{[]string{"--client-query-buffer-limit", "lots"}, nil, "client-query-buffer-limit"},
+		{nil, map[string]string{"NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT": "-1"}, "NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT"},
+		{nil, map[string]string{"NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT": "1gb"}, "NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT"},
+	} {
+		fs := flag.NewFlagSet("test", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		cfg := gatewayserver.DefaultConfig()
+		cfg.RegisterFlags(fs)
+		err := fs.Parse(tc.args)
+		if err == nil {
+			env := tc.env
+			if env == nil {
+				env = map[string]string{}
+			}
+			_, err = gatewayserver.Resolve(fs, config.EnvOptions{Prefix: gatewayserver.EnvPrefix, Environment: env})
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v %v: error %v, want one containing %q", tc.args, tc.env, err, tc.want)
+		}
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]int64{
+		"0": 0, "1024": 1024, "1k": 1000, "1kb": 1024, "1KB": 1024, "5m": 5e6, "5mb": 5 << 20,
+		"1g": 1e9, "1gb": 1 << 30, "100b": 100, " 7 ": 7,
+	} {
+		if got, err := gatewayserver.ParseByteSize(in); err != nil || int64(got) != want {
+			t.Errorf("%q: %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "gb", "-1", "+1", "1.5gb", "1tb", "1 gb", "99999999999gb"} {
+		if got, err := gatewayserver.ParseByteSize(in); err == nil {
+			t.Errorf("%q: %d, want an error", in, got)
+		}
+	}
+}

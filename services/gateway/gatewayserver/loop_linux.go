@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -40,6 +41,16 @@ type eventLoop struct {
 	limits  resp.Limits
 	conns   map[int]*loopConn
 	pending []*loopConn
+	// backlog holds connections paused with parsed input left (their
+	// replies passed outputBatch) whose replies have gone out: their next
+	// commands run in the next iteration, which then does not wait.
+	backlog, backlog2 []*loopConn
+	// overSoft holds the connections whose unsent replies are at or above
+	// the soft output limit; while there are any, the loop wakes up to
+	// check them.
+	overSoft map[*loopConn]struct{}
+	output   resp.OutputLimit
+	panicIn  func(stage string, data []byte) bool
 	// ran is set once a command ran in this iteration: the iteration must
 	// end with a Sync even if no reply is pending (it ends the batch).
 	ran    bool
@@ -67,6 +78,12 @@ type loopConn struct {
 	// from the client (backpressure).
 	out    []byte
 	queued bool
+	// paused means the client's replies passed outputBatch with commands
+	// left in its parser: the rest run once the replies went out, and the
+	// client is not read meanwhile.
+	paused, inBacklog bool
+	// softSince is when out reached the soft output limit (zero: below).
+	softSince time.Time
 }
 
 // errWouldBlock ends a read when the socket has nothing more for now.
@@ -110,7 +127,8 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 	l := &eventLoop{
 		s: s, lfd: lfd, local: ln.Addr().String(), limits: s.cfg.limits(),
 		conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), done: make(chan struct{}),
-		ctx: context.Background(),
+		ctx: context.Background(), overSoft: map[*loopConn]struct{}{},
+		output: s.cfg.ClientOutputBufferLimit.limit(), panicIn: s.cfg.TestingKnobs.PanicIn,
 	}
 	if b, ok := s.be.(backend.Batcher); ok {
 		l.ctx = b.Batch(l.ctx)
@@ -169,7 +187,14 @@ func (l *eventLoop) run() {
 	// +8% (scripts/bench-embedded.sh rows, 5 interleaved runs).
 	defer close(l.done)
 	for {
-		n, err := unix.EpollWait(l.epfd, l.events, -1)
+		timeout := -1
+		switch {
+		case len(l.backlog) > 0:
+			timeout = 0
+		case len(l.overSoft) > 0:
+			timeout = softCheckMs
+		}
+		n, err := unix.EpollWait(l.epfd, l.events, timeout)
 		if err == unix.EINTR {
 			continue
 		}
@@ -187,21 +212,45 @@ func (l *eventLoop) run() {
 			case l.lfd:
 				l.acceptAll()
 			default:
-				c := l.conns[fd]
-				if c == nil {
-					continue
-				}
-				if ev.Events&unix.EPOLLOUT != 0 {
-					l.flush(c)
-					continue
-				}
-				if len(c.out) == 0 {
-					l.read(c)
+				if c := l.conns[fd]; c != nil {
+					l.serve(c, ev.Events)
 				}
 			}
 		}
+		l.resume()
 		l.reply()
+		l.checkSoftLimits()
 	}
+}
+
+// softCheckMs is how often (ms) the loop checks the clients whose pending
+// replies are over the soft output limit (Redis checks 10 times a second).
+const softCheckMs = 100
+
+// serve handles one readiness event of c. A panic here (outside any
+// command, which the executor contains itself) closes c only.
+func (l *eventLoop) serve(c *loopConn, events uint32) {
+	defer l.contain(c)
+	if events&unix.EPOLLOUT != 0 {
+		l.flush(c)
+		return
+	}
+	if len(c.out) == 0 && !c.paused {
+		l.read(c)
+	}
+}
+
+// contain, deferred around the work for one connection, turns a panic into
+// closing that connection: the stack is logged once and counted.
+func (l *eventLoop) contain(c *loopConn) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	l.s.contained(v, debug.Stack(), c.remote)
+	c.client.Out.Reset()
+	c.out = nil
+	l.close(c)
 }
 
 func (l *eventLoop) acceptAll() {
@@ -254,7 +303,9 @@ func (l *eventLoop) open(fd int, remote string) {
 	}
 	s.metrics.ConnectionsAccepted.Add(1)
 	s.metrics.ConnectionsActive.Add(1)
-	l.conns[fd] = &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
+	c := &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
+	c.client.Out.Limit = s.cfg.replyLimit()
+	l.conns[fd] = c
 }
 
 // read takes what the client sent (one read, as Redis does: if more is
@@ -266,8 +317,44 @@ func (l *eventLoop) read(c *loopConn) {
 		return
 	}
 	n, err := c.parser.Fill(fdReader(c.fd))
+	if n > 0 {
+		if l.panicIn != nil && l.panicIn("read", c.parser.Peek(c.parser.Buffered())) {
+			panic("testing: panic while reading a client's requests")
+		}
+		if c.parser.OverQueryLimit() {
+			// As Redis: checked after the read, before anything in it runs;
+			// the client is closed without a reply.
+			l.s.closedForQueryBuffer(c.client, c.remote, int64(c.parser.Buffered()), c.parser.Peek(64))
+			c.parser.Reset()
+			l.close(c)
+			return
+		}
+		if !l.process(c) {
+			return
+		}
+	}
+	c.parser.Release()
+	if n == 0 && !errors.Is(err, errWouldBlock) {
+		if err != nil && !errors.Is(err, io.EOF) {
+			l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
+		}
+		l.close(c)
+		return
+	}
+	l.queue(c)
+}
+
+// process runs the complete commands in c's parser, until its replies pass
+// outputBatch (c is then paused, the rest waiting for them to go out). It
+// reports false if c was closed.
+func (l *eventLoop) process(c *loopConn) bool {
+	c.paused = false
 	at := time.Duration(-1) // when the next command starts: chained, one clock read each
-	for n > 0 && !c.client.CloseAfterReply {
+	for !c.client.CloseAfterReply {
+		if c.client.Out.Len() >= outputBatch {
+			c.paused = true
+			break
+		}
 		c.parser.Unauthenticated = !c.client.Authenticated()
 		args, perr := c.parser.Next()
 		var pe *resp.ProtocolError
@@ -285,18 +372,52 @@ func (l *eventLoop) read(c *loopConn) {
 		var xerr error
 		if at, xerr = l.s.exec.ExecAt(l.ctx, c.client, args, false, at); xerr != nil {
 			l.close(c)
-			return
+			return false
+		}
+		if c.client.Out.Overflowed() {
+			// A reply passed the hard output limit: as Redis, close the
+			// client, and send nothing more.
+			l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			c.client.Out.Reset()
+			l.close(c)
+			return false
 		}
 	}
-	c.parser.Release()
-	if n == 0 && !errors.Is(err, errWouldBlock) {
-		if err != nil && !errors.Is(err, io.EOF) {
-			l.s.log.Debug("client connection ended", "remote", c.remote, "err", err)
-		}
-		l.close(c)
+	return true
+}
+
+// resume runs the next commands of the clients paused for their replies,
+// now that those went out.
+func (l *eventLoop) resume() {
+	if len(l.backlog) == 0 {
 		return
 	}
-	l.queue(c)
+	list := l.backlog
+	l.backlog, l.backlog2 = l.backlog2[:0], nil
+	for _, c := range list {
+		c.inBacklog = false
+		if l.conns[c.fd] == c && c.paused && len(c.out) == 0 {
+			l.resumeOne(c)
+		}
+	}
+	clear(list)
+	l.backlog2 = list[:0]
+}
+
+func (l *eventLoop) resumeOne(c *loopConn) {
+	defer l.contain(c)
+	if l.process(c) {
+		c.parser.Release()
+		l.queue(c)
+	}
+}
+
+// toBacklog queues a paused client whose replies went out to run on.
+func (l *eventLoop) toBacklog(c *loopConn) {
+	if c.paused && !c.inBacklog && len(c.out) == 0 {
+		c.inBacklog = true
+		l.backlog = append(l.backlog, c)
+	}
 }
 
 // queue marks c as having replies to send at the end of the iteration.
@@ -329,17 +450,80 @@ func (l *eventLoop) reply() {
 			l.close(c)
 			continue
 		}
-		c.out = append(c.out, c.client.Out.Bytes()...)
-		c.client.Out.Release()
-		if !l.write(c) {
-			continue
-		}
-		if c.client.CloseAfterReply && len(c.out) == 0 {
-			l.close(c)
-		}
+		l.send(c)
 	}
 	clear(l.pending)
 	l.pending = l.pending[:0]
+}
+
+// send writes c's replies of this iteration.
+func (l *eventLoop) send(c *loopConn) {
+	defer l.contain(c)
+	if l.panicIn != nil && l.panicIn("write", c.client.Out.Bytes()) {
+		panic("testing: panic while writing to a client")
+	}
+	c.out = append(c.out, c.client.Out.Bytes()...)
+	c.client.Out.Release()
+	if h := l.output.Hard; h > 0 && int64(len(c.out)) >= h {
+		l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)), false)
+		l.close(c)
+		return
+	}
+	if !l.write(c) {
+		return
+	}
+	if c.client.CloseAfterReply && len(c.out) == 0 {
+		l.close(c)
+		return
+	}
+	if l.checkSoft(c, time.Now()) {
+		l.toBacklog(c)
+	}
+}
+
+// checkSoft applies the soft output limit to c's unsent replies, as Redis's
+// checkClientOutputBufferLimits does: c is closed once they have stayed at
+// or above it for longer than its seconds. It reports false if c was
+// closed.
+func (l *eventLoop) checkSoft(c *loopConn, now time.Time) bool {
+	soft := l.output.Soft
+	if soft <= 0 {
+		return true
+	}
+	if int64(len(c.out)) < soft {
+		if !c.softSince.IsZero() {
+			c.softSince = time.Time{}
+			delete(l.overSoft, c)
+		}
+		return true
+	}
+	if c.softSince.IsZero() {
+		c.softSince = now
+		l.overSoft[c] = struct{}{}
+		return true
+	}
+	if now.Sub(c.softSince) <= l.output.SoftFor {
+		return true
+	}
+	l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)), true)
+	l.close(c)
+	return false
+}
+
+// checkSoftLimits checks every client over the soft output limit, also
+// those the socket has not reported on (a client that stopped reading).
+func (l *eventLoop) checkSoftLimits() {
+	if len(l.overSoft) == 0 {
+		return
+	}
+	now := time.Now()
+	for c := range l.overSoft {
+		if l.conns[c.fd] != c {
+			delete(l.overSoft, c)
+			continue
+		}
+		l.checkSoft(c, now)
+	}
 }
 
 // write sends as much of c.out as the socket takes; what is left waits for
@@ -366,7 +550,7 @@ func (l *eventLoop) write(c *loopConn) bool {
 
 // flush continues a partial write once the socket drained.
 func (l *eventLoop) flush(c *loopConn) {
-	if !l.write(c) || len(c.out) > 0 {
+	if !l.write(c) || !l.checkSoft(c, time.Now()) || len(c.out) > 0 {
 		return
 	}
 	if c.client.CloseAfterReply {
@@ -374,6 +558,7 @@ func (l *eventLoop) flush(c *loopConn) {
 		return
 	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
+	l.toBacklog(c)
 }
 
 func (l *eventLoop) close(c *loopConn) {
@@ -381,6 +566,7 @@ func (l *eventLoop) close(c *loopConn) {
 		return
 	}
 	delete(l.conns, c.fd)
+	delete(l.overSoft, c)
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
 	s := l.s
