@@ -319,6 +319,11 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{nil, []string{"NOKV_GATEWAY_MAXCLIENTS=many"}, "NOKV_GATEWAY_MAXCLIENTS"},
 		{[]string{"--config", "/nonexistent/cluster.json"}, nil, "/nonexistent/cluster.json"},
 		{[]string{"--backend", "raft", "--pd-addr", "127.0.0.1:1"}, nil, "connect to the cluster through PD at 127.0.0.1:1"},
+		{[]string{"--proto-max-bulk-len", "2gb"}, nil, "proto-max-bulk-len: 2147483648: must be between 1024 and 1073741824"},
+		{[]string{"--proto-max-bulk-len", "800mb"}, nil, "must be at most half of client-query-buffer-limit"},
+		{nil, []string{"NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT=1kb"}, "client-query-buffer-limit: 1024: must be at least 1048576"},
+		{[]string{"--client-output-buffer-limit", "normal 100mb 0 0"}, nil, "client-output-buffer-limit: hard limit 104857600"},
+		{[]string{"--client-output-buffer-limit", "lots"}, nil, "client-output-buffer-limit"},
 	}
 	for _, tc := range cases {
 		p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}
@@ -334,7 +339,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(binary, "--help").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "NOKV_GATEWAY_SYNC") {
+	if err != nil || !strings.Contains(string(out), "NOKV_GATEWAY_SYNC") ||
+		!strings.Contains(string(out), "NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT") || !strings.Contains(string(out), "NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT") {
 		t.Fatalf("--help: %v\n%s", err, out)
 	}
 }
