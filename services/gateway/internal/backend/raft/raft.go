@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/pkg/latch"
@@ -89,6 +90,17 @@ func (e *tooLargeError) Unwrap() error { return backend.ErrTooLarge }
 
 func errTooLarge(what string, size, limit int) error {
 	return &tooLargeError{fmt.Sprintf("%s of %d bytes exceeds the raft backend's limit of %d bytes", what, size, limit)}
+}
+
+// CheckValueSize returns the error a Set of a value of n bytes fails its
+// command with, or nil. A command that builds a value from a small request
+// (SETRANGE at a large offset, APPEND) can ask first, and not build a value
+// this backend refuses anyway.
+func (s *Store) CheckValueSize(n int64) error {
+	if n > MaxValueSize {
+		return errTooLarge("value", int(min(n, math.MaxInt)), MaxValueSize)
+	}
+	return nil
 }
 
 func encode(v backend.Value) []byte {
