@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"os"
 	"strconv"
 	"testing"
 
@@ -67,11 +70,64 @@ func validReply(rd *bufio.Reader) error {
 	return fmt.Errorf("unknown reply type %q", line)
 }
 
-// FuzzExec feeds arbitrary argument vectors (NUL-separated) to the command layer
-// over a real embedded store: whatever comes in, the server must not panic and
-// must answer with exactly one well-formed RESP reply.
-func FuzzExec(f *testing.F) {
-	for _, seed := range []string{
+// extremeNumbers are what every numeric argument position gets: the edges
+// of int32, int64 and uint64, one past them, long digit strings, and
+// almost-numbers that a lenient parser would take.
+var extremeNumbers = []string{
+	"0", "1", "-1", "-0",
+	"2147483647", "2147483648", "2147483649", "-2147483647", "-2147483648", "-2147483649",
+	"9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
+	"18446744073709551615", "18446744073709551616", "18446744073709551617", "-18446744073709551616",
+	"123456789012345678901234", "-123456789012345678901234", "000000000000000000000007",
+	"+5", " 5", "5 ", "0x10", "1e3", "1.5", "inf", "-inf", "nan", "",
+	"536870911", "536870912", "1048575", "1048576",
+}
+
+// numericTemplates are commands with their numeric positions marked "#"
+// (arguments NUL-separated, as FuzzExec's input).
+var numericTemplates = []string{
+	"SET\x00k\x00v\x00EX\x00#", "SET\x00k\x00v\x00PX\x00#", "SET\x00k\x00v\x00EXAT\x00#", "SET\x00k\x00v\x00PXAT\x00#",
+	"SET\x00k\x00v\x00GET\x00EX\x00#", "SET\x00k\x00v\x00EX\x00#\x00EX\x00#",
+	"SETEX\x00k\x00#\x00v", "PSETEX\x00k\x00#\x00v",
+	"GETEX\x00k\x00EX\x00#", "GETEX\x00k\x00PX\x00#", "GETEX\x00k\x00EXAT\x00#", "GETEX\x00k\x00PXAT\x00#",
+	"EXPIRE\x00k\x00#", "PEXPIRE\x00k\x00#", "EXPIREAT\x00k\x00#", "PEXPIREAT\x00k\x00#",
+	"EXPIRE\x00k\x00#\x00GT", "PEXPIRE\x00k\x00#\x00LT", "EXPIREAT\x00k\x00#\x00NX", "PEXPIREAT\x00k\x00#\x00XX",
+	"SETRANGE\x00k\x00#\x00x", "SETRANGE\x00k\x00#\x00", "SETRANGE\x00k\x00#\x00xyz",
+	"GETRANGE\x00k\x00#\x005", "GETRANGE\x00k\x000\x00#", "GETRANGE\x00k\x00#\x00#",
+	"SUBSTR\x00k\x00#\x00#",
+	"INCRBY\x00k\x00#", "DECRBY\x00k\x00#", "INCRBYFLOAT\x00k\x00#",
+	"SET\x00k\x00#", "SCAN\x00#", "SCAN\x000\x00COUNT\x00#", "SCAN\x00#\x00MATCH\x00*\x00COUNT\x00#",
+	"SELECT\x00#", "HELLO\x00#", "CLIENT\x00LIST\x00ID\x00#",
+}
+
+// fillTemplate puts v in every "#" position of a template.
+func fillTemplate(tmpl, v string) []byte {
+	args := bytes.Split([]byte(tmpl), []byte{0})
+	for i, a := range args {
+		if string(a) == "#" {
+			args[i] = []byte(v)
+		}
+	}
+	return bytes.Join(args, []byte{0})
+}
+
+// substitute is FuzzExec's mutator for numbers: byte i-1 of subst, when not
+// zero, replaces argument i (1 to 8) with one of extremeNumbers. The fuzzing
+// engine mutates subst like any input, so it moves extreme values into any
+// position of any command it has found.
+func substitute(args [][]byte, subst uint64) [][]byte {
+	for i := 1; i < len(args) && i <= 8; i++ {
+		if b := byte(subst >> (8 * (i - 1))); b != 0 {
+			args[i] = []byte(extremeNumbers[int(b-1)%len(extremeNumbers)])
+		}
+	}
+	return args
+}
+
+// fuzzSeeds are FuzzExec's seed inputs: hand-picked commands, and every
+// numeric template with every extreme number.
+func fuzzSeeds() []string {
+	seeds := []string{
 		"SET\x00k\x00v\x00EX\x0010",
 		"SET\x00k\x00v\x00PXAT\x00-1",
 		"SET\x00k\x00v\x00NX\x00GET\x00KEEPTTL",
@@ -91,34 +147,118 @@ func FuzzExec(f *testing.F) {
 		"INFO\x00everything",
 		"RENAME\x00a\x00a",
 		"",
-	} {
-		f.Add([]byte(seed))
 	}
-	store, err := embedded.Open(embedded.Options{Dir: f.TempDir(), Sync: embedded.SyncNo})
+	for _, tmpl := range numericTemplates {
+		for _, v := range extremeNumbers {
+			seeds = append(seeds, string(fillTemplate(tmpl, v)))
+		}
+	}
+	return seeds
+}
+
+// fuzzExecutor is an Executor over a fresh embedded store, as FuzzExec runs it.
+func fuzzExecutor(tb testing.TB) *Executor {
+	store, err := embedded.Open(embedded.Options{Dir: tb.TempDir(), Sync: embedded.SyncNo})
 	if err != nil {
-		f.Fatal(err)
+		tb.Fatal(err)
 	}
-	f.Cleanup(func() { store.Close() })
-	e := New(store, Options{MaxBulkLen: 1 << 20, MaxClients: 10, SyncPolicy: "no", Addr: "127.0.0.1:6380"})
-	f.Fuzz(func(t *testing.T, in []byte) {
+	tb.Cleanup(func() { store.Close() })
+	return New(store, Options{MaxBulkLen: 1 << 20, MaxClients: 10, SyncPolicy: "no", Addr: "127.0.0.1:6380"})
+}
+
+// execOne runs one command on a fresh client and fails tb unless it was
+// answered with exactly one well-formed RESP reply, without a panic (which
+// Exec contains, answering ERR internal error) or another internal error.
+func execOne(tb testing.TB, e *Executor, args [][]byte) {
+	tb.Helper()
+	c := e.NewClient("127.0.0.1:1", "127.0.0.1:6380")
+	defer e.CloseClient(c)
+	panics := e.Panics()
+	if err := e.Exec(context.Background(), c, args, true); err != nil {
+		tb.Fatalf("Exec(%q): %v", args, err)
+	}
+	out := c.Out.Bytes()
+	if e.Panics() != panics {
+		tb.Fatalf("Exec(%q) panicked (replied %q)", args, out)
+	}
+	if bytes.HasPrefix(out, []byte("-ERR internal error")) {
+		tb.Fatalf("Exec(%q) replied %q", args, out)
+	}
+	rd := bufio.NewReader(bytes.NewReader(out))
+	if err := validReply(rd); err != nil {
+		tb.Fatalf("Exec(%q) replied %q: %v", args, out, err)
+	}
+	if rest, _ := io.ReadAll(rd); len(rest) != 0 {
+		tb.Fatalf("Exec(%q) replied more than one value: %q", args, out)
+	}
+}
+
+// FuzzExec feeds arbitrary argument vectors (NUL-separated in in, with the
+// extreme numbers that subst selects put in) to the command layer over a real
+// embedded store: whatever comes in, the command must not panic and must be
+// answered with exactly one well-formed RESP reply.
+func FuzzExec(f *testing.F) {
+	for _, seed := range fuzzSeeds() {
+		f.Add([]byte(seed), uint64(0))
+	}
+	// Substitutions in the first positions of a few commands.
+	f.Add([]byte("SETRANGE\x00k\x000\x00x"), uint64(11)<<8)
+	f.Add([]byte("GETRANGE\x00k\x000\x00-1"), uint64(13)<<16|uint64(12)<<8)
+	f.Add([]byte("SET\x00k\x00v\x00EX\x0010"), uint64(15)<<24)
+	e := fuzzExecutor(f)
+	f.Fuzz(func(t *testing.T, in []byte, subst uint64) {
 		args := bytes.Split(in, []byte{0})
 		if len(args) == 0 || len(args[0]) == 0 {
 			return
 		}
-		c := e.NewClient("127.0.0.1:1", "127.0.0.1:6380")
-		defer e.CloseClient(c)
-		if err := e.Exec(context.Background(), c, args, true); err != nil {
-			t.Fatalf("Exec(%q): %v", args, err)
-		}
-		out := c.Out.Bytes()
-		rd := bufio.NewReader(bytes.NewReader(out))
-		if err := validReply(rd); err != nil {
-			t.Fatalf("Exec(%q) replied %q: %v", args, out, err)
-		}
-		if rest, _ := io.ReadAll(rd); len(rest) != 0 {
-			t.Fatalf("Exec(%q) replied more than one value: %q", args, out)
-		}
+		execOne(t, e, substitute(args, subst))
 	})
+}
+
+// fuzzExecSample generates n commands the way FuzzExec's inputs are made
+// (a seed, then extreme numbers substituted into one to three positions),
+// from a fixed seed, so that a run can be repeated elsewhere.
+func fuzzExecSample(seed uint64, n int) [][][]byte {
+	rng := rand.New(rand.NewPCG(seed, 0x6e6f6b76))
+	seeds := fuzzSeeds()
+	var out [][][]byte
+	for len(out) < n {
+		args := bytes.Split([]byte(seeds[rng.IntN(len(seeds))]), []byte{0})
+		if len(args[0]) == 0 {
+			continue
+		}
+		var subst uint64
+		if len(args) > 1 && rng.IntN(3) > 0 {
+			for range 1 + rng.IntN(3) {
+				pos := rng.IntN(min(len(args)-1, 8))
+				subst |= uint64(1+rng.IntN(len(extremeNumbers))) << (8 * pos)
+			}
+		}
+		out = append(out, substitute(args, subst))
+	}
+	return out
+}
+
+// TestFuzzExecSample runs a fixed-seed sample of FuzzExec's inputs in order
+// against one store, so that state carries from command to command. With
+// NOKV_FUZZEXEC_SAMPLE=<file> it also writes the sample there (JSON, an array
+// of argument vectors, each argument base64), which tests/hostile replays over
+// the wire against the real binary on both backends.
+func TestFuzzExecSample(t *testing.T) {
+	sample := fuzzExecSample(1, 600)
+	if path := os.Getenv("NOKV_FUZZEXEC_SAMPLE"); path != "" {
+		data, err := json.Marshal(sample)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := fuzzExecutor(t)
+	for _, args := range sample {
+		execOne(t, e, args)
+	}
 }
 
 // FuzzParseInt checks the strict integer parser against its definition: it
