@@ -41,6 +41,20 @@ type Value struct {
 	Data      []byte
 }
 
+// Head is what a command can know of a stored value without its data: EXISTS,
+// TYPE, TTL, STRLEN and DEL need no more, and must not copy a 512 MB value to
+// learn that it exists.
+type Head struct {
+	Type Type
+	// ExpiresAt is as in Value.
+	ExpiresAt int64
+	// Len is the data's length in bytes.
+	Len int64
+}
+
+// Expired reports whether h is past its expiry at nowMs.
+func (h Head) Expired(nowMs int64) bool { return h.ExpiresAt != 0 && h.ExpiresAt <= nowMs }
+
 // Expired reports whether v is past its expiry at nowMs.
 func (v Value) Expired(nowMs int64) bool { return v.ExpiresAt != 0 && v.ExpiresAt <= nowMs }
 
@@ -50,6 +64,9 @@ func (v Value) Expired(nowMs int64) bool { return v.ExpiresAt != 0 && v.ExpiresA
 type Txn interface {
 	// Get returns the live value of key.
 	Get(key []byte) (v Value, ok bool, err error)
+	// Head returns the live value's Head without reading its data where the
+	// backend can (a later Get of the key still reads it).
+	Head(key []byte) (h Head, ok bool, err error)
 	// Set stores v under key, replacing any previous value and its expiry.
 	Set(key []byte, v Value)
 	// Delete removes key; deleting an absent key is a no-op.
@@ -113,6 +130,9 @@ type Backend interface {
 	// MultiGet returns the live values of keys read at one consistent point;
 	// found[i] tells whether keys[i] exists.
 	MultiGet(ctx context.Context, keys [][]byte) (vals []Value, found []bool, err error)
+	// Heads is MultiGet without the data: a key named many times is read once,
+	// and no value is copied where the backend can avoid it.
+	Heads(ctx context.Context, keys [][]byte) (heads []Head, found []bool, err error)
 	// Scan calls fn for live keys in key order, as opts describes, until fn
 	// returns false or opts.Limit keys were visited. It returns the key to resume
 	// from, or nil when the key space is exhausted.

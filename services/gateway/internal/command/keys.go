@@ -52,7 +52,7 @@ func cmdDel(r *Request) error {
 	err := r.update(keys, func(tx backend.Txn) error {
 		n = 0
 		for _, k := range keys {
-			_, ok, err := tx.Get(k)
+			_, ok, err := tx.Head(k)
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ func cmdDel(r *Request) error {
 // >> EXISTS key [key ...] (and TOUCH)
 // Reply: how many of the keys exist, counting repeats.
 func cmdExists(r *Request) error {
-	_, found, err := r.e.be.MultiGet(r.ctx, r.Args[1:])
+	_, found, err := r.e.be.Heads(r.ctx, r.Args[1:])
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func cmdExists(r *Request) error {
 
 // >> TYPE key
 func cmdType(r *Request) error {
-	v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+	h, ok, err := r.head(r.Args[1])
 	if err != nil {
 		return err
 	}
@@ -95,8 +95,17 @@ func cmdType(r *Request) error {
 		r.w.Simple("none")
 		return nil
 	}
-	r.w.Simple(v.Type.String())
+	r.w.Simple(h.Type.String())
 	return nil
+}
+
+// head reads one key's head: its type, expiry and length, not its data.
+func (r *Request) head(key []byte) (backend.Head, bool, error) {
+	heads, found, err := r.e.be.Heads(r.ctx, r.c.oneKey(key))
+	if err != nil {
+		return backend.Head{}, false, err
+	}
+	return heads[0], found[0], nil
 }
 
 // expireCmd builds EXPIRE, PEXPIRE, EXPIREAT and PEXPIREAT.
@@ -187,7 +196,7 @@ func expireCmd(unitMs int64, abs bool) func(*Request) error {
 // time (TTL rounds to the nearest second, as Redis does) or the absolute deadline.
 func ttlCmd(ms, absolute bool) func(*Request) error {
 	return func(r *Request) error {
-		v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+		v, ok, err := r.head(r.Args[1])
 		if err != nil {
 			return err
 		}

@@ -413,14 +413,14 @@ func cmdAppend(r *Request) error {
 
 // >> STRLEN key
 func cmdStrlen(r *Request) error {
-	v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+	h, ok, err := r.head(r.Args[1])
 	if err != nil {
 		return err
 	}
-	if ok && v.Type != backend.TypeString {
+	if ok && h.Type != backend.TypeString {
 		return errWrongType
 	}
-	r.w.Int(int64(len(v.Data)))
+	r.w.Int(h.Len)
 	return nil
 }
 

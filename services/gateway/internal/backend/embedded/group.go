@@ -73,6 +73,15 @@ func (e *cacheEntry) mapKey() string {
 	return unsafe.String(&e.key[0], len(e.key))
 }
 
+// lookupHeld is lookup on a group that holds writes; nil or an idle group
+// wrote nothing.
+func (g *group) lookupHeld(key []byte) (*cacheEntry, bool) {
+	if g == nil || !g.holding {
+		return nil, false
+	}
+	return g.lookup(key)
+}
+
 // lookup returns the state the group gave key, if it wrote it.
 func (g *group) lookup(key []byte) (*cacheEntry, bool) {
 	if len(g.overlay) == 0 {
@@ -108,13 +117,13 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	// Read every base state first: a failure must leave nothing of the
 	// command in the group.
 	for _, i := range tx.order {
-		if _, err := tx.base(i); err != nil {
+		if _, _, err := tx.baseHead(i); err != nil {
 			return err
 		}
 	}
 	for _, i := range tx.order {
 		e := &tx.entries[i]
-		base, _ := tx.base(i)
+		base, baseFound, _ := tx.baseHead(i)
 		cur := makeEntry(e.key, stored{v: e.write.v, found: !e.write.deleted})
 		g.bytes += len(e.key) + len(e.write.v.Data)
 		if ge, ok := g.overlay[string(e.key)]; ok {
@@ -123,7 +132,7 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 		}
 		// First write of the key in this group: what tx read is the
 		// committed state.
-		ge := &groupEntry{cur: cur, baseFound: base.found, baseExpiresAt: base.v.ExpiresAt}
+		ge := &groupEntry{cur: cur, baseFound: baseFound, baseExpiresAt: base.ExpiresAt}
 		g.overlay[cur.mapKey()] = ge
 		g.order = append(g.order, ge)
 	}

@@ -353,6 +353,78 @@ func getStored(r reader, dst, key []byte) (backend.Value, bool, error) {
 	return v, true, nil
 }
 
+// getStoredHead reads key's stored head, expired or not, without copying its
+// data.
+func getStoredHead(r reader, key []byte) (backend.Head, bool, error) {
+	var buf [64]byte
+	raw, closer, err := r.Get(appendDataKey(buf[:0], key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return backend.Head{}, false, nil
+	}
+	if err != nil {
+		return backend.Head{}, false, fmt.Errorf("get: %w", err)
+	}
+	defer closer.Close()
+	v, err := decodeValue(raw)
+	if err != nil {
+		return backend.Head{}, false, fmt.Errorf("key %q: %w", key, err)
+	}
+	return headOf(v), true, nil
+}
+
+// Heads implements backend.Backend.
+func (s *Store) Heads(ctx context.Context, keys [][]byte) ([]backend.Head, []bool, error) {
+	if !s.enter() {
+		return nil, nil, backend.ErrClosed
+	}
+	defer s.leave()
+	heads := make([]backend.Head, len(keys))
+	found := make([]bool, len(keys))
+	g := groupOf(ctx)
+	var r reader = s.db
+	if g == nil || !g.holding {
+		// No group holds the writers off: read a snapshot. (While one
+		// does, the store itself is a consistent view.)
+		snap := s.db.NewSnapshot()
+		defer snap.Close()
+		r = snap
+	}
+	now := s.now()
+	// A key named many times is read once.
+	var seen map[string]int
+	if len(keys) > 1 {
+		seen = make(map[string]int, min(len(keys), 1024))
+	}
+	for i, k := range keys {
+		if j, ok := seen[string(k)]; ok {
+			heads[i], found[i] = heads[j], found[j]
+			continue
+		}
+		if seen != nil {
+			seen[string(k)] = i
+		}
+		var (
+			h   backend.Head
+			ok  bool
+			err error
+		)
+		if e, hit := g.lookupHeld(k); hit {
+			h, ok = headOf(e.v), e.found // the group's writes come first
+		} else if h, ok, err = getStoredHead(r, k); err != nil {
+			return nil, nil, err
+		}
+		if ok && !h.Expired(now) {
+			heads[i], found[i] = h, true
+		}
+	}
+	if g == nil {
+		if err := s.awaitDurable(); err != nil {
+			return nil, nil, err
+		}
+	}
+	return heads, found, nil
+}
+
 // MultiGet implements backend.Backend.
 func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, []bool, error) {
 	if !s.enter() {
@@ -380,7 +452,19 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 	snap := s.db.NewSnapshot()
 	defer snap.Close()
 	now := s.now()
+	// A key named many times is read and copied once; its values share it.
+	var seen map[string]int
+	if len(keys) > 8 {
+		seen = make(map[string]int, min(len(keys), 1024))
+	}
 	for i, k := range keys {
+		if j, ok := seen[string(k)]; ok {
+			vals[i], found[i] = vals[j], found[j]
+			continue
+		}
+		if seen != nil {
+			seen[string(k)] = i
+		}
 		v, ok, err := s.get(snap, k, now)
 		if err != nil {
 			return nil, nil, err

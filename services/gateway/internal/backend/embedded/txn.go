@@ -23,9 +23,14 @@ type pending struct {
 
 // entry is one key a txn has touched.
 type entry struct {
-	key      []byte // the caller's key, retained until the txn commits (see backend.Txn)
-	base     stored
-	hasBase  bool
+	key     []byte // the caller's key, retained until the txn commits (see backend.Txn)
+	base    stored
+	hasBase bool
+	// head is the committed state's head, when only that was read (hasHead
+	// and not hasBase): a DEL of a huge value never copies it.
+	head     backend.Head
+	headOK   bool // the key was found
+	hasHead  bool
 	write    pending
 	hasWrite bool
 }
@@ -146,6 +151,56 @@ func (t *txn) base(i int) (stored, error) {
 	return e.base, nil
 }
 
+// baseHead returns the committed state of entry i without its data: from
+// the full read if there was one, else from a header-only read.
+func (t *txn) baseHead(i int) (backend.Head, bool, error) {
+	e := &t.entries[i]
+	switch {
+	case e.hasBase:
+		return headOf(e.base.v), e.base.found, nil
+	case e.hasHead:
+		return e.head, e.headOK, nil
+	}
+	ce, hit := (*cacheEntry)(nil), false
+	if t.group != nil {
+		ce, hit = t.group.lookup(e.key)
+	}
+	if !hit {
+		ce, hit = t.store.cache.lookup(e.key)
+	}
+	if hit {
+		e.head, e.headOK = headOf(ce.v), ce.found
+	} else {
+		h, ok, err := getStoredHead(t.store.db, e.key)
+		if err != nil {
+			return backend.Head{}, false, err
+		}
+		e.head, e.headOK = h, ok
+	}
+	e.hasHead = true
+	return e.head, e.headOK, nil
+}
+
+// headOf is v's head.
+func headOf(v backend.Value) backend.Head {
+	return backend.Head{Type: v.Type, ExpiresAt: v.ExpiresAt, Len: int64(len(v.Data))}
+}
+
+func (t *txn) Head(key []byte) (backend.Head, bool, error) {
+	i := t.entry(key)
+	if e := &t.entries[i]; e.hasWrite {
+		if e.write.deleted || t.expired(e.write.v) {
+			return backend.Head{}, false, nil
+		}
+		return headOf(e.write.v), true, nil
+	}
+	h, ok, err := t.baseHead(i)
+	if err != nil || !ok || (h.ExpiresAt != 0 && h.Expired(t.Now())) {
+		return backend.Head{}, false, err
+	}
+	return h, true, nil
+}
+
 // invalidateCache removes the cache entries of the keys the txn writes; called
 // before its batch becomes visible.
 func (t *txn) invalidateCache() {
@@ -198,12 +253,12 @@ func (t *txn) put(key []byte, p pending) {
 func (t *txn) fill(b *pebble.Batch) error {
 	var keysDelta, expiresDelta int64
 	for _, i := range t.order {
-		old, err := t.base(i)
+		old, oldFound, err := t.baseHead(i)
 		if err != nil {
 			return err
 		}
 		e := &t.entries[i]
-		dk, de := appendChange(b, e.key, old.found, old.v.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
+		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		keysDelta += dk
 		expiresDelta += de
 	}

@@ -1,0 +1,98 @@
+package embedded
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+)
+
+// allocated is how many bytes fn allocates.
+func allocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// EXISTS, TYPE, TTL and STRLEN of a huge value, named many times in one
+// command, and DEL of it, copy none of its data.
+func TestHeadsReadNoData(t *testing.T) {
+	for _, grouped := range []bool{false, true} {
+		t.Run(map[bool]string{false: "plain", true: "group"}[grouped], func(t *testing.T) {
+			clk := &clock{}
+			clk.ms.Store(1000)
+			s := openTest(t, t.TempDir(), clk)
+			const size = 16 << 20
+			set(t, s, "big", strings.Repeat("v", size), 5000)
+			set(t, s, "small", "abc", 0)
+			c := ctx
+			if grouped {
+				c = s.Batch(ctx)
+				setIn(t, s, c, "pending", "xy", 0) // the group now holds writes
+				defer s.Sync(c)
+			}
+			keys := [][]byte{[]byte("small"), []byte("nokey"), []byte("pending")}
+			for range 1000 {
+				keys = append(keys, []byte("big"))
+			}
+			var heads []backend.Head
+			var found []bool
+			n := allocated(func() {
+				var err error
+				if heads, found, err = s.Heads(c, keys); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if n > 1<<20 {
+				t.Errorf("Heads of a %d-byte value named 1000 times allocated %d bytes", size, n)
+			}
+			if !found[0] || heads[0] != (backend.Head{Type: backend.TypeString, Len: 3}) {
+				t.Errorf("small: %+v %v", heads[0], found[0])
+			}
+			if found[1] {
+				t.Errorf("nokey found")
+			}
+			if found[2] != grouped || (grouped && heads[2].Len != 2) {
+				t.Errorf("the group's own write: %+v %v", heads[2], found[2])
+			}
+			for i := 3; i < len(keys); i++ {
+				if !found[i] || heads[i] != (backend.Head{Type: backend.TypeString, ExpiresAt: 5000, Len: size}) {
+					t.Fatalf("big #%d: %+v %v", i, heads[i], found[i])
+				}
+			}
+			n = allocated(func() {
+				err := s.Update(c, backend.WriteOptions{}, keys, func(tx backend.Txn) error {
+					for _, k := range keys {
+						if _, ok, err := tx.Head(k); err != nil || !ok {
+							continue
+						}
+						tx.Delete(k)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			if n > 1<<20 {
+				t.Errorf("DEL of a %d-byte value allocated %d bytes", size, n)
+			}
+			if _, found, _ := s.Heads(c, keys[:1]); found[0] {
+				t.Errorf("small survived DEL")
+			}
+			if _, ok, _ := s.Get(c, []byte("big")); ok {
+				t.Errorf("big survived DEL")
+			}
+			// The expired value reads as absent.
+			setIn(t, s, c, "old", "v", 1500)
+			clk.advance(1000)
+			if _, found, _ := s.Heads(c, [][]byte{[]byte("old")}); found[0] {
+				t.Errorf("an expired key has a head")
+			}
+		})
+	}
+}
