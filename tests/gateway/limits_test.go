@@ -65,6 +65,13 @@ func TestRaftBackendLimits(t *testing.T) {
 		if n := rc.StrLen(ctx, key).Val(); n != valueCap {
 			t.Fatalf("STRLEN after a refused APPEND = %d", n)
 		}
+		// SETRANGE far out is refused before the value is built: Redis's
+		// own limit first, then the backend's.
+		wantErr(t, rc.SetRange(ctx, "far", 536870912, "A").Err(), "string exceeds maximum allowed size (proto-max-bulk-len)")
+		wantErr(t, rc.SetRange(ctx, "far", 536870911, "A").Err(), "value of 536870912 bytes exceeds the raft backend's limit")
+		if n := rc.Exists(ctx, "far").Val(); n != 0 {
+			t.Fatalf("EXISTS far = %d after a refused SETRANGE", n)
+		}
 		// SCAN with TYPE reads values: pages hold them, however large.
 		var seen []string
 		iter := rc.ScanType(ctx, 0, "big*", 10, "string").Iterator()

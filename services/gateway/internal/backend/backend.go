@@ -141,12 +141,24 @@ type Backend interface {
 	RandomKey(ctx context.Context) (key []byte, ok bool, err error)
 	// Stats returns the key counters for INFO and DBSIZE.
 	Stats(ctx context.Context) (Stats, error)
-	// FlushAll deletes every key atomically.
+	// FlushAll deletes every key. The embedded backend does it atomically;
+	// the raft backend deletes region by region (not atomic across regions,
+	// as in Redis Cluster): a write racing the flush may survive it.
 	FlushAll(ctx context.Context) error
 	// Sync makes every write acknowledged so far durable.
 	Sync(ctx context.Context) error
 	// Close releases the store. It waits for in-flight calls to finish.
 	Close() error
+}
+
+// ValueSizeChecker is implemented by a backend that stores values smaller
+// than proto-max-bulk-len (the raft backend). A command that builds a value
+// from a small request (SETRANGE at a large offset, APPEND) asks first, so
+// that it never builds what the backend would refuse anyway.
+type ValueSizeChecker interface {
+	// CheckValueSize returns the ErrTooLarge a Set of an n-byte value would
+	// fail with, or nil.
+	CheckValueSize(n int64) error
 }
 
 // Batcher is implemented by a backend that can gather the writes of many

@@ -396,8 +396,8 @@ func cmdAppend(r *Request) error {
 	key, suffix := r.Args[1], r.Args[2]
 	var n int
 	err := r.modifyString(key, func(cur []byte, _ bool) ([]byte, bool, error) {
-		if int64(len(cur))+int64(len(suffix)) > r.e.opts.MaxBulkLen {
-			return nil, false, errTooBig
+		if err := r.e.checkValueSize(int64(len(cur)) + int64(len(suffix))); err != nil {
+			return nil, false, err
 		}
 		next := make([]byte, 0, len(cur)+len(suffix))
 		next = append(append(next, cur...), suffix...)
@@ -408,6 +408,18 @@ func cmdAppend(r *Request) error {
 		return err
 	}
 	r.w.Int(int64(n))
+	return nil
+}
+
+// checkValueSize refuses, before it is built, a string of n bytes past
+// proto-max-bulk-len or past what the backend stores.
+func (e *Executor) checkValueSize(n int64) error {
+	if n > e.opts.MaxBulkLen {
+		return errTooBig
+	}
+	if c, ok := e.be.(backend.ValueSizeChecker); ok {
+		return c.CheckValueSize(n)
+	}
 	return nil
 }
 
@@ -492,6 +504,9 @@ func cmdSetRange(r *Request) error {
 			return nil, false, errTooBig
 		}
 		size := max(int64(len(cur)), off+int64(len(patch)))
+		if err := r.e.checkValueSize(size); err != nil {
+			return nil, false, err
+		}
 		next := make([]byte, size)
 		copy(next, cur)
 		copy(next[off:], patch)
