@@ -1,0 +1,79 @@
+package hostile_test
+
+import (
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// known lists the cases that fail today, each with what is wrong. A case is
+// skipped while it is listed (NOKV_HOSTILE_RUN_KNOWN=1 runs them anyway);
+// whoever fixes one deletes its line, so the suite guards the fix from then
+// on. Patterns match whole subtest names (TestHostile/<backend>/<phase>/...).
+var known = []struct {
+	pattern, reason string
+}{
+	{`TestHostile/embedded/numbers/SETRANGE(-missing)?/2\^29-1`,
+		"SETRANGE k 536870911 A takes the embedded gateway from ~25 MiB to 1.7-3.4 GiB resident (for a 512 MiB string), 7-12s"},
+	{`TestHostile/(embedded|raft)/numbers/CLIENT-LIST-ID/.*`,
+		"CLIENT LIST ID <id> is ERR syntax error; Redis 7 lists those clients or answers ERR Invalid client ID"},
+	{`TestHostile/raft/many-args/(DEL-100k-absent|DEL-50k-existing|MSETNX-50k-distinct|UNLINK-50k-existing|repeated-key-MSETNX)`,
+		"raft: DEL/UNLINK of 50k-100k distinct keys and MSETNX of 50k pairs (even of one key) take 14-33s; MSET of 50k pairs takes 1s"},
+}
+
+var knownRes = func() []*regexp.Regexp {
+	var res []*regexp.Regexp
+	for _, k := range known {
+		res = append(res, regexp.MustCompile("^(?:"+k.pattern+")$"))
+	}
+	return res
+}()
+
+// runKnown (NOKV_HOSTILE_RUN_KNOWN=1) runs the known cases too, to see
+// which still fail.
+var runKnown = os.Getenv("NOKV_HOSTILE_RUN_KNOWN") == "1"
+
+// skipKnown skips t if it is a case known to fail.
+func skipKnown(t *testing.T) {
+	t.Helper()
+	if runKnown {
+		return
+	}
+	for i, re := range knownRes {
+		if re.MatchString(t.Name()) {
+			t.Skip("known: " + known[i].reason)
+		}
+	}
+}
+
+// knownRequests are requests known to fail, for the replay of FuzzExec's
+// sample, whose commands are generated: each matches the requests that fail
+// for one reason.
+var knownRequests = []struct {
+	match  func(args []string) bool
+	reason string
+}{
+	{func(args []string) bool {
+		if len(args) != 4 || !strings.EqualFold(args[0], "setrange") {
+			return false
+		}
+		off, err := strconv.ParseInt(args[2], 10, 64)
+		end := off + int64(len(args[3]))
+		return err == nil && len(args[3]) > 0 && end > 32<<20 && end <= 536870912
+	}, "SETRANGE building a string past 32 MiB: the embedded gateway's memory, as SETRANGE k 536870911 A above"},
+}
+
+// knownRequest returns why args is known to fail, or "".
+func knownRequest(args []string) string {
+	if runKnown {
+		return ""
+	}
+	for _, k := range knownRequests {
+		if k.match(args) {
+			return k.reason
+		}
+	}
+	return ""
+}

@@ -1,0 +1,307 @@
+package hostile_test
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testGlobs runs pathological patterns through KEYS and SCAN MATCH over long
+// keys, while another client's PINGs must still be answered.
+func testGlobs(t *testing.T, tg *target, redisAddr string) {
+	keys := []string{
+		"glob:" + strings.Repeat("a", 4096),
+		"glob:" + strings.Repeat("ab", 2048),
+		"glob:" + strings.Repeat("[", 1000) + strings.Repeat("a", 1000) + "\\",
+		"glob:" + strings.Repeat("\\", 2000),
+		"glob:x",
+	}
+	for _, k := range keys {
+		for _, addr := range []string{tg.addr, redisAddr} {
+			if addr != "" {
+				if r := mustDo(t, addr, "SET", k, "v"); r != "+OK\r\n" {
+					t.Fatalf("SET %s: %q", shortArgs([]string{k}), r)
+				}
+			}
+		}
+	}
+	patterns := []struct{ name, p string }{
+		{"star-a-x12-b", strings.Repeat("*a", 12) + "b"},
+		{"star-a-x100-b", strings.Repeat("*a", 100) + "b"},
+		{"star-a-x2000-b", strings.Repeat("*a", 2000) + "b"},
+		{"a-star-x50-b", strings.Repeat("a*", 50) + "b"},
+		{"star-q5000-b", "*" + strings.Repeat("?", 5000) + "b"},
+		{"star-q-x2000-b", strings.Repeat("*?", 2000) + "b"},
+		{"stars-100k-b", strings.Repeat("*", 100000) + "b"},
+		{"open-bracket-10k", strings.Repeat("[", 10000)},
+		{"bracket-a-5k", strings.Repeat("[a", 5000)},
+		{"range-5k", "[" + strings.Repeat("a-", 5000) + "]"},
+		{"nested-brackets", strings.Repeat("[[]", 3000)},
+		{"bracket-caret", "[^"},
+		{"bracket-dash", "[a-"},
+		{"bracket-escape-end", "[\\"},
+		{"backslash", "\\"},
+		{"backslash-10k", strings.Repeat("\\", 9999)},
+		{"a-backslash", "a\\"},
+		{"star-backslash", "*\\"},
+		{"star-class-x200-c", strings.Repeat("*[ab]", 200) + "c"},
+		{"star-range-star", "*[a-a*"},
+		{"star-escaped-x500", strings.Repeat("*\\a", 500) + "b"},
+	}
+	for _, pc := range patterns {
+		t.Run(pc.name, func(t *testing.T) {
+			skipKnown(t)
+			for _, args := range [][]string{
+				{"KEYS", "glob:" + pc.p},
+				{"KEYS", pc.p},
+				{"SCAN", "0", "MATCH", "glob:" + pc.p, "COUNT", "100000"},
+			} {
+				var ours []string
+				tg.probed(t, shortArgs(args), func() { ours = tg.exchange(t, tg.timeout, args) })
+				tg.check(t, shortArgs(args))
+				if redisAddr == "" || len(ours) == 0 || args[0] != "KEYS" || !strings.HasPrefix(args[1], "glob:") {
+					continue
+				}
+				theirs, err := exchangeWith(redisAddr, [][]string{args})
+				if err != nil {
+					t.Fatalf("redis-server: %v", err)
+				}
+				if sortedElements(ours[0]) != sortedElements(theirs[0]) {
+					t.Errorf("%s (%s backend):\n nokv:  %s\n redis: %s", shortArgs(args), tg.backend, short(ours[0]), short(theirs[0]))
+				}
+			}
+		})
+	}
+}
+
+// sortedElements normalises a flat array of bulk strings for order-free comparison.
+func sortedElements(reply string) string {
+	parts := strings.Split(reply, "\r\n")
+	if len(parts) < 2 || !strings.HasPrefix(parts[0], "*") {
+		return reply
+	}
+	var elems []string
+	for i := 1; i+1 < len(parts); i += 2 {
+		elems = append(elems, parts[i]+"\r\n"+parts[i+1])
+	}
+	slices.Sort(elems)
+	return fmt.Sprintf("%s\r\n%s\r\n", parts[0], strings.Join(elems, "\r\n"))
+}
+
+// A seqCase is a sequence of commands, each sent on its own connection and
+// compared with redis-server's reply.
+type seqCase struct {
+	name string
+	cmds [][]string
+}
+
+func testSeq(t *testing.T, tg *target, redisAddr string, cases []seqCase) {
+	for _, sc := range cases {
+		t.Run(sc.name, func(t *testing.T) {
+			skipKnown(t)
+			for _, args := range sc.cmds {
+				var ours []string
+				start := time.Now()
+				tg.probed(t, shortArgs(args), func() { ours = tg.exchange(t, tg.slow, args) })
+				took := time.Since(start)
+				t.Logf("%s: %v", shortArgs(args), took.Round(time.Millisecond))
+				if took > slowBound {
+					t.Errorf("%s (%s backend) took %v", shortArgs(args), tg.backend, took.Round(time.Millisecond))
+				}
+				tg.check(t, shortArgs(args))
+				if len(ours) == 0 {
+					return
+				}
+				if redisAddr == "" {
+					continue
+				}
+				theirs, err := exchangeWith(redisAddr, [][]string{args})
+				if err != nil {
+					t.Fatalf("redis-server: %v", err)
+				}
+				if ours[0] != theirs[0] {
+					t.Errorf("%s (%s backend):\n nokv:  %s\n redis: %s", shortArgs(args), tg.backend, short(ours[0]), short(theirs[0]))
+				}
+			}
+		})
+	}
+}
+
+// slowBound is how long one command of 100k arguments may take: on either
+// backend such a command takes well under a second when nothing is wrong.
+const slowBound = 10 * time.Second
+
+// testManyArgs sends commands of 100k arguments, distinct and repeated.
+func testManyArgs(t *testing.T, tg *target, redisAddr string) {
+	const n = 100000
+	keys := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s:%d", prefix, i)
+		}
+		return out
+	}
+	pairs := func(prefix string, n int) []string {
+		out := make([]string, 0, 2*n)
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s:%d", prefix, i), fmt.Sprint(i))
+		}
+		return out
+	}
+	same := func(n int, elems ...string) []string {
+		out := make([]string, 0, n*len(elems))
+		for range n {
+			out = append(out, elems...)
+		}
+		return out
+	}
+	cat := func(head []string, tail []string) []string { return append(slices.Clone(head), tail...) }
+	cases := []seqCase{
+		{"MGET-100k-distinct", [][]string{cat([]string{"MGET"}, keys("many", n))}},
+		{"EXISTS-100k-distinct", [][]string{cat([]string{"EXISTS"}, keys("many", n))}},
+		{"DEL-100k-absent", [][]string{cat([]string{"DEL"}, keys("many", n))}},
+		{"TOUCH-100k-distinct", [][]string{cat([]string{"TOUCH"}, keys("many", n))}},
+		{"MSET-50k-distinct", [][]string{
+			cat([]string{"MSET"}, pairs("many", n/2)),
+			{"MGET", "many:0", "many:25000", "many:49999", "many:50000"},
+			{"EXISTS", "many:0", "many:25000", "many:49999", "many:50000"},
+		}},
+		{"DEL-50k-existing", [][]string{
+			cat([]string{"DEL"}, keys("many", n/2)),
+			{"MGET", "many:0", "many:49999"},
+		}},
+		{"MSETNX-50k-distinct", [][]string{
+			cat([]string{"MSETNX"}, pairs("manynx", n/2)),
+			{"MGET", "manynx:0", "manynx:49999"},
+		}},
+		{"UNLINK-50k-existing", [][]string{cat([]string{"UNLINK"}, keys("manynx", n/2))}},
+		{"repeated-key", [][]string{
+			{"SET", "rep", "v"},
+			cat([]string{"EXISTS"}, same(n, "rep")),
+			cat([]string{"MGET"}, same(n, "rep")),
+			cat([]string{"TOUCH"}, same(n, "rep")),
+			cat([]string{"DEL"}, same(n, "rep")),
+			cat([]string{"MSET"}, same(n/2, "rep", "w")),
+			{"GET", "rep"},
+			cat([]string{"UNLINK"}, same(n, "rep")),
+		}},
+		{"repeated-key-MSETNX", [][]string{
+			cat([]string{"MSETNX"}, same(n/2, "repnx", "x")),
+			{"GET", "repnx"},
+			cat([]string{"MSETNX"}, same(n/2, "repnx", "y")),
+			cat([]string{"DEL"}, same(n, "repnx")),
+		}},
+		{"SET-EX-x50k", [][]string{
+			cat([]string{"SET", "repex", "v"}, same(n/2, "EX", "100")),
+			{"TTL", "repex"},
+			cat([]string{"SET", "repex", "v"}, same(n/2, "PX", "100000")),
+			{"GETEX", "repex"},
+			cat([]string{"GETEX", "repex"}, same(n/2, "EX", "100")),
+			{"DEL", "repex"},
+		}},
+		{"COMMAND-INFO-x100k", [][]string{cat([]string{"COMMAND", "INFO"}, same(n, "get"))}},
+	}
+	testSeq(t, tg, redisAddr, cases)
+}
+
+// testBigValues stores values up to tens of MiB (and asks for ones near
+// proto-max-bulk-len): what a server accepts it must give back, and it must
+// stay within its memory bound.
+func testBigValues(t *testing.T, tg *target) {
+	type bigCase struct {
+		name    string
+		cmds    [][]string
+		wants   []string   // the replies
+		cleanup [][]string // sent when a write was refused
+	}
+	mib := func(n int) string { return strings.Repeat("v", n<<20) }
+	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+	cases := []bigCase{}
+	for _, size := range []int{1, 5, 16, 32} {
+		v := mib(size)
+		key := fmt.Sprintf("big:%dMiB", size)
+		cases = append(cases, bigCase{
+			name:    fmt.Sprintf("SET-GET-%dMiB", size),
+			cmds:    [][]string{{"SET", key, v}, {"GET", key}, {"STRLEN", key}, {"DEL", key}},
+			wants:   []string{"+OK\r\n", bulk(v), fmt.Sprintf(":%d\r\n", len(v)), ":1\r\n"},
+			cleanup: [][]string{{"DEL", key}},
+		})
+	}
+	for _, size := range []int{1, 5} {
+		k := strings.Repeat("k", size<<20)
+		cases = append(cases, bigCase{
+			name:    fmt.Sprintf("key-%dMiB", size),
+			cmds:    [][]string{{"SET", k, "v"}, {"GET", k}, {"DEL", k}},
+			wants:   []string{"+OK\r\n", bulk("v"), ":1\r\n"},
+			cleanup: [][]string{{"DEL", k}},
+		})
+	}
+	four := mib(4)
+	cases = append(cases,
+		bigCase{
+			name:    "APPEND-to-16MiB",
+			cmds:    [][]string{{"APPEND", "big:app", four}, {"APPEND", "big:app", four}, {"APPEND", "big:app", four}, {"APPEND", "big:app", four}, {"STRLEN", "big:app"}, {"DEL", "big:app"}},
+			wants:   []string{":4194304\r\n", ":8388608\r\n", ":12582912\r\n", ":16777216\r\n", ":16777216\r\n", ":1\r\n"},
+			cleanup: [][]string{{"DEL", "big:app"}},
+		},
+		bigCase{
+			name:    "MSET-8x4MiB",
+			cmds:    [][]string{{"MSET", "big:m1", four, "big:m2", four, "big:m3", four, "big:m4", four, "big:m5", four, "big:m6", four, "big:m7", four, "big:m8", four}, {"STRLEN", "big:m8"}, {"DEL", "big:m1", "big:m2", "big:m3", "big:m4", "big:m5", "big:m6", "big:m7", "big:m8"}},
+			wants:   []string{"+OK\r\n", ":4194304\r\n", ":8\r\n"},
+			cleanup: [][]string{{"DEL", "big:m1", "big:m2", "big:m3", "big:m4", "big:m5", "big:m6", "big:m7", "big:m8"}},
+		},
+		bigCase{
+			name:    "SETRANGE-32MiB",
+			cmds:    [][]string{{"SETRANGE", "big:sr", "33554431", "x"}, {"STRLEN", "big:sr"}, {"GETRANGE", "big:sr", "-1", "-1"}, {"DEL", "big:sr"}},
+			wants:   []string{":33554432\r\n", ":33554432\r\n", "$1\r\nx\r\n", ":1\r\n"},
+			cleanup: [][]string{{"DEL", "big:sr"}},
+		},
+		bigCase{
+			name:  "ECHO-32MiB",
+			cmds:  [][]string{{"ECHO", mib(32)}},
+			wants: []string{bulk(mib(32))},
+		},
+	)
+	for _, bc := range cases {
+		t.Run(bc.name, func(t *testing.T) {
+			skipKnown(t)
+			for i, args := range bc.cmds {
+				var ours []string
+				tg.probed(t, shortArgs(args), func() { ours = tg.exchange(t, tg.slow, args) })
+				tg.check(t, shortArgs(args))
+				if len(ours) == 0 {
+					return
+				}
+				if ours[0] == bc.wants[i] {
+					continue
+				}
+				// A backend may refuse a write it cannot store, with the
+				// error its README documents, but must not accept it and
+				// then fail to give it back.
+				if documentedRefusal(tg.backend, ours[0]) {
+					t.Logf("%s (%s backend) refused: %s", shortArgs(args), tg.backend, short(ours[0]))
+					for _, c := range bc.cleanup {
+						tg.exchange(t, tg.slow, c)
+					}
+					return
+				}
+				t.Errorf("%s (%s backend):\n got:  %s\n want: %s", shortArgs(args), tg.backend, short(ours[0]), short(bc.wants[i]))
+			}
+		})
+	}
+}
+
+// raftRefusal is what the raft backend answers a write it cannot store
+// (services/gateway/README.md, Limits (raft backend)).
+var raftRefusal = regexp.MustCompile(`^-ERR (value of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
+	`key of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
+	`one command writes \d+ bytes, over the raft backend's limit of \d+ bytes)\r\n$`)
+
+// documentedRefusal reports whether reply is the documented refusal of a
+// write too large for backend.
+func documentedRefusal(backend, reply string) bool {
+	return backend == "raft" && raftRefusal.MatchString(reply)
+}
