@@ -68,6 +68,7 @@ func TestHostile(t *testing.T) {
 			t.Run("numbers", func(t *testing.T) { testNumbers(t, tg, redisAddr) })
 			t.Run("announced", func(t *testing.T) { testAnnounced(t, tg) })
 			t.Run("garbage", func(t *testing.T) { testGarbage(t, tg) })
+			t.Run("slow-reader", func(t *testing.T) { testSlowReader(t, tg) })
 			t.Run("globs", func(t *testing.T) { testGlobs(t, tg, redisAddr) })
 			t.Run("many-args", func(t *testing.T) { testManyArgs(t, tg, redisAddr) })
 			t.Run("big-values", func(t *testing.T) { testBigValues(t, tg) })

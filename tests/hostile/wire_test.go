@@ -18,6 +18,10 @@ type rawCase struct {
 	data  []byte
 	idle  bool
 	conns int
+	// async sends data without waiting for the server to take it all (a
+	// server that stops reading a client that does not read its replies
+	// would block the send).
+	async bool
 }
 
 func testRaw(t *testing.T, tg *target, cases []rawCase) {
@@ -39,10 +43,17 @@ func testRaw(t *testing.T, tg *target, cases []rawCase) {
 				}
 				conns = append(conns, c)
 				// The server may hang up before reading it all: that is fine.
-				_ = c.send(rc.data, 10*time.Second)
+				if rc.async {
+					go func() { _ = c.send(rc.data, 30*time.Second) }()
+				} else {
+					_ = c.send(rc.data, 10*time.Second)
+				}
 			}
 			if rc.idle {
 				time.Sleep(300 * time.Millisecond)
+				if rc.async {
+					time.Sleep(time.Second)
+				}
 				tg.check(t, what+", left unfinished")
 				for _, c := range conns {
 					c.Close()
@@ -149,4 +160,20 @@ func testGarbage(t *testing.T, tg *target) {
 		cases = append(cases, rawCase{name: fmt.Sprintf("mutated-%02d", i), data: mutate()})
 	}
 	testRaw(t, tg, cases)
+}
+
+// testSlowReader pipelines requests whose replies the client never reads:
+// the server must not hold them all (services/gateway/README.md, Limits).
+func testSlowReader(t *testing.T, tg *target) {
+	if r := mustDo(t, tg.addr, "SET", "hostile:1MiB", strings.Repeat("v", 1<<20)); r != "+OK\r\n" {
+		t.Fatalf("SET hostile:1MiB: %q", r)
+	}
+	gets := bytes.Repeat(encode("GET", "hostile:1MiB"), 2000)
+	testRaw(t, tg, []rawCase{
+		{name: "GET-1MiB-x2000-unread", data: gets, idle: true, async: true},
+		{name: "GET-1MiB-x2000-unread-x4", data: gets, idle: true, async: true, conns: 4},
+		{name: "PING-x500k-unread", data: bytes.Repeat([]byte("PING\r\n"), 500000), idle: true, async: true},
+		{name: "ECHO-64KiB-x2000-unread", data: bytes.Repeat(encode("ECHO", strings.Repeat("e", 64<<10)), 2000), idle: true, async: true},
+	})
+	mustDo(t, tg.addr, "DEL", "hostile:1MiB")
 }
