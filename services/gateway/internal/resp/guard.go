@@ -292,6 +292,10 @@ func (g *GuardedConn) deliver(p []byte) int {
 			g.hdr = nil
 		}
 		g.hdr, g.mark = g.hdr[:0], 0
+		// Nothing aliases the parser's buffer now: a large request's buffer
+		// goes before redcon copies the request (its reader, then its
+		// command), not after.
+		g.parser.Release()
 	}
 	return n
 }
