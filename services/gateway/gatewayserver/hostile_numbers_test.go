@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
 )
 
 // extremeSequences put extreme numbers in the numeric arguments of the
@@ -89,5 +90,21 @@ func TestExtremeNumbersMatchRedisServer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// CONFIG GET reports the buffer limits as Redis does (here set to Redis's
+// defaults, which differ from ours only in the hard output limit).
+func TestConfigGetBufferLimitsMatchRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, func(c *gatewayserver.Config) {
+		c.ClientOutputBufferLimit = gatewayserver.OutputBufferLimit{}
+	})
+	ours := conformance.DialRaw(t, srv.Addr())
+	theirs := conformance.DialRaw(t, redisAddr)
+	for _, p := range []string{"client-query-buffer-limit", "client-output-buffer-limit"} {
+		if got, want := ours.Do("CONFIG", "GET", p), theirs.Do("CONFIG", "GET", p); got != want {
+			t.Errorf("CONFIG GET %s:\n nokv:  %q\n redis: %q", p, got, want)
+		}
 	}
 }

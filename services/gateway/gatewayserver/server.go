@@ -96,12 +96,16 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		MaxBulkLen:  int64(cfg.MaxBulkLen),
 		MaxClients:  cfg.MaxClients,
 		SyncPolicy:  cfg.Sync,
-		Addr:        cfg.Addr,
-		Backend:     cfg.Backend,
-		Now:         nowTime,
-		Logger:      log,
-		Observe:     s.observe,
-		OnPanic:     func() { s.metrics.Panics.Add(1) },
+
+		QueryBufferLimit: int64(cfg.ClientQueryBufferLimit),
+		OutputBufferLimit: [3]int64{int64(cfg.ClientOutputBufferLimit.Hard),
+			int64(cfg.ClientOutputBufferLimit.Soft), cfg.ClientOutputBufferLimit.SoftSeconds},
+		Addr:    cfg.Addr,
+		Backend: cfg.Backend,
+		Now:     nowTime,
+		Logger:  log,
+		Observe: s.observe,
+		OnPanic: func() { s.metrics.Panics.Add(1) },
 
 		TestingPanicOn: cfg.TestingKnobs.PanicOn,
 	})

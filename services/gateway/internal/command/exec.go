@@ -24,6 +24,10 @@ type Options struct {
 	MaxBulkLen int64
 	// MaxClients is reported by CONFIG GET and INFO; the server enforces it.
 	MaxClients int
+	// QueryBufferLimit and OutputBufferLimit (hard, soft, soft seconds for
+	// normal clients) are reported by CONFIG GET; the server enforces them.
+	QueryBufferLimit  int64
+	OutputBufferLimit [3]int64
 	// SyncPolicy is reported by CONFIG GET appendfsync and INFO persistence.
 	SyncPolicy string
 	// Addr is the listen address reported by INFO and CONFIG GET.

@@ -493,6 +493,11 @@ func (e *Executor) configParams() [][2]string {
 		{"timeout", "0"},
 		{"hz", "10"},
 		{"cluster-enabled", "no"},
+		{"client-query-buffer-limit", strconv.FormatInt(e.opts.QueryBufferLimit, 10)},
+		// Only normal clients exist here; the other classes keep Redis's
+		// defaults, as CONFIG GET in Redis lists them.
+		{"client-output-buffer-limit", fmt.Sprintf("normal %d %d %d slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+			e.opts.OutputBufferLimit[0], e.opts.OutputBufferLimit[1], e.opts.OutputBufferLimit[2])},
 	}
 }
 
