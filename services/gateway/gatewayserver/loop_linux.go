@@ -3,6 +3,7 @@
 package gatewayserver
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -60,6 +61,17 @@ type eventLoop struct {
 	// writes of an iteration are one commit.
 	ctx context.Context
 
+	// Commands that run long (command.Command.Long: KEYS) run on goroutines
+	// of their own, so that they cannot stall every other client; their
+	// clients are busy meanwhile. doneFD (an eventfd) wakes the loop when
+	// one finishes; finished lists them.
+	doneFD    int
+	finishMu  sync.Mutex
+	finished  []*loopConn
+	offLoop   sync.WaitGroup
+	offCtx    context.Context
+	offCancel context.CancelFunc
+
 	// fdMu guards wakefd against stop writing to it after the loop closed
 	// it (and the number went to another file).
 	fdMu     sync.Mutex
@@ -84,6 +96,12 @@ type loopConn struct {
 	paused, inBacklog bool
 	// softSince is when out reached the soft output limit (zero: below).
 	softSince time.Time
+	// busy means a command of c runs off the loop (see eventLoop.doneFD):
+	// until it finishes, the loop touches neither c's client nor its
+	// parser, and c's socket is out of the epoll set.
+	busy bool
+	// offErr is the error the off-loop command's ExecAt returned.
+	offErr error
 }
 
 // errWouldBlock ends a read when the socket has nothing more for now.
@@ -129,7 +147,9 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 		conns: map[int]*loopConn{}, events: make([]unix.EpollEvent, 256), done: make(chan struct{}),
 		ctx: context.Background(), overSoft: map[*loopConn]struct{}{},
 		output: s.cfg.ClientOutputBufferLimit.limit(), panicIn: s.cfg.TestingKnobs.PanicIn,
+		doneFD: -1,
 	}
+	l.offCtx, l.offCancel = context.WithCancel(context.Background())
 	if b, ok := s.be.(backend.Batcher); ok {
 		l.ctx = b.Batch(l.ctx)
 	}
@@ -146,7 +166,10 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 	if l.wakefd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
 		return fail(err)
 	}
-	for _, fd := range []int{lfd, l.wakefd} {
+	if l.doneFD, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		return fail(err)
+	}
+	for _, fd := range []int{lfd, l.wakefd, l.doneFD} {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
 			return fail(err)
 		}
@@ -157,7 +180,7 @@ func newEventLoop(s *Server, ln net.Listener) (*eventLoop, error) {
 func (l *eventLoop) closeFDs() {
 	l.fdMu.Lock()
 	defer l.fdMu.Unlock()
-	for _, fd := range []*int{&l.lfd, &l.epfd, &l.wakefd} {
+	for _, fd := range []*int{&l.lfd, &l.epfd, &l.wakefd, &l.doneFD} {
 		if *fd > 0 {
 			unix.Close(*fd)
 		}
@@ -211,6 +234,8 @@ func (l *eventLoop) run() {
 				return
 			case l.lfd:
 				l.acceptAll()
+			case l.doneFD:
+				l.finishOffLoop()
 			default:
 				if c := l.conns[fd]; c != nil {
 					l.serve(c, ev.Events)
@@ -235,7 +260,7 @@ func (l *eventLoop) serve(c *loopConn, events uint32) {
 		l.flush(c)
 		return
 	}
-	if len(c.out) == 0 && !c.paused {
+	if len(c.out) == 0 && !c.paused && !c.busy {
 		l.read(c)
 	}
 }
@@ -368,6 +393,9 @@ func (l *eventLoop) process(c *loopConn) bool {
 		if args == nil {
 			break
 		}
+		if l.s.exec.RunsLong(c.client, args) && l.startOffLoop(c, args) {
+			return true
+		}
 		l.ran = true
 		var xerr error
 		if at, xerr = l.s.exec.ExecAt(l.ctx, c.client, args, false, at); xerr != nil {
@@ -384,6 +412,83 @@ func (l *eventLoop) process(c *loopConn) bool {
 		}
 	}
 	return true
+}
+
+// startOffLoop runs args (a command that runs long) on a goroutine of its
+// own, with c busy until it finishes. It reports false if it could not,
+// and the command then runs on the loop.
+func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) bool {
+	// The command must see every write before it, its client's included,
+	// and those sit in the iteration's batch: commit it (with its fsync;
+	// the replies wait for the end of the iteration as always).
+	if err := l.s.be.Sync(l.ctx); err != nil {
+		return false
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
+		return false
+	}
+	// The parser reuses its buffer once the loop reads again.
+	own := make([][]byte, len(args))
+	for i, a := range args {
+		own[i] = bytes.Clone(a)
+	}
+	c.busy, c.offErr = true, nil
+	l.offLoop.Add(1)
+	go func() {
+		defer l.offLoop.Done()
+		defer func() {
+			if v := recover(); v != nil {
+				// ExecAt contains a command's panics; this is anything else.
+				l.s.contained(v, debug.Stack(), c.remote)
+				c.offErr = fmt.Errorf("panic: %v", v)
+			}
+			l.finishMu.Lock()
+			l.finished = append(l.finished, c)
+			l.finishMu.Unlock()
+			var one [8]byte
+			one[0] = 1
+			l.fdMu.Lock()
+			if l.doneFD >= 0 {
+				_, _ = unix.Write(l.doneFD, one[:])
+			}
+			l.fdMu.Unlock()
+		}()
+		_, c.offErr = l.s.exec.ExecAt(l.offCtx, c.client, own, false, -1)
+	}()
+	return true
+}
+
+// finishOffLoop takes back the clients whose off-loop command finished:
+// their replies go out with this iteration's, and their next commands run.
+func (l *eventLoop) finishOffLoop() {
+	var buf [8]byte
+	_, _ = unix.Read(l.doneFD, buf[:])
+	l.finishMu.Lock()
+	list := l.finished
+	l.finished = nil
+	l.finishMu.Unlock()
+	for _, c := range list {
+		c.busy = false
+		if l.conns[c.fd] != c {
+			continue // closed meanwhile
+		}
+		if c.offErr != nil {
+			l.close(c)
+			continue
+		}
+		if c.client.Out.Overflowed() {
+			l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			c.client.Out.Reset()
+			l.close(c)
+			continue
+		}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+			l.close(c)
+			continue
+		}
+		l.ran = true
+		l.resumeOne(c)
+	}
 }
 
 // resume runs the next commands of the clients paused for their replies,
@@ -414,7 +519,7 @@ func (l *eventLoop) resumeOne(c *loopConn) {
 
 // toBacklog queues a paused client whose replies went out to run on.
 func (l *eventLoop) toBacklog(c *loopConn) {
-	if c.paused && !c.inBacklog && len(c.out) == 0 {
+	if c.paused && !c.busy && !c.inBacklog && len(c.out) == 0 {
 		c.inBacklog = true
 		l.backlog = append(l.backlog, c)
 	}
@@ -422,7 +527,7 @@ func (l *eventLoop) toBacklog(c *loopConn) {
 
 // queue marks c as having replies to send at the end of the iteration.
 func (l *eventLoop) queue(c *loopConn) {
-	if !c.queued && c.client.Out.Len() > 0 {
+	if !c.queued && !c.busy && c.client.Out.Len() > 0 {
 		c.queued = true
 		l.pending = append(l.pending, c)
 	}
@@ -442,8 +547,8 @@ func (l *eventLoop) reply() {
 	}
 	for _, c := range l.pending {
 		c.queued = false
-		if l.conns[c.fd] != c {
-			continue // closed meanwhile
+		if l.conns[c.fd] != c || c.busy {
+			continue // closed meanwhile; or its replies wait for its command
 		}
 		if syncErr != nil {
 			c.client.Out.Reset()
@@ -577,9 +682,11 @@ func (l *eventLoop) close(c *loopConn) {
 	s.connMu.Unlock()
 }
 
-// shutdown stops accepting and closes every connection. Commands run on
-// the loop itself, so none is in flight here.
+// shutdown stops accepting and closes every connection, once the commands
+// running off the loop have finished (they are told to stop).
 func (l *eventLoop) shutdown() {
+	l.offCancel()
+	l.offLoop.Wait()
 	// Writes of this iteration were answered to no one; committing them is
 	// harmless, and ends the batch, which other writers wait for.
 	_ = l.s.be.Sync(l.ctx)

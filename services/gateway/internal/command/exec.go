@@ -255,6 +255,17 @@ func (c *Client) lookup(name []byte) *Command {
 	return table[string(lower(buf[:0], name))]
 }
 
+// RunsLong reports whether args is a command whose work grows with the
+// keyspace (Command.Long) and that c may run: the caller then runs it off
+// its event loop. Anything else, an error reply included, is quick.
+func (e *Executor) RunsLong(c *Client, args [][]byte) bool {
+	if len(args) == 0 {
+		return false
+	}
+	cmd := c.lookup(args[0])
+	return cmd != nil && cmd.Long && cmd.arityOK(len(args)) && c.authed
+}
+
 // Exec runs one command and appends its reply to c.Out. last says whether more
 // commands of the same pipeline are already waiting; when it is true, Exec also
 // makes the pipeline's deferred writes durable before returning, and a failure to

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/glob"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
 func init() {
@@ -33,7 +34,7 @@ func init() {
 		&Command{Name: "persist", Arity: 2, Flags: wf, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.2.0", Summary: "Removes the expiration time of a key.", Complexity: "O(1)", Handler: cmdPersist},
 		&Command{Name: "rename", Arity: 3, Flags: flagWrite, FirstKey: 1, LastKey: 2, Step: 1, Group: g, Since: "1.0.0", Summary: "Renames a key and overwrites the destination.", Complexity: "O(1)", Handler: cmdRename},
 		&Command{Name: "renamenx", Arity: 3, Flags: wf, FirstKey: 1, LastKey: 2, Step: 1, Group: g, Since: "1.0.0", Summary: "Renames a key only when the target key name doesn't exist.", Complexity: "O(1)", Handler: cmdRenameNX},
-		&Command{Name: "keys", Arity: 2, Flags: flagReadonly, Group: g, Since: "1.0.0", Summary: "Returns all key names that match a pattern.", Complexity: "O(N) with N being the number of keys in the database", Handler: cmdKeys},
+		&Command{Name: "keys", Arity: 2, Flags: flagReadonly, Group: g, Since: "1.0.0", Summary: "Returns all key names that match a pattern.", Complexity: "O(N) with N being the number of keys in the database", Handler: cmdKeys, Long: true},
 		&Command{Name: "scan", Arity: -2, Flags: flagReadonly, Group: g, Since: "2.8.0", Summary: "Iterates over the key names in the database.", Complexity: "O(1) for every call. O(N) for a complete iteration.", Handler: cmdScan},
 		&Command{Name: "dbsize", Arity: 1, Flags: rf, Group: "server", Since: "1.0.0", Summary: "Returns the number of keys in the database.", Complexity: "O(1)", Handler: cmdDBSize},
 		&Command{Name: "flushdb", Arity: -1, Flags: flagWrite, Group: "server", Since: "1.0.0", Summary: "Remove all keys from the current database.", Complexity: "O(N) where N is the number of keys in the selected database", Handler: cmdFlush},
@@ -299,23 +300,33 @@ func cmdRenameNX(r *Request) error {
 }
 
 // >> KEYS pattern
+// The keys are encoded as they are found, into a buffer bounded by the
+// client's output limit: a keyspace too large to answer closes the client
+// (as in Redis with that limit) instead of piling up every key first.
 func cmdKeys(r *Request) error {
 	pattern := r.Args[1]
 	all := len(pattern) == 1 && pattern[0] == '*'
-	var keys [][]byte
+	body := resp.Writer{Proto: r.w.Proto}
+	if r.w.Limit > 0 {
+		body.Limit = max(r.w.Limit-r.w.Len(), 1)
+	}
+	n := 0
 	_, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: glob.LiteralPrefix(pattern), KeysOnly: true}, func(ki backend.KeyInfo) bool {
 		if all || glob.Match(pattern, ki.Key) {
-			keys = append(keys, bytes.Clone(ki.Key))
+			body.Bulk(ki.Key)
+			n++
 		}
-		return true
+		return !body.Overflowed()
 	})
 	if err != nil {
 		return err
 	}
-	r.w.Array(len(keys))
-	for _, k := range keys {
-		r.w.Bulk(k)
+	if body.Overflowed() {
+		r.w.Overflow()
+		return nil
 	}
+	r.w.Array(n)
+	r.w.Raw(body.Bytes())
 	return nil
 }
 

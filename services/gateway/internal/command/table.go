@@ -42,6 +42,10 @@ type Command struct {
 	Handler                 func(*Request) error
 	// Subcommands of container commands (CLIENT, COMMAND, CONFIG), for COMMAND INFO.
 	Subcommands []*Command
+	// Long marks a command whose work grows with the keyspace (KEYS): a
+	// server running commands on one thread runs it on a goroutine of its
+	// own, so that it cannot stall every other client (see RunsLong).
+	Long bool
 
 	// Calls counts executions, for INFO commandstats and metrics.
 	Calls atomic.Int64

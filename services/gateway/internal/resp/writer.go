@@ -33,6 +33,17 @@ func (w *Writer) room(n int) bool {
 	return false
 }
 
+// Overflow marks the buffer as past Limit, as a reply too large for it
+// would: a command that built its reply elsewhere found it too large.
+func (w *Writer) Overflow() { w.over, w.buf = true, nil }
+
+// Raw appends already-encoded replies, within Limit.
+func (w *Writer) Raw(b []byte) {
+	if w.room(len(b)) {
+		w.buf = append(w.buf, b...)
+	}
+}
+
 // Overflowed reports whether a reply passed Limit (and was dropped).
 func (w *Writer) Overflowed() bool { return w.over }
 
