@@ -114,6 +114,9 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	if len(tx.order) == 0 {
 		return nil
 	}
+	if err := tx.checkSize(); err != nil {
+		return err
+	}
 	// Read every base state first: a failure must leave nothing of the
 	// command in the group.
 	for _, i := range tx.order {

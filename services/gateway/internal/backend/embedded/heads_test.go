@@ -1,6 +1,8 @@
 package embedded
 
 import (
+	"context"
+	"errors"
 	"runtime"
 	"strings"
 	"testing"
@@ -94,5 +96,35 @@ func TestHeadsReadNoData(t *testing.T) {
 				t.Errorf("an expired key has a head")
 			}
 		})
+	}
+}
+
+// A command writing more than one batch may hold is refused before any
+// batch is built, with ErrTooLarge, on both write paths; nothing is written.
+func TestCommandBytesAreBounded(t *testing.T) {
+	clk := &clock{}
+	s, err := Open(Options{Dir: t.TempDir(), Sync: SyncNo, Now: clk.now, SweepInterval: 1 << 62, MaxCommandBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	g := s.Batch(ctx)
+	for _, c := range []context.Context{ctx, g} {
+		keys := [][]byte{[]byte("a"), []byte("b")}
+		err := s.Update(c, backend.WriteOptions{}, keys, func(tx backend.Txn) error {
+			for _, k := range keys {
+				tx.Set(k, backend.Value{Type: backend.TypeString, Data: make([]byte, 600<<10)})
+			}
+			return nil
+		})
+		if !errors.Is(err, backend.ErrTooLarge) || !strings.Contains(err.Error(), "over the embedded store's limit of 1048576 bytes") {
+			t.Fatalf("Update of 1.2 MB = %v, want ErrTooLarge", err)
+		}
+		if err := s.Sync(c); err != nil {
+			t.Fatal(err)
+		}
+		if _, found, _ := s.Heads(ctx, keys); found[0] || found[1] {
+			t.Fatalf("a refused command wrote: %v", found)
+		}
 	}
 }

@@ -64,10 +64,19 @@ type Options struct {
 	// each fsync cover more writes, which saves CPU and raises throughput; a lone
 	// writer never waits.
 	SyncWindow time.Duration
+	// MaxCommandBytes bounds what one command may write (0:
+	// DefaultMaxCommandBytes); see DefaultMaxCommandBytes.
+	MaxCommandBytes int64
 	// Now is the clock in Unix milliseconds (nil: wall clock). Tests inject one.
 	Now    func() int64
 	Logger *slog.Logger
 }
+
+// DefaultMaxCommandBytes is the default Options.MaxCommandBytes. A Pebble
+// batch must stay under 4 GiB (past it Pebble panics), and a command's
+// writes share a batch with at most groupFlushBytes of others'; each key is
+// written twice (data and expiry index) with its value once.
+const DefaultMaxCommandBytes = 2 << 30
 
 // DefaultSyncWindow is the default Options.SyncWindow. It was tuned with
 // scripts/bench-embedded.sh (50 clients, one SET each in flight): on a disk
@@ -133,6 +142,9 @@ func Open(opts Options) (*Store, error) {
 	}
 	if opts.CacheKeys <= 0 {
 		opts.CacheKeys = DefaultCacheKeys
+	}
+	if opts.MaxCommandBytes <= 0 {
+		opts.MaxCommandBytes = DefaultMaxCommandBytes
 	}
 	if opts.SweepInterval == 0 {
 		opts.SweepInterval = 100 * time.Millisecond
@@ -563,6 +575,9 @@ func (s *Store) prepare(tx *txn, fn func(backend.Txn) error) (*pebble.Batch, err
 	}
 	if len(tx.order) == 0 {
 		return nil, nil
+	}
+	if err := tx.checkSize(); err != nil {
+		return nil, err
 	}
 	b := s.db.NewBatch()
 	if err := tx.fill(b); err != nil {

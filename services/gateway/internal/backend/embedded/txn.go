@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 
 	"github.com/cockroachdb/pebble"
@@ -245,6 +246,21 @@ func (t *txn) put(key []byte, p pending) {
 		t.order = append(t.order, i)
 	}
 	e.write = p
+}
+
+// checkSize refuses, before any batch is built, writes larger than one
+// command may make (Options.MaxCommandBytes).
+func (t *txn) checkSize() error {
+	var n int64
+	for _, i := range t.order {
+		e := &t.entries[i]
+		// The data key and the expiry index key, the value, and headers.
+		n += 2*int64(len(e.key)) + int64(len(e.write.v.Data)) + 64
+	}
+	if limit := t.store.opts.MaxCommandBytes; n > limit {
+		return fmt.Errorf("%w: one command writes %d bytes, over the embedded store's limit of %d bytes", backend.ErrTooLarge, n, limit)
+	}
+	return nil
 }
 
 // fill turns the buffered writes into batch operations: data, expiry index entries
