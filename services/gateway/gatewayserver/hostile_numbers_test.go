@@ -72,6 +72,14 @@ var extremeSequences = map[string][]step{
 		cmd("SCAN", "0", "COUNT", "18446744073709551616"), cmd("SCAN", "0", "COUNT", "2147483648"),
 		cmd("SELECT", "9223372036854775807"), cmd("SELECT", "-1"),
 	},
+	"client": {
+		cmd("CLIENT", "LIST", "ID", "0"), cmd("CLIENT", "LIST", "ID", "-1"), cmd("CLIENT", "LIST", "ID", "9223372036854775807"),
+		cmd("CLIENT", "LIST", "ID", "-9223372036854775808", "0"), cmd("CLIENT", "LIST", "ID", "18446744073709551616"),
+		cmd("CLIENT", "LIST", "ID", "abc"), cmd("CLIENT", "LIST", "ID", "0", "x"), cmd("CLIENT", "LIST", "ID"),
+		cmd("CLIENT", "LIST", "TYPE", "foo"), cmd("CLIENT", "LIST", "TYPE", "Replica"), cmd("CLIENT", "LIST", "TYPE", "pubsub"),
+		cmd("CLIENT", "LIST", "TYPE", "normal", "x"), cmd("CLIENT", "LIST", "x"),
+		cmd("HELLO", "99999999999999999999"), cmd("HELLO", "-9223372036854775808"), cmd("HELLO", "0"),
+	},
 }
 
 func TestExtremeNumbersMatchRedisServer(t *testing.T) {

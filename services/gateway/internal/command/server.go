@@ -271,14 +271,37 @@ func cmdClient(r *Request) error {
 		if err := check("client|list", -2); err != nil {
 			return err
 		}
-		if len(r.Args) > 2 {
-			if len(r.Args) != 4 || !equalFold(r.Args[2], "type") {
-				return errSyntax
-			}
-			if !equalFold(r.Args[3], "normal") {
-				r.w.Verbatim("")
+		switch {
+		case len(r.Args) == 4 && equalFold(r.Args[2], "type"):
+			switch t := r.Args[3]; {
+			case equalFold(t, "normal"):
+			case equalFold(t, "master"), equalFold(t, "replica"), equalFold(t, "slave"), equalFold(t, "pubsub"):
+				r.w.Verbatim("") // no such clients here
 				return nil
+			default:
+				return replyError("ERR Unknown client type '" + string(t) + "'")
 			}
+		case len(r.Args) > 3 && equalFold(r.Args[2], "id"):
+			// As Redis: the clients in the order asked, repeats included.
+			var sb strings.Builder
+			now := time.Now()
+			for _, a := range r.Args[3:] {
+				id, ok := parseInt(a)
+				if !ok {
+					return replyError("ERR Invalid client ID")
+				}
+				r.e.clientsMu.Lock()
+				cl := r.e.clients[id]
+				r.e.clientsMu.Unlock()
+				if cl != nil {
+					sb.WriteString(r.e.clientLine(cl, now))
+					sb.WriteByte('\n')
+				}
+			}
+			r.w.Verbatim(sb.String())
+			return nil
+		case len(r.Args) != 2:
+			return errSyntax
 		}
 		r.w.Verbatim(r.e.clientList())
 	case equalFold(sub, "setinfo"):
