@@ -14,22 +14,9 @@ import (
 func TestPanicIsContainedOnTheRaftBackend(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	var armed atomic.Bool
-	cfg := gatewayserver.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Backend = gatewayserver.BackendRaft
-	cfg.PDAddr = c.PDAddr()
-	cfg.MaxRetries = 10
-	cfg.TestingKnobs.PanicOn = func(key []byte) bool {
-		return armed.Load() && string(key) == conformance.PanicKey
-	}
-	srv, err := gatewayserver.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close gateway: %v", err)
+	srv := startGateway(t, c, func(cfg *gatewayserver.Config) {
+		cfg.TestingKnobs.PanicOn = func(key []byte) bool {
+			return armed.Load() && string(key) == conformance.PanicKey
 		}
 	})
 	conformance.RunPanicContainment(t, srv.Addr(), armed.Store)

@@ -12,8 +12,9 @@ import (
 	"github.com/nokv/nokv/tests/cluster"
 )
 
-// startGateway runs nokv-redis with the raft backend against c.
-func startGateway(t *testing.T, c *cluster.Cluster) *gatewayserver.Server {
+// startGateway runs nokv-redis with the raft backend against c; mutate,
+// if given, adjusts its settings first.
+func startGateway(t *testing.T, c *cluster.Cluster, mutate ...func(*gatewayserver.Config)) *gatewayserver.Server {
 	t.Helper()
 	cfg := gatewayserver.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -21,6 +22,9 @@ func startGateway(t *testing.T, c *cluster.Cluster) *gatewayserver.Server {
 	cfg.PDAddr = c.PDAddr()
 	cfg.MaxRetries = 10
 	cfg.WorkDir = t.TempDir()
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	srv, err := gatewayserver.New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
