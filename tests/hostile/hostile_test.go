@@ -27,11 +27,15 @@ import (
 )
 
 // memBound is how far one request may take a process's peak resident set
-// past what it was before; totalBound how far the resident set may grow over
-// the whole run (caches fill: the embedded store's block cache alone is 64 MiB).
+// past what it was before. totalBound is how far the resident set may grow
+// over the whole run, against leaks: it is loose because caches fill (the
+// embedded store's block cache alone is 64 MiB) and because Go collects the
+// garbage of large requests only when the heap doubles (or after two
+// minutes), so a few 32 MiB requests leave the gateway near 900 MiB for a
+// while without holding anything.
 const (
 	memBound   = 256 << 20
-	totalBound = 1 << 30
+	totalBound = 2 << 30
 )
 
 // pingTimeout bounds the liveness check after each request.
