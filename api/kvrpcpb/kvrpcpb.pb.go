@@ -1131,11 +1131,14 @@ func (x *Mutation) GetExpiresAt() int64 {
 }
 
 type KvPair struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Error         *KeyError              `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
-	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	ExpiresAt     int64                  `protobuf:"varint,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Error *KeyError              `protobuf:"bytes,1,opt,name=error,proto3" json:"error,omitempty"`
+	Key   []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// The value; for a head_only read only its first value_prefix_len bytes.
+	Value     []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	ExpiresAt int64  `protobuf:"varint,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The whole value's length, set by head_only reads (and 0 otherwise).
+	ValueLen      uint64 `protobuf:"varint,5,opt,name=value_len,json=valueLen,proto3" json:"value_len,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1198,15 +1201,31 @@ func (x *KvPair) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *KvPair) GetValueLen() uint64 {
+	if x != nil {
+		return x.ValueLen
+	}
+	return 0
+}
+
 type GetRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Context *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
 	Key     []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// Unix milliseconds the reader treats as now for expiry; 0 = the store's clock.
-	NowMs         int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NowMs int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// A head read: the store reads the value as usual (locks, versions and
+	// expiry exactly as for a full read) but answers with its length
+	// (value_len) and only its first value_prefix_len bytes (fewer when the
+	// value is shorter) in value. Callers that only need to know whether a
+	// key exists, its expiry, its length or a type byte of their own
+	// framing need not transfer large values.
+	HeadOnly bool `protobuf:"varint,5,opt,name=head_only,json=headOnly,proto3" json:"head_only,omitempty"`
+	// With head_only: how many leading bytes of the value to send.
+	ValuePrefixLen uint32 `protobuf:"varint,6,opt,name=value_prefix_len,json=valuePrefixLen,proto3" json:"value_prefix_len,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetRequest) Reset() {
@@ -1267,13 +1286,30 @@ func (x *GetRequest) GetNowMs() int64 {
 	return 0
 }
 
+func (x *GetRequest) GetHeadOnly() bool {
+	if x != nil {
+		return x.HeadOnly
+	}
+	return false
+}
+
+func (x *GetRequest) GetValuePrefixLen() uint32 {
+	if x != nil {
+		return x.ValuePrefixLen
+	}
+	return 0
+}
+
 type GetResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RegionError   *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
-	Error         *KeyError              `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
-	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
-	NotFound      bool                   `protobuf:"varint,4,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
-	ExpiresAt     int64                  `protobuf:"varint,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	RegionError *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
+	Error       *KeyError              `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The value; for a head_only read only its first value_prefix_len bytes.
+	Value     []byte `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	NotFound  bool   `protobuf:"varint,4,opt,name=not_found,json=notFound,proto3" json:"not_found,omitempty"`
+	ExpiresAt int64  `protobuf:"varint,5,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// The whole value's length, set by head_only reads (and 0 otherwise).
+	ValueLen      uint64 `protobuf:"varint,6,opt,name=value_len,json=valueLen,proto3" json:"value_len,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1343,14 +1379,26 @@ func (x *GetResponse) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *GetResponse) GetValueLen() uint64 {
+	if x != nil {
+		return x.ValueLen
+	}
+	return 0
+}
+
 type BatchGetRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Context       *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
-	Keys          [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
-	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	NowMs         int64                  `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Context *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	Keys    [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	NowMs   int64                  `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// As in GetRequest: pairs carry value_len and the value's first
+	// value_prefix_len bytes. The response's size budget counts only what is
+	// sent, so a page holds many more heads than values.
+	HeadOnly       bool   `protobuf:"varint,5,opt,name=head_only,json=headOnly,proto3" json:"head_only,omitempty"`
+	ValuePrefixLen uint32 `protobuf:"varint,6,opt,name=value_prefix_len,json=valuePrefixLen,proto3" json:"value_prefix_len,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *BatchGetRequest) Reset() {
@@ -1407,6 +1455,20 @@ func (x *BatchGetRequest) GetVersion() uint64 {
 func (x *BatchGetRequest) GetNowMs() int64 {
 	if x != nil {
 		return x.NowMs
+	}
+	return 0
+}
+
+func (x *BatchGetRequest) GetHeadOnly() bool {
+	if x != nil {
+		return x.HeadOnly
+	}
+	return false
+}
+
+func (x *BatchGetRequest) GetValuePrefixLen() uint32 {
+	if x != nil {
+		return x.ValuePrefixLen
 	}
 	return 0
 }
@@ -2813,31 +2875,37 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\x03R\texpiresAt\"x\n" +
+	"expires_at\x18\x04 \x01(\x03R\texpiresAt\"\x95\x01\n" +
 	"\x06KvPair\x12'\n" +
 	"\x05error\x18\x01 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x04 \x01(\x03R\texpiresAt\"{\n" +
+	"expires_at\x18\x04 \x01(\x03R\texpiresAt\x12\x1b\n" +
+	"\tvalue_len\x18\x05 \x01(\x04R\bvalueLen\"\xc2\x01\n" +
 	"\n" +
 	"GetRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x15\n" +
-	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\"\xc1\x01\n" +
+	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\x12\x1b\n" +
+	"\thead_only\x18\x05 \x01(\bR\bheadOnly\x12(\n" +
+	"\x10value_prefix_len\x18\x06 \x01(\rR\x0evaluePrefixLen\"\xde\x01\n" +
 	"\vGetResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12'\n" +
 	"\x05error\x18\x02 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12\x14\n" +
 	"\x05value\x18\x03 \x01(\fR\x05value\x12\x1b\n" +
 	"\tnot_found\x18\x04 \x01(\bR\bnotFound\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x05 \x01(\x03R\texpiresAt\"\x82\x01\n" +
+	"expires_at\x18\x05 \x01(\x03R\texpiresAt\x12\x1b\n" +
+	"\tvalue_len\x18\x06 \x01(\x04R\bvalueLen\"\xc9\x01\n" +
 	"\x0fBatchGetRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x12\n" +
 	"\x04keys\x18\x02 \x03(\fR\x04keys\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x15\n" +
-	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\"\xba\x01\n" +
+	"\x06now_ms\x18\x04 \x01(\x03R\x05nowMs\x12\x1b\n" +
+	"\thead_only\x18\x05 \x01(\bR\bheadOnly\x12(\n" +
+	"\x10value_prefix_len\x18\x06 \x01(\rR\x0evaluePrefixLen\"\xba\x01\n" +
 	"\x10BatchGetResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12%\n" +
 	"\x05pairs\x18\x02 \x03(\v2\x0f.nokv.kv.KvPairR\x05pairs\x12'\n" +

@@ -247,6 +247,16 @@ func outcome(err error, setRegionError func(*kvrpcpb.RegionError)) error {
 func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
 	resp := &kvrpcpb.GetResponse{}
 	err := s.read(ctx, req.GetContext(), req.GetVersion(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) error {
+		if req.GetHeadOnly() {
+			// The same read, answered with the value's length and first
+			// bytes only.
+			h, found, kerr, err := mvcc.GetHead(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs()), int(req.GetValuePrefixLen()))
+			if err != nil {
+				return err
+			}
+			resp.Error, resp.Value, resp.ValueLen, resp.ExpiresAt, resp.NotFound = kerr, h.Prefix, uint64(h.Len), h.ExpiresAt, !found && kerr == nil
+			return nil
+		}
 		v, exp, found, kerr, err := mvcc.Get(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs()))
 		if err != nil {
 			return err
@@ -265,8 +275,10 @@ func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) 
 	resp := &kvrpcpb.BatchGetResponse{}
 	err := s.read(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
 		// Values are large at times: the response stops at its budget and
-		// the client asks for the rest.
-		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()), limits.ResponsePageBytes)
+		// the client asks for the rest. A head read counts what it sends.
+		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()), mvcc.ReadOptions{
+			MaxBytes: limits.ResponsePageBytes, HeadOnly: req.GetHeadOnly(), PrefixLen: int(req.GetValuePrefixLen()),
+		})
 		resp.Pairs, resp.NextIndex = pairs, uint32(next)
 		return err
 	})

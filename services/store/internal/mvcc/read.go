@@ -78,39 +78,89 @@ func Get(r pebble.Reader, key []byte, ts uint64, nowMs int64) (value []byte, exp
 	return rd.read(key, ts, nowMs)
 }
 
-func (rd *reader) read(key []byte, ts uint64, nowMs int64) ([]byte, int64, bool, *kvrpcpb.KeyError, error) {
+// Head is what a head read returns of a value: its length and its first
+// bytes, without a copy of the rest.
+type Head struct {
+	// Prefix is a copy of the value's first bytes, as many as asked for
+	// (fewer when the value is shorter); never nil for a value found.
+	Prefix []byte
+	// Len is the whole value's length.
+	Len       int
+	ExpiresAt int64
+}
+
+// GetHead reads key as Get does, with the same lock, version and expiry
+// rules (a head read is a read: it must not see what a full read would not),
+// but returns only the value's length and its first prefixLen bytes. A long
+// value is still read from the engine, not copied.
+func GetHead(r pebble.Reader, key []byte, ts uint64, nowMs int64, prefixLen int) (h Head, found bool, keyErr *kvrpcpb.KeyError, err error) {
+	rd := reader{r: r}
+	defer closeReader(&rd, &err)
+	return rd.readHead(key, ts, nowMs, prefixLen)
+}
+
+// visible finds the version of key a reader at ts sees: a KeyError if a lock
+// blocks it, otherwise the newest live PUT record (found), or nothing when
+// the newest PUT or DEL at or below ts is a DEL or an expired PUT. The
+// record aliases the write iterator's buffer: valid until it moves.
+func (rd *reader) visible(key []byte, ts uint64, nowMs int64) (Write, bool, *kvrpcpb.KeyError, error) {
 	l, locked, err := rd.lock(key)
 	if err != nil {
-		return nil, 0, false, nil, err
+		return Write{}, false, nil, err
 	}
 	if locked && l.blocksRead(ts) {
-		return nil, 0, false, lockedError(&l, key), nil
+		return Write{}, false, lockedError(&l, key), nil
 	}
 	ok, err := rd.seekVersions(key, ts, 0)
 	if err != nil {
-		return nil, 0, false, nil, err
+		return Write{}, false, nil, err
 	}
 	for ; ok; ok = rd.wit.Next() {
 		_, w, err := rd.version(key)
 		if err != nil {
-			return nil, 0, false, nil, err
+			return Write{}, false, nil, err
 		}
 		switch w.Kind {
 		case opPut:
 			if expired(w.ExpiresAt, nowMs) {
-				return nil, 0, false, nil, nil
+				return Write{}, false, nil, nil
 			}
-			v, err := rd.writeValue(key, &w)
-			if err != nil {
-				return nil, 0, false, nil, err
-			}
-			return v, w.ExpiresAt, true, nil, nil
+			return w, true, nil, nil
 		case opDel:
-			return nil, 0, false, nil, nil
+			return Write{}, false, nil, nil
 		}
 		// ROLLBACK and LOCK records change nothing: look further down.
 	}
-	return nil, 0, false, nil, rd.iterErr(key)
+	return Write{}, false, nil, rd.iterErr(key)
+}
+
+func (rd *reader) read(key []byte, ts uint64, nowMs int64) ([]byte, int64, bool, *kvrpcpb.KeyError, error) {
+	w, found, kerr, err := rd.visible(key, ts, nowMs)
+	if err != nil || kerr != nil || !found {
+		return nil, 0, false, kerr, err
+	}
+	v, err := rd.writeValue(key, &w)
+	if err != nil {
+		return nil, 0, false, nil, err
+	}
+	return v, w.ExpiresAt, true, nil, nil
+}
+
+func (rd *reader) readHead(key []byte, ts uint64, nowMs int64, prefixLen int) (Head, bool, *kvrpcpb.KeyError, error) {
+	w, found, kerr, err := rd.visible(key, ts, nowMs)
+	if err != nil || kerr != nil || !found {
+		return Head{}, false, kerr, err
+	}
+	h := Head{ExpiresAt: w.ExpiresAt}
+	if w.Inline {
+		h.Len = len(w.Value)
+		h.Prefix = append([]byte{}, w.Value[:min(max(prefixLen, 0), h.Len)]...)
+		return h, true, nil, nil
+	}
+	if h.Prefix, h.Len, err = rd.valueHead(key, w.StartTS, prefixLen); err != nil {
+		return Head{}, false, nil, err
+	}
+	return h, true, nil, nil
 }
 
 // writeValue returns a copy of the value of a PUT record.
@@ -121,33 +171,64 @@ func (rd *reader) writeValue(key []byte, w *Write) ([]byte, error) {
 	return rd.value(key, w.StartTS)
 }
 
+// ReadOptions shape a batch read.
+type ReadOptions struct {
+	// MaxBytes stops the read once the pairs hold this many bytes of keys
+	// and values (as sent: a head read's prefixes), after at least one key;
+	// <= 0: no bound.
+	MaxBytes int
+	// HeadOnly makes it a head read (GetHead): each pair's Value holds the
+	// value's first PrefixLen bytes and ValueLen its length.
+	HeadOnly  bool
+	PrefixLen int
+}
+
 // BatchGet reads each key as Get does. The pairs are in request order and
 // hold only the keys found and the keys blocked by a lock (with Error set).
 func BatchGet(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64) (pairs []*kvrpcpb.KvPair, err error) {
-	pairs, _, err = BatchGetPage(r, keyList, ts, nowMs, 0)
+	pairs, _, err = BatchGetPage(r, keyList, ts, nowMs, ReadOptions{})
 	return pairs, err
 }
 
-// BatchGetPage is BatchGet that stops once the pairs hold maxBytes of keys
-// and values (maxBytes <= 0: no bound), after at least one key: next is
-// the index of the first key not read, 0 when every key was.
-func BatchGetPage(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64, maxBytes int) (pairs []*kvrpcpb.KvPair, next int, err error) {
+// BatchGetPage is BatchGet within opts: it stops once the pairs hold
+// opts.MaxBytes, after at least one key (next is the index of the first key
+// not read, 0 when every key was), and with opts.HeadOnly reads heads.
+func BatchGetPage(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64, opts ReadOptions) (pairs []*kvrpcpb.KvPair, next int, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
 	size := 0
 	for i, key := range keyList {
-		if maxBytes > 0 && i > 0 && size >= maxBytes {
+		if opts.MaxBytes > 0 && i > 0 && size >= opts.MaxBytes {
 			return pairs, i, nil
 		}
-		v, exp, found, kerr, err := rd.read(key, ts, nowMs)
+		var (
+			p     *kvrpcpb.KvPair
+			found bool
+			kerr  *kvrpcpb.KeyError
+			err   error
+		)
+		if opts.HeadOnly {
+			var h Head
+			h, found, kerr, err = rd.readHead(key, ts, nowMs, opts.PrefixLen)
+			if found {
+				p = &kvrpcpb.KvPair{Key: key, Value: h.Prefix, ExpiresAt: h.ExpiresAt, ValueLen: uint64(h.Len)}
+			}
+		} else {
+			var v []byte
+			var exp int64
+			v, exp, found, kerr, err = rd.read(key, ts, nowMs)
+			if found {
+				p = &kvrpcpb.KvPair{Key: key, Value: v, ExpiresAt: exp}
+			}
+		}
 		switch {
 		case err != nil:
 			return nil, 0, err
 		case kerr != nil:
 			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Error: kerr})
 		case found:
-			pairs = append(pairs, &kvrpcpb.KvPair{Key: key, Value: v, ExpiresAt: exp})
-			size += len(key) + len(v) + pairOverhead
+			pairs = append(pairs, p)
+			size += len(key) + len(p.Value) + pairOverhead
 		}
 	}
 	return pairs, 0, nil

@@ -214,7 +214,7 @@ func TestBatchGetPage(t *testing.T) {
 	ks := bs("a", "a\x00", "nope", "b")
 	var got []string
 	for from, pages := 0, 0; ; pages++ {
-		pairs, next, err := BatchGetPage(e.snap(), ks[from:], 250, 2_000, 1)
+		pairs, next, err := BatchGetPage(e.snap(), ks[from:], 250, 2_000, ReadOptions{MaxBytes: 1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,7 +230,7 @@ func TestBatchGetPage(t *testing.T) {
 	if g, want := strings.Join(got, "|"), "a=a1|a\x00=zzzzzzzzzzzzzzzzzzzz...|b=b1"; g != want {
 		t.Errorf("pages = %q, want %q", g, want)
 	}
-	if pairs, next, err := BatchGetPage(e.snap(), ks, 250, 2_000, 1<<20); err != nil || next != 0 || len(pairs) != 3 {
+	if pairs, next, err := BatchGetPage(e.snap(), ks, 250, 2_000, ReadOptions{MaxBytes: 1 << 20}); err != nil || next != 0 || len(pairs) != 3 {
 		t.Errorf("one page = %d pairs, next %d, %v", len(pairs), next, err)
 	}
 }

@@ -117,6 +117,26 @@ func (rd *reader) value(key []byte, startTS uint64) ([]byte, error) {
 	return v, nil
 }
 
+// valueHead reads the length and the first prefixLen bytes of the default
+// column family value a transaction wrote, copying only those bytes.
+func (rd *reader) valueHead(key []byte, startTS uint64, prefixLen int) ([]byte, int, error) {
+	rd.fit(key)
+	rd.buf = binary.BigEndian.AppendUint64(keys.EncodeBytes(append(rd.buf[:0], keys.CFDefault), key), ^startTS)
+	val, closer, err := rd.r.Get(rd.buf)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, 0, fmt.Errorf("mvcc: read value %q@%d: %w: value missing from the default column family", key, startTS, ErrCorrupt)
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("mvcc: read value %q@%d: %w", key, startTS, err)
+	}
+	n := len(val)
+	prefix := append([]byte{}, val[:min(max(prefixLen, 0), n)]...)
+	if err := closer.Close(); err != nil {
+		return nil, 0, fmt.Errorf("mvcc: read value %q@%d: %w", key, startTS, err)
+	}
+	return prefix, n, nil
+}
+
 // seekVersions positions the write iterator on the newest write record of
 // key with minTS <= commit_ts <= maxTS; Next walks to older ones and the
 // iterator turns invalid past minTS. The caller checks iterErr afterwards.
