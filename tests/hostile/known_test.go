@@ -15,10 +15,6 @@ import (
 var known = []struct {
 	pattern, reason string
 }{
-	{`TestHostile/embedded/numbers/SETRANGE(-missing)?/2\^29-1`,
-		"SETRANGE k 536870911 A takes the embedded gateway from ~25 MiB to 1.7-3.4 GiB resident (for a 512 MiB string), 7-12s"},
-	{`TestHostile/(embedded|raft)/numbers/CLIENT-LIST-ID/.*`,
-		"CLIENT LIST ID <id> is ERR syntax error; Redis 7 lists those clients or answers ERR Invalid client ID"},
 	{`TestHostile/raft/many-args/(DEL-100k-absent|DEL-50k-existing|MSETNX-50k-distinct|UNLINK-50k-existing|repeated-key-MSETNX)`,
 		"raft: DEL/UNLINK of 50k-100k distinct keys and MSETNX of 50k pairs (even of one key) take 14-33s; MSET of 50k pairs takes 1s"},
 }
@@ -62,7 +58,7 @@ var knownRequests = []struct {
 		off, err := strconv.ParseInt(args[2], 10, 64)
 		end := off + int64(len(args[3]))
 		return err == nil && len(args[3]) > 0 && end > 32<<20 && end <= 536870912
-	}, "SETRANGE building a string past 32 MiB: the embedded gateway's memory, as SETRANGE k 536870911 A above"},
+	}, "SETRANGE building a string past 32 MiB: legitimate, but it takes seconds to write and is covered once by the numbers phase"},
 }
 
 // knownRequest returns why args is known to fail, or "".
