@@ -576,7 +576,7 @@ func cmdMSetNX(r *Request) error {
 	err := r.update(pairKeys(pairs), func(tx backend.Txn) error {
 		set = false
 		for i := 0; i < len(pairs); i += 2 {
-			_, exists, err := tx.Get(pairs[i])
+			_, exists, err := tx.Head(pairs[i])
 			if err != nil || exists {
 				return err
 			}
