@@ -226,6 +226,25 @@ func (c *Client) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entry,
 	return c.Snapshot(ts).BatchGet(ctx, keys)
 }
 
+// GetHead reads key's head at a fresh timestamp; see Snapshot.GetHead.
+func (c *Client) GetHead(ctx context.Context, key []byte, prefixLen int) (h Head, found bool, err error) {
+	ts, err := c.CurrentTS(ctx)
+	if err != nil {
+		return Head{}, false, err
+	}
+	return c.Snapshot(ts).GetHead(ctx, key, prefixLen)
+}
+
+// BatchGetHeads reads the heads of keys at one fresh timestamp; see
+// Snapshot.BatchGetHeads.
+func (c *Client) BatchGetHeads(ctx context.Context, keys [][]byte, prefixLen int) (map[string]Head, error) {
+	ts, err := c.CurrentTS(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Snapshot(ts).BatchGetHeads(ctx, keys, prefixLen)
+}
+
 // Scan reads [start, end) at one fresh timestamp; see Snapshot.Scan.
 func (c *Client) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, error) {
 	ts, err := c.CurrentTS(ctx)
@@ -337,12 +356,24 @@ type Stats struct {
 	// RollbackFailures counts rollbacks that failed (the locks expire).
 	SecondaryCommitFailures uint64
 	RollbackFailures        uint64
+	// Reads counts the read responses (Get, BatchGet, Scan; head reads
+	// included) the stores answered without a region error; ValueBytesRead
+	// the bytes of values they carried (a head read's prefixes only).
+	Reads          uint64
+	ValueBytesRead uint64
 }
 
 type counters struct {
 	txns, onePC, twoPC, conflicts, txnRetries atomic.Uint64
 	regionRetries, locksResolved, lockWaits   atomic.Uint64
 	secondaryCommitErrors, rollbackErrors     atomic.Uint64
+	reads, valueBytesRead                     atomic.Uint64
+}
+
+// countRead counts a read response carrying n bytes of values.
+func (s *counters) countRead(n int) {
+	s.reads.Add(1)
+	s.valueBytesRead.Add(uint64(n))
 }
 
 // Stats returns the client's counters.
@@ -359,5 +390,7 @@ func (c *Client) Stats() Stats {
 		LockWaits:               s.lockWaits.Load(),
 		SecondaryCommitFailures: s.secondaryCommitErrors.Load(),
 		RollbackFailures:        s.rollbackErrors.Load(),
+		Reads:                   s.reads.Load(),
+		ValueBytesRead:          s.valueBytesRead.Load(),
 	}
 }

@@ -59,6 +59,21 @@
 // (ScanOptions.KeysOnly) and bound the keys the stores look at, dead ones
 // included (ScanOptions.MaxVisit), and returns where to continue.
 //
+// # Head reads
+//
+// [Snapshot.GetHead] and [Snapshot.BatchGetHeads] (and [Txn.GetHead],
+// [Txn.BatchGetHeads], which answer from the transaction's own writes
+// first, as Txn.Get does) read a key's [Head]: the value's length, its
+// expiry and only its first prefixLen bytes (the gateway asks for one, its
+// type byte). The store reads exactly as for a value (the request's
+// head_only flag changes only what it sends back), so locks are met and
+// resolved the same way and a head read and a value read at one snapshot
+// agree; a 6 MiB value costs the store a Pebble lookup but crosses the
+// network as its length. Batch reads, of values or heads, read a key named
+// many times once, and a store's response page counts only the bytes it
+// sends, so a page holds thousands of heads. [Stats] counts the read
+// responses and the value bytes they carried.
+//
 // # Deleting ranges
 //
 // [Client.DeleteRange] removes a key range region by region, each part one

@@ -281,6 +281,9 @@ func (s *fakeStore) KvGet(_ context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.
 	}
 	defer s.w.mu.Unlock()
 	v, ok := s.w.data[string(req.GetKey())]
+	if req.GetHeadOnly() {
+		return &kvrpcpb.GetResponse{Value: v[:min(int(req.GetValuePrefixLen()), len(v))], ValueLen: uint64(len(v)), NotFound: !ok}, nil
+	}
 	return &kvrpcpb.GetResponse{Value: v, NotFound: !ok}, nil
 }
 
@@ -296,7 +299,11 @@ func (s *fakeStore) KvBatchGet(_ context.Context, req *kvrpcpb.BatchGetRequest) 
 			break
 		}
 		if v, ok := s.w.data[string(k)]; ok {
-			resp.Pairs = append(resp.Pairs, &kvrpcpb.KvPair{Key: k, Value: v})
+			p := &kvrpcpb.KvPair{Key: k, Value: v}
+			if req.GetHeadOnly() {
+				p.Value, p.ValueLen = v[:min(int(req.GetValuePrefixLen()), len(v))], uint64(len(v))
+			}
+			resp.Pairs = append(resp.Pairs, p)
 		}
 	}
 	return resp, nil

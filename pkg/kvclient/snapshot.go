@@ -64,48 +64,123 @@ func (c *Client) waitLocks(ctx context.Context, bo *backoffer, lw *lockWaiter, l
 // key longer than limits.MaxKeySize cannot have been written: it is absent
 // without asking a store.
 func (s *Snapshot) Get(ctx context.Context, key []byte) (e Entry, found bool, err error) {
+	resp, err := s.get(ctx, key, false, 0)
+	if err != nil || resp == nil {
+		return Entry{}, false, err
+	}
+	return Entry{Key: key, Value: resp.GetValue(), ExpiresAt: resp.GetExpiresAt()}, true, nil
+}
+
+// Head is what a head read returns of a key's value: its length, its first
+// bytes and its expiry, without the rest of the value.
+type Head struct {
+	Key []byte
+	// Prefix holds the value's first bytes: as many as the read asked for,
+	// fewer when the value is shorter.
+	Prefix []byte
+	// Len is the whole value's length.
+	Len int
+	// ExpiresAt is as in Entry.
+	ExpiresAt int64
+}
+
+// GetHead reads key's head: Get without the value, of which only the
+// length and the first prefixLen bytes travel. The store reads exactly as
+// for Get (locks are met and resolved the same way), so a head and a value
+// read at one snapshot always agree.
+func (s *Snapshot) GetHead(ctx context.Context, key []byte, prefixLen int) (h Head, found bool, err error) {
+	resp, err := s.get(ctx, key, true, prefixLen)
+	if err != nil || resp == nil {
+		return Head{}, false, err
+	}
+	return Head{Key: key, Prefix: resp.GetValue(), Len: int(resp.GetValueLen()), ExpiresAt: resp.GetExpiresAt()}, true, nil
+}
+
+// prefixLenField is prefixLen as a request carries it.
+func prefixLenField(prefixLen int) uint32 { return uint32(min(max(prefixLen, 0), math.MaxUint32)) }
+
+// get reads key (its head, with head), resolving the locks it meets. It
+// returns nil without error when the key is absent.
+func (s *Snapshot) get(ctx context.Context, key []byte, head bool, prefixLen int) (*kvrpcpb.GetResponse, error) {
 	if len(key) > limits.MaxKeySize {
-		return Entry{}, false, nil
+		return nil, nil
 	}
 	c := s.c
 	bo, lw := c.newBackoffer(), c.newLockWaiter()
 	for {
 		loc, err := c.locate(ctx, bo, key)
 		if err != nil {
-			return Entry{}, false, err
+			return nil, err
 		}
 		resp, err := send(ctx, c, bo, loc, "Get",
 			func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.GetResponse, error) {
-				return sc.KvGet(ctx, &kvrpcpb.GetRequest{Context: rc, Key: key, Version: s.ts, NowMs: s.nowMs})
+				return sc.KvGet(ctx, &kvrpcpb.GetRequest{
+					Context: rc, Key: key, Version: s.ts, NowMs: s.nowMs,
+					HeadOnly: head, ValuePrefixLen: prefixLenField(prefixLen),
+				})
 			})
 		if errors.Is(err, errRegionMoved) {
 			continue
 		}
 		if err != nil {
-			return Entry{}, false, err
+			return nil, err
 		}
+		c.stats.countRead(len(resp.GetValue()))
 		if ke := resp.GetError(); ke != nil {
 			if l := ke.GetLocked(); l != nil {
 				if err := c.waitLocks(ctx, bo, &lw, []*kvrpcpb.LockInfo{l}); err != nil {
-					return Entry{}, false, err
+					return nil, err
 				}
 				continue
 			}
-			return Entry{}, false, fmt.Errorf("kvclient: get %q: %w", key, &KeyError{Err: ke})
+			return nil, fmt.Errorf("kvclient: get %q: %w", key, &KeyError{Err: ke})
 		}
 		if resp.GetNotFound() {
-			return Entry{}, false, nil
+			return nil, nil
 		}
-		return Entry{Key: key, Value: resp.GetValue(), ExpiresAt: resp.GetExpiresAt()}, true, nil
+		return resp, nil
 	}
 }
 
-// BatchGet reads keys and returns the entries found, by key. Keys are
-// grouped by region and the regions read in parallel; a store answers with
-// up to about limits.ResponsePageBytes of values at a time, and is asked
-// again for the rest.
+// BatchGet reads keys and returns the entries found, by key; a key named
+// more than once is read once. Keys are grouped by region and the regions
+// read in parallel; a store answers with up to about
+// limits.ResponsePageBytes of values at a time, and is asked again for the
+// rest.
 func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entry, error) {
 	out := make(map[string]Entry, len(keys))
+	var mu sync.Mutex
+	err := s.batchGet(ctx, keys, false, 0, func(p *kvrpcpb.KvPair) {
+		mu.Lock()
+		out[string(p.GetKey())] = Entry{Key: p.GetKey(), Value: p.GetValue(), ExpiresAt: p.GetExpiresAt()}
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// BatchGetHeads is BatchGet for heads (see GetHead): only the values'
+// lengths and first prefixLen bytes travel, so a store's response holds
+// many more keys, and a key named more than once is read once.
+func (s *Snapshot) BatchGetHeads(ctx context.Context, keys [][]byte, prefixLen int) (map[string]Head, error) {
+	out := make(map[string]Head, min(len(keys), 1<<16))
+	var mu sync.Mutex
+	err := s.batchGet(ctx, keys, true, prefixLen, func(p *kvrpcpb.KvPair) {
+		mu.Lock()
+		out[string(p.GetKey())] = Head{Key: p.GetKey(), Prefix: p.GetValue(), Len: int(p.GetValueLen()), ExpiresAt: p.GetExpiresAt()}
+		mu.Unlock()
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// batchGet reads keys (their heads, with head), calling found, from several
+// goroutines, with each live pair once settled.
+func (s *Snapshot) batchGet(ctx context.Context, keys [][]byte, head bool, prefixLen int, found func(*kvrpcpb.KvPair)) error {
 	sorted := make([][]byte, 0, len(keys))
 	for _, k := range keys {
 		if len(k) <= limits.MaxKeySize { // a longer one cannot exist
@@ -113,41 +188,45 @@ func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entr
 		}
 	}
 	if len(sorted) == 0 {
-		return out, nil
+		return nil
 	}
 	slices.SortFunc(sorted, bytes.Compare)
 	sorted = slices.CompactFunc(sorted, bytes.Equal)
 
 	c := s.c
-	var mu sync.Mutex
-	err := onRegions(ctx, c, c.newBackoffer(), sorted, identity, keyCost,
+	return onRegions(ctx, c, c.newBackoffer(), sorted, identity, keyCost,
 		func(ctx context.Context, bo *backoffer, loc *location, keys [][]byte) error {
 			lw := c.newLockWaiter()
 			for {
 				resp, err := send(ctx, c, bo, loc, "BatchGet",
 					func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.BatchGetResponse, error) {
-						return sc.KvBatchGet(ctx, &kvrpcpb.BatchGetRequest{Context: rc, Keys: keys, Version: s.ts, NowMs: s.nowMs})
+						return sc.KvBatchGet(ctx, &kvrpcpb.BatchGetRequest{
+							Context: rc, Keys: keys, Version: s.ts, NowMs: s.nowMs,
+							HeadOnly: head, ValuePrefixLen: prefixLenField(prefixLen),
+						})
 					})
 				if err != nil {
 					return err
 				}
+				n := 0
+				for _, p := range resp.GetPairs() {
+					n += len(p.GetValue())
+				}
+				c.stats.countRead(n)
 				if ke := resp.GetError(); ke != nil {
 					return fmt.Errorf("kvclient: batch get: %w", &KeyError{Err: ke})
 				}
 				var locks []*kvrpcpb.LockInfo
-				mu.Lock()
 				for _, p := range resp.GetPairs() {
 					if ke := p.GetError(); ke != nil {
 						if l := ke.GetLocked(); l != nil {
 							locks = append(locks, l)
 							continue
 						}
-						mu.Unlock()
 						return fmt.Errorf("kvclient: batch get %q: %w", p.GetKey(), &KeyError{Err: ke})
 					}
-					out[string(p.GetKey())] = Entry{Key: p.GetKey(), Value: p.GetValue(), ExpiresAt: p.GetExpiresAt()}
+					found(p)
 				}
-				mu.Unlock()
 				// The store stops at its response budget: the keys past
 				// next_index were not read.
 				var unread [][]byte
@@ -173,10 +252,6 @@ func (s *Snapshot) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entr
 				keys = append(next, unread...)
 			}
 		})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // scanBatch is the most pairs asked of a store in one scan request.
@@ -266,6 +341,11 @@ func (s *Snapshot) ScanFunc(ctx context.Context, start, end []byte, opts ScanOpt
 		if err != nil {
 			return nil, err
 		}
+		n := 0
+		for _, p := range resp.GetPairs() {
+			n += len(p.GetValue())
+		}
+		c.stats.countRead(n)
 		if ke := resp.GetError(); ke != nil {
 			if l := ke.GetLocked(); l != nil {
 				if err := c.waitLocks(ctx, bo, &lw, []*kvrpcpb.LockInfo{l}); err != nil {

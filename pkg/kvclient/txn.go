@@ -123,6 +123,52 @@ func (t *Txn) BatchGet(ctx context.Context, keys [][]byte) (map[string]Entry, er
 	return out, nil
 }
 
+// GetHead reads key's head (see Snapshot.GetHead): from the transaction's
+// own write of it if any, otherwise from the snapshot at the start
+// timestamp.
+func (t *Txn) GetHead(ctx context.Context, key []byte, prefixLen int) (h Head, found bool, err error) {
+	if err := t.checkActive(); err != nil {
+		return Head{}, false, err
+	}
+	if e, found, ok := t.buffered(string(key)); ok {
+		return headOf(e, prefixLen), found, nil
+	}
+	return t.snap.GetHead(ctx, key, prefixLen)
+}
+
+// BatchGetHeads reads the heads of keys as GetHead does, the keys the
+// transaction has not written in one Snapshot.BatchGetHeads, and returns
+// those found, by key; a key named more than once is read once.
+func (t *Txn) BatchGetHeads(ctx context.Context, keys [][]byte, prefixLen int) (map[string]Head, error) {
+	if err := t.checkActive(); err != nil {
+		return nil, err
+	}
+	var remote [][]byte
+	own := map[string]Head{}
+	for _, k := range keys {
+		e, found, ok := t.buffered(string(k))
+		switch {
+		case !ok:
+			remote = append(remote, k)
+		case found:
+			own[string(k)] = headOf(e, prefixLen)
+		}
+	}
+	out, err := t.snap.BatchGetHeads(ctx, remote, prefixLen)
+	if err != nil {
+		return nil, err
+	}
+	for k, h := range own {
+		out[k] = h
+	}
+	return out, nil
+}
+
+// headOf is e's head with the value's first prefixLen bytes.
+func headOf(e Entry, prefixLen int) Head {
+	return Head{Key: e.Key, Prefix: e.Value[:min(max(prefixLen, 0), len(e.Value))], Len: len(e.Value), ExpiresAt: e.ExpiresAt}
+}
+
 // Scan reads [start, end) in key order, at most limit keys (limit <= 0: no
 // limit; empty end: to the end of the key space), merging the
 // transaction's own writes into the snapshot.
