@@ -447,11 +447,16 @@ func (x *ScanRegionsRequest) GetLimit() int32 {
 }
 
 type RegionWithLeader struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	Leader        *metapb.Peer           `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	Leader *metapb.Peer           `protobuf:"bytes,2,opt,name=leader,proto3" json:"leader,omitempty"`
+	// From the leader's last heartbeat (0 and empty until PD has had one).
+	ApproximateSize uint64         `protobuf:"varint,3,opt,name=approximate_size,json=approximateSize,proto3" json:"approximate_size,omitempty"`
+	ApproximateKeys uint64         `protobuf:"varint,4,opt,name=approximate_keys,json=approximateKeys,proto3" json:"approximate_keys,omitempty"`
+	DownPeers       []*PeerStats   `protobuf:"bytes,5,rep,name=down_peers,json=downPeers,proto3" json:"down_peers,omitempty"`
+	PendingPeers    []*metapb.Peer `protobuf:"bytes,6,rep,name=pending_peers,json=pendingPeers,proto3" json:"pending_peers,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegionWithLeader) Reset() {
@@ -494,6 +499,34 @@ func (x *RegionWithLeader) GetRegion() *metapb.Region {
 func (x *RegionWithLeader) GetLeader() *metapb.Peer {
 	if x != nil {
 		return x.Leader
+	}
+	return nil
+}
+
+func (x *RegionWithLeader) GetApproximateSize() uint64 {
+	if x != nil {
+		return x.ApproximateSize
+	}
+	return 0
+}
+
+func (x *RegionWithLeader) GetApproximateKeys() uint64 {
+	if x != nil {
+		return x.ApproximateKeys
+	}
+	return 0
+}
+
+func (x *RegionWithLeader) GetDownPeers() []*PeerStats {
+	if x != nil {
+		return x.DownPeers
+	}
+	return nil
+}
+
+func (x *RegionWithLeader) GetPendingPeers() []*metapb.Peer {
+	if x != nil {
+		return x.PendingPeers
 	}
 	return nil
 }
@@ -691,9 +724,12 @@ func (x *GetAllStoresRequest) GetExcludeTombstones() bool {
 }
 
 type GetAllStoresResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
-	Stores        []*metapb.Store        `protobuf:"bytes,2,rep,name=stores,proto3" json:"stores,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Stores []*metapb.Store        `protobuf:"bytes,2,rep,name=stores,proto3" json:"stores,omitempty"`
+	// The statistics of each store's last heartbeat, for the stores that have
+	// sent one since PD started, ordered by store id.
+	Stats         []*StoreStats `protobuf:"bytes,3,rep,name=stats,proto3" json:"stats,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -738,6 +774,13 @@ func (x *GetAllStoresResponse) GetHeader() *ResponseHeader {
 func (x *GetAllStoresResponse) GetStores() []*metapb.Store {
 	if x != nil {
 		return x.Stores
+	}
+	return nil
+}
+
+func (x *GetAllStoresResponse) GetStats() []*StoreStats {
+	if x != nil {
+		return x.Stats
 	}
 	return nil
 }
@@ -2044,10 +2087,15 @@ const file_pdpb_proto_rawDesc = "" +
 	"\x12ScanRegionsRequest\x12\x1b\n" +
 	"\tstart_key\x18\x01 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\x02 \x01(\fR\x06endKey\x12\x14\n" +
-	"\x05limit\x18\x03 \x01(\x05R\x05limit\"f\n" +
+	"\x05limit\x18\x03 \x01(\x05R\x05limit\"\xa5\x02\n" +
 	"\x10RegionWithLeader\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\x12'\n" +
-	"\x06leader\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x06leader\"{\n" +
+	"\x06leader\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x06leader\x12)\n" +
+	"\x10approximate_size\x18\x03 \x01(\x04R\x0fapproximateSize\x12)\n" +
+	"\x10approximate_keys\x18\x04 \x01(\x04R\x0fapproximateKeys\x121\n" +
+	"\n" +
+	"down_peers\x18\x05 \x03(\v2\x12.nokv.pd.PeerStatsR\tdownPeers\x124\n" +
+	"\rpending_peers\x18\x06 \x03(\v2\x0f.nokv.meta.PeerR\fpendingPeers\"{\n" +
 	"\x13ScanRegionsResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x123\n" +
 	"\aregions\x18\x02 \x03(\v2\x19.nokv.pd.RegionWithLeaderR\aregions\",\n" +
@@ -2057,10 +2105,11 @@ const file_pdpb_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12&\n" +
 	"\x05store\x18\x02 \x01(\v2\x10.nokv.meta.StoreR\x05store\"D\n" +
 	"\x13GetAllStoresRequest\x12-\n" +
-	"\x12exclude_tombstones\x18\x01 \x01(\bR\x11excludeTombstones\"q\n" +
+	"\x12exclude_tombstones\x18\x01 \x01(\bR\x11excludeTombstones\"\x9c\x01\n" +
 	"\x14GetAllStoresResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12(\n" +
-	"\x06stores\x18\x02 \x03(\v2\x10.nokv.meta.StoreR\x06stores\"\xde\x01\n" +
+	"\x06stores\x18\x02 \x03(\v2\x10.nokv.meta.StoreR\x06stores\x12)\n" +
+	"\x05stats\x18\x03 \x03(\v2\x13.nokv.pd.StoreStatsR\x05stats\"\xde\x01\n" +
 	"\n" +
 	"StoreStats\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
@@ -2237,70 +2286,73 @@ var file_pdpb_proto_depIdxs = []int32{
 	38, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
 	37, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
 	38, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
-	3,  // 7: nokv.pd.ScanRegionsResponse.header:type_name -> nokv.pd.ResponseHeader
-	8,  // 8: nokv.pd.ScanRegionsResponse.regions:type_name -> nokv.pd.RegionWithLeader
-	3,  // 9: nokv.pd.GetStoreResponse.header:type_name -> nokv.pd.ResponseHeader
-	39, // 10: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
-	3,  // 11: nokv.pd.GetAllStoresResponse.header:type_name -> nokv.pd.ResponseHeader
-	39, // 12: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
-	14, // 13: nokv.pd.StoreHeartbeatRequest.stats:type_name -> nokv.pd.StoreStats
-	3,  // 14: nokv.pd.StoreHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	38, // 15: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
-	37, // 16: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
-	38, // 17: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
-	17, // 18: nokv.pd.RegionHeartbeatRequest.down_peers:type_name -> nokv.pd.PeerStats
-	38, // 19: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
-	38, // 20: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
-	1,  // 21: nokv.pd.ChangePeer.change_type:type_name -> nokv.pd.ConfChangeType
-	38, // 22: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
-	3,  // 23: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	40, // 24: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
-	19, // 25: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
-	20, // 26: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
-	21, // 27: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
-	3,  // 28: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 29: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
-	37, // 30: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
-	3,  // 31: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	37, // 32: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
-	37, // 33: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
-	3,  // 34: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 35: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 36: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 37: nokv.pd.UpdateGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
-	4,  // 38: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
-	5,  // 39: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
-	7,  // 40: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
-	10, // 41: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
-	12, // 42: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
-	15, // 43: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
-	18, // 44: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
-	23, // 45: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
-	25, // 46: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
-	27, // 47: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
-	29, // 48: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
-	31, // 49: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
-	33, // 50: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
-	35, // 51: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
-	6,  // 52: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
-	6,  // 53: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
-	9,  // 54: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
-	11, // 55: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
-	13, // 56: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
-	16, // 57: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
-	22, // 58: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
-	24, // 59: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
-	26, // 60: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
-	28, // 61: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
-	30, // 62: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
-	32, // 63: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
-	34, // 64: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
-	36, // 65: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
-	52, // [52:66] is the sub-list for method output_type
-	38, // [38:52] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	17, // 7: nokv.pd.RegionWithLeader.down_peers:type_name -> nokv.pd.PeerStats
+	38, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
+	3,  // 9: nokv.pd.ScanRegionsResponse.header:type_name -> nokv.pd.ResponseHeader
+	8,  // 10: nokv.pd.ScanRegionsResponse.regions:type_name -> nokv.pd.RegionWithLeader
+	3,  // 11: nokv.pd.GetStoreResponse.header:type_name -> nokv.pd.ResponseHeader
+	39, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
+	3,  // 13: nokv.pd.GetAllStoresResponse.header:type_name -> nokv.pd.ResponseHeader
+	39, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
+	14, // 15: nokv.pd.GetAllStoresResponse.stats:type_name -> nokv.pd.StoreStats
+	14, // 16: nokv.pd.StoreHeartbeatRequest.stats:type_name -> nokv.pd.StoreStats
+	3,  // 17: nokv.pd.StoreHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
+	38, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
+	37, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
+	38, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
+	17, // 21: nokv.pd.RegionHeartbeatRequest.down_peers:type_name -> nokv.pd.PeerStats
+	38, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
+	38, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
+	1,  // 24: nokv.pd.ChangePeer.change_type:type_name -> nokv.pd.ConfChangeType
+	38, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
+	3,  // 26: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
+	40, // 27: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
+	19, // 28: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
+	20, // 29: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
+	21, // 30: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
+	3,  // 31: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 32: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
+	37, // 33: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
+	3,  // 34: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
+	37, // 35: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
+	37, // 36: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
+	3,  // 37: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 38: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 39: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 40: nokv.pd.UpdateGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
+	4,  // 41: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
+	5,  // 42: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
+	7,  // 43: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
+	10, // 44: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
+	12, // 45: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
+	15, // 46: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
+	18, // 47: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
+	23, // 48: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
+	25, // 49: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
+	27, // 50: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
+	29, // 51: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
+	31, // 52: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
+	33, // 53: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
+	35, // 54: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
+	6,  // 55: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
+	6,  // 56: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
+	9,  // 57: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
+	11, // 58: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
+	13, // 59: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
+	16, // 60: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
+	22, // 61: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
+	24, // 62: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
+	26, // 63: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
+	28, // 64: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
+	30, // 65: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
+	32, // 66: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
+	34, // 67: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
+	36, // 68: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
+	55, // [55:69] is the sub-list for method output_type
+	41, // [41:55] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_proto_init() }

@@ -27,15 +27,22 @@ func (c *Cluster) GetRegionByID(id uint64) (*metapb.Region, *metapb.Peer) {
 }
 
 // ScanRegions returns copies of the regions overlapping [start, end) in key
-// order, at most limit of them (limit <= 0: all). An empty end is the end of
-// the key space.
+// order, at most limit of them (limit <= 0: all), each with its leader and the
+// statistics of its last heartbeat. An empty end is the end of the key space.
 func (c *Cluster) ScanRegions(start, end []byte, limit int) []*pdpb.RegionWithLeader {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	var out []*pdpb.RegionWithLeader
 	c.tree.scan(start, end, func(e *regionEntry) bool {
 		r, l := e.copies()
-		out = append(out, &pdpb.RegionWithLeader{Region: r, Leader: l})
+		rl := &pdpb.RegionWithLeader{Region: r, Leader: l, ApproximateSize: e.approxSize, ApproximateKeys: e.approxKeys}
+		for _, d := range e.downPeers {
+			rl.DownPeers = append(rl.DownPeers, proto.Clone(d).(*pdpb.PeerStats))
+		}
+		for _, p := range e.pendingPeers {
+			rl.PendingPeers = append(rl.PendingPeers, proto.Clone(p).(*metapb.Peer))
+		}
+		out = append(out, rl)
 		return limit <= 0 || len(out) < limit
 	})
 	return out

@@ -419,3 +419,48 @@ func TestConcurrentHeartbeatsAndReads(t *testing.T) {
 		t.Fatalf("region 1 version = %d, want 50", r.GetRegionEpoch().GetVersion())
 	}
 }
+
+// ScanRegions carries each region's last heartbeat statistics and
+// GetAllStoreStats each store's, for operators' tools (nokv-config status).
+func TestScanRegionsAndStoreStatsCarryHeartbeatStats(t *testing.T) {
+	e := bootstrapped(t)
+	req := heartbeat(region(1, "", "m", 1, 1, 1, 2, 3), 1)
+	req.ApproximateSize = 3 << 20
+	req.ApproximateKeys = 1234
+	req.PendingPeers = []*metapb.Peer{req.Region.Peers[2]}
+	req.DownPeers = []*pdpb.PeerStats{{Peer: req.Region.Peers[1], DownSeconds: 42}}
+	if err := e.c.HandleRegionHeartbeat(req); err != nil {
+		t.Fatal(err)
+	}
+	got := e.c.ScanRegions(nil, nil, 0)
+	if len(got) != 2 {
+		t.Fatalf("ScanRegions = %d regions, want 2", len(got))
+	}
+	r := got[0]
+	if r.GetRegion().GetId() != 1 || r.GetApproximateSize() != 3<<20 || r.GetApproximateKeys() != 1234 ||
+		len(r.GetPendingPeers()) != 1 || r.GetPendingPeers()[0].GetStoreId() != 3 ||
+		len(r.GetDownPeers()) != 1 || r.GetDownPeers()[0].GetPeer().GetStoreId() != 2 || r.GetDownPeers()[0].GetDownSeconds() != 42 {
+		t.Fatalf("ScanRegions[0] = %v, want region 1 with the heartbeat's statistics", r)
+	}
+	if r := got[1]; r.GetApproximateSize() != 0 || r.GetDownPeers() != nil || r.GetPendingPeers() != nil {
+		t.Fatalf("ScanRegions[1] = %v, want no statistics before a heartbeat", r)
+	}
+	// The copies are the caller's.
+	r.PendingPeers[0].StoreId = 99
+	if again := e.c.ScanRegions(nil, nil, 1); again[0].GetPendingPeers()[0].GetStoreId() != 3 {
+		t.Fatal("catalog changed through a copy of its pending peers")
+	}
+
+	if s := e.c.GetAllStoreStats(); len(s) != 0 {
+		t.Fatalf("GetAllStoreStats before any store heartbeat = %v, want none", s)
+	}
+	for _, id := range []uint64{3, 1} {
+		if err := e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: id, UsedSize: id * 100, RegionCount: 2, LeaderCount: uint32(id)}, e.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := e.c.GetAllStoreStats()
+	if len(s) != 2 || s[0].GetStoreId() != 1 || s[1].GetStoreId() != 3 || s[1].GetUsedSize() != 300 || s[1].GetLeaderCount() != 3 {
+		t.Fatalf("GetAllStoreStats = %v, want stores 1 and 3 in order with their heartbeats", s)
+	}
+}

@@ -96,6 +96,22 @@ func (c *Cluster) GetStoreStats(id uint64) *pdpb.StoreStats {
 	return nil
 }
 
+// GetAllStoreStats returns copies of the statistics of every store's last
+// heartbeat, ordered by store id, for the stores that have sent one since PD
+// started.
+func (c *Cluster) GetAllStoreStats() []*pdpb.StoreStats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []*pdpb.StoreStats
+	for _, e := range c.stores {
+		if e.stats != nil {
+			out = append(out, proto.Clone(e.stats).(*pdpb.StoreStats))
+		}
+	}
+	slices.SortFunc(out, func(a, b *pdpb.StoreStats) int { return cmp.Compare(a.GetStoreId(), b.GetStoreId()) })
+	return out
+}
+
 // StoreDownSince returns when the store was marked DOWN, and false if it is
 // not DOWN (or unknown). After a PD restart it is estimated as the persisted
 // last heartbeat plus StoreDownAfter.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -77,7 +78,14 @@ func (s *Service) GetStore(_ context.Context, req *pdpb.GetStoreRequest) (*pdpb.
 
 // GetAllStores implements pdpb.PDServer.
 func (s *Service) GetAllStores(_ context.Context, req *pdpb.GetAllStoresRequest) (*pdpb.GetAllStoresResponse, error) {
-	return &pdpb.GetAllStoresResponse{Header: header(nil), Stores: s.Cluster.GetAllStores(req.GetExcludeTombstones())}, nil
+	stores := s.Cluster.GetAllStores(req.GetExcludeTombstones())
+	var stats []*pdpb.StoreStats
+	for _, st := range s.Cluster.GetAllStoreStats() {
+		if !req.GetExcludeTombstones() || slices.ContainsFunc(stores, func(m *metapb.Store) bool { return m.GetId() == st.GetStoreId() }) {
+			stats = append(stats, st)
+		}
+	}
+	return &pdpb.GetAllStoresResponse{Header: header(nil), Stores: stores, Stats: stats}, nil
 }
 
 // StoreHeartbeat implements pdpb.PDServer.
