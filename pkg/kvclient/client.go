@@ -40,6 +40,13 @@ type Client struct {
 	life      context.Context
 	cancel    context.CancelFunc
 	closeOnce sync.Once
+
+	// bg counts the background retries of secondary commits, which Close
+	// stops and waits for; bgMu orders their start against Close, and
+	// bgSlots bounds them.
+	bgMu    sync.Mutex
+	bg      sync.WaitGroup
+	bgSlots chan struct{}
 }
 
 type storeConn struct {
@@ -90,11 +97,12 @@ func NewWithPD(pd *pdclient.Client, opts Options) (*Client, error) {
 func newClient(pd *pdclient.Client, opts Options) *Client {
 	life, cancel := context.WithCancel(context.Background())
 	c := &Client{
-		pd:     pd,
-		opts:   opts.withDefaults(),
-		conns:  make(map[string]*storeConn),
-		life:   life,
-		cancel: cancel,
+		pd:      pd,
+		opts:    opts.withDefaults(),
+		conns:   make(map[string]*storeConn),
+		life:    life,
+		cancel:  cancel,
+		bgSlots: make(chan struct{}, maxSecondaryRetriers),
 	}
 	c.resolver = newLockResolver(c)
 	return c
@@ -115,12 +123,17 @@ func dialOptions(opts Options) []grpc.DialOption {
 	}, opts.DialOptions...)
 }
 
-// Close fails calls in progress and later ones with ErrClosed and closes
-// the client's store connections, and PD's if New created it. It is
-// idempotent.
+// Close fails calls in progress and later ones with ErrClosed, stops the
+// background retries of secondary commits (their locks are left to readers
+// and GC) and closes the client's store connections, and PD's if New
+// created it. It is idempotent.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
+		// Under bgMu, so that no background retry starts afterwards.
+		c.bgMu.Lock()
 		c.cancel()
+		c.bgMu.Unlock()
+		c.bg.Wait()
 		c.connMu.Lock()
 		conns := c.conns
 		c.conns = map[string]*storeConn{}
@@ -352,10 +365,16 @@ type Stats struct {
 	LocksResolved uint64
 	LockWaits     uint64
 	// SecondaryCommitFailures counts committed transactions whose
-	// secondaries were left locked (readers resolve them);
+	// secondaries failed to commit at the first attempt; they are retried
+	// in the background. SecondaryCommitsRecovered counts those a retry
+	// committed, SecondaryCommitsAbandoned those given up (retries spent,
+	// a store's definitive answer, too many retries at once, or Close),
+	// whose locks readers and GC resolve from the primary.
 	// RollbackFailures counts rollbacks that failed (the locks expire).
-	SecondaryCommitFailures uint64
-	RollbackFailures        uint64
+	SecondaryCommitFailures   uint64
+	SecondaryCommitsRecovered uint64
+	SecondaryCommitsAbandoned uint64
+	RollbackFailures          uint64
 	// Reads counts the read responses (Get, BatchGet, Scan; head reads
 	// included) the stores answered without a region error; ValueBytesRead
 	// the bytes of values they carried (a head read's prefixes only).
@@ -367,6 +386,7 @@ type counters struct {
 	txns, onePC, twoPC, conflicts, txnRetries atomic.Uint64
 	regionRetries, locksResolved, lockWaits   atomic.Uint64
 	secondaryCommitErrors, rollbackErrors     atomic.Uint64
+	secondaryRecovered, secondaryAbandoned    atomic.Uint64
 	reads, valueBytesRead                     atomic.Uint64
 }
 
@@ -380,17 +400,19 @@ func (s *counters) countRead(n int) {
 func (c *Client) Stats() Stats {
 	s := &c.stats
 	return Stats{
-		Txns:                    s.txns.Load(),
-		OnePC:                   s.onePC.Load(),
-		TwoPC:                   s.twoPC.Load(),
-		Conflicts:               s.conflicts.Load(),
-		TxnRetries:              s.txnRetries.Load(),
-		RegionRetries:           s.regionRetries.Load(),
-		LocksResolved:           s.locksResolved.Load(),
-		LockWaits:               s.lockWaits.Load(),
-		SecondaryCommitFailures: s.secondaryCommitErrors.Load(),
-		RollbackFailures:        s.rollbackErrors.Load(),
-		Reads:                   s.reads.Load(),
-		ValueBytesRead:          s.valueBytesRead.Load(),
+		Txns:                      s.txns.Load(),
+		OnePC:                     s.onePC.Load(),
+		TwoPC:                     s.twoPC.Load(),
+		Conflicts:                 s.conflicts.Load(),
+		TxnRetries:                s.txnRetries.Load(),
+		RegionRetries:             s.regionRetries.Load(),
+		LocksResolved:             s.locksResolved.Load(),
+		LockWaits:                 s.lockWaits.Load(),
+		SecondaryCommitFailures:   s.secondaryCommitErrors.Load(),
+		SecondaryCommitsRecovered: s.secondaryRecovered.Load(),
+		SecondaryCommitsAbandoned: s.secondaryAbandoned.Load(),
+		RollbackFailures:          s.rollbackErrors.Load(),
+		Reads:                     s.reads.Load(),
+		ValueBytesRead:            s.valueBytesRead.Load(),
 	}
 }

@@ -116,8 +116,12 @@
 // age plus Options.LockTTL; (2) take a commit timestamp from the TSO; (3)
 // commit the primary alone: this is the commit point; (4) commit the
 // secondaries, region batches in parallel. Failures of (4) do not fail the
-// transaction: a reader that meets a secondary lock finds the primary
-// committed and commits the lock itself.
+// transaction: the secondaries are retried in the background (at most 8
+// attempts over about half a minute with growing backoff, at most 256
+// transactions at once, stopped by [Client.Close]; see
+// Stats.SecondaryCommitFailures and the counters after it). A lock left
+// all the same is committed by a reader that meets it (it finds the
+// primary committed and commits the lock itself).
 //
 // Conflicts: a prewrite that meets a write committed after start_ts fails
 // with an error matching [ErrWriteConflict]; one that meets another

@@ -489,9 +489,11 @@ func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 	if len(cm.muts) == 1 {
 		return nil
 	}
-	// The transaction is committed. A secondary left locked is committed
-	// by the next reader that meets it, so failures here are only logged;
-	// the caller's context no longer matters.
+	// The transaction is committed, whatever happens to its secondaries:
+	// a failure here does not fail it (the caller's context no longer
+	// matters either). The secondaries are retried in the background; one
+	// left locked all the same is committed by the next reader that meets
+	// it, or by GC's lock resolution.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.opts.RPCTimeout)
 	defer cancel()
 	secondaries := make([][]byte, 0, len(cm.muts)-1)
@@ -500,10 +502,87 @@ func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 	}
 	if err := cm.commitKeys(sctx, c.newBackoffer(), secondaries); err != nil {
 		c.stats.secondaryCommitErrors.Add(1)
-		c.opts.Logger.Warn("kvclient: commit of secondaries failed; readers will resolve them",
-			"start_ts", cm.startTS, "commit_ts", cm.commitTS, "err", err)
+		// Readers that meet these locks need not ask the primary.
+		c.resolver.remember(cm.startTS, cm.commitTS)
+		c.retrySecondaries(cm.startTS, cm.commitTS, secondaries, err)
 	}
 	return nil
+}
+
+// Background retries of secondary commits: at most secondaryRetries
+// attempts per transaction, the n-th after a jittered wait of
+// secondaryRetryMin doubled n-1 times (capped at secondaryRetryMax), about
+// half a minute in all; at most maxSecondaryRetriers transactions at once.
+const (
+	secondaryRetries     = 8
+	secondaryRetryMin    = 100 * time.Millisecond
+	secondaryRetryMax    = 8 * time.Second
+	maxSecondaryRetriers = 256
+)
+
+// retrySecondaries commits the secondaries of a committed transaction in
+// the background after the first attempt failed with cause. Commits are
+// idempotent, so every key is sent again, committed or not. It gives up
+// (counting the transaction in SecondaryCommitsAbandoned) after
+// secondaryRetries attempts, on a store's definitive answer (a key error:
+// the locks were resolved otherwise, or the commit timestamp is below the
+// GC safe point, whose lock resolution commits them), when
+// maxSecondaryRetriers transactions are already being retried, and when the
+// client closes; the locks are then left to readers and GC, which commit
+// them from the primary.
+func (c *Client) retrySecondaries(startTS, commitTS uint64, keys [][]byte, cause error) {
+	log := c.opts.Logger.With("start_ts", startTS, "commit_ts", commitTS, "keys", len(keys))
+	abandon := func(msg string, err error) {
+		c.stats.secondaryAbandoned.Add(1)
+		log.Warn("kvclient: "+msg+"; readers and GC will commit the secondaries", "err", err)
+	}
+	select {
+	case c.bgSlots <- struct{}{}:
+	default:
+		abandon("too many secondary commits being retried", cause)
+		return
+	}
+	c.bgMu.Lock()
+	if c.life.Err() != nil {
+		c.bgMu.Unlock()
+		<-c.bgSlots
+		abandon("client closed before retrying the commit of secondaries", cause)
+		return
+	}
+	c.bg.Add(1)
+	c.bgMu.Unlock()
+	log.Debug("kvclient: commit of secondaries failed; retrying in the background", "err", cause)
+	go func() {
+		defer c.bg.Done()
+		defer func() { <-c.bgSlots }()
+		cm := &committer{c: c, startTS: startTS, commitTS: commitTS}
+		err := cause
+		for attempt := 1; ; attempt++ {
+			if err := c.sleep(c.life, jitter(expBackoff(secondaryRetryMin, secondaryRetryMax, attempt)), nil); err != nil {
+				abandon("client closed while retrying the commit of secondaries", err)
+				return
+			}
+			ctx, cancel := context.WithTimeout(c.life, 2*c.opts.RPCTimeout)
+			err = cm.commitKeys(ctx, c.newBackoffer(), keys)
+			cancel()
+			var ke *KeyError
+			switch {
+			case err == nil:
+				c.stats.secondaryRecovered.Add(1)
+				log.Debug("kvclient: secondaries committed in the background", "attempts", attempt+1)
+				return
+			case c.life.Err() != nil:
+				abandon("client closed while retrying the commit of secondaries", err)
+				return
+			case errors.As(err, &ke) || errors.Is(err, ErrTooLarge):
+				abandon("a store refused the commit of secondaries", err)
+				return
+			case attempt >= secondaryRetries:
+				abandon(fmt.Sprintf("commit of secondaries failed %d times", attempt+1), err)
+				return
+			}
+		}
+	}()
 }
 
 // commitKeys commits the transaction's locks on keys, region by region.
