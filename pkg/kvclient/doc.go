@@ -121,7 +121,9 @@
 // transactions at once, stopped by [Client.Close]; see
 // Stats.SecondaryCommitFailures and the counters after it). A lock left
 // all the same is committed by a reader that meets it (it finds the
-// primary committed and commits the lock itself).
+// primary committed and commits the lock itself) or by GC, which resolves
+// every lock at or below the GC safe point before it collects anything
+// there ([Client.ResolveLocksForGC]).
 //
 // Conflicts: a prewrite that meets a write committed after start_ts fails
 // with an error matching [ErrWriteConflict]; one that meets another
@@ -159,6 +161,14 @@
 // Decided fates never change, so they are cached for
 // Options.ResolvedCacheTTL and the transaction's other locks resolve
 // without asking its primary again.
+//
+// GC resolves locks too, with one difference: [Client.ResolveLocksForGC]
+// (run by the store that drives GC) rolls back every transaction that
+// started at or below the new safe point and has not committed, however
+// long its locks' TTL, as TiKV's GC worker does: such a transaction is
+// older than the GC life time, and the stores already refuse its
+// prewrites. Its client then finds its primary rolled back and fails
+// (ErrTxnAborted), having committed nothing.
 //
 // # Routing and retries
 //

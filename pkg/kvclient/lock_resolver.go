@@ -1,9 +1,11 @@
 package kvclient
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -117,7 +119,7 @@ func (r *lockResolver) resolve(ctx context.Context, bo *backoffer, locks []*kvrp
 					return 0, err
 				}
 			}
-			fate, err := r.checkTxnStatus(ctx, bo, txnLocks[0], currentTS)
+			fate, err := r.checkTxnStatus(ctx, bo, txnLocks[0], currentTS, false)
 			if err != nil {
 				return 0, err
 			}
@@ -146,12 +148,19 @@ func (r *lockResolver) resolve(ctx context.Context, bo *backoffer, locks []*kvrp
 // the lock's TTL has run out by currentTS it asks the store to roll the
 // transaction back if its primary is not locked and has no record (the
 // primary's prewrite may still be on its way; the rollback record makes it
-// fail). Before that, a missing primary means "still alive".
-func (r *lockResolver) checkTxnStatus(ctx context.Context, bo *backoffer, lock *kvrpcpb.LockInfo, currentTS uint64) (txnFate, error) {
+// fail). Before that, a missing primary means "still alive". With force
+// (GC), a transaction that has not committed is rolled back whatever its
+// TTL: the store is sent current_ts = MaxUint64 and rollback_if_not_exist,
+// as TiKV's GC worker does, and an answer other than committed or rolled
+// back is an error.
+func (r *lockResolver) checkTxnStatus(ctx context.Context, bo *backoffer, lock *kvrpcpb.LockInfo, currentTS uint64, force bool) (txnFate, error) {
 	primary, lockTS := lock.GetPrimaryLock(), lock.GetLockVersion()
+	if force {
+		currentTS = math.MaxUint64
+	}
 	left := lockLeft(lockTS, lock.GetLockTtl(), currentTS)
 	req := &kvrpcpb.CheckTxnStatusRequest{
-		PrimaryKey: primary, LockTs: lockTS, CurrentTs: currentTS, RollbackIfNotExist: left <= 0,
+		PrimaryKey: primary, LockTs: lockTS, CurrentTs: currentTS, RollbackIfNotExist: force || left <= 0,
 	}
 	for {
 		loc, err := r.c.locate(ctx, bo, primary)
@@ -180,6 +189,8 @@ func (r *lockResolver) checkTxnStatus(ctx context.Context, bo *backoffer, lock *
 		switch {
 		case resp.GetCommitVersion() != 0:
 			return txnFate{decided: true, commitTS: resp.GetCommitVersion()}, nil
+		case resp.GetLockTtl() != 0 && force:
+			return txnFate{}, fmt.Errorf("kvclient: transaction %d at primary %q is still alive after a forced rollback", lockTS, primary)
 		case resp.GetLockTtl() != 0:
 			return txnFate{left: max(lockLeft(lockTS, resp.GetLockTtl(), currentTS), time.Millisecond)}, nil
 		}
@@ -209,3 +220,104 @@ func (r *lockResolver) resolveKeys(ctx context.Context, bo *backoffer, startTS, 
 }
 
 func identity(k []byte) []byte { return k }
+
+// gcScanLockLimit is the page size of ResolveLocksForGC's lock scans. A
+// lock names its key and its primary (at most limits.MaxKeySize each), so
+// a page stays far below the gRPC message limit.
+const gcScanLockLimit = 128
+
+// ResolveLocksForGC settles every lock of a transaction started at or below
+// safePoint, over the whole key space, as TiKV's GC worker does before it
+// advances the GC safe point: once it returns nil, no transaction that
+// committed at or below safePoint has a lock left anywhere, so collecting
+// versions below safePoint cannot lose its commit record while a lock still
+// needs it (see services/store/README.md, "GC").
+//
+// It walks the regions in key order, asks each region's leader for its locks
+// with start_ts <= safePoint (KvScanLock, gcScanLockLimit at a time) and
+// resolves them: each transaction's primary decides its fate
+// (CheckTxnStatus), and a transaction that has not committed is rolled back
+// whatever its locks' TTL, since it is older than the GC life time and
+// could not commit below the safe point anyway; then the locks are
+// committed or rolled back (ResolveLock). Routing failures are retried for
+// each page within Options.MaxRetries; any failure ends the walk with an
+// error, and the caller must not collect below safePoint. It returns the
+// number of locks resolved.
+func (c *Client) ResolveLocksForGC(ctx context.Context, safePoint uint64) (int, error) {
+	resolved := 0
+	key := []byte{}
+	bo := c.newBackoffer()
+	for {
+		loc, err := c.locate(ctx, bo, key)
+		if err != nil {
+			return resolved, err
+		}
+		resp, err := send(ctx, c, bo, loc, "ScanLock",
+			func(ctx context.Context, sc storepb.StoreClient, rc *kvrpcpb.Context) (*kvrpcpb.ScanLockResponse, error) {
+				return sc.KvScanLock(ctx, &kvrpcpb.ScanLockRequest{
+					Context: rc, MaxVersion: safePoint, StartKey: key, Limit: gcScanLockLimit,
+				})
+			})
+		if errors.Is(err, errRegionMoved) {
+			continue // split or moved: locate key again
+		}
+		if err != nil {
+			return resolved, err
+		}
+		if ke := resp.GetError(); ke != nil {
+			return resolved, fmt.Errorf("kvclient: scan locks of region %d from %q: %w", loc.region.GetId(), key, &KeyError{Err: ke})
+		}
+		locks := resp.GetLocks()
+		if len(locks) > 0 {
+			if err := c.resolver.resolveForGC(ctx, c.newBackoffer(), locks); err != nil {
+				return resolved, err
+			}
+			resolved += len(locks)
+		}
+		switch end := loc.region.GetEndKey(); {
+		case len(locks) >= gcScanLockLimit:
+			// The page is full: the region may hold more after its last.
+			key = append(bytes.Clone(locks[len(locks)-1].GetKey()), 0)
+		case len(end) == 0:
+			return resolved, nil
+		default:
+			key = end
+		}
+		bo = c.newBackoffer()
+	}
+}
+
+// resolveForGC settles locks for GC: every transaction is committed or
+// rolled back (checkTxnStatus with force), then its locks are resolved.
+func (r *lockResolver) resolveForGC(ctx context.Context, bo *backoffer, locks []*kvrpcpb.LockInfo) error {
+	byTxn := map[uint64][]*kvrpcpb.LockInfo{}
+	var order []uint64
+	for _, l := range locks {
+		ts := l.GetLockVersion()
+		if _, ok := byTxn[ts]; !ok {
+			order = append(order, ts)
+		}
+		byTxn[ts] = append(byTxn[ts], l)
+	}
+	for _, ts := range order {
+		txnLocks := byTxn[ts]
+		commitTS, decided := r.lookup(ts)
+		if !decided {
+			fate, err := r.checkTxnStatus(ctx, bo, txnLocks[0], 0, true)
+			if err != nil {
+				return err
+			}
+			commitTS = fate.commitTS
+			r.remember(ts, commitTS)
+		}
+		keys := make([][]byte, len(txnLocks))
+		for i, l := range txnLocks {
+			keys[i] = l.GetKey()
+		}
+		if err := r.resolveKeys(ctx, bo, ts, commitTS, keys); err != nil {
+			return err
+		}
+		r.c.stats.locksResolved.Add(uint64(len(keys)))
+	}
+	return nil
+}
