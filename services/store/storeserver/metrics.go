@@ -53,6 +53,7 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_rounds_total", Help: "Garbage collection rounds."}, func() float64 { r, _ := svc.GCStats(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_deleted_keys_total", Help: "Engine keys deleted by garbage collection."}, func() float64 { _, d := svc.GCStats(); return float64(d) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_locks_resolved_total", Help: "Locks at or below a new GC safe point resolved while this store drove GC."}, func() float64 { return float64(svc.GCLocksResolved()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "regions", Help: "Regions with a peer here."}, func() float64 { r, _ := store.Counts(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "leaders", Help: "Regions led here."}, func() float64 { _, l := store.Counts(); return float64(l) }),
 	)
@@ -72,7 +73,7 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
 		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
-		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted,
+		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(),
 	}
 }
 

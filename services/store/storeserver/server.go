@@ -20,6 +20,7 @@ import (
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/pkg/pdclient"
 	"github.com/nokv/nokv/services/store/internal/kvsvc"
 	"github.com/nokv/nokv/services/store/internal/raftstore"
@@ -33,6 +34,7 @@ type Server struct {
 	db      *pebble.DB
 	pdConn  *grpc.ClientConn
 	pd      *pdclient.Client
+	kv      *kvclient.Client // resolves locks while this store drives GC
 	store   *raftstore.Store
 	svc     *kvsvc.Service
 	grpc    *grpc.Server
@@ -77,6 +79,9 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	}
 	if s.pd, err = pdclient.New(s.pdConn, pdclient.Options{}); err != nil {
 		return nil, fmt.Errorf("PD client: %w", err)
+	}
+	if s.kv, err = kvclient.NewWithPD(s.pd, kvclient.Options{Logger: log.With("component", "gc")}); err != nil {
+		return nil, fmt.Errorf("KV client: %w", err)
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
@@ -201,7 +206,7 @@ func (s *Server) Start() {
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
-		s.svc.RunGC(gcCtx, s.pd, kvsvc.GCOptions{Interval: s.cfg.GCInterval, LifeTime: s.cfg.GCLifeTime, Log: s.log})
+		s.svc.RunGC(gcCtx, s.pd, kvsvc.GCOptions{Interval: s.cfg.GCInterval, LifeTime: s.cfg.GCLifeTime, Locks: s.kv, Log: s.log})
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -254,6 +259,9 @@ func (s *Server) release() error {
 	var errs []error
 	if s.store != nil {
 		s.store.Stop()
+	}
+	if s.kv != nil {
+		s.kv.Close()
 	}
 	if s.pd != nil {
 		s.pd.Close()

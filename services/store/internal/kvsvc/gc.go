@@ -2,6 +2,7 @@ package kvsvc
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -18,13 +19,24 @@ type GCPD interface {
 	UpdateGCSafePoint(ctx context.Context, safePoint uint64) (uint64, error)
 }
 
+// LockResolver settles, cluster-wide, every lock of a transaction started
+// at or below a safe point; *kvclient.Client implements it
+// (ResolveLocksForGC).
+type LockResolver interface {
+	ResolveLocksForGC(ctx context.Context, safePoint uint64) (int, error)
+}
+
 // GCOptions pace garbage collection.
 type GCOptions struct {
 	// Interval between rounds.
 	Interval time.Duration
-	// LifeTime is how long old versions stay readable: each round proposes
-	// now - LifeTime to PD as the safe point (PD keeps the maximum).
+	// LifeTime is how long old versions stay readable: while this store
+	// drives GC, each round tries to advance PD's safe point to
+	// now - LifeTime.
 	LifeTime time.Duration
+	// Locks resolves the cluster's old locks before this store, while it
+	// drives GC, advances the safe point.
+	Locks LockResolver
 	// BatchSize bounds the modifications of one raft command, and
 	// BatchBytes their size (0: limits.WriteBatchBytes).
 	BatchSize  int
@@ -32,11 +44,23 @@ type GCOptions struct {
 	Log        *slog.Logger
 }
 
-// RunGC removes MVCC versions older than PD's GC safe point, and expired
-// values, from every region led here, until ctx ends. The deletions go
-// through raft like any write. They need no latches: they only touch
-// versions at or below the safe point, which no live transaction reads or
-// writes (a transaction older than LifeTime may fail).
+// RunGC collects garbage until ctx ends. Each round has two steps:
+//
+//  1. If this store leads the region that starts the key space (the one
+//     holding the empty key), it drives GC for the cluster, as TiKV's GC
+//     leader does: it takes a candidate safe point, now - LifeTime by the
+//     TSO, settles every lock at or below it in every region
+//     (opts.Locks.ResolveLocksForGC) and only then stores it in PD.
+//  2. Every store reads PD's safe point and removes, from every region it
+//     leads, the MVCC versions no reader at or above it can see, plus
+//     expired values, through raft.
+//
+// PD's safe point therefore never passes a lock that was not resolved, and
+// a store collects only below PD's safe point: GC never drops the commit
+// record of a transaction's primary while one of its secondaries is still
+// locked (see advanceSafePoint). The deletions need no latches: they only
+// touch versions at or below the safe point, which no live transaction
+// reads or writes (a transaction older than LifeTime may fail).
 func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 	if opts.BatchSize == 0 {
 		opts.BatchSize = 1024
@@ -60,7 +84,19 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 			return
 		case <-t.C:
 		}
-		safePoint, err := s.advanceSafePoint(ctx, pd, opts.LifeTime)
+		if s.drivesGC() {
+			resolved, err := advanceSafePoint(ctx, pd, opts.Locks, opts.LifeTime)
+			s.gcLocksResolved.Add(int64(resolved))
+			switch {
+			case err != nil && ctx.Err() == nil:
+				// The safe point stays where it was; the next round tries
+				// again.
+				opts.Log.Warn("gc: safe point not advanced", "err", err)
+			case resolved > 0:
+				opts.Log.Info("gc: resolved old locks", "locks", resolved)
+			}
+		}
+		safePoint, err := pd.GetGCSafePoint(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
 				opts.Log.Warn("gc: safe point", "err", err)
@@ -80,6 +116,20 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 	}
 }
 
+// drivesGC reports whether this store drives GC for the cluster: it leads
+// the region whose range starts the key space. Leadership picks one store
+// without an election of its own; when it moves, two stores may drive for
+// a moment, which is safe (each stores only safe points it resolved).
+func (s *Service) drivesGC() bool {
+	for _, r := range s.store.Regions() {
+		if len(r.GetStartKey()) == 0 {
+			_, err := s.store.PeerFor(r.GetId(), nil)
+			return err == nil
+		}
+	}
+	return false
+}
+
 func (s *Service) raiseSafePoint(sp uint64) {
 	for old := s.safePoint.Load(); sp > old && !s.safePoint.CompareAndSwap(old, sp); old = s.safePoint.Load() {
 	}
@@ -90,17 +140,49 @@ func (s *Service) raiseSafePoint(sp uint64) {
 // behind never finds a value it still considers live already collected.
 const gcClockLag = 5 * time.Second
 
-// advanceSafePoint proposes now - lifeTime to PD and returns PD's safe point.
-func (s *Service) advanceSafePoint(ctx context.Context, pd GCPD, lifeTime time.Duration) (uint64, error) {
+// advanceSafePoint is one round of the GC driver. It takes a timestamp T
+// from the TSO and the candidate safe point C = T's physical time -
+// lifeTime (so C < T), resolves every lock with start_ts <= C in every
+// region, and only then stores C in PD (which keeps the maximum). It
+// returns the number of locks resolved; on any failure nothing is stored.
+//
+// Why C is safe once the walk is done: GC at C can drop a commit record
+// only at or below C. A lock that existed when its region was scanned with
+// start_ts <= C has been resolved. A lock with start_ts > C belongs to a
+// transaction that commits, if ever, above C. A lock written after its
+// region was scanned belongs to a transaction that takes its commit_ts from
+// the TSO after all its prewrites, so after T: above C too. So no
+// transaction committed at or below C keeps a lock whose primary's commit
+// record GC at C could drop. Each round stands on its own, so two drivers
+// at once are safe as well.
+func advanceSafePoint(ctx context.Context, pd GCPD, locks LockResolver, lifeTime time.Duration) (resolved int, err error) {
 	ts, err := pd.GetTS(ctx)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("timestamp: %w", err)
 	}
 	physical := int64(ts>>mvcc.PhysicalShift) - lifeTime.Milliseconds()
 	if physical <= 0 {
-		return pd.GetGCSafePoint(ctx)
+		return 0, nil
 	}
-	return pd.UpdateGCSafePoint(ctx, uint64(physical)<<mvcc.PhysicalShift)
+	candidate := uint64(physical) << mvcc.PhysicalShift
+	current, err := pd.GetGCSafePoint(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("current safe point: %w", err)
+	}
+	if candidate <= current {
+		return 0, nil
+	}
+	if locks == nil {
+		return 0, fmt.Errorf("no lock resolver: the safe point cannot advance")
+	}
+	resolved, err = locks.ResolveLocksForGC(ctx, candidate)
+	if err != nil {
+		return resolved, fmt.Errorf("resolve locks at or below %d: %w", candidate, err)
+	}
+	if _, err := pd.UpdateGCSafePoint(ctx, candidate); err != nil {
+		return resolved, fmt.Errorf("store safe point %d: %w", candidate, err)
+	}
+	return resolved, nil
 }
 
 // gcRegion collects one region if this store leads it.

@@ -54,10 +54,16 @@ type Service struct {
 	safePoint atomic.Uint64
 	gcRounds  atomic.Int64
 	gcDeleted atomic.Int64
+	// gcLocksResolved counts the locks this store resolved while it drove
+	// GC.
+	gcLocksResolved atomic.Int64
 }
 
 // GCStats reports garbage collection rounds run and engine keys deleted.
 func (s *Service) GCStats() (rounds, deleted int64) { return s.gcRounds.Load(), s.gcDeleted.Load() }
+
+// GCLocksResolved reports the locks resolved while this store drove GC.
+func (s *Service) GCLocksResolved() int64 { return s.gcLocksResolved.Load() }
 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {

@@ -3,6 +3,7 @@ package mvcc
 import (
 	"bytes"
 	"fmt"
+	"math"
 
 	"github.com/cockroachdb/pebble"
 
@@ -10,6 +11,10 @@ import (
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/services/store/internal/keys"
 )
+
+// ForceRollbackTS, as CheckTxnStatus's currentTS, rolls back a transaction
+// that has not committed whatever its lock's TTL.
+const ForceRollbackTS = math.MaxUint64
 
 // modifies accumulates the engine writes of one operation. Keys and values
 // are fresh or copied buffers (or the caller's request values), never
@@ -350,6 +355,10 @@ func (s *TxnStatus) Response() *kvrpcpb.CheckTxnStatusResponse {
 // primary is not primary gives an abort error: the caller asked the wrong
 // key, and rolling the lock back from there would break the rule that only
 // the primary decides.
+//
+// currentTS = math.MaxUint64 (ForceRollbackTS) rolls a live lock back
+// whatever its TTL: GC's lock resolution kills every transaction older than
+// the safe point that has not committed, as TiKV's does.
 func CheckTxnStatus(r pebble.Reader, primary []byte, lockTS, currentTS uint64, rollbackIfNotExist bool) (st TxnStatus, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
@@ -363,7 +372,7 @@ func CheckTxnStatus(r pebble.Reader, primary []byte, lockTS, currentTS uint64, r
 			st.Error = abortf("check txn status: lock of transaction %d on %q names primary %q", lockTS, primary, l.Primary)
 			return st, nil
 		}
-		if !l.Expired(currentTS) {
+		if currentTS != ForceRollbackTS && !l.Expired(currentTS) {
 			st.LockTTL, st.Lock = l.TTL, l.Info(primary)
 			return st, nil
 		}
