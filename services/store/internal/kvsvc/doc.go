@@ -29,4 +29,10 @@
 // snapshot read never sees a value appear under it. maxTS is raised from
 // PD's TSO whenever this store starts leading a region, which covers reads
 // served by earlier leaders.
+//
+// GC (RunGC) collects versions below PD's GC safe point, which advances
+// only past resolved locks: the store leading the region that holds the
+// empty key drives it, resolving every lock at or below a candidate safe
+// point in every region (kvclient.ResolveLocksForGC) before it stores the
+// candidate in PD; see advanceSafePoint for why that is enough.
 package kvsvc

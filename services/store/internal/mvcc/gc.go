@@ -20,12 +20,20 @@ import (
 // records at or below safePoint, each with its default column family value.
 // Records above safePoint are never touched.
 //
-// GC never touches locks or the values they point to, so pending locks do
-// not make it unsafe. What the safe point must guarantee is that no
-// transaction with start_ts <= safePoint will still prewrite or commit: GC
+// GC never touches locks or the values they point to, but pending locks
+// still depend on what it removes: a lock is resolved from its
+// transaction's primary key, and GC drops the primary's commit (or
+// rollback) record once the primary has a newer version at or below
+// safePoint, or was deleted. A reader of a secondary still locked would
+// then find no record at the primary and roll a committed transaction
+// back. So safePoint must come after a lock resolution of the whole
+// cluster: every lock with start_ts <= safePoint settled first, as the
+// store's GC driver does before it stores a safe point in PD (see package
+// kvsvc). The safe point must also guarantee that no transaction with
+// start_ts <= safePoint will still prewrite or commit at or below it: GC
 // removes the rollback records that would stop such a late prewrite, and a
 // commit at or below safePoint would slip a version under readers that
-// already passed it. The service can enforce this by rejecting a Prewrite
+// already passed it. The service enforces this by rejecting a Prewrite
 // whose start_ts, or a Commit whose commit_ts, is at or below the last safe
 // point it collected with. nowMs should lag the clocks of readers that pass
 // their own now_ms: an expired PUT is gone for all of them.
