@@ -117,7 +117,7 @@
 // commit the primary alone: this is the commit point; (4) commit the
 // secondaries, region batches in parallel. Failures of (4) do not fail the
 // transaction: the secondaries are retried in the background (at most 8
-// attempts over about half a minute with growing backoff, at most 256
+// attempts over about 10 to 20 seconds with growing backoff, at most 256
 // transactions at once, stopped by [Client.Close]; see
 // Stats.SecondaryCommitFailures and the counters after it). A lock left
 // all the same is committed by a reader that meets it (it finds the

@@ -511,8 +511,9 @@ func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 
 // Background retries of secondary commits: at most secondaryRetries
 // attempts per transaction, the n-th after a jittered wait of
-// secondaryRetryMin doubled n-1 times (capped at secondaryRetryMax), about
-// half a minute in all; at most maxSecondaryRetriers transactions at once.
+// secondaryRetryMin doubled n-1 times (capped at secondaryRetryMax): 10 to
+// 21 seconds of waits in all; at most maxSecondaryRetriers transactions at
+// once.
 const (
 	secondaryRetries     = 8
 	secondaryRetryMin    = 100 * time.Millisecond
