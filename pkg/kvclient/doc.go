@@ -52,12 +52,14 @@
 // Reads never return a value that might still roll back: the store answers
 // "locked" when a transaction that started below the read timestamp holds a
 // lock on the key, and the client resolves the lock (below) and reads
-// again. BatchGet groups its keys by region and reads the regions in
-// parallel, one goroutine per extra region; Scan walks the regions in key
-// order, resuming at a locked key once it is settled. [Snapshot.ScanFunc]
-// streams a scan one store response at a time, can leave the values out
-// (ScanOptions.KeysOnly) and bound the keys the stores look at, dead ones
-// included (ScanOptions.MaxVisit), and returns where to continue.
+// again. BatchGet groups its keys by region (at most 256 keys a request)
+// and reads them in parallel, at most 16 requests in flight per call (more
+// would only queue in the stores until they time out); Scan walks the
+// regions in key order, resuming at a locked key once it is settled.
+// [Snapshot.ScanFunc] streams a scan one store response at a time, can
+// leave the values out (ScanOptions.KeysOnly) and bound the keys the
+// stores look at, dead ones included (ScanOptions.MaxVisit), and returns
+// where to continue.
 //
 // # Head reads
 //
@@ -110,10 +112,10 @@
 // concurrent SETs of one key both succeed instead of one retrying. A
 // transaction that read the key conflicts as usual.
 //
-// Two-phase commit otherwise: (1) prewrite every region's batch in
-// parallel, the primary's batch in the calling goroutine, each batch
-// locking its keys with the primary's name and a TTL of the transaction's
-// age plus Options.LockTTL; (2) take a commit timestamp from the TSO; (3)
+// Two-phase commit otherwise: (1) prewrite every region's batches in
+// parallel (16 requests in flight at most), the primary's batch in the
+// calling goroutine, each batch locking its keys with the primary's name
+// and a TTL of the transaction's age plus Options.LockTTL; (2) take a commit timestamp from the TSO; (3)
 // commit the primary alone: this is the commit point; (4) commit the
 // secondaries, region batches in parallel. Failures of (4) do not fail the
 // transaction: the secondaries are retried in the background (at most 8

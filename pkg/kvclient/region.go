@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -355,11 +356,19 @@ func groupByRegion[T any](ctx context.Context, c *Client, bo *backoffer, items [
 	return out, nil
 }
 
+// maxParallelBatches bounds the batches one onRegions call has in flight.
+// A command of 100k keys makes ~400 batches: sent all at once they would
+// queue in the stores, and the last would run out of their RPCTimeout
+// there and be sent again, adding load where there is already too much.
+const maxParallelBatches = 16
+
 // onRegions runs fn on items grouped by region (groupByRegion, with size):
-// the first batch in the calling goroutine, the others in one goroutine
-// each, each with a fork of bo. When fn returns errRegionMoved, the items of
-// its batch are grouped again and retried; bo's budget bounds this. It
-// returns the error of the first batch (in batch order) that failed.
+// the first batch in the calling goroutine, the others on up to
+// maxParallelBatches-1 more goroutines (the caller joins them after its
+// batch), each batch with a fork of bo. When fn returns errRegionMoved, the
+// items of its batch are grouped again and retried; bo's budget bounds
+// this. Every batch runs whatever the others return; onRegions returns the
+// error of the first batch (in batch order) that failed.
 func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, key func(T) []byte, size func(T) int,
 	fn func(ctx context.Context, bo *backoffer, loc *location, items []T) error,
 ) error {
@@ -385,11 +394,23 @@ func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, 
 		forks[i] = bo.fork()
 	}
 	errs := make([]error, len(batches))
+	var next atomic.Int64
+	next.Store(1)
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= len(batches) {
+				return
+			}
+			errs[i] = run(forks[i], batches[i])
+		}
+	}
 	var wg sync.WaitGroup
-	for i := 1; i < len(batches); i++ {
-		wg.Go(func() { errs[i] = run(forks[i], batches[i]) })
+	for range min(len(batches)-1, maxParallelBatches-1) {
+		wg.Go(work)
 	}
 	errs[0] = run(forks[0], batches[0])
+	work()
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
