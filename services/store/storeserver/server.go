@@ -133,6 +133,10 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		// Other stores ping their raft streams every 10 s to find dead links.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
+		// Stop cancels the handlers' contexts and waits for them to return:
+		// the engine is closed next, and a read still running would find
+		// it closed (Pebble panics).
+		grpc.WaitForHandlers(true),
 	)
 	storepb.RegisterStoreServer(s.grpc, s.svc)
 	if cfg.MetricsAddr != "" {
