@@ -8,6 +8,14 @@
 // the physical time of each transaction's or read's TSO timestamp
 // (Txn.Now), never the gateway's wall clock.
 //
+// # Heads
+//
+// backend.Head (type, expiry, length) is read with the stores' head-only
+// reads: a value's length and its type byte cross the network, not the
+// value. An Update naming several keys reads the heads of all of them in
+// one batch at its first read (heads.go), so commands over many keys make
+// a few requests per 256 keys and region, not one per key.
+//
 // # Limits
 //
 // What the cluster cannot replicate in one raft entry or give back in one
@@ -122,9 +130,23 @@ type txn struct {
 	ctx context.Context
 	t   *kvclient.Txn
 	err error
+	// keys are the keys the command named (Update's); heads, once
+	// prefetched (heads.go), what the start timestamp's snapshot holds of
+	// those the transaction has not written since.
+	keys  [][]byte
+	heads map[string]known
 }
 
+// Get implements backend.Txn: the whole value, from the transaction's own
+// write or one read at the start timestamp; a key the prefetch found
+// absent is absent without asking again.
 func (x *txn) Get(key []byte) (backend.Value, bool, error) {
+	if err := x.prefetch(); err != nil {
+		return backend.Value{}, false, err
+	}
+	if kn, ok := x.heads[string(key)]; ok && !kn.found {
+		return backend.Value{}, false, nil
+	}
 	e, ok, err := x.t.Get(x.ctx, key)
 	if err != nil || !ok {
 		return backend.Value{}, false, err
@@ -146,6 +168,7 @@ func (x *txn) Set(key []byte, v backend.Value) {
 		x.err = errTooLarge("value", len(v.Data), MaxValueSize)
 	default:
 		// kvclient refuses a transaction past its total (a TooLargeError).
+		x.forget(key)
 		x.err = x.t.Set(key, encode(v), v.ExpiresAt)
 	}
 }
@@ -154,6 +177,7 @@ func (x *txn) Delete(key []byte) {
 	if x.err != nil || len(key) > MaxKeySize {
 		return // a key that long cannot exist
 	}
+	x.forget(key)
 	x.err = x.t.Delete(key)
 }
 
@@ -162,12 +186,19 @@ func (x *txn) Now() int64 { return x.t.Now() }
 // Update implements backend.Backend: fn runs in a transaction that is
 // retried from scratch on a write conflict. Replies are sent after the
 // commit, which raft made durable on a majority of stores.
+//
+// When the command names several keys, its first read (Head or Get)
+// fetches the heads of all of them in one head-only batch read at the
+// transaction's start timestamp, the snapshot every read of the
+// transaction sees anyway: DEL or MSETNX of 100k keys makes a few hundred
+// requests in parallel, not 100k in a row. Write conflicts are still found
+// at prewrite, as for any Percolator transaction.
 func (s *Store) Update(ctx context.Context, _ backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
 	var buf [8]uint32
 	slots := s.latches.Acquire(keys, buf[:0])
 	defer s.latches.Release(slots)
 	return s.wrap(s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
-		x := &txn{ctx: ctx, t: t}
+		x := &txn{ctx: ctx, t: t, keys: keys}
 		if err := fn(x); err != nil {
 			return err
 		}
