@@ -50,6 +50,10 @@ type Config struct {
 	// Config is the cluster file; the raft backend takes PD's address and
 	// max_retries from it.
 	Config string `env:"CONFIG"`
+	// RaftConfig names the cluster file and selects the raft backend: an
+	// alias of Backend=raft with Config=RaftConfig (NoKV's documented
+	// `nokv-redis --raft-config raft_config.json`).
+	RaftConfig string `env:"RAFT_CONFIG"`
 	// Scope picks host or docker addresses from the cluster file.
 	Scope config.Scope `env:"SCOPE"`
 	// PDAddr is PD's address for the raft backend (cluster file: pd.addr).
@@ -133,17 +137,26 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.ClientQueryBufferLimit, "client-query-buffer-limit", "`bytes` a client may have sent and not yet had run, its request in progress included; past it the client is closed"+env("CLIENT_QUERY_BUFFER_LIMIT"))
 	fs.Var(&c.ClientOutputBufferLimit, "client-output-buffer-limit", "\"`hard soft soft-seconds`\" for a client's pending replies: at hard, or at soft for longer than soft-seconds, the client is closed (0: no limit)"+env("CLIENT_OUTPUT_BUFFER_LIMIT"))
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` (raft_config.example.json) for the raft backend"+env("CONFIG"))
+	fs.StringVar(&c.RaftConfig, "raft-config", c.RaftConfig, "cluster `file`, selecting the raft backend: the same as --backend raft --config file"+env("RAFT_CONFIG"))
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
 }
 
-// ClusterFile implements config.Layered.
-func (c *Config) ClusterFile() string { return c.Config }
+// ClusterFile implements config.Layered: --config, or else --raft-config.
+func (c *Config) ClusterFile() string {
+	if c.Config != "" {
+		return c.Config
+	}
+	return c.RaftConfig
+}
 
 // ApplyCluster applies the cluster file layer: PD's address for the scope and
-// max_retries.
+// max_retries; with --raft-config, the raft backend.
 func (c *Config) ApplyCluster(boot *Config, cl *config.Cluster) error {
+	if boot.RaftConfig != "" {
+		c.Backend = BackendRaft
+	}
 	c.Scope = boot.Scope
 	c.PDAddr = cl.PDAddr(c.Scope)
 	c.MaxRetries = cl.MaxRetries
@@ -158,6 +171,14 @@ func (c Config) Validate() error {
 	}
 	if err := config.CheckAddr(c.Addr); err != nil {
 		bad("addr", "%v", err)
+	}
+	if c.RaftConfig != "" {
+		if c.Backend != BackendRaft {
+			bad("backend", "%q: --raft-config selects the raft backend", c.Backend)
+		}
+		if c.Config != "" && c.Config != c.RaftConfig {
+			bad("raft-config", "%q: --config names another cluster file (%q); give one of them", c.RaftConfig, c.Config)
+		}
 	}
 	switch c.Backend {
 	case BackendEmbedded:
@@ -217,6 +238,9 @@ func Resolve(fs *flag.FlagSet, env config.EnvOptions) (Config, error) {
 	cfg, _, err := config.Resolve[Config](fs, env, DefaultConfig)
 	if err != nil {
 		return Config{}, err
+	}
+	if cfg.RaftConfig != "" && cfg.Config == "" {
+		cfg.Config = cfg.RaftConfig
 	}
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
