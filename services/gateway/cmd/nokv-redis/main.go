@@ -1,7 +1,10 @@
 // Command nokv-redis is the Redis-compatible gateway of NoKV.
 //
 // By default it serves RESP on 127.0.0.1:6380 from an embedded Pebble store in
-// ./data/gateway. See services/gateway/README.md for every setting.
+// ./data/gateway; --raft-config FILE (or --backend raft --config FILE) serves
+// it from the cluster instead. `nokv-redis health [flags]` checks a running
+// one (compose health checks). See services/gateway/README.md for every
+// setting.
 package main
 
 import (
@@ -24,6 +27,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return health(args[1:], stdout, stderr)
+	}
 	defaults := gatewayserver.DefaultConfig()
 	var logLevel *string
 	register := func(fs *flag.FlagSet) {

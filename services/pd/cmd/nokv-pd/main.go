@@ -1,7 +1,8 @@
 // Command nokv-pd runs the NoKV placement driver.
 //
 // It serves PD's gRPC API (api/proto/pdpb.proto) until SIGINT or SIGTERM; see
-// services/pd/README.md for its settings.
+// services/pd/README.md for its settings. `nokv-pd health [flags]` checks a
+// running one (compose health checks).
 package main
 
 import (
@@ -25,6 +26,9 @@ func main() {
 // run runs the command and returns its exit status. environ, if non-nil,
 // replaces the process environment.
 func run(args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return health(args[1:], environ, stdout, stderr)
+	}
 	defaults := pdserver.DefaultConfig()
 	fs, status, ok := config.ParseCommandLine(name, "Runs the NoKV placement driver (PD).", pdserver.EnvPrefix, args, defaults.RegisterFlags, stdout, stderr)
 	if !ok {

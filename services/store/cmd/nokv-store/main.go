@@ -1,7 +1,8 @@
 // Command nokv-store runs a NoKV store: one node holding region replicas.
 //
 // It serves the store's gRPC API (api/proto/storepb.proto) until SIGINT or
-// SIGTERM; see services/store/README.md for its settings.
+// SIGTERM; see services/store/README.md for its settings. `nokv-store health
+// [flags]` checks a running one (compose health checks).
 package main
 
 import (
@@ -25,6 +26,9 @@ func main() {
 // run runs the command and returns its exit status. environ, if non-nil,
 // replaces the process environment.
 func run(args []string, environ map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "health" {
+		return health(args[1:], environ, stdout, stderr)
+	}
 	defaults := storeserver.DefaultConfig()
 	fs, status, ok := config.ParseCommandLine(name, "Runs a NoKV store: one node holding region replicas.", storeserver.EnvPrefix, args, defaults.RegisterFlags, stdout, stderr)
 	if !ok {
