@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-modules=(api pkg services/gateway services/pd services/store tests)
+modules=(api pkg services/gateway services/pd services/store services/tools tests)
 fuzztime=${FUZZTIME:-15s}
 
 echo "== gofmt"
