@@ -14,10 +14,7 @@ import (
 // on. Patterns match whole subtest names (TestHostile/<backend>/<phase>/...).
 var known = []struct {
 	pattern, reason string
-}{
-	{`TestHostile/raft/many-args/(DEL-100k-absent|DEL-50k-existing|MSETNX-50k-distinct|UNLINK-50k-existing|repeated-key-MSETNX)`,
-		"raft: DEL/UNLINK of 50k-100k distinct keys and MSETNX of 50k pairs (even of one key) take 14-33s; MSET of 50k pairs takes 1s"},
-}
+}{}
 
 var knownRes = func() []*regexp.Regexp {
 	var res []*regexp.Regexp
