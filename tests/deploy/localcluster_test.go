@@ -139,7 +139,7 @@ func TestRunLocalCluster(t *testing.T) {
 	start := time.Now()
 	lc := startLocal(t, env, "--gateway")
 	t.Logf("first start (building the binaries) took %v:\n%s", time.Since(start).Round(100*time.Millisecond), lc.out)
-	for _, want := range []string{"ready: every store is up and every region has a leader", "redis-cli -h 127.0.0.1 -p " + strings.Split(gateway, ":")[1]} {
+	for _, want := range []string{"ready: every store holding regions is up and every region has a leader", "redis-cli -h 127.0.0.1 -p " + strings.Split(gateway, ":")[1]} {
 		if !strings.Contains(lc.out.String(), want) {
 			t.Errorf("the script's output lacks %q", want)
 		}

@@ -27,7 +27,7 @@ type status struct {
 	GCSafePointTime string         `json:"gc_safe_point_time,omitempty"`
 	Stores          []storeStatus  `json:"stores"`
 	Regions         []regionStatus `json:"regions"`
-	// Ready: every store that is not a tombstone is UP and has sent a
+	// Ready: every store holding a peer of a region is UP and has sent a
 	// heartbeat since PD started, and every region has a leader.
 	Ready    bool     `json:"ready"`
 	Problems []string `json:"problems,omitempty"`
@@ -156,13 +156,6 @@ func fetchStatus(ctx context.Context, pd pdpb.PDClient, addr string, waitForPD b
 			ss.Capacity, ss.UsedSize, ss.Available = h.GetCapacity(), h.GetUsedSize(), h.GetAvailable()
 		}
 		st.Stores = append(st.Stores, ss)
-		switch {
-		case s.GetState() == metapb.StoreState_TOMBSTONE:
-		case s.GetState() != metapb.StoreState_UP:
-			st.Problems = append(st.Problems, fmt.Sprintf("store %d is %s", ss.ID, ss.State))
-		case !ss.Reported:
-			st.Problems = append(st.Problems, fmt.Sprintf("store %d has sent no heartbeat since PD started", ss.ID))
-		}
 	}
 
 	regions, err := pd.ScanRegions(ctx, &pdpb.ScanRegionsRequest{}, opts...)
@@ -196,6 +189,28 @@ func fetchStatus(ctx context.Context, pd pdpb.PDClient, addr string, waitForPD b
 		}
 		st.Regions = append(st.Regions, rs)
 	}
+
+	// A store matters while it holds a peer of some region: one that is DOWN
+	// after its regions moved elsewhere (a replaced store) is shown, not
+	// counted against readiness.
+	holds := make(map[uint64]int)
+	for _, r := range st.Regions {
+		for _, p := range r.Peers {
+			holds[p.StoreID]++
+		}
+	}
+	var storeProblems []string
+	for _, ss := range st.Stores {
+		switch {
+		case ss.State == metapb.StoreState_TOMBSTONE.String():
+		case holds[ss.ID] == 0 && ss.State != metapb.StoreState_UP.String():
+		case ss.State != metapb.StoreState_UP.String():
+			storeProblems = append(storeProblems, fmt.Sprintf("store %d is %s", ss.ID, ss.State))
+		case !ss.Reported:
+			storeProblems = append(storeProblems, fmt.Sprintf("store %d has sent no heartbeat since PD started", ss.ID))
+		}
+	}
+	st.Problems = append(storeProblems, st.Problems...)
 
 	gc, err := pd.GetGCSafePoint(ctx, &pdpb.GetGCSafePointRequest{}, opts...)
 	if err := check("GetGCSafePoint", gc.GetHeader(), err); err != nil {
@@ -319,7 +334,7 @@ func (st *status) writeTable(stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout)
 	if st.Ready {
-		fmt.Fprintln(stdout, "ready: every store is up and every region has a leader")
+		fmt.Fprintln(stdout, "ready: every store holding regions is up and every region has a leader")
 	} else {
 		fmt.Fprintf(stdout, "not ready: %s\n", strings.Join(st.Problems, "; "))
 	}

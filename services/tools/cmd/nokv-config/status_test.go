@@ -34,6 +34,7 @@ func (f *fakePD) GetAllStores(context.Context, *pdpb.GetAllStoresRequest) (*pdpb
 			{Id: 2, Address: "s2:20160", State: metapb.StoreState_UP, LastHeartbeatMs: hb},
 			{Id: 3, Address: "s3:20160", State: metapb.StoreState_DOWN, LastHeartbeatMs: hb - 60000},
 			{Id: 4, Address: "s4:20160", State: metapb.StoreState_TOMBSTONE},
+			{Id: 5, Address: "s5:20160", State: metapb.StoreState_DOWN, LastHeartbeatMs: hb - 3600000},
 		},
 		Stats: []*pdpb.StoreStats{
 			{StoreId: 1, UsedSize: 3 << 20, RegionCount: 2, LeaderCount: 1},
@@ -109,6 +110,7 @@ func TestStatusTable(t *testing.T) {
 		"2      UP         s2:20160  2        1        1.5 KiB  5.0 GiB    10.0 GiB",
 		"3      DOWN       s3:20160  -        -        -        -          -         1m",
 		"4      TOMBSTONE  s4:20160  -        -        -        -          -         never",
+		"5      DOWN       s5:20160  -        -        -        -          -         1h0m2s ago",
 		"1       -inf   m         2/5               1:101                1:101,2:102(pending),3:103(learner)(down)  2.0 MiB  42",
 		"7       m      hex:ff00  3/1               2:202",
 		"not ready: store 3 is DOWN",
