@@ -1213,7 +1213,9 @@ type GetRequest struct {
 	Context *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
 	Key     []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
 	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	// Unix milliseconds the reader treats as now for expiry; 0 = the store's clock.
+	// Unix milliseconds the reader treats as now for expiry; 0 = the physical
+	// time of version (TSO timestamps are physical_ms<<18 | logical), so that
+	// every store judges alike whatever its clock.
 	NowMs int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
 	// A head read: the store reads the value as usual (locks, versions and
 	// expiry exactly as for a full read) but answers with its length
@@ -1391,7 +1393,8 @@ type BatchGetRequest struct {
 	Context *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
 	Keys    [][]byte               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
 	Version uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
-	NowMs   int64                  `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	// As in GetRequest.
+	NowMs int64 `protobuf:"varint,4,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
 	// As in GetRequest: pairs carry value_len and the value's first
 	// value_prefix_len bytes. The response's size budget counts only what is
 	// sent, so a page holds many more heads than values.
@@ -1555,8 +1558,9 @@ type ScanRequest struct {
 	Limit   uint32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	Version uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
 	// Pairs carry keys and expires_at only: values are neither read nor sent.
-	KeyOnly bool  `protobuf:"varint,6,opt,name=key_only,json=keyOnly,proto3" json:"key_only,omitempty"`
-	NowMs   int64 `protobuf:"varint,7,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
+	KeyOnly bool `protobuf:"varint,6,opt,name=key_only,json=keyOnly,proto3" json:"key_only,omitempty"`
+	// As in GetRequest.
+	NowMs int64 `protobuf:"varint,7,opt,name=now_ms,json=nowMs,proto3" json:"now_ms,omitempty"`
 	// The most keys the store looks at, live, deleted, expired or only
 	// locked: it bounds the work of one request even where most keys are
 	// dead. 0 = no bound.

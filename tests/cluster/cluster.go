@@ -50,6 +50,10 @@ type Options struct {
 	ExcludeStores []uint64
 	// Verbose logs at debug level instead of warnings only.
 	Verbose bool
+	// StoreConfig, if set, adjusts a store's settings before it starts
+	// (on every start): fault tests set test knobs here, such as a skewed
+	// clock. The harness's own message filter is already in place.
+	StoreConfig func(id uint64, cfg *storeserver.Config)
 }
 
 // Cluster is a running in-process cluster.
@@ -210,6 +214,9 @@ func (c *Cluster) StartStore(id uint64) {
 	}
 	cfg.TestingKnobs.DropMessage = func(m *raftserverpb.RaftMessage) bool {
 		return c.filters.drop(m.GetFromPeer().GetStoreId(), m.GetToPeer().GetStoreId())
+	}
+	if c.opts.StoreConfig != nil {
+		c.opts.StoreConfig(id, &cfg)
 	}
 	var (
 		srv *storeserver.Server

@@ -135,11 +135,6 @@ func (s *Service) raiseSafePoint(sp uint64) {
 	}
 }
 
-// gcClockLag is how far GC's idea of "now" trails this store's clock when it
-// decides a value has expired, so that a reader whose clock is a little
-// behind never finds a value it still considers live already collected.
-const gcClockLag = 5 * time.Second
-
 // advanceSafePoint is one round of the GC driver. It takes a timestamp T
 // from the TSO and the candidate safe point C = T's physical time -
 // lifeTime (so C < T), resolves every lock with start_ts <= C in every
@@ -185,6 +180,16 @@ func advanceSafePoint(ctx context.Context, pd GCPD, locks LockResolver, lifeTime
 	return resolved, nil
 }
 
+// gcNowMs is the instant by which GC at safePoint judges expiry: the
+// safe point's physical time, never this store's clock. Every reader that
+// GC's removals can affect reads at a timestamp at or above the safe point
+// and judges expiry by that timestamp's physical time (kvclient sends it as
+// now_ms, and the store uses it when a read sends none), which is no
+// earlier: a value expired at the safe point is expired for all of them.
+// A store's clock may be anywhere; with it, a store running ahead deleted
+// values that readers still saw live.
+func gcNowMs(safePoint uint64) int64 { return int64(safePoint >> mvcc.PhysicalShift) }
+
 // gcRegion collects one region if this store leads it.
 func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batch, batchBytes int) error {
 	region, err := s.store.PeerFor(regionID, nil)
@@ -196,7 +201,7 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 	}
 	start := region.GetStartKey()
 	for {
-		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, s.nowMs(0)-gcClockLag.Milliseconds(), batch, batchBytes)
+		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, gcNowMs(safePoint), batch, batchBytes)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,8 +68,12 @@ func (s *Service) GCLocksResolved() int64 { return s.gcLocksResolved.Load() }
 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {
+	now := time.Now
+	if k := store.Knobs().Now; k != nil {
+		now = k
+	}
 	return &Service{
-		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: time.Now,
+		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: now,
 		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}), snapSlots: make(chan struct{}, 2),
 	}
 }
@@ -77,9 +82,16 @@ func New(store *raftstore.Store, tso TSO) *Service {
 // otherwise keep a graceful server stop waiting forever.
 func (s *Service) Shutdown() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
-func (s *Service) nowMs(reqNow int64) int64 {
-	if reqNow != 0 {
+// nowMs is the instant by which a read at version judges expiry: the
+// reader's own (reqNow), or else the physical time of the read's TSO
+// timestamp, so that every store agrees whatever its clock. Only a read
+// without a timestamp falls back to this store's clock.
+func (s *Service) nowMs(reqNow int64, version uint64) int64 {
+	switch {
+	case reqNow != 0:
 		return reqNow
+	case version != 0 && version != math.MaxUint64:
+		return int64(version >> mvcc.PhysicalShift)
 	}
 	return s.now().UnixMilli()
 }
@@ -256,14 +268,14 @@ func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.
 		if req.GetHeadOnly() {
 			// The same read, answered with the value's length and first
 			// bytes only.
-			h, found, kerr, err := mvcc.GetHead(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs()), int(req.GetValuePrefixLen()))
+			h, found, kerr, err := mvcc.GetHead(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs(), req.GetVersion()), int(req.GetValuePrefixLen()))
 			if err != nil {
 				return err
 			}
 			resp.Error, resp.Value, resp.ValueLen, resp.ExpiresAt, resp.NotFound = kerr, h.Prefix, uint64(h.Len), h.ExpiresAt, !found && kerr == nil
 			return nil
 		}
-		v, exp, found, kerr, err := mvcc.Get(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs()))
+		v, exp, found, kerr, err := mvcc.Get(r, req.GetKey(), req.GetVersion(), s.nowMs(req.GetNowMs(), req.GetVersion()))
 		if err != nil {
 			return err
 		}
@@ -282,7 +294,7 @@ func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) 
 	err := s.read(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
 		// Values are large at times: the response stops at its budget and
 		// the client asks for the rest. A head read counts what it sends.
-		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs()), mvcc.ReadOptions{
+		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs(), req.GetVersion()), mvcc.ReadOptions{
 			MaxBytes: limits.ResponsePageBytes, HeadOnly: req.GetHeadOnly(), PrefixLen: int(req.GetValuePrefixLen()),
 		})
 		resp.Pairs, resp.NextIndex = pairs, uint32(next)
@@ -302,7 +314,7 @@ func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcp
 		if !keys.InRange(start, region.GetStartKey(), region.GetEndKey()) {
 			return &raftstore.KeyNotInRegionError{Key: req.GetStartKey(), Region: region}
 		}
-		res, err := mvcc.ScanWith(r, start, end, req.GetVersion(), s.nowMs(req.GetNowMs()), mvcc.ScanOptions{
+		res, err := mvcc.ScanWith(r, start, end, req.GetVersion(), s.nowMs(req.GetNowMs(), req.GetVersion()), mvcc.ScanOptions{
 			Limit: int(req.GetLimit()), MaxVisit: int(req.GetVisitLimit()), KeyOnly: req.GetKeyOnly(),
 			// One response stays far below the gRPC message limit
 			// whatever the values' sizes.

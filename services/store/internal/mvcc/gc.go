@@ -35,8 +35,10 @@ import (
 // commit at or below safePoint would slip a version under readers that
 // already passed it. The service enforces this by rejecting a Prewrite
 // whose start_ts, or a Commit whose commit_ts, is at or below the last safe
-// point it collected with. nowMs should lag the clocks of readers that pass
-// their own now_ms: an expired PUT is gone for all of them.
+// point it collected with. nowMs must be no later than the instant by which
+// any reader at or above safePoint judges expiry: an expired PUT is gone for
+// all of them. The service passes safePoint's physical time, never a local
+// clock (readers judge by their timestamp's physical time).
 //
 // GC returns about limit modifies at most (limit <= 0: no limit), taking
 // about maxBytes at most in a raft command (maxBytes <= 0: no limit; keys

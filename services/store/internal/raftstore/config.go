@@ -58,6 +58,10 @@ type TestingKnobs struct {
 	// DropMessage, if set, is asked about every outgoing raft message; true
 	// drops it. Harnesses build partitions and lossy links from it.
 	DropMessage func(msg *raftserverpb.RaftMessage) bool
+	// Now, if set, replaces the store's wall clock (time.Now), so a test
+	// can run one store with a skewed clock. Nothing that decides what data
+	// survives may depend on it: expiry is judged by TSO time.
+	Now func() time.Time
 }
 
 // DefaultConfig returns production defaults.

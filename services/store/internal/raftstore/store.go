@@ -195,6 +195,9 @@ func (s *Store) createPeer(region *metapb.Region, peerID uint64) (*peer, error) 
 // StoreID returns the store's id.
 func (s *Store) StoreID() uint64 { return s.cfg.StoreID }
 
+// Knobs returns the store's testing knobs.
+func (s *Store) Knobs() TestingKnobs { return s.cfg.Knobs }
+
 // DB returns the store's engine for readers.
 func (s *Store) DB() *pebble.DB { return s.db }
 
