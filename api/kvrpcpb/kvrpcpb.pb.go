@@ -985,6 +985,7 @@ type KeyError struct {
 	Conflict         *WriteConflict    `protobuf:"bytes,4,opt,name=conflict,proto3" json:"conflict,omitempty"`
 	AlreadyCommitted *AlreadyCommitted `protobuf:"bytes,5,opt,name=already_committed,json=alreadyCommitted,proto3" json:"already_committed,omitempty"`
 	TxnNotFound      *TxnNotFound      `protobuf:"bytes,6,opt,name=txn_not_found,json=txnNotFound,proto3" json:"txn_not_found,omitempty"`
+	DataNotAvailable *DataNotAvailable `protobuf:"bytes,7,opt,name=data_not_available,json=dataNotAvailable,proto3" json:"data_not_available,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -1061,6 +1062,71 @@ func (x *KeyError) GetTxnNotFound() *TxnNotFound {
 	return nil
 }
 
+func (x *KeyError) GetDataNotAvailable() *DataNotAvailable {
+	if x != nil {
+		return x.DataNotAvailable
+	}
+	return nil
+}
+
+// DataNotAvailable: a snapshot read (get, batch get, scan; head reads too)
+// at read_ts, below the GC safe point the store knows (safe_point). GC may
+// have collected versions such a read would see, so the store refuses it
+// rather than answer with half-collected data (TiKV: "data is not
+// available"). Asking again at the same timestamp fails alike; a read at a
+// new timestamp succeeds. Set at the response level, nothing else is.
+type DataNotAvailable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReadTs        uint64                 `protobuf:"varint,1,opt,name=read_ts,json=readTs,proto3" json:"read_ts,omitempty"`
+	SafePoint     uint64                 `protobuf:"varint,2,opt,name=safe_point,json=safePoint,proto3" json:"safe_point,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataNotAvailable) Reset() {
+	*x = DataNotAvailable{}
+	mi := &file_kvrpcpb_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataNotAvailable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataNotAvailable) ProtoMessage() {}
+
+func (x *DataNotAvailable) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataNotAvailable.ProtoReflect.Descriptor instead.
+func (*DataNotAvailable) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DataNotAvailable) GetReadTs() uint64 {
+	if x != nil {
+		return x.ReadTs
+	}
+	return 0
+}
+
+func (x *DataNotAvailable) GetSafePoint() uint64 {
+	if x != nil {
+		return x.SafePoint
+	}
+	return 0
+}
+
 type Mutation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Op    Op                     `protobuf:"varint,1,opt,name=op,proto3,enum=nokv.kv.Op" json:"op,omitempty"`
@@ -1074,7 +1140,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1152,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1165,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Mutation) GetOp() Op {
@@ -1145,7 +1211,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1223,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1236,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *KvPair) GetError() *KeyError {
@@ -1232,7 +1298,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1310,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1323,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetRequest) GetContext() *Context {
@@ -1318,7 +1384,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1396,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1409,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetResponse) GetRegionError() *RegionError {
@@ -1406,7 +1472,7 @@ type BatchGetRequest struct {
 
 func (x *BatchGetRequest) Reset() {
 	*x = BatchGetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1418,7 +1484,7 @@ func (x *BatchGetRequest) String() string {
 func (*BatchGetRequest) ProtoMessage() {}
 
 func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1431,7 +1497,7 @@ func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *BatchGetRequest) GetContext() *Context {
@@ -1492,7 +1558,7 @@ type BatchGetResponse struct {
 
 func (x *BatchGetResponse) Reset() {
 	*x = BatchGetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1504,7 +1570,7 @@ func (x *BatchGetResponse) String() string {
 func (*BatchGetResponse) ProtoMessage() {}
 
 func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1517,7 +1583,7 @@ func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BatchGetResponse) GetRegionError() *RegionError {
@@ -1571,7 +1637,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1583,7 +1649,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1596,7 +1662,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ScanRequest) GetContext() *Context {
@@ -1675,7 +1741,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1687,7 +1753,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1700,7 +1766,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ScanResponse) GetRegionError() *RegionError {
@@ -1758,7 +1824,7 @@ type PrewriteRequest struct {
 
 func (x *PrewriteRequest) Reset() {
 	*x = PrewriteRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1836,7 @@ func (x *PrewriteRequest) String() string {
 func (*PrewriteRequest) ProtoMessage() {}
 
 func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1849,7 @@ func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteRequest.ProtoReflect.Descriptor instead.
 func (*PrewriteRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PrewriteRequest) GetContext() *Context {
@@ -1854,7 +1920,7 @@ type PrewriteResponse struct {
 
 func (x *PrewriteResponse) Reset() {
 	*x = PrewriteResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +1932,7 @@ func (x *PrewriteResponse) String() string {
 func (*PrewriteResponse) ProtoMessage() {}
 
 func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +1945,7 @@ func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteResponse.ProtoReflect.Descriptor instead.
 func (*PrewriteResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrewriteResponse) GetRegionError() *RegionError {
@@ -1915,7 +1981,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +1993,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2006,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CommitRequest) GetContext() *Context {
@@ -1983,7 +2049,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1995,7 +2061,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2008,7 +2074,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CommitResponse) GetRegionError() *RegionError {
@@ -2043,7 +2109,7 @@ type BatchRollbackRequest struct {
 
 func (x *BatchRollbackRequest) Reset() {
 	*x = BatchRollbackRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2055,7 +2121,7 @@ func (x *BatchRollbackRequest) String() string {
 func (*BatchRollbackRequest) ProtoMessage() {}
 
 func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2068,7 +2134,7 @@ func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackRequest.ProtoReflect.Descriptor instead.
 func (*BatchRollbackRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *BatchRollbackRequest) GetContext() *Context {
@@ -2102,7 +2168,7 @@ type BatchRollbackResponse struct {
 
 func (x *BatchRollbackResponse) Reset() {
 	*x = BatchRollbackResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2180,7 @@ func (x *BatchRollbackResponse) String() string {
 func (*BatchRollbackResponse) ProtoMessage() {}
 
 func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2193,7 @@ func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackResponse.ProtoReflect.Descriptor instead.
 func (*BatchRollbackResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BatchRollbackResponse) GetRegionError() *RegionError {
@@ -2162,7 +2228,7 @@ type CheckTxnStatusRequest struct {
 
 func (x *CheckTxnStatusRequest) Reset() {
 	*x = CheckTxnStatusRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2240,7 @@ func (x *CheckTxnStatusRequest) String() string {
 func (*CheckTxnStatusRequest) ProtoMessage() {}
 
 func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2253,7 @@ func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusRequest.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CheckTxnStatusRequest) GetContext() *Context {
@@ -2241,7 +2307,7 @@ type CheckTxnStatusResponse struct {
 
 func (x *CheckTxnStatusResponse) Reset() {
 	*x = CheckTxnStatusResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2253,7 +2319,7 @@ func (x *CheckTxnStatusResponse) String() string {
 func (*CheckTxnStatusResponse) ProtoMessage() {}
 
 func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2266,7 +2332,7 @@ func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusResponse.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckTxnStatusResponse) GetRegionError() *RegionError {
@@ -2325,7 +2391,7 @@ type ResolveLockRequest struct {
 
 func (x *ResolveLockRequest) Reset() {
 	*x = ResolveLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2403,7 @@ func (x *ResolveLockRequest) String() string {
 func (*ResolveLockRequest) ProtoMessage() {}
 
 func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2416,7 @@ func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockRequest.ProtoReflect.Descriptor instead.
 func (*ResolveLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ResolveLockRequest) GetContext() *Context {
@@ -2391,7 +2457,7 @@ type ResolveLockResponse struct {
 
 func (x *ResolveLockResponse) Reset() {
 	*x = ResolveLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2469,7 @@ func (x *ResolveLockResponse) String() string {
 func (*ResolveLockResponse) ProtoMessage() {}
 
 func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2482,7 @@ func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockResponse.ProtoReflect.Descriptor instead.
 func (*ResolveLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResolveLockResponse) GetRegionError() *RegionError {
@@ -2447,7 +2513,7 @@ type CleanupRequest struct {
 
 func (x *CleanupRequest) Reset() {
 	*x = CleanupRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2459,7 +2525,7 @@ func (x *CleanupRequest) String() string {
 func (*CleanupRequest) ProtoMessage() {}
 
 func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2472,7 +2538,7 @@ func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupRequest.ProtoReflect.Descriptor instead.
 func (*CleanupRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CleanupRequest) GetContext() *Context {
@@ -2514,7 +2580,7 @@ type CleanupResponse struct {
 
 func (x *CleanupResponse) Reset() {
 	*x = CleanupResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2592,7 @@ func (x *CleanupResponse) String() string {
 func (*CleanupResponse) ProtoMessage() {}
 
 func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2605,7 @@ func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupResponse.ProtoReflect.Descriptor instead.
 func (*CleanupResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CleanupResponse) GetRegionError() *RegionError {
@@ -2581,7 +2647,7 @@ type DeleteRangeRequest struct {
 
 func (x *DeleteRangeRequest) Reset() {
 	*x = DeleteRangeRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2593,7 +2659,7 @@ func (x *DeleteRangeRequest) String() string {
 func (*DeleteRangeRequest) ProtoMessage() {}
 
 func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2606,7 +2672,7 @@ func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *DeleteRangeRequest) GetContext() *Context {
@@ -2639,7 +2705,7 @@ type DeleteRangeResponse struct {
 
 func (x *DeleteRangeResponse) Reset() {
 	*x = DeleteRangeResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[36]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2651,7 +2717,7 @@ func (x *DeleteRangeResponse) String() string {
 func (*DeleteRangeResponse) ProtoMessage() {}
 
 func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[36]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2664,7 +2730,7 @@ func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{36}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteRangeResponse) GetRegionError() *RegionError {
@@ -2687,7 +2753,7 @@ type ScanLockRequest struct {
 
 func (x *ScanLockRequest) Reset() {
 	*x = ScanLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2699,7 +2765,7 @@ func (x *ScanLockRequest) String() string {
 func (*ScanLockRequest) ProtoMessage() {}
 
 func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2712,7 +2778,7 @@ func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockRequest.ProtoReflect.Descriptor instead.
 func (*ScanLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ScanLockRequest) GetContext() *Context {
@@ -2754,7 +2820,7 @@ type ScanLockResponse struct {
 
 func (x *ScanLockResponse) Reset() {
 	*x = ScanLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2766,7 +2832,7 @@ func (x *ScanLockResponse) String() string {
 func (*ScanLockResponse) ProtoMessage() {}
 
 func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2779,7 +2845,7 @@ func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockResponse.ProtoReflect.Descriptor instead.
 func (*ScanLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ScanLockResponse) GetRegionError() *RegionError {
@@ -2866,14 +2932,19 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\vTxnNotFound\x12\x19\n" +
 	"\bstart_ts\x18\x01 \x01(\x04R\astartTs\x12\x1f\n" +
 	"\vprimary_key\x18\x02 \x01(\fR\n" +
-	"primaryKey\"\x9f\x02\n" +
+	"primaryKey\"\xe8\x02\n" +
 	"\bKeyError\x12)\n" +
 	"\x06locked\x18\x01 \x01(\v2\x11.nokv.kv.LockInfoR\x06locked\x12\x1c\n" +
 	"\tretryable\x18\x02 \x01(\tR\tretryable\x12\x14\n" +
 	"\x05abort\x18\x03 \x01(\tR\x05abort\x122\n" +
 	"\bconflict\x18\x04 \x01(\v2\x16.nokv.kv.WriteConflictR\bconflict\x12F\n" +
 	"\x11already_committed\x18\x05 \x01(\v2\x19.nokv.kv.AlreadyCommittedR\x10alreadyCommitted\x128\n" +
-	"\rtxn_not_found\x18\x06 \x01(\v2\x14.nokv.kv.TxnNotFoundR\vtxnNotFound\"n\n" +
+	"\rtxn_not_found\x18\x06 \x01(\v2\x14.nokv.kv.TxnNotFoundR\vtxnNotFound\x12G\n" +
+	"\x12data_not_available\x18\a \x01(\v2\x19.nokv.kv.DataNotAvailableR\x10dataNotAvailable\"J\n" +
+	"\x10DataNotAvailable\x12\x17\n" +
+	"\aread_ts\x18\x01 \x01(\x04R\x06readTs\x12\x1d\n" +
+	"\n" +
+	"safe_point\x18\x02 \x01(\x04R\tsafePoint\"n\n" +
 	"\bMutation\x12\x1b\n" +
 	"\x02op\x18\x01 \x01(\x0e2\v.nokv.kv.OpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +
@@ -3035,7 +3106,7 @@ func file_kvrpcpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvrpcpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_kvrpcpb_proto_goTypes = []any{
 	(Op)(0),                        // 0: nokv.kv.Op
 	(Action)(0),                    // 1: nokv.kv.Action
@@ -3054,37 +3125,38 @@ var file_kvrpcpb_proto_goTypes = []any{
 	(*AlreadyCommitted)(nil),       // 14: nokv.kv.AlreadyCommitted
 	(*TxnNotFound)(nil),            // 15: nokv.kv.TxnNotFound
 	(*KeyError)(nil),               // 16: nokv.kv.KeyError
-	(*Mutation)(nil),               // 17: nokv.kv.Mutation
-	(*KvPair)(nil),                 // 18: nokv.kv.KvPair
-	(*GetRequest)(nil),             // 19: nokv.kv.GetRequest
-	(*GetResponse)(nil),            // 20: nokv.kv.GetResponse
-	(*BatchGetRequest)(nil),        // 21: nokv.kv.BatchGetRequest
-	(*BatchGetResponse)(nil),       // 22: nokv.kv.BatchGetResponse
-	(*ScanRequest)(nil),            // 23: nokv.kv.ScanRequest
-	(*ScanResponse)(nil),           // 24: nokv.kv.ScanResponse
-	(*PrewriteRequest)(nil),        // 25: nokv.kv.PrewriteRequest
-	(*PrewriteResponse)(nil),       // 26: nokv.kv.PrewriteResponse
-	(*CommitRequest)(nil),          // 27: nokv.kv.CommitRequest
-	(*CommitResponse)(nil),         // 28: nokv.kv.CommitResponse
-	(*BatchRollbackRequest)(nil),   // 29: nokv.kv.BatchRollbackRequest
-	(*BatchRollbackResponse)(nil),  // 30: nokv.kv.BatchRollbackResponse
-	(*CheckTxnStatusRequest)(nil),  // 31: nokv.kv.CheckTxnStatusRequest
-	(*CheckTxnStatusResponse)(nil), // 32: nokv.kv.CheckTxnStatusResponse
-	(*ResolveLockRequest)(nil),     // 33: nokv.kv.ResolveLockRequest
-	(*ResolveLockResponse)(nil),    // 34: nokv.kv.ResolveLockResponse
-	(*CleanupRequest)(nil),         // 35: nokv.kv.CleanupRequest
-	(*CleanupResponse)(nil),        // 36: nokv.kv.CleanupResponse
-	(*DeleteRangeRequest)(nil),     // 37: nokv.kv.DeleteRangeRequest
-	(*DeleteRangeResponse)(nil),    // 38: nokv.kv.DeleteRangeResponse
-	(*ScanLockRequest)(nil),        // 39: nokv.kv.ScanLockRequest
-	(*ScanLockResponse)(nil),       // 40: nokv.kv.ScanLockResponse
-	(*metapb.RegionEpoch)(nil),     // 41: nokv.meta.RegionEpoch
-	(*metapb.Peer)(nil),            // 42: nokv.meta.Peer
-	(*metapb.Region)(nil),          // 43: nokv.meta.Region
+	(*DataNotAvailable)(nil),       // 17: nokv.kv.DataNotAvailable
+	(*Mutation)(nil),               // 18: nokv.kv.Mutation
+	(*KvPair)(nil),                 // 19: nokv.kv.KvPair
+	(*GetRequest)(nil),             // 20: nokv.kv.GetRequest
+	(*GetResponse)(nil),            // 21: nokv.kv.GetResponse
+	(*BatchGetRequest)(nil),        // 22: nokv.kv.BatchGetRequest
+	(*BatchGetResponse)(nil),       // 23: nokv.kv.BatchGetResponse
+	(*ScanRequest)(nil),            // 24: nokv.kv.ScanRequest
+	(*ScanResponse)(nil),           // 25: nokv.kv.ScanResponse
+	(*PrewriteRequest)(nil),        // 26: nokv.kv.PrewriteRequest
+	(*PrewriteResponse)(nil),       // 27: nokv.kv.PrewriteResponse
+	(*CommitRequest)(nil),          // 28: nokv.kv.CommitRequest
+	(*CommitResponse)(nil),         // 29: nokv.kv.CommitResponse
+	(*BatchRollbackRequest)(nil),   // 30: nokv.kv.BatchRollbackRequest
+	(*BatchRollbackResponse)(nil),  // 31: nokv.kv.BatchRollbackResponse
+	(*CheckTxnStatusRequest)(nil),  // 32: nokv.kv.CheckTxnStatusRequest
+	(*CheckTxnStatusResponse)(nil), // 33: nokv.kv.CheckTxnStatusResponse
+	(*ResolveLockRequest)(nil),     // 34: nokv.kv.ResolveLockRequest
+	(*ResolveLockResponse)(nil),    // 35: nokv.kv.ResolveLockResponse
+	(*CleanupRequest)(nil),         // 36: nokv.kv.CleanupRequest
+	(*CleanupResponse)(nil),        // 37: nokv.kv.CleanupResponse
+	(*DeleteRangeRequest)(nil),     // 38: nokv.kv.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil),    // 39: nokv.kv.DeleteRangeResponse
+	(*ScanLockRequest)(nil),        // 40: nokv.kv.ScanLockRequest
+	(*ScanLockResponse)(nil),       // 41: nokv.kv.ScanLockResponse
+	(*metapb.RegionEpoch)(nil),     // 42: nokv.meta.RegionEpoch
+	(*metapb.Peer)(nil),            // 43: nokv.meta.Peer
+	(*metapb.Region)(nil),          // 44: nokv.meta.Region
 }
 var file_kvrpcpb_proto_depIdxs = []int32{
-	41, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
-	42, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
+	42, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
+	43, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
 	4,  // 2: nokv.kv.RegionError.not_leader:type_name -> nokv.kv.NotLeader
 	5,  // 3: nokv.kv.RegionError.epoch_not_match:type_name -> nokv.kv.EpochNotMatch
 	6,  // 4: nokv.kv.RegionError.region_not_found:type_name -> nokv.kv.RegionNotFound
@@ -3093,58 +3165,59 @@ var file_kvrpcpb_proto_depIdxs = []int32{
 	9,  // 7: nokv.kv.RegionError.stale_command:type_name -> nokv.kv.StaleCommand
 	10, // 8: nokv.kv.RegionError.store_not_match:type_name -> nokv.kv.StoreNotMatch
 	11, // 9: nokv.kv.RegionError.raft_entry_too_large:type_name -> nokv.kv.RaftEntryTooLarge
-	42, // 10: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
-	43, // 11: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
+	43, // 10: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
+	44, // 11: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
 	0,  // 12: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
 	12, // 13: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
 	13, // 14: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
 	14, // 15: nokv.kv.KeyError.already_committed:type_name -> nokv.kv.AlreadyCommitted
 	15, // 16: nokv.kv.KeyError.txn_not_found:type_name -> nokv.kv.TxnNotFound
-	0,  // 17: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
-	16, // 18: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
-	2,  // 19: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
-	3,  // 20: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 21: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 22: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
-	3,  // 23: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
-	18, // 24: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
-	16, // 25: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 26: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
-	3,  // 27: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
-	18, // 28: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
-	16, // 29: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 30: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
-	17, // 31: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
-	3,  // 32: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 33: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
-	2,  // 34: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
-	3,  // 35: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 36: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 37: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
-	3,  // 38: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 39: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 40: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
-	3,  // 41: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 42: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
-	1,  // 43: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
-	12, // 44: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
-	2,  // 45: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 46: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 47: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 48: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
-	3,  // 49: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 50: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 51: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
-	3,  // 52: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
-	2,  // 53: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 54: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 55: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
-	12, // 56: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	17, // 17: nokv.kv.KeyError.data_not_available:type_name -> nokv.kv.DataNotAvailable
+	0,  // 18: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
+	16, // 19: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
+	2,  // 20: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
+	3,  // 21: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 22: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 23: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
+	3,  // 24: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
+	19, // 25: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
+	16, // 26: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 27: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
+	3,  // 28: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
+	19, // 29: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
+	16, // 30: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 31: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
+	18, // 32: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
+	3,  // 33: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 34: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
+	2,  // 35: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
+	3,  // 36: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 37: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 38: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
+	3,  // 39: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 40: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 41: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
+	3,  // 42: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 43: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
+	1,  // 44: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
+	12, // 45: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
+	2,  // 46: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 47: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 48: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 49: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
+	3,  // 50: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 51: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 52: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
+	3,  // 53: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
+	2,  // 54: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 55: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
+	16, // 56: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
+	12, // 57: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_kvrpcpb_proto_init() }
@@ -3158,7 +3231,7 @@ func file_kvrpcpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvrpcpb_proto_rawDesc), len(file_kvrpcpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -419,8 +419,12 @@ func (x *SnapshotChunk) GetKvs() []*SnapshotKV {
 // SnapshotMeta is the Data of a raft snapshot: the region as of the
 // snapshot's index.
 type SnapshotMeta struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	// The sender's known GC safe point: the data may have been collected up
+	// to it, so the receiver raises its own to it when it applies the
+	// snapshot.
+	GcSafePoint   uint64 `protobuf:"varint,2,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -460,6 +464,13 @@ func (x *SnapshotMeta) GetRegion() *metapb.Region {
 		return x.Region
 	}
 	return nil
+}
+
+func (x *SnapshotMeta) GetGcSafePoint() uint64 {
+	if x != nil {
+		return x.GcSafePoint
+	}
+	return 0
 }
 
 // RegionLocalState is a store's view of one region it holds a peer of.
@@ -989,11 +1000,16 @@ func (x *DeleteRange) GetEndKey() []byte {
 
 // RaftCmdRequest is the payload of a normal raft entry.
 type RaftCmdRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Header        *CmdHeader             `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
-	Writes        []*Modify              `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
-	Admin         *AdminRequest          `protobuf:"bytes,3,opt,name=admin,proto3" json:"admin,omitempty"`
-	DeleteRange   *DeleteRange           `protobuf:"bytes,4,opt,name=delete_range,json=deleteRange,proto3" json:"delete_range,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Header      *CmdHeader             `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Writes      []*Modify              `protobuf:"bytes,2,rep,name=writes,proto3" json:"writes,omitempty"`
+	Admin       *AdminRequest          `protobuf:"bytes,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	DeleteRange *DeleteRange           `protobuf:"bytes,4,opt,name=delete_range,json=deleteRange,proto3" json:"delete_range,omitempty"`
+	// Set on GC commands: the safe point their deletions were computed at.
+	// Every replica that applies the command raises its store's known safe
+	// point to it (and persists that in the same batch), so no replica
+	// serves a read below it once the deletions are visible.
+	GcSafePoint   uint64 `protobuf:"varint,5,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1054,6 +1070,13 @@ func (x *RaftCmdRequest) GetDeleteRange() *DeleteRange {
 		return x.DeleteRange
 	}
 	return nil
+}
+
+func (x *RaftCmdRequest) GetGcSafePoint() uint64 {
+	if x != nil {
+		return x.GcSafePoint
+	}
+	return 0
 }
 
 // Admin RPCs: the same operations PD asks for in heartbeat responses,
@@ -1547,9 +1570,10 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\fR\x05value\"v\n" +
 	"\rSnapshotChunk\x126\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.nokv.raftserver.RaftMessageR\amessage\x12-\n" +
-	"\x03kvs\x18\x02 \x03(\v2\x1b.nokv.raftserver.SnapshotKVR\x03kvs\"9\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x1b.nokv.raftserver.SnapshotKVR\x03kvs\"]\n" +
 	"\fSnapshotMeta\x12)\n" +
-	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\"o\n" +
+	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\x12\"\n" +
+	"\rgc_safe_point\x18\x02 \x01(\x04R\vgcSafePoint\"o\n" +
 	"\x10RegionLocalState\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\x120\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1a.nokv.raftserver.PeerStateR\x05state\"\x85\x01\n" +
@@ -1586,12 +1610,13 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"proposalId\"C\n" +
 	"\vDeleteRange\x12\x1b\n" +
 	"\tstart_key\x18\x01 \x01(\fR\bstartKey\x12\x17\n" +
-	"\aend_key\x18\x02 \x01(\fR\x06endKey\"\xeb\x01\n" +
+	"\aend_key\x18\x02 \x01(\fR\x06endKey\"\x8f\x02\n" +
 	"\x0eRaftCmdRequest\x122\n" +
 	"\x06header\x18\x01 \x01(\v2\x1a.nokv.raftserver.CmdHeaderR\x06header\x12/\n" +
 	"\x06writes\x18\x02 \x03(\v2\x17.nokv.raftserver.ModifyR\x06writes\x123\n" +
 	"\x05admin\x18\x03 \x01(\v2\x1d.nokv.raftserver.AdminRequestR\x05admin\x12?\n" +
-	"\fdelete_range\x18\x04 \x01(\v2\x1c.nokv.raftserver.DeleteRangeR\vdeleteRange\"Y\n" +
+	"\fdelete_range\x18\x04 \x01(\v2\x1c.nokv.raftserver.DeleteRangeR\vdeleteRange\x12\"\n" +
+	"\rgc_safe_point\x18\x05 \x01(\x04R\vgcSafePoint\"Y\n" +
 	"\x15TransferLeaderRequest\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12#\n" +
 	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"Q\n" +

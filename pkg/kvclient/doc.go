@@ -49,6 +49,12 @@
 // its own clock; [Txn.Now] exposes that instant and Options.NowMs overrides
 // it for tests.
 //
+// Reads never answer from data GC has collected: a read at a timestamp
+// below the cluster's GC safe point (a snapshot or transaction older than
+// the GC life time) fails with an error matching [ErrDataNotAvailable],
+// which is not retried (the same timestamp fails alike); a new snapshot
+// reads.
+//
 // Reads never return a value that might still roll back: the store answers
 // "locked" when a transaction that started below the read timestamp holds a
 // lock on the key, and the client resolves the lock (below) and reads
@@ -208,6 +214,6 @@
 // Errors match the package's sentinels with errors.Is; a store's key error
 // is a [*KeyError], which matches the sentinel of its kind ([ErrLocked],
 // [ErrWriteConflict], [ErrRetryable], [ErrTxnAborted],
-// [ErrAlreadyCommitted], [ErrTxnNotFound]) and can be examined with
-// errors.As.
+// [ErrAlreadyCommitted], [ErrTxnNotFound], [ErrDataNotAvailable]) and can
+// be examined with errors.As.
 package kvclient

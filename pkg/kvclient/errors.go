@@ -50,6 +50,14 @@ var (
 	// leaves its outcome unknown (the request may have applied). The
 	// transaction may or may not be committed; do not retry it blindly.
 	ErrCommitUndetermined = errors.New("kvclient: commit result undetermined")
+	// ErrDataNotAvailable: a snapshot read (Get, BatchGet, Scan, head
+	// reads; a transaction's reads too) at a timestamp below the GC safe
+	// point (KeyError.data_not_available): GC may have collected versions
+	// it would see, so the store refused it instead of answering with
+	// half-collected data. The snapshot, or the transaction, is older than
+	// the cluster's GC life time. It is not retried: the same timestamp
+	// fails alike; a new snapshot or transaction reads.
+	ErrDataNotAvailable = errors.New("kvclient: data is not available, read ts below the GC safe point")
 	// ErrTxnFinished: the transaction was already committed or rolled back.
 	ErrTxnFinished = errors.New("kvclient: transaction already finished")
 	// ErrTooLarge: a key, value or transaction is larger than the cluster
@@ -105,8 +113,9 @@ func IsRetryable(err error) bool {
 
 // KeyError is a transaction-level error a store reported for one key. It
 // matches the sentinel of its kind with errors.Is: ErrLocked,
-// ErrWriteConflict, ErrRetryable, ErrTxnAborted, ErrAlreadyCommitted or
-// ErrTxnNotFound. Err is the store's answer; do not modify it.
+// ErrWriteConflict, ErrRetryable, ErrTxnAborted, ErrAlreadyCommitted,
+// ErrTxnNotFound or ErrDataNotAvailable. Err is the store's answer; do not
+// modify it.
 type KeyError struct {
 	Err *kvrpcpb.KeyError
 }
@@ -131,6 +140,10 @@ func (e *KeyError) Error() string {
 	case k.GetTxnNotFound() != nil:
 		t := k.GetTxnNotFound()
 		return fmt.Sprintf("kvclient: transaction %d not found on key %q", t.GetStartTs(), t.GetPrimaryKey())
+	case k.GetDataNotAvailable() != nil:
+		d := k.GetDataNotAvailable()
+		return fmt.Sprintf("kvclient: data is not available: read ts %d is below the GC safe point %d (the snapshot is older than the GC life time)",
+			d.GetReadTs(), d.GetSafePoint())
 	}
 	return "kvclient: key error: " + k.String()
 }
@@ -152,6 +165,8 @@ func (e *KeyError) Is(target error) bool {
 		return k.GetAlreadyCommitted() != nil
 	case ErrTxnNotFound:
 		return k.GetTxnNotFound() != nil
+	case ErrDataNotAvailable:
+		return k.GetDataNotAvailable() != nil
 	}
 	return false
 }

@@ -73,6 +73,28 @@ func getAt(t *testing.T, c *cluster.Cluster, key string, version uint64) (string
 	return v, found
 }
 
+// getErrAt reads key at version from the leader and returns the key error
+// the store answers with (nil if none).
+func getErrAt(t *testing.T, c *cluster.Cluster, key string, version uint64) *kvrpcpb.KeyError {
+	t.Helper()
+	var kerr *kvrpcpb.KeyError
+	cluster.Eventually(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		rc, store := route(t, c, key)
+		resp, err := c.Client(store).KvGet(ctx, &kvrpcpb.GetRequest{Context: rc, Key: []byte(key), Version: version})
+		if err != nil {
+			return err
+		}
+		if resp.GetRegionError() != nil {
+			return fmt.Errorf("get: %v", resp.GetRegionError())
+		}
+		kerr = resp.GetError()
+		return nil
+	})
+	return kerr
+}
+
 func TestGCRemovesOldVersionsBelowTheSafePoint(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	ctx := context.Background()
@@ -92,12 +114,22 @@ func TestGCRemovesOldVersionsBelowTheSafePoint(t *testing.T) {
 	if _, err := c.PDClient.UpdateGCSafePoint(ctx, safe); err != nil {
 		t.Fatal(err)
 	}
+	// The version v1 goes; a read at the middle timestamp, below the safe
+	// point, is refused rather than answered from half-collected data.
+	leader := c.WaitLeader(c.RegionFor([]byte("k")).GetId()).GetStoreId()
 	cluster.Eventually(t, 10*time.Second, func() error {
-		if _, ok := getAt(t, c, "k", mid); ok {
-			return fmt.Errorf("version v1 below the safe point is still readable")
+		if n, _ := c.StoreStats(leader)["gc_deleted_keys"].(int64); n == 0 {
+			return fmt.Errorf("GC deleted nothing yet")
 		}
 		return nil
 	})
+	if kerr := getErrAt(t, c, "k", mid); kerr.GetDataNotAvailable().GetSafePoint() < safe {
+		t.Fatalf("a read below the safe point answered %v; want data_not_available at safe point %d", kerr, safe)
+	}
+	// At the safe point itself, GC kept what a reader sees.
+	if v, ok := getAt(t, c, "k", safe); !ok || v != "v2" {
+		t.Fatalf("at the safe point k = %q, %v; want v2", v, ok)
+	}
 	now, err := c.PDClient.GetTS(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@
 //	0x01 0x02 region_id 0x02                    raft hard state (raftpb.HardState)
 //	0x01 0x02 region_id 0x03                    RaftApplyState
 //	0x01 0x03 region_id 0x01                    RegionLocalState
+//	0x01 0x04                                   GC safe point the data was collected at
 //
 //	'L' enc(key)                                lock column family
 //	'W' enc(key) ^commit_ts                     write column family

@@ -18,10 +18,11 @@ const (
 var CFs = [...]byte{CFDefault, CFLock, CFWrite}
 
 const (
-	localPrefix    byte = 0x01
-	storeIdentByte byte = 0x01
-	raftPrefixByte byte = 0x02
-	metaPrefixByte byte = 0x03
+	localPrefix     byte = 0x01
+	storeIdentByte  byte = 0x01
+	raftPrefixByte  byte = 0x02
+	metaPrefixByte  byte = 0x03
+	gcSafePointByte byte = 0x04
 
 	raftLogSuffix     byte = 0x01
 	hardStateSuffix   byte = 0x02
@@ -31,6 +32,11 @@ const (
 
 // StoreIdentKey is where the store's identity lives.
 var StoreIdentKey = []byte{localPrefix, storeIdentByte}
+
+// GCSafePointKey holds the highest GC safe point this store's data has been
+// collected at (8-byte big-endian), raised in the batch that applies a GC
+// command or a snapshot: reads below it are refused.
+var GCSafePointKey = []byte{localPrefix, gcSafePointByte}
 
 // LocalMin and LocalMax bound the local keyspace.
 var (

@@ -130,10 +130,10 @@ func (s *Service) drivesGC() bool {
 	return false
 }
 
-func (s *Service) raiseSafePoint(sp uint64) {
-	for old := s.safePoint.Load(); sp > old && !s.safePoint.CompareAndSwap(old, sp); old = s.safePoint.Load() {
-	}
-}
+// raiseSafePoint makes the store refuse, from now on, transactions that
+// start (or commit) at or below sp and reads below it. It runs before any
+// region here is collected at sp.
+func (s *Service) raiseSafePoint(sp uint64) { s.store.RaiseGCSafePoint(sp) }
 
 // advanceSafePoint is one round of the GC driver. It takes a timestamp T
 // from the TSO and the candidate safe point C = T's physical time -
@@ -209,6 +209,8 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 			if _, err := s.store.Propose(ctx, regionID, &raftserverpb.RaftCmdRequest{
 				Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()},
 				Writes: mods,
+				// Every replica then refuses reads below the safe point.
+				GcSafePoint: safePoint,
 			}); err != nil {
 				return err
 			}

@@ -49,10 +49,6 @@ type Service struct {
 	// until its peer takes it.
 	snapSlots chan struct{}
 	stopOnce  sync.Once
-	// safePoint is the GC safe point last used here: transactions at or
-	// below it could find their rollback records collected, so they must
-	// not write.
-	safePoint atomic.Uint64
 	gcRounds  atomic.Int64
 	gcDeleted atomic.Int64
 	// gcLocksResolved counts the locks this store resolved while it drove
@@ -137,6 +133,39 @@ func (s *Service) read(ctx context.Context, rc *kvrpcpb.Context, ts uint64, ks [
 		return err
 	}
 	return fn(s.store.DB(), region)
+}
+
+// snapshotRead is read for a snapshot read at ts (get, batch get, scan),
+// refused with a DataNotAvailable key error when ts is below the GC safe
+// point this store knows: GC may have collected versions the read would
+// see. The safe point is checked once the read may be served and again
+// after fn read the engine, since a GC command may apply meanwhile (it
+// raises the store's safe point before its deletions become visible), so a
+// read that returns nil saw nothing collected above ts. On a key error, the
+// caller answers with it alone, whatever fn set.
+func (s *Service) snapshotRead(ctx context.Context, rc *kvrpcpb.Context, ts uint64, ks [][]byte, fn func(r pebble.Reader, region *metapb.Region) error) (*kvrpcpb.KeyError, error) {
+	var kerr *kvrpcpb.KeyError
+	check := func() bool {
+		if sp := s.store.GCSafePoint(); ts < sp {
+			kerr = &kvrpcpb.KeyError{DataNotAvailable: &kvrpcpb.DataNotAvailable{ReadTs: ts, SafePoint: sp}}
+			return false
+		}
+		return true
+	}
+	err := s.read(ctx, rc, ts, ks, func(r pebble.Reader, region *metapb.Region) error {
+		if !check() {
+			return nil
+		}
+		if err := fn(r, region); err != nil {
+			return err
+		}
+		check()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return kerr, nil
 }
 
 // write runs the write pipeline (see the package documentation): compute
@@ -264,7 +293,7 @@ func outcome(err error, setRegionError func(*kvrpcpb.RegionError)) error {
 // KvGet reads one key at a timestamp.
 func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.GetResponse, error) {
 	resp := &kvrpcpb.GetResponse{}
-	err := s.read(ctx, req.GetContext(), req.GetVersion(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) error {
+	kerr, err := s.snapshotRead(ctx, req.GetContext(), req.GetVersion(), [][]byte{req.GetKey()}, func(r pebble.Reader, _ *metapb.Region) error {
 		if req.GetHeadOnly() {
 			// The same read, answered with the value's length and first
 			// bytes only.
@@ -282,6 +311,9 @@ func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.
 		resp.Error, resp.Value, resp.ExpiresAt, resp.NotFound = kerr, v, exp, !found && kerr == nil
 		return nil
 	})
+	if kerr != nil {
+		resp = &kvrpcpb.GetResponse{Error: kerr}
+	}
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err
 	}
@@ -291,7 +323,7 @@ func (s *Service) KvGet(ctx context.Context, req *kvrpcpb.GetRequest) (*kvrpcpb.
 // KvBatchGet reads several keys of one region at a timestamp.
 func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) (*kvrpcpb.BatchGetResponse, error) {
 	resp := &kvrpcpb.BatchGetResponse{}
-	err := s.read(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
+	kerr, err := s.snapshotRead(ctx, req.GetContext(), req.GetVersion(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region) error {
 		// Values are large at times: the response stops at its budget and
 		// the client asks for the rest. A head read counts what it sends.
 		pairs, next, err := mvcc.BatchGetPage(r, req.GetKeys(), req.GetVersion(), s.nowMs(req.GetNowMs(), req.GetVersion()), mvcc.ReadOptions{
@@ -300,6 +332,9 @@ func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) 
 		resp.Pairs, resp.NextIndex = pairs, uint32(next)
 		return err
 	})
+	if kerr != nil {
+		resp = &kvrpcpb.BatchGetResponse{Error: kerr}
+	}
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err
 	}
@@ -309,7 +344,7 @@ func (s *Service) KvBatchGet(ctx context.Context, req *kvrpcpb.BatchGetRequest) 
 // KvScan reads a key range of one region at a timestamp.
 func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcpb.ScanResponse, error) {
 	resp := &kvrpcpb.ScanResponse{}
-	err := s.read(ctx, req.GetContext(), req.GetVersion(), nil, func(r pebble.Reader, region *metapb.Region) error {
+	kerr, err := s.snapshotRead(ctx, req.GetContext(), req.GetVersion(), nil, func(r pebble.Reader, region *metapb.Region) error {
 		start, end := clampRange(req.GetStartKey(), req.GetEndKey(), region)
 		if !keys.InRange(start, region.GetStartKey(), region.GetEndKey()) {
 			return &raftstore.KeyNotInRegionError{Key: req.GetStartKey(), Region: region}
@@ -323,6 +358,9 @@ func (s *Service) KvScan(ctx context.Context, req *kvrpcpb.ScanRequest) (*kvrpcp
 		resp.Pairs, resp.ResumeKey, resp.Visited = res.Pairs, res.Resume, uint32(res.Visited)
 		return err
 	})
+	if kerr != nil {
+		resp = &kvrpcpb.ScanResponse{Error: kerr}
+	}
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err
 	}
@@ -352,7 +390,9 @@ func mutationKeys(ms []*kvrpcpb.Mutation) [][]byte {
 // when try_one_pc is set and the transaction fits this region.
 func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
 	resp := &kvrpcpb.PrewriteResponse{}
-	if sp := s.safePoint.Load(); req.GetStartVersion() <= sp {
+	// A transaction at or below the GC safe point could find its rollback
+	// records collected: it must not write.
+	if sp := s.store.GCSafePoint(); req.GetStartVersion() <= sp {
 		resp.Errors = []*kvrpcpb.KeyError{{Abort: fmt.Sprintf("start_version %d is at or below the GC safe point %d: the transaction outlived gc_life_time", req.GetStartVersion(), sp)}}
 		return resp, nil
 	}
@@ -405,7 +445,7 @@ func (s *Service) sync1PC(ctx context.Context, regionID, term uint64) error {
 // KvCommit commits the locks of a transaction.
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
 	resp := &kvrpcpb.CommitResponse{}
-	if sp := s.safePoint.Load(); req.GetCommitVersion() <= sp {
+	if sp := s.store.GCSafePoint(); req.GetCommitVersion() <= sp {
 		resp.Error = &kvrpcpb.KeyError{Abort: fmt.Sprintf("commit_version %d is at or below the GC safe point %d", req.GetCommitVersion(), sp)}
 		return resp, nil
 	}

@@ -117,6 +117,13 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 		p.finish(h, e.Term, res, after)
 		return nil
 	}
+	if sp := cmd.GetGcSafePoint(); sp != 0 {
+		// GC deletions computed at sp: reads below it are refused from now
+		// on, on every replica.
+		if err := p.store.recordGCSafePoint(b, sp); err != nil {
+			return err
+		}
+	}
 	if dr := cmd.GetDeleteRange(); dr != nil {
 		if err := p.applyDeleteRange(b, dr, region); err != nil {
 			return err

@@ -106,7 +106,9 @@ func (p *peer) generateSnapshot() (raftpb.Snapshot, error) {
 		return raftpb.Snapshot{}, fmt.Errorf("raftstore: region %d: term of applied index %d: %w", p.regionID, index, err)
 	}
 	region := proto.Clone(p.region()).(*metapb.Region)
-	data, err := proto.Marshal(&raftserverpb.SnapshotMeta{Region: region})
+	// The known safe point is read on the loop, like the data: the data
+	// was collected up to it at most.
+	data, err := proto.Marshal(&raftserverpb.SnapshotMeta{Region: region, GcSafePoint: p.store.GCSafePoint()})
 	if err != nil {
 		return raftpb.Snapshot{}, err
 	}
@@ -166,6 +168,9 @@ func (p *peer) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 		return fmt.Errorf("raftstore: region %d: snapshot %d/%d data missing", p.regionID, key.index, key.term)
 	}
 	delete(p.pendingSnap, key)
+	if err := p.store.recordGCSafePoint(b, meta.GetGcSafePoint()); err != nil {
+		return err
+	}
 	region := meta.GetRegion()
 	old := p.region()
 	if len(old.GetPeers()) > 0 {

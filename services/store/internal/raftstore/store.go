@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,14 @@ type Store struct {
 	fatal   error
 	// fatalc closes when the loop stops on an engine failure.
 	fatalc chan struct{}
+
+	// gcSafePoint is the highest GC safe point this store knows: from PD
+	// (RaiseGCSafePoint), from GC commands and snapshots it applied, and
+	// persisted by those (keys.GCSafePointKey). Data here may have been
+	// collected up to it, so reads below it are refused.
+	gcSafePoint atomic.Uint64
+	// persistedGCSafePoint is the value at keys.GCSafePointKey (loop only).
+	persistedGCSafePoint uint64
 }
 
 // Open opens the store's state in db. On the first start of an empty
@@ -102,6 +111,9 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 	}
 	s.snaps = newSnapRegistry()
 	if err := s.loadOrBootstrap(bootstrap); err != nil {
+		return nil, err
+	}
+	if err := s.loadGCSafePoint(); err != nil {
 		return nil, err
 	}
 	s.trans = newTransport(s)
@@ -194,6 +206,51 @@ func (s *Store) createPeer(region *metapb.Region, peerID uint64) (*peer, error) 
 
 // StoreID returns the store's id.
 func (s *Store) StoreID() uint64 { return s.cfg.StoreID }
+
+// GCSafePoint returns the highest GC safe point this store knows: its data
+// may have been collected up to it.
+func (s *Store) GCSafePoint() uint64 { return s.gcSafePoint.Load() }
+
+// RaiseGCSafePoint raises the store's known GC safe point to sp (a safe
+// point read from PD), in memory; GC commands and snapshots persist theirs.
+func (s *Store) RaiseGCSafePoint(sp uint64) {
+	for old := s.gcSafePoint.Load(); sp > old && !s.gcSafePoint.CompareAndSwap(old, sp); old = s.gcSafePoint.Load() {
+	}
+}
+
+// recordGCSafePoint raises the known GC safe point to sp, the safe point of
+// data applied into b (a GC command's or a snapshot's), and persists it in
+// b. It raises the value in memory before b commits, so a read that checks
+// it after reading (see kvsvc) cannot have seen the collected data unnoticed.
+// Loop only.
+func (s *Store) recordGCSafePoint(b *pebble.Batch, sp uint64) error {
+	s.RaiseGCSafePoint(sp)
+	if sp <= s.persistedGCSafePoint {
+		return nil
+	}
+	if err := b.Set(keys.GCSafePointKey, binary.BigEndian.AppendUint64(nil, sp), nil); err != nil {
+		return fmt.Errorf("raftstore: record GC safe point: %w", err)
+	}
+	s.persistedGCSafePoint = sp
+	return nil
+}
+
+func (s *Store) loadGCSafePoint() error {
+	v, closer, err := s.db.Get(keys.GCSafePointKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raftstore: read GC safe point: %w", err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return fmt.Errorf("%w: GC safe point of %d bytes", errCorruptState, len(v))
+	}
+	s.persistedGCSafePoint = binary.BigEndian.Uint64(v)
+	s.RaiseGCSafePoint(s.persistedGCSafePoint)
+	return nil
+}
 
 // Knobs returns the store's testing knobs.
 func (s *Store) Knobs() TestingKnobs { return s.cfg.Knobs }
