@@ -193,8 +193,9 @@ func (x *Context) GetPeer() *metapb.Peer {
 }
 
 // RegionError says the request reached the wrong place or the right place at
-// the wrong time. Clients refresh their route and retry; nothing was written.
-// Exactly one field is set.
+// the wrong time. Clients refresh their route and retry. Nothing was written,
+// except with undetermined: then the request's command was proposed and may
+// still apply. Exactly one field is set.
 type RegionError struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Message           string                 `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
@@ -206,6 +207,7 @@ type RegionError struct {
 	StaleCommand      *StaleCommand          `protobuf:"bytes,7,opt,name=stale_command,json=staleCommand,proto3" json:"stale_command,omitempty"`
 	StoreNotMatch     *StoreNotMatch         `protobuf:"bytes,8,opt,name=store_not_match,json=storeNotMatch,proto3" json:"store_not_match,omitempty"`
 	RaftEntryTooLarge *RaftEntryTooLarge     `protobuf:"bytes,9,opt,name=raft_entry_too_large,json=raftEntryTooLarge,proto3" json:"raft_entry_too_large,omitempty"`
+	Undetermined      *Undetermined          `protobuf:"bytes,10,opt,name=undetermined,proto3" json:"undetermined,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -299,6 +301,13 @@ func (x *RegionError) GetStoreNotMatch() *StoreNotMatch {
 func (x *RegionError) GetRaftEntryTooLarge() *RaftEntryTooLarge {
 	if x != nil {
 		return x.RaftEntryTooLarge
+	}
+	return nil
+}
+
+func (x *RegionError) GetUndetermined() *Undetermined {
+	if x != nil {
+		return x.Undetermined
 	}
 	return nil
 }
@@ -513,6 +522,9 @@ func (x *KeyNotInRegion) GetEndKey() []byte {
 	return nil
 }
 
+// ServerIsBusy: the store cannot take the request now; retry later. For a
+// write it means the command was not proposed: nothing was written and
+// nothing will be.
 type ServerIsBusy struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
@@ -565,9 +577,8 @@ func (x *ServerIsBusy) GetBackoffMs() uint64 {
 	return 0
 }
 
-// StaleCommand: the proposal was dropped (leader changed before it
-// committed). Whether it took effect is unknown only for non-idempotent
-// requests; Percolator requests are idempotent, so clients retry.
+// StaleCommand: a read was overtaken by a change of the region (a write
+// whose command was proposed gets undetermined instead).
 type StaleCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -604,6 +615,59 @@ func (*StaleCommand) Descriptor() ([]byte, []int) {
 	return file_kvrpcpb_proto_rawDescGZIP(), []int{7}
 }
 
+// Undetermined: the request's command was proposed to raft and its result is
+// not known: it may have applied, may apply later (committed by another
+// leader) or never. The store answers so when the request runs out of time
+// after proposing, or leadership changes before the command applies. A
+// client must not take it as a failure: it may send the same request again
+// (Percolator requests are idempotent, and the retry is computed only once
+// the first one's fate is settled, so it learns that fate), and if it cannot
+// learn the outcome it must report it as unknown (kvclient:
+// ErrCommitUndetermined for a commit or one-phase commit).
+type Undetermined struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Undetermined) Reset() {
+	*x = Undetermined{}
+	mi := &file_kvrpcpb_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Undetermined) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Undetermined) ProtoMessage() {}
+
+func (x *Undetermined) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Undetermined.ProtoReflect.Descriptor instead.
+func (*Undetermined) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Undetermined) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type StoreNotMatch struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	RequestStoreId uint64                 `protobuf:"varint,1,opt,name=request_store_id,json=requestStoreId,proto3" json:"request_store_id,omitempty"`
@@ -614,7 +678,7 @@ type StoreNotMatch struct {
 
 func (x *StoreNotMatch) Reset() {
 	*x = StoreNotMatch{}
-	mi := &file_kvrpcpb_proto_msgTypes[8]
+	mi := &file_kvrpcpb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -626,7 +690,7 @@ func (x *StoreNotMatch) String() string {
 func (*StoreNotMatch) ProtoMessage() {}
 
 func (x *StoreNotMatch) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[8]
+	mi := &file_kvrpcpb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -639,7 +703,7 @@ func (x *StoreNotMatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreNotMatch.ProtoReflect.Descriptor instead.
 func (*StoreNotMatch) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{8}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StoreNotMatch) GetRequestStoreId() uint64 {
@@ -670,7 +734,7 @@ type RaftEntryTooLarge struct {
 
 func (x *RaftEntryTooLarge) Reset() {
 	*x = RaftEntryTooLarge{}
-	mi := &file_kvrpcpb_proto_msgTypes[9]
+	mi := &file_kvrpcpb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +746,7 @@ func (x *RaftEntryTooLarge) String() string {
 func (*RaftEntryTooLarge) ProtoMessage() {}
 
 func (x *RaftEntryTooLarge) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[9]
+	mi := &file_kvrpcpb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +759,7 @@ func (x *RaftEntryTooLarge) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftEntryTooLarge.ProtoReflect.Descriptor instead.
 func (*RaftEntryTooLarge) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{9}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftEntryTooLarge) GetRegionId() uint64 {
@@ -737,7 +801,7 @@ type LockInfo struct {
 
 func (x *LockInfo) Reset() {
 	*x = LockInfo{}
-	mi := &file_kvrpcpb_proto_msgTypes[10]
+	mi := &file_kvrpcpb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +813,7 @@ func (x *LockInfo) String() string {
 func (*LockInfo) ProtoMessage() {}
 
 func (x *LockInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[10]
+	mi := &file_kvrpcpb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +826,7 @@ func (x *LockInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockInfo.ProtoReflect.Descriptor instead.
 func (*LockInfo) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{10}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *LockInfo) GetPrimaryLock() []byte {
@@ -819,7 +883,7 @@ type WriteConflict struct {
 
 func (x *WriteConflict) Reset() {
 	*x = WriteConflict{}
-	mi := &file_kvrpcpb_proto_msgTypes[11]
+	mi := &file_kvrpcpb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -831,7 +895,7 @@ func (x *WriteConflict) String() string {
 func (*WriteConflict) ProtoMessage() {}
 
 func (x *WriteConflict) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[11]
+	mi := &file_kvrpcpb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -844,7 +908,7 @@ func (x *WriteConflict) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteConflict.ProtoReflect.Descriptor instead.
 func (*WriteConflict) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{11}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WriteConflict) GetStartTs() uint64 {
@@ -884,7 +948,7 @@ type AlreadyCommitted struct {
 
 func (x *AlreadyCommitted) Reset() {
 	*x = AlreadyCommitted{}
-	mi := &file_kvrpcpb_proto_msgTypes[12]
+	mi := &file_kvrpcpb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -896,7 +960,7 @@ func (x *AlreadyCommitted) String() string {
 func (*AlreadyCommitted) ProtoMessage() {}
 
 func (x *AlreadyCommitted) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[12]
+	mi := &file_kvrpcpb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -909,7 +973,7 @@ func (x *AlreadyCommitted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlreadyCommitted.ProtoReflect.Descriptor instead.
 func (*AlreadyCommitted) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{12}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AlreadyCommitted) GetCommitTs() uint64 {
@@ -931,7 +995,7 @@ type TxnNotFound struct {
 
 func (x *TxnNotFound) Reset() {
 	*x = TxnNotFound{}
-	mi := &file_kvrpcpb_proto_msgTypes[13]
+	mi := &file_kvrpcpb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1007,7 @@ func (x *TxnNotFound) String() string {
 func (*TxnNotFound) ProtoMessage() {}
 
 func (x *TxnNotFound) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[13]
+	mi := &file_kvrpcpb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1020,7 @@ func (x *TxnNotFound) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TxnNotFound.ProtoReflect.Descriptor instead.
 func (*TxnNotFound) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{13}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TxnNotFound) GetStartTs() uint64 {
@@ -992,7 +1056,7 @@ type KeyError struct {
 
 func (x *KeyError) Reset() {
 	*x = KeyError{}
-	mi := &file_kvrpcpb_proto_msgTypes[14]
+	mi := &file_kvrpcpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1068,7 @@ func (x *KeyError) String() string {
 func (*KeyError) ProtoMessage() {}
 
 func (x *KeyError) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[14]
+	mi := &file_kvrpcpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1081,7 @@ func (x *KeyError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyError.ProtoReflect.Descriptor instead.
 func (*KeyError) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{14}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *KeyError) GetLocked() *LockInfo {
@@ -1085,7 +1149,7 @@ type DataNotAvailable struct {
 
 func (x *DataNotAvailable) Reset() {
 	*x = DataNotAvailable{}
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1161,7 @@ func (x *DataNotAvailable) String() string {
 func (*DataNotAvailable) ProtoMessage() {}
 
 func (x *DataNotAvailable) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[15]
+	mi := &file_kvrpcpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1174,7 @@ func (x *DataNotAvailable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataNotAvailable.ProtoReflect.Descriptor instead.
 func (*DataNotAvailable) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{15}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DataNotAvailable) GetReadTs() uint64 {
@@ -1140,7 +1204,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1216,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[16]
+	mi := &file_kvrpcpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1229,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{16}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Mutation) GetOp() Op {
@@ -1211,7 +1275,7 @@ type KvPair struct {
 
 func (x *KvPair) Reset() {
 	*x = KvPair{}
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1287,7 @@ func (x *KvPair) String() string {
 func (*KvPair) ProtoMessage() {}
 
 func (x *KvPair) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[17]
+	mi := &file_kvrpcpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1300,7 @@ func (x *KvPair) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KvPair.ProtoReflect.Descriptor instead.
 func (*KvPair) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{17}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KvPair) GetError() *KeyError {
@@ -1298,7 +1362,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1310,7 +1374,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[18]
+	mi := &file_kvrpcpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1323,7 +1387,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{18}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRequest) GetContext() *Context {
@@ -1384,7 +1448,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1396,7 +1460,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[19]
+	mi := &file_kvrpcpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1409,7 +1473,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{19}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetResponse) GetRegionError() *RegionError {
@@ -1472,7 +1536,7 @@ type BatchGetRequest struct {
 
 func (x *BatchGetRequest) Reset() {
 	*x = BatchGetRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1484,7 +1548,7 @@ func (x *BatchGetRequest) String() string {
 func (*BatchGetRequest) ProtoMessage() {}
 
 func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[20]
+	mi := &file_kvrpcpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1497,7 +1561,7 @@ func (x *BatchGetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{20}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *BatchGetRequest) GetContext() *Context {
@@ -1558,7 +1622,7 @@ type BatchGetResponse struct {
 
 func (x *BatchGetResponse) Reset() {
 	*x = BatchGetResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1634,7 @@ func (x *BatchGetResponse) String() string {
 func (*BatchGetResponse) ProtoMessage() {}
 
 func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[21]
+	mi := &file_kvrpcpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1647,7 @@ func (x *BatchGetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{21}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchGetResponse) GetRegionError() *RegionError {
@@ -1637,7 +1701,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1649,7 +1713,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[22]
+	mi := &file_kvrpcpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1662,7 +1726,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{22}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ScanRequest) GetContext() *Context {
@@ -1741,7 +1805,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1753,7 +1817,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[23]
+	mi := &file_kvrpcpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1766,7 +1830,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{23}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ScanResponse) GetRegionError() *RegionError {
@@ -1824,7 +1888,7 @@ type PrewriteRequest struct {
 
 func (x *PrewriteRequest) Reset() {
 	*x = PrewriteRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1836,7 +1900,7 @@ func (x *PrewriteRequest) String() string {
 func (*PrewriteRequest) ProtoMessage() {}
 
 func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[24]
+	mi := &file_kvrpcpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1849,7 +1913,7 @@ func (x *PrewriteRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteRequest.ProtoReflect.Descriptor instead.
 func (*PrewriteRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{24}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PrewriteRequest) GetContext() *Context {
@@ -1920,7 +1984,7 @@ type PrewriteResponse struct {
 
 func (x *PrewriteResponse) Reset() {
 	*x = PrewriteResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1932,7 +1996,7 @@ func (x *PrewriteResponse) String() string {
 func (*PrewriteResponse) ProtoMessage() {}
 
 func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[25]
+	mi := &file_kvrpcpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1945,7 +2009,7 @@ func (x *PrewriteResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrewriteResponse.ProtoReflect.Descriptor instead.
 func (*PrewriteResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{25}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PrewriteResponse) GetRegionError() *RegionError {
@@ -1981,7 +2045,7 @@ type CommitRequest struct {
 
 func (x *CommitRequest) Reset() {
 	*x = CommitRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2057,7 @@ func (x *CommitRequest) String() string {
 func (*CommitRequest) ProtoMessage() {}
 
 func (x *CommitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[26]
+	mi := &file_kvrpcpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2070,7 @@ func (x *CommitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitRequest.ProtoReflect.Descriptor instead.
 func (*CommitRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{26}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CommitRequest) GetContext() *Context {
@@ -2049,7 +2113,7 @@ type CommitResponse struct {
 
 func (x *CommitResponse) Reset() {
 	*x = CommitResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2125,7 @@ func (x *CommitResponse) String() string {
 func (*CommitResponse) ProtoMessage() {}
 
 func (x *CommitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[27]
+	mi := &file_kvrpcpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2138,7 @@ func (x *CommitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitResponse.ProtoReflect.Descriptor instead.
 func (*CommitResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{27}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CommitResponse) GetRegionError() *RegionError {
@@ -2109,7 +2173,7 @@ type BatchRollbackRequest struct {
 
 func (x *BatchRollbackRequest) Reset() {
 	*x = BatchRollbackRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2185,7 @@ func (x *BatchRollbackRequest) String() string {
 func (*BatchRollbackRequest) ProtoMessage() {}
 
 func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[28]
+	mi := &file_kvrpcpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2198,7 @@ func (x *BatchRollbackRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackRequest.ProtoReflect.Descriptor instead.
 func (*BatchRollbackRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{28}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *BatchRollbackRequest) GetContext() *Context {
@@ -2168,7 +2232,7 @@ type BatchRollbackResponse struct {
 
 func (x *BatchRollbackResponse) Reset() {
 	*x = BatchRollbackResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2244,7 @@ func (x *BatchRollbackResponse) String() string {
 func (*BatchRollbackResponse) ProtoMessage() {}
 
 func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[29]
+	mi := &file_kvrpcpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2257,7 @@ func (x *BatchRollbackResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRollbackResponse.ProtoReflect.Descriptor instead.
 func (*BatchRollbackResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{29}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *BatchRollbackResponse) GetRegionError() *RegionError {
@@ -2228,7 +2292,7 @@ type CheckTxnStatusRequest struct {
 
 func (x *CheckTxnStatusRequest) Reset() {
 	*x = CheckTxnStatusRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2240,7 +2304,7 @@ func (x *CheckTxnStatusRequest) String() string {
 func (*CheckTxnStatusRequest) ProtoMessage() {}
 
 func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[30]
+	mi := &file_kvrpcpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2253,7 +2317,7 @@ func (x *CheckTxnStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusRequest.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{30}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CheckTxnStatusRequest) GetContext() *Context {
@@ -2307,7 +2371,7 @@ type CheckTxnStatusResponse struct {
 
 func (x *CheckTxnStatusResponse) Reset() {
 	*x = CheckTxnStatusResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2319,7 +2383,7 @@ func (x *CheckTxnStatusResponse) String() string {
 func (*CheckTxnStatusResponse) ProtoMessage() {}
 
 func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[31]
+	mi := &file_kvrpcpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2332,7 +2396,7 @@ func (x *CheckTxnStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckTxnStatusResponse.ProtoReflect.Descriptor instead.
 func (*CheckTxnStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{31}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CheckTxnStatusResponse) GetRegionError() *RegionError {
@@ -2391,7 +2455,7 @@ type ResolveLockRequest struct {
 
 func (x *ResolveLockRequest) Reset() {
 	*x = ResolveLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2403,7 +2467,7 @@ func (x *ResolveLockRequest) String() string {
 func (*ResolveLockRequest) ProtoMessage() {}
 
 func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[32]
+	mi := &file_kvrpcpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2416,7 +2480,7 @@ func (x *ResolveLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockRequest.ProtoReflect.Descriptor instead.
 func (*ResolveLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{32}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ResolveLockRequest) GetContext() *Context {
@@ -2457,7 +2521,7 @@ type ResolveLockResponse struct {
 
 func (x *ResolveLockResponse) Reset() {
 	*x = ResolveLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2469,7 +2533,7 @@ func (x *ResolveLockResponse) String() string {
 func (*ResolveLockResponse) ProtoMessage() {}
 
 func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[33]
+	mi := &file_kvrpcpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2482,7 +2546,7 @@ func (x *ResolveLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResolveLockResponse.ProtoReflect.Descriptor instead.
 func (*ResolveLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{33}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ResolveLockResponse) GetRegionError() *RegionError {
@@ -2513,7 +2577,7 @@ type CleanupRequest struct {
 
 func (x *CleanupRequest) Reset() {
 	*x = CleanupRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2589,7 @@ func (x *CleanupRequest) String() string {
 func (*CleanupRequest) ProtoMessage() {}
 
 func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[34]
+	mi := &file_kvrpcpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2602,7 @@ func (x *CleanupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupRequest.ProtoReflect.Descriptor instead.
 func (*CleanupRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{34}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *CleanupRequest) GetContext() *Context {
@@ -2580,7 +2644,7 @@ type CleanupResponse struct {
 
 func (x *CleanupResponse) Reset() {
 	*x = CleanupResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2592,7 +2656,7 @@ func (x *CleanupResponse) String() string {
 func (*CleanupResponse) ProtoMessage() {}
 
 func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[35]
+	mi := &file_kvrpcpb_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2605,7 +2669,7 @@ func (x *CleanupResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CleanupResponse.ProtoReflect.Descriptor instead.
 func (*CleanupResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{35}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *CleanupResponse) GetRegionError() *RegionError {
@@ -2647,7 +2711,7 @@ type DeleteRangeRequest struct {
 
 func (x *DeleteRangeRequest) Reset() {
 	*x = DeleteRangeRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[36]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2659,7 +2723,7 @@ func (x *DeleteRangeRequest) String() string {
 func (*DeleteRangeRequest) ProtoMessage() {}
 
 func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[36]
+	mi := &file_kvrpcpb_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2672,7 +2736,7 @@ func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{36}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteRangeRequest) GetContext() *Context {
@@ -2705,7 +2769,7 @@ type DeleteRangeResponse struct {
 
 func (x *DeleteRangeResponse) Reset() {
 	*x = DeleteRangeResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2781,7 @@ func (x *DeleteRangeResponse) String() string {
 func (*DeleteRangeResponse) ProtoMessage() {}
 
 func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2794,7 @@ func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *DeleteRangeResponse) GetRegionError() *RegionError {
@@ -2753,7 +2817,7 @@ type ScanLockRequest struct {
 
 func (x *ScanLockRequest) Reset() {
 	*x = ScanLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2765,7 +2829,7 @@ func (x *ScanLockRequest) String() string {
 func (*ScanLockRequest) ProtoMessage() {}
 
 func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2778,7 +2842,7 @@ func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockRequest.ProtoReflect.Descriptor instead.
 func (*ScanLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ScanLockRequest) GetContext() *Context {
@@ -2820,7 +2884,7 @@ type ScanLockResponse struct {
 
 func (x *ScanLockResponse) Reset() {
 	*x = ScanLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[39]
+	mi := &file_kvrpcpb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2832,7 +2896,7 @@ func (x *ScanLockResponse) String() string {
 func (*ScanLockResponse) ProtoMessage() {}
 
 func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[39]
+	mi := &file_kvrpcpb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2845,7 +2909,7 @@ func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockResponse.ProtoReflect.Descriptor instead.
 func (*ScanLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{39}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ScanLockResponse) GetRegionError() *RegionError {
@@ -2877,7 +2941,7 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\aContext\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x129\n" +
 	"\fregion_epoch\x18\x02 \x01(\v2\x16.nokv.meta.RegionEpochR\vregionEpoch\x12#\n" +
-	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\xa7\x04\n" +
+	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\xe2\x04\n" +
 	"\vRegionError\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x121\n" +
 	"\n" +
@@ -2888,7 +2952,9 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x0eserver_is_busy\x18\x06 \x01(\v2\x15.nokv.kv.ServerIsBusyR\fserverIsBusy\x12:\n" +
 	"\rstale_command\x18\a \x01(\v2\x15.nokv.kv.StaleCommandR\fstaleCommand\x12>\n" +
 	"\x0fstore_not_match\x18\b \x01(\v2\x16.nokv.kv.StoreNotMatchR\rstoreNotMatch\x12K\n" +
-	"\x14raft_entry_too_large\x18\t \x01(\v2\x1a.nokv.kv.RaftEntryTooLargeR\x11raftEntryTooLarge\"Q\n" +
+	"\x14raft_entry_too_large\x18\t \x01(\v2\x1a.nokv.kv.RaftEntryTooLargeR\x11raftEntryTooLarge\x129\n" +
+	"\fundetermined\x18\n" +
+	" \x01(\v2\x15.nokv.kv.UndeterminedR\fundetermined\"Q\n" +
 	"\tNotLeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12'\n" +
 	"\x06leader\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x06leader\"K\n" +
@@ -2905,7 +2971,9 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"backoff_ms\x18\x02 \x01(\x04R\tbackoffMs\"\x0e\n" +
-	"\fStaleCommand\"a\n" +
+	"\fStaleCommand\"&\n" +
+	"\fUndetermined\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"a\n" +
 	"\rStoreNotMatch\x12(\n" +
 	"\x10request_store_id\x18\x01 \x01(\x04R\x0erequestStoreId\x12&\n" +
 	"\x0factual_store_id\x18\x02 \x01(\x04R\ractualStoreId\"e\n" +
@@ -3106,7 +3174,7 @@ func file_kvrpcpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvrpcpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_kvrpcpb_proto_goTypes = []any{
 	(Op)(0),                        // 0: nokv.kv.Op
 	(Action)(0),                    // 1: nokv.kv.Action
@@ -3118,106 +3186,108 @@ var file_kvrpcpb_proto_goTypes = []any{
 	(*KeyNotInRegion)(nil),         // 7: nokv.kv.KeyNotInRegion
 	(*ServerIsBusy)(nil),           // 8: nokv.kv.ServerIsBusy
 	(*StaleCommand)(nil),           // 9: nokv.kv.StaleCommand
-	(*StoreNotMatch)(nil),          // 10: nokv.kv.StoreNotMatch
-	(*RaftEntryTooLarge)(nil),      // 11: nokv.kv.RaftEntryTooLarge
-	(*LockInfo)(nil),               // 12: nokv.kv.LockInfo
-	(*WriteConflict)(nil),          // 13: nokv.kv.WriteConflict
-	(*AlreadyCommitted)(nil),       // 14: nokv.kv.AlreadyCommitted
-	(*TxnNotFound)(nil),            // 15: nokv.kv.TxnNotFound
-	(*KeyError)(nil),               // 16: nokv.kv.KeyError
-	(*DataNotAvailable)(nil),       // 17: nokv.kv.DataNotAvailable
-	(*Mutation)(nil),               // 18: nokv.kv.Mutation
-	(*KvPair)(nil),                 // 19: nokv.kv.KvPair
-	(*GetRequest)(nil),             // 20: nokv.kv.GetRequest
-	(*GetResponse)(nil),            // 21: nokv.kv.GetResponse
-	(*BatchGetRequest)(nil),        // 22: nokv.kv.BatchGetRequest
-	(*BatchGetResponse)(nil),       // 23: nokv.kv.BatchGetResponse
-	(*ScanRequest)(nil),            // 24: nokv.kv.ScanRequest
-	(*ScanResponse)(nil),           // 25: nokv.kv.ScanResponse
-	(*PrewriteRequest)(nil),        // 26: nokv.kv.PrewriteRequest
-	(*PrewriteResponse)(nil),       // 27: nokv.kv.PrewriteResponse
-	(*CommitRequest)(nil),          // 28: nokv.kv.CommitRequest
-	(*CommitResponse)(nil),         // 29: nokv.kv.CommitResponse
-	(*BatchRollbackRequest)(nil),   // 30: nokv.kv.BatchRollbackRequest
-	(*BatchRollbackResponse)(nil),  // 31: nokv.kv.BatchRollbackResponse
-	(*CheckTxnStatusRequest)(nil),  // 32: nokv.kv.CheckTxnStatusRequest
-	(*CheckTxnStatusResponse)(nil), // 33: nokv.kv.CheckTxnStatusResponse
-	(*ResolveLockRequest)(nil),     // 34: nokv.kv.ResolveLockRequest
-	(*ResolveLockResponse)(nil),    // 35: nokv.kv.ResolveLockResponse
-	(*CleanupRequest)(nil),         // 36: nokv.kv.CleanupRequest
-	(*CleanupResponse)(nil),        // 37: nokv.kv.CleanupResponse
-	(*DeleteRangeRequest)(nil),     // 38: nokv.kv.DeleteRangeRequest
-	(*DeleteRangeResponse)(nil),    // 39: nokv.kv.DeleteRangeResponse
-	(*ScanLockRequest)(nil),        // 40: nokv.kv.ScanLockRequest
-	(*ScanLockResponse)(nil),       // 41: nokv.kv.ScanLockResponse
-	(*metapb.RegionEpoch)(nil),     // 42: nokv.meta.RegionEpoch
-	(*metapb.Peer)(nil),            // 43: nokv.meta.Peer
-	(*metapb.Region)(nil),          // 44: nokv.meta.Region
+	(*Undetermined)(nil),           // 10: nokv.kv.Undetermined
+	(*StoreNotMatch)(nil),          // 11: nokv.kv.StoreNotMatch
+	(*RaftEntryTooLarge)(nil),      // 12: nokv.kv.RaftEntryTooLarge
+	(*LockInfo)(nil),               // 13: nokv.kv.LockInfo
+	(*WriteConflict)(nil),          // 14: nokv.kv.WriteConflict
+	(*AlreadyCommitted)(nil),       // 15: nokv.kv.AlreadyCommitted
+	(*TxnNotFound)(nil),            // 16: nokv.kv.TxnNotFound
+	(*KeyError)(nil),               // 17: nokv.kv.KeyError
+	(*DataNotAvailable)(nil),       // 18: nokv.kv.DataNotAvailable
+	(*Mutation)(nil),               // 19: nokv.kv.Mutation
+	(*KvPair)(nil),                 // 20: nokv.kv.KvPair
+	(*GetRequest)(nil),             // 21: nokv.kv.GetRequest
+	(*GetResponse)(nil),            // 22: nokv.kv.GetResponse
+	(*BatchGetRequest)(nil),        // 23: nokv.kv.BatchGetRequest
+	(*BatchGetResponse)(nil),       // 24: nokv.kv.BatchGetResponse
+	(*ScanRequest)(nil),            // 25: nokv.kv.ScanRequest
+	(*ScanResponse)(nil),           // 26: nokv.kv.ScanResponse
+	(*PrewriteRequest)(nil),        // 27: nokv.kv.PrewriteRequest
+	(*PrewriteResponse)(nil),       // 28: nokv.kv.PrewriteResponse
+	(*CommitRequest)(nil),          // 29: nokv.kv.CommitRequest
+	(*CommitResponse)(nil),         // 30: nokv.kv.CommitResponse
+	(*BatchRollbackRequest)(nil),   // 31: nokv.kv.BatchRollbackRequest
+	(*BatchRollbackResponse)(nil),  // 32: nokv.kv.BatchRollbackResponse
+	(*CheckTxnStatusRequest)(nil),  // 33: nokv.kv.CheckTxnStatusRequest
+	(*CheckTxnStatusResponse)(nil), // 34: nokv.kv.CheckTxnStatusResponse
+	(*ResolveLockRequest)(nil),     // 35: nokv.kv.ResolveLockRequest
+	(*ResolveLockResponse)(nil),    // 36: nokv.kv.ResolveLockResponse
+	(*CleanupRequest)(nil),         // 37: nokv.kv.CleanupRequest
+	(*CleanupResponse)(nil),        // 38: nokv.kv.CleanupResponse
+	(*DeleteRangeRequest)(nil),     // 39: nokv.kv.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil),    // 40: nokv.kv.DeleteRangeResponse
+	(*ScanLockRequest)(nil),        // 41: nokv.kv.ScanLockRequest
+	(*ScanLockResponse)(nil),       // 42: nokv.kv.ScanLockResponse
+	(*metapb.RegionEpoch)(nil),     // 43: nokv.meta.RegionEpoch
+	(*metapb.Peer)(nil),            // 44: nokv.meta.Peer
+	(*metapb.Region)(nil),          // 45: nokv.meta.Region
 }
 var file_kvrpcpb_proto_depIdxs = []int32{
-	42, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
-	43, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
+	43, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
+	44, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
 	4,  // 2: nokv.kv.RegionError.not_leader:type_name -> nokv.kv.NotLeader
 	5,  // 3: nokv.kv.RegionError.epoch_not_match:type_name -> nokv.kv.EpochNotMatch
 	6,  // 4: nokv.kv.RegionError.region_not_found:type_name -> nokv.kv.RegionNotFound
 	7,  // 5: nokv.kv.RegionError.key_not_in_region:type_name -> nokv.kv.KeyNotInRegion
 	8,  // 6: nokv.kv.RegionError.server_is_busy:type_name -> nokv.kv.ServerIsBusy
 	9,  // 7: nokv.kv.RegionError.stale_command:type_name -> nokv.kv.StaleCommand
-	10, // 8: nokv.kv.RegionError.store_not_match:type_name -> nokv.kv.StoreNotMatch
-	11, // 9: nokv.kv.RegionError.raft_entry_too_large:type_name -> nokv.kv.RaftEntryTooLarge
-	43, // 10: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
-	44, // 11: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
-	0,  // 12: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
-	12, // 13: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
-	13, // 14: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
-	14, // 15: nokv.kv.KeyError.already_committed:type_name -> nokv.kv.AlreadyCommitted
-	15, // 16: nokv.kv.KeyError.txn_not_found:type_name -> nokv.kv.TxnNotFound
-	17, // 17: nokv.kv.KeyError.data_not_available:type_name -> nokv.kv.DataNotAvailable
-	0,  // 18: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
-	16, // 19: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
-	2,  // 20: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
-	3,  // 21: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 22: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 23: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
-	3,  // 24: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
-	19, // 25: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
-	16, // 26: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 27: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
-	3,  // 28: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
-	19, // 29: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
-	16, // 30: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 31: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
-	18, // 32: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
-	3,  // 33: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 34: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
-	2,  // 35: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
-	3,  // 36: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 37: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 38: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
-	3,  // 39: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 40: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 41: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
-	3,  // 42: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 43: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
-	1,  // 44: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
-	12, // 45: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
-	2,  // 46: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 47: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 48: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 49: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
-	3,  // 50: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 51: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 52: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
-	3,  // 53: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
-	2,  // 54: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 55: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
-	16, // 56: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
-	12, // 57: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
-	58, // [58:58] is the sub-list for method output_type
-	58, // [58:58] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	11, // 8: nokv.kv.RegionError.store_not_match:type_name -> nokv.kv.StoreNotMatch
+	12, // 9: nokv.kv.RegionError.raft_entry_too_large:type_name -> nokv.kv.RaftEntryTooLarge
+	10, // 10: nokv.kv.RegionError.undetermined:type_name -> nokv.kv.Undetermined
+	44, // 11: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
+	45, // 12: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
+	0,  // 13: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
+	13, // 14: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
+	14, // 15: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
+	15, // 16: nokv.kv.KeyError.already_committed:type_name -> nokv.kv.AlreadyCommitted
+	16, // 17: nokv.kv.KeyError.txn_not_found:type_name -> nokv.kv.TxnNotFound
+	18, // 18: nokv.kv.KeyError.data_not_available:type_name -> nokv.kv.DataNotAvailable
+	0,  // 19: nokv.kv.Mutation.op:type_name -> nokv.kv.Op
+	17, // 20: nokv.kv.KvPair.error:type_name -> nokv.kv.KeyError
+	2,  // 21: nokv.kv.GetRequest.context:type_name -> nokv.kv.Context
+	3,  // 22: nokv.kv.GetResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 23: nokv.kv.GetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 24: nokv.kv.BatchGetRequest.context:type_name -> nokv.kv.Context
+	3,  // 25: nokv.kv.BatchGetResponse.region_error:type_name -> nokv.kv.RegionError
+	20, // 26: nokv.kv.BatchGetResponse.pairs:type_name -> nokv.kv.KvPair
+	17, // 27: nokv.kv.BatchGetResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 28: nokv.kv.ScanRequest.context:type_name -> nokv.kv.Context
+	3,  // 29: nokv.kv.ScanResponse.region_error:type_name -> nokv.kv.RegionError
+	20, // 30: nokv.kv.ScanResponse.pairs:type_name -> nokv.kv.KvPair
+	17, // 31: nokv.kv.ScanResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 32: nokv.kv.PrewriteRequest.context:type_name -> nokv.kv.Context
+	19, // 33: nokv.kv.PrewriteRequest.mutations:type_name -> nokv.kv.Mutation
+	3,  // 34: nokv.kv.PrewriteResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 35: nokv.kv.PrewriteResponse.errors:type_name -> nokv.kv.KeyError
+	2,  // 36: nokv.kv.CommitRequest.context:type_name -> nokv.kv.Context
+	3,  // 37: nokv.kv.CommitResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 38: nokv.kv.CommitResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 39: nokv.kv.BatchRollbackRequest.context:type_name -> nokv.kv.Context
+	3,  // 40: nokv.kv.BatchRollbackResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 41: nokv.kv.BatchRollbackResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 42: nokv.kv.CheckTxnStatusRequest.context:type_name -> nokv.kv.Context
+	3,  // 43: nokv.kv.CheckTxnStatusResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 44: nokv.kv.CheckTxnStatusResponse.error:type_name -> nokv.kv.KeyError
+	1,  // 45: nokv.kv.CheckTxnStatusResponse.action:type_name -> nokv.kv.Action
+	13, // 46: nokv.kv.CheckTxnStatusResponse.lock_info:type_name -> nokv.kv.LockInfo
+	2,  // 47: nokv.kv.ResolveLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 48: nokv.kv.ResolveLockResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 49: nokv.kv.ResolveLockResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 50: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
+	3,  // 51: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 52: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 53: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
+	3,  // 54: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
+	2,  // 55: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 56: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 57: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
+	13, // 58: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_kvrpcpb_proto_init() }
@@ -3231,7 +3301,7 @@ func file_kvrpcpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvrpcpb_proto_rawDesc), len(file_kvrpcpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -145,10 +145,14 @@
 // [IsRetryable]: nothing was committed, and RunTxn runs the transaction
 // again with a new start_ts after a short jittered backoff, at most
 // Options.TxnRetries times. If a one-phase commit or the primary's commit
-// fails after an attempt whose outcome is unknown (timed out, connection
-// lost, proposal reported stale, context ended in flight), the error
-// matches [ErrCommitUndetermined] and is not retried: the transaction may
-// have committed.
+// fails after an attempt whose outcome is unknown (the store answered
+// undetermined, the attempt timed out, the connection broke, the context
+// ended in flight) and no later attempt settled it, the error matches
+// [ErrCommitUndetermined] and is neither retried nor rolled back: the
+// transaction may have committed. Every other error of Commit means it did
+// not: a prewrite whose outcome is unknown is never followed by a commit,
+// so whatever it locked is rolled back, by the client or else by the next
+// reader or GC.
 //
 // # Lock resolution
 //
@@ -199,11 +203,17 @@
 //     once if the store's view is newer than ours).
 //   - RegionNotFound, KeyNotInRegion, StoreNotMatch: drop the cached
 //     route, back off, locate the keys again.
-//   - ServerIsBusy (at least its backoff_ms) and StaleCommand: back off
-//     and retry the same peer.
+//   - ServerIsBusy (at least its backoff_ms): back off and retry the same
+//     peer. For a write it means the store did not propose the command.
+//   - Undetermined (and StaleCommand): the store proposed the command and
+//     does not know its fate. Back off and send the same request again:
+//     the store computes it only once the first one's fate is settled, so
+//     the answer covers both; the attempt counts as one whose outcome is
+//     unknown (below).
 //
 // Percolator requests are idempotent, so retrying one that may have
-// applied is safe. When the budget is spent the request fails with an error
+// applied is safe, and a later definitive answer (success, or a key error
+// such as a rollback found) settles what an earlier attempt did. When the budget is spent the request fails with an error
 // matching [ErrRegionUnavailable] that wraps the last cause (a
 // [*RegionError], a gRPC status or a PD error). The caller's context
 // bounds everything, backoffs included; [Client.Close] cuts calls short

@@ -46,9 +46,18 @@ var (
 	// ErrLockWaitTimeout: a read waited Options.MaxLockWait for live locks
 	// of other transactions to be committed, rolled back or to expire.
 	ErrLockWaitTimeout = errors.New("kvclient: lock wait timeout")
-	// ErrCommitUndetermined: committing the primary key failed in a way that
-	// leaves its outcome unknown (the request may have applied). The
-	// transaction may or may not be committed; do not retry it blindly.
+	// ErrCommitUndetermined: the commit point (a one-phase commit, or the
+	// commit of the primary key) was sent and its outcome could not be
+	// learnt: an attempt may have applied (the store answered undetermined,
+	// the attempt timed out, the connection broke, or the context ended in
+	// flight) and no later attempt settled it within the retries. The
+	// transaction may or may not be committed: it is never retried as if it
+	// had failed (IsRetryable is false), and a caller must report the
+	// outcome as unknown, not as a failure.
+	//
+	// Every other error of Commit means nothing was committed: a prewrite
+	// whose outcome was unknown is followed by no commit, so its locks (if
+	// any) are rolled back by the client, its next reader or GC.
 	ErrCommitUndetermined = errors.New("kvclient: commit result undetermined")
 	// ErrDataNotAvailable: a snapshot read (Get, BatchGet, Scan, head
 	// reads; a transaction's reads too) at a timestamp below the GC safe
@@ -205,6 +214,8 @@ func regionErrorKind(re *kvrpcpb.RegionError) string {
 		kind = "server is busy"
 	case re.GetStaleCommand() != nil:
 		kind = "stale command"
+	case re.GetUndetermined() != nil:
+		kind = "result undetermined"
 	case re.GetStoreNotMatch() != nil:
 		kind = "store not match"
 	case re.GetRaftEntryTooLarge() != nil:

@@ -486,6 +486,61 @@ func TestPrimaryCommitUndetermined(t *testing.T) {
 	}
 }
 
+// TestStoreUndeterminedIsNotAFailure: a store that answers undetermined
+// (the command was proposed, its fate unknown) for a one-phase commit or a
+// primary's commit, at every attempt, makes the commit
+// ErrCommitUndetermined, never retried and never rolled back; "server is
+// busy" (not proposed) stays a failure, and the transaction is rolled back.
+func TestStoreUndeterminedIsNotAFailure(t *testing.T) {
+	undetermined := &kvrpcpb.RegionError{Undetermined: &kvrpcpb.Undetermined{Reason: "timed out"}}
+	busy := &kvrpcpb.RegionError{ServerIsBusy: &kvrpcpb.ServerIsBusy{Reason: "not proposed"}}
+	for _, tc := range []struct {
+		name         string
+		keys         []string
+		method       string
+		answer       *kvrpcpb.RegionError
+		retries      int
+		undetermined bool
+	}{
+		{"OnePCOneAttempt", []string{"a", "b"}, "Prewrite", undetermined, NoRetries, true},
+		{"OnePCRetries", []string{"a", "b"}, "Prewrite", undetermined, 2, true},
+		{"PrimaryOneAttempt", []string{"a", "z"}, "Commit", undetermined, NoRetries, true},
+		{"PrimaryRetries", []string{"a", "z"}, "Commit", undetermined, 2, true},
+		{"PrimaryBusy", []string{"a", "z"}, "Commit", busy, NoRetries, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, 3)
+			w.setRegions([]*metapb.Region{region(1, "", "m", 1), region(2, "m", "", 1)}, map[uint64]uint64{1: 1, 2: 2})
+			w.inject = func(_ uint64, method string, _ *kvrpcpb.Context, _ proto.Message) (*kvrpcpb.RegionError, error) {
+				if method == tc.method {
+					return tc.answer, nil
+				}
+				return nil, nil
+			}
+			c := w.client(Options{MaxRetries: tc.retries, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+			runs := 0
+			err := c.RunTxn(testCtx(t), func(txn *Txn) error {
+				runs++
+				for _, k := range tc.keys {
+					_ = txn.Set([]byte(k), []byte("1"), 0)
+				}
+				return nil
+			})
+			if runs != 1 || err == nil || IsRetryable(err) {
+				t.Fatalf("RunTxn = %v after %d runs, want a final error after one run", err, runs)
+			}
+			if got := errors.Is(err, ErrCommitUndetermined); got != tc.undetermined {
+				t.Fatalf("RunTxn = %v: undetermined %v, want %v", err, got, tc.undetermined)
+			}
+			// A two-phase transaction is rolled back exactly when it
+			// surely did not commit.
+			if rolledBack := len(w.callsOf("BatchRollback")) != 0; tc.method == "Commit" && rolledBack == tc.undetermined {
+				t.Fatalf("RunTxn = %v: rolled back %v", err, rolledBack)
+			}
+		})
+	}
+}
+
 func TestTxnReadsOwnWrites(t *testing.T) {
 	w := newWorld(t, 3)
 	w.setRegions([]*metapb.Region{region(1, "", "m", 1), region(2, "m", "", 1)}, map[uint64]uint64{1: 1, 2: 2})

@@ -74,8 +74,11 @@ type regionResponse interface {
 //     or an attempt's DeadlineExceeded (the store is down or cut off): try
 //     the region's next peer after a backoff; an unreachable store's
 //     address is also dropped from the cache.
-//   - ServerIsBusy (waiting at least its backoff_ms) and StaleCommand:
-//     back off and retry the same peer.
+//   - ServerIsBusy (waiting at least its backoff_ms): back off and retry
+//     the same peer; nothing was proposed.
+//   - Undetermined (and StaleCommand): the request's command was proposed
+//     and may apply; mark bo ambiguous, back off and retry the same peer,
+//     which answers once the first command's fate is settled.
 //   - RaftEntryTooLarge, and gRPC ResourceExhausted (a message over the
 //     size limit): final, matching ErrTooLarge; the same request never
 //     fits.
@@ -209,7 +212,13 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 			if err := bo.retry(ctx, cause, true, wait); err != nil {
 				return zero, err
 			}
-		case re.GetStaleCommand() != nil:
+		case re.GetUndetermined() != nil, re.GetStaleCommand() != nil:
+			// The command was proposed and its fate is unknown: never a
+			// failure. The same request, idempotent, asks again: the
+			// store computes it only once the first one's fate is
+			// settled (its latches; a new leader's applying every
+			// earlier term), so the answer covers both. If no answer
+			// comes, the caller's outcome is unknown.
 			bo.ambiguous = true
 			if err := bo.retry(ctx, cause, true, 0); err != nil {
 				return zero, err

@@ -23,6 +23,7 @@ func regionError(err error) (re *kvrpcpb.RegionError, ok bool) {
 		busy       *raftstore.ServerBusyError
 		storeMis   *raftstore.StoreNotMatchError
 		tooLarge   *raftstore.RaftEntryTooLargeError
+		undecided  *raftstore.UndeterminedError
 	)
 	re = &kvrpcpb.RegionError{Message: err.Error()}
 	switch {
@@ -43,6 +44,8 @@ func regionError(err error) (re *kvrpcpb.RegionError, ok bool) {
 		re.StoreNotMatch = &kvrpcpb.StoreNotMatch{RequestStoreId: storeMis.Requested, ActualStoreId: storeMis.Actual}
 	case errors.As(err, &tooLarge):
 		re.RaftEntryTooLarge = &kvrpcpb.RaftEntryTooLarge{RegionId: tooLarge.RegionID, EntrySize: tooLarge.EntrySize, Limit: tooLarge.Limit}
+	case errors.As(err, &undecided):
+		re.Undetermined = &kvrpcpb.Undetermined{Reason: undecided.Reason}
 	case errors.Is(err, raftstore.ErrStaleCommand):
 		re.StaleCommand = &kvrpcpb.StaleCommand{}
 	default:

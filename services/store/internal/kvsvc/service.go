@@ -195,6 +195,12 @@ func (s *Service) write(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, c
 //
 // The command is computed and proposed within one leader term, in which the
 // leader was ready; a proposal in a later term is refused.
+//
+// Failures are reported so that a client can tell "not done" from
+// "unknown": ServerBusyError (and the other region errors) only when the
+// command was not proposed or was refused at apply; an UndeterminedError
+// once it was handed to raft and its result is not known (the request
+// timed out waiting, or leadership changed before it applied).
 func (s *Service) writeCmd(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte, exclusive bool, compute func(r pebble.Reader, region *metapb.Region, term uint64, onDone *[]func()) (*raftserverpb.RaftCmdRequest, error)) error {
 	if _, err := s.route(rc, ks...); err != nil {
 		return err
@@ -237,18 +243,29 @@ func (s *Service) writeCmd(ctx context.Context, rc *kvrpcpb.Context, ks [][]byte
 		return err
 	}
 	cmd.Header = &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch()}
-	ch := s.store.ProposeAsync(ctx, regionID, term, cmd)
+	prop := s.store.ProposeAsync(ctx, regionID, term, cmd)
 	select {
-	case r := <-ch:
+	case r := <-prop.C:
+		if errors.Is(r.Err, raftstore.ErrStaleCommand) {
+			// Proposed, then leadership changed (or the store stopped)
+			// before it applied: a later leader may still commit it.
+			return &raftstore.UndeterminedError{Reason: "leadership changed before the command applied"}
+		}
 		return r.Err
 	case <-ctx.Done():
+		// Not proposed yet: it never will be (busy). Proposed: its fate
+		// is unknown (undetermined), never reported as a failure.
+		err := prop.Abandon(ctx.Err())
+		if prop.Withdrawn() {
+			return err
+		}
 		handedOff = true
 		hooks := onDone
 		go func() {
-			<-ch
+			<-prop.C
 			runAll(hooks)
 		}()
-		return &raftstore.ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
+		return err
 	}
 }
 

@@ -67,6 +67,12 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 // The entry's term must match the proposal's: an entry of an older
 // incarnation of this peer that happens to carry the same id is not it.
 func (p *peer) finish(h *raftserverpb.CmdHeader, term uint64, res applyResult, after *[]func()) {
+	p.finishHeld(h, term, res, after, 0)
+}
+
+// finishHeld is finish with the result handed over hold later (a test
+// knob: see TestingKnobs.HoldResult).
+func (p *peer) finishHeld(h *raftserverpb.CmdHeader, term uint64, res applyResult, after *[]func(), hold time.Duration) {
 	if h.GetPeerId() != p.id {
 		return
 	}
@@ -77,6 +83,10 @@ func (p *peer) finish(h *raftserverpb.CmdHeader, term uint64, res applyResult, a
 	delete(p.proposals, h.GetProposalId())
 	if i := slices.Index(p.confProposals, h.GetProposalId()); i >= 0 {
 		p.confProposals = slices.Delete(p.confProposals, i, i+1)
+	}
+	if hold > 0 {
+		*after = append(*after, func() { time.AfterFunc(hold, func() { prop.done(res) }) })
+		return
 	}
 	*after = append(*after, func() { prop.done(res) })
 }
@@ -135,7 +145,13 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 	for _, m := range cmd.GetWrites() {
 		p.writtenBytes += uint64(len(m.GetKey()) + len(m.GetValue()))
 	}
-	p.finish(h, e.Term, applyResult{}, after)
+	var hold time.Duration
+	if k := p.store.cfg.Knobs.HoldResult; k != nil && h.GetPeerId() == p.id {
+		if prop, ok := p.proposals[h.GetProposalId()]; ok && prop.term == e.Term {
+			hold = k(p.regionID, cmd)
+		}
+	}
+	p.finishHeld(h, e.Term, applyResult{}, after, hold)
 	return nil
 }
 

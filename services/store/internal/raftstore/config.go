@@ -62,6 +62,15 @@ type TestingKnobs struct {
 	// can run one store with a skewed clock. Nothing that decides what data
 	// survives may depend on it: expiry is judged by TSO time.
 	Now func() time.Time
+	// ProposalTimeout, if nonzero, replaces Config.ProposalTimeout (a
+	// test shortens it below its clients' RPC timeout, so that a request
+	// whose command did not apply in time gets the store's answer).
+	ProposalTimeout time.Duration
+	// HoldResult, if set, is asked about every command this store proposed
+	// as it applies: a positive duration delays handing the result to the
+	// proposer (the command has applied everywhere; its proposer, and the
+	// latches it holds, wait), as a slow apply would.
+	HoldResult func(regionID uint64, cmd *raftserverpb.RaftCmdRequest) time.Duration
 }
 
 // DefaultConfig returns production defaults.

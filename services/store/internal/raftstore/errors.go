@@ -57,9 +57,25 @@ func (e *KeyNotInRegionError) Error() string {
 }
 
 // ServerBusyError: the store cannot take the request now; retry later.
+// Returned for a write only when its command was not proposed (and never
+// will be): a proposed one whose result is unknown is an UndeterminedError.
 type ServerBusyError struct{ Reason string }
 
 func (e *ServerBusyError) Error() string { return "raftstore: server is busy: " + e.Reason }
+
+// UndeterminedError: the command was handed to raft, and its result is
+// not known: it may apply (now or after a leader change) or never. Reason
+// says why its proposer stopped waiting. Unlike ServerBusyError, which is
+// returned only for commands that were not proposed, a client must not
+// treat it as a failure: it may ask again with the same idempotent request
+// (which is answered once the first one's fate is settled: the retry waits
+// for its latches, or a new leader applies everything earlier terms
+// committed before it computes), or report the outcome as unknown.
+type UndeterminedError struct{ Reason string }
+
+func (e *UndeterminedError) Error() string {
+	return "raftstore: command result undetermined (it may or may not apply): " + e.Reason
+}
 
 // RaftEntryTooLargeError: a command marshals to more than a raft entry may
 // hold (limits.RaftEntryMaxSize). It was not proposed, and the same request

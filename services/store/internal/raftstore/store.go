@@ -90,6 +90,9 @@ type Store struct {
 // Later starts ignore bootstrap and load everything from disk.
 func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Region, log *slog.Logger) (*Store, error) {
 	cfg = cfg.WithDefaults()
+	if cfg.Knobs.ProposalTimeout != 0 {
+		cfg.ProposalTimeout = cfg.Knobs.ProposalTimeout
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -705,12 +708,15 @@ func (s *Store) WaitLeaderReady(ctx context.Context, regionID uint64) error {
 func (s *Store) Propose(ctx context.Context, regionID uint64, cmd *raftserverpb.RaftCmdRequest) ([]*metapb.Region, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
 	defer cancel()
-	ch := s.ProposeAsync(ctx, regionID, 0, cmd)
+	prop := s.ProposeAsync(ctx, regionID, 0, cmd)
 	select {
-	case r := <-ch:
+	case r := <-prop.C:
+		if errors.Is(r.Err, ErrStaleCommand) {
+			return nil, &UndeterminedError{Reason: "leadership changed before the command applied"}
+		}
 		return r.Regions, r.Err
 	case <-ctx.Done():
-		return nil, &ServerBusyError{Reason: "command did not apply in time: " + ctx.Err().Error()}
+		return nil, prop.Abandon(ctx.Err())
 	}
 }
 
@@ -719,24 +725,67 @@ type Result struct {
 	// Regions: for a split the two halves, for a conf change the new region.
 	Regions []*metapb.Region
 	// Err is nil when the command applied. ErrStaleCommand means the fate
-	// is unknown (leadership changed first); other errors mean it did not
-	// and will not apply.
+	// is unknown (the command was proposed, and leadership changed or the
+	// store stopped first); other errors mean it did not and will not
+	// apply.
 	Err error
 }
 
-// ProposeAsync proposes cmd and returns a channel that receives the
-// command's fate exactly once. A caller that stops waiting must keep
-// whatever protects the command (latches) until the fate arrives. A ctx
-// already done when the loop gets to the proposal means it is not proposed.
-// expectTerm, if nonzero, refuses the proposal unless this peer still leads
-// in that term, so a command computed under one leadership never commits
-// under a later one.
-func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, cmd *raftserverpb.RaftCmdRequest) <-chan Result {
+// Proposal is a command handed to ProposeAsync.
+type Proposal struct {
+	// C receives the command's fate exactly once.
+	C <-chan Result
+	// state: proposalQueued until the raft loop takes the command
+	// (proposalTaken) or its proposer withdraws it first
+	// (proposalWithdrawn).
+	state *atomic.Int32
+}
+
+const (
+	proposalQueued int32 = iota
+	proposalTaken
+	proposalWithdrawn
+)
+
+// Abandon is for a proposer that stops waiting for C (its context ended
+// with cause). If the raft loop has not taken the command yet, it never
+// will: the command is not proposed, and Abandon returns a ServerBusyError.
+// Otherwise the command may apply, and Abandon returns an
+// UndeterminedError (also, conservatively, when the loop refused the
+// command just as the proposer gave up). Either way C still receives a fate
+// exactly once; unless the command was withdrawn, whatever protects it
+// (latches) must be kept until then.
+func (p *Proposal) Abandon(cause error) error {
+	if p.state.CompareAndSwap(proposalQueued, proposalWithdrawn) {
+		return &ServerBusyError{Reason: "request ended before its command was proposed: " + cause.Error()}
+	}
+	return &UndeterminedError{Reason: "command proposed but not applied in time: " + cause.Error()}
+}
+
+// Withdrawn reports whether the command was withdrawn before the raft loop
+// took it, i.e. it was not proposed and never will be.
+func (p *Proposal) Withdrawn() bool { return p.state.Load() == proposalWithdrawn }
+
+// ProposeAsync proposes cmd and returns the Proposal whose channel receives
+// the command's fate exactly once. A caller that stops waiting calls
+// Abandon and must keep whatever protects the command (latches) until the
+// fate arrives, unless the command was withdrawn. A ctx already done when
+// the loop gets to the proposal means it is not proposed. expectTerm, if
+// nonzero, refuses the proposal unless this peer still leads in that term,
+// so a command computed under one leadership never commits under a later
+// one.
+func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, cmd *raftserverpb.RaftCmdRequest) *Proposal {
 	ch := make(chan Result, 1)
+	state := &atomic.Int32{}
 	done := func(r applyResult) { ch <- Result{Regions: r.regions, Err: r.err} }
 	s.post(func() {
 		if err := ctx.Err(); err != nil {
+			state.CompareAndSwap(proposalQueued, proposalWithdrawn)
 			done(applyResult{err: &ServerBusyError{Reason: "request ended before it was proposed: " + err.Error()}})
+			return
+		}
+		if !state.CompareAndSwap(proposalQueued, proposalTaken) {
+			done(applyResult{err: &ServerBusyError{Reason: "request ended before it was proposed"}})
 			return
 		}
 		p := s.getPeer(regionID)
@@ -750,7 +799,15 @@ func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, c
 		}
 		p.propose(cmd, done)
 	})
-	// Tasks posted after the loop stopped never run: answer for them.
+	// Tasks posted after the loop stopped never run: answer for them. A
+	// command the loop took may still apply (through another leader): its
+	// fate is then unknown, not "stopped".
+	stopped := func() Result {
+		if state.CompareAndSwap(proposalQueued, proposalWithdrawn) {
+			return Result{Err: ErrStopped}
+		}
+		return Result{Err: ErrStaleCommand}
+	}
 	out := make(chan Result, 1)
 	go func() {
 		select {
@@ -761,13 +818,13 @@ func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, c
 			case r := <-ch:
 				out <- r
 			default:
-				out <- Result{Err: ErrStopped}
+				out <- stopped()
 			}
 		case <-s.fatalc:
-			out <- Result{Err: ErrStopped}
+			out <- stopped()
 		}
 	}()
-	return out
+	return &Proposal{C: out, state: state}
 }
 
 // ReadIndex confirms this peer still leads the region and waits until its
