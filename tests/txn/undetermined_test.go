@@ -171,3 +171,100 @@ func readInt(t *testing.T, kc *kvclient.Client, key []byte) int {
 	})
 	return v
 }
+
+// TestLeaderLostAfterProposing: the leader that proposed a counter's commit
+// (a one-phase commit or a primary's commit) is cut off from the other
+// stores as the commit's first append leaves it, so the entry never
+// replicates; the leader steps down (check quorum) and the majority elects
+// another. Its request must end undetermined (one attempt per request) or
+// be sent again to the new leader and acknowledged (retries); either way
+// no INCR is applied twice or reported failed and applied.
+func TestLeaderLostAfterProposing(t *testing.T) {
+	var (
+		armed    atomic.Bool
+		cl       atomic.Pointer[cluster.Cluster]
+		isolated atomic.Int64
+	)
+	c := cluster.Start(t, cluster.Options{
+		Stores: 3, SplitKeys: []string{"m"},
+		StoreConfig: func(id uint64, cfg *storeserver.Config) {
+			drop := cfg.TestingKnobs.DropMessage
+			cfg.TestingKnobs.DropMessage = func(m *raftserverpb.RaftMessage) bool {
+				// A write record of a counter in the first region: the
+				// commit of its primary, or its one-phase commit.
+				if armed.Load() && bytes.Contains(m.GetMessage(), []byte("Wa/ctr")) && armed.CompareAndSwap(true, false) {
+					if c := cl.Load(); c != nil {
+						c.Isolate(m.GetFromPeer().GetStoreId())
+						isolated.Add(1)
+					}
+					return true
+				}
+				return drop(m)
+			}
+		},
+	})
+	cl.Store(c)
+	const incrs = 3
+	for _, mode := range []struct {
+		name    string
+		retries int
+	}{
+		{"OneAttempt", kvclient.NoRetries},
+		{"Retries", 0},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			kc := newClient(t, c, kvclient.Options{MaxRetries: mode.retries})
+			one := []byte("a/ctr-" + mode.name)
+			twoA, twoZ := []byte("a/ctr2-"+mode.name), []byte("z/ctr2-"+mode.name)
+			var acked, undetermined, failed [2]int
+			count := func(kind int, err error) {
+				switch {
+				case err == nil:
+					acked[kind]++
+				case errors.Is(err, kvclient.ErrCommitUndetermined):
+					undetermined[kind]++
+				default:
+					failed[kind]++
+					t.Logf("failed (so it must not have applied): %v", err)
+				}
+			}
+			start := isolated.Load()
+			for i := range 2 * incrs {
+				kind := i % 2
+				before := isolated.Load()
+				armed.Store(true)
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				if kind == 0 {
+					count(0, incr(ctx, kc, one, 1))
+				} else {
+					count(1, incrBoth(ctx, kc, twoA, twoZ))
+				}
+				cancel()
+				armed.Store(false)
+				if isolated.Load() != before {
+					c.Heal()
+				}
+				for _, r := range []string{"a", "z"} {
+					c.WaitLeader(c.RegionFor([]byte(r)).GetId())
+				}
+			}
+			t.Logf("%d leaders cut off; one-phase: %d acknowledged, %d undetermined, %d failed; two-phase: %d, %d, %d",
+				isolated.Load()-start, acked[0], undetermined[0], failed[0], acked[1], undetermined[1], failed[1])
+			if isolated.Load() == start {
+				t.Fatal("no leader was cut off: the fault did not happen")
+			}
+			check := func(kind int, key []byte) int {
+				v := readInt(t, kc, key)
+				if v < acked[kind] || v > acked[kind]+undetermined[kind] {
+					t.Errorf("%s = %d after %d acknowledged and %d undetermined INCRs (%d reported failed): "+
+						"an INCR reported failed was applied, or one applied twice", key, v, acked[kind], undetermined[kind], failed[kind])
+				}
+				return v
+			}
+			check(0, one)
+			if a, z := check(1, twoA), check(1, twoZ); a != z {
+				t.Errorf("the two-phase counters differ: %s = %d, %s = %d", twoA, a, twoZ, z)
+			}
+		})
+	}
+}
