@@ -756,7 +756,7 @@ const (
 // exactly once; unless the command was withdrawn, whatever protects it
 // (latches) must be kept until then.
 func (p *Proposal) Abandon(cause error) error {
-	if p.state.CompareAndSwap(proposalQueued, proposalWithdrawn) {
+	if p.state.CompareAndSwap(proposalQueued, proposalWithdrawn) || p.state.Load() == proposalWithdrawn {
 		return &ServerBusyError{Reason: "request ended before its command was proposed: " + cause.Error()}
 	}
 	return &UndeterminedError{Reason: "command proposed but not applied in time: " + cause.Error()}
