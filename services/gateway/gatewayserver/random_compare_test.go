@@ -87,6 +87,10 @@ func randomCommand(r *rand.Rand) []string {
 		{"EXISTS"}, {"GET"}, {"SET", k}, {"MSET", k}, {"INCR", k, k}, {"STRLEN"}, {"GETRANGE", k, n},
 		{"ECHO", v}, {"PING"}, {"PING", v}, {"KEYS", pick(randPatterns)},
 		{"SELECT", pick([]string{"0", "9223372036854775807", "abc", "-2147483649", "2147483648"})},
+		{"SETBIT", k, pick([]string{"0", "7", "9", "100", "-1", "abc", "4294967296"}), pick([]string{"0", "1", "2"})}, {"GETBIT", k, n},
+		{"BITCOUNT", k}, {"BITCOUNT", k, n, pick(randInts), pick([]string{"BIT", "BYTE", "X"})}, {"BITPOS", k, pick([]string{"0", "1"}), n, pick(randInts)},
+		{"BITOP", pick([]string{"AND", "OR", "XOR", "NOT"}), k, pick(randKeys), pick(randKeys)}, {"BITOP", "NOT", k, pick(randKeys)},
+		{"BITFIELD", k, "OVERFLOW", pick([]string{"WRAP", "SAT", "FAIL"}), "INCRBY", pick([]string{"i8", "u8", "i64", "u63"}), pick([]string{"0", "3", "#2", "x"}), n},
 	}
 	return cmds[r.IntN(len(cmds))]
 }

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 
@@ -262,14 +263,26 @@ func cmdBitCount(r *Request) error {
 // firstBit returns the index of the first bit equal to bit among p's bits
 // sb to eb (inclusive, within p), or -1.
 func firstBit(p []byte, sb, eb, bit int64) int64 {
-	skip := byte(0)
+	skip, skip64 := byte(0), uint64(0)
 	if bit == 0 {
-		skip = 0xff
+		skip, skip64 = 0xff, math.MaxUint64
 	}
+	// Bytes before whole are entirely within the range.
+	whole := (eb + 1) >> 3
 	for i := sb; i <= eb; {
-		if i&7 == 0 && i+7 <= eb && p[i>>3] == skip {
-			i += 8
-			continue
+		if i&7 == 0 {
+			// Skip whole bytes that cannot hold the bit, 8 at a time.
+			j := i >> 3
+			for j+8 <= whole && binary.LittleEndian.Uint64(p[j:]) == skip64 {
+				j += 8
+			}
+			for j < whole && p[j] == skip {
+				j++
+			}
+			if j<<3 > i {
+				i = j << 3
+				continue
+			}
 		}
 		if bitAt(p, i) == bit {
 			return i

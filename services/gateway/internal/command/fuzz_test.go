@@ -98,6 +98,12 @@ var numericTemplates = []string{
 	"INCRBY\x00k\x00#", "DECRBY\x00k\x00#", "INCRBYFLOAT\x00k\x00#",
 	"SET\x00k\x00#", "SCAN\x00#", "SCAN\x000\x00COUNT\x00#", "SCAN\x00#\x00MATCH\x00*\x00COUNT\x00#",
 	"SELECT\x00#", "HELLO\x00#", "CLIENT\x00LIST\x00ID\x00#",
+	"SETBIT\x00k\x00#\x001", "SETBIT\x00k\x007\x00#", "GETBIT\x00k\x00#",
+	"BITCOUNT\x00k\x00#\x00#", "BITCOUNT\x00k\x00#\x00-1\x00BIT", "BITCOUNT\x00k\x000\x00#\x00BYTE",
+	"BITPOS\x00k\x00#", "BITPOS\x00k\x000\x00#", "BITPOS\x00k\x001\x00#\x00#", "BITPOS\x00k\x000\x00#\x00#\x00BIT",
+	"BITFIELD\x00k\x00GET\x00u8\x00#", "BITFIELD\x00k\x00SET\x00i64\x00#\x00#", "BITFIELD\x00k\x00INCRBY\x00u63\x000\x00#",
+	"BITFIELD\x00k\x00OVERFLOW\x00SAT\x00INCRBY\x00i64\x000\x00#", "BITFIELD\x00k\x00OVERFLOW\x00FAIL\x00INCRBY\x00u1\x00#\x00#",
+	"BITFIELD\x00k\x00OVERFLOW\x00WRAP\x00SET\x00i7\x00#\x00#", "BITFIELD_RO\x00k\x00GET\x00i64\x00#",
 }
 
 // fillTemplate puts v in every "#" position of a template.
@@ -146,6 +152,14 @@ func fuzzSeeds() []string {
 		"CONFIG\x00GET\x00*",
 		"INFO\x00everything",
 		"RENAME\x00a\x00a",
+		"BITFIELD\x00k\x00GET\x00i64\x00#9223372036854775807",
+		"BITFIELD\x00k\x00SET\x00u63\x00#16383\x00-1\x00GET\x00u8\x00#-1",
+		"BITFIELD\x00k\x00OVERFLOW\x00FAIL\x00SET\x00i64\x000\x00-9223372036854775808\x00INCRBY\x00i64\x000\x00-1",
+		"BITFIELD_RO\x00k\x00SET\x00u8\x000\x001",
+		"BITOP\x00AND\x00d\x00k\x00nokey\x00k",
+		"BITOP\x00NOT\x00d\x00k",
+		"BITOP\x00XOR\x00k\x00k\x00d",
+		"BITPOS\x00k\x000\x000\x00-1\x00BIT",
 		"",
 	}
 	for _, tmpl := range numericTemplates {
