@@ -861,4 +861,84 @@ var cases = []testCase{
 			t.Fatalf("CONFIG GET nosuchparam = %v, %v", cfg, err)
 		}
 	}},
+	{"Bitmaps", testBitmaps},
+}
+
+// testBitmaps runs the bitmap commands through a client library and checks
+// Redis 7's replies (byte for byte on the raw connection), so that the raft
+// backend, which the comparison with redis-server does not reach, is
+// covered too.
+func testBitmaps(t *testing.T, s *suite) {
+	c := s.client(t)
+	old, err := c.SetBit(bg, "bm", 7, 1).Result()
+	expect(t, old, err, 0)
+	old, err = c.SetBit(bg, "bm", 7, 1).Result()
+	expect(t, old, err, 1)
+	old, err = c.SetBit(bg, "bm", 100, 1).Result()
+	expect(t, old, err, 0)
+	n, err := c.StrLen(bg, "bm").Result()
+	expect(t, n, err, 13)
+	bit, err := c.GetBit(bg, "bm", 100).Result()
+	expect(t, bit, err, 1)
+	bit, err = c.GetBit(bg, "nokey", 100).Result()
+	expect(t, bit, err, 0)
+	n, err = c.BitCount(bg, "bm", nil).Result()
+	expect(t, n, err, 2)
+	n, err = c.BitCount(bg, "bm", &redis.BitCount{Start: 1, End: -1}).Result()
+	expect(t, n, err, 1)
+	n, err = c.BitCount(bg, "bm", &redis.BitCount{Start: 0, End: 7, Unit: redis.BitCountIndexBit}).Result()
+	expect(t, n, err, 1)
+	n, err = c.BitPos(bg, "bm", 1).Result()
+	expect(t, n, err, 7)
+	n, err = c.BitPos(bg, "bm", 1, 1).Result()
+	expect(t, n, err, 100)
+	n, err = c.BitPosSpan(bg, "bm", 0, 0, 7, "bit").Result()
+	expect(t, n, err, 0)
+	n, err = c.BitPos(bg, "nokey", 1).Result()
+	expect(t, n, err, -1)
+	expect(t, c.Set(bg, "a", "\xff\x0f", 0).Err(), nil, nil)
+	expect(t, c.Set(bg, "b", "\x0f", 0).Err(), nil, nil)
+	n, err = c.BitOpAnd(bg, "dst", "a", "b").Result()
+	expect(t, n, err, 2)
+	g, err := c.Get(bg, "dst").Result()
+	expect(t, g, err, "\x0f\x00")
+	n, err = c.BitOpNot(bg, "dst", "b").Result()
+	expect(t, n, err, 1)
+	g, err = c.Get(bg, "dst").Result()
+	expect(t, g, err, "\xf0")
+	n, err = c.BitOpOr(bg, "dst", "nokey", "nokey2").Result()
+	expect(t, n, err, 0)
+	e, err := c.Exists(bg, "dst").Result()
+	expect(t, e, err, 0)
+	vals, err := c.BitField(bg, "bf", "SET", "i8", 0, 100, "INCRBY", "i8", 0, 100, "GET", "u8", 0).Result()
+	if err != nil || len(vals) != 3 || vals[0] != 0 || vals[1] != -56 || vals[2] != 200 {
+		t.Fatalf("BITFIELD = %v, %v", vals, err)
+	}
+	vals, err = c.BitFieldRO(bg, "bf", "i8", "#0", "u4", "#1").Result()
+	if err != nil || len(vals) != 2 || vals[0] != -56 || vals[1] != 8 {
+		t.Fatalf("BITFIELD_RO = %v, %v", vals, err)
+	}
+
+	r := s.raw(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"BITFIELD", "bf", "OVERFLOW", "FAIL", "INCRBY", "u8", "0", "100", "OVERFLOW", "SAT", "INCRBY", "i64", "8", "-9223372036854775808", "INCRBY", "i64", "8", "-1"},
+			"*3\r\n$-1\r\n:-9223372036854775808\r\n:-9223372036854775808\r\n"},
+		{[]string{"BITFIELD", "bf", "OVERFLOW", "WRAP", "INCRBY", "u63", "8", "-1"}, "*1\r\n:4611686018427387903\r\n"},
+		{[]string{"SETBIT", "bm", "4294967296", "1"}, "-ERR bit offset is not an integer or out of range\r\n"},
+		{[]string{"SETBIT", "bm", "0", "2"}, "-ERR bit is not an integer or out of range\r\n"},
+		{[]string{"GETBIT", "bm", "-1"}, "-ERR bit offset is not an integer or out of range\r\n"},
+		{[]string{"BITPOS", "bm", "2"}, "-ERR The bit argument must be 1 or 0.\r\n"},
+		{[]string{"BITCOUNT", "bm", "0", "-1", "BITS"}, "-ERR syntax error\r\n"},
+		{[]string{"BITOP", "NOT", "dst", "a", "b"}, "-ERR BITOP NOT must be called with a single source key.\r\n"},
+		{[]string{"BITFIELD", "bf", "GET", "u64", "0"}, "-ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but i64 is.\r\n"},
+		{[]string{"BITFIELD", "bf", "OVERFLOW", "MAYBE"}, "-ERR Invalid OVERFLOW type specified\r\n"},
+		{[]string{"BITFIELD_RO", "bf", "SET", "u8", "0", "1"}, "-ERR BITFIELD_RO only supports the GET subcommand\r\n"},
+	} {
+		if got := r.Do(tc.args...); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.args, got, tc.want)
+		}
+	}
 }
