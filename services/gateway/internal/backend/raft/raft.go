@@ -373,6 +373,10 @@ func (s *Store) wrap(err error) error {
 		return fmt.Errorf("%w: %v", backend.ErrUndetermined, err)
 	case errors.Is(err, kvclient.ErrRegionUnavailable):
 		return fmt.Errorf("%w: %v", backend.ErrUnavailable, err)
+	case errors.Is(err, kvclient.ErrDataNotAvailable):
+		// The command stalled past the GC life time: its snapshot is
+		// gone. Nothing was written; a retry reads afresh.
+		return fmt.Errorf("%w (the command's snapshot fell below the GC safe point; retry): %v", backend.ErrUnavailable, err)
 	case kvclient.IsRetryable(err):
 		return fmt.Errorf("%w: %v", backend.ErrConflict, err)
 	}
