@@ -158,12 +158,13 @@ func bitFixedSteps() []step {
 }
 
 // bitExtremeSteps put every extreme value in every numeric position. With
-// all false, a write offset that would build a string of more than a few
-// MiB (up to 512 MiB at the default proto-max-bulk-len) is left out.
+// all false, a write offset that would build a string of more than 128 KiB
+// (up to 512 MiB at the default proto-max-bulk-len) is left out; the run
+// with proto-max-bulk-len at 1 MiB has them all.
 func bitExtremeSteps(all bool) []step {
 	steps := bitStringSetup()
 	for _, v := range bitExtremes {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 1<<24 && !all {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 1<<20 && !all {
 			steps = append(steps, cmd("GETBIT", "b:mid", v), cmd("GETBIT", "nokey", v), cmd("SETBIT", "s", "3", v),
 				cmd("BITFIELD", "x", "GET", "u8", v), cmd("BITFIELD", "x", "GET", "u8", "#"+v), cmd("BITFIELD", "x", "SET", "i8", "0", v),
 				cmd("BITFIELD_RO", "b:mid", "GET", "u8", v), cmd("BITFIELD_RO", "b:mid", "GET", "i4", "#"+v),
