@@ -153,6 +153,12 @@ func bitFixedSteps() []step {
 		cmd("BITFIELD_RO", "f", "OVERFLOW", "x"), cmd("BITFIELD_RO", "f", "FOO"), cmd("BITFIELD_RO", "f", "GET", "u64", "0"),
 		cmd("BITFIELD_RO", "nokey", "SET", "u8", "0", "1"), cmd("EXISTS", "nokey"), cmd("BITFIELD_RO"),
 		cmd("GET", "f"), cmd("GET", "g"),
+		// Redis reads option names as C strings: up to a NUL byte.
+		cmd("BITFIELD", "f", "GET\x00x", "u8\x00x", "0"), cmd("BITFIELD", "f", "GET", "u8", "0\x00"),
+		cmd("BITFIELD", "f", "OVERFLOW", "SAT\x00", "INCRBY\x00", "i\x008", "0", "1"), cmd("BITFIELD", "f", "GET", "\x00u8", "0"),
+		cmd("BITOP", "OR\x00x", "r", "f"), cmd("BITOP", "NOT\x00", "r", "f", "f"), cmd("BITOP", "\x00", "r", "f"),
+		cmd("BITCOUNT", "f", "0", "-1", "BIT\x00S"), cmd("BITPOS", "f", "1", "0", "-1", "byte\x00"), cmd("BITCOUNT", "f", "0\x00", "-1"),
+		cmd("SETBIT", "f", "1\x00", "1"), cmd("SETBIT", "f", "1", "1\x00"),
 	}
 	return append(bitStringSetup(), s...)
 }

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"encoding/binary"
 	"math"
 	"math/bits"
@@ -176,8 +177,19 @@ func bitRange(n, start, end int64, isbit bool) (int64, int64) {
 	return start, end
 }
 
+// cstr is a as Redis's C string functions (strcasecmp, strlen) see it:
+// up to its first NUL byte. Redis compares option names that way, so
+// "BIT\x00x" is BIT.
+func cstr(a []byte) []byte {
+	if i := bytes.IndexByte(a, 0); i >= 0 {
+		return a[:i]
+	}
+	return a
+}
+
 // parseBitMode reads BYTE or BIT (any case).
 func parseBitMode(a []byte) (bool, error) {
+	a = cstr(a)
 	switch {
 	case equalFold(a, "bit"):
 		return true, nil
@@ -362,7 +374,7 @@ func cmdBitPos(r *Request) error {
 // empty). Missing keys are empty strings; shorter ones are zero padded.
 func cmdBitOp(r *Request) error {
 	args := r.Args
-	op := args[1]
+	op := cstr(args[1])
 	var kind byte
 	switch {
 	case equalFold(op, "and"):
@@ -471,6 +483,7 @@ type bitfieldOp struct {
 
 // bitfieldType parses i1..i64 or u1..u63.
 func bitfieldType(a []byte) (signed bool, width int64, err error) {
+	a = cstr(a)
 	if len(a) == 0 || (a[0] != 'i' && a[0] != 'u') {
 		return false, 0, errBitfieldTyp
 	}
@@ -489,7 +502,7 @@ func (r *Request) parseBitfield() (ops []bitfieldOp, readonly bool, highest int6
 	readonly = true
 	for j := 2; j < len(args); j++ {
 		remaining := len(args) - j - 1
-		sub := args[j]
+		sub := cstr(args[j])
 		var opcode int
 		switch {
 		case equalFold(sub, "get") && remaining >= 2:
@@ -500,7 +513,7 @@ func (r *Request) parseBitfield() (ops []bitfieldOp, readonly bool, highest int6
 			opcode = bfIncrBy
 		case equalFold(sub, "overflow") && remaining >= 1:
 			j++
-			switch t := args[j]; {
+			switch t := cstr(args[j]); {
 			case equalFold(t, "wrap"):
 				overflow = bfWrap
 			case equalFold(t, "sat"):
