@@ -302,3 +302,33 @@ func TestBitmapLimitsMatchRedisServer(t *testing.T) {
 	srv := startServer(t, func(c *gatewayserver.Config) { c.MaxBulkLen = 1 << 20 })
 	runBitSteps(t, srv.Addr(), redisAddr, append(bitsMaxSteps(), bitExtremeSteps(true)...), "2", "3")
 }
+
+// The bitmap commands that read a key count keyspace hits and misses as
+// Redis does (INFO stats); writes count neither.
+func TestBitmapKeyspaceStatsMatchRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, nil)
+	steps := []step{
+		cmd("SET", "a", "\x0f"), cmd("SETBIT", "a", "1", "1"), cmd("SETBIT", "new", "1", "1"),
+		cmd("GETBIT", "a", "1"), cmd("GETBIT", "none", "1"), cmd("GETBIT", "a", "-1"),
+		cmd("BITCOUNT", "a"), cmd("BITCOUNT", "none"), cmd("BITCOUNT", "a", "x", "1"),
+		cmd("BITPOS", "a", "1"), cmd("BITPOS", "none", "0"), cmd("BITPOS", "a", "2"),
+		cmd("BITOP", "AND", "d", "a", "none", "new"), cmd("BITOP", "NOT", "d", "none"),
+		cmd("BITFIELD", "a", "GET", "u8", "0"), cmd("BITFIELD", "none", "GET", "u8", "0"), cmd("BITFIELD", "a", "INCRBY", "u8", "0", "1"),
+		cmd("BITFIELD_RO", "a", "GET", "u8", "0"), cmd("BITFIELD_RO", "none", "GET", "u8", "0"), cmd("BITFIELD_RO", "a", "GET", "u64", "0"),
+	}
+	runBitSteps(t, srv.Addr(), redisAddr, steps, "2")
+	stats := func(addr string) string {
+		info := conformance.DialRaw(t, addr).Do("INFO", "stats")
+		var out []string
+		for _, line := range strings.Split(info, "\r\n") {
+			if strings.HasPrefix(line, "keyspace_hits:") || strings.HasPrefix(line, "keyspace_misses:") {
+				out = append(out, line)
+			}
+		}
+		return strings.Join(out, " ")
+	}
+	if got, want := stats(srv.Addr()), stats(redisAddr); got != want || got == "" {
+		t.Fatalf("after the bitmap commands: nokv %q, redis %q", got, want)
+	}
+}

@@ -61,11 +61,16 @@ func (e *Executor) bitOffset(arg []byte, hash bool, width int64) (int64, error) 
 }
 
 // readString reads key's string value outside a transaction (nil, false
-// when it does not exist; WRONGTYPE for another type).
+// when it does not exist; WRONGTYPE for another type), counting a keyspace
+// hit or miss as Redis's lookupKeyRead does.
 func (r *Request) readString(key []byte) ([]byte, bool, error) {
 	v, ok, err := r.e.be.Get(r.ctx, key)
-	if err != nil || !ok {
+	if err != nil {
 		return nil, false, err
+	}
+	r.hit(ok)
+	if !ok {
+		return nil, false, nil
 	}
 	if v.Type != backend.TypeString {
 		return nil, false, errWrongType
@@ -392,9 +397,9 @@ func cmdBitOp(r *Request) error {
 		return errBitOpNot
 	}
 	dest, srcKeys := args[2], args[3:]
-	var maxLen int
+	var maxLen, found int
 	err := r.update(args[2:], func(tx backend.Txn) error {
-		maxLen = 0
+		maxLen, found = 0, 0
 		srcs := make([][]byte, len(srcKeys))
 		for i, k := range srcKeys {
 			v, ok, err := str(tx, k)
@@ -402,6 +407,7 @@ func cmdBitOp(r *Request) error {
 				return err
 			}
 			if ok {
+				found++
 				srcs[i] = v.Data
 				maxLen = max(maxLen, len(v.Data))
 			}
@@ -455,6 +461,8 @@ func cmdBitOp(r *Request) error {
 	if err != nil {
 		return err
 	}
+	r.e.keyspaceHits.Add(int64(found))
+	r.e.keyspaceMisses.Add(int64(len(srcKeys) - found))
 	r.w.Int(int64(maxLen))
 	return nil
 }
