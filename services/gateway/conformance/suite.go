@@ -919,6 +919,31 @@ func testBitmaps(t *testing.T, s *suite) {
 		t.Fatalf("BITFIELD_RO = %v, %v", vals, err)
 	}
 
+	// SETBIT is an atomic read-modify-write of the whole string: bits set
+	// by concurrent clients in one key are all kept.
+	var wg sync.WaitGroup
+	const workers, each = 8, 32
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := c.SetBit(bg, "conc", int64(i*workers+w)*3, 1).Err(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent SETBIT: %v", err)
+	}
+	n, err = c.BitCount(bg, "conc", nil).Result()
+	expect(t, n, err, workers*each)
+
 	r := s.raw(t)
 	for _, tc := range []struct {
 		args []string
