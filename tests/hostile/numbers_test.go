@@ -97,6 +97,21 @@ func numTemplates() []numTmpl {
 		{name: "SELECT", cmd: "select", args: []string{"SELECT", "%v"}},
 		{name: "HELLO", cmd: "hello", args: []string{"HELLO", "%v"}, cmp: cmpKind},
 		{name: "CLIENT-LIST-ID", cmd: "client|list", args: []string{"CLIENT", "LIST", "ID", "%v"}},
+		// Bitmaps: a write's offset builds a string of up to 512 MiB, which
+		// the follow-up STRLEN reports (see builtString).
+		{name: "SETBIT-offset", cmd: "setbit", args: []string{"SETBIT", "%k", "%v", "1"}, then: strlenIt, cleanup: delIt},
+		{name: "SETBIT-value", cmd: "setbit", init: "hello", args: []string{"SETBIT", "%k", "3", "%v"}, then: getIt},
+		{name: "GETBIT", cmd: "getbit", init: "hello", args: []string{"GETBIT", "%k", "%v"}},
+		{name: "BITCOUNT-start", cmd: "bitcount", init: "hello world", args: []string{"BITCOUNT", "%k", "%v", "-1"}},
+		{name: "BITCOUNT-end-BIT", cmd: "bitcount", init: "hello world", args: []string{"BITCOUNT", "%k", "0", "%v", "BIT"}},
+		{name: "BITPOS-bit", cmd: "bitpos", init: "hello", args: []string{"BITPOS", "%k", "%v"}},
+		{name: "BITPOS-start-BIT", cmd: "bitpos", init: "hello", args: []string{"BITPOS", "%k", "0", "%v", "-1", "BIT"}},
+		{name: "BITPOS-end", cmd: "bitpos", init: "\xff\xff", args: []string{"BITPOS", "%k", "0", "0", "%v"}},
+		{name: "BITFIELD-GET-offset", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "GET", "u8", "%v"}},
+		{name: "BITFIELD-SET-offset", cmd: "bitfield", args: []string{"BITFIELD", "%k", "SET", "i64", "%v", "1"}, then: strlenIt, cleanup: delIt},
+		{name: "BITFIELD-INCRBY-SAT", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "SAT", "INCRBY", "i64", "0", "%v"}, then: getIt},
+		{name: "BITFIELD-INCRBY-FAIL-u63", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "FAIL", "INCRBY", "u63", "1", "%v"}, then: getIt},
+		{name: "BITFIELD_RO", cmd: "bitfield_ro", init: "hello", args: []string{"BITFIELD_RO", "%k", "GET", "i16", "%v"}},
 	}
 	for _, c := range []string{"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"} {
 		var then [][]string
@@ -127,7 +142,7 @@ var noNumbers = []string{
 	"get", "setnx", "getset", "getdel", "append", "strlen", "mget", "mset", "msetnx", "incr", "decr",
 	"del", "unlink", "exists", "touch", "type", "ttl", "pttl", "expiretime", "pexpiretime", "persist",
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
-	"ping", "echo", "quit", "auth", "command", "config", "info", "time",
+	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
 }
 
 func fill(args []string, key, v string) []string {
@@ -279,14 +294,23 @@ func sameReply(mode int, ours, theirs string) bool {
 	return false
 }
 
-// builtString is the size of the string a SETRANGE built, when that is over
-// 32 MiB: a legitimate request (Redis allows up to proto-max-bulk-len) whose
-// memory the check allows for. 0 for anything else.
+// builtString is the size of the string a SETRANGE built (its reply), or a
+// SETBIT or BITFIELD (the STRLEN after it), when that is over 32 MiB: a
+// legitimate request (Redis allows up to proto-max-bulk-len) whose memory
+// the check allows for. 0 for anything else.
 func builtString(cmd string, replies []string) int64 {
-	if cmd != "setrange" || len(replies) == 0 || !strings.HasPrefix(replies[0], ":") {
+	i := 0
+	switch cmd {
+	case "setrange":
+	case "setbit", "bitfield":
+		i = 1
+	default:
 		return 0
 	}
-	n, err := strconv.ParseInt(strings.TrimSpace(replies[0][1:]), 10, 64)
+	if len(replies) <= i || !strings.HasPrefix(replies[i], ":") {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(replies[i][1:]), 10, 64)
 	if err != nil || n <= 32<<20 {
 		return 0
 	}
