@@ -335,8 +335,16 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 // of keys. As FLUSHALL in a Redis Cluster, it is not atomic across regions:
 // another client may see some regions emptied and others not yet, and a
 // write that commits while it runs may survive it.
+//
+// A failure part way may have emptied some regions already, so it is never
+// reported as "nothing was written": it is undetermined, and the client may
+// run FLUSHALL again.
 func (s *Store) FlushAll(ctx context.Context) error {
-	return s.wrap(s.c.DeleteRange(ctx, nil, nil))
+	err := s.c.DeleteRange(ctx, nil, nil)
+	if err == nil || errors.Is(err, kvclient.ErrClosed) {
+		return s.wrap(err)
+	}
+	return fmt.Errorf("%w: flush stopped part way, some regions may be emptied already: %v", backend.ErrUndetermined, err)
 }
 
 // Sync implements backend.Backend. A cluster write is durable when its
