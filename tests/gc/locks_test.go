@@ -48,9 +48,9 @@ func TestGCKeepsCommittedSecondaries(t *testing.T) {
 			startTS := mustTS(t, c)
 			// A short TTL: once it has run out, a reader of the secondary
 			// rolls it back unless the primary says committed.
-			rawPrewrite(t, c, startTS, primary, 500, map[string]string{primary: "p-committed", secondary: "s-committed"})
+			c.RawPrewrite(t, startTS, primary, 500, map[string]string{primary: "p-committed", secondary: "s-committed"})
 			commitTS := mustTS(t, c)
-			if kerr := rawCommit(t, c, startTS, commitTS, primary); kerr != nil {
+			if kerr := c.RawCommit(t, startTS, commitTS, primary); kerr != nil {
 				t.Fatalf("commit of the primary: %v", kerr)
 			}
 			// The client dies here: the secondary stays locked.
@@ -91,7 +91,7 @@ func TestGCRollsBackOldLocks(t *testing.T) {
 	kc := newClient(t, c)
 	mustSet(t, kc, "z/old", "before")
 	startTS := mustTS(t, c)
-	rawPrewrite(t, c, startTS, "a/old", uint64(time.Hour.Milliseconds()), map[string]string{"a/old": "never", "z/old": "never"})
+	c.RawPrewrite(t, startTS, "a/old", uint64(time.Hour.Milliseconds()), map[string]string{"a/old": "never", "z/old": "never"})
 	waitGCPast(t, c, startTS)
 	for _, k := range []string{"a/old", "z/old"} {
 		if locks := locksIn(t, c, k); len(locks) != 0 {
@@ -107,7 +107,7 @@ func TestGCRollsBackOldLocks(t *testing.T) {
 	if _, found, err := kc.Get(ctx, []byte("a/old")); err != nil || found {
 		t.Fatalf("a/old found %v, %v; want absent", found, err)
 	}
-	if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/old"); kerr == nil {
+	if kerr := c.RawCommit(t, startTS, mustTS(t, c), "a/old"); kerr == nil {
 		t.Fatal("the rolled-back transaction committed late")
 	}
 }
@@ -226,59 +226,4 @@ func locksIn(t *testing.T, c *cluster.Cluster, key string) []*kvrpcpb.LockInfo {
 		return nil
 	})
 	return locks
-}
-
-// rawPrewrite locks the keys for the transaction startTS at the region
-// leaders directly, as a client that then crashes would: each key in a
-// request of its own, with primary as primary and ttl in milliseconds.
-func rawPrewrite(t *testing.T, c *cluster.Cluster, startTS uint64, primary string, ttl uint64, kvs map[string]string) {
-	t.Helper()
-	for k, v := range kvs {
-		cluster.Eventually(t, 15*time.Second, func() error {
-			rc, store, err := c.LeaderContext([]byte(k))
-			if err != nil {
-				return err
-			}
-			resp, err := c.Client(store).KvPrewrite(testCtx(t), &kvrpcpb.PrewriteRequest{
-				Context:     rc,
-				Mutations:   []*kvrpcpb.Mutation{{Op: kvrpcpb.Op_PUT, Key: []byte(k), Value: []byte(v)}},
-				PrimaryLock: []byte(primary), StartVersion: startTS, LockTtl: ttl, TxnSize: uint64(len(kvs)),
-			})
-			if err != nil {
-				return err
-			}
-			if re := resp.GetRegionError(); re != nil {
-				return fmt.Errorf("prewrite %s: region error %v", k, re)
-			}
-			if len(resp.GetErrors()) > 0 {
-				t.Fatalf("prewrite %s: %v", k, resp.GetErrors())
-			}
-			return nil
-		})
-	}
-}
-
-// rawCommit commits the transaction startTS on key at commitTS at the
-// leader and returns the store's key error, if any.
-func rawCommit(t *testing.T, c *cluster.Cluster, startTS, commitTS uint64, key string) *kvrpcpb.KeyError {
-	t.Helper()
-	var kerr *kvrpcpb.KeyError
-	cluster.Eventually(t, 15*time.Second, func() error {
-		rc, store, err := c.LeaderContext([]byte(key))
-		if err != nil {
-			return err
-		}
-		resp, err := c.Client(store).KvCommit(testCtx(t), &kvrpcpb.CommitRequest{
-			Context: rc, StartVersion: startTS, Keys: [][]byte{[]byte(key)}, CommitVersion: commitTS,
-		})
-		if err != nil {
-			return err
-		}
-		if re := resp.GetRegionError(); re != nil {
-			return fmt.Errorf("commit %s: region error %v", key, re)
-		}
-		kerr = resp.GetError()
-		return nil
-	})
-	return kerr
 }

@@ -167,11 +167,11 @@ func TestHeadReads(t *testing.T) {
 			mustSet(t, kc, k, "old")
 		}
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/hlock/p", 600_000, map[string]string{
+		c.RawPrewrite(t, startTS, "a/hlock/p", 600_000, map[string]string{
 			"a/hlock/p": "newer", "z/hlock/1": "newer!", "z/hlock/2": "newer!!",
 		})
 		commitTS := mustTS(t, c)
-		if kerr := rawCommit(t, c, startTS, commitTS, "a/hlock/p"); kerr != nil {
+		if kerr := c.RawCommit(t, startTS, commitTS, "a/hlock/p"); kerr != nil {
 			t.Fatalf("commit primary: %v", kerr)
 		}
 		before := kc.Stats().LocksResolved
@@ -197,12 +197,12 @@ func TestHeadReads(t *testing.T) {
 		// and rolls it back, as a read does.
 		mustSet(t, kc, "z/hlock/abandoned", "old")
 		startTS = mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/hlock/abandoned", 300, map[string]string{"a/hlock/abandoned": "x", "z/hlock/abandoned": "abandoned"})
+		c.RawPrewrite(t, startTS, "a/hlock/abandoned", 300, map[string]string{"a/hlock/abandoned": "x", "z/hlock/abandoned": "abandoned"})
 		heads, err = kc.BatchGetHeads(testCtx(t), bs("z/hlock/abandoned", "a/hlock/abandoned"), 1)
 		if err != nil || len(heads) != 1 || heads["z/hlock/abandoned"].Len != len("old") {
 			t.Fatalf("heads over an abandoned lock = %+v, %v", heads, err)
 		}
-		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/hlock/abandoned"); kerr == nil {
+		if kerr := c.RawCommit(t, startTS, mustTS(t, c), "a/hlock/abandoned"); kerr == nil {
 			t.Fatal("a late commit of the rolled-back primary succeeded")
 		}
 	})

@@ -181,7 +181,7 @@ func TestDeleteRange(t *testing.T) {
 	}
 	// A transaction that prewrote and never committed (yet).
 	startTS := mustTS(t, c)
-	rawPrewrite(t, c, startTS, "d/locked", 60_000, map[string]string{"d/locked": long, "q/locked": "short"})
+	c.RawPrewrite(t, startTS, "d/locked", 60_000, map[string]string{"d/locked": long, "q/locked": "short"})
 	if len(locksIn(t, c, "d/locked")) == 0 || len(locksIn(t, c, "q/locked")) == 0 {
 		t.Fatal("no locks to delete")
 	}
@@ -213,7 +213,7 @@ func TestDeleteRange(t *testing.T) {
 	}
 	// The transaction's commit finds nothing to commit, and commits
 	// nothing.
-	if kerr := rawCommit(t, c, startTS, mustTS(t, c), "d/locked"); kerr == nil || kerr.GetTxnNotFound() == nil {
+	if kerr := c.RawCommit(t, startTS, mustTS(t, c), "d/locked"); kerr == nil || kerr.GetTxnNotFound() == nil {
 		t.Fatalf("commit after the deletion = %v, want txn_not_found", kerr)
 	}
 	wantAbsent(t, kc, "d/locked")

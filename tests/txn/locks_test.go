@@ -26,7 +26,7 @@ func TestLockResolution(t *testing.T) {
 		mustSet(t, kc, "a/abandoned", "old")
 		mustSet(t, kc, "z/abandoned", "old")
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/abandoned", 300, map[string]string{"a/abandoned": "new", "z/abandoned": "new"})
+		c.RawPrewrite(t, startTS, "a/abandoned", 300, map[string]string{"a/abandoned": "new", "z/abandoned": "new"})
 		if n := len(locksIn(t, c, "z/abandoned")); n == 0 {
 			t.Fatal("the prewrite left no lock")
 		}
@@ -39,7 +39,7 @@ func TestLockResolution(t *testing.T) {
 		}
 		// The crashed client cannot commit afterwards: its primary carries
 		// a rollback record.
-		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/abandoned"); kerr == nil {
+		if kerr := c.RawCommit(t, startTS, mustTS(t, c), "a/abandoned"); kerr == nil {
 			t.Fatal("a late commit of the rolled-back primary succeeded")
 		}
 		wantValue(t, kc, "a/abandoned", "old")
@@ -60,11 +60,11 @@ func TestLockResolution(t *testing.T) {
 		}
 		startTS := mustTS(t, c)
 		// A long TTL: only learning the primary's commit lets readers in.
-		rawPrewrite(t, c, startTS, "a/committed", 600_000, map[string]string{
+		c.RawPrewrite(t, startTS, "a/committed", 600_000, map[string]string{
 			"a/committed": "new", "z/committed/1": "new", "z/committed/2": "new",
 		})
 		commitTS := mustTS(t, c)
-		if kerr := rawCommit(t, c, startTS, commitTS, "a/committed"); kerr != nil {
+		if kerr := c.RawCommit(t, startTS, commitTS, "a/committed"); kerr != nil {
 			t.Fatalf("commit primary: %v", kerr)
 		}
 		before := kc.Stats().LocksResolved
@@ -93,12 +93,12 @@ func TestLockResolution(t *testing.T) {
 		expiresAt := fakeNow.Load() + 5_000
 		mustSet(t, fc, "z/keep/del", "doomed")
 		startTS := mustTS(t, c)
-		rawPrewriteMutations(t, c, startTS, "a/keep", 600_000, []*kvrpcpb.Mutation{
+		c.RawPrewriteMutations(t, startTS, "a/keep", 600_000, []*kvrpcpb.Mutation{
 			{Op: kvrpcpb.Op_PUT, Key: []byte("a/keep"), Value: []byte("p"), ExpiresAt: expiresAt},
 			{Op: kvrpcpb.Op_PUT, Key: []byte("z/keep/big"), Value: big, ExpiresAt: expiresAt},
 			{Op: kvrpcpb.Op_DEL, Key: []byte("z/keep/del")},
 		})
-		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/keep"); kerr != nil {
+		if kerr := c.RawCommit(t, startTS, mustTS(t, c), "a/keep"); kerr != nil {
 			t.Fatalf("commit primary: %v", kerr)
 		}
 		e, found, err := fc.Get(testCtx(t), []byte("z/keep/big"))
@@ -119,8 +119,8 @@ func TestLockResolution(t *testing.T) {
 			keys[fmt.Sprintf("s/scanlock/%d", i)] = "new"
 		}
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "c/scanlock/0", 600_000, keys)
-		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "c/scanlock/0"); kerr != nil {
+		c.RawPrewrite(t, startTS, "c/scanlock/0", 600_000, keys)
+		if kerr := c.RawCommit(t, startTS, mustTS(t, c), "c/scanlock/0"); kerr != nil {
 			t.Fatalf("commit primary: %v", kerr)
 		}
 		got, err := kc.Scan(testCtx(t), []byte("c/scanlock/"), []byte("s/scanlock0"), 0)
@@ -146,7 +146,7 @@ func TestLockResolution(t *testing.T) {
 		// primary: the primary has neither lock nor record.
 		mustSet(t, kc, "z/orphan", "old")
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/orphan", 300, map[string]string{"z/orphan": "new"})
+		c.RawPrewrite(t, startTS, "a/orphan", 300, map[string]string{"z/orphan": "new"})
 		wantValue(t, kc, "z/orphan", "old")
 		// The resolver left a rollback record on the primary, so the
 		// primary's prewrite, arriving late, fails.
@@ -168,7 +168,7 @@ func TestLockResolution(t *testing.T) {
 	t.Run("WriterResolvesExpiredLock", func(t *testing.T) {
 		mustSet(t, kc, "a/blocked", "1")
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/blocked", 300, map[string]string{"a/blocked": "999", "z/blocked": "999"})
+		c.RawPrewrite(t, startTS, "a/blocked", 300, map[string]string{"a/blocked": "999", "z/blocked": "999"})
 		// The writer's prewrite meets the live lock and conflicts until it
 		// expires; then its resolution rolls the crashed transaction back.
 		if err := incr(testCtx(t), kc, []byte("z/blocked"), 1); err != nil {
@@ -185,13 +185,13 @@ func TestLockResolution(t *testing.T) {
 		// A reader blocked by a live lock gives up after MaxLockWait.
 		impatient := newClient(t, c, kvclient.Options{MaxLockWait: 50 * time.Millisecond})
 		startTS := mustTS(t, c)
-		rawPrewrite(t, c, startTS, "a/live", 600_000, map[string]string{"a/live": "x", "z/live": "x"})
+		c.RawPrewrite(t, startTS, "a/live", 600_000, map[string]string{"a/live": "x", "z/live": "x"})
 		_, _, err := impatient.Get(testCtx(t), []byte("z/live"))
 		if !errors.Is(err, kvclient.ErrLockWaitTimeout) || !errors.Is(err, kvclient.ErrLocked) {
 			t.Fatalf("Get under a live lock = %v, want ErrLockWaitTimeout wrapping ErrLocked", err)
 		}
 		// Once the owner commits, the read goes through.
-		if kerr := rawCommit(t, c, startTS, mustTS(t, c), "a/live"); kerr != nil {
+		if kerr := c.RawCommit(t, startTS, mustTS(t, c), "a/live"); kerr != nil {
 			t.Fatalf("commit primary: %v", kerr)
 		}
 		cluster.Eventually(t, 10*time.Second, func() error {
