@@ -10,14 +10,21 @@ import (
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
-// allocated is how many bytes fn allocates.
-func allocated(fn func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	fn()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
+// allocated is how many bytes fn allocates: the least of three runs, since
+// the count is process-wide and Pebble's background flushes (of the big
+// value just written) allocate too.
+func allocated(setup, fn func()) uint64 {
+	least := uint64(1<<64 - 1)
+	for range 3 {
+		setup()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		fn()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }
 
 // EXISTS, TYPE, TTL and STRLEN of a huge value, named many times in one
@@ -43,7 +50,7 @@ func TestHeadsReadNoData(t *testing.T) {
 			}
 			var heads []backend.Head
 			var found []bool
-			n := allocated(func() {
+			n := allocated(func() {}, func() {
 				var err error
 				if heads, found, err = s.Heads(c, keys); err != nil {
 					t.Fatal(err)
@@ -66,7 +73,7 @@ func TestHeadsReadNoData(t *testing.T) {
 					t.Fatalf("big #%d: %+v %v", i, heads[i], found[i])
 				}
 			}
-			n = allocated(func() {
+			n = allocated(func() { setIn(t, s, c, "big", strings.Repeat("v", size), 5000) }, func() {
 				err := s.Update(c, backend.WriteOptions{}, keys, func(tx backend.Txn) error {
 					for _, k := range keys {
 						if _, ok, err := tx.Head(k); err != nil || !ok {
