@@ -112,6 +112,7 @@ func numTemplates() []numTmpl {
 		{name: "BITFIELD-INCRBY-SAT", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "SAT", "INCRBY", "i64", "0", "%v"}, then: getIt},
 		{name: "BITFIELD-INCRBY-FAIL-u63", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "FAIL", "INCRBY", "u63", "1", "%v"}, then: getIt},
 		{name: "BITFIELD_RO", cmd: "bitfield_ro", init: "hello", args: []string{"BITFIELD_RO", "%k", "GET", "i16", "%v"}},
+		{name: "LCS-MINMATCHLEN", cmd: "lcs", init: "ohmytext", args: []string{"LCS", "%k", "%k", "IDX", "MINMATCHLEN", "%v", "WITHMATCHLEN"}},
 	}
 	for _, c := range []string{"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"} {
 		var then [][]string

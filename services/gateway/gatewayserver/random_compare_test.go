@@ -90,6 +90,8 @@ func randomCommand(r *rand.Rand) []string {
 		{"SETBIT", k, pick([]string{"0", "7", "9", "100", "-1", "abc", "4294967296"}), pick([]string{"0", "1", "2"})}, {"GETBIT", k, n},
 		{"BITCOUNT", k}, {"BITCOUNT", k, n, pick(randInts), pick([]string{"BIT", "BYTE", "X"})}, {"BITPOS", k, pick([]string{"0", "1"}), n, pick(randInts)},
 		{"BITOP", pick([]string{"AND", "OR", "XOR", "NOT"}), k, pick(randKeys), pick(randKeys)}, {"BITOP", "NOT", k, pick(randKeys)},
+		append([]string{"LCS", k, pick(randKeys)}, opts(nil, []string{"LEN"}, []string{"IDX"}, []string{"IDX", "WITHMATCHLEN"},
+			[]string{"IDX", "MINMATCHLEN", n}, []string{"LEN", "IDX"}, []string{"MINMATCHLEN"}, []string{"FOO"})...),
 		{"BITFIELD", k, "OVERFLOW", pick([]string{"WRAP", "SAT", "FAIL"}), "INCRBY", pick([]string{"i8", "u8", "i64", "u63"}), pick([]string{"0", "3", "#2", "x"}), n},
 	}
 	return cmds[r.IntN(len(cmds))]

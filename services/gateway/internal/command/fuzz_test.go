@@ -105,6 +105,7 @@ var numericTemplates = []string{
 	"BITFIELD\x00k\x00GET\x00u8\x00#", "BITFIELD\x00k\x00SET\x00i64\x00#\x00#", "BITFIELD\x00k\x00INCRBY\x00u63\x000\x00#",
 	"BITFIELD\x00k\x00OVERFLOW\x00SAT\x00INCRBY\x00i64\x000\x00#", "BITFIELD\x00k\x00OVERFLOW\x00FAIL\x00INCRBY\x00u1\x00#\x00#",
 	"BITFIELD\x00k\x00OVERFLOW\x00WRAP\x00SET\x00i7\x00#\x00#", "BITFIELD_RO\x00k\x00GET\x00i64\x00#",
+	"LCS\x00k\x00k\x00IDX\x00MINMATCHLEN\x00#", "LCS\x00k\x00j\x00MINMATCHLEN\x00#\x00LEN",
 }
 
 // fillTemplate puts v in every "#" position of a template.
