@@ -76,7 +76,7 @@ func (t *Txn) checkActive() error {
 // value.
 func (t *Txn) buffered(key string) (e Entry, found, inBuffer bool) {
 	m, ok := t.muts[key]
-	if !ok {
+	if !ok || m.GetOp() == kvrpcpb.Op_LOCK {
 		return Entry{}, false, false
 	}
 	if m.GetOp() != kvrpcpb.Op_PUT || (m.GetExpiresAt() != 0 && m.GetExpiresAt() <= t.snap.nowMs) {
@@ -178,8 +178,8 @@ func (t *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, 
 	}
 	var own []string
 	hidden := 0 // own writes that may hide a snapshot key
-	for k := range t.muts {
-		if k < string(start) || (len(end) > 0 && k >= string(end)) {
+	for k, m := range t.muts {
+		if k < string(start) || (len(end) > 0 && k >= string(end)) || m.GetOp() == kvrpcpb.Op_LOCK {
 			continue
 		}
 		own = append(own, k)

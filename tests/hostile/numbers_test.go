@@ -144,6 +144,7 @@ var noNumbers = []string{
 	"del", "unlink", "exists", "touch", "type", "ttl", "pttl", "expiretime", "pexpiretime", "persist",
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
+	"multi", "exec", "discard", "watch", "unwatch",
 }
 
 func fill(args []string, key, v string) []string {

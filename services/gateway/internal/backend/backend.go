@@ -161,6 +161,18 @@ type ValueSizeChecker interface {
 	CheckValueSize(n int64) error
 }
 
+// ReadLocker is implemented by a Txn whose reads are not isolated by
+// themselves: the raft backend's transactions are snapshot isolated, so two
+// of them that each read what the other writes can both commit. LockRead
+// makes the commit fail with a write conflict (and Update run fn again) if
+// another transaction committed a write of key after this one's snapshot,
+// without writing key: EXEC and WATCH use it for the keys they read, which
+// makes a MULTI/EXEC block serializable. The embedded backend's latches
+// isolate every key an Update names, so it needs none.
+type ReadLocker interface {
+	LockRead(key []byte)
+}
+
 // Batcher is implemented by a backend that can gather the writes of many
 // commands into one atomic commit. The gateway's event loop runs every
 // command of an iteration under one batch context and syncs once at the

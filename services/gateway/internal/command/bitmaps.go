@@ -64,7 +64,7 @@ func (e *Executor) bitOffset(arg []byte, hash bool, width int64) (int64, error) 
 // when it does not exist; WRONGTYPE for another type), counting a keyspace
 // hit or miss as Redis's lookupKeyRead does.
 func (r *Request) readString(key []byte) ([]byte, bool, error) {
-	v, ok, err := r.e.be.Get(r.ctx, key)
+	v, ok, err := r.get(key)
 	if err != nil {
 		return nil, false, err
 	}

@@ -72,6 +72,7 @@ type Executor struct {
 	panics            atomic.Int64
 
 	scanCursors *cursorTable
+	watches     *watchRegistry
 }
 
 // New returns an Executor over be.
@@ -96,6 +97,7 @@ func New(be backend.Backend, opts Options) *Executor {
 		mono:        time.Now(),
 		clients:     make(map[int64]*Client),
 		scanCursors: newCursorTable(),
+		watches:     newWatchRegistry(opts.Backend != "embedded"),
 	}
 }
 
@@ -131,6 +133,18 @@ type Client struct {
 	// setOp and setFn (bound to setOp.apply) run SET without allocating.
 	setOp setOp
 	setFn func(backend.Txn) error
+	// updateFn (bound to runUpdate) wraps updateInner, the running write's
+	// transaction function.
+	updateFn    func(backend.Txn) error
+	updateInner func(backend.Txn) error
+	exec        *Executor
+
+	// multi is the transaction being queued (MULTI); watched what WATCH saw
+	// of each watched key; watchDirty is set (by any connection's write)
+	// when one of them was modified since.
+	multi      multiState
+	watched    map[string]watchedKey
+	watchDirty atomic.Bool
 
 	authed bool
 	// dirty means a write was acknowledged with a deferred fsync; the connection
@@ -154,6 +168,8 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 	}
 	c.Out.Proto = 2
 	c.setFn = c.setOp.apply
+	c.updateFn = c.runUpdate
+	c.exec = e
 	e.connectionsTotal.Add(1)
 	e.clientsMu.Lock()
 	e.clients[c.ID] = c
@@ -163,6 +179,7 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 
 // CloseClient unregisters a connection.
 func (e *Executor) CloseClient(c *Client) {
+	e.watches.unwatchAll(c)
 	e.clientsMu.Lock()
 	delete(e.clients, c.ID)
 	e.clientsMu.Unlock()
@@ -189,6 +206,9 @@ type Request struct {
 	// last is true for the last command of the pipeline read so far: only then may
 	// the reply be held back for an fsync without hurting batching.
 	last bool
+	// tx is EXEC's transaction when the command runs inside one: its reads
+	// and writes go there instead of to the backend.
+	tx *execTxn
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
@@ -216,7 +236,79 @@ func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
 			}
 		}
 	}
-	return r.e.be.Update(r.ctx, r.writeOpts(), keys, fn)
+	if r.tx != nil {
+		t := &cmdTxn{outer: r.tx, writes: map[string]*pendingWrite{}}
+		if err := fn(t); err != nil {
+			return err
+		}
+		return t.flush()
+	}
+	// Whether anyone watches is judged inside the transaction, under the
+	// keys' latches (see watchRegistry.watch); the wrapper is prebuilt so
+	// that a write allocates nothing for it.
+	r.c.updateInner = fn
+	defer func() { r.c.updateInner = nil }()
+	return r.e.be.Update(r.ctx, r.writeOpts(), keys, r.c.updateFn)
+}
+
+// runUpdate is every write's transaction function (Client.updateFn): it
+// runs the command's, through a Txn that marks watchers of what it writes
+// dirty when some client watches keys.
+func (c *Client) runUpdate(tx backend.Txn) error {
+	if w := c.exec.watches; w.n.Load() > 0 {
+		return c.updateInner(touchTxn{Txn: tx, w: w})
+	}
+	return c.updateInner(tx)
+}
+
+// get, appendGet, multiGet and heads read outside a transaction, or inside
+// EXEC's when the command runs in one.
+func (r *Request) get(key []byte) (backend.Value, bool, error) {
+	if r.tx != nil {
+		return r.tx.Get(key)
+	}
+	return r.e.be.Get(r.ctx, key)
+}
+
+func (r *Request) appendGet(dst, key []byte) (backend.Value, bool, error) {
+	if r.tx != nil {
+		v, ok, err := r.tx.Get(key)
+		if ok {
+			v.Data = append(dst, v.Data...)
+		}
+		return v, ok, err
+	}
+	return r.e.be.AppendGet(r.ctx, dst, key)
+}
+
+func (r *Request) multiGet(keys [][]byte) ([]backend.Value, []bool, error) {
+	if r.tx == nil {
+		return r.e.be.MultiGet(r.ctx, keys)
+	}
+	vals, found := make([]backend.Value, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		v, ok, err := r.tx.Get(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[i], found[i] = v, ok
+	}
+	return vals, found, nil
+}
+
+func (r *Request) heads(keys [][]byte) ([]backend.Head, []bool, error) {
+	if r.tx == nil {
+		return r.e.be.Heads(r.ctx, keys)
+	}
+	heads, found := make([]backend.Head, len(keys)), make([]bool, len(keys))
+	for i, k := range keys {
+		h, ok, err := r.tx.Head(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		heads[i], found[i] = h, ok
+	}
+	return heads, found, nil
 }
 
 // oneKey returns the one-element key list of a single-key command, without
@@ -393,14 +485,34 @@ func (e *Executor) dispatch(r *Request) error {
 	// Redis 7.0's processCommand order: existence, arity, then
 	// authentication (redis-server 7.0.15 answers an unauthenticated
 	// NOSUCH with the unknown-command error, not NOAUTH).
-	if cmd == nil {
-		return unknownCommand(r.Args)
+	var err error
+	switch {
+	case cmd == nil:
+		err = unknownCommand(r.Args)
+	case !cmd.arityOK(len(r.Args)):
+		err = errWrongArgs(cmd.Name)
+	case !r.c.authed && cmd.Flags&flagNoAuth == 0:
+		err = errNoAuth
 	}
-	if !cmd.arityOK(len(r.Args)) {
-		return errWrongArgs(cmd.Name)
+	if r.c.multi.active {
+		// A command refused in MULTI fails the transaction (EXECABORT),
+		// EXEC and DISCARD included, as in Redis.
+		if err != nil {
+			if cmd != nil && cmd.Name == "exec" {
+				// Redis's execCommandAbort: the transaction is discarded now.
+				r.c.resetMulti()
+				e.watches.unwatchAll(r.c)
+				return replyError("EXECABORT Transaction discarded because of: " + strings.TrimPrefix(err.Error(), "ERR "))
+			}
+			r.c.multi.failed = true
+			return err
+		}
+		if !notQueued(cmd) {
+			return e.queueCommand(r)
+		}
 	}
-	if !r.c.authed && cmd.Flags&flagNoAuth == 0 {
-		return errNoAuth
+	if err != nil {
+		return err
 	}
 	return cmd.Handler(r)
 }

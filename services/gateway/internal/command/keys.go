@@ -74,7 +74,7 @@ func cmdDel(r *Request) error {
 // >> EXISTS key [key ...] (and TOUCH)
 // Reply: how many of the keys exist, counting repeats.
 func cmdExists(r *Request) error {
-	_, found, err := r.e.be.Heads(r.ctx, r.Args[1:])
+	_, found, err := r.heads(r.Args[1:])
 	if err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func cmdType(r *Request) error {
 
 // head reads one key's head: its type, expiry and length, not its data.
 func (r *Request) head(key []byte) (backend.Head, bool, error) {
-	heads, found, err := r.e.be.Heads(r.ctx, r.c.oneKey(key))
+	heads, found, err := r.heads(r.c.oneKey(key))
 	if err != nil {
 		return backend.Head{}, false, err
 	}
@@ -533,7 +533,25 @@ func cmdFlush(r *Request) error {
 	if len(r.Args) == 2 && !equalFold(r.Args[1], "async") && !equalFold(r.Args[1], "sync") {
 		return errSyntax
 	}
-	if err := r.e.be.FlushAll(r.ctx); err != nil {
+	// FLUSHALL modifies the watched keys that exist (Redis's
+	// touchAllWatchedKeysInDb).
+	var live [][]byte
+	if watched := r.e.watches.watchedKeys(); len(watched) > 0 {
+		_, found, err := r.e.be.Heads(r.ctx, watched)
+		if err != nil {
+			return err
+		}
+		for i, ok := range found {
+			if ok {
+				live = append(live, watched[i])
+			}
+		}
+	}
+	err := r.e.be.FlushAll(r.ctx)
+	for _, k := range live {
+		r.e.watches.touch(k)
+	}
+	if err != nil {
 		return err
 	}
 	r.w.OK()

@@ -30,7 +30,7 @@ const (
 // the bytes differ) plus two rows of lengths, 32 times less memory. The
 // command runs off the event loop (Long): at the limit it is 10^8 cells.
 func cmdLCS(r *Request) error {
-	vals, found, err := r.e.be.MultiGet(r.ctx, r.Args[1:3])
+	vals, found, err := r.multiGet(r.Args[1:3])
 	if err != nil {
 		return err
 	}

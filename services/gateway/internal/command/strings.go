@@ -71,7 +71,7 @@ func (r *Request) hit(ok bool) {
 // >> GET key
 // Reply: the value, or null if the key does not exist.
 func cmdGet(r *Request) error {
-	v, ok, err := r.e.be.AppendGet(r.ctx, r.c.scratch[:0], r.Args[1])
+	v, ok, err := r.appendGet(r.c.scratch[:0], r.Args[1])
 	if err != nil {
 		return err
 	}
@@ -447,7 +447,7 @@ func cmdGetRange(r *Request) error {
 	if err != nil {
 		return err
 	}
-	v, ok, err := r.e.be.Get(r.ctx, r.Args[1])
+	v, ok, err := r.get(r.Args[1])
 	if err != nil {
 		return err
 	}
@@ -524,7 +524,7 @@ func cmdSetRange(r *Request) error {
 // Reply: an array with each value, or null for a missing key or another type.
 func cmdMGet(r *Request) error {
 	keys := r.Args[1:]
-	vals, found, err := r.e.be.MultiGet(r.ctx, keys)
+	vals, found, err := r.multiGet(keys)
 	if err != nil {
 		return err
 	}

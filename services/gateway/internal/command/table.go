@@ -46,6 +46,9 @@ type Command struct {
 	// server running commands on one thread runs it on a goroutine of its
 	// own, so that it cannot stall every other client (see RunsLong).
 	Long bool
+	// keyspaceWide marks a command over the whole keyspace (KEYS, SCAN,
+	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
+	keyspaceWide bool
 
 	// Calls counts executions, for INFO commandstats and metrics.
 	Calls atomic.Int64

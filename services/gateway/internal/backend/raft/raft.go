@@ -183,6 +183,15 @@ func (x *txn) Delete(key []byte) {
 
 func (x *txn) Now() int64 { return x.t.Now() }
 
+// LockRead implements backend.ReadLocker with a Percolator lock-only
+// mutation: it conflicts like a write and commits no value.
+func (x *txn) LockRead(key []byte) {
+	if x.err != nil || len(key) > MaxKeySize {
+		return
+	}
+	x.err = x.t.LockKey(key)
+}
+
 // Update implements backend.Backend: fn runs in a transaction that is
 // retried from scratch on a write conflict. Replies are sent after the
 // commit, which raft made durable on a majority of stores.
