@@ -19,8 +19,9 @@ const (
 	// DefaultRPCTimeout bounds one attempt of a store RPC.
 	DefaultRPCTimeout = 5 * time.Second
 	// DefaultLockTTL is how long a transaction's locks outlive its
-	// prewrite (plus the time the transaction ran before it) if the client
-	// dies before committing.
+	// client if the client dies before committing: counted from its
+	// prewrite (plus the time the transaction ran before it), or from its
+	// last lock heartbeat.
 	DefaultLockTTL = 3 * time.Second
 	// DefaultMaxTxnTTL bounds how long a transaction's lock heartbeat keeps
 	// its locks alive (TiKV's max-txn-ttl); the stores cap a heartbeat's
