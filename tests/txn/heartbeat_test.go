@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
+	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/tests/cluster"
 )
@@ -128,6 +130,88 @@ func rawRollback(t *testing.T, c *cluster.Cluster, startTS uint64, key string) {
 	})
 }
 
+// rawHeartBeat sends KvTxnHeartBeat for the lock of startTS on key to the
+// key's leader.
+func rawHeartBeat(t *testing.T, c *cluster.Cluster, key string, startTS, advise uint64) *kvrpcpb.TxnHeartBeatResponse {
+	t.Helper()
+	var out *kvrpcpb.TxnHeartBeatResponse
+	cluster.Eventually(t, 15*time.Second, func() error {
+		rc, store, err := c.LeaderContext([]byte(key))
+		if err != nil {
+			return err
+		}
+		resp, err := c.Client(store).KvTxnHeartBeat(testCtx(t), &kvrpcpb.TxnHeartBeatRequest{
+			Context: rc, PrimaryLock: []byte(key), StartVersion: startTS, AdviseLockTtl: advise,
+		})
+		if err != nil {
+			return err
+		}
+		if re := resp.GetRegionError(); re != nil {
+			return fmt.Errorf("heartbeat %s: region error %v", key, re)
+		}
+		out = resp
+		return nil
+	})
+	return out
+}
+
+// rawCheckTxnStatus asks key's leader for the fate of startTS at a fresh
+// timestamp, rolling it back if its lock has expired.
+func rawCheckTxnStatus(t *testing.T, c *cluster.Cluster, key string, startTS uint64) *kvrpcpb.CheckTxnStatusResponse {
+	t.Helper()
+	var out *kvrpcpb.CheckTxnStatusResponse
+	cluster.Eventually(t, 15*time.Second, func() error {
+		rc, store, err := c.LeaderContext([]byte(key))
+		if err != nil {
+			return err
+		}
+		resp, err := c.Client(store).KvCheckTxnStatus(testCtx(t), &kvrpcpb.CheckTxnStatusRequest{
+			Context: rc, PrimaryKey: []byte(key), LockTs: startTS, CurrentTs: mustTS(t, c), RollbackIfNotExist: true,
+		})
+		if err != nil {
+			return err
+		}
+		if re := resp.GetRegionError(); re != nil {
+			return fmt.Errorf("check txn status %s: region error %v", key, re)
+		}
+		out = resp
+		return nil
+	})
+	return out
+}
+
+// transferLeader moves the leadership of key's region to another store.
+func transferLeader(t *testing.T, c *cluster.Cluster, key string) {
+	t.Helper()
+	region := c.RegionFor([]byte(key))
+	old := c.WaitLeader(region.GetId())
+	var target *metapb.Peer
+	for _, p := range region.GetPeers() {
+		if p.GetStoreId() != old.GetStoreId() {
+			target = p
+			break
+		}
+	}
+	cluster.Eventually(t, 15*time.Second, func() error {
+		leader := c.Leader(region.GetId())
+		if leader != nil && leader.GetStoreId() == target.GetStoreId() {
+			return nil
+		}
+		if leader != nil {
+			resp, err := c.Client(leader.GetStoreId()).TransferLeader(testCtx(t), &raftserverpb.TransferLeaderRequest{
+				RegionId: region.GetId(), Peer: target,
+			})
+			if err != nil {
+				return err
+			}
+			if re := resp.GetRegionError(); re != nil {
+				return fmt.Errorf("transfer: region error %v", re)
+			}
+		}
+		return fmt.Errorf("leader of region %d is %v, want store %d", region.GetId(), leader, target.GetStoreId())
+	})
+}
+
 func lockOf(locks []*kvrpcpb.LockInfo, startTS uint64, key string) *kvrpcpb.LockInfo {
 	for _, l := range locks {
 		if l.GetLockVersion() == startTS && string(l.GetKey()) == key {
@@ -147,6 +231,47 @@ func lockOf(locks []*kvrpcpb.LockInfo, startTS uint64, key string) *kvrpcpb.Lock
 func TestLockHeartbeat(t *testing.T) {
 	c := startCluster(t)
 	kc := newClient(t, c, kvclient.Options{})
+
+	// The RPC itself: a TTL raised by a heartbeat is replicated, so a new
+	// leader keeps the lock alive past its prewrite's TTL; lower advice
+	// changes nothing; a gone lock says why.
+	t.Run("RaisedTTLSurvivesLeaderChange", func(t *testing.T) {
+		startTS := mustTS(t, c)
+		c.RawPrewrite(t, startTS, "b/raw", 500, map[string]string{"b/raw": "v"})
+		if resp := rawHeartBeat(t, c, "b/raw", startTS, 600_000); resp.GetError() != nil || resp.GetLockTtl() != 600_000 {
+			t.Fatalf("heartbeat = %v", resp)
+		}
+		transferLeader(t, c, "b/raw")
+		// Past the prewrite's 500 ms TTL by TSO time.
+		cluster.Eventually(t, 15*time.Second, func() error {
+			if age := kvclient.PhysicalMs(mustTS(t, c)) - kvclient.PhysicalMs(startTS); age < 1000 {
+				return fmt.Errorf("only %d ms since the prewrite", age)
+			}
+			return nil
+		})
+		if resp := rawCheckTxnStatus(t, c, "b/raw", startTS); resp.GetLockTtl() != 600_000 || resp.GetAction() != kvrpcpb.Action_NO_ACTION {
+			t.Fatalf("status at the new leader = %v; want alive with the heartbeat's TTL", resp)
+		}
+		if resp := rawHeartBeat(t, c, "b/raw", startTS, 5_000); resp.GetError() != nil || resp.GetLockTtl() != 600_000 {
+			t.Fatalf("heartbeat with lower advice = %v; want the TTL unchanged", resp)
+		}
+		commitTS := mustTS(t, c)
+		if kerr := c.RawCommit(t, startTS, commitTS, "b/raw"); kerr != nil {
+			t.Fatal(kerr)
+		}
+		if resp := rawHeartBeat(t, c, "b/raw", startTS, 700_000); resp.GetError().GetAlreadyCommitted().GetCommitTs() != commitTS || resp.GetLockTtl() != 0 {
+			t.Fatalf("heartbeat after the commit = %v; want already_committed at %d", resp, commitTS)
+		}
+		other := mustTS(t, c)
+		c.RawPrewrite(t, other, "b/raw2", 500, map[string]string{"b/raw2": "v"})
+		rawRollback(t, c, other, "b/raw2")
+		if resp := rawHeartBeat(t, c, "b/raw2", other, 700_000); resp.GetError().GetAbort() == "" {
+			t.Fatalf("heartbeat after the rollback = %v; want abort", resp)
+		}
+		if resp := rawHeartBeat(t, c, "b/none", other, 700_000); resp.GetError().GetTxnNotFound() == nil {
+			t.Fatalf("heartbeat of a key never locked = %v; want txn_not_found", resp)
+		}
+	})
 
 	// A large MSET: 300 keys (over the 256 a one-phase commit takes) in two
 	// regions, held between its prewrites and its commit for several TTLs
