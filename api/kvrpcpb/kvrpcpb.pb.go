@@ -2693,6 +2693,145 @@ func (x *CleanupResponse) GetCommitVersion() uint64 {
 	return 0
 }
 
+// TxnHeartBeat keeps a running transaction's primary lock alive (TiKV's
+// TxnHeartBeat): if primary_lock holds the lock of start_version, its TTL
+// becomes max(its TTL, advise_lock_ttl), through raft like every write, and
+// the response carries the resulting TTL. A TTL is milliseconds after
+// start_version's physical time (see CheckTxnStatus), so a client advises
+// the transaction's age plus its lock TTL. The store never lowers a TTL and
+// never raises one above an hour (the bound on a transaction's life). If the
+// lock is gone the error says why: already_committed, abort (rolled back,
+// by a reader that found the lock expired or by GC), or txn_not_found (no
+// record at all, e.g. the range was deleted).
+type TxnHeartBeatRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Context       *Context               `protobuf:"bytes,1,opt,name=context,proto3" json:"context,omitempty"`
+	PrimaryLock   []byte                 `protobuf:"bytes,2,opt,name=primary_lock,json=primaryLock,proto3" json:"primary_lock,omitempty"`
+	StartVersion  uint64                 `protobuf:"varint,3,opt,name=start_version,json=startVersion,proto3" json:"start_version,omitempty"`
+	AdviseLockTtl uint64                 `protobuf:"varint,4,opt,name=advise_lock_ttl,json=adviseLockTtl,proto3" json:"advise_lock_ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnHeartBeatRequest) Reset() {
+	*x = TxnHeartBeatRequest{}
+	mi := &file_kvrpcpb_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnHeartBeatRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnHeartBeatRequest) ProtoMessage() {}
+
+func (x *TxnHeartBeatRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnHeartBeatRequest.ProtoReflect.Descriptor instead.
+func (*TxnHeartBeatRequest) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *TxnHeartBeatRequest) GetContext() *Context {
+	if x != nil {
+		return x.Context
+	}
+	return nil
+}
+
+func (x *TxnHeartBeatRequest) GetPrimaryLock() []byte {
+	if x != nil {
+		return x.PrimaryLock
+	}
+	return nil
+}
+
+func (x *TxnHeartBeatRequest) GetStartVersion() uint64 {
+	if x != nil {
+		return x.StartVersion
+	}
+	return 0
+}
+
+func (x *TxnHeartBeatRequest) GetAdviseLockTtl() uint64 {
+	if x != nil {
+		return x.AdviseLockTtl
+	}
+	return 0
+}
+
+type TxnHeartBeatResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	RegionError *RegionError           `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
+	Error       *KeyError              `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// The primary lock's TTL once the heartbeat applied (0 with an error).
+	LockTtl       uint64 `protobuf:"varint,3,opt,name=lock_ttl,json=lockTtl,proto3" json:"lock_ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TxnHeartBeatResponse) Reset() {
+	*x = TxnHeartBeatResponse{}
+	mi := &file_kvrpcpb_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TxnHeartBeatResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TxnHeartBeatResponse) ProtoMessage() {}
+
+func (x *TxnHeartBeatResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvrpcpb_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TxnHeartBeatResponse.ProtoReflect.Descriptor instead.
+func (*TxnHeartBeatResponse) Descriptor() ([]byte, []int) {
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *TxnHeartBeatResponse) GetRegionError() *RegionError {
+	if x != nil {
+		return x.RegionError
+	}
+	return nil
+}
+
+func (x *TxnHeartBeatResponse) GetError() *KeyError {
+	if x != nil {
+		return x.Error
+	}
+	return nil
+}
+
+func (x *TxnHeartBeatResponse) GetLockTtl() uint64 {
+	if x != nil {
+		return x.LockTtl
+	}
+	return 0
+}
+
 // DeleteRange removes every key in [start_key, end_key) of one region, all
 // versions, locks and values, through one raft command that every replica
 // applies (like TiKV's UnsafeDestroyRange, per region). It is not a
@@ -2711,7 +2850,7 @@ type DeleteRangeRequest struct {
 
 func (x *DeleteRangeRequest) Reset() {
 	*x = DeleteRangeRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2723,7 +2862,7 @@ func (x *DeleteRangeRequest) String() string {
 func (*DeleteRangeRequest) ProtoMessage() {}
 
 func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[37]
+	mi := &file_kvrpcpb_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2736,7 +2875,7 @@ func (x *DeleteRangeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeRequest.ProtoReflect.Descriptor instead.
 func (*DeleteRangeRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{37}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *DeleteRangeRequest) GetContext() *Context {
@@ -2769,7 +2908,7 @@ type DeleteRangeResponse struct {
 
 func (x *DeleteRangeResponse) Reset() {
 	*x = DeleteRangeResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +2920,7 @@ func (x *DeleteRangeResponse) String() string {
 func (*DeleteRangeResponse) ProtoMessage() {}
 
 func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[38]
+	mi := &file_kvrpcpb_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +2933,7 @@ func (x *DeleteRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRangeResponse.ProtoReflect.Descriptor instead.
 func (*DeleteRangeResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{38}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *DeleteRangeResponse) GetRegionError() *RegionError {
@@ -2817,7 +2956,7 @@ type ScanLockRequest struct {
 
 func (x *ScanLockRequest) Reset() {
 	*x = ScanLockRequest{}
-	mi := &file_kvrpcpb_proto_msgTypes[39]
+	mi := &file_kvrpcpb_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2829,7 +2968,7 @@ func (x *ScanLockRequest) String() string {
 func (*ScanLockRequest) ProtoMessage() {}
 
 func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[39]
+	mi := &file_kvrpcpb_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2842,7 +2981,7 @@ func (x *ScanLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockRequest.ProtoReflect.Descriptor instead.
 func (*ScanLockRequest) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{39}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ScanLockRequest) GetContext() *Context {
@@ -2884,7 +3023,7 @@ type ScanLockResponse struct {
 
 func (x *ScanLockResponse) Reset() {
 	*x = ScanLockResponse{}
-	mi := &file_kvrpcpb_proto_msgTypes[40]
+	mi := &file_kvrpcpb_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2896,7 +3035,7 @@ func (x *ScanLockResponse) String() string {
 func (*ScanLockResponse) ProtoMessage() {}
 
 func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvrpcpb_proto_msgTypes[40]
+	mi := &file_kvrpcpb_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2909,7 +3048,7 @@ func (x *ScanLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanLockResponse.ProtoReflect.Descriptor instead.
 func (*ScanLockResponse) Descriptor() ([]byte, []int) {
-	return file_kvrpcpb_proto_rawDescGZIP(), []int{40}
+	return file_kvrpcpb_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ScanLockResponse) GetRegionError() *RegionError {
@@ -3134,7 +3273,16 @@ const file_kvrpcpb_proto_rawDesc = "" +
 	"\x0fCleanupResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12'\n" +
 	"\x05error\x18\x02 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12%\n" +
-	"\x0ecommit_version\x18\x03 \x01(\x04R\rcommitVersion\"v\n" +
+	"\x0ecommit_version\x18\x03 \x01(\x04R\rcommitVersion\"\xb1\x01\n" +
+	"\x13TxnHeartBeatRequest\x12*\n" +
+	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12!\n" +
+	"\fprimary_lock\x18\x02 \x01(\fR\vprimaryLock\x12#\n" +
+	"\rstart_version\x18\x03 \x01(\x04R\fstartVersion\x12&\n" +
+	"\x0fadvise_lock_ttl\x18\x04 \x01(\x04R\radviseLockTtl\"\x93\x01\n" +
+	"\x14TxnHeartBeatResponse\x127\n" +
+	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12'\n" +
+	"\x05error\x18\x02 \x01(\v2\x11.nokv.kv.KeyErrorR\x05error\x12\x19\n" +
+	"\block_ttl\x18\x03 \x01(\x04R\alockTtl\"v\n" +
 	"\x12DeleteRangeRequest\x12*\n" +
 	"\acontext\x18\x01 \x01(\v2\x10.nokv.kv.ContextR\acontext\x12\x1b\n" +
 	"\tstart_key\x18\x02 \x01(\fR\bstartKey\x12\x17\n" +
@@ -3174,7 +3322,7 @@ func file_kvrpcpb_proto_rawDescGZIP() []byte {
 }
 
 var file_kvrpcpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_kvrpcpb_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_kvrpcpb_proto_goTypes = []any{
 	(Op)(0),                        // 0: nokv.kv.Op
 	(Action)(0),                    // 1: nokv.kv.Action
@@ -3215,17 +3363,19 @@ var file_kvrpcpb_proto_goTypes = []any{
 	(*ResolveLockResponse)(nil),    // 36: nokv.kv.ResolveLockResponse
 	(*CleanupRequest)(nil),         // 37: nokv.kv.CleanupRequest
 	(*CleanupResponse)(nil),        // 38: nokv.kv.CleanupResponse
-	(*DeleteRangeRequest)(nil),     // 39: nokv.kv.DeleteRangeRequest
-	(*DeleteRangeResponse)(nil),    // 40: nokv.kv.DeleteRangeResponse
-	(*ScanLockRequest)(nil),        // 41: nokv.kv.ScanLockRequest
-	(*ScanLockResponse)(nil),       // 42: nokv.kv.ScanLockResponse
-	(*metapb.RegionEpoch)(nil),     // 43: nokv.meta.RegionEpoch
-	(*metapb.Peer)(nil),            // 44: nokv.meta.Peer
-	(*metapb.Region)(nil),          // 45: nokv.meta.Region
+	(*TxnHeartBeatRequest)(nil),    // 39: nokv.kv.TxnHeartBeatRequest
+	(*TxnHeartBeatResponse)(nil),   // 40: nokv.kv.TxnHeartBeatResponse
+	(*DeleteRangeRequest)(nil),     // 41: nokv.kv.DeleteRangeRequest
+	(*DeleteRangeResponse)(nil),    // 42: nokv.kv.DeleteRangeResponse
+	(*ScanLockRequest)(nil),        // 43: nokv.kv.ScanLockRequest
+	(*ScanLockResponse)(nil),       // 44: nokv.kv.ScanLockResponse
+	(*metapb.RegionEpoch)(nil),     // 45: nokv.meta.RegionEpoch
+	(*metapb.Peer)(nil),            // 46: nokv.meta.Peer
+	(*metapb.Region)(nil),          // 47: nokv.meta.Region
 }
 var file_kvrpcpb_proto_depIdxs = []int32{
-	43, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
-	44, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
+	45, // 0: nokv.kv.Context.region_epoch:type_name -> nokv.meta.RegionEpoch
+	46, // 1: nokv.kv.Context.peer:type_name -> nokv.meta.Peer
 	4,  // 2: nokv.kv.RegionError.not_leader:type_name -> nokv.kv.NotLeader
 	5,  // 3: nokv.kv.RegionError.epoch_not_match:type_name -> nokv.kv.EpochNotMatch
 	6,  // 4: nokv.kv.RegionError.region_not_found:type_name -> nokv.kv.RegionNotFound
@@ -3235,8 +3385,8 @@ var file_kvrpcpb_proto_depIdxs = []int32{
 	11, // 8: nokv.kv.RegionError.store_not_match:type_name -> nokv.kv.StoreNotMatch
 	12, // 9: nokv.kv.RegionError.raft_entry_too_large:type_name -> nokv.kv.RaftEntryTooLarge
 	10, // 10: nokv.kv.RegionError.undetermined:type_name -> nokv.kv.Undetermined
-	44, // 11: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
-	45, // 12: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
+	46, // 11: nokv.kv.NotLeader.leader:type_name -> nokv.meta.Peer
+	47, // 12: nokv.kv.EpochNotMatch.current_regions:type_name -> nokv.meta.Region
 	0,  // 13: nokv.kv.LockInfo.lock_type:type_name -> nokv.kv.Op
 	13, // 14: nokv.kv.KeyError.locked:type_name -> nokv.kv.LockInfo
 	14, // 15: nokv.kv.KeyError.conflict:type_name -> nokv.kv.WriteConflict
@@ -3277,17 +3427,20 @@ var file_kvrpcpb_proto_depIdxs = []int32{
 	2,  // 50: nokv.kv.CleanupRequest.context:type_name -> nokv.kv.Context
 	3,  // 51: nokv.kv.CleanupResponse.region_error:type_name -> nokv.kv.RegionError
 	17, // 52: nokv.kv.CleanupResponse.error:type_name -> nokv.kv.KeyError
-	2,  // 53: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
-	3,  // 54: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
-	2,  // 55: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
-	3,  // 56: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
-	17, // 57: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
-	13, // 58: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	2,  // 53: nokv.kv.TxnHeartBeatRequest.context:type_name -> nokv.kv.Context
+	3,  // 54: nokv.kv.TxnHeartBeatResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 55: nokv.kv.TxnHeartBeatResponse.error:type_name -> nokv.kv.KeyError
+	2,  // 56: nokv.kv.DeleteRangeRequest.context:type_name -> nokv.kv.Context
+	3,  // 57: nokv.kv.DeleteRangeResponse.region_error:type_name -> nokv.kv.RegionError
+	2,  // 58: nokv.kv.ScanLockRequest.context:type_name -> nokv.kv.Context
+	3,  // 59: nokv.kv.ScanLockResponse.region_error:type_name -> nokv.kv.RegionError
+	17, // 60: nokv.kv.ScanLockResponse.error:type_name -> nokv.kv.KeyError
+	13, // 61: nokv.kv.ScanLockResponse.locks:type_name -> nokv.kv.LockInfo
+	62, // [62:62] is the sub-list for method output_type
+	62, // [62:62] is the sub-list for method input_type
+	62, // [62:62] is the sub-list for extension type_name
+	62, // [62:62] is the sub-list for extension extendee
+	0,  // [0:62] is the sub-list for field type_name
 }
 
 func init() { file_kvrpcpb_proto_init() }
@@ -3301,7 +3454,7 @@ func file_kvrpcpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvrpcpb_proto_rawDesc), len(file_kvrpcpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

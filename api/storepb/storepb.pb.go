@@ -30,7 +30,8 @@ var File_storepb_proto protoreflect.FileDescriptor
 const file_storepb_proto_rawDesc = "" +
 	"\n" +
 	"\rstorepb.proto\x12\n" +
-	"nokv.store\x1a\rkvrpcpb.proto\x1a\x12raftserverpb.proto2\xf5\t\n" +
+	"nokv.store\x1a\rkvrpcpb.proto\x1a\x12raftserverpb.proto2\xc4\n" +
+	"\n" +
 	"\x05Store\x122\n" +
 	"\x05KvGet\x12\x13.nokv.kv.GetRequest\x1a\x14.nokv.kv.GetResponse\x12A\n" +
 	"\n" +
@@ -45,7 +46,8 @@ const file_storepb_proto_rawDesc = "" +
 	"\tKvCleanup\x12\x17.nokv.kv.CleanupRequest\x1a\x18.nokv.kv.CleanupResponse\x12A\n" +
 	"\n" +
 	"KvScanLock\x12\x18.nokv.kv.ScanLockRequest\x1a\x19.nokv.kv.ScanLockResponse\x12J\n" +
-	"\rKvDeleteRange\x12\x1b.nokv.kv.DeleteRangeRequest\x1a\x1c.nokv.kv.DeleteRangeResponse\x12B\n" +
+	"\rKvDeleteRange\x12\x1b.nokv.kv.DeleteRangeRequest\x1a\x1c.nokv.kv.DeleteRangeResponse\x12M\n" +
+	"\x0eKvTxnHeartBeat\x12\x1c.nokv.kv.TxnHeartBeatRequest\x1a\x1d.nokv.kv.TxnHeartBeatResponse\x12B\n" +
 	"\x04Raft\x12!.nokv.raftserver.BatchRaftMessage\x1a\x15.nokv.raftserver.Done(\x01\x12C\n" +
 	"\bSnapshot\x12\x1e.nokv.raftserver.SnapshotChunk\x1a\x15.nokv.raftserver.Done(\x01\x12a\n" +
 	"\x0eTransferLeader\x12&.nokv.raftserver.TransferLeaderRequest\x1a'.nokv.raftserver.TransferLeaderResponse\x12_\n" +
@@ -67,28 +69,30 @@ var file_storepb_proto_goTypes = []any{
 	(*kvrpcpb.CleanupRequest)(nil),               // 8: nokv.kv.CleanupRequest
 	(*kvrpcpb.ScanLockRequest)(nil),              // 9: nokv.kv.ScanLockRequest
 	(*kvrpcpb.DeleteRangeRequest)(nil),           // 10: nokv.kv.DeleteRangeRequest
-	(*raftserverpb.BatchRaftMessage)(nil),        // 11: nokv.raftserver.BatchRaftMessage
-	(*raftserverpb.SnapshotChunk)(nil),           // 12: nokv.raftserver.SnapshotChunk
-	(*raftserverpb.TransferLeaderRequest)(nil),   // 13: nokv.raftserver.TransferLeaderRequest
-	(*raftserverpb.ChangePeerAdminRequest)(nil),  // 14: nokv.raftserver.ChangePeerAdminRequest
-	(*raftserverpb.SplitRegionRequest)(nil),      // 15: nokv.raftserver.SplitRegionRequest
-	(*raftserverpb.RegionInfoRequest)(nil),       // 16: nokv.raftserver.RegionInfoRequest
-	(*kvrpcpb.GetResponse)(nil),                  // 17: nokv.kv.GetResponse
-	(*kvrpcpb.BatchGetResponse)(nil),             // 18: nokv.kv.BatchGetResponse
-	(*kvrpcpb.ScanResponse)(nil),                 // 19: nokv.kv.ScanResponse
-	(*kvrpcpb.PrewriteResponse)(nil),             // 20: nokv.kv.PrewriteResponse
-	(*kvrpcpb.CommitResponse)(nil),               // 21: nokv.kv.CommitResponse
-	(*kvrpcpb.BatchRollbackResponse)(nil),        // 22: nokv.kv.BatchRollbackResponse
-	(*kvrpcpb.CheckTxnStatusResponse)(nil),       // 23: nokv.kv.CheckTxnStatusResponse
-	(*kvrpcpb.ResolveLockResponse)(nil),          // 24: nokv.kv.ResolveLockResponse
-	(*kvrpcpb.CleanupResponse)(nil),              // 25: nokv.kv.CleanupResponse
-	(*kvrpcpb.ScanLockResponse)(nil),             // 26: nokv.kv.ScanLockResponse
-	(*kvrpcpb.DeleteRangeResponse)(nil),          // 27: nokv.kv.DeleteRangeResponse
-	(*raftserverpb.Done)(nil),                    // 28: nokv.raftserver.Done
-	(*raftserverpb.TransferLeaderResponse)(nil),  // 29: nokv.raftserver.TransferLeaderResponse
-	(*raftserverpb.ChangePeerAdminResponse)(nil), // 30: nokv.raftserver.ChangePeerAdminResponse
-	(*raftserverpb.SplitRegionResponse)(nil),     // 31: nokv.raftserver.SplitRegionResponse
-	(*raftserverpb.RegionInfoResponse)(nil),      // 32: nokv.raftserver.RegionInfoResponse
+	(*kvrpcpb.TxnHeartBeatRequest)(nil),          // 11: nokv.kv.TxnHeartBeatRequest
+	(*raftserverpb.BatchRaftMessage)(nil),        // 12: nokv.raftserver.BatchRaftMessage
+	(*raftserverpb.SnapshotChunk)(nil),           // 13: nokv.raftserver.SnapshotChunk
+	(*raftserverpb.TransferLeaderRequest)(nil),   // 14: nokv.raftserver.TransferLeaderRequest
+	(*raftserverpb.ChangePeerAdminRequest)(nil),  // 15: nokv.raftserver.ChangePeerAdminRequest
+	(*raftserverpb.SplitRegionRequest)(nil),      // 16: nokv.raftserver.SplitRegionRequest
+	(*raftserverpb.RegionInfoRequest)(nil),       // 17: nokv.raftserver.RegionInfoRequest
+	(*kvrpcpb.GetResponse)(nil),                  // 18: nokv.kv.GetResponse
+	(*kvrpcpb.BatchGetResponse)(nil),             // 19: nokv.kv.BatchGetResponse
+	(*kvrpcpb.ScanResponse)(nil),                 // 20: nokv.kv.ScanResponse
+	(*kvrpcpb.PrewriteResponse)(nil),             // 21: nokv.kv.PrewriteResponse
+	(*kvrpcpb.CommitResponse)(nil),               // 22: nokv.kv.CommitResponse
+	(*kvrpcpb.BatchRollbackResponse)(nil),        // 23: nokv.kv.BatchRollbackResponse
+	(*kvrpcpb.CheckTxnStatusResponse)(nil),       // 24: nokv.kv.CheckTxnStatusResponse
+	(*kvrpcpb.ResolveLockResponse)(nil),          // 25: nokv.kv.ResolveLockResponse
+	(*kvrpcpb.CleanupResponse)(nil),              // 26: nokv.kv.CleanupResponse
+	(*kvrpcpb.ScanLockResponse)(nil),             // 27: nokv.kv.ScanLockResponse
+	(*kvrpcpb.DeleteRangeResponse)(nil),          // 28: nokv.kv.DeleteRangeResponse
+	(*kvrpcpb.TxnHeartBeatResponse)(nil),         // 29: nokv.kv.TxnHeartBeatResponse
+	(*raftserverpb.Done)(nil),                    // 30: nokv.raftserver.Done
+	(*raftserverpb.TransferLeaderResponse)(nil),  // 31: nokv.raftserver.TransferLeaderResponse
+	(*raftserverpb.ChangePeerAdminResponse)(nil), // 32: nokv.raftserver.ChangePeerAdminResponse
+	(*raftserverpb.SplitRegionResponse)(nil),     // 33: nokv.raftserver.SplitRegionResponse
+	(*raftserverpb.RegionInfoResponse)(nil),      // 34: nokv.raftserver.RegionInfoResponse
 }
 var file_storepb_proto_depIdxs = []int32{
 	0,  // 0: nokv.store.Store.KvGet:input_type -> nokv.kv.GetRequest
@@ -102,31 +106,33 @@ var file_storepb_proto_depIdxs = []int32{
 	8,  // 8: nokv.store.Store.KvCleanup:input_type -> nokv.kv.CleanupRequest
 	9,  // 9: nokv.store.Store.KvScanLock:input_type -> nokv.kv.ScanLockRequest
 	10, // 10: nokv.store.Store.KvDeleteRange:input_type -> nokv.kv.DeleteRangeRequest
-	11, // 11: nokv.store.Store.Raft:input_type -> nokv.raftserver.BatchRaftMessage
-	12, // 12: nokv.store.Store.Snapshot:input_type -> nokv.raftserver.SnapshotChunk
-	13, // 13: nokv.store.Store.TransferLeader:input_type -> nokv.raftserver.TransferLeaderRequest
-	14, // 14: nokv.store.Store.ChangePeer:input_type -> nokv.raftserver.ChangePeerAdminRequest
-	15, // 15: nokv.store.Store.SplitRegion:input_type -> nokv.raftserver.SplitRegionRequest
-	16, // 16: nokv.store.Store.RegionInfo:input_type -> nokv.raftserver.RegionInfoRequest
-	17, // 17: nokv.store.Store.KvGet:output_type -> nokv.kv.GetResponse
-	18, // 18: nokv.store.Store.KvBatchGet:output_type -> nokv.kv.BatchGetResponse
-	19, // 19: nokv.store.Store.KvScan:output_type -> nokv.kv.ScanResponse
-	20, // 20: nokv.store.Store.KvPrewrite:output_type -> nokv.kv.PrewriteResponse
-	21, // 21: nokv.store.Store.KvCommit:output_type -> nokv.kv.CommitResponse
-	22, // 22: nokv.store.Store.KvBatchRollback:output_type -> nokv.kv.BatchRollbackResponse
-	23, // 23: nokv.store.Store.KvCheckTxnStatus:output_type -> nokv.kv.CheckTxnStatusResponse
-	24, // 24: nokv.store.Store.KvResolveLock:output_type -> nokv.kv.ResolveLockResponse
-	25, // 25: nokv.store.Store.KvCleanup:output_type -> nokv.kv.CleanupResponse
-	26, // 26: nokv.store.Store.KvScanLock:output_type -> nokv.kv.ScanLockResponse
-	27, // 27: nokv.store.Store.KvDeleteRange:output_type -> nokv.kv.DeleteRangeResponse
-	28, // 28: nokv.store.Store.Raft:output_type -> nokv.raftserver.Done
-	28, // 29: nokv.store.Store.Snapshot:output_type -> nokv.raftserver.Done
-	29, // 30: nokv.store.Store.TransferLeader:output_type -> nokv.raftserver.TransferLeaderResponse
-	30, // 31: nokv.store.Store.ChangePeer:output_type -> nokv.raftserver.ChangePeerAdminResponse
-	31, // 32: nokv.store.Store.SplitRegion:output_type -> nokv.raftserver.SplitRegionResponse
-	32, // 33: nokv.store.Store.RegionInfo:output_type -> nokv.raftserver.RegionInfoResponse
-	17, // [17:34] is the sub-list for method output_type
-	0,  // [0:17] is the sub-list for method input_type
+	11, // 11: nokv.store.Store.KvTxnHeartBeat:input_type -> nokv.kv.TxnHeartBeatRequest
+	12, // 12: nokv.store.Store.Raft:input_type -> nokv.raftserver.BatchRaftMessage
+	13, // 13: nokv.store.Store.Snapshot:input_type -> nokv.raftserver.SnapshotChunk
+	14, // 14: nokv.store.Store.TransferLeader:input_type -> nokv.raftserver.TransferLeaderRequest
+	15, // 15: nokv.store.Store.ChangePeer:input_type -> nokv.raftserver.ChangePeerAdminRequest
+	16, // 16: nokv.store.Store.SplitRegion:input_type -> nokv.raftserver.SplitRegionRequest
+	17, // 17: nokv.store.Store.RegionInfo:input_type -> nokv.raftserver.RegionInfoRequest
+	18, // 18: nokv.store.Store.KvGet:output_type -> nokv.kv.GetResponse
+	19, // 19: nokv.store.Store.KvBatchGet:output_type -> nokv.kv.BatchGetResponse
+	20, // 20: nokv.store.Store.KvScan:output_type -> nokv.kv.ScanResponse
+	21, // 21: nokv.store.Store.KvPrewrite:output_type -> nokv.kv.PrewriteResponse
+	22, // 22: nokv.store.Store.KvCommit:output_type -> nokv.kv.CommitResponse
+	23, // 23: nokv.store.Store.KvBatchRollback:output_type -> nokv.kv.BatchRollbackResponse
+	24, // 24: nokv.store.Store.KvCheckTxnStatus:output_type -> nokv.kv.CheckTxnStatusResponse
+	25, // 25: nokv.store.Store.KvResolveLock:output_type -> nokv.kv.ResolveLockResponse
+	26, // 26: nokv.store.Store.KvCleanup:output_type -> nokv.kv.CleanupResponse
+	27, // 27: nokv.store.Store.KvScanLock:output_type -> nokv.kv.ScanLockResponse
+	28, // 28: nokv.store.Store.KvDeleteRange:output_type -> nokv.kv.DeleteRangeResponse
+	29, // 29: nokv.store.Store.KvTxnHeartBeat:output_type -> nokv.kv.TxnHeartBeatResponse
+	30, // 30: nokv.store.Store.Raft:output_type -> nokv.raftserver.Done
+	30, // 31: nokv.store.Store.Snapshot:output_type -> nokv.raftserver.Done
+	31, // 32: nokv.store.Store.TransferLeader:output_type -> nokv.raftserver.TransferLeaderResponse
+	32, // 33: nokv.store.Store.ChangePeer:output_type -> nokv.raftserver.ChangePeerAdminResponse
+	33, // 34: nokv.store.Store.SplitRegion:output_type -> nokv.raftserver.SplitRegionResponse
+	34, // 35: nokv.store.Store.RegionInfo:output_type -> nokv.raftserver.RegionInfoResponse
+	18, // [18:36] is the sub-list for method output_type
+	0,  // [0:18] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name

@@ -35,6 +35,7 @@ const (
 	Store_KvCleanup_FullMethodName        = "/nokv.store.Store/KvCleanup"
 	Store_KvScanLock_FullMethodName       = "/nokv.store.Store/KvScanLock"
 	Store_KvDeleteRange_FullMethodName    = "/nokv.store.Store/KvDeleteRange"
+	Store_KvTxnHeartBeat_FullMethodName   = "/nokv.store.Store/KvTxnHeartBeat"
 	Store_Raft_FullMethodName             = "/nokv.store.Store/Raft"
 	Store_Snapshot_FullMethodName         = "/nokv.store.Store/Snapshot"
 	Store_TransferLeader_FullMethodName   = "/nokv.store.Store/TransferLeader"
@@ -62,6 +63,7 @@ type StoreClient interface {
 	KvCleanup(ctx context.Context, in *kvrpcpb.CleanupRequest, opts ...grpc.CallOption) (*kvrpcpb.CleanupResponse, error)
 	KvScanLock(ctx context.Context, in *kvrpcpb.ScanLockRequest, opts ...grpc.CallOption) (*kvrpcpb.ScanLockResponse, error)
 	KvDeleteRange(ctx context.Context, in *kvrpcpb.DeleteRangeRequest, opts ...grpc.CallOption) (*kvrpcpb.DeleteRangeResponse, error)
+	KvTxnHeartBeat(ctx context.Context, in *kvrpcpb.TxnHeartBeatRequest, opts ...grpc.CallOption) (*kvrpcpb.TxnHeartBeatResponse, error)
 	// Raft transport: one long-lived stream per sending store.
 	Raft(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[raftserverpb.BatchRaftMessage, raftserverpb.Done], error)
 	// One stream per snapshot.
@@ -191,6 +193,16 @@ func (c *storeClient) KvDeleteRange(ctx context.Context, in *kvrpcpb.DeleteRange
 	return out, nil
 }
 
+func (c *storeClient) KvTxnHeartBeat(ctx context.Context, in *kvrpcpb.TxnHeartBeatRequest, opts ...grpc.CallOption) (*kvrpcpb.TxnHeartBeatResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(kvrpcpb.TxnHeartBeatResponse)
+	err := c.cc.Invoke(ctx, Store_KvTxnHeartBeat_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *storeClient) Raft(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[raftserverpb.BatchRaftMessage, raftserverpb.Done], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Store_ServiceDesc.Streams[0], Store_Raft_FullMethodName, cOpts...)
@@ -276,6 +288,7 @@ type StoreServer interface {
 	KvCleanup(context.Context, *kvrpcpb.CleanupRequest) (*kvrpcpb.CleanupResponse, error)
 	KvScanLock(context.Context, *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error)
 	KvDeleteRange(context.Context, *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error)
+	KvTxnHeartBeat(context.Context, *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error)
 	// Raft transport: one long-lived stream per sending store.
 	Raft(grpc.ClientStreamingServer[raftserverpb.BatchRaftMessage, raftserverpb.Done]) error
 	// One stream per snapshot.
@@ -327,6 +340,9 @@ func (UnimplementedStoreServer) KvScanLock(context.Context, *kvrpcpb.ScanLockReq
 }
 func (UnimplementedStoreServer) KvDeleteRange(context.Context, *kvrpcpb.DeleteRangeRequest) (*kvrpcpb.DeleteRangeResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method KvDeleteRange not implemented")
+}
+func (UnimplementedStoreServer) KvTxnHeartBeat(context.Context, *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method KvTxnHeartBeat not implemented")
 }
 func (UnimplementedStoreServer) Raft(grpc.ClientStreamingServer[raftserverpb.BatchRaftMessage, raftserverpb.Done]) error {
 	return status.Error(codes.Unimplemented, "method Raft not implemented")
@@ -565,6 +581,24 @@ func _Store_KvDeleteRange_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Store_KvTxnHeartBeat_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(kvrpcpb.TxnHeartBeatRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(StoreServer).KvTxnHeartBeat(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Store_KvTxnHeartBeat_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(StoreServer).KvTxnHeartBeat(ctx, req.(*kvrpcpb.TxnHeartBeatRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Store_Raft_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(StoreServer).Raft(&grpc.GenericServerStream[raftserverpb.BatchRaftMessage, raftserverpb.Done]{ServerStream: stream})
 }
@@ -701,6 +735,10 @@ var Store_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "KvDeleteRange",
 			Handler:    _Store_KvDeleteRange_Handler,
+		},
+		{
+			MethodName: "KvTxnHeartBeat",
+			Handler:    _Store_KvTxnHeartBeat_Handler,
 		},
 		{
 			MethodName: "TransferLeader",

@@ -41,9 +41,10 @@ type Client struct {
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 
-	// bg counts the background retries of secondary commits, which Close
-	// stops and waits for; bgMu orders their start against Close, and
-	// bgSlots bounds them.
+	// bg counts the background retries of secondary commits and the lock
+	// heartbeats of commits in progress, which Close stops and waits for;
+	// bgMu orders their start against Close, and bgSlots bounds the
+	// retries.
 	bgMu    sync.Mutex
 	bg      sync.WaitGroup
 	bgSlots chan struct{}
@@ -125,7 +126,7 @@ func dialOptions(opts Options) []grpc.DialOption {
 
 // Close fails calls in progress and later ones with ErrClosed, stops the
 // background retries of secondary commits (their locks are left to readers
-// and GC) and closes the client's store connections, and PD's if New
+// and GC) and the lock heartbeats of commits in progress, and closes the client's store connections, and PD's if New
 // created it. It is idempotent.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
@@ -375,6 +376,10 @@ type Stats struct {
 	SecondaryCommitsRecovered uint64
 	SecondaryCommitsAbandoned uint64
 	RollbackFailures          uint64
+	// LockHeartbeats counts the heartbeats that kept a committing
+	// transaction's primary lock alive (TxnHeartBeat answered without an
+	// error).
+	LockHeartbeats uint64
 	// Reads counts the read responses (Get, BatchGet, Scan; head reads
 	// included) the stores answered without a region error; ValueBytesRead
 	// the bytes of values they carried (a head read's prefixes only).
@@ -388,6 +393,7 @@ type counters struct {
 	secondaryCommitErrors, rollbackErrors     atomic.Uint64
 	secondaryRecovered, secondaryAbandoned    atomic.Uint64
 	reads, valueBytesRead                     atomic.Uint64
+	heartbeats                                atomic.Uint64
 }
 
 // countRead counts a read response carrying n bytes of values.
@@ -412,6 +418,7 @@ func (c *Client) Stats() Stats {
 		SecondaryCommitsRecovered: s.secondaryRecovered.Load(),
 		SecondaryCommitsAbandoned: s.secondaryAbandoned.Load(),
 		RollbackFailures:          s.rollbackErrors.Load(),
+		LockHeartbeats:            s.heartbeats.Load(),
 		Reads:                     s.reads.Load(),
 		ValueBytesRead:            s.valueBytesRead.Load(),
 	}

@@ -121,8 +121,11 @@
 // Two-phase commit otherwise: (1) prewrite every region's batches in
 // parallel (16 requests in flight at most), the primary's batch in the
 // calling goroutine, each batch locking its keys with the primary's name
-// and a TTL of the transaction's age plus Options.LockTTL; (2) take a commit timestamp from the TSO; (3)
-// commit the primary alone: this is the commit point; (4) commit the
+// and a TTL of the transaction's age plus Options.LockTTL, and from the
+// moment the primary's batch is locked its lock is kept alive by
+// heartbeats (below); (2) take a commit timestamp from the TSO; (3)
+// commit the primary alone: this is the commit point, and the heartbeats
+// stop; (4) commit the
 // secondaries, region batches in parallel. Failures of (4) do not fail the
 // transaction: the secondaries are retried in the background (at most 8
 // attempts over about 10 to 20 seconds with growing backoff, at most 256
@@ -153,6 +156,32 @@
 // not: a prewrite whose outcome is unknown is never followed by a commit,
 // so whatever it locked is rolled back, by the client or else by the next
 // reader or GC.
+//
+// # Lock heartbeat
+//
+// A lock's TTL counts milliseconds from its start_ts's physical time, and a
+// reader judges it by the physical time of a fresh TSO timestamp, so a
+// transaction whose commit runs longer than its prewrite's TTL (a large
+// MSET or DEL prewriting thousands of keys, a slow region) would be rolled
+// back by the first reader that met one of its locks. As TiKV's ttlManager
+// does, a two-phase commit keeps its primary lock alive: from the
+// primary's prewrite until the primary's commit (or the rollback) a
+// goroutine sends TxnHeartBeat every Options.LockTTL/2 (1.5 s by default),
+// raising the primary lock's TTL to the transaction's age plus LockTTL
+// (TiKV: every 10 s, age plus 20 s). Readers and writers meeting any of the
+// transaction's locks ask the primary, find it alive and wait or conflict.
+// A client that dies stops heartbeating, and its locks expire at most
+// LockTTL later. The heartbeats stop once the transaction is
+// Options.MaxTxnTTL old (1 h by default, TiKV's max-txn-ttl; the stores
+// never grant more than an hour either), so a hung committer cannot hold
+// its keys for ever; GC rolls back an uncommitted transaction older than
+// the GC life time sooner. A heartbeat that finds the transaction rolled
+// back (by GC, by a reader after a lapse, by a range deletion) makes Commit
+// fail with a retryable error matching [ErrTxnAborted] ("lost its primary
+// lock") instead of sending the commit. The heartbeat goroutine never
+// outlives Commit, and [Client.Close] stops and waits for it;
+// Stats.LockHeartbeats counts the heartbeats. A one-phase commit holds no
+// lock and sends none.
 //
 // # Lock resolution
 //

@@ -19,9 +19,14 @@ const (
 	// DefaultRPCTimeout bounds one attempt of a store RPC.
 	DefaultRPCTimeout = 5 * time.Second
 	// DefaultLockTTL is how long a transaction's locks outlive its
-	// prewrite (plus the time the transaction ran before it) if the client
-	// dies before committing.
+	// client if the client dies before committing: counted from its
+	// prewrite (plus the time the transaction ran before it), or from its
+	// last lock heartbeat.
 	DefaultLockTTL = 3 * time.Second
+	// DefaultMaxTxnTTL bounds how long a transaction's lock heartbeat keeps
+	// its locks alive (TiKV's max-txn-ttl); the stores cap a heartbeat's
+	// TTL at the same hour.
+	DefaultMaxTxnTTL = time.Hour
 	// DefaultMaxLockWait bounds how long a read waits for other
 	// transactions' live locks.
 	DefaultMaxLockWait = 20 * time.Second
@@ -56,9 +61,16 @@ type Options struct {
 	// 0 means DefaultRPCTimeout.
 	RPCTimeout time.Duration
 	// LockTTL is the time to live of a transaction's locks beyond the time
-	// the transaction had already run when it prewrote. 0 means
-	// DefaultLockTTL.
+	// the transaction had already run when it prewrote. While a two-phase
+	// commit runs, a heartbeat every LockTTL/2 raises its primary lock's
+	// TTL to the transaction's age plus LockTTL, so a live committer keeps
+	// its locks however long it takes, and a dead one's expire at most
+	// LockTTL after its last heartbeat. 0 means DefaultLockTTL.
 	LockTTL time.Duration
+	// MaxTxnTTL bounds the heartbeats: once a transaction is this old they
+	// stop, its locks expire LockTTL later and a reader may roll it back.
+	// 0 means DefaultMaxTxnTTL; the stores never grant more than an hour.
+	MaxTxnTTL time.Duration
 	// MaxLockWait bounds how long a read waits for live locks of other
 	// transactions before failing with ErrLockWaitTimeout. 0 means
 	// DefaultMaxLockWait.
@@ -78,6 +90,8 @@ type Options struct {
 	// default a read at timestamp ts judges expiry at ts's physical time, so
 	// that every reader of a snapshot agrees. For tests.
 	NowMs func() int64
+	// Knobs are hooks for tests.
+	Knobs TestingKnobs
 	// PD tunes the PD client that New creates; NewWithPD ignores it.
 	PD pdclient.Options
 	// DialOptions are added to the options of the client's gRPC
@@ -98,6 +112,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: negative LockTTL %v", ErrInvalidOptions, o.LockTTL)
 	case o.LockTTL > 0 && o.LockTTL < time.Millisecond:
 		return fmt.Errorf("%w: LockTTL %v below a millisecond", ErrInvalidOptions, o.LockTTL)
+	case o.MaxTxnTTL < 0:
+		return fmt.Errorf("%w: negative MaxTxnTTL %v", ErrInvalidOptions, o.MaxTxnTTL)
 	case o.MaxLockWait < 0:
 		return fmt.Errorf("%w: negative MaxLockWait %v", ErrInvalidOptions, o.MaxLockWait)
 	case o.ResolvedCacheTTL < 0:
@@ -136,6 +152,9 @@ func (o Options) withDefaults() Options {
 	if o.LockTTL == 0 {
 		o.LockTTL = DefaultLockTTL
 	}
+	if o.MaxTxnTTL == 0 {
+		o.MaxTxnTTL = DefaultMaxTxnTTL
+	}
 	if o.MaxLockWait == 0 {
 		o.MaxLockWait = DefaultMaxLockWait
 	}
@@ -146,4 +165,12 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o
+}
+
+// TestingKnobs are hooks for tests; nil fields do nothing.
+type TestingKnobs struct {
+	// BeforeCommit runs in a two-phase Commit once every prewrite has
+	// succeeded, before the commit timestamp is taken: a test stalls a
+	// transaction there with its locks held.
+	BeforeCommit func(startTS uint64)
 }

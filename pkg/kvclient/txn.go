@@ -304,6 +304,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 		return nil
 	}
 	cm := &committer{c: t.c, startTS: t.snap.ts, muts: make([]*kvrpcpb.Mutation, 0, len(t.muts))}
+	cm.ka = &keepAlive{cm: cm, began: t.began}
 	for _, m := range t.muts {
 		cm.muts = append(cm.muts, m)
 	}
@@ -333,6 +334,33 @@ type committer struct {
 	primary  []byte
 	ttl      uint64
 	commitTS uint64
+	// ka keeps the primary lock alive from its prewrite until the commit
+	// point (nil for a committer that only commits secondaries).
+	ka *keepAlive
+}
+
+// stopKeepAlive ends the primary lock's heartbeats, if any.
+func (cm *committer) stopKeepAlive() {
+	if cm.ka != nil {
+		cm.ka.stop()
+	}
+}
+
+// startKeepAlive starts the primary lock's heartbeats once the primary is
+// prewritten.
+func (cm *committer) startKeepAlive() {
+	if cm.ka != nil {
+		cm.ka.start()
+	}
+}
+
+// lost reports why the transaction can no longer commit, if a heartbeat
+// found it rolled back.
+func (cm *committer) lost() error {
+	if cm.ka == nil {
+		return nil
+	}
+	return cm.ka.err()
 }
 
 func mutationKey(m *kvrpcpb.Mutation) []byte { return m.GetKey() }
@@ -362,6 +390,7 @@ const maxPrewriteResolveRounds = 3
 // request: maxBatchKeys keys, maxBatchBytes), and in two phases otherwise.
 func (cm *committer) execute(ctx context.Context) error {
 	c := cm.c
+	defer cm.stopKeepAlive()
 	bo := c.newBackoffer()
 	for len(cm.muts) <= maxBatchKeys {
 		batches, err := groupByRegion(ctx, c, bo, cm.muts, mutationKey, cm.mutationCost)
@@ -388,11 +417,18 @@ func (cm *committer) execute(ctx context.Context) error {
 		}
 		// The store locked the keys without committing them: finish in
 		// two phases.
+		cm.startKeepAlive()
 		return cm.commit(ctx, bo)
 	}
 	err := onRegions(ctx, c, bo, cm.muts, mutationKey, cm.mutationCost,
 		func(ctx context.Context, bo *backoffer, loc *location, muts []*kvrpcpb.Mutation) error {
 			_, err := cm.prewrite(ctx, bo, loc, muts, false)
+			if err == nil && bytes.Equal(muts[0].GetKey(), cm.primary) {
+				// The primary (the first key, so first in its batch) is
+				// locked: keep it alive while the other batches and the
+				// commit run.
+				cm.startKeepAlive()
+			}
 			return err
 		})
 	if err != nil {
@@ -466,6 +502,13 @@ func (cm *committer) prewrite(ctx context.Context, bo *backoffer, loc *location,
 // (the commit point), then the secondaries.
 func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 	c := cm.c
+	if k := c.opts.Knobs.BeforeCommit; k != nil {
+		k(cm.startTS)
+	}
+	if err := cm.lost(); err != nil {
+		cm.rollback(ctx)
+		return err
+	}
 	commitTS, err := c.getTS(ctx, bo)
 	if err != nil {
 		cm.rollback(ctx)
@@ -476,7 +519,17 @@ func (cm *committer) commit(ctx context.Context, bo *backoffer) error {
 		cm.rollback(ctx)
 		return err
 	}
-	if err := cm.commitKeys(ctx, bo, [][]byte{cm.primary}); err != nil {
+	// A heartbeat may have learnt meanwhile that the transaction was rolled
+	// back: say so rather than send a commit the store refuses.
+	if err := cm.lost(); err != nil {
+		cm.rollback(ctx)
+		return err
+	}
+	err = cm.commitKeys(ctx, bo, [][]byte{cm.primary})
+	// Committed, refused or undetermined: either way the primary lock
+	// needs no more heartbeats.
+	cm.stopKeepAlive()
+	if err != nil {
 		if bo.ambiguous && !isDefinitive(err) {
 			return fmt.Errorf("%w: commit of primary %q: %w", ErrCommitUndetermined, cm.primary, err)
 		}
@@ -612,6 +665,7 @@ func (cm *committer) commitKeys(ctx context.Context, bo *backoffer, keys [][]byt
 // next reader) and does not depend on the caller's context.
 func (cm *committer) rollback(ctx context.Context) {
 	c := cm.c
+	cm.stopKeepAlive()
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*c.opts.RPCTimeout)
 	defer cancel()
 	keys := make([][]byte, len(cm.muts))

@@ -624,6 +624,27 @@ func (s *Service) KvCleanup(ctx context.Context, req *kvrpcpb.CleanupRequest) (*
 	return resp, nil
 }
 
+// KvTxnHeartBeat raises the TTL of a running transaction's primary lock
+// (see mvcc.TxnHeartBeat). It is a write like any other: computed under the
+// primary's latch, so it orders against the commit, rollback or status
+// check of the same lock, and replicated through raft, so a new leader
+// knows the TTL the old one granted.
+func (s *Service) KvTxnHeartBeat(ctx context.Context, req *kvrpcpb.TxnHeartBeatRequest) (*kvrpcpb.TxnHeartBeatResponse, error) {
+	resp := &kvrpcpb.TxnHeartBeatResponse{}
+	err := s.write(ctx, req.GetContext(), [][]byte{req.GetPrimaryLock()}, func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {
+		mods, ttl, kerr, err := mvcc.TxnHeartBeat(r, req.GetPrimaryLock(), req.GetStartVersion(), req.GetAdviseLockTtl())
+		resp.Error, resp.LockTtl = kerr, ttl
+		return mods, err
+	})
+	if err != nil {
+		resp = &kvrpcpb.TxnHeartBeatResponse{}
+	}
+	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 // KvScanLock lists locks in the region older than max_version.
 func (s *Service) KvScanLock(ctx context.Context, req *kvrpcpb.ScanLockRequest) (*kvrpcpb.ScanLockResponse, error) {
 	resp := &kvrpcpb.ScanLockResponse{}

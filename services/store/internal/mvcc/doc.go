@@ -78,8 +78,8 @@
 //
 // # Writing
 //
-// Prewrite, Commit, BatchRollback, CheckTxnStatus, ResolveLock and Cleanup
-// follow TiKV's semantics, including idempotent retries: running one again
+// Prewrite, Commit, BatchRollback, CheckTxnStatus, ResolveLock, Cleanup and
+// TxnHeartBeat follow TiKV's semantics, including idempotent retries: running one again
 // on the state its own modifies produced returns no modifies and no error
 // (or the same answer). GC drops versions below a safe point.
 package mvcc

@@ -503,3 +503,62 @@ func Cleanup(r pebble.Reader, key []byte, startTS, currentTS uint64) (mods []*ra
 	}
 	return m.list, 0, nil, nil
 }
+
+// MaxLockTTL bounds the TTL a heartbeat gives a lock, in milliseconds after
+// its start_ts's physical time: one hour, TiKV's max-txn-ttl. A client that
+// keeps heartbeating (hung, or looping) cannot hold its keys longer; its
+// locks then expire and the next reader rolls the transaction back. GC's
+// lock resolution ends it sooner if the GC life time is shorter.
+const MaxLockTTL = uint64(60 * 60 * 1000)
+
+// TxnHeartBeat keeps the transaction started at startTS alive: if primary
+// holds its lock, the lock's TTL becomes max(TTL, adviseTTL), adviseTTL
+// capped at MaxLockTTL, and ttl is the lock's TTL afterwards. A TTL is
+// never lowered, so a heartbeat and its retries, in any order, leave the
+// largest TTL advised; a heartbeat that raises nothing writes nothing.
+//
+// It does not check whether the lock has expired: an expired lock that is
+// still there has not been rolled back (a rollback removes it), so the
+// transaction can still commit and may as well live on.
+//
+// Without the lock the transaction is over, and the key error tells the
+// client how: AlreadyCommitted (committed at commitTS), an abort error
+// (rolled back: by a reader that found the lock expired, or by GC), or
+// TxnNotFound (no record at all: the range was deleted, or it never locked
+// primary). A lock of startTS naming another primary gives an abort error,
+// as for CheckTxnStatus: only the primary's lock speaks for the
+// transaction.
+func TxnHeartBeat(r pebble.Reader, primary []byte, startTS, adviseTTL uint64) (mods []*raftserverpb.Modify, ttl uint64, keyErr *kvrpcpb.KeyError, err error) {
+	if startTS == 0 {
+		return nil, 0, abortf("txn heartbeat: start_version is 0"), nil
+	}
+	rd := reader{r: r}
+	defer closeReader(&rd, &err)
+	l, locked, err := rd.lock(primary)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	if locked && l.StartTS == startTS {
+		if !bytes.Equal(l.Primary, primary) {
+			return nil, 0, abortf("txn heartbeat: lock of transaction %d on %q names primary %q", startTS, primary, l.Primary), nil
+		}
+		adviseTTL = min(adviseTTL, MaxLockTTL)
+		if adviseTTL <= l.TTL {
+			return nil, l.TTL, nil, nil
+		}
+		l.TTL = adviseTTL
+		var m modifies
+		m.put(keys.LockKey(primary), l.Encode())
+		return m.list, l.TTL, nil, nil
+	}
+	state, commitTS, err := rd.txnRecord(primary, startTS)
+	switch {
+	case err != nil:
+		return nil, 0, nil, err
+	case state == txnCommitted:
+		return nil, 0, &kvrpcpb.KeyError{AlreadyCommitted: &kvrpcpb.AlreadyCommitted{CommitTs: commitTS}}, nil
+	case state == txnRolledBack:
+		return nil, 0, abortf("txn heartbeat: transaction %d is rolled back on its primary %q", startTS, primary), nil
+	}
+	return nil, 0, &kvrpcpb.KeyError{TxnNotFound: &kvrpcpb.TxnNotFound{StartTs: startTS, PrimaryKey: bytes.Clone(primary)}}, nil
+}
