@@ -12,8 +12,13 @@ type Stats struct {
 	MessagesDropped  atomic.Int64 // queue full, filtered or link down
 	SnapshotsSent    atomic.Int64
 	SnapshotsApplied atomic.Int64
-	Proposals        atomic.Int64
-	ReadIndexRounds  atomic.Int64
+	// SnapshotsReceived counts snapshot streams received whole into files.
+	SnapshotsReceived atomic.Int64
+	// SnapshotAppliesUndone counts snapshot applies a crash cut short that
+	// a start cleared (the peer then waits for a fresh snapshot).
+	SnapshotAppliesUndone atomic.Int64
+	Proposals             atomic.Int64
+	ReadIndexRounds       atomic.Int64
 }
 
 // Stats returns the store's counters.
