@@ -223,12 +223,12 @@ func TestBadSnapshotStreamsLeaveNothing(t *testing.T) {
 	}
 }
 
-// TestOpenUndoesInterruptedSnapshotApply: a store that stopped between
-// marking a snapshot APPLYING and writing its apply state starts (it used
-// to refuse: "a snapshot apply was interrupted"), with the region's data
-// and log cleared, its peer forgotten until the leader recreates it, and
-// its vote kept.
-func TestOpenUndoesInterruptedSnapshotApply(t *testing.T) {
+// TestOpenForgetsInterruptedApplyWithoutFiles: a store that stopped
+// between marking a snapshot APPLYING and writing its apply state, and
+// whose snapshot files are gone, starts (it used to refuse: "a snapshot
+// apply was interrupted"), with the region's data and log cleared, its peer
+// forgotten until the leader recreates it, and its vote kept.
+func TestOpenForgetsInterruptedApplyWithoutFiles(t *testing.T) {
 	db := memDB(t)
 	region := snapRegion()
 	b := db.NewBatch()
@@ -267,7 +267,7 @@ func TestOpenUndoesInterruptedSnapshotApply(t *testing.T) {
 	if s.getPeer(region.GetId()) != nil {
 		t.Fatal("the half-applied region was loaded as a peer")
 	}
-	if got := s.Stats().SnapshotAppliesUndone.Load(); got != 1 {
+	if got := s.Stats().SnapshotAppliesForgotten.Load(); got != 1 {
 		t.Fatalf("applies undone: %d", got)
 	}
 	for _, cf := range keys.CFs {
@@ -290,5 +290,89 @@ func TestOpenUndoesInterruptedSnapshotApply(t *testing.T) {
 	}
 	if ps.hardState.Term != 9 || ps.hardState.Vote != 71 || ps.hardState.Commit != 0 || ps.lastIndex != 0 {
 		t.Fatalf("recreated peer: hard state %+v, last index %d; want term 9, vote 71, commit 0, empty log", ps.hardState, ps.lastIndex)
+	}
+}
+
+// TestOpenFinishesInterruptedApply: a store that stopped after marking a
+// snapshot APPLYING, before or after ingesting its files, starts with the
+// apply completed from the kept files: the region's data is the
+// snapshot's, its log is truncated at the snapshot's index, the hard state
+// commits it, and the snapshot directory is emptied.
+func TestOpenFinishesInterruptedApply(t *testing.T) {
+	for _, ingested := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ingested=%v", ingested), func(t *testing.T) {
+			work := t.TempDir()
+			db, err := pebble.Open(filepath.Join(work, "db"), &pebble.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			snapDir := filepath.Join(work, "snap")
+			region := snapRegion()
+			kvs := snapKVs(30, 100)
+			_, in, err := receiveSnapshot(snapDir, db.FormatMajorVersion().MaxTableFormat(), feed(snapStream(t, region, kvs, 7), -1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ingested {
+				if err := ingestKeeping(db, in.files); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ap := &raftserverpb.SnapshotApplyState{Index: 10, Term: 3}
+			for _, f := range in.files {
+				rel, _ := filepath.Rel(snapDir, f)
+				ap.Files = append(ap.Files, rel)
+			}
+			b := db.NewBatch()
+			if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: 2}); err != nil {
+				t.Fatal(err)
+			}
+			if err := putProto(b, keys.RegionStateKey(region.GetId()), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_APPLYING, Applying: ap}); err != nil {
+				t.Fatal(err)
+			}
+			hs := raftpb.HardState{Term: 2, Vote: 71, Commit: 4}
+			hsData, _ := hs.Marshal()
+			if err := b.Set(keys.HardStateKey(region.GetId()), hsData, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Set(dataKey(keys.CFDefault, "c-stale"), []byte("old"), nil); err != nil {
+				t.Fatal(err)
+			}
+			commit(t, b)
+
+			s, err := Open(Config{StoreID: 2, SnapshotDir: snapDir}, db, nil, "", nil, nil)
+			if err != nil {
+				t.Fatalf("open after an interrupted snapshot apply: %v", err)
+			}
+			p := s.getPeer(region.GetId())
+			if p == nil {
+				t.Fatal("the region's peer was not loaded")
+			}
+			if p.storage.appliedIndex() != 10 || p.storage.truncatedIndex() != 10 || p.storage.lastIndex != 10 {
+				t.Fatalf("applied %d, truncated %d, last %d; want 10", p.storage.appliedIndex(), p.storage.truncatedIndex(), p.storage.lastIndex)
+			}
+			if h := p.storage.hardState; h.Term != 3 || h.Vote != 0 || h.Commit != 10 {
+				t.Fatalf("hard state %+v; want term 3 (no vote in it), commit 10", h)
+			}
+			if got := s.Stats().SnapshotAppliesResumed.Load(); got != 1 {
+				t.Fatalf("applies resumed: %d", got)
+			}
+			st := &raftserverpb.RegionLocalState{}
+			if _, err := getProto(db, keys.RegionStateKey(region.GetId()), st); err != nil || st.GetState() != raftserverpb.PeerState_NORMAL || st.GetApplying() != nil {
+				t.Fatalf("region state %v, %v", st, err)
+			}
+			for _, kv := range kvs {
+				if v, ok, err := getValue(db, kv[0]); err != nil || !ok || string(v) != string(kv[1]) {
+					t.Fatalf("key %x after the apply: found %v, %v", kv[0], ok, err)
+				}
+			}
+			if _, ok, _ := getValue(db, dataKey(keys.CFDefault, "c-stale")); ok {
+				t.Fatal("stale data in the region survived")
+			}
+			if ents := dirEntries(t, snapDir); len(ents) != 0 {
+				t.Fatalf("snapshot directory not emptied: %v", ents)
+			}
+		})
 	}
 }

@@ -2,8 +2,11 @@ package raftstore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -176,10 +179,13 @@ const (
 //  3. the loop's persist batch b, synced by the caller, clears the log and
 //     writes the apply state (the snapshot's index) and the region state.
 //
-// A crash after 1 and before 3 leaves APPLYING on disk: the next start
-// clears the region and forgets the peer (recoverInterruptedApply), so
-// half-applied data never passes for a region and the apply state never
-// claims an index whose data is not in.
+// A crash after 1 and before 3 leaves APPLYING on disk, with the snapshot's
+// index and files (synced before 1): the next start ingests them again and
+// completes the apply (finishInterruptedApply). Half-applied data never
+// passes for a region, the apply state never claims an index whose data is
+// not in, and the peer never loses log it acknowledged: a peer that forgot
+// its log would meet a leader that remembers its match index (etcd raft
+// panics on that commit index).
 func (p *peer) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	meta := &raftserverpb.SnapshotMeta{}
 	if err := proto.Unmarshal(snap.Data, meta); err != nil || meta.GetRegion() == nil {
@@ -196,9 +202,17 @@ func (p *peer) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	region := meta.GetRegion()
 	old := p.region()
 
+	applying := &raftserverpb.SnapshotApplyState{Index: key.index, Term: key.term}
+	for _, f := range in.files {
+		rel, err := filepath.Rel(s.cfg.SnapshotDir, f)
+		if err != nil {
+			return fmt.Errorf("raftstore: region %d: snapshot file %s: %w", p.regionID, f, err)
+		}
+		applying.Files = append(applying.Files, rel)
+	}
 	pre := s.db.NewBatch()
 	defer pre.Close()
-	if err := putProto(pre, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_APPLYING}); err != nil {
+	if err := putProto(pre, keys.RegionStateKey(p.regionID), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_APPLYING, Applying: applying}); err != nil {
 		return err
 	}
 	if err := s.recordGCSafePoint(pre, meta.GetGcSafePoint()); err != nil {
@@ -218,8 +232,8 @@ func (p *peer) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 		return err
 	}
 	start := time.Now()
-	if err := s.db.Ingest(in.files); err != nil {
-		return fmt.Errorf("raftstore: region %d: ingest snapshot: %w", p.regionID, err)
+	if err := ingestKeeping(s.db, in.files); err != nil {
+		return fmt.Errorf("raftstore: region %d: %w", p.regionID, err)
 	}
 	if err := s.snapshotHook(p.regionID, SnapshotAfterIngest); err != nil {
 		return err
@@ -245,6 +259,26 @@ func (p *peer) applySnapshot(b *pebble.Batch, snap raftpb.Snapshot) error {
 	s.stats.SnapshotsApplied.Add(1)
 	s.log.Info("applied snapshot", "region", p.regionID, "index", key.index, "term", key.term,
 		"keys", in.keys, "bytes", in.bytes, "files", len(in.files), "ingest", time.Since(start))
+	return nil
+}
+
+// ingestKeeping ingests the SST files and keeps them: Pebble removes the
+// paths it ingests, and the files must outlive a stop until the apply is
+// durable, so it is handed second hard links to them.
+func ingestKeeping(db *pebble.DB, files []string) error {
+	links := make([]string, len(files))
+	for i, f := range files {
+		links[i] = f + ".ingest"
+		if err := os.Remove(links[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("ingest snapshot: %w", err)
+		}
+		if err := os.Link(f, links[i]); err != nil {
+			return fmt.Errorf("ingest snapshot: %w", err)
+		}
+	}
+	if err := db.Ingest(links); err != nil {
+		return fmt.Errorf("ingest snapshot: %w", err)
+	}
 	return nil
 }
 
@@ -306,14 +340,84 @@ func (p *peer) dropPendingSnaps() {
 	}
 }
 
-// recoverInterruptedApply undoes a snapshot apply that a crash cut short
-// (the region state says APPLYING): it clears the snapshot region's data,
-// its log and apply state, keeps only the term and vote of its hard state
-// (a vote given must not be forgotten), and deletes the region state, so
-// the peer is gone until the leader's next message recreates it empty and
-// sends a fresh snapshot. The old range's data outside the snapshot's was
-// deleted durably before the APPLYING mark was written.
-func (s *Store) recoverInterruptedApply(st *raftserverpb.RegionLocalState) error {
+// finishInterruptedApply completes a snapshot apply that a stop cut short
+// (the region state says APPLYING): it ingests the snapshot's files again
+// (an ingest that happened before the stop is simply repeated: the same
+// range deletions and keys, at a new sequence number) and writes what the
+// apply would have: an empty log truncated at the snapshot, the apply state
+// and the region state. The hard state's commit moves to the snapshot's
+// index and its term at least to the snapshot's (dropping the vote only if
+// the term rises: no vote was cast in a term never persisted). It returns
+// the region state to load the peer from, or nil if the files are gone;
+// then the region is cleared and the peer forgotten (a last resort: the
+// files are synced before the APPLYING mark).
+func (s *Store) finishInterruptedApply(st *raftserverpb.RegionLocalState) (*raftserverpb.RegionLocalState, error) {
+	region := st.GetRegion()
+	id := region.GetId()
+	ap := st.GetApplying()
+	var files []string
+	missing := ap == nil || s.cfg.SnapshotDir == "" || len(ap.GetFiles()) == 0
+	for _, f := range ap.GetFiles() {
+		path := filepath.Join(s.cfg.SnapshotDir, f)
+		if _, err := os.Stat(path); err != nil {
+			missing = true
+		}
+		files = append(files, path)
+	}
+	if missing {
+		return nil, s.forgetInterruptedApply(st)
+	}
+	if err := ingestKeeping(s.db, files); err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: again: %w", id, err)
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := b.DeleteRange(keys.RaftLogKey(id, 0), keys.RaftLogKey(id, math.MaxUint64), nil); err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: clear log: %w", id, err)
+	}
+	as := &raftserverpb.RaftApplyState{AppliedIndex: ap.GetIndex(), TruncatedIndex: ap.GetIndex(), TruncatedTerm: ap.GetTerm()}
+	if err := putProto(b, keys.ApplyStateKey(id), as); err != nil {
+		return nil, err
+	}
+	var hs raftpb.HardState
+	hsData, ok, err := getValue(s.db, keys.HardStateKey(id))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if err := hs.Unmarshal(hsData); err != nil {
+			return nil, fmt.Errorf("%w: region %d: hard state: %v", errCorruptState, id, err)
+		}
+	}
+	if hs.Term < ap.GetTerm() {
+		hs.Term, hs.Vote = ap.GetTerm(), 0
+	}
+	hs.Commit = ap.GetIndex()
+	data, err := hs.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: marshal hard state: %w", err)
+	}
+	if err := b.Set(keys.HardStateKey(id), data, nil); err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: write hard state: %w", id, err)
+	}
+	normal := &raftserverpb.RegionLocalState{Region: region}
+	if err := putProto(b, keys.RegionStateKey(id), normal); err != nil {
+		return nil, err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return nil, fmt.Errorf("raftstore: region %d: finish interrupted snapshot apply: %w", id, err)
+	}
+	s.stats.SnapshotAppliesResumed.Add(1)
+	s.log.Warn("finished a snapshot apply a stop interrupted", "region", id, "index", ap.GetIndex(), "term", ap.GetTerm(), "files", len(files))
+	return normal, nil
+}
+
+// forgetInterruptedApply clears the region of an interrupted snapshot
+// apply whose files are gone: its data, log and apply state, and its
+// region state, keeping only the term and vote of its hard state (a vote
+// given must not be forgotten). The peer is gone until the leader's next
+// message recreates it empty and sends a fresh snapshot.
+func (s *Store) forgetInterruptedApply(st *raftserverpb.RegionLocalState) error {
 	id := st.GetRegion().GetId()
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -348,9 +452,9 @@ func (s *Store) recoverInterruptedApply(st *raftserverpb.RegionLocalState) error
 		return fmt.Errorf("raftstore: region %d: clear region state: %w", id, err)
 	}
 	if err := b.Commit(pebble.Sync); err != nil {
-		return fmt.Errorf("raftstore: region %d: undo interrupted snapshot apply: %w", id, err)
+		return fmt.Errorf("raftstore: region %d: clear interrupted snapshot apply: %w", id, err)
 	}
-	s.stats.SnapshotAppliesUndone.Add(1)
-	s.log.Warn("a snapshot apply was interrupted: cleared the region, its peer waits for a new snapshot", "region", id)
+	s.stats.SnapshotAppliesForgotten.Add(1)
+	s.log.Error("a snapshot apply was interrupted and its files are gone: cleared the region; its peer waits for a new snapshot", "region", id)
 	return nil
 }

@@ -114,19 +114,19 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		fatalc:       make(chan struct{}),
 	}
 	s.snaps = newSnapRegistry()
+	if err := s.loadOrBootstrap(bootstrap); err != nil {
+		return nil, err
+	}
 	if cfg.SnapshotDir != "" {
-		// Files of snapshots received before a stop are never applied: a
-		// snapshot is ingested in the round it is stepped, and one cut short
-		// is redone from scratch (recoverInterruptedApply).
+		// An interrupted apply was completed from its files above; files
+		// of snapshots received but not applied before the stop are of no
+		// use (the leader sends a new one).
 		if err := os.RemoveAll(cfg.SnapshotDir); err != nil {
 			return nil, fmt.Errorf("raftstore: clear snapshot directory: %w", err)
 		}
 		if err := os.MkdirAll(cfg.SnapshotDir, 0o755); err != nil {
 			return nil, fmt.Errorf("raftstore: create snapshot directory: %w", err)
 		}
-	}
-	if err := s.loadOrBootstrap(bootstrap); err != nil {
-		return nil, err
 	}
 	if err := s.loadGCSafePoint(); err != nil {
 		return nil, err
@@ -185,10 +185,12 @@ func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
 			continue
 		}
 		if st.GetState() == raftserverpb.PeerState_APPLYING {
-			if err := s.recoverInterruptedApply(st); err != nil {
+			if st, err = s.finishInterruptedApply(st); err != nil {
 				return err
 			}
-			continue
+			if st == nil {
+				continue
+			}
 		}
 		var self *metapb.Peer
 		for _, m := range st.GetRegion().GetPeers() {

@@ -392,16 +392,19 @@ func (s *Store) ReceiveSnapshot(recv func() (*raftserverpb.SnapshotChunk, error)
 	if s.cfg.SnapshotDir == "" {
 		return fmt.Errorf("%w: this store has no snapshot directory", ErrBadSnapshot)
 	}
-	n := 0
 	if hook := s.cfg.Knobs.SnapshotChunk; hook != nil {
 		inner := recv
+		var n int
+		var region uint64
 		recv = func() (*raftserverpb.SnapshotChunk, error) {
 			c, err := inner()
 			if err != nil {
 				return c, err
 			}
 			n++
-			region := c.GetMessage().GetRegionId()
+			if n == 1 {
+				region = c.GetMessage().GetRegionId()
+			}
 			if err := hook(region, n); err != nil {
 				return nil, err
 			}
