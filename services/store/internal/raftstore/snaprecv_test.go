@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -374,5 +375,39 @@ func TestOpenFinishesInterruptedApply(t *testing.T) {
 				t.Fatalf("snapshot directory not emptied: %v", ents)
 			}
 		})
+	}
+}
+
+// TestRangeMinus: the parts of a peer's old range that a snapshot's range
+// leaves out (deleted before the ingest), and nothing beyond the old range.
+func TestRangeMinus(t *testing.T) {
+	b := func(s string) []byte {
+		if s == "" {
+			return nil
+		}
+		return []byte(s)
+	}
+	cases := []struct {
+		s1, e1, s2, e2 string
+		want           string
+	}{
+		{"b", "m", "b", "m", "[]"},
+		{"b", "m", "b", "g", `[["g" "m"]]`},
+		{"b", "m", "d", "m", `[["b" "d"]]`},
+		{"b", "m", "d", "g", `[["b" "d"] ["g" "m"]]`},
+		{"", "", "d", "g", `[["" "d"] ["g" ""]]`},
+		{"b", "", "b", "g", `[["g" ""]]`},
+		{"b", "m", "a", "", "[]"},
+		{"b", "d", "g", "m", `[["b" "d"]]`},
+		{"g", "m", "b", "d", `[["g" "m"]]`},
+	}
+	for _, tc := range cases {
+		var parts []string
+		for _, r := range rangeMinus(b(tc.s1), b(tc.e1), b(tc.s2), b(tc.e2)) {
+			parts = append(parts, fmt.Sprintf("[%q %q]", r[0], r[1]))
+		}
+		if got := "[" + strings.Join(parts, " ") + "]"; got != tc.want {
+			t.Errorf("[%q,%q) minus [%q,%q) = %s, want %s", tc.s1, tc.e1, tc.s2, tc.e2, got, tc.want)
+		}
 	}
 }
