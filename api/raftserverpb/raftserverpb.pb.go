@@ -31,7 +31,10 @@ type PeerState int32
 
 const (
 	PeerState_NORMAL PeerState = 0
-	// A snapshot is being applied; on restart the apply is redone.
+	// A snapshot was being applied (its files ingested or about to be) when
+	// the store stopped; region is the snapshot's, applying says which
+	// snapshot and where its files are. On restart the files are ingested
+	// again (ingest is idempotent) and the apply completed.
 	PeerState_APPLYING PeerState = 1
 	// The peer was removed; its data is gone.
 	PeerState_TOMBSTONE PeerState = 2
@@ -363,11 +366,16 @@ func (x *SnapshotKV) GetValue() []byte {
 
 // SnapshotChunk is one piece of a snapshot stream: the first chunk carries
 // the MsgSnap raft message, every chunk carries some of the region's data
-// keys (store-encoded), in order.
+// keys (store-encoded), in strictly increasing key order, and the last
+// chunk, and only it, carries the digest of everything sent. The receiver
+// writes the keys to SST files as they arrive and refuses a stream that is
+// out of order, strays outside the region, or ends without a matching
+// digest.
 type SnapshotChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Message       *RaftMessage           `protobuf:"bytes,1,opt,name=message,proto3" json:"message,omitempty"`
 	Kvs           []*SnapshotKV          `protobuf:"bytes,2,rep,name=kvs,proto3" json:"kvs,omitempty"`
+	Digest        *SnapshotDigest        `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -416,6 +424,76 @@ func (x *SnapshotChunk) GetKvs() []*SnapshotKV {
 	return nil
 }
 
+func (x *SnapshotChunk) GetDigest() *SnapshotDigest {
+	if x != nil {
+		return x.Digest
+	}
+	return nil
+}
+
+// SnapshotDigest sums up a snapshot stream's data: the number of keys, the
+// bytes of keys and values, and a CRC-32C (Castagnoli) over every key and
+// value in order, each preceded by its length as a uvarint.
+type SnapshotDigest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Keys          uint64                 `protobuf:"varint,1,opt,name=keys,proto3" json:"keys,omitempty"`
+	Bytes         uint64                 `protobuf:"varint,2,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	Crc32C        uint32                 `protobuf:"fixed32,3,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotDigest) Reset() {
+	*x = SnapshotDigest{}
+	mi := &file_raftserverpb_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotDigest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotDigest) ProtoMessage() {}
+
+func (x *SnapshotDigest) ProtoReflect() protoreflect.Message {
+	mi := &file_raftserverpb_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotDigest.ProtoReflect.Descriptor instead.
+func (*SnapshotDigest) Descriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SnapshotDigest) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *SnapshotDigest) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *SnapshotDigest) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
+}
+
 // SnapshotMeta is the Data of a raft snapshot: the region as of the
 // snapshot's index.
 type SnapshotMeta struct {
@@ -431,7 +509,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_raftserverpb_proto_msgTypes[5]
+	mi := &file_raftserverpb_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -443,7 +521,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[5]
+	mi := &file_raftserverpb_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -456,7 +534,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{5}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SnapshotMeta) GetRegion() *metapb.Region {
@@ -475,16 +553,18 @@ func (x *SnapshotMeta) GetGcSafePoint() uint64 {
 
 // RegionLocalState is a store's view of one region it holds a peer of.
 type RegionLocalState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
-	State         PeerState              `protobuf:"varint,2,opt,name=state,proto3,enum=nokv.raftserver.PeerState" json:"state,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region *metapb.Region         `protobuf:"bytes,1,opt,name=region,proto3" json:"region,omitempty"`
+	State  PeerState              `protobuf:"varint,2,opt,name=state,proto3,enum=nokv.raftserver.PeerState" json:"state,omitempty"`
+	// Set with state APPLYING.
+	Applying      *SnapshotApplyState `protobuf:"bytes,3,opt,name=applying,proto3" json:"applying,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionLocalState) Reset() {
 	*x = RegionLocalState{}
-	mi := &file_raftserverpb_proto_msgTypes[6]
+	mi := &file_raftserverpb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +576,7 @@ func (x *RegionLocalState) String() string {
 func (*RegionLocalState) ProtoMessage() {}
 
 func (x *RegionLocalState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[6]
+	mi := &file_raftserverpb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +589,7 @@ func (x *RegionLocalState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionLocalState.ProtoReflect.Descriptor instead.
 func (*RegionLocalState) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{6}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RegionLocalState) GetRegion() *metapb.Region {
@@ -526,6 +606,76 @@ func (x *RegionLocalState) GetState() PeerState {
 	return PeerState_NORMAL
 }
 
+func (x *RegionLocalState) GetApplying() *SnapshotApplyState {
+	if x != nil {
+		return x.Applying
+	}
+	return nil
+}
+
+// SnapshotApplyState is the snapshot a region was applying: its raft index
+// and term, and its SST files (paths relative to the store's snapshot
+// directory), kept until the apply is durable.
+type SnapshotApplyState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Files         []string               `protobuf:"bytes,3,rep,name=files,proto3" json:"files,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotApplyState) Reset() {
+	*x = SnapshotApplyState{}
+	mi := &file_raftserverpb_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotApplyState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotApplyState) ProtoMessage() {}
+
+func (x *SnapshotApplyState) ProtoReflect() protoreflect.Message {
+	mi := &file_raftserverpb_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotApplyState.ProtoReflect.Descriptor instead.
+func (*SnapshotApplyState) Descriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SnapshotApplyState) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotApplyState) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotApplyState) GetFiles() []string {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
 // RaftApplyState records how far a peer has applied its log and where the
 // log now starts.
 type RaftApplyState struct {
@@ -540,7 +690,7 @@ type RaftApplyState struct {
 
 func (x *RaftApplyState) Reset() {
 	*x = RaftApplyState{}
-	mi := &file_raftserverpb_proto_msgTypes[7]
+	mi := &file_raftserverpb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -552,7 +702,7 @@ func (x *RaftApplyState) String() string {
 func (*RaftApplyState) ProtoMessage() {}
 
 func (x *RaftApplyState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[7]
+	mi := &file_raftserverpb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -565,7 +715,7 @@ func (x *RaftApplyState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftApplyState.ProtoReflect.Descriptor instead.
 func (*RaftApplyState) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{7}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RaftApplyState) GetAppliedIndex() uint64 {
@@ -599,7 +749,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_raftserverpb_proto_msgTypes[8]
+	mi := &file_raftserverpb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -611,7 +761,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[8]
+	mi := &file_raftserverpb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -624,7 +774,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{8}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoreIdent) GetStoreId() uint64 {
@@ -647,7 +797,7 @@ type Modify struct {
 
 func (x *Modify) Reset() {
 	*x = Modify{}
-	mi := &file_raftserverpb_proto_msgTypes[9]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +809,7 @@ func (x *Modify) String() string {
 func (*Modify) ProtoMessage() {}
 
 func (x *Modify) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[9]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +822,7 @@ func (x *Modify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Modify.ProtoReflect.Descriptor instead.
 func (*Modify) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{9}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Modify) GetOp() ModifyOp {
@@ -708,7 +858,7 @@ type SplitRequest struct {
 
 func (x *SplitRequest) Reset() {
 	*x = SplitRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[10]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +870,7 @@ func (x *SplitRequest) String() string {
 func (*SplitRequest) ProtoMessage() {}
 
 func (x *SplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[10]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +883,7 @@ func (x *SplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
 func (*SplitRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{10}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SplitRequest) GetSplitKey() []byte {
@@ -768,7 +918,7 @@ type ChangePeerRequest struct {
 
 func (x *ChangePeerRequest) Reset() {
 	*x = ChangePeerRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[11]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +930,7 @@ func (x *ChangePeerRequest) String() string {
 func (*ChangePeerRequest) ProtoMessage() {}
 
 func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[11]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +943,7 @@ func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChangePeerRequest) GetChangeType() pdpb.ConfChangeType {
@@ -820,7 +970,7 @@ type AdminRequest struct {
 
 func (x *AdminRequest) Reset() {
 	*x = AdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -832,7 +982,7 @@ func (x *AdminRequest) String() string {
 func (*AdminRequest) ProtoMessage() {}
 
 func (x *AdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -845,7 +995,7 @@ func (x *AdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminRequest.ProtoReflect.Descriptor instead.
 func (*AdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AdminRequest) GetSplit() *SplitRequest {
@@ -880,7 +1030,7 @@ type CmdHeader struct {
 
 func (x *CmdHeader) Reset() {
 	*x = CmdHeader{}
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1042,7 @@ func (x *CmdHeader) String() string {
 func (*CmdHeader) ProtoMessage() {}
 
 func (x *CmdHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1055,7 @@ func (x *CmdHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CmdHeader.ProtoReflect.Descriptor instead.
 func (*CmdHeader) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CmdHeader) GetRegionId() uint64 {
@@ -956,7 +1106,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1118,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1131,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteRange) GetStartKey() []byte {
@@ -1016,7 +1166,7 @@ type RaftCmdRequest struct {
 
 func (x *RaftCmdRequest) Reset() {
 	*x = RaftCmdRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1178,7 @@ func (x *RaftCmdRequest) String() string {
 func (*RaftCmdRequest) ProtoMessage() {}
 
 func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1191,7 @@ func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCmdRequest.ProtoReflect.Descriptor instead.
 func (*RaftCmdRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RaftCmdRequest) GetHeader() *CmdHeader {
@@ -1091,7 +1241,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1103,7 +1253,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1116,7 +1266,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TransferLeaderRequest) GetRegionId() uint64 {
@@ -1142,7 +1292,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1304,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1317,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1188,7 +1338,7 @@ type ChangePeerAdminRequest struct {
 
 func (x *ChangePeerAdminRequest) Reset() {
 	*x = ChangePeerAdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1200,7 +1350,7 @@ func (x *ChangePeerAdminRequest) String() string {
 func (*ChangePeerAdminRequest) ProtoMessage() {}
 
 func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1213,7 +1363,7 @@ func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ChangePeerAdminRequest) GetRegionId() uint64 {
@@ -1247,7 +1397,7 @@ type ChangePeerAdminResponse struct {
 
 func (x *ChangePeerAdminResponse) Reset() {
 	*x = ChangePeerAdminResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1409,7 @@ func (x *ChangePeerAdminResponse) String() string {
 func (*ChangePeerAdminResponse) ProtoMessage() {}
 
 func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1422,7 @@ func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminResponse.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChangePeerAdminResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1300,7 +1450,7 @@ type SplitRegionRequest struct {
 
 func (x *SplitRegionRequest) Reset() {
 	*x = SplitRegionRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1462,7 @@ func (x *SplitRegionRequest) String() string {
 func (*SplitRegionRequest) ProtoMessage() {}
 
 func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1475,7 @@ func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
 func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SplitRegionRequest) GetRegionId() uint64 {
@@ -1353,7 +1503,7 @@ type SplitRegionResponse struct {
 
 func (x *SplitRegionResponse) Reset() {
 	*x = SplitRegionResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1515,7 @@ func (x *SplitRegionResponse) String() string {
 func (*SplitRegionResponse) ProtoMessage() {}
 
 func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1528,7 @@ func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
 func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SplitRegionResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1411,7 +1561,7 @@ type RegionInfoRequest struct {
 
 func (x *RegionInfoRequest) Reset() {
 	*x = RegionInfoRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1573,7 @@ func (x *RegionInfoRequest) String() string {
 func (*RegionInfoRequest) ProtoMessage() {}
 
 func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1586,7 @@ func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoRequest.ProtoReflect.Descriptor instead.
 func (*RegionInfoRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RegionInfoRequest) GetRegionId() uint64 {
@@ -1462,7 +1612,7 @@ type RegionInfoResponse struct {
 
 func (x *RegionInfoResponse) Reset() {
 	*x = RegionInfoResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1624,7 @@ func (x *RegionInfoResponse) String() string {
 func (*RegionInfoResponse) ProtoMessage() {}
 
 func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1637,7 @@ func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoResponse.ProtoReflect.Descriptor instead.
 func (*RegionInfoResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegionInfoResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1567,16 +1717,26 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\n" +
 	"SnapshotKV\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"v\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\xaf\x01\n" +
 	"\rSnapshotChunk\x126\n" +
 	"\amessage\x18\x01 \x01(\v2\x1c.nokv.raftserver.RaftMessageR\amessage\x12-\n" +
-	"\x03kvs\x18\x02 \x03(\v2\x1b.nokv.raftserver.SnapshotKVR\x03kvs\"]\n" +
+	"\x03kvs\x18\x02 \x03(\v2\x1b.nokv.raftserver.SnapshotKVR\x03kvs\x127\n" +
+	"\x06digest\x18\x03 \x01(\v2\x1f.nokv.raftserver.SnapshotDigestR\x06digest\"R\n" +
+	"\x0eSnapshotDigest\x12\x12\n" +
+	"\x04keys\x18\x01 \x01(\x04R\x04keys\x12\x14\n" +
+	"\x05bytes\x18\x02 \x01(\x04R\x05bytes\x12\x16\n" +
+	"\x06crc32c\x18\x03 \x01(\aR\x06crc32c\"]\n" +
 	"\fSnapshotMeta\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\x12\"\n" +
-	"\rgc_safe_point\x18\x02 \x01(\x04R\vgcSafePoint\"o\n" +
+	"\rgc_safe_point\x18\x02 \x01(\x04R\vgcSafePoint\"\xb0\x01\n" +
 	"\x10RegionLocalState\x12)\n" +
 	"\x06region\x18\x01 \x01(\v2\x11.nokv.meta.RegionR\x06region\x120\n" +
-	"\x05state\x18\x02 \x01(\x0e2\x1a.nokv.raftserver.PeerStateR\x05state\"\x85\x01\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1a.nokv.raftserver.PeerStateR\x05state\x12?\n" +
+	"\bapplying\x18\x03 \x01(\v2#.nokv.raftserver.SnapshotApplyStateR\bapplying\"T\n" +
+	"\x12SnapshotApplyState\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05files\x18\x03 \x03(\tR\x05files\"\x85\x01\n" +
 	"\x0eRaftApplyState\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
 	"\x0ftruncated_index\x18\x02 \x01(\x04R\x0etruncatedIndex\x12%\n" +
@@ -1671,7 +1831,7 @@ func file_raftserverpb_proto_rawDescGZIP() []byte {
 }
 
 var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_raftserverpb_proto_goTypes = []any{
 	(PeerState)(0),                  // 0: nokv.raftserver.PeerState
 	(ModifyOp)(0),                   // 1: nokv.raftserver.ModifyOp
@@ -1680,68 +1840,72 @@ var file_raftserverpb_proto_goTypes = []any{
 	(*Done)(nil),                    // 4: nokv.raftserver.Done
 	(*SnapshotKV)(nil),              // 5: nokv.raftserver.SnapshotKV
 	(*SnapshotChunk)(nil),           // 6: nokv.raftserver.SnapshotChunk
-	(*SnapshotMeta)(nil),            // 7: nokv.raftserver.SnapshotMeta
-	(*RegionLocalState)(nil),        // 8: nokv.raftserver.RegionLocalState
-	(*RaftApplyState)(nil),          // 9: nokv.raftserver.RaftApplyState
-	(*StoreIdent)(nil),              // 10: nokv.raftserver.StoreIdent
-	(*Modify)(nil),                  // 11: nokv.raftserver.Modify
-	(*SplitRequest)(nil),            // 12: nokv.raftserver.SplitRequest
-	(*ChangePeerRequest)(nil),       // 13: nokv.raftserver.ChangePeerRequest
-	(*AdminRequest)(nil),            // 14: nokv.raftserver.AdminRequest
-	(*CmdHeader)(nil),               // 15: nokv.raftserver.CmdHeader
-	(*DeleteRange)(nil),             // 16: nokv.raftserver.DeleteRange
-	(*RaftCmdRequest)(nil),          // 17: nokv.raftserver.RaftCmdRequest
-	(*TransferLeaderRequest)(nil),   // 18: nokv.raftserver.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),  // 19: nokv.raftserver.TransferLeaderResponse
-	(*ChangePeerAdminRequest)(nil),  // 20: nokv.raftserver.ChangePeerAdminRequest
-	(*ChangePeerAdminResponse)(nil), // 21: nokv.raftserver.ChangePeerAdminResponse
-	(*SplitRegionRequest)(nil),      // 22: nokv.raftserver.SplitRegionRequest
-	(*SplitRegionResponse)(nil),     // 23: nokv.raftserver.SplitRegionResponse
-	(*RegionInfoRequest)(nil),       // 24: nokv.raftserver.RegionInfoRequest
-	(*RegionInfoResponse)(nil),      // 25: nokv.raftserver.RegionInfoResponse
-	(*metapb.Peer)(nil),             // 26: nokv.meta.Peer
-	(*metapb.RegionEpoch)(nil),      // 27: nokv.meta.RegionEpoch
-	(*metapb.Region)(nil),           // 28: nokv.meta.Region
-	(pdpb.ConfChangeType)(0),        // 29: nokv.pd.ConfChangeType
-	(*kvrpcpb.RegionError)(nil),     // 30: nokv.kv.RegionError
+	(*SnapshotDigest)(nil),          // 7: nokv.raftserver.SnapshotDigest
+	(*SnapshotMeta)(nil),            // 8: nokv.raftserver.SnapshotMeta
+	(*RegionLocalState)(nil),        // 9: nokv.raftserver.RegionLocalState
+	(*SnapshotApplyState)(nil),      // 10: nokv.raftserver.SnapshotApplyState
+	(*RaftApplyState)(nil),          // 11: nokv.raftserver.RaftApplyState
+	(*StoreIdent)(nil),              // 12: nokv.raftserver.StoreIdent
+	(*Modify)(nil),                  // 13: nokv.raftserver.Modify
+	(*SplitRequest)(nil),            // 14: nokv.raftserver.SplitRequest
+	(*ChangePeerRequest)(nil),       // 15: nokv.raftserver.ChangePeerRequest
+	(*AdminRequest)(nil),            // 16: nokv.raftserver.AdminRequest
+	(*CmdHeader)(nil),               // 17: nokv.raftserver.CmdHeader
+	(*DeleteRange)(nil),             // 18: nokv.raftserver.DeleteRange
+	(*RaftCmdRequest)(nil),          // 19: nokv.raftserver.RaftCmdRequest
+	(*TransferLeaderRequest)(nil),   // 20: nokv.raftserver.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 21: nokv.raftserver.TransferLeaderResponse
+	(*ChangePeerAdminRequest)(nil),  // 22: nokv.raftserver.ChangePeerAdminRequest
+	(*ChangePeerAdminResponse)(nil), // 23: nokv.raftserver.ChangePeerAdminResponse
+	(*SplitRegionRequest)(nil),      // 24: nokv.raftserver.SplitRegionRequest
+	(*SplitRegionResponse)(nil),     // 25: nokv.raftserver.SplitRegionResponse
+	(*RegionInfoRequest)(nil),       // 26: nokv.raftserver.RegionInfoRequest
+	(*RegionInfoResponse)(nil),      // 27: nokv.raftserver.RegionInfoResponse
+	(*metapb.Peer)(nil),             // 28: nokv.meta.Peer
+	(*metapb.RegionEpoch)(nil),      // 29: nokv.meta.RegionEpoch
+	(*metapb.Region)(nil),           // 30: nokv.meta.Region
+	(pdpb.ConfChangeType)(0),        // 31: nokv.pd.ConfChangeType
+	(*kvrpcpb.RegionError)(nil),     // 32: nokv.kv.RegionError
 }
 var file_raftserverpb_proto_depIdxs = []int32{
-	26, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
-	26, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
-	27, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
+	28, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
+	28, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
+	29, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
 	2,  // 3: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
 	2,  // 4: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
 	5,  // 5: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
-	28, // 6: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
-	28, // 7: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
-	0,  // 8: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
-	1,  // 9: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
-	29, // 10: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	26, // 11: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
-	12, // 12: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
-	13, // 13: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
-	27, // 14: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
-	15, // 15: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
-	11, // 16: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
-	14, // 17: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
-	16, // 18: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
-	26, // 19: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
-	30, // 20: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
-	29, // 21: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	26, // 22: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
-	30, // 23: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 24: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
-	30, // 25: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 26: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
-	28, // 27: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
-	30, // 28: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
-	28, // 29: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
-	26, // 30: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	7,  // 6: nokv.raftserver.SnapshotChunk.digest:type_name -> nokv.raftserver.SnapshotDigest
+	30, // 7: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
+	30, // 8: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
+	0,  // 9: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
+	10, // 10: nokv.raftserver.RegionLocalState.applying:type_name -> nokv.raftserver.SnapshotApplyState
+	1,  // 11: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
+	31, // 12: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	28, // 13: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
+	14, // 14: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
+	15, // 15: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
+	29, // 16: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
+	17, // 17: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
+	13, // 18: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
+	16, // 19: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
+	18, // 20: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
+	28, // 21: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
+	32, // 22: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
+	31, // 23: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	28, // 24: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
+	32, // 25: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
+	30, // 26: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
+	32, // 27: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
+	30, // 28: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
+	30, // 29: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
+	32, // 30: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
+	30, // 31: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
+	28, // 32: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_raftserverpb_proto_init() }
@@ -1755,7 +1919,7 @@ func file_raftserverpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftserverpb_proto_rawDesc), len(file_raftserverpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   24,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

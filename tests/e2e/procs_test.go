@@ -84,13 +84,17 @@ type procCluster struct {
 	reserved map[string]*cluster.Port
 	logs     map[string]*bytes.Buffer
 	mu       sync.Mutex
+	// storeArgs are extra flags for every store.
+	storeArgs []string
 }
 
-func startProcCluster(t *testing.T) *procCluster {
+// startProcCluster starts PD and three stores; storeArgs are added to
+// every store's command line.
+func startProcCluster(t *testing.T, storeArgs ...string) *procCluster {
 	c := &procCluster{
 		t: t, dir: t.TempDir(), bin: binaries(t),
 		stores: map[uint64]string{}, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
-		reserved: map[string]*cluster.Port{},
+		reserved: map[string]*cluster.Port{}, storeArgs: storeArgs,
 	}
 	c.pdAddr = c.reserve("pd")
 	type peer struct {
@@ -133,9 +137,9 @@ func startProcCluster(t *testing.T) *procCluster {
 }
 
 func (c *procCluster) startStore(id uint64) {
-	c.start(fmt.Sprintf("store-%d", id), filepath.Join(c.bin, "nokv-store"),
-		"--config", c.file, "--store-id", fmt.Sprint(id), "--workdir", filepath.Join(c.dir, fmt.Sprintf("store-%d", id)),
-		"--raft-tick-interval", "50ms", "--heartbeat-interval", "500ms")
+	args := []string{"--config", c.file, "--store-id", fmt.Sprint(id), "--workdir", filepath.Join(c.dir, fmt.Sprintf("store-%d", id)),
+		"--raft-tick-interval", "50ms", "--heartbeat-interval", "500ms"}
+	c.start(fmt.Sprintf("store-%d", id), filepath.Join(c.bin, "nokv-store"), append(args, c.storeArgs...)...)
 }
 
 func (c *procCluster) start(name, bin string, args ...string) {

@@ -48,6 +48,9 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 	counter("raft_messages_dropped_total", "Raft messages dropped (queue full, link down, filtered).", &st.MessagesDropped)
 	counter("raft_snapshots_sent_total", "Region snapshots streamed to other stores.", &st.SnapshotsSent)
 	counter("raft_snapshots_applied_total", "Region snapshots applied.", &st.SnapshotsApplied)
+	counter("raft_snapshots_received_total", "Region snapshot streams received whole into files.", &st.SnapshotsReceived)
+	counter("raft_snapshot_applies_resumed_total", "Snapshot applies a stop cut short, completed at start from the kept files.", &st.SnapshotAppliesResumed)
+	counter("raft_snapshot_applies_forgotten_total", "Snapshot applies a stop cut short whose files were gone: the region was cleared at start.", &st.SnapshotAppliesForgotten)
 	counter("raft_proposals_total", "Commands proposed.", &st.Proposals)
 	counter("raft_read_index_total", "ReadIndex rounds (each serves a batch of reads).", &st.ReadIndexRounds)
 	m.reg.MustRegister(
@@ -72,6 +75,7 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_entries_persisted": st.EntriesPersisted.Load(), "raft_entries_applied": st.EntriesApplied.Load(),
 		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
 		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
+		"raft_snapshots_received": st.SnapshotsReceived.Load(), "raft_snapshot_applies_resumed": st.SnapshotAppliesResumed.Load(), "raft_snapshot_applies_forgotten": st.SnapshotAppliesForgotten.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
 		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(),
 	}

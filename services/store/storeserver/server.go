@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -118,7 +119,9 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		RegionHeartbeatInterval: cfg.HeartbeatInterval,
 		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
 		CampaignOnBootstrap:     campaign,
-		Knobs:                   cfg.TestingKnobs,
+		// Beside the engine's files: the engine links ingested ones in.
+		SnapshotDir: filepath.Join(cfg.WorkDir, "snap"),
+		Knobs:       cfg.TestingKnobs,
 	}
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
 		return nil, err

@@ -39,14 +39,12 @@ type Service struct {
 	// guards order writes against range deletions, per region: a write
 	// holds its region's guard shared from before it computes until its
 	// fate is known, a range deletion holds it exclusively.
-	guards regionGuards
-	cc     *concurrency
-	now    func() time.Time
-	// maxSnapshotBytes bounds one received snapshot held in memory.
-	maxSnapshotBytes int
-	stopping         chan struct{}
-	// snapSlots bounds snapshots received at once: each is held in memory
-	// until its peer takes it.
+	guards   regionGuards
+	cc       *concurrency
+	now      func() time.Time
+	stopping chan struct{}
+	// snapSlots bounds snapshots received at once: each takes disk
+	// bandwidth and space until its peer ingests it.
 	snapSlots chan struct{}
 	stopOnce  sync.Once
 	gcRounds  atomic.Int64
@@ -70,7 +68,7 @@ func New(store *raftstore.Store, tso TSO) *Service {
 	}
 	return &Service{
 		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: now,
-		maxSnapshotBytes: 4 << 30, stopping: make(chan struct{}), snapSlots: make(chan struct{}, 2),
+		stopping: make(chan struct{}), snapSlots: make(chan struct{}, 2),
 	}
 }
 
@@ -721,36 +719,7 @@ func (s *Service) Snapshot(stream storepb.Store_SnapshotServer) error {
 		// The sender reports the snapshot failed and raft tries again later.
 		return status.Error(codes.ResourceExhausted, "kvsvc: too many snapshots being received; retry later")
 	}
-	var (
-		msg  *raftserverpb.RaftMessage
-		kvs  []*raftserverpb.SnapshotKV
-		size int
-	)
-	for {
-		chunk, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if msg == nil {
-			if msg = chunk.GetMessage(); msg == nil {
-				return grpcError(fmt.Errorf("%w: snapshot stream must start with its raft message", errBadRequest))
-			}
-		}
-		for _, kv := range chunk.GetKvs() {
-			size += len(kv.GetKey()) + len(kv.GetValue())
-		}
-		if size > s.maxSnapshotBytes {
-			return grpcError(fmt.Errorf("%w: snapshot larger than %d bytes", errBadRequest, s.maxSnapshotBytes))
-		}
-		kvs = append(kvs, chunk.GetKvs()...)
-	}
-	if msg == nil {
-		return grpcError(fmt.Errorf("%w: empty snapshot stream", errBadRequest))
-	}
-	if err := s.store.HandleSnapshot(msg, kvs); err != nil {
+	if err := s.store.ReceiveSnapshot(stream.Recv); err != nil {
 		return grpcError(err)
 	}
 	return stream.SendAndClose(&raftserverpb.Done{})

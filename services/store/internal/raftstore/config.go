@@ -41,6 +41,11 @@ type Config struct {
 	StoreHeartbeatInterval  time.Duration
 	// SnapshotChunkSize bounds the data bytes in one snapshot stream message.
 	SnapshotChunkSize int
+	// SnapshotDir is where received snapshots are written as SST files
+	// until they are ingested. It must be on the engine's file system (the
+	// engine links the files in) and belong to this store alone: Open
+	// empties it. Empty: this store refuses snapshots.
+	SnapshotDir string
 	// ProposalTimeout bounds how long a request waits for its command to
 	// apply or its read index to be confirmed.
 	ProposalTimeout time.Duration
@@ -71,6 +76,14 @@ type TestingKnobs struct {
 	// proposer (the command has applied everywhere; its proposer, and the
 	// latches it holds, wait), as a slow apply would.
 	HoldResult func(regionID uint64, cmd *raftserverpb.RaftCmdRequest) time.Duration
+	// SnapshotApply, if set, is called at each stage of applying a
+	// received snapshot (SnapshotBeforeIngest, SnapshotAfterIngest); an
+	// error stops the raft loop there as an engine failure does, leaving
+	// the disk as a crash at that point would.
+	SnapshotApply func(regionID uint64, stage string) error
+	// SnapshotChunk, if set, is called for every chunk a snapshot stream
+	// brings in, before it is written; an error breaks the stream.
+	SnapshotChunk func(regionID uint64, n int) error
 }
 
 // DefaultConfig returns production defaults.

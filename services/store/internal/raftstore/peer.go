@@ -42,8 +42,12 @@ type peer struct {
 	waitingReads   []pendingRead
 	nextReadCtx    uint64
 	lastTerm       uint64
-	pendingSnap    map[snapKey][]*raftserverpb.SnapshotKV
-	destroyed      bool
+	// pendingSnap holds received snapshot files stepped into raft this
+	// round; appliedSnaps, files ingested this round (removed once the
+	// apply is durable).
+	pendingSnap  map[snapKey]*incomingSnap
+	appliedSnaps []*incomingSnap
+	destroyed    bool
 	// peerCache remembers peers learned from messages, so that a peer
 	// created empty (its region not yet known) can still answer them.
 	peerCache map[uint64]*metapb.Peer
@@ -91,7 +95,7 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		storage:     ps,
 		proposals:   map[uint64]*proposal{},
 		readBatches: map[uint64][]*readRequest{},
-		pendingSnap: map[snapKey][]*raftserverpb.SnapshotKV{},
+		pendingSnap: map[snapKey]*incomingSnap{},
 		peerCache:   map[uint64]*metapb.Peer{},
 		// Proposal ids start past any this region's peer ids could have
 		// used in an earlier incarnation of this process.

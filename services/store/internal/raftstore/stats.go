@@ -12,8 +12,16 @@ type Stats struct {
 	MessagesDropped  atomic.Int64 // queue full, filtered or link down
 	SnapshotsSent    atomic.Int64
 	SnapshotsApplied atomic.Int64
-	Proposals        atomic.Int64
-	ReadIndexRounds  atomic.Int64
+	// SnapshotsReceived counts snapshot streams received whole into files.
+	SnapshotsReceived atomic.Int64
+	// SnapshotAppliesResumed counts snapshot applies a stop cut short that
+	// a start completed from the kept files.
+	SnapshotAppliesResumed atomic.Int64
+	// SnapshotAppliesForgotten counts those whose files were gone: the
+	// start cleared the region (its peer then waits for a fresh snapshot).
+	SnapshotAppliesForgotten atomic.Int64
+	Proposals                atomic.Int64
+	ReadIndexRounds          atomic.Int64
 }
 
 // Stats returns the store's counters.

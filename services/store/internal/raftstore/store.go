@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sort"
 	"sync"
@@ -116,6 +117,17 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 	if err := s.loadOrBootstrap(bootstrap); err != nil {
 		return nil, err
 	}
+	if cfg.SnapshotDir != "" {
+		// An interrupted apply was completed from its files above; files
+		// of snapshots received but not applied before the stop are of no
+		// use (the leader sends a new one).
+		if err := os.RemoveAll(cfg.SnapshotDir); err != nil {
+			return nil, fmt.Errorf("raftstore: clear snapshot directory: %w", err)
+		}
+		if err := os.MkdirAll(cfg.SnapshotDir, 0o755); err != nil {
+			return nil, fmt.Errorf("raftstore: create snapshot directory: %w", err)
+		}
+	}
 	if err := s.loadGCSafePoint(); err != nil {
 		return nil, err
 	}
@@ -173,7 +185,12 @@ func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
 			continue
 		}
 		if st.GetState() == raftserverpb.PeerState_APPLYING {
-			return fmt.Errorf("%w: region %d: a snapshot apply was interrupted", errCorruptState, id)
+			if st, err = s.finishInterruptedApply(st); err != nil {
+				return err
+			}
+			if st == nil {
+				continue
+			}
 		}
 		var self *metapb.Peer
 		for _, m := range st.GetRegion().GetPeers() {
@@ -442,9 +459,9 @@ func (s *Store) handleReadies() error {
 		p.afterSnapshotApplied()
 	}
 	// A snapshot raft did not take this round (stale term, duplicate) will
-	// never be asked for: drop its data.
+	// never be asked for: drop its files.
 	for _, p := range s.snapHolders {
-		clear(p.pendingSnap)
+		p.dropPendingSnaps()
 	}
 	s.snapHolders = s.snapHolders[:0]
 
@@ -533,7 +550,14 @@ func (s *Store) send(p *peer, msgs []raftpb.Message) {
 
 // onRaftMessage steps a message from another store into its peer, creating
 // an empty peer for a region this store has never held when that is safe.
-func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb.SnapshotKV) {
+// A received snapshot's files (snap) are removed unless its peer takes them.
+func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) {
+	taken := false
+	defer func() {
+		if !taken {
+			snap.remove()
+		}
+	}()
 	if rm.GetToPeer().GetStoreId() != s.cfg.StoreID {
 		return
 	}
@@ -571,9 +595,10 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap []*raftserverpb
 		if !s.snapshotFits(p, m.Snapshot) {
 			return
 		}
-		clear(p.pendingSnap)
+		p.dropPendingSnaps()
 		p.pendingSnap[snapKey{m.Snapshot.Metadata.Index, m.Snapshot.Metadata.Term}] = snap
 		s.snapHolders = append(s.snapHolders, p)
+		taken = true
 	}
 	if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		s.log.Debug("step raft message", "region", p.regionID, "err", err)

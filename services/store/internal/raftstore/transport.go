@@ -3,6 +3,7 @@ package raftstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -334,15 +335,24 @@ func (t *Transport) streamSnapshot(ctx context.Context, c *storeConn, rm *raftse
 	if err != nil {
 		return err
 	}
+	// Send blocks while the receiver's flow-control window is full, so at
+	// most a chunk or two of the scan is in memory at a time.
 	first := true
+	sum := newSnapDigest()
 	err = scanSnapshot(g, t.s.cfg.SnapshotChunkSize, func(kvs []*raftserverpb.SnapshotKV) error {
 		chunk := &raftserverpb.SnapshotChunk{Kvs: kvs}
 		if first {
 			chunk.Message, first = rm, false
 		}
+		for _, kv := range kvs {
+			sum.add(kv.GetKey(), kv.GetValue())
+		}
 		return st.Send(chunk)
 	})
 	if err != nil {
+		return err
+	}
+	if err := st.Send(&raftserverpb.SnapshotChunk{Digest: sum.proto()}); err != nil {
 		return err
 	}
 	if _, err := st.CloseAndRecv(); err != nil && !errors.Is(err, io.EOF) {
@@ -373,21 +383,50 @@ func (s *Store) HandleRaftBatch(batch *raftserverpb.BatchRaftMessage) {
 	})
 }
 
-// HandleSnapshot steps a fully received snapshot into its peer and waits
-// until the loop has taken it.
-func (s *Store) HandleSnapshot(msg *raftserverpb.RaftMessage, kvs []*raftserverpb.SnapshotKV) error {
-	if kvs == nil {
-		kvs = []*raftserverpb.SnapshotKV{}
+// ReceiveSnapshot reads one snapshot stream (recv returns io.EOF at its
+// end) into SST files on disk, never holding more than a chunk of it in
+// memory, then steps it into its peer and waits until the loop has taken
+// it. A stream that breaks or fails its checks leaves no files behind and
+// returns an error wrapping ErrBadSnapshot or the stream's own.
+func (s *Store) ReceiveSnapshot(recv func() (*raftserverpb.SnapshotChunk, error)) error {
+	if s.cfg.SnapshotDir == "" {
+		return fmt.Errorf("%w: this store has no snapshot directory", ErrBadSnapshot)
 	}
+	if hook := s.cfg.Knobs.SnapshotChunk; hook != nil {
+		inner := recv
+		var n int
+		var region uint64
+		recv = func() (*raftserverpb.SnapshotChunk, error) {
+			c, err := inner()
+			if err != nil {
+				return c, err
+			}
+			n++
+			if n == 1 {
+				region = c.GetMessage().GetRegionId()
+			}
+			if err := hook(region, n); err != nil {
+				return nil, err
+			}
+			return c, nil
+		}
+	}
+	msg, in, err := receiveSnapshot(s.cfg.SnapshotDir, s.db.FormatMajorVersion().MaxTableFormat(), recv)
+	if err != nil {
+		return err
+	}
+	s.stats.SnapshotsReceived.Add(1)
 	done := make(chan struct{})
 	s.post(func() {
 		defer close(done)
-		s.onRaftMessage(msg, kvs)
+		// The files are the peer's now, or removed.
+		s.onRaftMessage(msg, in)
 	})
 	select {
 	case <-done:
 		return nil
 	case <-s.stopc:
+		// If the loop never runs the task, the next Open removes the files.
 		return ErrStopped
 	case <-s.fatalc:
 		return ErrStopped
