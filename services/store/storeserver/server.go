@@ -118,6 +118,7 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		RegionHeartbeatInterval: cfg.HeartbeatInterval,
 		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
 		CampaignOnBootstrap:     campaign,
+		MaxPeerDownDuration:     cfg.MaxPeerDownDuration,
 		Knobs:                   cfg.TestingKnobs,
 	}
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/nokv/nokv/api/limits"
+	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 )
 
@@ -44,6 +47,10 @@ type Config struct {
 	// ProposalTimeout bounds how long a request waits for its command to
 	// apply or its read index to be confirmed.
 	ProposalTimeout time.Duration
+	// MaxPeerDownDuration: a leader reports a peer it has not heard from
+	// for this long (at least two election timeouts) to PD as down, and PD
+	// replaces it.
+	MaxPeerDownDuration time.Duration
 
 	// CampaignOnBootstrap lists regions whose peer here campaigns right
 	// after the store bootstraps (the cluster file's leader_store_id), so
@@ -71,7 +78,23 @@ type TestingKnobs struct {
 	// proposer (the command has applied everywhere; its proposer, and the
 	// latches it holds, wait), as a slow apply would.
 	HoldResult func(regionID uint64, cmd *raftserverpb.RaftCmdRequest) time.Duration
+	// OnConfChangeApplied, if set, is called on the raft loop after every
+	// membership change this store applies, with the region and raft's
+	// configuration after it.
+	OnConfChangeApplied func(storeID, regionID, index uint64, region *metapb.Region, cs raftpb.ConfState)
+	// HoldJoint, if set and true for a region, keeps its leader here from
+	// leaving a joint configuration, so a test can act while it lasts.
+	HoldJoint func(regionID uint64) bool
+	// AllowLeaderConfChange skips the proposal-time refusal to remove or
+	// demote the leader, so a test can check the refusal at apply.
+	AllowLeaderConfChange bool
 }
+
+// DefaultMaxPeerDownDuration is how long a peer may stay silent before its
+// leader reports it down (TiKV's default). PD replaces a down peer only while
+// its store is UP: a replica stuck on a store that is otherwise alive. Peers
+// of a store that is down wait for PD's store rule (replace-down-after).
+const DefaultMaxPeerDownDuration = 10 * time.Minute
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
@@ -89,6 +112,7 @@ func DefaultConfig() Config {
 		StoreHeartbeatInterval:  10 * time.Second,
 		SnapshotChunkSize:       limits.SnapshotChunkSize,
 		ProposalTimeout:         10 * time.Second,
+		MaxPeerDownDuration:     DefaultMaxPeerDownDuration,
 	}
 }
 
@@ -130,6 +154,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ProposalTimeout == 0 {
 		c.ProposalTimeout = d.ProposalTimeout
+	}
+	if c.MaxPeerDownDuration == 0 {
+		c.MaxPeerDownDuration = d.MaxPeerDownDuration
 	}
 	return c
 }
