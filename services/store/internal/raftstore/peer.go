@@ -56,11 +56,9 @@ type peer struct {
 	// feeds the size estimate for split checks.
 	writtenBytes uint64
 	// lastHeard is when this peer last got a message from each other peer
-	// of the region, and leaderSince when it last became leader: a leader
-	// reports a peer it has heard nothing from, in either, for
-	// MaxPeerDownDuration as down to PD.
-	lastHeard   map[uint64]time.Time
-	leaderSince time.Time
+	// of the region (reset when it becomes leader): a leader reports a peer
+	// it has heard nothing from for MaxPeerDownDuration as down to PD.
+	lastHeard map[uint64]time.Time
 	// leaveProposal is the pending proposal leaving a joint configuration
 	// (0: none), and leaveWait the ticks until the next attempt.
 	leaveProposal uint64
@@ -335,7 +333,7 @@ func (p *peer) onRoleOrTerm() {
 		}
 	}
 	if oldLeader != st.Lead && st.Lead == p.id {
-		p.leaderSince = time.Now()
+		clear(p.lastHeard)
 		p.store.log.Info("became leader", "region", p.regionID, "peer", p.id, "term", st.Term)
 		p.store.onBecameLeader(p)
 	}
@@ -481,6 +479,8 @@ func (p *peer) maybeLeaveJoint() {
 
 // downPeers returns the region's peers this leader has heard nothing from
 // for the down threshold: max(MaxPeerDownDuration, two election timeouts).
+// A peer's clock starts when the leader first looks at it (it just became
+// leader, or the peer was just added), so neither shows up as down at once.
 func (p *peer) downPeers(now time.Time) []*pdpb.PeerStats {
 	cfg := p.store.cfg
 	threshold := max(cfg.MaxPeerDownDuration, 2*time.Duration(cfg.ElectionTicks)*cfg.TickInterval)
@@ -489,9 +489,10 @@ func (p *peer) downPeers(now time.Time) []*pdpb.PeerStats {
 		if m.GetId() == p.id {
 			continue
 		}
-		since := p.leaderSince
-		if t := p.lastHeard[m.GetId()]; t.After(since) {
-			since = t
+		since, ok := p.lastHeard[m.GetId()]
+		if !ok {
+			p.lastHeard[m.GetId()] = now
+			continue
 		}
 		if d := now.Sub(since); d >= threshold {
 			out = append(out, &pdpb.PeerStats{Peer: proto.Clone(m).(*metapb.Peer), DownSeconds: uint64(d / time.Second)})
