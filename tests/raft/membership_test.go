@@ -147,24 +147,32 @@ func waitCaughtUp(t *testing.T, c *cluster.Cluster, store, region uint64) {
 
 // A replacement swaps a caught-up learner in for a voter through one joint
 // configuration: never four voters at any applied index on any store. A
-// store restarted while the region is joint rebuilds the joint
-// configuration, and the region leaves it once allowed.
+// store that missed the change gets it from a snapshot taken in the joint
+// state, a store restarted while the region is joint rebuilds the joint
+// configuration from its own state, and the region leaves it once allowed.
 func TestReplaceThroughJointConsensus(t *testing.T) {
 	var (
 		confs confLog
 		hold  atomic.Bool
 	)
-	c := cluster.Start(t, cluster.Options{Stores: 4, ExcludeStores: []uint64{4}, StoreConfig: func(id uint64, cfg *storeserver.Config) {
+	c := cluster.Start(t, cluster.Options{Stores: 4, ExcludeStores: []uint64{4}, RaftLogKeep: 5, StoreConfig: func(id uint64, cfg *storeserver.Config) {
 		cfg.TestingKnobs.OnConfChangeApplied = confs.record
 		cfg.TestingKnobs.HoldJoint = func(uint64) bool { return hold.Load() }
 	}})
 	region := c.RegionFor([]byte("a")).GetId()
 	c.MustPut("a", "1")
-	transferTo(t, c, region, 1)
+	transferTo(t, c, region, 2)
 
 	r := changePeer(t, c, &raftserverpb.ChangePeerAdminRequest{RegionId: region, ChangeType: pdpb.ConfChangeType_ADD_LEARNER, Peer: &metapb.Peer{StoreId: 4}})
 	learner := peerOn(r, 4)
 	waitCaughtUp(t, c, 4, region)
+
+	// Store 1 misses what follows.
+	before, err := c.RegionInfo(1, region)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.StopStore(1)
 
 	// Swap store 4's learner in for store 3's voter, and keep the region
 	// joint for now.
@@ -178,26 +186,48 @@ func TestReplaceThroughJointConsensus(t *testing.T) {
 	if fmt.Sprint(roles(r)) != fmt.Sprint(joint) {
 		t.Fatalf("region after entering joint: %v", r)
 	}
-	for _, s := range c.StoreIDs() {
+	for _, s := range []uint64{2, 3, 4} {
 		waitRegionOn(t, c, s, region, joint)
 	}
 	// While joint, another change is refused.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	_, err := c.Client(c.WaitLeader(region).GetStoreId()).ChangePeer(ctx, &raftserverpb.ChangePeerAdminRequest{RegionId: region, ChangeType: pdpb.ConfChangeType_REMOVE_PEER, Peer: victim})
+	_, err = c.Client(c.WaitLeader(region).GetStoreId()).ChangePeer(ctx, &raftserverpb.ChangePeerAdminRequest{RegionId: region, ChangeType: pdpb.ConfChangeType_REMOVE_PEER, Peer: victim})
 	cancel()
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("change while joint: err = %v, want FailedPrecondition", err)
 	}
-	c.MustPut("b", "2")
 
-	// Restart the leader's store in the joint state: the others elect a
-	// leader under the joint configuration, and the restarted store comes
-	// back with it.
-	c.StopStore(1)
-	c.MustPut("c", "3")
+	// Enough writes that the leader truncates its log past store 1: store 1
+	// comes back through a snapshot taken in the joint state.
+	for i := range 120 {
+		c.MustPut(fmt.Sprintf("k%03d", i), "v")
+	}
+	cluster.Eventually(t, 10*time.Second, func() error {
+		info, err := c.RegionInfo(c.WaitLeader(region).GetStoreId(), region)
+		if err != nil {
+			return err
+		}
+		if info.GetTruncatedIndex() <= before.GetAppliedIndex()+1 {
+			return fmt.Errorf("leader log truncated at %d, store 1 applied %d", info.GetTruncatedIndex(), before.GetAppliedIndex())
+		}
+		return nil
+	})
 	c.StartStore(1)
 	waitRegionOn(t, c, 1, region, joint)
 	waitCaughtUp(t, c, 1, region)
+	if n, _ := c.StoreStats(1)["raft_snapshots_applied"].(int64); n == 0 {
+		t.Fatal("store 1 caught up without a snapshot")
+	}
+
+	// Restart the leader's store in the joint state: the others elect a
+	// leader under the joint configuration, and the restarted store comes
+	// back with it from its own state.
+	leader := c.WaitLeader(region).GetStoreId()
+	c.StopStore(leader)
+	c.MustPut("c", "3")
+	c.StartStore(leader)
+	waitRegionOn(t, c, leader, region, joint)
+	waitCaughtUp(t, c, leader, region)
 	c.MustPut("d", "4")
 
 	// Let the leader leave: store 4 votes, store 3 is a learner.
@@ -220,7 +250,7 @@ func TestReplaceThroughJointConsensus(t *testing.T) {
 	// The new voter counts toward the quorum: store 3 is gone, stop store 2.
 	c.StopStore(2)
 	c.MustPut("e", "5")
-	for k, v := range map[string]string{"a": "1", "b": "2", "c": "3", "d": "4", "e": "5"} {
+	for k, v := range map[string]string{"a": "1", "k000": "v", "k119": "v", "c": "3", "d": "4", "e": "5"} {
 		if got, ok := c.MustGet(k); !ok || got != v {
 			t.Fatalf("%s = %q, %v; want %q", k, got, ok, v)
 		}

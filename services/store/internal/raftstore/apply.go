@@ -290,6 +290,15 @@ func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()
 // configuration, the region (with a new conf_ver) in b, and the removal of
 // this store's peer if it was removed.
 func (p *peer) commitConfChange(b *pebble.Batch, e *raftpb.Entry, cc raftpb.ConfChangeV2, h *raftserverpb.CmdHeader, next *metapb.Region, kind string, removedPeer uint64, after *[]func()) error {
+	// The region's roles and raft's configuration agree (both come from
+	// the same log; restarts and snapshots derive raft's from the roles).
+	// If they did not, raft would panic on a leave or enter it cannot make:
+	// fail the store with a corruption error instead.
+	if _, enter := cc.EnterJoint(); enter || cc.LeaveJoint() {
+		if raftJoint := len(p.rn.Status().Config.Voters[1]) > 0; raftJoint != cc.LeaveJoint() {
+			return fmt.Errorf("%w: region %d at index %d: region roles %v disagree with raft's configuration %v", errCorruptState, p.regionID, e.Index, p.region().GetPeers(), p.rn.Status().Config)
+		}
+	}
 	epoch := next.GetRegionEpoch()
 	next.RegionEpoch = &metapb.RegionEpoch{ConfVer: epoch.GetConfVer() + 1, Version: epoch.GetVersion()}
 	cs := p.rn.ApplyConfChange(cc)
