@@ -5,6 +5,7 @@ import (
 	"log"
 	"slices"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -135,5 +136,33 @@ func TestRaftConfChangeRefusesMisplacedTypes(t *testing.T) {
 		if _, err := raftConfChange(admin, nil); err == nil {
 			t.Errorf("raftConfChange(%v) = nil error", admin)
 		}
+	}
+}
+
+func TestDownPeersStartTheClockAtFirstLook(t *testing.T) {
+	p := &peer{
+		store:     &Store{cfg: Config{MaxPeerDownDuration: time.Minute, ElectionTicks: 10, TickInterval: 100 * time.Millisecond}},
+		id:        71,
+		lastHeard: map[uint64]time.Time{},
+	}
+	const V = metapb.PeerRole_VOTER
+	p.regionPtr.Store(peers(map[uint64]metapb.PeerRole{71: V, 72: V, 73: V}))
+	t0 := time.Unix(1000, 0)
+	if got := p.downPeers(t0); len(got) != 0 {
+		t.Fatalf("at first look: down %v", got)
+	}
+	p.lastHeard[72] = t0.Add(50 * time.Second)
+	p.lastHeard[99] = t0 // a peer no longer in the region
+	got := p.downPeers(t0.Add(61 * time.Second))
+	if len(got) != 1 || got[0].GetPeer().GetId() != 73 || got[0].GetDownSeconds() != 61 {
+		t.Fatalf("after 61 s: down %v, want peer 73 for 61 s", got)
+	}
+	if _, ok := p.lastHeard[99]; ok {
+		t.Fatal("a removed peer's clock was kept")
+	}
+	// The threshold is at least two election timeouts.
+	p.store.cfg.MaxPeerDownDuration = time.Millisecond
+	if got := p.downPeers(t0.Add(50*time.Second + 1500*time.Millisecond)); len(got) != 1 {
+		t.Fatalf("1.5 s after hearing from 72: down %v, want only 73", got)
 	}
 }

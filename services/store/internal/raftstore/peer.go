@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -485,7 +486,13 @@ func (p *peer) downPeers(now time.Time) []*pdpb.PeerStats {
 	cfg := p.store.cfg
 	threshold := max(cfg.MaxPeerDownDuration, 2*time.Duration(cfg.ElectionTicks)*cfg.TickInterval)
 	var out []*pdpb.PeerStats
-	for _, m := range p.region().GetPeers() {
+	region := p.region()
+	for id := range p.lastHeard {
+		if !slices.ContainsFunc(region.GetPeers(), func(m *metapb.Peer) bool { return m.GetId() == id }) {
+			delete(p.lastHeard, id) // removed from the region
+		}
+	}
+	for _, m := range region.GetPeers() {
 		if m.GetId() == p.id {
 			continue
 		}
