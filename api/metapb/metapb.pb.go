@@ -23,11 +23,18 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PeerRole is a peer's part in the region's raft configuration. The last two
+// exist only while the region is in a joint configuration (a replacement
+// entered with one ConfChangeV2): an INCOMING_VOTER votes in the new
+// configuration only, a DEMOTING_VOTER in the old one only and becomes a
+// LEARNER when the region leaves the joint configuration.
 type PeerRole int32
 
 const (
-	PeerRole_VOTER   PeerRole = 0
-	PeerRole_LEARNER PeerRole = 1
+	PeerRole_VOTER          PeerRole = 0
+	PeerRole_LEARNER        PeerRole = 1
+	PeerRole_INCOMING_VOTER PeerRole = 2
+	PeerRole_DEMOTING_VOTER PeerRole = 3
 )
 
 // Enum value maps for PeerRole.
@@ -35,10 +42,14 @@ var (
 	PeerRole_name = map[int32]string{
 		0: "VOTER",
 		1: "LEARNER",
+		2: "INCOMING_VOTER",
+		3: "DEMOTING_VOTER",
 	}
 	PeerRole_value = map[string]int32{
-		"VOTER":   0,
-		"LEARNER": 1,
+		"VOTER":          0,
+		"LEARNER":        1,
+		"INCOMING_VOTER": 2,
+		"DEMOTING_VOTER": 3,
 	}
 )
 
@@ -402,10 +413,12 @@ const file_metapb_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12+\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x15.nokv.meta.StoreStateR\x05state\x12*\n" +
-	"\x11last_heartbeat_ms\x18\x04 \x01(\x03R\x0flastHeartbeatMs*\"\n" +
+	"\x11last_heartbeat_ms\x18\x04 \x01(\x03R\x0flastHeartbeatMs*J\n" +
 	"\bPeerRole\x12\t\n" +
 	"\x05VOTER\x10\x00\x12\v\n" +
-	"\aLEARNER\x10\x01*-\n" +
+	"\aLEARNER\x10\x01\x12\x12\n" +
+	"\x0eINCOMING_VOTER\x10\x02\x12\x12\n" +
+	"\x0eDEMOTING_VOTER\x10\x03*-\n" +
 	"\n" +
 	"StoreState\x12\x06\n" +
 	"\x02UP\x10\x00\x12\b\n" +

@@ -96,6 +96,8 @@ const (
 	// Promote an existing learner to voter.
 	ConfChangeType_PROMOTE_LEARNER ConfChangeType = 1
 	ConfChangeType_REMOVE_PEER     ConfChangeType = 2
+	// Demote a voter to learner; only inside a ChangePeerV2 (joint consensus).
+	ConfChangeType_DEMOTE_VOTER ConfChangeType = 3
 )
 
 // Enum value maps for ConfChangeType.
@@ -104,11 +106,13 @@ var (
 		0: "ADD_LEARNER",
 		1: "PROMOTE_LEARNER",
 		2: "REMOVE_PEER",
+		3: "DEMOTE_VOTER",
 	}
 	ConfChangeType_value = map[string]int32{
 		"ADD_LEARNER":     0,
 		"PROMOTE_LEARNER": 1,
 		"REMOVE_PEER":     2,
+		"DEMOTE_VOTER":    3,
 	}
 )
 
@@ -1206,6 +1210,54 @@ func (x *ChangePeer) GetPeer() *metapb.Peer {
 	return nil
 }
 
+// ChangePeerV2 is one membership change of several peers at once through
+// joint consensus: the region enters a joint configuration (both the old and
+// the new voter sets must agree) and its leader leaves it once that applied.
+// Only PROMOTE_LEARNER and DEMOTE_VOTER are allowed in it.
+type ChangePeerV2 struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*ChangePeer          `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePeerV2) Reset() {
+	*x = ChangePeerV2{}
+	mi := &file_pdpb_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePeerV2) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePeerV2) ProtoMessage() {}
+
+func (x *ChangePeerV2) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePeerV2.ProtoReflect.Descriptor instead.
+func (*ChangePeerV2) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ChangePeerV2) GetChanges() []*ChangePeer {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type SplitRegion struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Empty: the store picks the middle key itself.
@@ -1216,7 +1268,7 @@ type SplitRegion struct {
 
 func (x *SplitRegion) Reset() {
 	*x = SplitRegion{}
-	mi := &file_pdpb_proto_msgTypes[19]
+	mi := &file_pdpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1280,7 @@ func (x *SplitRegion) String() string {
 func (*SplitRegion) ProtoMessage() {}
 
 func (x *SplitRegion) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[19]
+	mi := &file_pdpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1293,7 @@ func (x *SplitRegion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegion.ProtoReflect.Descriptor instead.
 func (*SplitRegion) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{19}
+	return file_pdpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SplitRegion) GetSplitKey() []byte {
@@ -1265,6 +1317,7 @@ type RegionHeartbeatResponse struct {
 	//	*RegionHeartbeatResponse_TransferLeader
 	//	*RegionHeartbeatResponse_ChangePeer
 	//	*RegionHeartbeatResponse_SplitRegion
+	//	*RegionHeartbeatResponse_ChangePeerV2
 	Operation     isRegionHeartbeatResponse_Operation `protobuf_oneof:"operation"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1272,7 +1325,7 @@ type RegionHeartbeatResponse struct {
 
 func (x *RegionHeartbeatResponse) Reset() {
 	*x = RegionHeartbeatResponse{}
-	mi := &file_pdpb_proto_msgTypes[20]
+	mi := &file_pdpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1284,7 +1337,7 @@ func (x *RegionHeartbeatResponse) String() string {
 func (*RegionHeartbeatResponse) ProtoMessage() {}
 
 func (x *RegionHeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[20]
+	mi := &file_pdpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1297,7 +1350,7 @@ func (x *RegionHeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionHeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*RegionHeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{20}
+	return file_pdpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RegionHeartbeatResponse) GetHeader() *ResponseHeader {
@@ -1355,6 +1408,15 @@ func (x *RegionHeartbeatResponse) GetSplitRegion() *SplitRegion {
 	return nil
 }
 
+func (x *RegionHeartbeatResponse) GetChangePeerV2() *ChangePeerV2 {
+	if x != nil {
+		if x, ok := x.Operation.(*RegionHeartbeatResponse_ChangePeerV2); ok {
+			return x.ChangePeerV2
+		}
+	}
+	return nil
+}
+
 type isRegionHeartbeatResponse_Operation interface {
 	isRegionHeartbeatResponse_Operation()
 }
@@ -1371,11 +1433,17 @@ type RegionHeartbeatResponse_SplitRegion struct {
 	SplitRegion *SplitRegion `protobuf:"bytes,6,opt,name=split_region,json=splitRegion,proto3,oneof"`
 }
 
+type RegionHeartbeatResponse_ChangePeerV2 struct {
+	ChangePeerV2 *ChangePeerV2 `protobuf:"bytes,7,opt,name=change_peer_v2,json=changePeerV2,proto3,oneof"`
+}
+
 func (*RegionHeartbeatResponse_TransferLeader) isRegionHeartbeatResponse_Operation() {}
 
 func (*RegionHeartbeatResponse_ChangePeer) isRegionHeartbeatResponse_Operation() {}
 
 func (*RegionHeartbeatResponse_SplitRegion) isRegionHeartbeatResponse_Operation() {}
+
+func (*RegionHeartbeatResponse_ChangePeerV2) isRegionHeartbeatResponse_Operation() {}
 
 type AllocIDRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1387,7 +1455,7 @@ type AllocIDRequest struct {
 
 func (x *AllocIDRequest) Reset() {
 	*x = AllocIDRequest{}
-	mi := &file_pdpb_proto_msgTypes[21]
+	mi := &file_pdpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1399,7 +1467,7 @@ func (x *AllocIDRequest) String() string {
 func (*AllocIDRequest) ProtoMessage() {}
 
 func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[21]
+	mi := &file_pdpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1412,7 +1480,7 @@ func (x *AllocIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDRequest.ProtoReflect.Descriptor instead.
 func (*AllocIDRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{21}
+	return file_pdpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *AllocIDRequest) GetCount() uint32 {
@@ -1434,7 +1502,7 @@ type AllocIDResponse struct {
 
 func (x *AllocIDResponse) Reset() {
 	*x = AllocIDResponse{}
-	mi := &file_pdpb_proto_msgTypes[22]
+	mi := &file_pdpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1514,7 @@ func (x *AllocIDResponse) String() string {
 func (*AllocIDResponse) ProtoMessage() {}
 
 func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[22]
+	mi := &file_pdpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1527,7 @@ func (x *AllocIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocIDResponse.ProtoReflect.Descriptor instead.
 func (*AllocIDResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{22}
+	return file_pdpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AllocIDResponse) GetHeader() *ResponseHeader {
@@ -1493,7 +1561,7 @@ type TsoRequest struct {
 
 func (x *TsoRequest) Reset() {
 	*x = TsoRequest{}
-	mi := &file_pdpb_proto_msgTypes[23]
+	mi := &file_pdpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1505,7 +1573,7 @@ func (x *TsoRequest) String() string {
 func (*TsoRequest) ProtoMessage() {}
 
 func (x *TsoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[23]
+	mi := &file_pdpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1518,7 +1586,7 @@ func (x *TsoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TsoRequest.ProtoReflect.Descriptor instead.
 func (*TsoRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{23}
+	return file_pdpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TsoRequest) GetCount() uint32 {
@@ -1542,7 +1610,7 @@ type TsoResponse struct {
 
 func (x *TsoResponse) Reset() {
 	*x = TsoResponse{}
-	mi := &file_pdpb_proto_msgTypes[24]
+	mi := &file_pdpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1554,7 +1622,7 @@ func (x *TsoResponse) String() string {
 func (*TsoResponse) ProtoMessage() {}
 
 func (x *TsoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[24]
+	mi := &file_pdpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1567,7 +1635,7 @@ func (x *TsoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TsoResponse.ProtoReflect.Descriptor instead.
 func (*TsoResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{24}
+	return file_pdpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TsoResponse) GetHeader() *ResponseHeader {
@@ -1600,7 +1668,7 @@ type AskSplitRequest struct {
 
 func (x *AskSplitRequest) Reset() {
 	*x = AskSplitRequest{}
-	mi := &file_pdpb_proto_msgTypes[25]
+	mi := &file_pdpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1612,7 +1680,7 @@ func (x *AskSplitRequest) String() string {
 func (*AskSplitRequest) ProtoMessage() {}
 
 func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[25]
+	mi := &file_pdpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1625,7 +1693,7 @@ func (x *AskSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitRequest.ProtoReflect.Descriptor instead.
 func (*AskSplitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{25}
+	return file_pdpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AskSplitRequest) GetRegion() *metapb.Region {
@@ -1647,7 +1715,7 @@ type AskSplitResponse struct {
 
 func (x *AskSplitResponse) Reset() {
 	*x = AskSplitResponse{}
-	mi := &file_pdpb_proto_msgTypes[26]
+	mi := &file_pdpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1727,7 @@ func (x *AskSplitResponse) String() string {
 func (*AskSplitResponse) ProtoMessage() {}
 
 func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[26]
+	mi := &file_pdpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1740,7 @@ func (x *AskSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AskSplitResponse.ProtoReflect.Descriptor instead.
 func (*AskSplitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{26}
+	return file_pdpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AskSplitResponse) GetHeader() *ResponseHeader {
@@ -1706,7 +1774,7 @@ type ReportSplitRequest struct {
 
 func (x *ReportSplitRequest) Reset() {
 	*x = ReportSplitRequest{}
-	mi := &file_pdpb_proto_msgTypes[27]
+	mi := &file_pdpb_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1718,7 +1786,7 @@ func (x *ReportSplitRequest) String() string {
 func (*ReportSplitRequest) ProtoMessage() {}
 
 func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[27]
+	mi := &file_pdpb_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1731,7 +1799,7 @@ func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitRequest.ProtoReflect.Descriptor instead.
 func (*ReportSplitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{27}
+	return file_pdpb_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ReportSplitRequest) GetLeft() *metapb.Region {
@@ -1757,7 +1825,7 @@ type ReportSplitResponse struct {
 
 func (x *ReportSplitResponse) Reset() {
 	*x = ReportSplitResponse{}
-	mi := &file_pdpb_proto_msgTypes[28]
+	mi := &file_pdpb_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1837,7 @@ func (x *ReportSplitResponse) String() string {
 func (*ReportSplitResponse) ProtoMessage() {}
 
 func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[28]
+	mi := &file_pdpb_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1850,7 @@ func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitResponse.ProtoReflect.Descriptor instead.
 func (*ReportSplitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{28}
+	return file_pdpb_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReportSplitResponse) GetHeader() *ResponseHeader {
@@ -1801,7 +1869,7 @@ type RemoveRegionRequest struct {
 
 func (x *RemoveRegionRequest) Reset() {
 	*x = RemoveRegionRequest{}
-	mi := &file_pdpb_proto_msgTypes[29]
+	mi := &file_pdpb_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1881,7 @@ func (x *RemoveRegionRequest) String() string {
 func (*RemoveRegionRequest) ProtoMessage() {}
 
 func (x *RemoveRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[29]
+	mi := &file_pdpb_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1894,7 @@ func (x *RemoveRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRegionRequest.ProtoReflect.Descriptor instead.
 func (*RemoveRegionRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{29}
+	return file_pdpb_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemoveRegionRequest) GetRegionId() uint64 {
@@ -1845,7 +1913,7 @@ type RemoveRegionResponse struct {
 
 func (x *RemoveRegionResponse) Reset() {
 	*x = RemoveRegionResponse{}
-	mi := &file_pdpb_proto_msgTypes[30]
+	mi := &file_pdpb_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1857,7 +1925,7 @@ func (x *RemoveRegionResponse) String() string {
 func (*RemoveRegionResponse) ProtoMessage() {}
 
 func (x *RemoveRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[30]
+	mi := &file_pdpb_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1870,7 +1938,7 @@ func (x *RemoveRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveRegionResponse.ProtoReflect.Descriptor instead.
 func (*RemoveRegionResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{30}
+	return file_pdpb_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveRegionResponse) GetHeader() *ResponseHeader {
@@ -1888,7 +1956,7 @@ type GetGCSafePointRequest struct {
 
 func (x *GetGCSafePointRequest) Reset() {
 	*x = GetGCSafePointRequest{}
-	mi := &file_pdpb_proto_msgTypes[31]
+	mi := &file_pdpb_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1900,7 +1968,7 @@ func (x *GetGCSafePointRequest) String() string {
 func (*GetGCSafePointRequest) ProtoMessage() {}
 
 func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[31]
+	mi := &file_pdpb_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1913,7 +1981,7 @@ func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointRequest.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{31}
+	return file_pdpb_proto_rawDescGZIP(), []int{32}
 }
 
 type GetGCSafePointResponse struct {
@@ -1926,7 +1994,7 @@ type GetGCSafePointResponse struct {
 
 func (x *GetGCSafePointResponse) Reset() {
 	*x = GetGCSafePointResponse{}
-	mi := &file_pdpb_proto_msgTypes[32]
+	mi := &file_pdpb_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2006,7 @@ func (x *GetGCSafePointResponse) String() string {
 func (*GetGCSafePointResponse) ProtoMessage() {}
 
 func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[32]
+	mi := &file_pdpb_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2019,7 @@ func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointResponse.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{32}
+	return file_pdpb_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetGCSafePointResponse) GetHeader() *ResponseHeader {
@@ -1977,7 +2045,7 @@ type UpdateGCSafePointRequest struct {
 
 func (x *UpdateGCSafePointRequest) Reset() {
 	*x = UpdateGCSafePointRequest{}
-	mi := &file_pdpb_proto_msgTypes[33]
+	mi := &file_pdpb_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1989,7 +2057,7 @@ func (x *UpdateGCSafePointRequest) String() string {
 func (*UpdateGCSafePointRequest) ProtoMessage() {}
 
 func (x *UpdateGCSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[33]
+	mi := &file_pdpb_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2002,7 +2070,7 @@ func (x *UpdateGCSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGCSafePointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateGCSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{33}
+	return file_pdpb_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *UpdateGCSafePointRequest) GetSafePoint() uint64 {
@@ -2023,7 +2091,7 @@ type UpdateGCSafePointResponse struct {
 
 func (x *UpdateGCSafePointResponse) Reset() {
 	*x = UpdateGCSafePointResponse{}
-	mi := &file_pdpb_proto_msgTypes[34]
+	mi := &file_pdpb_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2103,7 @@ func (x *UpdateGCSafePointResponse) String() string {
 func (*UpdateGCSafePointResponse) ProtoMessage() {}
 
 func (x *UpdateGCSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_proto_msgTypes[34]
+	mi := &file_pdpb_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2116,7 @@ func (x *UpdateGCSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateGCSafePointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateGCSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_proto_rawDescGZIP(), []int{34}
+	return file_pdpb_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *UpdateGCSafePointResponse) GetHeader() *ResponseHeader {
@@ -2141,9 +2209,11 @@ const file_pdpb_proto_rawDesc = "" +
 	"ChangePeer\x128\n" +
 	"\vchange_type\x18\x01 \x01(\x0e2\x17.nokv.pd.ConfChangeTypeR\n" +
 	"changeType\x12#\n" +
-	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"*\n" +
+	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"=\n" +
+	"\fChangePeerV2\x12-\n" +
+	"\achanges\x18\x01 \x03(\v2\x13.nokv.pd.ChangePeerR\achanges\"*\n" +
 	"\vSplitRegion\x12\x1b\n" +
-	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\"\xe6\x02\n" +
+	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\"\xa5\x03\n" +
 	"\x17RegionHeartbeatResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12\x1b\n" +
 	"\tregion_id\x18\x02 \x01(\x04R\bregionId\x129\n" +
@@ -2151,7 +2221,8 @@ const file_pdpb_proto_rawDesc = "" +
 	"\x0ftransfer_leader\x18\x04 \x01(\v2\x17.nokv.pd.TransferLeaderH\x00R\x0etransferLeader\x126\n" +
 	"\vchange_peer\x18\x05 \x01(\v2\x13.nokv.pd.ChangePeerH\x00R\n" +
 	"changePeer\x129\n" +
-	"\fsplit_region\x18\x06 \x01(\v2\x14.nokv.pd.SplitRegionH\x00R\vsplitRegionB\v\n" +
+	"\fsplit_region\x18\x06 \x01(\v2\x14.nokv.pd.SplitRegionH\x00R\vsplitRegion\x12=\n" +
+	"\x0echange_peer_v2\x18\a \x01(\v2\x15.nokv.pd.ChangePeerV2H\x00R\fchangePeerV2B\v\n" +
 	"\toperation\"&\n" +
 	"\x0eAllocIDRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\"s\n" +
@@ -2200,11 +2271,12 @@ const file_pdpb_proto_rawDesc = "" +
 	"\vSTALE_EPOCH\x10\x03\x12\x14\n" +
 	"\x10REGION_NOT_FOUND\x10\x04\x12\x13\n" +
 	"\x0fSTORE_NOT_FOUND\x10\x05\x12\x13\n" +
-	"\x0fSTORE_TOMBSTONE\x10\x06*G\n" +
+	"\x0fSTORE_TOMBSTONE\x10\x06*Y\n" +
 	"\x0eConfChangeType\x12\x0f\n" +
 	"\vADD_LEARNER\x10\x00\x12\x13\n" +
 	"\x0fPROMOTE_LEARNER\x10\x01\x12\x0f\n" +
-	"\vREMOVE_PEER\x10\x022\x9a\b\n" +
+	"\vREMOVE_PEER\x10\x02\x12\x10\n" +
+	"\fDEMOTE_VOTER\x10\x032\x9a\b\n" +
 	"\x02PD\x12L\n" +
 	"\x0eGetRegionByKey\x12\x1e.nokv.pd.GetRegionByKeyRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12J\n" +
 	"\rGetRegionByID\x12\x1d.nokv.pd.GetRegionByIDRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12H\n" +
@@ -2234,7 +2306,7 @@ func file_pdpb_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_pdpb_proto_goTypes = []any{
 	(ErrorType)(0),                    // 0: nokv.pd.ErrorType
 	(ConfChangeType)(0),               // 1: nokv.pd.ConfChangeType
@@ -2257,102 +2329,105 @@ var file_pdpb_proto_goTypes = []any{
 	(*RegionHeartbeatRequest)(nil),    // 18: nokv.pd.RegionHeartbeatRequest
 	(*TransferLeader)(nil),            // 19: nokv.pd.TransferLeader
 	(*ChangePeer)(nil),                // 20: nokv.pd.ChangePeer
-	(*SplitRegion)(nil),               // 21: nokv.pd.SplitRegion
-	(*RegionHeartbeatResponse)(nil),   // 22: nokv.pd.RegionHeartbeatResponse
-	(*AllocIDRequest)(nil),            // 23: nokv.pd.AllocIDRequest
-	(*AllocIDResponse)(nil),           // 24: nokv.pd.AllocIDResponse
-	(*TsoRequest)(nil),                // 25: nokv.pd.TsoRequest
-	(*TsoResponse)(nil),               // 26: nokv.pd.TsoResponse
-	(*AskSplitRequest)(nil),           // 27: nokv.pd.AskSplitRequest
-	(*AskSplitResponse)(nil),          // 28: nokv.pd.AskSplitResponse
-	(*ReportSplitRequest)(nil),        // 29: nokv.pd.ReportSplitRequest
-	(*ReportSplitResponse)(nil),       // 30: nokv.pd.ReportSplitResponse
-	(*RemoveRegionRequest)(nil),       // 31: nokv.pd.RemoveRegionRequest
-	(*RemoveRegionResponse)(nil),      // 32: nokv.pd.RemoveRegionResponse
-	(*GetGCSafePointRequest)(nil),     // 33: nokv.pd.GetGCSafePointRequest
-	(*GetGCSafePointResponse)(nil),    // 34: nokv.pd.GetGCSafePointResponse
-	(*UpdateGCSafePointRequest)(nil),  // 35: nokv.pd.UpdateGCSafePointRequest
-	(*UpdateGCSafePointResponse)(nil), // 36: nokv.pd.UpdateGCSafePointResponse
-	(*metapb.Region)(nil),             // 37: nokv.meta.Region
-	(*metapb.Peer)(nil),               // 38: nokv.meta.Peer
-	(*metapb.Store)(nil),              // 39: nokv.meta.Store
-	(*metapb.RegionEpoch)(nil),        // 40: nokv.meta.RegionEpoch
+	(*ChangePeerV2)(nil),              // 21: nokv.pd.ChangePeerV2
+	(*SplitRegion)(nil),               // 22: nokv.pd.SplitRegion
+	(*RegionHeartbeatResponse)(nil),   // 23: nokv.pd.RegionHeartbeatResponse
+	(*AllocIDRequest)(nil),            // 24: nokv.pd.AllocIDRequest
+	(*AllocIDResponse)(nil),           // 25: nokv.pd.AllocIDResponse
+	(*TsoRequest)(nil),                // 26: nokv.pd.TsoRequest
+	(*TsoResponse)(nil),               // 27: nokv.pd.TsoResponse
+	(*AskSplitRequest)(nil),           // 28: nokv.pd.AskSplitRequest
+	(*AskSplitResponse)(nil),          // 29: nokv.pd.AskSplitResponse
+	(*ReportSplitRequest)(nil),        // 30: nokv.pd.ReportSplitRequest
+	(*ReportSplitResponse)(nil),       // 31: nokv.pd.ReportSplitResponse
+	(*RemoveRegionRequest)(nil),       // 32: nokv.pd.RemoveRegionRequest
+	(*RemoveRegionResponse)(nil),      // 33: nokv.pd.RemoveRegionResponse
+	(*GetGCSafePointRequest)(nil),     // 34: nokv.pd.GetGCSafePointRequest
+	(*GetGCSafePointResponse)(nil),    // 35: nokv.pd.GetGCSafePointResponse
+	(*UpdateGCSafePointRequest)(nil),  // 36: nokv.pd.UpdateGCSafePointRequest
+	(*UpdateGCSafePointResponse)(nil), // 37: nokv.pd.UpdateGCSafePointResponse
+	(*metapb.Region)(nil),             // 38: nokv.meta.Region
+	(*metapb.Peer)(nil),               // 39: nokv.meta.Peer
+	(*metapb.Store)(nil),              // 40: nokv.meta.Store
+	(*metapb.RegionEpoch)(nil),        // 41: nokv.meta.RegionEpoch
 }
 var file_pdpb_proto_depIdxs = []int32{
 	0,  // 0: nokv.pd.Error.type:type_name -> nokv.pd.ErrorType
 	2,  // 1: nokv.pd.ResponseHeader.error:type_name -> nokv.pd.Error
 	3,  // 2: nokv.pd.GetRegionResponse.header:type_name -> nokv.pd.ResponseHeader
-	37, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
-	38, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
-	37, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
-	38, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
+	38, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
+	39, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
+	38, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
+	39, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
 	17, // 7: nokv.pd.RegionWithLeader.down_peers:type_name -> nokv.pd.PeerStats
-	38, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
+	39, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
 	3,  // 9: nokv.pd.ScanRegionsResponse.header:type_name -> nokv.pd.ResponseHeader
 	8,  // 10: nokv.pd.ScanRegionsResponse.regions:type_name -> nokv.pd.RegionWithLeader
 	3,  // 11: nokv.pd.GetStoreResponse.header:type_name -> nokv.pd.ResponseHeader
-	39, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
+	40, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
 	3,  // 13: nokv.pd.GetAllStoresResponse.header:type_name -> nokv.pd.ResponseHeader
-	39, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
+	40, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
 	14, // 15: nokv.pd.GetAllStoresResponse.stats:type_name -> nokv.pd.StoreStats
 	14, // 16: nokv.pd.StoreHeartbeatRequest.stats:type_name -> nokv.pd.StoreStats
 	3,  // 17: nokv.pd.StoreHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	38, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
-	37, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
-	38, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
+	39, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
+	38, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
+	39, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
 	17, // 21: nokv.pd.RegionHeartbeatRequest.down_peers:type_name -> nokv.pd.PeerStats
-	38, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
-	38, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
+	39, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
+	39, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
 	1,  // 24: nokv.pd.ChangePeer.change_type:type_name -> nokv.pd.ConfChangeType
-	38, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
-	3,  // 26: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	40, // 27: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
-	19, // 28: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
-	20, // 29: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
-	21, // 30: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
-	3,  // 31: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 32: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
-	37, // 33: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
-	3,  // 34: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	37, // 35: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
-	37, // 36: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
-	3,  // 37: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 38: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 39: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
-	3,  // 40: nokv.pd.UpdateGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
-	4,  // 41: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
-	5,  // 42: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
-	7,  // 43: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
-	10, // 44: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
-	12, // 45: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
-	15, // 46: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
-	18, // 47: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
-	23, // 48: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
-	25, // 49: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
-	27, // 50: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
-	29, // 51: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
-	31, // 52: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
-	33, // 53: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
-	35, // 54: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
-	6,  // 55: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
-	6,  // 56: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
-	9,  // 57: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
-	11, // 58: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
-	13, // 59: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
-	16, // 60: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
-	22, // 61: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
-	24, // 62: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
-	26, // 63: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
-	28, // 64: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
-	30, // 65: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
-	32, // 66: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
-	34, // 67: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
-	36, // 68: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
-	55, // [55:69] is the sub-list for method output_type
-	41, // [41:55] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	39, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
+	20, // 26: nokv.pd.ChangePeerV2.changes:type_name -> nokv.pd.ChangePeer
+	3,  // 27: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
+	41, // 28: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
+	19, // 29: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
+	20, // 30: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
+	22, // 31: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
+	21, // 32: nokv.pd.RegionHeartbeatResponse.change_peer_v2:type_name -> nokv.pd.ChangePeerV2
+	3,  // 33: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 34: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
+	38, // 35: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
+	3,  // 36: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
+	38, // 37: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
+	38, // 38: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
+	3,  // 39: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 40: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 41: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 42: nokv.pd.UpdateGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
+	4,  // 43: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
+	5,  // 44: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
+	7,  // 45: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
+	10, // 46: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
+	12, // 47: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
+	15, // 48: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
+	18, // 49: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
+	24, // 50: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
+	26, // 51: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
+	28, // 52: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
+	30, // 53: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
+	32, // 54: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
+	34, // 55: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
+	36, // 56: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
+	6,  // 57: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
+	6,  // 58: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
+	9,  // 59: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
+	11, // 60: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
+	13, // 61: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
+	16, // 62: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
+	23, // 63: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
+	25, // 64: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
+	27, // 65: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
+	29, // 66: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
+	31, // 67: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
+	33, // 68: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
+	35, // 69: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
+	37, // 70: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
+	57, // [57:71] is the sub-list for method output_type
+	43, // [43:57] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_proto_init() }
@@ -2360,10 +2435,11 @@ func file_pdpb_proto_init() {
 	if File_pdpb_proto != nil {
 		return
 	}
-	file_pdpb_proto_msgTypes[20].OneofWrappers = []any{
+	file_pdpb_proto_msgTypes[21].OneofWrappers = []any{
 		(*RegionHeartbeatResponse_TransferLeader)(nil),
 		(*RegionHeartbeatResponse_ChangePeer)(nil),
 		(*RegionHeartbeatResponse_SplitRegion)(nil),
+		(*RegionHeartbeatResponse_ChangePeerV2)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2371,7 +2447,7 @@ func file_pdpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_proto_rawDesc), len(file_pdpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   35,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

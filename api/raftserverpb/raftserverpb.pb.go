@@ -907,7 +907,8 @@ func (x *SplitRequest) GetNewPeerIds() []uint64 {
 	return nil
 }
 
-// ChangePeerRequest travels as the context of a raft ConfChangeV2 entry.
+// ChangePeerRequest is a single-step membership change; its command travels
+// as the context of a raft ConfChangeV2 entry with one change.
 type ChangePeerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ChangeType    pdpb.ConfChangeType    `protobuf:"varint,1,opt,name=change_type,json=changeType,proto3,enum=nokv.pd.ConfChangeType" json:"change_type,omitempty"`
@@ -960,17 +961,66 @@ func (x *ChangePeerRequest) GetPeer() *metapb.Peer {
 	return nil
 }
 
+// ChangePeerV2Request enters a joint configuration with all its changes
+// (PROMOTE_LEARNER and DEMOTE_VOTER only); with no changes it leaves the
+// joint configuration. Its command travels as the context of a raft
+// ConfChangeV2 entry with an explicit transition.
+type ChangePeerV2Request struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Changes       []*ChangePeerRequest   `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChangePeerV2Request) Reset() {
+	*x = ChangePeerV2Request{}
+	mi := &file_raftserverpb_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChangePeerV2Request) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChangePeerV2Request) ProtoMessage() {}
+
+func (x *ChangePeerV2Request) ProtoReflect() protoreflect.Message {
+	mi := &file_raftserverpb_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChangePeerV2Request.ProtoReflect.Descriptor instead.
+func (*ChangePeerV2Request) Descriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ChangePeerV2Request) GetChanges() []*ChangePeerRequest {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type AdminRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Split         *SplitRequest          `protobuf:"bytes,1,opt,name=split,proto3" json:"split,omitempty"`
 	ChangePeer    *ChangePeerRequest     `protobuf:"bytes,3,opt,name=change_peer,json=changePeer,proto3" json:"change_peer,omitempty"`
+	ChangePeerV2  *ChangePeerV2Request   `protobuf:"bytes,4,opt,name=change_peer_v2,json=changePeerV2,proto3" json:"change_peer_v2,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AdminRequest) Reset() {
 	*x = AdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1032,7 @@ func (x *AdminRequest) String() string {
 func (*AdminRequest) ProtoMessage() {}
 
 func (x *AdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1045,7 @@ func (x *AdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminRequest.ProtoReflect.Descriptor instead.
 func (*AdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AdminRequest) GetSplit() *SplitRequest {
@@ -1008,6 +1058,13 @@ func (x *AdminRequest) GetSplit() *SplitRequest {
 func (x *AdminRequest) GetChangePeer() *ChangePeerRequest {
 	if x != nil {
 		return x.ChangePeer
+	}
+	return nil
+}
+
+func (x *AdminRequest) GetChangePeerV2() *ChangePeerV2Request {
+	if x != nil {
+		return x.ChangePeerV2
 	}
 	return nil
 }
@@ -1030,7 +1087,7 @@ type CmdHeader struct {
 
 func (x *CmdHeader) Reset() {
 	*x = CmdHeader{}
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1099,7 @@ func (x *CmdHeader) String() string {
 func (*CmdHeader) ProtoMessage() {}
 
 func (x *CmdHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1112,7 @@ func (x *CmdHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CmdHeader.ProtoReflect.Descriptor instead.
 func (*CmdHeader) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CmdHeader) GetRegionId() uint64 {
@@ -1106,7 +1163,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1175,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1188,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteRange) GetStartKey() []byte {
@@ -1166,7 +1223,7 @@ type RaftCmdRequest struct {
 
 func (x *RaftCmdRequest) Reset() {
 	*x = RaftCmdRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1178,7 +1235,7 @@ func (x *RaftCmdRequest) String() string {
 func (*RaftCmdRequest) ProtoMessage() {}
 
 func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1191,7 +1248,7 @@ func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCmdRequest.ProtoReflect.Descriptor instead.
 func (*RaftCmdRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RaftCmdRequest) GetHeader() *CmdHeader {
@@ -1241,7 +1298,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1310,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1323,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *TransferLeaderRequest) GetRegionId() uint64 {
@@ -1292,7 +1349,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1304,7 +1361,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1317,7 +1374,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1328,17 +1385,20 @@ func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
 }
 
 type ChangePeerAdminRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RegionId      uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
-	ChangeType    pdpb.ConfChangeType    `protobuf:"varint,2,opt,name=change_type,json=changeType,proto3,enum=nokv.pd.ConfChangeType" json:"change_type,omitempty"`
-	Peer          *metapb.Peer           `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	RegionId   uint64                 `protobuf:"varint,1,opt,name=region_id,json=regionId,proto3" json:"region_id,omitempty"`
+	ChangeType pdpb.ConfChangeType    `protobuf:"varint,2,opt,name=change_type,json=changeType,proto3,enum=nokv.pd.ConfChangeType" json:"change_type,omitempty"`
+	Peer       *metapb.Peer           `protobuf:"bytes,3,opt,name=peer,proto3" json:"peer,omitempty"`
+	// If set, change_type and peer are ignored and these changes are made at
+	// once through joint consensus (ChangePeerV2).
+	Changes       []*pdpb.ChangePeer `protobuf:"bytes,4,rep,name=changes,proto3" json:"changes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ChangePeerAdminRequest) Reset() {
 	*x = ChangePeerAdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1410,7 @@ func (x *ChangePeerAdminRequest) String() string {
 func (*ChangePeerAdminRequest) ProtoMessage() {}
 
 func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1423,7 @@ func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ChangePeerAdminRequest) GetRegionId() uint64 {
@@ -1387,6 +1447,13 @@ func (x *ChangePeerAdminRequest) GetPeer() *metapb.Peer {
 	return nil
 }
 
+func (x *ChangePeerAdminRequest) GetChanges() []*pdpb.ChangePeer {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
 type ChangePeerAdminResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	RegionError   *kvrpcpb.RegionError   `protobuf:"bytes,1,opt,name=region_error,json=regionError,proto3" json:"region_error,omitempty"`
@@ -1397,7 +1464,7 @@ type ChangePeerAdminResponse struct {
 
 func (x *ChangePeerAdminResponse) Reset() {
 	*x = ChangePeerAdminResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1409,7 +1476,7 @@ func (x *ChangePeerAdminResponse) String() string {
 func (*ChangePeerAdminResponse) ProtoMessage() {}
 
 func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1422,7 +1489,7 @@ func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminResponse.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangePeerAdminResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1450,7 +1517,7 @@ type SplitRegionRequest struct {
 
 func (x *SplitRegionRequest) Reset() {
 	*x = SplitRegionRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1462,7 +1529,7 @@ func (x *SplitRegionRequest) String() string {
 func (*SplitRegionRequest) ProtoMessage() {}
 
 func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1475,7 +1542,7 @@ func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
 func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SplitRegionRequest) GetRegionId() uint64 {
@@ -1503,7 +1570,7 @@ type SplitRegionResponse struct {
 
 func (x *SplitRegionResponse) Reset() {
 	*x = SplitRegionResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1582,7 @@ func (x *SplitRegionResponse) String() string {
 func (*SplitRegionResponse) ProtoMessage() {}
 
 func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1595,7 @@ func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
 func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SplitRegionResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1561,7 +1628,7 @@ type RegionInfoRequest struct {
 
 func (x *RegionInfoRequest) Reset() {
 	*x = RegionInfoRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[24]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1573,7 +1640,7 @@ func (x *RegionInfoRequest) String() string {
 func (*RegionInfoRequest) ProtoMessage() {}
 
 func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[24]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1586,7 +1653,7 @@ func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoRequest.ProtoReflect.Descriptor instead.
 func (*RegionInfoRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{24}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RegionInfoRequest) GetRegionId() uint64 {
@@ -1612,7 +1679,7 @@ type RegionInfoResponse struct {
 
 func (x *RegionInfoResponse) Reset() {
 	*x = RegionInfoResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[25]
+	mi := &file_raftserverpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1691,7 @@ func (x *RegionInfoResponse) String() string {
 func (*RegionInfoResponse) ProtoMessage() {}
 
 func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[25]
+	mi := &file_raftserverpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1704,7 @@ func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoResponse.ProtoReflect.Descriptor instead.
 func (*RegionInfoResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{25}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegionInfoResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1756,11 +1823,14 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\x11ChangePeerRequest\x128\n" +
 	"\vchange_type\x18\x01 \x01(\x0e2\x17.nokv.pd.ConfChangeTypeR\n" +
 	"changeType\x12#\n" +
-	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"\x88\x01\n" +
+	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"S\n" +
+	"\x13ChangePeerV2Request\x12<\n" +
+	"\achanges\x18\x01 \x03(\v2\".nokv.raftserver.ChangePeerRequestR\achanges\"\xd4\x01\n" +
 	"\fAdminRequest\x123\n" +
 	"\x05split\x18\x01 \x01(\v2\x1d.nokv.raftserver.SplitRequestR\x05split\x12C\n" +
 	"\vchange_peer\x18\x03 \x01(\v2\".nokv.raftserver.ChangePeerRequestR\n" +
-	"changePeer\"\xc3\x01\n" +
+	"changePeer\x12J\n" +
+	"\x0echange_peer_v2\x18\x04 \x01(\v2$.nokv.raftserver.ChangePeerV2RequestR\fchangePeerV2\"\xc3\x01\n" +
 	"\tCmdHeader\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12\x17\n" +
 	"\apeer_id\x18\x02 \x01(\x04R\x06peerId\x129\n" +
@@ -1781,12 +1851,13 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12#\n" +
 	"\x04peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"Q\n" +
 	"\x16TransferLeaderResponse\x127\n" +
-	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\"\x94\x01\n" +
+	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\"\xc3\x01\n" +
 	"\x16ChangePeerAdminRequest\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x128\n" +
 	"\vchange_type\x18\x02 \x01(\x0e2\x17.nokv.pd.ConfChangeTypeR\n" +
 	"changeType\x12#\n" +
-	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\"}\n" +
+	"\x04peer\x18\x03 \x01(\v2\x0f.nokv.meta.PeerR\x04peer\x12-\n" +
+	"\achanges\x18\x04 \x03(\v2\x13.nokv.pd.ChangePeerR\achanges\"}\n" +
 	"\x17ChangePeerAdminResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12)\n" +
 	"\x06region\x18\x02 \x01(\v2\x11.nokv.meta.RegionR\x06region\"N\n" +
@@ -1831,7 +1902,7 @@ func file_raftserverpb_proto_rawDescGZIP() []byte {
 }
 
 var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_raftserverpb_proto_goTypes = []any{
 	(PeerState)(0),                  // 0: nokv.raftserver.PeerState
 	(ModifyOp)(0),                   // 1: nokv.raftserver.ModifyOp
@@ -1849,63 +1920,68 @@ var file_raftserverpb_proto_goTypes = []any{
 	(*Modify)(nil),                  // 13: nokv.raftserver.Modify
 	(*SplitRequest)(nil),            // 14: nokv.raftserver.SplitRequest
 	(*ChangePeerRequest)(nil),       // 15: nokv.raftserver.ChangePeerRequest
-	(*AdminRequest)(nil),            // 16: nokv.raftserver.AdminRequest
-	(*CmdHeader)(nil),               // 17: nokv.raftserver.CmdHeader
-	(*DeleteRange)(nil),             // 18: nokv.raftserver.DeleteRange
-	(*RaftCmdRequest)(nil),          // 19: nokv.raftserver.RaftCmdRequest
-	(*TransferLeaderRequest)(nil),   // 20: nokv.raftserver.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),  // 21: nokv.raftserver.TransferLeaderResponse
-	(*ChangePeerAdminRequest)(nil),  // 22: nokv.raftserver.ChangePeerAdminRequest
-	(*ChangePeerAdminResponse)(nil), // 23: nokv.raftserver.ChangePeerAdminResponse
-	(*SplitRegionRequest)(nil),      // 24: nokv.raftserver.SplitRegionRequest
-	(*SplitRegionResponse)(nil),     // 25: nokv.raftserver.SplitRegionResponse
-	(*RegionInfoRequest)(nil),       // 26: nokv.raftserver.RegionInfoRequest
-	(*RegionInfoResponse)(nil),      // 27: nokv.raftserver.RegionInfoResponse
-	(*metapb.Peer)(nil),             // 28: nokv.meta.Peer
-	(*metapb.RegionEpoch)(nil),      // 29: nokv.meta.RegionEpoch
-	(*metapb.Region)(nil),           // 30: nokv.meta.Region
-	(pdpb.ConfChangeType)(0),        // 31: nokv.pd.ConfChangeType
-	(*kvrpcpb.RegionError)(nil),     // 32: nokv.kv.RegionError
+	(*ChangePeerV2Request)(nil),     // 16: nokv.raftserver.ChangePeerV2Request
+	(*AdminRequest)(nil),            // 17: nokv.raftserver.AdminRequest
+	(*CmdHeader)(nil),               // 18: nokv.raftserver.CmdHeader
+	(*DeleteRange)(nil),             // 19: nokv.raftserver.DeleteRange
+	(*RaftCmdRequest)(nil),          // 20: nokv.raftserver.RaftCmdRequest
+	(*TransferLeaderRequest)(nil),   // 21: nokv.raftserver.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 22: nokv.raftserver.TransferLeaderResponse
+	(*ChangePeerAdminRequest)(nil),  // 23: nokv.raftserver.ChangePeerAdminRequest
+	(*ChangePeerAdminResponse)(nil), // 24: nokv.raftserver.ChangePeerAdminResponse
+	(*SplitRegionRequest)(nil),      // 25: nokv.raftserver.SplitRegionRequest
+	(*SplitRegionResponse)(nil),     // 26: nokv.raftserver.SplitRegionResponse
+	(*RegionInfoRequest)(nil),       // 27: nokv.raftserver.RegionInfoRequest
+	(*RegionInfoResponse)(nil),      // 28: nokv.raftserver.RegionInfoResponse
+	(*metapb.Peer)(nil),             // 29: nokv.meta.Peer
+	(*metapb.RegionEpoch)(nil),      // 30: nokv.meta.RegionEpoch
+	(*metapb.Region)(nil),           // 31: nokv.meta.Region
+	(pdpb.ConfChangeType)(0),        // 32: nokv.pd.ConfChangeType
+	(*kvrpcpb.RegionError)(nil),     // 33: nokv.kv.RegionError
+	(*pdpb.ChangePeer)(nil),         // 34: nokv.pd.ChangePeer
 }
 var file_raftserverpb_proto_depIdxs = []int32{
-	28, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
-	28, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
-	29, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
+	29, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
+	29, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
+	30, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
 	2,  // 3: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
 	2,  // 4: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
 	5,  // 5: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
 	7,  // 6: nokv.raftserver.SnapshotChunk.digest:type_name -> nokv.raftserver.SnapshotDigest
-	30, // 7: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
-	30, // 8: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
+	31, // 7: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
+	31, // 8: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
 	0,  // 9: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
 	10, // 10: nokv.raftserver.RegionLocalState.applying:type_name -> nokv.raftserver.SnapshotApplyState
 	1,  // 11: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
-	31, // 12: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	28, // 13: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
-	14, // 14: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
-	15, // 15: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
-	29, // 16: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
-	17, // 17: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
-	13, // 18: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
-	16, // 19: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
-	18, // 20: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
-	28, // 21: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
-	32, // 22: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
-	31, // 23: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	28, // 24: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
-	32, // 25: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
-	30, // 26: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
-	32, // 27: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
-	30, // 28: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
-	30, // 29: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
-	32, // 30: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
-	30, // 31: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
-	28, // 32: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	32, // 12: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	29, // 13: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
+	15, // 14: nokv.raftserver.ChangePeerV2Request.changes:type_name -> nokv.raftserver.ChangePeerRequest
+	14, // 15: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
+	15, // 16: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
+	16, // 17: nokv.raftserver.AdminRequest.change_peer_v2:type_name -> nokv.raftserver.ChangePeerV2Request
+	30, // 18: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
+	18, // 19: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
+	13, // 20: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
+	17, // 21: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
+	19, // 22: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
+	29, // 23: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
+	33, // 24: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
+	32, // 25: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	29, // 26: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
+	34, // 27: nokv.raftserver.ChangePeerAdminRequest.changes:type_name -> nokv.pd.ChangePeer
+	33, // 28: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
+	31, // 29: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
+	33, // 30: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
+	31, // 31: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
+	31, // 32: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
+	33, // 33: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
+	31, // 34: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
+	29, // 35: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_raftserverpb_proto_init() }
@@ -1919,7 +1995,7 @@ func file_raftserverpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftserverpb_proto_rawDesc), len(file_raftserverpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -55,6 +55,10 @@ type Config struct {
 	// GCLifeTime is how long old versions stay readable; transactions
 	// older than this may fail.
 	GCLifeTime time.Duration `env:"GC_LIFE_TIME"`
+	// MaxPeerDownDuration: a region leader reports a peer it has not heard
+	// from for this long (at least two election timeouts) to PD as down;
+	// PD replaces a down peer whose store is up.
+	MaxPeerDownDuration time.Duration `env:"MAX_PEER_DOWN_DURATION"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs raftstore.TestingKnobs `env:"-"`
@@ -63,18 +67,19 @@ type Config struct {
 // DefaultConfig returns the built-in defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:               "127.0.0.1:20160",
-		Scope:              config.ScopeHost,
-		PDAddr:             "127.0.0.1:2379",
-		RaftTickInterval:   100 * time.Millisecond,
-		RaftElectionTicks:  10,
-		RaftHeartbeatTicks: 2,
-		RaftLogKeep:        1000,
-		RegionSplitSize:    96 << 20,
-		SplitCheckInterval: 10 * time.Second,
-		HeartbeatInterval:  10 * time.Second,
-		GCInterval:         time.Minute,
-		GCLifeTime:         10 * time.Minute,
+		Addr:                "127.0.0.1:20160",
+		Scope:               config.ScopeHost,
+		PDAddr:              "127.0.0.1:2379",
+		RaftTickInterval:    100 * time.Millisecond,
+		RaftElectionTicks:   10,
+		RaftHeartbeatTicks:  2,
+		RaftLogKeep:         1000,
+		RegionSplitSize:     96 << 20,
+		SplitCheckInterval:  10 * time.Second,
+		HeartbeatInterval:   10 * time.Second,
+		GCInterval:          time.Minute,
+		GCLifeTime:          10 * time.Minute,
+		MaxPeerDownDuration: raftstore.DefaultMaxPeerDownDuration,
 	}
 }
 
@@ -96,6 +101,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SplitCheckInterval, "split-check-interval", c.SplitCheckInterval, "how often region sizes are checked [env "+EnvPrefix+"SPLIT_CHECK_INTERVAL]")
 	fs.DurationVar(&c.GCInterval, "gc-interval", c.GCInterval, "how often old versions and expired values are collected [env "+EnvPrefix+"GC_INTERVAL]")
 	fs.DurationVar(&c.GCLifeTime, "gc-life-time", c.GCLifeTime, "how long old versions stay readable [env "+EnvPrefix+"GC_LIFE_TIME]")
+	fs.DurationVar(&c.MaxPeerDownDuration, "max-peer-down-duration", c.MaxPeerDownDuration, "report a region peer silent this long to PD as down, to be replaced [env "+EnvPrefix+"MAX_PEER_DOWN_DURATION]")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "store and region heartbeat interval to PD [env "+EnvPrefix+"HEARTBEAT_INTERVAL]")
 }
 
@@ -167,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.HeartbeatInterval <= 0 {
 		errs = append(errs, errors.New("heartbeat_interval: must be positive"))
+	}
+	if c.MaxPeerDownDuration <= 0 {
+		errs = append(errs, errors.New("max_peer_down_duration: must be positive"))
 	}
 	return errors.Join(errs...)
 }

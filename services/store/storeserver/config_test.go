@@ -43,6 +43,7 @@ func TestValidate(t *testing.T) {
 		{"zero log keep", func(c *Config) { c.RaftLogKeep = 0 }, "raft_log_keep: must be positive"},
 		{"zero gc interval", func(c *Config) { c.GCInterval = 0 }, "gc_interval: must be positive"},
 		{"negative gc life time", func(c *Config) { c.GCLifeTime = -time.Second }, "gc_life_time: must be positive"},
+		{"zero max peer down duration", func(c *Config) { c.MaxPeerDownDuration = 0 }, "max_peer_down_duration: must be positive"},
 		{"zero heartbeat", func(c *Config) { c.HeartbeatInterval = 0 }, "heartbeat_interval: must be positive"},
 	}
 	for _, tt := range tests {
@@ -133,7 +134,7 @@ func withRaftDefaults(c Config) Config {
 	d := DefaultConfig()
 	c.RaftTickInterval, c.RaftElectionTicks, c.RaftHeartbeatTicks = d.RaftTickInterval, d.RaftElectionTicks, d.RaftHeartbeatTicks
 	c.RaftLogKeep, c.RegionSplitSize, c.SplitCheckInterval, c.HeartbeatInterval = d.RaftLogKeep, d.RegionSplitSize, d.SplitCheckInterval, d.HeartbeatInterval
-	c.GCInterval, c.GCLifeTime = d.GCInterval, d.GCLifeTime
+	c.GCInterval, c.GCLifeTime, c.MaxPeerDownDuration = d.GCInterval, d.GCLifeTime, d.MaxPeerDownDuration
 	return c
 }
 

@@ -120,8 +120,9 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
 		CampaignOnBootstrap:     campaign,
 		// Beside the engine's files: the engine links ingested ones in.
-		SnapshotDir: filepath.Join(cfg.WorkDir, "snap"),
-		Knobs:       cfg.TestingKnobs,
+		SnapshotDir:         filepath.Join(cfg.WorkDir, "snap"),
+		MaxPeerDownDuration: cfg.MaxPeerDownDuration,
+		Knobs:               cfg.TestingKnobs,
 	}
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
 		return nil, err

@@ -15,12 +15,15 @@
 // Rules, in priority order:
 //
 //  1. Replica repair. A peer on a store that has been DOWN for
-//     ReplaceDownAfter (or is a tombstone) is replaced in three steps, each
-//     one conf change: ADD_LEARNER on an UP store without a peer of the
-//     region, PROMOTE_LEARNER once the learner is in the region and not
-//     pending, REMOVE_PEER of the dead peer once enough live voters remain.
-//     A caught-up learner is also promoted whenever the region has fewer live
-//     voters than MaxReplicas.
+//     ReplaceDownAfter (or is a tombstone), or one the leader reports down
+//     while its store is UP, is replaced in three steps: ADD_LEARNER on an UP
+//     store without a peer of the region; once the learner is not pending,
+//     one joint change (ChangePeerV2: PROMOTE_LEARNER of it and DEMOTE_VOTER
+//     of the dead voter), which the store's leader leaves by itself; then
+//     REMOVE_PEER of the demoted learner. The region never has more voters
+//     than before. The leader is never the dead peer, so it is never
+//     demoted. A caught-up learner is promoted alone only when the region
+//     has fewer voters than MaxReplicas.
 //  2. Split. A region whose approximate size exceeds RegionMaxSize is split
 //     at a key the store picks.
 //  3. Leader balance. If the leader's store holds more leaders than the

@@ -113,6 +113,14 @@ func learner(id, store uint64) *metapb.Peer {
 	return &metapb.Peer{Id: id, StoreId: store, Role: metapb.PeerRole_LEARNER}
 }
 
+func incoming(id, store uint64) *metapb.Peer {
+	return &metapb.Peer{Id: id, StoreId: store, Role: metapb.PeerRole_INCOMING_VOTER}
+}
+
+func demoting(id, store uint64) *metapb.Peer {
+	return &metapb.Peer{Id: id, StoreId: store, Role: metapb.PeerRole_DEMOTING_VOTER}
+}
+
 // hb builds a heartbeat of region id (epoch v1 c<confVer>) led by peers[0].
 func hb(id, confVer uint64, peers ...*metapb.Peer) *pdpb.RegionHeartbeatRequest {
 	return &pdpb.RegionHeartbeatRequest{
@@ -157,6 +165,15 @@ func resp(req *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
 func changePeer(req *pdpb.RegionHeartbeatRequest, t pdpb.ConfChangeType, p *metapb.Peer) *pdpb.RegionHeartbeatResponse {
 	r := resp(req)
 	r.Operation = &pdpb.RegionHeartbeatResponse_ChangePeer{ChangePeer: &pdpb.ChangePeer{ChangeType: t, Peer: p}}
+	return r
+}
+
+func replacePeer(req *pdpb.RegionHeartbeatRequest, in, out *metapb.Peer) *pdpb.RegionHeartbeatResponse {
+	r := resp(req)
+	r.Operation = &pdpb.RegionHeartbeatResponse_ChangePeerV2{ChangePeerV2: &pdpb.ChangePeerV2{Changes: []*pdpb.ChangePeer{
+		{ChangeType: pdpb.ConfChangeType_PROMOTE_LEARNER, Peer: in},
+		{ChangeType: pdpb.ConfChangeType_DEMOTE_VOTER, Peer: out},
+	}}}
 	return r
 }
 

@@ -15,6 +15,9 @@ type Kind string
 const (
 	KindAddLearner     Kind = "add-learner"
 	KindPromoteLearner Kind = "promote-learner"
+	// KindReplacePeer promotes a caught-up learner and demotes a voter in
+	// one joint configuration change.
+	KindReplacePeer    Kind = "replace-peer"
 	KindRemovePeer     Kind = "remove-peer"
 	KindSplit          Kind = "split"
 	KindTransferLeader Kind = "transfer-leader"
@@ -29,6 +32,8 @@ type operator struct {
 	// peer is the peer the operation adds, promotes, removes or hands the
 	// leadership to; nil for a split.
 	peer *metapb.Peer
+	// demote is the voter a replacement demotes to learner.
+	demote *metapb.Peer
 	// from is the store that held the leader, for a transfer.
 	from uint64
 	resp *pdpb.RegionHeartbeatResponse
@@ -65,6 +70,21 @@ func newOperator(kind Kind, region *metapb.Region, peer *metapb.Peer, now time.T
 	return op
 }
 
+// newReplaceOperator swaps learner in for voter through joint consensus:
+// one ChangePeerV2 promotes the learner and demotes the voter, so the region
+// never has more voters than before; its leader leaves the joint
+// configuration by itself, and the demoted peer is removed as a learner
+// afterwards.
+func newReplaceOperator(region *metapb.Region, learner, voter *metapb.Peer, now time.Time) *operator {
+	op := newOperator(KindReplacePeer, region, learner, now)
+	op.demote = proto.Clone(voter).(*metapb.Peer)
+	op.resp.Operation = &pdpb.RegionHeartbeatResponse_ChangePeerV2{ChangePeerV2: &pdpb.ChangePeerV2{Changes: []*pdpb.ChangePeer{
+		{ChangeType: pdpb.ConfChangeType_PROMOTE_LEARNER, Peer: proto.Clone(learner).(*metapb.Peer)},
+		{ChangeType: pdpb.ConfChangeType_DEMOTE_VOTER, Peer: proto.Clone(voter).(*metapb.Peer)},
+	}}}
+	return op
+}
+
 // done reports whether the heartbeat shows the operation's effect.
 func (op *operator) done(req *pdpb.RegionHeartbeatRequest) bool {
 	region := req.GetRegion()
@@ -74,6 +94,9 @@ func (op *operator) done(req *pdpb.RegionHeartbeatRequest) bool {
 	case KindPromoteLearner:
 		p := findPeer(region, op.peer.GetId())
 		return p != nil && p.GetRole() == metapb.PeerRole_VOTER
+	case KindReplacePeer:
+		p, d := findPeer(region, op.peer.GetId()), findPeer(region, op.demote.GetId())
+		return p != nil && p.GetRole() == metapb.PeerRole_VOTER && (d == nil || d.GetRole() == metapb.PeerRole_LEARNER)
 	case KindRemovePeer:
 		return findPeer(region, op.peer.GetId()) == nil
 	case KindSplit:

@@ -170,17 +170,32 @@ func (s *Scheduler) view(now time.Time) view {
 	return v
 }
 
-// repair returns the next step of replacing the region's peers on dead
-// stores, or of promoting a caught-up learner when voters are missing.
+// repair returns the next step of replacing the region's dead peers: those
+// on stores DOWN for ReplaceDownAfter or tombstoned, and those its leader
+// reports down (silent for the store's max-peer-down-duration) while their
+// store is UP, i.e. stuck replicas on live stores. A dead voter is replaced
+// by adding a learner elsewhere, then, once it caught up, one joint change
+// that promotes it and demotes the dead voter (never more voters than
+// before), then removing the demoted learner. A caught-up learner is also
+// promoted whenever the region has fewer voters than MaxReplicas. A region in
+// a joint configuration gets nothing: its leader leaves it by itself.
 func (s *Scheduler) repair(req *pdpb.RegionHeartbeatRequest, v view, now time.Time) *operator {
 	region := req.GetRegion()
+	if isJoint(region) {
+		return nil
+	}
 	unhealthy := unhealthyPeers(req)
+	reportedDown := make(map[uint64]bool)
+	for _, d := range req.GetDownPeers() {
+		reportedDown[d.GetPeer().GetId()] = true
+	}
 	var liveVoters int
 	var deadVoters, deadLearners, learners []*metapb.Peer
 	for _, p := range sortedPeers(region) {
 		// The leader sent this heartbeat: whatever PD thinks of its store, it
-		// is not dead.
-		dead := p.GetId() != req.GetLeader().GetId() && v.dead(p.GetStoreId())
+		// is not dead. A down peer of a DOWN store waits for the store rule.
+		dead := p.GetId() != req.GetLeader().GetId() &&
+			(v.dead(p.GetStoreId()) || (reportedDown[p.GetId()] && v.up(p.GetStoreId())))
 		switch {
 		case p.GetRole() == metapb.PeerRole_VOTER && dead:
 			deadVoters = append(deadVoters, p)
@@ -193,21 +208,31 @@ func (s *Scheduler) repair(req *pdpb.RegionHeartbeatRequest, v view, now time.Ti
 		}
 	}
 
-	if liveVoters < s.opts.MaxReplicas {
-		for _, l := range learners {
-			if v.up(l.GetStoreId()) && !unhealthy[l.GetId()] {
-				return newOperator(KindPromoteLearner, region, l, now)
-			}
+	var caughtUp *metapb.Peer
+	for _, l := range learners {
+		if v.up(l.GetStoreId()) && !unhealthy[l.GetId()] {
+			caughtUp = l
+			break
 		}
 	}
-	if len(deadLearners) > 0 {
-		return newOperator(KindRemovePeer, region, deadLearners[0], now)
-	}
 	if len(deadVoters) == 0 {
+		if len(deadLearners) > 0 {
+			return newOperator(KindRemovePeer, region, deadLearners[0], now)
+		}
+		if liveVoters < s.opts.MaxReplicas && caughtUp != nil {
+			return newOperator(KindPromoteLearner, region, caughtUp, now)
+		}
 		return nil
 	}
 	if liveVoters >= s.opts.MaxReplicas {
+		// More voters than wanted: dropping one leaves enough.
 		return newOperator(KindRemovePeer, region, deadVoters[0], now)
+	}
+	if caughtUp != nil {
+		return newReplaceOperator(region, caughtUp, deadVoters[0], now)
+	}
+	if len(deadLearners) > 0 {
+		return newOperator(KindRemovePeer, region, deadLearners[0], now)
 	}
 	if len(learners) > 0 {
 		return nil // a replacement is on its way: wait for it to catch up
@@ -344,6 +369,16 @@ func sortedPeers(r *metapb.Region) []*metapb.Peer {
 	ps := slices.Clone(r.GetPeers())
 	slices.SortFunc(ps, func(a, b *metapb.Peer) int { return cmp.Compare(a.GetId(), b.GetId()) })
 	return ps
+}
+
+// isJoint reports whether the region is in a joint configuration.
+func isJoint(r *metapb.Region) bool {
+	for _, p := range r.GetPeers() {
+		if p.GetRole() == metapb.PeerRole_INCOMING_VOTER || p.GetRole() == metapb.PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
 }
 
 func hasStore(r *metapb.Region, store uint64) bool {

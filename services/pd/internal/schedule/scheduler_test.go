@@ -68,11 +68,41 @@ func TestDispatchDecisions(t *testing.T) {
 			req: withPending(hb(1, 2, voter(11, 1), voter(12, 2), voter(13, 3), learner(1000, 4)), learner(1000, 4)),
 		},
 		{
-			name: "caught-up learner: promote it", stores: store3Dead,
+			name: "caught-up learner: swap it in for the dead voter in one joint change", stores: store3Dead,
 			req: hb(1, 2, voter(11, 1), voter(12, 2), voter(13, 3), learner(1000, 4)),
 			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
-				return changePeer(r, pdpb.ConfChangeType_PROMOTE_LEARNER, learner(1000, 4))
+				return replacePeer(r, learner(1000, 4), voter(13, 3))
 			},
+		},
+		{
+			name: "joint configuration: wait for the leader to leave it", stores: store3Dead,
+			req: hb(1, 3, voter(11, 1), voter(12, 2), demoting(13, 3), incoming(1000, 4)),
+		},
+		{
+			name: "demoted dead voter: remove it", stores: store3Dead,
+			req: hb(1, 4, voter(11, 1), voter(12, 2), learner(13, 3), voter(1000, 4)),
+			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
+				return changePeer(r, pdpb.ConfChangeType_REMOVE_PEER, learner(13, 3))
+			},
+		},
+		{
+			name: "down voter on an UP store: add a learner elsewhere", stores: balanced,
+			req: withDown(healthy(), voter(13, 3)),
+			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
+				return changePeer(r, pdpb.ConfChangeType_ADD_LEARNER, learner(1000, 4))
+			},
+		},
+		{
+			name: "down voter on an UP store, learner caught up: joint swap", stores: balanced,
+			req: withDown(hb(1, 2, voter(11, 1), voter(12, 2), voter(13, 3), learner(1000, 4)), voter(13, 3)),
+			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
+				return replacePeer(r, learner(1000, 4), voter(13, 3))
+			},
+		},
+		{
+			name:   "down voter on a store DOWN for less than ReplaceDownAfter: the store rule decides",
+			stores: []storeSpec{up(1, 5, 10), up(2, 5, 10), down(3, 10*time.Second), up(4, 5, 10)},
+			req:    withDown(healthy(), voter(13, 3)),
 		},
 		{
 			name: "replacement is a voter: remove the dead peer", stores: store3Dead,
@@ -100,8 +130,16 @@ func TestDispatchDecisions(t *testing.T) {
 			req: hb(1, 2, voter(11, 1), voter(12, 2), voter(13, 3), learner(14, 4)),
 		},
 		{
-			name: "too few voters but the learner is down: nothing", stores: balanced,
+			name: "too few voters but the learner is down on an UP store: remove it", stores: balanced,
 			req: withDown(hb(1, 2, voter(11, 1), voter(12, 2), learner(13, 3)), learner(13, 3)),
+			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
+				return changePeer(r, pdpb.ConfChangeType_REMOVE_PEER, learner(13, 3))
+			},
+		},
+		{
+			name:   "too few voters, the learner is down on a DOWN store: nothing yet",
+			stores: []storeSpec{up(1, 5, 10), up(2, 5, 10), down(3, 10*time.Second)},
+			req:    withDown(hb(1, 2, voter(11, 1), voter(12, 2), learner(13, 3)), learner(13, 3)),
 		},
 		{
 			name: "repair before split", stores: store3Dead,
@@ -162,6 +200,8 @@ func TestDispatchDecisions(t *testing.T) {
 		{
 			name:   "pending, down and learner peers and DOWN or unreported stores are no targets",
 			stores: []storeSpec{up(1, 10, 10), up(2, 0, 10), up(3, 0, 10), down(4, time.Second), {id: 5, noStats: true}, up(6, 0, 10), up(7, 8, 10)},
+			// Repair would remove the down voter first.
+			opts: func(o *Options) { o.DisableReplicaRepair = true },
 			req: withDown(withPending(hb(1, 1, voter(11, 1), voter(12, 2), voter(13, 3), voter(14, 4), voter(15, 5), learner(16, 6), voter(17, 7)),
 				voter(12, 2)), voter(13, 3)),
 			want: func(r *pdpb.RegionHeartbeatRequest) *pdpb.RegionHeartbeatResponse {
@@ -309,12 +349,18 @@ func TestReplaceDeadPeerFlow(t *testing.T) {
 	step("learner added, catching up", added, nil)
 	step("still catching up", added, nil)
 	caughtUp := hb(1, 2, voter(11, 1), voter(12, 2), voter(13, 3), learner(1000, 4))
-	step("learner caught up", caughtUp, changePeer(caughtUp, pdpb.ConfChangeType_PROMOTE_LEARNER, learner(1000, 4)))
+	step("learner caught up", caughtUp, replacePeer(caughtUp, learner(1000, 4), voter(13, 3)))
 
-	promoted := hb(1, 3, voter(11, 1), voter(12, 2), voter(13, 3), voter(1000, 4))
-	step("learner promoted", promoted, changePeer(promoted, pdpb.ConfChangeType_REMOVE_PEER, voter(13, 3)))
+	// Never four voters: the swap goes through a joint configuration,
+	// which the leader leaves by itself.
+	joint := hb(1, 3, voter(11, 1), voter(12, 2), demoting(13, 3), incoming(1000, 4))
+	step("joint configuration", joint, nil)
+	step("still joint", joint, nil)
 
-	removed := hb(1, 4, voter(11, 1), voter(12, 2), voter(1000, 4))
+	swapped := hb(1, 4, voter(11, 1), voter(12, 2), learner(13, 3), voter(1000, 4))
+	step("joint configuration left", swapped, changePeer(swapped, pdpb.ConfChangeType_REMOVE_PEER, learner(13, 3)))
+
+	removed := hb(1, 5, voter(11, 1), voter(12, 2), voter(1000, 4))
 	step("dead peer removed", removed, nil)
 	if got := s.Pending(); len(got) != 0 {
 		t.Fatalf("Pending() = %v after the repair, want none", got)

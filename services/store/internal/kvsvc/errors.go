@@ -66,6 +66,8 @@ func grpcError(err error) error {
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, errBadRequest), errors.Is(err, raftstore.ErrBadSnapshot):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, raftstore.ErrConfChangeRejected):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return status.Error(codes.Internal, err.Error())
 }

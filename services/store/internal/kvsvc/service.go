@@ -738,7 +738,15 @@ func (s *Service) TransferLeader(ctx context.Context, req *raftserverpb.Transfer
 // ChangePeer changes a region's membership (admin).
 func (s *Service) ChangePeer(ctx context.Context, req *raftserverpb.ChangePeerAdminRequest) (*raftserverpb.ChangePeerAdminResponse, error) {
 	resp := &raftserverpb.ChangePeerAdminResponse{}
-	region, err := s.store.ChangePeer(ctx, req.GetRegionId(), req.GetChangeType(), req.GetPeer())
+	var (
+		region *metapb.Region
+		err    error
+	)
+	if len(req.GetChanges()) > 0 {
+		region, err = s.store.ChangePeerV2(ctx, req.GetRegionId(), req.GetChanges())
+	} else {
+		region, err = s.store.ChangePeer(ctx, req.GetRegionId(), req.GetChangeType(), req.GetPeer())
+	}
 	resp.Region = region
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err

@@ -34,7 +34,7 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 		switch e.Type {
 		case raftpb.EntryNormal:
 			err = p.applyNormal(b, e, after)
-		case raftpb.EntryConfChange:
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			err = p.applyConfChange(b, e, after)
 		default:
 			err = fmt.Errorf("raftstore: region %d: unsupported entry type %v at %d", p.regionID, e.Type, e.Index)
@@ -155,65 +155,154 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 	return nil
 }
 
+// applyConfChange applies a membership change entry: a single-step change
+// (ADD_LEARNER, PROMOTE_LEARNER, REMOVE_PEER), entering a joint
+// configuration (ChangePeerV2: PROMOTE_LEARNER and DEMOTE_VOTER at once), or
+// leaving it (a ChangePeerV2 without changes). Everything it checks comes
+// from the entry and the replicated region state, so every replica accepts
+// or refuses it alike; a refused change leaves the region and raft's
+// configuration unchanged.
 func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()) error {
-	var cc raftpb.ConfChange
-	if err := cc.Unmarshal(e.Data); err != nil {
+	var cc raftpb.ConfChangeV2
+	if e.Type == raftpb.EntryConfChange {
+		// Written by a version that proposed single-step changes only.
+		var v1 raftpb.ConfChange
+		if err := v1.Unmarshal(e.Data); err != nil {
+			return fmt.Errorf("%w: region %d: conf change at %d: %v", errCorruptState, p.regionID, e.Index, err)
+		}
+		cc = v1.AsV2()
+	} else if err := cc.Unmarshal(e.Data); err != nil {
 		return fmt.Errorf("%w: region %d: conf change at %d: %v", errCorruptState, p.regionID, e.Index, err)
 	}
 	cmd := &raftserverpb.RaftCmdRequest{}
-	if err := proto.Unmarshal(cc.Context, cmd); err != nil || cmd.GetAdmin().GetChangePeer() == nil {
-		// Not ours (or empty): treat as a no-op on every replica.
+	if err := proto.Unmarshal(cc.Context, cmd); err != nil {
+		cmd = &raftserverpb.RaftCmdRequest{}
+	}
+	h := cmd.GetHeader()
+	region := p.region()
+	reject := func(format string, args ...any) error {
+		err := fmt.Errorf("%w: region %d at index %d: %s", ErrConfChangeRejected, p.regionID, e.Index, fmt.Sprintf(format, args...))
+		p.store.log.Warn("refused membership change at apply", "region", p.regionID, "index", e.Index, "err", err)
+		p.finish(h, e.Term, applyResult{err: err}, after)
 		return nil
 	}
-	h, change := cmd.GetHeader(), cmd.GetAdmin().GetChangePeer()
-	region := p.region()
+	if cc.LeaveJoint() {
+		// Ours carry a header; one without (raft's own automatic leave,
+		// which this store does not ask for) means the same.
+		if !isJoint(region) {
+			return reject("not in a joint configuration")
+		}
+		if h != nil && roleOf(region, h.GetPeerId()) == metapb.PeerRole_DEMOTING_VOTER {
+			// The leader that proposed it would demote itself: it must
+			// hand its leadership over first (see maybeLeaveJoint).
+			return reject("leaving would demote peer %d, the leader that proposed it", h.GetPeerId())
+		}
+		next := proto.Clone(region).(*metapb.Region)
+		for _, m := range next.Peers {
+			switch m.GetRole() {
+			case metapb.PeerRole_INCOMING_VOTER:
+				m.Role = metapb.PeerRole_VOTER
+			case metapb.PeerRole_DEMOTING_VOTER:
+				m.Role = metapb.PeerRole_LEARNER
+			}
+		}
+		return p.commitConfChange(b, e, cc, h, next, "leave-joint", 0, after)
+	}
+	admin := cmd.GetAdmin()
+	if admin.GetChangePeer() == nil && admin.GetChangePeerV2() == nil {
+		// Not ours: treat as a no-op on every replica.
+		return nil
+	}
 	epoch := region.GetRegionEpoch()
 	if h.GetRegionEpoch().GetConfVer() != epoch.GetConfVer() || h.GetRegionEpoch().GetVersion() != epoch.GetVersion() {
 		p.finish(h, e.Term, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("conf change epoch %v, region has %v", h.GetRegionEpoch(), epoch))}, after)
 		return nil
 	}
+	if isJoint(region) {
+		return reject("region is in a joint configuration")
+	}
+	joint := admin.GetChangePeerV2() != nil
+	changes := admin.GetChangePeerV2().GetChanges()
+	if !joint {
+		changes = []*raftserverpb.ChangePeerRequest{admin.GetChangePeer()}
+	}
+	if len(changes) == 0 {
+		return reject("no changes")
+	}
 	next := proto.Clone(region).(*metapb.Region)
-	target := change.GetPeer()
-	idx := -1
-	for i, m := range next.Peers {
-		if m.GetId() == target.GetId() {
-			idx = i
+	var removedPeer uint64
+	for _, change := range changes {
+		target := change.GetPeer()
+		idx := slices.IndexFunc(next.Peers, func(m *metapb.Peer) bool { return m.GetId() == target.GetId() })
+		typ := change.GetChangeType()
+		if (typ == pdpb.ConfChangeType_REMOVE_PEER || typ == pdpb.ConfChangeType_DEMOTE_VOTER) && target.GetId() == h.GetPeerId() {
+			// The proposer led the region in the entry's term: a leader is
+			// never removed or demoted by its own proposal, whoever leads
+			// now. It transfers leadership first.
+			return reject("%v of peer %d, the leader that proposed it", typ, target.GetId())
 		}
-	}
-	var problem string
-	switch change.GetChangeType() {
-	case pdpb.ConfChangeType_ADD_LEARNER:
-		if idx >= 0 {
-			problem = "peer already present"
-			break
-		}
-		for _, m := range next.Peers {
-			if m.GetStoreId() == target.GetStoreId() {
-				problem = fmt.Sprintf("store %d already holds peer %d", target.GetStoreId(), m.GetId())
+		switch {
+		case typ == pdpb.ConfChangeType_ADD_LEARNER && !joint:
+			if idx >= 0 {
+				return reject("peer %d already present", target.GetId())
 			}
+			for _, m := range next.Peers {
+				if m.GetStoreId() == target.GetStoreId() {
+					return reject("store %d already holds peer %d", target.GetStoreId(), m.GetId())
+				}
+			}
+			next.Peers = append(next.Peers, &metapb.Peer{Id: target.GetId(), StoreId: target.GetStoreId(), Role: metapb.PeerRole_LEARNER})
+		case typ == pdpb.ConfChangeType_PROMOTE_LEARNER:
+			if idx < 0 || next.Peers[idx].GetRole() != metapb.PeerRole_LEARNER {
+				return reject("no learner %d to promote", target.GetId())
+			}
+			next.Peers[idx].Role = metapb.PeerRole_VOTER
+			if joint {
+				next.Peers[idx].Role = metapb.PeerRole_INCOMING_VOTER
+			}
+		case typ == pdpb.ConfChangeType_DEMOTE_VOTER && joint:
+			if idx < 0 || next.Peers[idx].GetRole() != metapb.PeerRole_VOTER {
+				return reject("no voter %d to demote", target.GetId())
+			}
+			next.Peers[idx].Role = metapb.PeerRole_DEMOTING_VOTER
+		case typ == pdpb.ConfChangeType_REMOVE_PEER && !joint:
+			if idx < 0 {
+				return reject("no peer %d to remove", target.GetId())
+			}
+			next.Peers = slices.Delete(next.Peers, idx, idx+1)
+			removedPeer = target.GetId()
+		default:
+			return reject("%v not allowed in a %s change", typ, map[bool]string{true: "joint", false: "single-step"}[joint])
 		}
-		next.Peers = append(next.Peers, &metapb.Peer{Id: target.GetId(), StoreId: target.GetStoreId(), Role: metapb.PeerRole_LEARNER})
-	case pdpb.ConfChangeType_PROMOTE_LEARNER:
-		if idx < 0 || next.Peers[idx].GetRole() != metapb.PeerRole_LEARNER {
-			problem = "no such learner"
-			break
-		}
-		next.Peers[idx].Role = metapb.PeerRole_VOTER
-	case pdpb.ConfChangeType_REMOVE_PEER:
-		if idx < 0 {
-			problem = "no such peer"
-			break
-		}
-		next.Peers = append(next.Peers[:idx], next.Peers[idx+1:]...)
 	}
-	if problem != "" {
-		p.finish(h, e.Term, applyResult{err: fmt.Errorf("raftstore: region %d: conf change %v %v rejected: %s", p.regionID, change.GetChangeType(), target, problem)}, after)
-		return nil
+	if cs := confStateOf(next); len(cs.Voters) == 0 {
+		// raft refuses a configuration without voters (and would panic).
+		return reject("no voter would remain")
 	}
-	next.RegionEpoch = &metapb.RegionEpoch{ConfVer: epoch.GetConfVer() + 1, Version: epoch.GetVersion()}
-	p.rn.ApplyConfChange(cc)
+	kind := "change-peer"
+	if joint {
+		kind = "enter-joint"
+	}
+	return p.commitConfChange(b, e, cc, h, next, kind, removedPeer, after)
+}
 
-	removedSelf := change.GetChangeType() == pdpb.ConfChangeType_REMOVE_PEER && target.GetId() == p.id
+// commitConfChange makes an accepted membership change take effect: raft's
+// configuration, the region (with a new conf_ver) in b, and the removal of
+// this store's peer if it was removed.
+func (p *peer) commitConfChange(b *pebble.Batch, e *raftpb.Entry, cc raftpb.ConfChangeV2, h *raftserverpb.CmdHeader, next *metapb.Region, kind string, removedPeer uint64, after *[]func()) error {
+	// The region's roles and raft's configuration agree (both come from
+	// the same log; restarts and snapshots derive raft's from the roles).
+	// If they did not, raft would panic on a leave or enter it cannot make:
+	// fail the store with a corruption error instead.
+	if _, enter := cc.EnterJoint(); enter || cc.LeaveJoint() {
+		if raftJoint := len(p.rn.Status().Config.Voters[1]) > 0; raftJoint != cc.LeaveJoint() {
+			return fmt.Errorf("%w: region %d at index %d: region roles %v disagree with raft's configuration %v", errCorruptState, p.regionID, e.Index, p.region().GetPeers(), p.rn.Status().Config)
+		}
+	}
+	epoch := next.GetRegionEpoch()
+	next.RegionEpoch = &metapb.RegionEpoch{ConfVer: epoch.GetConfVer() + 1, Version: epoch.GetVersion()}
+	cs := p.rn.ApplyConfChange(cc)
+	removedSelf := removedPeer == p.id
 	state := raftserverpb.PeerState_NORMAL
 	if removedSelf {
 		state = raftserverpb.PeerState_TOMBSTONE
@@ -222,17 +311,42 @@ func (p *peer) applyConfChange(b *pebble.Batch, e *raftpb.Entry, after *[]func()
 		return err
 	}
 	p.setRegion(next)
-	p.store.log.Info("applied conf change", "region", p.regionID, "change", change.GetChangeType().String(), "peer", target.GetId(), "store", target.GetStoreId(), "conf_ver", next.GetRegionEpoch().GetConfVer())
+	p.store.log.Info("applied conf change", "region", p.regionID, "kind", kind, "changes", cc.Changes, "peers", next.GetPeers(), "conf_ver", next.GetRegionEpoch().GetConfVer())
+	if k := p.store.cfg.Knobs.OnConfChangeApplied; k != nil && cs != nil {
+		k(p.store.cfg.StoreID, p.regionID, e.Index, proto.Clone(next).(*metapb.Region), *cs)
+	}
 	p.finish(h, e.Term, applyResult{regions: []*metapb.Region{next}}, after)
 	if removedSelf {
 		if err := p.destroy(b); err != nil {
 			return err
 		}
+		return nil
 	}
 	if p.isLeader() {
 		*after = append(*after, func() { p.store.onBecameLeader(p) })
 	}
 	return nil
+}
+
+// isJoint reports whether the region is in a joint configuration.
+func isJoint(r *metapb.Region) bool {
+	for _, m := range r.GetPeers() {
+		if m.GetRole() == metapb.PeerRole_INCOMING_VOTER || m.GetRole() == metapb.PeerRole_DEMOTING_VOTER {
+			return true
+		}
+	}
+	return false
+}
+
+// roleOf returns the role of the region's peer id; a peer not in the region
+// reports LEARNER, which no check treats as a voter.
+func roleOf(r *metapb.Region, id uint64) metapb.PeerRole {
+	for _, m := range r.GetPeers() {
+		if m.GetId() == id {
+			return m.GetRole()
+		}
+	}
+	return metapb.PeerRole_LEARNER
 }
 
 // destroy removes the peer's raft state and its region's data into b and

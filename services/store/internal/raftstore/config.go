@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/nokv/nokv/api/limits"
+	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 )
 
@@ -49,6 +52,10 @@ type Config struct {
 	// ProposalTimeout bounds how long a request waits for its command to
 	// apply or its read index to be confirmed.
 	ProposalTimeout time.Duration
+	// MaxPeerDownDuration: a leader reports a peer it has not heard from
+	// for this long (at least two election timeouts) to PD as down, and PD
+	// replaces it.
+	MaxPeerDownDuration time.Duration
 
 	// CampaignOnBootstrap lists regions whose peer here campaigns right
 	// after the store bootstraps (the cluster file's leader_store_id), so
@@ -84,7 +91,23 @@ type TestingKnobs struct {
 	// SnapshotChunk, if set, is called for every chunk a snapshot stream
 	// brings in, before it is written; an error breaks the stream.
 	SnapshotChunk func(regionID uint64, n int) error
+	// OnConfChangeApplied, if set, is called on the raft loop after every
+	// membership change this store applies, with the region and raft's
+	// configuration after it.
+	OnConfChangeApplied func(storeID, regionID, index uint64, region *metapb.Region, cs raftpb.ConfState)
+	// HoldJoint, if set and true for a region, keeps its leader here from
+	// leaving a joint configuration, so a test can act while it lasts.
+	HoldJoint func(regionID uint64) bool
+	// AllowLeaderConfChange skips the proposal-time refusal to remove or
+	// demote the leader, so a test can check the refusal at apply.
+	AllowLeaderConfChange bool
 }
+
+// DefaultMaxPeerDownDuration is how long a peer may stay silent before its
+// leader reports it down (TiKV's default). PD replaces a down peer only while
+// its store is UP: a replica stuck on a store that is otherwise alive. Peers
+// of a store that is down wait for PD's store rule (replace-down-after).
+const DefaultMaxPeerDownDuration = 10 * time.Minute
 
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
@@ -102,6 +125,7 @@ func DefaultConfig() Config {
 		StoreHeartbeatInterval:  10 * time.Second,
 		SnapshotChunkSize:       limits.SnapshotChunkSize,
 		ProposalTimeout:         10 * time.Second,
+		MaxPeerDownDuration:     DefaultMaxPeerDownDuration,
 	}
 }
 
@@ -143,6 +167,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ProposalTimeout == 0 {
 		c.ProposalTimeout = d.ProposalTimeout
+	}
+	if c.MaxPeerDownDuration == 0 {
+		c.MaxPeerDownDuration = d.MaxPeerDownDuration
 	}
 	return c
 }

@@ -14,6 +14,12 @@ var (
 	// ErrStaleCommand: the proposal was dropped or overtaken by a leader
 	// change before it applied; it may or may not take effect.
 	ErrStaleCommand = errors.New("raftstore: stale command")
+	// ErrConfChangeRejected: a membership change was refused, at proposal
+	// or at apply (where every replica refuses it alike and the region is
+	// unchanged): it does not fit the region's membership, would remove or
+	// demote the leader that proposed it, or the region is in a joint
+	// configuration that must be left first.
+	ErrConfChangeRejected = errors.New("raftstore: membership change rejected")
 )
 
 // NotLeaderError: this peer is not the region's leader. Leader is the leader

@@ -21,6 +21,7 @@ type leaderInfo struct {
 	leader  *metapb.Peer
 	term    uint64
 	pending []*metapb.Peer
+	down    []*pdpb.PeerStats
 	written uint64
 }
 
@@ -34,7 +35,7 @@ func (s *Store) leaders(ctx context.Context, only uint64) []leaderInfo {
 				continue
 			}
 			st := p.rn.Status()
-			li := leaderInfo{region: proto.Clone(p.region()).(*metapb.Region), leader: p.peerByID(p.id), term: st.Term, written: p.writtenBytes}
+			li := leaderInfo{region: proto.Clone(p.region()).(*metapb.Region), leader: p.peerByID(p.id), term: st.Term, written: p.writtenBytes, down: p.downPeers(time.Now())}
 			for id, pr := range st.Progress {
 				if id != p.id && (pr.State == tracker.StateSnapshot || pr.Match < p.storage.truncatedIndex()) {
 					if m := p.peerByID(id); m != nil {
@@ -124,7 +125,7 @@ func (s *Store) storeHeartbeat(ctx context.Context) {
 
 func (s *Store) regionHeartbeat(ctx context.Context, li leaderInfo) {
 	req := &pdpb.RegionHeartbeatRequest{
-		Region: li.region, Leader: li.leader, Term: li.term, PendingPeers: li.pending,
+		Region: li.region, Leader: li.leader, Term: li.term, PendingPeers: li.pending, DownPeers: li.down,
 		ApproximateSize: s.approximateSize(li.region, li.written),
 	}
 	hctx, cancel := context.WithTimeout(ctx, resolveTimeout)
@@ -155,6 +156,8 @@ func (s *Store) runOperation(ctx context.Context, region *metapb.Region, resp *p
 		err = s.TransferLeader(ctx, region.GetId(), op.TransferLeader.GetPeer())
 	case *pdpb.RegionHeartbeatResponse_ChangePeer:
 		_, err = s.ChangePeer(ctx, region.GetId(), op.ChangePeer.GetChangeType(), op.ChangePeer.GetPeer())
+	case *pdpb.RegionHeartbeatResponse_ChangePeerV2:
+		_, err = s.ChangePeerV2(ctx, region.GetId(), op.ChangePeerV2.GetChanges())
 	case *pdpb.RegionHeartbeatResponse_SplitRegion:
 		_, err = s.SplitRegion(ctx, region.GetId(), op.SplitRegion.GetSplitKey())
 	}
@@ -163,9 +166,9 @@ func (s *Store) runOperation(ctx context.Context, region *metapb.Region, resp *p
 	}
 }
 
-// ChangePeer replicates a membership change of the region (through its
-// leader here) and returns the region after it. An ADD_LEARNER peer with no
-// id gets one from PD.
+// ChangePeer replicates a single-step membership change of the region
+// (through its leader here) and returns the region after it. An ADD_LEARNER
+// peer with no id gets one from PD.
 func (s *Store) ChangePeer(ctx context.Context, regionID uint64, typ pdpb.ConfChangeType, target *metapb.Peer) (*metapb.Region, error) {
 	region, err := s.PeerFor(regionID, nil)
 	if err != nil {
@@ -179,8 +182,8 @@ func (s *Store) ChangePeer(ctx context.Context, regionID uint64, typ pdpb.ConfCh
 		}
 		target.Id = id
 	}
-	if typ == pdpb.ConfChangeType_REMOVE_PEER && target.GetId() == s.leaderPeerID(regionID) {
-		return nil, fmt.Errorf("raftstore: region %d: transfer leadership away before removing the leader", regionID)
+	if err := s.checkConfChange(region, []*raftserverpb.ChangePeerRequest{{ChangeType: typ, Peer: target}}); err != nil {
+		return nil, err
 	}
 	cmd := &raftserverpb.RaftCmdRequest{
 		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch(), CheckConfVer: true},
@@ -191,6 +194,58 @@ func (s *Store) ChangePeer(ctx context.Context, regionID uint64, typ pdpb.ConfCh
 		return nil, err
 	}
 	return regions[0], nil
+}
+
+// ChangePeerV2 makes several membership changes at once through joint
+// consensus (PROMOTE_LEARNER and DEMOTE_VOTER: a replacement swaps a
+// caught-up learner for a voter without a moment of four voters). It
+// returns the region in the joint configuration; the leader leaves it by
+// itself right after (see maybeLeaveJoint).
+func (s *Store) ChangePeerV2(ctx context.Context, regionID uint64, changes []*pdpb.ChangePeer) (*metapb.Region, error) {
+	region, err := s.PeerFor(regionID, nil)
+	if err != nil {
+		return nil, err
+	}
+	if len(changes) == 0 {
+		return nil, fmt.Errorf("%w: region %d: a joint change needs changes", ErrConfChangeRejected, regionID)
+	}
+	req := &raftserverpb.ChangePeerV2Request{}
+	for _, c := range changes {
+		req.Changes = append(req.Changes, &raftserverpb.ChangePeerRequest{ChangeType: c.GetChangeType(), Peer: proto.Clone(c.GetPeer()).(*metapb.Peer)})
+	}
+	if err := s.checkConfChange(region, req.Changes); err != nil {
+		return nil, err
+	}
+	cmd := &raftserverpb.RaftCmdRequest{
+		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch(), CheckConfVer: true},
+		Admin:  &raftserverpb.AdminRequest{ChangePeerV2: req},
+	}
+	regions, err := s.Propose(ctx, regionID, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return regions[0], nil
+}
+
+// checkConfChange refuses early what apply would refuse anyway: a change
+// while the region is in a joint configuration, and removing or demoting
+// the leader (PD transfers leadership first). Apply checks again, against
+// the log, since leadership and the region can change in between.
+func (s *Store) checkConfChange(region *metapb.Region, changes []*raftserverpb.ChangePeerRequest) error {
+	if isJoint(region) {
+		return fmt.Errorf("%w: region %d is in a joint configuration; retry once it left it", ErrConfChangeRejected, region.GetId())
+	}
+	if s.cfg.Knobs.AllowLeaderConfChange {
+		return nil
+	}
+	leader := s.leaderPeerID(region.GetId())
+	for _, c := range changes {
+		typ := c.GetChangeType()
+		if (typ == pdpb.ConfChangeType_REMOVE_PEER || typ == pdpb.ConfChangeType_DEMOTE_VOTER) && c.GetPeer().GetId() == leader {
+			return fmt.Errorf("%w: region %d: transfer leadership away before %v of the leader", ErrConfChangeRejected, region.GetId(), typ)
+		}
+	}
+	return nil
 }
 
 func (s *Store) leaderPeerID(regionID uint64) uint64 {

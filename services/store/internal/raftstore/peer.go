@@ -4,8 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-
+	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -59,8 +60,14 @@ type peer struct {
 	// writtenBytes counts data bytes applied since the peer started; it
 	// feeds the size estimate for split checks.
 	writtenBytes uint64
-	// When the peer last saw each follower respond, for PD's down peers.
-	lastLeaderTerm uint64
+	// lastHeard is when this peer last got a message from each other peer
+	// of the region (reset when it becomes leader): a leader reports a peer
+	// it has heard nothing from for MaxPeerDownDuration as down to PD.
+	lastHeard map[uint64]time.Time
+	// leaveProposal is the pending proposal leaving a joint configuration
+	// (0: none), and leaveWait the ticks until the next attempt.
+	leaveProposal uint64
+	leaveWait     int
 }
 
 type snapKey struct{ index, term uint64 }
@@ -97,6 +104,7 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		readBatches: map[uint64][]*readRequest{},
 		pendingSnap: map[snapKey]*incomingSnap{},
 		peerCache:   map[uint64]*metapb.Peer{},
+		lastHeard:   map[uint64]time.Time{},
 		// Proposal ids start past any this region's peer ids could have
 		// used in an earlier incarnation of this process.
 		nextProposalID: uint64(s.incarnation) << 32,
@@ -118,7 +126,11 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		CheckQuorum:               true,
 		PreVote:                   true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
-		Logger:                    raftLogger{log: s.log.With("region", region.GetId(), "peer", peerID)},
+		// A leader that applies its own removal or demotion (it could only
+		// have been proposed by an earlier leader) stops leading at once
+		// instead of leading a group it is no voter of.
+		StepDownOnRemoval: true,
+		Logger:            raftLogger{log: s.log.With("region", region.GetId(), "peer", peerID)},
 	}
 	rn, err := raft.NewRawNode(rc)
 	if err != nil {
@@ -190,8 +202,9 @@ func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult))
 		done(applyResult{err: &RaftEntryTooLargeError{RegionID: p.regionID, EntrySize: uint64(len(data)), Limit: limits.RaftEntryMaxSize}})
 		return
 	}
-	if cc := cmd.GetAdmin().GetChangePeer(); cc != nil {
-		change, err := raftConfChange(cc, data)
+	isConf := cmd.GetAdmin().GetChangePeer() != nil || cmd.GetAdmin().GetChangePeerV2() != nil
+	if isConf {
+		change, err := raftConfChange(cmd.GetAdmin(), data)
 		if err != nil {
 			done(applyResult{err: err})
 			return
@@ -211,7 +224,7 @@ func (p *peer) propose(cmd *raftserverpb.RaftCmdRequest, done func(applyResult))
 	}
 	p.store.stats.Proposals.Add(1)
 	p.proposals[id] = &proposal{term: p.rn.BasicStatus().Term, done: done}
-	if cmd.GetAdmin().GetChangePeer() != nil {
+	if isConf {
 		p.confProposals = append(p.confProposals, id)
 	}
 }
@@ -325,6 +338,7 @@ func (p *peer) onRoleOrTerm() {
 		}
 	}
 	if oldLeader != st.Lead && st.Lead == p.id {
+		clear(p.lastHeard)
 		p.store.log.Info("became leader", "region", p.regionID, "peer", p.id, "term", st.Term)
 		p.store.onBecameLeader(p)
 	}
@@ -368,22 +382,132 @@ func (l raftLogger) Panicf(format string, v ...any) {
 	panic(fmt.Sprintf(format, v...))
 }
 
-// raftConfChange builds the raft conf change for a ChangePeer command whose
-// marshalled form is ctx.
-func raftConfChange(cc *raftserverpb.ChangePeerRequest, ctx []byte) (raftpb.ConfChange, error) {
-	change := raftpb.ConfChange{NodeID: cc.GetPeer().GetId(), Context: ctx}
-	switch cc.GetChangeType() {
+// raftConfChange builds the raft conf change for a membership change command
+// whose marshalled form is ctx. A single-step ChangePeer is a ConfChangeV2
+// with one change and the simple transition; a ChangePeerV2 enters a joint
+// configuration with an explicit transition (the leader proposes the leave,
+// see maybeLeaveJoint), or, without changes, is that leave.
+func raftConfChange(admin *raftserverpb.AdminRequest, ctx []byte) (raftpb.ConfChangeV2, error) {
+	cc := raftpb.ConfChangeV2{Context: ctx}
+	if v2 := admin.GetChangePeerV2(); v2 != nil {
+		if len(v2.GetChanges()) == 0 {
+			return cc, nil
+		}
+		cc.Transition = raftpb.ConfChangeTransitionJointExplicit
+		for _, c := range v2.GetChanges() {
+			single := raftpb.ConfChangeSingle{NodeID: c.GetPeer().GetId()}
+			switch c.GetChangeType() {
+			case pdpb.ConfChangeType_PROMOTE_LEARNER:
+				single.Type = raftpb.ConfChangeAddNode
+			case pdpb.ConfChangeType_DEMOTE_VOTER:
+				single.Type = raftpb.ConfChangeAddLearnerNode
+			default:
+				return cc, fmt.Errorf("%w: %v is not allowed in a joint change", ErrConfChangeRejected, c.GetChangeType())
+			}
+			if single.NodeID == 0 || c.GetPeer().GetStoreId() == 0 {
+				return cc, fmt.Errorf("%w: a change needs a peer id and store id, have %v", ErrConfChangeRejected, c.GetPeer())
+			}
+			cc.Changes = append(cc.Changes, single)
+		}
+		return cc, nil
+	}
+	c := admin.GetChangePeer()
+	single := raftpb.ConfChangeSingle{NodeID: c.GetPeer().GetId()}
+	switch c.GetChangeType() {
 	case pdpb.ConfChangeType_ADD_LEARNER:
-		change.Type = raftpb.ConfChangeAddLearnerNode
+		single.Type = raftpb.ConfChangeAddLearnerNode
 	case pdpb.ConfChangeType_PROMOTE_LEARNER:
-		change.Type = raftpb.ConfChangeAddNode
+		single.Type = raftpb.ConfChangeAddNode
 	case pdpb.ConfChangeType_REMOVE_PEER:
-		change.Type = raftpb.ConfChangeRemoveNode
+		single.Type = raftpb.ConfChangeRemoveNode
 	default:
-		return change, fmt.Errorf("raftstore: unknown conf change type %v", cc.GetChangeType())
+		return cc, fmt.Errorf("%w: %v is only allowed in a joint change", ErrConfChangeRejected, c.GetChangeType())
 	}
-	if change.NodeID == 0 || cc.GetPeer().GetStoreId() == 0 {
-		return change, fmt.Errorf("raftstore: conf change needs a peer id and store id, have %v", cc.GetPeer())
+	if single.NodeID == 0 || c.GetPeer().GetStoreId() == 0 {
+		return cc, fmt.Errorf("%w: a change needs a peer id and store id, have %v", ErrConfChangeRejected, c.GetPeer())
 	}
-	return change, nil
+	cc.Changes = []raftpb.ConfChangeSingle{single}
+	return cc, nil
+}
+
+// maybeLeaveJoint runs on every tick. A leader whose region is in a joint
+// configuration (applied: its leadership is ready) proposes to leave it; if
+// it is itself a DEMOTING_VOTER it first hands leadership to a voter of the
+// new configuration, whose leader then leaves, so a leader is never demoted
+// by the leave. Attempts are an election timeout apart; raft itself refuses
+// a second leave while one is pending.
+func (p *peer) maybeLeaveJoint() {
+	if p.leaveWait > 0 {
+		p.leaveWait--
+		return
+	}
+	region := p.region()
+	if !isJoint(region) || !p.isLeader() || !p.leaderReady.Load() {
+		return
+	}
+	if _, pending := p.proposals[p.leaveProposal]; pending && p.leaveProposal != 0 {
+		return
+	}
+	if k := p.store.cfg.Knobs.HoldJoint; k != nil && k(p.regionID) {
+		return
+	}
+	p.leaveWait = p.store.cfg.ElectionTicks
+	if roleOf(region, p.id) == metapb.PeerRole_DEMOTING_VOTER {
+		var to, match uint64
+		progress := p.rn.Status().Progress
+		for _, m := range region.GetPeers() {
+			if r := m.GetRole(); r != metapb.PeerRole_VOTER && r != metapb.PeerRole_INCOMING_VOTER {
+				continue
+			}
+			if pr, ok := progress[m.GetId()]; ok && (to == 0 || pr.Match > match) {
+				to, match = m.GetId(), pr.Match
+			}
+		}
+		if to != 0 {
+			p.store.log.Info("leader is being demoted: transferring leadership before leaving the joint configuration", "region", p.regionID, "to", to)
+			p.rn.TransferLeader(to)
+		}
+		return
+	}
+	cmd := &raftserverpb.RaftCmdRequest{
+		Header: &raftserverpb.CmdHeader{RegionEpoch: region.GetRegionEpoch(), CheckConfVer: true},
+		Admin:  &raftserverpb.AdminRequest{ChangePeerV2: &raftserverpb.ChangePeerV2Request{}},
+	}
+	regionID, log := p.regionID, p.store.log
+	p.propose(cmd, func(res applyResult) {
+		if res.err != nil {
+			log.Info("leave joint configuration", "region", regionID, "err", res.err)
+		}
+	})
+	p.leaveProposal = p.nextProposalID
+}
+
+// downPeers returns the region's peers this leader has heard nothing from
+// for the down threshold: max(MaxPeerDownDuration, two election timeouts).
+// A peer's clock starts when the leader first looks at it (it just became
+// leader, or the peer was just added), so neither shows up as down at once.
+func (p *peer) downPeers(now time.Time) []*pdpb.PeerStats {
+	cfg := p.store.cfg
+	threshold := max(cfg.MaxPeerDownDuration, 2*time.Duration(cfg.ElectionTicks)*cfg.TickInterval)
+	var out []*pdpb.PeerStats
+	region := p.region()
+	for id := range p.lastHeard {
+		if !slices.ContainsFunc(region.GetPeers(), func(m *metapb.Peer) bool { return m.GetId() == id }) {
+			delete(p.lastHeard, id) // removed from the region
+		}
+	}
+	for _, m := range region.GetPeers() {
+		if m.GetId() == p.id {
+			continue
+		}
+		since, ok := p.lastHeard[m.GetId()]
+		if !ok {
+			p.lastHeard[m.GetId()] = now
+			continue
+		}
+		if d := now.Sub(since); d >= threshold {
+			out = append(out, &pdpb.PeerStats{Peer: proto.Clone(m).(*metapb.Peer), DownSeconds: uint64(d / time.Second)})
+		}
+	}
+	return out
 }

@@ -128,13 +128,30 @@ func (s *peerStorage) InitialState() (raftpb.HardState, raftpb.ConfState, error)
 	return s.hardState, confStateOf(s.region), nil
 }
 
+// confStateOf is raft's configuration as the region's peers record it,
+// joint configurations included: the incoming voter set is the VOTERs and
+// INCOMING_VOTERs, the outgoing one the VOTERs and DEMOTING_VOTERs, and a
+// DEMOTING_VOTER becomes a learner once the joint configuration is left. The
+// leave is explicit (the leader proposes it), so AutoLeave is false. It must
+// equal what raft's own configuration changes produce, since a restart and
+// a snapshot rebuild the configuration from it.
 func confStateOf(region *metapb.Region) raftpb.ConfState {
 	var cs raftpb.ConfState
+	joint := isJoint(region)
 	for _, p := range region.GetPeers() {
-		if p.GetRole() == metapb.PeerRole_LEARNER {
+		switch p.GetRole() {
+		case metapb.PeerRole_LEARNER:
 			cs.Learners = append(cs.Learners, p.GetId())
-		} else {
+		case metapb.PeerRole_INCOMING_VOTER:
 			cs.Voters = append(cs.Voters, p.GetId())
+		case metapb.PeerRole_DEMOTING_VOTER:
+			cs.VotersOutgoing = append(cs.VotersOutgoing, p.GetId())
+			cs.LearnersNext = append(cs.LearnersNext, p.GetId())
+		default:
+			cs.Voters = append(cs.Voters, p.GetId())
+			if joint {
+				cs.VotersOutgoing = append(cs.VotersOutgoing, p.GetId())
+			}
 		}
 	}
 	return cs

@@ -359,6 +359,7 @@ func (s *Store) loop() {
 		case <-ticker.C:
 			for _, p := range s.peerList() {
 				p.rn.Tick()
+				p.maybeLeaveJoint()
 			}
 			s.snaps.expire(time.Now())
 		case <-s.notify:
@@ -583,6 +584,9 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) 
 	}
 	if s.answerRemovedPeer(p, rm) {
 		return
+	}
+	if from := rm.GetFromPeer(); from.GetId() != 0 {
+		p.lastHeard[from.GetId()] = time.Now()
 	}
 	if from := rm.GetFromPeer(); from.GetId() != 0 && p.peerCache[from.GetId()] == nil && len(p.peerCache) < 64 {
 		p.peerCache[from.GetId()] = from

@@ -270,8 +270,13 @@ func tsTime(ts uint64) string {
 
 func peerOf(p *metapb.Peer) peerJSON {
 	role := "voter"
-	if p.GetRole() == metapb.PeerRole_LEARNER {
+	switch p.GetRole() {
+	case metapb.PeerRole_LEARNER:
 		role = "learner"
+	case metapb.PeerRole_INCOMING_VOTER:
+		role = "incoming-voter" // joint configuration
+	case metapb.PeerRole_DEMOTING_VOTER:
+		role = "demoting-voter"
 	}
 	return peerJSON{StoreID: p.GetStoreId(), PeerID: p.GetId(), Role: role}
 }
@@ -347,8 +352,8 @@ func (r regionStatus) peerList() string {
 	parts := make([]string, len(r.Peers))
 	for i, p := range r.Peers {
 		s := fmt.Sprintf("%d:%d", p.StoreID, p.PeerID)
-		if p.Role == "learner" {
-			s += "(learner)"
+		if p.Role != "voter" && p.Role != "" {
+			s += "(" + p.Role + ")"
 		}
 		match := func(q peerJSON) bool { return q.PeerID == p.PeerID }
 		if slices.ContainsFunc(r.DownPeers, match) {
