@@ -124,27 +124,6 @@ func waitRegionOn(t *testing.T, c *cluster.Cluster, store, region uint64, want m
 	return out
 }
 
-func waitCaughtUp(t *testing.T, c *cluster.Cluster, store, region uint64) {
-	t.Helper()
-	cluster.Eventually(t, 20*time.Second, func() error {
-		st, err := c.RegionInfo(store, region)
-		if err != nil {
-			return err
-		}
-		if st.GetRegionError() != nil {
-			return fmt.Errorf("%s", st.GetRegionError().GetMessage())
-		}
-		lead, err := c.RegionInfo(c.WaitLeader(region).GetStoreId(), region)
-		if err != nil {
-			return err
-		}
-		if st.GetAppliedIndex() < lead.GetAppliedIndex() {
-			return fmt.Errorf("store %d applied %d, leader %d", store, st.GetAppliedIndex(), lead.GetAppliedIndex())
-		}
-		return nil
-	})
-}
-
 // A replacement swaps a caught-up learner in for a voter through one joint
 // configuration: never four voters at any applied index on any store. A
 // store that missed the change gets it from a snapshot taken in the joint
@@ -165,7 +144,7 @@ func TestReplaceThroughJointConsensus(t *testing.T) {
 
 	r := changePeer(t, c, &raftserverpb.ChangePeerAdminRequest{RegionId: region, ChangeType: pdpb.ConfChangeType_ADD_LEARNER, Peer: &metapb.Peer{StoreId: 4}})
 	learner := peerOn(r, 4)
-	waitCaughtUp(t, c, 4, region)
+	waitCaughtUp(t, c, 4, region, 20*time.Second)
 
 	// Store 1 misses what follows.
 	before, err := c.RegionInfo(1, region)
@@ -214,7 +193,7 @@ func TestReplaceThroughJointConsensus(t *testing.T) {
 	})
 	c.StartStore(1)
 	waitRegionOn(t, c, 1, region, joint)
-	waitCaughtUp(t, c, 1, region)
+	waitCaughtUp(t, c, 1, region, 20*time.Second)
 	if n, _ := c.StoreStats(1)["raft_snapshots_applied"].(int64); n == 0 {
 		t.Fatal("store 1 caught up without a snapshot")
 	}
@@ -227,7 +206,7 @@ func TestReplaceThroughJointConsensus(t *testing.T) {
 	c.MustPut("c", "3")
 	c.StartStore(leader)
 	waitRegionOn(t, c, leader, region, joint)
-	waitCaughtUp(t, c, leader, region)
+	waitCaughtUp(t, c, leader, region, 20*time.Second)
 	c.MustPut("d", "4")
 
 	// Let the leader leave: store 4 votes, store 3 is a learner.

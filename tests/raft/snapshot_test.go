@@ -71,6 +71,9 @@ func waitCaughtUp(t *testing.T, c *cluster.Cluster, store, region uint64, timeou
 		if err != nil {
 			return err
 		}
+		if st.GetRegionError() != nil {
+			return fmt.Errorf("%s", st.GetRegionError().GetMessage())
+		}
 		if st.GetAppliedIndex() < lead.GetAppliedIndex() {
 			return fmt.Errorf("store %d applied %d, leader %d", store, st.GetAppliedIndex(), lead.GetAppliedIndex())
 		}
