@@ -47,6 +47,7 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 	counter("raft_messages_sent_total", "Raft messages sent to other stores.", &st.MessagesSent)
 	counter("raft_messages_dropped_total", "Raft messages dropped (queue full, link down, filtered).", &st.MessagesDropped)
 	counter("raft_snapshots_sent_total", "Region snapshots streamed to other stores.", &st.SnapshotsSent)
+	counter("raft_snapshot_send_failures_total", "Region snapshot streams that failed or were refused by the receiver (each retried after a pause).", &st.SnapshotSendFailures)
 	counter("raft_snapshots_applied_total", "Region snapshots applied.", &st.SnapshotsApplied)
 	counter("raft_snapshots_received_total", "Region snapshot streams received whole into files.", &st.SnapshotsReceived)
 	counter("raft_snapshot_applies_resumed_total", "Snapshot applies a stop cut short, completed at start from the kept files.", &st.SnapshotAppliesResumed)
@@ -58,6 +59,7 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_deleted_keys_total", Help: "Engine keys deleted by garbage collection."}, func() float64 { _, d := svc.GCStats(); return float64(d) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_locks_resolved_total", Help: "Locks at or below a new GC safe point resolved while this store drove GC."}, func() float64 { return float64(svc.GCLocksResolved()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "regions", Help: "Regions with a peer here."}, func() float64 { r, _ := store.Counts(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "raft_round_max_seconds", Help: "Longest raft loop round since the store started: every region waited that long."}, func() float64 { return time.Duration(st.LongestRoundNanos.Load()).Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "leaders", Help: "Regions led here."}, func() float64 { _, l := store.Counts(); return float64(l) }),
 	)
 	stats.Register("store", func() any { return m.snapshot() })
@@ -74,7 +76,8 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_ready_rounds": st.ReadyRounds.Load(), "raft_syncs": st.RaftSyncs.Load(),
 		"raft_entries_persisted": st.EntriesPersisted.Load(), "raft_entries_applied": st.EntriesApplied.Load(),
 		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
-		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
+		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshot_send_failures": st.SnapshotSendFailures.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
+		"raft_round_max_ms":       time.Duration(st.LongestRoundNanos.Load()).Milliseconds(),
 		"raft_snapshots_received": st.SnapshotsReceived.Load(), "raft_snapshot_applies_resumed": st.SnapshotAppliesResumed.Load(), "raft_snapshot_applies_forgotten": st.SnapshotAppliesForgotten.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
 		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(),

@@ -1,6 +1,9 @@
 package raftstore
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
 
 // Stats are the raft store's cumulative counters.
 type Stats struct {
@@ -11,7 +14,10 @@ type Stats struct {
 	MessagesSent     atomic.Int64
 	MessagesDropped  atomic.Int64 // queue full, filtered or link down
 	SnapshotsSent    atomic.Int64
-	SnapshotsApplied atomic.Int64
+	// SnapshotSendFailures counts snapshot streams that failed or that
+	// the receiver refused (each is retried after snapRetryDelay).
+	SnapshotSendFailures atomic.Int64
+	SnapshotsApplied     atomic.Int64
 	// SnapshotsReceived counts snapshot streams received whole into files.
 	SnapshotsReceived atomic.Int64
 	// SnapshotAppliesResumed counts snapshot applies a stop cut short that
@@ -22,6 +28,17 @@ type Stats struct {
 	SnapshotAppliesForgotten atomic.Int64
 	Proposals                atomic.Int64
 	ReadIndexRounds          atomic.Int64
+	// LongestRoundNanos is the longest raft loop round since the store
+	// started (its tasks and one handleReadies): every region of the store
+	// waits that long for its messages, ticks and proposals.
+	LongestRoundNanos atomic.Int64
+}
+
+// observeRound records a raft loop round's duration. Loop only.
+func (st *Stats) observeRound(d time.Duration) {
+	if int64(d) > st.LongestRoundNanos.Load() {
+		st.LongestRoundNanos.Store(int64(d))
+	}
 }
 
 // Stats returns the store's counters.

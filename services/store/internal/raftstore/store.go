@@ -364,6 +364,7 @@ func (s *Store) loop() {
 			s.snaps.expire(time.Now())
 		case <-s.notify:
 		}
+		start := time.Now()
 		s.taskMu.Lock()
 		tasks, s.tasks = s.tasks, tasks[:0]
 		s.taskMu.Unlock()
@@ -371,7 +372,16 @@ func (s *Store) loop() {
 			fn()
 			tasks[i] = nil
 		}
-		if err := s.handleReadies(); err != nil {
+		taskTime := time.Since(start)
+		err := s.handleReadies()
+		d := time.Since(start)
+		s.stats.observeRound(d)
+		if d >= slowRound {
+			// Every region of the store waited this long: leaders whose
+			// quorum needs this store may have stepped down meanwhile.
+			s.log.Warn("slow raft loop round", "took", d, "tasks", len(tasks), "tasks_took", taskTime)
+		}
+		if err != nil {
 			s.fatalMu.Lock()
 			s.fatal = err
 			s.fatalMu.Unlock()
@@ -385,6 +395,10 @@ func (s *Store) loop() {
 		}
 	}
 }
+
+// slowRound is the raft loop round duration past which the store logs a
+// warning.
+const slowRound = time.Second
 
 type peerReady struct {
 	p  *peer

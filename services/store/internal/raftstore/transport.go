@@ -45,6 +45,15 @@ const (
 	maxDialBackoff  = 2 * time.Second
 	resolveTimeout  = 3 * time.Second
 	snapSendTimeout = 10 * time.Minute
+	// snapRetryDelay is how long a failed snapshot send waits before it is
+	// reported to raft. Raft sends a new snapshot at the follower's next
+	// heartbeat response after a failure; reported at once, a receiver
+	// that refuses (all its snapshot slots busy) or a link that breaks
+	// would be hit by a new stream every heartbeat, each reading and
+	// sending data from the start, on both stores' CPU and disk, just
+	// when they are busiest. Until the report the follower gets
+	// heartbeats but no appends, which it could not use anyway.
+	snapRetryDelay = time.Second
 )
 
 type storeConn struct {
@@ -317,7 +326,12 @@ func (t *Transport) sendSnapshot(rm *raftserverpb.RaftMessage, snap *raftpb.Snap
 		}()
 		err := t.streamSnapshot(ctx, c, rm, g)
 		if err != nil {
+			t.s.stats.SnapshotSendFailures.Add(1)
 			t.s.log.Warn("send snapshot", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId(), "err", err)
+			select {
+			case <-time.After(snapRetryDelay):
+			case <-t.stopc:
+			}
 		} else {
 			t.s.stats.SnapshotsSent.Add(1)
 			t.s.log.Info("sent snapshot", "region", rm.GetRegionId(), "to_store", rm.GetToPeer().GetStoreId(), "index", id.index)
@@ -349,10 +363,18 @@ func (t *Transport) streamSnapshot(ctx context.Context, c *storeConn, rm *raftse
 		}
 		return st.Send(chunk)
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = st.Send(&raftserverpb.SnapshotChunk{Digest: sum.proto()})
 	}
-	if err := st.Send(&raftserverpb.SnapshotChunk{Digest: sum.proto()}); err != nil {
+	if errors.Is(err, io.EOF) {
+		// The receiver ended the stream early: Send only says that it is
+		// over, the stream's status says why (busy, refused).
+		if _, err = st.CloseAndRecv(); err == nil || errors.Is(err, io.EOF) {
+			err = errors.New("the receiver ended the stream early")
+		}
+		return fmt.Errorf("receiver refused the snapshot: %w", err)
+	}
+	if err != nil {
 		return err
 	}
 	if _, err := st.CloseAndRecv(); err != nil && !errors.Is(err, io.EOF) {
