@@ -54,6 +54,9 @@ type Options struct {
 	// (on every start): fault tests set test knobs here, such as a skewed
 	// clock. The harness's own message filter is already in place.
 	StoreConfig func(id uint64, cfg *storeserver.Config)
+	// PDConfig, if set, adjusts PD's settings before it starts, e.g. a
+	// region split size that keeps a test's region whole.
+	PDConfig func(cfg *pdserver.Config)
 }
 
 // Cluster is a running in-process cluster.
@@ -104,6 +107,9 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c.release("pd")
 	if opts.ReplaceDownAfter != 0 {
 		pcfg.ReplaceDownAfter = opts.ReplaceDownAfter
+	}
+	if opts.PDConfig != nil {
+		opts.PDConfig(&pcfg)
 	}
 	pd, err := pdserver.New(pcfg, c.file, c.log.With("svc", "pd"))
 	if err != nil {

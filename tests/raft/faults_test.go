@@ -292,7 +292,13 @@ func regionContext(r *metapb.Region, leader *metapb.Peer) *kvContext {
 
 func transferTo(t *testing.T, c *cluster.Cluster, region, store uint64) {
 	t.Helper()
-	cluster.Eventually(t, 10*time.Second, func() error {
+	transferWithin(t, c, region, store, 10*time.Second)
+}
+
+// transferWithin is transferTo, waiting up to timeout.
+func transferWithin(t *testing.T, c *cluster.Cluster, region, store uint64, timeout time.Duration) {
+	t.Helper()
+	cluster.Eventually(t, timeout, func() error {
 		l := c.WaitLeader(region)
 		if l.GetStoreId() == store {
 			return nil
