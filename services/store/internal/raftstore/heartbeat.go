@@ -137,7 +137,31 @@ func (s *Store) regionHeartbeat(ctx context.Context, li leaderInfo) {
 		}
 		return
 	}
-	s.runOperation(ctx, li.region, resp)
+	if resp.GetOperation() == nil {
+		return
+	}
+	// An operation may wait for raft up to the proposal timeout (a split
+	// or membership change of a region without a quorum at the moment):
+	// run on this loop, it would hold back every other heartbeat, and PD
+	// would take a busy, healthy store for down. One at a time per region.
+	id := li.region.GetId()
+	s.opMu.Lock()
+	if s.opsRunning[id] {
+		s.opMu.Unlock()
+		return
+	}
+	s.opsRunning[id] = true
+	s.opMu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.opMu.Lock()
+			delete(s.opsRunning, id)
+			s.opMu.Unlock()
+		}()
+		s.runOperation(ctx, li.region, resp)
+	}()
 }
 
 // runOperation executes what PD asked for in a heartbeat response, unless

@@ -62,6 +62,9 @@ type Store struct {
 	notify chan struct{}
 
 	heartbeatNow chan uint64
+	// opsRunning are the regions with a PD operation being run.
+	opMu       sync.Mutex
+	opsRunning map[uint64]bool
 	// snapHolders are peers given snapshot data this round (loop only).
 	snapHolders []*peer
 	// inbound counts received raft messages not yet stepped.
@@ -110,6 +113,7 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		peers:        map[uint64]*peer{},
 		notify:       make(chan struct{}, 1),
 		heartbeatNow: make(chan uint64, 64),
+		opsRunning:   map[uint64]bool{},
 		stopc:        make(chan struct{}),
 		fatalc:       make(chan struct{}),
 	}
