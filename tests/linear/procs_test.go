@@ -14,9 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/tests/cluster"
@@ -57,8 +59,15 @@ func binaries(t *testing.T) string {
 	return binDir
 }
 
+// quietRedis drops go-redis's own log lines (failed dials while a gateway
+// is down are expected here).
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
 // TestMain removes the binaries built for the run.
 func TestMain(m *testing.M) {
+	redis.SetLogger(quietRedis{})
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)
@@ -95,7 +104,9 @@ type proc struct {
 
 // procOptions tunes the cluster a test starts.
 type procOptions struct {
-	// gcLifeTime and gcInterval are passed to every store (0: 4s and 300ms).
+	// gcLifeTime and gcInterval are passed to every store (0: 300ms, and
+	// NOKV_LINEAR_GC_LIFE_TIME or 10m: a command that stalls longer than
+	// the life time meets a known bug, see TestRetriedCommitPastSafePoint).
 	gcLifeTime, gcInterval time.Duration
 	// storeEnv, if set, gives a store's extra environment; storeBin a
 	// store's binary name in the build directory ("nokv-store").
@@ -135,7 +146,14 @@ func storeName(id uint64) string { return fmt.Sprintf("store-%d", id) }
 // ["m", +inf), and two gateways, and waits until both gateways serve.
 func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	if opts.gcLifeTime == 0 {
-		opts.gcLifeTime = 4 * time.Second
+		opts.gcLifeTime = 10 * time.Minute
+		if v := os.Getenv("NOKV_LINEAR_GC_LIFE_TIME"); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				t.Fatalf("NOKV_LINEAR_GC_LIFE_TIME: %v", err)
+			}
+			opts.gcLifeTime = d
+		}
 	}
 	if opts.gcInterval == 0 {
 		opts.gcInterval = 300 * time.Millisecond
@@ -502,6 +520,26 @@ func (c *procCluster) waitNewLeader(region, old uint64) {
 			return fmt.Errorf("no store but %d leads region %d", old, region)
 		}
 		return nil
+	})
+}
+
+// moveLeader makes store to the region's leader (peer ids are
+// region*100+store, as in the cluster file).
+func (c *procCluster) moveLeader(region, to uint64) {
+	c.t.Helper()
+	cluster.Eventually(c.t, 30*time.Second, func() error {
+		l := c.leader(region)
+		if l == to {
+			return nil
+		}
+		if l != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, _ = c.direct[l].TransferLeader(ctx, &raftserverpb.TransferLeaderRequest{
+				RegionId: region, Peer: &metapb.Peer{Id: region*100 + to, StoreId: to}})
+			time.Sleep(200 * time.Millisecond)
+		}
+		return fmt.Errorf("region %d is led by store %d, not %d", region, l, to)
 	})
 }
 
