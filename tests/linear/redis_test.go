@@ -197,6 +197,10 @@ func connectionLost(err error) bool {
 	return err != nil && !errors.As(err, &re)
 }
 
+// badReply is a reply no command of the workload can produce (every value
+// written is an integer): a corrupted value, never a failed read.
+type badReply struct{ error }
+
 // do runs one command and returns its reply.
 func do(ctx context.Context, rc *redis.Client, in rin) (rout, error) {
 	k := keyName(in.group, in.slot)
@@ -210,8 +214,10 @@ func do(ctx context.Context, rc *redis.Client, in rin) (rout, error) {
 		if err != nil {
 			return out, err
 		}
-		out.vals[in.slot], err = strconv.Atoi(v)
-		return out, err
+		if out.vals[in.slot], err = strconv.Atoi(v); err != nil {
+			return out, badReply{fmt.Errorf("GET %s = %q: %w", k, v, err)}
+		}
+		return out, nil
 	case rMGet:
 		vs, err := rc.MGet(ctx, keyName(in.group, 0), keyName(in.group, 1)).Result()
 		out := rout{vals: [2]int{-1, -1}}
@@ -223,7 +229,7 @@ func do(ctx context.Context, rc *redis.Client, in rin) (rout, error) {
 				continue
 			}
 			if out.vals[i], err = strconv.Atoi(v.(string)); err != nil {
-				return out, err
+				return out, badReply{fmt.Errorf("MGET %s = %q: %w", in.group, vs, err)}
 			}
 		}
 		return out, nil
@@ -323,6 +329,10 @@ func (w *workload) client(id int) {
 // record adds a command's outcome to the history.
 func (w *workload) record(client int, in rin, out rout, err error, call, ret int64) {
 	read := in.kind == rGet || in.kind == rMGet
+	if errors.As(err, new(badReply)) {
+		w.t.Errorf("client %d: %v", client, err)
+		return
+	}
 	switch {
 	case err == nil:
 		w.h.add(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
