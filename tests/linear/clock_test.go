@@ -40,7 +40,7 @@ func TestRedisTTLWithStoreClockAhead(t *testing.T) {
 		},
 	})
 	c.moveLeader(1, fast)
-	w := startWorkload(t, c, "clock")
+	w := startWorkload(t, c, "clock", 15)
 	defer w.halt()
 	w.waitProgress(20, 60*time.Second, "before the TTL keys")
 
@@ -148,7 +148,7 @@ func storeStat(t *testing.T, c *procCluster, id uint64, name string) float64 {
 func TestRedisAmnesiaOfOneStore(t *testing.T) {
 	t.Skip("needs the amnesia fix, issue 11 path 2")
 	c := startProcCluster(t, procOptions{})
-	w := startWorkload(t, c, "amnesia")
+	w := startWorkload(t, c, "amnesia", 15)
 	defer w.halt()
 	w.waitProgress(20, 60*time.Second, "before the fault")
 	const region = 1

@@ -453,12 +453,18 @@ func artifactDir(t *testing.T) string {
 }
 
 // sourceOf names the process that owns the local end of a loopback
-// connection whose port is port: "store-N", or "" for anyone else.
+// connection whose port is port: "store-N", "gateway-N", or "" for anyone
+// else.
 func (c *procCluster) sourceOf(port int) string {
 	pids := map[int]string{}
 	for id := uint64(1); id <= 3; id++ {
 		if pid := c.pid(storeName(id)); pid != 0 {
 			pids[pid] = storeName(id)
+		}
+	}
+	for i := range c.gwAddrs {
+		if pid := c.pid(gatewayName(i)); pid != 0 {
+			pids[pid] = gatewayName(i)
 		}
 	}
 	return ownerOfPort(port, pids)

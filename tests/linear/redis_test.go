@@ -261,13 +261,16 @@ type workload struct {
 	// acked counts completed writes, so the test can wait for progress.
 	acked atomic.Int64
 	// pairs is the number of fresh pairs handed out.
-	pairs atomic.Int64
+	pairs     atomic.Int64
+	pairShare int
 }
 
 const clients = 6
 
-func startWorkload(t *testing.T, c *procCluster, prefix string) *workload {
-	w := &workload{t: t, c: c, h: &rhistory{start: time.Now()}, prefix: prefix}
+// startWorkload starts the clients; pairShare is the percentage of their
+// commands that are MSETs of fresh pairs.
+func startWorkload(t *testing.T, c *procCluster, prefix string, pairShare int) *workload {
+	w := &workload{t: t, c: c, h: &rhistory{start: time.Now()}, prefix: prefix, pairShare: pairShare}
 	for g := range 3 {
 		w.groups = append(w.groups, fmt.Sprintf("%s/g%d", prefix, g))
 	}
@@ -289,13 +292,12 @@ func (w *workload) client(id int) {
 	gw := id % len(rcs)
 	for !w.stop.Load() {
 		var in rin
-		switch r := rng.IntN(100); {
-		case r < 15:
+		if rng.IntN(100) < w.pairShare {
 			// A fresh pair, written once and read only at the end.
 			in = rin{kind: rMSet, group: fmt.Sprintf("pair:%s/%d", w.prefix, w.pairs.Add(1))}
-		default:
+		} else {
 			in = rin{group: w.groups[rng.IntN(len(w.groups))], slot: rng.IntN(2)}
-			switch {
+			switch r := 15 + rng.IntN(85); {
 			case r < 35:
 				in.kind = rGet
 			case r < 50:

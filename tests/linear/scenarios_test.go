@@ -23,6 +23,9 @@ type nemesis struct {
 	// available: the cluster must go on acknowledging writes during the
 	// fault (a majority of every region and PD are still there).
 	available bool
+	// pairShare is the percentage of commands that MSET fresh pairs (at
+	// least 15).
+	pairShare int
 	// afterHeal, if set, runs once the fault has ended and the clients
 	// made progress again.
 	afterHeal func(t *testing.T, c *procCluster, w *workload)
@@ -108,10 +111,25 @@ var killGateway = nemesis{
 	// The gateway dies with commands in flight, some of them
 	// cross-region MSETs between the commit of their primary and of
 	// their secondary. Its clients go over to the other gateway.
-	name: "kill-gateway", hold: 2 * time.Second, available: true,
+	//
+	// To widen that window, the gateway is first cut off from the store
+	// leading region 2 (the secondaries' region; region 1, the primaries',
+	// is led elsewhere) for half a second: commands that had prewritten
+	// both regions commit their primary and then wait on the secondary
+	// commit, and are killed there.
+	name: "kill-gateway", hold: 2 * time.Second, available: true, pairShare: 50,
 	inject: func(t *testing.T, c *procCluster, w *workload, cycle int) fault {
 		gw := cycle % 2
+		s1 := c.waitLeader(1)
+		if s2 := c.waitLeader(2); s2 == s1 {
+			c.moveLeader(2, s1%3+1)
+		}
+		s2 := c.waitLeader(2)
+		c.proxies[s2].cut(gatewayName(gw))
+		time.Sleep(500 * time.Millisecond)
 		c.kill9(gatewayName(gw))
+		c.proxies[s2].heal()
+		t.Logf("gateway %d cut off from store %d (leader of region 2, region 1 led by store %d), then killed", gw+1, s2, s1)
 		return fault{heal: func() { c.startGateway(gw) }}
 	},
 	afterHeal: overwritePrimariesAndWaitForGC,
@@ -161,7 +179,7 @@ func runScenario(t *testing.T, c *procCluster, n nemesis) {
 	soakFor := soak(t)
 	end := time.Now().Add(soakFor)
 	for round, cycle := 0, 0; ; round++ {
-		w := startWorkload(t, c, fmt.Sprintf("%s/%d", n.name, round))
+		w := startWorkload(t, c, fmt.Sprintf("%s/%d", n.name, round), max(n.pairShare, 15))
 		defer w.halt()
 		w.waitProgress(20, 60*time.Second, "before the fault")
 		roundEnd := time.Now().Add(min(time.Minute, soakFor))
