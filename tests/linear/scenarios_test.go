@@ -138,15 +138,15 @@ var killGateway = nemesis{
 // TestRedisGatewayKilledMidCommitThenGC runs the workload on its own
 // cluster with a GC life time of 4 s, kills a gateway with commands in
 // flight (cross-region MSETs among them, some between the commit of their
-// primary and of their secondary), reads and overwrites the primaries of
-// the MSETs whose outcome is unknown, and lets GC run past them before the
-// final reads: a secondary left locked must be committed, never rolled
-// back, when its primary committed. Whether a kill lands in that window
-// (a few milliseconds of a command) is down to chance: the gateway has no
-// hook to stop between the two commits, and with GC's lock resolution
-// removed from the store this test passed a 1-minute soak of 7 kills. The
-// log says how many locks GC resolved; the deterministic proof is tests/gc
-// TestGCKeepsCommittedSecondaries (in-process, with raw prewrite/commit).
+// primary and of their secondary: see killGateway), reads and overwrites
+// the primaries of the MSETs whose outcome is unknown, and lets GC run past
+// them before the final reads: a secondary left locked must be committed,
+// never rolled back, when its primary committed. The gateway has no hook to
+// stop between the two commits, so the cut before the kill makes the
+// window likely rather than certain; with GC's lock resolution removed from
+// the store the test failed (a pair whose primary was read with the MSET's
+// value ended with its secondary absent). The deterministic in-process
+// proof is tests/gc TestGCKeepsCommittedSecondaries.
 func TestRedisGatewayKilledMidCommitThenGC(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts real processes")
