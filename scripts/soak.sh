@@ -9,9 +9,8 @@
 #   NOKV_SOAK_DURATION=1h ./scripts/soak.sh an hour per scenario
 #   ./scripts/soak.sh -run 'ProcessFaults/partition-leader'   one scenario
 #   NOKV_LINEAR_GC_LIFE_TIME=4s ./scripts/soak.sh     every scenario with a short GC
-#       life time (default 10m), so stalled commands meet GC; this reproduces the
-#       known bug of tests/linear TestRetriedCommitPastSafePointIsNotAFailure
-#       (pause-leader-store fails within a 2-minute soak) until it is fixed
+#       life time (default 10m), so stalled commands meet GC (this found the bug
+#       tests/linear TestRetriedCommitPastSafePointIsNotAFailure now guards)
 #
 # On a failure, the process logs and porcupine's visualization of the
 # history are left under NOKV_LINEAR_ARTIFACTS (default: a directory under

@@ -105,8 +105,8 @@ type proc struct {
 // procOptions tunes the cluster a test starts.
 type procOptions struct {
 	// gcLifeTime and gcInterval are passed to every store (0: 300ms, and
-	// NOKV_LINEAR_GC_LIFE_TIME or 10m: a command that stalls longer than
-	// the life time meets a known bug, see TestRetriedCommitPastSafePoint).
+	// NOKV_LINEAR_GC_LIFE_TIME or 10m; a short one makes stalled commands
+	// meet GC, see TestRetriedCommitPastSafePointIsNotAFailure).
 	gcLifeTime, gcInterval time.Duration
 	// storeEnv, if set, gives a store's extra environment; storeBin a
 	// store's binary name in the build directory ("nokv-store").
