@@ -20,8 +20,12 @@ import (
 )
 
 // probeTimeout bounds the question to each store of the cluster file; a
-// store that does not answer in time is taken as not running.
-const probeTimeout = 3 * time.Second
+// store that does not answer in time is taken as not running. A running
+// store answers in milliseconds; one that accepts connections but does not
+// answer yet is starting, waiting for this PD to answer its claim, and so
+// holds no cluster id. The probes run in parallel: PD starts at most this
+// much later.
+const probeTimeout = time.Second
 
 // storeClusterIDKey is the metadata key under which a store announces the
 // cluster id of its data in every response.
