@@ -3,16 +3,21 @@ package amnesia_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nokv/nokv/api/pdpb"
+	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/pkg/pdclient"
 	"github.com/nokv/nokv/services/pd/pdserver"
 	"github.com/nokv/nokv/tests/cluster"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // TestWipedPDDoesNotBootstrapOverRunningStores: PD loses its workdir and
@@ -23,6 +28,7 @@ import (
 func TestWipedPDDoesNotBootstrapOverRunningStores(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	c.MustPut("k", "v")
+	joined := c.StartJoinStore() // a store the cluster file does not name
 	id := c.PD.ClusterID()
 	c.StopPD()
 	c.WipePD()
@@ -44,6 +50,19 @@ func TestWipedPDDoesNotBootstrapOverRunningStores(t *testing.T) {
 	if v, found := c.MustGet("k"); !found || v != "v" {
 		t.Fatalf("k reads %q, %v after the PD recovery", v, found)
 	}
+	// The rebuilt PD learns the joined store from its heartbeats.
+	cluster.Eventually(t, 10*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		st, err := c.PDClient.GetStore(ctx, joined)
+		if err != nil {
+			return err
+		}
+		if st.GetAddress() != c.StoreAddr(joined) {
+			return fmt.Errorf("joined store %d at %q, want %q", joined, st.GetAddress(), c.StoreAddr(joined))
+		}
+		return nil
+	})
 }
 
 // recoverPD starts PD with --recover-cluster-id on the cluster's PD
@@ -159,5 +178,36 @@ func TestHeartbeatDoesNotRegisterOrReaddressStores(t *testing.T) {
 	}
 	if st.GetStore() != nil {
 		t.Errorf("a heartbeat registered unknown store 99: %v", st.GetStore())
+	}
+}
+
+// TestRaftStreamFromAnotherClusterIsRefused: a raft stream that names
+// another cluster id is refused before any message is stepped; one naming
+// the store's own cluster is taken.
+func TestRaftStreamFromAnotherClusterIsRefused(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{})
+	id := c.PD.ClusterID()
+	send := func(clusterID uint64) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ctx = metadata.AppendToOutgoingContext(ctx, "nokv-cluster-id", fmt.Sprint(clusterID))
+		st, err := c.Client(1).Raft(ctx)
+		if err != nil {
+			return err
+		}
+		// A message for a region this store does not hold: harmless if
+		// stepped, and it must not be.
+		if err := st.Send(&raftserverpb.BatchRaftMessage{Msgs: []*raftserverpb.RaftMessage{{RegionId: 999}}}); err != nil {
+			_, err = st.CloseAndRecv()
+			return err
+		}
+		_, err = st.CloseAndRecv()
+		return err
+	}
+	if err := send(id + 1); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "another cluster") {
+		t.Fatalf("raft stream naming cluster %d at a store of cluster %d: %v", id+1, id, err)
+	}
+	if err := send(id); err != nil {
+		t.Fatalf("raft stream naming the store's own cluster: %v", err)
 	}
 }

@@ -70,7 +70,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	s.cluster = cluster.New(st, cluster.Options{StoreDownAfter: cfg.StoreDownAfter, Scope: cfg.Scope, ClusterID: cfg.RecoverClusterID})
+	s.cluster = cluster.New(st, cluster.Options{StoreDownAfter: cfg.StoreDownAfter, Scope: cfg.Scope, ClusterID: cfg.RecoverClusterID, AdoptStores: cfg.RecoverClusterID != 0})
 	bootstrapped, err := s.cluster.Bootstrapped()
 	if err != nil {
 		return fail(err)

@@ -30,6 +30,11 @@ type Options struct {
 	// of a random one: recovering a PD whose state was lost adopts the id
 	// the stores hold.
 	ClusterID uint64
+	// AdoptStores makes a heartbeat from an unknown store id that carries
+	// a claim nonce and an address register that store: a PD rebuilt after
+	// losing its state learns the stores that joined after the cluster
+	// file was written. Off otherwise: stores join through ClaimStore.
+	AdoptStores bool
 }
 
 func (o Options) withDefaults() Options {

@@ -142,6 +142,21 @@ func (c *Cluster) HandleStoreHeartbeat(stats *pdpb.StoreStats, nonce uint64, now
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.stores[id]
+	if e == nil && c.opts.AdoptStores && nonce != 0 && stats.GetAddress() != "" {
+		meta := &metapb.Store{Id: id, Address: stats.GetAddress(), State: metapb.StoreState_UP, LastHeartbeatMs: now.UnixMilli()}
+		cl := claim{nonce: nonce, at: now}
+		b := c.st.NewBatch()
+		if err := putStore(b, meta); err != nil {
+			return err
+		}
+		b.Put(storage.ClaimKey(id), cl.encode())
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("cluster: store heartbeat: adopt store %d: %w", id, err)
+		}
+		c.claims[id] = cl
+		e = &storeEntry{meta: meta, lastSeen: now}
+		c.stores[id] = e
+	}
 	if e == nil {
 		return fmt.Errorf("cluster: store heartbeat from unknown store %d at %q: a heartbeat does not register a store; "+
 			"a new store joins with ClaimStore (nokv-store --join): %w", id, stats.GetAddress(), ErrStoreNotFound)

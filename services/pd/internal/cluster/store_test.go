@@ -278,6 +278,35 @@ func TestRemoveStore(t *testing.T) {
 	}
 }
 
+// TestAdoptStores: a PD rebuilt with --recover-cluster-id registers a
+// store it does not know from a heartbeat that carries a claim nonce (a
+// store that joined after the cluster file was written); a strict PD does
+// not.
+func TestAdoptStores(t *testing.T) {
+	e := bootstrapped(t)
+	hb := &pdpb.StoreStats{StoreId: 1001, Address: "127.0.0.1:20199"}
+	if err := e.c.HandleStoreHeartbeat(hb, 0x99, e.clock.Now()); !errors.Is(err, ErrStoreNotFound) {
+		t.Fatalf("strict PD: heartbeat of unknown store = %v, want ErrStoreNotFound", err)
+	}
+	e.opts.AdoptStores = true
+	e.reopen()
+	if err := e.c.Load(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: 1002, Address: "x:1"}, 0, e.clock.Now()); !errors.Is(err, ErrStoreNotFound) {
+		t.Fatalf("recovering PD: heartbeat without a nonce = %v, want ErrStoreNotFound", err)
+	}
+	if err := e.c.HandleStoreHeartbeat(hb, 0x99, e.clock.Now()); err != nil {
+		t.Fatalf("recovering PD: heartbeat of unknown store with a nonce: %v", err)
+	}
+	if s, err := e.c.GetStore(1001); err != nil || s.GetAddress() != "127.0.0.1:20199" {
+		t.Fatalf("adopted store: %v, %v", s, err)
+	}
+	if _, err := e.c.ClaimStore(1001, "127.0.0.1:20199", 0x98, noAlloc(t)); !errors.Is(err, ErrStoreClaimed) {
+		t.Fatalf("claim of an adopted store with another nonce = %v, want ErrStoreClaimed", err)
+	}
+}
+
 // TestClusterID: bootstrap draws a non-zero id that survives restarts, or
 // records the one it is given.
 func TestClusterID(t *testing.T) {
