@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,7 +147,6 @@ func storeStat(t *testing.T, c *procCluster, id uint64, name string) float64 {
 // linearizable, whatever the amnesiac store does (refuse to start, or
 // rejoin without a vote until it has caught up).
 func TestRedisAmnesiaOfOneStore(t *testing.T) {
-	t.Skip("needs the amnesia fix, issue 11 path 2")
 	c := startProcCluster(t, procOptions{})
 	w := startWorkload(t, c, "amnesia", 15)
 	defer w.halt()
@@ -165,8 +165,34 @@ func TestRedisAmnesiaOfOneStore(t *testing.T) {
 	}
 	c.heal()
 	c.startStore(forgetful)
-	time.Sleep(5 * time.Second) // the lagging and the forgetful store alone
+	// The forgetful store must be refused before it opens a raft peer
+	// (PD knows its id was started with data): it exits, and never votes.
+	name := storeName(forgetful)
+	c.mu.Lock()
+	p := c.procs[name]
+	c.mu.Unlock()
+	select {
+	case <-p.exited:
+		c.mu.Lock()
+		log := c.logs[name].String()
+		c.mu.Unlock()
+		if p.err == nil || !strings.Contains(log, "already started with data") {
+			t.Fatalf("store %d restarted on an empty data directory exited with %v, want a refusal naming the lost data; log:\n%s", forgetful, p.err, lastLines(log, 20))
+		}
+		c.mu.Lock()
+		delete(c.procs, name)
+		c.mu.Unlock()
+	case <-time.After(60 * time.Second):
+		t.Fatalf("store %d restarted on an empty data directory is still running: it should have been refused", forgetful)
+	}
+	time.Sleep(5 * time.Second) // the lagging store alone (with the refused one gone)
 	c.startStore(leader)
 	w.waitProgress(30, 60*time.Second, "after the fault")
 	w.finish()
+}
+
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
