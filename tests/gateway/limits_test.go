@@ -19,7 +19,7 @@ import (
 // written, and scans, DBSIZE, INFO and FLUSHALL work over hundreds of
 // large values and across a split.
 func TestRaftBackendLimits(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
 	srv := startGateway(t, c)
 	rc := redis.NewClient(&redis.Options{
 		Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 10 * time.Second,
@@ -30,9 +30,9 @@ func TestRaftBackendLimits(t *testing.T) {
 	t.Cleanup(cancel)
 	const (
 		mib      = 1 << 20
-		valueCap = 6 * mib  // the raft backend's value limit
-		keyCap   = 64 << 10 // its key limit
-		cmdCap   = 64 * mib // its limit per command
+		valueCap = 6 * mib    // the raft backend's value limit
+		keyCap   = 64<<10 - 4 // its key limit: 64 KiB less the database prefix
+		cmdCap   = 64 * mib   // its limit per command
 	)
 	wantErr := func(t *testing.T, err error, text string) {
 		t.Helper()

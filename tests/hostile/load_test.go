@@ -295,10 +295,12 @@ func testBigValues(t *testing.T, tg *target) {
 }
 
 // raftRefusal is what the raft backend answers a write it cannot store
-// (services/gateway/README.md, Limits (raft backend)).
+// (services/gateway/README.md, Limits (raft backend)), and SWAPDB, which
+// it does not run.
 var raftRefusal = regexp.MustCompile(`^-ERR (value of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
 	`key of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
-	`one command writes \d+ bytes, over the raft backend's limit of \d+ bytes)\r\n$`)
+	`one command writes \d+ bytes, over the raft backend's limit of \d+ bytes|` +
+	`SWAPDB is not supported by the raft backend .*)\r\n$`)
 
 // documentedRefusal reports whether reply is the documented refusal of a
 // write too large for backend.

@@ -94,7 +94,12 @@ func numTemplates() []numTmpl {
 		{name: "stored-INCRBYFLOAT", cmd: "incrbyfloat", init: "%v", args: []string{"INCRBYFLOAT", "%k", "1.5"}, then: getIt},
 		{name: "SCAN-cursor", cmd: "scan", args: []string{"SCAN", "%v", "MATCH", "nosuchprefix:*"}, cmp: cmpScan},
 		{name: "SCAN-COUNT", cmd: "scan", args: []string{"SCAN", "0", "MATCH", "nosuchprefix:*", "COUNT", "%v"}, cmp: cmpScan},
-		{name: "SELECT", cmd: "select", args: []string{"SELECT", "%v"}},
+		{name: "SELECT", cmd: "select", args: []string{"SELECT", "%v"}, then: getIt},
+		{name: "MOVE", cmd: "move", init: "v", args: []string{"MOVE", "%k", "%v"}, then: getIt},
+		{name: "COPY-DB", cmd: "copy", init: "v", args: []string{"COPY", "%k", "num:copy-dst", "DB", "%v", "REPLACE"}, then: getIt},
+		// The swap is undone after each case (both servers alike).
+		{name: "SWAPDB-first", cmd: "swapdb", args: []string{"SWAPDB", "%v", "14"}, cleanup: [][]string{{"SWAPDB", "%v", "14"}}},
+		{name: "SWAPDB-second", cmd: "swapdb", args: []string{"SWAPDB", "14", "%v"}, cleanup: [][]string{{"SWAPDB", "14", "%v"}}},
 		{name: "HELLO", cmd: "hello", args: []string{"HELLO", "%v"}, cmp: cmpKind},
 		{name: "CLIENT-LIST-ID", cmd: "client|list", args: []string{"CLIENT", "LIST", "ID", "%v"}},
 		// Bitmaps: a write's offset builds a string of up to 512 MiB, which

@@ -47,7 +47,7 @@ var rawCases = []testCase{
 		expectBytes(t, "RESP3 null", r.Do("GET", "nokey"), "_\r\n")
 		expectBytes(t, "RESP3 MGET", r.Do("MGET", "nokey"), "*1\r\n_\r\n")
 		r.Do("SET", "f", "1.5")
-		expectBytes(t, "RESP3 CONFIG GET map", r.Do("CONFIG", "GET", "databases"), "%1\r\n$9\r\ndatabases\r\n$1\r\n1\r\n")
+		expectBytes(t, "RESP3 CONFIG GET map", r.Do("CONFIG", "GET", "databases"), "%1\r\n$9\r\ndatabases\r\n$2\r\n16\r\n")
 		info := r.Do("INFO", "server")
 		if !strings.HasPrefix(info, "=") || !strings.Contains(info, "txt:# Server") {
 			t.Fatalf("RESP3 INFO should be a verbatim string: %q", info)

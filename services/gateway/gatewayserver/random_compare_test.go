@@ -59,6 +59,9 @@ var (
 	randTTLs = []string{"0", "-1", "abc", "100000", "1.5", "", "9223372036854775807", "-9223372036854775808", "007",
 		"9223372036854775", "9223372036854776"}
 	randPatterns = []string{"*", "a*", "?", "[ab]", "k[0-9]", `\{x\}`}
+	// Database indexes: mostly valid (few databases, so keys meet), some
+	// out of range or not numbers.
+	randDBs = []string{"0", "1", "2", "0", "1", "2", "15", "16", "-1", "abc", "2147483648", "9223372036854775808"}
 )
 
 func randomCommand(r *rand.Rand) []string {
@@ -87,6 +90,10 @@ func randomCommand(r *rand.Rand) []string {
 		{"EXISTS"}, {"GET"}, {"SET", k}, {"MSET", k}, {"INCR", k, k}, {"STRLEN"}, {"GETRANGE", k, n},
 		{"ECHO", v}, {"PING"}, {"PING", v}, {"KEYS", pick(randPatterns)},
 		{"SELECT", pick([]string{"0", "9223372036854775807", "abc", "-2147483649", "2147483648"})},
+		{"SELECT", pick(randDBs)}, {"SELECT", pick(randDBs)}, {"MOVE", k, pick(randDBs)}, {"MOVE", k, pick(randDBs)},
+		append([]string{"COPY", k, pick(randKeys)}, opts(nil, []string{"REPLACE"}, []string{"DB", pick(randDBs)},
+			[]string{"DB", pick(randDBs), "REPLACE"}, []string{"DB"}, []string{"FOO"}, []string{"REPLACE", "DB", pick(randDBs)})...),
+		{"SWAPDB", pick(randDBs), pick(randDBs)}, {"MOVE", k}, {"SWAPDB", "0"}, {"FLUSHDB"},
 		{"SETBIT", k, pick([]string{"0", "7", "9", "100", "-1", "abc", "4294967296"}), pick([]string{"0", "1", "2"})}, {"GETBIT", k, n},
 		{"BITCOUNT", k}, {"BITCOUNT", k, n, pick(randInts), pick([]string{"BIT", "BYTE", "X"})}, {"BITPOS", k, pick([]string{"0", "1"}), n, pick(randInts)},
 		{"BITOP", pick([]string{"AND", "OR", "XOR", "NOT"}), k, pick(randKeys), pick(randKeys)}, {"BITOP", "NOT", k, pick(randKeys)},

@@ -95,6 +95,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		RequirePass: cfg.RequirePass,
 		MaxBulkLen:  int64(cfg.MaxBulkLen),
 		MaxClients:  cfg.MaxClients,
+		Databases:   cfg.Databases,
 		SyncPolicy:  cfg.Sync,
 
 		QueryBufferLimit: int64(cfg.ClientQueryBufferLimit),

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	Addr string
 	// Backend names the backend kind in INFO ("embedded", "raft").
 	Backend string
+	// Databases is the number of logical databases (0: DefaultDatabases).
+	Databases int
 	// Now is the clock (nil: wall clock). Tests inject one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -89,6 +92,9 @@ func New(be backend.Backend, opts Options) *Executor {
 	if opts.Backend == "" {
 		opts.Backend = "embedded"
 	}
+	if opts.Databases <= 0 {
+		opts.Databases = DefaultDatabases
+	}
 	return &Executor{
 		be:          be,
 		opts:        opts,
@@ -116,6 +122,9 @@ type Client struct {
 	libVer  string
 	lastCmd string
 	proto   int
+	// db is the selected database; written by the connection's goroutine
+	// under mu, so that it may read it without.
+	db uint32
 	// lastCmdEntry is the table entry lastCmd names; written only by the
 	// connection's goroutine, so it may read it without the mutex.
 	lastCmdEntry *Command
@@ -130,6 +139,14 @@ type Client struct {
 	scratch []byte
 	// keyBuf backs oneKey's result.
 	keyBuf [1][]byte
+	// keyScratch holds a read's stored key (storedKey); encOne is the
+	// stored-key list of a write naming one key.
+	keyScratch []byte
+	encOne     [1][]byte
+	// dbTxn is the running write's Txn over Redis keys (update), and
+	// wrapDB says runUpdate must hand it out.
+	dbTxn  dbTxn
+	wrapDB bool
 	// setOp and setFn (bound to setOp.apply) run SET without allocating.
 	setOp setOp
 	setFn func(backend.Txn) error
@@ -223,14 +240,41 @@ func (r *Request) writeOpts() backend.WriteOptions {
 	return backend.WriteOptions{DeferSync: true}
 }
 
+// update runs fn, a write over Redis keys of the client's database, in one
+// transaction; keys are the keys it touches.
 func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
+	var enc [][]byte
+	if len(keys) == 1 {
+		// The list is the client's (no backend keeps it); the key is new,
+		// as a write keeps it until it commits.
+		r.c.encOne[0] = keyspace.Key(r.c.db, keys[0])
+		enc = r.c.encOne[:]
+		defer func() { r.c.encOne[0] = nil }()
+	} else {
+		enc = storedKeys(r.c.db, keys)
+	}
+	if r.tx != nil {
+		return r.updateStored(enc, func(tx backend.Txn) error {
+			return fn(&dbTxn{Txn: tx, db: r.c.db, raw: keys, enc: enc})
+		})
+	}
+	// The Txn wrapper lives in the client: a write allocates nothing for it.
+	r.c.dbTxn = dbTxn{db: r.c.db, raw: keys, enc: enc}
+	r.c.wrapDB = true
+	defer func() { r.c.dbTxn, r.c.wrapDB = dbTxn{}, false }()
+	return r.updateStored(enc, fn)
+}
+
+// updateStored runs fn, a write over stored keys (MOVE and COPY address two
+// databases), in one transaction.
+func (r *Request) updateStored(keys [][]byte, fn func(backend.Txn) error) error {
 	if panicOn := r.e.opts.TestingPanicOn; panicOn != nil {
 		for _, k := range keys {
-			if panicOn(k) {
+			if panicOn(keyspace.UserKey(k)) {
 				inner := fn
 				fn = func(tx backend.Txn) error {
 					_ = inner(tx)
-					panic(fmt.Sprintf("testing: a write to %q panics", k))
+					panic(fmt.Sprintf("testing: a write to %q panics", keyspace.UserKey(k)))
 				}
 				break
 			}
@@ -253,40 +297,47 @@ func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
 
 // runUpdate is every write's transaction function (Client.updateFn): it
 // runs the command's, through a Txn that marks watchers of what it writes
-// dirty when some client watches keys.
+// dirty when some client watches keys, under the one that takes Redis keys
+// (update's).
 func (c *Client) runUpdate(tx backend.Txn) error {
 	if w := c.exec.watches; w.n.Load() > 0 {
-		return c.updateInner(touchTxn{Txn: tx, w: w})
+		tx = touchTxn{Txn: tx, w: w}
+	}
+	if c.wrapDB {
+		c.dbTxn.Txn = tx
+		return c.updateInner(&c.dbTxn)
 	}
 	return c.updateInner(tx)
 }
 
-// get, appendGet, multiGet and heads read outside a transaction, or inside
-// EXEC's when the command runs in one.
+// get, appendGet, multiGet and heads read Redis keys of the client's
+// database, outside a transaction, or inside EXEC's when the command runs
+// in one.
 func (r *Request) get(key []byte) (backend.Value, bool, error) {
 	if r.tx != nil {
-		return r.tx.Get(key)
+		return r.tx.Get(keyspace.Key(r.c.db, key))
 	}
-	return r.e.be.Get(r.ctx, key)
+	return r.e.be.Get(r.ctx, r.storedKey(key))
 }
 
 func (r *Request) appendGet(dst, key []byte) (backend.Value, bool, error) {
 	if r.tx != nil {
-		v, ok, err := r.tx.Get(key)
+		v, ok, err := r.tx.Get(keyspace.Key(r.c.db, key))
 		if ok {
 			v.Data = append(dst, v.Data...)
 		}
 		return v, ok, err
 	}
-	return r.e.be.AppendGet(r.ctx, dst, key)
+	return r.e.be.AppendGet(r.ctx, dst, r.storedKey(key))
 }
 
 func (r *Request) multiGet(keys [][]byte) ([]backend.Value, []bool, error) {
+	enc := storedKeys(r.c.db, keys)
 	if r.tx == nil {
-		return r.e.be.MultiGet(r.ctx, keys)
+		return r.e.be.MultiGet(r.ctx, enc)
 	}
 	vals, found := make([]backend.Value, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
+	for i, k := range enc {
 		v, ok, err := r.tx.Get(k)
 		if err != nil {
 			return nil, nil, err
@@ -297,11 +348,17 @@ func (r *Request) multiGet(keys [][]byte) ([]backend.Value, []bool, error) {
 }
 
 func (r *Request) heads(keys [][]byte) ([]backend.Head, []bool, error) {
+	var enc [][]byte
+	if len(keys) == 1 && r.tx == nil {
+		enc = r.c.oneKey(r.storedKey(keys[0]))
+	} else {
+		enc = storedKeys(r.c.db, keys)
+	}
 	if r.tx == nil {
-		return r.e.be.Heads(r.ctx, keys)
+		return r.e.be.Heads(r.ctx, enc)
 	}
 	heads, found := make([]backend.Head, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
+	for i, k := range enc {
 		h, ok, err := r.tx.Head(k)
 		if err != nil {
 			return nil, nil, err

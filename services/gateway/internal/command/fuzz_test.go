@@ -99,6 +99,7 @@ var numericTemplates = []string{
 	"INCRBY\x00k\x00#", "DECRBY\x00k\x00#", "INCRBYFLOAT\x00k\x00#",
 	"SET\x00k\x00#", "SCAN\x00#", "SCAN\x000\x00COUNT\x00#", "SCAN\x00#\x00MATCH\x00*\x00COUNT\x00#",
 	"SELECT\x00#", "HELLO\x00#", "CLIENT\x00LIST\x00ID\x00#",
+	"MOVE\x00k\x00#", "COPY\x00k\x00j\x00DB\x00#", "COPY\x00k\x00k\x00DB\x00#\x00REPLACE", "SWAPDB\x00#\x00#", "SWAPDB\x000\x00#",
 	"SETBIT\x00k\x00#\x001", "SETBIT\x00k\x007\x00#", "GETBIT\x00k\x00#",
 	"BITCOUNT\x00k\x00#\x00#", "BITCOUNT\x00k\x00#\x00-1\x00BIT", "BITCOUNT\x00k\x000\x00#\x00BYTE",
 	"BITPOS\x00k\x00#", "BITPOS\x00k\x000\x00#", "BITPOS\x00k\x001\x00#\x00#", "BITPOS\x00k\x000\x00#\x00#\x00BIT",
@@ -162,6 +163,8 @@ func fuzzSeeds() []string {
 		"BITOP\x00NOT\x00d\x00k",
 		"BITOP\x00XOR\x00k\x00k\x00d",
 		"BITPOS\x00k\x000\x000\x00-1\x00BIT",
+		"COPY\x00k\x00k", "COPY\x00k\x00j\x00DB", "COPY\x00k\x00j\x00REPLACE\x00FOO", "MOVE\x00k\x000",
+		"FLUSHDB\x00ASYNC", "SWAPDB\x001\x002",
 		"",
 	}
 	for _, tmpl := range numericTemplates {

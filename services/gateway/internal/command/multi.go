@@ -130,7 +130,7 @@ func cmdWatch(r *Request) error {
 	if r.c.multi.active {
 		return errWatchInMulti
 	}
-	if err := r.e.watches.watch(r, r.Args[1:]); err != nil {
+	if err := r.e.watches.watch(r, storedKeys(r.c.db, r.Args[1:])); err != nil {
 		return err
 	}
 	r.w.OK()
@@ -235,14 +235,14 @@ func (r *Request) execAtomic(body *resp.Writer, queue [][][]byte, watched map[st
 	for k := range watched {
 		keys = append(keys, []byte(k))
 	}
-	for _, args := range queue {
-		if cmd := r.c.lookup(args[0]); cmd != nil {
-			keys = append(keys, cmd.keysOf(args)...)
-		}
-	}
+	keys = append(keys, r.c.queueKeys(r.e, queue)...)
 	mark := body.Len()
+	db := r.c.db
 	return r.e.be.Update(r.ctx, r.writeOpts(), keys, func(tx backend.Txn) error {
 		body.Truncate(mark)
+		// A queued SELECT changes the database of the commands after it;
+		// a run again starts where the first did.
+		r.c.setDB(db)
 		x := &execTxn{Txn: tx, e: r.e, read: map[string]bool{}, written: map[string]bool{}}
 		if err := r.e.watches.check(x, r.c, watched); err != nil {
 			return err
@@ -271,7 +271,7 @@ func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 		return nil
 	}
 	var re replyError
-	if errors.As(err, &re) || errors.Is(err, backend.ErrTooLarge) {
+	if errors.As(err, &re) || errors.Is(err, backend.ErrTooLarge) || errors.Is(err, backend.ErrNotSupported) {
 		body.Truncate(mark)
 		writeError(body, r.e.log, string(args[0]), err)
 		return nil
@@ -440,8 +440,8 @@ func newWatchRegistry(crossGateway bool) *watchRegistry {
 	return &watchRegistry{keys: map[string]map[*Client]struct{}{}, seed: maphash.MakeSeed(), crossGateway: crossGateway}
 }
 
-// watch registers r's client as a watcher of keys and records what each
-// holds. It runs as a transaction over the keys (one that writes nothing):
+// watch registers r's client as a watcher of keys (stored keys: a watched
+// key is a database's) and records what each holds. It runs as a transaction over the keys (one that writes nothing):
 // under the embedded backend's latches, a write of a key either committed
 // before (and WATCH sees its value) or runs after the registration (and
 // marks the client dirty); on the raft backend EXEC compares what WATCH

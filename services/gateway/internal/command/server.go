@@ -3,7 +3,6 @@ package command
 import (
 	"crypto/subtle"
 	"fmt"
-	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -81,23 +80,6 @@ func cmdEcho(r *Request) error {
 func cmdQuit(r *Request) error {
 	r.w.OK()
 	r.c.CloseAfterReply = true
-	return nil
-}
-
-// >> SELECT index
-// Only database 0 exists (like Redis configured with "databases 1").
-func cmdSelect(r *Request) error {
-	n, err := intArg(r.Args[1])
-	if err != nil {
-		return err
-	}
-	if n < math.MinInt32 || n > math.MaxInt32 { // Redis reads the index as a C int
-		return errIntRange
-	}
-	if n != 0 {
-		return errDBIndex
-	}
-	r.w.OK()
 	return nil
 }
 
@@ -357,9 +339,9 @@ func (e *Executor) clientLine(c *Client, now time.Time) string {
 	if cmd == "" {
 		cmd = "NULL"
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.ID, c.Addr, c.LocalAddr, c.name, int64(now.Sub(c.Created).Seconds()), int64(now.Sub(e.lastAt(c)).Seconds()),
-		cmd, c.proto, c.libName, c.libVer)
+		c.db, cmd, c.proto, c.libName, c.libVer)
 }
 
 // >> COMMAND | COMMAND COUNT | COMMAND INFO [name ...] | COMMAND DOCS [name ...] | COMMAND LIST
@@ -505,7 +487,7 @@ func (e *Executor) configParams() [][2]string {
 		{"appendfsync", e.opts.SyncPolicy},
 		{"appendonly", appendonly},
 		{"bind", strings.TrimSuffix(e.opts.Addr, ":"+port)},
-		{"databases", "1"},
+		{"databases", strconv.Itoa(e.opts.Databases)},
 		{"maxclients", strconv.Itoa(e.opts.MaxClients)},
 		{"maxmemory", "0"},
 		{"maxmemory-policy", "noeviction"},
@@ -634,12 +616,14 @@ func cmdInfo(r *Request) error {
 		return nil
 	})
 	if err := section("Keyspace", func(b *strings.Builder) error {
-		st, err := e.be.Stats(r.ctx)
+		dbs, err := e.be.Keyspace(r.ctx)
 		if err != nil {
 			return err
 		}
-		if st.Keys > 0 {
-			fmt.Fprintf(b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", st.Keys, st.Expires)
+		for _, d := range dbs {
+			if d.Keys > 0 {
+				fmt.Fprintf(b, "db%d:keys=%d,expires=%d,avg_ttl=0\r\n", d.DB, d.Keys, d.Expires)
+			}
 		}
 		return nil
 	}); err != nil {
