@@ -142,8 +142,9 @@ func gatewayName(i int) string { return fmt.Sprintf("gateway-%d", i+1) }
 // storeName is the process name of a store.
 func storeName(id uint64) string { return fmt.Sprintf("store-%d", id) }
 
-// startProcCluster starts PD, three stores holding regions (-inf, "m") and
-// ["m", +inf), and two gateways, and waits until both gateways serve.
+// startProcCluster starts PD, three stores holding regions split at the
+// stored key of db 0's "m" (the gateway's keys carry a 4-byte db prefix),
+// and two gateways, and waits until both gateways serve.
 func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	if opts.gcLifeTime == 0 {
 		opts.gcLifeTime = 10 * time.Minute
@@ -202,7 +203,7 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 		"pd": map[string]any{"addr": c.pdAddr, "docker_addr": "nokv-pd:2379",
 			"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"},
 		"stores":  stores,
-		"regions": []any{region(1, "", "m", 1), region(2, "m", "", 2)},
+		"regions": []any{region(1, "", "hex:000000006d", 1), region(2, "hex:000000006d", "", 2)},
 	}
 	data, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
