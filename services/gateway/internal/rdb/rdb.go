@@ -14,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/nokv/nokv/services/gateway/internal/resp"
@@ -110,25 +111,29 @@ func AppendString(dst, s []byte) []byte {
 	}
 	if len(s) > 20 {
 		// rdbSaveLzfStringObject: worth it only if it saves 4 bytes or more.
+		// The header's size is known only after compressing: compress past
+		// room for the largest header, then move the result down.
 		start := len(dst)
-		dst = append(dst, encVal<<6|encLZF)
-		// The lengths' sizes are known only after compressing: compress
-		// into a scratch buffer of the bound lzf_compress is given.
-		out := make([]byte, len(s)-4)
+		dst = slices.Grow(dst, maxLZFHeader+len(s)-4)
+		out := dst[start+maxLZFHeader : start+maxLZFHeader+len(s)-4]
 		if n := lzfCompress(s, out); n > 0 {
-			dst = appendLen(dst, uint64(n))
-			dst = appendLen(dst, uint64(len(s)))
-			return append(dst, out[:n]...)
+			var h [maxLZFHeader]byte
+			hdr := appendLen(appendLen(append(h[:0], encVal<<6|encLZF), uint64(n)), uint64(len(s)))
+			dst = append(dst, hdr...)
+			return append(dst, out[:n]...) // copy moves the overlapping bytes down
 		}
-		dst = dst[:start]
 	}
 	dst = appendLen(dst, uint64(len(s)))
 	return append(dst, s...)
 }
 
+// maxLZFHeader is the largest header of a compressed string: the encoding
+// byte and two 64-bit lengths.
+const maxLZFHeader = 1 + 9 + 9
+
 // DumpString returns DUMP's payload for the string s.
 func DumpString(s []byte) []byte {
-	p := make([]byte, 0, len(s)+1+9+10)
+	p := make([]byte, 0, 1+maxLZFHeader+len(s)+10)
 	p = append(p, TypeString)
 	p = AppendString(p, s)
 	return Seal(p)
