@@ -226,10 +226,8 @@ func TestDumpOfRandomStringsMatchesRedisServer(t *testing.T) {
 		if r := theirs.Do("GET", key+":r"); r != want {
 			t.Fatalf("redis GET after RESTORE of our payload of %.40q: %.100q", v, r)
 		}
-		// UNLINK both, so that no buffer of redis-server's is compressed
-		// twice at one address (see internal/rdb's lzfTable).
-		ours.Do("UNLINK", key, key+":r")
-		theirs.Do("UNLINK", key, key+":r")
+		// Keys are kept: a value's memory reused for a later one could
+		// make redis-server's compressor differ (internal/rdb's lzfTable).
 	}
 }
 

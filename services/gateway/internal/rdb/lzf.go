@@ -26,10 +26,15 @@ const (
 
 // lzfTable is the compressor's hash table: for each hash of three bytes, the
 // last position seen. Redis leaves it uninitialised on the stack (INIT_HTAB
-// 0); a stale entry passes the offset and byte checks only if it points
-// into the current input, which a fresh table reproduces for all but
-// contrived reuse of one buffer address. Entries carry the generation of
-// the call that wrote them, so a pooled table needs no clearing per call.
+// 0). An entry left by an earlier call passes the compressor's checks only
+// if it points into the current input, within the 8 KiB window, at bytes
+// equal to the current ones: that needs an earlier call to have compressed
+// a buffer at the same address, a value freed and its memory reused for the
+// one being dumped. Then Redis may find a match a clean table does not, and
+// its DUMP differs from this one (both restore to the same string);
+// otherwise Redis's table behaves as a clean one, which this is. Entries
+// carry the generation of the call that wrote them, so a pooled table needs
+// no clearing per call.
 type lzfTable struct {
 	gen  uint32
 	slot [lzfHSize]uint64 // gen<<32 | position+1
