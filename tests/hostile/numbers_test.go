@@ -58,6 +58,9 @@ var (
 	delIt    = [][]string{{"DEL", "%k"}}
 )
 
+// dumpOfV is redis-server 7.0's DUMP of the string "v".
+const dumpOfV = "\x00\x01v\n\x00\x91\x08\xce\xb2\x19\x38\x8a\xce"
+
 func numTemplates() []numTmpl {
 	ts := []numTmpl{
 		{name: "SET-EX", cmd: "set", args: []string{"SET", "%k", "v", "EX", "%v"}, then: ttl},
@@ -118,6 +121,15 @@ func numTemplates() []numTmpl {
 		{name: "BITFIELD-INCRBY-FAIL-u63", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "FAIL", "INCRBY", "u63", "1", "%v"}, then: getIt},
 		{name: "BITFIELD_RO", cmd: "bitfield_ro", init: "hello", args: []string{"BITFIELD_RO", "%k", "GET", "i16", "%v"}},
 		{name: "LCS-MINMATCHLEN", cmd: "lcs", init: "ohmytext", args: []string{"LCS", "%k", "%k", "IDX", "MINMATCHLEN", "%v", "WITHMATCHLEN"}},
+		// RESTORE of redis-server's DUMP of "v": the TTL (relative, whose
+		// key may expire within a millisecond, so only the reply is
+		// compared; absolute), IDLETIME and FREQ.
+		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
+		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
+		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
+		{name: "RESTORE-busy-ttl", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV}},
+		{name: "RESTORE-IDLETIME", cmd: "restore", args: []string{"RESTORE", "%k", "0", dumpOfV, "IDLETIME", "%v"}, then: getIt, cleanup: delIt},
+		{name: "RESTORE-FREQ", cmd: "restore", args: []string{"RESTORE", "%k", "0", dumpOfV, "FREQ", "%v"}, then: getIt, cleanup: delIt},
 	}
 	for _, c := range []string{"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"} {
 		var then [][]string
@@ -149,7 +161,7 @@ var noNumbers = []string{
 	"del", "unlink", "exists", "touch", "type", "ttl", "pttl", "expiretime", "pexpiretime", "persist",
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
-	"multi", "exec", "discard", "watch", "unwatch",
+	"multi", "exec", "discard", "watch", "unwatch", "object", "dump",
 }
 
 func fill(args []string, key, v string) []string {

@@ -421,6 +421,10 @@ func TestCommandInfoMatchesRedisServer(t *testing.T) {
 				subs = []string{"command|count", "command|docs", "command|info", "command|list"}
 			case "config":
 				subs = []string{"config|get"}
+			case "object":
+				// Not the container: Redis lists its subcommands in the
+				// order of a hash table with a random seed.
+				subs = []string{"object|encoding", "object|freq", "object|help", "object|idletime", "object|refcount"}
 			}
 			for _, n := range subs {
 				got, want := ours.Do("COMMAND", "INFO", n), theirs.Do("COMMAND", "INFO", n)

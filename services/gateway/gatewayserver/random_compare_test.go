@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/internal/rdb"
 )
 
 // TestRandomSequencesMatchRedisServer sends the same pseudo-random command
@@ -62,6 +63,15 @@ var (
 	// Database indexes: mostly valid (few databases, so keys meet), some
 	// out of range or not numbers.
 	randDBs = []string{"0", "1", "2", "0", "1", "2", "15", "16", "-1", "abc", "2147483648", "9223372036854775808"}
+	// randPayloads are DUMP payloads of randValues and a long string, and a
+	// corrupt one.
+	randPayloads = func() []string {
+		var ps []string
+		for _, v := range append(randValues, strings.Repeat("xyz", 50)) {
+			ps = append(ps, string(rdb.DumpString([]byte(v))))
+		}
+		return append(ps, "\x00\x01v\n\x00garbage!")
+	}()
 )
 
 func randomCommand(r *rand.Rand) []string {
@@ -100,6 +110,10 @@ func randomCommand(r *rand.Rand) []string {
 		append([]string{"LCS", k, pick(randKeys)}, opts(nil, []string{"LEN"}, []string{"IDX"}, []string{"IDX", "WITHMATCHLEN"},
 			[]string{"IDX", "MINMATCHLEN", n}, []string{"LEN", "IDX"}, []string{"MINMATCHLEN"}, []string{"FOO"})...),
 		{"BITFIELD", k, "OVERFLOW", pick([]string{"WRAP", "SAT", "FAIL"}), "INCRBY", pick([]string{"i8", "u8", "i64", "u63"}), pick([]string{"0", "3", "#2", "x"}), n},
+		{"DUMP", k},
+		append([]string{"RESTORE", k, pick([]string{"0", "100000", "-1", "abc"}), pick(randPayloads)},
+			opts(nil, []string{"REPLACE"}, []string{"REPLACE", "IDLETIME", "5"}, []string{"FREQ", "300"}, []string{"FOO"})...),
+		{"RESTORE", k, "1", pick(randPayloads), "ABSTTL", "REPLACE"},
 	}
 	return cmds[r.IntN(len(cmds))]
 }

@@ -107,6 +107,12 @@ var numericTemplates = []string{
 	"BITFIELD\x00k\x00OVERFLOW\x00SAT\x00INCRBY\x00i64\x000\x00#", "BITFIELD\x00k\x00OVERFLOW\x00FAIL\x00INCRBY\x00u1\x00#\x00#",
 	"BITFIELD\x00k\x00OVERFLOW\x00WRAP\x00SET\x00i7\x00#\x00#", "BITFIELD_RO\x00k\x00GET\x00i64\x00#",
 	"LCS\x00k\x00k\x00IDX\x00MINMATCHLEN\x00#", "LCS\x00k\x00j\x00MINMATCHLEN\x00#\x00LEN",
+	// A payload cannot hold a NUL here, which every real one has (the
+	// string type is 0): these reach the TTL and option checks, and the
+	// decoder has its own fuzz target (internal/rdb FuzzDecode).
+	"RESTORE\x00k\x00#\x00payload", "RESTORE\x00k\x00#\x00payload\x00ABSTTL\x00REPLACE",
+	"RESTORE\x00k\x000\x00payload\x00IDLETIME\x00#", "RESTORE\x00k\x000\x00payload\x00REPLACE\x00FREQ\x00#",
+	"RESTORE\x00k\x00#\x00payload\x00IDLETIME\x00#\x00FREQ\x00#",
 }
 
 // fillTemplate puts v in every "#" position of a template.
@@ -165,6 +171,10 @@ func fuzzSeeds() []string {
 		"BITPOS\x00k\x000\x000\x00-1\x00BIT",
 		"COPY\x00k\x00k", "COPY\x00k\x00j\x00DB", "COPY\x00k\x00j\x00REPLACE\x00FOO", "MOVE\x00k\x000",
 		"FLUSHDB\x00ASYNC", "SWAPDB\x001\x002",
+		"DUMP\x00k", "OBJECT\x00ENCODING\x00k", "OBJECT\x00REFCOUNT\x00k", "OBJECT\x00IDLETIME\x00k", "OBJECT\x00FREQ\x00k",
+		"OBJECT\x00HELP", "OBJECT\x00help\x00x", "OBJECT\x00nosuch\x00k",
+		"RESTORE\x00k\x000\x00\xc3\x02\x80\xff\xff\xff\xff\x01a\n\x01\x01\x01\x01\x01\x01\x01\x01\x01",
+		"RESTORE\x00k\x000\x00garbage\x00REPLACE\x00ABSTTL\x00IDLETIME\x001\x00FREQ\x001",
 		"",
 	}
 	for _, tmpl := range numericTemplates {

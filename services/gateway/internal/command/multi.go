@@ -279,8 +279,12 @@ func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 	return err
 }
 
-// keysOf returns the key arguments of args, as the table locates them.
+// keysOf returns the key arguments of args, as the table locates them (a
+// container's subcommand's entry, for OBJECT ENCODING key).
 func (c *Command) keysOf(args [][]byte) [][]byte {
+	if sub := c.subcommand(args); sub != nil {
+		c = sub
+	}
 	if c.FirstKey <= 0 || c.FirstKey >= len(args) {
 		return nil
 	}

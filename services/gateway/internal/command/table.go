@@ -57,6 +57,20 @@ type Command struct {
 	ID int
 }
 
+// subcommand returns the entry of the subcommand args[1] names, for a
+// container command (CLIENT, OBJECT...); nil otherwise.
+func (c *Command) subcommand(args [][]byte) *Command {
+	if len(c.Subcommands) == 0 || len(args) < 2 {
+		return nil
+	}
+	for _, s := range c.Subcommands {
+		if equalFold(args[1], s.Name[len(c.Name)+1:]) {
+			return s
+		}
+	}
+	return nil
+}
+
 func (c *Command) arityOK(n int) bool {
 	if c.Arity >= 0 {
 		return n == c.Arity
