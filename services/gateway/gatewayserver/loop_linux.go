@@ -449,7 +449,7 @@ func (l *eventLoop) open(fd int, remote string) {
 	s.metrics.ConnectionsActive.Add(1)
 	c := &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
 	c.client.Out.Limit = s.cfg.replyLimit()
-	c.client.OnKill = func() { l.requestKill(c) }
+	c.client.SetOnKill(func() { l.requestKill(c) })
 	l.conns[fd] = c
 }
 

@@ -301,7 +301,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	// CLIENT KILL, from another connection's goroutine: closing the socket
 	// ends this connection's read, and redcon then closes it.
 	nc := conn.NetConn()
-	client.OnKill = func() { _ = nc.Close() }
+	client.SetOnKill(func() { _ = nc.Close() })
 	if g, ok := conn.NetConn().(*resp.GuardedConn); ok {
 		// Set before redcon's goroutine for the connection starts, which is
 		// the only one to call g.Read and to run the client's commands.
@@ -318,6 +318,11 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 		s.exec.CloseClient(rc.client)
 		close(rc.done)
 		rc.monitorWG.Wait()
+		if rc.monitor != nil {
+			if _, dropped := rc.monitor.Take(); dropped {
+				s.closedForOutputBuffer(client, conn.RemoteAddr(), int64(rc.monitor.Limit()), false)
+			}
+		}
 	}
 	if g, ok := conn.NetConn().(*resp.GuardedConn); ok && g.Ended() != nil {
 		// A limit passed or a panic, in the guard: why the connection
@@ -354,6 +359,7 @@ type redconConn struct {
 	// sending a MONITOR stream (monitorWG).
 	done      chan struct{}
 	monitorWG sync.WaitGroup
+	monitor   *command.Monitor
 }
 
 // maxReplyHold bounds how long the replies of a pipeline wait for its last
@@ -501,6 +507,7 @@ func (s *Server) startMonitor(conn redcon.Conn, rc *redconConn, m *command.Monit
 		default:
 		}
 	})
+	rc.monitor = m
 	rc.monitorWG.Add(1)
 	go func() {
 		defer rc.monitorWG.Done()
@@ -512,8 +519,7 @@ func (s *Server) startMonitor(conn redcon.Conn, rc *redconConn, m *command.Monit
 			}
 			lines, dropped := m.Take()
 			if dropped {
-				s.metrics.ClientsClosedOutputBuffer.Add(1)
-				return // the executor closed the connection
+				return // the executor closed the connection; closed logs it
 			}
 			if len(lines) == 0 {
 				continue

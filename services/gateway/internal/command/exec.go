@@ -153,9 +153,9 @@ type Client struct {
 	// CLIENT REPLY: replyOff drops every reply, replySkip this command's,
 	// replySkipNext the next command's. noEvict is CLIENT NO-EVICT.
 	replyOff, replySkip, replySkipNext, noEvict bool
-	// OnKill, set by the server, closes the connection (CLIENT KILL, a
-	// monitor fallen behind); it may be called from any goroutine, once.
-	OnKill func()
+	// onKill, set by the server (SetOnKill), closes the connection (CLIENT
+	// KILL, a monitor fallen behind); it is called from any goroutine, once.
+	onKill atomic.Pointer[func()]
 	killed atomic.Bool
 	// NewMonitor is set by MONITOR for the server, which takes it (and
 	// sets it back to nil) to start sending the client its stream.

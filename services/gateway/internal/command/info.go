@@ -66,9 +66,6 @@ func cmdInfo(r *Request) error {
 			want[s] = true
 		}
 	}
-	if want["modules"] {
-		want["module_list"] = true
-	}
 	var sb strings.Builder
 	for _, sec := range infoSections {
 		if !all && !(dflt && sec.dflt) && !want[strings.ToLower(sec.name)] {

@@ -123,9 +123,8 @@ func (e *Executor) feedMonitors(c *Client, args [][]byte) {
 	for _, f := range notify {
 		f()
 	}
+	// The server logs and counts the drop when it closes the connection.
 	for _, mc := range drop {
-		e.log.Warn("client scheduled to be closed ASAP for overcoming of output buffer limits",
-			"client", "id="+strconv.FormatInt(mc.ID, 10)+" addr="+mc.Addr, "monitor", true)
 		mc.kill()
 	}
 }
@@ -165,7 +164,17 @@ func (c *Client) kill() {
 	if c.killed.Swap(true) {
 		return
 	}
-	if f := c.OnKill; f != nil {
+	if f := c.onKill.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// SetOnKill sets how the server closes c's connection when it is killed
+// (CLIENT KILL, a monitor fallen behind); if c was killed already, f runs
+// now. f may be called from any goroutine.
+func (c *Client) SetOnKill(f func()) {
+	c.onKill.Store(&f)
+	if c.killed.Load() {
 		f()
 	}
 }
