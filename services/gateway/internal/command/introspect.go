@@ -29,7 +29,7 @@ type introspection struct {
 	opsLastAt  time.Time
 
 	slowMu   sync.Mutex
-	slowlog  []slowEntry // newest first
+	slowlog  []slowEntry // oldest first
 	slowNext int64
 
 	// Settings CONFIG SET changes while the server runs.
@@ -237,12 +237,11 @@ func (e *Executor) slowlogPush(c *Client, args [][]byte, us int64) {
 	defer in.slowMu.Unlock()
 	ent.id = in.slowNext
 	in.slowNext++
-	in.slowlog = append(in.slowlog, slowEntry{})
-	copy(in.slowlog[1:], in.slowlog)
-	in.slowlog[0] = ent
+	in.slowlog = append(in.slowlog, ent)
 	if max := in.slowMax.Load(); int64(len(in.slowlog)) > max {
-		clear(in.slowlog[max:])
-		in.slowlog = in.slowlog[:max]
+		drop := int64(len(in.slowlog)) - max
+		clear(in.slowlog[:drop])
+		in.slowlog = in.slowlog[drop:]
 	}
 }
 
@@ -262,11 +261,14 @@ func cmdSlowlog(r *Request) error {
 			return errSubcommandArgs(sub, "SLOWLOG")
 		}
 		in.slowMu.Lock()
-		list := in.slowlog
-		if count >= 0 && int64(len(list)) > count {
-			list = list[:count]
+		n := int64(len(in.slowlog))
+		if count >= 0 && n > count {
+			n = count
 		}
-		list = append([]slowEntry(nil), list...)
+		list := make([]slowEntry, n) // newest first
+		for i := range list {
+			list[i] = in.slowlog[len(in.slowlog)-1-i]
+		}
 		in.slowMu.Unlock()
 		w := r.w
 		w.Array(len(list))
