@@ -443,8 +443,12 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	}
 	c.replySkip, c.replySkipNext = c.replySkipNext, false
 	var serr error
+	// The command's own duration (stats, SLOWLOG) leaves out the fsync of
+	// its pipeline, as Redis's leaves out the AOF's.
+	cmdEnd := time.Duration(-1)
 	if last && c.dirty {
 		c.dirty = false
+		cmdEnd = time.Since(e.mono)
 		if serr = e.be.Sync(ctx); serr != nil {
 			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", serr)
 		}
@@ -459,7 +463,10 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	case err != nil || serr != nil:
 		outcome = callFailed
 	}
-	e.afterCall(c, statsCmd, args, end-start, outcome)
+	if cmdEnd < 0 {
+		cmdEnd = end
+	}
+	e.afterCall(c, statsCmd, args, cmdEnd-start, outcome)
 	if cmd != nil && e.opts.Observe != nil {
 		e.opts.Observe(cmd, end-start, err != nil || serr != nil)
 	}
