@@ -242,12 +242,12 @@ func TestInstantaneousOpsPerSec(t *testing.T) {
 	for time.Now().Before(deadline) {
 		c.Do("PING")
 	}
-	if n := ops(); n < 10 {
+	if n := ops(); n < 50 {
 		t.Errorf("instantaneous_ops_per_sec under load = %d, want a rate", n)
 	}
-	waitFor(t, "instantaneous_ops_per_sec back to 0", func() bool {
-		time.Sleep(200 * time.Millisecond)
-		return ops() <= 5 // INFO itself runs every 200 ms
+	waitFor(t, "instantaneous_ops_per_sec back to about 0", func() bool {
+		time.Sleep(500 * time.Millisecond)
+		return ops() <= 10 // INFO itself runs twice a second
 	})
 }
 
