@@ -120,6 +120,22 @@ func numTemplates() []numTmpl {
 		{name: "BITFIELD-INCRBY-SAT", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "SAT", "INCRBY", "i64", "0", "%v"}, then: getIt},
 		{name: "BITFIELD-INCRBY-FAIL-u63", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "FAIL", "INCRBY", "u63", "1", "%v"}, then: getIt},
 		{name: "BITFIELD_RO", cmd: "bitfield_ro", init: "hello", args: []string{"BITFIELD_RO", "%k", "GET", "i16", "%v"}},
+		// Introspection. SLOWLOG's entries depend on each server's timing:
+		// only the kind of reply (and an error's text) is compared.
+		{name: "SLOWLOG-GET", cmd: "slowlog|get", args: []string{"SLOWLOG", "GET", "%v"}, cmp: cmpKind},
+		{name: "MEMORY-USAGE-SAMPLES", cmd: "memory|usage", init: "v", args: []string{"MEMORY", "USAGE", "%k", "SAMPLES", "%v"}},
+		{name: "MEMORY-USAGE-missing", cmd: "memory|usage", args: []string{"MEMORY", "USAGE", "%k", "SAMPLES", "%v"}},
+		{name: "CONFIG-SET-slowlog-max-len", cmd: "config|set", args: []string{"CONFIG", "SET", "slowlog-max-len", "%v"},
+			then: [][]string{{"CONFIG", "GET", "slowlog-max-len"}}, cleanup: [][]string{{"CONFIG", "SET", "slowlog-max-len", "128"}}},
+		{name: "CONFIG-SET-slowlog-log-slower-than", cmd: "config|set", args: []string{"CONFIG", "SET", "slowlog-log-slower-than", "%v"},
+			then: [][]string{{"CONFIG", "GET", "slowlog-log-slower-than"}}, cleanup: [][]string{{"CONFIG", "SET", "slowlog-log-slower-than", "10000"}}},
+		{name: "CONFIG-SET-latency-monitor-threshold", cmd: "config|set", args: []string{"CONFIG", "SET", "latency-monitor-threshold", "%v"},
+			then: [][]string{{"CONFIG", "GET", "latency-monitor-threshold"}}, cleanup: [][]string{{"CONFIG", "SET", "latency-monitor-threshold", "0"}}},
+		// Paused writes only for the moment until the UNPAUSE pipelined
+		// behind it (not itself a write).
+		{name: "CLIENT-PAUSE", cmd: "client|pause", args: []string{"CLIENT", "PAUSE", "%v", "WRITE"}, cleanup: [][]string{{"CLIENT", "UNPAUSE"}}},
+		// TYPE master matches no connection: the ID is parsed, nobody killed.
+		{name: "CLIENT-KILL-ID", cmd: "client|kill", args: []string{"CLIENT", "KILL", "ID", "%v", "TYPE", "master"}},
 		{name: "LCS-MINMATCHLEN", cmd: "lcs", init: "ohmytext", args: []string{"LCS", "%k", "%k", "IDX", "MINMATCHLEN", "%v", "WITHMATCHLEN"}},
 		// RESTORE of redis-server's DUMP of "v": the TTL (relative, whose
 		// key may expire within a millisecond, so only the reply is
@@ -161,7 +177,7 @@ var noNumbers = []string{
 	"del", "unlink", "exists", "touch", "type", "ttl", "pttl", "expiretime", "pexpiretime", "persist",
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
-	"multi", "exec", "discard", "watch", "unwatch", "object", "dump",
+	"multi", "exec", "discard", "watch", "unwatch", "object", "dump", "latency", "monitor",
 }
 
 func fill(args []string, key, v string) []string {

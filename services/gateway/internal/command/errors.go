@@ -50,6 +50,12 @@ func errUnknownSubcommand(sub []byte, cmd string) error {
 	return replyError("ERR unknown subcommand '" + truncate(sub, 128) + "'. Try " + cmd + " HELP.")
 }
 
+// errSubcommandArgs is Redis's reply to a subcommand given more arguments
+// than its syntax takes (addReplySubcommandSyntaxError).
+func errSubcommandArgs(sub []byte, cmd string) error {
+	return replyError("ERR unknown subcommand or wrong number of arguments for '" + truncate(sub, 128) + "'. Try " + cmd + " HELP.")
+}
+
 func truncate(b []byte, n int) string {
 	if len(b) > n {
 		b = b[:n]

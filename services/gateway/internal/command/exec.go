@@ -67,15 +67,15 @@ type Executor struct {
 	nextID    atomic.Int64
 
 	// Counters for INFO stats.
-	commandsProcessed atomic.Int64
-	connectionsTotal  atomic.Int64
-	rejectedConns     atomic.Int64
-	keyspaceHits      atomic.Int64
-	keyspaceMisses    atomic.Int64
-	panics            atomic.Int64
+	connectionsTotal atomic.Int64
+	rejectedConns    atomic.Int64
+	keyspaceHits     atomic.Int64
+	keyspaceMisses   atomic.Int64
+	panics           atomic.Int64
 
 	scanCursors *cursorTable
 	watches     *watchRegistry
+	in          introspection
 }
 
 // New returns an Executor over be.
@@ -95,7 +95,8 @@ func New(be backend.Backend, opts Options) *Executor {
 	if opts.Databases <= 0 {
 		opts.Databases = DefaultDatabases
 	}
-	return &Executor{
+	markAdmin()
+	e := &Executor{
 		be:          be,
 		opts:        opts,
 		log:         opts.Logger,
@@ -105,6 +106,8 @@ func New(be backend.Backend, opts Options) *Executor {
 		scanCursors: newCursorTable(),
 		watches:     newWatchRegistry(opts.Backend != "embedded"),
 	}
+	e.in.init(opts)
+	return e
 }
 
 // Client is the per-connection state.
@@ -164,6 +167,16 @@ type Client struct {
 	watchDirty atomic.Bool
 
 	authed bool
+	// CLIENT REPLY: replyOff drops every reply, replySkip this command's,
+	// replySkipNext the next command's. noEvict is CLIENT NO-EVICT.
+	replyOff, replySkip, replySkipNext, noEvict bool
+	// onKill, set by the server (SetOnKill), closes the connection (CLIENT
+	// KILL, a monitor fallen behind); it is called from any goroutine, once.
+	onKill atomic.Pointer[func()]
+	killed atomic.Bool
+	// NewMonitor is set by MONITOR for the server, which takes it (and
+	// sets it back to nil) to start sending the client its stream.
+	NewMonitor *Monitor
 	// dirty means a write was acknowledged with a deferred fsync; the connection
 	// must Sync before its replies leave.
 	dirty bool
@@ -181,9 +194,10 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 		LocalAddr: localAddr,
 		Created:   e.opts.Now(),
 		proto:     2,
-		authed:    e.opts.RequirePass == "",
+		authed:    e.requirePass() == "",
 	}
 	c.Out.Proto = 2
+	c.Out.OnError = e.noteError
 	c.setFn = c.setOp.apply
 	c.updateFn = c.runUpdate
 	c.exec = e
@@ -197,6 +211,7 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 // CloseClient unregisters a connection.
 func (e *Executor) CloseClient(c *Client) {
 	e.watches.unwatchAll(c)
+	e.stopMonitor(c)
 	e.clientsMu.Lock()
 	delete(e.clients, c.ID)
 	e.clientsMu.Unlock()
@@ -226,6 +241,11 @@ type Request struct {
 	// tx is EXEC's transaction when the command runs inside one: its reads
 	// and writes go there instead of to the backend.
 	tx *execTxn
+	// statsCmd is the entry the command's stats go to: the subcommand of a
+	// container command, nil for an unknown one. rejected: dispatch refused
+	// the command before it ran; queued: MULTI queued it.
+	statsCmd         *Command
+	rejected, queued bool
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
@@ -457,7 +477,9 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	mark := w.Len()
 	req := &c.req
 	*req = Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
+	offBefore := c.replyOff
 	err = e.dispatchContained(req)
+	statsCmd, rejected, queued := req.statsCmd, req.rejected, req.queued
 	*req = Request{}
 	c.keyBuf[0] = nil
 	if errors.Is(err, errPanicked) {
@@ -471,20 +493,39 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 		w.Truncate(mark)
 		writeError(w, e.log, string(args[0]), err)
 	}
-	e.commandsProcessed.Add(1)
+	// CLIENT REPLY OFF / SKIP: the reply is dropped (its errors counted);
+	// CLIENT REPLY ON's own reply is not.
+	if offBefore && c.replyOff || c.replySkip {
+		w.Truncate(mark)
+	}
+	c.replySkip, c.replySkipNext = c.replySkipNext, false
 	var serr error
+	// The command's own duration (stats, SLOWLOG) leaves out the fsync of
+	// its pipeline, as Redis's leaves out the AOF's.
+	cmdEnd := time.Duration(-1)
 	if last && c.dirty {
 		c.dirty = false
+		cmdEnd = time.Since(e.mono)
 		if serr = e.be.Sync(ctx); serr != nil {
 			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", serr)
 		}
 	}
 	end = time.Since(e.mono)
-	if cmd != nil {
-		cmd.Calls.Add(1)
-		if e.opts.Observe != nil {
-			e.opts.Observe(cmd, end-start, err != nil || serr != nil)
-		}
+	outcome := callOK
+	switch {
+	case rejected:
+		outcome = callRejected
+	case queued:
+		outcome = callQueued
+	case err != nil || serr != nil:
+		outcome = callFailed
+	}
+	if cmdEnd < 0 {
+		cmdEnd = end
+	}
+	e.afterCall(c, statsCmd, args, cmdEnd-start, outcome)
+	if cmd != nil && e.opts.Observe != nil {
+		e.opts.Observe(cmd, end-start, err != nil || serr != nil)
 	}
 	return end, serr
 }
@@ -539,18 +580,31 @@ func describeArgs(args [][]byte) string {
 
 func (e *Executor) dispatch(r *Request) error {
 	cmd := r.cmd
-	// Redis 7.0's processCommand order: existence, arity, then
-	// authentication (redis-server 7.0.15 answers an unauthenticated
-	// NOSUCH with the unknown-command error, not NOAUTH).
+	r.statsCmd = cmd
+	// Redis 7.0's processCommand order: existence (of the subcommand too),
+	// arity, then authentication (redis-server 7.0.15 answers an
+	// unauthenticated NOSUCH with the unknown-command error, not NOAUTH).
 	var err error
 	switch {
 	case cmd == nil:
 		err = unknownCommand(r.Args)
+	case len(cmd.Subcommands) > 0 && len(r.Args) >= 2:
+		sub := cmd.subcommand(r.Args[1])
+		r.statsCmd = sub
+		switch {
+		case sub == nil:
+			err = errUnknownSubcommand(r.Args[1], strings.ToUpper(cmd.Name))
+		case !sub.arityOK(len(r.Args)):
+			err = errWrongArgs(sub.Name)
+		case !r.c.authed && cmd.Flags&flagNoAuth == 0:
+			err = errNoAuth
+		}
 	case !cmd.arityOK(len(r.Args)):
 		err = errWrongArgs(cmd.Name)
 	case !r.c.authed && cmd.Flags&flagNoAuth == 0:
 		err = errNoAuth
 	}
+	r.rejected = err != nil
 	if r.c.multi.active {
 		// A command refused in MULTI fails the transaction (EXECABORT),
 		// EXEC and DISCARD included, as in Redis.
@@ -565,13 +619,26 @@ func (e *Executor) dispatch(r *Request) error {
 			return err
 		}
 		if !notQueued(cmd) {
-			return e.queueCommand(r)
+			err := e.queueCommand(r)
+			r.queued = err == nil
+			r.rejected = err != nil
+			return err
 		}
 	}
 	if err != nil {
 		return err
 	}
 	return cmd.Handler(r)
+}
+
+// subcommand returns the subcommand of container c that name names, or nil.
+func (c *Command) subcommand(name []byte) *Command {
+	for _, s := range c.Subcommands {
+		if len(s.Name) == len(c.Name)+1+len(name) && equalFold(name, s.Name[len(c.Name)+1:]) {
+			return s
+		}
+	}
+	return nil
 }
 
 // unknownCommand builds Redis's reply for an unknown command, quoting the first

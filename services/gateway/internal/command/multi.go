@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
@@ -173,7 +174,7 @@ func cmdExec(r *Request) error {
 		}
 	}
 	parts = append(parts, m.queue[start:])
-	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit}
+	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit, OnError: r.w.OnError}
 	watched := c.watched
 	for i, part := range parts {
 		var err error
@@ -263,9 +264,22 @@ func (r *Request) execAtomic(body *resp.Writer, queue [][][]byte, watched map[st
 func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 	sub := Request{ctx: r.ctx, e: r.e, c: r.c, cmd: r.c.lookup(args[0]), Args: args, w: body, last: r.last, tx: x}
 	mark := body.Len()
+	start := time.Now()
 	err := r.e.dispatch(&sub)
-	if sub.cmd != nil {
-		sub.cmd.Calls.Add(1)
+	outcome := callOK
+	if sub.rejected {
+		outcome = callRejected
+	} else if err != nil {
+		outcome = callFailed
+	}
+	// Each queued command counts, and is logged and monitored, as it runs,
+	// as in Redis.
+	r.e.afterCall(r.c, sub.statsCmd, args, time.Since(start), outcome)
+	if r.c.replyOff {
+		// CLIENT REPLY OFF ran earlier in this EXEC: as in Redis, the
+		// replies after it are dropped, the array's header stays.
+		body.Truncate(mark)
+		return nil
 	}
 	if err == nil {
 		return nil
@@ -282,8 +296,10 @@ func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 // keysOf returns the key arguments of args, as the table locates them (a
 // container's subcommand's entry, for OBJECT ENCODING key).
 func (c *Command) keysOf(args [][]byte) [][]byte {
-	if sub := c.subcommand(args); sub != nil {
-		c = sub
+	if len(args) > 1 {
+		if sub := c.subcommand(args[1]); sub != nil {
+			c = sub
+		}
 	}
 	if c.FirstKey <= 0 || c.FirstKey >= len(args) {
 		return nil

@@ -50,25 +50,17 @@ type Command struct {
 	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
 	keyspaceWide bool
 
-	// Calls counts executions, for INFO commandstats and metrics.
-	Calls atomic.Int64
+	// Calls counts executions, for INFO commandstats and metrics; Usec
+	// their total duration in microseconds; Rejected the calls refused
+	// before running (arity, authentication, ...) and Failed those that
+	// ran and answered an error, as Redis counts them.
+	Calls, Usec, Rejected, Failed atomic.Int64
+	// admin marks Redis's admin commands (CONFIG, CLIENT LIST, ...), which
+	// MONITOR does not show; set from the Redis metadata at init.
+	admin bool
 	// ID is the command's position in Commands(), assigned at registration, so
 	// that per-command state can live in a slice instead of a map.
 	ID int
-}
-
-// subcommand returns the entry of the subcommand args[1] names, for a
-// container command (CLIENT, OBJECT...); nil otherwise.
-func (c *Command) subcommand(args [][]byte) *Command {
-	if len(c.Subcommands) == 0 || len(args) < 2 {
-		return nil
-	}
-	for _, s := range c.Subcommands {
-		if equalFold(args[1], s.Name[len(c.Name)+1:]) {
-			return s
-		}
-	}
-	return nil
 }
 
 func (c *Command) arityOK(n int) bool {
