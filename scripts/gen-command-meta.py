@@ -56,7 +56,11 @@ def spec(ks):
 def gostr(x): return '"' + x.replace('\\','\\\\').replace('"','\\"') + '"'
 def golist(l): return "[]string{" + ", ".join(gostr(x) for x in l) + "}" if l else "nil"
 OURS = set(sys.argv[2:]) | {"client|setname", "client|getname", "client|id", "client|info", "client|list", "client|setinfo",
-    "command|count", "command|docs", "command|info", "command|list", "config|get"}
+    "command|count", "command|docs", "command|info", "command|list", "config|get",
+    "object|encoding", "object|freq", "object|help", "object|idletime", "object|refcount",
+    "client|kill", "client|pause", "client|unpause", "client|reply", "client|no-evict",
+    "config|set", "config|resetstat", "config|help", "slowlog|get", "slowlog|len", "slowlog|reset", "slowlog|help",
+    "latency|latest", "latency|reset", "latency|help", "memory|usage", "memory|help"}
 def emit(info, out):
     name = info[0]
     if name not in OURS: return

@@ -34,6 +34,8 @@ if [ "$fuzztime" != "0" ]; then
   (cd services/gateway && go test -run '^$' -fuzz '^FuzzExec$' -fuzztime "$fuzztime" ./internal/command/)
   (cd services/gateway && go test -run '^$' -fuzz '^FuzzParseInt$' -fuzztime "$fuzztime" ./internal/command/)
   (cd services/gateway && go test -run '^$' -fuzz '^FuzzParser$' -fuzztime "$fuzztime" ./internal/resp/)
+  (cd services/gateway && go test -run '^$' -fuzz '^FuzzDecode$' -fuzztime "$fuzztime" ./internal/rdb/)
+  (cd services/gateway && go test -run '^$' -fuzz '^FuzzLZF$' -fuzztime "$fuzztime" ./internal/rdb/)
   (cd services/store && go test -run '^$' -fuzz '^FuzzDecodeLock$' -fuzztime "$fuzztime" ./internal/mvcc/)
   (cd services/store && go test -run '^$' -fuzz '^FuzzDecodeWrite$' -fuzztime "$fuzztime" ./internal/mvcc/)
 fi

@@ -38,6 +38,11 @@ const (
 	ErrorType_STORE_NOT_FOUND  ErrorType = 5
 	// A store that PD marked as tombstone tried to talk to it.
 	ErrorType_STORE_TOMBSTONE ErrorType = 6
+	// The request names another cluster than PD's (see the PD service).
+	ErrorType_CLUSTER_ID_MISMATCH ErrorType = 7
+	// The store id was claimed by another data directory (ClaimStore), or a
+	// heartbeat did not prove the store's identity: the store lost its data.
+	ErrorType_STORE_CLAIMED ErrorType = 8
 )
 
 // Enum value maps for ErrorType.
@@ -50,15 +55,19 @@ var (
 		4: "REGION_NOT_FOUND",
 		5: "STORE_NOT_FOUND",
 		6: "STORE_TOMBSTONE",
+		7: "CLUSTER_ID_MISMATCH",
+		8: "STORE_CLAIMED",
 	}
 	ErrorType_value = map[string]int32{
-		"OK":               0,
-		"UNKNOWN":          1,
-		"INVALID_ARGUMENT": 2,
-		"STALE_EPOCH":      3,
-		"REGION_NOT_FOUND": 4,
-		"STORE_NOT_FOUND":  5,
-		"STORE_TOMBSTONE":  6,
+		"OK":                  0,
+		"UNKNOWN":             1,
+		"INVALID_ARGUMENT":    2,
+		"STALE_EPOCH":         3,
+		"REGION_NOT_FOUND":    4,
+		"STORE_NOT_FOUND":     5,
+		"STORE_TOMBSTONE":     6,
+		"CLUSTER_ID_MISMATCH": 7,
+		"STORE_CLAIMED":       8,
 	}
 )
 
@@ -882,8 +891,12 @@ func (x *StoreStats) GetLeaderCount() uint32 {
 }
 
 type StoreHeartbeatRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stats         *StoreStats            `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Stats *StoreStats            `protobuf:"bytes,1,opt,name=stats,proto3" json:"stats,omitempty"`
+	// The token of the store's claim (ClaimStoreRequest.nonce): only the
+	// data directory that claimed the store id may heartbeat for it and
+	// change its address.
+	Nonce         uint64 `protobuf:"varint,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -923,6 +936,13 @@ func (x *StoreHeartbeatRequest) GetStats() *StoreStats {
 		return x.Stats
 	}
 	return nil
+}
+
+func (x *StoreHeartbeatRequest) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
 }
 
 type StoreHeartbeatResponse struct {
@@ -2133,6 +2153,311 @@ func (x *UpdateGCSafePointResponse) GetNewSafePoint() uint64 {
 	return 0
 }
 
+type GetClusterInfoRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterInfoRequest) Reset() {
+	*x = GetClusterInfoRequest{}
+	mi := &file_pdpb_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterInfoRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterInfoRequest) ProtoMessage() {}
+
+func (x *GetClusterInfoRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterInfoRequest.ProtoReflect.Descriptor instead.
+func (*GetClusterInfoRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{36}
+}
+
+type GetClusterInfoResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	// Generated at bootstrap; never 0.
+	ClusterId     uint64 `protobuf:"varint,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetClusterInfoResponse) Reset() {
+	*x = GetClusterInfoResponse{}
+	mi := &file_pdpb_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetClusterInfoResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetClusterInfoResponse) ProtoMessage() {}
+
+func (x *GetClusterInfoResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetClusterInfoResponse.ProtoReflect.Descriptor instead.
+func (*GetClusterInfoResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *GetClusterInfoResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GetClusterInfoResponse) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+// ClaimStoreRequest binds a store id to one data directory. The store
+// writes a random nonce to its (empty) data directory first, then claims;
+// PD records the nonce. A repeated claim with the same nonce succeeds (the
+// store crashed before recording the answer); a claim for an id already
+// claimed with another nonce fails with STORE_CLAIMED: the store that
+// claimed it lost its data and may never rejoin under that id.
+type ClaimStoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 0: allocate a new store id (a node joining as a new store).
+	StoreId uint64 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// Random and non-zero.
+	Nonce         uint64 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimStoreRequest) Reset() {
+	*x = ClaimStoreRequest{}
+	mi := &file_pdpb_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimStoreRequest) ProtoMessage() {}
+
+func (x *ClaimStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimStoreRequest.ProtoReflect.Descriptor instead.
+func (*ClaimStoreRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ClaimStoreRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ClaimStoreRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ClaimStoreRequest) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+type ClaimStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	ClusterId     uint64                 `protobuf:"varint,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimStoreResponse) Reset() {
+	*x = ClaimStoreResponse{}
+	mi := &file_pdpb_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimStoreResponse) ProtoMessage() {}
+
+func (x *ClaimStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimStoreResponse.ProtoReflect.Descriptor instead.
+func (*ClaimStoreResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ClaimStoreResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ClaimStoreResponse) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ClaimStoreResponse) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+type RemoveStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveStoreRequest) Reset() {
+	*x = RemoveStoreRequest{}
+	mi := &file_pdpb_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveStoreRequest) ProtoMessage() {}
+
+func (x *RemoveStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveStoreRequest.ProtoReflect.Descriptor instead.
+func (*RemoveStoreRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RemoveStoreRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+type RemoveStoreResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveStoreResponse) Reset() {
+	*x = RemoveStoreResponse{}
+	mi := &file_pdpb_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveStoreResponse) ProtoMessage() {}
+
+func (x *RemoveStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveStoreResponse.ProtoReflect.Descriptor instead.
+func (*RemoveStoreResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RemoveStoreResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
 var File_pdpb_proto protoreflect.FileDescriptor
 
 const file_pdpb_proto_rawDesc = "" +
@@ -2186,9 +2511,10 @@ const file_pdpb_proto_rawDesc = "" +
 	"\tused_size\x18\x04 \x01(\x04R\busedSize\x12\x1c\n" +
 	"\tavailable\x18\x05 \x01(\x04R\tavailable\x12!\n" +
 	"\fregion_count\x18\x06 \x01(\rR\vregionCount\x12!\n" +
-	"\fleader_count\x18\a \x01(\rR\vleaderCount\"B\n" +
+	"\fleader_count\x18\a \x01(\rR\vleaderCount\"X\n" +
 	"\x15StoreHeartbeatRequest\x12)\n" +
-	"\x05stats\x18\x01 \x01(\v2\x13.nokv.pd.StoreStatsR\x05stats\"I\n" +
+	"\x05stats\x18\x01 \x01(\v2\x13.nokv.pd.StoreStatsR\x05stats\x12\x14\n" +
+	"\x05nonce\x18\x02 \x01(\x04R\x05nonce\"I\n" +
 	"\x16StoreHeartbeatResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\"S\n" +
 	"\tPeerStats\x12#\n" +
@@ -2263,7 +2589,25 @@ const file_pdpb_proto_rawDesc = "" +
 	"safe_point\x18\x01 \x01(\x04R\tsafePoint\"r\n" +
 	"\x19UpdateGCSafePointResponse\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12$\n" +
-	"\x0enew_safe_point\x18\x02 \x01(\x04R\fnewSafePoint*\x87\x01\n" +
+	"\x0enew_safe_point\x18\x02 \x01(\x04R\fnewSafePoint\"\x17\n" +
+	"\x15GetClusterInfoRequest\"h\n" +
+	"\x16GetClusterInfoResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\x04R\tclusterId\"^\n" +
+	"\x11ClaimStoreRequest\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"\x7f\n" +
+	"\x12ClaimStoreResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\x04R\tclusterId\"/\n" +
+	"\x12RemoveStoreRequest\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\"F\n" +
+	"\x13RemoveStoreResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header*\xb3\x01\n" +
 	"\tErrorType\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aUNKNOWN\x10\x01\x12\x14\n" +
@@ -2271,12 +2615,14 @@ const file_pdpb_proto_rawDesc = "" +
 	"\vSTALE_EPOCH\x10\x03\x12\x14\n" +
 	"\x10REGION_NOT_FOUND\x10\x04\x12\x13\n" +
 	"\x0fSTORE_NOT_FOUND\x10\x05\x12\x13\n" +
-	"\x0fSTORE_TOMBSTONE\x10\x06*Y\n" +
+	"\x0fSTORE_TOMBSTONE\x10\x06\x12\x17\n" +
+	"\x13CLUSTER_ID_MISMATCH\x10\a\x12\x11\n" +
+	"\rSTORE_CLAIMED\x10\b*Y\n" +
 	"\x0eConfChangeType\x12\x0f\n" +
 	"\vADD_LEARNER\x10\x00\x12\x13\n" +
 	"\x0fPROMOTE_LEARNER\x10\x01\x12\x0f\n" +
 	"\vREMOVE_PEER\x10\x02\x12\x10\n" +
-	"\fDEMOTE_VOTER\x10\x032\x9a\b\n" +
+	"\fDEMOTE_VOTER\x10\x032\xfe\t\n" +
 	"\x02PD\x12L\n" +
 	"\x0eGetRegionByKey\x12\x1e.nokv.pd.GetRegionByKeyRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12J\n" +
 	"\rGetRegionByID\x12\x1d.nokv.pd.GetRegionByIDRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12H\n" +
@@ -2291,7 +2637,11 @@ const file_pdpb_proto_rawDesc = "" +
 	"\vReportSplit\x12\x1b.nokv.pd.ReportSplitRequest\x1a\x1c.nokv.pd.ReportSplitResponse\x12K\n" +
 	"\fRemoveRegion\x12\x1c.nokv.pd.RemoveRegionRequest\x1a\x1d.nokv.pd.RemoveRegionResponse\x12Q\n" +
 	"\x0eGetGCSafePoint\x12\x1e.nokv.pd.GetGCSafePointRequest\x1a\x1f.nokv.pd.GetGCSafePointResponse\x12Z\n" +
-	"\x11UpdateGCSafePoint\x12!.nokv.pd.UpdateGCSafePointRequest\x1a\".nokv.pd.UpdateGCSafePointResponseB\x1fZ\x1dgithub.com/nokv/nokv/api/pdpbb\x06proto3"
+	"\x11UpdateGCSafePoint\x12!.nokv.pd.UpdateGCSafePointRequest\x1a\".nokv.pd.UpdateGCSafePointResponse\x12Q\n" +
+	"\x0eGetClusterInfo\x12\x1e.nokv.pd.GetClusterInfoRequest\x1a\x1f.nokv.pd.GetClusterInfoResponse\x12E\n" +
+	"\n" +
+	"ClaimStore\x12\x1a.nokv.pd.ClaimStoreRequest\x1a\x1b.nokv.pd.ClaimStoreResponse\x12H\n" +
+	"\vRemoveStore\x12\x1b.nokv.pd.RemoveStoreRequest\x1a\x1c.nokv.pd.RemoveStoreResponseB\x1fZ\x1dgithub.com/nokv/nokv/api/pdpbb\x06proto3"
 
 var (
 	file_pdpb_proto_rawDescOnce sync.Once
@@ -2306,7 +2656,7 @@ func file_pdpb_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_pdpb_proto_goTypes = []any{
 	(ErrorType)(0),                    // 0: nokv.pd.ErrorType
 	(ConfChangeType)(0),               // 1: nokv.pd.ConfChangeType
@@ -2346,88 +2696,103 @@ var file_pdpb_proto_goTypes = []any{
 	(*GetGCSafePointResponse)(nil),    // 35: nokv.pd.GetGCSafePointResponse
 	(*UpdateGCSafePointRequest)(nil),  // 36: nokv.pd.UpdateGCSafePointRequest
 	(*UpdateGCSafePointResponse)(nil), // 37: nokv.pd.UpdateGCSafePointResponse
-	(*metapb.Region)(nil),             // 38: nokv.meta.Region
-	(*metapb.Peer)(nil),               // 39: nokv.meta.Peer
-	(*metapb.Store)(nil),              // 40: nokv.meta.Store
-	(*metapb.RegionEpoch)(nil),        // 41: nokv.meta.RegionEpoch
+	(*GetClusterInfoRequest)(nil),     // 38: nokv.pd.GetClusterInfoRequest
+	(*GetClusterInfoResponse)(nil),    // 39: nokv.pd.GetClusterInfoResponse
+	(*ClaimStoreRequest)(nil),         // 40: nokv.pd.ClaimStoreRequest
+	(*ClaimStoreResponse)(nil),        // 41: nokv.pd.ClaimStoreResponse
+	(*RemoveStoreRequest)(nil),        // 42: nokv.pd.RemoveStoreRequest
+	(*RemoveStoreResponse)(nil),       // 43: nokv.pd.RemoveStoreResponse
+	(*metapb.Region)(nil),             // 44: nokv.meta.Region
+	(*metapb.Peer)(nil),               // 45: nokv.meta.Peer
+	(*metapb.Store)(nil),              // 46: nokv.meta.Store
+	(*metapb.RegionEpoch)(nil),        // 47: nokv.meta.RegionEpoch
 }
 var file_pdpb_proto_depIdxs = []int32{
 	0,  // 0: nokv.pd.Error.type:type_name -> nokv.pd.ErrorType
 	2,  // 1: nokv.pd.ResponseHeader.error:type_name -> nokv.pd.Error
 	3,  // 2: nokv.pd.GetRegionResponse.header:type_name -> nokv.pd.ResponseHeader
-	38, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
-	39, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
-	38, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
-	39, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
+	44, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
+	45, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
+	44, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
+	45, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
 	17, // 7: nokv.pd.RegionWithLeader.down_peers:type_name -> nokv.pd.PeerStats
-	39, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
+	45, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
 	3,  // 9: nokv.pd.ScanRegionsResponse.header:type_name -> nokv.pd.ResponseHeader
 	8,  // 10: nokv.pd.ScanRegionsResponse.regions:type_name -> nokv.pd.RegionWithLeader
 	3,  // 11: nokv.pd.GetStoreResponse.header:type_name -> nokv.pd.ResponseHeader
-	40, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
+	46, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
 	3,  // 13: nokv.pd.GetAllStoresResponse.header:type_name -> nokv.pd.ResponseHeader
-	40, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
+	46, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
 	14, // 15: nokv.pd.GetAllStoresResponse.stats:type_name -> nokv.pd.StoreStats
 	14, // 16: nokv.pd.StoreHeartbeatRequest.stats:type_name -> nokv.pd.StoreStats
 	3,  // 17: nokv.pd.StoreHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	39, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
-	38, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
-	39, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
+	45, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
+	44, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
+	45, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
 	17, // 21: nokv.pd.RegionHeartbeatRequest.down_peers:type_name -> nokv.pd.PeerStats
-	39, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
-	39, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
+	45, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
+	45, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
 	1,  // 24: nokv.pd.ChangePeer.change_type:type_name -> nokv.pd.ConfChangeType
-	39, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
+	45, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
 	20, // 26: nokv.pd.ChangePeerV2.changes:type_name -> nokv.pd.ChangePeer
 	3,  // 27: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	41, // 28: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
+	47, // 28: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
 	19, // 29: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
 	20, // 30: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
 	22, // 31: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
 	21, // 32: nokv.pd.RegionHeartbeatResponse.change_peer_v2:type_name -> nokv.pd.ChangePeerV2
 	3,  // 33: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 34: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
-	38, // 35: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
+	44, // 35: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
 	3,  // 36: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	38, // 37: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
-	38, // 38: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
+	44, // 37: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
+	44, // 38: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
 	3,  // 39: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 40: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 41: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 42: nokv.pd.UpdateGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
-	4,  // 43: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
-	5,  // 44: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
-	7,  // 45: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
-	10, // 46: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
-	12, // 47: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
-	15, // 48: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
-	18, // 49: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
-	24, // 50: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
-	26, // 51: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
-	28, // 52: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
-	30, // 53: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
-	32, // 54: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
-	34, // 55: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
-	36, // 56: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
-	6,  // 57: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
-	6,  // 58: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
-	9,  // 59: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
-	11, // 60: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
-	13, // 61: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
-	16, // 62: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
-	23, // 63: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
-	25, // 64: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
-	27, // 65: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
-	29, // 66: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
-	31, // 67: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
-	33, // 68: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
-	35, // 69: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
-	37, // 70: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
-	57, // [57:71] is the sub-list for method output_type
-	43, // [43:57] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	3,  // 43: nokv.pd.GetClusterInfoResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 44: nokv.pd.ClaimStoreResponse.header:type_name -> nokv.pd.ResponseHeader
+	3,  // 45: nokv.pd.RemoveStoreResponse.header:type_name -> nokv.pd.ResponseHeader
+	4,  // 46: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
+	5,  // 47: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
+	7,  // 48: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
+	10, // 49: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
+	12, // 50: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
+	15, // 51: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
+	18, // 52: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
+	24, // 53: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
+	26, // 54: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
+	28, // 55: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
+	30, // 56: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
+	32, // 57: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
+	34, // 58: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
+	36, // 59: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
+	38, // 60: nokv.pd.PD.GetClusterInfo:input_type -> nokv.pd.GetClusterInfoRequest
+	40, // 61: nokv.pd.PD.ClaimStore:input_type -> nokv.pd.ClaimStoreRequest
+	42, // 62: nokv.pd.PD.RemoveStore:input_type -> nokv.pd.RemoveStoreRequest
+	6,  // 63: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
+	6,  // 64: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
+	9,  // 65: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
+	11, // 66: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
+	13, // 67: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
+	16, // 68: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
+	23, // 69: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
+	25, // 70: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
+	27, // 71: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
+	29, // 72: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
+	31, // 73: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
+	33, // 74: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
+	35, // 75: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
+	37, // 76: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
+	39, // 77: nokv.pd.PD.GetClusterInfo:output_type -> nokv.pd.GetClusterInfoResponse
+	41, // 78: nokv.pd.PD.ClaimStore:output_type -> nokv.pd.ClaimStoreResponse
+	43, // 79: nokv.pd.PD.RemoveStore:output_type -> nokv.pd.RemoveStoreResponse
+	63, // [63:80] is the sub-list for method output_type
+	46, // [46:63] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_proto_init() }
@@ -2447,7 +2812,7 @@ func file_pdpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_proto_rawDesc), len(file_pdpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   36,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -35,6 +35,9 @@ const (
 	PD_RemoveRegion_FullMethodName      = "/nokv.pd.PD/RemoveRegion"
 	PD_GetGCSafePoint_FullMethodName    = "/nokv.pd.PD/GetGCSafePoint"
 	PD_UpdateGCSafePoint_FullMethodName = "/nokv.pd.PD/UpdateGCSafePoint"
+	PD_GetClusterInfo_FullMethodName    = "/nokv.pd.PD/GetClusterInfo"
+	PD_ClaimStore_FullMethodName        = "/nokv.pd.PD/ClaimStore"
+	PD_RemoveStore_FullMethodName       = "/nokv.pd.PD/RemoveStore"
 )
 
 // PDClient is the client API for PD service.
@@ -60,6 +63,14 @@ type PDClient interface {
 	// GC safe point: monotonic; versions older than it may be removed.
 	GetGCSafePoint(ctx context.Context, in *GetGCSafePointRequest, opts ...grpc.CallOption) (*GetGCSafePointResponse, error)
 	UpdateGCSafePoint(ctx context.Context, in *UpdateGCSafePointRequest, opts ...grpc.CallOption) (*UpdateGCSafePointResponse, error)
+	// Cluster identity and store membership.
+	GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error)
+	// A store claims its id before it creates any state: once per data
+	// directory (see ClaimStoreRequest).
+	ClaimStore(ctx context.Context, in *ClaimStoreRequest, opts ...grpc.CallOption) (*ClaimStoreResponse, error)
+	// The operator removes a dead store for good: it becomes a tombstone, its
+	// heartbeats are refused and its peers are replaced on other stores.
+	RemoveStore(ctx context.Context, in *RemoveStoreRequest, opts ...grpc.CallOption) (*RemoveStoreResponse, error)
 }
 
 type pDClient struct {
@@ -213,6 +224,36 @@ func (c *pDClient) UpdateGCSafePoint(ctx context.Context, in *UpdateGCSafePointR
 	return out, nil
 }
 
+func (c *pDClient) GetClusterInfo(ctx context.Context, in *GetClusterInfoRequest, opts ...grpc.CallOption) (*GetClusterInfoResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetClusterInfoResponse)
+	err := c.cc.Invoke(ctx, PD_GetClusterInfo_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ClaimStore(ctx context.Context, in *ClaimStoreRequest, opts ...grpc.CallOption) (*ClaimStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimStoreResponse)
+	err := c.cc.Invoke(ctx, PD_ClaimStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) RemoveStore(ctx context.Context, in *RemoveStoreRequest, opts ...grpc.CallOption) (*RemoveStoreResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveStoreResponse)
+	err := c.cc.Invoke(ctx, PD_RemoveStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -236,6 +277,14 @@ type PDServer interface {
 	// GC safe point: monotonic; versions older than it may be removed.
 	GetGCSafePoint(context.Context, *GetGCSafePointRequest) (*GetGCSafePointResponse, error)
 	UpdateGCSafePoint(context.Context, *UpdateGCSafePointRequest) (*UpdateGCSafePointResponse, error)
+	// Cluster identity and store membership.
+	GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error)
+	// A store claims its id before it creates any state: once per data
+	// directory (see ClaimStoreRequest).
+	ClaimStore(context.Context, *ClaimStoreRequest) (*ClaimStoreResponse, error)
+	// The operator removes a dead store for good: it becomes a tombstone, its
+	// heartbeats are refused and its peers are replaced on other stores.
+	RemoveStore(context.Context, *RemoveStoreRequest) (*RemoveStoreResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -287,6 +336,15 @@ func (UnimplementedPDServer) GetGCSafePoint(context.Context, *GetGCSafePointRequ
 }
 func (UnimplementedPDServer) UpdateGCSafePoint(context.Context, *UpdateGCSafePointRequest) (*UpdateGCSafePointResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method UpdateGCSafePoint not implemented")
+}
+func (UnimplementedPDServer) GetClusterInfo(context.Context, *GetClusterInfoRequest) (*GetClusterInfoResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetClusterInfo not implemented")
+}
+func (UnimplementedPDServer) ClaimStore(context.Context, *ClaimStoreRequest) (*ClaimStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClaimStore not implemented")
+}
+func (UnimplementedPDServer) RemoveStore(context.Context, *RemoveStoreRequest) (*RemoveStoreResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveStore not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -550,6 +608,60 @@ func _PD_UpdateGCSafePoint_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_GetClusterInfo_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetClusterInfoRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).GetClusterInfo(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_GetClusterInfo_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).GetClusterInfo(ctx, req.(*GetClusterInfoRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ClaimStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ClaimStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ClaimStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ClaimStore(ctx, req.(*ClaimStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_RemoveStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).RemoveStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_RemoveStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).RemoveStore(ctx, req.(*RemoveStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -608,6 +720,18 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateGCSafePoint",
 			Handler:    _PD_UpdateGCSafePoint_Handler,
+		},
+		{
+			MethodName: "GetClusterInfo",
+			Handler:    _PD_GetClusterInfo_Handler,
+		},
+		{
+			MethodName: "ClaimStore",
+			Handler:    _PD_ClaimStore_Handler,
+		},
+		{
+			MethodName: "RemoveStore",
+			Handler:    _PD_RemoveStore_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

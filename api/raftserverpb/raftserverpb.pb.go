@@ -741,8 +741,14 @@ func (x *RaftApplyState) GetTruncatedTerm() uint64 {
 
 // StoreIdent marks a store directory as belonging to one store of one cluster.
 type StoreIdent struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	StoreId       uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	StoreId uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The cluster this data belongs to (PD's cluster id); 0 in data written
+	// before cluster ids existed.
+	ClusterId uint64 `protobuf:"varint,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The token this data directory claimed its store id with
+	// (pdpb.ClaimStoreRequest.nonce).
+	Nonce         uint64 `protobuf:"varint,3,opt,name=nonce,proto3" json:"nonce,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -780,6 +786,20 @@ func (*StoreIdent) Descriptor() ([]byte, []int) {
 func (x *StoreIdent) GetStoreId() uint64 {
 	if x != nil {
 		return x.StoreId
+	}
+	return 0
+}
+
+func (x *StoreIdent) GetClusterId() uint64 {
+	if x != nil {
+		return x.ClusterId
+	}
+	return 0
+}
+
+func (x *StoreIdent) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
 	}
 	return 0
 }
@@ -1807,10 +1827,13 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\x0eRaftApplyState\x12#\n" +
 	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12'\n" +
 	"\x0ftruncated_index\x18\x02 \x01(\x04R\x0etruncatedIndex\x12%\n" +
-	"\x0etruncated_term\x18\x03 \x01(\x04R\rtruncatedTerm\"'\n" +
+	"\x0etruncated_term\x18\x03 \x01(\x04R\rtruncatedTerm\"\\\n" +
 	"\n" +
 	"StoreIdent\x12\x19\n" +
-	"\bstore_id\x18\x01 \x01(\x04R\astoreId\"[\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\x04R\tclusterId\x12\x14\n" +
+	"\x05nonce\x18\x03 \x01(\x04R\x05nonce\"[\n" +
 	"\x06Modify\x12)\n" +
 	"\x02op\x18\x01 \x01(\x0e2\x19.nokv.raftserver.ModifyOpR\x02op\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x14\n" +

@@ -14,7 +14,22 @@ import (
 
 const examplePath = "../../raft_config.example.json"
 
-// validCluster returns a cluster equivalent to raft_config.example.json.
+// exampleSplit is the key at which raft_config.example.json splits its two
+// regions: database 0's key "m" in the gateway's encoding (4-byte big-endian
+// database number, then the Redis key).
+const exampleSplit = "hex:000000006d"
+
+// exampleCluster returns a cluster equivalent to raft_config.example.json.
+func exampleCluster() *Cluster {
+	c := validCluster()
+	split := Key("\x00\x00\x00\x00m")
+	c.Regions[0].EndKey = split
+	c.Regions[1].StartKey = split
+	return c
+}
+
+// validCluster returns the example cluster's layout with its regions split
+// at the readable key "m", so that validation messages stay legible.
 func validCluster() *Cluster {
 	return &Cluster{
 		MaxRetries: 8,
@@ -81,7 +96,7 @@ func TestLoadExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := validCluster(); !reflect.DeepEqual(c, want) {
+	if want := exampleCluster(); !reflect.DeepEqual(c, want) {
 		t.Errorf("Load(%s) =\n%+v\nwant\n%+v", examplePath, c, want)
 	}
 	if err := c.Validate(); err != nil {
@@ -244,13 +259,14 @@ func TestParseErrors(t *testing.T) {
 		{"unknown epoch field", edit(t, `"conf_version": 1 }`, `"conf_version": 1, "foo": 1 }`), `config: regions[0].epoch: unknown field "foo"`},
 		{"unknown peer field", edit(t, `"peer_id": 203 }`, `"peer_id": 203, "foo": 1 }`), `config: regions[1].peers[2]: unknown field "foo"`},
 
-		{"bad hex start key", edit(t, `"start_key": "m"`, `"start_key": "hex:zz"`),
+		{"bad hex start key", edit(t, `"start_key": "`+exampleSplit+`"`, `"start_key": "hex:zz"`),
 			`config: regions[1].start_key: bad hex "zz": encoding/hex: invalid byte: U+007A 'z'`},
-		{"odd hex end key", edit(t, `"end_key": "m"`, `"end_key": "hex:6"`),
+		{"odd hex end key", edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": "hex:6"`),
 			`config: regions[0].end_key: bad hex "6": encoding/hex: odd length hex string`},
-		{"hex keys tile", strings.Replace(edit(t, `"end_key": "m"`, `"end_key": "hex:6d"`), `"start_key": "m"`, `"start_key": "hex:6D"`, 1), ""},
-		{"hex key mismatch", strings.Replace(edit(t, `"end_key": "m"`, `"end_key": "hex:6d00"`), `"start_key": "m"`, `"start_key": "hex:6d"`, 1),
-			`config: regions[1].start_key: start key "m" overlaps regions[0] ["", "hex:6d00")`},
+		{"hex keys tile", strings.Replace(edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": "hex:000000006d"`), `"start_key": "`+exampleSplit+`"`, `"start_key": "hex:000000006D"`, 1), ""},
+		{"escaped raw key tiles with hex", edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": "\u0000\u0000\u0000\u0000m"`), ""},
+		{"hex key mismatch", strings.Replace(edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": "hex:000000006d00"`), `"start_key": "`+exampleSplit+`"`, `"start_key": "hex:000000006d"`, 1),
+			`config: regions[1].start_key: start key "hex:000000006d" overlaps regions[0] ["", "hex:000000006d00")`},
 		{"empty hex is unbounded", edit(t, `"start_key": ""`, `"start_key": "hex:"`), ""},
 
 		{"string store id", edit(t, `"store_id": 3,`, `"store_id": "3",`), `config: stores[2].store_id: cannot use JSON string as non-negative integer`},
@@ -260,7 +276,7 @@ func TestParseErrors(t *testing.T) {
 		{"stores not an array", `{"stores": {}}`, `config: stores: cannot use JSON object as array`},
 		{"pd not an object", `{"pd": 5}`, `config: pd: cannot use JSON number as object`},
 		{"store not an object", `{"stores": [true]}`, `config: stores[0]: cannot use JSON bool as object`},
-		{"numeric key", edit(t, `"end_key": "m"`, `"end_key": 7`), `config: regions[0].end_key: cannot use JSON number as string`},
+		{"numeric key", edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": 7`), `config: regions[0].end_key: cannot use JSON number as string`},
 		{"top level array", `[]`, `config: cannot use JSON array as object`},
 
 		{"syntax error", "{\n  \"max_retries\": 8,\n}", `config: syntax error at line 3, column 1: invalid character '}'`},
@@ -292,7 +308,7 @@ func TestParseErrors(t *testing.T) {
 }
 
 func TestParseHexKeys(t *testing.T) {
-	data := strings.Replace(edit(t, `"end_key": "m"`, `"end_key": "hex:00ff"`), `"start_key": "m"`, `"start_key": "hex:00FF"`, 1)
+	data := strings.Replace(edit(t, `"end_key": "`+exampleSplit+`"`, `"end_key": "hex:00ff"`), `"start_key": "`+exampleSplit+`"`, `"start_key": "hex:00FF"`, 1)
 	c, err := Parse([]byte(data))
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,7 @@ func ExampleLoad() {
 	// Output:
 	// 127.0.0.1:2379
 	// nokv-store-2:20160
-	// ""-"m"
+	// ""-"hex:000000006d"
 }
 
 func ExampleParse_error() {

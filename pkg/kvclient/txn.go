@@ -442,9 +442,14 @@ func (cm *committer) execute(ctx context.Context) error {
 // outcome of a prewrite or commit: a write conflict, an abort, a retryable
 // or txn-not-found answer (a retry that found the request applied would
 // have succeeded instead), or a request too large to be proposed at all.
+//
+// A refusal because the request's timestamps are below the GC safe point
+// (the store found no commit of this transaction on record) settles
+// nothing: the first attempt may have applied, and GC may since have
+// collected its record.
 func isDefinitive(err error) bool {
 	var ke *KeyError
-	return (errors.As(err, &ke) && !errors.Is(err, ErrLocked)) || errors.Is(err, ErrTooLarge)
+	return (errors.As(err, &ke) && !errors.Is(err, ErrLocked) && !errors.Is(err, ErrDataNotAvailable)) || errors.Is(err, ErrTooLarge)
 }
 
 // prewrite locks muts, all in loc's region (or commits them at once when

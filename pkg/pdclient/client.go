@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,10 +20,11 @@ import (
 // timestamps, heartbeats, splits and the GC safe point. It is safe for
 // concurrent use. See the package documentation for retries and errors.
 type Client struct {
-	pd    pdpb.PDClient
-	opts  Options
-	cache *RegionCache
-	tso   *TSOClient
+	pd        pdpb.PDClient
+	opts      Options
+	clusterID *atomic.Uint64
+	cache     *RegionCache
+	tso       *TSOClient
 
 	storeMu sync.RWMutex
 	stores  map[uint64]storeEntry
@@ -50,20 +52,23 @@ func New(conn grpc.ClientConnInterface, opts Options) (*Client, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	pd := pdpb.NewPDClient(conn)
+	clusterID := new(atomic.Uint64)
+	clusterID.Store(opts.ClusterID)
+	pd := pdpb.NewPDClient(idConn{cc: conn, id: clusterID})
 	tso, err := NewTSOClient(pd, opts.TSO)
 	if err != nil {
 		return nil, fmt.Errorf("pdclient: start TSO client: %w", err)
 	}
 	life, cancel := context.WithCancel(context.Background())
 	return &Client{
-		pd:     pd,
-		opts:   opts,
-		cache:  NewRegionCache(opts.RegionCacheTTL, opts.Now),
-		tso:    tso,
-		stores: make(map[uint64]storeEntry),
-		life:   life,
-		cancel: cancel,
+		pd:        pd,
+		opts:      opts,
+		clusterID: clusterID,
+		cache:     NewRegionCache(opts.RegionCacheTTL, opts.Now),
+		tso:       tso,
+		stores:    make(map[uint64]storeEntry),
+		life:      life,
+		cancel:    cancel,
 	}, nil
 }
 
@@ -287,4 +292,49 @@ func (c *Client) UpdateGCSafePoint(ctx context.Context, safePoint uint64) (newSa
 		return 0, fmt.Errorf("pdclient: update GC safe point to %d: %w", safePoint, err)
 	}
 	return resp.GetNewSafePoint(), nil
+}
+
+// ClusterID is the cluster id the client holds: Options.ClusterID, or the
+// one learned from PD's first answer; 0 while it has none.
+func (c *Client) ClusterID() uint64 { return c.clusterID.Load() }
+
+// GetClusterInfo asks PD for its cluster id. A client that held none
+// holds this one from then on.
+func (c *Client) GetClusterInfo(ctx context.Context) (uint64, error) {
+	resp, err := invoke(ctx, c, pdpb.PD_GetClusterInfo_FullMethodName, c.pd.GetClusterInfo, &pdpb.GetClusterInfoRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("pdclient: get cluster info: %w", err)
+	}
+	c.clusterID.CompareAndSwap(0, resp.GetClusterId())
+	return resp.GetClusterId(), nil
+}
+
+// ClaimStore claims storeID (0: a new store id) for the data directory
+// that recorded nonce, reachable at address, and returns the store id and
+// the cluster id. A store id claimed by another data directory fails with
+// an error matching ErrStoreClaimed, a removed one with ErrStoreTombstone.
+// The client holds the cluster id from then on.
+func (c *Client) ClaimStore(ctx context.Context, storeID uint64, address string, nonce uint64) (id, clusterID uint64, err error) {
+	resp, err := invoke(ctx, c, pdpb.PD_ClaimStore_FullMethodName, c.pd.ClaimStore,
+		&pdpb.ClaimStoreRequest{StoreId: storeID, Address: address, Nonce: nonce})
+	if err != nil {
+		return 0, 0, fmt.Errorf("pdclient: claim store %d: %w", storeID, err)
+	}
+	if resp.GetStoreId() == 0 || resp.GetClusterId() == 0 {
+		return 0, 0, fmt.Errorf("pdclient: claim store %d: PD answered store %d, cluster %d", storeID, resp.GetStoreId(), resp.GetClusterId())
+	}
+	c.clusterID.CompareAndSwap(0, resp.GetClusterId())
+	return resp.GetStoreId(), resp.GetClusterId(), nil
+}
+
+// RemoveStore asks PD to remove a dead store for good (a tombstone); see
+// pdpb.RemoveStoreRequest. A store still sending heartbeats is refused
+// (ErrInvalidArgument).
+func (c *Client) RemoveStore(ctx context.Context, storeID uint64) error {
+	if _, err := invoke(ctx, c, pdpb.PD_RemoveStore_FullMethodName, c.pd.RemoveStore,
+		&pdpb.RemoveStoreRequest{StoreId: storeID}); err != nil {
+		return fmt.Errorf("pdclient: remove store %d: %w", storeID, err)
+	}
+	c.InvalidateStore(storeID)
+	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/grpc/status"
+
 	"github.com/nokv/nokv/api/pdpb"
 )
 
@@ -39,17 +41,26 @@ var (
 	// ErrInvalidArgument: PD rejected the request as malformed
 	// (pdpb.INVALID_ARGUMENT).
 	ErrInvalidArgument = errors.New("pdclient: invalid argument")
+	// ErrClusterIDMismatch: PD serves another cluster than the client's
+	// (pdpb.CLUSTER_ID_MISMATCH): a PD that lost its state and bootstrapped
+	// a new cluster, or a client configured for another cluster.
+	ErrClusterIDMismatch = errors.New("pdclient: cluster id mismatch")
+	// ErrStoreClaimed: the store id belongs to another data directory
+	// (pdpb.STORE_CLAIMED): the store lost its data.
+	ErrStoreClaimed = errors.New("pdclient: store id claimed by another data directory")
 )
 
 // errorTypeSentinels is the one translation table from the header error
 // types of the PD API to this package's sentinels. UNKNOWN has none: match
 // it with errors.As and PDError.Type.
 var errorTypeSentinels = map[pdpb.ErrorType]error{
-	pdpb.ErrorType_STALE_EPOCH:      ErrStaleEpoch,
-	pdpb.ErrorType_REGION_NOT_FOUND: ErrRegionNotFound,
-	pdpb.ErrorType_STORE_NOT_FOUND:  ErrStoreNotFound,
-	pdpb.ErrorType_STORE_TOMBSTONE:  ErrStoreTombstone,
-	pdpb.ErrorType_INVALID_ARGUMENT: ErrInvalidArgument,
+	pdpb.ErrorType_STALE_EPOCH:         ErrStaleEpoch,
+	pdpb.ErrorType_REGION_NOT_FOUND:    ErrRegionNotFound,
+	pdpb.ErrorType_STORE_NOT_FOUND:     ErrStoreNotFound,
+	pdpb.ErrorType_STORE_TOMBSTONE:     ErrStoreTombstone,
+	pdpb.ErrorType_INVALID_ARGUMENT:    ErrInvalidArgument,
+	pdpb.ErrorType_CLUSTER_ID_MISMATCH: ErrClusterIDMismatch,
+	pdpb.ErrorType_STORE_CLAIMED:       ErrStoreClaimed,
 }
 
 // PDError is a business error PD reported in a response header. It is
@@ -80,4 +91,19 @@ func headerError(h *pdpb.ResponseHeader) error {
 		return nil
 	}
 	return &PDError{Type: e.GetType(), Message: e.GetMessage()}
+}
+
+// statusError returns the *PDError a gRPC status carries in its details
+// (PD's refusal of a request naming another cluster), or nil.
+func statusError(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return nil
+	}
+	for _, d := range st.Details() {
+		if e, ok := d.(*pdpb.Error); ok && e.GetType() != pdpb.ErrorType_OK {
+			return &PDError{Type: e.GetType(), Message: e.GetMessage()}
+		}
+	}
+	return nil
 }

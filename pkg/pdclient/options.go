@@ -43,6 +43,11 @@ type Options struct {
 	Now func() time.Time
 	// TSO tunes the timestamp client.
 	TSO TSOOptions
+	// ClusterID is the cluster the client belongs to: every request names
+	// it and a PD serving another cluster refuses it (ErrClusterIDMismatch).
+	// 0 means learn it from PD's first answer and hold it from then on. A
+	// store passes the id recorded in its data.
+	ClusterID uint64
 
 	// TestingKnobs are for tests only.
 	TestingKnobs TestingKnobs

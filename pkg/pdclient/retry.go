@@ -59,6 +59,9 @@ func invoke[Req any, Resp response](ctx context.Context, c *Client, method strin
 		case ctx.Err() != nil:
 			return zero, ctx.Err()
 		case !retryable(err):
+			if perr := statusError(err); perr != nil {
+				return zero, perr
+			}
 			return zero, err
 		case attempt > c.opts.MaxRetries:
 			return zero, fmt.Errorf("%w: %d attempts, the last failed with: %w", ErrUnavailable, attempt, err)

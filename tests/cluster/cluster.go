@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,6 +78,10 @@ type Cluster struct {
 	// PDClient talks to the cluster's PD.
 	PDClient *pdclient.Client
 	conns    map[uint64]*grpc.ClientConn
+	// joined are the stores started with StartJoinStore: id → address
+	// (guarded by joinMu, which is taken after mu, never before).
+	joinMu sync.Mutex
+	joined map[uint64]string
 }
 
 // Start starts PD and the stores and waits until every region has a leader.
@@ -97,27 +102,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 	}
 	c := &Cluster{
 		t: t, opts: opts, dir: t.TempDir(), stores: map[uint64]*storeserver.Server{},
-		filters: &filters{}, conns: map[uint64]*grpc.ClientConn{}, reserved: map[string]*Port{},
+		filters: &filters{}, conns: map[uint64]*grpc.ClientConn{}, reserved: map[string]*Port{}, joined: map[uint64]string{},
 		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}
 	c.file = c.clusterFile()
-	pcfg := pdserver.DefaultConfig()
-	pcfg.Addr, pcfg.WorkDir = c.pdAddr, filepath.Join(c.dir, "pd")
-	pcfg.StoreDownAfter = 2 * time.Second
-	c.release("pd")
-	if opts.ReplaceDownAfter != 0 {
-		pcfg.ReplaceDownAfter = opts.ReplaceDownAfter
-	}
-	if opts.PDConfig != nil {
-		opts.PDConfig(&pcfg)
-	}
-	pd, err := pdserver.New(pcfg, c.file, c.log.With("svc", "pd"))
-	if err != nil {
+	if err := c.TryStartPD(); err != nil {
 		t.Fatalf("start PD: %v", err)
 	}
-	pd.Start()
-	c.PD = pd
 	t.Cleanup(c.Stop)
+	var err error
 	for _, st := range c.file.Stores {
 		c.StartStore(st.StoreID)
 	}
@@ -132,6 +125,80 @@ func Start(t testing.TB, opts Options) *Cluster {
 		c.WaitLeader(r.ID)
 	}
 	return c
+}
+
+// TryStartPD starts (or restarts, from its workdir) PD with the cluster
+// file, and returns why it did not start.
+func (c *Cluster) TryStartPD() error { return c.startPD(0, 0) }
+
+// RecoverPD starts PD on a lost workdir with the documented recovery
+// (nokv-pd --recover-cluster-id id --recover-id-floor floor).
+func (c *Cluster) RecoverPD(id, floor uint64) {
+	c.t.Helper()
+	if err := c.startPD(id, floor); err != nil {
+		c.t.Fatalf("recover PD: %v", err)
+	}
+}
+
+func (c *Cluster) startPD(recoverID, recoverFloor uint64) error {
+	pcfg := pdserver.DefaultConfig()
+	pcfg.RecoverClusterID, pcfg.RecoverIDFloor = recoverID, recoverFloor
+	pcfg.Addr, pcfg.WorkDir = c.pdAddr, filepath.Join(c.dir, "pd")
+	pcfg.StoreDownAfter = 2 * time.Second
+	if c.opts.ReplaceDownAfter != 0 {
+		pcfg.ReplaceDownAfter = c.opts.ReplaceDownAfter
+	}
+	if c.opts.PDConfig != nil {
+		c.opts.PDConfig(&pcfg)
+	}
+	c.release("pd")
+	var (
+		pd  *pdserver.Server
+		err error
+	)
+	for range 50 { // the port may linger briefly after a stop
+		if pd, err = pdserver.New(pcfg, c.file, c.log.With("svc", "pd")); err == nil || !strings.Contains(err.Error(), "listen on") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.rereserve("pd", c.pdAddr)
+		return err
+	}
+	pd.Start()
+	c.mu.Lock()
+	c.PD = pd
+	c.mu.Unlock()
+	return nil
+}
+
+// StopPD stops PD cleanly.
+func (c *Cluster) StopPD() {
+	c.mu.Lock()
+	pd := c.PD
+	c.PD = nil
+	c.mu.Unlock()
+	if pd != nil {
+		if err := pd.Close(); err != nil {
+			c.t.Errorf("stop PD: %v", err)
+		}
+		c.rereserve("pd", c.pdAddr)
+	}
+}
+
+// WipePD deletes the stopped PD's workdir: PD lost its disk.
+func (c *Cluster) WipePD() {
+	c.t.Helper()
+	c.mu.Lock()
+	running := c.PD != nil
+	c.mu.Unlock()
+	if running {
+		c.t.Fatal("wipe PD: it is running")
+	}
+	if err := os.RemoveAll(filepath.Join(c.dir, "pd")); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // reserve holds a free port for the server named key until release.
@@ -190,22 +257,119 @@ func (c *Cluster) clusterFile() *config.Cluster {
 	return f
 }
 
-// StoreIDs lists the stores of the cluster file.
+// StoreIDs lists the stores of the cluster file, then the stores that
+// joined (StartJoinStore).
 func (c *Cluster) StoreIDs() []uint64 {
 	var ids []uint64
 	for _, s := range c.file.Stores {
 		ids = append(ids, s.StoreID)
 	}
-	return ids
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	var joined []uint64
+	for id := range c.joined {
+		joined = append(joined, id)
+	}
+	slices.Sort(joined)
+	return append(ids, joined...)
+}
+
+// StoreDir is a store's data directory.
+func (c *Cluster) StoreDir(id uint64) string {
+	return filepath.Join(c.dir, fmt.Sprintf("store-%d", id))
+}
+
+// WipeStore deletes a stopped store's data directory: the store lost its
+// disk.
+func (c *Cluster) WipeStore(id uint64) {
+	c.t.Helper()
+	if c.Running(id) {
+		c.t.Fatalf("wipe store %d: it is running", id)
+	}
+	if err := os.RemoveAll(c.StoreDir(id)); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // StartStore starts (or restarts, from its workdir) a store.
 func (c *Cluster) StartStore(id uint64) {
 	c.t.Helper()
+	if err := c.TryStartStore(id); err != nil {
+		c.t.Fatalf("start store %d: %v", id, err)
+	}
+}
+
+// TryStartStore starts (or restarts) a store of the cluster file with the
+// same settings as always, and returns why it did not start.
+func (c *Cluster) TryStartStore(id uint64) error {
+	c.t.Helper()
 	st, _ := c.file.Store(id)
+	cfg := c.storeConfig(id)
+	cfg.StoreID, cfg.Addr = id, st.ListenAddr
+	cfg.WorkDir = c.StoreDir(id)
+	srv, err := c.newStore(fmt.Sprintf("store-%d", id), cfg)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.stores[id] = srv
+	c.mu.Unlock()
+	return nil
+}
+
+// StartJoinStore starts a node with an empty data directory that joins the
+// cluster as a new store (nokv-store --join) and returns the store id PD
+// gave it. It holds no region until PD places replicas on it.
+func (c *Cluster) StartJoinStore() uint64 {
+	c.t.Helper()
+	c.joinMu.Lock()
+	name := fmt.Sprintf("join-%d", len(c.joined)+1)
+	c.joinMu.Unlock()
+	addr := c.reserve(name)
+	cfg := c.storeConfig(0)
+	cfg.Join, cfg.Addr = true, addr
+	cfg.WorkDir = filepath.Join(c.dir, name)
+	srv, err := c.newStore(name, cfg)
+	if err != nil {
+		c.t.Fatalf("start a joining store: %v", err)
+	}
+	id := srv.StoreID()
+	c.mu.Lock()
+	c.stores[id] = srv
+	c.mu.Unlock()
+	c.joinMu.Lock()
+	c.joined[id] = addr
+	c.joinMu.Unlock()
+	return id
+}
+
+// newStore binds the reserved port name and starts a store on it.
+func (c *Cluster) newStore(name string, cfg storeserver.Config) (*storeserver.Server, error) {
+	var (
+		srv *storeserver.Server
+		err error
+	)
+	c.release(name)
+	// The port may linger briefly after a stop.
+	for range 50 {
+		if srv, err = storeserver.New(cfg, c.file, c.log.With("svc", "store", "id", cfg.StoreID)); err == nil || !strings.Contains(err.Error(), "listen on") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		c.rereserve(name, cfg.Addr)
+		return nil, err
+	}
+	srv.Start()
+	return srv, nil
+}
+
+// storeConfig is the harness's store settings, for a store of the cluster
+// file or (id 0) a joining one.
+func (c *Cluster) storeConfig(id uint64) storeserver.Config {
 	cfg := storeserver.DefaultConfig()
-	cfg.StoreID, cfg.Addr, cfg.PDAddr = id, st.ListenAddr, c.pdAddr
-	cfg.WorkDir = filepath.Join(c.dir, fmt.Sprintf("store-%d", id))
+	cfg.PDAddr = c.pdAddr
 	cfg.RaftTickInterval, cfg.RaftElectionTicks, cfg.RaftHeartbeatTicks = c.opts.Tick, 10, 2
 	cfg.RaftLogKeep = c.opts.RaftLogKeep
 	cfg.RegionSplitSize = c.opts.RegionSplitSize
@@ -224,25 +388,7 @@ func (c *Cluster) StartStore(id uint64) {
 	if c.opts.StoreConfig != nil {
 		c.opts.StoreConfig(id, &cfg)
 	}
-	var (
-		srv *storeserver.Server
-		err error
-	)
-	c.release(fmt.Sprintf("store-%d", id))
-	// The port may linger briefly after a stop.
-	for range 50 {
-		if srv, err = storeserver.New(cfg, c.file, c.log.With("svc", "store", "id", id)); err == nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		c.t.Fatalf("start store %d: %v", id, err)
-	}
-	srv.Start()
-	c.mu.Lock()
-	c.stores[id] = srv
-	c.mu.Unlock()
+	return cfg
 }
 
 // StopStore stops a store cleanly.
@@ -255,7 +401,12 @@ func (c *Cluster) StopStore(id uint64) {
 		if err := srv.Close(); err != nil {
 			c.t.Errorf("stop store %d: %v", id, err)
 		}
-		c.rereserve(fmt.Sprintf("store-%d", id), c.StoreAddr(id))
+		c.joinMu.Lock()
+		_, joined := c.joined[id]
+		c.joinMu.Unlock()
+		if !joined {
+			c.rereserve(fmt.Sprintf("store-%d", id), c.StoreAddr(id))
+		}
 	}
 }
 
@@ -278,12 +429,7 @@ func (c *Cluster) Stop() {
 		c.pdConn.Close()
 		c.pdConn = nil
 	}
-	if c.PD != nil {
-		if err := c.PD.Close(); err != nil {
-			c.t.Errorf("stop PD: %v", err)
-		}
-		c.PD = nil
-	}
+	c.StopPD()
 	c.mu.Lock()
 	for key, p := range c.reserved {
 		p.Release()
@@ -300,6 +446,12 @@ func (c *Cluster) File() *config.Cluster { return c.file }
 
 // StoreAddr is a store's gRPC address.
 func (c *Cluster) StoreAddr(id uint64) string {
+	c.joinMu.Lock()
+	addr, joined := c.joined[id]
+	c.joinMu.Unlock()
+	if joined {
+		return addr
+	}
 	st, _ := c.file.Store(id)
 	return st.Addr
 }

@@ -199,7 +199,8 @@ func TestComposeCluster(t *testing.T) {
 	if info := c.Info(ctx, "server").Val(); !strings.Contains(info, "nokv_backend:raft") {
 		t.Fatalf("the compose gateway does not run the raft backend:\n%s", info)
 	}
-	// Keys on both sides of the example file's split key "m".
+	// Keys on both sides of the example file's split, database 0's "m"
+	// (hex:000000006d: the gateway prefixes keys with the 4-byte db number).
 	writeKeys(t, c, "a", 40)
 	writeKeys(t, c, "z", 40)
 	checkKeys(t, c, "a", 40)

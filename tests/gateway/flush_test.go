@@ -15,7 +15,7 @@ import (
 // A FLUSHALL that cannot finish may already have emptied some regions: it
 // answers that the outcome is unknown, never "nothing was written".
 func TestFlushAllThatFailsIsUndetermined(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
 	srv := startGateway(t, c, func(cfg *gatewayserver.Config) { cfg.MaxRetries = 2 })
 	rc := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, ReadTimeout: time.Minute})
 	t.Cleanup(func() { rc.Close() })

@@ -36,7 +36,7 @@ func storeRPCs(t *testing.T, c *cluster.Cluster) int64 {
 // made 100k sequential reads (~30 s) and DEL of a 6 MiB key named 1000
 // times read the value 1000 times.
 func TestRaftBackendManyKeys(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"many:5"}})
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00many:5"}})
 	srv := startGateway(t, c)
 	rc := redis.NewClient(&redis.Options{
 		Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 10 * time.Second,

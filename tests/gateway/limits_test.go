@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc64"
+	"math/bits"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +23,7 @@ import (
 // written, and scans, DBSIZE, INFO and FLUSHALL work over hundreds of
 // large values and across a split.
 func TestRaftBackendLimits(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
 	srv := startGateway(t, c)
 	rc := redis.NewClient(&redis.Options{
 		Addr: srv.Addr(), MaxRetries: -1, DialTimeout: 10 * time.Second,
@@ -30,9 +34,9 @@ func TestRaftBackendLimits(t *testing.T) {
 	t.Cleanup(cancel)
 	const (
 		mib      = 1 << 20
-		valueCap = 6 * mib  // the raft backend's value limit
-		keyCap   = 64 << 10 // its key limit
-		cmdCap   = 64 * mib // its limit per command
+		valueCap = 6 * mib    // the raft backend's value limit
+		keyCap   = 64<<10 - 4 // its key limit: 64 KiB less the database prefix
+		cmdCap   = 64 * mib   // its limit per command
 	)
 	wantErr := func(t *testing.T, err error, text string) {
 		t.Helper()
@@ -71,6 +75,23 @@ func TestRaftBackendLimits(t *testing.T) {
 		wantErr(t, rc.SetRange(ctx, "far", 536870911, "A").Err(), "value of 536870912 bytes exceeds the raft backend's limit")
 		if n := rc.Exists(ctx, "far").Val(); n != 0 {
 			t.Fatalf("EXISTS far = %d after a refused SETRANGE", n)
+		}
+		// DUMP of the largest value restores; a payload that expands past
+		// the cap is refused before it is decompressed, and nothing written.
+		payload, err := rc.Dump(ctx, key).Result()
+		if err != nil || len(payload) > 1<<20 {
+			t.Fatalf("DUMP of %d bytes of one letter: %d bytes (LZF expected), %v", valueCap, len(payload), err)
+		}
+		if err := rc.Restore(ctx, "restored", 0, payload).Err(); err != nil {
+			t.Fatalf("RESTORE of the largest value: %v", err)
+		}
+		if n := rc.StrLen(ctx, "restored").Val(); n != valueCap {
+			t.Fatalf("STRLEN after RESTORE = %d", n)
+		}
+		wantErr(t, rc.Restore(ctx, "over", 0, lzfPayloadOfOneByte(7*mib)).Err(),
+			fmt.Sprintf("value of %d bytes exceeds the raft backend's limit of %d bytes", 7*mib, valueCap))
+		if n := rc.Exists(ctx, "over").Val(); n != 0 {
+			t.Fatalf("EXISTS over = %d after a refused RESTORE", n)
 		}
 		// SCAN with TYPE reads values: pages hold them, however large.
 		var seen []string
@@ -257,4 +278,35 @@ func TestRaftBackendLimits(t *testing.T) {
 			t.Fatalf("GET g = %q", v)
 		}
 	})
+}
+
+// lzfPayloadOfOneByte builds a DUMP payload (RDB string, LZF-compressed) of
+// n bytes 'o': one literal, then back references of 264 bytes at offset 1.
+func lzfPayloadOfOneByte(n int) string {
+	stream := []byte{0, 'o'} // literal run of one
+	for left := n - 1; left > 0; {
+		l := min(left, 264)
+		if l < 3 { // a reference copies 3 bytes at least: end with literals
+			stream = append(stream, byte(l-1))
+			stream = append(stream, bytes.Repeat([]byte("o"), l)...)
+			break
+		}
+		if l < 9 {
+			stream = append(stream, byte((l-2)<<5), 0)
+		} else {
+			stream = append(stream, 7<<5, byte(l-9), 0)
+		}
+		left -= l
+	}
+	p := []byte{0, 0xc3} // string, LZF
+	for _, v := range []int{len(stream), n} {
+		p = append(p, 0x80) // 32-bit length
+		p = binary.BigEndian.AppendUint32(p, uint32(v))
+	}
+	p = append(p, stream...)
+	p = binary.LittleEndian.AppendUint16(p, 10) // RDB version
+	// Redis's CRC-64 (Jones, reflected, no inversion): hash/crc64 with the
+	// polynomial bit-reversed, its inversions undone.
+	tab := crc64.MakeTable(bits.Reverse64(0xad93d23594c935a9))
+	return string(binary.LittleEndian.AppendUint64(p, ^crc64.Update(^uint64(0), tab, p)))
 }

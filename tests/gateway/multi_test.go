@@ -19,7 +19,7 @@ import (
 // snapshot isolated.
 
 func twoGateways(t *testing.T) (*redis.Client, *redis.Client) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"m"}})
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
 	var clients []*redis.Client
 	for range 2 {
 		srv := startGateway(t, c)

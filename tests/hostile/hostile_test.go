@@ -320,7 +320,7 @@ func startRedis(t *testing.T) string {
 	_, portNum, _ := net.SplitHostPort(addr)
 	port.Release()
 	cmd := exec.Command(bin, "--port", portNum, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--databases", "1", "--dir", t.TempDir())
+		"--databases", "16", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start redis-server: %v", err)
 	}

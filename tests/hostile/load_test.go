@@ -259,6 +259,30 @@ func testBigValues(t *testing.T, tg *target) {
 			wants:   []string{":33554432\r\n", ":33554432\r\n", "$1\r\nx\r\n", ":1\r\n"},
 			cleanup: [][]string{{"DEL", "big:sr"}},
 		},
+		// RESTORE: a compressed string of 32 MiB (from 380 KiB) is built;
+		// headers announcing more than the payload could expand to, or a
+		// 64-bit length, are refused before anything is allocated.
+		bigCase{
+			name:    "RESTORE-LZF-32MiB",
+			cmds:    [][]string{{"RESTORE", "big:lzf", "0", lzfPayload(32<<20, 32<<20)}, {"STRLEN", "big:lzf"}, {"DEL", "big:lzf"}},
+			wants:   []string{"+OK\r\n", ":33554432\r\n", ":1\r\n"},
+			cleanup: [][]string{{"DEL", "big:lzf"}},
+		},
+		bigCase{
+			name:  "RESTORE-LZF-announces-4GiB",
+			cmds:  [][]string{{"RESTORE", "big:lzf4g", "0", lzfPayload(1<<20, 1<<32-1)}, {"EXISTS", "big:lzf4g"}},
+			wants: []string{"-ERR Bad data format\r\n", ":0\r\n"},
+		},
+		bigCase{
+			name:  "RESTORE-LZF-announces-512MiB",
+			cmds:  [][]string{{"RESTORE", "big:lzf512", "0", lzfPayload(16, 512<<20)}, {"EXISTS", "big:lzf512"}},
+			wants: []string{"-ERR Bad data format\r\n", ":0\r\n"},
+		},
+		bigCase{
+			name:  "RESTORE-64-bit-length",
+			cmds:  [][]string{{"RESTORE", "big:len64", "0", sealPayload([]byte("\x00\x81\x40\x00\x00\x00\x00\x00\x00\x00v"))}},
+			wants: []string{"-ERR Bad data format\r\n"},
+		},
 		bigCase{
 			name:  "ECHO-32MiB",
 			cmds:  [][]string{{"ECHO", mib(32)}},
@@ -295,10 +319,12 @@ func testBigValues(t *testing.T, tg *target) {
 }
 
 // raftRefusal is what the raft backend answers a write it cannot store
-// (services/gateway/README.md, Limits (raft backend)).
+// (services/gateway/README.md, Limits (raft backend)), and SWAPDB, which
+// it does not run.
 var raftRefusal = regexp.MustCompile(`^-ERR (value of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
 	`key of \d+ bytes exceeds the raft backend's limit of \d+ bytes|` +
-	`one command writes \d+ bytes, over the raft backend's limit of \d+ bytes)\r\n$`)
+	`one command writes \d+ bytes, over the raft backend's limit of \d+ bytes|` +
+	`SWAPDB is not supported by the raft backend .*)\r\n$`)
 
 // documentedRefusal reports whether reply is the documented refusal of a
 // write too large for backend.

@@ -58,6 +58,9 @@ var (
 	delIt    = [][]string{{"DEL", "%k"}}
 )
 
+// dumpOfV is redis-server 7.0's DUMP of the string "v".
+const dumpOfV = "\x00\x01v\n\x00\x91\x08\xce\xb2\x19\x38\x8a\xce"
+
 func numTemplates() []numTmpl {
 	ts := []numTmpl{
 		{name: "SET-EX", cmd: "set", args: []string{"SET", "%k", "v", "EX", "%v"}, then: ttl},
@@ -94,7 +97,12 @@ func numTemplates() []numTmpl {
 		{name: "stored-INCRBYFLOAT", cmd: "incrbyfloat", init: "%v", args: []string{"INCRBYFLOAT", "%k", "1.5"}, then: getIt},
 		{name: "SCAN-cursor", cmd: "scan", args: []string{"SCAN", "%v", "MATCH", "nosuchprefix:*"}, cmp: cmpScan},
 		{name: "SCAN-COUNT", cmd: "scan", args: []string{"SCAN", "0", "MATCH", "nosuchprefix:*", "COUNT", "%v"}, cmp: cmpScan},
-		{name: "SELECT", cmd: "select", args: []string{"SELECT", "%v"}},
+		{name: "SELECT", cmd: "select", args: []string{"SELECT", "%v"}, then: getIt},
+		{name: "MOVE", cmd: "move", init: "v", args: []string{"MOVE", "%k", "%v"}, then: getIt},
+		{name: "COPY-DB", cmd: "copy", init: "v", args: []string{"COPY", "%k", "num:copy-dst", "DB", "%v", "REPLACE"}, then: getIt},
+		// The swap is undone after each case (both servers alike).
+		{name: "SWAPDB-first", cmd: "swapdb", args: []string{"SWAPDB", "%v", "14"}, cleanup: [][]string{{"SWAPDB", "%v", "14"}}},
+		{name: "SWAPDB-second", cmd: "swapdb", args: []string{"SWAPDB", "14", "%v"}, cleanup: [][]string{{"SWAPDB", "14", "%v"}}},
 		{name: "HELLO", cmd: "hello", args: []string{"HELLO", "%v"}, cmp: cmpKind},
 		{name: "CLIENT-LIST-ID", cmd: "client|list", args: []string{"CLIENT", "LIST", "ID", "%v"}},
 		// Bitmaps: a write's offset builds a string of up to 512 MiB, which
@@ -112,7 +120,32 @@ func numTemplates() []numTmpl {
 		{name: "BITFIELD-INCRBY-SAT", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "SAT", "INCRBY", "i64", "0", "%v"}, then: getIt},
 		{name: "BITFIELD-INCRBY-FAIL-u63", cmd: "bitfield", init: "hello", args: []string{"BITFIELD", "%k", "OVERFLOW", "FAIL", "INCRBY", "u63", "1", "%v"}, then: getIt},
 		{name: "BITFIELD_RO", cmd: "bitfield_ro", init: "hello", args: []string{"BITFIELD_RO", "%k", "GET", "i16", "%v"}},
+		// Introspection. SLOWLOG's entries depend on each server's timing:
+		// only the kind of reply (and an error's text) is compared.
+		{name: "SLOWLOG-GET", cmd: "slowlog|get", args: []string{"SLOWLOG", "GET", "%v"}, cmp: cmpKind},
+		{name: "MEMORY-USAGE-SAMPLES", cmd: "memory|usage", init: "v", args: []string{"MEMORY", "USAGE", "%k", "SAMPLES", "%v"}},
+		{name: "MEMORY-USAGE-missing", cmd: "memory|usage", args: []string{"MEMORY", "USAGE", "%k", "SAMPLES", "%v"}},
+		{name: "CONFIG-SET-slowlog-max-len", cmd: "config|set", args: []string{"CONFIG", "SET", "slowlog-max-len", "%v"},
+			then: [][]string{{"CONFIG", "GET", "slowlog-max-len"}}, cleanup: [][]string{{"CONFIG", "SET", "slowlog-max-len", "128"}}},
+		{name: "CONFIG-SET-slowlog-log-slower-than", cmd: "config|set", args: []string{"CONFIG", "SET", "slowlog-log-slower-than", "%v"},
+			then: [][]string{{"CONFIG", "GET", "slowlog-log-slower-than"}}, cleanup: [][]string{{"CONFIG", "SET", "slowlog-log-slower-than", "10000"}}},
+		{name: "CONFIG-SET-latency-monitor-threshold", cmd: "config|set", args: []string{"CONFIG", "SET", "latency-monitor-threshold", "%v"},
+			then: [][]string{{"CONFIG", "GET", "latency-monitor-threshold"}}, cleanup: [][]string{{"CONFIG", "SET", "latency-monitor-threshold", "0"}}},
+		// Paused writes only for the moment until the UNPAUSE pipelined
+		// behind it (not itself a write).
+		{name: "CLIENT-PAUSE", cmd: "client|pause", args: []string{"CLIENT", "PAUSE", "%v", "WRITE"}, cleanup: [][]string{{"CLIENT", "UNPAUSE"}}},
+		// TYPE master matches no connection: the ID is parsed, nobody killed.
+		{name: "CLIENT-KILL-ID", cmd: "client|kill", args: []string{"CLIENT", "KILL", "ID", "%v", "TYPE", "master"}},
 		{name: "LCS-MINMATCHLEN", cmd: "lcs", init: "ohmytext", args: []string{"LCS", "%k", "%k", "IDX", "MINMATCHLEN", "%v", "WITHMATCHLEN"}},
+		// RESTORE of redis-server's DUMP of "v": the TTL (relative, whose
+		// key may expire within a millisecond, so only the reply is
+		// compared; absolute), IDLETIME and FREQ.
+		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
+		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
+		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
+		{name: "RESTORE-busy-ttl", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV}},
+		{name: "RESTORE-IDLETIME", cmd: "restore", args: []string{"RESTORE", "%k", "0", dumpOfV, "IDLETIME", "%v"}, then: getIt, cleanup: delIt},
+		{name: "RESTORE-FREQ", cmd: "restore", args: []string{"RESTORE", "%k", "0", dumpOfV, "FREQ", "%v"}, then: getIt, cleanup: delIt},
 	}
 	for _, c := range []string{"EXPIRE", "PEXPIRE", "EXPIREAT", "PEXPIREAT"} {
 		var then [][]string
@@ -144,7 +177,7 @@ var noNumbers = []string{
 	"del", "unlink", "exists", "touch", "type", "ttl", "pttl", "expiretime", "pexpiretime", "persist",
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
-	"multi", "exec", "discard", "watch", "unwatch",
+	"multi", "exec", "discard", "watch", "unwatch", "object", "dump", "latency", "monitor",
 }
 
 func fill(args []string, key, v string) []string {

@@ -245,7 +245,7 @@ func clusterFile(t *testing.T, dir string) (file, pdAddr string, stores map[uint
 		"pd": map[string]any{"addr": pdAddr, "docker_addr": "nokv-pd:2379",
 			"work_dir": filepath.Join(dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"},
 		"stores":  storeList,
-		"regions": []any{region(1, "", "m", 1), region(2, "m", "", 2)},
+		"regions": []any{region(1, "", "hex:000000006d", 1), region(2, "hex:000000006d", "", 2)},
 	}, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -199,10 +200,11 @@ func TestLinearizableUnderFaults(t *testing.T) {
 	case porcupine.Ok:
 		t.Logf("linearizable: %d operations (%d completed) under partitions and store restarts", len(ops), completed)
 	case porcupine.Illegal:
-		if err := porcupine.VisualizePath(kvModel, info, t.TempDir()+"/history.html"); err == nil {
-			t.Log("visualization written to the test's temporary directory")
+		path := filepath.Join(artifactDir(t), "history.html")
+		if err := porcupine.VisualizePath(kvModel, info, path); err != nil {
+			t.Errorf("write the visualization: %v", err)
 		}
-		t.Fatalf("history of %d operations is NOT linearizable", len(ops))
+		t.Fatalf("history of %d operations is NOT linearizable: see %s", len(ops), path)
 	default:
 		t.Fatalf("linearizability check did not finish (%d operations)", len(ops))
 	}

@@ -47,7 +47,7 @@ var rawCases = []testCase{
 		expectBytes(t, "RESP3 null", r.Do("GET", "nokey"), "_\r\n")
 		expectBytes(t, "RESP3 MGET", r.Do("MGET", "nokey"), "*1\r\n_\r\n")
 		r.Do("SET", "f", "1.5")
-		expectBytes(t, "RESP3 CONFIG GET map", r.Do("CONFIG", "GET", "databases"), "%1\r\n$9\r\ndatabases\r\n$1\r\n1\r\n")
+		expectBytes(t, "RESP3 CONFIG GET map", r.Do("CONFIG", "GET", "databases"), "%1\r\n$9\r\ndatabases\r\n$2\r\n16\r\n")
 		info := r.Do("INFO", "server")
 		if !strings.HasPrefix(info, "=") || !strings.Contains(info, "txt:# Server") {
 			t.Fatalf("RESP3 INFO should be a verbatim string: %q", info)
@@ -109,6 +109,7 @@ var rawCases = []testCase{
 		}
 		expectBytes(t, "other client unaffected", good.Do("GET", "keep"), "$1\r\n1\r\n")
 	}},
+	{"DumpRestoreObject", testDumpRestoreObject},
 	{"Quit", func(t *testing.T, s *suite) {
 		r := s.raw(t)
 		expectBytes(t, "QUIT", r.Do("QUIT"), "+OK\r\n")
@@ -116,6 +117,80 @@ var rawCases = []testCase{
 			t.Fatalf("connection open after QUIT (read %q, %v)", rest, err)
 		}
 	}},
+}
+
+// Payloads redis-server 7.0.15's DUMP returned.
+const (
+	dumpV      = "\x00\x01v\n\x00\x91\x08\xce\xb2\x19\x38\x8a\xce"
+	dump123    = "\x00\xc0\x7b\x0a\x00\x48\xe2\x53\xe1\x00\x7a\x67\xb9"
+	dumpM      = "\x00\xc2\xff\x7f\xff\xff\x0a\x00\xae\xe3\x4c\x4d\x06\xc6\x85\x36"                                                                     // -32769
+	dumpDigits = "\x00\xc3\x12\x40\x64\x0a\x30\x31\x32\x33\x34\x35\x36\x37\x38\x39\x30\xe0\x4e\x09\x01\x38\x39\x0a\x00\xba\x7d\xfc\xf5\xac\xeb\xbc\x03" // "0123456789" x 10, LZF
+)
+
+func bulk(s string) string { return "$" + strconv.Itoa(len(s)) + "\r\n" + s + "\r\n" }
+
+// testDumpRestoreObject: DUMP is byte-identical to redis-server's (integer
+// encodings, LZF), RESTORE takes redis-server's payloads with their TTLs
+// and options and refuses what Redis refuses, OBJECT answers as Redis does
+// for strings; also inside MULTI/EXEC.
+func testDumpRestoreObject(t *testing.T, s *suite) {
+	r := s.raw(t)
+	digits := strings.Repeat("0123456789", 10)
+	for _, c := range []struct{ key, value, payload string }{
+		{"d:v", "v", dumpV}, {"d:123", "123", dump123}, {"d:m", "-32769", dumpM}, {"d:digits", digits, dumpDigits},
+	} {
+		expectBytes(t, "SET "+c.key, r.Do("SET", c.key, c.value), "+OK\r\n")
+		expectBytes(t, "DUMP "+c.key, r.Do("DUMP", c.key), bulk(c.payload))
+		expectBytes(t, "RESTORE "+c.key, r.Do("RESTORE", c.key+":r", "0", c.payload), "+OK\r\n")
+		expectBytes(t, "GET restored "+c.key, r.Do("GET", c.key+":r"), bulk(c.value))
+	}
+	expectBytes(t, "DUMP missing", r.Do("DUMP", "nokey"), "$-1\r\n")
+	expectBytes(t, "OBJECT ENCODING int", r.Do("OBJECT", "ENCODING", "d:123"), bulk("int"))
+	expectBytes(t, "OBJECT REFCOUNT shared", r.Do("OBJECT", "REFCOUNT", "d:123:r"), ":2147483647\r\n")
+	expectBytes(t, "OBJECT REFCOUNT", r.Do("OBJECT", "REFCOUNT", "d:m"), ":1\r\n")
+	expectBytes(t, "OBJECT ENCODING embstr", r.Do("OBJECT", "ENCODING", "d:v"), bulk("embstr"))
+	expectBytes(t, "OBJECT ENCODING raw", r.Do("OBJECT", "ENCODING", "d:digits:r"), bulk("raw"))
+	expectBytes(t, "OBJECT IDLETIME", r.Do("OBJECT", "IDLETIME", "d:v"), ":0\r\n")
+	expectBytes(t, "OBJECT FREQ", r.Do("OBJECT", "FREQ", "d:v"), "-ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.\r\n")
+	expectBytes(t, "OBJECT missing", r.Do("OBJECT", "ENCODING", "nokey"), "$-1\r\n")
+	expectBytes(t, "OBJECT unknown", r.Do("OBJECT", "foo", "k"), "-ERR unknown subcommand 'foo'. Try OBJECT HELP.\r\n")
+
+	expectBytes(t, "RESTORE busy", r.Do("RESTORE", "d:v", "0", dumpDigits), "-BUSYKEY Target key name already exists.\r\n")
+	expectBytes(t, "RESTORE REPLACE", r.Do("RESTORE", "d:v", "0", dumpDigits, "REPLACE"), "+OK\r\n")
+	expectBytes(t, "GET replaced", r.Do("GET", "d:v"), bulk(digits))
+	expectBytes(t, "RESTORE TTL", r.Do("RESTORE", "t", "100000", dumpV), "+OK\r\n")
+	if pttl, err := strconv.Atoi(strings.Trim(r.Do("PTTL", "t"), ":\r\n")); err != nil || pttl <= 0 || pttl > 100000 {
+		t.Fatalf("PTTL after RESTORE t 100000 = %d, %v", pttl, err)
+	}
+	expectBytes(t, "RESTORE ABSTTL", r.Do("RESTORE", "a", "4102444800000", dumpV, "ABSTTL"), "+OK\r\n")
+	expectBytes(t, "PEXPIRETIME", r.Do("PEXPIRETIME", "a"), ":4102444800000\r\n")
+	expectBytes(t, "RESTORE ABSTTL past", r.Do("RESTORE", "a", "1", dumpV, "ABSTTL", "REPLACE"), "+OK\r\n")
+	expectBytes(t, "past ABSTTL deletes", r.Do("EXISTS", "a"), ":0\r\n")
+	expectBytes(t, "RESTORE TTL wraps", r.Do("RESTORE", "w", "9223372036854775807", dumpV), "+OK\r\n")
+	expectBytes(t, "wrapped TTL creates nothing", r.Do("EXISTS", "w"), ":0\r\n")
+	bad := dumpV[:len(dumpV)-1] + "x"
+	for _, c := range []struct {
+		name, want string
+		args       []string
+	}{
+		{"checksum", "-ERR DUMP payload version or checksum are wrong\r\n", []string{"RESTORE", "e", "0", bad}},
+		{"short", "-ERR DUMP payload version or checksum are wrong\r\n", []string{"RESTORE", "e", "0", "x"}},
+		{"negative TTL", "-ERR Invalid TTL value, must be >= 0\r\n", []string{"RESTORE", "e", "-1", dumpV}},
+		{"TTL not a number", "-ERR value is not an integer or out of range\r\n", []string{"RESTORE", "e", "x", dumpV}},
+		{"syntax", "-ERR syntax error\r\n", []string{"RESTORE", "e", "0", dumpV, "FOO"}},
+		{"FREQ", "-ERR Invalid FREQ value, must be >= 0 and <= 255\r\n", []string{"RESTORE", "e", "0", dumpV, "FREQ", "256"}},
+		{"IDLETIME", "-ERR Invalid IDLETIME value, must be >= 0\r\n", []string{"RESTORE", "e", "0", dumpV, "IDLETIME", "-1"}},
+	} {
+		expectBytes(t, "RESTORE "+c.name, r.Do(c.args...), c.want)
+	}
+	expectBytes(t, "nothing written", r.Do("EXISTS", "e"), ":0\r\n")
+
+	// In a transaction.
+	expectBytes(t, "MULTI", r.Do("MULTI"), "+OK\r\n")
+	for _, args := range [][]string{{"RESTORE", "x", "0", dump123}, {"OBJECT", "ENCODING", "x"}, {"DUMP", "x"}, {"RESTORE", "x", "0", dumpV}} {
+		expectBytes(t, "queue "+args[0], r.Do(args...), "+QUEUED\r\n")
+	}
+	expectBytes(t, "EXEC", r.Do("EXEC"), "*4\r\n+OK\r\n"+bulk("int")+bulk(dump123)+"-BUSYKEY Target key name already exists.\r\n")
 }
 
 func itoa(i int) string {

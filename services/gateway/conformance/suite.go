@@ -28,6 +28,9 @@ type Target struct {
 	// covers a whole pipeline's replies, so a backend that runs each command
 	// as a cluster transaction needs more on a loaded machine.
 	Timeout time.Duration
+	// NoSwapDB says the backend refuses SWAPDB (the raft backend), with
+	// an error naming it.
+	NoSwapDB bool
 }
 
 // Run runs the whole suite against target.
@@ -67,6 +70,12 @@ type testCase struct {
 // client returns a go-redis client speaking the suite's protocol.
 func (s *suite) client(t *testing.T) *redis.Client {
 	t.Helper()
+	return s.dbClient(t, 0)
+}
+
+// dbClient is client with database db selected on every connection.
+func (s *suite) dbClient(t *testing.T, db int) *redis.Client {
+	t.Helper()
 	timeout := s.target.Timeout
 	if timeout == 0 {
 		timeout = 10 * time.Second
@@ -74,6 +83,7 @@ func (s *suite) client(t *testing.T) *redis.Client {
 	c := redis.NewClient(&redis.Options{
 		Addr:          s.target.Addr,
 		Password:      s.target.RequirePass,
+		DB:            db,
 		Protocol:      s.proto,
 		UnstableResp3: true,
 		PoolSize:      64,
@@ -764,7 +774,7 @@ var cases = []testCase{
 		expect(t, v, err, "hello")
 		v, err = c.Do(bg, "SELECT", "0").Text()
 		expect(t, v, err, "OK")
-		expectErr(t, c.Do(bg, "SELECT", "1").Err(), "ERR DB index is out of range")
+		expectErr(t, c.Do(bg, "SELECT", "16").Err(), "ERR DB index is out of range")
 		expectErr(t, c.Do(bg, "SELECT", "x").Err(), "ERR value is not an integer or out of range")
 		tm, err := c.Time(bg).Result()
 		if err != nil || time.Since(tm).Abs() > time.Minute {

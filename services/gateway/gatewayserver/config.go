@@ -8,6 +8,8 @@ import (
 
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
+	"github.com/nokv/nokv/services/gateway/internal/command"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
@@ -38,6 +40,9 @@ type Config struct {
 	RequirePass string `env:"REQUIREPASS"`
 	// MaxClients bounds concurrent connections.
 	MaxClients int `env:"MAXCLIENTS"`
+	// Databases is the number of logical databases (SELECT 0 to
+	// Databases-1), Redis's databases setting.
+	Databases int `env:"DATABASES"`
 	// MaxBulkLen bounds one argument and any string value (proto-max-bulk-len).
 	MaxBulkLen ByteSize `env:"PROTO_MAX_BULK_LEN"`
 	// ClientQueryBufferLimit bounds what a client has sent and the server
@@ -78,6 +83,10 @@ type TestingKnobs struct {
 	// true makes the server panic there, outside any command, to prove such
 	// a panic closes that connection only.
 	PanicIn func(stage string, data []byte) bool
+	// MigrateBatchKeys and MigrateBatchDone reach the raft backend's
+	// MigrateFormat (raftbackend.Options' testing fields).
+	MigrateBatchKeys int
+	MigrateBatchDone func(batches int) error
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -89,6 +98,7 @@ func DefaultConfig() Config {
 		Sync:       string(embedded.SyncAlways),
 		CacheKeys:  embedded.DefaultCacheKeys,
 		MaxClients: 10000,
+		Databases:  command.DefaultDatabases,
 		MaxBulkLen: resp.DefaultMaxBulkLen,
 		Scope:      config.ScopeHost,
 		MaxRetries: 8,
@@ -133,6 +143,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
 	fs.StringVar(&c.RequirePass, "requirepass", c.RequirePass, "`password` clients must AUTH with; empty disables"+env("REQUIREPASS"))
 	fs.IntVar(&c.MaxClients, "maxclients", c.MaxClients, "maximum concurrent client `connections`"+env("MAXCLIENTS"))
+	fs.IntVar(&c.Databases, "databases", c.Databases, "`number` of logical databases (SELECT 0 to number-1)"+env("DATABASES"))
 	fs.Var(&c.MaxBulkLen, "proto-max-bulk-len", "largest argument or string value in `bytes` (units as in Redis: 512mb)"+env("PROTO_MAX_BULK_LEN"))
 	fs.Var(&c.ClientQueryBufferLimit, "client-query-buffer-limit", "`bytes` a client may have sent and not yet had run, its request in progress included; past it the client is closed"+env("CLIENT_QUERY_BUFFER_LIMIT"))
 	fs.Var(&c.ClientOutputBufferLimit, "client-output-buffer-limit", "\"`hard soft soft-seconds`\" for a client's pending replies: at hard, or at soft for longer than soft-seconds, the client is closed (0: no limit)"+env("CLIENT_OUTPUT_BUFFER_LIMIT"))
@@ -207,6 +218,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClients < 1 {
 		bad("maxclients", "%d: must be at least 1", c.MaxClients)
+	}
+	if c.Databases < 1 || c.Databases > keyspace.MaxDatabases {
+		bad("databases", "%d: must be between 1 and %d", c.Databases, keyspace.MaxDatabases)
 	}
 	if c.MaxBulkLen < 1024 || c.MaxBulkLen > MaxProtoMaxBulkLen {
 		bad("proto-max-bulk-len", "%d: must be between 1024 and %d", c.MaxBulkLen, MaxProtoMaxBulkLen)

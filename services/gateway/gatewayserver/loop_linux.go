@@ -11,6 +11,7 @@ import (
 	"net"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -72,6 +73,19 @@ type eventLoop struct {
 	offCtx    context.Context
 	offCancel context.CancelFunc
 
+	// kills lists the connections CLIENT KILL closed (from any goroutine;
+	// nkills is their number, checked without the lock); the loop closes
+	// them before it sends the iteration's replies.
+	killMu sync.Mutex
+	kills  []*loopConn
+	nkills atomic.Int32
+	// held lists the connections whose next command CLIENT PAUSE holds;
+	// while there are any the loop wakes every pausePoll to look again.
+	held []*loopConn
+	// monitors are the MONITOR connections; their streams are sent at the
+	// end of every iteration.
+	monitors []*loopConn
+
 	// fdMu guards wakefd against stop writing to it after the loop closed
 	// it (and the number went to another file).
 	fdMu     sync.Mutex
@@ -102,6 +116,11 @@ type loopConn struct {
 	busy bool
 	// offErr is the error the off-loop command's ExecAt returned.
 	offErr error
+	// heldArgs is the command CLIENT PAUSE holds (a copy): it runs first
+	// once the pause ends; meanwhile the client is not read.
+	heldArgs [][]byte
+	// monitor is the client's MONITOR stream, once it ran MONITOR.
+	monitor *command.Monitor
 }
 
 // errWouldBlock ends a read when the socket has nothing more for now.
@@ -214,6 +233,8 @@ func (l *eventLoop) run() {
 		switch {
 		case len(l.backlog) > 0:
 			timeout = 0
+		case len(l.held) > 0:
+			timeout = int(pausePoll / time.Millisecond)
 		case len(l.overSoft) > 0:
 			timeout = softCheckMs
 		}
@@ -242,10 +263,104 @@ func (l *eventLoop) run() {
 				}
 			}
 		}
+		l.retryHeld()
 		l.resume()
 		l.reply()
 		l.checkSoftLimits()
 	}
+}
+
+// requestKill closes c at the loop's next chance (CLIENT KILL, possibly
+// from a command running off the loop).
+func (l *eventLoop) requestKill(c *loopConn) {
+	l.killMu.Lock()
+	l.kills = append(l.kills, c)
+	l.nkills.Add(1)
+	l.killMu.Unlock()
+	var one [8]byte
+	one[0] = 1
+	l.fdMu.Lock()
+	if l.doneFD >= 0 {
+		_, _ = unix.Write(l.doneFD, one[:])
+	}
+	l.fdMu.Unlock()
+}
+
+// closeKilled closes the connections CLIENT KILL named; one running a
+// command off the loop is closed when it finishes.
+func (l *eventLoop) closeKilled() {
+	if l.nkills.Load() == 0 {
+		return
+	}
+	l.killMu.Lock()
+	list := l.kills
+	l.kills = nil
+	l.nkills.Store(0)
+	l.killMu.Unlock()
+	for _, c := range list {
+		if !c.busy {
+			c.client.Out.Reset()
+			c.out = nil
+			l.close(c)
+		}
+	}
+}
+
+// retryHeld runs the commands CLIENT PAUSE held whose pause ended.
+func (l *eventLoop) retryHeld() {
+	if len(l.held) == 0 {
+		return
+	}
+	keep := l.held[:0]
+	for _, c := range l.held {
+		switch {
+		case l.conns[c.fd] != c:
+		case l.s.exec.Held(c.client, c.heldArgs):
+			keep = append(keep, c)
+		default:
+			if len(c.out) == 0 {
+				_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
+			}
+			l.resumeOne(c)
+		}
+	}
+	clear(l.held[len(keep):])
+	l.held = keep
+}
+
+// sendMonitors appends to every MONITOR connection the lines fed since the
+// last iteration and sends them; one whose unsent bytes pass its limit is
+// closed, as the output buffer limit would close it.
+func (l *eventLoop) sendMonitors() {
+	if len(l.monitors) == 0 {
+		return
+	}
+	keep := l.monitors[:0]
+	for _, c := range l.monitors {
+		if l.conns[c.fd] != c {
+			continue
+		}
+		lines, dropped := c.monitor.Take()
+		if !dropped && len(c.out)+len(lines) > c.monitor.Limit() {
+			dropped = true
+		}
+		if dropped {
+			l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)+len(lines)), false)
+			l.close(c)
+			continue
+		}
+		keep = append(keep, c)
+		if len(lines) == 0 {
+			continue
+		}
+		wasEmpty := len(c.out) == 0
+		c.out = append(c.out, lines...)
+		if wasEmpty {
+			l.write(c)
+		}
+	}
+	clear(l.monitors[len(keep):])
+	l.monitors = keep
 }
 
 // softCheckMs is how often (ms) the loop checks the clients whose pending
@@ -260,7 +375,11 @@ func (l *eventLoop) serve(c *loopConn, events uint32) {
 		l.flush(c)
 		return
 	}
-	if len(c.out) == 0 && !c.paused && !c.busy {
+	if c.heldArgs != nil && events&(unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		l.close(c) // hung up while CLIENT PAUSE held its command
+		return
+	}
+	if len(c.out) == 0 && !c.paused && !c.busy && c.heldArgs == nil {
 		l.read(c)
 	}
 }
@@ -304,7 +423,7 @@ func sockaddrString(sa unix.Sockaddr) string {
 func (l *eventLoop) open(fd int, remote string) {
 	s := l.s
 	s.connMu.Lock()
-	if s.closing || s.conns >= s.cfg.MaxClients {
+	if s.closing || s.conns >= s.exec.MaxClients() {
 		closing := s.closing
 		s.connMu.Unlock()
 		if !closing {
@@ -330,6 +449,7 @@ func (l *eventLoop) open(fd int, remote string) {
 	s.metrics.ConnectionsActive.Add(1)
 	c := &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
 	c.client.Out.Limit = s.cfg.replyLimit()
+	c.client.SetOnKill(func() { l.requestKill(c) })
 	l.conns[fd] = c
 }
 
@@ -380,17 +500,38 @@ func (l *eventLoop) process(c *loopConn) bool {
 			c.paused = true
 			break
 		}
-		c.parser.Unauthenticated = !c.client.Authenticated()
-		args, perr := c.parser.Next()
-		var pe *resp.ProtocolError
-		if errors.As(perr, &pe) {
-			// As Redis does: answer the commands before it, then send the
-			// error, then hang up.
-			c.client.Out.Error(pe.ReplyError())
-			c.client.CloseAfterReply = true
-			break
+		args := c.heldArgs
+		if args != nil {
+			c.heldArgs = nil
+		} else {
+			c.parser.Unauthenticated = !c.client.Authenticated()
+			var perr error
+			args, perr = c.parser.Next()
+			var pe *resp.ProtocolError
+			if errors.As(perr, &pe) {
+				// As Redis does: answer the commands before it, then send the
+				// error, then hang up.
+				c.client.Out.Error(pe.ReplyError())
+				c.client.CloseAfterReply = true
+				break
+			}
+			if args == nil {
+				break
+			}
 		}
-		if args == nil {
+		if l.s.exec.Held(c.client, args) {
+			// CLIENT PAUSE: keep the command (the parser's buffer is
+			// reused) and read nothing more until it ran.
+			c.heldArgs = make([][]byte, len(args))
+			for i, a := range args {
+				c.heldArgs[i] = bytes.Clone(a)
+			}
+			l.held = append(l.held, c)
+			if len(c.out) == 0 {
+				// Not read meanwhile: level-triggered epoll would
+				// report its pending input on every wait.
+				_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: 0, Fd: int32(c.fd)})
+			}
 			break
 		}
 		if l.s.exec.RunsLong(c.client, args) && l.startOffLoop(c, args) {
@@ -409,6 +550,11 @@ func (l *eventLoop) process(c *loopConn) bool {
 			c.client.Out.Reset()
 			l.close(c)
 			return false
+		}
+		if m := c.client.NewMonitor; m != nil {
+			c.client.NewMonitor = nil
+			c.monitor = m
+			l.monitors = append(l.monitors, c)
 		}
 	}
 	return true
@@ -463,6 +609,7 @@ func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) bool {
 func (l *eventLoop) finishOffLoop() {
 	var buf [8]byte
 	_, _ = unix.Read(l.doneFD, buf[:])
+	l.closeKilled()
 	l.finishMu.Lock()
 	list := l.finished
 	l.finished = nil
@@ -472,7 +619,7 @@ func (l *eventLoop) finishOffLoop() {
 		if l.conns[c.fd] != c {
 			continue // closed meanwhile
 		}
-		if c.offErr != nil {
+		if c.offErr != nil || c.client.Killed() {
 			l.close(c)
 			continue
 		}
@@ -537,6 +684,8 @@ func (l *eventLoop) queue(c *loopConn) {
 // batch context, commits them as one batch first), then sends
 // every reply: no client hears of a write a crash could still take back.
 func (l *eventLoop) reply() {
+	l.closeKilled()
+	defer l.sendMonitors()
 	if len(l.pending) == 0 && !l.ran {
 		return
 	}
@@ -662,7 +811,11 @@ func (l *eventLoop) flush(c *loopConn) {
 		l.close(c)
 		return
 	}
-	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
+	events := uint32(unix.EPOLLIN)
+	if c.heldArgs != nil {
+		events = 0 // see process
+	}
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)})
 	l.toBacklog(c)
 }
 

@@ -79,6 +79,45 @@ func multiSteps() []txStep {
 	}
 }
 
+// dbSteps are MULTI/EXEC and WATCH across logical databases: a queued
+// SELECT moves the commands after it; a watched key is a (database, key)
+// pair; FLUSHDB and SWAPDB modify the watched keys Redis's
+// touchAllWatchedKeysInDb says they do.
+func dbSteps() []txStep {
+	return []txStep{
+		// SELECT inside MULTI applies to the queued commands after it, and stays.
+		on(0, "MULTI"), on(0, "SET", "k", "0"), on(0, "SELECT", "1"), on(0, "SET", "k", "1"), on(0, "GET", "k"),
+		on(0, "SELECT", "16"), on(0, "GET", "k"), on(0, "EXEC"), on(0, "GET", "k"), on(0, "SELECT", "0"), on(0, "GET", "k"),
+		on(0, "MULTI"), on(0, "SELECT", "2"), on(0, "SET", "m", "x"), on(0, "MOVE", "m", "3"), on(0, "COPY", "k", "c", "DB", "4"),
+		on(0, "SELECT", "4"), on(0, "GET", "c"), on(0, "SWAPDB", "3", "4"), on(0, "GET", "m"), on(0, "DBSIZE"), on(0, "EXEC"),
+		on(0, "DBSIZE"), on(0, "SELECT", "0"),
+		// A watched key is a database's: a write of the same name elsewhere does not touch it.
+		on(0, "WATCH", "w"), on(1, "SELECT", "1"), on(1, "SET", "w", "1"), on(0, "MULTI"), on(0, "PING"), on(0, "EXEC"),
+		on(0, "SELECT", "1"), on(0, "WATCH", "w"), on(0, "SELECT", "0"), on(1, "SET", "w", "2"), on(0, "MULTI"), on(0, "PING"), on(0, "EXEC"),
+		// FLUSHDB touches the flushed database's existing watched keys only.
+		on(1, "SET", "w", "3"), on(0, "SELECT", "1"), on(0, "WATCH", "w"), on(1, "SELECT", "0"), on(1, "FLUSHDB"),
+		on(0, "MULTI"), on(0, "PING"), on(0, "EXEC"),
+		on(0, "WATCH", "w"), on(1, "SELECT", "1"), on(1, "FLUSHDB"), on(0, "MULTI"), on(0, "PING"), on(0, "EXEC"),
+		on(0, "WATCH", "w"), on(1, "FLUSHDB"), on(0, "MULTI"), on(0, "PING"), on(0, "EXEC"),
+		// SWAPDB: a watched key that exists in either database is touched.
+		on(0, "SELECT", "5"), on(0, "SET", "s", "1"), on(0, "WATCH", "s"), on(1, "SWAPDB", "5", "6"), on(0, "MULTI"), on(0, "GET", "s"), on(0, "EXEC"),
+		on(0, "WATCH", "s"), on(1, "SWAPDB", "5", "6"), on(0, "MULTI"), on(0, "GET", "s"), on(0, "EXEC"),
+		on(0, "WATCH", "nokey"), on(1, "SWAPDB", "5", "6"), on(0, "MULTI"), on(0, "GET", "s"), on(0, "EXEC"),
+		on(0, "WATCH", "s"), on(1, "SWAPDB", "7", "8"), on(0, "MULTI"), on(0, "GET", "s"), on(0, "EXEC"),
+		// MOVE and COPY into a watched key of another database touch it.
+		on(0, "SELECT", "0"), on(0, "WATCH", "mv"), on(1, "SELECT", "9"), on(1, "SET", "mv", "1"), on(1, "MOVE", "mv", "0"),
+		on(0, "MULTI"), on(0, "GET", "mv"), on(0, "EXEC"),
+		on(0, "WATCH", "cp"), on(1, "SET", "x", "1"), on(1, "COPY", "x", "cp", "DB", "0"), on(0, "MULTI"), on(0, "GET", "cp"), on(0, "EXEC"),
+		on(0, "WATCH", "mv"), on(1, "SET", "mv", "2"), on(1, "MOVE", "mv", "0"), on(0, "MULTI"), on(0, "GET", "mv"), on(0, "EXEC"),
+	}
+}
+
+func TestMultiExecAcrossDatabasesMatchesRedisServer(t *testing.T) {
+	redisAddr := startRedis(t)
+	srv := startServer(t, nil)
+	runTxSteps(t, srv.Addr(), redisAddr, dbSteps())
+}
+
 func TestMultiExecMatchesRedisServer(t *testing.T) {
 	redisAddr := startRedis(t)
 	srv := startServer(t, nil)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/internal/rdb"
 )
 
 // TestRandomSequencesMatchRedisServer sends the same pseudo-random command
@@ -59,6 +60,18 @@ var (
 	randTTLs = []string{"0", "-1", "abc", "100000", "1.5", "", "9223372036854775807", "-9223372036854775808", "007",
 		"9223372036854775", "9223372036854776"}
 	randPatterns = []string{"*", "a*", "?", "[ab]", "k[0-9]", `\{x\}`}
+	// Database indexes: mostly valid (few databases, so keys meet), some
+	// out of range or not numbers.
+	randDBs = []string{"0", "1", "2", "0", "1", "2", "15", "16", "-1", "abc", "2147483648", "9223372036854775808"}
+	// randPayloads are DUMP payloads of randValues and a long string, and a
+	// corrupt one.
+	randPayloads = func() []string {
+		var ps []string
+		for _, v := range append(randValues, strings.Repeat("xyz", 50)) {
+			ps = append(ps, string(rdb.DumpString([]byte(v))))
+		}
+		return append(ps, "\x00\x01v\n\x00garbage!")
+	}()
 )
 
 func randomCommand(r *rand.Rand) []string {
@@ -87,12 +100,20 @@ func randomCommand(r *rand.Rand) []string {
 		{"EXISTS"}, {"GET"}, {"SET", k}, {"MSET", k}, {"INCR", k, k}, {"STRLEN"}, {"GETRANGE", k, n},
 		{"ECHO", v}, {"PING"}, {"PING", v}, {"KEYS", pick(randPatterns)},
 		{"SELECT", pick([]string{"0", "9223372036854775807", "abc", "-2147483649", "2147483648"})},
+		{"SELECT", pick(randDBs)}, {"SELECT", pick(randDBs)}, {"MOVE", k, pick(randDBs)}, {"MOVE", k, pick(randDBs)},
+		append([]string{"COPY", k, pick(randKeys)}, opts(nil, []string{"REPLACE"}, []string{"DB", pick(randDBs)},
+			[]string{"DB", pick(randDBs), "REPLACE"}, []string{"DB"}, []string{"FOO"}, []string{"REPLACE", "DB", pick(randDBs)})...),
+		{"SWAPDB", pick(randDBs), pick(randDBs)}, {"MOVE", k}, {"SWAPDB", "0"}, {"FLUSHDB"},
 		{"SETBIT", k, pick([]string{"0", "7", "9", "100", "-1", "abc", "4294967296"}), pick([]string{"0", "1", "2"})}, {"GETBIT", k, n},
 		{"BITCOUNT", k}, {"BITCOUNT", k, n, pick(randInts), pick([]string{"BIT", "BYTE", "X"})}, {"BITPOS", k, pick([]string{"0", "1"}), n, pick(randInts)},
 		{"BITOP", pick([]string{"AND", "OR", "XOR", "NOT"}), k, pick(randKeys), pick(randKeys)}, {"BITOP", "NOT", k, pick(randKeys)},
 		append([]string{"LCS", k, pick(randKeys)}, opts(nil, []string{"LEN"}, []string{"IDX"}, []string{"IDX", "WITHMATCHLEN"},
 			[]string{"IDX", "MINMATCHLEN", n}, []string{"LEN", "IDX"}, []string{"MINMATCHLEN"}, []string{"FOO"})...),
 		{"BITFIELD", k, "OVERFLOW", pick([]string{"WRAP", "SAT", "FAIL"}), "INCRBY", pick([]string{"i8", "u8", "i64", "u63"}), pick([]string{"0", "3", "#2", "x"}), n},
+		{"DUMP", k},
+		append([]string{"RESTORE", k, pick([]string{"0", "100000", "-1", "abc"}), pick(randPayloads)},
+			opts(nil, []string{"REPLACE"}, []string{"REPLACE", "IDLETIME", "5"}, []string{"FREQ", "300"}, []string{"FOO"})...),
+		{"RESTORE", k, "1", pick(randPayloads), "ABSTTL", "REPLACE"},
 	}
 	return cmds[r.IntN(len(cmds))]
 }

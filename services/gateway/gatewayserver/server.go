@@ -49,6 +49,9 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// tickStop ends the goroutine sampling instantaneous_ops_per_sec.
+	tickStop chan struct{}
+	tickDone chan struct{}
 }
 
 // New opens the backend and binds the listeners; nothing is served until Start.
@@ -95,6 +98,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		RequirePass: cfg.RequirePass,
 		MaxBulkLen:  int64(cfg.MaxBulkLen),
 		MaxClients:  cfg.MaxClients,
+		Databases:   cfg.Databases,
 		SyncPolicy:  cfg.Sync,
 
 		QueryBufferLimit: int64(cfg.ClientQueryBufferLimit),
@@ -176,6 +180,8 @@ func (s *Server) Start() {
 	s.connMu.Lock()
 	s.started = true
 	s.connMu.Unlock()
+	s.tickStop, s.tickDone = make(chan struct{}), make(chan struct{})
+	go s.tick()
 	go func() {
 		defer close(s.served)
 		if s.loop != nil {
@@ -227,6 +233,10 @@ func (s *Server) Close() error {
 			}
 		}
 		s.connsWG.Wait()
+		if s.tickStop != nil {
+			close(s.tickStop)
+			<-s.tickDone
+		}
 		if s.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = s.httpSrv.Shutdown(ctx)
@@ -235,6 +245,22 @@ func (s *Server) Close() error {
 		s.closeErr = s.be.Close()
 	})
 	return s.closeErr
+}
+
+// tick samples the command rate every 100 ms for INFO's
+// instantaneous_ops_per_sec, as Redis's serverCron does.
+func (s *Server) tick() {
+	defer close(s.tickDone)
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.tickStop:
+			return
+		case now := <-t.C:
+			s.exec.Tick(now)
+		}
+	}
 }
 
 // observe records an executed command in the metrics.
@@ -258,7 +284,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		s.connMu.Unlock()
 		return false
 	}
-	if s.conns >= s.cfg.MaxClients {
+	if s.conns >= s.exec.MaxClients() {
 		s.connMu.Unlock()
 		s.metrics.ConnectionsRejected.Add(1)
 		s.exec.RejectedConnection()
@@ -272,12 +298,17 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.metrics.ConnectionsActive.Add(1)
 	client := s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String())
 	client.Out.Limit = s.cfg.replyLimit()
+	rc := &redconConn{client: client, done: make(chan struct{})}
+	// CLIENT KILL, from another connection's goroutine: closing the socket
+	// ends this connection's read, and redcon then closes it.
+	nc := conn.NetConn()
+	client.SetOnKill(func() { _ = nc.Close() })
 	if g, ok := conn.NetConn().(*resp.GuardedConn); ok {
 		// Set before redcon's goroutine for the connection starts, which is
 		// the only one to call g.Read and to run the client's commands.
 		g.Authenticated = client.Authenticated
 	}
-	conn.SetContext(&redconConn{client: client})
+	conn.SetContext(rc)
 	return true
 }
 
@@ -286,6 +317,13 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 	if rc, ok := conn.Context().(*redconConn); ok {
 		client = rc.client
 		s.exec.CloseClient(rc.client)
+		close(rc.done)
+		rc.monitorWG.Wait()
+		if rc.monitor != nil {
+			if _, dropped := rc.monitor.Take(); dropped {
+				s.closedForOutputBuffer(client, conn.RemoteAddr(), int64(rc.monitor.Limit()), false)
+			}
+		}
 	}
 	if g, ok := conn.NetConn().(*resp.GuardedConn); ok && g.Ended() != nil {
 		// A limit passed or a panic, in the guard: why the connection
@@ -318,6 +356,11 @@ type redconConn struct {
 	heldSince time.Time
 	// closed is set once the connection is done (QUIT, or a failure).
 	closed bool
+	// done is closed when the connection ended; it stops the goroutine
+	// sending a MONITOR stream (monitorWG).
+	done      chan struct{}
+	monitorWG sync.WaitGroup
+	monitor   *command.Monitor
 }
 
 // maxReplyHold bounds how long the replies of a pipeline wait for its last
@@ -345,6 +388,13 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		}
 	}()
 	c := rc.client
+	if c.Killed() {
+		rc.closed = true
+		return
+	}
+	if s.exec.Held(c, cmd.Args) && !s.waitUnpaused(conn, rc, cmd.Args) {
+		return
+	}
 	// Replies of a pipeline are held back until its last command, so that one
 	// fsync can cover all of its writes before any reply leaves; but not past
 	// maxReplyHold, nor past outputBatch bytes.
@@ -359,6 +409,17 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		rc.closed = true
 		_ = conn.NetConn().Close()
 		return
+	}
+	if m := c.NewMonitor; m != nil && err == nil {
+		c.NewMonitor = nil
+		// Its +OK goes out before the first line of the stream.
+		if err = s.be.Sync(context.Background()); err == nil {
+			_, err = conn.NetConn().Write(c.Out.Bytes())
+			c.Out.Release()
+		}
+		if err == nil {
+			s.startMonitor(conn, rc, m)
+		}
 	}
 	if err == nil && c.CloseAfterReply && !last {
 		// QUIT mid-pipeline: the replies going out now include writes
@@ -392,6 +453,84 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		rc.closed = true
 		_ = conn.Close()
 	}
+}
+
+// waitUnpaused holds a command of a client while CLIENT PAUSE holds it,
+// after sending the replies before it. It reports false if the connection
+// ended meanwhile (the command must not run).
+func (s *Server) waitUnpaused(conn redcon.Conn, rc *redconConn, args [][]byte) bool {
+	c := rc.client
+	if c.Out.Len() > 0 {
+		if err := s.be.Sync(context.Background()); err != nil {
+			c.Out.Reset()
+			rc.closed = true
+			_ = conn.NetConn().Close()
+			return false
+		}
+		if _, err := conn.NetConn().Write(c.Out.Bytes()); err != nil {
+			rc.closed = true
+			_ = conn.NetConn().Close()
+			return false
+		}
+		c.Out.Release()
+	}
+	for s.exec.Held(c, args) {
+		s.connMu.Lock()
+		closing := s.closing
+		s.connMu.Unlock()
+		if closing || c.Killed() {
+			rc.closed = true
+			return false
+		}
+		time.Sleep(pausePoll)
+	}
+	return true
+}
+
+// pausePoll is how often a command held by CLIENT PAUSE looks whether the
+// pause ended.
+const pausePoll = 5 * time.Millisecond
+
+// startMonitor sends m's stream to the connection from a goroutine of its
+// own until the connection ends; a monitor fallen behind past its limit is
+// closed.
+func (s *Server) startMonitor(conn redcon.Conn, rc *redconConn, m *command.Monitor) {
+	raw := conn.NetConn()
+	if g, ok := raw.(*resp.GuardedConn); ok {
+		// The guard serves redcon's goroutine only; the stream is bounded
+		// by the monitor's own limit.
+		raw = g.Conn
+	}
+	wake := make(chan struct{}, 1)
+	m.SetNotify(func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
+	rc.monitor = m
+	rc.monitorWG.Add(1)
+	go func() {
+		defer rc.monitorWG.Done()
+		for {
+			select {
+			case <-rc.done:
+				return
+			case <-wake:
+			}
+			lines, dropped := m.Take()
+			if dropped {
+				return // the executor closed the connection; closed logs it
+			}
+			if len(lines) == 0 {
+				continue
+			}
+			if _, err := raw.Write(lines); err != nil {
+				_ = raw.Close()
+				return
+			}
+		}
+	}()
 }
 
 // contained logs a panic raised while serving one client, outside any

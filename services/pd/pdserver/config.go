@@ -35,6 +35,13 @@ type Config struct {
 	ReplaceDownAfter time.Duration `env:"REPLACE_DOWN_AFTER"`
 	// RegionMaxSize asks a region to split once it grows past it (bytes).
 	RegionMaxSize uint64 `env:"REGION_MAX_SIZE"`
+	// RecoverClusterID, on a PD whose state was lost, bootstraps from the
+	// cluster file with this cluster id (the one the running stores hold)
+	// instead of a new one. Ignored once the state exists.
+	RecoverClusterID uint64 `env:"RECOVER_CLUSTER_ID"`
+	// RecoverIDFloor, with RecoverClusterID, makes the id allocator start
+	// above it: above every region, peer and store id the lost PD handed out.
+	RecoverIDFloor uint64 `env:"RECOVER_ID_FLOOR"`
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -60,6 +67,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StoreDownAfter, "store-down-after", c.StoreDownAfter, "mark a store down after this long without a heartbeat [env "+EnvPrefix+"STORE_DOWN_AFTER]")
 	fs.DurationVar(&c.ReplaceDownAfter, "replace-down-after", c.ReplaceDownAfter, "re-replicate a down store's regions after this long [env "+EnvPrefix+"REPLACE_DOWN_AFTER]")
 	fs.Uint64Var(&c.RegionMaxSize, "region-max-size", c.RegionMaxSize, "split a region larger than this many `bytes` [env "+EnvPrefix+"REGION_MAX_SIZE]")
+	fs.Uint64Var(&c.RecoverClusterID, "recover-cluster-id", c.RecoverClusterID, "rebuild a PD whose workdir was lost: bootstrap with this cluster `id`, the one the stores hold (see README) [env "+EnvPrefix+"RECOVER_CLUSTER_ID]")
+	fs.Uint64Var(&c.RecoverIDFloor, "recover-id-floor", c.RecoverIDFloor, "with --recover-cluster-id: hand out only ids above this `id` [env "+EnvPrefix+"RECOVER_ID_FLOOR]")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 }
 
@@ -97,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if c.RegionMaxSize == 0 {
 		errs = append(errs, errors.New("region_max_size: must be positive"))
+	}
+	if c.RecoverIDFloor != 0 && c.RecoverClusterID == 0 {
+		errs = append(errs, errors.New("recover_id_floor: only with recover_cluster_id"))
 	}
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {

@@ -20,6 +20,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"defaults", func(c *Config) {}, ""},
 		{"metrics enabled", func(c *Config) { c.MetricsAddr = ":9090" }, ""},
+		{"recovery", func(c *Config) { c.RecoverClusterID, c.RecoverIDFloor = 5, 1e6 }, ""},
+		{"id floor without recovery", func(c *Config) { c.RecoverIDFloor = 1e6 }, "recover_id_floor: only with recover_cluster_id"},
 		{"empty addr", func(c *Config) { c.Addr = "" }, "addr: must not be empty"},
 		{"bad addr", func(c *Config) { c.Addr = "pd" }, `addr: invalid address "pd": want host:port`},
 		{"empty workdir", func(c *Config) { c.WorkDir = " " }, "workdir: must not be empty"},

@@ -70,7 +70,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	s.cluster = cluster.New(st, cluster.Options{StoreDownAfter: cfg.StoreDownAfter, Scope: cfg.Scope})
+	s.cluster = cluster.New(st, cluster.Options{StoreDownAfter: cfg.StoreDownAfter, Scope: cfg.Scope, ClusterID: cfg.RecoverClusterID, AdoptStores: cfg.RecoverClusterID != 0})
 	bootstrapped, err := s.cluster.Bootstrapped()
 	if err != nil {
 		return fail(err)
@@ -79,7 +79,13 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	case bootstrapped:
 		err = s.cluster.Load()
 	case file != nil:
-		log.Info("bootstrapping the cluster from the cluster file", "stores", len(file.Stores), "regions", len(file.Regions))
+		// Bootstrapping happens once per cluster: stores that already hold
+		// a cluster id mean PD's state was lost, and a new cluster over them
+		// would hand out their ids again.
+		if err = probeStores(file, cfg, log); err != nil {
+			break
+		}
+		log.Info("bootstrapping the cluster from the cluster file", "stores", len(file.Stores), "regions", len(file.Regions), "recover_cluster_id", cfg.RecoverClusterID)
 		err = s.cluster.Bootstrap(file)
 	default:
 		err = errors.New("PD state is empty and no cluster file was given: start once with --config raft_config.example.json")
@@ -87,7 +93,11 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return fail(fmt.Errorf("load cluster: %w", err))
 	}
+	if cfg.RecoverClusterID != 0 && s.cluster.ClusterID() != cfg.RecoverClusterID {
+		return fail(fmt.Errorf("--recover-cluster-id %d: PD's state in %s already holds cluster %d", cfg.RecoverClusterID, cfg.WorkDir, s.cluster.ClusterID()))
+	}
 	floor := grpcsvc.MaxClusterID(s.cluster.ScanRegions(nil, nil, 0), s.cluster.GetAllStores(false))
+	floor = max(floor, cfg.RecoverIDFloor)
 	ids, err := id.New(st, floor)
 	if err != nil {
 		return fail(fmt.Errorf("id allocator: %w", err))
@@ -110,9 +120,10 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		Observe: grpcsvc.Observer{TSOBatch: s.metrics.observeTSO},
 	}
 	s.metrics.watch(s.cluster)
+	idCheck := grpcsvc.ClusterIDCheck{ID: s.cluster.ClusterID}
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.metrics.unary),
-		grpc.ChainStreamInterceptor(s.metrics.stream),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, idCheck.Unary),
+		grpc.ChainStreamInterceptor(s.metrics.stream, idCheck.Stream),
 		// Fixed windows switch off gRPC's bandwidth-probe pings, which cost the
 		// TSO stream's many small messages (see docs/tso-benchmark.md).
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
@@ -130,6 +141,9 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	}
 	return s, nil
 }
+
+// ClusterID is the id of the cluster PD serves.
+func (s *Server) ClusterID() uint64 { return s.cluster.ClusterID() }
 
 // Addr is the gRPC address actually bound.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -164,7 +178,7 @@ func (s *Server) Start() {
 			}
 		}()
 	}
-	s.log.Info("nokv-pd serving", "addr", s.Addr(), "workdir", s.cfg.WorkDir, "metrics", s.MetricsAddr())
+	s.log.Info("nokv-pd serving", "addr", s.Addr(), "workdir", s.cfg.WorkDir, "metrics", s.MetricsAddr(), "cluster_id", s.cluster.ClusterID())
 }
 
 // livenessLoop marks stores down once they miss heartbeats for StoreDownAfter.

@@ -17,8 +17,14 @@ const EnvPrefix = "NOKV_STORE_"
 
 // Config holds the store service settings.
 type Config struct {
-	// StoreID identifies this store in the cluster file; it is required.
+	// StoreID identifies this store in the cluster file; it is required
+	// unless Join.
 	StoreID uint64 `env:"STORE_ID"`
+	// Join starts a new store that is not in the cluster file: on the first
+	// start of its empty data directory PD gives it a new store id, and it
+	// receives replicas by snapshot. Later starts keep the flag and read
+	// the id from the data directory. Needs WorkDir and Addr.
+	Join bool `env:"JOIN"`
 	// Addr is the address the store listens on.
 	Addr string `env:"ADDR"`
 	// WorkDir is the store's data directory. If no layer sets it, Resolve
@@ -87,6 +93,7 @@ func DefaultConfig() Config {
 // defaulting to c's current values.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.StoreID, "store-id", c.StoreID, "this store's `id` in the cluster file (required) [env "+EnvPrefix+"STORE_ID]")
+	fs.BoolVar(&c.Join, "join", c.Join, "join the cluster as a new store: PD gives the id on the first start (needs --workdir and --addr; --store-id stays 0) [env "+EnvPrefix+"JOIN]")
 	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address` (host:port); overrides the store's listen address from the cluster file [env "+EnvPrefix+"ADDR]")
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "data `directory` (default ./data/store-<store-id>) [env "+EnvPrefix+"WORKDIR]")
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` to load, e.g. raft_config.example.json [env "+EnvPrefix+"CONFIG]")
@@ -112,7 +119,12 @@ func (c *Config) ClusterFile() string { return c.Config }
 // and the PD address, both for the scope. It fails if the store id (from
 // boot) is not a store of the cluster.
 func (c *Config) ApplyCluster(boot *Config, cluster *config.Cluster) error {
-	c.StoreID, c.Scope = boot.StoreID, boot.Scope
+	c.StoreID, c.Scope, c.Join = boot.StoreID, boot.Scope, boot.Join
+	if c.Join {
+		// A new store is not in the cluster file: only PD's address is.
+		c.PDAddr = cluster.PDAddr(c.Scope)
+		return nil
+	}
 	if c.StoreID == 0 {
 		return fmt.Errorf("store_id: must be set (--store-id or %sSTORE_ID) to use the cluster file", EnvPrefix)
 	}
@@ -128,8 +140,11 @@ func (c *Config) ApplyCluster(boot *Config, cluster *config.Cluster) error {
 // Validate checks the settings and returns every problem found.
 func (c Config) Validate() error {
 	var errs []error
-	if c.StoreID == 0 {
-		errs = append(errs, errors.New("store_id: must be nonzero"))
+	switch {
+	case c.Join && c.StoreID != 0:
+		errs = append(errs, fmt.Errorf("store_id: %d: a joining store gets its id from PD; leave store_id 0 with join", c.StoreID))
+	case !c.Join && c.StoreID == 0:
+		errs = append(errs, errors.New("store_id: must be nonzero (or join a new store with --join)"))
 	}
 	if err := checkAddr(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("addr: %w", err))

@@ -45,6 +45,8 @@ func TestValidate(t *testing.T) {
 		{"negative gc life time", func(c *Config) { c.GCLifeTime = -time.Second }, "gc_life_time: must be positive"},
 		{"zero max peer down duration", func(c *Config) { c.MaxPeerDownDuration = 0 }, "max_peer_down_duration: must be positive"},
 		{"zero heartbeat", func(c *Config) { c.HeartbeatInterval = 0 }, "heartbeat_interval: must be positive"},
+		{"join without store id", func(c *Config) { c.Join, c.StoreID = true, 0 }, ""},
+		{"join with a store id", func(c *Config) { c.Join = true }, "a joining store gets its id from PD"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +151,7 @@ func TestResolveErrors(t *testing.T) {
 		{"no store id with cluster file", []string{"--config", examplePath}, "store_id: must be set (--store-id or NOKV_STORE_STORE_ID)"},
 		{"store not in cluster file", []string{"--config", examplePath, "--store-id", "9"}, "store_id: unknown store 9 in the cluster file"},
 		{"missing cluster file", []string{"--config", "missing.json", "--store-id", "1"}, "load cluster file missing.json"},
+		{"join without workdir", []string{"--join", "--config", examplePath, "--addr", "127.0.0.1:20199"}, "workdir: must not be empty"},
 	}
 	for _, tt := range tests {
 		if _, _, err := Resolve(parseFlags(t, tt.args...), env); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -163,5 +166,18 @@ func TestResolveErrors(t *testing.T) {
 	}
 	if _, _, err := Resolve(parseFlags(t, "--config", examplePath, "--store-id", "9"), config.EnvOptions{Prefix: EnvPrefix, Environment: map[string]string{}}); !errors.Is(err, config.ErrUnknownStore) {
 		t.Errorf("unknown store: %v does not match ErrUnknownStore", err)
+	}
+}
+
+// TestResolveJoin: a joining store takes only PD's address from the
+// cluster file; its id comes from PD.
+func TestResolveJoin(t *testing.T) {
+	env := config.EnvOptions{Prefix: EnvPrefix, Environment: map[string]string{"NOKV_STORE_JOIN": "true"}}
+	cfg, _, err := Resolve(parseFlags(t, "--config", examplePath, "--addr", "127.0.0.1:20199", "--workdir", "/tmp/x"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Join || cfg.StoreID != 0 || cfg.Addr != "127.0.0.1:20199" || cfg.PDAddr != "127.0.0.1:2379" {
+		t.Fatalf("joining store settings: %+v", cfg)
 	}
 }

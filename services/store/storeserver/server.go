@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/nokv/nokv/api/limits"
 	"github.com/nokv/nokv/api/metapb"
@@ -78,7 +80,13 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	if s.pdConn, err = grpc.NewClient(cfg.PDAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
 		return nil, fmt.Errorf("connect to PD at %s: %w", cfg.PDAddr, err)
 	}
-	if s.pd, err = pdclient.New(s.pdConn, pdclient.Options{}); err != nil {
+	// A store names the cluster its data belongs to on every PD request,
+	// so a PD that lost its state and bootstrapped a new cluster is refused.
+	ident, err := raftstore.ReadIdent(db)
+	if err != nil {
+		return nil, fmt.Errorf("read store identity: %w", err)
+	}
+	if s.pd, err = pdclient.New(s.pdConn, pdclient.Options{ClusterID: ident.GetClusterId()}); err != nil {
 		return nil, fmt.Errorf("PD client: %w", err)
 	}
 	if s.kv, err = kvclient.NewWithPD(s.pd, kvclient.Options{Logger: log.With("component", "gc")}); err != nil {
@@ -91,7 +99,7 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		bootstrap []*metapb.Region
 		campaign  []uint64
 	)
-	if cluster != nil {
+	if cluster != nil && !cfg.Join {
 		for _, r := range cluster.Regions {
 			bootstrap = append(bootstrap, r.Meta())
 			if r.LeaderStoreID == cfg.StoreID {
@@ -102,13 +110,14 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	// Other stores reach this one at the address PD has for it: the cluster
 	// file's, or (without one) the address actually bound.
 	advertise := s.ln.Addr().String()
-	if cluster != nil {
+	if cluster != nil && !cfg.Join {
 		if a, err := cluster.StoreAddr(cfg.StoreID, cfg.Scope); err == nil {
 			advertise = a
 		}
 	}
 	rcfg := raftstore.Config{
 		StoreID:                 cfg.StoreID,
+		Join:                    cfg.Join,
 		TickInterval:            cfg.RaftTickInterval,
 		ElectionTicks:           cfg.RaftElectionTicks,
 		HeartbeatTicks:          cfg.RaftHeartbeatTicks,
@@ -127,10 +136,14 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
 		return nil, err
 	}
+	s.cfg.StoreID = s.store.StoreID() // a joining store learned it from PD
 	s.svc = kvsvc.New(s.store, s.pd)
 	s.metrics = newMetrics(s.store, s.svc)
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.metrics.unary),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, s.announceCluster),
+		// Raft and snapshot streams from a store of another cluster are
+		// refused.
+		grpc.ChainStreamInterceptor(s.checkPeerCluster),
 		// Every size a client or another store sends or is sent is bounded
 		// below this (api/limits).
 		grpc.MaxRecvMsgSize(limits.GRPCMaxMessageSize), grpc.MaxSendMsgSize(limits.GRPCMaxMessageSize),
@@ -152,6 +165,29 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 	ok = true
 	return s, nil
 }
+
+// announceCluster puts the cluster id of this store's data in every
+// response header: a PD about to bootstrap asks the stores of the cluster
+// file whether they belong to a cluster already.
+func (s *Server) announceCluster(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(raftstore.ClusterIDKey, strconv.FormatUint(s.store.ClusterID(), 10)))
+	return h(ctx, req)
+}
+
+// checkPeerCluster refuses raft and snapshot streams that name another
+// cluster.
+func (s *Server) checkPeerCluster(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.store.CheckPeerCluster(ss.Context()); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// StoreID is the store's id (for a joining store, the one PD gave it).
+func (s *Server) StoreID() uint64 { return s.cfg.StoreID }
+
+// ClusterID is the cluster the store's data belongs to.
+func (s *Server) ClusterID() uint64 { return s.store.ClusterID() }
 
 // openEngine opens the store's Pebble. Pebble's directory lock makes a
 // second process on the same workdir fail here instead of corrupting it.

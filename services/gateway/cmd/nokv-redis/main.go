@@ -3,11 +3,14 @@
 // By default it serves RESP on 127.0.0.1:6380 from an embedded Pebble store in
 // ./data/gateway; --raft-config FILE (or --backend raft --config FILE) serves
 // it from the cluster instead. `nokv-redis health [flags]` checks a running
-// one (compose health checks). See services/gateway/README.md for every
+// one (compose health checks); `nokv-redis migrate-format [flags]` brings data
+// of the previous on-disk format to the current one. See
+// services/gateway/README.md for every
 // setting.
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +32,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "health" {
 		return health(args[1:], stdout, stderr)
+	}
+	migrate := len(args) > 0 && args[0] == "migrate-format"
+	if migrate {
+		args = args[1:]
 	}
 	defaults := gatewayserver.DefaultConfig()
 	var logLevel *string
@@ -52,6 +59,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		config.PrintError(stderr, name, err)
 		return 1
+	}
+	if migrate {
+		if err := gatewayserver.MigrateFormat(context.Background(), cfg, log); err != nil {
+			fmt.Fprintf(stderr, "%s migrate-format: %v\n", name, err)
+			return 1
+		}
+		return 0
 	}
 	srv, err := gatewayserver.New(cfg, log)
 	if err != nil {

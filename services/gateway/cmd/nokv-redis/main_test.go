@@ -308,6 +308,54 @@ func TestSecondProcessOnSameWorkdirGetsClearError(t *testing.T) {
 	}
 }
 
+// An upgrade with the real binaries: a workdir written by the release
+// before databases (the embedded backend's fixture) is migrated by
+// `nokv-redis migrate-format`, then served with every key in database 0;
+// --databases bounds SELECT.
+func TestMigrateFormatThenServe(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join("..", "..", "internal", "backend", "embedded", "testdata", "v1-workdir")
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := exec.Command(binary, "migrate-format", "--workdir", dir).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "keys=307") {
+		t.Fatalf("migrate-format: %v\n%s", err, out)
+	}
+	addr := freeAddr(t)
+	start(t, addr, "--workdir", dir, "--databases", "4")
+	c := redis.NewClient(&redis.Options{Addr: addr})
+	defer c.Close()
+	ctx := context.Background()
+	if v, err := c.Get(ctx, "plain").Result(); err != nil || v != "hello" {
+		t.Fatalf("GET plain = %q, %v", v, err)
+	}
+	if n, err := c.DBSize(ctx).Result(); err != nil || n != 307 {
+		t.Fatalf("DBSIZE = %d, %v", n, err)
+	}
+	conn := c.Conn()
+	defer conn.Close()
+	if err := conn.Select(ctx, 3).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := conn.DBSize(ctx).Result(); err != nil || n != 0 {
+		t.Fatalf("DBSIZE in db 3 = %d, %v", n, err)
+	}
+	if err := conn.Select(ctx, 4).Err(); err == nil || err.Error() != "ERR DB index is out of range" {
+		t.Fatalf("SELECT 4 with --databases 4: %v", err)
+	}
+}
+
 func TestBadSettingsAreNamed(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -324,6 +372,8 @@ func TestBadSettingsAreNamed(t *testing.T) {
 		{nil, []string{"NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT=1kb"}, "client-query-buffer-limit: 1024: must be at least 1048576"},
 		{[]string{"--client-output-buffer-limit", "normal 100mb 0 0"}, nil, "client-output-buffer-limit: hard limit 104857600"},
 		{[]string{"--client-output-buffer-limit", "lots"}, nil, "client-output-buffer-limit"},
+		{[]string{"--databases", "0"}, nil, "databases: 0: must be between 1 and 2147483647"},
+		{nil, []string{"NOKV_GATEWAY_DATABASES=2147483648"}, "NOKV_GATEWAY_DATABASES"},
 	}
 	for _, tc := range cases {
 		p := &proc{stderr: &syncBuffer{}, done: make(chan struct{})}

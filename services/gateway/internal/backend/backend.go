@@ -111,7 +111,17 @@ type Stats struct {
 	Expires int64 // of those, keys with an expiry
 }
 
+// DBStats is one database's line of INFO keyspace.
+type DBStats struct {
+	DB uint32
+	Stats
+}
+
 // Backend is a durable, transactional key-value store of Redis values.
+//
+// Keys are stored keys (package keyspace): a logical database's prefix and
+// the Redis key. A backend reads the database from the prefix where it keeps
+// per-database state (counters).
 //
 // All methods are safe for concurrent use. After Close every method returns
 // ErrClosed.
@@ -137,14 +147,23 @@ type Backend interface {
 	// returns false or opts.Limit keys were visited. It returns the key to resume
 	// from, or nil when the key space is exhausted.
 	Scan(ctx context.Context, opts ScanOptions, fn func(KeyInfo) bool) (next []byte, err error)
-	// RandomKey returns a live key chosen at random, or ok=false when none exists.
-	RandomKey(ctx context.Context) (key []byte, ok bool, err error)
-	// Stats returns the key counters for INFO and DBSIZE.
-	Stats(ctx context.Context) (Stats, error)
-	// FlushAll deletes every key. The embedded backend does it atomically;
-	// the raft backend deletes region by region (not atomic across regions,
-	// as in Redis Cluster): a write racing the flush may survive it.
+	// RandomKey returns a live key with prefix chosen at random, or ok=false
+	// when none exists.
+	RandomKey(ctx context.Context, prefix []byte) (key []byte, ok bool, err error)
+	// Stats returns database db's key counters, for DBSIZE.
+	Stats(ctx context.Context, db uint32) (Stats, error)
+	// Keyspace returns the counters of every database holding keys, in
+	// database order, for INFO keyspace.
+	Keyspace(ctx context.Context) ([]DBStats, error)
+	// FlushDB deletes every key of database db, FlushAll of every database.
+	// The embedded backend does it atomically; the raft backend deletes
+	// region by region (not atomic across regions, as in Redis Cluster): a
+	// write racing the flush may survive it.
+	FlushDB(ctx context.Context, db uint32) error
 	FlushAll(ctx context.Context) error
+	// SwapDB exchanges the contents of databases a and b atomically, or
+	// fails with ErrNotSupported.
+	SwapDB(ctx context.Context, a, b uint32) error
 	// Sync makes every write acknowledged so far durable.
 	Sync(ctx context.Context) error
 	// Close releases the store. It waits for in-flight calls to finish.
@@ -192,6 +211,9 @@ type Batcher interface {
 
 // Errors the command layer translates into Redis replies.
 var (
+	// ErrNotSupported means the backend cannot run the command; the error
+	// wrapping it says why.
+	ErrNotSupported = errors.New("backend: not supported")
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = errors.New("backend: closed")
 	// ErrLocked means another process holds the store's data directory.

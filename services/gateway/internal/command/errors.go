@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
@@ -49,6 +50,12 @@ func errUnknownSubcommand(sub []byte, cmd string) error {
 	return replyError("ERR unknown subcommand '" + truncate(sub, 128) + "'. Try " + cmd + " HELP.")
 }
 
+// errSubcommandArgs is Redis's reply to a subcommand given more arguments
+// than its syntax takes (addReplySubcommandSyntaxError).
+func errSubcommandArgs(sub []byte, cmd string) error {
+	return replyError("ERR unknown subcommand or wrong number of arguments for '" + truncate(sub, 128) + "'. Try " + cmd + " HELP.")
+}
+
 func truncate(b []byte, n int) string {
 	if len(b) > n {
 		b = b[:n]
@@ -73,6 +80,8 @@ func writeError(w *resp.Writer, log *slog.Logger, cmd string, err error) {
 		w.Error("ERR too many concurrent writes to the same keys, nothing was written; retry: " + err.Error())
 	case errors.Is(err, backend.ErrUndetermined):
 		w.Error("ERR the write may or may not have been applied (a store failed while it committed): " + err.Error())
+	case errors.Is(err, backend.ErrNotSupported):
+		w.Error("ERR " + strings.TrimPrefix(err.Error(), backend.ErrNotSupported.Error()+": "))
 	case errors.Is(err, backend.ErrTooLarge):
 		// The wrapped text names the size and the limit; nothing was written.
 		w.Error("ERR " + err.Error())

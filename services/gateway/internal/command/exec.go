@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
@@ -34,6 +35,8 @@ type Options struct {
 	Addr string
 	// Backend names the backend kind in INFO ("embedded", "raft").
 	Backend string
+	// Databases is the number of logical databases (0: DefaultDatabases).
+	Databases int
 	// Now is the clock (nil: wall clock). Tests inject one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -64,15 +67,15 @@ type Executor struct {
 	nextID    atomic.Int64
 
 	// Counters for INFO stats.
-	commandsProcessed atomic.Int64
-	connectionsTotal  atomic.Int64
-	rejectedConns     atomic.Int64
-	keyspaceHits      atomic.Int64
-	keyspaceMisses    atomic.Int64
-	panics            atomic.Int64
+	connectionsTotal atomic.Int64
+	rejectedConns    atomic.Int64
+	keyspaceHits     atomic.Int64
+	keyspaceMisses   atomic.Int64
+	panics           atomic.Int64
 
 	scanCursors *cursorTable
 	watches     *watchRegistry
+	in          introspection
 }
 
 // New returns an Executor over be.
@@ -89,7 +92,11 @@ func New(be backend.Backend, opts Options) *Executor {
 	if opts.Backend == "" {
 		opts.Backend = "embedded"
 	}
-	return &Executor{
+	if opts.Databases <= 0 {
+		opts.Databases = DefaultDatabases
+	}
+	markAdmin()
+	e := &Executor{
 		be:          be,
 		opts:        opts,
 		log:         opts.Logger,
@@ -99,6 +106,8 @@ func New(be backend.Backend, opts Options) *Executor {
 		scanCursors: newCursorTable(),
 		watches:     newWatchRegistry(opts.Backend != "embedded"),
 	}
+	e.in.init(opts)
+	return e
 }
 
 // Client is the per-connection state.
@@ -116,6 +125,9 @@ type Client struct {
 	libVer  string
 	lastCmd string
 	proto   int
+	// db is the selected database; written by the connection's goroutine
+	// under mu, so that it may read it without.
+	db uint32
 	// lastCmdEntry is the table entry lastCmd names; written only by the
 	// connection's goroutine, so it may read it without the mutex.
 	lastCmdEntry *Command
@@ -130,6 +142,14 @@ type Client struct {
 	scratch []byte
 	// keyBuf backs oneKey's result.
 	keyBuf [1][]byte
+	// keyScratch holds a read's stored key (storedKey); encOne is the
+	// stored-key list of a write naming one key.
+	keyScratch []byte
+	encOne     [1][]byte
+	// dbTxn is the running write's Txn over Redis keys (update), and
+	// wrapDB says runUpdate must hand it out.
+	dbTxn  dbTxn
+	wrapDB bool
 	// setOp and setFn (bound to setOp.apply) run SET without allocating.
 	setOp setOp
 	setFn func(backend.Txn) error
@@ -147,6 +167,16 @@ type Client struct {
 	watchDirty atomic.Bool
 
 	authed bool
+	// CLIENT REPLY: replyOff drops every reply, replySkip this command's,
+	// replySkipNext the next command's. noEvict is CLIENT NO-EVICT.
+	replyOff, replySkip, replySkipNext, noEvict bool
+	// onKill, set by the server (SetOnKill), closes the connection (CLIENT
+	// KILL, a monitor fallen behind); it is called from any goroutine, once.
+	onKill atomic.Pointer[func()]
+	killed atomic.Bool
+	// NewMonitor is set by MONITOR for the server, which takes it (and
+	// sets it back to nil) to start sending the client its stream.
+	NewMonitor *Monitor
 	// dirty means a write was acknowledged with a deferred fsync; the connection
 	// must Sync before its replies leave.
 	dirty bool
@@ -164,9 +194,10 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 		LocalAddr: localAddr,
 		Created:   e.opts.Now(),
 		proto:     2,
-		authed:    e.opts.RequirePass == "",
+		authed:    e.requirePass() == "",
 	}
 	c.Out.Proto = 2
+	c.Out.OnError = e.noteError
 	c.setFn = c.setOp.apply
 	c.updateFn = c.runUpdate
 	c.exec = e
@@ -180,6 +211,7 @@ func (e *Executor) NewClient(addr, localAddr string) *Client {
 // CloseClient unregisters a connection.
 func (e *Executor) CloseClient(c *Client) {
 	e.watches.unwatchAll(c)
+	e.stopMonitor(c)
 	e.clientsMu.Lock()
 	delete(e.clients, c.ID)
 	e.clientsMu.Unlock()
@@ -209,6 +241,11 @@ type Request struct {
 	// tx is EXEC's transaction when the command runs inside one: its reads
 	// and writes go there instead of to the backend.
 	tx *execTxn
+	// statsCmd is the entry the command's stats go to: the subcommand of a
+	// container command, nil for an unknown one. rejected: dispatch refused
+	// the command before it ran; queued: MULTI queued it.
+	statsCmd         *Command
+	rejected, queued bool
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
@@ -223,14 +260,41 @@ func (r *Request) writeOpts() backend.WriteOptions {
 	return backend.WriteOptions{DeferSync: true}
 }
 
+// update runs fn, a write over Redis keys of the client's database, in one
+// transaction; keys are the keys it touches.
 func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
+	var enc [][]byte
+	if len(keys) == 1 {
+		// The list is the client's (no backend keeps it); the key is new,
+		// as a write keeps it until it commits.
+		r.c.encOne[0] = keyspace.Key(r.c.db, keys[0])
+		enc = r.c.encOne[:]
+		defer func() { r.c.encOne[0] = nil }()
+	} else {
+		enc = storedKeys(r.c.db, keys)
+	}
+	if r.tx != nil {
+		return r.updateStored(enc, func(tx backend.Txn) error {
+			return fn(&dbTxn{Txn: tx, db: r.c.db, raw: keys, enc: enc})
+		})
+	}
+	// The Txn wrapper lives in the client: a write allocates nothing for it.
+	r.c.dbTxn = dbTxn{db: r.c.db, raw: keys, enc: enc}
+	r.c.wrapDB = true
+	defer func() { r.c.dbTxn, r.c.wrapDB = dbTxn{}, false }()
+	return r.updateStored(enc, fn)
+}
+
+// updateStored runs fn, a write over stored keys (MOVE and COPY address two
+// databases), in one transaction.
+func (r *Request) updateStored(keys [][]byte, fn func(backend.Txn) error) error {
 	if panicOn := r.e.opts.TestingPanicOn; panicOn != nil {
 		for _, k := range keys {
-			if panicOn(k) {
+			if panicOn(keyspace.UserKey(k)) {
 				inner := fn
 				fn = func(tx backend.Txn) error {
 					_ = inner(tx)
-					panic(fmt.Sprintf("testing: a write to %q panics", k))
+					panic(fmt.Sprintf("testing: a write to %q panics", keyspace.UserKey(k)))
 				}
 				break
 			}
@@ -253,40 +317,47 @@ func (r *Request) update(keys [][]byte, fn func(backend.Txn) error) error {
 
 // runUpdate is every write's transaction function (Client.updateFn): it
 // runs the command's, through a Txn that marks watchers of what it writes
-// dirty when some client watches keys.
+// dirty when some client watches keys, under the one that takes Redis keys
+// (update's).
 func (c *Client) runUpdate(tx backend.Txn) error {
 	if w := c.exec.watches; w.n.Load() > 0 {
-		return c.updateInner(touchTxn{Txn: tx, w: w})
+		tx = touchTxn{Txn: tx, w: w}
+	}
+	if c.wrapDB {
+		c.dbTxn.Txn = tx
+		return c.updateInner(&c.dbTxn)
 	}
 	return c.updateInner(tx)
 }
 
-// get, appendGet, multiGet and heads read outside a transaction, or inside
-// EXEC's when the command runs in one.
+// get, appendGet, multiGet and heads read Redis keys of the client's
+// database, outside a transaction, or inside EXEC's when the command runs
+// in one.
 func (r *Request) get(key []byte) (backend.Value, bool, error) {
 	if r.tx != nil {
-		return r.tx.Get(key)
+		return r.tx.Get(keyspace.Key(r.c.db, key))
 	}
-	return r.e.be.Get(r.ctx, key)
+	return r.e.be.Get(r.ctx, r.storedKey(key))
 }
 
 func (r *Request) appendGet(dst, key []byte) (backend.Value, bool, error) {
 	if r.tx != nil {
-		v, ok, err := r.tx.Get(key)
+		v, ok, err := r.tx.Get(keyspace.Key(r.c.db, key))
 		if ok {
 			v.Data = append(dst, v.Data...)
 		}
 		return v, ok, err
 	}
-	return r.e.be.AppendGet(r.ctx, dst, key)
+	return r.e.be.AppendGet(r.ctx, dst, r.storedKey(key))
 }
 
 func (r *Request) multiGet(keys [][]byte) ([]backend.Value, []bool, error) {
+	enc := storedKeys(r.c.db, keys)
 	if r.tx == nil {
-		return r.e.be.MultiGet(r.ctx, keys)
+		return r.e.be.MultiGet(r.ctx, enc)
 	}
 	vals, found := make([]backend.Value, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
+	for i, k := range enc {
 		v, ok, err := r.tx.Get(k)
 		if err != nil {
 			return nil, nil, err
@@ -297,11 +368,17 @@ func (r *Request) multiGet(keys [][]byte) ([]backend.Value, []bool, error) {
 }
 
 func (r *Request) heads(keys [][]byte) ([]backend.Head, []bool, error) {
+	var enc [][]byte
+	if len(keys) == 1 && r.tx == nil {
+		enc = r.c.oneKey(r.storedKey(keys[0]))
+	} else {
+		enc = storedKeys(r.c.db, keys)
+	}
 	if r.tx == nil {
-		return r.e.be.Heads(r.ctx, keys)
+		return r.e.be.Heads(r.ctx, enc)
 	}
 	heads, found := make([]backend.Head, len(keys)), make([]bool, len(keys))
-	for i, k := range keys {
+	for i, k := range enc {
 		h, ok, err := r.tx.Head(k)
 		if err != nil {
 			return nil, nil, err
@@ -400,7 +477,9 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	mark := w.Len()
 	req := &c.req
 	*req = Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
+	offBefore := c.replyOff
 	err = e.dispatchContained(req)
+	statsCmd, rejected, queued := req.statsCmd, req.rejected, req.queued
 	*req = Request{}
 	c.keyBuf[0] = nil
 	if errors.Is(err, errPanicked) {
@@ -414,20 +493,39 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 		w.Truncate(mark)
 		writeError(w, e.log, string(args[0]), err)
 	}
-	e.commandsProcessed.Add(1)
+	// CLIENT REPLY OFF / SKIP: the reply is dropped (its errors counted);
+	// CLIENT REPLY ON's own reply is not.
+	if offBefore && c.replyOff || c.replySkip {
+		w.Truncate(mark)
+	}
+	c.replySkip, c.replySkipNext = c.replySkipNext, false
 	var serr error
+	// The command's own duration (stats, SLOWLOG) leaves out the fsync of
+	// its pipeline, as Redis's leaves out the AOF's.
+	cmdEnd := time.Duration(-1)
 	if last && c.dirty {
 		c.dirty = false
+		cmdEnd = time.Since(e.mono)
 		if serr = e.be.Sync(ctx); serr != nil {
 			e.log.Error("fsync of pipelined writes failed; dropping replies", "err", serr)
 		}
 	}
 	end = time.Since(e.mono)
-	if cmd != nil {
-		cmd.Calls.Add(1)
-		if e.opts.Observe != nil {
-			e.opts.Observe(cmd, end-start, err != nil || serr != nil)
-		}
+	outcome := callOK
+	switch {
+	case rejected:
+		outcome = callRejected
+	case queued:
+		outcome = callQueued
+	case err != nil || serr != nil:
+		outcome = callFailed
+	}
+	if cmdEnd < 0 {
+		cmdEnd = end
+	}
+	e.afterCall(c, statsCmd, args, cmdEnd-start, outcome)
+	if cmd != nil && e.opts.Observe != nil {
+		e.opts.Observe(cmd, end-start, err != nil || serr != nil)
 	}
 	return end, serr
 }
@@ -482,18 +580,31 @@ func describeArgs(args [][]byte) string {
 
 func (e *Executor) dispatch(r *Request) error {
 	cmd := r.cmd
-	// Redis 7.0's processCommand order: existence, arity, then
-	// authentication (redis-server 7.0.15 answers an unauthenticated
-	// NOSUCH with the unknown-command error, not NOAUTH).
+	r.statsCmd = cmd
+	// Redis 7.0's processCommand order: existence (of the subcommand too),
+	// arity, then authentication (redis-server 7.0.15 answers an
+	// unauthenticated NOSUCH with the unknown-command error, not NOAUTH).
 	var err error
 	switch {
 	case cmd == nil:
 		err = unknownCommand(r.Args)
+	case len(cmd.Subcommands) > 0 && len(r.Args) >= 2:
+		sub := cmd.subcommand(r.Args[1])
+		r.statsCmd = sub
+		switch {
+		case sub == nil:
+			err = errUnknownSubcommand(r.Args[1], strings.ToUpper(cmd.Name))
+		case !sub.arityOK(len(r.Args)):
+			err = errWrongArgs(sub.Name)
+		case !r.c.authed && cmd.Flags&flagNoAuth == 0:
+			err = errNoAuth
+		}
 	case !cmd.arityOK(len(r.Args)):
 		err = errWrongArgs(cmd.Name)
 	case !r.c.authed && cmd.Flags&flagNoAuth == 0:
 		err = errNoAuth
 	}
+	r.rejected = err != nil
 	if r.c.multi.active {
 		// A command refused in MULTI fails the transaction (EXECABORT),
 		// EXEC and DISCARD included, as in Redis.
@@ -508,13 +619,26 @@ func (e *Executor) dispatch(r *Request) error {
 			return err
 		}
 		if !notQueued(cmd) {
-			return e.queueCommand(r)
+			err := e.queueCommand(r)
+			r.queued = err == nil
+			r.rejected = err != nil
+			return err
 		}
 	}
 	if err != nil {
 		return err
 	}
 	return cmd.Handler(r)
+}
+
+// subcommand returns the subcommand of container c that name names, or nil.
+func (c *Command) subcommand(name []byte) *Command {
+	for _, s := range c.Subcommands {
+		if len(s.Name) == len(c.Name)+1+len(name) && equalFold(name, s.Name[len(c.Name)+1:]) {
+			return s
+		}
+	}
+	return nil
 }
 
 // unknownCommand builds Redis's reply for an unknown command, quoting the first

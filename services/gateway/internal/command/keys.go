@@ -8,6 +8,7 @@ import (
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/glob"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
@@ -311,9 +312,11 @@ func cmdKeys(r *Request) error {
 		body.Limit = max(r.w.Limit-r.w.Len(), 1)
 	}
 	n := 0
-	_, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: glob.LiteralPrefix(pattern), KeysOnly: true}, func(ki backend.KeyInfo) bool {
-		if all || glob.Match(pattern, ki.Key) {
-			body.Bulk(ki.Key)
+	prefix := keyspace.AppendKey(nil, r.c.db, glob.LiteralPrefix(pattern))
+	_, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: prefix, KeysOnly: true}, func(ki backend.KeyInfo) bool {
+		key := keyspace.UserKey(ki.Key)
+		if all || glob.Match(pattern, key) {
+			body.Bulk(key)
 			n++
 		}
 		return !body.Overflowed()
@@ -394,23 +397,27 @@ func cmdScan(r *Request) error {
 		}
 		i++
 	}
+	// A cursor holds a position among Redis keys, as in Redis: it resumes
+	// there in whichever database the client has selected.
 	var start []byte
 	if cursor != 0 {
-		start = r.e.scanCursors.lookup(cursor)
+		start = keyspace.Key(r.c.db, r.e.scanCursors.lookup(cursor))
 	}
 	var prefix []byte
 	if pattern != nil {
 		prefix = glob.LiteralPrefix(pattern)
 	}
+	prefix = keyspace.AppendKey(nil, r.c.db, prefix)
 	var keys [][]byte
 	next, err := r.e.be.Scan(r.ctx, backend.ScanOptions{Prefix: prefix, Start: start, Limit: int(count), KeysOnly: typ == nil}, func(ki backend.KeyInfo) bool {
-		if pattern != nil && !glob.Match(pattern, ki.Key) {
+		key := keyspace.UserKey(ki.Key)
+		if pattern != nil && !glob.Match(pattern, key) {
 			return true
 		}
 		if typ != nil && !equalFold(typ, ki.Value.Type.String()) {
 			return true
 		}
-		keys = append(keys, bytes.Clone(ki.Key))
+		keys = append(keys, bytes.Clone(key))
 		return true
 	})
 	if err != nil {
@@ -418,7 +425,7 @@ func cmdScan(r *Request) error {
 	}
 	var nextCursor uint64
 	if next != nil {
-		nextCursor = r.e.scanCursors.store(next)
+		nextCursor = r.e.scanCursors.store(keyspace.UserKey(next))
 	}
 	r.w.Array(2)
 	r.w.BulkString(strconv.FormatUint(nextCursor, 10))
@@ -514,10 +521,10 @@ func (t *cursorTable) lookup(cursor uint64) []byte {
 }
 
 // >> DBSIZE
-// Reply: the number of keys, counting expired keys the sweeper has not yet
-// removed, as Redis does.
+// Reply: the number of keys of the selected database, counting expired
+// keys the sweeper has not yet removed, as Redis does.
 func cmdDBSize(r *Request) error {
-	st, err := r.e.be.Stats(r.ctx)
+	st, err := r.e.be.Stats(r.ctx, r.c.db)
 	if err != nil {
 		return err
 	}
@@ -526,6 +533,7 @@ func cmdDBSize(r *Request) error {
 }
 
 // >> FLUSHDB [ASYNC | SYNC] (and FLUSHALL)
+// FLUSHDB empties the selected database, FLUSHALL every database.
 func cmdFlush(r *Request) error {
 	if len(r.Args) > 2 {
 		return errSyntax
@@ -533,10 +541,16 @@ func cmdFlush(r *Request) error {
 	if len(r.Args) == 2 && !equalFold(r.Args[1], "async") && !equalFold(r.Args[1], "sync") {
 		return errSyntax
 	}
-	// FLUSHALL modifies the watched keys that exist (Redis's
-	// touchAllWatchedKeysInDb).
-	var live [][]byte
-	if watched := r.e.watches.watchedKeys(); len(watched) > 0 {
+	all := r.cmd.Name == "flushall"
+	// The flush modifies the watched keys of the flushed databases that
+	// exist (Redis's touchAllWatchedKeysInDb).
+	var watched, live [][]byte
+	for _, k := range r.e.watches.watchedKeys() {
+		if all || keyspace.DB(k) == r.c.db {
+			watched = append(watched, k)
+		}
+	}
+	if len(watched) > 0 {
 		_, found, err := r.e.be.Heads(r.ctx, watched)
 		if err != nil {
 			return err
@@ -547,7 +561,12 @@ func cmdFlush(r *Request) error {
 			}
 		}
 	}
-	err := r.e.be.FlushAll(r.ctx)
+	var err error
+	if all {
+		err = r.e.be.FlushAll(r.ctx)
+	} else {
+		err = r.e.be.FlushDB(r.ctx, r.c.db)
+	}
 	for _, k := range live {
 		r.e.watches.touch(k)
 	}
@@ -560,9 +579,12 @@ func cmdFlush(r *Request) error {
 
 // >> RANDOMKEY
 func cmdRandomKey(r *Request) error {
-	k, ok, err := r.e.be.RandomKey(r.ctx)
+	k, ok, err := r.e.be.RandomKey(r.ctx, keyspace.Prefix(r.c.db))
 	if err != nil {
 		return err
+	}
+	if ok {
+		k = keyspace.UserKey(k)
 	}
 	r.bulkOrNull(k, ok)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
@@ -130,7 +131,7 @@ func cmdWatch(r *Request) error {
 	if r.c.multi.active {
 		return errWatchInMulti
 	}
-	if err := r.e.watches.watch(r, r.Args[1:]); err != nil {
+	if err := r.e.watches.watch(r, storedKeys(r.c.db, r.Args[1:])); err != nil {
 		return err
 	}
 	r.w.OK()
@@ -173,7 +174,7 @@ func cmdExec(r *Request) error {
 		}
 	}
 	parts = append(parts, m.queue[start:])
-	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit}
+	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit, OnError: r.w.OnError}
 	watched := c.watched
 	for i, part := range parts {
 		var err error
@@ -235,14 +236,14 @@ func (r *Request) execAtomic(body *resp.Writer, queue [][][]byte, watched map[st
 	for k := range watched {
 		keys = append(keys, []byte(k))
 	}
-	for _, args := range queue {
-		if cmd := r.c.lookup(args[0]); cmd != nil {
-			keys = append(keys, cmd.keysOf(args)...)
-		}
-	}
+	keys = append(keys, r.c.queueKeys(r.e, queue)...)
 	mark := body.Len()
+	db := r.c.db
 	return r.e.be.Update(r.ctx, r.writeOpts(), keys, func(tx backend.Txn) error {
 		body.Truncate(mark)
+		// A queued SELECT changes the database of the commands after it;
+		// a run again starts where the first did.
+		r.c.setDB(db)
 		x := &execTxn{Txn: tx, e: r.e, read: map[string]bool{}, written: map[string]bool{}}
 		if err := r.e.watches.check(x, r.c, watched); err != nil {
 			return err
@@ -263,15 +264,28 @@ func (r *Request) execAtomic(body *resp.Writer, queue [][][]byte, watched map[st
 func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 	sub := Request{ctx: r.ctx, e: r.e, c: r.c, cmd: r.c.lookup(args[0]), Args: args, w: body, last: r.last, tx: x}
 	mark := body.Len()
+	start := time.Now()
 	err := r.e.dispatch(&sub)
-	if sub.cmd != nil {
-		sub.cmd.Calls.Add(1)
+	outcome := callOK
+	if sub.rejected {
+		outcome = callRejected
+	} else if err != nil {
+		outcome = callFailed
+	}
+	// Each queued command counts, and is logged and monitored, as it runs,
+	// as in Redis.
+	r.e.afterCall(r.c, sub.statsCmd, args, time.Since(start), outcome)
+	if r.c.replyOff {
+		// CLIENT REPLY OFF ran earlier in this EXEC: as in Redis, the
+		// replies after it are dropped, the array's header stays.
+		body.Truncate(mark)
+		return nil
 	}
 	if err == nil {
 		return nil
 	}
 	var re replyError
-	if errors.As(err, &re) || errors.Is(err, backend.ErrTooLarge) {
+	if errors.As(err, &re) || errors.Is(err, backend.ErrTooLarge) || errors.Is(err, backend.ErrNotSupported) {
 		body.Truncate(mark)
 		writeError(body, r.e.log, string(args[0]), err)
 		return nil
@@ -279,8 +293,14 @@ func (r *Request) execOne(body *resp.Writer, args [][]byte, x *execTxn) error {
 	return err
 }
 
-// keysOf returns the key arguments of args, as the table locates them.
+// keysOf returns the key arguments of args, as the table locates them (a
+// container's subcommand's entry, for OBJECT ENCODING key).
 func (c *Command) keysOf(args [][]byte) [][]byte {
+	if len(args) > 1 {
+		if sub := c.subcommand(args[1]); sub != nil {
+			c = sub
+		}
+	}
 	if c.FirstKey <= 0 || c.FirstKey >= len(args) {
 		return nil
 	}
@@ -440,8 +460,8 @@ func newWatchRegistry(crossGateway bool) *watchRegistry {
 	return &watchRegistry{keys: map[string]map[*Client]struct{}{}, seed: maphash.MakeSeed(), crossGateway: crossGateway}
 }
 
-// watch registers r's client as a watcher of keys and records what each
-// holds. It runs as a transaction over the keys (one that writes nothing):
+// watch registers r's client as a watcher of keys (stored keys: a watched
+// key is a database's) and records what each holds. It runs as a transaction over the keys (one that writes nothing):
 // under the embedded backend's latches, a write of a key either committed
 // before (and WATCH sees its value) or runs after the registration (and
 // marks the client dirty); on the raft backend EXEC compares what WATCH

@@ -4,14 +4,11 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"math"
-	"os"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/nokv/nokv/services/gateway/internal/glob"
 	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
@@ -32,6 +29,11 @@ func init() {
 		{Name: "client|info", Arity: 2, Flags: flagNoScript | any, Group: conn, Since: "6.2.0", Summary: "Returns information about the connection.", Complexity: "O(1)"},
 		{Name: "client|list", Arity: -2, Flags: flagNoScript | any, Group: conn, Since: "2.4.0", Summary: "Lists open connections.", Complexity: "O(N) where N is the number of client connections"},
 		{Name: "client|setinfo", Arity: 4, Flags: flagNoScript | any, Group: conn, Since: "7.2.0", Summary: "Sets information specific to the client or connection.", Complexity: "O(1)"},
+		{Name: "client|kill", Arity: -3, Flags: flagNoScript | any, Group: conn, Since: "2.4.0", Summary: "Kills open connections.", Complexity: "O(N) where N is the number of client connections"},
+		{Name: "client|pause", Arity: -3, Flags: flagNoScript | any, Group: conn, Since: "3.0.0", Summary: "Suspends commands processing.", Complexity: "O(1)"},
+		{Name: "client|unpause", Arity: 2, Flags: flagNoScript | any, Group: conn, Since: "6.2.0", Summary: "Resumes processing commands from paused clients.", Complexity: "O(N) Where N is the number of paused clients"},
+		{Name: "client|reply", Arity: 3, Flags: flagNoScript | any, Group: conn, Since: "3.2.0", Summary: "Instructs the server whether to reply to commands.", Complexity: "O(1)"},
+		{Name: "client|no-evict", Arity: 3, Flags: flagNoScript | any, Group: conn, Since: "7.0.0", Summary: "Sets the client eviction mode of the connection.", Complexity: "O(1)"},
 	}
 	commandSubs := []*Command{
 		{Name: "command|count", Arity: 2, Flags: any, Group: srv, Since: "2.8.13", Summary: "Returns a count of commands.", Complexity: "O(1)"},
@@ -41,6 +43,24 @@ func init() {
 	}
 	configSubs := []*Command{
 		{Name: "config|get", Arity: -3, Flags: flagNoScript | any, Group: srv, Since: "2.0.0", Summary: "Returns the effective values of configuration parameters.", Complexity: "O(N) when N is the number of configuration parameters provided"},
+		{Name: "config|set", Arity: -4, Flags: flagNoScript | any, Group: srv, Since: "2.0.0", Summary: "Sets configuration parameters in-flight.", Complexity: "O(N) when N is the number of configuration parameters provided"},
+		{Name: "config|resetstat", Arity: 2, Flags: flagNoScript | any, Group: srv, Since: "2.0.0", Summary: "Resets the server's statistics.", Complexity: "O(1)"},
+		{Name: "config|help", Arity: 2, Flags: any, Group: srv, Since: "5.0.0", Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)"},
+	}
+	slowlogSubs := []*Command{
+		{Name: "slowlog|get", Arity: -2, Flags: any, Group: srv, Since: "2.2.12", Summary: "Returns the slow log's entries.", Complexity: "O(N) where N is the number of entries returned"},
+		{Name: "slowlog|len", Arity: 2, Flags: any, Group: srv, Since: "2.2.12", Summary: "Returns the number of entries in the slow log.", Complexity: "O(1)"},
+		{Name: "slowlog|reset", Arity: 2, Flags: any, Group: srv, Since: "2.2.12", Summary: "Clears all entries from the slow log.", Complexity: "O(N) where N is the number of entries in the slowlog"},
+		{Name: "slowlog|help", Arity: 2, Flags: any, Group: srv, Since: "6.2.0", Summary: "Show helpful text about the different subcommands.", Complexity: "O(1)"},
+	}
+	latencySubs := []*Command{
+		{Name: "latency|latest", Arity: 2, Flags: flagNoScript | any, Group: srv, Since: "2.8.13", Summary: "Returns the latest latency samples for all events.", Complexity: "O(1)"},
+		{Name: "latency|reset", Arity: -2, Flags: flagNoScript | any, Group: srv, Since: "2.8.13", Summary: "Resets the latency data for one or more events.", Complexity: "O(1)"},
+		{Name: "latency|help", Arity: 2, Flags: any, Group: srv, Since: "2.8.13", Summary: "Returns helpful text about the different subcommands.", Complexity: "O(1)"},
+	}
+	memorySubs := []*Command{
+		{Name: "memory|usage", Arity: -3, Flags: flagReadonly, FirstKey: 2, LastKey: 2, Step: 1, Group: srv, Since: "4.0.0", Summary: "Estimates the memory usage of a key.", Complexity: "O(N) where N is the number of samples."},
+		{Name: "memory|help", Arity: 2, Flags: any, Group: srv, Since: "4.0.0", Summary: "Outputs helpful text about the different subcommands.", Complexity: "O(1)"},
 	}
 	register(
 		&Command{Name: "ping", Arity: -1, Flags: flagFast | any, Group: conn, Since: "1.0.0", Summary: "Returns the server's liveliness response.", Complexity: "O(1)", Handler: cmdPing},
@@ -53,6 +73,10 @@ func init() {
 		&Command{Name: "command", Arity: -1, Flags: any, Group: srv, Since: "2.8.13", Summary: "Returns detailed information about all commands.", Complexity: "O(N) where N is the total number of Redis commands", Handler: cmdCommand, Subcommands: commandSubs},
 		&Command{Name: "config", Arity: -2, Group: srv, Since: "2.0.0", Summary: "A container for server configuration commands.", Complexity: "Depends on subcommand.", Handler: cmdConfig, Subcommands: configSubs},
 		&Command{Name: "info", Arity: -1, Flags: any, Group: srv, Since: "1.0.0", Summary: "Returns information and statistics about the server.", Complexity: "O(1)", Handler: cmdInfo},
+		&Command{Name: "slowlog", Arity: -2, Group: srv, Since: "2.2.12", Summary: "A container for slow log commands.", Complexity: "Depends on subcommand.", Handler: cmdSlowlog, Subcommands: slowlogSubs},
+		&Command{Name: "latency", Arity: -2, Group: srv, Since: "2.8.13", Summary: "A container for latency diagnostics commands.", Complexity: "Depends on subcommand.", Handler: cmdLatency, Subcommands: latencySubs},
+		&Command{Name: "memory", Arity: -2, Group: srv, Since: "4.0.0", Summary: "A container for memory diagnostics commands.", Complexity: "Depends on subcommand.", Handler: cmdMemory, Subcommands: memorySubs},
+		&Command{Name: "monitor", Arity: 1, Flags: flagNoScript | any, Group: srv, Since: "1.0.0", Summary: "Listens for all requests received by the server in real-time.", Complexity: "", Handler: cmdMonitor},
 		&Command{Name: "time", Arity: 1, Flags: flagFast | any, Group: srv, Since: "2.6.0", Summary: "Returns the server time.", Complexity: "O(1)", Handler: cmdTime},
 	)
 }
@@ -84,29 +108,12 @@ func cmdQuit(r *Request) error {
 	return nil
 }
 
-// >> SELECT index
-// Only database 0 exists (like Redis configured with "databases 1").
-func cmdSelect(r *Request) error {
-	n, err := intArg(r.Args[1])
-	if err != nil {
-		return err
-	}
-	if n < math.MinInt32 || n > math.MaxInt32 { // Redis reads the index as a C int
-		return errIntRange
-	}
-	if n != 0 {
-		return errDBIndex
-	}
-	r.w.OK()
-	return nil
-}
-
 func (e *Executor) checkPassword(user, pass []byte) error {
-	if e.opts.RequirePass == "" {
+	if e.requirePass() == "" {
 		return errNoPassSet
 	}
 	if !equalFold(user, "default") ||
-		subtle.ConstantTimeCompare(pass, []byte(e.opts.RequirePass)) != 1 {
+		subtle.ConstantTimeCompare(pass, []byte(e.requirePass())) != 1 {
 		return errWrongPass
 	}
 	return nil
@@ -117,12 +124,12 @@ func cmdAuth(r *Request) error {
 	var err error
 	switch len(r.Args) {
 	case 2:
-		if r.e.opts.RequirePass == "" {
+		if r.e.requirePass() == "" {
 			return errNoPassSet
 		}
 		err = r.e.checkPassword([]byte("default"), r.Args[1])
 	case 3:
-		if r.e.opts.RequirePass == "" {
+		if r.e.requirePass() == "" {
 			// Redis's default user has nopass: any password works for it.
 			if !equalFold(r.Args[1], "default") {
 				return errWrongPass
@@ -164,7 +171,7 @@ func cmdHello(r *Request) error {
 		switch {
 		case equalFold(args[i], "auth") && i+2 < len(args):
 			if err := r.e.checkPassword(args[i+1], args[i+2]); err != nil {
-				if r.e.opts.RequirePass == "" && equalFold(args[i+1], "default") {
+				if r.e.requirePass() == "" && equalFold(args[i+1], "default") {
 					authed = true
 				} else {
 					return err
@@ -223,21 +230,13 @@ func validClientName(b []byte) bool {
 	return true
 }
 
-// >> CLIENT SETNAME | GETNAME | ID | INFO | LIST | SETINFO ...
+// >> CLIENT SETNAME | GETNAME | ID | INFO | LIST | SETINFO | KILL | PAUSE | UNPAUSE | REPLY | NO-EVICT ...
+// Subcommand arity is checked before (dispatch), as Redis does.
 func cmdClient(r *Request) error {
 	sub := r.Args[1]
-	check := func(name string, arity int) error {
-		if (arity >= 0 && len(r.Args) != arity) || (arity < 0 && len(r.Args) < -arity) {
-			return errWrongArgs(name)
-		}
-		return nil
-	}
 	c := r.c
 	switch {
 	case equalFold(sub, "setname"):
-		if err := check("client|setname", 3); err != nil {
-			return err
-		}
 		if !validClientName(r.Args[2]) {
 			return errBadClientName
 		}
@@ -246,9 +245,6 @@ func cmdClient(r *Request) error {
 		c.mu.Unlock()
 		r.w.OK()
 	case equalFold(sub, "getname"):
-		if err := check("client|getname", 2); err != nil {
-			return err
-		}
 		c.mu.Lock()
 		name := c.name
 		c.mu.Unlock()
@@ -258,19 +254,10 @@ func cmdClient(r *Request) error {
 			r.w.BulkString(name)
 		}
 	case equalFold(sub, "id"):
-		if err := check("client|id", 2); err != nil {
-			return err
-		}
 		r.w.Int(c.ID)
 	case equalFold(sub, "info"):
-		if err := check("client|info", 2); err != nil {
-			return err
-		}
 		r.w.Verbatim(r.e.clientLine(c, time.Now()) + "\n")
 	case equalFold(sub, "list"):
-		if err := check("client|list", -2); err != nil {
-			return err
-		}
 		switch {
 		case len(r.Args) == 4 && equalFold(r.Args[2], "type"):
 			switch t := r.Args[3]; {
@@ -305,9 +292,6 @@ func cmdClient(r *Request) error {
 		}
 		r.w.Verbatim(r.e.clientList())
 	case equalFold(sub, "setinfo"):
-		if err := check("client|setinfo", 4); err != nil {
-			return err
-		}
 		attr, val := r.Args[2], r.Args[3]
 		for _, ch := range val {
 			if ch < '!' || ch > '~' {
@@ -325,10 +309,192 @@ func cmdClient(r *Request) error {
 			return replyError("ERR Unrecognized option '" + string(attr) + "'")
 		}
 		r.w.OK()
-	default:
-		return errUnknownSubcommand(sub, "CLIENT")
+	case equalFold(sub, "kill"):
+		return clientKill(r)
+	case equalFold(sub, "pause"):
+		return clientPause(r)
+	case equalFold(sub, "unpause"):
+		r.e.in.pauseMu.Lock()
+		r.e.in.pauseOn.Store(false)
+		r.e.in.pauseMu.Unlock()
+		r.w.OK()
+	case equalFold(sub, "reply"):
+		switch v := r.Args[2]; {
+		case equalFold(v, "on"):
+			c.replyOff, c.replySkip, c.replySkipNext = false, false, false
+			r.w.OK()
+		case equalFold(v, "off"):
+			c.replyOff = true
+		case equalFold(v, "skip"):
+			if !c.replyOff {
+				c.replySkipNext = true
+			}
+		default:
+			return errSyntax
+		}
+	case equalFold(sub, "no-evict"):
+		// Accepted and remembered, as Redis does; nothing is evicted here.
+		switch v := r.Args[2]; {
+		case equalFold(v, "on"):
+			c.noEvict = true
+		case equalFold(v, "off"):
+			c.noEvict = false
+		default:
+			return errSyntax
+		}
+		r.w.OK()
 	}
 	return nil
+}
+
+// >> CLIENT PAUSE timeout [WRITE | ALL]
+func clientPause(r *Request) error {
+	if len(r.Args) > 4 {
+		return errSubcommandArgs(r.Args[1], "CLIENT")
+	}
+	ms, ok := parseInt(r.Args[2])
+	if !ok {
+		return replyError("ERR timeout is not an integer or out of range")
+	}
+	if ms < 0 {
+		return replyError("ERR timeout is negative")
+	}
+	all := true
+	switch {
+	case len(r.Args) == 3:
+	case len(r.Args) == 4 && equalFold(r.Args[3], "all"):
+	case len(r.Args) == 4 && equalFold(r.Args[3], "write"):
+		all = false
+	default:
+		return replyError("ERR CLIENT PAUSE mode must be WRITE or ALL")
+	}
+	until := time.Now().Add(time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond)
+	in := &r.e.in
+	in.pauseMu.Lock()
+	// As Redis's pauseClients: a new pause extends the current one and
+	// widens it to ALL, never shortens or narrows it.
+	if in.pauseOn.Load() && time.Now().Before(in.pauseUntil) {
+		if until.Before(in.pauseUntil) {
+			until = in.pauseUntil
+		}
+		all = all || in.pauseAll
+	}
+	in.pauseAll, in.pauseUntil = all, until
+	in.pauseOn.Store(true)
+	in.pauseMu.Unlock()
+	r.w.OK()
+	return nil
+}
+
+// >> CLIENT KILL ip:port | CLIENT KILL <filter value> ...
+// Filters: ID, ADDR, LADDR, TYPE, USER, SKIPME, MAXAGE (Redis 7.4's).
+func clientKill(r *Request) error {
+	e := r.e
+	if len(r.Args) == 3 {
+		// The old form: one address, OK or an error.
+		target := e.findClients(func(cl *Client) bool { return cl.Addr == string(r.Args[2]) })
+		if len(target) == 0 {
+			return replyError("ERR No such client")
+		}
+		e.killClients(r.c, target)
+		r.w.OK()
+		return nil
+	}
+	if len(r.Args)%2 != 0 {
+		return errSyntax
+	}
+	var (
+		id, maxAge  int64
+		addr, laddr []byte
+		typ         string
+		skipMe      = true
+	)
+	for i := 2; i < len(r.Args); i += 2 {
+		opt, v := r.Args[i], r.Args[i+1]
+		switch {
+		case equalFold(opt, "id"):
+			n, ok := parseInt(v)
+			if !ok || n <= 0 {
+				return replyError("ERR client-id should be greater than 0")
+			}
+			id = n
+		case equalFold(opt, "type"):
+			switch {
+			case equalFold(v, "normal"):
+				typ = "normal"
+			case equalFold(v, "master"), equalFold(v, "replica"), equalFold(v, "slave"), equalFold(v, "pubsub"):
+				typ = "none" // no such clients here
+			default:
+				return replyError("ERR Unknown client type '" + string(v) + "'")
+			}
+		case equalFold(opt, "addr"):
+			addr = v
+		case equalFold(opt, "laddr"):
+			laddr = v
+		case equalFold(opt, "user"):
+			// Every connection is the default user's.
+			if string(v) != "default" {
+				return replyError("ERR No such user '" + string(v) + "'")
+			}
+		case equalFold(opt, "skipme"):
+			switch {
+			case equalFold(v, "yes"):
+				skipMe = true
+			case equalFold(v, "no"):
+				skipMe = false
+			default:
+				return errSyntax
+			}
+		case equalFold(opt, "maxage"):
+			n, ok := parseInt(v)
+			if !ok || n <= 0 {
+				return errSyntax
+			}
+			maxAge = n
+		default:
+			return errSyntax
+		}
+	}
+	now := e.opts.Now()
+	target := e.findClients(func(cl *Client) bool {
+		switch {
+		case id != 0 && cl.ID != id,
+			addr != nil && cl.Addr != string(addr),
+			laddr != nil && cl.LocalAddr != string(laddr),
+			typ == "none",
+			maxAge != 0 && int64(now.Sub(cl.Created).Seconds()) < maxAge,
+			skipMe && cl == r.c:
+			return false
+		}
+		return true
+	})
+	e.killClients(r.c, target)
+	r.w.Int(int64(len(target)))
+	return nil
+}
+
+func (e *Executor) findClients(match func(*Client) bool) []*Client {
+	e.clientsMu.Lock()
+	defer e.clientsMu.Unlock()
+	var out []*Client
+	for _, cl := range e.clients {
+		if match(cl) {
+			out = append(out, cl)
+		}
+	}
+	return out
+}
+
+// killClients closes the connections of list; self (the client killing)
+// is closed once its reply went out, as Redis does.
+func (e *Executor) killClients(self *Client, list []*Client) {
+	for _, cl := range list {
+		if cl == self {
+			self.CloseAfterReply = true
+			continue
+		}
+		cl.kill()
+	}
 }
 
 func (e *Executor) clientList() string {
@@ -357,9 +523,9 @@ func (e *Executor) clientLine(c *Client, now time.Time) string {
 	if cmd == "" {
 		cmd = "NULL"
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.ID, c.Addr, c.LocalAddr, c.name, int64(now.Sub(c.Created).Seconds()), int64(now.Sub(e.lastAt(c)).Seconds()),
-		cmd, c.proto, c.libName, c.libVer)
+		c.db, cmd, c.proto, c.libName, c.libVer)
 }
 
 // >> COMMAND | COMMAND COUNT | COMMAND INFO [name ...] | COMMAND DOCS [name ...] | COMMAND LIST
@@ -490,68 +656,6 @@ func writeCommandDocs(w *resp.Writer, c *Command) {
 	}
 }
 
-// configParams returns the parameters CONFIG GET answers: the ones the gateway
-// has, and Redis's fixed values for those clients and tools commonly ask about.
-func (e *Executor) configParams() [][2]string {
-	appendonly := "no"
-	if e.opts.SyncPolicy != "" {
-		appendonly = "yes" // every write goes through the WAL
-	}
-	_, port, _ := strings.Cut(e.opts.Addr, ":")
-	if i := strings.LastIndexByte(e.opts.Addr, ':'); i >= 0 {
-		port = e.opts.Addr[i+1:]
-	}
-	return [][2]string{
-		{"appendfsync", e.opts.SyncPolicy},
-		{"appendonly", appendonly},
-		{"bind", strings.TrimSuffix(e.opts.Addr, ":"+port)},
-		{"databases", "1"},
-		{"maxclients", strconv.Itoa(e.opts.MaxClients)},
-		{"maxmemory", "0"},
-		{"maxmemory-policy", "noeviction"},
-		{"port", port},
-		{"proto-max-bulk-len", strconv.FormatInt(e.opts.MaxBulkLen, 10)},
-		{"requirepass", e.opts.RequirePass},
-		{"save", ""},
-		{"timeout", "0"},
-		{"hz", "10"},
-		{"cluster-enabled", "no"},
-		{"client-query-buffer-limit", strconv.FormatInt(e.opts.QueryBufferLimit, 10)},
-		// Only normal clients exist here; the other classes keep Redis's
-		// defaults, as CONFIG GET in Redis lists them.
-		{"client-output-buffer-limit", fmt.Sprintf("normal %d %d %d slave 268435456 67108864 60 pubsub 33554432 8388608 60",
-			e.opts.OutputBufferLimit[0], e.opts.OutputBufferLimit[1], e.opts.OutputBufferLimit[2])},
-	}
-}
-
-// >> CONFIG GET parameter [parameter ...]
-// Reply: a map of the matching parameters (glob patterns allowed).
-func cmdConfig(r *Request) error {
-	sub := r.Args[1]
-	if !equalFold(sub, "get") {
-		return errUnknownSubcommand(sub, "CONFIG")
-	}
-	if len(r.Args) < 3 {
-		return errWrongArgs("config|get")
-	}
-	var out [][2]string
-	seen := map[string]bool{}
-	for _, p := range r.e.configParams() {
-		for _, pat := range r.Args[2:] {
-			if !seen[p[0]] && glob.Match(lower(nil, pat), []byte(p[0])) {
-				seen[p[0]] = true
-				out = append(out, p)
-			}
-		}
-	}
-	r.w.Map(len(out))
-	for _, p := range out {
-		r.w.BulkString(p[0])
-		r.w.BulkString(p[1])
-	}
-	return nil
-}
-
 // >> TIME
 func cmdTime(r *Request) error {
 	now := r.e.opts.Now()
@@ -559,103 +663,6 @@ func cmdTime(r *Request) error {
 	r.w.BulkString(strconv.FormatInt(now.Unix(), 10))
 	r.w.BulkString(strconv.FormatInt(int64(now.Nanosecond()/1000), 10))
 	return nil
-}
-
-// >> INFO [section ...]
-func cmdInfo(r *Request) error {
-	want := map[string]bool{}
-	for _, a := range r.Args[1:] {
-		want[string(lower(nil, a))] = true
-	}
-	all := len(want) == 0 || want["all"] || want["everything"] || want["default"]
-	var sb strings.Builder
-	section := func(name string, body func(*strings.Builder) error) error {
-		if !all && !want[strings.ToLower(name)] {
-			return nil
-		}
-		if sb.Len() > 0 {
-			sb.WriteString("\r\n")
-		}
-		sb.WriteString("# " + name + "\r\n")
-		return body(&sb)
-	}
-	e := r.e
-	kv := func(b *strings.Builder, k string, v any) { fmt.Fprintf(b, "%s:%v\r\n", k, v) }
-	now := e.opts.Now()
-	_ = section("Server", func(b *strings.Builder) error {
-		kv(b, "redis_version", RedisVersion)
-		kv(b, "redis_mode", "standalone")
-		kv(b, "nokv_backend", e.opts.Backend)
-		kv(b, "os", runtime.GOOS+" "+runtime.GOARCH)
-		kv(b, "arch_bits", strconv.IntSize)
-		kv(b, "go_version", runtime.Version())
-		kv(b, "process_id", os.Getpid())
-		kv(b, "tcp_port", e.configValue("port"))
-		kv(b, "uptime_in_seconds", int64(now.Sub(e.started).Seconds()))
-		kv(b, "uptime_in_days", int64(now.Sub(e.started).Hours()/24))
-		kv(b, "hz", 10)
-		return nil
-	})
-	_ = section("Clients", func(b *strings.Builder) error {
-		kv(b, "connected_clients", e.ConnectedClients())
-		kv(b, "maxclients", e.opts.MaxClients)
-		kv(b, "blocked_clients", 0)
-		return nil
-	})
-	_ = section("Memory", func(b *strings.Builder) error {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		kv(b, "used_memory", ms.HeapAlloc)
-		kv(b, "used_memory_rss", ms.Sys)
-		kv(b, "maxmemory", 0)
-		kv(b, "maxmemory_policy", "noeviction")
-		return nil
-	})
-	_ = section("Persistence", func(b *strings.Builder) error {
-		kv(b, "loading", 0)
-		kv(b, "aof_enabled", 1)
-		kv(b, "nokv_sync_policy", e.opts.SyncPolicy)
-		kv(b, "rdb_bgsave_in_progress", 0)
-		kv(b, "aof_rewrite_in_progress", 0)
-		return nil
-	})
-	_ = section("Stats", func(b *strings.Builder) error {
-		kv(b, "total_connections_received", e.connectionsTotal.Load())
-		kv(b, "total_commands_processed", e.commandsProcessed.Load())
-		kv(b, "rejected_connections", e.rejectedConns.Load())
-		kv(b, "expired_keys", e.expiredKeys())
-		kv(b, "keyspace_hits", e.keyspaceHits.Load())
-		kv(b, "keyspace_misses", e.keyspaceMisses.Load())
-		return nil
-	})
-	_ = section("Replication", func(b *strings.Builder) error {
-		kv(b, "role", "master")
-		kv(b, "connected_slaves", 0)
-		return nil
-	})
-	if err := section("Keyspace", func(b *strings.Builder) error {
-		st, err := e.be.Stats(r.ctx)
-		if err != nil {
-			return err
-		}
-		if st.Keys > 0 {
-			fmt.Fprintf(b, "db0:keys=%d,expires=%d,avg_ttl=0\r\n", st.Keys, st.Expires)
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	r.w.Verbatim(sb.String())
-	return nil
-}
-
-func (e *Executor) configValue(name string) string {
-	for _, p := range e.configParams() {
-		if p[0] == name {
-			return p[1]
-		}
-	}
-	return ""
 }
 
 // expiredKeys asks the backend, if it counts them, how many keys expired.

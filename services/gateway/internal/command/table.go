@@ -50,8 +50,14 @@ type Command struct {
 	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
 	keyspaceWide bool
 
-	// Calls counts executions, for INFO commandstats and metrics.
-	Calls atomic.Int64
+	// Calls counts executions, for INFO commandstats and metrics; Usec
+	// their total duration in microseconds; Rejected the calls refused
+	// before running (arity, authentication, ...) and Failed those that
+	// ran and answered an error, as Redis counts them.
+	Calls, Usec, Rejected, Failed atomic.Int64
+	// admin marks Redis's admin commands (CONFIG, CLIENT LIST, ...), which
+	// MONITOR does not show; set from the Redis metadata at init.
+	admin bool
 	// ID is the command's position in Commands(), assigned at registration, so
 	// that per-command state can live in a slice instead of a map.
 	ID int

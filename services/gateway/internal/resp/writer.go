@@ -19,6 +19,9 @@ type Writer struct {
 	// MGET of many large values) cannot make the buffer grow without end.
 	Limit int
 	over  bool
+	// OnError, if set, is told of every error reply written (INFO
+	// errorstats), even one the caller then drops (CLIENT REPLY OFF).
+	OnError func(msg string)
 }
 
 // room reports whether n more bytes may be written (see Limit).
@@ -86,6 +89,9 @@ func (w *Writer) OK() {
 // Error writes an error reply; msg must start with its code (ERR, WRONGTYPE, ...).
 // Newlines would break the framing, so they become spaces, as Redis does.
 func (w *Writer) Error(msg string) {
+	if w.OnError != nil {
+		w.OnError(msg)
+	}
 	if !w.room(len(msg) + 3) {
 		return
 	}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -25,6 +26,15 @@ type Options struct {
 	// Scope selects which store addresses of the cluster file Bootstrap
 	// records; empty means config.ScopeHost.
 	Scope config.Scope
+	// ClusterID, if non-zero, is the cluster id Bootstrap records instead
+	// of a random one: recovering a PD whose state was lost adopts the id
+	// the stores hold.
+	ClusterID uint64
+	// AdoptStores makes a heartbeat from an unknown store id that carries
+	// a claim nonce and an address register that store: a PD rebuilt after
+	// losing its state learns the stores that joined after the cluster
+	// file was written. Off otherwise: stores join through ClaimStore.
+	AdoptStores bool
 }
 
 func (o Options) withDefaults() Options {
@@ -46,10 +56,12 @@ type Cluster struct {
 	st   *storage.Storage
 	opts Options
 
-	mu      sync.RWMutex
-	tree    *regionTree
-	regions map[uint64]*regionEntry
-	stores  map[uint64]*storeEntry
+	mu        sync.RWMutex
+	clusterID uint64
+	tree      *regionTree
+	regions   map[uint64]*regionEntry
+	stores    map[uint64]*storeEntry
+	claims    map[uint64]claim
 }
 
 // New returns an empty Cluster persisting through st.
@@ -60,6 +72,28 @@ func New(st *storage.Storage, opts Options) *Cluster {
 		tree:    newRegionTree(),
 		regions: make(map[uint64]*regionEntry),
 		stores:  make(map[uint64]*storeEntry),
+		claims:  make(map[uint64]claim),
+	}
+}
+
+// ClusterID is the id generated at bootstrap (0 before Bootstrap or Load).
+func (c *Cluster) ClusterID() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.clusterID
+}
+
+// newClusterID draws a random non-zero cluster id.
+func newClusterID() (uint64, error) {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			return 0, fmt.Errorf("cluster: generate cluster id: %w", err)
+		}
+		// Keep it below 2^63 so it prints the same signed or unsigned.
+		if id := binary.BigEndian.Uint64(b[:]) >> 1; id != 0 {
+			return id, nil
+		}
 	}
 }
 
@@ -122,6 +156,12 @@ func (c *Cluster) Bootstrap(file *config.Cluster) error {
 		regions[r.ID] = e
 	}
 
+	clusterID := c.opts.ClusterID
+	if clusterID == 0 {
+		if clusterID, err = newClusterID(); err != nil {
+			return err
+		}
+	}
 	b := c.st.NewBatch()
 	for _, s := range stores {
 		if err := putStore(b, s.meta); err != nil {
@@ -133,13 +173,14 @@ func (c *Cluster) Bootstrap(file *config.Cluster) error {
 			return err
 		}
 	}
+	b.PutUint64(storage.KeyClusterID, clusterID)
 	b.Put(storage.KeyBootstrapped, []byte("1"))
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("cluster: bootstrap from cluster file: %w", err)
 	}
 
 	c.mu.Lock()
-	c.tree, c.regions, c.stores = tree, regions, stores
+	c.tree, c.regions, c.stores, c.claims, c.clusterID = tree, regions, stores, map[uint64]claim{}, clusterID
 	c.mu.Unlock()
 	return nil
 }
@@ -220,9 +261,41 @@ func (c *Cluster) Load() error {
 	if err != nil {
 		return fmt.Errorf("cluster: load stores: %w", err)
 	}
+	claims := make(map[uint64]claim)
+	err = c.st.Scan(storage.PrefixClaim, func(key, value []byte) error {
+		id, err := c.idFromKey(key, storage.PrefixClaim)
+		if err != nil {
+			return err
+		}
+		cl, err := decodeClaim(value)
+		if err != nil {
+			return c.corrupt(key, err)
+		}
+		claims[id] = cl
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: load store claims: %w", err)
+	}
+	clusterID, err := c.st.GetUint64(storage.KeyClusterID)
+	if err != nil {
+		return fmt.Errorf("cluster: load cluster id: %w", err)
+	}
+	if clusterID == 0 {
+		// State bootstrapped before cluster ids existed: give it one now.
+		// Its stores learn it on their next start.
+		if clusterID, err = newClusterID(); err != nil {
+			return err
+		}
+		b := c.st.NewBatch()
+		b.PutUint64(storage.KeyClusterID, clusterID)
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("cluster: record cluster id: %w", err)
+		}
+	}
 
 	c.mu.Lock()
-	c.tree, c.regions, c.stores = tree, regions, stores
+	c.tree, c.regions, c.stores, c.claims, c.clusterID = tree, regions, stores, claims, clusterID
 	c.mu.Unlock()
 	return nil
 }

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nokv/nokv/api/metapb"
 )
@@ -20,6 +21,13 @@ var (
 	// ErrStoreTombstone: the store was removed from the cluster and may not come
 	// back (pdpb.STORE_TOMBSTONE).
 	ErrStoreTombstone = errors.New("cluster: store is a tombstone")
+	// ErrStoreClaimed: the store id was claimed by another data directory,
+	// or a heartbeat did not carry the token of the claim: the store lost
+	// its data (pdpb.STORE_CLAIMED).
+	ErrStoreClaimed = errors.New("cluster: store id claimed by another data directory")
+	// ErrStoreUp: the store still sends heartbeats, so it may not be removed
+	// (pdpb.INVALID_ARGUMENT).
+	ErrStoreUp = errors.New("cluster: store is up")
 	// ErrInvalidArgument: a malformed request, such as a region without an id
 	// or an epoch (pdpb.INVALID_ARGUMENT).
 	ErrInvalidArgument = errors.New("cluster: invalid argument")
@@ -64,3 +72,26 @@ func (e *TombstoneError) Error() string {
 
 // Is makes errors.Is(err, ErrStoreTombstone) true.
 func (e *TombstoneError) Is(target error) bool { return target == ErrStoreTombstone }
+
+// ClaimedError refuses a claim or heartbeat for a store id that another data
+// directory claimed. It matches ErrStoreClaimed.
+type ClaimedError struct {
+	StoreID uint64
+	// ClaimedAt is when the store id was claimed.
+	ClaimedAt time.Time
+	// Heartbeat is set when a heartbeat, not a claim, was refused.
+	Heartbeat bool
+}
+
+func (e *ClaimedError) Error() string {
+	if e.Heartbeat {
+		return fmt.Sprintf("cluster: heartbeat for store %d does not carry the token its data directory claimed the id with (claimed %s): "+
+			"it comes from another process or from a data directory that was wiped; refused", e.StoreID, e.ClaimedAt.UTC().Format(time.RFC3339))
+	}
+	return fmt.Sprintf("cluster: store %d was already started with data (claimed %s); its data directory is gone or replaced — "+
+		"this store id can never rejoin: remove it (nokv-config store remove %d) and start this node as a new store "+
+		"(nokv-store --join) to receive replicas by snapshot", e.StoreID, e.ClaimedAt.UTC().Format(time.RFC3339), e.StoreID)
+}
+
+// Is makes errors.Is(err, ErrStoreClaimed) true.
+func (e *ClaimedError) Is(target error) bool { return target == ErrStoreClaimed }

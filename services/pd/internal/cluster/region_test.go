@@ -403,7 +403,7 @@ func TestConcurrentHeartbeatsAndReads(t *testing.T) {
 					err = e.c.HandleRegionHeartbeat(&pdpb.RegionHeartbeatRequest{
 						Region: region(1, "", "m", uint64(1+i), 1, 1, 2, 3), Term: 1})
 				} else {
-					err = e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: uint64(w), LeaderCount: uint32(i)}, e.clock.Now())
+					err = e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: uint64(w), LeaderCount: uint32(i)}, 0, e.clock.Now())
 				}
 				if err != nil && !errors.Is(err, ErrStaleEpoch) {
 					t.Errorf("writer %d: %v", w, err)
@@ -455,7 +455,7 @@ func TestScanRegionsAndStoreStatsCarryHeartbeatStats(t *testing.T) {
 		t.Fatalf("GetAllStoreStats before any store heartbeat = %v, want none", s)
 	}
 	for _, id := range []uint64{3, 1} {
-		if err := e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: id, UsedSize: id * 100, RegionCount: 2, LeaderCount: uint32(id)}, e.clock.Now()); err != nil {
+		if err := e.c.HandleStoreHeartbeat(&pdpb.StoreStats{StoreId: id, UsedSize: id * 100, RegionCount: 2, LeaderCount: uint32(id)}, 0, e.clock.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,12 +2,14 @@ package cluster
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/pdpb"
+	"github.com/nokv/nokv/services/pd/internal/storage"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -127,9 +129,12 @@ func (c *Cluster) StoreDownSince(id uint64) (time.Time, bool) {
 
 // HandleStoreHeartbeat records a store heartbeat received at now: the
 // statistics and heartbeat time in memory, and, persisted first, a new
-// address, a DOWN store coming back UP, or an unknown store id (which is
-// registered). A tombstone store is rejected with a *TombstoneError.
-func (c *Cluster) HandleStoreHeartbeat(stats *pdpb.StoreStats, now time.Time) error {
+// address or a DOWN store coming back UP. nonce is the token of the store's
+// claim: a store that claimed its id must present it (else a
+// *ClaimedError), and only a store that did may change its address. An
+// unknown store id is refused with ErrStoreNotFound (stores join through
+// ClaimStore), a tombstone with a *TombstoneError.
+func (c *Cluster) HandleStoreHeartbeat(stats *pdpb.StoreStats, nonce uint64, now time.Time) error {
 	id := stats.GetStoreId()
 	if id == 0 {
 		return fmt.Errorf("cluster: store heartbeat: store id 0: %w", ErrInvalidArgument)
@@ -137,20 +142,54 @@ func (c *Cluster) HandleStoreHeartbeat(stats *pdpb.StoreStats, now time.Time) er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.stores[id]
-	if e != nil && e.meta.GetState() == metapb.StoreState_TOMBSTONE {
+	if e == nil && c.opts.AdoptStores && nonce != 0 && stats.GetAddress() != "" {
+		meta := &metapb.Store{Id: id, Address: stats.GetAddress(), State: metapb.StoreState_UP, LastHeartbeatMs: now.UnixMilli()}
+		cl := claim{nonce: nonce, at: now}
+		b := c.st.NewBatch()
+		if err := putStore(b, meta); err != nil {
+			return err
+		}
+		b.Put(storage.ClaimKey(id), cl.encode())
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("cluster: store heartbeat: adopt store %d: %w", id, err)
+		}
+		c.claims[id] = cl
+		e = &storeEntry{meta: meta, lastSeen: now}
+		c.stores[id] = e
+	}
+	if e == nil {
+		return fmt.Errorf("cluster: store heartbeat from unknown store %d at %q: a heartbeat does not register a store; "+
+			"a new store joins with ClaimStore (nokv-store --join): %w", id, stats.GetAddress(), ErrStoreNotFound)
+	}
+	if e.meta.GetState() == metapb.StoreState_TOMBSTONE {
 		return &TombstoneError{StoreID: id}
+	}
+	cl, claimed := c.claims[id]
+	if claimed && nonce != cl.nonce {
+		return &ClaimedError{StoreID: id, ClaimedAt: cl.at, Heartbeat: true}
+	}
+	moved := stats.GetAddress() != "" && stats.GetAddress() != e.meta.GetAddress()
+	if moved && !claimed && nonce == 0 {
+		return fmt.Errorf("cluster: store %d heartbeat from address %q, PD has %q: only a store that claimed its id may change its address: %w",
+			id, stats.GetAddress(), e.meta.GetAddress(), ErrStoreClaimed)
+	}
+
+	if !claimed && nonce != 0 {
+		// A PD recovered after losing its state has no claims: the stores'
+		// heartbeats record them again, first come first served.
+		cl = claim{nonce: nonce, at: now}
+		b := c.st.NewBatch()
+		b.Put(storage.ClaimKey(id), cl.encode())
+		if err := b.Commit(); err != nil {
+			return fmt.Errorf("cluster: store heartbeat: record claim of store %d: %w", id, err)
+		}
+		c.claims[id] = cl
 	}
 
 	var meta *metapb.Store
-	switch {
-	case e == nil:
-		if stats.GetAddress() == "" {
-			return fmt.Errorf("cluster: store heartbeat: unknown store %d sent no address: %w", id, ErrInvalidArgument)
-		}
-		meta = &metapb.Store{Id: id, Address: stats.GetAddress(), State: metapb.StoreState_UP}
-	case (stats.GetAddress() != "" && stats.GetAddress() != e.meta.GetAddress()) || e.meta.GetState() != metapb.StoreState_UP:
+	if moved || e.meta.GetState() != metapb.StoreState_UP {
 		meta = proto.Clone(e.meta).(*metapb.Store)
-		if stats.GetAddress() != "" {
+		if moved {
 			meta.Address = stats.GetAddress()
 		}
 		meta.State = metapb.StoreState_UP
@@ -170,6 +209,134 @@ func (c *Cluster) HandleStoreHeartbeat(stats *pdpb.StoreStats, now time.Time) er
 	e.stats = proto.Clone(stats).(*pdpb.StoreStats)
 	e.lastSeen = now
 	e.downSince = time.Time{}
+	return nil
+}
+
+// claim records which data directory claimed a store id: the random nonce
+// it wrote before claiming, and when.
+type claim struct {
+	nonce uint64
+	at    time.Time
+}
+
+func (cl claim) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, cl.nonce)
+	return binary.BigEndian.AppendUint64(b, uint64(cl.at.UnixMilli()))
+}
+
+func decodeClaim(v []byte) (claim, error) {
+	if len(v) != 16 {
+		return claim{}, fmt.Errorf("claim record holds %d bytes, want 16", len(v))
+	}
+	return claim{nonce: binary.BigEndian.Uint64(v), at: time.UnixMilli(int64(binary.BigEndian.Uint64(v[8:])))}, nil
+}
+
+// ClaimStore binds store id to the data directory holding nonce, at
+// address, and returns the store id. The first claim of an id is recorded
+// (persisted before the answer); a repeat with the same nonce succeeds again
+// (the store crashed before it recorded the answer) and may move the
+// address; a claim with another nonce fails with a *ClaimedError: the data
+// directory that claimed the id was lost, and a store without its data may
+// never take part in its regions again. id 0 asks for a new store: alloc
+// gives its id, unless a store was already created for this nonce. An id
+// PD does not know fails with ErrStoreNotFound, a tombstone with a
+// *TombstoneError.
+func (c *Cluster) ClaimStore(id uint64, address string, nonce uint64, alloc func() (uint64, error)) (uint64, error) {
+	if nonce == 0 {
+		return 0, fmt.Errorf("cluster: claim store %d: nonce 0: %w", id, ErrInvalidArgument)
+	}
+	if address == "" {
+		return 0, fmt.Errorf("cluster: claim store %d: no address: %w", id, ErrInvalidArgument)
+	}
+	now := c.opts.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if id == 0 {
+		for sid, cl := range c.claims {
+			if cl.nonce == nonce {
+				id = sid
+				break
+			}
+		}
+	}
+	var meta *metapb.Store
+	if id == 0 {
+		newID, err := alloc()
+		if err != nil {
+			return 0, fmt.Errorf("cluster: claim a new store id: %w", err)
+		}
+		if c.stores[newID] != nil {
+			return 0, fmt.Errorf("cluster: claim a new store id: allocated id %d is a store already", newID)
+		}
+		id = newID
+		meta = &metapb.Store{Id: id, Address: address, State: metapb.StoreState_UP}
+	} else {
+		e := c.stores[id]
+		if e == nil {
+			return 0, fmt.Errorf("cluster: claim store %d: not a store of this cluster; start the node with --join to get a new store id: %w", id, ErrStoreNotFound)
+		}
+		if e.meta.GetState() == metapb.StoreState_TOMBSTONE {
+			return 0, &TombstoneError{StoreID: id}
+		}
+		if cl, ok := c.claims[id]; ok && cl.nonce != nonce {
+			return 0, &ClaimedError{StoreID: id, ClaimedAt: cl.at}
+		}
+		if e.meta.GetAddress() != address {
+			meta = proto.Clone(e.meta).(*metapb.Store)
+			meta.Address = address
+		}
+	}
+	cl, repeat := c.claims[id]
+	if repeat && meta == nil {
+		return id, nil
+	}
+	if !repeat {
+		cl = claim{nonce: nonce, at: now}
+	}
+	b := c.st.NewBatch()
+	if meta != nil {
+		if err := putStore(b, meta); err != nil {
+			return 0, err
+		}
+	}
+	b.Put(storage.ClaimKey(id), cl.encode())
+	if err := b.Commit(); err != nil {
+		return 0, fmt.Errorf("cluster: claim store %d: %w", id, err)
+	}
+	c.claims[id] = cl
+	if meta != nil {
+		e := &storeEntry{meta: meta, lastSeen: now}
+		if old := c.stores[id]; old != nil {
+			e.stats, e.lastSeen, e.downSince = old.stats, old.lastSeen, old.downSince
+		}
+		c.stores[id] = e
+	}
+	return id, nil
+}
+
+// RemoveStore marks a store TOMBSTONE for good: its claims and heartbeats
+// are refused from then on, and the scheduler replaces its peers. A store
+// that is still UP is refused with ErrStoreUp (stop it and wait until PD
+// marks it DOWN); removing a tombstone again succeeds.
+func (c *Cluster) RemoveStore(id uint64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.stores[id]
+	switch {
+	case e == nil:
+		return fmt.Errorf("cluster: remove store %d: %w", id, ErrStoreNotFound)
+	case e.meta.GetState() == metapb.StoreState_TOMBSTONE:
+		return nil
+	case e.meta.GetState() == metapb.StoreState_UP:
+		return fmt.Errorf("cluster: remove store %d: it sent a heartbeat %v ago; stop it and wait until PD marks it down (%v without heartbeats): %w",
+			id, c.opts.Now().Sub(e.lastSeen).Round(time.Millisecond), c.opts.StoreDownAfter, ErrStoreUp)
+	}
+	meta := proto.Clone(e.meta).(*metapb.Store)
+	meta.State = metapb.StoreState_TOMBSTONE
+	if err := c.persistStore(meta); err != nil {
+		return fmt.Errorf("cluster: remove store %d: %w", id, err)
+	}
+	c.stores[id] = &storeEntry{meta: meta, stats: e.stats, lastSeen: e.lastSeen}
 	return nil
 }
 

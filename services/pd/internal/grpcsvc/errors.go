@@ -18,6 +18,8 @@ var errorTable = []struct {
 	{cluster.ErrRegionNotFound, pdpb.ErrorType_REGION_NOT_FOUND},
 	{cluster.ErrStoreNotFound, pdpb.ErrorType_STORE_NOT_FOUND},
 	{cluster.ErrStoreTombstone, pdpb.ErrorType_STORE_TOMBSTONE},
+	{cluster.ErrStoreClaimed, pdpb.ErrorType_STORE_CLAIMED},
+	{cluster.ErrStoreUp, pdpb.ErrorType_INVALID_ARGUMENT},
 	{cluster.ErrInvalidArgument, pdpb.ErrorType_INVALID_ARGUMENT},
 	{id.ErrInvalidCount, pdpb.ErrorType_INVALID_ARGUMENT},
 	{tso.ErrInvalidCount, pdpb.ErrorType_INVALID_ARGUMENT},

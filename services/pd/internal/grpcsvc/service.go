@@ -36,6 +36,9 @@ type Service struct {
 	Observe   Observer
 
 	gcMu sync.Mutex
+
+	logMu   sync.Mutex
+	lastLog map[string]time.Time
 }
 
 var _ pdpb.PDServer = (*Service)(nil)
@@ -93,8 +96,55 @@ func (s *Service) StoreHeartbeat(_ context.Context, req *pdpb.StoreHeartbeatRequ
 	if req.GetStats().GetStoreId() == 0 {
 		return &pdpb.StoreHeartbeatResponse{Header: header(fmt.Errorf("store heartbeat without store id: %w", errInvalid))}, nil
 	}
-	err := s.Cluster.HandleStoreHeartbeat(req.GetStats(), s.Now())
+	err := s.Cluster.HandleStoreHeartbeat(req.GetStats(), req.GetNonce(), s.Now())
+	if err != nil {
+		s.warnEvery("heartbeat", req.GetStats().GetStoreId(), "store heartbeat refused", "store", req.GetStats().GetStoreId(), "address", req.GetStats().GetAddress(), "err", err)
+	}
 	return &pdpb.StoreHeartbeatResponse{Header: header(err)}, nil
+}
+
+// GetClusterInfo implements pdpb.PDServer.
+func (s *Service) GetClusterInfo(context.Context, *pdpb.GetClusterInfoRequest) (*pdpb.GetClusterInfoResponse, error) {
+	return &pdpb.GetClusterInfoResponse{Header: header(nil), ClusterId: s.Cluster.ClusterID()}, nil
+}
+
+// ClaimStore implements pdpb.PDServer.
+func (s *Service) ClaimStore(_ context.Context, req *pdpb.ClaimStoreRequest) (*pdpb.ClaimStoreResponse, error) {
+	id, err := s.Cluster.ClaimStore(req.GetStoreId(), req.GetAddress(), req.GetNonce(), func() (uint64, error) { return s.IDs.Alloc(1) })
+	if err != nil {
+		s.Log.Error("store claim refused", "store", req.GetStoreId(), "address", req.GetAddress(), "err", err)
+		return &pdpb.ClaimStoreResponse{Header: header(err)}, nil
+	}
+	s.Log.Info("store claimed its id", "store", id, "address", req.GetAddress(), "asked", req.GetStoreId())
+	return &pdpb.ClaimStoreResponse{Header: header(nil), StoreId: id, ClusterId: s.Cluster.ClusterID()}, nil
+}
+
+// RemoveStore implements pdpb.PDServer.
+func (s *Service) RemoveStore(_ context.Context, req *pdpb.RemoveStoreRequest) (*pdpb.RemoveStoreResponse, error) {
+	err := s.Cluster.RemoveStore(req.GetStoreId())
+	if err == nil {
+		s.Log.Warn("store removed: it is a tombstone now and its peers will be replaced", "store", req.GetStoreId())
+	}
+	return &pdpb.RemoveStoreResponse{Header: header(err)}, nil
+}
+
+// warnEvery logs at most once a minute per kind and store: a refused store
+// retries every heartbeat.
+func (s *Service) warnEvery(kind string, store uint64, msg string, args ...any) {
+	key := fmt.Sprintf("%s/%d", kind, store)
+	now := s.Now()
+	s.logMu.Lock()
+	if s.lastLog == nil {
+		s.lastLog = map[string]time.Time{}
+	}
+	last, seen := s.lastLog[key]
+	if seen && now.Sub(last) < time.Minute {
+		s.logMu.Unlock()
+		return
+	}
+	s.lastLog[key] = now
+	s.logMu.Unlock()
+	s.Log.Warn(msg, args...)
 }
 
 // RegionHeartbeat implements pdpb.PDServer: the catalog takes the heartbeat

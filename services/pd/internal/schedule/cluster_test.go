@@ -56,11 +56,26 @@ func TestWithCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// Store 4 joins: it claims a new id (a heartbeat does not register a
+	// store), then heartbeats with the claim's token like the others.
+	joined, err := c.ClaimStore(0, "127.0.0.1:20174", 44, func() (uint64, error) { return 4, nil })
+	if err != nil || joined != 4 {
+		t.Fatalf("ClaimStore(0) = %d, %v; want store 4", joined, err)
+	}
+	nonce := func(id uint64) uint64 {
+		if id == 4 {
+			return 44
+		}
+		return 0
+	}
 	storeHeartbeats := func(ids ...uint64) {
 		t.Helper()
 		for _, id := range ids {
 			stats := &pdpb.StoreStats{StoreId: id, Address: fmt.Sprintf("127.0.0.1:%d", 20170+id), LeaderCount: 1, RegionCount: 1}
-			if err := c.HandleStoreHeartbeat(stats, now); err != nil {
+			if id != 4 {
+				stats.Address = "" // unclaimed stores may not move
+			}
+			if err := c.HandleStoreHeartbeat(stats, nonce(id), now); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -9,6 +9,8 @@
 //	meta/tso                int64 BE: TSO high-water mark in Unix ms (timestamps below it may have been handed out)
 //	meta/gc_safe_point      uint64 BE
 //	meta/bootstrapped       "1" once the cluster file was loaded
+//	meta/cluster_id         uint64 BE: the cluster id generated at bootstrap (written with meta/bootstrapped)
+//	claim/<id BE>           uint64 BE nonce + int64 BE Unix ms: the data directory that claimed the store id, and when
 package storage
 
 import (
@@ -30,6 +32,8 @@ var (
 	KeyTSOHighWater = []byte("meta/tso")
 	KeyGCSafePoint  = []byte("meta/gc_safe_point")
 	KeyBootstrapped = []byte("meta/bootstrapped")
+	KeyClusterID    = []byte("meta/cluster_id")
+	PrefixClaim     = []byte("claim/")
 	PrefixRegion    = []byte("region/")
 	PrefixStore     = []byte("store/")
 )
@@ -167,6 +171,11 @@ func RegionKey(id uint64) []byte {
 // StoreKey is the key of a store entry.
 func StoreKey(id uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(nil), PrefixStore...), id)
+}
+
+// ClaimKey is the key of a store's claim record.
+func ClaimKey(id uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), PrefixClaim...), id)
 }
 
 type quietLogger struct{ l *slog.Logger }

@@ -23,6 +23,7 @@ const (
 	raftPrefixByte  byte = 0x02
 	metaPrefixByte  byte = 0x03
 	gcSafePointByte byte = 0x04
+	pendingIdent    byte = 0x05
 
 	raftLogSuffix     byte = 0x01
 	hardStateSuffix   byte = 0x02
@@ -32,6 +33,11 @@ const (
 
 // StoreIdentKey is where the store's identity lives.
 var StoreIdentKey = []byte{localPrefix, storeIdentByte}
+
+// StoreIdentPendingKey holds the identity a store is claiming from PD
+// (a StoreIdent with the nonce, and the store id asked for, 0 for a new
+// store) until the claim succeeded and StoreIdentKey is written.
+var StoreIdentPendingKey = []byte{localPrefix, pendingIdent}
 
 // GCSafePointKey holds the highest GC safe point this store's data has been
 // collected at (8-byte big-endian), raised in the batch that applies a GC

@@ -406,9 +406,22 @@ func mutationKeys(ms []*kvrpcpb.Mutation) [][]byte {
 func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) (*kvrpcpb.PrewriteResponse, error) {
 	resp := &kvrpcpb.PrewriteResponse{}
 	// A transaction at or below the GC safe point could find its rollback
-	// records collected: it must not write.
+	// records collected: it must not write. But this may be the retry of a
+	// one-phase commit that applied (its leader stalled past the GC life
+	// time): say so if its commit is still on record, and otherwise refuse
+	// with an error that does not claim nothing was written.
 	if sp := s.store.GCSafePoint(); req.GetStartVersion() <= sp {
-		resp.Errors = []*kvrpcpb.KeyError{{Abort: fmt.Sprintf("start_version %d is at or below the GC safe point %d: the transaction outlived gc_life_time", req.GetStartVersion(), sp)}}
+		if req.GetTryOnePc() && len(req.GetMutations()) > 0 {
+			commitTS, ok, err := s.committedAt(ctx, req.GetContext(), req.GetMutations()[0].GetKey(), req.GetStartVersion())
+			if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil || resp.RegionError != nil {
+				return resp, err
+			}
+			if ok {
+				resp.OnePcCommitTs = commitTS
+				return resp, nil
+			}
+		}
+		resp.Errors = []*kvrpcpb.KeyError{belowSafePoint("start_version", req.GetStartVersion(), sp)}
 		return resp, nil
 	}
 	ks := mutationKeys(req.GetMutations())
@@ -443,6 +456,30 @@ func (s *Service) KvPrewrite(ctx context.Context, req *kvrpcpb.PrewriteRequest) 
 	return resp, nil
 }
 
+// belowSafePoint refuses a prewrite or commit whose timestamp is at or
+// below the GC safe point. It is an abort (a fresh request of a transaction
+// that outlived the GC life time wrote nothing) that also carries
+// data_not_available: a retry of a request whose first attempt may have
+// applied cannot learn from it what happened, so the client must not take
+// it as "nothing was written" then (kvclient: undetermined).
+func belowSafePoint(what string, ts, safePoint uint64) *kvrpcpb.KeyError {
+	return &kvrpcpb.KeyError{
+		Abort:            fmt.Sprintf("%s %d is at or below the GC safe point %d: the transaction outlived gc_life_time", what, ts, safePoint),
+		DataNotAvailable: &kvrpcpb.DataNotAvailable{ReadTs: ts, SafePoint: safePoint},
+	}
+}
+
+// committedAt reads, at the region's leader, whether the transaction
+// started at startTS committed key.
+func (s *Service) committedAt(ctx context.Context, rc *kvrpcpb.Context, key []byte, startTS uint64) (commitTS uint64, ok bool, err error) {
+	err = s.read(ctx, rc, startTS, [][]byte{key}, func(r pebble.Reader, _ *metapb.Region) error {
+		var rerr error
+		commitTS, ok, rerr = mvcc.CommittedAt(r, key, startTS)
+		return rerr
+	})
+	return commitTS, ok, err
+}
+
 // sync1PC raises maxTS from the TSO the first time this store's leader of
 // the region in its current term takes a one-phase commit.
 func (s *Service) sync1PC(ctx context.Context, regionID, term uint64) error {
@@ -461,7 +498,19 @@ func (s *Service) sync1PC(ctx context.Context, regionID, term uint64) error {
 func (s *Service) KvCommit(ctx context.Context, req *kvrpcpb.CommitRequest) (*kvrpcpb.CommitResponse, error) {
 	resp := &kvrpcpb.CommitResponse{}
 	if sp := s.store.GCSafePoint(); req.GetCommitVersion() <= sp {
-		resp.Error = &kvrpcpb.KeyError{Abort: fmt.Sprintf("commit_version %d is at or below the GC safe point %d", req.GetCommitVersion(), sp)}
+		// As for a prewrite: a retry of a commit that applied is told so
+		// while the record lasts.
+		if len(req.GetKeys()) > 0 {
+			commitTS, ok, err := s.committedAt(ctx, req.GetContext(), req.GetKeys()[0], req.GetStartVersion())
+			if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil || resp.RegionError != nil {
+				return resp, err
+			}
+			if ok && commitTS == req.GetCommitVersion() {
+				resp.CommitVersion = commitTS
+				return resp, nil
+			}
+		}
+		resp.Error = belowSafePoint("commit_version", req.GetCommitVersion(), sp)
 		return resp, nil
 	}
 	err := s.write(ctx, req.GetContext(), req.GetKeys(), func(r pebble.Reader, _ *metapb.Region, _ uint64, _ *[]func()) ([]*raftserverpb.Modify, error) {

@@ -562,3 +562,17 @@ func TxnHeartBeat(r pebble.Reader, primary []byte, startTS, adviseTTL uint64) (m
 	}
 	return nil, 0, &kvrpcpb.KeyError{TxnNotFound: &kvrpcpb.TxnNotFound{StartTs: startTS, PrimaryKey: bytes.Clone(primary)}}, nil
 }
+
+// CommittedAt reports whether the transaction started at startTS committed
+// key, and at which timestamp, from its write record. A retry of a request
+// the store can no longer serve (its timestamps are below the GC safe
+// point) asks it to learn whether the first attempt applied.
+func CommittedAt(r pebble.Reader, key []byte, startTS uint64) (commitTS uint64, committed bool, err error) {
+	rd := reader{r: r}
+	defer closeReader(&rd, &err)
+	state, commitTS, err := rd.txnRecord(key, startTS)
+	if err != nil || state != txnCommitted {
+		return 0, false, err
+	}
+	return commitTS, true, nil
+}

@@ -15,7 +15,15 @@ import (
 // Config tunes the raft store. Zero fields take the defaults of
 // DefaultConfig when passed through WithDefaults.
 type Config struct {
+	// StoreID is the store's id; 0 only with Join, which gets one from PD
+	// on the first start.
 	StoreID uint64
+	// Join: on the first start of an empty data directory, ask PD for a
+	// new store id instead of claiming StoreID.
+	Join bool
+	// ClaimTimeout bounds how long the first start of an empty data
+	// directory waits for PD to answer its claim; 0 means two minutes.
+	ClaimTimeout time.Duration
 	// TickInterval is the length of one raft logical clock tick.
 	TickInterval time.Duration
 	// ElectionTicks and HeartbeatTicks are in ticks.
@@ -177,7 +185,7 @@ func (c Config) WithDefaults() Config {
 // Validate reports every bad setting.
 func (c Config) Validate() error {
 	var errs []error
-	if c.StoreID == 0 {
+	if c.StoreID == 0 && !c.Join {
 		errs = append(errs, errors.New("store_id: must be nonzero"))
 	}
 	if c.TickInterval <= 0 {

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/api/raftserverpb"
+	"github.com/nokv/nokv/pkg/pdclient"
 	"github.com/nokv/nokv/services/store/internal/keys"
 )
 
@@ -115,10 +117,15 @@ func (s *Store) storeHeartbeat(ctx context.Context) {
 	req := &pdpb.StoreHeartbeatRequest{Stats: &pdpb.StoreStats{
 		StoreId: s.cfg.StoreID, Address: s.addr, UsedSize: used,
 		RegionCount: uint32(len(regions)), LeaderCount: uint32(leaders),
-	}}
+	}, Nonce: s.ident.GetNonce()}
 	hctx, cancel := context.WithTimeout(ctx, resolveTimeout)
 	defer cancel()
 	if _, err := s.pd.StoreHeartbeat(hctx, req); err != nil && ctx.Err() == nil {
+		if errors.Is(err, pdclient.ErrClusterIDMismatch) || errors.Is(err, pdclient.ErrStoreClaimed) {
+			// Not a passing failure: this PD will never take this store.
+			s.log.Error("PD refuses this store's heartbeats", "cluster_id", s.ClusterID(), "err", err)
+			return
+		}
 		s.log.Warn("store heartbeat", "err", err)
 	}
 }

@@ -233,7 +233,7 @@ func TestOpenForgetsInterruptedApplyWithoutFiles(t *testing.T) {
 	db := memDB(t)
 	region := snapRegion()
 	b := db.NewBatch()
-	if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: 2}); err != nil {
+	if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: 2, ClusterId: 7, Nonce: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := putProto(b, keys.RegionStateKey(region.GetId()), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_APPLYING}); err != nil {
@@ -326,7 +326,7 @@ func TestOpenFinishesInterruptedApply(t *testing.T) {
 				ap.Files = append(ap.Files, rel)
 			}
 			b := db.NewBatch()
-			if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: 2}); err != nil {
+			if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: 2, ClusterId: 7, Nonce: 1}); err != nil {
 				t.Fatal(err)
 			}
 			if err := putProto(b, keys.RegionStateKey(region.GetId()), &raftserverpb.RegionLocalState{Region: region, State: raftserverpb.PeerState_APPLYING, Applying: ap}); err != nil {

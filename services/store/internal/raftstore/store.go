@@ -37,6 +37,9 @@ type PD interface {
 	StoreHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRequest) (*pdpb.StoreHeartbeatResponse, error)
 	RegionHeartbeat(ctx context.Context, req *pdpb.RegionHeartbeatRequest) (*pdpb.RegionHeartbeatResponse, error)
 	GetGCSafePoint(ctx context.Context) (uint64, error)
+	// ClaimStore claims a store id for this data directory (see
+	// pdpb.ClaimStoreRequest) and returns it and the cluster id.
+	ClaimStore(ctx context.Context, storeID uint64, address string, nonce uint64) (id, clusterID uint64, err error)
 }
 
 // Store runs every region peer this store holds: one raft loop drives all
@@ -53,6 +56,12 @@ type Store struct {
 	addr        string
 	// bootstrapped is set when this start created the store's state.
 	bootstrapped bool
+	// ident is this data directory's identity: store id, cluster id and
+	// the nonce of its claim.
+	ident *raftserverpb.StoreIdent
+	// peerLog rate-limits the log of raft traffic refused from another
+	// cluster.
+	peerLog rateLog
 
 	mu    sync.RWMutex
 	peers map[uint64]*peer // by region id
@@ -89,9 +98,10 @@ type Store struct {
 }
 
 // Open opens the store's state in db. On the first start of an empty
-// engine it bootstraps: it records its identity and creates a peer for every
-// region of bootstrap that has one on this store, in one synced batch.
-// Later starts ignore bootstrap and load everything from disk.
+// engine it claims its store id from PD (see claimIdentity), then
+// bootstraps: it records its identity and creates a peer for every region
+// of bootstrap that has one on this store, in one synced batch. Later
+// starts ignore bootstrap and load everything from disk.
 func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Region, log *slog.Logger) (*Store, error) {
 	cfg = cfg.WithDefaults()
 	if cfg.Knobs.ProposalTimeout != 0 {
@@ -107,7 +117,7 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		cfg:          cfg,
 		db:           db,
 		pd:           pd,
-		log:          log.With("store", cfg.StoreID),
+		log:          log,
 		incarnation:  uint32(time.Now().Unix()),
 		addr:         addr,
 		peers:        map[uint64]*peer{},
@@ -118,7 +128,12 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		fatalc:       make(chan struct{}),
 	}
 	s.snaps = newSnapRegistry()
-	if err := s.loadOrBootstrap(bootstrap); err != nil {
+	fresh, err := s.claimIdentity()
+	if err != nil {
+		return nil, err
+	}
+	s.log = log.With("store", s.cfg.StoreID)
+	if err := s.loadOrBootstrap(fresh, bootstrap); err != nil {
 		return nil, err
 	}
 	if cfg.SnapshotDir != "" {
@@ -139,16 +154,8 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 	return s, nil
 }
 
-func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
-	ident := &raftserverpb.StoreIdent{}
-	ok, err := getProto(s.db, keys.StoreIdentKey, ident)
-	if err != nil {
-		return err
-	}
-	if ok && ident.GetStoreId() != s.cfg.StoreID {
-		return fmt.Errorf("raftstore: the data directory belongs to store %d, not %d", ident.GetStoreId(), s.cfg.StoreID)
-	}
-	if !ok {
+func (s *Store) loadOrBootstrap(fresh bool, bootstrap []*metapb.Region) error {
+	if fresh {
 		b := s.db.NewBatch()
 		defer b.Close()
 		n := 0
@@ -162,13 +169,16 @@ func (s *Store) loadOrBootstrap(bootstrap []*metapb.Region) error {
 				}
 			}
 		}
-		if err := putProto(b, keys.StoreIdentKey, &raftserverpb.StoreIdent{StoreId: s.cfg.StoreID}); err != nil {
+		if err := putProto(b, keys.StoreIdentKey, s.ident); err != nil {
 			return err
+		}
+		if err := b.Delete(keys.StoreIdentPendingKey, nil); err != nil {
+			return fmt.Errorf("raftstore: write bootstrap state: %w", err)
 		}
 		if err := b.Commit(pebble.Sync); err != nil {
 			return fmt.Errorf("raftstore: write bootstrap state: %w", err)
 		}
-		s.log.Info("bootstrapped store", "regions", n)
+		s.log.Info("bootstrapped store", "regions", n, "cluster_id", s.ident.GetClusterId())
 		s.bootstrapped = true
 	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keys.RegionMetaMin, UpperBound: keys.RegionMetaMax})
@@ -227,6 +237,9 @@ func (s *Store) createPeer(region *metapb.Region, peerID uint64) (*peer, error) 
 	s.mu.Unlock()
 	return p, nil
 }
+
+// ClusterID is the cluster this store's data belongs to.
+func (s *Store) ClusterID() uint64 { return s.ident.GetClusterId() }
 
 // StoreID returns the store's id.
 func (s *Store) StoreID() uint64 { return s.cfg.StoreID }

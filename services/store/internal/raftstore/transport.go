@@ -159,6 +159,7 @@ func (c *storeConn) client(ctx context.Context) (storepb.StoreClient, error) {
 		// Find half-open connections (a peer that vanished) in seconds,
 		// not at the TCP timeout.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}),
+		grpc.WithChainStreamInterceptor(c.t.s.clusterIDStream),
 		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(limits.GRPCMaxMessageSize), grpc.MaxCallRecvMsgSize(limits.GRPCMaxMessageSize)))
 	if err != nil {
 		return nil, err

@@ -6,6 +6,7 @@
 //	nokv-config pd       --config raft_config.json [--field addr|workdir] [--scope host|docker] [--format text|json]
 //	nokv-config validate --config raft_config.json
 //	nokv-config status   --pd-addr 127.0.0.1:2379 [--format table|json] [--wait 30s]
+//	nokv-config store remove --pd-addr 127.0.0.1:2379 <store-id>
 //
 // The file is read by pkg/config, exactly as the services read it: validate
 // reports the same errors a service would refuse to start with. Exit status:
@@ -46,6 +47,7 @@ func commands() []command {
 		{"pd", "print PD's address or work directory for a scope", runPD},
 		{"validate", "check a cluster file as the services do; exit 1 with every problem if it is invalid", runValidate},
 		{"status", "ask PD for the live cluster: stores, regions, leaders, sizes, TSO, GC safe point", runStatus},
+		{"store", "store remove <id>: remove a dead store for good (its peers are replaced elsewhere)", runStore},
 	}
 }
 

@@ -38,11 +38,15 @@ type cache struct {
 	seed  maphash.Seed
 	slots []atomic.Pointer[cacheEntry]
 	mask  uint64 // len(slots)-1; len(slots) is a power of two
+	// gen is the generation of valid entries: clear bumps it, which drops
+	// every entry at once (FLUSHDB, SWAPDB) instead of a store per slot.
+	gen atomic.Uint64
 }
 
 type cacheEntry struct {
 	key   []byte
 	found bool
+	gen   uint64        // the cache's generation when it was stored
 	v     backend.Value // Data aliases buf; never modified
 	// inline holds key and data when they are small, sparing an allocation.
 	inline [64]byte
@@ -67,7 +71,7 @@ func (c *cache) slot(key []byte) *atomic.Pointer[cacheEntry] {
 // lookup returns key's cached state. The entry must not be modified.
 func (c *cache) lookup(key []byte) (*cacheEntry, bool) {
 	e := c.slot(key).Load()
-	if e == nil || !bytes.Equal(e.key, key) {
+	if e == nil || e.gen != c.gen.Load() || !bytes.Equal(e.key, key) {
 		return nil, false
 	}
 	return e, true
@@ -80,7 +84,9 @@ func (c *cache) put(key []byte, st stored) {
 		c.invalidate(key)
 		return
 	}
-	c.slot(key).Store(makeEntry(key, st))
+	e := makeEntry(key, st)
+	e.gen = c.gen.Load()
+	c.slot(key).Store(e)
 }
 
 // publish stores e, made by makeEntry, as its key's committed state, under
@@ -90,6 +96,7 @@ func (c *cache) publish(e *cacheEntry) {
 		c.invalidate(e.key)
 		return
 	}
+	e.gen = c.gen.Load()
 	c.slot(e.key).Store(e)
 }
 
@@ -131,8 +138,5 @@ func (c *cache) invalidateSlot(sl *atomic.Pointer[cacheEntry], key []byte) {
 }
 
 // clear drops every entry; the caller excludes all readers and writers.
-func (c *cache) clear() {
-	for i := range c.slots {
-		c.slots[i].Store(nil)
-	}
-}
+// The entries stay in their slots, dead, until replaced.
+func (c *cache) clear() { c.gen.Add(1) }

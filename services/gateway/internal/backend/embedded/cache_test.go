@@ -14,21 +14,21 @@ import (
 
 func mustGet(t *testing.T, s *Store, key string) (string, bool) {
 	t.Helper()
-	v, ok, err := s.Get(ctx, []byte(key))
+	v, ok, err := s.Get(ctx, sk(key))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(v.Data), ok
 }
 
-func cached(s *Store, key string) (*cacheEntry, bool) { return s.cache.lookup([]byte(key)) }
+func cached(s *Store, key string) (*cacheEntry, bool) { return s.cache.lookup(sk(key)) }
 
 // collidingKeys returns n distinct keys that share one cache slot.
 func collidingKeys(s *Store, n int) []string {
 	bySlot := map[uint64][]string{}
 	for i := 0; ; i++ {
 		k := "k" + strconv.Itoa(i)
-		slot := s.cache.seedHash([]byte(k)) & s.cache.mask
+		slot := s.cache.seedHash(sk(k)) & s.cache.mask
 		bySlot[slot] = append(bySlot[slot], k)
 		if len(bySlot[slot]) == n {
 			return bySlot[slot]
@@ -95,18 +95,18 @@ func TestCacheFollowsWritesDeletesExpiryAndFlush(t *testing.T) {
 func TestCacheHandsOutCopies(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	set(t, s, "k", "value", 0)
-	v, _, err := s.Get(ctx, []byte("k"))
+	v, _, err := s.Get(ctx, sk("k"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(v.Data, "XXXXX")
-	v2, _, err := s.AppendGet(ctx, make([]byte, 0, 64), []byte("k"))
+	v2, _, err := s.AppendGet(ctx, make([]byte, 0, 64), sk("k"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	copy(v2.Data, "YYYYY")
-	err = s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte("k")}, func(tx backend.Txn) error {
-		v, _, err := tx.Get([]byte("k"))
+	err = s.Update(ctx, backend.WriteOptions{}, [][]byte{sk("k")}, func(tx backend.Txn) error {
+		v, _, err := tx.Get(sk("k"))
 		copy(v.Data, "ZZZZZ")
 		return err
 	})
@@ -118,7 +118,7 @@ func TestCacheHandsOutCopies(t *testing.T) {
 	}
 	// Empty values stay non-nil, as from Pebble.
 	set(t, s, "empty", "", 0)
-	if v, ok, err := s.Get(ctx, []byte("empty")); err != nil || !ok || v.Data == nil {
+	if v, ok, err := s.Get(ctx, sk("empty")); err != nil || !ok || v.Data == nil {
 		t.Fatalf("empty value = %#v, %v, %v", v.Data, ok, err)
 	}
 }

@@ -195,16 +195,15 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	// search is skipped. Unsorted, random keys made the inserts cost more
 	// than everything else a pipelined SET does.
 	slices.SortFunc(g.order, func(a, b *groupEntry) int { return bytes.Compare(a.cur.key, b.cur.key) })
-	var keysDelta, expiresDelta int64
+	var deltas counterDeltas
 	for _, e := range g.order {
 		dk, de := appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeData)
-		keysDelta += dk
-		expiresDelta += de
+		deltas.add(e.cur.key, dk, de)
 	}
 	for _, e := range g.order {
 		appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeIndex)
 	}
-	appendCounterDeltas(g.b, keysDelta, expiresDelta)
+	deltas.appendTo(g.b)
 	if g.b.Empty() {
 		return nil
 	}

@@ -9,12 +9,13 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
 // incrFn is INCR of key as an Update callback.
 func incrFn(key string) func(backend.Txn) error {
 	return func(tx backend.Txn) error {
-		v, ok, err := tx.Get([]byte(key))
+		v, ok, err := tx.Get(sk(key))
 		if err != nil {
 			return err
 		}
@@ -22,21 +23,21 @@ func incrFn(key string) func(backend.Txn) error {
 		if ok {
 			n, _ = strconv.Atoi(string(v.Data))
 		}
-		tx.Set([]byte(key), backend.Value{Type: backend.TypeString, Data: []byte(strconv.Itoa(n + 1))})
+		tx.Set(sk(key), backend.Value{Type: backend.TypeString, Data: []byte(strconv.Itoa(n + 1))})
 		return nil
 	}
 }
 
 func gincr(t *testing.T, s *Store, gctx context.Context, key string) {
 	t.Helper()
-	if err := s.Update(gctx, backend.WriteOptions{}, [][]byte{[]byte(key)}, incrFn(key)); err != nil {
+	if err := s.Update(gctx, backend.WriteOptions{}, [][]byte{sk(key)}, incrFn(key)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func getIn(t *testing.T, s *Store, c context.Context, key string) (string, bool) {
 	t.Helper()
-	v, ok, err := s.Get(c, []byte(key))
+	v, ok, err := s.Get(c, sk(key))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func TestGroupWritesVisibleToItselfThenCommitted(t *testing.T) {
 	if v, _ := getIn(t, s, g, "n"); v != "5" {
 		t.Fatalf("group reads n = %q, want 5", v)
 	}
-	vals, found, err := s.MultiGet(g, [][]byte{[]byte("a"), []byte("old"), []byte("none")})
+	vals, found, err := s.MultiGet(g, [][]byte{sk("a"), sk("old"), sk("none")})
 	if err != nil || !found[0] || string(vals[0].Data) != "x" || string(vals[1].Data) != "2" || found[2] {
 		t.Fatalf("group MultiGet = %v %v %v", vals, found, err)
 	}
@@ -112,7 +113,7 @@ func TestGroupKeepsCountersAndIndex(t *testing.T) {
 	setIn(t, s, g, "c", "1", 7000)
 	delIn(t, s, g, "c")
 	// Stats needs the store's view: it commits the group first.
-	if st, err := s.Stats(g); err != nil || st.Keys != 2 || st.Expires != 1 {
+	if st, err := s.Stats(g, 0); err != nil || st.Keys != 2 || st.Expires != 1 {
 		t.Fatalf("stats in group = %+v, want 2 keys, 1 expiring", st)
 	}
 	setIn(t, s, g, "d", "1", 0)
@@ -139,7 +140,7 @@ func TestGroupScanAndFlushAll(t *testing.T) {
 	setIn(t, s, g, "k2", "v", 0)
 	var seen []string
 	if _, err := s.Scan(g, backend.ScanOptions{}, func(ki backend.KeyInfo) bool {
-		seen = append(seen, string(ki.Key))
+		seen = append(seen, string(keyspace.UserKey(ki.Key)))
 		return true
 	}); err != nil {
 		t.Fatal(err)
@@ -174,7 +175,7 @@ func TestGroupExcludesOtherWriters(t *testing.T) {
 		defer close(done)
 		// Without exclusion this would read n before the group's write and
 		// overwrite it with 1.
-		err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte("n")}, incrFn("n"))
+		err := s.Update(ctx, backend.WriteOptions{}, [][]byte{sk("n")}, incrFn("n"))
 		if err != nil {
 			t.Error(err)
 		}
@@ -221,8 +222,8 @@ func TestGroupUpdateErrorWritesNothing(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	g := s.Batch(ctx)
 	boom := errors.New("boom")
-	err := s.Update(g, backend.WriteOptions{}, [][]byte{[]byte("k")}, func(tx backend.Txn) error {
-		tx.Set([]byte("k"), backend.Value{Type: backend.TypeString, Data: []byte("v")})
+	err := s.Update(g, backend.WriteOptions{}, [][]byte{sk("k")}, func(tx backend.Txn) error {
+		tx.Set(sk("k"), backend.Value{Type: backend.TypeString, Data: []byte("v")})
 		return boom
 	})
 	if !errors.Is(err, boom) {

@@ -44,9 +44,9 @@ func TestHeadsReadNoData(t *testing.T) {
 				setIn(t, s, c, "pending", "xy", 0) // the group now holds writes
 				defer s.Sync(c)
 			}
-			keys := [][]byte{[]byte("small"), []byte("nokey"), []byte("pending")}
+			keys := [][]byte{sk("small"), sk("nokey"), sk("pending")}
 			for range 1000 {
-				keys = append(keys, []byte("big"))
+				keys = append(keys, sk("big"))
 			}
 			var heads []backend.Head
 			var found []bool
@@ -93,13 +93,13 @@ func TestHeadsReadNoData(t *testing.T) {
 			if _, found, _ := s.Heads(c, keys[:1]); found[0] {
 				t.Errorf("small survived DEL")
 			}
-			if _, ok, _ := s.Get(c, []byte("big")); ok {
+			if _, ok, _ := s.Get(c, sk("big")); ok {
 				t.Errorf("big survived DEL")
 			}
 			// The expired value reads as absent.
 			setIn(t, s, c, "old", "v", 1500)
 			clk.advance(1000)
-			if _, found, _ := s.Heads(c, [][]byte{[]byte("old")}); found[0] {
+			if _, found, _ := s.Heads(c, [][]byte{sk("old")}); found[0] {
 				t.Errorf("an expired key has a head")
 			}
 		})
@@ -117,7 +117,7 @@ func TestCommandBytesAreBounded(t *testing.T) {
 	defer s.Close()
 	g := s.Batch(ctx)
 	for _, c := range []context.Context{ctx, g} {
-		keys := [][]byte{[]byte("a"), []byte("b")}
+		keys := [][]byte{sk("a"), sk("b")}
 		err := s.Update(c, backend.WriteOptions{}, keys, func(tx backend.Txn) error {
 			for _, k := range keys {
 				tx.Set(k, backend.Value{Type: backend.TypeString, Data: make([]byte, 600<<10)})

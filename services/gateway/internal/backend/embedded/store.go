@@ -21,6 +21,7 @@ import (
 
 	"github.com/nokv/nokv/pkg/latch"
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
 // SyncPolicy says when writes reach the disk.
@@ -209,6 +210,11 @@ func Open(opts Options) (*Store, error) {
 	s.db = db
 	// Pebble holds its own reference to the lock and drops it in Close; ours goes now.
 	_ = lock.Close()
+	if err := s.openFormat(); err != nil {
+		_ = db.Close()
+		releaseDir(opts.Dir)
+		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
+	}
 	s.wg.Add(1)
 	go s.sweepLoop()
 	if opts.Sync == SyncEverySec {
@@ -736,7 +742,7 @@ func prefixEnd(p []byte) []byte {
 
 // RandomKey implements backend.Backend: it seeks to a random point of the key space
 // and takes the first live key after it, wrapping around once.
-func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
+func (s *Store) RandomKey(ctx context.Context, prefix []byte) ([]byte, bool, error) {
 	if !s.enter() {
 		return nil, false, backend.ErrClosed
 	}
@@ -745,31 +751,31 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
-	k, ok, err := s.randomKey()
+	k, ok, err := s.randomKey(prefix)
 	if err == nil && g == nil {
 		err = s.awaitDurable()
 	}
 	return k, ok, err
 }
 
-func (s *Store) randomKey() ([]byte, bool, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{familyData}, UpperBound: []byte{familyData + 1}})
+func (s *Store) randomKey(prefix []byte) ([]byte, bool, error) {
+	lower := appendDataKey(nil, prefix)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
 	if err != nil {
 		return nil, false, fmt.Errorf("randomkey: %w", err)
 	}
 	defer it.Close()
 	now := s.now()
-	var seek [9]byte
-	seek[0] = familyData
-	for i := 1; i < len(seek); i++ {
-		seek[i] = byte(rand.IntN(256))
+	seek := lower
+	for i := 0; i < 8; i++ {
+		seek = append(seek, byte(rand.IntN(256)))
 	}
 	for _, first := range []bool{false, true} {
 		valid := false
 		if first {
 			valid = it.First()
 		} else {
-			valid = it.SeekGE(seek[:])
+			valid = it.SeekGE(seek)
 		}
 		for ; valid; valid = it.Next() {
 			v, err := decodeValue(it.Value())
@@ -788,7 +794,7 @@ func (s *Store) randomKey() ([]byte, bool, error) {
 }
 
 // Stats implements backend.Backend.
-func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
+func (s *Store) Stats(ctx context.Context, db uint32) (backend.Stats, error) {
 	if !s.enter() {
 		return backend.Stats{}, backend.ErrClosed
 	}
@@ -797,11 +803,11 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	if err != nil {
 		return backend.Stats{}, err
 	}
-	keys, err := s.counter(counterKeys)
+	keys, err := s.counter(counterKey(db, 'k'))
 	if err != nil {
 		return backend.Stats{}, err
 	}
-	expires, err := s.counter(counterExpires)
+	expires, err := s.counter(counterKey(db, 'e'))
 	if err != nil {
 		return backend.Stats{}, err
 	}
@@ -811,6 +817,63 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 		}
 	}
 	return backend.Stats{Keys: keys, Expires: expires}, nil
+}
+
+// Keyspace implements backend.Backend from the counters: its cost grows
+// with the number of databases that ever held keys, not with the keys.
+func (s *Store) Keyspace(ctx context.Context) ([]backend.DBStats, error) {
+	if !s.enter() {
+		return nil, backend.ErrClosed
+	}
+	defer s.leave()
+	g, err := s.flushGroup(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.keyspace()
+	if err == nil && g == nil {
+		err = s.awaitDurable()
+	}
+	return out, err
+}
+
+func (s *Store) keyspace() ([]backend.DBStats, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{familyCounter}, UpperBound: []byte{familyCounter + 1}})
+	if err != nil {
+		return nil, fmt.Errorf("keyspace: %w", err)
+	}
+	defer it.Close()
+	var out []backend.DBStats
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 6 {
+			return nil, fmt.Errorf("embedded: malformed counter key %q", k)
+		}
+		n, err := decodeCounter(it.Value())
+		if err != nil {
+			return nil, err
+		}
+		db, _, _ := keyspace.Split(k[1:])
+		if len(out) == 0 || out[len(out)-1].DB != db {
+			out = append(out, backend.DBStats{DB: db})
+		}
+		if k[5] == 'k' {
+			out[len(out)-1].Keys = n
+		} else {
+			out[len(out)-1].Expires = n
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	// Databases emptied since they last held keys keep counters at 0.
+	live := out[:0]
+	for _, d := range out {
+		if d.Keys != 0 {
+			live = append(live, d)
+		}
+	}
+	return live, nil
 }
 
 func (s *Store) counter(key []byte) (int64, error) {
@@ -828,11 +891,12 @@ func (s *Store) counter(key []byte) (int64, error) {
 // ExpiredKeys is how many keys the sweeper has deleted since Open.
 func (s *Store) ExpiredKeys() int64 { return s.expiredKeys.Load() }
 
-// FlushAll implements backend.Backend.
-func (s *Store) FlushAll(ctx context.Context) error {
+// exclusive runs fn with every other operation of the store held off, after
+// ctx's group (whose writes were acknowledged before) is committed: for the
+// operations that rewrite whole databases.
+func (s *Store) exclusive(ctx context.Context, fn func() error) error {
 	if g := groupOf(ctx); g != nil && g.holding {
-		// The group's writes go first (they were acknowledged before this),
-		// and it must let go of writeMu.
+		// The group must let go of writeMu.
 		if !s.enter() {
 			return backend.ErrClosed
 		}
@@ -850,13 +914,138 @@ func (s *Store) FlushAll(ctx context.Context) error {
 		return backend.ErrClosed
 	}
 	s.cache.clear()
-	b := s.db.NewBatch()
-	defer b.Close()
-	_ = b.DeleteRange([]byte{familyData}, []byte{familyData + 1}, nil)
-	_ = b.DeleteRange([]byte{familyExpiry}, []byte{familyExpiry + 1}, nil)
-	_ = b.Set(counterKeys, encodeCounter(0), nil)
-	_ = b.Set(counterExpires, encodeCounter(0), nil)
-	return s.commit(b)
+	return fn()
+}
+
+// FlushAll implements backend.Backend.
+func (s *Store) FlushAll(ctx context.Context) error {
+	return s.exclusive(ctx, func() error {
+		b := s.db.NewBatch()
+		defer b.Close()
+		for _, f := range []byte{familyData, familyExpiry, familyCounter} {
+			_ = b.DeleteRange([]byte{f}, []byte{f + 1}, nil)
+		}
+		return s.commit(b)
+	})
+}
+
+// FlushDB implements backend.Backend: the database's data range and its
+// counters go, and so do its entries of the expiry index, which is ordered
+// by time, not database, so it is walked.
+func (s *Store) FlushDB(ctx context.Context, db uint32) error {
+	return s.exclusive(ctx, func() error {
+		b := s.db.NewBatch()
+		defer b.Close()
+		_ = b.DeleteRange(appendDataKey(nil, keyspace.Prefix(db)), dataEnd(db), nil)
+		err := s.eachExpiryEntry(func(at int64, key []byte) {
+			if keyspace.DB(key) == db {
+				_ = b.Delete(appendExpiryKey(nil, at, key), nil)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		_ = b.Delete(counterKey(db, 'k'), nil)
+		_ = b.Delete(counterKey(db, 'e'), nil)
+		return s.commit(b)
+	})
+}
+
+// dataEnd is the end of database db's data range.
+func dataEnd(db uint32) []byte {
+	if end := keyspace.End(db); end != nil {
+		return appendDataKey(nil, end)
+	}
+	return []byte{familyData + 1}
+}
+
+// eachExpiryEntry calls fn for every entry of the expiry index.
+func (s *Store) eachExpiryEntry(fn func(at int64, key []byte)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{familyExpiry}, UpperBound: []byte{familyExpiry + 1}})
+	if err != nil {
+		return fmt.Errorf("walk expiry index: %w", err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		at, key, err := decodeExpiryKey(it.Key())
+		if err != nil {
+			it.Close()
+			return err
+		}
+		fn(at, key)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("walk expiry index: %w", err)
+	}
+	return nil
+}
+
+// SwapDB implements backend.Backend: both databases are rewritten under
+// each other's prefix in one batch, atomically (O(keys of both), as the
+// stored key carries the database).
+func (s *Store) SwapDB(ctx context.Context, a, b uint32) error {
+	if a == b {
+		return nil
+	}
+	return s.exclusive(ctx, func() error {
+		batch := s.db.NewBatch()
+		defer batch.Close()
+		other := func(db uint32) uint32 {
+			if db == a {
+				return b
+			}
+			return a
+		}
+		// The range deletions come first in the batch: the writes after
+		// them win.
+		for _, db := range []uint32{a, b} {
+			_ = batch.DeleteRange(appendDataKey(nil, keyspace.Prefix(db)), dataEnd(db), nil)
+		}
+		for _, db := range []uint32{a, b} {
+			lower := appendDataKey(nil, keyspace.Prefix(db))
+			it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: dataEnd(db)})
+			if err != nil {
+				return fmt.Errorf("swapdb: %w", err)
+			}
+			for it.First(); it.Valid(); it.Next() {
+				k := appendDataKey(nil, keyspace.AppendKey(nil, other(db), it.Key()[1+keyspace.PrefixLen:]))
+				_ = batch.Set(k, it.Value(), nil)
+			}
+			if err := it.Close(); err != nil {
+				return fmt.Errorf("swapdb: %w", err)
+			}
+		}
+		var moved [][2][]byte
+		err := s.eachExpiryEntry(func(at int64, key []byte) {
+			if db := keyspace.DB(key); db == a || db == b {
+				moved = append(moved, [2][]byte{
+					appendExpiryKey(nil, at, key),
+					appendExpiryKey(nil, at, keyspace.Key(other(db), keyspace.UserKey(key))),
+				})
+			}
+		})
+		if err != nil {
+			return err
+		}
+		for _, m := range moved {
+			_ = batch.Delete(m[0], nil)
+		}
+		for _, m := range moved {
+			_ = batch.Set(m[1], nil, nil)
+		}
+		for _, kind := range []byte{'k', 'e'} {
+			na, err := s.counter(counterKey(a, kind))
+			if err != nil {
+				return err
+			}
+			nb, err := s.counter(counterKey(b, kind))
+			if err != nil {
+				return err
+			}
+			_ = batch.Set(counterKey(a, kind), encodeCounter(nb), nil)
+			_ = batch.Set(counterKey(b, kind), encodeCounter(na), nil)
+		}
+		return s.commit(batch)
+	})
 }
 
 // Close implements backend.Backend.

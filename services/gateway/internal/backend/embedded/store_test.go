@@ -11,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
 var ctx = context.Background()
@@ -44,8 +45,8 @@ func del(t *testing.T, s *Store, key string) {
 // setIn and delIn are set and del under c (plain, or a group's).
 func setIn(t *testing.T, s *Store, c context.Context, key string, val string, expiresAt int64) {
 	t.Helper()
-	err := s.Update(c, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
-		tx.Set([]byte(key), backend.Value{Type: backend.TypeString, Data: []byte(val), ExpiresAt: expiresAt})
+	err := s.Update(c, backend.WriteOptions{}, [][]byte{sk(key)}, func(tx backend.Txn) error {
+		tx.Set(sk(key), backend.Value{Type: backend.TypeString, Data: []byte(val), ExpiresAt: expiresAt})
 		return nil
 	})
 	if err != nil {
@@ -55,8 +56,8 @@ func setIn(t *testing.T, s *Store, c context.Context, key string, val string, ex
 
 func delIn(t *testing.T, s *Store, c context.Context, key string) {
 	t.Helper()
-	err := s.Update(c, backend.WriteOptions{}, [][]byte{[]byte(key)}, func(tx backend.Txn) error {
-		tx.Delete([]byte(key))
+	err := s.Update(c, backend.WriteOptions{}, [][]byte{sk(key)}, func(tx backend.Txn) error {
+		tx.Delete(sk(key))
 		return nil
 	})
 	if err != nil {
@@ -66,7 +67,7 @@ func delIn(t *testing.T, s *Store, c context.Context, key string) {
 
 func stats(t *testing.T, s *Store) backend.Stats {
 	t.Helper()
-	st, err := s.Stats(ctx)
+	st, err := s.Stats(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,14 +131,14 @@ func TestExpiryIsInvisibleThenSwept(t *testing.T) {
 	set(t, s, "live", "v", 0)
 	set(t, s, "later", "v", 1_000_101)
 	clk.advance(99)
-	if _, ok, _ := s.Get(ctx, []byte("k0000")); !ok {
+	if _, ok, _ := s.Get(ctx, sk("k0000")); !ok {
 		t.Fatal("key invisible 1ms before its deadline")
 	}
 	clk.advance(1) // now == deadline: expired, as in Redis
-	if _, ok, _ := s.Get(ctx, []byte("k0000")); ok {
+	if _, ok, _ := s.Get(ctx, sk("k0000")); ok {
 		t.Fatal("key visible at its deadline")
 	}
-	vals, found, err := s.MultiGet(ctx, [][]byte{[]byte("k0001"), []byte("later")})
+	vals, found, err := s.MultiGet(ctx, [][]byte{sk("k0001"), sk("later")})
 	if err != nil || found[0] || !found[1] || string(vals[1].Data) != "v" {
 		t.Fatalf("MultiGet = %v %v %v", vals, found, err)
 	}
@@ -187,7 +188,7 @@ func TestSweepSparesRevivedKey(t *testing.T) {
 	if n, err := s.SweepExpired(); err != nil || n != 0 {
 		t.Fatalf("sweep deleted %d (%v), want 0", n, err)
 	}
-	if v, ok, _ := s.Get(ctx, []byte("k")); !ok || string(v.Data) != "new" {
+	if v, ok, _ := s.Get(ctx, sk("k")); !ok || string(v.Data) != "new" {
 		t.Fatalf("revived key lost: %q %v", v.Data, ok)
 	}
 	if st := stats(t, s); st != (backend.Stats{Keys: 1}) {
@@ -208,11 +209,11 @@ func TestReopenKeepsDataAndCounters(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.Get(ctx, []byte("a")); !errors.Is(err, backend.ErrClosed) {
+	if _, _, err := s.Get(ctx, sk("a")); !errors.Is(err, backend.ErrClosed) {
 		t.Fatalf("Get after Close: %v", err)
 	}
 	s = openTest(t, dir, clk)
-	if v, ok, _ := s.Get(ctx, []byte("b")); !ok || string(v.Data) != "2" || v.ExpiresAt != 5000 {
+	if v, ok, _ := s.Get(ctx, sk("b")); !ok || string(v.Data) != "2" || v.ExpiresAt != 5000 {
 		t.Fatalf("b after reopen = %+v %v", v, ok)
 	}
 	if st := stats(t, s); st != (backend.Stats{Keys: 2, Expires: 1}) {
@@ -223,14 +224,14 @@ func TestReopenKeepsDataAndCounters(t *testing.T) {
 func TestUpdateErrorWritesNothing(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	boom := errors.New("boom")
-	err := s.Update(ctx, backend.WriteOptions{}, [][]byte{[]byte("a")}, func(tx backend.Txn) error {
-		tx.Set([]byte("a"), backend.Value{Type: backend.TypeString, Data: []byte("x")})
+	err := s.Update(ctx, backend.WriteOptions{}, [][]byte{sk("a")}, func(tx backend.Txn) error {
+		tx.Set(sk("a"), backend.Value{Type: backend.TypeString, Data: []byte("x")})
 		return boom
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update error = %v", err)
 	}
-	if _, ok, _ := s.Get(ctx, []byte("a")); ok {
+	if _, ok, _ := s.Get(ctx, sk("a")); ok {
 		t.Fatal("failed Update left a write behind")
 	}
 }
@@ -245,7 +246,7 @@ func TestFlushAllUnderConcurrentWrites(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < 300; i++ {
-				k := []byte(fmt.Sprintf("w%d:%d", w, i%50))
+				k := sk(fmt.Sprintf("w%d:%d", w, i%50))
 				_ = s.Update(ctx, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
 					if i%3 == 0 {
 						tx.Delete(k)
@@ -287,15 +288,15 @@ func TestScanResumesAndBoundsByPrefix(t *testing.T) {
 		set(t, s, k, k, 0)
 	}
 	var got []string
-	next, err := s.Scan(ctx, backend.ScanOptions{Prefix: []byte("b"), Start: nil, Limit: 2}, func(ki backend.KeyInfo) bool {
-		got = append(got, string(ki.Key))
+	next, err := s.Scan(ctx, backend.ScanOptions{Prefix: sk("b"), Start: nil, Limit: 2}, func(ki backend.KeyInfo) bool {
+		got = append(got, string(keyspace.UserKey(ki.Key)))
 		return true
 	})
-	if err != nil || string(next) != "b3" || len(got) != 2 {
+	if err != nil || string(next) != "\x00\x00\x00\x00b3" || len(got) != 2 {
 		t.Fatalf("first page %v next %q %v", got, next, err)
 	}
-	next, err = s.Scan(ctx, backend.ScanOptions{Prefix: []byte("b"), Start: next, Limit: 2}, func(ki backend.KeyInfo) bool {
-		got = append(got, string(ki.Key))
+	next, err = s.Scan(ctx, backend.ScanOptions{Prefix: sk("b"), Start: next, Limit: 2}, func(ki backend.KeyInfo) bool {
+		got = append(got, string(keyspace.UserKey(ki.Key)))
 		return true
 	})
 	if err != nil || next != nil || fmt.Sprint(got) != "[b1 b2 b3]" {
@@ -313,3 +314,6 @@ func TestParseSyncPolicy(t *testing.T) {
 		t.Fatal("accepted a bogus policy")
 	}
 }
+
+// sk is s in database 0, as the command layer stores it.
+func sk(s string) []byte { return keyspace.Key(0, []byte(s)) }

@@ -85,6 +85,7 @@ func (s *Store) SweepExpired() (int, error) {
 	b := s.db.NewBatch()
 	defer b.Close()
 	deleted := 0
+	var deltas counterDeltas
 	for _, d := range batch {
 		v, ok, err := getStored(s.db, nil, d.key)
 		if err != nil {
@@ -93,15 +94,13 @@ func (s *Store) SweepExpired() (int, error) {
 		if ok && v.ExpiresAt == d.at && v.Expired(now) {
 			s.cache.invalidate(d.key)
 			_ = b.Delete(appendDataKey(nil, d.key), nil)
+			deltas.add(d.key, -1, -1)
 			deleted++
 		}
 		// The index entry goes whether or not it was current: a stale one is junk.
 		_ = b.Delete(appendExpiryKey(nil, d.at, d.key), nil)
 	}
-	if deleted > 0 {
-		_ = b.Merge(counterKeys, encodeCounter(-int64(deleted)), nil)
-		_ = b.Merge(counterExpires, encodeCounter(-int64(deleted)), nil)
-	}
+	deltas.appendTo(b)
 	// Losing a sweep in a crash is harmless (the keys are expired either way), so
 	// it does not pay for an fsync.
 	if err := s.db.Apply(b, pebble.NoSync); err != nil {

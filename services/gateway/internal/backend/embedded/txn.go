@@ -267,7 +267,7 @@ func (t *txn) checkSize() error {
 // and counter deltas, all in one batch. Keys and values are encoded straight into
 // the batch.
 func (t *txn) fill(b *pebble.Batch) error {
-	var keysDelta, expiresDelta int64
+	var deltas counterDeltas
 	for _, i := range t.order {
 		old, oldFound, err := t.baseHead(i)
 		if err != nil {
@@ -275,10 +275,9 @@ func (t *txn) fill(b *pebble.Batch) error {
 		}
 		e := &t.entries[i]
 		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
-		keysDelta += dk
-		expiresDelta += de
+		deltas.add(e.key, dk, de)
 	}
-	appendCounterDeltas(b, keysDelta, expiresDelta)
+	deltas.appendTo(b)
 	return nil
 }
 
@@ -334,14 +333,4 @@ func appendChange(b *pebble.Batch, key []byte, oldFound bool, oldExpiresAt int64
 		}
 	}
 	return keysDelta, expiresDelta
-}
-
-// appendCounterDeltas merges nonzero deltas into the counters.
-func appendCounterDeltas(b *pebble.Batch, keysDelta, expiresDelta int64) {
-	if keysDelta != 0 {
-		_ = b.Merge(counterKeys, encodeCounter(keysDelta), nil)
-	}
-	if expiresDelta != 0 {
-		_ = b.Merge(counterExpires, encodeCounter(expiresDelta), nil)
-	}
 }

@@ -39,8 +39,8 @@ func TestTooLargeErrors(t *testing.T) {
 // and the first refusal sticks.
 func TestSetChecksSizes(t *testing.T) {
 	x := &txn{}
-	x.Set(make([]byte, MaxKeySize+1), backend.Value{Type: backend.TypeString})
-	if x.err == nil || x.err.Error() != "key of 65537 bytes exceeds the raft backend's limit of 65536 bytes" {
+	x.Set(make([]byte, maxStoredKey+1), backend.Value{Type: backend.TypeString})
+	if x.err == nil || x.err.Error() != "key of 65533 bytes exceeds the raft backend's limit of 65532 bytes" {
 		t.Fatalf("long key: %v", x.err)
 	}
 	x = &txn{}

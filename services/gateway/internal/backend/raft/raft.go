@@ -37,6 +37,7 @@ import (
 	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/pkg/latch"
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
 // Options configure the backend.
@@ -48,6 +49,12 @@ type Options struct {
 	MaxRetries int
 	// NowMs replaces the wall clock for expiry decisions (tests).
 	NowMs func() int64
+	// TestingMigrateBatchKeys, if positive, bounds MigrateFormat's batches
+	// (tests: many small batches).
+	TestingMigrateBatchKeys int
+	// TestingMigrateBatchDone, if set, is called after each batch
+	// MigrateFormat commits; an error stops it there, as a crash would.
+	TestingMigrateBatchDone func(batches int) error
 }
 
 // Store implements backend.Backend over the cluster.
@@ -71,13 +78,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
-	return &Store{c: c, latches: latch.New()}, nil
+	s := &Store{c: c, latches: latch.New()}
+	if err := s.checkFormat(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // Limits of the raft backend, from kvclient's (api/limits).
 const (
-	// MaxKeySize is the longest key (64 KiB).
-	MaxKeySize = kvclient.MaxKeySize
+	// MaxKeySize is the longest Redis key: 64 KiB less the database prefix
+	// the stored key carries (keyspace.PrefixLen).
+	MaxKeySize = kvclient.MaxKeySize - keyspace.PrefixLen
+	// maxStoredKey is the longest stored key.
+	maxStoredKey = kvclient.MaxKeySize
 	// MaxValueSize is the largest value (6 MiB). kvclient takes a little
 	// more, for the type byte stored in front.
 	MaxValueSize = kvclient.MaxValuePayload
@@ -162,8 +177,8 @@ func (x *txn) Set(key []byte, v backend.Value) {
 		return
 	}
 	switch {
-	case len(key) > MaxKeySize:
-		x.err = errTooLarge("key", len(key), MaxKeySize)
+	case len(key) > maxStoredKey:
+		x.err = errTooLarge("key", len(key)-keyspace.PrefixLen, MaxKeySize)
 	case len(v.Data) > MaxValueSize:
 		x.err = errTooLarge("value", len(v.Data), MaxValueSize)
 	default:
@@ -174,7 +189,7 @@ func (x *txn) Set(key []byte, v backend.Value) {
 }
 
 func (x *txn) Delete(key []byte) {
-	if x.err != nil || len(key) > MaxKeySize {
+	if x.err != nil || len(key) > maxStoredKey {
 		return // a key that long cannot exist
 	}
 	x.forget(key)
@@ -186,7 +201,7 @@ func (x *txn) Now() int64 { return x.t.Now() }
 // LockRead implements backend.ReadLocker with a Percolator lock-only
 // mutation: it conflicts like a write and commits no value.
 func (x *txn) LockRead(key []byte) {
-	if x.err != nil || len(key) > MaxKeySize {
+	if x.err != nil || len(key) > maxStoredKey {
 		return
 	}
 	x.err = x.t.LockKey(key)
@@ -261,7 +276,7 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 // opts.Limit bounds the keys the stores look at, dead ones included.
 func (s *Store) Scan(ctx context.Context, opts backend.ScanOptions, fn func(backend.KeyInfo) bool) ([]byte, error) {
 	prefix := opts.Prefix
-	if len(prefix) > MaxKeySize {
+	if len(prefix) > maxStoredKey {
 		return nil, nil // no key is that long
 	}
 	from := prefix
@@ -303,13 +318,15 @@ func prefixEnd(p []byte) []byte {
 }
 
 // RandomKey implements backend.Backend: the first key at or after a random
-// point of the key space, wrapping around.
-func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
-	var pivot [8]byte
-	_, _ = rand.Read(pivot[:])
-	for _, from := range [][]byte{pivot[:], nil} {
+// point of the prefix's range, wrapping around.
+func (s *Store) RandomKey(ctx context.Context, prefix []byte) ([]byte, bool, error) {
+	var random [8]byte
+	_, _ = rand.Read(random[:])
+	pivot := append(bytes.Clone(prefix), random[:]...)
+	end := prefixEnd(prefix)
+	for _, from := range [][]byte{pivot, prefix} {
 		var key []byte
-		_, err := s.c.ScanFunc(ctx, from, nil, kvclient.ScanOptions{Limit: 1, KeysOnly: true}, func(e kvclient.Entry) bool {
+		_, err := s.c.ScanFunc(ctx, from, end, kvclient.ScanOptions{Limit: 1, KeysOnly: true}, func(e kvclient.Entry) bool {
 			key = e.Key
 			return false
 		})
@@ -323,12 +340,12 @@ func (s *Store) RandomKey(ctx context.Context) ([]byte, bool, error) {
 	return nil, false, nil
 }
 
-// Stats implements backend.Backend by counting live keys, without their
-// values: DBSIZE and INFO keyspace cost a scan of the cluster's keys here,
+// Stats implements backend.Backend by counting the database's live keys,
+// without their values: DBSIZE costs a scan of the database's keys here,
 // unlike in Redis.
-func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
+func (s *Store) Stats(ctx context.Context, db uint32) (backend.Stats, error) {
 	var st backend.Stats
-	_, err := s.Scan(ctx, backend.ScanOptions{KeysOnly: true}, func(ki backend.KeyInfo) bool {
+	_, err := s.Scan(ctx, backend.ScanOptions{Prefix: keyspace.Prefix(db), KeysOnly: true}, func(ki backend.KeyInfo) bool {
 		st.Keys++
 		if ki.Value.ExpiresAt != 0 {
 			st.Expires++
@@ -338,23 +355,63 @@ func (s *Store) Stats(ctx context.Context) (backend.Stats, error) {
 	return st, err
 }
 
-// FlushAll implements backend.Backend by deleting the whole key range
-// region by region, each region in one raft command applied by every
+// Keyspace implements backend.Backend with one keys-only scan of every
+// database, at one snapshot.
+func (s *Store) Keyspace(ctx context.Context) ([]backend.DBStats, error) {
+	var out []backend.DBStats
+	_, err := s.c.ScanFunc(ctx, keyspace.Prefix(0), nil, kvclient.ScanOptions{KeysOnly: true}, func(e kvclient.Entry) bool {
+		db := keyspace.DB(e.Key)
+		if len(out) == 0 || out[len(out)-1].DB != db {
+			out = append(out, backend.DBStats{DB: db})
+		}
+		out[len(out)-1].Keys++
+		if e.ExpiresAt != 0 {
+			out[len(out)-1].Expires++
+		}
+		return true
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
+}
+
+// FlushAll implements backend.Backend by deleting every database's key
+// range region by region, each region in one raft command applied by every
 // replica (kvclient.DeleteRange): its cost does not grow with the number
 // of keys. As FLUSHALL in a Redis Cluster, it is not atomic across regions:
 // another client may see some regions emptied and others not yet, and a
-// write that commits while it runs may survive it.
+// write that commits while it runs may survive it. The format record (the
+// empty key, below every database) stays.
 //
 // A failure part way may have emptied some regions already, so it is never
 // reported as "nothing was written": it is undetermined, and the client may
 // run FLUSHALL again.
 func (s *Store) FlushAll(ctx context.Context) error {
-	err := s.c.DeleteRange(ctx, nil, nil)
+	return s.deleteRange(ctx, keyspace.Prefix(0), nil)
+}
+
+// FlushDB implements backend.Backend as FlushAll does, over one database's
+// range.
+func (s *Store) FlushDB(ctx context.Context, db uint32) error {
+	return s.deleteRange(ctx, keyspace.Prefix(db), keyspace.End(db))
+}
+
+func (s *Store) deleteRange(ctx context.Context, start, end []byte) error {
+	err := s.c.DeleteRange(ctx, start, end)
 	if err == nil || errors.Is(err, kvclient.ErrClosed) {
 		return s.wrap(err)
 	}
 	return fmt.Errorf("%w: flush stopped part way, some regions may be emptied already: %v", backend.ErrUndetermined, err)
 }
+
+// errSwapDB is SWAPDB's refusal: the stored key carries the database, so a
+// swap would rewrite both databases, which one transaction cannot do for
+// databases of any size, and which would not be atomic otherwise.
+var errSwapDB = fmt.Errorf("%w: SWAPDB is not supported by the raft backend (it would rewrite both databases, not atomically)", backend.ErrNotSupported)
+
+// SwapDB implements backend.Backend: refused (errSwapDB).
+func (s *Store) SwapDB(context.Context, uint32, uint32) error { return errSwapDB }
 
 // Sync implements backend.Backend. A cluster write is durable when its
 // commit returns (raft fsyncs the log on a majority first), so there is

@@ -1,0 +1,162 @@
+package command
+
+import (
+	"errors"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/rdb"
+)
+
+func init() {
+	const g = "generic"
+	register(
+		&Command{Name: "dump", Arity: 2, Flags: flagReadonly, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.6.0", Summary: "Returns a serialized representation of the value stored at a key.", Complexity: "O(1) to access the key and additional O(N*M) to serialize it, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1).", Handler: cmdDump},
+		&Command{Name: "restore", Arity: -4, Flags: flagWrite | flagDenyOOM, FirstKey: 1, LastKey: 1, Step: 1, Group: g, Since: "2.6.0", Summary: "Creates a key from the serialized representation of a value.", Complexity: "O(1) to create the new key and additional O(N*M) to reconstruct the serialized value, where N is the number of Redis objects composing the value and M their average size. For small string values the time complexity is thus O(1)+O(1*M) where M is small, so simply O(1). However for sorted set values the complexity is O(N*M*log(N)) because inserting values into sorted sets is O(log(N)).", Handler: cmdRestore},
+	)
+}
+
+const (
+	errBusyKey      replyError = "BUSYKEY Target key name already exists."
+	errInvalidTTL   replyError = "ERR Invalid TTL value, must be >= 0"
+	errInvalidIdle  replyError = "ERR Invalid IDLETIME value, must be >= 0"
+	errInvalidFreq  replyError = "ERR Invalid FREQ value, must be >= 0 and <= 255"
+	errBadPayload   replyError = "ERR Bad data format"
+	errPayloadCheck replyError = "ERR DUMP payload version or checksum are wrong"
+)
+
+// >> DUMP key
+// Reply: the value in Redis's serialization format (RDB type, RDB-encoded
+// value, RDB version 10, CRC-64), byte-identical to redis-server 7.0's, or
+// null if the key does not exist.
+func cmdDump(r *Request) error {
+	v, ok, err := r.get(r.Args[1])
+	if err != nil {
+		return err
+	}
+	r.hit(ok)
+	if !ok {
+		r.w.Null()
+		return nil
+	}
+	if v.Type != backend.TypeString {
+		return errWrongType // no other type exists yet
+	}
+	r.w.Bulk(rdb.DumpString(v.Data))
+	return nil
+}
+
+// >> RESTORE key ttl serialized-value [REPLACE] [ABSTTL] [IDLETIME seconds] [FREQ frequency]
+// Reply: OK. ttl is milliseconds from now (an absolute Unix time in ms with
+// ABSTTL), 0 for none; a deadline already past creates nothing (and with
+// REPLACE deletes the key), as in Redis. IDLETIME and FREQ are checked
+// and, as the gateway keeps no access clock, otherwise ignored.
+func cmdRestore(r *Request) error {
+	args := r.Args
+	var replace, absTTL bool
+	idle, freq := int64(-1), int64(-1)
+	for j := 4; j < len(args); j++ {
+		a, more := args[j], len(args)-j-1
+		switch {
+		case equalFold(a, "replace"):
+			replace = true
+		case equalFold(a, "absttl"):
+			absTTL = true
+		case equalFold(a, "idletime") && more >= 1 && freq == -1:
+			n, err := intArg(args[j+1])
+			if err != nil {
+				return err
+			}
+			if n < 0 {
+				return errInvalidIdle
+			}
+			idle = n
+			j++
+		case equalFold(a, "freq") && more >= 1 && idle == -1:
+			n, err := intArg(args[j+1])
+			if err != nil {
+				return err
+			}
+			if n < 0 || n > 255 {
+				return errInvalidFreq
+			}
+			freq = n
+			j++
+		default:
+			return errSyntax
+		}
+	}
+	// Redis refuses an existing key (without REPLACE) before it judges the
+	// TTL and the payload: their verdict waits for the transaction, but the
+	// payload is decoded once, outside it (the raft backend may run a
+	// transaction more than once).
+	ttl, verdict := intArg(args[2])
+	if verdict == nil && ttl < 0 {
+		verdict = errInvalidTTL
+	}
+	var val []byte
+	if verdict == nil {
+		val, verdict = rdb.Decode(args[3], r.restoreLimit)
+		verdict = restoreError(verdict)
+	}
+	key := args[1]
+	err := r.update([][]byte{key}, func(tx backend.Txn) error {
+		_, exists, err := tx.Head(key)
+		if err != nil {
+			return err
+		}
+		if exists && !replace {
+			return errBusyKey
+		}
+		if verdict != nil {
+			return verdict
+		}
+		at := ttl
+		if ttl != 0 && !absTTL {
+			// Redis adds the time in 64-bit arithmetic that wraps: a TTL
+			// near 2^63 lands in the past, and the key is not created.
+			at = int64(uint64(ttl) + uint64(tx.Now()))
+		}
+		if ttl != 0 && at <= tx.Now() {
+			if exists {
+				tx.Delete(key)
+			}
+			return nil
+		}
+		tx.Set(key, backend.Value{Type: backend.TypeString, Data: val, ExpiresAt: at})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.w.OK()
+	return nil
+}
+
+// restoreLimit refuses a restored string the gateway could not store, before
+// the decoder allocates it: over proto-max-bulk-len, or over the backend's
+// value limit (raft).
+func (r *Request) restoreLimit(n uint64) error {
+	if n > uint64(r.e.opts.MaxBulkLen) {
+		return errTooBig
+	}
+	if c, ok := r.e.be.(backend.ValueSizeChecker); ok {
+		return c.CheckValueSize(int64(n))
+	}
+	return nil
+}
+
+// restoreError maps the decoder's errors to Redis's replies.
+func restoreError(err error) error {
+	var ute *rdb.UnsupportedTypeError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, rdb.ErrChecksum):
+		return errPayloadCheck
+	case errors.Is(err, rdb.ErrBadFormat):
+		return errBadPayload
+	case errors.As(err, &ute):
+		return replyError("ERR " + ute.Error())
+	}
+	return err
+}
