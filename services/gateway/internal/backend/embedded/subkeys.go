@@ -148,3 +148,58 @@ func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 }
 
 var _ backend.SubTxn = (*txn)(nil)
+
+// collectionVersion returns the version of v's elements when v is a
+// collection's metadata record.
+func collectionVersion(v backend.Value) (uint64, bool, error) {
+	if !v.Type.IsCollection() {
+		return 0, false, nil
+	}
+	m, err := keyspace.DecodeMeta(v.Data)
+	if err != nil {
+		return 0, false, err
+	}
+	return m.Version, true, nil
+}
+
+// appendReclaim adds to b the range deletion of the elements of key's old
+// state that its new state leaves dead: the old value was a collection and
+// the new one is absent, another type or another version. So on this
+// backend no dead version outlives the batch that kills it (DEL, SET over
+// a hash, RENAME's source, FLUSH aside, which deletes whole ranges), and
+// versions never need a background pass. Expired collections are reclaimed
+// by the sweeper, or by whichever write replaces them first.
+func appendReclaim(b *pebble.Batch, key []byte, oldV uint64, oldColl bool, cur backend.Value, curFound bool) error {
+	if !oldColl {
+		return nil
+	}
+	if curFound {
+		v, coll, err := collectionVersion(cur)
+		if err != nil {
+			return fmt.Errorf("metadata of %q: %w", key, err)
+		}
+		if coll && v == oldV {
+			return nil
+		}
+	}
+	db, rkey, ok := keyspace.Split(key)
+	if !ok {
+		return fmt.Errorf("embedded: %q is not a stored key", key)
+	}
+	start, end := keyspace.VersionRange(db, rkey, oldV)
+	return b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil)
+}
+
+// baseVersion is the element version of entry i's committed state, if that
+// is a collection (read in full: a metadata record is small).
+func (t *txn) baseVersion(i int) (uint64, bool, error) {
+	h, ok, err := t.baseHead(i)
+	if err != nil || !ok || !h.Type.IsCollection() {
+		return 0, false, err
+	}
+	st, err := t.base(i)
+	if err != nil {
+		return 0, false, err
+	}
+	return collectionVersion(st.v)
+}

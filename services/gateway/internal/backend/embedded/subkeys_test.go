@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cockroachdb/pebble"
 	"testing"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
@@ -195,5 +196,75 @@ func TestSubKeysUnderBatch(t *testing.T) {
 	}
 	if got := fields(t, s, 0, "h", 1); got != "f=v " {
 		t.Fatalf("hash written under a batch: %q", got)
+	}
+}
+
+// subKeyCount counts every sub-key in the store, of any key and version.
+func subKeyCount(t *testing.T, s *Store) int {
+	t.Helper()
+	start, _ := keyspace.SubKeyRange(0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: appendDataKey(nil, start), UpperBound: []byte{familyData + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// A write that kills a collection's version — DEL, SET of a string over it,
+// a new version, expiry — deletes that version's elements in the same
+// batch, plain or under the event loop's batch; a write that keeps the
+// version (a field added) keeps them.
+func TestDeadVersionsAreReclaimed(t *testing.T) {
+	clk := &clock{}
+	clk.ms.Store(1000)
+	s := openTest(t, t.TempDir(), clk)
+	bc := s.Batch(ctx)
+	kills := map[string]func(c context.Context){
+		"DEL":          func(c context.Context) { delIn(t, s, c, "h") },
+		"SET":          func(c context.Context) { setIn(t, s, c, "h", "str", 0) },
+		"new version":  func(c context.Context) { hset(t, s, c, 0, "h", 2, "x", "y") },
+		"expire+sweep": nil,
+	}
+	for name, kill := range kills {
+		for _, c := range []context.Context{ctx, bc} {
+			delIn(t, s, ctx, "h")
+			hset(t, s, ctx, 0, "h", 1, "a", "1", "b", "2")
+			hset(t, s, ctx, 0, "h", 1, "a", "1", "b", "2", "c", "3") // same version: kept
+			if n := subKeyCount(t, s); n != 3 {
+				t.Fatalf("%s: %d sub-keys before, want 3", name, n)
+			}
+			want := 0
+			if kill == nil {
+				k := keyspace.Key(0, []byte("h"))
+				if err := s.Update(ctx, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
+					v, _, err := tx.Get(k)
+					v.ExpiresAt = clk.now() + 10
+					tx.Set(k, v)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				clk.advance(20)
+				if n, err := s.SweepExpired(); err != nil || n != 1 {
+					t.Fatalf("sweep = %d %v", n, err)
+				}
+			} else {
+				kill(c)
+				if name == "new version" {
+					want = 1
+				}
+			}
+			if err := s.Sync(c); err != nil {
+				t.Fatal(err)
+			}
+			if n := subKeyCount(t, s); n != want {
+				t.Fatalf("%s (batched %v): %d sub-keys left, want %d", name, c != ctx, n, want)
+			}
+		}
 	}
 }

@@ -288,6 +288,13 @@ func (t *txn) fill(b *pebble.Batch) error {
 			return err
 		}
 		e := &t.entries[i]
+		oldV, oldColl, err := t.baseVersion(i)
+		if err != nil {
+			return err
+		}
+		if err := appendReclaim(b, e.key, oldV, oldColl, e.write.v, !e.write.deleted); err != nil {
+			return err
+		}
 		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		deltas.add(e.key, dk, de)
 	}
