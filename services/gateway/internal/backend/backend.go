@@ -116,6 +116,13 @@ type SubTxn interface {
 	// sub-keys were seen (limit <= 0: no limit). key and val are valid only
 	// during the call.
 	ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error
+	// NewVersion returns a version for a new incarnation of the collection
+	// at key (a stored key the Update names): one that no sub-key of key
+	// alive or awaiting reclamation carries, so the new incarnation starts
+	// empty. The raft backend gives the transaction's start timestamp
+	// (unique and increasing cluster-wide); the embedded backend a clock-based
+	// number above the key's committed version, expired or not.
+	NewVersion(key []byte) (uint64, error)
 }
 
 // WriteOptions tunes one Update.

@@ -109,6 +109,8 @@ type Store struct {
 	// that the last Sync covered. Sync skips the fsync when nothing is new.
 	unsynced atomic.Uint64
 	synced   atomic.Uint64
+	// lastVersion is the last collection version handed out (NewVersion).
+	lastVersion atomic.Uint64
 	// syncWaiters counts callers waiting for an fsync of the WAL.
 	syncWaiters atomic.Int64
 	// applying counts writes between entering Pebble and being either fsynced

@@ -203,3 +203,31 @@ func (t *txn) baseVersion(i int) (uint64, bool, error) {
 	}
 	return collectionVersion(st.v)
 }
+
+// versionShift leaves 2^20 versions per millisecond of the clock.
+const versionShift = 20
+
+// NewVersion implements backend.SubTxn: the clock in the high bits, made
+// increasing within the process, and above the key's committed version
+// (expired or not): a clock that went back across a restart can neither
+// reuse the live version of this key nor one it has yet to sweep. (Dead
+// versions of other incarnations are reclaimed in the batch that kills
+// them, so none is left to collide with.)
+func (t *txn) NewVersion(key []byte) (uint64, error) {
+	i := t.entry(key)
+	old, coll, err := t.baseVersion(i)
+	if err != nil {
+		return 0, err
+	}
+	s := t.store
+	for {
+		last := s.lastVersion.Load()
+		v := max(last+1, uint64(max(s.now(), 0))<<versionShift)
+		if coll && v <= old {
+			v = old + 1
+		}
+		if s.lastVersion.CompareAndSwap(last, v) {
+			return v, nil
+		}
+	}
+}

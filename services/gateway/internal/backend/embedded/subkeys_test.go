@@ -268,3 +268,41 @@ func TestDeadVersionsAreReclaimed(t *testing.T) {
 		}
 	}
 }
+
+// NewVersion increases, and stays above the key's committed version even
+// when that one is expired and the clock has gone back (a restart on a
+// machine whose clock was set back): the new incarnation never inherits
+// the old one's elements.
+func TestNewVersion(t *testing.T) {
+	clk := &clock{}
+	clk.ms.Store(1_000_000)
+	s := openTest(t, t.TempDir(), clk)
+	k := keyspace.Key(0, []byte("h"))
+	next := func() uint64 {
+		var v uint64
+		if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+			var err error
+			v, err = tx.(backend.SubTxn).NewVersion(k)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a, b := next(), next()
+	if b <= a || a < 1_000_000<<versionShift {
+		t.Fatalf("versions %d then %d", a, b)
+	}
+	far := uint64(5_000_000) << versionShift
+	if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		tx.Set(k, backend.Value{Type: backend.TypeHash, ExpiresAt: 1_000_001, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: far, Count: 1})})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(10)        // the hash has expired, not yet swept
+	s.lastVersion.Store(0) // as after a restart
+	if v := next(); v <= far {
+		t.Fatalf("new version %d not above the expired incarnation's %d", v, far)
+	}
+}

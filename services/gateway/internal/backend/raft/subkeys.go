@@ -100,3 +100,8 @@ func (x *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 }
 
 var _ backend.SubTxn = (*txn)(nil)
+
+// NewVersion implements backend.SubTxn: the start timestamp, from the TSO,
+// is above every committed version and never handed out twice, so a dead
+// version is never revived, even one not yet reclaimed.
+func (x *txn) NewVersion(key []byte) (uint64, error) { return x.t.StartTS(), nil }
