@@ -13,14 +13,18 @@ import (
 	"errors"
 )
 
-// Type is the Redis type of a stored value. Only strings exist today; the byte is
-// stored with every value so that lists, hashes and sets slot in without a format
-// change.
+// Type is the Redis type of a stored value. The byte is stored with every
+// value; a collection's value is its metadata record (keyspace.Meta) and its
+// elements are sub-keys (docs/architecture.md, "Collections").
 type Type byte
 
-// Value types, persisted: never renumber.
+// Value types, persisted: never renumber (Kvrocks' numbers).
 const (
 	TypeString Type = 1
+	TypeHash   Type = 2
+	TypeList   Type = 3
+	TypeSet    Type = 4
+	TypeZSet   Type = 5
 )
 
 // String returns the name TYPE replies with.
@@ -28,10 +32,22 @@ func (t Type) String() string {
 	switch t {
 	case TypeString:
 		return "string"
+	case TypeHash:
+		return "hash"
+	case TypeList:
+		return "list"
+	case TypeSet:
+		return "set"
+	case TypeZSet:
+		return "zset"
 	default:
 		return "none"
 	}
 }
+
+// IsCollection reports whether t's values are metadata records with
+// sub-keys.
+func (t Type) IsCollection() bool { return t >= TypeHash && t <= TypeZSet }
 
 // Value is a stored Redis value with its metadata.
 type Value struct {
@@ -76,12 +92,50 @@ type Txn interface {
 	Now() int64
 }
 
+// SubTxn is implemented by every backend's Txn: the sub-keys of collections
+// (keyspace.SubKey), read and written inside the transaction of the command
+// that names their Redis key. Update's key list names Redis keys (metadata
+// records) only: a sub-key is isolated by its Redis key's latch (embedded)
+// or by the transaction's write of the metadata (raft, which every
+// transaction writing sub-keys makes), never latched by itself. Sub-key
+// values have no type or expiry: the metadata record holds them.
+type SubTxn interface {
+	// GetSub returns the value of sub-key sub.
+	GetSub(sub []byte) (val []byte, ok bool, err error)
+	// SetSub stores val under sub.
+	SetSub(sub, val []byte)
+	// DeleteSub removes sub.
+	DeleteSub(sub []byte)
+	// DeleteSubRange removes every sub-key in [start, end): reclaiming a
+	// dead version (keyspace.VersionRange). The embedded backend does it in
+	// the command's batch; the raft backend refuses it inside a transaction
+	// (ErrNotSupported) and reclaims in the background instead.
+	DeleteSubRange(start, end []byte) error
+	// ScanSub calls fn for the sub-keys in [start, end) in key order, the
+	// transaction's own writes included, until fn returns false or limit
+	// sub-keys were seen (limit <= 0: no limit). key and val are valid only
+	// during the call.
+	ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error
+	// NewVersion returns a version for a new incarnation of the collection
+	// at key (a stored key the Update names): one that no sub-key of key
+	// alive or awaiting reclamation carries, so the new incarnation starts
+	// empty. The raft backend gives the transaction's start timestamp
+	// (unique and increasing cluster-wide); the embedded backend a clock-based
+	// number above the key's committed version, expired or not.
+	NewVersion(key []byte) (uint64, error)
+}
+
 // WriteOptions tunes one Update.
 type WriteOptions struct {
 	// DeferSync lets the backend acknowledge the write before it is durable; the
 	// caller promises to call Sync before it replies to the client. The gateway sets
 	// it for every command of a pipeline but the last, so one fsync covers the lot.
 	DeferSync bool
+	// SubKeys says fn may use the Txn's SubTxn calls. The embedded
+	// backend's event-loop batch holds whole-key writes only, so it commits
+	// that batch first and runs such an Update on its own (without fsync
+	// when DeferSync is set, as under a batch context it is).
+	SubKeys bool
 }
 
 // KeyInfo describes one key met by Scan.

@@ -50,6 +50,10 @@ type groupEntry struct {
 	// the expiry index and counters.
 	baseFound     bool
 	baseExpiresAt int64
+	// The base's element version, if it was a collection: the commit
+	// reclaims it if the final state kills it (appendReclaim).
+	baseVersion uint64
+	baseColl    bool
 }
 
 type groupKey struct{}
@@ -120,7 +124,7 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	// Read every base state first: a failure must leave nothing of the
 	// command in the group.
 	for _, i := range tx.order {
-		if _, _, err := tx.baseHead(i); err != nil {
+		if _, _, err := tx.baseVersion(i); err != nil {
 			return err
 		}
 	}
@@ -136,6 +140,7 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 		// First write of the key in this group: what tx read is the
 		// committed state.
 		ge := &groupEntry{cur: cur, baseFound: baseFound, baseExpiresAt: base.ExpiresAt}
+		ge.baseVersion, ge.baseColl, _ = tx.baseVersion(i)
 		g.overlay[cur.mapKey()] = ge
 		g.order = append(g.order, ge)
 	}
@@ -197,6 +202,11 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	slices.SortFunc(g.order, func(a, b *groupEntry) int { return bytes.Compare(a.cur.key, b.cur.key) })
 	var deltas counterDeltas
 	for _, e := range g.order {
+		if err := appendReclaim(g.b, e.cur.key, e.baseVersion, e.baseColl, e.cur.v, e.cur.found); err != nil {
+			// The metadata written is corrupt (a command-layer bug): keep the
+			// dead elements rather than fail the whole iteration's batch.
+			s.log.Error("reclaim collection elements", "err", err)
+		}
 		dk, de := appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeData)
 		deltas.add(e.cur.key, dk, de)
 	}

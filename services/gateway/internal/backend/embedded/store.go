@@ -109,6 +109,8 @@ type Store struct {
 	// that the last Sync covered. Sync skips the fsync when nothing is new.
 	unsynced atomic.Uint64
 	synced   atomic.Uint64
+	// lastVersion is the last collection version handed out (NewVersion).
+	lastVersion atomic.Uint64
 	// syncWaiters counts callers waiting for an fsync of the WAL.
 	syncWaiters atomic.Int64
 	// applying counts writes between entering Pebble and being either fsynced
@@ -500,8 +502,22 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 
 // Update implements backend.Backend.
 func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	grouped := false
 	if g := groupOf(ctx); g != nil {
-		return s.updateGrouped(g, fn)
+		if !opts.SubKeys {
+			return s.updateGrouped(g, fn)
+		}
+		// The group's overlay holds whole keys only: commit it, and run this
+		// Update on its own, synced by the group's Sync like the rest.
+		if !s.enter() {
+			return backend.ErrClosed
+		}
+		_, err := s.flushGroup(ctx)
+		s.leave()
+		if err != nil {
+			return err
+		}
+		grouped, opts.DeferSync = true, true
 	}
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
@@ -529,7 +545,11 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	if err != nil || b == nil {
 		release()
 		// The outcome (an error, a condition not met) was decided on what fn read;
-		// it must not be reported before that state is durable.
+		// it must not be reported before that state is durable (a group's Sync
+		// sees to it under a batch context).
+		if grouped {
+			return err
+		}
 		if derr := s.awaitDurable(); derr != nil && err == nil {
 			err = derr
 		}
@@ -579,13 +599,22 @@ func (s *Store) prepare(tx *txn, fn func(backend.Txn) error) (*pebble.Batch, err
 	if err := fn(tx); err != nil {
 		return nil, err
 	}
-	if len(tx.order) == 0 {
+	if tx.subErr != nil {
+		return nil, tx.subErr
+	}
+	if len(tx.order) == 0 && (tx.sb == nil || tx.sb.Empty()) {
 		return nil, nil
 	}
 	if err := tx.checkSize(); err != nil {
 		return nil, err
 	}
-	b := s.db.NewBatch()
+	// Sub-key writes are already in the txn's indexed batch: the whole-key
+	// writes join them there. The caller owns (and closes) what is returned.
+	b := tx.sb
+	tx.sb = nil
+	if b == nil {
+		b = s.db.NewBatch()
+	}
 	if err := tx.fill(b); err != nil {
 		b.Close()
 		return nil, err
@@ -937,6 +966,8 @@ func (s *Store) FlushDB(ctx context.Context, db uint32) error {
 		b := s.db.NewBatch()
 		defer b.Close()
 		_ = b.DeleteRange(appendDataKey(nil, keyspace.Prefix(db)), dataEnd(db), nil)
+		ss, se := keyspace.SubKeyRange(db)
+		_ = b.DeleteRange(appendDataKey(nil, ss), appendDataKey(nil, se), nil)
 		err := s.eachExpiryEntry(func(at int64, key []byte) {
 			if keyspace.DB(key) == db {
 				_ = b.Delete(appendExpiryKey(nil, at, key), nil)
@@ -996,22 +1027,39 @@ func (s *Store) SwapDB(ctx context.Context, a, b uint32) error {
 			return a
 		}
 		// The range deletions come first in the batch: the writes after
-		// them win.
-		for _, db := range []uint32{a, b} {
-			_ = batch.DeleteRange(appendDataKey(nil, keyspace.Prefix(db)), dataEnd(db), nil)
+		// them win. Each database has two ranges, its stored keys and its
+		// collections' sub-keys; both begin with 4 bytes naming the database
+		// (the sub-keys' with keyspace.SubKeyBit set), which are rewritten.
+		type dbRange struct{ lower, upper []byte }
+		ranges := func(db uint32) [2]dbRange {
+			ss, se := keyspace.SubKeyRange(db)
+			return [2]dbRange{
+				{appendDataKey(nil, keyspace.Prefix(db)), dataEnd(db)},
+				{appendDataKey(nil, ss), appendDataKey(nil, se)},
+			}
 		}
 		for _, db := range []uint32{a, b} {
-			lower := appendDataKey(nil, keyspace.Prefix(db))
-			it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: dataEnd(db)})
-			if err != nil {
-				return fmt.Errorf("swapdb: %w", err)
+			for _, r := range ranges(db) {
+				_ = batch.DeleteRange(r.lower, r.upper, nil)
 			}
-			for it.First(); it.Valid(); it.Next() {
-				k := appendDataKey(nil, keyspace.AppendKey(nil, other(db), it.Key()[1+keyspace.PrefixLen:]))
-				_ = batch.Set(k, it.Value(), nil)
-			}
-			if err := it.Close(); err != nil {
-				return fmt.Errorf("swapdb: %w", err)
+		}
+		for _, db := range []uint32{a, b} {
+			for fam, r := range ranges(db) {
+				it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: r.lower, UpperBound: r.upper})
+				if err != nil {
+					return fmt.Errorf("swapdb: %w", err)
+				}
+				id := other(db)
+				if fam == 1 {
+					id |= keyspace.SubKeyBit
+				}
+				for it.First(); it.Valid(); it.Next() {
+					k := appendDataKey(nil, keyspace.AppendKey(nil, id, it.Key()[1+keyspace.PrefixLen:]))
+					_ = batch.Set(k, it.Value(), nil)
+				}
+				if err := it.Close(); err != nil {
+					return fmt.Errorf("swapdb: %w", err)
+				}
 			}
 		}
 		var moved [][2][]byte

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
 // sweepBatch bounds how many expired keys one sweep round deletes while holding the
@@ -92,6 +94,11 @@ func (s *Store) SweepExpired() (int, error) {
 			return 0, fmt.Errorf("sweep key %q: %w", d.key, err)
 		}
 		if ok && v.ExpiresAt == d.at && v.Expired(now) {
+			if ver, coll, err := collectionVersion(v); err != nil {
+				s.log.Error("sweep: reclaim collection elements", "key", d.key, "err", err)
+			} else if err := appendReclaim(b, d.key, ver, coll, backend.Value{}, false); err != nil {
+				return 0, fmt.Errorf("sweep key %q: %w", d.key, err)
+			}
 			s.cache.invalidate(d.key)
 			_ = b.Delete(appendDataKey(nil, d.key), nil)
 			deltas.add(d.key, -1, -1)

@@ -56,6 +56,12 @@ type txn struct {
 	entries []entry
 	index   map[string]int // entry by key, once there are more than linearEntries
 	order   []int          // entries in first-write order, so batches are deterministic
+
+	// sb holds the sub-key writes (subkeys.go), an indexed batch that the
+	// txn's sub-key reads see through; nil until the first sub-key call.
+	sb *pebble.Batch
+	// subErr is the first failure of a sub-key write, reported by prepare.
+	subErr error
 }
 
 var txnPool = sync.Pool{New: func() any { return &txn{} }}
@@ -72,6 +78,11 @@ func (t *txn) release() {
 	if cap(t.order) > 1024 {
 		t.order = nil
 	}
+	if t.sb != nil {
+		t.sb.Close()
+		t.sb = nil
+	}
+	t.subErr = nil
 	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
 	txnPool.Put(t)
 }
@@ -257,6 +268,9 @@ func (t *txn) checkSize() error {
 		// The data key and the expiry index key, the value, and headers.
 		n += 2*int64(len(e.key)) + int64(len(e.write.v.Data)) + 64
 	}
+	if t.sb != nil {
+		n += int64(t.sb.Len())
+	}
 	if limit := t.store.opts.MaxCommandBytes; n > limit {
 		return fmt.Errorf("%w: one command writes %d bytes, over the embedded store's limit of %d bytes", backend.ErrTooLarge, n, limit)
 	}
@@ -274,6 +288,13 @@ func (t *txn) fill(b *pebble.Batch) error {
 			return err
 		}
 		e := &t.entries[i]
+		oldV, oldColl, err := t.baseVersion(i)
+		if err != nil {
+			return err
+		}
+		if err := appendReclaim(b, e.key, oldV, oldColl, e.write.v, !e.write.deleted); err != nil {
+			return err
+		}
 		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		deltas.add(e.key, dk, de)
 	}

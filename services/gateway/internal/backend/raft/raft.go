@@ -359,7 +359,9 @@ func (s *Store) Stats(ctx context.Context, db uint32) (backend.Stats, error) {
 // database, at one snapshot.
 func (s *Store) Keyspace(ctx context.Context) ([]backend.DBStats, error) {
 	var out []backend.DBStats
-	_, err := s.c.ScanFunc(ctx, keyspace.Prefix(0), nil, kvclient.ScanOptions{KeysOnly: true}, func(e kvclient.Entry) bool {
+	// Up to the first sub-key: every database's range, no collection element.
+	subStart, _ := keyspace.SubKeyRange(0)
+	_, err := s.c.ScanFunc(ctx, keyspace.Prefix(0), subStart, kvclient.ScanOptions{KeysOnly: true}, func(e kvclient.Entry) bool {
 		db := keyspace.DB(e.Key)
 		if len(out) == 0 || out[len(out)-1].DB != db {
 			out = append(out, backend.DBStats{DB: db})
@@ -394,7 +396,13 @@ func (s *Store) FlushAll(ctx context.Context) error {
 // FlushDB implements backend.Backend as FlushAll does, over one database's
 // range.
 func (s *Store) FlushDB(ctx context.Context, db uint32) error {
-	return s.deleteRange(ctx, keyspace.Prefix(db), keyspace.End(db))
+	if err := s.deleteRange(ctx, keyspace.Prefix(db), keyspace.End(db)); err != nil {
+		return err
+	}
+	// The database's collections' elements: unreachable once their metadata
+	// records are gone, deleted for their space.
+	start, end := keyspace.SubKeyRange(db)
+	return s.deleteRange(ctx, start, end)
 }
 
 func (s *Store) deleteRange(ctx context.Context, start, end []byte) error {

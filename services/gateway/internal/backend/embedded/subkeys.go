@@ -1,0 +1,233 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
+)
+
+// Sub-keys (keyspace.SubKey) are stored under the data family, 'k' ‖ sub-key,
+// with the raw element as value: no value header, since the metadata record
+// holds the type and the expiry, and no counter or expiry-index entry, since
+// only metadata records are Redis keys. Their first byte has the top bit set,
+// so they sort after every database's stored keys and no scan, counter or
+// FLUSHDB of a database range meets them.
+
+// errSubKeysInGroup is a command-layer bug: an Update using sub-keys must
+// say so (WriteOptions.SubKeys), so that the event loop's batch is committed
+// first.
+var errSubKeysInGroup = errors.New("embedded: sub-key call in a batched Update without WriteOptions.SubKeys")
+
+func (t *txn) subBatch() (*pebble.Batch, error) {
+	if t.group != nil {
+		return nil, errSubKeysInGroup
+	}
+	if t.sb == nil {
+		t.sb = t.store.db.NewIndexedBatch()
+	}
+	return t.sb, nil
+}
+
+func checkSubKey(sub []byte) error {
+	if !keyspace.IsSubKey(sub) {
+		return fmt.Errorf("embedded: %q is not a sub-key", sub)
+	}
+	return nil
+}
+
+// GetSub implements backend.SubTxn. The Redis key is latched, so what Pebble
+// shows under the txn's own writes is the committed state.
+func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
+	if err := checkSubKey(sub); err != nil {
+		return nil, false, err
+	}
+	b, err := t.subBatch()
+	if err != nil {
+		return nil, false, err
+	}
+	val, closer, err := b.Get(appendDataKey(nil, sub))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("get sub-key: %w", err)
+	}
+	out := append([]byte{}, val...)
+	_ = closer.Close()
+	return out, true, nil
+}
+
+// SetSub implements backend.SubTxn.
+func (t *txn) SetSub(sub, val []byte) {
+	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Set(k, val, nil) })
+}
+
+// DeleteSub implements backend.SubTxn.
+func (t *txn) DeleteSub(sub []byte) {
+	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Delete(k, nil) })
+}
+
+func (t *txn) subWrite(sub []byte, op func(*pebble.Batch, []byte) error) {
+	if t.subErr != nil {
+		return
+	}
+	if err := checkSubKey(sub); err != nil {
+		t.subErr = err
+		return
+	}
+	b, err := t.subBatch()
+	if err == nil {
+		err = op(b, appendDataKey(nil, sub))
+	}
+	if err != nil {
+		t.subErr = fmt.Errorf("write sub-key: %w", err)
+	}
+}
+
+// DeleteSubRange implements backend.SubTxn with a Pebble range deletion in
+// the command's batch: O(1) to write whatever the range holds.
+func (t *txn) DeleteSubRange(start, end []byte) error {
+	if err := checkSubKey(start); err != nil {
+		return err
+	}
+	b, err := t.subBatch()
+	if err != nil {
+		return err
+	}
+	if err := b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil); err != nil {
+		return fmt.Errorf("delete sub-key range: %w", err)
+	}
+	return nil
+}
+
+// subUpper is the data-family bound of a sub-key range's end (nil: the end
+// of the family).
+func subUpper(end []byte) []byte {
+	if end == nil {
+		return []byte{familyData + 1}
+	}
+	return appendDataKey(nil, end)
+}
+
+// ScanSub implements backend.SubTxn through the indexed batch's iterator,
+// which merges the txn's writes (range deletions included) over Pebble.
+func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error {
+	if err := checkSubKey(start); err != nil {
+		return err
+	}
+	b, err := t.subBatch()
+	if err != nil {
+		return err
+	}
+	it, err := b.NewIter(&pebble.IterOptions{LowerBound: appendDataKey(nil, start), UpperBound: subUpper(end)})
+	if err != nil {
+		return fmt.Errorf("scan sub-keys: %w", err)
+	}
+	seen := 0
+	for it.First(); it.Valid(); it.Next() {
+		if limit > 0 && seen >= limit {
+			break
+		}
+		seen++
+		if !fn(it.Key()[1:], it.Value()) {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return fmt.Errorf("scan sub-keys: %w", err)
+	}
+	if err := it.Close(); err != nil {
+		return fmt.Errorf("scan sub-keys: %w", err)
+	}
+	return nil
+}
+
+var _ backend.SubTxn = (*txn)(nil)
+
+// collectionVersion returns the version of v's elements when v is a
+// collection's metadata record.
+func collectionVersion(v backend.Value) (uint64, bool, error) {
+	if !v.Type.IsCollection() {
+		return 0, false, nil
+	}
+	m, err := keyspace.DecodeMeta(v.Data)
+	if err != nil {
+		return 0, false, err
+	}
+	return m.Version, true, nil
+}
+
+// appendReclaim adds to b the range deletion of the elements of key's old
+// state that its new state leaves dead: the old value was a collection and
+// the new one is absent, another type or another version. So on this
+// backend no dead version outlives the batch that kills it (DEL, SET over
+// a hash, RENAME's source, FLUSH aside, which deletes whole ranges), and
+// versions never need a background pass. Expired collections are reclaimed
+// by the sweeper, or by whichever write replaces them first.
+func appendReclaim(b *pebble.Batch, key []byte, oldV uint64, oldColl bool, cur backend.Value, curFound bool) error {
+	if !oldColl {
+		return nil
+	}
+	if curFound {
+		v, coll, err := collectionVersion(cur)
+		if err != nil {
+			return fmt.Errorf("metadata of %q: %w", key, err)
+		}
+		if coll && v == oldV {
+			return nil
+		}
+	}
+	db, rkey, ok := keyspace.Split(key)
+	if !ok {
+		return fmt.Errorf("embedded: %q is not a stored key", key)
+	}
+	start, end := keyspace.VersionRange(db, rkey, oldV)
+	return b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil)
+}
+
+// baseVersion is the element version of entry i's committed state, if that
+// is a collection (read in full: a metadata record is small).
+func (t *txn) baseVersion(i int) (uint64, bool, error) {
+	h, ok, err := t.baseHead(i)
+	if err != nil || !ok || !h.Type.IsCollection() {
+		return 0, false, err
+	}
+	st, err := t.base(i)
+	if err != nil {
+		return 0, false, err
+	}
+	return collectionVersion(st.v)
+}
+
+// versionShift leaves 2^20 versions per millisecond of the clock.
+const versionShift = 20
+
+// NewVersion implements backend.SubTxn: the clock in the high bits, made
+// increasing within the process, and above the key's committed version
+// (expired or not): a clock that went back across a restart can neither
+// reuse the live version of this key nor one it has yet to sweep. (Dead
+// versions of other incarnations are reclaimed in the batch that kills
+// them, so none is left to collide with.)
+func (t *txn) NewVersion(key []byte) (uint64, error) {
+	i := t.entry(key)
+	old, coll, err := t.baseVersion(i)
+	if err != nil {
+		return 0, err
+	}
+	s := t.store
+	for {
+		last := s.lastVersion.Load()
+		v := max(last+1, uint64(max(s.now(), 0))<<versionShift)
+		if coll && v <= old {
+			v = old + 1
+		}
+		if s.lastVersion.CompareAndSwap(last, v) {
+			return v, nil
+		}
+	}
+}

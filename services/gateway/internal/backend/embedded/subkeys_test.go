@@ -1,0 +1,308 @@
+package embedded
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"github.com/cockroachdb/pebble"
+	"testing"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
+)
+
+var subOpts = backend.WriteOptions{SubKeys: true}
+
+// hset writes a hash the way the command layer will: the metadata record at
+// the Redis key, one sub-key per field, in one Update that names the Redis
+// key only.
+func hset(t *testing.T, s *Store, c context.Context, db uint32, key string, version uint64, fields ...string) {
+	t.Helper()
+	k := keyspace.Key(db, []byte(key))
+	err := s.Update(c, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		st := tx.(backend.SubTxn)
+		for i := 0; i+1 < len(fields); i += 2 {
+			st.SetSub(keyspace.SubKey(db, []byte(key), version, keyspace.KindHashField, []byte(fields[i])), []byte(fields[i+1]))
+		}
+		tx.Set(k, backend.Value{Type: backend.TypeHash, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: version, Count: uint64(len(fields) / 2)})})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// fields reads a hash's version through ScanSub, as HGETALL will.
+func fields(t *testing.T, s *Store, db uint32, key string, version uint64) string {
+	t.Helper()
+	var out string
+	k := keyspace.Key(db, []byte(key))
+	err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		out = ""
+		start, end := keyspace.KindRange(db, []byte(key), version, keyspace.KindHashField)
+		return tx.(backend.SubTxn).ScanSub(start, end, 0, func(sub, val []byte) bool {
+			p, err := keyspace.SplitSubKey(sub)
+			if err != nil {
+				t.Error(err)
+				return false
+			}
+			out += fmt.Sprintf("%s=%s ", p.Elem, val)
+			return true
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// Inside one Update, sub-key reads see the Update's own writes, deletions
+// and range deletions merged over what is committed; a failing Update
+// leaves none of its sub-key writes behind.
+func TestSubKeysReadOwnWritesAndRollBack(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	hset(t, s, ctx, 0, "h", 7, "a", "1", "b", "2", "c", "3")
+	k := keyspace.Key(0, []byte("h"))
+	f := func(name string) []byte {
+		return keyspace.SubKey(0, []byte("h"), 7, keyspace.KindHashField, []byte(name))
+	}
+	err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		st := tx.(backend.SubTxn)
+		st.SetSub(f("d"), []byte("4"))
+		st.DeleteSub(f("a"))
+		if v, ok, err := st.GetSub(f("d")); err != nil || !ok || string(v) != "4" {
+			return fmt.Errorf("own write: %q %v %v", v, ok, err)
+		}
+		if _, ok, err := st.GetSub(f("a")); err != nil || ok {
+			return fmt.Errorf("own delete still visible: %v %v", ok, err)
+		}
+		var seen []string
+		start, end := keyspace.KindRange(0, []byte("h"), 7, keyspace.KindHashField)
+		if err := st.ScanSub(start, end, 2, func(sub, val []byte) bool {
+			p, _ := keyspace.SplitSubKey(sub)
+			seen = append(seen, string(p.Elem)+"="+string(val))
+			return true
+		}); err != nil {
+			return err
+		}
+		if fmt.Sprint(seen) != "[b=2 c=3]" {
+			return fmt.Errorf("scan with limit 2 = %v", seen)
+		}
+		return errors.New("roll back")
+	})
+	if err == nil || err.Error() != "roll back" {
+		t.Fatal(err)
+	}
+	if got := fields(t, s, 0, "h", 7); got != "a=1 b=2 c=3 " {
+		t.Fatalf("after a failed Update: %q", got)
+	}
+	// A committed range deletion of the version, then a new version: only
+	// the new one's fields exist.
+	err = s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		start, end := keyspace.VersionRange(0, []byte("h"), 7)
+		if err := tx.(backend.SubTxn).DeleteSubRange(start, end); err != nil {
+			return err
+		}
+		tx.Delete(k)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hset(t, s, ctx, 0, "h", 8, "z", "26")
+	if got := fields(t, s, 0, "h", 7); got != "" {
+		t.Fatalf("reclaimed version still holds %q", got)
+	}
+	if got := fields(t, s, 0, "h", 8); got != "z=26 " {
+		t.Fatalf("new version = %q", got)
+	}
+}
+
+// Sub-keys are not Redis keys: scans, counters and RANDOMKEY of a database
+// see the metadata record only; FLUSHDB takes the database's sub-keys with
+// it and SWAPDB moves them; both survive a reopen.
+func TestSubKeysAndDatabases(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, &clock{})
+	hset(t, s, ctx, 1, "h1", 1, "f", "one")
+	hset(t, s, ctx, 2, "h2", 1, "f", "two")
+	setDB(t, s, 3, "s", "str", 0)
+	for db, want := range map[uint32]int64{1: 1, 2: 1, 3: 1} {
+		if st := statsDB(t, s, db); st.Keys != want {
+			t.Fatalf("db %d counts %d keys, want %d", db, st.Keys, want)
+		}
+		var keys []string
+		if _, err := s.Scan(ctx, backend.ScanOptions{Prefix: keyspace.Prefix(db)}, func(ki backend.KeyInfo) bool {
+			keys = append(keys, string(keyspace.UserKey(ki.Key)))
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) != 1 {
+			t.Fatalf("db %d scans as %q", db, keys)
+		}
+	}
+	if err := s.SwapDB(ctx, 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(t, s, 1, "h2", 1); got != "f=two " {
+		t.Fatalf("db 1 after SWAPDB: %q", got)
+	}
+	if got := fields(t, s, 2, "h1", 1); got != "f=one " {
+		t.Fatalf("db 2 after SWAPDB: %q", got)
+	}
+	if got := fields(t, s, 1, "h1", 1); got != "" {
+		t.Fatalf("db 1 kept its old sub-keys: %q", got)
+	}
+	if err := s.FlushDB(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(t, s, 1, "h2", 1); got != "" {
+		t.Fatalf("FLUSHDB left sub-keys: %q", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, &clock{})
+	if got := fields(t, s, 2, "h1", 1); got != "f=one " {
+		t.Fatalf("db 2 after reopen: %q", got)
+	}
+	if v, ok := getDB(t, s, 3, "s"); !ok || v != "str" {
+		t.Fatalf("string key after all that: %q %v", v, ok)
+	}
+}
+
+// Under the event loop's batch context, an Update with sub-keys commits the
+// batch's earlier writes first and joins the batch's Sync; one without the
+// SubKeys option cannot touch sub-keys.
+func TestSubKeysUnderBatch(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	bc := s.Batch(ctx)
+	setIn(t, s, bc, "before", "v", 0)
+	hset(t, s, bc, 0, "h", 1, "f", "v")
+	if v, ok, err := s.Get(bc, sk("before")); err != nil || !ok || string(v.Data) != "v" {
+		t.Fatalf("grouped write before the sub-key Update: %q %v %v", v.Data, ok, err)
+	}
+	k := keyspace.Key(0, []byte("h"))
+	err := s.Update(bc, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
+		_, _, err := tx.(backend.SubTxn).GetSub(keyspace.SubKey(0, []byte("h"), 1, keyspace.KindHashField, []byte("f")))
+		return err
+	})
+	if !errors.Is(err, errSubKeysInGroup) {
+		t.Fatalf("sub-key read without SubKeys under a batch = %v", err)
+	}
+	if err := s.Sync(bc); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(t, s, 0, "h", 1); got != "f=v " {
+		t.Fatalf("hash written under a batch: %q", got)
+	}
+}
+
+// subKeyCount counts every sub-key in the store, of any key and version.
+func subKeyCount(t *testing.T, s *Store) int {
+	t.Helper()
+	start, _ := keyspace.SubKeyRange(0)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: appendDataKey(nil, start), UpperBound: []byte{familyData + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	n := 0
+	for it.First(); it.Valid(); it.Next() {
+		n++
+	}
+	return n
+}
+
+// A write that kills a collection's version — DEL, SET of a string over it,
+// a new version, expiry — deletes that version's elements in the same
+// batch, plain or under the event loop's batch; a write that keeps the
+// version (a field added) keeps them.
+func TestDeadVersionsAreReclaimed(t *testing.T) {
+	clk := &clock{}
+	clk.ms.Store(1000)
+	s := openTest(t, t.TempDir(), clk)
+	bc := s.Batch(ctx)
+	kills := map[string]func(c context.Context){
+		"DEL":          func(c context.Context) { delIn(t, s, c, "h") },
+		"SET":          func(c context.Context) { setIn(t, s, c, "h", "str", 0) },
+		"new version":  func(c context.Context) { hset(t, s, c, 0, "h", 2, "x", "y") },
+		"expire+sweep": nil,
+	}
+	for name, kill := range kills {
+		for _, c := range []context.Context{ctx, bc} {
+			delIn(t, s, ctx, "h")
+			hset(t, s, ctx, 0, "h", 1, "a", "1", "b", "2")
+			hset(t, s, ctx, 0, "h", 1, "a", "1", "b", "2", "c", "3") // same version: kept
+			if n := subKeyCount(t, s); n != 3 {
+				t.Fatalf("%s: %d sub-keys before, want 3", name, n)
+			}
+			want := 0
+			if kill == nil {
+				k := keyspace.Key(0, []byte("h"))
+				if err := s.Update(ctx, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
+					v, _, err := tx.Get(k)
+					v.ExpiresAt = clk.now() + 10
+					tx.Set(k, v)
+					return err
+				}); err != nil {
+					t.Fatal(err)
+				}
+				clk.advance(20)
+				if n, err := s.SweepExpired(); err != nil || n != 1 {
+					t.Fatalf("sweep = %d %v", n, err)
+				}
+			} else {
+				kill(c)
+				if name == "new version" {
+					want = 1
+				}
+			}
+			if err := s.Sync(c); err != nil {
+				t.Fatal(err)
+			}
+			if n := subKeyCount(t, s); n != want {
+				t.Fatalf("%s (batched %v): %d sub-keys left, want %d", name, c != ctx, n, want)
+			}
+		}
+	}
+}
+
+// NewVersion increases, and stays above the key's committed version even
+// when that one is expired and the clock has gone back (a restart on a
+// machine whose clock was set back): the new incarnation never inherits
+// the old one's elements.
+func TestNewVersion(t *testing.T) {
+	clk := &clock{}
+	clk.ms.Store(1_000_000)
+	s := openTest(t, t.TempDir(), clk)
+	k := keyspace.Key(0, []byte("h"))
+	next := func() uint64 {
+		var v uint64
+		if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+			var err error
+			v, err = tx.(backend.SubTxn).NewVersion(k)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a, b := next(), next()
+	if b <= a || a < 1_000_000<<versionShift {
+		t.Fatalf("versions %d then %d", a, b)
+	}
+	far := uint64(5_000_000) << versionShift
+	if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		tx.Set(k, backend.Value{Type: backend.TypeHash, ExpiresAt: 1_000_001, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: far, Count: 1})})
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	clk.advance(10)        // the hash has expired, not yet swept
+	s.lastVersion.Store(0) // as after a restart
+	if v := next(); v <= far {
+		t.Fatalf("new version %d not above the expired incarnation's %d", v, far)
+	}
+}

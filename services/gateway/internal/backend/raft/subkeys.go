@@ -1,0 +1,107 @@
+package raft
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
+)
+
+// Sub-keys (keyspace.SubKey) are cluster keys like any other, with the raw
+// element as value (no type byte: the metadata record has it). Their first
+// byte has the top bit set, so no database's range holds one.
+
+// subScanPage bounds one ScanSub read: a big hash is read a page at a time,
+// not into memory at once.
+const subScanPage = 256
+
+// errSubRange is DeleteSubRange's refusal: a transaction cannot delete an
+// unbounded range, and a region range delete is not atomic with it, so dead
+// versions are reclaimed after the commit (docs/architecture.md,
+// "Collections").
+var errSubRange = fmt.Errorf("%w: the raft backend reclaims sub-key ranges after the commit, not inside a transaction", backend.ErrNotSupported)
+
+func (x *txn) checkSub(sub []byte) error {
+	if !keyspace.IsSubKey(sub) {
+		return fmt.Errorf("raft backend: %q is not a sub-key", sub)
+	}
+	return nil
+}
+
+// GetSub implements backend.SubTxn: the transaction's own write, or a read
+// at its start timestamp.
+func (x *txn) GetSub(sub []byte) ([]byte, bool, error) {
+	if err := x.checkSub(sub); err != nil {
+		return nil, false, err
+	}
+	e, ok, err := x.t.Get(x.ctx, sub)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return e.Value, true, nil
+}
+
+// SetSub implements backend.SubTxn.
+func (x *txn) SetSub(sub, val []byte) {
+	if x.err != nil {
+		return
+	}
+	if x.err = x.checkSub(sub); x.err == nil {
+		x.err = x.t.Set(sub, val, 0)
+	}
+}
+
+// DeleteSub implements backend.SubTxn.
+func (x *txn) DeleteSub(sub []byte) {
+	if x.err != nil {
+		return
+	}
+	if x.err = x.checkSub(sub); x.err == nil {
+		x.err = x.t.Delete(sub)
+	}
+}
+
+// DeleteSubRange implements backend.SubTxn: refused (errSubRange).
+func (x *txn) DeleteSubRange(start, end []byte) error { return errSubRange }
+
+// ScanSub implements backend.SubTxn with kvclient's transactional scan
+// (own writes merged over the start timestamp's snapshot), a page at a
+// time.
+func (x *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error {
+	if err := x.checkSub(start); err != nil {
+		return err
+	}
+	seen := 0
+	from := start
+	for {
+		page := subScanPage
+		if limit > 0 && limit-seen < page {
+			page = limit - seen
+		}
+		if page <= 0 {
+			return nil
+		}
+		entries, err := x.t.Scan(x.ctx, from, end, page)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			seen++
+			if !fn(e.Key, e.Value) {
+				return nil
+			}
+		}
+		if len(entries) < page {
+			return nil
+		}
+		from = append(bytes.Clone(entries[len(entries)-1].Key), 0)
+	}
+}
+
+var _ backend.SubTxn = (*txn)(nil)
+
+// NewVersion implements backend.SubTxn: the start timestamp, from the TSO,
+// is above every committed version and never handed out twice, so a dead
+// version is never revived, even one not yet reclaimed.
+func (x *txn) NewVersion(key []byte) (uint64, error) { return x.t.StartTS(), nil }

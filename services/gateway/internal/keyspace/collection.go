@@ -1,0 +1,236 @@
+package keyspace
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// Collections (hashes, lists, sets, sorted sets; docs/architecture.md,
+// "Collections") are a metadata record at the Redis key's ordinary stored
+// key plus one sub-key per element. A sub-key is
+//
+//	(db | SubKeyBit)(4) ‖ len(key)(4) ‖ key ‖ version(8) ‖ kind(1) ‖ element
+//
+// Database ids are below 2^31 (MaxDatabases), so the top bit of a stored
+// key's first byte is never set: sub-keys cannot collide with a stored key,
+// and no database's range [Prefix(db), End(db)) contains one. The key's
+// length has a fixed width so that two keys' sub-keys never interleave, and
+// each (key, version) and each (key, version, kind) is one contiguous range.
+
+// SubKeyBit marks a sub-key's first 4 bytes.
+const SubKeyBit = 1 << 31
+
+// Sub-key kinds. Persisted: never change.
+const (
+	KindHashField   = 'f' // hash field -> value
+	KindSetMember   = 'm' // set member -> ""
+	KindListIndex   = 'l' // list index (AppendListIndex) -> element
+	KindZSetMember  = 'z' // sorted-set member -> score (AppendScore)
+	KindZSetScore   = 's' // sorted-set score (AppendScore) ‖ member -> ""
+	subKeyFixedLen  = 4 + 4 + 8 + 1
+	subKeyHeaderLen = 4 + 4
+)
+
+// ErrNotSubKey is wrapped by SplitSubKey's callers' errors for a key that is
+// not a well-formed sub-key.
+var ErrNotSubKey = errors.New("keyspace: not a sub-key")
+
+func subDB(db uint32) uint32 {
+	if db >= SubKeyBit {
+		panic(fmt.Sprintf("keyspace: database %d out of range", db))
+	}
+	return db | SubKeyBit
+}
+
+// AppendSubKeyPrefix appends the prefix every sub-key of key's version
+// shares: a version's elements are the keys with this prefix.
+func AppendSubKeyPrefix(dst []byte, db uint32, key []byte, version uint64) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, subDB(db))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(key)))
+	dst = append(dst, key...)
+	return binary.BigEndian.AppendUint64(dst, version)
+}
+
+// AppendSubKey appends the sub-key of element elem, of kind kind, of key's
+// version in database db.
+func AppendSubKey(dst []byte, db uint32, key []byte, version uint64, kind byte, elem []byte) []byte {
+	dst = AppendSubKeyPrefix(dst, db, key, version)
+	dst = append(dst, kind)
+	return append(dst, elem...)
+}
+
+// SubKey is AppendSubKey into a new slice of the exact size.
+func SubKey(db uint32, key []byte, version uint64, kind byte, elem []byte) []byte {
+	return AppendSubKey(make([]byte, 0, subKeyFixedLen+len(key)+len(elem)), db, key, version, kind, elem)
+}
+
+// VersionRange returns the range [start, end) holding every sub-key of
+// key's version: what reclaiming the version deletes.
+func VersionRange(db uint32, key []byte, version uint64) (start, end []byte) {
+	start = AppendSubKeyPrefix(nil, db, key, version)
+	return start, PrefixEnd(start)
+}
+
+// KindRange returns the range [start, end) of the sub-keys of one kind of
+// key's version: a hash's fields, a sorted set's score index.
+func KindRange(db uint32, key []byte, version uint64, kind byte) (start, end []byte) {
+	start = append(AppendSubKeyPrefix(nil, db, key, version), kind)
+	return start, PrefixEnd(start)
+}
+
+// SubKeyRange returns the range [start, end) of every sub-key of database
+// db, of every key and version: FLUSHDB deletes it with the database.
+func SubKeyRange(db uint32) (start, end []byte) {
+	start = binary.BigEndian.AppendUint32(nil, subDB(db))
+	return start, PrefixEnd(start)
+}
+
+// IsSubKey reports whether stored is in the sub-key family (it may still be
+// malformed; SplitSubKey says).
+func IsSubKey(stored []byte) bool { return len(stored) > 0 && stored[0]&0x80 != 0 }
+
+// SubKeyParts is a sub-key taken apart; Key and Elem alias the sub-key.
+type SubKeyParts struct {
+	DB      uint32
+	Key     []byte
+	Version uint64
+	Kind    byte
+	Elem    []byte
+}
+
+// SplitSubKey takes a sub-key apart.
+func SplitSubKey(sub []byte) (SubKeyParts, error) {
+	if len(sub) < subKeyFixedLen || !IsSubKey(sub) {
+		return SubKeyParts{}, fmt.Errorf("%w: %q", ErrNotSubKey, sub)
+	}
+	n := binary.BigEndian.Uint32(sub[4:8])
+	if uint64(n) > uint64(len(sub)-subKeyFixedLen) {
+		return SubKeyParts{}, fmt.Errorf("%w: key length %d past the end of %d bytes", ErrNotSubKey, n, len(sub))
+	}
+	rest := sub[subKeyHeaderLen+n:]
+	return SubKeyParts{
+		DB:      binary.BigEndian.Uint32(sub) &^ SubKeyBit,
+		Key:     sub[subKeyHeaderLen : subKeyHeaderLen+n],
+		Version: binary.BigEndian.Uint64(rest),
+		Kind:    rest[8],
+		Elem:    rest[9:],
+	}, nil
+}
+
+// PrefixEnd returns the smallest key greater than every key with prefix p,
+// or nil (unbounded) for an empty or all-0xff prefix.
+func PrefixEnd(p []byte) []byte {
+	end := append([]byte(nil), p...)
+	for i := len(end) - 1; i >= 0; i-- {
+		end[i]++
+		if end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+// AppendScore appends the 8-byte order-preserving form of a sorted-set
+// score: the bytes of two scores compare as the scores do, so a score
+// index is scanned by score and ZRANGEBYSCORE is a range scan. -0 is
+// written as +0: Redis orders them as equal (ties broken by member, as the
+// index's member suffix then does). NaN must not be passed (Redis refuses
+// it as a score).
+func AppendScore(dst []byte, f float64) []byte {
+	if f == 0 {
+		f = 0 // -0 == 0: normalise the sign
+	}
+	b := math.Float64bits(f)
+	if b&(1<<63) != 0 {
+		b = ^b
+	} else {
+		b |= 1 << 63
+	}
+	return binary.BigEndian.AppendUint64(dst, b)
+}
+
+// DecodeScore inverts AppendScore on the first 8 bytes of b.
+func DecodeScore(b []byte) float64 {
+	u := binary.BigEndian.Uint64(b)
+	if u&(1<<63) != 0 {
+		u &^= 1 << 63
+	} else {
+		u = ^u
+	}
+	return math.Float64frombits(u)
+}
+
+// AppendListIndex appends the 8-byte form of a list element's index:
+// offset by 2^63 so that the indexes below a list's first head (LPUSH goes
+// down from it) sort before the ones above, in byte order.
+func AppendListIndex(dst []byte, idx int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(idx)^(1<<63))
+}
+
+// DecodeListIndex inverts AppendListIndex on the first 8 bytes of b.
+func DecodeListIndex(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+// Meta is the body of a collection's metadata record (the Data of the
+// backend.Value stored at the Redis key, whose Type and ExpiresAt hold the
+// type and the expiry).
+type Meta struct {
+	// Version names the incarnation whose sub-keys are live; every other
+	// version's sub-keys are dead and awaiting reclamation.
+	Version uint64
+	// Count is the number of elements.
+	Count uint64
+	// Big records that the collection has crossed Redis's compact-encoding
+	// thresholds (hash-max-listpack-entries, -value, ...): Redis never
+	// converts back, so OBJECT ENCODING keeps answering the big encoding.
+	Big bool
+	// List says Head and Tail are present: a list's elements are the
+	// indexes [Head, Tail).
+	List       bool
+	Head, Tail int64
+}
+
+const (
+	metaFormat  = 1 // the body's own layout version, persisted
+	metaFlagBig = 1 << 0
+	metaLen     = 1 + 1 + 8 + 8
+	metaListLen = metaLen + 16
+)
+
+// AppendMeta appends m's encoding.
+func AppendMeta(dst []byte, m Meta) []byte {
+	var flags byte
+	if m.Big {
+		flags |= metaFlagBig
+	}
+	dst = append(dst, metaFormat, flags)
+	dst = binary.BigEndian.AppendUint64(dst, m.Version)
+	dst = binary.BigEndian.AppendUint64(dst, m.Count)
+	if m.List {
+		dst = AppendListIndex(dst, m.Head)
+		dst = AppendListIndex(dst, m.Tail)
+	}
+	return dst
+}
+
+// DecodeMeta parses a metadata body.
+func DecodeMeta(b []byte) (Meta, error) {
+	if len(b) != metaLen && len(b) != metaListLen {
+		return Meta{}, fmt.Errorf("keyspace: corrupt collection metadata of %d bytes", len(b))
+	}
+	if b[0] != metaFormat {
+		return Meta{}, fmt.Errorf("keyspace: collection metadata format %d unknown: %w", b[0], ErrFormatTooNew)
+	}
+	m := Meta{
+		Big:     b[1]&metaFlagBig != 0,
+		Version: binary.BigEndian.Uint64(b[2:10]),
+		Count:   binary.BigEndian.Uint64(b[10:18]),
+	}
+	if len(b) == metaListLen {
+		m.List = true
+		m.Head = DecodeListIndex(b[18:26])
+		m.Tail = DecodeListIndex(b[26:34])
+	}
+	return m, nil
+}
