@@ -56,6 +56,25 @@ var knownRequests = []struct {
 		end := off + int64(len(args[3]))
 		return err == nil && len(args[3]) > 0 && end > 32<<20 && end <= 536870912
 	}, "SETRANGE building a string past 32 MiB: legitimate, but it takes seconds to write and is covered once by the numbers phase"},
+	{func(args []string) bool {
+		if len(args) < 2 {
+			return false
+		}
+		cmd, sub := strings.ToLower(args[0]), strings.ToLower(args[1])
+		switch {
+		case cmd == "client" && (sub == "pause" || sub == "kill"):
+			return true
+		case cmd == "client" && sub == "reply":
+			return len(args) > 2 && !strings.EqualFold(args[2], "on")
+		case cmd == "config" && sub == "set":
+			for i := 2; i < len(args); i += 2 {
+				if n := strings.ToLower(args[i]); n == "requirepass" || n == "maxclients" {
+					return true
+				}
+			}
+		}
+		return false
+	}, "acts on every later client by design (CLIENT PAUSE, CLIENT KILL, CONFIG SET requirepass|maxclients) or answers nothing (CLIENT REPLY OFF|SKIP); covered by the numbers phase and gatewayserver's introspection tests"},
 }
 
 // knownRequest returns why args is known to fail, or "".

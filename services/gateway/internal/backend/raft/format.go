@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nokv/nokv/pkg/kvclient"
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
@@ -33,6 +35,27 @@ var ErrFormat1 = errors.New("the cluster holds data in format 1 (written by a no
 // one gets the record; a newer format is refused, and so is data of format 1
 // until MigrateFormat has moved it.
 func (s *Store) checkFormat(ctx context.Context) error {
+	// A cluster that is starting, electing or briefly overloaded answers
+	// "unavailable" or "conflict": a gateway started with it (compose,
+	// scripts) waits for it rather than exiting.
+	for pause := 100 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		err := s.checkFormatOnce(ctx)
+		if err == nil || !(errors.Is(err, backend.ErrUnavailable) || errors.Is(err, backend.ErrConflict)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// formatWait bounds how long Open waits for a cluster that answers
+// "unavailable" before it gives up.
+const formatWait = 30 * time.Second
+
+func (s *Store) checkFormatOnce(ctx context.Context) error {
 	v, _, err := s.readRecord(ctx)
 	if err != nil {
 		return err

@@ -79,7 +79,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
 	s := &Store{c: c, latches: latch.New()}
-	if err := s.checkFormat(ctx); err != nil {
+	// ctx bounds reaching PD; the format check may wait longer for a
+	// cluster that is up but momentarily unavailable (formatWait).
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), formatWait)
+	defer cancel()
+	if err := s.checkFormat(fctx); err != nil {
 		c.Close()
 		return nil, err
 	}
