@@ -87,6 +87,10 @@ type TestingKnobs struct {
 	// MigrateFormat (raftbackend.Options' testing fields).
 	MigrateBatchKeys int
 	MigrateBatchDone func(batches int) error
+	// FormatCheckFoundNoRecord, if set, is called by the raft backend's
+	// start when its transaction found no format record, before it looks
+	// for other data (a test holds it there while another gateway writes).
+	FormatCheckFoundNoRecord func()
 }
 
 // DefaultConfig returns the built-in defaults.

@@ -71,7 +71,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		// PD must answer at start: a gateway that cannot reach the cluster
 		// says so now rather than on every command.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		store, err = raftbackend.Open(ctx, raftbackend.Options{PDAddr: cfg.PDAddr, MaxRetries: cfg.MaxRetries, NowMs: now})
+		store, err = raftbackend.Open(ctx, raftbackend.Options{PDAddr: cfg.PDAddr, MaxRetries: cfg.MaxRetries, NowMs: now,
+			TestingFormatCheckFoundNoRecord: cfg.TestingKnobs.FormatCheckFoundNoRecord})
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("open raft backend: %w", err)

@@ -79,15 +79,18 @@ func (s *Store) checkFormatOnce(ctx context.Context) error {
 		} else if ok {
 			return ErrFormat1 // a format-1 key ""
 		}
-		any := false
-		_, err := s.c.ScanFunc(ctx, nil, nil, kvclient.ScanOptions{Limit: 1, KeysOnly: true}, func(kvclient.Entry) bool {
-			any = true
-			return false
-		})
+		if s.formatHook != nil {
+			s.formatHook()
+		}
+		// At the transaction's snapshot, where the record is absent: a
+		// gateway that writes the record concurrently (and serves writes
+		// after it) is not mistaken for format-1 data. The record's own key
+		// "" sorts first; start after it.
+		found, err := t.Scan(ctx, []byte{0}, nil, 1)
 		if err != nil {
 			return err
 		}
-		if any {
+		if len(found) > 0 {
 			return ErrFormat1
 		}
 		return t.Set(formatKey, encodeFormat(keyspace.FormatVersion), 0)

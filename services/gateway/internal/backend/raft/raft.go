@@ -55,6 +55,9 @@ type Options struct {
 	// TestingMigrateBatchDone, if set, is called after each batch
 	// MigrateFormat commits; an error stops it there, as a crash would.
 	TestingMigrateBatchDone func(batches int) error
+	// TestingFormatCheckFoundNoRecord, if set, is called at Open inside the
+	// format check's transaction once it found no record.
+	TestingFormatCheckFoundNoRecord func()
 }
 
 // Store implements backend.Backend over the cluster.
@@ -64,6 +67,8 @@ type Store struct {
 	// would only conflict in the cluster and retry, each retry a wasted
 	// timestamp, read and prewrite. Other gateways still race optimistically.
 	latches *latch.Latches
+	// formatHook is Options.TestingFormatCheckFoundNoRecord.
+	formatHook func()
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -78,7 +83,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
-	s := &Store{c: c, latches: latch.New()}
+	s := &Store{c: c, latches: latch.New(), formatHook: opts.TestingFormatCheckFoundNoRecord}
 	// ctx bounds reaching PD; the format check may wait longer for a
 	// cluster that is up but momentarily unavailable (formatWait).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), formatWait)
