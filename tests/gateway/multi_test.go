@@ -3,14 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nokv/nokv/services/gateway/conformance"
 	"github.com/nokv/nokv/tests/cluster"
 )
 
@@ -45,7 +44,7 @@ func TestWatchAcrossGateways(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range perClient {
-				if err := watchedIncrement(ctx, rc, "counter"); err != nil {
+				if err := conformance.WatchedIncrement(ctx, rc, "counter"); err != nil {
 					errs <- err
 					return
 				}
@@ -61,26 +60,6 @@ func TestWatchAcrossGateways(t *testing.T) {
 	if err != nil || n != 4*perClient {
 		t.Fatalf("counter = %d (%v), want %d: an increment was lost", n, err, 4*perClient)
 	}
-}
-
-func watchedIncrement(ctx context.Context, rc *redis.Client, key string) error {
-	for range 1000 {
-		err := rc.Watch(ctx, func(tx *redis.Tx) error {
-			n, err := tx.Get(ctx, key).Int()
-			if err != nil && !errors.Is(err, redis.Nil) {
-				return err
-			}
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				p.Set(ctx, key, strconv.Itoa(n+1), 0)
-				return nil
-			})
-			return err
-		}, key)
-		if !errors.Is(err, redis.TxFailedErr) {
-			return err
-		}
-	}
-	return fmt.Errorf("no EXEC of %s succeeded in 1000 attempts", key)
 }
 
 // The write-skew test: two clients, one per gateway, each read both keys

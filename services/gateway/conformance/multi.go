@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,25 +46,6 @@ func init() {
 			if s.target.IncrClients > 0 {
 				clients, each = 4, 10
 			}
-			increment := func() error {
-				for attempt := 0; attempt < 1000; attempt++ {
-					err := c.Watch(bg, func(tx *redis.Tx) error {
-						n, err := tx.Get(bg, "counter").Int()
-						if err != nil && !errors.Is(err, redis.Nil) {
-							return err
-						}
-						_, err = tx.TxPipelined(bg, func(p redis.Pipeliner) error {
-							p.Set(bg, "counter", strconv.Itoa(n+1), 0)
-							return nil
-						})
-						return err
-					}, "counter")
-					if !errors.Is(err, redis.TxFailedErr) {
-						return err
-					}
-				}
-				return fmt.Errorf("no EXEC succeeded in 1000 attempts")
-			}
 			var wg sync.WaitGroup
 			errs := make(chan error, clients)
 			for range clients {
@@ -71,7 +53,7 @@ func init() {
 				go func() {
 					defer wg.Done()
 					for range each {
-						if err := increment(); err != nil {
+						if err := WatchedIncrement(bg, c, "counter"); err != nil {
 							errs <- err
 							return
 						}
@@ -153,4 +135,28 @@ func init() {
 			}
 		}},
 	)
+}
+
+// WatchedIncrement adds 1 to key the optimistic way (WATCH, GET, MULTI,
+// SET, EXEC), retrying while EXEC fails because the key changed: the
+// canonical go-redis Watch loop, for tests of WATCH through one gateway or
+// several.
+func WatchedIncrement(ctx context.Context, rc *redis.Client, key string) error {
+	for range 1000 {
+		err := rc.Watch(ctx, func(tx *redis.Tx) error {
+			n, err := tx.Get(ctx, key).Int()
+			if err != nil && !errors.Is(err, redis.Nil) {
+				return err
+			}
+			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.Set(ctx, key, strconv.Itoa(n+1), 0)
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) {
+			return err
+		}
+	}
+	return fmt.Errorf("no EXEC of %s succeeded in 1000 attempts", key)
 }
