@@ -32,8 +32,15 @@ type Config struct {
 	WorkDir string `env:"WORKDIR"`
 	// Sync is the embedded backend's fsync policy: always, everysec or no.
 	Sync string `env:"SYNC"`
-	// CacheKeys is the number of slots of the embedded backend's key cache.
+	// KeyCache bounds the embedded backend's key cache in bytes.
+	KeyCache ByteSize `env:"KEY_CACHE"`
+	// CacheKeys is the key cache's size in slots, the setting KeyCache
+	// replaced: still accepted, as CacheKeys x embedded.KeyCacheEntryBytes
+	// bytes (0: unset).
 	CacheKeys int `env:"CACHE_KEYS"`
+	// BlockCache is the embedded backend's Pebble block cache in bytes
+	// (0: embedded.DefaultBlockCacheBytes, a quarter of the memory).
+	BlockCache ByteSize `env:"BLOCK_CACHE"`
 	// MetricsAddr serves /debug/vars, /metrics and /healthz; empty disables it.
 	MetricsAddr string `env:"METRICS_ADDR"`
 	// RequirePass makes clients AUTH first; empty disables authentication.
@@ -100,7 +107,7 @@ func DefaultConfig() Config {
 		Backend:    BackendEmbedded,
 		WorkDir:    "./data/gateway",
 		Sync:       string(embedded.SyncAlways),
-		CacheKeys:  embedded.DefaultCacheKeys,
+		KeyCache:   embedded.DefaultKeyCacheBytes,
 		MaxClients: 10000,
 		Databases:  command.DefaultDatabases,
 		MaxBulkLen: resp.DefaultMaxBulkLen,
@@ -110,6 +117,25 @@ func DefaultConfig() Config {
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
 	}
+}
+
+// Bounds of the cache sizes.
+const (
+	// MaxCacheBytes bounds key-cache and block-cache: 1 TiB, far past any
+	// machine this runs on, only to catch a unit typed wrong.
+	MaxCacheBytes = ByteSize(1 << 40)
+	// MinBlockCacheBytes is the smallest block-cache: a few blocks, so
+	// that an sstable's index and filter can be held while it is read.
+	MinBlockCacheBytes = 1 << 20
+)
+
+// KeyCacheBytes is the key cache's size: key-cache, or the deprecated
+// cache-keys in slots when that is set.
+func (c Config) KeyCacheBytes() int64 {
+	if c.CacheKeys > 0 {
+		return int64(c.CacheKeys) * embedded.KeyCacheEntryBytes
+	}
+	return int64(c.KeyCache)
 }
 
 // Limits on what a client may make the server hold.
@@ -143,7 +169,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "backend", c.Backend, "storage `backend`: embedded or raft"+env("BACKEND"))
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "embedded backend data `directory`"+env("WORKDIR"))
 	fs.StringVar(&c.Sync, "sync", c.Sync, "fsync `policy`: always (a reply means on disk), everysec or no"+env("SYNC"))
-	fs.IntVar(&c.CacheKeys, "cache-keys", c.CacheKeys, "embedded backend key cache `slots` (each holds one recently used key of up to 512 bytes with its value)"+env("CACHE_KEYS"))
+	fs.Var(&c.KeyCache, "key-cache", "embedded backend key cache `bytes`: recently used keys of up to 512 bytes with their values, in front of Pebble"+env("KEY_CACHE"))
+	fs.IntVar(&c.CacheKeys, "cache-keys", c.CacheKeys, "deprecated: the key cache in `slots`, taken as slots x "+fmt.Sprint(embedded.KeyCacheEntryBytes)+" bytes; use --key-cache"+env("CACHE_KEYS"))
+	fs.Var(&c.BlockCache, "block-cache", "embedded backend Pebble block cache `bytes` (0: a quarter of the memory, at least 64mb)"+env("BLOCK_CACHE"))
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
 	fs.StringVar(&c.RequirePass, "requirepass", c.RequirePass, "`password` clients must AUTH with; empty disables"+env("REQUIREPASS"))
 	fs.IntVar(&c.MaxClients, "maxclients", c.MaxClients, "maximum concurrent client `connections`"+env("MAXCLIENTS"))
@@ -210,8 +238,19 @@ func (c Config) Validate() error {
 	if _, err := embedded.ParseSyncPolicy(c.Sync); err != nil {
 		bad("sync", "%v", err)
 	}
-	if c.CacheKeys < 1 || c.CacheKeys > 1<<30 {
-		bad("cache-keys", "%d: must be between 1 and %d", c.CacheKeys, 1<<30)
+	if c.CacheKeys != 0 {
+		if c.CacheKeys < 1 || c.CacheKeys > 1<<30 {
+			bad("cache-keys", "%d: must be between 1 and %d", c.CacheKeys, 1<<30)
+		}
+		if c.KeyCache != embedded.DefaultKeyCacheBytes {
+			bad("cache-keys", "%d: set together with key-cache (%d); cache-keys (slots) is replaced by key-cache (bytes): give key-cache only", c.CacheKeys, c.KeyCache)
+		}
+	}
+	if c.KeyCache < 1 || c.KeyCache > MaxCacheBytes {
+		bad("key-cache", "%d: must be between 1 and %d", c.KeyCache, int64(MaxCacheBytes))
+	}
+	if c.BlockCache != 0 && (c.BlockCache < MinBlockCacheBytes || c.BlockCache > MaxCacheBytes) {
+		bad("block-cache", "%d: must be 0 (a quarter of the memory) or between %d and %d", c.BlockCache, MinBlockCacheBytes, int64(MaxCacheBytes))
 	}
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/services/gateway/gatewayserver"
+	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
 )
 
 func resolve(t *testing.T, args []string, env map[string]string) (gatewayserver.Config, error) {
@@ -64,13 +65,35 @@ func TestResolveNamesBadSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "NOKV_GATEWAY_MAXCLIENTS") {
 		t.Fatalf("bad env value: %v", err)
 	}
-	_, err = resolve(t, []string{"--cache-keys", "0"}, nil)
+	_, err = resolve(t, []string{"--cache-keys", "-1"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "cache-keys") {
-		t.Fatalf("zero cache: %v", err)
+		t.Fatalf("negative cache: %v", err)
 	}
-	cfg, err := resolve(t, nil, map[string]string{"NOKV_GATEWAY_CACHE_KEYS": "4096"})
-	if err != nil || cfg.CacheKeys != 4096 {
-		t.Fatalf("cache keys from env: %d, %v", cfg.CacheKeys, err)
+	_, err = resolve(t, []string{"--key-cache", "0"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "key-cache") {
+		t.Fatalf("zero key cache: %v", err)
+	}
+	_, err = resolve(t, []string{"--block-cache", "64kb"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "block-cache") {
+		t.Fatalf("tiny block cache: %v", err)
+	}
+	_, err = resolve(t, []string{"--block-cache", "2048gb"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "block-cache") {
+		t.Fatalf("huge block cache: %v", err)
+	}
+	cfg, err := resolve(t, nil, map[string]string{"NOKV_GATEWAY_KEY_CACHE": "64mb", "NOKV_GATEWAY_BLOCK_CACHE": "1gb"})
+	if err != nil || cfg.KeyCacheBytes() != 64<<20 || cfg.BlockCache != 1<<30 {
+		t.Fatalf("caches from env: key %d, block %d, %v", cfg.KeyCacheBytes(), cfg.BlockCache, err)
+	}
+	// The old slot count still works, converted to bytes.
+	cfg, err = resolve(t, nil, map[string]string{"NOKV_GATEWAY_CACHE_KEYS": "4096"})
+	if err != nil || cfg.KeyCacheBytes() != 4096*embedded.KeyCacheEntryBytes {
+		t.Fatalf("cache keys from env: %d bytes, %v", cfg.KeyCacheBytes(), err)
+	}
+	// ... but not together with the bytes that replace it.
+	_, err = resolve(t, []string{"--cache-keys", "4096", "--key-cache", "1gb"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "key-cache only") {
+		t.Fatalf("cache-keys with key-cache: %v", err)
 	}
 	_, err = resolve(t, []string{"--backend", "raft"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "pd-addr") {

@@ -78,12 +78,17 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("open raft backend: %w", err)
 		}
 	} else {
+		if cfg.CacheKeys > 0 {
+			log.Warn("cache-keys is deprecated: the key cache is sized in bytes by key-cache now",
+				"cache-keys", cfg.CacheKeys, "key-cache", cfg.KeyCacheBytes())
+		}
 		store, err = embedded.Open(embedded.Options{
-			Dir:       cfg.WorkDir,
-			Sync:      embedded.SyncPolicy(cfg.Sync),
-			CacheKeys: cfg.CacheKeys,
-			Now:       now,
-			Logger:    log,
+			Dir:           cfg.WorkDir,
+			Sync:          embedded.SyncPolicy(cfg.Sync),
+			CacheSize:     int64(cfg.BlockCache),
+			KeyCacheBytes: cfg.KeyCacheBytes(),
+			Now:           now,
+			Logger:        log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open embedded store: %w", err)

@@ -3,20 +3,30 @@ package embedded
 import (
 	"bytes"
 	"hash/maphash"
+	"math/bits"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
-// Cache geometry: a direct-mapped table of recently written or read keys, of
-// Options.CacheKeys slots (DefaultCacheKeys), each holding at most one entry
-// of at most cacheMaxEntry bytes of key and value.
+// Cache geometry: a direct-mapped table of recently written or read keys,
+// bounded by Options.KeyCacheBytes (DefaultKeyCacheBytes): the slots and the
+// entries they hold, each of at most cacheMaxEntry bytes of key and value.
 const (
-	// DefaultCacheKeys is the default Options.CacheKeys: 8 MiB of slots, and
-	// about 150 MiB when every slot holds a small entry.
-	DefaultCacheKeys = 1 << 20
-	cacheMaxEntry    = 512
+	// DefaultKeyCacheBytes is the default Options.KeyCacheBytes. 256 MiB
+	// holds about 1.7M small keys (KeyCacheEntryBytes each): the working set
+	// of most workloads, and what the old default of 1M slots used when full.
+	// Keys past it are read from Pebble's block cache (Options.CacheSize).
+	DefaultKeyCacheBytes = 256 << 20
+	cacheMaxEntry        = 512
 )
+
+// KeyCacheEntryBytes is what the key cache charges for a small entry (key and
+// value within the entry's 64 inline bytes) with its slot: the key cache
+// holds about KeyCacheBytes/KeyCacheEntryBytes such keys. A larger entry
+// costs its bytes on top.
+const KeyCacheEntryBytes = int64(unsafe.Sizeof(atomic.Pointer[cacheEntry]{}) + unsafe.Sizeof(cacheEntry{}))
 
 // cache remembers the committed state (value, expiry, or absence) of keys
 // recently written or read, so that a GET and the read half of a write skip a
@@ -37,7 +47,12 @@ const (
 type cache struct {
 	seed  maphash.Seed
 	slots []atomic.Pointer[cacheEntry]
-	mask  uint64 // len(slots)-1; len(slots) is a power of two
+	// budget is what the entries may take (the bytes asked for, less the
+	// slots); used is what the entries in the slots take, live or dead.
+	// A store that would pass the budget is dropped instead: so the cache
+	// stays within its bytes give or take one entry per concurrent writer.
+	budget int64
+	used   atomic.Int64
 	// gen is the generation of valid entries: clear bumps it, which drops
 	// every entry at once (FLUSHDB, SWAPDB) instead of a store per slot.
 	gen atomic.Uint64
@@ -52,20 +67,64 @@ type cacheEntry struct {
 	inline [64]byte
 }
 
-// newCache returns a cache of at least slots slots (a power of two, so a
-// slot is found with a mask rather than a division).
-func newCache(slots int) *cache {
-	n := 1
-	for n < slots {
-		n <<= 1
+// newCache returns a cache of about maxBytes: one slot per
+// KeyCacheEntryBytes, so that it fills up when every slot holds a small
+// entry (at least one slot, however small maxBytes).
+func newCache(maxBytes int64) *cache {
+	n := max(maxBytes/KeyCacheEntryBytes, 1)
+	slotBytes := n * int64(unsafe.Sizeof(atomic.Pointer[cacheEntry]{}))
+	return &cache{
+		seed:   maphash.MakeSeed(),
+		slots:  make([]atomic.Pointer[cacheEntry], n),
+		budget: max(maxBytes-slotBytes, n*int64(unsafe.Sizeof(cacheEntry{}))),
 	}
-	return &cache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cacheEntry], n), mask: uint64(n - 1)}
 }
 
 func (c *cache) seedHash(key []byte) uint64 { return maphash.Bytes(c.seed, key) }
 
+// slotIndex maps a hash onto the slots by multiplication (Lemire's
+// fastrange), so the slot count need not be a power of two.
+func (c *cache) slotIndex(h uint64) uint64 {
+	hi, _ := bits.Mul64(h, uint64(len(c.slots)))
+	return hi
+}
+
 func (c *cache) slot(key []byte) *atomic.Pointer[cacheEntry] {
-	return &c.slots[c.seedHash(key)&c.mask]
+	return &c.slots[c.slotIndex(c.seedHash(key))]
+}
+
+// cost is what e takes in memory: the entry, and the buffer of key and value
+// when they do not fit inline. (Go rounds allocations up to a size class;
+// that slack, at most an eighth, is not counted.)
+func (e *cacheEntry) cost() int64 {
+	n := int64(unsafe.Sizeof(cacheEntry{}))
+	if d := len(e.key) + len(e.v.Data); d > len(e.inline) {
+		n += int64(d)
+	}
+	return n
+}
+
+// store puts e in sl, unless that would take the cache past its budget; then
+// key's entry, if sl holds one, is removed instead (it may be stale).
+func (c *cache) store(sl *atomic.Pointer[cacheEntry], e *cacheEntry) {
+	var oldCost int64
+	if old := sl.Load(); old != nil {
+		oldCost = old.cost()
+	}
+	add := e.cost()
+	if c.used.Load()+add-oldCost > c.budget {
+		c.invalidateSlot(sl, e.key)
+		return
+	}
+	if old := sl.Swap(e); old != nil {
+		add -= old.cost()
+	}
+	c.used.Add(add)
+}
+
+// bytes is what the slots and the entries in them take.
+func (c *cache) bytes() int64 {
+	return int64(len(c.slots))*int64(unsafe.Sizeof(atomic.Pointer[cacheEntry]{})) + c.used.Load()
 }
 
 // lookup returns key's cached state. The entry must not be modified.
@@ -86,7 +145,7 @@ func (c *cache) put(key []byte, st stored) {
 	}
 	e := makeEntry(key, st)
 	e.gen = c.gen.Load()
-	c.slot(key).Store(e)
+	c.store(c.slot(key), e)
 }
 
 // publish stores e, made by makeEntry, as its key's committed state, under
@@ -97,7 +156,7 @@ func (c *cache) publish(e *cacheEntry) {
 		return
 	}
 	e.gen = c.gen.Load()
-	c.slot(e.key).Store(e)
+	c.store(c.slot(e.key), e)
 }
 
 func entrySize(key []byte, st stored) int {
@@ -132,8 +191,8 @@ func (c *cache) invalidate(key []byte) { c.invalidateSlot(c.slot(key), key) }
 
 func (c *cache) invalidateSlot(sl *atomic.Pointer[cacheEntry], key []byte) {
 	// Another key's entry in the slot stays: only key's latch holder stores key.
-	if e := sl.Load(); e != nil && bytes.Equal(e.key, key) {
-		sl.CompareAndSwap(e, nil)
+	if e := sl.Load(); e != nil && bytes.Equal(e.key, key) && sl.CompareAndSwap(e, nil) {
+		c.used.Add(-e.cost())
 	}
 }
 

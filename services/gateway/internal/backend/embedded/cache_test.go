@@ -28,7 +28,7 @@ func collidingKeys(s *Store, n int) []string {
 	bySlot := map[uint64][]string{}
 	for i := 0; ; i++ {
 		k := "k" + strconv.Itoa(i)
-		slot := s.cache.seedHash(sk(k)) & s.cache.mask
+		slot := s.cache.slotIndex(s.cache.seedHash(sk(k)))
 		bySlot[slot] = append(bySlot[slot], k)
 		if len(bySlot[slot]) == n {
 			return bySlot[slot]
@@ -138,6 +138,64 @@ func TestCacheSkipsLargeValues(t *testing.T) {
 	if v, _ := mustGet(t, s, "k"); v != "small again" {
 		t.Fatalf("Get = %q", v)
 	}
+}
+
+// TestCacheStaysWithinBytes fills a small key cache with many more keys than
+// it holds, small and large: it never takes more than its bytes, a value
+// it cannot hold is read from Pebble, and room freed by deletes is used.
+func TestCacheStaysWithinBytes(t *testing.T) {
+	const limit = 100 * KeyCacheEntryBytes
+	s, err := Open(Options{Dir: t.TempDir(), Sync: SyncNo, KeyCacheBytes: limit, SweepInterval: 1 << 62})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if n := len(s.cache.slots); n != 100 {
+		t.Fatalf("%d bytes gave %d slots, want 100", limit, n)
+	}
+	check := func(when string) {
+		t.Helper()
+		if b := s.cache.bytes(); b > limit {
+			t.Fatalf("%s: the cache takes %d bytes, over its %d", when, b, limit)
+		}
+	}
+	big := strings.Repeat("b", cacheMaxEntry-10)
+	set(t, s, "big", big, 0)
+	if e, ok := cached(s, "big"); !ok || string(e.v.Data) != big {
+		t.Fatal("a large value was not cached in an empty cache")
+	}
+	for i := range 2000 {
+		set(t, s, fmt.Sprintf("small%d", i), "v", 0)
+	}
+	check("after 2000 small keys")
+	full := s.cache.bytes()
+	if full < limit/2 {
+		t.Fatalf("after 2000 small keys the cache takes only %d of %d bytes", full, limit)
+	}
+	for i := range 2000 {
+		set(t, s, fmt.Sprintf("big%d", i), big, 0)
+	}
+	check("after 2000 large keys")
+	for i := 0; i < 2000; i += 97 {
+		if v, ok := mustGet(t, s, fmt.Sprintf("big%d", i)); !ok || v != big {
+			t.Fatalf("big%d read back wrong (len %d, %v)", i, len(v), ok)
+		}
+		if v, ok := mustGet(t, s, fmt.Sprintf("small%d", i)); !ok || v != "v" {
+			t.Fatalf("small%d = %q, %v", i, v, ok)
+		}
+	}
+	// Deleting every key leaves cached absences; a full cache still takes
+	// small entries, in place of others.
+	for i := range 2000 {
+		del(t, s, fmt.Sprintf("small%d", i))
+		del(t, s, fmt.Sprintf("big%d", i))
+	}
+	check("after the deletes")
+	set(t, s, "last", "v", 0)
+	if e, ok := cached(s, "last"); !ok || string(e.v.Data) != "v" {
+		t.Fatalf("a small value was not cached in a full cache (%d of %d bytes used)", s.cache.bytes(), limit)
+	}
+	check("at the end")
 }
 
 func TestCacheSlotCollisions(t *testing.T) {

@@ -52,11 +52,11 @@ func ParseSyncPolicy(s string) (SyncPolicy, error) {
 type Options struct {
 	Dir  string
 	Sync SyncPolicy
-	// CacheSize is Pebble's block cache in bytes (0: 64 MiB).
+	// CacheSize is Pebble's block cache in bytes (0: DefaultBlockCacheBytes()).
 	CacheSize int64
-	// CacheKeys is the number of slots of the key cache in front of Pebble
-	// (0: DefaultCacheKeys; values are rounded up to at least 1).
-	CacheKeys int
+	// KeyCacheBytes bounds the key cache in front of Pebble, its slots and
+	// entries (0: DefaultKeyCacheBytes; it always has at least one slot).
+	KeyCacheBytes int64
 	// SweepInterval is how often expired keys are deleted (0: 100ms, like Redis hz 10).
 	SweepInterval time.Duration
 	// SyncWindow is how long, after an fsync of the WAL, the next one waits for
@@ -140,11 +140,11 @@ func Open(opts Options) (*Store, error) {
 	if _, err := ParseSyncPolicy(string(opts.Sync)); err != nil {
 		return nil, err
 	}
-	if opts.CacheSize == 0 {
-		opts.CacheSize = 64 << 20
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = DefaultBlockCacheBytes()
 	}
-	if opts.CacheKeys <= 0 {
-		opts.CacheKeys = DefaultCacheKeys
+	if opts.KeyCacheBytes <= 0 {
+		opts.KeyCacheBytes = DefaultKeyCacheBytes
 	}
 	if opts.MaxCommandBytes <= 0 {
 		opts.MaxCommandBytes = DefaultMaxCommandBytes
@@ -178,7 +178,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts:    opts,
 		latches: latch.New(),
-		cache:   newCache(opts.CacheKeys),
+		cache:   newCache(opts.KeyCacheBytes),
 		now:     opts.Now,
 		log:     opts.Logger,
 		stop:    make(chan struct{}),
