@@ -15,9 +15,12 @@ import (
 // entries they hold, each of at most cacheMaxEntry bytes of key and value.
 const (
 	// DefaultKeyCacheBytes is the default Options.KeyCacheBytes. 256 MiB
-	// holds about 1.7M small keys (KeyCacheEntryBytes each): the working set
-	// of most workloads, and what the old default of 1M slots used when full.
-	// Keys past it are read from Pebble's block cache (Options.CacheSize).
+	// holds about 1.7M small keys (KeyCacheEntryBytes each; the old
+	// default of 1M slots took ~150 MiB when full). Keys past it are read
+	// from Pebble's block cache (Options.CacheSize), which holds a small
+	// key in ~25 bytes outside the Go heap: a far larger key cache costs
+	// more in garbage collection, which traces every entry, than it saves
+	// (docs/benchmarks.md, "Embedded at scale").
 	DefaultKeyCacheBytes = 256 << 20
 	cacheMaxEntry        = 512
 )
