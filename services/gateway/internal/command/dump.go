@@ -2,6 +2,7 @@ package command
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/rdb"
@@ -38,8 +39,8 @@ func cmdDump(r *Request) error {
 		r.w.Null()
 		return nil
 	}
-	if v.Type != backend.TypeString {
-		return errWrongType // no other type exists yet
+	if v.Type.IsCollection() {
+		return fmt.Errorf("%w: DUMP of a %s is not supported yet", backend.ErrNotSupported, v.Type)
 	}
 	r.w.Bulk(rdb.DumpString(v.Data))
 	return nil

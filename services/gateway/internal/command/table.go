@@ -49,6 +49,10 @@ type Command struct {
 	// keyspaceWide marks a command over the whole keyspace (KEYS, SCAN,
 	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
 	keyspaceWide bool
+	// subKeys marks a command that may read or write collections'
+	// sub-keys: EXEC tells the backend when its queue holds one
+	// (WriteOptions.SubKeys).
+	subKeys bool
 
 	// Calls counts executions, for INFO commandstats and metrics; Usec
 	// their total duration in microseconds; Rejected the calls refused
