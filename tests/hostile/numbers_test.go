@@ -46,8 +46,10 @@ type numTmpl struct {
 	// the cases of a command the gateway lacks are skipped.
 	cmd string
 	// init is stored at the key beforehand ("%v" for the case's value); empty
-	// leaves the key absent.
+	// leaves the key absent. hinit instead stores a hash whose field "f"
+	// holds it.
 	init    string
+	hinit   string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
@@ -60,6 +62,7 @@ var (
 	getIt    = [][]string{{"GET", "%k"}}
 	strlenIt = [][]string{{"STRLEN", "%k"}}
 	delIt    = [][]string{{"DEL", "%k"}}
+	hgetIt   = [][]string{{"HGET", "%k", "f"}}
 )
 
 // dumpOfV is redis-server 7.0's DUMP of the string "v".
@@ -144,6 +147,25 @@ func numTemplates() []numTmpl {
 		// RESTORE of redis-server's DUMP of "v": the TTL (relative, whose
 		// key may expire within a millisecond, so only the reply is
 		// compared; absolute), IDLETIME and FREQ.
+		// Hashes: the number as an increment, as the stored field, as
+		// HRANDFIELD's count (of a missing key: of an existing one, -2^31
+		// would ask both servers for 2^31 replies) and as HSCAN's cursor
+		// and COUNT.
+		{name: "HINCRBY", cmd: "hincrby", hinit: "10", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBY-neg", cmd: "hincrby", hinit: "-10", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBY-missing", cmd: "hincrby", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt, cleanup: delIt},
+		{name: "stored-HINCRBY", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "1"}, then: hgetIt},
+		{name: "stored-HINCRBY-max", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "9223372036854775807"}, then: hgetIt},
+		{name: "stored-HINCRBY-min", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "-9223372036854775808"}, then: hgetIt},
+		{name: "HINCRBYFLOAT", cmd: "hincrbyfloat", hinit: "10.5", args: []string{"HINCRBYFLOAT", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBYFLOAT-missing", cmd: "hincrbyfloat", args: []string{"HINCRBYFLOAT", "%k", "f", "%v"}, then: hgetIt, cleanup: delIt},
+		{name: "stored-HINCRBYFLOAT", cmd: "hincrbyfloat", hinit: "%v", args: []string{"HINCRBYFLOAT", "%k", "f", "1.5"}, then: hgetIt},
+		{name: "HRANDFIELD-missing", cmd: "hrandfield", args: []string{"HRANDFIELD", "%k", "%v"}},
+		{name: "HRANDFIELD-WITHVALUES-missing", cmd: "hrandfield", args: []string{"HRANDFIELD", "%k", "%v", "WITHVALUES"}},
+		{name: "HRANDFIELD-WITHVALUES-wrongtype", cmd: "hrandfield", init: "v", args: []string{"HRANDFIELD", "%k", "%v", "WITHVALUES"}},
+		{name: "HSCAN-cursor", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "%v"}},
+		{name: "HSCAN-COUNT", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "0", "COUNT", "%v"}},
+		{name: "HSCAN-missing", cmd: "hscan", args: []string{"HSCAN", "%k", "%v", "COUNT", "%v"}},
 		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
 		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
 		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
@@ -182,6 +204,7 @@ var noNumbers = []string{
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
 	"multi", "exec", "discard", "watch", "unwatch", "object", "dump", "latency", "monitor",
+	"hset", "hsetnx", "hmset", "hget", "hmget", "hgetall", "hkeys", "hvals", "hdel", "hlen", "hstrlen", "hexists",
 }
 
 func fill(args []string, key, v string) []string {
@@ -232,6 +255,17 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 				t.Skipf("nokv-redis does not implement %s", tm.cmd)
 			}
 			key := func(label string) string { return fmt.Sprintf("num:%s:%s", tm.name, label) }
+			if tm.hinit != "" {
+				for _, x := range extremes {
+					s := []string{"HSET", key(x.label), "f", strings.ReplaceAll(tm.hinit, "%v", x.v)}
+					if r := mustDo(t, tg.addr, s...); r[0] == '-' {
+						t.Fatalf("setup %s: %q", shortArgs(s), r)
+					}
+					if redisAddr != "" {
+						mustDo(t, redisAddr, s...)
+					}
+				}
+			}
 			if tm.init != "" {
 				mset := []string{"MSET"}
 				for _, x := range extremes {
