@@ -59,6 +59,16 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	return c, nil
 }
 
+// newColl is a collection of type typ at key that replaces whatever the
+// key holds (RESTORE): it is created at the first write.
+func (r *Request) newColl(tx backend.Txn, key []byte, typ backend.Type) (*coll, error) {
+	sub := subTxn(tx)
+	if sub == nil {
+		return nil, errNoSubKeys
+	}
+	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}, nil
+}
+
 // subKey returns the sub-key of element elem of kind kind, in scratch
 // space valid until the next call.
 func (c *coll) subKey(kind byte, elem []byte) []byte {

@@ -40,7 +40,7 @@ func init() {
 		table[name].keyspaceWide = true
 	}
 	// They carry a collection's elements to the destination.
-	for _, name := range []string{"rename", "renamenx", "move", "copy"} {
+	for _, name := range []string{"rename", "renamenx", "move", "copy", "dump", "restore"} {
 		table[name].subKeys = true
 	}
 }
