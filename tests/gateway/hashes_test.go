@@ -58,10 +58,10 @@ func TestHashesMatchRedisServerOnTheRaftBackend(t *testing.T) {
 	redisAddr := startRedis(t)
 	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00c", "\x80"}})
 	srv := startGateway(t, c)
-	conformance.CompareHashCases(t, srv.Addr(), redisAddr)
+	conformance.CompareCollectionCases(t, srv.Addr(), redisAddr)
 	steps := 2000
 	if testing.Short() {
 		steps = 150
 	}
-	t.Run("random", func(t *testing.T) { conformance.CompareHashRandom(t, srv.Addr(), redisAddr, 3, steps) })
+	t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, srv.Addr(), redisAddr, 3, steps) })
 }

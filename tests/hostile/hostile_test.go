@@ -76,9 +76,9 @@ func TestHostile(t *testing.T) {
 					t.Skip("no redis-server to compare with")
 				}
 				// The real binary, on each backend, against redis-server
-				// (services/gateway/conformance/hashcompare.go).
-				conformance.CompareHashCases(t, tg.addr, redisAddr)
-				t.Run("random", func(t *testing.T) { conformance.CompareHashRandom(t, tg.addr, redisAddr, 2, 1000) })
+				// (services/gateway/conformance/collcompare.go).
+				conformance.CompareCollectionCases(t, tg.addr, redisAddr)
+				t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, tg.addr, redisAddr, 2, 1000) })
 				mustDo(t, redisAddr, "FLUSHALL")
 			})
 			t.Run("announced", func(t *testing.T) { testAnnounced(t, tg) })

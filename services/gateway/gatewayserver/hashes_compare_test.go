@@ -11,10 +11,10 @@ import (
 func TestHashesMatchRedisServer(t *testing.T) {
 	redisAddr := startRedis(t)
 	srv := startServer(t, nil)
-	conformance.CompareHashCases(t, srv.Addr(), redisAddr)
+	conformance.CompareCollectionCases(t, srv.Addr(), redisAddr)
 	steps := 2000
 	if testing.Short() {
 		steps = 300
 	}
-	t.Run("random", func(t *testing.T) { conformance.CompareHashRandom(t, srv.Addr(), redisAddr, 4, steps) })
+	t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, srv.Addr(), redisAddr, 4, steps) })
 }

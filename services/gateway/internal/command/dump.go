@@ -65,6 +65,29 @@ func cmdDump(r *Request) error {
 		}
 		r.w.Bulk(rdb.DumpHash(fields, vals))
 		return nil
+	case v.Type == backend.TypeSet:
+		var members [][]byte
+		key := r.Args[1]
+		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+			s, err := r.openSet(tx, key)
+			if err != nil {
+				return err
+			}
+			members, err = s.members()
+			return err
+		})
+		if errors.Is(err, errWrongType) {
+			return cmdDump(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			r.w.Null()
+			return nil
+		}
+		r.w.Bulk(rdb.DumpSet(members))
+		return nil
 	case v.Type.IsCollection():
 		return fmt.Errorf("%w: DUMP of a %s is not supported yet", backend.ErrNotSupported, v.Type)
 	}
@@ -122,11 +145,15 @@ func cmdRestore(r *Request) error {
 	}
 	var val []byte
 	var hashFields, hashVals [][]byte
-	isHash := rdb.IsHash(args[3])
+	var setMembers [][]byte
+	isHash, isSet := rdb.IsHash(args[3]), rdb.IsSet(args[3])
 	if verdict == nil {
-		if isHash {
+		switch {
+		case isHash:
 			hashFields, hashVals, verdict = rdb.DecodeHash(args[3], r.restoreLimit)
-		} else {
+		case isSet:
+			setMembers, verdict = rdb.DecodeSet(args[3], r.restoreLimit)
+		default:
 			val, verdict = rdb.Decode(args[3], r.restoreLimit)
 		}
 		verdict = restoreError(verdict)
@@ -153,6 +180,20 @@ func cmdRestore(r *Request) error {
 			if exists {
 				tx.Delete(key)
 			}
+			return nil
+		}
+		if isSet {
+			s, err := r.newColl(tx, key, backend.TypeSet)
+			if err != nil {
+				return err
+			}
+			for _, m := range setMembers {
+				if _, err := s.addMember(m); err != nil {
+					return err
+				}
+			}
+			s.expiresAt = at
+			s.save()
 			return nil
 		}
 		if isHash {

@@ -537,30 +537,10 @@ func cmdHScan(r *Request) error {
 			return nil
 		}
 		// As in Redis, options are judged only for an existing hash.
-		var pattern []byte
-		count := int64(10)
-		args := r.Args
-		for i := 3; i < len(args); i++ {
-			a := args[i]
-			switch {
-			case equalFold(a, "count") && i+1 < len(args):
-				n, err := intArg(args[i+1])
-				if err != nil {
-					optErr = err
-					return nil
-				}
-				if n < 1 {
-					optErr = errSyntax
-					return nil
-				}
-				count = min(n, maxScanCount)
-			case equalFold(a, "match") && i+1 < len(args):
-				pattern = args[i+1]
-			default:
-				optErr = errSyntax
-				return nil
-			}
-			i++
+		pattern, count, err := scanOptions(r.Args[3:])
+		if err != nil {
+			optErr = err
+			return nil
 		}
 		var start []byte
 		limit := 0

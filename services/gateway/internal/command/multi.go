@@ -312,6 +312,9 @@ func (c *Command) keysOf(args [][]byte) [][]byte {
 			c = sub
 		}
 	}
+	if c.keyFunc != nil {
+		return c.keyFunc(args)
+	}
 	if c.FirstKey <= 0 || c.FirstKey >= len(args) {
 		return nil
 	}

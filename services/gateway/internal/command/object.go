@@ -187,6 +187,11 @@ func collectionEncoding(v backend.Value) (string, error) {
 			return "hashtable", nil
 		}
 		return "listpack", nil
+	case backend.TypeSet:
+		if m.Big {
+			return "hashtable", nil
+		}
+		return "intset", nil
 	}
 	return "", fmt.Errorf("%w: OBJECT of a %s", backend.ErrNotSupported, v.Type)
 }

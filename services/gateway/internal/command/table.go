@@ -53,6 +53,9 @@ type Command struct {
 	// sub-keys: EXEC tells the backend when its queue holds one
 	// (WriteOptions.SubKeys).
 	subKeys bool
+	// keyFunc locates the keys of a command whose keys FirstKey, LastKey
+	// and Step cannot describe (SINTERCARD's numkeys).
+	keyFunc func(args [][]byte) [][]byte
 
 	// Calls counts executions, for INFO commandstats and metrics; Usec
 	// their total duration in microseconds; Rejected the calls refused

@@ -10,15 +10,15 @@ import (
 	"testing"
 )
 
-// Hashes compared with redis-server: fixed cases and random sequences over
-// strings and hashes, run against any nokv-redis (either backend) and a
+// Hashes and sets compared with redis-server: fixed cases and random
+// sequences over strings, hashes and sets, run against any nokv-redis (either backend) and a
 // redis-server, reply by reply. Where Redis defines no order (HGETALL,
 // HKEYS, HVALS, HSCAN) replies are compared as multisets; where it picks at
 // random (HRANDFIELD) only the shape (kinds, counts, lengths of nothing) is
 // compared, and that every field returned is one of the hash's.
 
-// HashCases are the fixed cases: each runs from empty databases on both servers.
-var HashCases = map[string][][]string{
+// CollectionCases are the fixed cases: each runs from empty databases on both servers.
+var CollectionCases = map[string][][]string{
 	"basic": {
 		{"HSET", "h", "a", "1", "b", "2"}, {"HSET", "h", "a", "1", "b"}, {"HSET", "h"}, {"HMSET", "h", "a"},
 		{"HGET", "h", "a"}, {"HGET", "h", "z"}, {"HGET", "nokey", "a"}, {"HMGET", "h", "a", "z", "b"}, {"HMGET", "nokey", "a"},
@@ -119,6 +119,49 @@ var HashCases = map[string][][]string{
 		{"RESTORE", "x", "0", "\x04\x00\x0a\x00" + "\xe1\xf3\xb6\x7f\xaf\xa8\x60\xba"}, {"DUMP", "nokey"},
 		{"DUMP", "h"}, {"MULTI"}, {"DUMP", "h"}, {"RESTORE", "y", "0", redisHashDump}, {"HLEN", "y"}, {"EXEC"},
 	},
+	"sets": {
+		{"SADD", "s", "1", "2", "3"}, {"OBJECT", "ENCODING", "s"}, {"SADD", "s", "a", "1"}, {"OBJECT", "ENCODING", "s"},
+		{"SMEMBERS", "s"}, {"SISMEMBER", "s", "a"}, {"SISMEMBER", "s", "zz"}, {"SMISMEMBER", "s", "a", "zz", "1"}, {"SMISMEMBER", "s"},
+		{"SCARD", "s"}, {"SREM", "s", "1", "zz", "1"}, {"SCARD", "s"}, {"SREM", "nokey", "a"}, {"SADD", "s"}, {"SADD", "s", ""},
+		{"SISMEMBER", "s", ""}, {"SMEMBERS", "nokey"}, {"SCARD", "nokey"}, {"SISMEMBER", "nokey", "a"}, {"SMISMEMBER", "nokey", "a"},
+		{"SADD", "n", "-0"}, {"OBJECT", "ENCODING", "n"}, {"SADD", "n2", "007"}, {"OBJECT", "ENCODING", "n2"},
+		{"SADD", "n3", "9223372036854775807", "-9223372036854775808"}, {"OBJECT", "ENCODING", "n3"},
+		{"SADD", "n3", "9223372036854775808"}, {"OBJECT", "ENCODING", "n3"}, {"SREM", "n3", "9223372036854775808"}, {"OBJECT", "ENCODING", "n3"},
+		{"SREM", "s", "2", "3", "a", ""}, {"EXISTS", "s"}, {"TYPE", "n"}, {"SET", "str", "v"}, {"SADD", "str", "a"}, {"SMEMBERS", "str"},
+		{"SCARD", "str"}, {"SISMEMBER", "str", "a"}, {"SREM", "str", "a"}, {"GET", "n"}, {"INCR", "n"}, {"APPEND", "n", "x"},
+		{"HSET", "n", "a", "1"}, {"SADD", "h", "x"}, {"HGET", "h", "x"}, {"RENAME", "n3", "n4"}, {"SMEMBERS", "n4"}, {"COPY", "n4", "n5"},
+		{"SADD", "n5", "x"}, {"SMEMBERS", "n4"}, {"SMEMBERS", "n5"}, {"MOVE", "n5", "1"}, {"SELECT", "1"}, {"SMEMBERS", "n5"},
+		{"SELECT", "0"}, {"SCAN", "0", "TYPE", "set"}, {"DUMP", "n4"},
+	},
+	"sets-random": {
+		{"SPOP", "nokey"}, {"SPOP", "nokey", "2"}, {"SPOP", "nokey", "0"}, {"SRANDMEMBER", "nokey"}, {"SRANDMEMBER", "nokey", "3"},
+		{"SADD", "s", "a", "b", "c", "d"}, {"SRANDMEMBER", "s"}, {"SRANDMEMBER", "s", "0"}, {"SRANDMEMBER", "s", "2"},
+		{"SRANDMEMBER", "s", "10"}, {"SRANDMEMBER", "s", "-7"}, {"SRANDMEMBER", "s", "x"}, {"SRANDMEMBER", "s", "1", "2"},
+		{"SRANDMEMBER", "s", "-9223372036854775808"}, {"SRANDMEMBER", "s", "9223372036854775807"}, {"SPOP", "s", "-1"},
+		{"SPOP", "s", "x"}, {"SPOP", "s", "-0"}, {"SPOP", "s", "1", "2"}, {"SPOP", "s", "0"}, {"SPOP", "s"}, {"SCARD", "s"},
+		{"SPOP", "s", "2"}, {"SCARD", "s"}, {"SPOP", "s", "5"}, {"EXISTS", "s"}, {"SADD", "t", "x"}, {"SPOP", "t"}, {"EXISTS", "t"},
+		{"HELLO", "3"}, {"SADD", "s", "a", "b"}, {"SMEMBERS", "s"}, {"SPOP", "s", "1"}, {"SRANDMEMBER", "s", "5"},
+		{"SINTER", "s"}, {"SPOP", "nokey", "1"}, {"SPOP", "s", "9"},
+	},
+	"set-algebra": {
+		{"SADD", "i", "1", "2", "3"}, {"SADD", "j", "2", "3", "4", "x"}, {"SINTER", "i", "j"}, {"SUNION", "i", "j"}, {"SDIFF", "i", "j"},
+		{"SDIFF", "j", "i"}, {"SINTER", "i", "nokey"}, {"SUNION", "i", "nokey"}, {"SDIFF", "nokey", "i"}, {"SDIFF", "i", "nokey", "j"},
+		{"SINTERSTORE", "d", "i", "j"}, {"SMEMBERS", "d"}, {"OBJECT", "ENCODING", "d"}, {"SUNIONSTORE", "d", "i", "j"},
+		{"OBJECT", "ENCODING", "d"}, {"SDIFFSTORE", "d", "i", "i"}, {"EXISTS", "d"}, {"SET", "d", "v"}, {"SINTERSTORE", "d", "i", "nokey"},
+		{"EXISTS", "d"}, {"SET", "str", "v"}, {"SINTER", "i", "str"}, {"SINTER", "nokey", "str"}, {"SUNION", "nokey", "str"},
+		{"SDIFF", "nokey", "str"}, {"SINTERSTORE", "d", "str", "i"}, {"SUNIONSTORE", "str", "i", "j"}, {"TYPE", "str"},
+		{"SDIFFSTORE", "i", "i", "j"}, {"SMEMBERS", "i"}, {"SINTERCARD", "2", "j", "str"}, {"SINTERCARD", "0", "i"},
+		{"SINTERCARD", "1", "i", "LIMIT", "-1"}, {"SINTERCARD", "3", "i"}, {"SINTERCARD", "x", "i"}, {"SINTERCARD", "1", "i", "LIMIT", "x"},
+		{"SINTERCARD", "1", "i", "FOO", "1"}, {"SINTERCARD", "2", "j", "str"}, {"SINTERCARD", "2", "j", "j"},
+		{"SINTERCARD", "2", "j", "j", "LIMIT", "2"}, {"SINTERCARD", "2", "j", "j", "LIMIT", "0"}, {"SINTERCARD", "1", "nokey"},
+		{"SINTERCARD", "9223372036854775807", "i"}, {"SINTERCARD", "1", "j", "LIMIT", "9223372036854775807"}, {"SINTERCARD", "1", "j", "LIMIT"},
+		{"SMOVE", "j", "j", "x"}, {"SMOVE", "j", "j", "zz"}, {"SMOVE", "j", "str", "x"}, {"SMOVE", "str", "j", "x"},
+		{"SMOVE", "nokey", "str", "x"}, {"SMOVE", "j", "k", "x"}, {"SMEMBERS", "k"}, {"OBJECT", "ENCODING", "k"}, {"SMOVE", "k", "j", "x"},
+		{"EXISTS", "k"}, {"SMOVE", "j", "k", "zz"}, {"SSCAN", "j", "0"}, {"SSCAN", "j", "0", "MATCH", "[24]"}, {"SSCAN", "j", "0", "COUNT", "0"},
+		{"SSCAN", "nokey", "x"}, {"SSCAN", "nokey", "0", "FOO"}, {"SSCAN", "j", "x"}, {"SSCAN", "str", "0"},
+		{"MULTI"}, {"SADD", "m", "a"}, {"SINTERSTORE", "m2", "m", "j"}, {"SUNIONSTORE", "m", "m", "j"}, {"SCARD", "m"}, {"DEL", "m"},
+		{"SADD", "m", "q"}, {"SMEMBERS", "m"}, {"SINTERCARD", "1", "m"}, {"EXEC"}, {"SMEMBERS", "m"},
+	},
 	"multi": {
 		{"MULTI"}, {"HSET", "h", "a", "1"}, {"HINCRBY", "h", "a", "5"}, {"HGET", "h", "a"}, {"HINCRBY", "h", "a", "x"},
 		{"HSET", "h", "b", "1", "c"}, {"SET", "s", "v"}, {"HSET", "s", "a", "1"}, {"HLEN", "h"}, {"EXEC"},
@@ -136,16 +179,16 @@ var HashCases = map[string][][]string{
 // a listpack.
 const redisHashDump = "\x10\x1c\x1c\x00\x00\x00\x06\x00\x81\x61\x02\x01\x01\x81\x62\x02\x85\x68\x65\x6c\x6c\x6f\x06\x81\x63\x02\xde\xd4\x02\xff\x0a\x00\xe1\xf3\xb6\x7f\xaf\xa8\x60\xba"
 
-// CompareHashCases runs HashCases on ours and theirs (a redis-server).
-func CompareHashCases(t *testing.T, ours, theirs string) {
-	for _, name := range mapsKeys(HashCases) {
+// CompareCollectionCases runs CollectionCases on ours and theirs (a redis-server).
+func CompareCollectionCases(t *testing.T, ours, theirs string) {
+	for _, name := range mapsKeys(CollectionCases) {
 		t.Run(name, func(t *testing.T) {
 			a, b := DialRaw(t, ours), DialRaw(t, theirs)
 			a.Do("FLUSHALL")
 			b.Do("FLUSHALL")
-			for i, args := range HashCases[name] {
+			for i, args := range CollectionCases[name] {
 				got, want := a.Do(args...), b.Do(args...)
-				if !SameHashReply(args, got, want) {
+				if !SameCollectionReply(args, got, want) {
 					t.Errorf("step %d %q:\n nokv:  %q\n redis: %q", i, strings.Join(args, " "), got, want)
 				}
 			}
@@ -162,9 +205,9 @@ func mapsKeys(m map[string][][]string) []string {
 	return ks
 }
 
-// CompareHashRandom sends the same pseudo-random sequences over strings
-// and hashes to ours and theirs, steps commands per seed.
-func CompareHashRandom(t *testing.T, ours, theirs string, seeds, steps int) {
+// CompareCollectionRandom sends the same pseudo-random sequences over
+// strings, hashes and sets to ours and theirs, steps commands per seed.
+func CompareCollectionRandom(t *testing.T, ours, theirs string, seeds, steps int) {
 	a, b := DialRaw(t, ours), DialRaw(t, theirs)
 	for seed := 1; seed <= seeds; seed++ {
 		a.Do("FLUSHALL")
@@ -174,10 +217,10 @@ func CompareHashRandom(t *testing.T, ours, theirs string, seeds, steps int) {
 		rng := rand.New(rand.NewPCG(uint64(seed), 0x68617368))
 		var history []string
 		for range steps {
-			args := randomHashCommand(rng)
+			args := randomCollectionCommand(rng)
 			history = append(history, strings.Join(args, " "))
 			got, want := a.Do(args...), b.Do(args...)
-			if !SameHashReply(args, got, want) {
+			if !SameCollectionReply(args, got, want) {
 				t.Fatalf("seed %d, step %d %q:\n nokv:  %q\n redis: %q\nthe steps before:\n  %s", seed, len(history),
 					history[len(history)-1], got, want, strings.Join(history[max(0, len(history)-15):len(history)-1], "\n  "))
 			}
@@ -196,7 +239,7 @@ var (
 	hrCounts = []string{"0", "1", "2", "-1", "-3", "5", "100", "x", "-9223372036854775808"}
 )
 
-func randomHashCommand(r *rand.Rand) []string {
+func randomCollectionCommand(r *rand.Rand) []string {
 	pick := func(s []string) string { return s[r.IntN(len(s))] }
 	k, f, v := pick(hrKeys), pick(hrFields), pick(hrValues)
 	cmds := [][]string{
@@ -214,13 +257,22 @@ func randomHashCommand(r *rand.Rand) []string {
 		{"EXPIRE", k, "1000"}, {"TTL", k}, {"PERSIST", k}, {"OBJECT", "ENCODING", k}, {"SCAN", "0", "TYPE", pick([]string{"hash", "string"})},
 		{"DBSIZE"}, {"SETRANGE", k, "1", v}, {"HSET", k}, {"HINCRBY", k, f}, {"DUMP", k},
 		{"RESTORE", k, "0", redisHashDump, "REPLACE"}, {"RESTORE", k, "0", redisHashDump},
+		// Sets. SPOP takes all or nothing (a random pick would make the
+		// servers' states differ).
+		{"SADD", k, v}, {"SADD", k, v, pick(hrValues), pick(hrFields)}, {"SREM", k, v, pick(hrValues)}, {"SMEMBERS", k},
+		{"SISMEMBER", k, v}, {"SMISMEMBER", k, v, f}, {"SCARD", k}, {"SPOP", k, pick([]string{"0", "1000", "-1", "x"})},
+		{"SRANDMEMBER", k}, {"SRANDMEMBER", k, pick(hrCounts)}, {"SMOVE", k, pick(hrKeys), v}, {"SINTER", k, pick(hrKeys)},
+		{"SUNION", k, pick(hrKeys)}, {"SDIFF", k, pick(hrKeys), pick(hrKeys)}, {"SINTERSTORE", pick(hrKeys), k, pick(hrKeys)},
+		{"SUNIONSTORE", pick(hrKeys), k, pick(hrKeys)}, {"SDIFFSTORE", pick(hrKeys), k, pick(hrKeys)},
+		{"SINTERCARD", pick([]string{"1", "2", "3", "0"}), k, pick(hrKeys), "LIMIT", pick([]string{"0", "1", "-1"})},
+		{"SSCAN", k, "0"}, {"SSCAN", k, "0", "MATCH", pick([]string{"*", "1*", "?"})},
 	}
 	return cmds[r.IntN(len(cmds))]
 }
 
-// SameHashReply reports whether got (nokv) matches want (redis-server) for
+// SameCollectionReply reports whether got (nokv) matches want (redis-server) for
 // args, allowing what Redis leaves unordered or random.
-func SameHashReply(args []string, got, want string) bool {
+func SameCollectionReply(args []string, got, want string) bool {
 	if got == want {
 		return true
 	}
@@ -235,6 +287,18 @@ func SameHashReply(args []string, got, want string) bool {
 	switch strings.ToUpper(args[0]) {
 	case "HGETALL":
 		return g.sortPairs().String() == w.sortPairs().String()
+	case "SMEMBERS", "SINTER", "SUNION", "SDIFF":
+		return g.sortElems().String() == w.sortElems().String()
+	case "SPOP", "SRANDMEMBER":
+		return g.shape() == w.shape()
+	case "SSCAN":
+		if len(g.elems) != 2 || len(w.elems) != 2 {
+			return false
+		}
+		if g.elems[0].str != "0" || w.elems[0].str != "0" {
+			return g.kind == w.kind
+		}
+		return g.elems[1].sortElems().String() == w.elems[1].sortElems().String()
 	case "HKEYS", "HVALS", "SCAN":
 		if strings.ToUpper(args[0]) == "SCAN" {
 			if len(g.elems) != 2 || len(w.elems) != 2 {
@@ -256,6 +320,12 @@ func SameHashReply(args []string, got, want string) bool {
 		return g.shape() == w.shape()
 	case "HELLO":
 		return g.kind == w.kind
+	case "TTL":
+		// Read at a different moment on each server, a TTL rounded to
+		// seconds may differ by one.
+		a, err1 := strconv.ParseInt(g.str, 10, 64)
+		b, err2 := strconv.ParseInt(w.str, 10, 64)
+		return g.kind == ':' && w.kind == ':' && err1 == nil && err2 == nil && a > 0 && b > 0 && a-b <= 1 && b-a <= 1
 	case "DUMP":
 		// Redis dumps a small hash as a listpack in insertion order; the
 		// gateway as RDB_TYPE_HASH in field order (restored both ways by
