@@ -50,6 +50,8 @@ type numTmpl struct {
 	// holds it.
 	init    string
 	hinit   string
+	// sinit instead stores a set holding it.
+	sinit string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
@@ -63,6 +65,7 @@ var (
 	strlenIt = [][]string{{"STRLEN", "%k"}}
 	delIt    = [][]string{{"DEL", "%k"}}
 	hgetIt   = [][]string{{"HGET", "%k", "f"}}
+	scardIt  = [][]string{{"SCARD", "%k"}}
 )
 
 // dumpOfV is redis-server 7.0's DUMP of the string "v".
@@ -166,6 +169,20 @@ func numTemplates() []numTmpl {
 		{name: "HSCAN-cursor", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "%v"}},
 		{name: "HSCAN-COUNT", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "0", "COUNT", "%v"}},
 		{name: "HSCAN-missing", cmd: "hscan", args: []string{"HSCAN", "%k", "%v", "COUNT", "%v"}},
+		// Sets: counts of missing keys and of a one-member set (whose
+		// replies do not depend on the random pick), SINTERCARD's numkeys
+		// and LIMIT, SSCAN's cursor and COUNT (of an intset, which Redis
+		// returns whole whatever the cursor: a hashtable's cursors are the
+		// server's own), numbers as members.
+		{name: "SPOP-count", cmd: "spop", sinit: "m", args: []string{"SPOP", "%k", "%v"}, then: scardIt},
+		{name: "SPOP-missing", cmd: "spop", args: []string{"SPOP", "%k", "%v"}},
+		{name: "SRANDMEMBER-missing", cmd: "srandmember", args: []string{"SRANDMEMBER", "%k", "%v"}},
+		{name: "SRANDMEMBER-wrongtype", cmd: "srandmember", init: "v", args: []string{"SRANDMEMBER", "%k", "%v"}},
+		{name: "SINTERCARD-numkeys", cmd: "sintercard", sinit: "m", args: []string{"SINTERCARD", "%v", "%k"}},
+		{name: "SINTERCARD-LIMIT", cmd: "sintercard", sinit: "m", args: []string{"SINTERCARD", "1", "%k", "LIMIT", "%v"}},
+		{name: "SSCAN-cursor", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "%v"}},
+		{name: "SSCAN-COUNT", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "0", "COUNT", "%v"}},
+		{name: "SADD-member", cmd: "sadd", args: []string{"SADD", "%k", "%v"}, then: [][]string{{"OBJECT", "ENCODING", "%k"}, {"SMEMBERS", "%k"}}, cleanup: delIt},
 		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
 		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
 		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
@@ -205,6 +222,8 @@ var noNumbers = []string{
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
 	"multi", "exec", "discard", "watch", "unwatch", "object", "dump", "latency", "monitor",
 	"hset", "hsetnx", "hmset", "hget", "hmget", "hgetall", "hkeys", "hvals", "hdel", "hlen", "hstrlen", "hexists",
+	"srem", "smembers", "sismember", "smismember", "scard", "smove", "sinter", "sunion", "sdiff",
+	"sinterstore", "sunionstore", "sdiffstore",
 }
 
 func fill(args []string, key, v string) []string {
@@ -255,9 +274,12 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 				t.Skipf("nokv-redis does not implement %s", tm.cmd)
 			}
 			key := func(label string) string { return fmt.Sprintf("num:%s:%s", tm.name, label) }
-			if tm.hinit != "" {
+			if tm.hinit != "" || tm.sinit != "" {
 				for _, x := range extremes {
 					s := []string{"HSET", key(x.label), "f", strings.ReplaceAll(tm.hinit, "%v", x.v)}
+					if tm.sinit != "" {
+						s = []string{"SADD", key(x.label), strings.ReplaceAll(tm.sinit, "%v", x.v)}
+					}
 					if r := mustDo(t, tg.addr, s...); r[0] == '-' {
 						t.Fatalf("setup %s: %q", shortArgs(s), r)
 					}

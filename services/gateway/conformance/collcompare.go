@@ -141,7 +141,7 @@ var CollectionCases = map[string][][]string{
 		{"SPOP", "s", "x"}, {"SPOP", "s", "-0"}, {"SPOP", "s", "1", "2"}, {"SPOP", "s", "0"}, {"SPOP", "s"}, {"SCARD", "s"},
 		{"SPOP", "s", "2"}, {"SCARD", "s"}, {"SPOP", "s", "5"}, {"EXISTS", "s"}, {"SADD", "t", "x"}, {"SPOP", "t"}, {"EXISTS", "t"},
 		{"HELLO", "3"}, {"SADD", "s", "a", "b"}, {"SMEMBERS", "s"}, {"SPOP", "s", "1"}, {"SRANDMEMBER", "s", "5"},
-		{"SINTER", "s"}, {"SPOP", "nokey", "1"}, {"SPOP", "s", "9"},
+		{"SCARD", "s"}, {"SPOP", "nokey", "1"}, {"SPOP", "s", "9"},
 	},
 	"set-algebra": {
 		{"SADD", "i", "1", "2", "3"}, {"SADD", "j", "2", "3", "4", "x"}, {"SINTER", "i", "j"}, {"SUNION", "i", "j"}, {"SDIFF", "i", "j"},
