@@ -145,6 +145,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		mu       sync.Mutex
 		acked    = map[string]string{}
 		fields   = map[string]map[string]string{} // hash -> field -> value
+		members  = map[string][]string{}          // set -> members
 		maxIncr  int64
 		maxHIncr int64
 		stop     = make(chan struct{})
@@ -209,7 +210,12 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 					}
 					pipe.HSet(ctx, h, kv)
 					pipe.HSet(ctx, h, "last", strconv.Itoa(i))
+					set := fmt.Sprintf("set%d", w)
+					pipe.SAdd(ctx, set, i, fmt.Sprint("m", i))
 					if _, err = pipe.Exec(ctx); err == nil {
+						mu.Lock()
+						members[set] = append(members[set], strconv.Itoa(i), fmt.Sprint("m", i))
+						mu.Unlock()
 						mu.Lock()
 						if fields[h] == nil {
 							fields[h] = map[string]string{}
@@ -305,6 +311,24 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			t.Fatalf("HLEN %s = %d (%v) but HGETALL has %d fields", h, hlen, err, len(got))
 		}
 		nFields += len(want)
+	}
+	for set, want := range members {
+		got, err := c2.SMembers(ctx, set).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, m := range got {
+			have[m] = true
+		}
+		for _, m := range want {
+			if !have[m] {
+				t.Fatalf("acknowledged SADD %s %s lost after kill -9", set, m)
+			}
+		}
+		if n, err := c2.SCard(ctx, set).Result(); err != nil || n != int64(len(got)) {
+			t.Fatalf("SCARD %s = %d (%v) but SMEMBERS has %d members", set, n, err, len(got))
+		}
 	}
 	hn, err := c2.HGet(ctx, "hcounter", "n").Int64()
 	if (err != nil && maxHIncr > 0) || hn < maxHIncr {
