@@ -48,10 +48,10 @@ type numTmpl struct {
 	// init is stored at the key beforehand ("%v" for the case's value); empty
 	// leaves the key absent. hinit instead stores a hash whose field "f"
 	// holds it.
-	init    string
-	hinit   string
+	init  string
+	hinit string
 	// sinit instead stores a set holding it.
-	sinit string
+	sinit   string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
