@@ -2,6 +2,7 @@ package command
 
 import (
 	"fmt"
+	"math/rand/v2"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
@@ -136,6 +137,7 @@ func (c *coll) save() {
 		c.tx.Delete(c.key)
 		return
 	}
+	c.meta.Stamp = rand.Uint64()
 	c.tx.Set(c.key, backend.Value{Type: c.typ, ExpiresAt: c.expiresAt, Data: keyspace.AppendMeta(nil, c.meta)})
 }
 
@@ -189,6 +191,6 @@ func copyColl(tx backend.Txn, v backend.Value, from, to []byte) (backend.Value, 
 	for i, k := range keys {
 		sub.SetSub(append(append(make([]byte, 0, len(prefix)+len(k)), prefix...), k...), vals[i])
 	}
-	meta.Version = ver
+	meta.Version, meta.Stamp = ver, rand.Uint64()
 	return backend.Value{Type: v.Type, ExpiresAt: v.ExpiresAt, Data: keyspace.AppendMeta(nil, meta)}, nil
 }
