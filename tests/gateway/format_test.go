@@ -176,8 +176,10 @@ func TestFormat1ClusterMigrates(t *testing.T) {
 }
 
 // A new, empty cluster gets the format record from the first gateway and
-// is served; a gateway of a newer format's cluster would refuse it.
-func TestEmptyClusterGetsFormat2(t *testing.T) {
+// is served; a format-2 cluster (before collections) is upgraded by a
+// gateway's start, its keys untouched; a gateway of a newer format's
+// cluster would refuse it.
+func TestEmptyClusterGetsFormat3(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	srv := startGateway(t, c)
 	r := conformance.DialRaw(t, srv.Addr())
@@ -190,20 +192,33 @@ func TestEmptyClusterGetsFormat2(t *testing.T) {
 	}
 	defer kc.Close()
 	e, ok, err := kc.Get(ctx, []byte{})
-	if err != nil || !ok || string(e.Value) != "\xfe\x00\x00\x00\x02" {
+	if err != nil || !ok || string(e.Value) != "\xfe\x00\x00\x00\x03" {
 		t.Fatalf("format record %q %v %v", e.Value, ok, err)
 	}
 	if e, ok, err := kc.Get(ctx, []byte(db0+"k")); err != nil || !ok || string(e.Value) != "\x01v" {
 		t.Fatalf("stored key of k: %q %v %v", e.Value, ok, err)
 	}
-	// A record of a newer format is refused.
-	if err := kc.RunTxn(ctx, func(tx *kvclient.Txn) error { return tx.Set([]byte{}, []byte("\xfe\x00\x00\x00\x03"), 0) }); err != nil {
-		t.Fatal(err)
+	setRecord := func(v string) {
+		t.Helper()
+		if err := kc.RunTxn(ctx, func(tx *kvclient.Txn) error { return tx.Set([]byte{}, []byte(v), 0) }); err != nil {
+			t.Fatal(err)
+		}
 	}
+	// Format 2: upgraded at start, nothing else changes.
+	setRecord("\xfe\x00\x00\x00\x02")
+	up := startGateway(t, c)
+	if got := conformance.DialRaw(t, up.Addr()).Do("GET", "k"); got != "$1\r\nv\r\n" {
+		t.Fatalf("GET k after the upgrade: %q", got)
+	}
+	if e, ok, err := kc.Get(ctx, []byte{}); err != nil || !ok || string(e.Value) != "\xfe\x00\x00\x00\x03" {
+		t.Fatalf("format record after a gateway started on a format-2 cluster: %q %v %v", e.Value, ok, err)
+	}
+	// A record of a newer format is refused.
+	setRecord("\xfe\x00\x00\x00\x04")
 	cfg := gatewayConfig(c)
 	cfg.WorkDir = t.TempDir()
 	if _, err := gatewayserver.New(cfg, nil); err == nil || !strings.Contains(err.Error(), "newer") {
-		t.Fatalf("a gateway on a format-3 cluster: %v", err)
+		t.Fatalf("a gateway on a format-4 cluster: %v", err)
 	}
 }
 

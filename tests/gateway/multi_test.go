@@ -122,3 +122,37 @@ func TestMultiExecIsSerializableAcrossGateways(t *testing.T) {
 		t.Fatalf("%d of 15 rounds were not serializable", both)
 	}
 }
+
+// A WATCH through one gateway sees a write of a hash through another that
+// changes a field's value alone (neither the field count nor the encoding):
+// the hash's record carries a stamp redrawn at every write, which is what
+// the watching gateway compares.
+func TestWatchOfAHashAcrossGateways(t *testing.T) {
+	g1, g2 := twoGateways(t)
+	ctx := context.Background()
+	if err := g1.HSet(ctx, "h", "f", "1", "g", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, write := range []func() error{
+		func() error { return g2.HSet(ctx, "h", "f", "2").Err() },
+		func() error { return g2.HIncrBy(ctx, "h", "g", 1).Err() },
+		func() error { return g2.HSet(ctx, "h", "f", "2").Err() }, // the same value again: still a write
+	} {
+		err := g1.Watch(ctx, func(tx *redis.Tx) error {
+			if err := write(); err != nil {
+				return err
+			}
+			_, err := tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				p.HSet(ctx, "h", "x", "from-exec")
+				return nil
+			})
+			return err
+		}, "h")
+		if !errors.Is(err, redis.TxFailedErr) {
+			t.Fatalf("EXEC after another gateway wrote the watched hash: %v, want a failed transaction", err)
+		}
+	}
+	if n, err := g1.HExists(ctx, "h", "x").Result(); err != nil || n {
+		t.Fatalf("the aborted EXEC wrote: %v %v", n, err)
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nokv/nokv/services/gateway/conformance"
 	"github.com/nokv/nokv/tests/cluster"
 )
 
@@ -70,6 +71,16 @@ func TestHostile(t *testing.T) {
 				mustDo(t, redisAddr, "FLUSHALL")
 			}
 			t.Run("numbers", func(t *testing.T) { testNumbers(t, tg, redisAddr) })
+			t.Run("hashes", func(t *testing.T) {
+				if redisAddr == "" {
+					t.Skip("no redis-server to compare with")
+				}
+				// The real binary, on each backend, against redis-server
+				// (services/gateway/conformance/collcompare.go).
+				conformance.CompareCollectionCases(t, tg.addr, redisAddr)
+				t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, tg.addr, redisAddr, 2, 1000) })
+				mustDo(t, redisAddr, "FLUSHALL")
+			})
 			t.Run("announced", func(t *testing.T) { testAnnounced(t, tg) })
 			t.Run("garbage", func(t *testing.T) { testGarbage(t, tg) })
 			t.Run("slow-reader", func(t *testing.T) { testSlowReader(t, tg) })

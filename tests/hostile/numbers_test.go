@@ -46,8 +46,12 @@ type numTmpl struct {
 	// the cases of a command the gateway lacks are skipped.
 	cmd string
 	// init is stored at the key beforehand ("%v" for the case's value); empty
-	// leaves the key absent.
-	init    string
+	// leaves the key absent. hinit instead stores a hash whose field "f"
+	// holds it.
+	init  string
+	hinit string
+	// sinit instead stores a set holding it.
+	sinit   string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
@@ -60,6 +64,8 @@ var (
 	getIt    = [][]string{{"GET", "%k"}}
 	strlenIt = [][]string{{"STRLEN", "%k"}}
 	delIt    = [][]string{{"DEL", "%k"}}
+	hgetIt   = [][]string{{"HGET", "%k", "f"}}
+	scardIt  = [][]string{{"SCARD", "%k"}}
 )
 
 // dumpOfV is redis-server 7.0's DUMP of the string "v".
@@ -144,6 +150,39 @@ func numTemplates() []numTmpl {
 		// RESTORE of redis-server's DUMP of "v": the TTL (relative, whose
 		// key may expire within a millisecond, so only the reply is
 		// compared; absolute), IDLETIME and FREQ.
+		// Hashes: the number as an increment, as the stored field, as
+		// HRANDFIELD's count (of a missing key: of an existing one, -2^31
+		// would ask both servers for 2^31 replies) and as HSCAN's cursor
+		// and COUNT.
+		{name: "HINCRBY", cmd: "hincrby", hinit: "10", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBY-neg", cmd: "hincrby", hinit: "-10", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBY-missing", cmd: "hincrby", args: []string{"HINCRBY", "%k", "f", "%v"}, then: hgetIt, cleanup: delIt},
+		{name: "stored-HINCRBY", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "1"}, then: hgetIt},
+		{name: "stored-HINCRBY-max", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "9223372036854775807"}, then: hgetIt},
+		{name: "stored-HINCRBY-min", cmd: "hincrby", hinit: "%v", args: []string{"HINCRBY", "%k", "f", "-9223372036854775808"}, then: hgetIt},
+		{name: "HINCRBYFLOAT", cmd: "hincrbyfloat", hinit: "10.5", args: []string{"HINCRBYFLOAT", "%k", "f", "%v"}, then: hgetIt},
+		{name: "HINCRBYFLOAT-missing", cmd: "hincrbyfloat", args: []string{"HINCRBYFLOAT", "%k", "f", "%v"}, then: hgetIt, cleanup: delIt},
+		{name: "stored-HINCRBYFLOAT", cmd: "hincrbyfloat", hinit: "%v", args: []string{"HINCRBYFLOAT", "%k", "f", "1.5"}, then: hgetIt},
+		{name: "HRANDFIELD-missing", cmd: "hrandfield", args: []string{"HRANDFIELD", "%k", "%v"}},
+		{name: "HRANDFIELD-WITHVALUES-missing", cmd: "hrandfield", args: []string{"HRANDFIELD", "%k", "%v", "WITHVALUES"}},
+		{name: "HRANDFIELD-WITHVALUES-wrongtype", cmd: "hrandfield", init: "v", args: []string{"HRANDFIELD", "%k", "%v", "WITHVALUES"}},
+		{name: "HSCAN-cursor", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "%v"}},
+		{name: "HSCAN-COUNT", cmd: "hscan", hinit: "v", args: []string{"HSCAN", "%k", "0", "COUNT", "%v"}},
+		{name: "HSCAN-missing", cmd: "hscan", args: []string{"HSCAN", "%k", "%v", "COUNT", "%v"}},
+		// Sets: counts of missing keys and of a one-member set (whose
+		// replies do not depend on the random pick), SINTERCARD's numkeys
+		// and LIMIT, SSCAN's cursor and COUNT (of an intset, which Redis
+		// returns whole whatever the cursor: a hashtable's cursors are the
+		// server's own), numbers as members.
+		{name: "SPOP-count", cmd: "spop", sinit: "m", args: []string{"SPOP", "%k", "%v"}, then: scardIt},
+		{name: "SPOP-missing", cmd: "spop", args: []string{"SPOP", "%k", "%v"}},
+		{name: "SRANDMEMBER-missing", cmd: "srandmember", args: []string{"SRANDMEMBER", "%k", "%v"}},
+		{name: "SRANDMEMBER-wrongtype", cmd: "srandmember", init: "v", args: []string{"SRANDMEMBER", "%k", "%v"}},
+		{name: "SINTERCARD-numkeys", cmd: "sintercard", sinit: "m", args: []string{"SINTERCARD", "%v", "%k"}},
+		{name: "SINTERCARD-LIMIT", cmd: "sintercard", sinit: "m", args: []string{"SINTERCARD", "1", "%k", "LIMIT", "%v"}},
+		{name: "SSCAN-cursor", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "%v"}},
+		{name: "SSCAN-COUNT", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "0", "COUNT", "%v"}},
+		{name: "SADD-member", cmd: "sadd", args: []string{"SADD", "%k", "%v"}, then: [][]string{{"OBJECT", "ENCODING", "%k"}, {"SMEMBERS", "%k"}}, cleanup: delIt},
 		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
 		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
 		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
@@ -182,6 +221,9 @@ var noNumbers = []string{
 	"rename", "renamenx", "keys", "dbsize", "flushdb", "flushall", "randomkey",
 	"ping", "echo", "quit", "auth", "command", "config", "info", "time", "bitop",
 	"multi", "exec", "discard", "watch", "unwatch", "object", "dump", "latency", "monitor",
+	"hset", "hsetnx", "hmset", "hget", "hmget", "hgetall", "hkeys", "hvals", "hdel", "hlen", "hstrlen", "hexists",
+	"srem", "smembers", "sismember", "smismember", "scard", "smove", "sinter", "sunion", "sdiff",
+	"sinterstore", "sunionstore", "sdiffstore",
 }
 
 func fill(args []string, key, v string) []string {
@@ -232,6 +274,20 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 				t.Skipf("nokv-redis does not implement %s", tm.cmd)
 			}
 			key := func(label string) string { return fmt.Sprintf("num:%s:%s", tm.name, label) }
+			if tm.hinit != "" || tm.sinit != "" {
+				for _, x := range extremes {
+					s := []string{"HSET", key(x.label), "f", strings.ReplaceAll(tm.hinit, "%v", x.v)}
+					if tm.sinit != "" {
+						s = []string{"SADD", key(x.label), strings.ReplaceAll(tm.sinit, "%v", x.v)}
+					}
+					if r := mustDo(t, tg.addr, s...); r[0] == '-' {
+						t.Fatalf("setup %s: %q", shortArgs(s), r)
+					}
+					if redisAddr != "" {
+						mustDo(t, redisAddr, s...)
+					}
+				}
+			}
 			if tm.init != "" {
 				mset := []string{"MSET"}
 				for _, x := range extremes {

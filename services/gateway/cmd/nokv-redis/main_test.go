@@ -140,11 +140,14 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 
 	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 32, MaxRetries: -1})
 	defer c.Close()
-	const writers = 16
+	const writers = 18
 	var (
 		mu       sync.Mutex
 		acked    = map[string]string{}
+		fields   = map[string]map[string]string{} // hash -> field -> value
+		members  = map[string][]string{}          // set -> members
 		maxIncr  int64
+		maxHIncr int64
 		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 		failures int
@@ -160,7 +163,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 				default:
 				}
 				var err error
-				switch w % 4 {
+				switch w % 6 {
 				case 0: // single SETs
 					k, v := fmt.Sprintf("w%d:%d", w, i), strconv.Itoa(i)
 					if err = c.Set(ctx, k, v, 0).Err(); err == nil {
@@ -195,6 +198,39 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 					if n, err = c.Incr(ctx, "counter").Result(); err == nil {
 						mu.Lock()
 						maxIncr = max(maxIncr, n)
+						mu.Unlock()
+					}
+				case 4: // hash fields, several per HSET, pipelined (one hash per writer)
+					h := fmt.Sprintf("hash%d", w)
+					pipe := c.Pipeline()
+					kv := map[string]string{}
+					for j := 0; j < 4; j++ {
+						f := fmt.Sprintf("f%d:%d", i, j)
+						kv[f] = strconv.Itoa(i * j)
+					}
+					pipe.HSet(ctx, h, kv)
+					pipe.HSet(ctx, h, "last", strconv.Itoa(i))
+					set := fmt.Sprintf("set%d", w)
+					pipe.SAdd(ctx, set, i, fmt.Sprint("m", i))
+					if _, err = pipe.Exec(ctx); err == nil {
+						mu.Lock()
+						members[set] = append(members[set], strconv.Itoa(i), fmt.Sprint("m", i))
+						mu.Unlock()
+						mu.Lock()
+						if fields[h] == nil {
+							fields[h] = map[string]string{}
+						}
+						for f, v := range kv {
+							fields[h][f] = v
+						}
+						fields[h]["last"] = strconv.Itoa(i)
+						mu.Unlock()
+					}
+				case 5: // a hash field's read-modify-write, shared by writers
+					var n int64
+					if n, err = c.HIncrBy(ctx, "hcounter", "n", 1).Result(); err == nil {
+						mu.Lock()
+						maxHIncr = max(maxHIncr, n)
 						mu.Unlock()
 					}
 				}
@@ -248,6 +284,60 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 	if n < maxIncr {
 		t.Fatalf("counter went back from acknowledged %d to %d", maxIncr, n)
 	}
+	// Acknowledged hash fields are there, and each hash's count (its
+	// metadata) agrees with the fields stored (its sub-keys).
+	nFields := 0
+	for h, want := range fields {
+		got, err := c2.HGetAll(ctx, h).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f, v := range want {
+			if f == "last" {
+				// A pipeline cut off by the kill may have been applied
+				// without its reply: "last" may be newer, never older.
+				a, _ := strconv.Atoi(v)
+				b, err := strconv.Atoi(got[f])
+				if err != nil || b < a {
+					t.Fatalf("HSET %s last went back from acknowledged %s to %q after kill -9", h, v, got[f])
+				}
+				continue
+			}
+			if got[f] != v {
+				t.Fatalf("acknowledged HSET %s %s %s lost after kill -9 (got %q)", h, f, v, got[f])
+			}
+		}
+		if hlen, err := c2.HLen(ctx, h).Result(); err != nil || hlen != int64(len(got)) {
+			t.Fatalf("HLEN %s = %d (%v) but HGETALL has %d fields", h, hlen, err, len(got))
+		}
+		nFields += len(want)
+	}
+	for set, want := range members {
+		got, err := c2.SMembers(ctx, set).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		have := map[string]bool{}
+		for _, m := range got {
+			have[m] = true
+		}
+		for _, m := range want {
+			if !have[m] {
+				t.Fatalf("acknowledged SADD %s %s lost after kill -9", set, m)
+			}
+		}
+		if n, err := c2.SCard(ctx, set).Result(); err != nil || n != int64(len(got)) {
+			t.Fatalf("SCARD %s = %d (%v) but SMEMBERS has %d members", set, n, err, len(got))
+		}
+	}
+	hn, err := c2.HGet(ctx, "hcounter", "n").Int64()
+	if (err != nil && maxHIncr > 0) || hn < maxHIncr {
+		t.Fatalf("hash counter went back from acknowledged %d to %d (%v)", maxHIncr, hn, err)
+	}
+	if nFields < 50 || maxHIncr < 10 {
+		t.Fatalf("only %d hash fields and %d HINCRBYs acknowledged before the kill; the test proves little", nFields, maxHIncr)
+	}
+	t.Logf("%d hash fields and HINCRBY up to %d acknowledged before kill -9", nFields, maxHIncr)
 	// The store is usable and the key counter (DBSIZE) agrees with the data.
 	size, err := c2.DBSize(ctx).Result()
 	if err != nil {

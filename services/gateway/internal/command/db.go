@@ -159,6 +159,8 @@ func cmdMove(r *Request) error {
 	key := r.Args[1]
 	from, to := keyspace.Key(src, key), keyspace.Key(dst, key)
 	var moved bool
+	r.subKeys = true
+	defer func() { r.subKeys = false }()
 	err = r.updateStored([][]byte{from, to}, func(tx backend.Txn) error {
 		moved = false
 		v, ok, err := tx.Get(from)
@@ -167,6 +169,11 @@ func cmdMove(r *Request) error {
 		}
 		if _, exists, err := tx.Head(to); err != nil || exists {
 			return err
+		}
+		if v.Type.IsCollection() {
+			if v, err = copyColl(tx, v, from, to); err != nil {
+				return err
+			}
 		}
 		tx.Set(to, v)
 		tx.Delete(from)
@@ -214,6 +221,8 @@ func cmdCopy(r *Request) error {
 	}
 	from, to := keyspace.Key(src, r.Args[1]), keyspace.Key(dst, r.Args[2])
 	var copied bool
+	r.subKeys = true
+	defer func() { r.subKeys = false }()
 	err = r.updateStored([][]byte{from, to}, func(tx backend.Txn) error {
 		copied = false
 		v, ok, err := tx.Get(from)
@@ -222,6 +231,11 @@ func cmdCopy(r *Request) error {
 		}
 		if !replace {
 			if _, exists, err := tx.Head(to); err != nil || exists {
+				return err
+			}
+		}
+		if v.Type.IsCollection() {
+			if v, err = copyColl(tx, v, from, to); err != nil {
 				return err
 			}
 		}

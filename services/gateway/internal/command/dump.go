@@ -2,8 +2,10 @@ package command
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 	"github.com/nokv/nokv/services/gateway/internal/rdb"
 )
 
@@ -38,8 +40,56 @@ func cmdDump(r *Request) error {
 		r.w.Null()
 		return nil
 	}
-	if v.Type != backend.TypeString {
-		return errWrongType // no other type exists yet
+	switch {
+	case v.Type == backend.TypeHash:
+		// Read in one transaction: the record and the fields it counts.
+		var fields, vals [][]byte
+		key := r.Args[1]
+		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+			h, err := r.openHash(tx, key)
+			if err != nil {
+				return err
+			}
+			fields, vals, err = hashFields(h, true)
+			return err
+		})
+		if errors.Is(err, errWrongType) {
+			return cmdDump(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(fields) == 0 { // deleted between the two reads
+			r.w.Null()
+			return nil
+		}
+		r.w.Bulk(rdb.DumpHash(fields, vals))
+		return nil
+	case v.Type == backend.TypeSet:
+		var members [][]byte
+		key := r.Args[1]
+		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+			s, err := r.openSet(tx, key)
+			if err != nil {
+				return err
+			}
+			members, err = s.members()
+			return err
+		})
+		if errors.Is(err, errWrongType) {
+			return cmdDump(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(members) == 0 {
+			r.w.Null()
+			return nil
+		}
+		r.w.Bulk(rdb.DumpSet(members))
+		return nil
+	case v.Type.IsCollection():
+		return fmt.Errorf("%w: DUMP of a %s is not supported yet", backend.ErrNotSupported, v.Type)
 	}
 	r.w.Bulk(rdb.DumpString(v.Data))
 	return nil
@@ -94,12 +144,22 @@ func cmdRestore(r *Request) error {
 		verdict = errInvalidTTL
 	}
 	var val []byte
+	var hashFields, hashVals [][]byte
+	var setMembers [][]byte
+	isHash, isSet := rdb.IsHash(args[3]), rdb.IsSet(args[3])
 	if verdict == nil {
-		val, verdict = rdb.Decode(args[3], r.restoreLimit)
+		switch {
+		case isHash:
+			hashFields, hashVals, verdict = rdb.DecodeHash(args[3], r.restoreLimit)
+		case isSet:
+			setMembers, verdict = rdb.DecodeSet(args[3], r.restoreLimit)
+		default:
+			val, verdict = rdb.Decode(args[3], r.restoreLimit)
+		}
 		verdict = restoreError(verdict)
 	}
 	key := args[1]
-	err := r.update([][]byte{key}, func(tx backend.Txn) error {
+	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
 		_, exists, err := tx.Head(key)
 		if err != nil {
 			return err
@@ -120,6 +180,38 @@ func cmdRestore(r *Request) error {
 			if exists {
 				tx.Delete(key)
 			}
+			return nil
+		}
+		if isSet {
+			s, err := r.newColl(tx, key, backend.TypeSet)
+			if err != nil {
+				return err
+			}
+			for _, m := range setMembers {
+				if _, err := s.addMember(m); err != nil {
+					return err
+				}
+			}
+			s.expiresAt = at
+			s.save()
+			return nil
+		}
+		if isHash {
+			h, err := r.newColl(tx, key, backend.TypeHash)
+			if err != nil {
+				return err
+			}
+			if err := h.create(); err != nil {
+				return err
+			}
+			for i, f := range hashFields {
+				h.put(keyspace.KindHashField, f, hashVals[i])
+				h.meta.Big = h.meta.Big || len(f) > hashMaxListpackValue || len(hashVals[i]) > hashMaxListpackValue
+			}
+			h.meta.Count = uint64(len(hashFields))
+			h.meta.Big = h.meta.Big || h.meta.Count > hashMaxListpackEntries
+			h.expiresAt = at
+			h.save()
 			return nil
 		}
 		tx.Set(key, backend.Value{Type: backend.TypeString, Data: val, ExpiresAt: at})

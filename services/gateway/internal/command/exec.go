@@ -246,6 +246,8 @@ type Request struct {
 	// the command before it ran; queued: MULTI queued it.
 	statsCmd         *Command
 	rejected, queued bool
+	// subKeys: the command's Update uses sub-keys (updateSub).
+	subKeys bool
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
@@ -254,10 +256,10 @@ type Request struct {
 // if the last write synced too, the pipeline would wait for two fsyncs.
 func (r *Request) writeOpts() backend.WriteOptions {
 	if r.last && !r.c.dirty {
-		return backend.WriteOptions{}
+		return backend.WriteOptions{SubKeys: r.subKeys}
 	}
 	r.c.dirty = true
-	return backend.WriteOptions{DeferSync: true}
+	return backend.WriteOptions{DeferSync: true, SubKeys: r.subKeys}
 }
 
 // update runs fn, a write over Redis keys of the client's database, in one

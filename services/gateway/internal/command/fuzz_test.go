@@ -187,6 +187,10 @@ func fuzzSeeds() []string {
 		"OBJECT\x00HELP", "OBJECT\x00help\x00x", "OBJECT\x00nosuch\x00k",
 		"RESTORE\x00k\x000\x00\xc3\x02\x80\xff\xff\xff\xff\x01a\n\x01\x01\x01\x01\x01\x01\x01\x01\x01",
 		"RESTORE\x00k\x000\x00garbage\x00REPLACE\x00ABSTTL\x00IDLETIME\x001\x00FREQ\x001",
+		"HSET\x00h\x00f\x00v\x00g\x00w", "HINCRBY\x00h\x00f\x00-9223372036854775808", "HINCRBYFLOAT\x00h\x00f\x001e4000",
+		"HRANDFIELD\x00h\x00-5\x00WITHVALUES", "HSCAN\x00h\x000\x00MATCH\x00*\x00COUNT\x001", "HGETALL\x00h", "HDEL\x00h\x00f\x00g",
+		"SADD\x00s\x001\x00a", "SPOP\x00s\x002", "SRANDMEMBER\x00s\x00-3", "SINTERCARD\x002\x00s\x00h\x00LIMIT\x001",
+		"SUNIONSTORE\x00s\x00s\x00k", "SMOVE\x00s\x00t\x00a", "SSCAN\x00s\x000\x00COUNT\x001", "RENAME\x00h\x00s", "COPY\x00s\x00h\x00REPLACE",
 		"",
 	}
 	for _, tmpl := range numericTemplates {

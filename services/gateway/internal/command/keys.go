@@ -254,7 +254,7 @@ func cmdPersist(r *Request) error {
 func (r *Request) rename(nx bool) (bool, error) {
 	src, dst := r.Args[1], r.Args[2]
 	var done bool
-	err := r.update([][]byte{src, dst}, func(tx backend.Txn) error {
+	err := r.updateSub([][]byte{src, dst}, func(tx backend.Txn) error {
 		done = false
 		v, ok, err := tx.Get(src)
 		if err != nil {
@@ -269,6 +269,12 @@ func (r *Request) rename(nx bool) (bool, error) {
 		}
 		if nx {
 			if _, exists, err := tx.Get(dst); err != nil || exists {
+				return err
+			}
+		}
+		if v.Type.IsCollection() {
+			// The elements are named after their key: they move with it.
+			if v, err = copyColl(tx, v, keyspace.Key(r.c.db, src), keyspace.Key(r.c.db, dst)); err != nil {
 				return err
 			}
 		}

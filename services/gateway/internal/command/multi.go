@@ -39,6 +39,10 @@ func init() {
 	for _, name := range []string{"keys", "scan", "dbsize", "flushdb", "flushall", "randomkey"} {
 		table[name].keyspaceWide = true
 	}
+	// They carry a collection's elements to the destination.
+	for _, name := range []string{"rename", "renamenx", "move", "copy", "dump", "restore"} {
+		table[name].subKeys = true
+	}
 }
 
 const (
@@ -239,7 +243,14 @@ func (r *Request) execAtomic(body *resp.Writer, queue [][][]byte, watched map[st
 	keys = append(keys, r.c.queueKeys(r.e, queue)...)
 	mark := body.Len()
 	db := r.c.db
-	return r.e.be.Update(r.ctx, r.writeOpts(), keys, func(tx backend.Txn) error {
+	for _, args := range queue {
+		if cmd := r.c.lookup(args[0]); cmd != nil && cmd.subKeys {
+			r.subKeys = true
+		}
+	}
+	opts := r.writeOpts()
+	r.subKeys = false
+	return r.e.be.Update(r.ctx, opts, keys, func(tx backend.Txn) error {
 		body.Truncate(mark)
 		// A queued SELECT changes the database of the commands after it;
 		// a run again starts where the first did.
@@ -300,6 +311,9 @@ func (c *Command) keysOf(args [][]byte) [][]byte {
 		if sub := c.subcommand(args[1]); sub != nil {
 			c = sub
 		}
+	}
+	if c.keyFunc != nil {
+		return c.keyFunc(args)
 	}
 	if c.FirstKey <= 0 || c.FirstKey >= len(args) {
 		return nil

@@ -1,9 +1,11 @@
 package command
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
 func init() {
@@ -109,6 +111,26 @@ func cmdObject(r *Request) error {
 	case "object|freq":
 		return errFreqNotKept
 	}
+	if h.Type.IsCollection() {
+		v, ok, err := r.get(key)
+		if err != nil {
+			return err
+		}
+		if !ok { // deleted between the two reads
+			r.w.Null()
+			return nil
+		}
+		enc, err := collectionEncoding(v)
+		if err != nil {
+			return err
+		}
+		if name == "object|encoding" {
+			r.w.BulkString(enc)
+		} else {
+			r.w.Int(1)
+		}
+		return nil
+	}
 	// Only a value short enough to be an integer needs its bytes read.
 	var data []byte
 	if h.Len <= intEncodingSize {
@@ -123,7 +145,7 @@ func cmdObject(r *Request) error {
 		h, data = backend.Head{Type: v.Type, ExpiresAt: v.ExpiresAt, Len: int64(len(v.Data))}, v.Data
 	}
 	if h.Type != backend.TypeString {
-		return errWrongType // no other type exists yet
+		return errWrongType
 	}
 	enc, shared := stringEncoding(h.Len, data)
 	if name == "object|encoding" {
@@ -149,4 +171,27 @@ func stringEncoding(n int64, data []byte) (enc string, shared bool) {
 		return "embstr", false
 	}
 	return "raw", false
+}
+
+// collectionEncoding is the encoding Redis 7.0 reports for a collection of
+// the same contents: it never converts back to the compact one, so the
+// metadata records (keyspace.Meta.Big) whether a write crossed the limits.
+func collectionEncoding(v backend.Value) (string, error) {
+	m, err := keyspace.DecodeMeta(v.Data)
+	if err != nil {
+		return "", err
+	}
+	switch v.Type {
+	case backend.TypeHash:
+		if m.Big {
+			return "hashtable", nil
+		}
+		return "listpack", nil
+	case backend.TypeSet:
+		if m.Big {
+			return "hashtable", nil
+		}
+		return "intset", nil
+	}
+	return "", fmt.Errorf("%w: OBJECT of a %s", backend.ErrNotSupported, v.Type)
 }

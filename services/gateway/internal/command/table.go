@@ -49,6 +49,13 @@ type Command struct {
 	// keyspaceWide marks a command over the whole keyspace (KEYS, SCAN,
 	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
 	keyspaceWide bool
+	// subKeys marks a command that may read or write collections'
+	// sub-keys: EXEC tells the backend when its queue holds one
+	// (WriteOptions.SubKeys).
+	subKeys bool
+	// keyFunc locates the keys of a command whose keys FirstKey, LastKey
+	// and Step cannot describe (SINTERCARD's numkeys).
+	keyFunc func(args [][]byte) [][]byte
 
 	// Calls counts executions, for INFO commandstats and metrics; Usec
 	// their total duration in microseconds; Rejected the calls refused

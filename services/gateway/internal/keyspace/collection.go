@@ -185,6 +185,12 @@ type Meta struct {
 	// thresholds (hash-max-listpack-entries, -value, ...): Redis never
 	// converts back, so OBJECT ENCODING keeps answering the big encoding.
 	Big bool
+	// Stamp changes with every write of the collection (the command layer
+	// draws it at random): the record's bytes then differ after any write,
+	// even one that changes an element's value alone, so that a WATCH
+	// through one raft gateway, which compares what a key holds, sees a
+	// write through another.
+	Stamp uint64
 	// List says Head and Tail are present: a list's elements are the
 	// indexes [Head, Tail).
 	List       bool
@@ -194,7 +200,7 @@ type Meta struct {
 const (
 	metaFormat  = 1 // the body's own layout version, persisted
 	metaFlagBig = 1 << 0
-	metaLen     = 1 + 1 + 8 + 8
+	metaLen     = 1 + 1 + 8 + 8 + 8
 	metaListLen = metaLen + 16
 )
 
@@ -207,6 +213,7 @@ func AppendMeta(dst []byte, m Meta) []byte {
 	dst = append(dst, metaFormat, flags)
 	dst = binary.BigEndian.AppendUint64(dst, m.Version)
 	dst = binary.BigEndian.AppendUint64(dst, m.Count)
+	dst = binary.BigEndian.AppendUint64(dst, m.Stamp)
 	if m.List {
 		dst = AppendListIndex(dst, m.Head)
 		dst = AppendListIndex(dst, m.Tail)
@@ -226,11 +233,12 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Big:     b[1]&metaFlagBig != 0,
 		Version: binary.BigEndian.Uint64(b[2:10]),
 		Count:   binary.BigEndian.Uint64(b[10:18]),
+		Stamp:   binary.BigEndian.Uint64(b[18:26]),
 	}
 	if len(b) == metaListLen {
 		m.List = true
-		m.Head = DecodeListIndex(b[18:26])
-		m.Tail = DecodeListIndex(b[26:34])
+		m.Head = DecodeListIndex(b[26:34])
+		m.Tail = DecodeListIndex(b[34:42])
 	}
 	return m, nil
 }

@@ -148,7 +148,7 @@ func TestListIndexOrder(t *testing.T) {
 func TestMetaRoundTrip(t *testing.T) {
 	for _, m := range []Meta{
 		{},
-		{Version: 1, Count: 3},
+		{Version: 1, Count: 3, Stamp: 77},
 		{Version: math.MaxUint64, Count: math.MaxUint64, Big: true},
 		{Version: 9, Count: 2, List: true, Head: -1, Tail: 1},
 		{Version: 9, List: true, Head: math.MinInt64, Tail: math.MaxInt64, Big: true},

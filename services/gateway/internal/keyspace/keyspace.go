@@ -23,8 +23,15 @@ const PrefixLen = 4
 
 // FormatVersion is the on-disk format this package defines. Version 1 (the
 // releases before logical databases) stored Redis keys without a prefix:
-// they belong to database 0.
-const FormatVersion = 2
+// they belong to database 0. Version 3 adds collections (metadata records
+// of types 2-5 and the sub-key family, collection.go); every format-2 store
+// is a valid format-3 one, so the step only rewrites the record, and its
+// purpose is that a format-2 binary refuses data it would misread.
+const FormatVersion = 3
+
+// Format2 is the last format without collections: a store in it is brought
+// to FormatVersion by rewriting its record.
+const Format2 = 2
 
 // MaxDatabases bounds the databases setting: ids are 32-bit (Redis's limit
 // is INT_MAX).

@@ -42,6 +42,13 @@ func (s *Store) openFormat() error {
 		switch {
 		case v == keyspace.FormatVersion:
 			return nil
+		case v == keyspace.Format2:
+			// Nothing moves (every format-2 key is a format-3 key): the
+			// record alone says that collections may now be stored.
+			if err := s.db.Set(versionKey, binary.BigEndian.AppendUint32(nil, keyspace.FormatVersion), pebble.Sync); err != nil {
+				return fmt.Errorf("write format record: %w", err)
+			}
+			return nil
 		case v > keyspace.FormatVersion:
 			return fmt.Errorf("store format %d: %w", v, keyspace.ErrFormatTooNew)
 		default:
@@ -76,7 +83,7 @@ func (s *Store) openFormat() error {
 		return fmt.Errorf("write format record: %w", err)
 	}
 	if moved > 0 {
-		s.log.Info("migrated the store to format 2: every key of the previous release is in database 0", "keys", moved, "dir", s.opts.Dir)
+		s.log.Info("migrated the store to format 3: every key of the previous release is in database 0", "keys", moved, "dir", s.opts.Dir)
 	}
 	return nil
 }

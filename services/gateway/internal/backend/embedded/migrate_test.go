@@ -228,3 +228,36 @@ func TestRefusesNewerFormat(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+// A format-2 store (before collections) is upgraded at open by rewriting
+// the record: its keys stay as they are.
+func TestFormat2StoreUpgrades(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, &clock{})
+	set(t, s, "k", "v", 0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := pebble.Open(dir, &pebble.Options{Merger: counterMerger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Set(versionKey, []byte{0, 0, 0, keyspace.Format2}, pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openTest(t, dir, &clock{})
+	if v, ok, err := s.Get(ctx, sk("k")); err != nil || !ok || string(v.Data) != "v" {
+		t.Fatalf("k after the upgrade: %q %v %v", v.Data, ok, err)
+	}
+	raw, closer, err := s.db.Get(versionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer.Close()
+	if string(raw) != string([]byte{0, 0, 0, keyspace.FormatVersion}) || keyspace.FormatVersion != 3 {
+		t.Fatalf("format record %x after opening a format-2 store", raw)
+	}
+}

@@ -227,7 +227,41 @@ func (t *txn) NewVersion(key []byte) (uint64, error) {
 			v = old + 1
 		}
 		if s.lastVersion.CompareAndSwap(last, v) {
+			t.created = append(t.created, createdVersion{entry: i, version: v})
 			return v, nil
 		}
 	}
+}
+
+// createdVersion is a version NewVersion gave entry's key in this txn.
+type createdVersion struct {
+	entry   int
+	version uint64
+}
+
+// reclaimCreated adds to b the range deletion of every version this txn
+// created and did not leave live (MULTI: HSET k, DEL k, HSET k creates
+// two; appendReclaim sees only the committed state, which held neither).
+func (t *txn) reclaimCreated(b *pebble.Batch) error {
+	for _, c := range t.created {
+		e := &t.entries[c.entry]
+		if e.hasWrite && !e.write.deleted {
+			v, coll, err := collectionVersion(e.write.v)
+			if err != nil {
+				return fmt.Errorf("metadata of %q: %w", e.key, err)
+			}
+			if coll && v == c.version {
+				continue
+			}
+		}
+		db, rkey, ok := keyspace.Split(e.key)
+		if !ok {
+			return fmt.Errorf("embedded: %q is not a stored key", e.key)
+		}
+		start, end := keyspace.VersionRange(db, rkey, c.version)
+		if err := b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil); err != nil {
+			return fmt.Errorf("reclaim a version created and killed in one batch: %w", err)
+		}
+	}
+	return nil
 }

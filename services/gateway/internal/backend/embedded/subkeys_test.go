@@ -306,3 +306,57 @@ func TestNewVersion(t *testing.T) {
 		t.Fatalf("new version %d not above the expired incarnation's %d", v, far)
 	}
 }
+
+// A version created and killed in the same Update (MULTI: HSET h, DEL h,
+// HSET h) is reclaimed in its batch: the committed state held neither
+// incarnation, so appendReclaim alone would leave the first one's
+// elements behind.
+func TestVersionCreatedAndKilledInOneUpdate(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	k := keyspace.Key(0, []byte("h"))
+	write := func(tx backend.Txn, field string) error {
+		sub := tx.(backend.SubTxn)
+		v, err := sub.NewVersion(k)
+		if err != nil {
+			return err
+		}
+		sub.SetSub(keyspace.SubKey(0, []byte("h"), v, keyspace.KindHashField, []byte(field)), []byte("1"))
+		tx.Set(k, backend.Value{Type: backend.TypeHash, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: v, Count: 1})})
+		return nil
+	}
+	for _, c := range []struct {
+		name string
+		left int
+		fn   func(tx backend.Txn) error
+	}{
+		{"create, delete, create", 1, func(tx backend.Txn) error {
+			if err := write(tx, "a"); err != nil {
+				return err
+			}
+			tx.Delete(k)
+			return write(tx, "b")
+		}},
+		{"create, delete", 0, func(tx backend.Txn) error {
+			if err := write(tx, "a"); err != nil {
+				return err
+			}
+			tx.Delete(k)
+			return nil
+		}},
+		{"create, replace by a string", 0, func(tx backend.Txn) error {
+			if err := write(tx, "a"); err != nil {
+				return err
+			}
+			tx.Set(k, backend.Value{Type: backend.TypeString, Data: []byte("v")})
+			return nil
+		}},
+	} {
+		del(t, s, "h")
+		if err := s.Update(ctx, backend.WriteOptions{SubKeys: true}, [][]byte{k}, c.fn); err != nil {
+			t.Fatal(err)
+		}
+		if n := subKeyCount(t, s); n != c.left {
+			t.Fatalf("%s: %d sub-keys left, want %d", c.name, n, c.left)
+		}
+	}
+}

@@ -62,6 +62,9 @@ type txn struct {
 	sb *pebble.Batch
 	// subErr is the first failure of a sub-key write, reported by prepare.
 	subErr error
+	// created are the versions NewVersion handed out (subkeys.go): one
+	// the txn itself then kills is reclaimed by fill.
+	created []createdVersion
 }
 
 var txnPool = sync.Pool{New: func() any { return &txn{} }}
@@ -83,6 +86,7 @@ func (t *txn) release() {
 		t.sb = nil
 	}
 	t.subErr = nil
+	t.created = t.created[:0]
 	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
 	txnPool.Put(t)
 }
@@ -297,6 +301,9 @@ func (t *txn) fill(b *pebble.Batch) error {
 		}
 		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		deltas.add(e.key, dk, de)
+	}
+	if err := t.reclaimCreated(b); err != nil {
+		return err
 	}
 	deltas.appendTo(b)
 	return nil

@@ -65,6 +65,19 @@ func (s *Store) checkFormatOnce(ctx context.Context) error {
 		return nil
 	case v == formatMigrating:
 		return ErrMigrating
+	case v == keyspace.Format2:
+		// Format 3 moves nothing: the record alone changes, so that a
+		// format-2 gateway refuses a cluster that may hold collections.
+		return s.wrap(s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
+			e, ok, err := t.Get(ctx, formatKey)
+			if err != nil {
+				return err
+			}
+			if cur, _, err := parseRecord(e, ok); err != nil || cur != keyspace.Format2 {
+				return err // another gateway upgraded it first
+			}
+			return t.Set(formatKey, encodeFormat(keyspace.FormatVersion), 0)
+		}))
 	case v > keyspace.FormatVersion:
 		return fmt.Errorf("cluster format %d: %w", v, keyspace.ErrFormatTooNew)
 	case v != 0:
@@ -162,6 +175,11 @@ func MigrateFormat(ctx context.Context, opts Options, logf func(format string, a
 	case v == keyspace.FormatVersion:
 		rep.AlreadyDone = true
 		return rep, nil
+	case v == keyspace.Format2:
+		// No key moves from format 2 to 3: a gateway's start rewrites the
+		// record; this does it now.
+		rep.AlreadyDone = true
+		return rep, s.checkFormatOnce(ctx)
 	case v > keyspace.FormatVersion:
 		return rep, fmt.Errorf("cluster format %d: %w", v, keyspace.ErrFormatTooNew)
 	case v == 0:

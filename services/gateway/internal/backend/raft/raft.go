@@ -159,6 +159,8 @@ type txn struct {
 	// those the transaction has not written since.
 	keys  [][]byte
 	heads map[string]known
+	// versioned: keys NewVersion gave the start timestamp to (subkeys.go).
+	versioned map[string]bool
 }
 
 // Get implements backend.Txn: the whole value, from the transaction's own

@@ -103,5 +103,35 @@ var _ backend.SubTxn = (*txn)(nil)
 
 // NewVersion implements backend.SubTxn: the start timestamp, from the TSO,
 // is above every committed version and never handed out twice, so a dead
-// version is never revived, even one not yet reclaimed.
-func (x *txn) NewVersion(key []byte) (uint64, error) { return x.t.StartTS(), nil }
+// version is never revived, even one not yet reclaimed. A transaction that
+// creates the same key's collection twice (MULTI: HSET k, DEL k, HSET k)
+// gets the same version again: every sub-key of that version was written
+// by this transaction, so deleting them (through its own writes, never
+// committed) makes the second incarnation start empty.
+func (x *txn) NewVersion(key []byte) (uint64, error) {
+	v := x.t.StartTS()
+	if !x.versioned[string(key)] {
+		if x.versioned == nil {
+			x.versioned = map[string]bool{}
+		}
+		x.versioned[string(key)] = true
+		return v, nil
+	}
+	db, rkey, ok := keyspace.Split(key)
+	if !ok {
+		return 0, fmt.Errorf("raft backend: %q is not a stored key", key)
+	}
+	lo, hi := keyspace.VersionRange(db, rkey, v)
+	var dead [][]byte
+	err := x.ScanSub(lo, hi, 0, func(k, _ []byte) bool {
+		dead = append(dead, bytes.Clone(k))
+		return true
+	})
+	if err != nil {
+		return 0, fmt.Errorf("clear the earlier incarnation of %q: %w", rkey, err)
+	}
+	for _, k := range dead {
+		x.DeleteSub(k)
+	}
+	return v, nil
+}

@@ -1,0 +1,196 @@
+package command
+
+import (
+	"fmt"
+	"math/rand/v2"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
+	"github.com/nokv/nokv/services/gateway/internal/keyspace"
+)
+
+// A collection key is a metadata record at the Redis key plus one sub-key
+// per element (docs/architecture.md, "Collections"). coll is one such key
+// opened inside a command's transaction: it reads the record once, keeps
+// the count and the encoding flag as the command changes them, and writes
+// the record back (or deletes the key when it became empty) in save.
+//
+// Every write of elements also writes the metadata record, even when only
+// an element's value changed: on the raft backend the record's write is
+// what makes two transactions writing the same collection conflict (and
+// what MULTI/WATCH see as the key's modification); on the embedded backend
+// it rides in the same batch.
+type coll struct {
+	tx    backend.Txn
+	sub   backend.SubTxn
+	typ   backend.Type
+	db    uint32
+	key   []byte
+	found bool
+	// expiresAt is kept across writes, as Redis keeps a key's expiry when
+	// its elements change.
+	expiresAt int64
+	meta      keyspace.Meta
+	changed   bool
+	buf       []byte
+}
+
+// errNoSubKeys means the backend cannot store collections; both backends
+// can, so this is a wiring bug (a Txn wrapper hiding the SubTxn).
+var errNoSubKeys = fmt.Errorf("%w: this backend does not store collections", backend.ErrNotSupported)
+
+// openColl reads key's metadata in tx as a collection of type typ: a key
+// of another type is WRONGTYPE; an absent key opens empty (found false).
+func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll, error) {
+	sub := subTxn(tx)
+	if sub == nil {
+		return nil, errNoSubKeys
+	}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}
+	v, ok, err := tx.Get(key)
+	if err != nil || !ok {
+		return c, err
+	}
+	if v.Type != typ {
+		return nil, errWrongType
+	}
+	if c.meta, err = keyspace.DecodeMeta(v.Data); err != nil {
+		return nil, fmt.Errorf("key %q: %w", key, err)
+	}
+	c.found, c.expiresAt = true, v.ExpiresAt
+	return c, nil
+}
+
+// newColl is a collection of type typ at key that replaces whatever the
+// key holds (RESTORE): it is created at the first write.
+func (r *Request) newColl(tx backend.Txn, key []byte, typ backend.Type) (*coll, error) {
+	sub := subTxn(tx)
+	if sub == nil {
+		return nil, errNoSubKeys
+	}
+	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}, nil
+}
+
+// subKey returns the sub-key of element elem of kind kind, in scratch
+// space valid until the next call.
+func (c *coll) subKey(kind byte, elem []byte) []byte {
+	c.buf = keyspace.AppendSubKey(c.buf[:0], c.db, c.key, c.meta.Version, kind, elem)
+	return c.buf
+}
+
+// create gives an absent key a fresh version, so that no element of an
+// earlier incarnation (dead, awaiting reclamation) is visible in it.
+func (c *coll) create() error {
+	if c.found {
+		return nil
+	}
+	v, err := c.sub.NewVersion(keyspace.Key(c.db, c.key))
+	if err != nil {
+		return fmt.Errorf("new version of %q: %w", c.key, err)
+	}
+	c.meta = keyspace.Meta{Version: v}
+	c.found, c.changed = true, true
+	return nil
+}
+
+// get returns an element's value.
+func (c *coll) get(kind byte, elem []byte) ([]byte, bool, error) {
+	if !c.found {
+		return nil, false, nil
+	}
+	return c.sub.GetSub(c.subKey(kind, elem))
+}
+
+// put stores an element (the caller counts it).
+func (c *coll) put(kind byte, elem, val []byte) {
+	c.sub.SetSub(bytesClone(c.subKey(kind, elem)), val)
+	c.changed = true
+}
+
+// remove deletes an element (the caller counts it).
+func (c *coll) remove(kind byte, elem []byte) {
+	c.sub.DeleteSub(bytesClone(c.subKey(kind, elem)))
+	c.changed = true
+}
+
+// scan calls fn for the elements of kind, in byte order of the element,
+// from the element start (nil: the first) until fn returns false or limit
+// elements were seen (<= 0: no limit). elem and val are valid during the
+// call only.
+func (c *coll) scan(kind byte, start []byte, limit int, fn func(elem, val []byte) bool) error {
+	if !c.found {
+		return nil
+	}
+	lo, hi := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
+	prefix := len(lo)
+	lo = append(lo, start...)
+	return c.sub.ScanSub(lo, hi, limit, func(k, v []byte) bool { return fn(k[prefix:], v) })
+}
+
+// save writes the metadata record back when the command changed anything:
+// the key is deleted when its last element went (Redis never keeps an
+// empty collection), its elements then being reclaimed with the version.
+func (c *coll) save() {
+	if !c.changed {
+		return
+	}
+	if c.meta.Count == 0 {
+		c.tx.Delete(c.key)
+		return
+	}
+	c.meta.Stamp = rand.Uint64()
+	c.tx.Set(c.key, backend.Value{Type: c.typ, ExpiresAt: c.expiresAt, Data: keyspace.AppendMeta(nil, c.meta)})
+}
+
+func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }
+
+// updateSub is update for a command that reads or writes sub-keys: the
+// backend is told (WriteOptions.SubKeys), so that the embedded backend's
+// event-loop batch, which holds whole keys only, is committed first.
+func (r *Request) updateSub(keys [][]byte, fn func(backend.Txn) error) error {
+	r.subKeys = true
+	defer func() { r.subKeys = false }()
+	return r.update(keys, fn)
+}
+
+// copyColl copies the elements of the collection whose metadata record is
+// v, stored at from, to a fresh version of the stored key to, and returns
+// the record to store at to (RENAME, MOVE, COPY: O(n), as COPY is in
+// Redis). The source's elements stay; a RENAME or MOVE that deletes the
+// source's record leaves them to reclamation with its version.
+func copyColl(tx backend.Txn, v backend.Value, from, to []byte) (backend.Value, error) {
+	sub := subTxn(tx)
+	if sub == nil {
+		return backend.Value{}, errNoSubKeys
+	}
+	meta, err := keyspace.DecodeMeta(v.Data)
+	if err != nil {
+		return backend.Value{}, fmt.Errorf("key %q: %w", from, err)
+	}
+	fdb, fkey, ok1 := keyspace.Split(from)
+	tdb, tkey, ok2 := keyspace.Split(to)
+	if !ok1 || !ok2 {
+		return backend.Value{}, fmt.Errorf("copy %q to %q: not stored keys", from, to)
+	}
+	ver, err := sub.NewVersion(to)
+	if err != nil {
+		return backend.Value{}, fmt.Errorf("new version of %q: %w", tkey, err)
+	}
+	lo, hi := keyspace.VersionRange(fdb, fkey, meta.Version)
+	// Read first, write after: the embedded backend's iterator runs over
+	// the batch the writes go to.
+	var keys, vals [][]byte
+	err = sub.ScanSub(lo, hi, 0, func(k, val []byte) bool {
+		keys = append(keys, bytesClone(k[len(lo):]))
+		vals = append(vals, bytesClone(val))
+		return true
+	})
+	if err != nil {
+		return backend.Value{}, fmt.Errorf("read the elements of %q: %w", fkey, err)
+	}
+	prefix := keyspace.AppendSubKeyPrefix(nil, tdb, tkey, ver)
+	for i, k := range keys {
+		sub.SetSub(append(append(make([]byte, 0, len(prefix)+len(k)), prefix...), k...), vals[i])
+	}
+	meta.Version, meta.Stamp = ver, rand.Uint64()
+	return backend.Value{Type: v.Type, ExpiresAt: v.ExpiresAt, Data: keyspace.AppendMeta(nil, meta)}, nil
+}
