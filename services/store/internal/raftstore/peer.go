@@ -68,6 +68,8 @@ type peer struct {
 	// (0: none), and leaveWait the ticks until the next attempt.
 	leaveProposal uint64
 	leaveWait     int
+	// hib is the peer's hibernation state (see hibernate.go).
+	hib hibernateState
 }
 
 type snapKey struct{ index, term uint64 }
