@@ -24,8 +24,8 @@ import (
 // term, under the same leader, with its log, commit and apply at that
 // index; it answers and stops ticking. The leader stops ticking once every
 // peer of the region has agreed. Anything that needs raft wakes a peer: a
-// raft message (except a follower's acknowledgement that needs no answer),
-// a proposal, a read, a leader transfer. A follower woken by a message not
+// raft message, a proposal, a read, a leader transfer; heartbeats do not (see
+// stepWakes). A follower woken by a message not
 // from its leader tells the leader to wake as well, so the leader's
 // heartbeats resume before the follower's election timer runs out.
 //
@@ -228,10 +228,15 @@ func (s *Store) onExtraMessage(p *peer, rm *raftserverpb.RaftMessage) {
 }
 
 // stepWakes decides whether a raft message wakes the hibernated peer it
-// is stepped into: a follower's acknowledgement to a quiet leader (a
-// heartbeat or append response that leaves it nothing to do) does not.
+// is stepped into. Heartbeats and their answers do not: a follower's
+// acknowledgement leaves a quiet leader nothing to do, and a follower that
+// hears a leader's heartbeats needs no election timer (if the leader's
+// store goes down, store liveness wakes it). Waking on a heartbeat would
+// wake a follower that just agreed to hibernate with the heartbeat its
+// leader sent before it heard the agreement, and leave it ticking, and
+// finally campaigning, beside a hibernated leader.
 func stepWakes(m *raftpb.Message) bool {
-	return m.Type != raftpb.MsgHeartbeatResp && m.Type != raftpb.MsgAppResp
+	return m.Type != raftpb.MsgHeartbeat && m.Type != raftpb.MsgHeartbeatResp && m.Type != raftpb.MsgAppResp
 }
 
 // sendStoreHeartbeats tells every store this one talks to that it is

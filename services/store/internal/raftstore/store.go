@@ -678,7 +678,14 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) 
 	if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		s.log.Debug("step raft message", "region", p.regionID, "err", err)
 	}
-	if p.hib.hibernated && (stepWakes(&m) || p.rn.HasReady()) {
+	if p.hib.hibernated {
+		if !stepWakes(&m) {
+			// Its answer still goes out, without a tick.
+			if p.rn.HasReady() {
+				s.awake[p.regionID] = p
+			}
+			return
+		}
 		s.wake(p)
 		// Woken by someone other than its leader (a campaign, a restarted
 		// peer): the leader's heartbeats must resume before this peer's
