@@ -24,8 +24,9 @@ import (
 // term, under the same leader, with its log, commit and apply at that
 // index; it answers and stops ticking. The leader stops ticking once every
 // peer of the region has agreed. Anything that needs raft wakes a peer: a
-// raft message, a proposal, a read, a leader transfer; heartbeats do not (see
-// stepWakes). A follower woken by a message not
+// raft message, a proposal, a leader transfer. Heartbeats do not (see
+// stepWakes), nor do reads: a read index round is heartbeats and their
+// answers, which need no ticks. A follower woken by a message not
 // from its leader tells the leader to wake as well, so the leader's
 // heartbeats resume before the follower's election timer runs out.
 //
@@ -50,6 +51,10 @@ type hibernateState struct {
 	// at; acks, the peers that agreed to it.
 	reqTerm, reqIndex uint64
 	acks              map[uint64]bool
+	// reported: a leader reported to PD since it hibernated; skipped, the
+	// region heartbeat rounds it sat out since (see idleReportEvery).
+	reported bool
+	skipped  int
 }
 
 // storeLiveness tracks when this store last heard from each other store.
@@ -87,6 +92,14 @@ func (s *Store) wake(p *peer) {
 	s.stats.Wakes.Add(1)
 }
 
+// touch has the loop look at a peer's Ready this round without waking it
+// (it keeps not ticking). Loop only.
+func (s *Store) touch(p *peer) {
+	if !p.destroyed {
+		s.awake[p.regionID] = p
+	}
+}
+
 // hibernate stops the peer's ticks. It stays in the awake set (its last
 // Ready, e.g. the agreement's heartbeat response, still goes out) until a
 // tick finds it without one. Loop only.
@@ -95,6 +108,7 @@ func (s *Store) hibernate(p *peer) {
 		return
 	}
 	p.hib.hibernated = true
+	p.hib.reported = false
 	p.hib.quietTicks = 0
 	p.hib.reqTerm, p.hib.reqIndex = 0, 0
 	clear(p.hib.acks)

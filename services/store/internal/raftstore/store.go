@@ -682,7 +682,7 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) 
 		if !stepWakes(&m) {
 			// Its answer still goes out, without a tick.
 			if p.rn.HasReady() {
-				s.awake[p.regionID] = p
+				s.touch(p)
 			}
 			return
 		}
@@ -955,7 +955,9 @@ func (s *Store) ReadIndex(ctx context.Context, regionID uint64) error {
 			ch <- &RegionNotFoundError{RegionID: regionID}
 			return
 		}
-		s.wake(p)
+		// A read does not wake a hibernated leader: its read index round
+		// (heartbeats and their answers) needs no ticks.
+		s.touch(p)
 		p.newReads = append(p.newReads, &readRequest{done: func(err error) { ch <- err }})
 	})
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
