@@ -119,16 +119,17 @@ metric() { # metric STORE NAME: a store's Prometheus sample (0 if absent)
 hz=$(getconf CLK_TCK)
 declare -A before
 declare -A peer_ticks
-for i in "${!names[@]}"; do before[${names[$i]}]=$(ticks "${pids[$i]}"); done
 for id in 1 2 3; do peer_ticks[$id]=$(metric "$id" nokv_store_raft_peer_ticks_total); done
+for i in "${!names[@]}"; do before[${names[$i]}]=$(ticks "${pids[$i]}"); done
 sleep "$window"
+declare -A after
+for i in "${!names[@]}"; do after[${names[$i]}]=$(ticks "${pids[$i]}"); done
 echo "idle cost over ${window}s with $regions regions (every store holds $regions peers):"
 for i in "${!names[@]}"; do
   name=${names[$i]} pid=${pids[$i]}
   kill -0 "$pid" 2>/dev/null || die "$name exited (see $logs/$name.log)"
-  after=$(ticks "$pid")
   rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status")
-  awk -v n="$name" -v b="${before[$name]}" -v a="$after" -v hz="$hz" -v w="$window" -v rss="$rss" \
+  awk -v n="$name" -v b="${before[$name]}" -v a="${after[$name]}" -v hz="$hz" -v w="$window" -v rss="$rss" \
     'BEGIN { printf "%-8s cpu_pct=%.2f rss_mb=%.0f", n, 100 * (a - b) / hz / w, rss / 1024 }'
   if [ "${name#store-}" != "$name" ]; then
     id=${name#store-}

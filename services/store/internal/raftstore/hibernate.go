@@ -32,14 +32,16 @@ import (
 //
 // A hibernated follower does not notice its leader's silence through raft.
 // Stores therefore send each other a store heartbeat every raft heartbeat
-// interval, independent of regions and of the raft loop. A store that has
-// not heard from another for StoreLivenessTimeout, or whose link to it
-// broke, takes it for down: it wakes every follower here whose leader is
-// on that store and advances its election clock to the end of the election
-// timeout's fixed part, so it is out of its leader lease and campaigns
-// after raft's randomized remainder (0 to one election timeout). A wrong
-// guess costs little: the leader is woken by the followers' messages and
-// its heartbeats reset their clocks; PreVote keeps a follower that moved
+// interval, independent of regions and of the raft loop. A store whose link
+// to another broke (the process died or restarted), or that has not heard
+// from it for StoreLivenessTimeout, takes it for down and wakes every
+// follower here whose leader is there (see onStoreDown). After a broken
+// link their election clocks also move to the end of the election
+// timeout's fixed part: out of the leader lease, they campaign after
+// raft's randomized remainder (0 to one election timeout). After mere
+// silence, which may be a stalled machine, they only tell their leader they
+// woke, so a live leader's heartbeats reset their clocks first. A wrong
+// guess costs ticks, not leadership: PreVote keeps a follower that moved
 // early from disturbing a leader the others still follow.
 
 // hibernateState is a peer's hibernation bookkeeping (loop only).
@@ -287,15 +289,20 @@ func (s *Store) checkStoreLiveness(now time.Time) {
 			continue
 		}
 		if now.Sub(last) > s.cfg.StoreLivenessTimeout {
-			s.onStoreDown(id, now, "silent")
+			s.onStoreDown(id, now, false)
 		}
 	}
 }
 
-// onStoreDown wakes every follower here whose leader is on the store and
-// moves its election clock past the lease, so those regions elect a new
-// leader within a randomized election timeout. Loop only.
-func (s *Store) onStoreDown(storeID uint64, now time.Time, why string) {
+// onStoreDown wakes every follower here whose leader is on the store, so
+// those regions elect a new leader if it is gone. broke: the link to the
+// store broke (its process died or restarted; it is not merely slow): the
+// followers' election clocks also move past the lease, and they campaign
+// after raft's randomized remainder. Otherwise (silence may be a stalled
+// machine) each follower tells its leader it woke: a leader that is alive
+// wakes and heartbeats before the followers' timers run out, so a stall
+// does not turn into thousands of elections. Loop only.
+func (s *Store) onStoreDown(storeID uint64, now time.Time, broke bool) {
 	if _, down := s.storeDown[storeID]; down {
 		return
 	}
@@ -320,12 +327,16 @@ func (s *Store) onStoreDown(storeID uint64, now time.Time, why string) {
 			continue
 		}
 		s.wake(p)
-		for range s.cfg.ElectionTicks {
-			p.rn.Tick()
+		if broke {
+			for range s.cfg.ElectionTicks {
+				p.rn.Tick()
+			}
+		} else {
+			s.sendExtra(p, m, raftserverpb.ExtraMessageType_WAKE_UP, 0, 0)
 		}
 		n++
 	}
-	s.log.Info("store taken for down: woke the followers of its leaders", "down_store", storeID, "why", why, "followers", n)
+	s.log.Info("store taken for down: woke the followers of its leaders", "down_store", storeID, "link_broke", broke, "followers", n)
 }
 
 // sweepHibernated wakes a hibernated peer that has work after all: a

@@ -217,7 +217,7 @@ func (c *storeConn) run() {
 		// The followers here of regions led there need not wait for the
 		// store's silence to tell.
 		id := c.storeID
-		c.t.s.post(func() { c.t.s.onStoreDown(id, time.Now(), "link broke: "+err.Error()) })
+		c.t.s.post(func() { c.t.s.onStoreDown(id, time.Now(), true) })
 		c.reset()
 		// Drop what queued up while the link was down: raft resends.
 		var stale []*raftserverpb.RaftMessage
