@@ -1828,8 +1828,10 @@ type RegionInfoResponse struct {
 	CommitIndex     uint64                 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	TruncatedIndex  uint64                 `protobuf:"varint,7,opt,name=truncated_index,json=truncatedIndex,proto3" json:"truncated_index,omitempty"`
 	ApproximateSize uint64                 `protobuf:"varint,8,opt,name=approximate_size,json=approximateSize,proto3" json:"approximate_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The peer does not tick: its region is idle (hibernated).
+	Hibernated    bool `protobuf:"varint,9,opt,name=hibernated,proto3" json:"hibernated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionInfoResponse) Reset() {
@@ -1916,6 +1918,13 @@ func (x *RegionInfoResponse) GetApproximateSize() uint64 {
 		return x.ApproximateSize
 	}
 	return 0
+}
+
+func (x *RegionInfoResponse) GetHibernated() bool {
+	if x != nil {
+		return x.Hibernated
+	}
+	return false
 }
 
 var File_raftserverpb_proto protoreflect.FileDescriptor
@@ -2032,7 +2041,7 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\x04left\x18\x02 \x01(\v2\x11.nokv.meta.RegionR\x04left\x12'\n" +
 	"\x05right\x18\x03 \x01(\v2\x11.nokv.meta.RegionR\x05right\"0\n" +
 	"\x11RegionInfoRequest\x12\x1b\n" +
-	"\tregion_id\x18\x01 \x01(\x04R\bregionId\"\xd1\x02\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\"\xf1\x02\n" +
 	"\x12RegionInfoResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12)\n" +
 	"\x06region\x18\x02 \x01(\v2\x11.nokv.meta.RegionR\x06region\x12'\n" +
@@ -2041,7 +2050,10 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12'\n" +
 	"\x0ftruncated_index\x18\a \x01(\x04R\x0etruncatedIndex\x12)\n" +
-	"\x10approximate_size\x18\b \x01(\x04R\x0fapproximateSize*s\n" +
+	"\x10approximate_size\x18\b \x01(\x04R\x0fapproximateSize\x12\x1e\n" +
+	"\n" +
+	"hibernated\x18\t \x01(\bR\n" +
+	"hibernated*s\n" +
 	"\x10ExtraMessageType\x12\x0e\n" +
 	"\n" +
 	"EXTRA_NONE\x10\x00\x12\x15\n" +

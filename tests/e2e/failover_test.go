@@ -118,7 +118,19 @@ func TestFailoverGapAfterKill9(t *testing.T) {
 	// Hibernated: the region is idle when its leader's store dies; one
 	// write right after the kill waits for the new leader.
 	for round := range rounds {
-		time.Sleep(5 * time.Second) // idle: the region hibernates
+		// Idle, the region hibernates on every store.
+		cluster.Eventually(t, 30*time.Second, func() error {
+			for id := range r.stores {
+				info, err := regionInfo(r, id, region)
+				if err != nil {
+					return err
+				}
+				if !info.GetHibernated() {
+					return fmt.Errorf("store %d: region %d not hibernated yet", id, region)
+				}
+			}
+			return nil
+		})
 		old := leader()
 		c.kill9(fmt.Sprintf("store-%d", old))
 		start := time.Now()
