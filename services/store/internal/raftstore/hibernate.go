@@ -36,13 +36,13 @@ import (
 // to another broke (the process died or restarted), or that has not heard
 // from it for StoreLivenessTimeout, takes it for down and wakes every
 // follower here whose leader is there (see onStoreDown). After a broken
-// link their election clocks also move to the end of the election
-// timeout's fixed part: out of the leader lease, they campaign after
-// raft's randomized remainder (0 to one election timeout). After mere
-// silence, which may be a stalled machine, they only tell their leader they
-// woke, so a live leader's heartbeats reset their clocks first. A wrong
-// guess costs ticks, not leadership: PreVote keeps a follower that moved
-// early from disturbing a leader the others still follow.
+// link the region's first surviving voter (lowest peer id, the same choice
+// on every store) campaigns at once the way a leadership transfer does, so
+// the others vote for it within their leader lease and no two survivors
+// split the vote; the others keep raft's timers as a fallback. After mere
+// silence, which may be a stalled machine, the followers only tell their
+// leader they woke, so a live leader's heartbeats reset their clocks
+// before they run out.
 
 // hibernateState is a peer's hibernation bookkeeping (loop only).
 type hibernateState struct {
@@ -297,18 +297,17 @@ func (s *Store) checkStoreLiveness(now time.Time) {
 // onStoreDown wakes every follower here whose leader is on the store, so
 // those regions elect a new leader if it is gone. broke: the link to the
 // store broke (its process died or restarted; it is not merely slow): the
-// followers' election clocks also move past the lease, and they campaign
-// after raft's randomized remainder. Otherwise (silence may be a stalled
-// machine) each follower tells its leader it woke: a leader that is alive
-// wakes and heartbeats before the followers' timers run out, so a stall
-// does not turn into thousands of elections. Loop only.
+// region's first surviving voter campaigns at once. Otherwise (silence may
+// be a stalled machine) each follower tells its leader it woke: a leader
+// that is alive wakes and heartbeats before the followers' timers run out,
+// so a stall does not turn into thousands of elections. Loop only.
 func (s *Store) onStoreDown(storeID uint64, now time.Time, broke bool) {
 	if _, down := s.storeDown[storeID]; down {
 		return
 	}
 	s.storeDown[storeID] = now
 	s.stats.StoreDownEvents.Add(1)
-	n := 0
+	n, forced := 0, 0
 	for _, p := range s.peerList() {
 		lead := p.leaderID.Load()
 		if lead == 0 || p.destroyed {
@@ -327,16 +326,37 @@ func (s *Store) onStoreDown(storeID uint64, now time.Time, broke bool) {
 			continue
 		}
 		s.wake(p)
-		if broke {
-			for range s.cfg.ElectionTicks {
-				p.rn.Tick()
-			}
-		} else {
+		if !broke {
 			s.sendExtra(p, m, raftserverpb.ExtraMessageType_WAKE_UP, 0, 0)
+		} else if firstSurvivor(p.region(), storeID) == p.id {
+			// One survivor, the same on every store, campaigns at once as a
+			// leadership transfer would: the others grant it their votes
+			// though their leader lease has not run out, and no two
+			// followers campaigning in the same tick split the vote. The
+			// others keep their clocks: if this one cannot win (its log is
+			// behind), they elect after their own timeouts.
+			st := p.rn.BasicStatus()
+			_ = p.rn.Step(raftpb.Message{Type: raftpb.MsgTimeoutNow, From: lead, To: p.id, Term: st.Term})
+			forced++
 		}
 		n++
 	}
-	s.log.Info("store taken for down: woke the followers of its leaders", "down_store", storeID, "link_broke", broke, "followers", n)
+	s.log.Info("store taken for down: woke the followers of its leaders", "down_store", storeID, "link_broke", broke, "followers", n, "campaigned", forced)
+}
+
+// firstSurvivor is the voter with the lowest peer id of the region's
+// voters not on the down store, or 0.
+func firstSurvivor(region *metapb.Region, down uint64) uint64 {
+	var first uint64
+	for _, m := range region.GetPeers() {
+		if m.GetStoreId() == down || m.GetRole() != metapb.PeerRole_VOTER {
+			continue
+		}
+		if first == 0 || m.GetId() < first {
+			first = m.GetId()
+		}
+	}
+	return first
 }
 
 // sweepHibernated wakes a hibernated peer that has work after all: a
