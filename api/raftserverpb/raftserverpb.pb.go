@@ -27,6 +27,71 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// ExtraMessageType names the store-level signals carried in RaftMessage.
+type ExtraMessageType int32
+
+const (
+	ExtraMessageType_EXTRA_NONE ExtraMessageType = 0
+	// Leader to follower: the region is quiet at (term, index); a follower
+	// that agrees (same term and leader, its log and apply at index) answers
+	// and stops ticking.
+	ExtraMessageType_HIBERNATE_REQUEST ExtraMessageType = 1
+	// Follower to leader: agreed to the request at (term, index).
+	ExtraMessageType_HIBERNATE_RESPONSE ExtraMessageType = 2
+	// Follower to leader: the follower was woken by something other than
+	// its leader; the leader should tick (and heartbeat) again.
+	ExtraMessageType_WAKE_UP ExtraMessageType = 3
+	// Store to store (region_id 0, only store ids in the peers): the sender
+	// is alive. A store that stops hearing them wakes its hibernated
+	// followers of regions led there, so they can elect a new leader.
+	ExtraMessageType_STORE_HEARTBEAT ExtraMessageType = 4
+)
+
+// Enum value maps for ExtraMessageType.
+var (
+	ExtraMessageType_name = map[int32]string{
+		0: "EXTRA_NONE",
+		1: "HIBERNATE_REQUEST",
+		2: "HIBERNATE_RESPONSE",
+		3: "WAKE_UP",
+		4: "STORE_HEARTBEAT",
+	}
+	ExtraMessageType_value = map[string]int32{
+		"EXTRA_NONE":         0,
+		"HIBERNATE_REQUEST":  1,
+		"HIBERNATE_RESPONSE": 2,
+		"WAKE_UP":            3,
+		"STORE_HEARTBEAT":    4,
+	}
+)
+
+func (x ExtraMessageType) Enum() *ExtraMessageType {
+	p := new(ExtraMessageType)
+	*p = x
+	return p
+}
+
+func (x ExtraMessageType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExtraMessageType) Descriptor() protoreflect.EnumDescriptor {
+	return file_raftserverpb_proto_enumTypes[0].Descriptor()
+}
+
+func (ExtraMessageType) Type() protoreflect.EnumType {
+	return &file_raftserverpb_proto_enumTypes[0]
+}
+
+func (x ExtraMessageType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExtraMessageType.Descriptor instead.
+func (ExtraMessageType) EnumDescriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{0}
+}
+
 type PeerState int32
 
 const (
@@ -65,11 +130,11 @@ func (x PeerState) String() string {
 }
 
 func (PeerState) Descriptor() protoreflect.EnumDescriptor {
-	return file_raftserverpb_proto_enumTypes[0].Descriptor()
+	return file_raftserverpb_proto_enumTypes[1].Descriptor()
 }
 
 func (PeerState) Type() protoreflect.EnumType {
-	return &file_raftserverpb_proto_enumTypes[0]
+	return &file_raftserverpb_proto_enumTypes[1]
 }
 
 func (x PeerState) Number() protoreflect.EnumNumber {
@@ -78,7 +143,7 @@ func (x PeerState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PeerState.Descriptor instead.
 func (PeerState) EnumDescriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{0}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{1}
 }
 
 type ModifyOp int32
@@ -111,11 +176,11 @@ func (x ModifyOp) String() string {
 }
 
 func (ModifyOp) Descriptor() protoreflect.EnumDescriptor {
-	return file_raftserverpb_proto_enumTypes[1].Descriptor()
+	return file_raftserverpb_proto_enumTypes[2].Descriptor()
 }
 
 func (ModifyOp) Type() protoreflect.EnumType {
-	return &file_raftserverpb_proto_enumTypes[1]
+	return &file_raftserverpb_proto_enumTypes[2]
 }
 
 func (x ModifyOp) Number() protoreflect.EnumNumber {
@@ -124,7 +189,7 @@ func (x ModifyOp) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ModifyOp.Descriptor instead.
 func (ModifyOp) EnumDescriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{1}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{2}
 }
 
 // RaftMessage carries one etcd raft message between two peers of a region.
@@ -141,7 +206,10 @@ type RaftMessage struct {
 	StartKey []byte `protobuf:"bytes,6,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
 	EndKey   []byte `protobuf:"bytes,7,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
 	// The sender considers to_peer removed: the receiver destroys it.
-	IsTombstone   bool `protobuf:"varint,8,opt,name=is_tombstone,json=isTombstone,proto3" json:"is_tombstone,omitempty"`
+	IsTombstone bool `protobuf:"varint,8,opt,name=is_tombstone,json=isTombstone,proto3" json:"is_tombstone,omitempty"`
+	// Set instead of message: a signal of the store's own (hibernation,
+	// store liveness), not raft's.
+	Extra         *ExtraMessage `protobuf:"bytes,9,opt,name=extra,proto3" json:"extra,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,6 +300,73 @@ func (x *RaftMessage) GetIsTombstone() bool {
 	return false
 }
 
+func (x *RaftMessage) GetExtra() *ExtraMessage {
+	if x != nil {
+		return x.Extra
+	}
+	return nil
+}
+
+type ExtraMessage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          ExtraMessageType       `protobuf:"varint,1,opt,name=type,proto3,enum=nokv.raftserver.ExtraMessageType" json:"type,omitempty"`
+	Term          uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExtraMessage) Reset() {
+	*x = ExtraMessage{}
+	mi := &file_raftserverpb_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExtraMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExtraMessage) ProtoMessage() {}
+
+func (x *ExtraMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_raftserverpb_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExtraMessage.ProtoReflect.Descriptor instead.
+func (*ExtraMessage) Descriptor() ([]byte, []int) {
+	return file_raftserverpb_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExtraMessage) GetType() ExtraMessageType {
+	if x != nil {
+		return x.Type
+	}
+	return ExtraMessageType_EXTRA_NONE
+}
+
+func (x *ExtraMessage) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ExtraMessage) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 type BatchRaftMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Msgs          []*RaftMessage         `protobuf:"bytes,1,rep,name=msgs,proto3" json:"msgs,omitempty"`
@@ -241,7 +376,7 @@ type BatchRaftMessage struct {
 
 func (x *BatchRaftMessage) Reset() {
 	*x = BatchRaftMessage{}
-	mi := &file_raftserverpb_proto_msgTypes[1]
+	mi := &file_raftserverpb_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -253,7 +388,7 @@ func (x *BatchRaftMessage) String() string {
 func (*BatchRaftMessage) ProtoMessage() {}
 
 func (x *BatchRaftMessage) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[1]
+	mi := &file_raftserverpb_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -266,7 +401,7 @@ func (x *BatchRaftMessage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchRaftMessage.ProtoReflect.Descriptor instead.
 func (*BatchRaftMessage) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{1}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *BatchRaftMessage) GetMsgs() []*RaftMessage {
@@ -284,7 +419,7 @@ type Done struct {
 
 func (x *Done) Reset() {
 	*x = Done{}
-	mi := &file_raftserverpb_proto_msgTypes[2]
+	mi := &file_raftserverpb_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +431,7 @@ func (x *Done) String() string {
 func (*Done) ProtoMessage() {}
 
 func (x *Done) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[2]
+	mi := &file_raftserverpb_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +444,7 @@ func (x *Done) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Done.ProtoReflect.Descriptor instead.
 func (*Done) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{2}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{3}
 }
 
 type SnapshotKV struct {
@@ -322,7 +457,7 @@ type SnapshotKV struct {
 
 func (x *SnapshotKV) Reset() {
 	*x = SnapshotKV{}
-	mi := &file_raftserverpb_proto_msgTypes[3]
+	mi := &file_raftserverpb_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +469,7 @@ func (x *SnapshotKV) String() string {
 func (*SnapshotKV) ProtoMessage() {}
 
 func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[3]
+	mi := &file_raftserverpb_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +482,7 @@ func (x *SnapshotKV) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotKV.ProtoReflect.Descriptor instead.
 func (*SnapshotKV) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{3}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SnapshotKV) GetKey() []byte {
@@ -382,7 +517,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_raftserverpb_proto_msgTypes[4]
+	mi := &file_raftserverpb_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -394,7 +529,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[4]
+	mi := &file_raftserverpb_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -407,7 +542,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{4}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SnapshotChunk) GetMessage() *RaftMessage {
@@ -445,7 +580,7 @@ type SnapshotDigest struct {
 
 func (x *SnapshotDigest) Reset() {
 	*x = SnapshotDigest{}
-	mi := &file_raftserverpb_proto_msgTypes[5]
+	mi := &file_raftserverpb_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +592,7 @@ func (x *SnapshotDigest) String() string {
 func (*SnapshotDigest) ProtoMessage() {}
 
 func (x *SnapshotDigest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[5]
+	mi := &file_raftserverpb_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +605,7 @@ func (x *SnapshotDigest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotDigest.ProtoReflect.Descriptor instead.
 func (*SnapshotDigest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{5}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SnapshotDigest) GetKeys() uint64 {
@@ -509,7 +644,7 @@ type SnapshotMeta struct {
 
 func (x *SnapshotMeta) Reset() {
 	*x = SnapshotMeta{}
-	mi := &file_raftserverpb_proto_msgTypes[6]
+	mi := &file_raftserverpb_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +656,7 @@ func (x *SnapshotMeta) String() string {
 func (*SnapshotMeta) ProtoMessage() {}
 
 func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[6]
+	mi := &file_raftserverpb_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +669,7 @@ func (x *SnapshotMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotMeta.ProtoReflect.Descriptor instead.
 func (*SnapshotMeta) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{6}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SnapshotMeta) GetRegion() *metapb.Region {
@@ -564,7 +699,7 @@ type RegionLocalState struct {
 
 func (x *RegionLocalState) Reset() {
 	*x = RegionLocalState{}
-	mi := &file_raftserverpb_proto_msgTypes[7]
+	mi := &file_raftserverpb_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +711,7 @@ func (x *RegionLocalState) String() string {
 func (*RegionLocalState) ProtoMessage() {}
 
 func (x *RegionLocalState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[7]
+	mi := &file_raftserverpb_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +724,7 @@ func (x *RegionLocalState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionLocalState.ProtoReflect.Descriptor instead.
 func (*RegionLocalState) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{7}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RegionLocalState) GetRegion() *metapb.Region {
@@ -627,7 +762,7 @@ type SnapshotApplyState struct {
 
 func (x *SnapshotApplyState) Reset() {
 	*x = SnapshotApplyState{}
-	mi := &file_raftserverpb_proto_msgTypes[8]
+	mi := &file_raftserverpb_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +774,7 @@ func (x *SnapshotApplyState) String() string {
 func (*SnapshotApplyState) ProtoMessage() {}
 
 func (x *SnapshotApplyState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[8]
+	mi := &file_raftserverpb_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +787,7 @@ func (x *SnapshotApplyState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotApplyState.ProtoReflect.Descriptor instead.
 func (*SnapshotApplyState) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{8}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SnapshotApplyState) GetIndex() uint64 {
@@ -690,7 +825,7 @@ type RaftApplyState struct {
 
 func (x *RaftApplyState) Reset() {
 	*x = RaftApplyState{}
-	mi := &file_raftserverpb_proto_msgTypes[9]
+	mi := &file_raftserverpb_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +837,7 @@ func (x *RaftApplyState) String() string {
 func (*RaftApplyState) ProtoMessage() {}
 
 func (x *RaftApplyState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[9]
+	mi := &file_raftserverpb_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +850,7 @@ func (x *RaftApplyState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftApplyState.ProtoReflect.Descriptor instead.
 func (*RaftApplyState) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{9}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RaftApplyState) GetAppliedIndex() uint64 {
@@ -755,7 +890,7 @@ type StoreIdent struct {
 
 func (x *StoreIdent) Reset() {
 	*x = StoreIdent{}
-	mi := &file_raftserverpb_proto_msgTypes[10]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +902,7 @@ func (x *StoreIdent) String() string {
 func (*StoreIdent) ProtoMessage() {}
 
 func (x *StoreIdent) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[10]
+	mi := &file_raftserverpb_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +915,7 @@ func (x *StoreIdent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreIdent.ProtoReflect.Descriptor instead.
 func (*StoreIdent) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{10}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StoreIdent) GetStoreId() uint64 {
@@ -817,7 +952,7 @@ type Modify struct {
 
 func (x *Modify) Reset() {
 	*x = Modify{}
-	mi := &file_raftserverpb_proto_msgTypes[11]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +964,7 @@ func (x *Modify) String() string {
 func (*Modify) ProtoMessage() {}
 
 func (x *Modify) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[11]
+	mi := &file_raftserverpb_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +977,7 @@ func (x *Modify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Modify.ProtoReflect.Descriptor instead.
 func (*Modify) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{11}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Modify) GetOp() ModifyOp {
@@ -878,7 +1013,7 @@ type SplitRequest struct {
 
 func (x *SplitRequest) Reset() {
 	*x = SplitRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1025,7 @@ func (x *SplitRequest) String() string {
 func (*SplitRequest) ProtoMessage() {}
 
 func (x *SplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[12]
+	mi := &file_raftserverpb_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1038,7 @@ func (x *SplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRequest.ProtoReflect.Descriptor instead.
 func (*SplitRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{12}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SplitRequest) GetSplitKey() []byte {
@@ -939,7 +1074,7 @@ type ChangePeerRequest struct {
 
 func (x *ChangePeerRequest) Reset() {
 	*x = ChangePeerRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1086,7 @@ func (x *ChangePeerRequest) String() string {
 func (*ChangePeerRequest) ProtoMessage() {}
 
 func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[13]
+	mi := &file_raftserverpb_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1099,7 @@ func (x *ChangePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{13}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ChangePeerRequest) GetChangeType() pdpb.ConfChangeType {
@@ -994,7 +1129,7 @@ type ChangePeerV2Request struct {
 
 func (x *ChangePeerV2Request) Reset() {
 	*x = ChangePeerV2Request{}
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1006,7 +1141,7 @@ func (x *ChangePeerV2Request) String() string {
 func (*ChangePeerV2Request) ProtoMessage() {}
 
 func (x *ChangePeerV2Request) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[14]
+	mi := &file_raftserverpb_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1019,7 +1154,7 @@ func (x *ChangePeerV2Request) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerV2Request.ProtoReflect.Descriptor instead.
 func (*ChangePeerV2Request) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{14}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ChangePeerV2Request) GetChanges() []*ChangePeerRequest {
@@ -1040,7 +1175,7 @@ type AdminRequest struct {
 
 func (x *AdminRequest) Reset() {
 	*x = AdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1052,7 +1187,7 @@ func (x *AdminRequest) String() string {
 func (*AdminRequest) ProtoMessage() {}
 
 func (x *AdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[15]
+	mi := &file_raftserverpb_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1065,7 +1200,7 @@ func (x *AdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminRequest.ProtoReflect.Descriptor instead.
 func (*AdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{15}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AdminRequest) GetSplit() *SplitRequest {
@@ -1107,7 +1242,7 @@ type CmdHeader struct {
 
 func (x *CmdHeader) Reset() {
 	*x = CmdHeader{}
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1254,7 @@ func (x *CmdHeader) String() string {
 func (*CmdHeader) ProtoMessage() {}
 
 func (x *CmdHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[16]
+	mi := &file_raftserverpb_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1267,7 @@ func (x *CmdHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CmdHeader.ProtoReflect.Descriptor instead.
 func (*CmdHeader) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{16}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CmdHeader) GetRegionId() uint64 {
@@ -1183,7 +1318,7 @@ type DeleteRange struct {
 
 func (x *DeleteRange) Reset() {
 	*x = DeleteRange{}
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1195,7 +1330,7 @@ func (x *DeleteRange) String() string {
 func (*DeleteRange) ProtoMessage() {}
 
 func (x *DeleteRange) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[17]
+	mi := &file_raftserverpb_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1208,7 +1343,7 @@ func (x *DeleteRange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteRange.ProtoReflect.Descriptor instead.
 func (*DeleteRange) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{17}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteRange) GetStartKey() []byte {
@@ -1243,7 +1378,7 @@ type RaftCmdRequest struct {
 
 func (x *RaftCmdRequest) Reset() {
 	*x = RaftCmdRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1390,7 @@ func (x *RaftCmdRequest) String() string {
 func (*RaftCmdRequest) ProtoMessage() {}
 
 func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[18]
+	mi := &file_raftserverpb_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1403,7 @@ func (x *RaftCmdRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftCmdRequest.ProtoReflect.Descriptor instead.
 func (*RaftCmdRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{18}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RaftCmdRequest) GetHeader() *CmdHeader {
@@ -1318,7 +1453,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1330,7 +1465,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[19]
+	mi := &file_raftserverpb_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1343,7 +1478,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{19}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *TransferLeaderRequest) GetRegionId() uint64 {
@@ -1369,7 +1504,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1381,7 +1516,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[20]
+	mi := &file_raftserverpb_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1394,7 +1529,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{20}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *TransferLeaderResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1418,7 +1553,7 @@ type ChangePeerAdminRequest struct {
 
 func (x *ChangePeerAdminRequest) Reset() {
 	*x = ChangePeerAdminRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1430,7 +1565,7 @@ func (x *ChangePeerAdminRequest) String() string {
 func (*ChangePeerAdminRequest) ProtoMessage() {}
 
 func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[21]
+	mi := &file_raftserverpb_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1443,7 +1578,7 @@ func (x *ChangePeerAdminRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminRequest.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{21}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ChangePeerAdminRequest) GetRegionId() uint64 {
@@ -1484,7 +1619,7 @@ type ChangePeerAdminResponse struct {
 
 func (x *ChangePeerAdminResponse) Reset() {
 	*x = ChangePeerAdminResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1631,7 @@ func (x *ChangePeerAdminResponse) String() string {
 func (*ChangePeerAdminResponse) ProtoMessage() {}
 
 func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[22]
+	mi := &file_raftserverpb_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1644,7 @@ func (x *ChangePeerAdminResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangePeerAdminResponse.ProtoReflect.Descriptor instead.
 func (*ChangePeerAdminResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{22}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ChangePeerAdminResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1537,7 +1672,7 @@ type SplitRegionRequest struct {
 
 func (x *SplitRegionRequest) Reset() {
 	*x = SplitRegionRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1549,7 +1684,7 @@ func (x *SplitRegionRequest) String() string {
 func (*SplitRegionRequest) ProtoMessage() {}
 
 func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[23]
+	mi := &file_raftserverpb_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1562,7 +1697,7 @@ func (x *SplitRegionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionRequest.ProtoReflect.Descriptor instead.
 func (*SplitRegionRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{23}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SplitRegionRequest) GetRegionId() uint64 {
@@ -1590,7 +1725,7 @@ type SplitRegionResponse struct {
 
 func (x *SplitRegionResponse) Reset() {
 	*x = SplitRegionResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[24]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1737,7 @@ func (x *SplitRegionResponse) String() string {
 func (*SplitRegionResponse) ProtoMessage() {}
 
 func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[24]
+	mi := &file_raftserverpb_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1750,7 @@ func (x *SplitRegionResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitRegionResponse.ProtoReflect.Descriptor instead.
 func (*SplitRegionResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{24}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SplitRegionResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1648,7 +1783,7 @@ type RegionInfoRequest struct {
 
 func (x *RegionInfoRequest) Reset() {
 	*x = RegionInfoRequest{}
-	mi := &file_raftserverpb_proto_msgTypes[25]
+	mi := &file_raftserverpb_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1660,7 +1795,7 @@ func (x *RegionInfoRequest) String() string {
 func (*RegionInfoRequest) ProtoMessage() {}
 
 func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[25]
+	mi := &file_raftserverpb_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1673,7 +1808,7 @@ func (x *RegionInfoRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoRequest.ProtoReflect.Descriptor instead.
 func (*RegionInfoRequest) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{25}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RegionInfoRequest) GetRegionId() uint64 {
@@ -1693,13 +1828,15 @@ type RegionInfoResponse struct {
 	CommitIndex     uint64                 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	TruncatedIndex  uint64                 `protobuf:"varint,7,opt,name=truncated_index,json=truncatedIndex,proto3" json:"truncated_index,omitempty"`
 	ApproximateSize uint64                 `protobuf:"varint,8,opt,name=approximate_size,json=approximateSize,proto3" json:"approximate_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The peer does not tick: its region is idle (hibernated).
+	Hibernated    bool `protobuf:"varint,9,opt,name=hibernated,proto3" json:"hibernated,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegionInfoResponse) Reset() {
 	*x = RegionInfoResponse{}
-	mi := &file_raftserverpb_proto_msgTypes[26]
+	mi := &file_raftserverpb_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1711,7 +1848,7 @@ func (x *RegionInfoResponse) String() string {
 func (*RegionInfoResponse) ProtoMessage() {}
 
 func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_raftserverpb_proto_msgTypes[26]
+	mi := &file_raftserverpb_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1724,7 +1861,7 @@ func (x *RegionInfoResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegionInfoResponse.ProtoReflect.Descriptor instead.
 func (*RegionInfoResponse) Descriptor() ([]byte, []int) {
-	return file_raftserverpb_proto_rawDescGZIP(), []int{26}
+	return file_raftserverpb_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RegionInfoResponse) GetRegionError() *kvrpcpb.RegionError {
@@ -1783,12 +1920,19 @@ func (x *RegionInfoResponse) GetApproximateSize() uint64 {
 	return 0
 }
 
+func (x *RegionInfoResponse) GetHibernated() bool {
+	if x != nil {
+		return x.Hibernated
+	}
+	return false
+}
+
 var File_raftserverpb_proto protoreflect.FileDescriptor
 
 const file_raftserverpb_proto_rawDesc = "" +
 	"\n" +
 	"\x12raftserverpb.proto\x12\x0fnokv.raftserver\x1a\fmetapb.proto\x1a\rkvrpcpb.proto\x1a\n" +
-	"pdpb.proto\"\xb0\x02\n" +
+	"pdpb.proto\"\xe5\x02\n" +
 	"\vRaftMessage\x12\x1b\n" +
 	"\tregion_id\x18\x01 \x01(\x04R\bregionId\x12,\n" +
 	"\tfrom_peer\x18\x02 \x01(\v2\x0f.nokv.meta.PeerR\bfromPeer\x12(\n" +
@@ -1797,7 +1941,12 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\amessage\x18\x05 \x01(\fR\amessage\x12\x1b\n" +
 	"\tstart_key\x18\x06 \x01(\fR\bstartKey\x12\x17\n" +
 	"\aend_key\x18\a \x01(\fR\x06endKey\x12!\n" +
-	"\fis_tombstone\x18\b \x01(\bR\visTombstone\"D\n" +
+	"\fis_tombstone\x18\b \x01(\bR\visTombstone\x123\n" +
+	"\x05extra\x18\t \x01(\v2\x1d.nokv.raftserver.ExtraMessageR\x05extra\"o\n" +
+	"\fExtraMessage\x125\n" +
+	"\x04type\x18\x01 \x01(\x0e2!.nokv.raftserver.ExtraMessageTypeR\x04type\x12\x12\n" +
+	"\x04term\x18\x02 \x01(\x04R\x04term\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"D\n" +
 	"\x10BatchRaftMessage\x120\n" +
 	"\x04msgs\x18\x01 \x03(\v2\x1c.nokv.raftserver.RaftMessageR\x04msgs\"\x06\n" +
 	"\x04Done\"4\n" +
@@ -1892,7 +2041,7 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\x04left\x18\x02 \x01(\v2\x11.nokv.meta.RegionR\x04left\x12'\n" +
 	"\x05right\x18\x03 \x01(\v2\x11.nokv.meta.RegionR\x05right\"0\n" +
 	"\x11RegionInfoRequest\x12\x1b\n" +
-	"\tregion_id\x18\x01 \x01(\x04R\bregionId\"\xd1\x02\n" +
+	"\tregion_id\x18\x01 \x01(\x04R\bregionId\"\xf1\x02\n" +
 	"\x12RegionInfoResponse\x127\n" +
 	"\fregion_error\x18\x01 \x01(\v2\x14.nokv.kv.RegionErrorR\vregionError\x12)\n" +
 	"\x06region\x18\x02 \x01(\v2\x11.nokv.meta.RegionR\x06region\x12'\n" +
@@ -1901,7 +2050,17 @@ const file_raftserverpb_proto_rawDesc = "" +
 	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12'\n" +
 	"\x0ftruncated_index\x18\a \x01(\x04R\x0etruncatedIndex\x12)\n" +
-	"\x10approximate_size\x18\b \x01(\x04R\x0fapproximateSize*4\n" +
+	"\x10approximate_size\x18\b \x01(\x04R\x0fapproximateSize\x12\x1e\n" +
+	"\n" +
+	"hibernated\x18\t \x01(\bR\n" +
+	"hibernated*s\n" +
+	"\x10ExtraMessageType\x12\x0e\n" +
+	"\n" +
+	"EXTRA_NONE\x10\x00\x12\x15\n" +
+	"\x11HIBERNATE_REQUEST\x10\x01\x12\x16\n" +
+	"\x12HIBERNATE_RESPONSE\x10\x02\x12\v\n" +
+	"\aWAKE_UP\x10\x03\x12\x13\n" +
+	"\x0fSTORE_HEARTBEAT\x10\x04*4\n" +
 	"\tPeerState\x12\n" +
 	"\n" +
 	"\x06NORMAL\x10\x00\x12\f\n" +
@@ -1924,87 +2083,91 @@ func file_raftserverpb_proto_rawDescGZIP() []byte {
 	return file_raftserverpb_proto_rawDescData
 }
 
-var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_raftserverpb_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_raftserverpb_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_raftserverpb_proto_goTypes = []any{
-	(PeerState)(0),                  // 0: nokv.raftserver.PeerState
-	(ModifyOp)(0),                   // 1: nokv.raftserver.ModifyOp
-	(*RaftMessage)(nil),             // 2: nokv.raftserver.RaftMessage
-	(*BatchRaftMessage)(nil),        // 3: nokv.raftserver.BatchRaftMessage
-	(*Done)(nil),                    // 4: nokv.raftserver.Done
-	(*SnapshotKV)(nil),              // 5: nokv.raftserver.SnapshotKV
-	(*SnapshotChunk)(nil),           // 6: nokv.raftserver.SnapshotChunk
-	(*SnapshotDigest)(nil),          // 7: nokv.raftserver.SnapshotDigest
-	(*SnapshotMeta)(nil),            // 8: nokv.raftserver.SnapshotMeta
-	(*RegionLocalState)(nil),        // 9: nokv.raftserver.RegionLocalState
-	(*SnapshotApplyState)(nil),      // 10: nokv.raftserver.SnapshotApplyState
-	(*RaftApplyState)(nil),          // 11: nokv.raftserver.RaftApplyState
-	(*StoreIdent)(nil),              // 12: nokv.raftserver.StoreIdent
-	(*Modify)(nil),                  // 13: nokv.raftserver.Modify
-	(*SplitRequest)(nil),            // 14: nokv.raftserver.SplitRequest
-	(*ChangePeerRequest)(nil),       // 15: nokv.raftserver.ChangePeerRequest
-	(*ChangePeerV2Request)(nil),     // 16: nokv.raftserver.ChangePeerV2Request
-	(*AdminRequest)(nil),            // 17: nokv.raftserver.AdminRequest
-	(*CmdHeader)(nil),               // 18: nokv.raftserver.CmdHeader
-	(*DeleteRange)(nil),             // 19: nokv.raftserver.DeleteRange
-	(*RaftCmdRequest)(nil),          // 20: nokv.raftserver.RaftCmdRequest
-	(*TransferLeaderRequest)(nil),   // 21: nokv.raftserver.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),  // 22: nokv.raftserver.TransferLeaderResponse
-	(*ChangePeerAdminRequest)(nil),  // 23: nokv.raftserver.ChangePeerAdminRequest
-	(*ChangePeerAdminResponse)(nil), // 24: nokv.raftserver.ChangePeerAdminResponse
-	(*SplitRegionRequest)(nil),      // 25: nokv.raftserver.SplitRegionRequest
-	(*SplitRegionResponse)(nil),     // 26: nokv.raftserver.SplitRegionResponse
-	(*RegionInfoRequest)(nil),       // 27: nokv.raftserver.RegionInfoRequest
-	(*RegionInfoResponse)(nil),      // 28: nokv.raftserver.RegionInfoResponse
-	(*metapb.Peer)(nil),             // 29: nokv.meta.Peer
-	(*metapb.RegionEpoch)(nil),      // 30: nokv.meta.RegionEpoch
-	(*metapb.Region)(nil),           // 31: nokv.meta.Region
-	(pdpb.ConfChangeType)(0),        // 32: nokv.pd.ConfChangeType
-	(*kvrpcpb.RegionError)(nil),     // 33: nokv.kv.RegionError
-	(*pdpb.ChangePeer)(nil),         // 34: nokv.pd.ChangePeer
+	(ExtraMessageType)(0),           // 0: nokv.raftserver.ExtraMessageType
+	(PeerState)(0),                  // 1: nokv.raftserver.PeerState
+	(ModifyOp)(0),                   // 2: nokv.raftserver.ModifyOp
+	(*RaftMessage)(nil),             // 3: nokv.raftserver.RaftMessage
+	(*ExtraMessage)(nil),            // 4: nokv.raftserver.ExtraMessage
+	(*BatchRaftMessage)(nil),        // 5: nokv.raftserver.BatchRaftMessage
+	(*Done)(nil),                    // 6: nokv.raftserver.Done
+	(*SnapshotKV)(nil),              // 7: nokv.raftserver.SnapshotKV
+	(*SnapshotChunk)(nil),           // 8: nokv.raftserver.SnapshotChunk
+	(*SnapshotDigest)(nil),          // 9: nokv.raftserver.SnapshotDigest
+	(*SnapshotMeta)(nil),            // 10: nokv.raftserver.SnapshotMeta
+	(*RegionLocalState)(nil),        // 11: nokv.raftserver.RegionLocalState
+	(*SnapshotApplyState)(nil),      // 12: nokv.raftserver.SnapshotApplyState
+	(*RaftApplyState)(nil),          // 13: nokv.raftserver.RaftApplyState
+	(*StoreIdent)(nil),              // 14: nokv.raftserver.StoreIdent
+	(*Modify)(nil),                  // 15: nokv.raftserver.Modify
+	(*SplitRequest)(nil),            // 16: nokv.raftserver.SplitRequest
+	(*ChangePeerRequest)(nil),       // 17: nokv.raftserver.ChangePeerRequest
+	(*ChangePeerV2Request)(nil),     // 18: nokv.raftserver.ChangePeerV2Request
+	(*AdminRequest)(nil),            // 19: nokv.raftserver.AdminRequest
+	(*CmdHeader)(nil),               // 20: nokv.raftserver.CmdHeader
+	(*DeleteRange)(nil),             // 21: nokv.raftserver.DeleteRange
+	(*RaftCmdRequest)(nil),          // 22: nokv.raftserver.RaftCmdRequest
+	(*TransferLeaderRequest)(nil),   // 23: nokv.raftserver.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),  // 24: nokv.raftserver.TransferLeaderResponse
+	(*ChangePeerAdminRequest)(nil),  // 25: nokv.raftserver.ChangePeerAdminRequest
+	(*ChangePeerAdminResponse)(nil), // 26: nokv.raftserver.ChangePeerAdminResponse
+	(*SplitRegionRequest)(nil),      // 27: nokv.raftserver.SplitRegionRequest
+	(*SplitRegionResponse)(nil),     // 28: nokv.raftserver.SplitRegionResponse
+	(*RegionInfoRequest)(nil),       // 29: nokv.raftserver.RegionInfoRequest
+	(*RegionInfoResponse)(nil),      // 30: nokv.raftserver.RegionInfoResponse
+	(*metapb.Peer)(nil),             // 31: nokv.meta.Peer
+	(*metapb.RegionEpoch)(nil),      // 32: nokv.meta.RegionEpoch
+	(*metapb.Region)(nil),           // 33: nokv.meta.Region
+	(pdpb.ConfChangeType)(0),        // 34: nokv.pd.ConfChangeType
+	(*kvrpcpb.RegionError)(nil),     // 35: nokv.kv.RegionError
+	(*pdpb.ChangePeer)(nil),         // 36: nokv.pd.ChangePeer
 }
 var file_raftserverpb_proto_depIdxs = []int32{
-	29, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
-	29, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
-	30, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
-	2,  // 3: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
-	2,  // 4: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
-	5,  // 5: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
-	7,  // 6: nokv.raftserver.SnapshotChunk.digest:type_name -> nokv.raftserver.SnapshotDigest
-	31, // 7: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
-	31, // 8: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
-	0,  // 9: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
-	10, // 10: nokv.raftserver.RegionLocalState.applying:type_name -> nokv.raftserver.SnapshotApplyState
-	1,  // 11: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
-	32, // 12: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	29, // 13: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
-	15, // 14: nokv.raftserver.ChangePeerV2Request.changes:type_name -> nokv.raftserver.ChangePeerRequest
-	14, // 15: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
-	15, // 16: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
-	16, // 17: nokv.raftserver.AdminRequest.change_peer_v2:type_name -> nokv.raftserver.ChangePeerV2Request
-	30, // 18: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
-	18, // 19: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
-	13, // 20: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
-	17, // 21: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
-	19, // 22: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
-	29, // 23: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
-	33, // 24: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
-	32, // 25: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
-	29, // 26: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
-	34, // 27: nokv.raftserver.ChangePeerAdminRequest.changes:type_name -> nokv.pd.ChangePeer
-	33, // 28: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
-	31, // 29: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
-	33, // 30: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
-	31, // 31: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
-	31, // 32: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
-	33, // 33: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
-	31, // 34: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
-	29, // 35: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	31, // 0: nokv.raftserver.RaftMessage.from_peer:type_name -> nokv.meta.Peer
+	31, // 1: nokv.raftserver.RaftMessage.to_peer:type_name -> nokv.meta.Peer
+	32, // 2: nokv.raftserver.RaftMessage.region_epoch:type_name -> nokv.meta.RegionEpoch
+	4,  // 3: nokv.raftserver.RaftMessage.extra:type_name -> nokv.raftserver.ExtraMessage
+	0,  // 4: nokv.raftserver.ExtraMessage.type:type_name -> nokv.raftserver.ExtraMessageType
+	3,  // 5: nokv.raftserver.BatchRaftMessage.msgs:type_name -> nokv.raftserver.RaftMessage
+	3,  // 6: nokv.raftserver.SnapshotChunk.message:type_name -> nokv.raftserver.RaftMessage
+	7,  // 7: nokv.raftserver.SnapshotChunk.kvs:type_name -> nokv.raftserver.SnapshotKV
+	9,  // 8: nokv.raftserver.SnapshotChunk.digest:type_name -> nokv.raftserver.SnapshotDigest
+	33, // 9: nokv.raftserver.SnapshotMeta.region:type_name -> nokv.meta.Region
+	33, // 10: nokv.raftserver.RegionLocalState.region:type_name -> nokv.meta.Region
+	1,  // 11: nokv.raftserver.RegionLocalState.state:type_name -> nokv.raftserver.PeerState
+	12, // 12: nokv.raftserver.RegionLocalState.applying:type_name -> nokv.raftserver.SnapshotApplyState
+	2,  // 13: nokv.raftserver.Modify.op:type_name -> nokv.raftserver.ModifyOp
+	34, // 14: nokv.raftserver.ChangePeerRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	31, // 15: nokv.raftserver.ChangePeerRequest.peer:type_name -> nokv.meta.Peer
+	17, // 16: nokv.raftserver.ChangePeerV2Request.changes:type_name -> nokv.raftserver.ChangePeerRequest
+	16, // 17: nokv.raftserver.AdminRequest.split:type_name -> nokv.raftserver.SplitRequest
+	17, // 18: nokv.raftserver.AdminRequest.change_peer:type_name -> nokv.raftserver.ChangePeerRequest
+	18, // 19: nokv.raftserver.AdminRequest.change_peer_v2:type_name -> nokv.raftserver.ChangePeerV2Request
+	32, // 20: nokv.raftserver.CmdHeader.region_epoch:type_name -> nokv.meta.RegionEpoch
+	20, // 21: nokv.raftserver.RaftCmdRequest.header:type_name -> nokv.raftserver.CmdHeader
+	15, // 22: nokv.raftserver.RaftCmdRequest.writes:type_name -> nokv.raftserver.Modify
+	19, // 23: nokv.raftserver.RaftCmdRequest.admin:type_name -> nokv.raftserver.AdminRequest
+	21, // 24: nokv.raftserver.RaftCmdRequest.delete_range:type_name -> nokv.raftserver.DeleteRange
+	31, // 25: nokv.raftserver.TransferLeaderRequest.peer:type_name -> nokv.meta.Peer
+	35, // 26: nokv.raftserver.TransferLeaderResponse.region_error:type_name -> nokv.kv.RegionError
+	34, // 27: nokv.raftserver.ChangePeerAdminRequest.change_type:type_name -> nokv.pd.ConfChangeType
+	31, // 28: nokv.raftserver.ChangePeerAdminRequest.peer:type_name -> nokv.meta.Peer
+	36, // 29: nokv.raftserver.ChangePeerAdminRequest.changes:type_name -> nokv.pd.ChangePeer
+	35, // 30: nokv.raftserver.ChangePeerAdminResponse.region_error:type_name -> nokv.kv.RegionError
+	33, // 31: nokv.raftserver.ChangePeerAdminResponse.region:type_name -> nokv.meta.Region
+	35, // 32: nokv.raftserver.SplitRegionResponse.region_error:type_name -> nokv.kv.RegionError
+	33, // 33: nokv.raftserver.SplitRegionResponse.left:type_name -> nokv.meta.Region
+	33, // 34: nokv.raftserver.SplitRegionResponse.right:type_name -> nokv.meta.Region
+	35, // 35: nokv.raftserver.RegionInfoResponse.region_error:type_name -> nokv.kv.RegionError
+	33, // 36: nokv.raftserver.RegionInfoResponse.region:type_name -> nokv.meta.Region
+	31, // 37: nokv.raftserver.RegionInfoResponse.leader:type_name -> nokv.meta.Peer
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_raftserverpb_proto_init() }
@@ -2017,8 +2180,8 @@ func file_raftserverpb_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftserverpb_proto_rawDesc), len(file_raftserverpb_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   27,
+			NumEnums:      3,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,7 +21,16 @@ type backoffer struct {
 	// reported stale). Commit uses it to tell "not committed" from
 	// "unknown".
 	ambiguous bool
+	// leaderless counts the attempts that found the region without a
+	// reachable leader (see retryLeaderless).
+	leaderless int
 }
+
+// leaderlessMaxBackoff caps the wait between attempts at a region without
+// a reachable leader: an election ends at any moment (typically within
+// one to two election timeouts of the leader's death), and a client
+// asleep in a two-second backoff would miss it by a second.
+const leaderlessMaxBackoff = 400 * time.Millisecond
 
 func (c *Client) newBackoffer() *backoffer { return &backoffer{c: c} }
 
@@ -46,6 +55,26 @@ func (b *backoffer) retry(ctx context.Context, cause error, sleep bool, atLeast 
 		return b.c.ctxErr(ctx)
 	}
 	return b.c.sleep(ctx, max(b.c.backoff(b.failures), atLeast), cause)
+}
+
+// retryLeaderless is retry for an attempt that found no reachable leader:
+// its store was unreachable, or a peer knew no leader, or named one on a
+// store this request found unreachable. The waits grow from MinBackoff to
+// leaderlessMaxBackoff only, so the request polls the peers through an
+// election; and it spends a retry on the first such attempt and on every
+// second one after, so a request stays about as patient (in time) as with
+// retry's longer waits before it gives up.
+func (b *backoffer) retryLeaderless(ctx context.Context, cause error) error {
+	b.leaderless++
+	if b.leaderless%2 == 1 {
+		b.failures++
+		if b.failures > b.c.opts.MaxRetries {
+			b.c.stats.regionRetries.Add(1)
+			return fmt.Errorf("%w: %d attempts, the last failed with: %w", ErrRegionUnavailable, b.failures, cause)
+		}
+	}
+	b.c.stats.regionRetries.Add(1)
+	return b.c.sleep(ctx, jitter(expBackoff(b.c.opts.MinBackoff, min(b.c.opts.MaxBackoff, leaderlessMaxBackoff), b.leaderless)), cause)
 }
 
 // backoff is the wait after the n-th failure: MinBackoff doubled n-1 times,

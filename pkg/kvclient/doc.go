@@ -223,10 +223,13 @@
 //   - NotLeader with a leader hint: the cache learns the leader and the
 //     request goes there at once (backing off if redirected again). A hint
 //     that is not a peer of the cached region drops the region.
-//   - NotLeader without a hint (election under way), gRPC Unavailable, or
-//     an attempt running out of Options.RPCTimeout: back off and try the
-//     region's next peer; an unreachable store's address is dropped so PD
-//     is asked again.
+//   - NotLeader without a hint (election under way), or with a hint naming
+//     a store this request could not reach (a stale hint), gRPC
+//     Unavailable, or an attempt running out of Options.RPCTimeout: back
+//     off and try the region's next peer; an unreachable store's address is
+//     dropped so PD is asked again. These waits stay short (at most 400 ms)
+//     so the request notices a new leader soon after an election, and only
+//     every second one spends a retry, so the request stays as patient.
 //   - EpochNotMatch: the regions the store reports are put in the cache
 //     and the request's keys are split by region again and retried (at
 //     once if the store's view is newer than ours).

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -104,6 +105,10 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 	leader := loc.leader
 	redirected := false
 	cache := c.pd.Cache()
+	// unreachable: stores this request could not reach. A peer's hint
+	// naming one is stale (the peer has not noticed its leader died) and
+	// is not followed back there.
+	var unreachable []uint64
 	for {
 		if err := c.ctxErr(ctx); err != nil {
 			return zero, err
@@ -164,9 +169,12 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 			}
 			c.opts.Logger.Debug("kvclient: store unreachable", "method", method, "region", id, "store", peer.GetStoreId(), "err", err)
 			c.pd.InvalidateStore(peer.GetStoreId())
+			if !slices.Contains(unreachable, peer.GetStoreId()) {
+				unreachable = append(unreachable, peer.GetStoreId())
+			}
 			leader = nextPeer(region, peer)
 			cache.UpdateLeader(id, leader)
-			if err := bo.retry(ctx, cause, true, 0); err != nil {
+			if err := bo.retryLeaderless(ctx, cause); err != nil {
 				return zero, err
 			}
 			continue
@@ -185,9 +193,10 @@ func send[R regionResponse](ctx context.Context, c *Client, bo *backoffer, loc *
 			return zero, cause
 		case re.GetNotLeader() != nil:
 			hint := re.GetNotLeader().GetLeader()
-			if hint == nil || hint.GetStoreId() == 0 {
+			if hint == nil || hint.GetStoreId() == 0 || slices.Contains(unreachable, hint.GetStoreId()) {
+				// An election is under way, or about to be.
 				leader = nextPeer(region, peer)
-				if err := bo.retry(ctx, cause, true, 0); err != nil {
+				if err := bo.retryLeaderless(ctx, cause); err != nil {
 					return zero, err
 				}
 				continue

@@ -65,6 +65,12 @@ type Config struct {
 	// from for this long (at least two election timeouts) to PD as down;
 	// PD replaces a down peer whose store is up.
 	MaxPeerDownDuration time.Duration `env:"MAX_PEER_DOWN_DURATION"`
+	// NoHibernate keeps idle regions ticking (hibernation off).
+	NoHibernate bool `env:"NO_HIBERNATE"`
+	// StoreLivenessTimeout: another store silent this long is taken for
+	// down and the followers here of regions it leads elect anew; 0 means
+	// one election timeout.
+	StoreLivenessTimeout time.Duration `env:"STORE_LIVENESS_TIMEOUT"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs raftstore.TestingKnobs `env:"-"`
@@ -109,6 +115,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.GCInterval, "gc-interval", c.GCInterval, "how often old versions and expired values are collected [env "+EnvPrefix+"GC_INTERVAL]")
 	fs.DurationVar(&c.GCLifeTime, "gc-life-time", c.GCLifeTime, "how long old versions stay readable [env "+EnvPrefix+"GC_LIFE_TIME]")
 	fs.DurationVar(&c.MaxPeerDownDuration, "max-peer-down-duration", c.MaxPeerDownDuration, "report a region peer silent this long to PD as down, to be replaced [env "+EnvPrefix+"MAX_PEER_DOWN_DURATION]")
+	fs.BoolVar(&c.NoHibernate, "no-hibernate", c.NoHibernate, "keep idle regions ticking instead of hibernating them [env "+EnvPrefix+"NO_HIBERNATE]")
+	fs.DurationVar(&c.StoreLivenessTimeout, "store-liveness-timeout", c.StoreLivenessTimeout, "take another store silent this long for down and elect new leaders for its regions (0: one election timeout) [env "+EnvPrefix+"STORE_LIVENESS_TIMEOUT]")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "store and region heartbeat interval to PD [env "+EnvPrefix+"HEARTBEAT_INTERVAL]")
 }
 

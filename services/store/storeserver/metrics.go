@@ -4,6 +4,7 @@ import (
 	"context"
 	"expvar"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,11 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 	counter("raft_snapshot_applies_forgotten_total", "Snapshot applies a stop cut short whose files were gone: the region was cleared at start.", &st.SnapshotAppliesForgotten)
 	counter("raft_proposals_total", "Commands proposed.", &st.Proposals)
 	counter("raft_read_index_total", "ReadIndex rounds (each serves a batch of reads).", &st.ReadIndexRounds)
+	counter("raft_peer_ticks_total", "Raft ticks given to region peers (hibernated peers get none).", &st.PeerTicks)
+	counter("raft_wakes_total", "Hibernated region peers woken (by a message, proposal, read or a store taken for down).", &st.Wakes)
+	counter("raft_hibernate_requests_total", "Rounds in which a quiet leader asked its peers to hibernate.", &st.HibernateRequests)
+	counter("raft_store_down_events_total", "Other stores taken for down (silent, or link broke): each wakes the followers here of regions led there.", &st.StoreDownEvents)
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "raft_hibernated_peers", Help: "Region peers here that do not tick (hibernated)."}, func() float64 { return float64(st.HibernatedPeers.Load()) }))
 	m.reg.MustRegister(
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_rounds_total", Help: "Garbage collection rounds."}, func() float64 { r, _ := svc.GCStats(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_deleted_keys_total", Help: "Engine keys deleted by garbage collection."}, func() float64 { _, d := svc.GCStats(); return float64(d) }),
@@ -80,6 +86,8 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_round_max_ms":       time.Duration(st.LongestRoundNanos.Load()).Milliseconds(),
 		"raft_snapshots_received": st.SnapshotsReceived.Load(), "raft_snapshot_applies_resumed": st.SnapshotAppliesResumed.Load(), "raft_snapshot_applies_forgotten": st.SnapshotAppliesForgotten.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
+		"raft_peer_ticks": st.PeerTicks.Load(), "raft_hibernated_peers": st.HibernatedPeers.Load(), "raft_wakes": st.Wakes.Load(),
+		"raft_hibernate_requests": st.HibernateRequests.Load(), "raft_store_down_events": st.StoreDownEvents.Load(),
 		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(),
 	}
 }
@@ -101,6 +109,12 @@ func (m *metrics) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/debug/vars", expvar.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	// Profiles of a running store, on the metrics address only (loopback
+	// or an operator's network, never the client port).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	return mux
 }

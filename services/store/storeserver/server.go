@@ -129,9 +129,11 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		StoreHeartbeatInterval:  cfg.HeartbeatInterval,
 		CampaignOnBootstrap:     campaign,
 		// Beside the engine's files: the engine links ingested ones in.
-		SnapshotDir:         filepath.Join(cfg.WorkDir, "snap"),
-		MaxPeerDownDuration: cfg.MaxPeerDownDuration,
-		Knobs:               cfg.TestingKnobs,
+		SnapshotDir:          filepath.Join(cfg.WorkDir, "snap"),
+		MaxPeerDownDuration:  cfg.MaxPeerDownDuration,
+		DisableHibernation:   cfg.NoHibernate,
+		StoreLivenessTimeout: cfg.StoreLivenessTimeout,
+		Knobs:                cfg.TestingKnobs,
 	}
 	if s.store, err = raftstore.Open(rcfg, db, s.pd, advertise, bootstrap, log); err != nil {
 		return nil, err

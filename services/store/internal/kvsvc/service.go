@@ -823,6 +823,7 @@ func (s *Service) RegionInfo(ctx context.Context, req *raftserverpb.RegionInfoRe
 	if err == nil {
 		resp.Region, resp.Leader, resp.Term = st.Region, st.Leader, st.Term
 		resp.AppliedIndex, resp.CommitIndex, resp.TruncatedIndex = st.Applied, st.Commit, st.Truncated
+		resp.Hibernated = st.Hibernated
 	}
 	if err := outcome(err, func(re *kvrpcpb.RegionError) { resp.RegionError = re }); err != nil {
 		return nil, err

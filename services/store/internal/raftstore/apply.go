@@ -368,6 +368,7 @@ func (p *peer) destroy(b *pebble.Batch) error {
 	s.mu.Lock()
 	delete(s.peers, p.regionID)
 	s.mu.Unlock()
+	s.forgetPeer(p)
 	p.failProposals(&RegionNotFoundError{RegionID: p.regionID})
 	p.failReads(&RegionNotFoundError{RegionID: p.regionID})
 	s.log.Info("destroyed peer", "region", p.regionID, "peer", p.id)
@@ -466,6 +467,7 @@ func (p *peer) execSplit(b *pebble.Batch, req *raftserverpb.SplitRequest, after 
 			s.mu.Lock()
 			delete(s.peers, right.GetId())
 			s.mu.Unlock()
+			s.forgetPeer(old)
 		}
 		np, err := s.createPeer(right, selfNew)
 		if err != nil {

@@ -65,6 +65,14 @@ type Config struct {
 	// replaces it.
 	MaxPeerDownDuration time.Duration
 
+	// DisableHibernation keeps every region ticking, idle or not (see
+	// hibernate.go).
+	DisableHibernation bool
+	// StoreLivenessTimeout: a store not heard from for this long is taken
+	// for down, and the followers here of regions it leads are woken to
+	// elect a new leader. 0 means one election timeout.
+	StoreLivenessTimeout time.Duration
+
 	// CampaignOnBootstrap lists regions whose peer here campaigns right
 	// after the store bootstraps (the cluster file's leader_store_id), so
 	// a new cluster starts with the leaders it was written with.
@@ -178,6 +186,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxPeerDownDuration == 0 {
 		c.MaxPeerDownDuration = d.MaxPeerDownDuration
+	}
+	if c.StoreLivenessTimeout == 0 {
+		c.StoreLivenessTimeout = time.Duration(c.ElectionTicks) * c.TickInterval
 	}
 	return c
 }

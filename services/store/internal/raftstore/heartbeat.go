@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
@@ -25,10 +26,21 @@ type leaderInfo struct {
 	pending []*metapb.Peer
 	down    []*pdpb.PeerStats
 	written uint64
+	// hibernated: the region is quiet, nothing of the above changes.
+	hibernated bool
 }
 
-// leaders collects every region this store leads (all, or only id if nonzero).
-func (s *Store) leaders(ctx context.Context, only uint64) []leaderInfo {
+// idleReportEvery: a hibernated leader reports to PD once when it
+// hibernates and then every idleReportEvery region heartbeat intervals
+// (nothing it reports changes meanwhile; PD's operators for it wait that
+// long at most), so 10,000 idle regions do not cost thousands of RPCs a
+// second.
+const idleReportEvery = 6
+
+// leaders collects every region this store leads (all, or only id if
+// nonzero). report: for a region heartbeat round, which skips hibernated
+// leaders between their idle reports.
+func (s *Store) leaders(ctx context.Context, only uint64, report bool) []leaderInfo {
 	ch := make(chan []leaderInfo, 1)
 	s.post(func() {
 		var out []leaderInfo
@@ -36,15 +48,23 @@ func (s *Store) leaders(ctx context.Context, only uint64) []leaderInfo {
 			if (only != 0 && p.regionID != only) || !p.isLeader() {
 				continue
 			}
-			st := p.rn.Status()
-			li := leaderInfo{region: proto.Clone(p.region()).(*metapb.Region), leader: p.peerByID(p.id), term: st.Term, written: p.writtenBytes, down: p.downPeers(time.Now())}
-			for id, pr := range st.Progress {
-				if id != p.id && (pr.State == tracker.StateSnapshot || pr.Match < p.storage.truncatedIndex()) {
+			if report && only == 0 && p.hib.hibernated {
+				if p.hib.reported && p.hib.skipped < idleReportEvery-1 {
+					p.hib.skipped++
+					continue
+				}
+				p.hib.reported, p.hib.skipped = true, 0
+			}
+			li := leaderInfo{region: proto.Clone(p.region()).(*metapb.Region), leader: p.peerByID(p.id), term: p.rn.BasicStatus().Term,
+				written: p.writtenBytes, down: p.downPeers(time.Now()), hibernated: p.hib.hibernated}
+			truncated := p.storage.truncatedIndex()
+			p.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+				if id != p.id && (pr.State == tracker.StateSnapshot || pr.Match < truncated) {
 					if m := p.peerByID(id); m != nil {
 						li.pending = append(li.pending, m)
 					}
 				}
-			}
+			})
 			out = append(out, li)
 		}
 		ch <- out
@@ -94,11 +114,11 @@ func (s *Store) heartbeatLoop() {
 		case <-storeTick.C:
 			s.storeHeartbeat(ctx)
 		case <-regionTick.C:
-			for _, li := range s.leaders(ctx, 0) {
+			for _, li := range s.leaders(ctx, 0, true) {
 				s.regionHeartbeat(ctx, li)
 			}
 		case id := <-s.heartbeatNow:
-			for _, li := range s.leaders(ctx, id) {
+			for _, li := range s.leaders(ctx, id, true) {
 				s.regionHeartbeat(ctx, li)
 			}
 		}
@@ -380,18 +400,37 @@ func (s *Store) splitCheckLoop() {
 	}()
 	t := time.NewTicker(s.cfg.SplitCheckInterval)
 	defer t.Stop()
+	// checked: what a hibernated region had written when it was last
+	// found below the split size; it cannot have grown since.
+	checked := map[uint64]uint64{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		for _, li := range s.leaders(ctx, 0) {
+		leaders := s.leaders(ctx, 0, false)
+		seen := make(map[uint64]bool, len(leaders))
+		for _, li := range leaders {
+			id := li.region.GetId()
+			seen[id] = true
+			if w, ok := checked[id]; ok && li.hibernated && w == li.written {
+				continue
+			}
+			delete(checked, id)
 			if s.approximateSize(li.region, li.written) < s.cfg.RegionSplitSize {
+				if li.hibernated {
+					checked[id] = li.written
+				}
 				continue
 			}
 			if _, err := s.SplitRegion(ctx, li.region.GetId(), nil); err != nil && ctx.Err() == nil {
 				s.log.Warn("size split", "region", li.region.GetId(), "err", err)
+			}
+		}
+		for id := range checked {
+			if !seen[id] {
+				delete(checked, id)
 			}
 		}
 	}

@@ -68,6 +68,8 @@ type peer struct {
 	// (0: none), and leaveWait the ticks until the next attempt.
 	leaveProposal uint64
 	leaveWait     int
+	// hib is the peer's hibernation state (see hibernate.go).
+	hib hibernateState
 }
 
 type snapKey struct{ index, term uint64 }
@@ -491,6 +493,13 @@ func (p *peer) downPeers(now time.Time) []*pdpb.PeerStats {
 	threshold := max(cfg.MaxPeerDownDuration, 2*time.Duration(cfg.ElectionTicks)*cfg.TickInterval)
 	var out []*pdpb.PeerStats
 	region := p.region()
+	if p.hib.hibernated {
+		// Every peer agreed to hibernate in step with this leader, and no
+		// message flows while it lasts: silence is not a sign of trouble.
+		// The clocks start again when the region wakes.
+		clear(p.lastHeard)
+		return nil
+	}
 	for id := range p.lastHeard {
 		if !slices.ContainsFunc(region.GetPeers(), func(m *metapb.Peer) bool { return m.GetId() == id }) {
 			delete(p.lastHeard, id) // removed from the region

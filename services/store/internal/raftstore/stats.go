@@ -28,6 +28,18 @@ type Stats struct {
 	SnapshotAppliesForgotten atomic.Int64
 	Proposals                atomic.Int64
 	ReadIndexRounds          atomic.Int64
+	// PeerTicks counts raft ticks given to peers (hibernated peers get
+	// none); HibernatedPeers is the number of peers not ticking now.
+	PeerTicks       atomic.Int64
+	HibernatedPeers atomic.Int64
+	// Wakes counts hibernated peers woken; HibernateRequests, the rounds
+	// in which a quiet leader asked its peers to hibernate.
+	Wakes             atomic.Int64
+	HibernateRequests atomic.Int64
+	// StoreDownEvents counts other stores taken for down (silent for
+	// StoreLivenessTimeout, or their link broke), each waking the
+	// followers here of the regions led there.
+	StoreDownEvents atomic.Int64
 	// LongestRoundNanos is the longest raft loop round since the store
 	// started (its tasks and one handleReadies): every region of the store
 	// waits that long for its messages, ticks and proposals.

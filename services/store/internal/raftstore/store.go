@@ -66,6 +66,14 @@ type Store struct {
 	mu    sync.RWMutex
 	peers map[uint64]*peer // by region id
 
+	// awake are the peers that tick and whose Ready the loop checks: all
+	// but the hibernated ones (loop only).
+	awake map[uint64]*peer
+	// liveness records when each other store was last heard from;
+	// storeDown, the stores taken for down and since when (loop only).
+	liveness  storeLiveness
+	storeDown map[uint64]time.Time
+
 	taskMu sync.Mutex
 	tasks  []func()
 	notify chan struct{}
@@ -121,6 +129,9 @@ func Open(cfg Config, db *pebble.DB, pd PD, addr string, bootstrap []*metapb.Reg
 		incarnation:  uint32(time.Now().Unix()),
 		addr:         addr,
 		peers:        map[uint64]*peer{},
+		awake:        map[uint64]*peer{},
+		storeDown:    map[uint64]time.Time{},
+		liveness:     storeLiveness{seen: map[uint64]time.Time{}},
 		notify:       make(chan struct{}, 1),
 		heartbeatNow: make(chan uint64, 64),
 		opsRunning:   map[uint64]bool{},
@@ -235,6 +246,7 @@ func (s *Store) createPeer(region *metapb.Region, peerID uint64) (*peer, error) 
 	s.mu.Lock()
 	s.peers[region.GetId()] = p
 	s.mu.Unlock()
+	s.awake[region.GetId()] = p
 	return p, nil
 }
 
@@ -297,10 +309,11 @@ func (s *Store) DB() *pebble.DB { return s.db }
 
 // Start runs the raft loop and the background workers.
 func (s *Store) Start() {
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.loop()
 	go s.heartbeatLoop()
 	go s.splitCheckLoop()
+	go s.storeHeartbeatLoop()
 	// Regions that have a single voter need no election round trip, and
 	// after a full restart an immediate campaign speeds recovery.
 	s.post(func() {
@@ -369,16 +382,33 @@ func (s *Store) loop() {
 	ticker := time.NewTicker(s.cfg.TickInterval)
 	defer ticker.Stop()
 	var tasks []func()
+	tick := 0
 	for {
 		select {
 		case <-s.stopc:
 			return
 		case <-ticker.C:
-			for _, p := range s.peerList() {
+			now := time.Now()
+			ticks := 0
+			for id, p := range s.awake {
+				if p.hib.hibernated {
+					// Asleep once its last Ready went out.
+					if !p.rn.HasReady() {
+						delete(s.awake, id)
+					}
+					continue
+				}
 				p.rn.Tick()
+				ticks++
 				p.maybeLeaveJoint()
+				s.checkHibernate(p)
 			}
-			s.snaps.expire(time.Now())
+			s.stats.PeerTicks.Add(int64(ticks))
+			s.checkStoreLiveness(now)
+			if tick++; tick%sweepTicks == 0 {
+				s.sweepHibernated()
+			}
+			s.snaps.expire(now)
 		case <-s.notify:
 		}
 		start := time.Now()
@@ -417,6 +447,10 @@ func (s *Store) loop() {
 // warning.
 const slowRound = time.Second
 
+// sweepTicks is how often (in ticks) the loop checks hibernated peers for
+// work a missed wake-up left them with.
+const sweepTicks = 100
+
 type peerReady struct {
 	p  *peer
 	rd raft.Ready
@@ -427,7 +461,7 @@ type peerReady struct {
 // then advance.
 func (s *Store) handleReadies() error {
 	var readies []peerReady
-	for _, p := range s.peerList() {
+	for _, p := range s.awake {
 		p.issueReads()
 		if p.rn.HasReady() {
 			readies = append(readies, peerReady{p: p, rd: p.rn.Ready()})
@@ -597,6 +631,12 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) 
 		s.onTombstoneMessage(rm)
 		return
 	}
+	if ex := rm.GetExtra(); ex.GetType() != raftserverpb.ExtraMessageType_EXTRA_NONE {
+		if p := s.getPeer(rm.GetRegionId()); p != nil && p.id == rm.GetToPeer().GetId() {
+			s.onExtraMessage(p, rm)
+		}
+		return
+	}
 	var m raftpb.Message
 	if err := m.Unmarshal(rm.GetMessage()); err != nil {
 		s.log.Warn("dropping undecodable raft message", "region", rm.GetRegionId(), "err", err)
@@ -637,6 +677,22 @@ func (s *Store) onRaftMessage(rm *raftserverpb.RaftMessage, snap *incomingSnap) 
 	}
 	if err := p.rn.Step(m); err != nil && !errors.Is(err, raft.ErrStepPeerNotFound) {
 		s.log.Debug("step raft message", "region", p.regionID, "err", err)
+	}
+	if p.hib.hibernated {
+		if !stepWakes(&m) {
+			// Its answer still goes out, without a tick.
+			if p.rn.HasReady() {
+				s.touch(p)
+			}
+			return
+		}
+		s.wake(p)
+		// Woken by someone other than its leader (a campaign, a restarted
+		// peer): the leader's heartbeats must resume before this peer's
+		// election timer runs out.
+		if lead := p.leaderID.Load(); lead != 0 && lead != p.id && lead != m.From {
+			s.sendExtra(p, p.peerByID(lead), raftserverpb.ExtraMessageType_WAKE_UP, 0, 0)
+		}
 	}
 }
 
@@ -857,6 +913,7 @@ func (s *Store) ProposeAsync(ctx context.Context, regionID, expectTerm uint64, c
 			done(applyResult{err: p.notLeader()})
 			return
 		}
+		s.wake(p)
 		p.propose(cmd, done)
 	})
 	// Tasks posted after the loop stopped never run: answer for them. A
@@ -898,6 +955,9 @@ func (s *Store) ReadIndex(ctx context.Context, regionID uint64) error {
 			ch <- &RegionNotFoundError{RegionID: regionID}
 			return
 		}
+		// A read does not wake a hibernated leader: its read index round
+		// (heartbeats and their answers) needs no ticks.
+		s.touch(p)
 		p.newReads = append(p.newReads, &readRequest{done: func(err error) { ch <- err }})
 	})
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProposalTimeout)
@@ -927,6 +987,8 @@ type RegionStatus struct {
 	Leader                                      *metapb.Peer
 	PeerID                                      uint64
 	Term, Applied, Commit, Truncated, LastIndex uint64
+	// Hibernated: the peer does not tick (see hibernate.go).
+	Hibernated bool
 }
 
 // Status reports a region peer's state, read on the raft loop.
@@ -943,6 +1005,7 @@ func (s *Store) Status(ctx context.Context, regionID uint64) (RegionStatus, erro
 			Region: p.region(), Leader: p.leader(), PeerID: p.id, Term: st.Term,
 			Applied: p.storage.appliedIndex(), Commit: st.Commit,
 			Truncated: p.storage.truncatedIndex(), LastIndex: p.storage.lastIndex,
+			Hibernated: p.hib.hibernated,
 		}
 	})
 	select {
@@ -986,6 +1049,7 @@ func (s *Store) TransferLeader(ctx context.Context, regionID uint64, to *metapb.
 			ch <- fmt.Errorf("raftstore: region %d has no peer %d", regionID, to.GetId())
 			return
 		}
+		s.wake(p)
 		p.rn.TransferLeader(to.GetId())
 		ch <- nil
 	})

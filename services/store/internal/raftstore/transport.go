@@ -122,10 +122,22 @@ func (t *Transport) reportUnreachable(msgs []*raftserverpb.RaftMessage) {
 	t.s.post(func() {
 		for tg := range seen {
 			if p := t.s.getPeer(tg.region); p != nil {
+				t.s.wake(p)
 				p.rn.ReportUnreachable(tg.peer)
 			}
 		}
 	})
+}
+
+// storeIDs returns the stores this transport has sent to.
+func (t *Transport) storeIDs() []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ids := make([]uint64, 0, len(t.conns))
+	for id := range t.conns {
+		ids = append(ids, id)
+	}
+	return ids
 }
 
 func (t *Transport) close() {
@@ -202,6 +214,10 @@ func (c *storeConn) run() {
 			return
 		}
 		c.t.s.log.Debug("raft stream to store broke", "to", c.storeID, "err", err)
+		// The followers here of regions led there need not wait for the
+		// store's silence to tell.
+		id := c.storeID
+		c.t.s.post(func() { c.t.s.onStoreDown(id, time.Now(), true) })
 		c.reset()
 		// Drop what queued up while the link was down: raft resends.
 		var stale []*raftserverpb.RaftMessage
@@ -295,6 +311,7 @@ func (t *Transport) sendSnapshot(rm *raftserverpb.RaftMessage, snap *raftpb.Snap
 		}
 		t.s.post(func() {
 			if p := t.s.getPeer(rm.GetRegionId()); p != nil {
+				t.s.wake(p)
 				p.rn.ReportSnapshot(rm.GetToPeer().GetId(), status)
 			}
 		})
@@ -392,6 +409,12 @@ const maxInboundMsgs = 200_000
 // HandleRaftBatch steps messages received from another store.
 func (s *Store) HandleRaftBatch(batch *raftserverpb.BatchRaftMessage) {
 	msgs := batch.GetMsgs()
+	if len(msgs) > 0 {
+		s.liveness.heard(msgs[0].GetFromPeer().GetStoreId(), time.Now())
+		if len(msgs) == 1 && msgs[0].GetExtra().GetType() == raftserverpb.ExtraMessageType_STORE_HEARTBEAT {
+			return // nothing for the loop
+		}
+	}
 	n := int64(len(msgs))
 	if s.inbound.Add(n) > maxInboundMsgs {
 		s.inbound.Add(-n)

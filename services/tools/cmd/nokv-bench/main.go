@@ -9,6 +9,10 @@
 //	                [--clients 50] [--conns 50] [-n 100000] [--keyspace 100000]
 //	                [--value-size 3] [--timeout 5s (per request)]
 //
+// `nokv-bench split ...` creates many regions in a running NoKV cluster
+// through the stores' admin split (see split.go), for
+// scripts/bench-regions.sh.
+//
 // `nokv-bench ports COUNT` prints COUNT free loopback TCP ports, one a line,
 // for the script to give its servers.
 //
@@ -54,6 +58,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 2 && args[0] == "ports" {
 		return ports(args[1], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "split" {
+		return split(args[1:], stdout, stderr)
 	}
 	if len(args) == 0 || args[0] != "etcd" {
 		fmt.Fprintln(stderr, "Usage: nokv-bench etcd [flags] (nokv-bench etcd --help lists them), or nokv-bench ports COUNT")
