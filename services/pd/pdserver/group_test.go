@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/pkg/config"
+	"github.com/nokv/nokv/pkg/pdclient"
 	"github.com/nokv/nokv/services/pd/internal/grpcsvc"
 )
 
@@ -221,4 +224,105 @@ func TestGroupFailover(t *testing.T) {
 			t.Fatalf("leader moved to %d after a follower rejoined", l)
 		}
 	}
+}
+
+// TestGroupClientFollowsLeader runs a pdclient over all three members while
+// the leader is stopped twice: every GetTS in flight or after succeeds
+// (retried across the change), every timestamp is above every one seen
+// before it, and routing answers from each new leader.
+func TestGroupClientFollowsLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three etcd members")
+	}
+	g := newGroup(t)
+	lead := g.leader(10 * time.Second)
+	var addrs []string
+	for _, s := range g.srvs {
+		addrs = append(addrs, s.Addr())
+	}
+	// Start on a follower, so the first call already follows a hint.
+	follower := (lead + 1) % 3
+	addrs[0], addrs[follower] = addrs[follower], addrs[0]
+	mc, err := pdclient.Dial(strings.Join(addrs, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	c, err := pdclient.New(mc, pdclient.Options{MaxRetries: 100, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := c.GetRegion(ctx, []byte("\x00\x00\x00\x00a")); err != nil {
+		t.Fatalf("GetRegion through a follower first: %v", err)
+	}
+	if got := mc.Leader(); got != g.srvs[lead].Addr() {
+		t.Fatalf("client follows %s, leader is %s", got, g.srvs[lead].Addr())
+	}
+
+	stop := make(chan struct{})
+	errc := make(chan error, 4)
+	var issued atomic.Int64
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var last uint64
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ts, err := c.GetTS(ctx)
+				if err != nil {
+					errc <- fmt.Errorf("GetTS: %w", err)
+					return
+				}
+				if ts <= last {
+					errc <- fmt.Errorf("timestamp %d after %d", ts, last)
+					return
+				}
+				last = ts
+				issued.Add(1)
+			}
+		}()
+	}
+	for range 2 {
+		time.Sleep(300 * time.Millisecond)
+		before := issued.Load()
+		start := time.Now()
+		old := lead
+		if err := g.srvs[old].Close(); err != nil {
+			t.Fatal(err)
+		}
+		g.srvs[old] = nil
+		lead = g.leader(10 * time.Second)
+		for issued.Load() < before+100 {
+			select {
+			case err := <-errc:
+				t.Fatal(err)
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Since(start) > 20*time.Second {
+				t.Fatalf("TSO did not resume within 20s of member %d stopping", old)
+			}
+		}
+		t.Logf("TSO resumed %v after the leader stopped", time.Since(start))
+		if _, _, err := c.GetRegionByID(ctx, 1); err != nil {
+			t.Fatalf("routing after the change: %v", err)
+		}
+		g.start(old)
+	}
+	close(stop)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		t.Fatal(err)
+	default:
+	}
+	t.Logf("%d timestamps", issued.Load())
 }
