@@ -132,6 +132,20 @@ func (v *validator) peerURL(path, u string, required bool) {
 	}
 }
 
+// CheckAddrList reports whether list is one or more host:port addresses
+// separated by commas, the form of a PD address with pd.members.
+func CheckAddrList(list string) error {
+	if strings.TrimSpace(list) == "" {
+		return errors.New("must not be empty")
+	}
+	for _, a := range strings.Split(list, ",") {
+		if err := CheckAddr(strings.TrimSpace(a)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkStores validates the stores and returns the set of valid store ids.
 func (v *validator) checkStores(stores []Store) map[uint64]bool {
 	if len(stores) == 0 {

@@ -2,8 +2,10 @@ package pdserver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +22,7 @@ import (
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/pkg/pdclient"
 	"github.com/nokv/nokv/services/pd/internal/grpcsvc"
+	"github.com/nokv/nokv/services/pd/internal/storage"
 )
 
 // freePorts reserves n distinct loopback ports (closed again: etcd binds
@@ -325,4 +328,32 @@ func TestGroupClientFollowsLeader(t *testing.T) {
 	default:
 	}
 	t.Logf("%d timestamps", issued.Load())
+}
+
+// TestGroupRefusesWipedMember: a member whose disk was wiped does not found
+// the group anew next to the running members (it may have voted before);
+// the group keeps serving the same cluster.
+func TestGroupRefusesWipedMember(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three etcd members")
+	}
+	g := newGroup(t)
+	lead := g.leader(10 * time.Second)
+	id := g.srvs[lead].ClusterID()
+	f := (lead + 1) % 3
+	if err := g.srvs[f].Close(); err != nil {
+		t.Fatal(err)
+	}
+	g.srvs[f] = nil
+	if err := os.RemoveAll(g.cfgs[f].WorkDir); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(g.cfgs[f], g.file, nil)
+	if !errors.Is(err, storage.ErrGroupRunning) {
+		t.Fatalf("wiped member start = %v, want ErrGroupRunning", err)
+	}
+	t.Logf("wiped member refused: %v", err)
+	if l := g.leader(5 * time.Second); g.srvs[l].ClusterID() != id {
+		t.Fatalf("cluster id changed to %d from %d", g.srvs[l].ClusterID(), id)
+	}
 }

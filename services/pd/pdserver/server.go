@@ -1,6 +1,7 @@
 package pdserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"expvar"
@@ -78,7 +79,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		members[i] = storage.Member{Name: m.Name, PeerURL: m.PeerURL, ClientURL: m.ClientURL}
 	}
 	st, err := storage.OpenWith(storage.Options{
-		Dir: cfg.WorkDir, Name: cfg.Name, Members: members, Join: cfg.Join,
+		Dir: cfg.WorkDir, Name: cfg.Name, Members: members, Join: cfg.Join, PDAddr: cmp.Or(cfg.AdvertiseAddr, cfg.Addr),
 		TickMs: uint(cfg.ElectionTimeout.Milliseconds() / 10), ElectionMs: uint(cfg.ElectionTimeout.Milliseconds()),
 		LogLevel: cfg.EtcdLogLevel, Log: log,
 	})

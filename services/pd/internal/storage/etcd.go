@@ -26,13 +26,16 @@ package storage
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -100,6 +103,12 @@ type Options struct {
 	// Members is the initial cluster, this member included. Empty means
 	// one member, Name, that listens on no peer port.
 	Members []Member
+	// PDAddr is this member's PD gRPC address. A member with no ClientURL
+	// advertises it as its etcd client URL (without serving etcd there):
+	// etcd tells a member that ran before from one that never started by
+	// whether it published client URLs, and refuses to let a member that ran
+	// and lost its data found the group again.
+	PDAddr string
 	// Join makes a member whose data directory is empty join a running
 	// cluster ("existing" cluster state) instead of founding a new one. The
 	// member must have been added first (etcdctl member add, or
@@ -166,6 +175,10 @@ func OpenWith(opts Options) (*Storage, error) {
 		}
 		return nil, fmt.Errorf("lock PD workdir %s: %w", dir, err)
 	}
+	if err := refuseRefounding(cfg, opts); err != nil {
+		_ = lock.Close()
+		return nil, err
+	}
 	e, err := startEtcd(cfg)
 	if err != nil {
 		_ = lock.Close()
@@ -189,6 +202,55 @@ func OpenWith(opts Options) (*Storage, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// ErrGroupRunning refuses to found a PD group that already runs: this
+// member's data is gone (a wiped or replaced disk) and it must be re-added.
+var ErrGroupRunning = errors.New("storage: the PD group already runs without this member's data")
+
+// refuseRefounding stops a member of a group with an empty etcd directory
+// from founding the group anew when other members already run it: etcd
+// would take the empty member for one that never voted, although it may
+// have voted and acknowledged writes before losing its disk. Such a member
+// is removed and added again, then started with Join.
+func refuseRefounding(cfg *embed.Config, opts Options) error {
+	if opts.Join || len(opts.Members) < 2 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "member")); err == nil {
+		return nil // it has data: a restart, not a founding
+	}
+	hc := &http.Client{Timeout: time.Second}
+	for _, m := range opts.Members {
+		if m.Name == cfg.Name {
+			continue
+		}
+		// Every etcd member answers GET /members on its peer URL; a member
+		// has client URLs there once it started and published them, so a
+		// member of the initial list that was never started is told apart
+		// from one that ran and lost its data (etcd's own check, with a
+		// clearer message).
+		resp, err := hc.Get(strings.TrimSuffix(m.PeerURL, "/") + "/members")
+		if err != nil {
+			continue
+		}
+		var list []struct {
+			PeerURLs   []string `json:"peerURLs"`
+			ClientURLs []string `json:"clientURLs"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			continue
+		}
+		for _, other := range list {
+			if len(other.ClientURLs) > 0 && slices.Contains(other.PeerURLs, cfg.AdvertisePeerUrls[0].String()) {
+				return fmt.Errorf("%w: member %s at %s knows member %s as started before, but %s holds no data: remove this member from the group and add it again, then start it with --join (see services/pd/README.md)",
+					ErrGroupRunning, m.Name, m.PeerURL, cfg.Name, cfg.Dir)
+			}
+		}
+	}
+	return nil
 }
 
 // startEtcd is embed.StartEtcd with its panics (raft panics on a WAL it
@@ -282,6 +344,8 @@ func etcdConfig(opts *Options) (*embed.Config, error) {
 		}
 		cfg.ListenClientUrls = []url.URL{listenURL(cu)}
 		cfg.AdvertiseClientUrls = []url.URL{cu}
+	} else if opts.PDAddr != "" {
+		cfg.AdvertiseClientUrls = []url.URL{{Scheme: "http", Host: opts.PDAddr}}
 	}
 	if opts.Join {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
