@@ -218,6 +218,8 @@ func (s *Server) Close() error {
 			}
 		}
 		close(s.stop)
+		// Requests waiting for a quorum that is gone would hold the stop.
+		s.st.Interrupt()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		select {

@@ -43,9 +43,12 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.etcd.io/etcd/server/v3/etcdserver/api/v3client"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Well-known keys.
@@ -129,12 +132,18 @@ type Options struct {
 
 // Storage is PD's persistent state. Safe for concurrent use.
 type Storage struct {
-	dir  string
-	name string
-	etcd *embed.Etcd
-	cli  *clientv3.Client
-	lock io.Closer
-	log  *slog.Logger
+	// attempt bounds one try of an etcd request (see do).
+	attempt time.Duration
+	dir     string
+	name    string
+	etcd    *embed.Etcd
+	cli     *clientv3.Client
+	lock    io.Closer
+	log     *slog.Logger
+
+	// life scopes every request; Interrupt cancels it.
+	life      context.Context
+	interrupt context.CancelFunc
 
 	guardMu sync.RWMutex
 	guard   []clientv3.Cmp
@@ -196,7 +205,8 @@ func OpenWith(opts Options) (*Storage, error) {
 		_ = lock.Close()
 		return nil, fmt.Errorf("etcd member %s in %s did not join its cluster within %v: are a majority of the members in pd.members up?", cfg.Name, cfg.Dir, opts.StartTimeout)
 	}
-	s := &Storage{dir: dir, name: cfg.Name, etcd: e, cli: v3client.New(e.Server), lock: lock, log: opts.Log}
+	life, interrupt := context.WithCancel(context.Background())
+	s := &Storage{life: life, interrupt: interrupt, attempt: max(time.Second, 2*time.Duration(cfg.ElectionMs)*time.Millisecond), dir: dir, name: cfg.Name, etcd: e, cli: v3client.New(e.Server), lock: lock, log: opts.Log}
 	if err := s.initFormat(); err != nil {
 		_ = s.Close()
 		return nil, err
@@ -423,7 +433,7 @@ const defaultTimeout = 30 * time.Second
 
 // ctx bounds one etcd request: without a quorum a write would wait forever.
 func (s *Storage) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), defaultTimeout)
+	return context.WithTimeout(s.life, defaultTimeout)
 }
 
 // Dir is the workdir.
@@ -446,12 +456,52 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 	s.guardMu.Unlock()
 }
 
+// do runs one etcd request, retrying it while etcd reports itself
+// unavailable (no leader, a leader change) or the try outlives s.attempt,
+// until defaultTimeout. A request sent to an etcd leader that then died is
+// dropped, and etcd answers it only after its request timeout (5s plus two
+// election timeouts); a fresh try goes to the new leader at once. Retrying
+// is safe because every PD write is a transaction of absolute puts and
+// deletes, under the same guard: applying one twice leaves the same state.
+func (s *Storage) do(fn func(ctx context.Context) error) error {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	for {
+		actx, acancel := context.WithTimeout(ctx, s.attempt)
+		err := fn(actx)
+		acancel()
+		if err == nil || ctx.Err() != nil || !retryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// retryable reports whether err says etcd could not serve a request just
+// now, as opposed to having refused it.
+func retryable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code() == codes.Unavailable
+	}
+	return status.Code(err) == codes.Unavailable
+}
+
 // Get returns the value of key, or ok=false. The read is linearizable: it
 // sees every write committed before it started, by any member.
 func (s *Storage) Get(key []byte) ([]byte, bool, error) {
-	ctx, cancel := s.ctx()
-	defer cancel()
-	resp, err := s.cli.Get(ctx, EtcdPrefix+string(key))
+	var resp *clientv3.GetResponse
+	err := s.do(func(ctx context.Context) (err error) {
+		resp, err = s.cli.Get(ctx, EtcdPrefix+string(key))
+		return err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("read %q from PD state in %s: %w", key, s.dir, err)
 	}
@@ -485,13 +535,15 @@ func (s *Storage) Scan(prefix []byte, fn func(key, value []byte) error) error {
 	from := full
 	var rev int64
 	for {
-		ctx, cancel := s.ctx()
 		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
-		resp, err := s.cli.Get(ctx, from, opts...)
-		cancel()
+		var resp *clientv3.GetResponse
+		err := s.do(func(ctx context.Context) (err error) {
+			resp, err = s.cli.Get(ctx, from, opts...)
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("scan %q in PD state in %s: %w", prefix, s.dir, err)
 		}
@@ -541,9 +593,11 @@ func (b *Batch) Commit() error {
 	b.s.guardMu.RLock()
 	guard := b.s.guard
 	b.s.guardMu.RUnlock()
-	ctx, cancel := b.s.ctx()
-	defer cancel()
-	resp, err := b.s.cli.Txn(ctx).If(guard...).Then(b.ops...).Commit()
+	var resp *clientv3.TxnResponse
+	err := b.s.do(func(ctx context.Context) (err error) {
+		resp, err = b.s.cli.Txn(ctx).If(guard...).Then(b.ops...).Commit()
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("write PD state in %s: %w", b.s.dir, err)
 	}
@@ -564,9 +618,14 @@ func (s *Storage) HandOff() error {
 	return nil
 }
 
+// Interrupt fails every request in progress and every later one at once:
+// a member that is stopping without a quorum must not wait out its writes.
+func (s *Storage) Interrupt() { s.interrupt() }
+
 // Close stops the etcd member. Safe to call more than once.
 func (s *Storage) Close() error {
 	s.closeOnce.Do(func() {
+		s.interrupt()
 		_ = s.cli.Close()
 		s.etcd.Close()
 		s.closeErr = s.lock.Close()
