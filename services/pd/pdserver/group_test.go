@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -27,7 +28,7 @@ import (
 
 // freePorts reserves n distinct loopback ports (closed again: etcd binds
 // its peer port itself).
-func freePorts(t *testing.T, n int) []string {
+func freePorts(t testing.TB, n int) []string {
 	t.Helper()
 	var lns []net.Listener
 	var addrs []string
@@ -356,4 +357,117 @@ func TestGroupRefusesWipedMember(t *testing.T) {
 	if l := g.leader(5 * time.Second); g.srvs[l].ClusterID() != id {
 		t.Fatalf("cluster id changed to %d from %d", g.srvs[l].ClusterID(), id)
 	}
+}
+
+// BenchmarkTSO compares TSO through pdclient against one PD and against the
+// leader of a three-member group (followers idle): the window is persisted
+// through etcd about once a second and a half either way, so the group
+// should cost little. Run with -cpu 1,2 and interleave the two.
+func BenchmarkTSO(b *testing.B) {
+	for _, members := range []int{1, 3} {
+		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
+			var addr string
+			if members == 1 {
+				file, err := config.Load(examplePath)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cfg := DefaultConfig()
+				cfg.Addr, cfg.WorkDir = "127.0.0.1:0", b.TempDir()
+				s, err := New(cfg, file, slog.New(slog.DiscardHandler))
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Start()
+				defer s.Close()
+				addr = s.Addr()
+			} else {
+				g := newBenchGroup(b)
+				var addrs []string
+				for _, s := range g {
+					addrs = append(addrs, s.Addr())
+				}
+				addr = strings.Join(addrs, ",")
+			}
+			mc, err := pdclient.Dial(addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer mc.Close()
+			c, err := pdclient.New(mc, pdclient.Options{MaxRetries: 50})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			ctx := context.Background()
+			if _, err := c.GetTS(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(16)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := c.GetTS(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// newBenchGroup starts three members for a benchmark and waits for a leader.
+func newBenchGroup(b *testing.B) []*Server {
+	file, err := config.Load(examplePath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ports := freePorts(b, 6)
+	var members []config.PDMemberAddrs
+	for i := range 3 {
+		members = append(members, config.PDMemberAddrs{Name: fmt.Sprintf("pd%d", i+1), Addr: ports[i], PeerURL: "http://" + ports[3+i]})
+	}
+	srvs := make([]*Server, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range 3 {
+		cfg := DefaultConfig()
+		cfg.Name, cfg.Addr, cfg.WorkDir, cfg.Members = members[i].Name, members[i].Addr, b.TempDir(), members
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := New(cfg, file, slog.New(slog.DiscardHandler))
+			if err == nil {
+				s.Start()
+			}
+			srvs[i], errs[i] = s, err
+		}()
+	}
+	b.Cleanup(func() {
+		for _, s := range srvs {
+			if s != nil {
+				s.Close()
+			}
+		}
+	})
+	return waitBenchGroup(b, &wg, srvs, errs)
+}
+
+func waitBenchGroup(b *testing.B, wg *sync.WaitGroup, srvs []*Server, errs []error) []*Server {
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, s := range srvs {
+			if s.IsLeader() {
+				return srvs
+			}
+		}
+	}
+	b.Fatal("no leader")
+	return nil
 }
