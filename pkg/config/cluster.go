@@ -55,7 +55,11 @@ type PDMember struct {
 
 // PDMemberAddrs is a member's addresses resolved for one scope.
 type PDMemberAddrs struct {
-	Name, Addr, PeerURL, ClientURL, WorkDir string
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	PeerURL   string `json:"peer_url"`
+	ClientURL string `json:"client_url,omitempty"`
+	WorkDir   string `json:"work_dir,omitempty"`
 }
 
 // Store describes one store process.
