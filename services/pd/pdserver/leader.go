@@ -235,10 +235,13 @@ func (s *Server) campaignLoop() {
 				return
 			}
 			s.log.Error("PD leader election", "err", err)
+			// A campaign interrupted by an etcd leader change is worth
+			// retrying soon; a leader that cannot load the state is not
+			// worth retrying in a tight loop.
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Second):
+			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}
