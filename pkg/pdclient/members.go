@@ -34,7 +34,7 @@ type MemberConn struct {
 	opts []grpc.DialOption
 
 	mu      sync.Mutex
-	addrs   []string // configured members, then leaders learned from hints
+	addrs   []string // the members, as configured
 	conns   map[string]*grpc.ClientConn
 	current string // the member believed to lead
 	closed  bool
@@ -86,7 +86,7 @@ func Dial(list string, opts ...grpc.DialOption) (*MemberConn, error) {
 	return m, nil
 }
 
-// Members returns the addresses MemberConn knows, configured first.
+// Members returns the member addresses MemberConn was given.
 func (m *MemberConn) Members() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -101,7 +101,7 @@ func (m *MemberConn) Leader() string {
 }
 
 // conn returns the connection to addr, creating it (and adding addr to the
-// members) if needed.
+// members) if needed; only Dial adds members.
 func (m *MemberConn) conn(addr string) (*grpc.ClientConn, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -121,19 +121,21 @@ func (m *MemberConn) conn(addr string) (*grpc.ClientConn, error) {
 }
 
 // failed records that addr answered UNAVAILABLE with trailer: calls move to
-// the leader the trailer names, or else to the next member after addr.
+// the leader the trailer names if it is one of the members, or else to the
+// next member after addr. A leader named by an address that is not in the
+// list is passed over: members name each other by the address of their own
+// scope (a container name), which a client in another scope cannot dial,
+// and trying the members in turn finds the leader as well.
 func (m *MemberConn) failed(addr string, trailer metadata.MD) {
 	hint := ""
-	if v := trailer.Get(leaderKey); len(v) > 0 && v[0] != addr && config.CheckAddr(v[0]) == nil {
+	if v := trailer.Get(leaderKey); len(v) > 0 && v[0] != addr {
 		hint = v[0]
-	}
-	if hint != "" {
-		if _, err := m.conn(hint); err != nil {
-			hint = ""
-		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !slices.Contains(m.addrs, hint) {
+		hint = ""
+	}
 	if m.current != addr {
 		return // another call moved on already
 	}

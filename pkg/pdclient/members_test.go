@@ -152,3 +152,31 @@ func TestMemberConnFollowsLeader(t *testing.T) {
 		t.Fatalf("GetClusterInfo after the change: %v", err)
 	}
 }
+
+// TestMemberConnPassesOverForeignLeaderAddress: members name the leader by
+// an address of their own scope (a container name) that is not in the
+// client's list; the client tries the members in turn and finds it.
+func TestMemberConnPassesOverForeignLeaderAddress(t *testing.T) {
+	a, b := &memberPD{}, &memberPD{}
+	addrA, _ := startMember(t, a)
+	addrB, _ := startMember(t, b)
+	a.setLeader("nokv-pd-2:2379")
+	mc, err := Dial(addrA + "," + addrB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	cl, err := New(mc, Options{MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := invoke(ctx, cl, pdpb.PD_GetClusterInfo_FullMethodName, cl.pd.GetClusterInfo, &pdpb.GetClusterInfoRequest{}); err != nil {
+		t.Fatalf("GetClusterInfo: %v", err)
+	}
+	if mc.Leader() != addrB || len(mc.Members()) != 2 {
+		t.Fatalf("following %s among %v, want %s among the two configured", mc.Leader(), mc.Members(), addrB)
+	}
+}
