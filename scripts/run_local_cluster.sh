@@ -11,6 +11,10 @@
 #   scripts/run_local_cluster.sh --gateway       also nokv-redis --backend raft on 127.0.0.1:6380
 #   scripts/run_local_cluster.sh --fresh         wipe the data directory's cluster data first
 #   scripts/run_local_cluster.sh --stop          stop a cluster started from this data directory
+#   scripts/run_local_cluster.sh --pd-group      three PD members (raft_config.pd-group.example.json)
+#
+# A cluster file with pd.members starts one nokv-pd per member (--name, data
+# in DATA_DIR/pd/NAME); --pd-group is short for that example file.
 #
 # Options (each also as an environment variable):
 #   --config FILE       cluster file            [NOKV_CONFIG, default raft_config.example.json]
@@ -37,6 +41,7 @@ while [ $# -gt 0 ]; do
     --gateway) gateway=1 ;;
     --fresh) fresh=1 ;;
     --stop) stop_only=1 ;;
+    --pd-group) config=raft_config.pd-group.example.json ;;
     --config) config=$2; shift ;;
     --data-dir) data=$2; shift ;;
     --gateway-addr) gateway_addr=$2; shift ;;
@@ -57,7 +62,7 @@ stop_cmd="$0 --stop"
 # to 30 s each) until it has exited: the gateway first, PD last.
 stop_pidfiles() {
   local f pid n=0
-  for f in "$run"/gateway.pid "$run"/store-*.pid "$run"/pd.pid; do
+  for f in "$run"/gateway.pid "$run"/store-*.pid "$run"/pd.pid "$run"/pd.*.pid; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     if kill -0 "$pid" 2>/dev/null; then
@@ -106,6 +111,7 @@ fi
 
 "$bin_dir/nokv-config" validate --config "$config" >/dev/null
 pd_addr=$("$bin_dir/nokv-config" pd --config "$config" --field addr)
+pd_members=$("$bin_dir/nokv-config" pd --config "$config" --field members | tr '\n' ' ')
 store_ids=$("$bin_dir/nokv-config" stores --config "$config" --format simple | cut -d' ' -f1 | tr '\n' ' ')
 
 pids=()
@@ -141,11 +147,18 @@ fail() {
 }
 
 began=$(date +%s.%N)
-start pd "$bin_dir/nokv-pd" --config "$config" --workdir "$data/pd"
+if [ -z "$pd_members" ]; then
+  start pd "$bin_dir/nokv-pd" --config "$config" --workdir "$data/pd"
+else
+  # Each member waits for a majority of the group: start them all at once.
+  for m in $pd_members; do
+    start "pd.$m" "$bin_dir/nokv-pd" --config "$config" --name "$m" --workdir "$data/pd/$m"
+  done
+fi
 for id in $store_ids; do
   start "store-$id" "$bin_dir/nokv-store" --config "$config" --store-id "$id" --workdir "$data/store-$id"
 done
-echo "started nokv-pd ($pd_addr) and stores $store_ids; waiting until every region has a leader"
+echo "started nokv-pd ($pd_addr${pd_members:+; members $pd_members}) and stores $store_ids; waiting until every region has a leader"
 if ! "$bin_dir/nokv-config" status --pd-addr "$pd_addr" --wait "$wait_for" >"$logs/status.txt" 2>&1; then
   cat "$logs/status.txt" >&2
   fail "the cluster was not ready within $wait_for"

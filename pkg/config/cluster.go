@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/nokv/nokv/api/metapb"
 )
@@ -17,12 +19,47 @@ type Cluster struct {
 	Regions    []Region `json:"regions"`
 }
 
-// PD holds the placement driver's addresses and data directories.
+// PD holds the placement driver's addresses and data directories: either
+// one PD at addr, or the members of a PD group (members; then addr may be
+// left out).
 type PD struct {
-	Addr          string `json:"addr"`
+	Addr          string `json:"addr,omitempty"`
 	DockerAddr    string `json:"docker_addr,omitempty"`
 	WorkDir       string `json:"work_dir,omitempty"`
 	DockerWorkDir string `json:"docker_work_dir,omitempty"`
+	// Members are the PD processes of a group sharing their state through
+	// embedded etcd; one of them leads. Empty means the one PD at addr.
+	Members []PDMember `json:"members,omitempty"`
+}
+
+// PDMember is one PD process of a group.
+type PDMember struct {
+	// Name identifies the member (nokv-pd --name) and is its etcd name.
+	Name string `json:"name"`
+	// Addr is the gRPC address stores and clients dial (and the member
+	// binds).
+	Addr       string `json:"addr"`
+	DockerAddr string `json:"docker_addr,omitempty"`
+	// PeerURL is the member's etcd peer URL (http://host:port): the other
+	// members replicate PD's state through it.
+	PeerURL       string `json:"peer_url"`
+	DockerPeerURL string `json:"docker_peer_url,omitempty"`
+	// ClientURL, if set, serves etcd's client API (for etcdctl).
+	ClientURL       string `json:"client_url,omitempty"`
+	DockerClientURL string `json:"docker_client_url,omitempty"`
+	// WorkDir is the member's data directory; empty means
+	// <pd.work_dir>/<name>.
+	WorkDir       string `json:"work_dir,omitempty"`
+	DockerWorkDir string `json:"docker_work_dir,omitempty"`
+}
+
+// PDMemberAddrs is a member's addresses resolved for one scope.
+type PDMemberAddrs struct {
+	Name      string `json:"name"`
+	Addr      string `json:"addr"`
+	PeerURL   string `json:"peer_url"`
+	ClientURL string `json:"client_url,omitempty"`
+	WorkDir   string `json:"work_dir,omitempty"`
 }
 
 // Store describes one store process.
@@ -93,9 +130,43 @@ func Parse(data []byte) (*Cluster, error) {
 	return c, nil
 }
 
-// PDAddr returns the PD address for scope.
+// PDAddr returns the PD address for scope: with members, their addresses
+// joined by commas (pkg/pdclient dials such a list and follows the leader).
 func (c *Cluster) PDAddr(scope Scope) string {
-	return pick(scope, c.PD.Addr, c.PD.DockerAddr)
+	return strings.Join(c.PDAddrs(scope), ",")
+}
+
+// PDAddrs returns the gRPC address of every PD member for scope (pd.addr
+// alone when there are no members).
+func (c *Cluster) PDAddrs(scope Scope) []string {
+	if len(c.PD.Members) == 0 {
+		return []string{pick(scope, c.PD.Addr, c.PD.DockerAddr)}
+	}
+	addrs := make([]string, len(c.PD.Members))
+	for i, m := range c.PD.Members {
+		addrs[i] = pick(scope, m.Addr, m.DockerAddr)
+	}
+	return addrs
+}
+
+// PDMembers returns the PD members resolved for scope, or nil when the
+// file names one PD by pd.addr.
+func (c *Cluster) PDMembers(scope Scope) []PDMemberAddrs {
+	var out []PDMemberAddrs
+	for _, m := range c.PD.Members {
+		dir := pick(scope, m.WorkDir, m.DockerWorkDir)
+		if dir == "" {
+			if base := c.PDWorkDir(scope); base != "" {
+				dir = filepath.Join(base, m.Name)
+			}
+		}
+		out = append(out, PDMemberAddrs{
+			Name: m.Name, Addr: pick(scope, m.Addr, m.DockerAddr),
+			PeerURL: pick(scope, m.PeerURL, m.DockerPeerURL), ClientURL: pick(scope, m.ClientURL, m.DockerClientURL),
+			WorkDir: dir,
+		})
+	}
+	return out
 }
 
 // PDWorkDir returns the PD data directory for scope.

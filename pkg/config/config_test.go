@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -119,6 +120,41 @@ func TestLoadErrors(t *testing.T) {
 	wantErr(t, err, "load cluster file "+bad+`: config: unknown field "foo"`)
 }
 
+func threeMembers() []PDMember {
+	var ms []PDMember
+	for i := range 3 {
+		ms = append(ms, PDMember{
+			Name: fmt.Sprintf("pd%d", i+1), Addr: fmt.Sprintf("127.0.0.1:%d", 2379+10*i), DockerAddr: fmt.Sprintf("pd%d:2379", i+1),
+			PeerURL: fmt.Sprintf("http://127.0.0.1:%d", 2380+10*i), DockerPeerURL: fmt.Sprintf("http://pd%d:2380", i+1),
+		})
+	}
+	return ms
+}
+
+// TestPDMembers: with pd.members every member's address for the scope, in
+// file order, and PDAddr the comma-separated list clients dial.
+func TestPDMembers(t *testing.T) {
+	c := &Cluster{PD: PD{WorkDir: "/data/pd", DockerWorkDir: "/var/lib/pd", Members: threeMembers()}}
+	c.PD.Members[2].WorkDir = "/elsewhere"
+	if got := c.PDAddr(ScopeHost); got != "127.0.0.1:2379,127.0.0.1:2389,127.0.0.1:2399" {
+		t.Fatalf("PDAddr(host) = %q", got)
+	}
+	if got := c.PDAddr(ScopeDocker); got != "pd1:2379,pd2:2379,pd3:2379" {
+		t.Fatalf("PDAddr(docker) = %q", got)
+	}
+	ms := c.PDMembers(ScopeDocker)
+	if len(ms) != 3 || ms[1] != (PDMemberAddrs{Name: "pd2", Addr: "pd2:2379", PeerURL: "http://pd2:2380", WorkDir: "/var/lib/pd/pd2"}) {
+		t.Fatalf("PDMembers(docker) = %+v", ms)
+	}
+	if ms := c.PDMembers(ScopeHost); ms[2].WorkDir != "/elsewhere" || ms[0].WorkDir != "/data/pd/pd1" {
+		t.Fatalf("PDMembers(host) work dirs = %+v", ms)
+	}
+	single := &Cluster{PD: PD{Addr: "h:1", DockerAddr: "d:1"}}
+	if single.PDAddr(ScopeDocker) != "d:1" || single.PDMembers(ScopeHost) != nil {
+		t.Fatalf("one PD: %q %v", single.PDAddr(ScopeDocker), single.PDMembers(ScopeHost))
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -135,6 +171,24 @@ func TestValidate(t *testing.T) {
 		{"pd addr empty port", func(c *Cluster) { c.PD.Addr = "localhost:" }, `config: pd.addr: invalid address "localhost:"`},
 		{"bad pd docker addr", func(c *Cluster) { c.PD.DockerAddr = "nokv-pd" }, `config: pd.docker_addr: invalid address "nokv-pd"`},
 		{"optional pd fields empty", func(c *Cluster) { c.PD = PD{Addr: ":2379"} }, ""},
+		{"pd members without pd addr", func(c *Cluster) { c.PD = PD{Members: threeMembers()} }, ""},
+		{"pd member without name", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[1].Name = "" }, "config: pd.members[1].name: must not be empty"},
+		{"pd member name with =", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[1].Name = "a=b" }, `config: pd.members[1].name: "a=b": must not contain`},
+		{"duplicate pd member name", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[2].Name = "pd1" }, `config: pd.members[2].name: duplicate member name "pd1"`},
+		{"pd member without addr", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[0].Addr = "" }, "config: pd.members[0].addr: must not be empty"},
+		{"pd member without peer url", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[0].PeerURL = "" }, "config: pd.members[0].peer_url: must not be empty"},
+		{"pd member peer url not http", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[0].PeerURL = "https://h:1" }, `config: pd.members[0].peer_url: "https://h:1": want http://host:port`},
+		{"pd member peer url without port", func(c *Cluster) { c.PD = PD{Members: threeMembers()}; c.PD.Members[0].DockerPeerURL = "http://h" }, `config: pd.members[0].docker_peer_url: "http://h": want http://host:port`},
+		{"pd members share an address", func(c *Cluster) {
+			c.PD = PD{Members: threeMembers()}
+			c.PD.Members[1].PeerURL = "http://127.0.0.1:2379"
+		}, "config: pd.members[1].peer_url: 127.0.0.1:2379 is also pd.members[0].addr"},
+		{"eight pd members", func(c *Cluster) {
+			c.PD = PD{Members: threeMembers()}
+			for i := range 5 {
+				c.PD.Members = append(c.PD.Members, PDMember{Name: fmt.Sprintf("x%d", i), Addr: fmt.Sprintf("10.0.0.%d:1", i), PeerURL: fmt.Sprintf("http://10.0.0.%d:2", i)})
+			}
+		}, "config: pd.members: at most 7 members, got 8"},
 
 		{"no stores", func(c *Cluster) { c.Stores = nil }, "config: stores: at least one store is required"},
 		{"zero store id", func(c *Cluster) { c.Stores[1].StoreID = 0 }, "config: stores[1].store_id: must be nonzero"},

@@ -13,7 +13,9 @@ import (
 // errors.Join. Each problem is a *FieldError naming the field by its JSON
 // path; all of them match ErrInvalid.
 //
-// Rules: max_retries >= 0; pd.addr is set; every address that is set is
+// Rules: max_retries >= 0; pd.addr is set unless pd.members is; at most
+// seven members, each with a unique non-empty name, an addr and a peer_url
+// (http://host:port), no two sharing an address; every address that is set is
 // host:port; there is at least one store and one region; store ids are
 // nonzero and unique and every store has an addr; region ids are nonzero
 // and unique; every region has at least one peer; peer ids are nonzero and
@@ -27,8 +29,13 @@ func (c *Cluster) Validate() error {
 	if c.MaxRetries < 0 {
 		v.addf("max_retries", "must be >= 0, got %d", c.MaxRetries)
 	}
-	v.requiredAddr("pd.addr", c.PD.Addr)
+	if len(c.PD.Members) == 0 {
+		v.requiredAddr("pd.addr", c.PD.Addr)
+	} else {
+		v.optionalAddr("pd.addr", c.PD.Addr)
+	}
 	v.optionalAddr("pd.docker_addr", c.PD.DockerAddr)
+	v.checkPDMembers(c.PD.Members)
 
 	stores := v.checkStores(c.Stores)
 	v.checkRegions(c.Regions, stores)
@@ -66,6 +73,75 @@ func (v *validator) optionalAddr(path, addr string) {
 func CheckAddr(addr string) error {
 	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
 		return fmt.Errorf("invalid address %q: want host:port", addr)
+	}
+	return nil
+}
+
+// maxPDMembers bounds a PD group: etcd's writes slow down with every member
+// and more than seven buys no availability worth it.
+const maxPDMembers = 7
+
+func (v *validator) checkPDMembers(members []PDMember) {
+	if len(members) > maxPDMembers {
+		v.addf("pd.members", "at most %d members, got %d", maxPDMembers, len(members))
+	}
+	names := map[string]bool{}
+	addrs := map[string]string{}
+	for i, m := range members {
+		p := fmt.Sprintf("pd.members[%d]", i)
+		switch {
+		case strings.TrimSpace(m.Name) == "":
+			v.addf(p+".name", "must not be empty")
+		case strings.ContainsAny(m.Name, "=, "):
+			v.addf(p+".name", "%q: must not contain '=', ',' or spaces", m.Name)
+		case names[m.Name]:
+			v.addf(p+".name", "duplicate member name %q", m.Name)
+		}
+		names[m.Name] = true
+		v.requiredAddr(p+".addr", m.Addr)
+		v.optionalAddr(p+".docker_addr", m.DockerAddr)
+		v.peerURL(p+".peer_url", m.PeerURL, true)
+		v.peerURL(p+".docker_peer_url", m.DockerPeerURL, false)
+		v.peerURL(p+".client_url", m.ClientURL, false)
+		v.peerURL(p+".docker_client_url", m.DockerClientURL, false)
+		for _, a := range []struct{ field, addr string }{
+			{"addr", m.Addr}, {"peer_url", strings.TrimPrefix(m.PeerURL, "http://")}, {"client_url", strings.TrimPrefix(m.ClientURL, "http://")},
+		} {
+			if a.addr == "" {
+				continue
+			}
+			if other, dup := addrs[a.addr]; dup {
+				v.addf(p+"."+a.field, "%s is also %s", a.addr, other)
+			}
+			addrs[a.addr] = p + "." + a.field
+		}
+	}
+}
+
+// peerURL checks an etcd URL: http://host:port.
+func (v *validator) peerURL(path, u string, required bool) {
+	if u == "" {
+		if required {
+			v.addf(path, "must not be empty")
+		}
+		return
+	}
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok || CheckAddr(rest) != nil {
+		v.addf(path, "%q: want http://host:port", u)
+	}
+}
+
+// CheckAddrList reports whether list is one or more host:port addresses
+// separated by commas, the form of a PD address with pd.members.
+func CheckAddrList(list string) error {
+	if strings.TrimSpace(list) == "" {
+		return errors.New("must not be empty")
+	}
+	for _, a := range strings.Split(list, ",") {
+		if err := CheckAddr(strings.TrimSpace(a)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ type Client struct {
 
 	// ownPD is set when New created pd and pdConn: Close closes them.
 	ownPD  bool
-	pdConn *grpc.ClientConn
+	pdConn *pdclient.MemberConn
 
 	connMu sync.RWMutex
 	conns  map[string]*storeConn // by store address
@@ -55,7 +55,8 @@ type storeConn struct {
 	client storepb.StoreClient
 }
 
-// New dials PD at pdAddr, checks that it hands out a timestamp within ctx,
+// New dials PD at pdAddr (one address, or a PD group's members separated by
+// commas: calls follow the group's leader), checks that it hands out a timestamp within ctx,
 // and returns a client that owns its connections to PD and to the stores.
 func New(ctx context.Context, pdAddr string, opts Options) (*Client, error) {
 	if err := opts.Validate(); err != nil {
@@ -64,7 +65,7 @@ func New(ctx context.Context, pdAddr string, opts Options) (*Client, error) {
 	if pdAddr == "" {
 		return nil, fmt.Errorf("%w: empty PD address", ErrInvalidOptions)
 	}
-	conn, err := grpc.NewClient(pdAddr, dialOptions(opts)...)
+	conn, err := pdclient.Dial(pdAddr, dialOptions(opts)...)
 	if err != nil {
 		return nil, fmt.Errorf("kvclient: dial PD %s: %w", pdAddr, err)
 	}

@@ -56,7 +56,10 @@
 // Failures: when the stream breaks, the requests of the batch in flight fail
 // with an error matching [ErrUnavailable] (and wrapping the gRPC error); they
 // may have consumed timestamps on PD, which is harmless, and the caller may
-// retry. The client reconnects with capped exponential backoff; requests made
+// retry. The exception is a stream ended by a PD member that answers it does
+// not lead (a PD group's leader changed): that member issued nothing, so the
+// batch is sent again on the next stream, which [MemberConn] opens on the
+// leader — a leader change costs callers a pause, not an error. The client reconnects with capped exponential backoff; requests made
 // while it is disconnected wait for the new stream, bounded by their context,
 // so give them a deadline. A response carrying a PD error fails its batch with
 // a [*PDError]. After [TSOClient.Close] every call fails with [ErrClosed].

@@ -4,9 +4,13 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/pdpb"
 )
@@ -281,6 +285,7 @@ func (c *TSOClient) run() {
 		stream   pdpb.PD_TsoClient
 		stop     context.CancelFunc = func() {}
 		failures int                // consecutive failures since the last answer
+		retry    *tsoBatch          // a batch to send again on the next stream
 		req      pdpb.TsoRequest
 		resp     pdpb.TsoResponse
 	)
@@ -312,9 +317,16 @@ func (c *TSOClient) run() {
 			stream, stop = s, cancel
 		}
 
-		b := c.next()
+		b := retry
+		retry = nil
+		if b != nil && b.abandoned.Load() >= b.n {
+			b.finish(0, ctxError(context.Canceled))
+			b = nil
+		}
 		if b == nil {
-			return
+			if b = c.next(); b == nil {
+				return
+			}
 		}
 		req.Count = b.n
 		err := stream.Send(&req)
@@ -328,6 +340,12 @@ func (c *TSOClient) run() {
 			if c.isClosing() {
 				b.finish(0, ErrClosed)
 				return
+			}
+			if isNotLeader(err) && failures <= maxNotLeaderRetries {
+				// A PD member that does not lead issued nothing for this
+				// batch: ask the leader instead (MemberConn follows it).
+				retry = b
+				continue
 			}
 			b.finish(0, fmt.Errorf("%w: TSO stream: %w", ErrUnavailable, err))
 			continue
@@ -350,6 +368,21 @@ func (c *TSOClient) run() {
 		b.finish(resp.GetFirst(), nil)
 		c.letAnsweredRejoin(b.n)
 	}
+}
+
+// maxNotLeaderRetries bounds how many streams in a row a batch is sent on
+// after members answered that they do not lead (an election in progress).
+const maxNotLeaderRetries = 8
+
+// notLeaderMsg is in the message of the UNAVAILABLE status of a PD member
+// that does not lead (services/pd/internal/grpcsvc.NotLeader).
+const notLeaderMsg = "this member is not the leader"
+
+// isNotLeader reports whether err is a PD member's answer that it does not
+// lead: the request was refused, not lost.
+func isNotLeader(err error) bool {
+	st, ok := status.FromError(err)
+	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), notLeaderMsg)
 }
 
 // letAnsweredRejoin yields to the callers just answered before the next

@@ -28,12 +28,11 @@ type router struct {
 
 func newRouter(t *testing.T, c *procCluster) *router {
 	r := &router{stores: map[uint64]storepb.StoreClient{}}
-	pdConn, err := grpc.NewClient(c.pdAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	pdConn, err := pdclient.Dial(c.pdAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.conns = append(r.conns, pdConn)
-	if r.pd, err = pdclient.New(pdConn, pdclient.Options{}); err != nil {
+	if r.pd, err = pdclient.New(pdConn, pdclient.Options{MaxRetries: 30, MaxBackoff: 500 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	for id, addr := range c.stores {
@@ -46,6 +45,7 @@ func newRouter(t *testing.T, c *procCluster) *router {
 	}
 	t.Cleanup(func() {
 		r.pd.Close()
+		pdConn.Close()
 		for _, cc := range r.conns {
 			cc.Close()
 		}

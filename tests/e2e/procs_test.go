@@ -86,17 +86,42 @@ type procCluster struct {
 	mu       sync.Mutex
 	// storeArgs are extra flags for every store.
 	storeArgs []string
+	// pdNames are the process names of the PD members ("pd" alone without
+	// a group), pdAddrs their gRPC addresses.
+	pdNames, pdAddrs []string
 }
 
 // startProcCluster starts PD and three stores; storeArgs are added to
 // every store's command line.
 func startProcCluster(t *testing.T, storeArgs ...string) *procCluster {
+	return startProcClusterPD(t, 0, storeArgs...)
+}
+
+// startProcClusterPD is startProcCluster with a PD group of pdMembers
+// members (pd.members; 0 means one PD at pd.addr).
+func startProcClusterPD(t *testing.T, pdMembers int, storeArgs ...string) *procCluster {
 	c := &procCluster{
 		t: t, dir: t.TempDir(), bin: binaries(t),
 		stores: map[uint64]string{}, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
 		reserved: map[string]*cluster.Port{}, storeArgs: storeArgs,
 	}
-	c.pdAddr = c.reserve("pd")
+	pdConf := map[string]any{"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"}
+	if pdMembers == 0 {
+		c.pdAddr = c.reserve("pd")
+		c.pdNames, c.pdAddrs = []string{"pd"}, []string{c.pdAddr}
+		pdConf["addr"], pdConf["docker_addr"] = c.pdAddr, "nokv-pd:2379"
+	} else {
+		var members []map[string]any
+		for i := 1; i <= pdMembers; i++ {
+			name := fmt.Sprintf("pd-%d", i)
+			addr, peer := c.reserve(name), c.reserve(name+"-peer")
+			c.pdNames, c.pdAddrs = append(c.pdNames, name), append(c.pdAddrs, addr)
+			members = append(members, map[string]any{"name": name, "addr": addr, "peer_url": "http://" + peer,
+				"docker_addr": fmt.Sprintf("nokv-pd-%d:2379", i), "docker_peer_url": fmt.Sprintf("http://nokv-pd-%d:2380", i)})
+		}
+		pdConf["members"] = members
+		c.pdAddr = strings.Join(c.pdAddrs, ",")
+	}
 	type peer struct {
 		StoreID uint64 `json:"store_id"`
 		PeerID  uint64 `json:"peer_id"`
@@ -116,7 +141,7 @@ func startProcCluster(t *testing.T, storeArgs ...string) *procCluster {
 	}
 	file := map[string]any{
 		"max_retries": 8,
-		"pd":          map[string]any{"addr": c.pdAddr, "docker_addr": "nokv-pd:2379", "work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"},
+		"pd":          pdConf,
 		"stores":      stores,
 		"regions":     []any{region(1, "", "m", 1), region(2, "m", "", 2)},
 	}
@@ -128,12 +153,26 @@ func startProcCluster(t *testing.T, storeArgs ...string) *procCluster {
 	if err := os.WriteFile(c.file, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	c.start("pd", filepath.Join(c.bin, "nokv-pd"), "--config", c.file, "--store-down-after", "3s")
+	for _, name := range c.pdNames {
+		c.startPD(name)
+	}
 	for id := uint64(1); id <= 3; id++ {
 		c.startStore(id)
 	}
 	t.Cleanup(c.stopAll)
 	return c
+}
+
+// startPD starts the PD process name (a member of the group, or "pd").
+func (c *procCluster) startPD(name string) {
+	args := []string{"--config", c.file, "--store-down-after", "3s"}
+	if name != "pd" {
+		if _, ok := c.reserved[name+"-peer"]; ok {
+			c.release(name + "-peer")
+		}
+		args = append(args, "--name", name, "--election-timeout", "500ms", "--leader-lease", "2s")
+	}
+	c.start(name, filepath.Join(c.bin, "nokv-pd"), args...)
 }
 
 func (c *procCluster) startStore(id uint64) {
@@ -144,7 +183,9 @@ func (c *procCluster) startStore(id uint64) {
 
 func (c *procCluster) start(name, bin string, args ...string) {
 	c.t.Helper()
-	c.release(name)
+	if _, ok := c.reserved[name]; ok {
+		c.release(name)
+	}
 	cmd := exec.Command(bin, args...)
 	log := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = log, log
@@ -217,7 +258,9 @@ func (c *procCluster) stopAll() {
 	for id := uint64(1); id <= 3; id++ {
 		c.stop(fmt.Sprintf("store-%d", id))
 	}
-	c.stop("pd")
+	for _, name := range c.pdNames {
+		c.stop(name)
+	}
 	if c.t.Failed() {
 		c.mu.Lock()
 		defer c.mu.Unlock()

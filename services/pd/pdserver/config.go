@@ -42,6 +42,30 @@ type Config struct {
 	// RecoverIDFloor, with RecoverClusterID, makes the id allocator start
 	// above it: above every region, peer and store id the lost PD handed out.
 	RecoverIDFloor uint64 `env:"RECOVER_ID_FLOOR"`
+
+	// Name is this member's name in pd.members; empty is fine with one
+	// member (or none: a single PD at pd.addr).
+	Name string `env:"NAME"`
+	// AdvertiseAddr is the address other processes dial this member at,
+	// named to clients by followers; empty means Addr (the address bound,
+	// when Addr's port is 0).
+	AdvertiseAddr string `env:"ADVERTISE_ADDR"`
+	// Join makes a member with an empty workdir join the running group
+	// (after `etcdctl member add`, see README) instead of founding one.
+	Join bool `env:"JOIN"`
+	// LeaderLease is the leader's etcd lease, rounded up to whole seconds:
+	// a dead leader is replaced after at most about this long.
+	LeaderLease time.Duration `env:"LEADER_LEASE"`
+	// ElectionTimeout is etcd's election timeout (its heartbeat is a tenth
+	// of it). All members must use the same value.
+	ElectionTimeout time.Duration `env:"ELECTION_TIMEOUT"`
+	// EtcdLogLevel is the embedded etcd's log level: debug, info, warn or
+	// error.
+	EtcdLogLevel string `env:"ETCD_LOG_LEVEL"`
+	// Members are the members of the PD group, from pd.members of the
+	// cluster file (there is no flag or variable for them); empty means a
+	// group of one.
+	Members []config.PDMemberAddrs `env:"-"`
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -54,6 +78,10 @@ func DefaultConfig() Config {
 		StoreDownAfter:   30 * time.Second,
 		ReplaceDownAfter: 30 * time.Minute,
 		RegionMaxSize:    96 << 20,
+
+		LeaderLease:     3 * time.Second,
+		ElectionTimeout: time.Second,
+		EtcdLogLevel:    "error",
 	}
 }
 
@@ -69,6 +97,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.RegionMaxSize, "region-max-size", c.RegionMaxSize, "split a region larger than this many `bytes` [env "+EnvPrefix+"REGION_MAX_SIZE]")
 	fs.Uint64Var(&c.RecoverClusterID, "recover-cluster-id", c.RecoverClusterID, "rebuild a PD whose workdir was lost: bootstrap with this cluster `id`, the one the stores hold (see README) [env "+EnvPrefix+"RECOVER_CLUSTER_ID]")
 	fs.Uint64Var(&c.RecoverIDFloor, "recover-id-floor", c.RecoverIDFloor, "with --recover-cluster-id: hand out only ids above this `id` [env "+EnvPrefix+"RECOVER_ID_FLOOR]")
+	fs.StringVar(&c.Name, "name", c.Name, "this member's `name` in pd.members of the cluster file [env "+EnvPrefix+"NAME]")
+	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "`address` other processes dial this member at; empty means --addr [env "+EnvPrefix+"ADVERTISE_ADDR]")
+	fs.BoolVar(&c.Join, "join", c.Join, "with an empty workdir, join the running PD group (after adding this member to it) instead of founding one [env "+EnvPrefix+"JOIN]")
+	fs.DurationVar(&c.LeaderLease, "leader-lease", c.LeaderLease, "leader lease (whole seconds): a dead leader is replaced after about this long [env "+EnvPrefix+"LEADER_LEASE]")
+	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "embedded etcd's election timeout, the same on every member [env "+EnvPrefix+"ELECTION_TIMEOUT]")
+	fs.StringVar(&c.EtcdLogLevel, "etcd-log-level", c.EtcdLogLevel, "embedded etcd's log `level`: debug, info, warn or error [env "+EnvPrefix+"ETCD_LOG_LEVEL]")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 }
 
@@ -76,13 +110,36 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 func (c *Config) ClusterFile() string { return c.Config }
 
 // ApplyCluster applies the cluster file layer: PD's address and data
-// directory for the scope.
+// directory for the scope, and with pd.members the group's members and
+// this member's (named by --name, or the only one) address and workdir.
 func (c *Config) ApplyCluster(boot *Config, cluster *config.Cluster) error {
 	c.Scope = boot.Scope
-	c.Addr = cluster.PDAddr(c.Scope)
-	if dir := cluster.PDWorkDir(c.Scope); dir != "" {
-		c.WorkDir = dir
+	members := cluster.PDMembers(c.Scope)
+	if len(members) == 0 {
+		c.Addr = cluster.PDAddr(c.Scope)
+		if dir := cluster.PDWorkDir(c.Scope); dir != "" {
+			c.WorkDir = dir
+		}
+		return nil
 	}
+	name := boot.Name
+	if name == "" && len(members) == 1 {
+		name = members[0].Name
+	}
+	var names []string
+	for _, m := range members {
+		names = append(names, m.Name)
+		if m.Name == name {
+			c.Name, c.Addr = m.Name, m.Addr
+			if m.WorkDir != "" {
+				c.WorkDir = m.WorkDir
+			}
+		}
+	}
+	if c.Name == "" {
+		return fmt.Errorf("name: %q is not one of pd.members (%s): start each member with --name", name, strings.Join(names, ", "))
+	}
+	c.Members = members
 	return nil
 }
 
@@ -109,6 +166,28 @@ func (c Config) Validate() error {
 	}
 	if c.RecoverIDFloor != 0 && c.RecoverClusterID == 0 {
 		errs = append(errs, errors.New("recover_id_floor: only with recover_cluster_id"))
+	}
+	if c.AdvertiseAddr != "" {
+		if err := config.CheckAddr(c.AdvertiseAddr); err != nil {
+			errs = append(errs, fmt.Errorf("advertise_addr: %w", err))
+		}
+	}
+	if c.LeaderLease < time.Second {
+		errs = append(errs, fmt.Errorf("leader_lease: %v: must be at least 1s", c.LeaderLease))
+	}
+	if c.ElectionTimeout < 50*time.Millisecond || c.ElectionTimeout > 50*time.Second {
+		errs = append(errs, fmt.Errorf("election_timeout: %v: must be in 50ms..50s", c.ElectionTimeout))
+	} else if c.LeaderLease < 3*c.ElectionTimeout/2 {
+		// etcd raises shorter leases to 1.5 election timeouts anyway.
+		errs = append(errs, fmt.Errorf("leader_lease: %v: must be at least 1.5 election timeouts (%v)", c.LeaderLease, 3*c.ElectionTimeout/2))
+	}
+	switch c.EtcdLogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("etcd_log_level: %q: want debug, info, warn or error", c.EtcdLogLevel))
+	}
+	if c.Join && len(c.Members) < 2 {
+		errs = append(errs, errors.New("join: needs pd.members with the running members and this one"))
 	}
 	if c.MetricsAddr != "" {
 		if err := config.CheckAddr(c.MetricsAddr); err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -64,6 +65,7 @@ func parseFlags(t *testing.T, args ...string) *flag.FlagSet {
 func withDefaults(c Config) Config {
 	d := DefaultConfig()
 	c.StoreDownAfter, c.ReplaceDownAfter, c.RegionMaxSize = d.StoreDownAfter, d.ReplaceDownAfter, d.RegionMaxSize
+	c.LeaderLease, c.ElectionTimeout, c.EtcdLogLevel = d.LeaderLease, d.ElectionTimeout, d.EtcdLogLevel
 	return c
 }
 
@@ -116,7 +118,7 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Resolve = %+v, want %+v", got, tt.want)
 			}
 			if (cluster != nil) != tt.cluster {

@@ -1,6 +1,7 @@
 package pdserver
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"expvar"
@@ -24,19 +25,30 @@ import (
 	"github.com/nokv/nokv/pkg/stats"
 	"github.com/nokv/nokv/services/pd/internal/cluster"
 	"github.com/nokv/nokv/services/pd/internal/grpcsvc"
-	"github.com/nokv/nokv/services/pd/internal/id"
-	"github.com/nokv/nokv/services/pd/internal/schedule"
 	"github.com/nokv/nokv/services/pd/internal/storage"
-	"github.com/nokv/nokv/services/pd/internal/tso"
 )
 
-// Server is a running nokv-pd.
+// Server is a running nokv-pd: one member of a PD group (a group of one
+// by default). Every member runs an etcd member holding PD's state; the
+// member that wins the etcd election leads and serves every RPC, the others
+// answer NotLeader naming it.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	st      *storage.Storage
-	cluster *cluster.Cluster
-	oracle  *tso.Oracle
+	cfg  Config
+	log  *slog.Logger
+	st   *storage.Storage
+	file *config.Cluster
+	svc  *grpcsvc.Service
+
+	// leader is this member's leader state while it leads, else nil.
+	leader atomic.Pointer[leaderState]
+	// clusterID is the cluster id once known (from leading, or read from
+	// the shared state by a follower).
+	clusterID atomic.Uint64
+	// leaderHint caches the leader's address for NotLeader answers.
+	leaderHint atomic.Pointer[hint]
+	// epoch anchors the monotonic clock of lease validity.
+	epoch time.Time
+
 	grpc    *grpc.Server
 	ln      net.Listener
 	httpLn  net.Listener
@@ -49,8 +61,12 @@ type Server struct {
 	closeErr  error
 }
 
-// New opens PD's state in cfg.WorkDir, bootstraps it from file on first start
-// (file may be nil when the state already exists), and binds the listeners.
+// New starts this member's etcd member in cfg.WorkDir (waiting until its
+// group has a quorum), binds the listeners and, for a group of one, takes
+// the leadership at once: the state is bootstrapped from file on the first
+// start (file may be nil when the state already exists) and New's error
+// reports a state that cannot be served. A member of a larger group
+// campaigns from Start on.
 func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid settings: %w", err)
@@ -58,69 +74,45 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	st, err := storage.Open(cfg.WorkDir, log)
+	members := make([]storage.Member, len(cfg.Members))
+	for i, m := range cfg.Members {
+		members[i] = storage.Member{Name: m.Name, PeerURL: m.PeerURL, ClientURL: m.ClientURL}
+	}
+	st, err := storage.OpenWith(storage.Options{
+		Dir: cfg.WorkDir, Name: cfg.Name, Members: members, Join: cfg.Join, PDAddr: cmp.Or(cfg.AdvertiseAddr, cfg.Addr),
+		TickMs: uint(cfg.ElectionTimeout.Milliseconds() / 10), ElectionMs: uint(cfg.ElectionTimeout.Milliseconds()),
+		LogLevel: cfg.EtcdLogLevel, Log: log,
+	})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, st: st, stop: make(chan struct{}), metrics: newMetrics()}
+	s := &Server{cfg: cfg, log: log.With("member", st.Name()), st: st, file: file, stop: make(chan struct{}), metrics: newMetrics(), epoch: time.Now()}
 	fail := func(err error) (*Server, error) {
-		if s.oracle != nil {
-			s.oracle.Close()
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+		if l := s.leader.Swap(nil); l != nil {
+			l.close()
+			l.resign()
 		}
 		_ = st.Close()
 		return nil, err
 	}
-	s.cluster = cluster.New(st, cluster.Options{StoreDownAfter: cfg.StoreDownAfter, Scope: cfg.Scope, ClusterID: cfg.RecoverClusterID, AdoptStores: cfg.RecoverClusterID != 0})
-	bootstrapped, err := s.cluster.Bootstrapped()
-	if err != nil {
-		return fail(err)
-	}
-	switch {
-	case bootstrapped:
-		err = s.cluster.Load()
-	case file != nil:
-		// Bootstrapping happens once per cluster: stores that already hold
-		// a cluster id mean PD's state was lost, and a new cluster over them
-		// would hand out their ids again.
-		if err = probeStores(file, cfg, log); err != nil {
-			break
-		}
-		log.Info("bootstrapping the cluster from the cluster file", "stores", len(file.Stores), "regions", len(file.Regions), "recover_cluster_id", cfg.RecoverClusterID)
-		err = s.cluster.Bootstrap(file)
-	default:
-		err = errors.New("PD state is empty and no cluster file was given: start once with --config raft_config.example.json")
-	}
-	if err != nil {
-		return fail(fmt.Errorf("load cluster: %w", err))
-	}
-	if cfg.RecoverClusterID != 0 && s.cluster.ClusterID() != cfg.RecoverClusterID {
-		return fail(fmt.Errorf("--recover-cluster-id %d: PD's state in %s already holds cluster %d", cfg.RecoverClusterID, cfg.WorkDir, s.cluster.ClusterID()))
-	}
-	floor := grpcsvc.MaxClusterID(s.cluster.ScanRegions(nil, nil, 0), s.cluster.GetAllStores(false))
-	floor = max(floor, cfg.RecoverIDFloor)
-	ids, err := id.New(st, floor)
-	if err != nil {
-		return fail(fmt.Errorf("id allocator: %w", err))
-	}
-	if s.oracle, err = tso.New(st, tso.Options{}); err != nil {
-		return fail(fmt.Errorf("timestamp oracle: %w", err))
-	}
-	sched, err := schedule.New(s.cluster, schedule.Options{
-		ReplaceDownAfter: cfg.ReplaceDownAfter,
-		RegionMaxSize:    cfg.RegionMaxSize,
-		AllocID:          func() (uint64, error) { return ids.Alloc(1) },
-		Logger:           log,
-	})
-	if err != nil {
-		return fail(fmt.Errorf("scheduler: %w", err))
-	}
-	svc := &grpcsvc.Service{
-		Cluster: s.cluster, Scheduler: sched, IDs: ids, Oracle: s.oracle, Storage: st,
-		Now: time.Now, Log: log,
+	s.svc = &grpcsvc.Service{
+		Lead: s.lead, Storage: st, Now: time.Now, Log: s.log,
 		Observe: grpcsvc.Observer{TSOBatch: s.metrics.observeTSO},
 	}
-	s.metrics.watch(s.cluster)
-	idCheck := grpcsvc.ClusterIDCheck{ID: s.cluster.ClusterID}
+	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return fail(fmt.Errorf("listen on %s: %w", cfg.Addr, err))
+	}
+	if len(cfg.Members) <= 1 {
+		// A group of one needs no campaign to wait for: lead now, so that a
+		// state that cannot be served fails the start.
+		if err := s.leadOnce(context.Background()); err != nil {
+			return fail(err)
+		}
+	}
+	idCheck := grpcsvc.ClusterIDCheck{ID: s.ClusterID}
 	s.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(s.metrics.unary, idCheck.Unary),
 		grpc.ChainStreamInterceptor(s.metrics.stream, idCheck.Stream),
@@ -128,13 +120,9 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		// TSO stream's many small messages (see docs/tso-benchmark.md).
 		grpc.InitialWindowSize(1<<20), grpc.InitialConnWindowSize(1<<22),
 	)
-	pdpb.RegisterPDServer(s.grpc, svc)
-	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
-		return fail(fmt.Errorf("listen on %s: %w", cfg.Addr, err))
-	}
+	pdpb.RegisterPDServer(s.grpc, s.svc)
 	if cfg.MetricsAddr != "" {
 		if s.httpLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			_ = s.ln.Close()
 			return fail(fmt.Errorf("listen on metrics address %s: %w", cfg.MetricsAddr, err))
 		}
 		s.httpSrv = &http.Server{Handler: s.metrics.handler(), ReadHeaderTimeout: 10 * time.Second}
@@ -142,8 +130,18 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	return s, nil
 }
 
-// ClusterID is the id of the cluster PD serves.
-func (s *Server) ClusterID() uint64 { return s.cluster.ClusterID() }
+// ClusterID is the id of the cluster PD serves, or 0 while this member has
+// not learned it (a follower of a group that was never bootstrapped).
+func (s *Server) ClusterID() uint64 {
+	if id := s.clusterID.Load(); id != 0 {
+		return id
+	}
+	if id, err := s.st.GetUint64(storage.KeyClusterID); err == nil && id != 0 {
+		s.clusterID.Store(id)
+		return id
+	}
+	return 0
+}
 
 // Addr is the gRPC address actually bound.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
@@ -158,12 +156,16 @@ func (s *Server) MetricsAddr() string {
 
 // Start serves in background goroutines.
 func (s *Server) Start() {
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if err := s.grpc.Serve(s.ln); err != nil {
 			s.log.Error("gRPC server stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.campaignLoop()
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -178,7 +180,7 @@ func (s *Server) Start() {
 			}
 		}()
 	}
-	s.log.Info("nokv-pd serving", "addr", s.Addr(), "workdir", s.cfg.WorkDir, "metrics", s.MetricsAddr(), "cluster_id", s.cluster.ClusterID())
+	s.log.Info("nokv-pd serving", "addr", s.Addr(), "workdir", s.cfg.WorkDir, "metrics", s.MetricsAddr(), "members", len(s.cfg.Members), "leader", s.IsLeader(), "cluster_id", s.ClusterID())
 }
 
 // livenessLoop marks stores down once they miss heartbeats for StoreDownAfter.
@@ -190,7 +192,11 @@ func (s *Server) livenessLoop() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			down, err := s.cluster.UpdateLiveness(now)
+			l := s.leader.Load()
+			if l == nil {
+				continue
+			}
+			down, err := l.Cluster.UpdateLiveness(now)
 			if err != nil {
 				s.log.Error("update store liveness", "err", err)
 			}
@@ -201,11 +207,19 @@ func (s *Server) livenessLoop() {
 	}
 }
 
-// Close stops serving (in-flight RPCs finish, streams are cut), then closes the
-// oracle and the state store. Safe to call more than once.
+// Close stops serving (in-flight RPCs finish, streams are cut), resigns the
+// leadership so that another member takes over at once, and stops the etcd
+// member. Safe to call more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
+		if s.leader.Load() != nil {
+			if err := s.st.HandOff(); err != nil {
+				s.log.Warn("stopping PD leader", "err", err)
+			}
+		}
 		close(s.stop)
+		// Requests waiting for a quorum that is gone would hold the stop.
+		s.st.Interrupt()
 		stopped := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(stopped) }()
 		select {
@@ -220,7 +234,10 @@ func (s *Server) Close() error {
 			cancel()
 		}
 		s.wg.Wait()
-		s.oracle.Close()
+		if l := s.leader.Swap(nil); l != nil {
+			l.close()
+			l.resign()
+		}
 		s.closeErr = s.st.Close()
 	})
 	return s.closeErr

@@ -104,7 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "data `directory` (default ./data/store-<store-id>) [env "+EnvPrefix+"WORKDIR]")
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` to load, e.g. raft_config.example.json [env "+EnvPrefix+"CONFIG]")
 	fs.Var(&c.Scope, "scope", "address `scope` to use from the cluster file: host or docker [env "+EnvPrefix+"SCOPE]")
-	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` (host:port); overrides pd.addr from the cluster file [env "+EnvPrefix+"PD_ADDR]")
+	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` (host:port), or a PD group's members' addresses separated by commas; overrides pd.addr from the cluster file [env "+EnvPrefix+"PD_ADDR]")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics listen `address` (host:port); empty disables metrics [env "+EnvPrefix+"METRICS_ADDR]")
 	fs.DurationVar(&c.RaftTickInterval, "raft-tick-interval", c.RaftTickInterval, "length of one raft clock tick [env "+EnvPrefix+"RAFT_TICK_INTERVAL]")
 	fs.IntVar(&c.RaftElectionTicks, "raft-election-ticks", c.RaftElectionTicks, "election timeout in `ticks` [env "+EnvPrefix+"RAFT_ELECTION_TICKS]")
@@ -163,7 +163,7 @@ func (c Config) Validate() error {
 	if _, err := config.ParseScope(string(c.Scope)); err != nil {
 		errs = append(errs, fmt.Errorf("scope: %w", err))
 	}
-	if err := checkAddr(c.PDAddr); err != nil {
+	if err := config.CheckAddrList(c.PDAddr); err != nil {
 		errs = append(errs, fmt.Errorf("pd_addr: %w", err))
 	}
 	if c.MetricsAddr != "" {

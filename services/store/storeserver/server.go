@@ -15,7 +15,6 @@ import (
 
 	"github.com/cockroachdb/pebble"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
@@ -35,7 +34,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	db      *pebble.DB
-	pdConn  *grpc.ClientConn
+	pdConn  *pdclient.MemberConn
 	pd      *pdclient.Client
 	kv      *kvclient.Client // resolves locks while this store drives GC
 	store   *raftstore.Store
@@ -77,7 +76,9 @@ func New(cfg Config, cluster *config.Cluster, log *slog.Logger) (*Server, error)
 		return nil, err
 	}
 	s.db = db
-	if s.pdConn, err = grpc.NewClient(cfg.PDAddr, grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
+	// PDAddr lists every member of a PD group; the connection follows its
+	// leader.
+	if s.pdConn, err = pdclient.Dial(cfg.PDAddr); err != nil {
 		return nil, fmt.Errorf("connect to PD at %s: %w", cfg.PDAddr, err)
 	}
 	// A store names the cluster its data belongs to on every PD request,

@@ -12,6 +12,9 @@ import (
 	"github.com/nokv/nokv/services/pd/pdserver"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/nokv/nokv/services/pd/internal/grpcsvc"
 )
 
 // health implements `nokv-pd health [flags]`: with the settings PD itself
@@ -38,29 +41,41 @@ func health(args []string, environ map[string]string, stdout, stderr io.Writer) 
 	}
 	addr := config.LocalDialAddr(cfg.Addr)
 	start := time.Now()
-	n, err := checkPD(addr, *timeout)
+	n, leader, err := checkPD(addr, *timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s health: %s: %v\n", name, addr, err)
 		return 1
+	}
+	if leader != "" {
+		// A follower of a PD group is healthy: it stands by and names the
+		// leader.
+		fmt.Fprintf(stdout, "ok: %s at %s follows the leader at %s; answered in %v\n", name, addr, leader, time.Since(start).Round(time.Millisecond))
+		return 0
 	}
 	fmt.Fprintf(stdout, "ok: %s at %s knows %d stores; answered in %v\n", name, addr, n, time.Since(start).Round(time.Millisecond))
 	return 0
 }
 
-func checkPD(addr string, timeout time.Duration) (stores int, err error) {
+// checkPD asks PD for its stores. A follower of a PD group refuses, naming
+// the leader: then leader is the leader's address and err nil.
+func checkPD(addr string, timeout time.Duration) (stores int, leader string, err error) {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	defer conn.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	resp, err := pdpb.NewPDClient(conn).GetAllStores(ctx, &pdpb.GetAllStoresRequest{})
+	var trailer metadata.MD
+	resp, err := pdpb.NewPDClient(conn).GetAllStores(ctx, &pdpb.GetAllStoresRequest{}, grpc.Trailer(&trailer))
 	if err != nil {
-		return 0, err
+		if v := trailer.Get(grpcsvc.LeaderKey); len(v) > 0 {
+			return 0, v[0], nil
+		}
+		return 0, "", err
 	}
 	if e := resp.GetHeader().GetError(); e != nil {
-		return 0, fmt.Errorf("%s: %s", e.GetType(), e.GetMessage())
+		return 0, "", fmt.Errorf("%s: %s", e.GetType(), e.GetMessage())
 	}
-	return len(resp.GetStores()), nil
+	return len(resp.GetStores()), "", nil
 }

@@ -33,6 +33,11 @@ func (c ClusterIDCheck) check(ctx context.Context, method string) error {
 		return nil
 	}
 	mine := c.ID()
+	if mine == 0 {
+		// A follower of a group not bootstrapped yet: it serves nothing
+		// anyway, and answers NotLeader rather than a mismatch.
+		return nil
+	}
 	theirs, err := strconv.ParseUint(vals[0], 10, 64)
 	if err == nil && theirs == mine {
 		return nil

@@ -1,7 +1,13 @@
 package grpcsvc
 
 import (
+	"context"
 	"errors"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/services/pd/internal/cluster"
@@ -41,4 +47,20 @@ func header(err error) *pdpb.ResponseHeader {
 		}
 	}
 	return &pdpb.ResponseHeader{Error: &pdpb.Error{Type: typ, Message: err.Error()}}
+}
+
+// LeaderKey is the gRPC trailer key under which a PD member that is not the
+// leader names the leader's address.
+const LeaderKey = "nokv-pd-leader"
+
+// NotLeader is the status of a request to a member that does not lead:
+// UNAVAILABLE, so clients retry, with the leader's address in the message
+// and, for clients that follow it, in the LeaderKey trailer. leader is ""
+// while no leader is known (an election is under way).
+func NotLeader(ctx context.Context, leader string) error {
+	if leader == "" {
+		return status.Error(codes.Unavailable, "pd: this member is not the leader and no leader is elected yet")
+	}
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderKey, leader))
+	return status.Errorf(codes.Unavailable, "pd: this member is not the leader; the leader is at %s", leader)
 }

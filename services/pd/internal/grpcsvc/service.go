@@ -1,7 +1,9 @@
 package grpcsvc
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -22,18 +24,27 @@ type Observer struct {
 	TSOBatch func(count uint32)
 }
 
-// Service implements pdpb.PDServer.
-type Service struct {
-	pdpb.UnimplementedPDServer
-
+// Leader is what the leading PD member serves from. It is built when the
+// member wins the election and dropped when it loses it.
+type Leader struct {
 	Cluster   *cluster.Cluster
 	Scheduler *schedule.Scheduler
 	IDs       *id.Allocator
 	Oracle    *tso.Oracle
-	Storage   *storage.Storage
-	Now       func() time.Time
-	Log       *slog.Logger
-	Observe   Observer
+}
+
+// Service implements pdpb.PDServer.
+type Service struct {
+	pdpb.UnimplementedPDServer
+
+	// Lead returns the leader state if this member leads and still holds
+	// its lease; otherwise an error for the caller, a NotLeader status
+	// naming the leader when it is known.
+	Lead    func(ctx context.Context) (*Leader, error)
+	Storage *storage.Storage
+	Now     func() time.Time
+	Log     *slog.Logger
+	Observe Observer
 
 	gcMu sync.Mutex
 
@@ -44,8 +55,12 @@ type Service struct {
 var _ pdpb.PDServer = (*Service)(nil)
 
 // GetRegionByKey implements pdpb.PDServer.
-func (s *Service) GetRegionByKey(_ context.Context, req *pdpb.GetRegionByKeyRequest) (*pdpb.GetRegionResponse, error) {
-	region, leader := s.Cluster.GetRegionByKey(req.GetKey())
+func (s *Service) GetRegionByKey(ctx context.Context, req *pdpb.GetRegionByKeyRequest) (*pdpb.GetRegionResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	region, leader := l.Cluster.GetRegionByKey(req.GetKey())
 	if region == nil {
 		return &pdpb.GetRegionResponse{Header: header(fmt.Errorf("no region holds key %q: %w", req.GetKey(), cluster.ErrRegionNotFound))}, nil
 	}
@@ -53,8 +68,12 @@ func (s *Service) GetRegionByKey(_ context.Context, req *pdpb.GetRegionByKeyRequ
 }
 
 // GetRegionByID implements pdpb.PDServer.
-func (s *Service) GetRegionByID(_ context.Context, req *pdpb.GetRegionByIDRequest) (*pdpb.GetRegionResponse, error) {
-	region, leader := s.Cluster.GetRegionByID(req.GetRegionId())
+func (s *Service) GetRegionByID(ctx context.Context, req *pdpb.GetRegionByIDRequest) (*pdpb.GetRegionResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	region, leader := l.Cluster.GetRegionByID(req.GetRegionId())
 	if region == nil {
 		return &pdpb.GetRegionResponse{Header: header(fmt.Errorf("region %d: %w", req.GetRegionId(), cluster.ErrRegionNotFound))}, nil
 	}
@@ -62,17 +81,25 @@ func (s *Service) GetRegionByID(_ context.Context, req *pdpb.GetRegionByIDReques
 }
 
 // ScanRegions implements pdpb.PDServer.
-func (s *Service) ScanRegions(_ context.Context, req *pdpb.ScanRegionsRequest) (*pdpb.ScanRegionsResponse, error) {
+func (s *Service) ScanRegions(ctx context.Context, req *pdpb.ScanRegionsRequest) (*pdpb.ScanRegionsResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetLimit() < 0 {
 		return &pdpb.ScanRegionsResponse{Header: header(fmt.Errorf("limit %d: %w", req.GetLimit(), errInvalid))}, nil
 	}
-	regions := s.Cluster.ScanRegions(req.GetStartKey(), req.GetEndKey(), int(req.GetLimit()))
+	regions := l.Cluster.ScanRegions(req.GetStartKey(), req.GetEndKey(), int(req.GetLimit()))
 	return &pdpb.ScanRegionsResponse{Header: header(nil), Regions: regions}, nil
 }
 
 // GetStore implements pdpb.PDServer.
-func (s *Service) GetStore(_ context.Context, req *pdpb.GetStoreRequest) (*pdpb.GetStoreResponse, error) {
-	st, err := s.Cluster.GetStore(req.GetStoreId())
+func (s *Service) GetStore(ctx context.Context, req *pdpb.GetStoreRequest) (*pdpb.GetStoreResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st, err := l.Cluster.GetStore(req.GetStoreId())
 	if err != nil {
 		return &pdpb.GetStoreResponse{Header: header(err)}, nil
 	}
@@ -80,10 +107,14 @@ func (s *Service) GetStore(_ context.Context, req *pdpb.GetStoreRequest) (*pdpb.
 }
 
 // GetAllStores implements pdpb.PDServer.
-func (s *Service) GetAllStores(_ context.Context, req *pdpb.GetAllStoresRequest) (*pdpb.GetAllStoresResponse, error) {
-	stores := s.Cluster.GetAllStores(req.GetExcludeTombstones())
+func (s *Service) GetAllStores(ctx context.Context, req *pdpb.GetAllStoresRequest) (*pdpb.GetAllStoresResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	stores := l.Cluster.GetAllStores(req.GetExcludeTombstones())
 	var stats []*pdpb.StoreStats
-	for _, st := range s.Cluster.GetAllStoreStats() {
+	for _, st := range l.Cluster.GetAllStoreStats() {
 		if !req.GetExcludeTombstones() || slices.ContainsFunc(stores, func(m *metapb.Store) bool { return m.GetId() == st.GetStoreId() }) {
 			stats = append(stats, st)
 		}
@@ -92,11 +123,15 @@ func (s *Service) GetAllStores(_ context.Context, req *pdpb.GetAllStoresRequest)
 }
 
 // StoreHeartbeat implements pdpb.PDServer.
-func (s *Service) StoreHeartbeat(_ context.Context, req *pdpb.StoreHeartbeatRequest) (*pdpb.StoreHeartbeatResponse, error) {
+func (s *Service) StoreHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRequest) (*pdpb.StoreHeartbeatResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if req.GetStats().GetStoreId() == 0 {
 		return &pdpb.StoreHeartbeatResponse{Header: header(fmt.Errorf("store heartbeat without store id: %w", errInvalid))}, nil
 	}
-	err := s.Cluster.HandleStoreHeartbeat(req.GetStats(), req.GetNonce(), s.Now())
+	err = l.Cluster.HandleStoreHeartbeat(req.GetStats(), req.GetNonce(), s.Now())
 	if err != nil {
 		s.warnEvery("heartbeat", req.GetStats().GetStoreId(), "store heartbeat refused", "store", req.GetStats().GetStoreId(), "address", req.GetStats().GetAddress(), "err", err)
 	}
@@ -104,24 +139,36 @@ func (s *Service) StoreHeartbeat(_ context.Context, req *pdpb.StoreHeartbeatRequ
 }
 
 // GetClusterInfo implements pdpb.PDServer.
-func (s *Service) GetClusterInfo(context.Context, *pdpb.GetClusterInfoRequest) (*pdpb.GetClusterInfoResponse, error) {
-	return &pdpb.GetClusterInfoResponse{Header: header(nil), ClusterId: s.Cluster.ClusterID()}, nil
+func (s *Service) GetClusterInfo(ctx context.Context, _ *pdpb.GetClusterInfoRequest) (*pdpb.GetClusterInfoResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.GetClusterInfoResponse{Header: header(nil), ClusterId: l.Cluster.ClusterID()}, nil
 }
 
 // ClaimStore implements pdpb.PDServer.
-func (s *Service) ClaimStore(_ context.Context, req *pdpb.ClaimStoreRequest) (*pdpb.ClaimStoreResponse, error) {
-	id, err := s.Cluster.ClaimStore(req.GetStoreId(), req.GetAddress(), req.GetNonce(), func() (uint64, error) { return s.IDs.Alloc(1) })
+func (s *Service) ClaimStore(ctx context.Context, req *pdpb.ClaimStoreRequest) (*pdpb.ClaimStoreResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	id, err := l.Cluster.ClaimStore(req.GetStoreId(), req.GetAddress(), req.GetNonce(), func() (uint64, error) { return l.IDs.Alloc(1) })
 	if err != nil {
 		s.Log.Error("store claim refused", "store", req.GetStoreId(), "address", req.GetAddress(), "err", err)
 		return &pdpb.ClaimStoreResponse{Header: header(err)}, nil
 	}
 	s.Log.Info("store claimed its id", "store", id, "address", req.GetAddress(), "asked", req.GetStoreId())
-	return &pdpb.ClaimStoreResponse{Header: header(nil), StoreId: id, ClusterId: s.Cluster.ClusterID()}, nil
+	return &pdpb.ClaimStoreResponse{Header: header(nil), StoreId: id, ClusterId: l.Cluster.ClusterID()}, nil
 }
 
 // RemoveStore implements pdpb.PDServer.
-func (s *Service) RemoveStore(_ context.Context, req *pdpb.RemoveStoreRequest) (*pdpb.RemoveStoreResponse, error) {
-	err := s.Cluster.RemoveStore(req.GetStoreId())
+func (s *Service) RemoveStore(ctx context.Context, req *pdpb.RemoveStoreRequest) (*pdpb.RemoveStoreResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = l.Cluster.RemoveStore(req.GetStoreId())
 	if err == nil {
 		s.Log.Warn("store removed: it is a tombstone now and its peers will be replaced", "store", req.GetStoreId())
 	}
@@ -149,11 +196,15 @@ func (s *Service) warnEvery(kind string, store uint64, msg string, args ...any) 
 
 // RegionHeartbeat implements pdpb.PDServer: the catalog takes the heartbeat
 // first (rejecting stale ones), then the scheduler may answer with one operation.
-func (s *Service) RegionHeartbeat(_ context.Context, req *pdpb.RegionHeartbeatRequest) (*pdpb.RegionHeartbeatResponse, error) {
-	if err := s.Cluster.HandleRegionHeartbeat(req); err != nil {
+func (s *Service) RegionHeartbeat(ctx context.Context, req *pdpb.RegionHeartbeatRequest) (*pdpb.RegionHeartbeatResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Cluster.HandleRegionHeartbeat(req); err != nil {
 		return &pdpb.RegionHeartbeatResponse{Header: header(err), RegionId: req.GetRegion().GetId()}, nil
 	}
-	if op := s.Scheduler.Dispatch(req, s.Now()); op != nil {
+	if op := l.Scheduler.Dispatch(req, s.Now()); op != nil {
 		op.Header = header(nil)
 		return op, nil
 	}
@@ -161,9 +212,13 @@ func (s *Service) RegionHeartbeat(_ context.Context, req *pdpb.RegionHeartbeatRe
 }
 
 // AllocID implements pdpb.PDServer.
-func (s *Service) AllocID(_ context.Context, req *pdpb.AllocIDRequest) (*pdpb.AllocIDResponse, error) {
+func (s *Service) AllocID(ctx context.Context, req *pdpb.AllocIDRequest) (*pdpb.AllocIDResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
 	n := max(req.GetCount(), 1)
-	first, err := s.IDs.Alloc(n)
+	first, err := l.IDs.Alloc(n)
 	if err != nil {
 		return &pdpb.AllocIDResponse{Header: header(err)}, nil
 	}
@@ -171,15 +226,27 @@ func (s *Service) AllocID(_ context.Context, req *pdpb.AllocIDRequest) (*pdpb.Al
 }
 
 // Tso implements pdpb.PDServer: each request on the stream gets one block of
-// consecutive timestamps.
+// consecutive timestamps. Leadership is checked on every request: a member
+// that lost it ends the stream with the NotLeader status, and the client
+// reconnects to the new leader.
 func (s *Service) Tso(stream pdpb.PD_TsoServer) error {
+	ctx := stream.Context()
 	for {
 		req, err := stream.Recv()
 		if err != nil {
 			return nil // the client went away; nothing is owed to it
 		}
+		l, err := s.Lead(ctx)
+		if err != nil {
+			return err
+		}
 		n := max(req.GetCount(), 1)
-		first, err := s.Oracle.Get(n)
+		first, err := l.Oracle.Get(n)
+		if errors.Is(err, tso.ErrClosed) || errors.Is(err, storage.ErrGuardFailed) {
+			// The leadership ended under this request.
+			_, lerr := s.Lead(ctx)
+			return cmp.Or(lerr, err)
+		}
 		resp := &pdpb.TsoResponse{Header: header(err)}
 		if err == nil {
 			resp.First, resp.Count = first, n
@@ -194,16 +261,20 @@ func (s *Service) Tso(stream pdpb.PD_TsoServer) error {
 }
 
 // AskSplit implements pdpb.PDServer: ids for the new region and one per peer.
-func (s *Service) AskSplit(_ context.Context, req *pdpb.AskSplitRequest) (*pdpb.AskSplitResponse, error) {
+func (s *Service) AskSplit(ctx context.Context, req *pdpb.AskSplitRequest) (*pdpb.AskSplitResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
 	r := req.GetRegion()
 	if r.GetId() == 0 || len(r.GetPeers()) == 0 {
 		return &pdpb.AskSplitResponse{Header: header(fmt.Errorf("ask split needs a region with peers: %w", errInvalid))}, nil
 	}
-	if known, _ := s.Cluster.GetRegionByID(r.GetId()); known == nil {
+	if known, _ := l.Cluster.GetRegionByID(r.GetId()); known == nil {
 		return &pdpb.AskSplitResponse{Header: header(fmt.Errorf("ask split of region %d: %w", r.GetId(), cluster.ErrRegionNotFound))}, nil
 	}
 	n := uint32(1 + len(r.GetPeers()))
-	first, err := s.IDs.Alloc(n)
+	first, err := l.IDs.Alloc(n)
 	if err != nil {
 		return &pdpb.AskSplitResponse{Header: header(err)}, nil
 	}
@@ -215,17 +286,28 @@ func (s *Service) AskSplit(_ context.Context, req *pdpb.AskSplitRequest) (*pdpb.
 }
 
 // ReportSplit implements pdpb.PDServer.
-func (s *Service) ReportSplit(_ context.Context, req *pdpb.ReportSplitRequest) (*pdpb.ReportSplitResponse, error) {
-	return &pdpb.ReportSplitResponse{Header: header(s.Cluster.ReportSplit(req.GetLeft(), req.GetRight()))}, nil
+func (s *Service) ReportSplit(ctx context.Context, req *pdpb.ReportSplitRequest) (*pdpb.ReportSplitResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.ReportSplitResponse{Header: header(l.Cluster.ReportSplit(req.GetLeft(), req.GetRight()))}, nil
 }
 
 // RemoveRegion implements pdpb.PDServer.
-func (s *Service) RemoveRegion(_ context.Context, req *pdpb.RemoveRegionRequest) (*pdpb.RemoveRegionResponse, error) {
-	return &pdpb.RemoveRegionResponse{Header: header(s.Cluster.RemoveRegion(req.GetRegionId()))}, nil
+func (s *Service) RemoveRegion(ctx context.Context, req *pdpb.RemoveRegionRequest) (*pdpb.RemoveRegionResponse, error) {
+	l, err := s.Lead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.RemoveRegionResponse{Header: header(l.Cluster.RemoveRegion(req.GetRegionId()))}, nil
 }
 
 // GetGCSafePoint implements pdpb.PDServer.
-func (s *Service) GetGCSafePoint(context.Context, *pdpb.GetGCSafePointRequest) (*pdpb.GetGCSafePointResponse, error) {
+func (s *Service) GetGCSafePoint(ctx context.Context, _ *pdpb.GetGCSafePointRequest) (*pdpb.GetGCSafePointResponse, error) {
+	if _, err := s.Lead(ctx); err != nil {
+		return nil, err
+	}
 	sp, err := s.Storage.GetUint64(storage.KeyGCSafePoint)
 	if err != nil {
 		return &pdpb.GetGCSafePointResponse{Header: header(err)}, nil
@@ -235,7 +317,10 @@ func (s *Service) GetGCSafePoint(context.Context, *pdpb.GetGCSafePointRequest) (
 
 // UpdateGCSafePoint implements pdpb.PDServer. The safe point only moves forward:
 // a lower value leaves it where it is and is reported back.
-func (s *Service) UpdateGCSafePoint(_ context.Context, req *pdpb.UpdateGCSafePointRequest) (*pdpb.UpdateGCSafePointResponse, error) {
+func (s *Service) UpdateGCSafePoint(ctx context.Context, req *pdpb.UpdateGCSafePointRequest) (*pdpb.UpdateGCSafePointResponse, error) {
+	if _, err := s.Lead(ctx); err != nil {
+		return nil, err
+	}
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	cur, err := s.Storage.GetUint64(storage.KeyGCSafePoint)

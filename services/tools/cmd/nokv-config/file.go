@@ -114,11 +114,11 @@ func runRegions(args []string, stdout, stderr io.Writer) int {
 }
 
 func runPD(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("pd", "[--config FILE] [--field addr|workdir] [--scope host|docker] [--format text|json]")
+	fs := newFlags("pd", "[--config FILE] [--field addr|workdir|members] [--scope host|docker] [--format text|json]")
 	path := configFlag(fs)
 	scope := scopeFlag(fs)
-	field := &formatValue{v: "addr", allowed: []string{"addr", "workdir"}}
-	fs.Var(field, "field", "`field` to print: addr or workdir")
+	field := &formatValue{v: "addr", allowed: []string{"addr", "workdir", "members"}}
+	fs.Var(field, "field", "`field` to print: addr (with pd.members: every member's, comma-separated), workdir, or members (one member name per line; none without pd.members)")
 	format := formatFlag(fs, "text", "json")
 	if status, ok := parse(fs, args, stdout, stderr); !ok {
 		return status
@@ -130,10 +130,17 @@ func runPD(args []string, stdout, stderr io.Writer) int {
 	addr, workdir := c.PDAddr(*scope), c.PDWorkDir(*scope)
 	if format.v == "json" {
 		return writeJSON(stdout, struct {
-			Scope   config.Scope `json:"scope"`
-			Addr    string       `json:"addr"`
-			WorkDir string       `json:"work_dir"`
-		}{*scope, addr, workdir})
+			Scope   config.Scope           `json:"scope"`
+			Addr    string                 `json:"addr"`
+			WorkDir string                 `json:"work_dir"`
+			Members []config.PDMemberAddrs `json:"members,omitempty"`
+		}{*scope, addr, workdir, c.PDMembers(*scope)})
+	}
+	if field.v == "members" {
+		for _, m := range c.PDMembers(*scope) {
+			fmt.Fprintln(stdout, m.Name)
+		}
+		return 0
 	}
 	v := addr
 	if field.v == "workdir" {

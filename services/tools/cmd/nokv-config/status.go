@@ -14,11 +14,58 @@ import (
 	"github.com/nokv/nokv/pkg/config"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	grpcstatus "google.golang.org/grpc/status"
+
+	"github.com/nokv/nokv/pkg/pdclient"
 )
+
+// pdMemberStatus is one PD member as status found it.
+type pdMemberStatus struct {
+	Addr string `json:"addr"`
+	// Role is leader, follower or unreachable.
+	Role string `json:"role"`
+	// Leader is the leader a follower names; Error why a member did not
+	// answer.
+	Leader string `json:"leader,omitempty"`
+	Error  string `json:"error,omitempty"`
+}
+
+// pdMembers asks each member directly whether it leads: the leader
+// answers, a follower refuses naming the leader (nokv-pd-leader trailer).
+func pdMembers(ctx context.Context, addrs []string) []pdMemberStatus {
+	out := make([]pdMemberStatus, len(addrs))
+	for i, a := range addrs {
+		out[i] = pdMemberStatus{Addr: a, Role: "unreachable"}
+		cc, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			out[i].Error = err.Error()
+			continue
+		}
+		var trailer metadata.MD
+		_, err = pdpb.NewPDClient(cc).GetClusterInfo(ctx, &pdpb.GetClusterInfoRequest{}, grpc.Trailer(&trailer))
+		cc.Close()
+		switch {
+		case err == nil:
+			out[i].Role = "leader"
+		case strings.Contains(grpcstatus.Convert(err).Message(), "not the leader"):
+			out[i].Role = "follower"
+			if v := trailer.Get("nokv-pd-leader"); len(v) > 0 {
+				out[i].Leader = v[0]
+			}
+		default:
+			out[i].Error = grpcstatus.Convert(err).Message()
+		}
+	}
+	return out
+}
 
 // status is what `nokv-config status` reports, as PD sees the cluster.
 type status struct {
 	PD string `json:"pd"`
+	// PDMembers are the members of a PD group and their roles (only when
+	// PD's address lists several).
+	PDMembers []pdMemberStatus `json:"pd_members,omitempty"`
 	// TSO is a fresh timestamp: physical milliseconds << 18 | logical.
 	TSO     uint64 `json:"tso"`
 	TSOTime string `json:"tso_time"`
@@ -93,7 +140,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			addr = c.PDAddr(*scope)
 		}
 	}
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	// A PD group's address lists its members; calls follow the leader.
+	conn, err := pdclient.Dial(addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s status: PD at %s: %v\n", name, addr, err)
 		return 1
@@ -115,6 +163,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "%s status: PD at %s: %v\n", name, addr, err)
 		return 1
+	}
+	if members := conn.Members(); len(members) > 1 {
+		ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+		st.PDMembers = pdMembers(ctx, members)
+		cancel()
 	}
 	if format.v == "json" {
 		if code := writeJSON(stdout, st); code != 0 {
@@ -298,6 +351,17 @@ func (st *status) writeTable(stdout, stderr io.Writer) int {
 		gc = fmt.Sprintf("%d (%s)", st.GCSafePoint, st.GCSafePointTime)
 	}
 	fmt.Fprintf(stdout, "PD %s   TSO %d (%s)   GC safe point %s\n\n", st.PD, st.TSO, st.TSOTime, gc)
+	if len(st.PDMembers) > 0 {
+		var parts []string
+		for _, m := range st.PDMembers {
+			p := m.Addr + " " + m.Role
+			if m.Error != "" {
+				p += " (" + m.Error + ")"
+			}
+			parts = append(parts, p)
+		}
+		fmt.Fprintf(stdout, "PD members: %s\n\n", strings.Join(parts, ", "))
+	}
 
 	now := time.UnixMilli(int64(st.TSO >> 18))
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)

@@ -1,0 +1,182 @@
+package pdclient
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/nokv/nokv/api/pdpb"
+)
+
+// memberPD is a PD member: it serves while it leads and otherwise answers
+// as a real follower does, UNAVAILABLE naming the leader in the trailer.
+type memberPD struct {
+	pdpb.UnimplementedPDServer
+	mu     sync.Mutex
+	leader string // "" while it leads itself
+	calls  atomic.Int64
+	next   atomic.Uint64
+}
+
+func (m *memberPD) refuse(ctx context.Context) error {
+	m.calls.Add(1)
+	m.mu.Lock()
+	leader := m.leader
+	m.mu.Unlock()
+	if leader == "" {
+		return nil
+	}
+	if leader != "none" {
+		_ = grpc.SetTrailer(ctx, metadata.Pairs(leaderKey, leader))
+	}
+	return status.Errorf(codes.Unavailable, "pd: %s; the leader is at %s", notLeaderMsg, leader)
+}
+
+func (m *memberPD) setLeader(l string) { m.mu.Lock(); m.leader = l; m.mu.Unlock() }
+
+func (m *memberPD) GetClusterInfo(ctx context.Context, _ *pdpb.GetClusterInfoRequest) (*pdpb.GetClusterInfoResponse, error) {
+	if err := m.refuse(ctx); err != nil {
+		return nil, err
+	}
+	return &pdpb.GetClusterInfoResponse{Header: &pdpb.ResponseHeader{}, ClusterId: 7}, nil
+}
+
+func (m *memberPD) Tso(stream pdpb.PD_TsoServer) error {
+	for {
+		req, err := stream.Recv()
+		if err != nil {
+			return nil
+		}
+		if err := m.refuse(stream.Context()); err != nil {
+			return err
+		}
+		first := m.next.Add(uint64(req.GetCount())) - uint64(req.GetCount()) + 1
+		if err := stream.Send(&pdpb.TsoResponse{Header: &pdpb.ResponseHeader{}, First: first, Count: req.GetCount()}); err != nil {
+			return nil
+		}
+	}
+}
+
+func startMember(t *testing.T, m *memberPD) (addr string, stop func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	pdpb.RegisterPDServer(s, m)
+	go s.Serve(ln)
+	t.Cleanup(s.Stop)
+	return ln.Addr().String(), s.Stop
+}
+
+func TestParseMembers(t *testing.T) {
+	got, err := ParseMembers(" a:1, b:2,,a:1 ")
+	if err != nil || len(got) != 2 || got[0] != "a:1" || got[1] != "b:2" {
+		t.Fatalf("ParseMembers = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", " , ", "a:1,nope", "a"} {
+		if _, err := ParseMembers(bad); !errors.Is(err, ErrInvalidOptions) {
+			t.Errorf("ParseMembers(%q) = %v, want ErrInvalidOptions", bad, err)
+		}
+	}
+}
+
+// TestMemberConnFollowsLeader: calls start at a follower and go to the
+// leader it names; when the leader dies and another member leads, calls
+// and the TSO stream move there, and timestamps keep coming.
+func TestMemberConnFollowsLeader(t *testing.T) {
+	a, b, c := &memberPD{}, &memberPD{}, &memberPD{}
+	addrA, _ := startMember(t, a)
+	addrB, stopB := startMember(t, b)
+	addrC, _ := startMember(t, c)
+	a.setLeader(addrB)
+	c.setLeader(addrB)
+
+	mc, err := Dial(addrA + "," + addrB + "," + addrC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	cl, err := New(mc, Options{MaxBackoff: 20 * time.Millisecond, MaxRetries: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := cl.GetTS(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if mc.Leader() != addrB {
+		t.Fatalf("following %s, want the leader %s", mc.Leader(), addrB)
+	}
+	if a.calls.Load() > 1 || c.calls.Load() != 0 {
+		t.Fatalf("followers asked %d and %d times", a.calls.Load(), c.calls.Load())
+	}
+
+	// B dies; while the group elects, A knows no leader; then C leads.
+	c.next.Store(1 << 40) // the new leader's timestamps are higher
+	a.setLeader("none")
+	c.setLeader("none")
+	stopB()
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		a.setLeader(addrC)
+		c.setLeader("")
+	}()
+	var last uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for mc.Leader() != addrC || last < 1<<40 {
+		if time.Now().After(deadline) {
+			t.Fatalf("did not move to the new leader: following %s, last ts %d", mc.Leader(), last)
+		}
+		ts, err := cl.GetTS(ctx)
+		if err != nil {
+			// The batch in flight when B died fails; later ones wait.
+			continue
+		}
+		last = ts
+	}
+	// Unary calls follow too.
+	if _, err := invoke(ctx, cl, pdpb.PD_GetClusterInfo_FullMethodName, cl.pd.GetClusterInfo, &pdpb.GetClusterInfoRequest{}); err != nil {
+		t.Fatalf("GetClusterInfo after the change: %v", err)
+	}
+}
+
+// TestMemberConnPassesOverForeignLeaderAddress: members name the leader by
+// an address of their own scope (a container name) that is not in the
+// client's list; the client tries the members in turn and finds it.
+func TestMemberConnPassesOverForeignLeaderAddress(t *testing.T) {
+	a, b := &memberPD{}, &memberPD{}
+	addrA, _ := startMember(t, a)
+	addrB, _ := startMember(t, b)
+	a.setLeader("nokv-pd-2:2379")
+	mc, err := Dial(addrA + "," + addrB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	cl, err := New(mc, Options{MaxBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := invoke(ctx, cl, pdpb.PD_GetClusterInfo_FullMethodName, cl.pd.GetClusterInfo, &pdpb.GetClusterInfoRequest{}); err != nil {
+		t.Fatalf("GetClusterInfo: %v", err)
+	}
+	if mc.Leader() != addrB || len(mc.Members()) != 2 {
+		t.Fatalf("following %s among %v, want %s among the two configured", mc.Leader(), mc.Members(), addrB)
+	}
+}
