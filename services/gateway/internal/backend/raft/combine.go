@@ -126,15 +126,18 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte
 	cb := s.combiners.get(region)
 	q := &queued{keys: keys, fn: fn, wake: make(chan struct{}, 1)}
 	cb.mu.Lock()
-	if cb.inFlight < maxInFlight {
+	lead := cb.inFlight < maxInFlight
+	if lead {
 		cb.inFlight++
 		q.lead = true
 	} else {
 		cb.queue = append(cb.queue, q)
 	}
 	cb.mu.Unlock()
-	if !q.lead {
-		<-q.wake // finished, or made the next leader
+	if !lead {
+		// Finished, or made the next leader: q's fields are set before
+		// the wake, and no one else writes them after.
+		<-q.wake
 	}
 	if q.lead {
 		s.lead(ctx, cb, q)
