@@ -231,6 +231,10 @@ measure() {
   fi
   local pp
   for pp in "${profs[@]}"; do wait "$pp" || true; done
+  if [ "$system" = nokv ]; then
+    # The raft backend's combined writes so far (cumulative over workloads).
+    extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '.nokv_raft_combine // {}' 2>/dev/null || true)"
+  fi
   for p in $procs; do
     d=$(($(cpu_ticks "$(pid_of "$p")") - before[i]))
     cpu+="${cpu:+,}$p=$(awk -v d="$d" -v t="$tck" -v n="$ops" 'BEGIN { printf "%.0f", d * 1e6 / t / n }')"

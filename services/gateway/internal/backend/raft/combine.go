@@ -3,8 +3,10 @@ package raft
 import (
 	"context"
 	"errors"
+	"expvar"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/services/gateway/internal/backend"
@@ -55,7 +57,17 @@ const (
 	// maxInFlight is how many combined transactions of one region run at
 	// once: one gathers while the other commits.
 	maxInFlight = 2
+	// gatherWait is how long a leader with no one queued behind it waits
+	// for company while another transaction of its region is in flight.
+	gatherWait = 300 * time.Microsecond
 )
+
+// combineVars counts, for /debug/vars: commands that found nothing to
+// combine with (single), transactions that combined
+// commands, the commands they carried, commands run alone after all
+// (needing their own transaction or a combined one failed), and the
+// combined transactions that failed so that all theirs ran alone.
+var combineVars = expvar.NewMap("nokv_raft_combine")
 
 // errAlone is what a combined command's transaction answers when the
 // command uses what only a transaction of its own may: it is rolled back
@@ -143,6 +155,7 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte
 		s.lead(ctx, cb, q)
 	}
 	if q.alone {
+		combineVars.Add("alone", 1)
 		return s.wrap(s.runAlone(ctx, keys, fn))
 	}
 	return s.wrap(q.err)
@@ -153,6 +166,17 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte
 // gives the slot back) and wakes the callers it ran.
 func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
 	cb.mu.Lock()
+	if len(cb.queue) == 0 && cb.inFlight > 1 {
+		// Alone while another transaction of the region commits: under
+		// load the callers it answers come back together, and one that
+		// went first would make a transaction of its own, then the rest
+		// another (every other transaction a lone command). A short wait
+		// lets them join this one; an idle region never waits (nothing
+		// in flight).
+		cb.mu.Unlock()
+		time.Sleep(gatherWait)
+		cb.mu.Lock()
+	}
 	n := min(len(cb.queue), maxCombined-1)
 	batch := make([]*queued, 0, n+1)
 	batch = append(append(batch, self), cb.queue[:n]...)
@@ -186,6 +210,7 @@ func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
 func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 	if len(batch) == 1 {
 		// Nothing to combine with: no savepoints, no wrapping.
+		combineVars.Add("single", 1)
 		batch[0].err = s.runAlone(ctx, batch[0].keys, batch[0].fn)
 		return
 	}
@@ -200,6 +225,8 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 	// The transaction answers many callers: one caller's cancellation
 	// must not fail the others (kvclient's own timeouts bound it).
 	ctx = context.WithoutCancel(ctx)
+	combineVars.Add("transactions", 1)
+	combineVars.Add("commands", int64(len(batch)))
 	err := s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
 		for i, q := range batch {
 			q.err, q.alone = nil, false
@@ -246,6 +273,7 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 	default:
 		// Not one command's fault: each runs alone, and gets its own
 		// outcome.
+		combineVars.Add("failed", 1)
 		for _, q := range batch {
 			q.alone, q.err = true, nil
 		}
