@@ -74,6 +74,10 @@ var combineVars = expvar.NewMap("nokv_raft_combine")
 // and run alone.
 var errAlone = errors.New("raft backend: the command needs a transaction of its own")
 
+// errPanicked stands for a panic of a combined command's function
+// (queued.panicked holds it).
+var errPanicked = errors.New("raft backend: the command panicked")
+
 // queued is one Update waiting to be combined.
 type queued struct {
 	keys [][]byte
@@ -82,6 +86,8 @@ type queued struct {
 	// command's outcome; alone that it must run alone instead.
 	err   error
 	alone bool
+	// panicked is what the command's function panicked with.
+	panicked any
 	// wake is signalled once a waiting caller's command is finished
 	// (done), or when its caller is to lead the next combined transaction
 	// (lead).
@@ -154,6 +160,9 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte
 	if q.lead {
 		s.lead(ctx, cb, q)
 	}
+	if q.panicked != nil {
+		panic(q.panicked)
+	}
 	if q.alone {
 		combineVars.Add("alone", 1)
 		return s.wrap(s.runAlone(ctx, keys, fn))
@@ -185,24 +194,50 @@ func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
 	cb.queue = cb.queue[:rest]
 	cb.mu.Unlock()
 
+	finished := false
+	defer func() {
+		if !finished {
+			// runCombined panicked outside any command's function (those
+			// are recovered): the panic goes on in this caller; the others
+			// cannot know what was written.
+			for _, q := range batch[1:] {
+				q.alone, q.panicked = false, nil
+				q.err = fmt.Errorf("%w: the combined transaction of %d commands broke off (a gateway bug)", backend.ErrUndetermined, len(batch))
+			}
+		}
+		cb.mu.Lock()
+		if len(cb.queue) > 0 {
+			next := cb.queue[0]
+			rest := copy(cb.queue, cb.queue[1:])
+			cb.queue[rest] = nil
+			cb.queue = cb.queue[:rest]
+			next.lead = true
+			next.wake <- struct{}{}
+		} else {
+			cb.inFlight--
+		}
+		cb.mu.Unlock()
+		for _, q := range batch[1:] {
+			q.done = true
+			q.wake <- struct{}{}
+		}
+	}()
 	s.runCombined(ctx, batch)
+	finished = true
+}
 
-	cb.mu.Lock()
-	if len(cb.queue) > 0 {
-		next := cb.queue[0]
-		rest := copy(cb.queue, cb.queue[1:])
-		cb.queue[rest] = nil
-		cb.queue = cb.queue[:rest]
-		next.lead = true
-		next.wake <- struct{}{}
-	} else {
-		cb.inFlight--
-	}
-	cb.mu.Unlock()
-	for _, q := range batch[1:] {
-		q.done = true
-		q.wake <- struct{}{}
-	}
+// run runs q's function in x, recovering a panic into q.panicked: the
+// function belongs to another caller than the one running it, whose own
+// goroutine panics with it once woken (updateCombined), so that the
+// command layer contains it to that caller's connection.
+func (q *queued) run(x *txn) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			q.panicked = p
+			err = errPanicked
+		}
+	}()
+	return q.fn(x)
 }
 
 // runCombined runs batch in one transaction and sets every command's
@@ -229,16 +264,31 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 	combineVars.Add("commands", int64(len(batch)))
 	err := s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
 		for i, q := range batch {
-			q.err, q.alone = nil, false
+			q.err, q.alone, q.panicked = nil, false, nil
 			if i > 0 && t.Size() >= combinedBytes {
 				q.alone = true
 				continue
 			}
 			sp := t.Savepoint()
 			x := &txn{ctx: ctx, t: t, keys: q.keys, combined: true}
-			err := q.fn(x)
+			err := q.run(x)
 			if err == nil {
 				err = x.err
+			}
+			if err == nil && len(q.keys) > 1 {
+				// A command of several keys may have read one it does not
+				// write at the start timestamp and another as an earlier
+				// command wrote it, due at the commit: a lock-only mutation
+				// on the former makes another gateway's write of it in
+				// between a conflict, so the command still reads one
+				// state. (A command of one key reads it either way.)
+				for _, k := range q.keys {
+					if len(k) <= maxStoredKey {
+						if err = t.LockKey(k); err != nil {
+							break
+						}
+					}
+				}
 			}
 			if err == nil {
 				continue
@@ -246,6 +296,9 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 			t.RollbackTo(sp)
 			var tooLarge *kvclient.TooLargeError
 			switch {
+			case q.panicked != nil:
+				q.err = err // nothing of it commits; its caller panics
+
 			case x.readErr != nil:
 				// The shared snapshot failed it, not the command: the
 				// whole transaction is retried (or its commands run alone).
