@@ -433,9 +433,5 @@ func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, 
 // cache knows it, without asking PD. The gateway groups writes by region
 // with it; a miss costs nothing but a missed grouping.
 func (c *Client) CachedRegion(key []byte) (id uint64, ok bool) {
-	r, _, ok := c.pd.Cache().Lookup(key)
-	if !ok {
-		return 0, false
-	}
-	return r.GetId(), true
+	return c.pd.Cache().LookupID(key)
 }
