@@ -88,11 +88,10 @@ type queued struct {
 	alone bool
 	// panicked is what the command's function panicked with.
 	panicked any
-	// wake is signalled once a waiting caller's command is finished
-	// (done), or when its caller is to lead the next combined transaction
-	// (lead).
-	wake       chan struct{}
-	done, lead bool
+	// wake is signalled once a waiting caller's command is finished, or
+	// when its caller is to lead the next combined transaction (lead set).
+	wake chan struct{}
+	lead bool
 }
 
 // combiner queues one region's Updates.
@@ -102,7 +101,8 @@ type combiner struct {
 	inFlight int
 }
 
-// combiners maps a region id to its combiner.
+// combiners maps a region id to its combiner. Entries stay: one small
+// struct per region this gateway has written to.
 type combiners struct {
 	mu sync.Mutex
 	m  map[uint64]*combiner
@@ -218,7 +218,6 @@ func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
 		}
 		cb.mu.Unlock()
 		for _, q := range batch[1:] {
-			q.done = true
 			q.wake <- struct{}{}
 		}
 	}()
