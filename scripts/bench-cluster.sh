@@ -30,6 +30,11 @@
 #   WORKLOADS  which to run, space-separated           [set get incr]
 #   KEEP=1     keep the temporary directory (data, logs, results)
 #   BENCH_DIR  use this directory instead of a new temporary one
+#   SYSTEMS    which systems to measure                [nokv etcd]; "nokv" skips etcd
+#   PROFILE    seconds of CPU profile to take of the gateway and every store
+#              during each NoKV workload (net/http/pprof on their metrics
+#              ports), saved as $dir/profiles/WORKLOAD-RUN-PROC.pprof; the
+#              workload must last longer (raise N). Implies KEEP=1. [0: none]
 #
 # Needs Go, redis-benchmark (Debian's redis-tools) and etcd (Debian's
 # etcd-server, 3.4): if etcd is missing the script installs etcd-server with
@@ -46,6 +51,9 @@ clients=${CLIENTS:-50}
 runs=${RUNS:-1}
 keyspace=${KEYSPACE:-100000}
 workloads=${WORKLOADS:-set get incr}
+systems=${SYSTEMS:-nokv etcd}
+profile=${PROFILE:-0}
+[ "$profile" != 0 ] && KEEP=1
 incr_n=${INCR_N:-$((n / 10))}
 
 die() { echo "bench-cluster.sh: $*" >&2; exit 1; }
@@ -122,8 +130,9 @@ go build -o "$bin/nokv-redis" ./services/gateway/cmd/nokv-redis
 go build -o "$bin/nokv-config" ./services/tools/cmd/nokv-config
 go build -o "$bin/nokv-bench" ./services/tools/cmd/nokv-bench
 
-# 11 ports: PD, three stores, the gateway, and a client and a peer port per etcd member.
-mapfile -t port < <("$bin/nokv-bench" ports 11)
+# 15 ports: PD, three stores, the gateway, a client and a peer port per etcd
+# member, and the metrics (pprof) ports of the gateway and the three stores.
+mapfile -t port < <("$bin/nokv-bench" ports 15)
 pd_addr=127.0.0.1:${port[0]}
 gw_port=${port[4]}
 
@@ -139,11 +148,12 @@ jq --arg pd "$pd_addr" --arg dir "$dir" \
 echo "starting NoKV: nokv-pd $pd_addr, stores 127.0.0.1:${port[1]},${port[2]},${port[3]}, nokv-redis 127.0.0.1:$gw_port"
 start pd "$bin/nokv-pd" --config "$config" --workdir "$dir/pd"
 for id in 1 2 3; do
-  start "store-$id" "$bin/nokv-store" --config "$config" --store-id "$id" --workdir "$dir/store-$id"
+  start "store-$id" "$bin/nokv-store" --config "$config" --store-id "$id" --workdir "$dir/store-$id" \
+    --metrics-addr "127.0.0.1:${port[$((11 + id))]}"
 done
 "$bin/nokv-config" status --pd-addr "$pd_addr" --wait 90s >"$logs/status.txt" 2>&1 ||
   { cat "$logs/status.txt" >&2; check_alive; die "the NoKV cluster was not ready within 90s"; }
-start gateway "$bin/nokv-redis" --raft-config "$config" --addr "127.0.0.1:$gw_port"
+start gateway "$bin/nokv-redis" --raft-config "$config" --addr "127.0.0.1:$gw_port" --metrics-addr "127.0.0.1:${port[11]}"
 ok=0
 for _ in $(seq 300); do
   if "$bin/nokv-redis" health --addr "127.0.0.1:$gw_port" >/dev/null 2>&1; then ok=1; break; fi
@@ -153,6 +163,7 @@ done
 [ "$ok" = 1 ] || die "nokv-redis did not become healthy"
 
 cluster="" endpoints=""
+if [[ " $systems " == *" etcd "* ]]; then
 for m in 1 2 3; do
   cluster+="${cluster:+,}etcd-$m=http://127.0.0.1:${port[$((4 + 2 * m))]}"
   endpoints+="${endpoints:+,}127.0.0.1:${port[$((3 + 2 * m))]}"
@@ -173,6 +184,7 @@ for _ in $(seq 60); do
   sleep 1
 done
 [ "$ok" = 1 ] || die "etcd did not accept a write within 60s"
+fi
 
 nokv_procs="gateway pd store-1 store-2 store-3"
 etcd_procs="etcd-1 etcd-2 etcd-3"
@@ -191,6 +203,15 @@ measure() {
   if [ "$wl" = incr ]; then ops=$incr_n; fi
   if [ "$system" = nokv ]; then procs=$nokv_procs; else procs=$etcd_procs; fi
   for p in $procs; do before+=("$(cpu_ticks "$(pid_of "$p")")"); done
+  local profs=()
+  if [ "$system" = nokv ] && [ "$profile" != 0 ]; then
+    mkdir -p "$dir/profiles"
+    local mport=(gateway:${port[11]} store-1:${port[12]} store-2:${port[13]} store-3:${port[14]}) mp
+    for mp in "${mport[@]}"; do
+      curl -s -o "$dir/profiles/$wl-$run-${mp%%:*}.pprof" "http://127.0.0.1:${mp#*:}/debug/pprof/profile?seconds=$profile" &
+      profs+=($!)
+    done
+  fi
   if [ "$system" = nokv ]; then
     local args=(-t "$wl" -r "$keyspace")
     if [ "$wl" = incr ]; then args=(incr counter); fi # one key: the hot-key workload
@@ -208,6 +229,12 @@ measure() {
     p99=$(echo "$out" | tr ' ' '\n' | sed -n 's/^p99_ms=//p')
     if [ "$wl" = incr ]; then extra="  ($(echo "$out" | tr ' ' '\n' | sed -n 's/^retries=//p') CAS retries)"; fi
   fi
+  local pp
+  for pp in "${profs[@]}"; do wait "$pp" || true; done
+  if [ "$system" = nokv ]; then
+    # The raft backend's combined writes so far (cumulative over workloads).
+    extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '.nokv_raft_combine // {}' 2>/dev/null || true)"
+  fi
   for p in $procs; do
     d=$(($(cpu_ticks "$(pid_of "$p")") - before[i]))
     cpu+="${cpu:+,}$p=$(awk -v d="$d" -v t="$tck" -v n="$ops" 'BEGIN { printf "%.0f", d * 1e6 / t / n }')"
@@ -223,7 +250,9 @@ for run in $(seq "$runs"); do
   for wl in $workloads; do
     check_alive
     if [ $((run % 2)) = 1 ]; then order="nokv etcd"; else order="etcd nokv"; fi
-    for system in $order; do measure "$system" "$wl" "$run"; done
+    for system in $order; do
+      [[ " $systems " == *" $system "* ]] && measure "$system" "$wl" "$run"
+    done
   done
 done
 
@@ -237,8 +266,8 @@ cpu_summary() { # cpu_summary WORKLOAD SYSTEM: median us/op of each process and 
   if [ "$2" = nokv ]; then procs=$nokv_procs; else procs=$etcd_procs; fi
   for p in $procs; do
     v=$(awk -F'\t' -v w="$1" -v s="$2" '$2 == w && $3 == s { print $7 }' "$results" | tr ',' '\n' | sed -n "s/^$p=//p" | median)
-    out+="${out:+ }$p $v"
-    sum=$((sum + v))
+    out+="${out:+ }$p ${v:-0}"
+    sum=$((sum + ${v:-0}))
   done
   echo "total $sum us/op: $out"
 }
@@ -248,6 +277,7 @@ printf '| %-8s | %-12s | %-9s | %-12s | %-9s | %-6s |\n' workload "NoKV ops/s" "
 printf '|----------|--------------|-----------|--------------|-----------|--------|\n'
 for wl in $workloads; do
   nr=$(field "$wl" nokv 4) n99=$(field "$wl" nokv 6) er=$(field "$wl" etcd 4) e99=$(field "$wl" etcd 6)
+  nr=${nr:-0} n99=${n99:-0} er=${er:-0} e99=${e99:-0}
   printf '| %-8s | %12.0f | %6.1f ms | %12.0f | %6.1f ms | %5.2fx |\n' "$wl" "$nr" "$n99" "$er" "$e99" \
     "$(awk -v a="$nr" -v b="$er" 'BEGIN { print (b > 0 ? a / b : 0) }')"
 done

@@ -437,3 +437,10 @@ func onRegions[T any](ctx context.Context, c *Client, bo *backoffer, items []T, 
 	}
 	return nil
 }
+
+// CachedRegion returns the id of the region holding key if the region
+// cache knows it, without asking PD. The gateway groups writes by region
+// with it; a miss costs nothing but a missed grouping.
+func (c *Client) CachedRegion(key []byte) (id uint64, ok bool) {
+	return c.pd.Cache().LookupID(key)
+}

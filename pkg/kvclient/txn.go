@@ -37,6 +37,10 @@ type Txn struct {
 	err      error
 	state    txnState
 	commitTS uint64
+	// undo records what each write replaced once a Savepoint was taken
+	// (undoing), for RollbackTo.
+	undo    []undoRecord
+	undoing bool
 }
 
 func (c *Client) newTxn(startTS uint64) *Txn {
@@ -272,6 +276,9 @@ func (t *Txn) write(m *kvrpcpb.Mutation) error {
 	if m.GetValue() == nil && m.GetOp() == kvrpcpb.Op_PUT {
 		m.Value = []byte{}
 	}
+	if t.undoing {
+		t.undo = append(t.undo, undoRecord{key: k, old: t.muts[k]})
+	}
 	t.muts[k] = m
 	t.size = size
 	return nil
@@ -282,7 +289,7 @@ func (t *Txn) write(m *kvrpcpb.Mutation) error {
 func (t *Txn) Rollback() {
 	if t.state == txnActive {
 		t.state = txnRolledBack
-		t.muts, t.size = nil, 0
+		t.muts, t.size, t.undo = nil, 0, nil
 	}
 }
 
@@ -312,7 +319,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 	cm.primary = cm.muts[0].GetKey()
 	cm.ttl = uint64((time.Since(t.began) + t.c.opts.LockTTL).Milliseconds())
 	err := cm.execute(ctx)
-	t.muts, t.size = nil, 0
+	t.muts, t.size, t.undo = nil, 0, nil
 	if err != nil {
 		t.state = txnRolledBack
 		if IsRetryable(err) {

@@ -102,6 +102,20 @@ func (c *RegionCache) Lookup(key []byte) (region *metapb.Region, leader *metapb.
 	return copies(region, leader)
 }
 
+// LookupID returns the id of the region holding key, as Lookup would,
+// without copying the region: the gateway asks it for every write it
+// groups by region.
+func (c *RegionCache) LookupID(key []byte) (id uint64, ok bool) {
+	now := c.now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := c.find(key)
+	if e == nil || c.expired(e, now) {
+		return 0, false
+	}
+	return e.region.GetId(), true
+}
+
 // LookupByID is Lookup by region id.
 func (c *RegionCache) LookupByID(id uint64) (region *metapb.Region, leader *metapb.Peer, ok bool) {
 	now := c.now()

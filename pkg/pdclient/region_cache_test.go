@@ -59,6 +59,10 @@ func peerOf(r *metapb.Region, store uint64) *metapb.Peer {
 // lookupID returns the id of the cached region holding key, 0 for a miss.
 func lookupID(c *RegionCache, key string) uint64 {
 	r, _, ok := c.Lookup([]byte(key))
+	// LookupID answers as Lookup does, without the copy.
+	if id, idOK := c.LookupID([]byte(key)); idOK != ok || id != r.GetId() {
+		panic(fmt.Sprintf("LookupID(%q) = %d, %v; Lookup found %d, %v", key, id, idOK, r.GetId(), ok))
+	}
 	if !ok {
 		return 0
 	}

@@ -10,35 +10,45 @@ import (
 	"github.com/nokv/nokv/services/gateway/gatewayserver"
 )
 
-var (
-	gateway *gatewayserver.Server
-	rc      *redis.Client
-)
+// clients are go-redis clients of nokv-redis gateways on the shared
+// cluster: [true] combines concurrent writes (the default), [false] runs
+// every command in a transaction of its own (--raft-combine=false).
+var clients = map[bool]*redis.Client{}
 
 // redisClient starts nokv-redis with the raft backend on the shared cluster
-// and returns a go-redis client with a connection per worker.
-func redisClient(b *testing.B) *redis.Client {
+// (the default settings) and returns a go-redis client with a connection
+// per worker.
+func redisClient(b *testing.B) *redis.Client { return gatewayClient(b, true) }
+
+func gatewayClient(b *testing.B, combine bool) *redis.Client {
 	setup(b)
-	if rc == nil {
+	if clients[combine] == nil {
 		cfg := gatewayserver.DefaultConfig()
 		cfg.Addr, cfg.Backend, cfg.PDAddr, cfg.MaxRetries = "127.0.0.1:0", gatewayserver.BackendRaft, shared.PDAddr(), 10
+		cfg.RaftCombine = combine
 		cfg.WorkDir = (&keepAlive{TB: b}).TempDir()
-		var err error
-		if gateway, err = gatewayserver.New(cfg, nil); err != nil {
+		gateway, err := gatewayserver.New(cfg, nil)
+		if err != nil {
 			b.Fatal(err)
 		}
 		gateway.Start()
 		cleanups = append(cleanups, func() { _ = gateway.Close() })
-		rc = redis.NewClient(&redis.Options{Addr: gateway.Addr(), PoolSize: 64})
+		rc := redis.NewClient(&redis.Options{Addr: gateway.Addr(), PoolSize: 64})
 		cleanups = append(cleanups, func() { _ = rc.Close() })
+		clients[combine] = rc
 	}
-	return rc
+	return clients[combine]
 }
 
 // BenchmarkGatewaySET: Redis SET of distinct keys through nokv-redis on the
-// cluster (one 1PC transaction each).
-func BenchmarkGatewaySET(b *testing.B) {
-	c := redisClient(b)
+// cluster (concurrent ones combined into one 1PC transaction).
+func BenchmarkGatewaySET(b *testing.B) { gatewaySET(b, redisClient(b)) }
+
+// BenchmarkGatewaySETAlone: the same, each SET in a 1PC transaction of its
+// own (--raft-combine=false).
+func BenchmarkGatewaySETAlone(b *testing.B) { gatewaySET(b, gatewayClient(b, false)) }
+
+func gatewaySET(b *testing.B, c *redis.Client) {
 	run(b, func(ctx context.Context, i int64) error {
 		return c.Set(ctx, fmt.Sprintf("gs-%d", i), value(i), 0).Err()
 	})
@@ -58,10 +68,17 @@ func BenchmarkGatewayGET(b *testing.B) {
 	})
 }
 
-// BenchmarkGatewayHotINCR: every worker INCRs the same key: the gateway's
-// latches queue them instead of letting them conflict in the cluster.
-func BenchmarkGatewayHotINCR(b *testing.B) {
-	c := redisClient(b)
+// BenchmarkGatewayHotINCR: every worker INCRs the same key: the gateway
+// combines the queued INCRs into one transaction, which reads the key once
+// and writes it once.
+func BenchmarkGatewayHotINCR(b *testing.B) { gatewayHotINCR(b, redisClient(b)) }
+
+// BenchmarkGatewayHotINCRAlone: the same, each INCR in a transaction of its
+// own: the gateway's latches queue them instead of letting them conflict in
+// the cluster.
+func BenchmarkGatewayHotINCRAlone(b *testing.B) { gatewayHotINCR(b, gatewayClient(b, false)) }
+
+func gatewayHotINCR(b *testing.B, c *redis.Client) {
 	run(b, func(ctx context.Context, i int64) error {
 		return c.Incr(ctx, "hot-counter").Err()
 	})

@@ -72,6 +72,10 @@ type Config struct {
 	PDAddr string `env:"PD_ADDR"`
 	// MaxRetries bounds the raft backend's retries (cluster file: max_retries).
 	MaxRetries int `env:"MAX_RETRIES"`
+	// RaftCombine lets the raft backend combine concurrent writes of one
+	// region into one transaction (on by default; off is the benchmarks'
+	// baseline).
+	RaftCombine bool `env:"RAFT_COMBINE"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs TestingKnobs `env:"-"`
@@ -103,16 +107,17 @@ type TestingKnobs struct {
 // DefaultConfig returns the built-in defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:       "127.0.0.1:6380",
-		Backend:    BackendEmbedded,
-		WorkDir:    "./data/gateway",
-		Sync:       string(embedded.SyncAlways),
-		KeyCache:   embedded.DefaultKeyCacheBytes,
-		MaxClients: 10000,
-		Databases:  command.DefaultDatabases,
-		MaxBulkLen: resp.DefaultMaxBulkLen,
-		Scope:      config.ScopeHost,
-		MaxRetries: 8,
+		Addr:        "127.0.0.1:6380",
+		Backend:     BackendEmbedded,
+		WorkDir:     "./data/gateway",
+		Sync:        string(embedded.SyncAlways),
+		KeyCache:    embedded.DefaultKeyCacheBytes,
+		MaxClients:  10000,
+		Databases:   command.DefaultDatabases,
+		MaxBulkLen:  resp.DefaultMaxBulkLen,
+		Scope:       config.ScopeHost,
+		MaxRetries:  8,
+		RaftCombine: true,
 
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
@@ -184,6 +189,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
+	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction"+env("RAFT_COMBINE"))
 }
 
 // ClusterFile implements config.Layered: --config, or else --raft-config.

@@ -109,8 +109,8 @@ func (m *metrics) handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/debug/vars", expvar.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	// Profiles of a running store, on the metrics address only (loopback
-	// or an operator's network, never the client port).
+	// CPU and heap profiles of a running process (scripts/bench-cluster.sh
+	// PROFILE=...): the metrics address is an operator's port, not a client's.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)

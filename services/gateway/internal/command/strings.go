@@ -233,10 +233,15 @@ func (op *setOp) apply(tx backend.Txn) error {
 			return err
 		}
 	}
-	if op.get {
+	switch {
+	case op.get:
 		op.old, op.existed, err = str(tx, op.key)
-	} else {
+	case op.nx || op.xx || op.keepTTL:
 		op.old, op.existed, err = tx.Get(op.key)
+	default:
+		// A plain SET replaces whatever is there, whatever its type: a
+		// blind write, with no read (in the cluster, no read request).
+		op.old, op.existed = backend.Value{}, false
 	}
 	if err != nil {
 		return err

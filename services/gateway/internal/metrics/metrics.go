@@ -5,6 +5,7 @@ package metrics
 import (
 	"expvar"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,11 +157,17 @@ func (m *Metrics) Snapshot() map[string]any {
 	}
 }
 
-// Handler serves /debug/vars, /metrics and /healthz.
+// Handler serves /debug/vars, /debug/pprof/, /metrics and /healthz.
 func (m *Metrics) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/debug/vars", expvar.Handler())
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	// CPU and heap profiles of a running process (scripts/bench-cluster.sh
+	// PROFILE=...): the metrics address is an operator's port, not a client's.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))
 	})

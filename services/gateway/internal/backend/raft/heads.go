@@ -39,7 +39,7 @@ func (x *txn) prefetch() error {
 	}
 	got, err := x.t.BatchGetHeads(x.ctx, x.keys, typePrefix)
 	if err != nil {
-		return err
+		return x.read(err)
 	}
 	heads := make(map[string]known, len(got))
 	for _, k := range x.keys {
@@ -73,7 +73,7 @@ func (x *txn) Head(key []byte) (backend.Head, bool, error) {
 	}
 	h, found, err := x.t.GetHead(x.ctx, key, typePrefix)
 	if err != nil || !found {
-		return backend.Head{}, false, err
+		return backend.Head{}, false, x.read(err)
 	}
 	bh, err := decodeHead(h)
 	return bh, err == nil, err

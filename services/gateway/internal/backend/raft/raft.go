@@ -58,6 +58,9 @@ type Options struct {
 	// TestingFormatCheckFoundNoRecord, if set, is called at Open inside the
 	// format check's transaction once it found no record.
 	TestingFormatCheckFoundNoRecord func()
+	// NoCombine runs every Update in a transaction of its own instead of
+	// combining concurrent ones (combine.go): benchmarks' baseline.
+	NoCombine bool
 }
 
 // Store implements backend.Backend over the cluster.
@@ -69,6 +72,10 @@ type Store struct {
 	latches *latch.Latches
 	// formatHook is Options.TestingFormatCheckFoundNoRecord.
 	formatHook func()
+	// combiners queue each region's Updates into combined transactions
+	// (combine.go), unless noCombine (Options.NoCombine).
+	combiners combiners
+	noCombine bool
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -83,7 +90,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
-	s := &Store{c: c, latches: latch.New(), formatHook: opts.TestingFormatCheckFoundNoRecord}
+	s := &Store{c: c, latches: latch.New(), formatHook: opts.TestingFormatCheckFoundNoRecord, noCombine: opts.NoCombine}
 	// ctx bounds reaching PD; the format check may wait longer for a
 	// cluster that is up but momentarily unavailable (formatWait).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), formatWait)
@@ -161,6 +168,19 @@ type txn struct {
 	heads map[string]known
 	// versioned: keys NewVersion gave the start timestamp to (subkeys.go).
 	versioned map[string]bool
+	// combined: the transaction carries other commands too (combine.go);
+	// readErr is the first error a read of the cluster returned, which
+	// fails the whole combined transaction rather than this command.
+	combined bool
+	readErr  error
+}
+
+// read notes err, a read's, for combined transactions.
+func (x *txn) read(err error) error {
+	if err != nil && x.readErr == nil {
+		x.readErr = err
+	}
+	return err
 }
 
 // Get implements backend.Txn: the whole value, from the transaction's own
@@ -175,7 +195,7 @@ func (x *txn) Get(key []byte) (backend.Value, bool, error) {
 	}
 	e, ok, err := x.t.Get(x.ctx, key)
 	if err != nil || !ok {
-		return backend.Value{}, false, err
+		return backend.Value{}, false, x.read(err)
 	}
 	v, err := decode(e)
 	return v, err == nil, err
@@ -215,6 +235,10 @@ func (x *txn) LockRead(key []byte) {
 	if x.err != nil || len(key) > maxStoredKey {
 		return
 	}
+	if x.combined {
+		x.err = errAlone // EXEC's: many keys, its own transaction
+		return
+	}
 	x.err = x.t.LockKey(key)
 }
 
@@ -228,17 +252,28 @@ func (x *txn) LockRead(key []byte) {
 // transaction sees anyway: DEL or MSETNX of 100k keys makes a few hundred
 // requests in parallel, not 100k in a row. Write conflicts are still found
 // at prewrite, as for any Percolator transaction.
-func (s *Store) Update(ctx context.Context, _ backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+//
+// Concurrent Updates of one region are combined into one transaction
+// (combine.go).
+func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	if region, ok := s.combinedRegion(opts, keys); ok {
+		return s.updateCombined(ctx, region, keys, fn)
+	}
+	return s.wrap(s.runAlone(ctx, keys, fn))
+}
+
+// runAlone runs fn in a transaction of its own.
+func (s *Store) runAlone(ctx context.Context, keys [][]byte, fn func(backend.Txn) error) error {
 	var buf [8]uint32
 	slots := s.latches.Acquire(keys, buf[:0])
 	defer s.latches.Release(slots)
-	return s.wrap(s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
+	return s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
 		x := &txn{ctx: ctx, t: t, keys: keys}
 		if err := fn(x); err != nil {
 			return err
 		}
 		return x.err
-	}))
+	})
 }
 
 // Get implements backend.Backend.

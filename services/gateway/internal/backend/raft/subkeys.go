@@ -23,6 +23,12 @@ const subScanPage = 256
 var errSubRange = fmt.Errorf("%w: the raft backend reclaims sub-key ranges after the commit, not inside a transaction", backend.ErrNotSupported)
 
 func (x *txn) checkSub(sub []byte) error {
+	if x.combined {
+		// A collection's command runs alone: its new incarnation's version
+		// is the transaction's start timestamp (NewVersion), which two
+		// commands of one combined transaction would share.
+		return errAlone
+	}
 	if !keyspace.IsSubKey(sub) {
 		return fmt.Errorf("raft backend: %q is not a sub-key", sub)
 	}
@@ -37,7 +43,7 @@ func (x *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	}
 	e, ok, err := x.t.Get(x.ctx, sub)
 	if err != nil || !ok {
-		return nil, false, err
+		return nil, false, x.read(err)
 	}
 	return e.Value, true, nil
 }
@@ -84,7 +90,7 @@ func (x *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 		}
 		entries, err := x.t.Scan(x.ctx, from, end, page)
 		if err != nil {
-			return err
+			return x.read(err)
 		}
 		for _, e := range entries {
 			seen++
@@ -109,6 +115,9 @@ var _ backend.SubTxn = (*txn)(nil)
 // by this transaction, so deleting them (through its own writes, never
 // committed) makes the second incarnation start empty.
 func (x *txn) NewVersion(key []byte) (uint64, error) {
+	if x.combined {
+		return 0, errAlone
+	}
 	v := x.t.StartTS()
 	if !x.versioned[string(key)] {
 		if x.versioned == nil {
