@@ -17,7 +17,7 @@ import (
 // read. Commands that open a hole in the middle (LINSERT, LREM) rewrite
 // the elements after it, O(N) as they are in Redis.
 //
-// Not built: the blocking commands (BLPOP, BRPOP, BLMOVE, BLMPOP), which
+// Not built: the blocking commands (BLPOP, BRPOP, BLMOVE, BLMPOP, BRPOPLPUSH), which
 // need a wake-up mechanism per gateway (issue 15).
 
 func init() {
@@ -53,12 +53,12 @@ func init() {
 }
 
 const (
-	errIndexRange        replyError = "ERR index out of range"
-	errNumkeysPositive   replyError = "ERR numkeys should be greater than 0"
-	errCountPositive     replyError = "ERR count should be greater than 0"
-	errLPosRankZero      replyError = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
-	errLPosCountNegative replyError = "ERR COUNT can't be negative"
-	errLPosMaxlenNegativ replyError = "ERR MAXLEN can't be negative"
+	errIndexRange         replyError = "ERR index out of range"
+	errNumkeysPositive    replyError = "ERR numkeys should be greater than 0"
+	errCountPositive      replyError = "ERR count should be greater than 0"
+	errLPosRankZero       replyError = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list"
+	errLPosCountNegative  replyError = "ERR COUNT can't be negative"
+	errLPosMaxlenNegative replyError = "ERR MAXLEN can't be negative"
 )
 
 // openList opens key as a list.
@@ -69,7 +69,7 @@ func (r *Request) openList(tx backend.Txn, key []byte) (*coll, error) {
 // llen is the list's length.
 func (c *coll) llen() int64 { return c.meta.Tail - c.meta.Head }
 
-// listKey is the element suffix of position pos (0 = the head).
+// listElem is the element suffix of the sub-key at position pos (0 = the head).
 func (c *coll) listElem(pos int64) []byte {
 	return keyspace.AppendListIndex(nil, c.meta.Head+pos)
 }
@@ -599,7 +599,7 @@ func cmdLPos(r *Request) error {
 			j++
 			n, ok := parseInt(args[j])
 			if !ok || n < 0 {
-				return errLPosMaxlenNegativ
+				return errLPosMaxlenNegative
 			}
 			maxlen = n
 		default:
