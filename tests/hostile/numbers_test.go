@@ -51,7 +51,9 @@ type numTmpl struct {
 	init  string
 	hinit string
 	// sinit instead stores a set holding it.
-	sinit   string
+	sinit string
+	// linit instead stores a list of these elements (RPUSH).
+	linit   []string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
@@ -66,6 +68,8 @@ var (
 	delIt    = [][]string{{"DEL", "%k"}}
 	hgetIt   = [][]string{{"HGET", "%k", "f"}}
 	scardIt  = [][]string{{"SCARD", "%k"}}
+	lrangeIt = [][]string{{"LRANGE", "%k", "0", "-1"}}
+	abaca    = []string{"a", "b", "a", "c", "a"}
 )
 
 // dumpOfV is redis-server 7.0's DUMP of the string "v".
@@ -183,6 +187,29 @@ func numTemplates() []numTmpl {
 		{name: "SSCAN-cursor", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "%v"}},
 		{name: "SSCAN-COUNT", cmd: "sscan", sinit: "5", args: []string{"SSCAN", "%k", "0", "COUNT", "%v"}},
 		{name: "SADD-member", cmd: "sadd", args: []string{"SADD", "%k", "%v"}, then: [][]string{{"OBJECT", "ENCODING", "%k"}, {"SMEMBERS", "%k"}}, cleanup: delIt},
+		// Lists: pop counts, every index and range bound, LREM's count,
+		// LPOS's RANK, COUNT and MAXLEN, LMPOP's numkeys and COUNT, and
+		// numbers as elements.
+		{name: "LPOP-count", cmd: "lpop", linit: abaca, args: []string{"LPOP", "%k", "%v"}, then: lrangeIt},
+		{name: "RPOP-count", cmd: "rpop", linit: abaca, args: []string{"RPOP", "%k", "%v"}, then: lrangeIt},
+		{name: "LPOP-missing", cmd: "lpop", args: []string{"LPOP", "%k", "%v"}},
+		{name: "LRANGE-start", cmd: "lrange", linit: abaca, args: []string{"LRANGE", "%k", "%v", "-1"}},
+		{name: "LRANGE-stop", cmd: "lrange", linit: abaca, args: []string{"LRANGE", "%k", "1", "%v"}},
+		{name: "LRANGE-missing", cmd: "lrange", args: []string{"LRANGE", "%k", "%v", "%v"}},
+		{name: "LINDEX", cmd: "lindex", linit: abaca, args: []string{"LINDEX", "%k", "%v"}},
+		{name: "LINDEX-missing", cmd: "lindex", args: []string{"LINDEX", "%k", "%v"}},
+		{name: "LSET", cmd: "lset", linit: abaca, args: []string{"LSET", "%k", "%v", "x"}, then: lrangeIt},
+		{name: "LSET-missing", cmd: "lset", args: []string{"LSET", "%k", "%v", "x"}},
+		{name: "LREM-count", cmd: "lrem", linit: abaca, args: []string{"LREM", "%k", "%v", "a"}, then: lrangeIt},
+		{name: "LTRIM-start", cmd: "ltrim", linit: abaca, args: []string{"LTRIM", "%k", "%v", "-2"}, then: lrangeIt},
+		{name: "LTRIM-stop", cmd: "ltrim", linit: abaca, args: []string{"LTRIM", "%k", "1", "%v"}, then: lrangeIt},
+		{name: "LPOS-RANK", cmd: "lpos", linit: abaca, args: []string{"LPOS", "%k", "a", "RANK", "%v"}},
+		{name: "LPOS-RANK-COUNT", cmd: "lpos", linit: abaca, args: []string{"LPOS", "%k", "a", "RANK", "%v", "COUNT", "0"}},
+		{name: "LPOS-COUNT", cmd: "lpos", linit: abaca, args: []string{"LPOS", "%k", "a", "COUNT", "%v"}},
+		{name: "LPOS-MAXLEN", cmd: "lpos", linit: abaca, args: []string{"LPOS", "%k", "a", "MAXLEN", "%v", "COUNT", "0", "RANK", "-1"}},
+		{name: "LMPOP-numkeys", cmd: "lmpop", linit: abaca, args: []string{"LMPOP", "%v", "%k", "LEFT"}, then: lrangeIt},
+		{name: "LMPOP-COUNT", cmd: "lmpop", linit: abaca, args: []string{"LMPOP", "1", "%k", "RIGHT", "COUNT", "%v"}, then: lrangeIt},
+		{name: "RPUSH-element", cmd: "rpush", args: []string{"RPUSH", "%k", "%v"}, then: [][]string{{"LPOS", "%k", "%v"}, {"LRANGE", "%k", "0", "-1"}}, cleanup: delIt},
 		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
 		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
 		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
@@ -224,6 +251,7 @@ var noNumbers = []string{
 	"hset", "hsetnx", "hmset", "hget", "hmget", "hgetall", "hkeys", "hvals", "hdel", "hlen", "hstrlen", "hexists",
 	"srem", "smembers", "sismember", "smismember", "scard", "smove", "sinter", "sunion", "sdiff",
 	"sinterstore", "sunionstore", "sdiffstore",
+	"lpush", "lpushx", "rpushx", "llen", "linsert", "lmove", "rpoplpush",
 }
 
 func fill(args []string, key, v string) []string {
@@ -274,11 +302,14 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 				t.Skipf("nokv-redis does not implement %s", tm.cmd)
 			}
 			key := func(label string) string { return fmt.Sprintf("num:%s:%s", tm.name, label) }
-			if tm.hinit != "" || tm.sinit != "" {
+			if tm.hinit != "" || tm.sinit != "" || tm.linit != nil {
 				for _, x := range extremes {
 					s := []string{"HSET", key(x.label), "f", strings.ReplaceAll(tm.hinit, "%v", x.v)}
 					if tm.sinit != "" {
 						s = []string{"SADD", key(x.label), strings.ReplaceAll(tm.sinit, "%v", x.v)}
+					}
+					if tm.linit != nil {
+						s = append([]string{"RPUSH", key(x.label)}, tm.linit...)
 					}
 					if r := mustDo(t, tg.addr, s...); r[0] == '-' {
 						t.Fatalf("setup %s: %q", shortArgs(s), r)

@@ -162,6 +162,78 @@ var CollectionCases = map[string][][]string{
 		{"MULTI"}, {"SADD", "m", "a"}, {"SINTERSTORE", "m2", "m", "j"}, {"SUNIONSTORE", "m", "m", "j"}, {"SCARD", "m"}, {"DEL", "m"},
 		{"SADD", "m", "q"}, {"SMEMBERS", "m"}, {"SINTERCARD", "1", "m"}, {"EXEC"}, {"SMEMBERS", "m"},
 	},
+	"lists": {
+		{"RPUSH", "l", "a", "b", "c"}, {"LPUSH", "l", "z", "y"}, {"LRANGE", "l", "0", "-1"}, {"LLEN", "l"}, {"TYPE", "l"},
+		{"OBJECT", "ENCODING", "l"}, {"LPUSHX", "nokey", "a"}, {"RPUSHX", "nokey", "a"}, {"EXISTS", "nokey"}, {"LPUSHX", "l", "x1", "x2"},
+		{"RPUSHX", "l", "r1"}, {"LRANGE", "l", "-3", "-2"}, {"LRANGE", "l", "5", "2"}, {"LRANGE", "l", "-100", "100"},
+		{"LRANGE", "l", "100", "200"}, {"LRANGE", "l", "x", "1"}, {"LRANGE", "l", "0", "1.5"}, {"LRANGE", "nokey", "0", "-1"},
+		{"LRANGE", "l", "-9223372036854775808", "9223372036854775807"}, {"LRANGE", "l", "9223372036854775807", "-9223372036854775808"},
+		{"LINDEX", "l", "0"}, {"LINDEX", "l", "-1"}, {"LINDEX", "l", "100"}, {"LINDEX", "l", "-100"}, {"LINDEX", "l", "x"},
+		{"LINDEX", "nokey", "0"}, {"LINDEX", "l", "-9223372036854775808"}, {"LSET", "l", "0", "S0"}, {"LSET", "l", "-1", "S9"},
+		{"LSET", "l", "100", "x"}, {"LSET", "nokey", "0", "x"}, {"LSET", "l", "x", "x"}, {"LSET", "l", "-9223372036854775808", "x"},
+		{"LRANGE", "l", "0", "-1"}, {"LPOP", "l"}, {"RPOP", "l"}, {"LPOP", "l", "2"}, {"RPOP", "l", "2"}, {"LPOP", "l", "0"},
+		{"RPOP", "l", "0"}, {"LPOP", "l", "-1"}, {"LPOP", "l", "x"}, {"LPOP", "l", "1", "2"}, {"LPOP", "nokey"}, {"LPOP", "nokey", "1"},
+		{"LPOP", "nokey", "0"}, {"RPOP", "nokey", "0"}, {"LRANGE", "l", "0", "-1"}, {"LPOP", "l", "9223372036854775807"}, {"EXISTS", "l"},
+		{"LPUSH", "l"}, {"LPUSH", "l", ""}, {"LRANGE", "l", "0", "-1"}, {"RPOP", "l"}, {"EXISTS", "l"}, {"HELLO", "3"}, {"LPOP", "nokey", "1"},
+		{"LPOP", "nokey"}, {"RPUSH", "l", "a"}, {"LPOP", "l", "5"}, {"HELLO", "2"},
+	},
+	"lists-edit": {
+		{"RPUSH", "l", "a", "b", "a", "c", "a", "d"}, {"LINSERT", "l", "BEFORE", "a", "x"}, {"LINSERT", "l", "after", "c", "y"},
+		{"LINSERT", "l", "AFTER", "d", "z"}, {"LINSERT", "l", "BEFORE", "nope", "q"}, {"LINSERT", "l", "MIDDLE", "a", "q"},
+		{"LINSERT", "nokey", "BEFORE", "a", "q"}, {"EXISTS", "nokey"}, {"LRANGE", "l", "0", "-1"}, {"LREM", "l", "1", "a"},
+		{"LRANGE", "l", "0", "-1"}, {"LREM", "l", "-1", "a"}, {"LRANGE", "l", "0", "-1"}, {"RPUSH", "l", "a", "a", "b", "a"},
+		{"LREM", "l", "0", "a"}, {"LRANGE", "l", "0", "-1"}, {"LREM", "l", "0", "nope"}, {"LREM", "nokey", "0", "a"}, {"LREM", "l", "x", "a"},
+		{"RPUSH", "l", "a", "a"}, {"LREM", "l", "-9223372036854775808", "a"}, {"LRANGE", "l", "0", "-1"},
+		{"RPUSH", "l", "a", "a"}, {"LREM", "l", "9223372036854775807", "a"}, {"LLEN", "l"},
+		{"LTRIM", "l", "1", "-2"}, {"LRANGE", "l", "0", "-1"}, {"LTRIM", "l", "0", "100"}, {"LRANGE", "l", "0", "-1"},
+		{"LTRIM", "l", "x", "1"}, {"LTRIM", "nokey", "0", "1"}, {"LTRIM", "l", "-9223372036854775808", "9223372036854775807"},
+		{"LRANGE", "l", "0", "-1"}, {"LTRIM", "l", "5", "1"}, {"EXISTS", "l"}, {"RPUSH", "l", "a", "b"}, {"LREM", "l", "0", "a"},
+		{"LREM", "l", "0", "b"}, {"EXISTS", "l"}, {"RPUSH", "l", "1", "2", "3"}, {"LTRIM", "l", "-1", "-1"}, {"LRANGE", "l", "0", "-1"},
+		{"LTRIM", "l", "9223372036854775807", "-9223372036854775808"}, {"EXISTS", "l"},
+	},
+	"lpos": {
+		{"RPUSH", "l", "a", "b", "c", "1", "2", "3", "c", "c"}, {"LPOS", "l", "c"}, {"LPOS", "l", "c", "RANK", "2"},
+		{"LPOS", "l", "c", "RANK", "-1"}, {"LPOS", "l", "c", "RANK", "-2"}, {"LPOS", "l", "c", "RANK", "4"}, {"LPOS", "l", "c", "RANK", "0"},
+		{"LPOS", "l", "c", "COUNT", "0"}, {"LPOS", "l", "c", "COUNT", "2"}, {"LPOS", "l", "c", "COUNT", "2", "RANK", "-1"},
+		{"LPOS", "l", "c", "COUNT", "0", "MAXLEN", "7"}, {"LPOS", "l", "c", "RANK", "-1", "MAXLEN", "2"}, {"LPOS", "l", "c", "MAXLEN", "1"},
+		{"LPOS", "l", "c", "COUNT", "-1"}, {"LPOS", "l", "c", "MAXLEN", "-1"}, {"LPOS", "l", "c", "RANK", "x"}, {"LPOS", "l", "c", "COUNT", "x"},
+		{"LPOS", "l", "c", "MAXLEN", "x"}, {"LPOS", "l", "c", "RANK"}, {"LPOS", "l", "c", "FOO", "1"}, {"LPOS", "l", "nope"},
+		{"LPOS", "l", "nope", "COUNT", "0"}, {"LPOS", "nokey", "a"}, {"LPOS", "nokey", "a", "COUNT", "1"}, {"LPOS", "l", "1"},
+		{"LPOS", "l", "c", "RANK", "-9223372036854775808"}, {"LPOS", "l", "c", "RANK", "9223372036854775807"},
+		{"LPOS", "l", "c", "RANK", "-9223372036854775807", "COUNT", "0"}, {"LPOS", "l", "c", "COUNT", "9223372036854775807"},
+		{"LPOS", "l", "c", "MAXLEN", "9223372036854775807", "RANK", "-1", "COUNT", "0"}, {"LPOS", "l", "c", "RANK", "1", "RANK", "-1"},
+		{"SET", "s", "v"}, {"LPOS", "s", "a"}, {"LPOS", "s", "a", "RANK", "0"},
+	},
+	"lmove": {
+		{"RPUSH", "a", "1", "2", "3"}, {"LMOVE", "a", "b", "LEFT", "RIGHT"}, {"LMOVE", "a", "b", "RIGHT", "LEFT"},
+		{"LRANGE", "a", "0", "-1"}, {"LRANGE", "b", "0", "-1"}, {"LMOVE", "a", "a", "LEFT", "RIGHT"}, {"LMOVE", "b", "b", "RIGHT", "LEFT"},
+		{"LRANGE", "b", "0", "-1"}, {"LMOVE", "a", "b", "UP", "LEFT"}, {"LMOVE", "a", "b", "LEFT", "x"}, {"LMOVE", "nokey", "b", "LEFT", "LEFT"},
+		{"SET", "s", "v"}, {"LMOVE", "a", "s", "LEFT", "LEFT"}, {"LMOVE", "s", "a", "LEFT", "LEFT"}, {"LMOVE", "nokey", "s", "LEFT", "LEFT"},
+		{"LRANGE", "a", "0", "-1"}, {"RPOPLPUSH", "a", "c"}, {"EXISTS", "a"}, {"RPOPLPUSH", "a", "c"}, {"RPOPLPUSH", "c", "c"},
+		{"RPOPLPUSH", "c", "s"}, {"LRANGE", "c", "0", "-1"}, {"RPUSH", "x", "1", "2", "3"}, {"RPUSH", "y", "4"},
+		{"LMPOP", "2", "nokey", "x", "LEFT"}, {"LMPOP", "2", "nokey", "x", "RIGHT", "COUNT", "5"}, {"EXISTS", "x"},
+		{"LMPOP", "2", "nokey", "x", "LEFT"}, {"LMPOP", "1", "y", "LEFT", "COUNT", "0"}, {"LMPOP", "1", "y", "LEFT", "COUNT", "-1"},
+		{"LMPOP", "1", "y", "LEFT", "COUNT", "x"}, {"LMPOP", "1", "y", "LEFT", "COUNT"}, {"LMPOP", "1", "y", "LEFT", "COUNT", "1", "COUNT", "1"},
+		{"LMPOP", "1", "y", "MIDDLE"}, {"LMPOP", "0", "y", "LEFT"}, {"LMPOP", "-1", "y", "LEFT"}, {"LMPOP", "x", "y", "LEFT"},
+		{"LMPOP", "3", "y", "LEFT"}, {"LMPOP", "2", "y", "LEFT"}, {"LMPOP", "9223372036854775807", "y", "LEFT"},
+		{"LMPOP", "-9223372036854775808", "y", "LEFT"}, {"LMPOP", "1", "y", "LEFT", "COUNT", "9223372036854775807"},
+		{"LMPOP", "2", "s", "y", "LEFT"}, {"LMPOP", "2", "nokey", "s", "LEFT"}, {"LMPOP", "1", "y", "LEFT", "FOO"}, {"HELLO", "3"},
+		{"LMPOP", "1", "nokey", "LEFT"}, {"RPUSH", "y", "1"}, {"LMPOP", "1", "y", "LEFT"}, {"HELLO", "2"},
+	},
+	"lists-generic": {
+		{"RPUSH", "l", "a", "b"}, {"EXPIRE", "l", "1000"}, {"RENAME", "l", "m"}, {"LRANGE", "m", "0", "-1"}, {"TTL", "m"},
+		{"COPY", "m", "n"}, {"RPUSH", "n", "c"}, {"LRANGE", "m", "0", "-1"}, {"LRANGE", "n", "0", "-1"}, {"MOVE", "n", "1"},
+		{"SELECT", "1"}, {"LRANGE", "n", "0", "-1"}, {"SELECT", "0"}, {"SCAN", "0", "TYPE", "list"}, {"TYPE", "m"},
+		{"HSET", "m", "a", "1"}, {"SADD", "m", "a"}, {"GET", "m"}, {"SET", "s", "v"}, {"LPUSH", "s", "a"}, {"RPUSH", "s", "a"},
+		{"LPUSHX", "s", "a"}, {"LLEN", "s"}, {"LRANGE", "s", "0", "1"}, {"LINDEX", "s", "0"}, {"LSET", "s", "0", "a"},
+		{"LINSERT", "s", "BEFORE", "a", "b"}, {"LREM", "s", "0", "a"}, {"LTRIM", "s", "0", "1"}, {"LPOP", "s"}, {"RPOP", "s", "0"},
+		{"DEL", "m"}, {"LRANGE", "m", "0", "-1"}, {"RPUSH", "m", "z"}, {"LRANGE", "m", "0", "-1"}, {"PEXPIREAT", "m", "1"}, {"LLEN", "m"},
+		{"RESTORE", "r", "0", redisListDump}, {"LRANGE", "r", "0", "-1"}, {"DUMP", "r"}, {"RPUSH", "d", "x", "", "12"}, {"DUMP", "d"},
+		{"MULTI"}, {"DUMP", "d"}, {"RESTORE", "e", "0", redisListDump}, {"LPUSH", "e", "0"}, {"LRANGE", "e", "0", "-1"}, {"EXEC"},
+		{"RESTORE", "d", "0", redisListDump, "REPLACE"}, {"LRANGE", "d", "0", "-1"}, {"OBJECT", "ENCODING", "d"},
+		{"MULTI"}, {"RPUSH", "t", "a"}, {"DEL", "t"}, {"LPUSH", "t", "b"}, {"LMOVE", "t", "u", "LEFT", "LEFT"}, {"RPUSH", "u", "c"},
+		{"LRANGE", "u", "0", "-1"}, {"LPOP", "nokey", "1"}, {"EXEC"}, {"LRANGE", "u", "0", "-1"}, {"EXISTS", "t"},
+	},
 	"multi": {
 		{"MULTI"}, {"HSET", "h", "a", "1"}, {"HINCRBY", "h", "a", "5"}, {"HGET", "h", "a"}, {"HINCRBY", "h", "a", "x"},
 		{"HSET", "h", "b", "1", "c"}, {"SET", "s", "v"}, {"HSET", "s", "a", "1"}, {"HLEN", "h"}, {"EXEC"},
@@ -178,6 +250,10 @@ var CollectionCases = map[string][][]string{
 // redisHashDump is redis-server 7.0's DUMP of HSET dh a 1 b hello c -300:
 // a listpack.
 const redisHashDump = "\x10\x1c\x1c\x00\x00\x00\x06\x00\x81\x61\x02\x01\x01\x81\x62\x02\x85\x68\x65\x6c\x6c\x6f\x06\x81\x63\x02\xde\xd4\x02\xff\x0a\x00\xe1\xf3\xb6\x7f\xaf\xa8\x60\xba"
+
+// redisListDump is redis-server 7.0's DUMP of RPUSH l a b 1: a quicklist
+// of one listpack node.
+const redisListDump = "\x12\x01\x02\x0f\x0f\x00\x00\x00\x03\x00\x81a\x02\x81b\x02\x01\x01\xff\x0a\x00\xe0\x1b\xab\x4a\x47\xce\x59\x22"
 
 // CompareCollectionCases runs CollectionCases on ours and theirs (a redis-server).
 func CompareCollectionCases(t *testing.T, ours, theirs string) {
@@ -266,6 +342,15 @@ func randomCollectionCommand(r *rand.Rand) []string {
 		{"SUNIONSTORE", pick(hrKeys), k, pick(hrKeys)}, {"SDIFFSTORE", pick(hrKeys), k, pick(hrKeys)},
 		{"SINTERCARD", pick([]string{"1", "2", "3", "0"}), k, pick(hrKeys), "LIMIT", pick([]string{"0", "1", "-1"})},
 		{"SSCAN", k, "0"}, {"SSCAN", k, "0", "MATCH", pick([]string{"*", "1*", "?"})},
+		// Lists.
+		{"LPUSH", k, v}, {"RPUSH", k, v, pick(hrValues)}, {"LPUSHX", k, v}, {"RPUSHX", k, v, f}, {"LPOP", k}, {"RPOP", k},
+		{"LPOP", k, pick(hrCounts)}, {"RPOP", k, pick(hrCounts)}, {"LLEN", k}, {"LRANGE", k, pick(hrInts), pick(hrInts)},
+		{"LRANGE", k, "0", "-1"}, {"LINDEX", k, pick(hrInts)}, {"LSET", k, pick(hrInts), v},
+		{"LINSERT", k, pick([]string{"BEFORE", "AFTER"}), v, f}, {"LREM", k, pick(hrCounts), v}, {"LTRIM", k, pick(hrInts), pick(hrInts)},
+		{"LPOS", k, v}, {"LPOS", k, v, "RANK", pick(hrCounts), "COUNT", pick(hrCounts), "MAXLEN", pick(hrCounts)},
+		{"LMOVE", k, pick(hrKeys), pick([]string{"LEFT", "RIGHT"}), pick([]string{"LEFT", "RIGHT"})}, {"RPOPLPUSH", k, pick(hrKeys)},
+		{"LMPOP", "2", k, pick(hrKeys), pick([]string{"LEFT", "RIGHT"}), "COUNT", pick(hrCounts)},
+		{"RESTORE", k, "0", redisListDump, "REPLACE"}, {"SCAN", "0", "TYPE", "list"},
 	}
 	return cmds[r.IntN(len(cmds))]
 }

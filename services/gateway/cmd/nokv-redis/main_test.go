@@ -146,6 +146,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		acked    = map[string]string{}
 		fields   = map[string]map[string]string{} // hash -> field -> value
 		members  = map[string][]string{}          // set -> members
+		pushed   = map[string]int{}               // list -> last acknowledged RPUSH
 		maxIncr  int64
 		maxHIncr int64
 		stop     = make(chan struct{})
@@ -212,8 +213,11 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 					pipe.HSet(ctx, h, "last", strconv.Itoa(i))
 					set := fmt.Sprintf("set%d", w)
 					pipe.SAdd(ctx, set, i, fmt.Sprint("m", i))
+					list := fmt.Sprintf("list%d", w)
+					pipe.RPush(ctx, list, i)
 					if _, err = pipe.Exec(ctx); err == nil {
 						mu.Lock()
+						pushed[list] = i
 						members[set] = append(members[set], strconv.Itoa(i), fmt.Sprint("m", i))
 						mu.Unlock()
 						mu.Lock()
@@ -330,6 +334,32 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 			t.Fatalf("SCARD %s = %d (%v) but SMEMBERS has %d members", set, n, err, len(got))
 		}
 	}
+	// Each writer's list holds 0, 1, 2, ... in order up to at least its
+	// last acknowledged RPUSH (one more, unacknowledged, may have landed),
+	// and LLEN (the metadata's head and tail) agrees with the elements.
+	nPushed := 0
+	for list, last := range pushed {
+		nPushed += last + 1
+		got, err := c2.LRange(ctx, list, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < last+1 || len(got) > last+2 {
+			t.Fatalf("list %s holds %d elements after kill -9, the last acknowledged RPUSH was element %d", list, len(got), last)
+		}
+		for i, e := range got {
+			if e != strconv.Itoa(i) {
+				t.Fatalf("list %s element %d is %q after kill -9", list, i, e)
+			}
+		}
+		if n, err := c2.LLen(ctx, list).Result(); err != nil || n != int64(len(got)) {
+			t.Fatalf("LLEN %s = %d (%v) but LRANGE has %d elements", list, n, err, len(got))
+		}
+	}
+	if nPushed < 50 {
+		t.Fatalf("only %d list pushes acknowledged before the kill; the test proves little", nPushed)
+	}
+	t.Logf("%d list pushes acknowledged before kill -9, all found in order", nPushed)
 	hn, err := c2.HGet(ctx, "hcounter", "n").Int64()
 	if (err != nil && maxHIncr > 0) || hn < maxHIncr {
 		t.Fatalf("hash counter went back from acknowledged %d to %d (%v)", maxHIncr, hn, err)

@@ -88,6 +88,29 @@ func cmdDump(r *Request) error {
 		}
 		r.w.Bulk(rdb.DumpSet(members))
 		return nil
+	case v.Type == backend.TypeList:
+		var elems [][]byte
+		key := r.Args[1]
+		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+			l, err := r.openList(tx, key)
+			if err != nil {
+				return err
+			}
+			elems, err = l.listRange(0, l.llen())
+			return err
+		})
+		if errors.Is(err, errWrongType) {
+			return cmdDump(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(elems) == 0 {
+			r.w.Null()
+			return nil
+		}
+		r.w.Bulk(rdb.DumpList(elems))
+		return nil
 	case v.Type.IsCollection():
 		return fmt.Errorf("%w: DUMP of a %s is not supported yet", backend.ErrNotSupported, v.Type)
 	}
@@ -145,14 +168,16 @@ func cmdRestore(r *Request) error {
 	}
 	var val []byte
 	var hashFields, hashVals [][]byte
-	var setMembers [][]byte
-	isHash, isSet := rdb.IsHash(args[3]), rdb.IsSet(args[3])
+	var setMembers, listElems [][]byte
+	isHash, isSet, isList := rdb.IsHash(args[3]), rdb.IsSet(args[3]), rdb.IsList(args[3])
 	if verdict == nil {
 		switch {
 		case isHash:
 			hashFields, hashVals, verdict = rdb.DecodeHash(args[3], r.restoreLimit)
 		case isSet:
 			setMembers, verdict = rdb.DecodeSet(args[3], r.restoreLimit)
+		case isList:
+			listElems, verdict = rdb.DecodeList(args[3], r.restoreLimit)
 		default:
 			val, verdict = rdb.Decode(args[3], r.restoreLimit)
 		}
@@ -180,6 +205,18 @@ func cmdRestore(r *Request) error {
 			if exists {
 				tx.Delete(key)
 			}
+			return nil
+		}
+		if isList {
+			l, err := r.newColl(tx, key, backend.TypeList)
+			if err != nil {
+				return err
+			}
+			if err := l.push(false, listElems); err != nil {
+				return err
+			}
+			l.expiresAt = at
+			l.save()
 			return nil
 		}
 		if isSet {

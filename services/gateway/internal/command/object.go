@@ -187,6 +187,10 @@ func collectionEncoding(v backend.Value) (string, error) {
 			return "hashtable", nil
 		}
 		return "listpack", nil
+	case backend.TypeList:
+		// Redis 7.0 stores every list as a quicklist (7.2 added a
+		// listpack encoding for small ones).
+		return "quicklist", nil
 	case backend.TypeSet:
 		if m.Big {
 			return "hashtable", nil
