@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
-	"github.com/nokv/nokv/services/gateway/internal/glob"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
@@ -523,64 +522,5 @@ func cmdHRandField(r *Request) error {
 // SCAN's (a resume field's leading bytes and a slot of the cursor table),
 // so a cursor never skips a field.
 func cmdHScan(r *Request) error {
-	cursor, ok := parseCursor(r.Args[2])
-	if !ok {
-		return errInvalidCursor
-	}
-	key := r.Args[1]
-	var fields, vals [][]byte
-	var next []byte
-	var optErr error
-	err := r.readHash(key, func(h *coll) error {
-		fields, vals, next, optErr = nil, nil, nil, nil
-		if !h.found {
-			return nil
-		}
-		// As in Redis, options are judged only for an existing hash.
-		pattern, count, err := scanOptions(r.Args[3:])
-		if err != nil {
-			optErr = err
-			return nil
-		}
-		var start []byte
-		limit := 0
-		if h.meta.Big {
-			if cursor != 0 {
-				start = r.e.scanCursors.lookup(cursor)
-			}
-			limit = int(count) + 1
-		}
-		seen := 0
-		return h.scan(keyspace.KindHashField, start, limit, func(f, v []byte) bool {
-			seen++
-			if limit > 0 && seen == limit {
-				next = bytesClone(f)
-				return false
-			}
-			if pattern != nil && !glob.Match(pattern, f) {
-				return true
-			}
-			fields = append(fields, bytesClone(f))
-			vals = append(vals, bytesClone(v))
-			return true
-		})
-	})
-	if err != nil {
-		return err
-	}
-	if optErr != nil {
-		return optErr
-	}
-	var nextCursor uint64
-	if next != nil {
-		nextCursor = r.e.scanCursors.store(next)
-	}
-	r.w.Array(2)
-	r.w.BulkString(strconv.FormatUint(nextCursor, 10))
-	r.w.Array(2 * len(fields))
-	for i := range fields {
-		r.w.Bulk(fields[i])
-		r.w.Bulk(vals[i])
-	}
-	return nil
+	return scanCollection(r, r.readHash, keyspace.KindHashField, true)
 }

@@ -596,6 +596,13 @@ func cmdSInterCard(r *Request) error {
 // compact encoding) whole with cursor 0, as Redis answers; a larger set a
 // page of about COUNT members, with SCAN's cursors (see HSCAN).
 func cmdSScan(r *Request) error {
+	return scanCollection(r, r.readSet, keyspace.KindSetMember, false)
+}
+
+// scanCollection answers HSCAN and SSCAN: the elements of kind in the
+// collection read reads at Args[1], from the cursor at Args[2] with the
+// options after it; withValues puts each element's value after it.
+func scanCollection(r *Request, read func(key []byte, fn func(*coll) error) error, kind byte, withValues bool) error {
 	cursor, ok := parseCursor(r.Args[2])
 	if !ok {
 		return errInvalidCursor
@@ -603,11 +610,12 @@ func cmdSScan(r *Request) error {
 	var out [][]byte
 	var next []byte
 	var optErr error
-	err := r.readSet(r.Args[1], func(s *coll) error {
+	err := read(r.Args[1], func(c *coll) error {
 		out, next, optErr = nil, nil, nil
-		if !s.found {
+		if !c.found {
 			return nil
 		}
+		// As in Redis, options are judged only for an existing key.
 		pattern, count, err := scanOptions(r.Args[3:])
 		if err != nil {
 			optErr = err
@@ -615,21 +623,25 @@ func cmdSScan(r *Request) error {
 		}
 		var start []byte
 		limit := 0
-		if s.meta.Big {
+		if c.meta.Big {
 			if cursor != 0 {
 				start = r.e.scanCursors.lookup(cursor)
 			}
 			limit = int(count) + 1
 		}
 		seen := 0
-		return s.scan(keyspace.KindSetMember, start, limit, func(m, _ []byte) bool {
+		return c.scan(kind, start, limit, func(elem, val []byte) bool {
 			seen++
 			if limit > 0 && seen == limit {
-				next = bytesClone(m)
+				next = bytesClone(elem)
 				return false
 			}
-			if pattern == nil || glob.Match(pattern, m) {
-				out = append(out, bytesClone(m))
+			if pattern != nil && !glob.Match(pattern, elem) {
+				return true
+			}
+			out = append(out, bytesClone(elem))
+			if withValues {
+				out = append(out, bytesClone(val))
 			}
 			return true
 		})
@@ -647,8 +659,8 @@ func cmdSScan(r *Request) error {
 	r.w.Array(2)
 	r.w.BulkString(strconv.FormatUint(nextCursor, 10))
 	r.w.Array(len(out))
-	for _, m := range out {
-		r.w.Bulk(m)
+	for _, b := range out {
+		r.w.Bulk(b)
 	}
 	return nil
 }
