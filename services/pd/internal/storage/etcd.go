@@ -274,6 +274,9 @@ func startEtcd(cfg *embed.Config) (e *embed.Etcd, err error) {
 	return embed.StartEtcd(cfg)
 }
 
+// etcdQuotaBytes is the size past which etcd refuses PD's writes (NOSPACE).
+const etcdQuotaBytes = 4 << 30
+
 // etcdConfig translates opts into etcd's configuration.
 func etcdConfig(opts *Options) (*embed.Config, error) {
 	if strings.TrimSpace(opts.Dir) == "" {
@@ -295,6 +298,12 @@ func etcdConfig(opts *Options) (*embed.Config, error) {
 	// one transaction.
 	cfg.MaxTxnOps = 1 << 20
 	cfg.MaxRequestBytes = 64 << 20
+	// etcd maps its bbolt file with 10 GiB of address space up front unless
+	// the quota differs from its 2 GiB default, when it maps quota + 10%.
+	// PD's catalog is a few hundred bytes per region: 4 GiB is room for
+	// millions of regions, and 4.4 GiB of mapping fits a process whose
+	// address space is capped (ulimit -v, as tests/hostile runs servers).
+	cfg.QuotaBackendBytes = etcdQuotaBytes
 	// The TSO and id marks are rewritten every few seconds; keep a bounded
 	// history rather than every revision since the beginning.
 	cfg.AutoCompactionMode = embed.CompactorModeRevision
