@@ -194,3 +194,22 @@ func copyColl(tx backend.Txn, v backend.Value, from, to []byte) (backend.Value, 
 	meta.Version, meta.Stamp = ver, rand.Uint64()
 	return backend.Value{Type: v.Type, ExpiresAt: v.ExpiresAt, Data: keyspace.AppendMeta(nil, meta)}, nil
 }
+
+// readColl runs fn on key's collection of type typ in a transaction that
+// writes nothing (a missing key opens empty), counting the keyspace hit or
+// miss.
+func (r *Request) readColl(key []byte, typ backend.Type, fn func(c *coll) error) error {
+	var found bool
+	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+		c, err := r.openColl(tx, key, typ)
+		if err != nil {
+			return err
+		}
+		found = c.found
+		return fn(c)
+	})
+	if err == nil {
+		r.hit(found)
+	}
+	return err
+}

@@ -150,22 +150,10 @@ func cmdHSetNX(r *Request) error {
 	return nil
 }
 
-// readHash runs fn on key's hash in a transaction that writes nothing (a
-// missing key opens empty), counting the keyspace hit or miss.
-func (r *Request) readHash(key []byte, fn func(h *coll) error) error {
-	var found bool
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
-		h, err := r.openHash(tx, key)
-		if err != nil {
-			return err
-		}
-		found = h.found
-		return fn(h)
-	})
-	if err == nil {
-		r.hit(found)
-	}
-	return err
+// readHash runs fn on key's hash in a transaction that writes nothing
+// (readColl).
+func (r *Request) readHash(key []byte, fn func(c *coll) error) error {
+	return r.readColl(key, backend.TypeHash, fn)
 }
 
 // >> HGET key field

@@ -262,22 +262,10 @@ func (r *Request) arrayReply(elems [][]byte) {
 	}
 }
 
-// readList runs fn on key's list in a transaction that writes nothing (a
-// missing key opens empty), counting the keyspace hit or miss.
-func (r *Request) readList(key []byte, fn func(l *coll) error) error {
-	var found bool
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
-		l, err := r.openList(tx, key)
-		if err != nil {
-			return err
-		}
-		found = l.found
-		return fn(l)
-	})
-	if err == nil {
-		r.hit(found)
-	}
-	return err
+// readList runs fn on key's list in a transaction that writes nothing
+// (readColl).
+func (r *Request) readList(key []byte, fn func(c *coll) error) error {
+	return r.readColl(key, backend.TypeList, fn)
 }
 
 // >> LLEN key

@@ -110,21 +110,10 @@ func (c *coll) members() ([][]byte, error) {
 	return out, err
 }
 
-// readSet runs fn on key's set in a transaction that writes nothing.
-func (r *Request) readSet(key []byte, fn func(s *coll) error) error {
-	var found bool
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
-		s, err := r.openSet(tx, key)
-		if err != nil {
-			return err
-		}
-		found = s.found
-		return fn(s)
-	})
-	if err == nil {
-		r.hit(found)
-	}
-	return err
+// readSet runs fn on key's set in a transaction that writes nothing
+// (readColl).
+func (r *Request) readSet(key []byte, fn func(c *coll) error) error {
+	return r.readColl(key, backend.TypeSet, fn)
 }
 
 // >> SADD key member [member ...]
