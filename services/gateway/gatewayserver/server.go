@@ -49,6 +49,10 @@ type Server struct {
 
 	closeOnce sync.Once
 	closeErr  error
+	// shutdown is closed by a client's SHUTDOWN (once, by shutdownOnce);
+	// the process's main loop waits on it beside its signals.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
 	// tickStop ends the goroutine sampling instantaneous_ops_per_sec.
 	tickStop chan struct{}
 	tickDone chan struct{}
@@ -94,7 +98,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("open embedded store: %w", err)
 		}
 	}
-	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{}),
+		shutdown: make(chan struct{})}
 	s.perCmd = make([]atomic.Pointer[metrics.Command], len(command.Commands()))
 	nowTime := time.Now
 	if now != nil {
@@ -116,6 +121,9 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		Logger:  log,
 		Observe: s.observe,
 		OnPanic: func() { s.metrics.Panics.Add(1) },
+		OnShutdown: func() {
+			s.shutdownOnce.Do(func() { close(s.shutdown) })
+		},
 
 		TestingPanicOn: cfg.TestingKnobs.PanicOn,
 	})
@@ -207,6 +215,11 @@ func (s *Server) Start() {
 	}
 	s.log.Info("nokv-redis serving", "addr", s.Addr(), "backend", s.cfg.Backend, "workdir", s.cfg.WorkDir, "sync", s.cfg.Sync, "metrics", s.MetricsAddr())
 }
+
+// ShutdownRequested is closed when a client sent SHUTDOWN: the owner of
+// the server should then Close it, as on SIGTERM. (The command cannot close
+// the server itself: it runs on the connection Close waits for.)
+func (s *Server) ShutdownRequested() <-chan struct{} { return s.shutdown }
 
 // Close stops accepting, closes client connections, waits for in-flight commands
 // and closes the backend (flushing it to disk). It is safe to call more than once.

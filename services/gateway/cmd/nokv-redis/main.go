@@ -75,8 +75,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	srv.Start()
-	sig := <-sigs
-	log.Info("shutting down", "signal", sig.String())
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case <-srv.ShutdownRequested():
+		log.Info("shutting down", "reason", "SHUTDOWN command")
+	}
 	signal.Stop(sigs)
 	if err := srv.Close(); err != nil {
 		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)

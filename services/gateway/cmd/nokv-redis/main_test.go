@@ -415,6 +415,59 @@ func TestSIGTERMShutsDownCleanlyAndKeepsData(t *testing.T) {
 	}
 }
 
+// SHUTDOWN (what `redis-cli shutdown` sends) stops the process as SIGTERM
+// does: no reply, the connection closes, exit status 0, nothing lost. Its
+// refusals first: ABORT with nothing in progress, a bad option, and inside
+// MULTI, where it fails the transaction as in Redis (no_multi).
+func TestShutdownCommandStopsCleanlyAndKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	p := start(t, addr, "--workdir", dir, "--sync", "no")
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer c.Close()
+	ctx := context.Background()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"shutdown", "abort"}, "ERR No shutdown in progress."},
+		{[]any{"shutdown", "nosave", "save"}, "ERR syntax error"},
+		{[]any{"shutdown", "abort", "now"}, "ERR syntax error"},
+		{[]any{"shutdown", "later"}, "ERR syntax error"},
+	} {
+		if err := c.Do(ctx, tc.args...).Err(); err == nil || err.Error() != tc.want {
+			t.Fatalf("%v: got %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	_, err := c.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+		pipe.Do(ctx, "shutdown")
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "EXECABORT") {
+		t.Fatalf("SHUTDOWN in MULTI: got %v, want EXECABORT", err)
+	}
+	if err := c.Get(ctx, "k").Err(); err != nil {
+		t.Fatalf("server gone after refused SHUTDOWNs: %v", err)
+	}
+	// Redis sends no reply: the client sees the connection close.
+	if err := c.Do(ctx, "shutdown", "nosave", "now").Err(); err == nil {
+		t.Fatal("SHUTDOWN replied; Redis closes the connection instead")
+	}
+	if err := p.wait(t, 15*time.Second); err != nil {
+		t.Fatalf("exit after SHUTDOWN: %v\n%s", err, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "stopped cleanly") {
+		t.Fatalf("no clean-stop log line:\n%s", p.stderr)
+	}
+	start(t, addr, "--workdir", dir)
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("after restart GET k = %q, %v", v, err)
+	}
+}
+
 func TestSecondProcessOnSameWorkdirGetsClearError(t *testing.T) {
 	dir := t.TempDir()
 	start(t, freeAddr(t), "--workdir", dir)

@@ -49,6 +49,9 @@ type Options struct {
 	// makes the write panic inside its transaction, latches held: tests
 	// prove a panic is contained.
 	TestingPanicOn func(key []byte) bool
+	// OnShutdown, if set, stops the server (SHUTDOWN); it must not wait for
+	// the connection that asked to close. Unset, SHUTDOWN answers an error.
+	OnShutdown func()
 }
 
 // Executor runs commands for clients. It is safe for concurrent use by many
@@ -605,6 +608,9 @@ func (e *Executor) dispatch(r *Request) error {
 		err = errWrongArgs(cmd.Name)
 	case !r.c.authed && cmd.Flags&flagNoAuth == 0:
 		err = errNoAuth
+	}
+	if err == nil && r.c.multi.active && cmd.noMulti {
+		err = errNotInMulti
 	}
 	r.rejected = err != nil
 	if r.c.multi.active {

@@ -50,6 +50,7 @@ const (
 	errExecNoMulti    replyError = "ERR EXEC without MULTI"
 	errDiscardNoMulti replyError = "ERR DISCARD without MULTI"
 	errWatchInMulti   replyError = "ERR WATCH inside MULTI is not allowed"
+	errNotInMulti     replyError = "ERR Command not allowed inside a transaction"
 	errExecAbort      replyError = "EXECABORT Transaction discarded because of previous errors."
 )
 

@@ -49,6 +49,9 @@ type Command struct {
 	// keyspaceWide marks a command over the whole keyspace (KEYS, SCAN,
 	// FLUSHALL, ...), which EXEC runs outside its transaction of named keys.
 	keyspaceWide bool
+	// noMulti marks a command refused inside MULTI (Redis's no_multi flag):
+	// queueing it fails the transaction.
+	noMulti bool
 	// subKeys marks a command that may read or write collections'
 	// sub-keys: EXEC tells the backend when its queue holds one
 	// (WriteOptions.SubKeys).
