@@ -315,4 +315,3 @@ func zsetOpGeneric(r *Request, op zsetOp, store, cardOnly bool) error {
 	}
 	return nil
 }
-
