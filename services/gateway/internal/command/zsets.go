@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -105,21 +106,10 @@ func (c *coll) zscore(m []byte) (float64, bool, error) {
 		return 0, false, err
 	}
 	if len(v) != 8 {
-		return 0, false, errCorruptScore(c.key)
+		return 0, false, fmt.Errorf("key %q: corrupt sorted-set score of %d bytes", c.key, len(v))
 	}
 	return math.Float64frombits(binary.BigEndian.Uint64(v)), true, nil
 }
-
-func errCorruptScore(key []byte) error {
-	return &corruptError{what: "sorted-set score", key: key}
-}
-
-type corruptError struct {
-	what string
-	key  []byte
-}
-
-func (e *corruptError) Error() string { return "corrupt " + e.what + " in key " + string(e.key) }
 
 // indexElem is a member's element in the score index.
 func indexElem(s float64, m []byte) []byte {
@@ -896,7 +886,7 @@ func (r *Request) zpop(tx backend.Txn, keys [][]byte, max bool, count int64) ([]
 
 // >> ZPOPMIN key [count] / ZPOPMAX key [count]
 // Reply: the popped members and scores, flat (RESP3 with a count: pairs).
-func zpopCmd(max bool) func(*Request) error {
+func zpopCmd(popMax bool) func(*Request) error {
 	return func(r *Request) error {
 		if len(r.Args) > 3 {
 			return errSyntax
@@ -920,7 +910,7 @@ func zpopCmd(max bool) func(*Request) error {
 				return err
 			}
 			var err error
-			_, es, err = r.zpop(tx, [][]byte{key}, max, max64(count, 1))
+			_, es, err = r.zpop(tx, [][]byte{key}, popMax, max(count, 1))
 			return err
 		})
 		if err != nil {
@@ -940,13 +930,6 @@ func zpopCmd(max bool) func(*Request) error {
 		}
 		return nil
 	}
-}
-
-func max64(a, b int64) int64 {
-	if a > b {
-		return a
-	}
-	return b
 }
 
 // >> ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
