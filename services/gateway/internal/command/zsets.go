@@ -744,7 +744,7 @@ func (z *coll) zrangeEntries(sp zrangeSpec) ([]zentry, error) {
 			return nil, nil
 		}
 		var stop func(int) bool
-		if !sp.rev && sp.limit >= 0 && sp.offset >= 0 {
+		if !sp.rev && sp.limit >= 0 && sp.offset >= 0 && sp.limit <= math.MaxInt64-sp.offset {
 			want := sp.offset + sp.limit
 			stop = func(k int) bool { return int64(k) >= want }
 		}
