@@ -65,3 +65,19 @@ func TestHashesMatchRedisServerOnTheRaftBackend(t *testing.T) {
 	}
 	t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, srv.Addr(), redisAddr, 3, steps) })
 }
+
+// Sorted sets on the raft backend answer as redis-server does (the cases
+// of services/gateway/conformance/zsets.go), with the same region split:
+// ZUNIONSTORE and friends then read and write across regions in one
+// transaction.
+func TestZSetsMatchRedisServerOnTheRaftBackend(t *testing.T) {
+	redisAddr := startRedis(t)
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00c", "\x80"}})
+	srv := startGateway(t, c)
+	conformance.CompareZSetCases(t, srv.Addr(), redisAddr)
+	steps := 2000
+	if testing.Short() {
+		steps = 150
+	}
+	t.Run("random", func(t *testing.T) { conformance.CompareZSetRandom(t, srv.Addr(), redisAddr, 3, steps) })
+}

@@ -81,6 +81,14 @@ func TestHostile(t *testing.T) {
 				t.Run("random", func(t *testing.T) { conformance.CompareCollectionRandom(t, tg.addr, redisAddr, 2, 1000) })
 				mustDo(t, redisAddr, "FLUSHALL")
 			})
+			t.Run("zsets", func(t *testing.T) {
+				if redisAddr == "" {
+					t.Skip("no redis-server to compare with")
+				}
+				conformance.CompareZSetCases(t, tg.addr, redisAddr)
+				t.Run("random", func(t *testing.T) { conformance.CompareZSetRandom(t, tg.addr, redisAddr, 2, 1000) })
+				mustDo(t, redisAddr, "FLUSHALL")
+			})
 			t.Run("announced", func(t *testing.T) { testAnnounced(t, tg) })
 			t.Run("garbage", func(t *testing.T) { testGarbage(t, tg) })
 			t.Run("slow-reader", func(t *testing.T) { testSlowReader(t, tg) })

@@ -53,7 +53,9 @@ type numTmpl struct {
 	// sinit instead stores a set holding it.
 	sinit string
 	// linit instead stores a list of these elements (RPUSH).
-	linit   []string
+	linit []string
+	// zinit instead stores a sorted set of these score-member pairs (ZADD).
+	zinit   []string
 	args    []string
 	then    [][]string // compared follow-ups
 	cleanup [][]string // sent after, not compared
@@ -70,6 +72,9 @@ var (
 	scardIt  = [][]string{{"SCARD", "%k"}}
 	lrangeIt = [][]string{{"LRANGE", "%k", "0", "-1"}}
 	abaca    = []string{"a", "b", "a", "c", "a"}
+	zrangeIt = [][]string{{"ZRANGE", "%k", "0", "-1", "WITHSCORES"}}
+	zabc     = []string{"1", "a", "2", "b", "2", "c", "-0.5", "d", "inf", "e"}
+	zlex     = []string{"0", "a", "0", "b", "0", "c", "0", "d"}
 )
 
 // dumpOfV is redis-server 7.0's DUMP of the string "v".
@@ -210,6 +215,54 @@ func numTemplates() []numTmpl {
 		{name: "LMPOP-numkeys", cmd: "lmpop", linit: abaca, args: []string{"LMPOP", "%v", "%k", "LEFT"}, then: lrangeIt},
 		{name: "LMPOP-COUNT", cmd: "lmpop", linit: abaca, args: []string{"LMPOP", "1", "%k", "RIGHT", "COUNT", "%v"}, then: lrangeIt},
 		{name: "RPUSH-element", cmd: "rpush", args: []string{"RPUSH", "%k", "%v"}, then: [][]string{{"LPOS", "%k", "%v"}, {"LRANGE", "%k", "0", "-1"}}, cleanup: delIt},
+		// Sorted sets: the number as a score (added, incremented, stored
+		// and read back), as every range bound (rank, score), offset and
+		// limit, pop count, numkeys, weight, cursor and COUNT, and as
+		// ZRANDMEMBER's count (of a missing key, as HRANDFIELD's).
+		{name: "ZADD-score", cmd: "zadd", args: []string{"ZADD", "%k", "%v", "m"}, then: zrangeIt, cleanup: delIt},
+		{name: "ZADD-score-skiplist", cmd: "zadd", zinit: []string{"1", strings.Repeat("x", 65)}, args: []string{"ZADD", "%k", "%v", "m"}, then: zrangeIt},
+		{name: "ZADD-INCR", cmd: "zadd", zinit: zabc, args: []string{"ZADD", "%k", "INCR", "%v", "b"}, then: zrangeIt},
+		{name: "ZADD-GT-CH", cmd: "zadd", zinit: zabc, args: []string{"ZADD", "%k", "GT", "CH", "%v", "b", "%v", "new"}, then: zrangeIt},
+		{name: "ZADD-member", cmd: "zadd", args: []string{"ZADD", "%k", "1", "%v"}, then: [][]string{{"ZRANGE", "%k", "0", "-1", "WITHSCORES"}, {"ZSCORE", "%k", "%v"}, {"ZRANK", "%k", "%v"}}, cleanup: delIt},
+		{name: "ZINCRBY", cmd: "zincrby", zinit: zabc, args: []string{"ZINCRBY", "%k", "%v", "a"}, then: zrangeIt},
+		{name: "ZINCRBY-missing", cmd: "zincrby", args: []string{"ZINCRBY", "%k", "%v", "a"}, then: zrangeIt, cleanup: delIt},
+		{name: "ZRANGE-start", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "%v", "-1", "WITHSCORES"}},
+		{name: "ZRANGE-stop", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "1", "%v", "REV"}},
+		{name: "ZRANGE-BYSCORE-min", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "%v", "+inf", "BYSCORE", "WITHSCORES"}},
+		{name: "ZRANGE-BYSCORE-max", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "%v", "-inf", "BYSCORE", "REV"}},
+		{name: "ZRANGE-BYSCORE-excl", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "(%v", "+inf", "BYSCORE"}},
+		{name: "ZRANGE-LIMIT-offset", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "-inf", "+inf", "BYSCORE", "LIMIT", "%v", "2"}},
+		{name: "ZRANGE-LIMIT-count", cmd: "zrange", zinit: zabc, args: []string{"ZRANGE", "%k", "+inf", "-inf", "BYSCORE", "REV", "LIMIT", "1", "%v"}},
+		{name: "ZRANGE-BYLEX-LIMIT", cmd: "zrange", zinit: zlex, args: []string{"ZRANGE", "%k", "-", "+", "BYLEX", "LIMIT", "%v", "%v"}},
+		{name: "ZREVRANGE", cmd: "zrevrange", zinit: zabc, args: []string{"ZREVRANGE", "%k", "%v", "%v", "WITHSCORES"}},
+		{name: "ZRANGEBYSCORE", cmd: "zrangebyscore", zinit: zabc, args: []string{"ZRANGEBYSCORE", "%k", "%v", "%v", "WITHSCORES"}},
+		{name: "ZRANGEBYSCORE-LIMIT", cmd: "zrangebyscore", zinit: zabc, args: []string{"ZRANGEBYSCORE", "%k", "-inf", "inf", "LIMIT", "0", "%v"}},
+		{name: "ZREVRANGEBYSCORE", cmd: "zrevrangebyscore", zinit: zabc, args: []string{"ZREVRANGEBYSCORE", "%k", "%v", "-inf", "LIMIT", "%v", "1"}},
+		{name: "ZRANGEBYLEX-LIMIT", cmd: "zrangebylex", zinit: zlex, args: []string{"ZRANGEBYLEX", "%k", "-", "+", "LIMIT", "%v", "2"}},
+		{name: "ZREVRANGEBYLEX-LIMIT", cmd: "zrevrangebylex", zinit: zlex, args: []string{"ZREVRANGEBYLEX", "%k", "+", "-", "LIMIT", "1", "%v"}},
+		{name: "ZCOUNT", cmd: "zcount", zinit: zabc, args: []string{"ZCOUNT", "%k", "%v", "+inf"}},
+		{name: "ZPOPMIN-count", cmd: "zpopmin", zinit: zabc, args: []string{"ZPOPMIN", "%k", "%v"}, then: zrangeIt},
+		{name: "ZPOPMAX-count", cmd: "zpopmax", zinit: zabc, args: []string{"ZPOPMAX", "%k", "%v"}, then: zrangeIt},
+		{name: "ZMPOP-numkeys", cmd: "zmpop", zinit: zabc, args: []string{"ZMPOP", "%v", "%k", "MIN"}, then: zrangeIt},
+		{name: "ZMPOP-COUNT", cmd: "zmpop", zinit: zabc, args: []string{"ZMPOP", "1", "%k", "MAX", "COUNT", "%v"}, then: zrangeIt},
+		{name: "ZREMRANGEBYRANK", cmd: "zremrangebyrank", zinit: zabc, args: []string{"ZREMRANGEBYRANK", "%k", "%v", "%v"}, then: zrangeIt},
+		{name: "ZREMRANGEBYSCORE", cmd: "zremrangebyscore", zinit: zabc, args: []string{"ZREMRANGEBYSCORE", "%k", "%v", "2"}, then: zrangeIt},
+		{name: "ZRANDMEMBER-missing", cmd: "zrandmember", args: []string{"ZRANDMEMBER", "%k", "%v"}},
+		{name: "ZRANDMEMBER-WITHSCORES-missing", cmd: "zrandmember", args: []string{"ZRANDMEMBER", "%k", "%v", "WITHSCORES"}},
+		{name: "ZRANDMEMBER-wrongtype", cmd: "zrandmember", init: "v", args: []string{"ZRANDMEMBER", "%k", "%v", "WITHSCORES"}},
+		{name: "ZSCAN-cursor", cmd: "zscan", zinit: zabc, args: []string{"ZSCAN", "%k", "%v"}},
+		{name: "ZSCAN-COUNT", cmd: "zscan", zinit: zabc, args: []string{"ZSCAN", "%k", "0", "COUNT", "%v"}},
+		{name: "ZUNION-numkeys", cmd: "zunion", zinit: zabc, args: []string{"ZUNION", "%v", "%k", "%k", "WITHSCORES"}},
+		{name: "ZUNION-WEIGHTS", cmd: "zunion", zinit: zabc, args: []string{"ZUNION", "2", "%k", "%k", "WEIGHTS", "%v", "1", "WITHSCORES"}},
+		{name: "ZINTER-WEIGHTS", cmd: "zinter", zinit: zabc, args: []string{"ZINTER", "2", "%k", "%k", "WEIGHTS", "%v", "%v", "AGGREGATE", "MIN", "WITHSCORES"}},
+		{name: "ZDIFF-numkeys", cmd: "zdiff", zinit: zabc, args: []string{"ZDIFF", "%v", "%k", "WITHSCORES"}},
+		{name: "ZUNIONSTORE", cmd: "zunionstore", zinit: zabc, args: []string{"ZUNIONSTORE", "%k", "1", "%k", "WEIGHTS", "%v"}, then: zrangeIt},
+		{name: "ZINTERSTORE-numkeys", cmd: "zinterstore", zinit: zabc, args: []string{"ZINTERSTORE", "%k", "%v", "%k"}, then: zrangeIt},
+		{name: "ZDIFFSTORE-numkeys", cmd: "zdiffstore", zinit: zabc, args: []string{"ZDIFFSTORE", "%k", "%v", "%k", "nokey"}, then: zrangeIt},
+		{name: "ZINTERCARD-numkeys", cmd: "zintercard", zinit: zabc, args: []string{"ZINTERCARD", "%v", "%k"}},
+		{name: "ZINTERCARD-LIMIT", cmd: "zintercard", zinit: zabc, args: []string{"ZINTERCARD", "1", "%k", "LIMIT", "%v"}},
+		{name: "ZRANGESTORE", cmd: "zrangestore", zinit: zabc, args: []string{"ZRANGESTORE", "%k", "%k", "%v", "-1"}, then: zrangeIt},
+		{name: "ZRANGESTORE-BYSCORE-LIMIT", cmd: "zrangestore", zinit: zabc, args: []string{"ZRANGESTORE", "%k", "%k", "%v", "inf", "BYSCORE", "LIMIT", "0", "%v"}, then: zrangeIt},
 		{name: "RESTORE-ttl", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV}, cleanup: delIt},
 		{name: "RESTORE-ABSTTL", cmd: "restore", args: []string{"RESTORE", "%k", "%v", dumpOfV, "ABSTTL"}, then: expTime, cleanup: delIt},
 		{name: "RESTORE-REPLACE-ABSTTL", cmd: "restore", init: "old", args: []string{"RESTORE", "%k", "%v", dumpOfV, "REPLACE", "ABSTTL"}, then: getIt},
@@ -252,6 +305,7 @@ var noNumbers = []string{
 	"srem", "smembers", "sismember", "smismember", "scard", "smove", "sinter", "sunion", "sdiff",
 	"sinterstore", "sunionstore", "sdiffstore",
 	"lpush", "lpushx", "rpushx", "llen", "linsert", "lmove", "rpoplpush",
+	"zrem", "zcard", "zscore", "zmscore", "zlexcount", "zrank", "zrevrank", "zremrangebylex",
 }
 
 func fill(args []string, key, v string) []string {
@@ -263,7 +317,7 @@ func fill(args []string, key, v string) []string {
 		case "%v":
 			out[i] = v
 		default:
-			out[i] = a
+			out[i] = strings.ReplaceAll(a, "%v", v) // "(%v": an exclusive bound
 		}
 	}
 	return out
@@ -302,7 +356,7 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 				t.Skipf("nokv-redis does not implement %s", tm.cmd)
 			}
 			key := func(label string) string { return fmt.Sprintf("num:%s:%s", tm.name, label) }
-			if tm.hinit != "" || tm.sinit != "" || tm.linit != nil {
+			if tm.hinit != "" || tm.sinit != "" || tm.linit != nil || tm.zinit != nil {
 				for _, x := range extremes {
 					s := []string{"HSET", key(x.label), "f", strings.ReplaceAll(tm.hinit, "%v", x.v)}
 					if tm.sinit != "" {
@@ -310,6 +364,9 @@ func testNumbers(t *testing.T, tg *target, redisAddr string) {
 					}
 					if tm.linit != nil {
 						s = append([]string{"RPUSH", key(x.label)}, tm.linit...)
+					}
+					if tm.zinit != nil {
+						s = append([]string{"ZADD", key(x.label)}, tm.zinit...)
 					}
 					if r := mustDo(t, tg.addr, s...); r[0] == '-' {
 						t.Fatalf("setup %s: %q", shortArgs(s), r)

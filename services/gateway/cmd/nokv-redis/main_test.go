@@ -147,6 +147,7 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		fields   = map[string]map[string]string{} // hash -> field -> value
 		members  = map[string][]string{}          // set -> members
 		pushed   = map[string]int{}               // list -> last acknowledged RPUSH
+		zlast    = map[string]int{}               // zset -> last acknowledged ZADD
 		maxIncr  int64
 		maxHIncr int64
 		stop     = make(chan struct{})
@@ -215,9 +216,14 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 					pipe.SAdd(ctx, set, i, fmt.Sprint("m", i))
 					list := fmt.Sprintf("list%d", w)
 					pipe.RPush(ctx, list, i)
+					zset := fmt.Sprintf("zset%d", w)
+					// Scores that sort against the members' order, so the
+					// score index and the member sub-keys must agree.
+					pipe.ZAdd(ctx, zset, redis.Z{Score: float64(-i), Member: fmt.Sprint("m", i)})
 					if _, err = pipe.Exec(ctx); err == nil {
 						mu.Lock()
 						pushed[list] = i
+						zlast[zset] = i
 						members[set] = append(members[set], strconv.Itoa(i), fmt.Sprint("m", i))
 						mu.Unlock()
 						mu.Lock()
@@ -360,6 +366,36 @@ func TestAcknowledgedWritesSurviveKill9(t *testing.T) {
 		t.Fatalf("only %d list pushes acknowledged before the kill; the test proves little", nPushed)
 	}
 	t.Logf("%d list pushes acknowledged before kill -9, all found in order", nPushed)
+	// Each writer's sorted set holds m0..m<last> (one more may have
+	// landed) with scores 0, -1, ..., in score order, and ZCARD (the
+	// metadata) agrees with the score index and every ZSCORE.
+	nZAdded := 0
+	for zset, last := range zlast {
+		nZAdded += last + 1
+		got, err := c2.ZRangeWithScores(ctx, zset, 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) < last+1 || len(got) > last+2 {
+			t.Fatalf("zset %s holds %d members after kill -9, the last acknowledged ZADD was member %d", zset, len(got), last)
+		}
+		for j, z := range got {
+			i := len(got) - 1 - j
+			if z.Member != fmt.Sprint("m", i) || z.Score != float64(-i) {
+				t.Fatalf("zset %s rank %d is %v after kill -9, want m%d with score %d", zset, j, z, i, -i)
+			}
+			if s, err := c2.ZScore(ctx, zset, z.Member.(string)).Result(); err != nil || s != z.Score {
+				t.Fatalf("ZSCORE %s %v = %v (%v), the index says %v", zset, z.Member, s, err, z.Score)
+			}
+		}
+		if n, err := c2.ZCard(ctx, zset).Result(); err != nil || n != int64(len(got)) {
+			t.Fatalf("ZCARD %s = %d (%v) but ZRANGE has %d members", zset, n, err, len(got))
+		}
+	}
+	if nZAdded < 50 {
+		t.Fatalf("only %d ZADDs acknowledged before the kill; the test proves little", nZAdded)
+	}
+	t.Logf("%d ZADDs acknowledged before kill -9, all found in score order", nZAdded)
 	hn, err := c2.HGet(ctx, "hcounter", "n").Int64()
 	if (err != nil && maxHIncr > 0) || hn < maxHIncr {
 		t.Fatalf("hash counter went back from acknowledged %d to %d (%v)", maxHIncr, hn, err)

@@ -111,6 +111,33 @@ func cmdDump(r *Request) error {
 		}
 		r.w.Bulk(rdb.DumpList(elems))
 		return nil
+	case v.Type == backend.TypeZSet:
+		var es []zentry
+		key := r.Args[1]
+		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+			z, err := r.openZSet(tx, key)
+			if err != nil {
+				return err
+			}
+			es, err = z.zall()
+			return err
+		})
+		if errors.Is(err, errWrongType) {
+			return cmdDump(r)
+		}
+		if err != nil {
+			return err
+		}
+		if len(es) == 0 {
+			r.w.Null()
+			return nil
+		}
+		members, scores := make([][]byte, len(es)), make([]float64, len(es))
+		for i, e := range es {
+			members[i], scores[i] = e.m, e.s
+		}
+		r.w.Bulk(rdb.DumpZSet(members, scores))
+		return nil
 	case v.Type.IsCollection():
 		return fmt.Errorf("%w: DUMP of a %s is not supported yet", backend.ErrNotSupported, v.Type)
 	}
@@ -168,10 +195,13 @@ func cmdRestore(r *Request) error {
 	}
 	var val []byte
 	var hashFields, hashVals [][]byte
-	var setMembers, listElems [][]byte
-	isHash, isSet, isList := rdb.IsHash(args[3]), rdb.IsSet(args[3]), rdb.IsList(args[3])
+	var setMembers, listElems, zsetMembers [][]byte
+	var zsetScores []float64
+	isHash, isSet, isList, isZSet := rdb.IsHash(args[3]), rdb.IsSet(args[3]), rdb.IsList(args[3]), rdb.IsZSet(args[3])
 	if verdict == nil {
 		switch {
+		case isZSet:
+			zsetMembers, zsetScores, verdict = rdb.DecodeZSet(args[3], r.restoreLimit, restoreScore)
 		case isHash:
 			hashFields, hashVals, verdict = rdb.DecodeHash(args[3], r.restoreLimit)
 		case isSet:
@@ -205,6 +235,22 @@ func cmdRestore(r *Request) error {
 			if exists {
 				tx.Delete(key)
 			}
+			return nil
+		}
+		if isZSet {
+			z, err := r.newColl(tx, key, backend.TypeZSet)
+			if err != nil {
+				return err
+			}
+			es := make([]zentry, len(zsetMembers))
+			for i, m := range zsetMembers {
+				es[i] = zentry{m, zsetScores[i]}
+			}
+			if err := z.zfill(es); err != nil {
+				return err
+			}
+			z.expiresAt = at
+			z.save()
 			return nil
 		}
 		if isList {
@@ -272,6 +318,13 @@ func (r *Request) restoreLimit(n uint64) error {
 		return c.CheckValueSize(int64(n))
 	}
 	return nil
+}
+
+// restoreScore reads a score a payload holds as text, as Redis's strtod
+// reads it (the whole entry must parse).
+func restoreScore(b []byte) (float64, bool) {
+	f, n, _ := strtod(b)
+	return f, n == len(b) && n > 0
 }
 
 // restoreError maps the decoder's errors to Redis's replies.

@@ -196,6 +196,11 @@ func collectionEncoding(v backend.Value) (string, error) {
 			return "hashtable", nil
 		}
 		return "intset", nil
+	case backend.TypeZSet:
+		if m.Big {
+			return "skiplist", nil
+		}
+		return "listpack", nil
 	}
 	return "", fmt.Errorf("%w: OBJECT of a %s", backend.ErrNotSupported, v.Type)
 }

@@ -592,6 +592,15 @@ func cmdSScan(r *Request) error {
 // collection read reads at Args[1], from the cursor at Args[2] with the
 // options after it; withValues puts each element's value after it.
 func scanCollection(r *Request, read func(key []byte, fn func(*coll) error) error, kind byte, withValues bool) error {
+	return scanCollectionWith(r, read, kind, func(_ *coll, elem, val []byte) ([]byte, []byte, bool) {
+		return elem, val, withValues
+	})
+}
+
+// scanCollectionWith is scanCollection for a collection whose scanned
+// sub-keys need decoding: split returns the name MATCH is applied to and
+// the value to put after it if withValue, both valid during the call only.
+func scanCollectionWith(r *Request, read func(key []byte, fn func(*coll) error) error, kind byte, split func(c *coll, elem, val []byte) (name, value []byte, withValue bool)) error {
 	cursor, ok := parseCursor(r.Args[2])
 	if !ok {
 		return errInvalidCursor
@@ -625,12 +634,13 @@ func scanCollection(r *Request, read func(key []byte, fn func(*coll) error) erro
 				next = bytesClone(elem)
 				return false
 			}
-			if pattern != nil && !glob.Match(pattern, elem) {
+			name, value, withValue := split(c, elem, val)
+			if pattern != nil && !glob.Match(pattern, name) {
 				return true
 			}
-			out = append(out, bytesClone(elem))
-			if withValues {
-				out = append(out, bytesClone(val))
+			out = append(out, bytesClone(name))
+			if withValue {
+				out = append(out, bytesClone(value))
 			}
 			return true
 		})

@@ -54,7 +54,7 @@ type UnsupportedTypeError struct {
 }
 
 func (e *UnsupportedTypeError) Error() string {
-	return fmt.Sprintf("DUMP payload of a %s value (RDB type %d): only strings, hashes, sets and lists can be restored", e.Name, e.Type)
+	return fmt.Sprintf("DUMP payload of a %s value (RDB type %d): only strings, hashes, sets, lists and sorted sets can be restored", e.Name, e.Type)
 }
 
 // Length encodings (rdb.h).
