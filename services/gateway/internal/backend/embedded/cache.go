@@ -31,9 +31,11 @@ import (
 //     (head - pos <= len(ring)), so eviction is FIFO by insertion, as in
 //     VictoriaMetrics' fastcache, and costs nothing.
 //   - The index is set associative: a key hashes to a bucket of 8 slots
-//     (one cache line); a slot holds 16 bits of the key's hash and the
-//     entry's ring position. A full bucket gives up its oldest entry. The
-//     index starts small and doubles (dropping dead slots) up to its
+//     (one cache line) and may sit in it or the next (16 slots, two
+//     adjacent lines); a slot holds 16 bits of the key's hash and the
+//     entry's ring position. When both buckets are full the oldest of
+//     their entries gives way. The index starts small and doubles
+//     (dropping dead slots) while half its slots are used, up to its
 //     share of the bytes.
 //
 // It never holds a state that Pebble does not also show, by these rules:
@@ -68,10 +70,10 @@ const (
 	MinDefaultKeyCacheBytes = 256 << 20
 
 	cacheBucketSlots = 8
-	// cacheIndexShare is the index's part of the bytes: a quarter, so that
-	// ring and index fill up together with small entries (~25 bytes in the
-	// ring, 8 in the index at a load of 3/4).
-	cacheIndexShare = 4
+	// cacheIndexShare is the index's part of the bytes: a third, so that
+	// when the ring is full of small entries (~30 bytes) the index is at
+	// about half load, where a key rarely finds its 16 slots taken.
+	cacheIndexShare = 3
 	cacheMaxShards  = 256
 	cacheMinRing    = 64 << 10
 	// cacheInitBuckets is a new shard's index: one page.
@@ -88,7 +90,7 @@ const (
 // KeyCacheEntryBytes is about what a small key (16 bytes, a few bytes of
 // value) takes in the key cache, ring and index together: the deprecated
 // slot count --cache-keys is taken as that many of these.
-const KeyCacheEntryBytes = 40
+const KeyCacheEntryBytes = 44
 
 // DefaultKeyCacheBytes is the key cache an Options.KeyCacheBytes of 0 stands
 // for: DefaultKeyCacheShare of the memory, at least MinDefaultKeyCacheBytes.
@@ -209,17 +211,27 @@ func entryKey(e []byte) []byte {
 	return e[off : off+klen]
 }
 
+// next is the bucket after b, the second half of b's window.
+func (sh *cacheShard) next(b int) int {
+	if b += cacheBucketSlots; b == len(sh.slots) {
+		return 0
+	}
+	return b
+}
+
 // find returns the index of key's slot and its entry; the caller holds sh.mu.
 func (sh *cacheShard) find(key []byte, h uint64) (int, []byte) {
 	b := sh.bucket(h)
 	tag := h >> cachePosBits
-	for i := b; i < b+cacheBucketSlots; i++ {
-		s := sh.slots[i]
-		if s == 0 || s>>cachePosBits != tag {
-			continue
-		}
-		if e, ok := sh.entryAt(s); ok && bytes.Equal(entryKey(e), key) {
-			return i, e
+	for _, b := range [2]int{b, sh.next(b)} {
+		for i := b; i < b+cacheBucketSlots; i++ {
+			s := sh.slots[i]
+			if s == 0 || s>>cachePosBits != tag {
+				continue
+			}
+			if e, ok := sh.entryAt(s); ok && bytes.Equal(entryKey(e), key) {
+				return i, e
+			}
 		}
 	}
 	return -1, nil
@@ -292,13 +304,20 @@ func (c *cache) put(key []byte, st stored) {
 		sh.used, sh.head = 0, 0
 	}
 	pos := sh.append(key, st)
-	if sh.used >= len(sh.slots)/4*3 && len(sh.slots)/cacheBucketSlots < sh.maxBuckets {
+	canGrow := len(sh.slots)/cacheBucketSlots < sh.maxBuckets
+	if canGrow && sh.used >= len(sh.slots)/2 {
 		sh.grow(c)
+		canGrow = len(sh.slots)/cacheBucketSlots < sh.maxBuckets
 	}
 	slot := h>>cachePosBits<<cachePosBits | (pos + 1)
 	i, _ := sh.find(key, h)
 	if i < 0 {
-		i = sh.victim(sh.bucket(h))
+		var free bool
+		if i, free = sh.victim(sh.bucket(h)); !free && canGrow {
+			// Evict only once the index has taken its share.
+			sh.grow(c)
+			i, _ = sh.victim(sh.bucket(h))
+		}
 	}
 	if sh.slots[i] == 0 {
 		sh.used++
@@ -345,20 +364,23 @@ func (sh *cacheShard) append(key []byte, st stored) uint64 {
 	return pos
 }
 
-// victim picks the slot of bucket b to take: an empty one, else a dead one,
-// else the oldest entry's.
-func (sh *cacheShard) victim(b int) int {
+// victim picks the slot of bucket b's window to take: an empty one, else
+// the oldest entry's (a dead one is older than every live one).
+// It says whether the slot is empty.
+func (sh *cacheShard) victim(b int) (int, bool) {
 	best, bestPos := b, uint64(1<<64-1)
-	for i := b; i < b+cacheBucketSlots; i++ {
-		s := sh.slots[i]
-		if s == 0 {
-			return i
-		}
-		if pos := s & cachePosMask; pos < bestPos {
-			best, bestPos = i, pos
+	for _, b := range [2]int{b, sh.next(b)} {
+		for i := b; i < b+cacheBucketSlots; i++ {
+			s := sh.slots[i]
+			if s == 0 {
+				return i, true
+			}
+			if pos := s & cachePosMask; pos < bestPos {
+				best, bestPos = i, pos
+			}
 		}
 	}
-	return best
+	return best, false
 }
 
 // grow doubles sh's index (up to maxBuckets), keeping its live entries. If
@@ -378,7 +400,7 @@ func (sh *cacheShard) grow(c *cache) {
 		if !ok {
 			continue
 		}
-		i := sh.victim(sh.bucket(c.hash(entryKey(e))))
+		i, _ := sh.victim(sh.bucket(c.hash(entryKey(e))))
 		if sh.slots[i] == 0 {
 			sh.used++
 		}
