@@ -32,7 +32,8 @@ type Config struct {
 	WorkDir string `env:"WORKDIR"`
 	// Sync is the embedded backend's fsync policy: always, everysec or no.
 	Sync string `env:"SYNC"`
-	// KeyCache bounds the embedded backend's key cache in bytes.
+	// KeyCache bounds the embedded backend's key cache in bytes (0:
+	// embedded.DefaultKeyCacheBytes, a sixteenth of the memory).
 	KeyCache ByteSize `env:"KEY_CACHE"`
 	// CacheKeys is the key cache's size in slots, the setting KeyCache
 	// replaced: still accepted, as CacheKeys x embedded.KeyCacheEntryBytes
@@ -111,7 +112,6 @@ func DefaultConfig() Config {
 		Backend:     BackendEmbedded,
 		WorkDir:     "./data/gateway",
 		Sync:        string(embedded.SyncAlways),
-		KeyCache:    embedded.DefaultKeyCacheBytes,
 		MaxClients:  10000,
 		Databases:   command.DefaultDatabases,
 		MaxBulkLen:  resp.DefaultMaxBulkLen,
@@ -132,6 +132,9 @@ const (
 	// MinBlockCacheBytes is the smallest block-cache: a few blocks, so
 	// that an sstable's index and filter can be held while it is read.
 	MinBlockCacheBytes = 1 << 20
+	// MinKeyCacheBytes is the smallest key-cache: one shard of the cache
+	// takes ~68 KiB however little is asked for.
+	MinKeyCacheBytes = 1 << 20
 )
 
 // KeyCacheBytes is the key cache's size: key-cache, or the deprecated
@@ -174,7 +177,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Backend, "backend", c.Backend, "storage `backend`: embedded or raft"+env("BACKEND"))
 	fs.StringVar(&c.WorkDir, "workdir", c.WorkDir, "embedded backend data `directory`"+env("WORKDIR"))
 	fs.StringVar(&c.Sync, "sync", c.Sync, "fsync `policy`: always (a reply means on disk), everysec or no"+env("SYNC"))
-	fs.Var(&c.KeyCache, "key-cache", "embedded backend key cache `bytes`: recently used keys of up to 512 bytes with their values, in front of Pebble"+env("KEY_CACHE"))
+	fs.Var(&c.KeyCache, "key-cache", "embedded backend key cache `bytes`: recently used keys of up to 512 bytes with their values, in front of Pebble (0: a sixteenth of the memory, at least 256mb)"+env("KEY_CACHE"))
 	fs.IntVar(&c.CacheKeys, "cache-keys", c.CacheKeys, "deprecated: the key cache in `slots`, taken as slots x "+fmt.Sprint(embedded.KeyCacheEntryBytes)+" bytes; use --key-cache"+env("CACHE_KEYS"))
 	fs.Var(&c.BlockCache, "block-cache", "embedded backend Pebble block cache `bytes` (0: a quarter of the memory, at least 64mb)"+env("BLOCK_CACHE"))
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "metrics HTTP `address` (host:port); empty disables"+env("METRICS_ADDR"))
@@ -248,12 +251,12 @@ func (c Config) Validate() error {
 		if c.CacheKeys < 1 || c.CacheKeys > 1<<30 {
 			bad("cache-keys", "%d: must be between 1 and %d", c.CacheKeys, 1<<30)
 		}
-		if c.KeyCache != embedded.DefaultKeyCacheBytes {
+		if c.KeyCache != 0 {
 			bad("cache-keys", "%d: set together with key-cache (%d); cache-keys (slots) is replaced by key-cache (bytes): give key-cache only", c.CacheKeys, c.KeyCache)
 		}
 	}
-	if c.KeyCache < 1 || c.KeyCache > MaxCacheBytes {
-		bad("key-cache", "%d: must be between 1 and %d", c.KeyCache, int64(MaxCacheBytes))
+	if c.KeyCache != 0 && (c.KeyCache < MinKeyCacheBytes || c.KeyCache > MaxCacheBytes) {
+		bad("key-cache", "%d: must be 0 (a sixteenth of the memory) or between %d and %d", c.KeyCache, MinKeyCacheBytes, int64(MaxCacheBytes))
 	}
 	if c.BlockCache != 0 && (c.BlockCache < MinBlockCacheBytes || c.BlockCache > MaxCacheBytes) {
 		bad("block-cache", "%d: must be 0 (a quarter of the memory) or between %d and %d", c.BlockCache, MinBlockCacheBytes, int64(MaxCacheBytes))

@@ -69,9 +69,13 @@ func TestResolveNamesBadSettings(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cache-keys") {
 		t.Fatalf("negative cache: %v", err)
 	}
-	_, err = resolve(t, []string{"--key-cache", "0"}, nil)
+	_, err = resolve(t, []string{"--key-cache", "64kb"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "key-cache") {
-		t.Fatalf("zero key cache: %v", err)
+		t.Fatalf("tiny key cache: %v", err)
+	}
+	_, err = resolve(t, []string{"--key-cache", "2048gb"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "key-cache") {
+		t.Fatalf("huge key cache: %v", err)
 	}
 	_, err = resolve(t, []string{"--block-cache", "64kb"}, nil)
 	if err == nil || !strings.Contains(err.Error(), "block-cache") {

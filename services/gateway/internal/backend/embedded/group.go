@@ -238,7 +238,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		return g.err
 	}
 	for _, e := range g.order {
-		s.cache.publish(e.cur)
+		s.cache.put(e.cur.key, stored{v: e.cur.v, found: e.cur.found})
 	}
 	if wo == pebble.Sync {
 		// An fsync covers every WAL record before it.

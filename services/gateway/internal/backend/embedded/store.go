@@ -54,8 +54,8 @@ type Options struct {
 	Sync SyncPolicy
 	// CacheSize is Pebble's block cache in bytes (0: DefaultBlockCacheBytes()).
 	CacheSize int64
-	// KeyCacheBytes bounds the key cache in front of Pebble, its slots and
-	// entries (0: DefaultKeyCacheBytes; it always has at least one slot).
+	// KeyCacheBytes bounds the key cache in front of Pebble, its entries
+	// and index (0: DefaultKeyCacheBytes(); at least ~68 KiB).
 	KeyCacheBytes int64
 	// SweepInterval is how often expired keys are deleted (0: 100ms, like Redis hz 10).
 	SweepInterval time.Duration
@@ -147,7 +147,7 @@ func Open(opts Options) (*Store, error) {
 		opts.CacheSize = DefaultBlockCacheBytes()
 	}
 	if opts.KeyCacheBytes <= 0 {
-		opts.KeyCacheBytes = DefaultKeyCacheBytes
+		opts.KeyCacheBytes = DefaultKeyCacheBytes()
 	}
 	if opts.MaxCommandBytes <= 0 {
 		opts.MaxCommandBytes = DefaultMaxCommandBytes
@@ -178,10 +178,16 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("lock data directory %s: %w", opts.Dir, err)
 	}
+	kc, err := newCache(opts.KeyCacheBytes)
+	if err != nil {
+		_ = lock.Close()
+		releaseDir(opts.Dir)
+		return nil, err
+	}
 	s := &Store{
+		cache:   kc,
 		opts:    opts,
 		latches: latch.New(),
-		cache:   newCache(opts.KeyCacheBytes),
 		now:     opts.Now,
 		log:     opts.Logger,
 		stop:    make(chan struct{}),
@@ -216,6 +222,7 @@ func Open(opts Options) (*Store, error) {
 	db, err := pebble.Open(opts.Dir, popts)
 	if err != nil {
 		_ = lock.Close()
+		kc.close()
 		releaseDir(opts.Dir)
 		return nil, fmt.Errorf("open pebble in %s: %w", opts.Dir, err)
 	}
@@ -224,6 +231,7 @@ func Open(opts Options) (*Store, error) {
 	_ = lock.Close()
 	if err := s.openFormat(); err != nil {
 		_ = db.Close()
+		kc.close()
 		releaseDir(opts.Dir)
 		return nil, fmt.Errorf("open %s: %w", opts.Dir, err)
 	}
@@ -292,8 +300,8 @@ func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, 
 		if e, hit := g.lookup(key); hit {
 			return s.liveCopy(e, dst)
 		}
-		if e, hit := s.cache.lookup(key); hit {
-			return s.liveCopy(e, dst)
+		if st, hit := s.cache.get(key, dst); hit {
+			return s.live(st)
 		}
 		v, ok, err := getStored(s.db, dst, key)
 		if err != nil {
@@ -327,11 +335,19 @@ func (s *Store) liveCopy(e *cacheEntry, dst []byte) (backend.Value, bool, error)
 	return v, true, nil
 }
 
+// live returns st if it is a live value.
+func (s *Store) live(st stored) (backend.Value, bool, error) {
+	if !st.found || (st.v.ExpiresAt != 0 && st.v.Expired(s.now())) {
+		return backend.Value{}, false, nil
+	}
+	return st.v, true, nil
+}
+
 // getLive reads key's live value from the cache or Pebble, reading the clock only
 // for a value with an expiry; Data is appended to dst (see getStored).
 func (s *Store) getLive(r reader, dst, key []byte) (backend.Value, bool, error) {
-	if e, hit := s.cache.lookup(key); hit {
-		return s.liveCopy(e, dst)
+	if st, hit := s.cache.get(key, dst); hit {
+		return s.live(st)
 	}
 	v, ok, err := getStored(r, dst, key)
 	if err != nil {
@@ -1122,6 +1138,8 @@ func (s *Store) Close() error {
 		s.log.Error("final fsync failed", "err", err)
 	}
 	err := s.db.Close()
+	// Nothing reads the key cache any more: every operation enters first.
+	s.cache.close()
 	releaseDir(s.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("close pebble: %w", err)

@@ -142,19 +142,18 @@ func (t *txn) base(i int) (stored, error) {
 	if e.hasBase {
 		return e.base, nil
 	}
-	ce, hit := (*cacheEntry)(nil), false
 	if t.group != nil {
-		ce, hit = t.group.lookup(e.key)
-	}
-	if !hit {
-		ce, hit = t.store.cache.lookup(e.key)
-	}
-	if hit {
-		e.base, e.hasBase = stored{v: ce.v, found: ce.found}, true
-		if ce.found {
-			// Callers own what Get returns; the cached bytes are shared.
-			e.base.v.Data = bytes.Clone(ce.v.Data)
+		if ce, hit := t.group.lookup(e.key); hit {
+			e.base, e.hasBase = stored{v: ce.v, found: ce.found}, true
+			if ce.found {
+				// Callers own what Get returns; the group's bytes are shared.
+				e.base.v.Data = bytes.Clone(ce.v.Data)
+			}
+			return e.base, nil
 		}
+	}
+	if st, hit := t.store.cache.get(e.key, nil); hit {
+		e.base, e.hasBase = st, true
 		return e.base, nil
 	}
 	v, ok, err := getStored(t.store.db, nil, e.key)
@@ -181,11 +180,10 @@ func (t *txn) baseHead(i int) (backend.Head, bool, error) {
 	if t.group != nil {
 		ce, hit = t.group.lookup(e.key)
 	}
-	if !hit {
-		ce, hit = t.store.cache.lookup(e.key)
-	}
 	if hit {
 		e.head, e.headOK = headOf(ce.v), ce.found
+	} else if h, ok, hit := t.store.cache.head(e.key); hit {
+		e.head, e.headOK = h, ok
 	} else {
 		h, ok, err := getStoredHead(t.store.db, e.key)
 		if err != nil {
