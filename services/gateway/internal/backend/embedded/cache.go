@@ -144,8 +144,11 @@ func newCache(maxBytes int64) (*cache, error) {
 	return c, nil
 }
 
+// mapAnon maps n bytes of anonymous memory, MAP_NORESERVE: the size is a
+// ceiling that pages fill as they are written, so it must not be charged
+// against the overcommit limit up front.
 func mapAnon(n int) ([]byte, error) {
-	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE)
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANON|unix.MAP_PRIVATE|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", n, err)
 	}
