@@ -442,6 +442,7 @@ if [[ $SIZE == 1 ]]; then
 				"$nokv_bin" --addr "127.0.0.1:${server_port[$target]}" --workdir "$dir" --sync always --log-level warn >>"$work/$target-size-$typ.log" 2>&1 &
 				server_pids[$target]=$!
 				wait_ready "$target" "$work/$target-size-$typ.log"
+				sleep 5 # the flush at open and the old WAL's removal
 				restart=$(awk -v d="$(( $(du_kb "$dir") - disk0 ))" -v n="$size_n" 'BEGIN { printf "%.1f", d * 1024 / n }')
 			fi
 			printf '%-17s %-5s %14s %14s %18s\n' "$target" "$typ" \
