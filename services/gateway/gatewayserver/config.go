@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nokv/nokv/pkg/config"
 	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
@@ -77,6 +78,14 @@ type Config struct {
 	// region into one transaction (on by default; off is the benchmarks'
 	// baseline).
 	RaftCombine bool `env:"RAFT_COMBINE"`
+	// RaftReclaimInterval is how often the raft backend drains the queue of
+	// dead collection versions (0: 10s; negative: never, leaving it to
+	// other gateways). RaftSweepInterval is the least time between two
+	// sweeps for versions no queue entry names (expired collections, blind
+	// overwrites; 0: 1h; negative: none). docs/architecture.md,
+	// "Reclamation of old versions".
+	RaftReclaimInterval time.Duration `env:"RAFT_RECLAIM_INTERVAL"`
+	RaftSweepInterval   time.Duration `env:"RAFT_SWEEP_INTERVAL"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs TestingKnobs `env:"-"`
@@ -103,6 +112,9 @@ type TestingKnobs struct {
 	// start when its transaction found no format record, before it looks
 	// for other data (a test holds it there while another gateway writes).
 	FormatCheckFoundNoRecord func()
+	// ReclaimHook reaches the raft backend's reclaim-queue drain
+	// (raftbackend.Options.TestingReclaimHook).
+	ReclaimHook func(stage string) error
 }
 
 // DefaultConfig returns the built-in defaults.
@@ -193,6 +205,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
 	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction"+env("RAFT_COMBINE"))
+	fs.DurationVar(&c.RaftReclaimInterval, "raft-reclaim-interval", c.RaftReclaimInterval, "raft backend: how often dead collection versions are reclaimed (0: 10s, negative: never)"+env("RAFT_RECLAIM_INTERVAL"))
+	fs.DurationVar(&c.RaftSweepInterval, "raft-sweep-interval", c.RaftSweepInterval, "raft backend: least time between sweeps for orphaned collection elements (0: 1h, negative: none)"+env("RAFT_SWEEP_INTERVAL"))
 }
 
 // ClusterFile implements config.Layered: --config, or else --raft-config.

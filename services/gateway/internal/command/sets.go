@@ -110,6 +110,25 @@ func (c *coll) members() ([][]byte, error) {
 	return out, err
 }
 
+// memberAt returns the member at position i of the set's byte order (nil
+// if the set holds fewer): uniform when i is, it reads the members before
+// it, keys only, and copies none of them but the one (SPOP's cost: half a
+// scan on average, where reading every member cost a whole one and a copy
+// of each).
+func (c *coll) memberAt(i uint64) ([]byte, error) {
+	var m []byte
+	seen := uint64(0)
+	err := c.scan(keyspace.KindSetMember, nil, 0, func(elem, _ []byte) bool {
+		if seen == i {
+			m = bytesClone(elem)
+			return false
+		}
+		seen++
+		return true
+	})
+	return m, err
+}
+
 // readSet runs fn on key's set in a transaction that writes nothing
 // (readColl).
 func (r *Request) readSet(key []byte, fn func(c *coll) error) error {
@@ -272,6 +291,17 @@ func cmdSPop(r *Request) error {
 		s, err := r.openSet(tx, key)
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
+		}
+		if !withCount && s.meta.Count > 0 {
+			m, err := s.memberAt(rand.Uint64N(s.meta.Count))
+			if err != nil || m == nil {
+				return err
+			}
+			popped = append(popped, m)
+			s.remove(keyspace.KindSetMember, m)
+			s.meta.Count--
+			s.save()
+			return nil
 		}
 		ms, err := s.members()
 		if err != nil {

@@ -38,7 +38,9 @@ const (
 var ErrNotSubKey = errors.New("keyspace: not a sub-key")
 
 func subDB(db uint32) uint32 {
-	if db >= SubKeyBit {
+	// MaxDatabases-1 is the last id: db|SubKeyBit never reaches 0xffffffff,
+	// the reclaim queue's prefix (reclaim.go).
+	if db >= MaxDatabases {
 		panic(fmt.Sprintf("keyspace: database %d out of range", db))
 	}
 	return db | SubKeyBit

@@ -69,6 +69,9 @@ func (x *txn) Head(key []byte) (backend.Head, bool, error) {
 		return backend.Head{}, false, err
 	}
 	if kn, ok := x.heads[string(key)]; ok {
+		if kn.found {
+			x.noteHead(key, kn.head)
+		}
 		return kn.head, kn.found, nil
 	}
 	h, found, err := x.t.GetHead(x.ctx, key, typePrefix)
@@ -76,6 +79,9 @@ func (x *txn) Head(key []byte) (backend.Head, bool, error) {
 		return backend.Head{}, false, x.read(err)
 	}
 	bh, err := decodeHead(h)
+	if err == nil {
+		x.noteHead(key, bh)
+	}
 	return bh, err == nil, err
 }
 

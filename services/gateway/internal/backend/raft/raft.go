@@ -32,7 +32,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"time"
 
 	"github.com/nokv/nokv/pkg/kvclient"
 	"github.com/nokv/nokv/pkg/latch"
@@ -58,6 +60,17 @@ type Options struct {
 	// TestingFormatCheckFoundNoRecord, if set, is called at Open inside the
 	// format check's transaction once it found no record.
 	TestingFormatCheckFoundNoRecord func()
+	// ReclaimInterval is how often the reclaimer drains the reclaim queue
+	// (reclaim.go; 0: DefaultReclaimInterval, negative: never, which
+	// leaves it to other gateways). SweepInterval is the least time between
+	// two orphan sweeps (0: DefaultSweepInterval, negative: none).
+	ReclaimInterval, SweepInterval time.Duration
+	// TestingReclaimHook, if set, is called by the queue's drain between
+	// deleting a page's ranges and deleting its entries; an error stops the
+	// drain there, as a crash would.
+	TestingReclaimHook func(stage string) error
+	// Log receives the reclaimer's warnings (nil: slog.Default()).
+	Log *slog.Logger
 	// NoCombine runs every Update in a transaction of its own instead of
 	// combining concurrent ones (combine.go): benchmarks' baseline.
 	NoCombine bool
@@ -76,6 +89,8 @@ type Store struct {
 	// (combine.go), unless noCombine (Options.NoCombine).
 	combiners combiners
 	noCombine bool
+	// reclaim is the background reclaimer (reclaim.go), nil if off.
+	reclaim *reclaimer
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -99,6 +114,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		c.Close()
 		return nil, err
 	}
+	s.startReclaimer(opts)
 	return s, nil
 }
 
@@ -168,6 +184,11 @@ type txn struct {
 	heads map[string]known
 	// versioned: keys NewVersion gave the start timestamp to (subkeys.go).
 	versioned map[string]bool
+	// colls: the collections keys held as the transaction read them;
+	// final: the collection version a written key holds at the end, 0 for
+	// none (reclaim.go).
+	colls map[string]collKnown
+	final map[string]uint64
 	// combined: the transaction carries other commands too (combine.go);
 	// readErr is the first error a read of the cluster returned, which
 	// fails the whole combined transaction rather than this command.
@@ -198,6 +219,9 @@ func (x *txn) Get(key []byte) (backend.Value, bool, error) {
 		return backend.Value{}, false, x.read(err)
 	}
 	v, err := decode(e)
+	if err == nil {
+		x.noteRead(key, v)
+	}
 	return v, err == nil, err
 }
 
@@ -213,8 +237,12 @@ func (x *txn) Set(key []byte, v backend.Value) {
 	case len(v.Data) > MaxValueSize:
 		x.err = errTooLarge("value", len(v.Data), MaxValueSize)
 	default:
+		if x.err = x.beforeWrite(key); x.err != nil {
+			return
+		}
 		// kvclient refuses a transaction past its total (a TooLargeError).
 		x.forget(key)
+		x.noteWrite(key, v)
 		x.err = x.t.Set(key, encode(v), v.ExpiresAt)
 	}
 }
@@ -223,7 +251,11 @@ func (x *txn) Delete(key []byte) {
 	if x.err != nil || len(key) > maxStoredKey {
 		return // a key that long cannot exist
 	}
+	if x.err = x.beforeWrite(key); x.err != nil {
+		return
+	}
 	x.forget(key)
+	x.noteWrite(key, backend.Value{})
 	x.err = x.t.Delete(key)
 }
 
@@ -272,6 +304,7 @@ func (s *Store) runAlone(ctx context.Context, keys [][]byte, fn func(backend.Txn
 		if err := fn(x); err != nil {
 			return err
 		}
+		x.finish()
 		return x.err
 	})
 }
@@ -474,6 +507,9 @@ func (s *Store) Sync(context.Context) error { return nil }
 
 // Close implements backend.Backend.
 func (s *Store) Close() error {
+	if s.reclaim != nil {
+		s.reclaim.stop()
+	}
 	s.c.Close()
 	return nil
 }
