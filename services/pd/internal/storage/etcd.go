@@ -117,6 +117,9 @@ type Options struct {
 	// member must have been added first (etcdctl member add, or
 	// nokv-config pd member add).
 	Join bool
+	// ListenPeerURL is the URL the member binds for peer traffic; empty
+	// means its PeerURL (as advertised).
+	ListenPeerURL string
 	// TickMs and ElectionMs are etcd's heartbeat interval and election
 	// timeout; zero means 100 and 1000.
 	TickMs, ElectionMs uint
@@ -354,6 +357,13 @@ func etcdConfig(opts *Options) (*embed.Config, error) {
 	cfg.InitialClusterToken = "nokv-pd"
 	peer, _ := parseURL(self.PeerURL)
 	cfg.ListenPeerUrls = []url.URL{listenURL(peer)}
+	if opts.ListenPeerURL != "" {
+		lp, err := parseURL(opts.ListenPeerURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen peer url: %w", ErrInvalidOptions, err)
+		}
+		cfg.ListenPeerUrls = []url.URL{lp}
+	}
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = nil, nil
 	if self.ClientURL != "" {
