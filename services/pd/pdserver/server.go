@@ -143,6 +143,11 @@ func (s *Server) ClusterID() uint64 {
 	return 0
 }
 
+// Stopped is closed when this member's etcd member stopped on its own:
+// it was removed from the group (nokv-config pd member remove), or etcd
+// failed. The member cannot serve or follow any more; nokv-pd exits.
+func (s *Server) Stopped() <-chan struct{} { return s.st.Etcd().Server.StopNotify() }
+
 // Addr is the gRPC address actually bound.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
