@@ -265,6 +265,12 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	for id := uint64(1); id <= 3; id++ {
 		c.startStore(id)
 	}
+	if len(c.pdNames) > 1 {
+		// A gateway gives up at start when PD does not answer within its
+		// connect timeout; a new group needs its members up and a leader
+		// elected first.
+		c.waitPDLeader("")
+	}
 	for i := range c.gwAddrs {
 		c.startGateway(i)
 	}
