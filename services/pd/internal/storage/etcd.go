@@ -150,6 +150,9 @@ type Storage struct {
 
 	guardMu sync.RWMutex
 	guard   []clientv3.Cmp
+	// leaderCtx, while set, bounds every request: it ends when the
+	// leadership the requests are made for ends (SetLeaderContext).
+	leaderCtx context.Context
 
 	closeOnce sync.Once
 	closeErr  error
@@ -475,6 +478,18 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 	s.guardMu.Unlock()
 }
 
+// SetLeaderContext makes every later request (and, through do, every one in
+// progress that started under it) fail at once with ErrGuardFailed when ctx
+// ends; nil lifts it. A leader that lost its lease must not keep its
+// clients waiting on requests that cannot reach a quorum (without one, do
+// retries for up to defaultTimeout): they fail, the clients go on to the
+// next leader.
+func (s *Storage) SetLeaderContext(ctx context.Context) {
+	s.guardMu.Lock()
+	s.leaderCtx = ctx
+	s.guardMu.Unlock()
+}
+
 // do runs one etcd request, retrying it while etcd reports itself
 // unavailable (no leader, a leader change) or the try outlives s.attempt,
 // until defaultTimeout. A request sent to an etcd leader that then died is
@@ -485,10 +500,19 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 func (s *Storage) do(fn func(ctx context.Context) error) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
+	s.guardMu.RLock()
+	lctx := s.leaderCtx
+	s.guardMu.RUnlock()
+	if lctx != nil {
+		defer context.AfterFunc(lctx, cancel)()
+	}
 	for {
 		actx, acancel := context.WithTimeout(ctx, s.attempt)
 		err := fn(actx)
 		acancel()
+		if err != nil && lctx != nil && lctx.Err() != nil {
+			return fmt.Errorf("%w: the leadership ended: %w", ErrGuardFailed, err)
+		}
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return err
 		}
