@@ -2458,6 +2458,400 @@ func (x *RemoveStoreResponse) GetHeader() *ResponseHeader {
 	return nil
 }
 
+// PDMember is one etcd member of a PD group.
+type PDMember struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The etcd member id.
+	Id uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The member's name; empty while a member that was added has not
+	// started yet.
+	Name     string   `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	PeerUrls []string `protobuf:"bytes,3,rep,name=peer_urls,json=peerUrls,proto3" json:"peer_urls,omitempty"`
+	// The member's PD gRPC address (advertised as its etcd client URL), or
+	// its etcd client URL when it serves one.
+	ClientUrls []string `protobuf:"bytes,4,rep,name=client_urls,json=clientUrls,proto3" json:"client_urls,omitempty"`
+	// Whether this member holds the PD leadership (its address is the
+	// election's leader value).
+	PdLeader bool `protobuf:"varint,5,opt,name=pd_leader,json=pdLeader,proto3" json:"pd_leader,omitempty"`
+	// Whether this member leads etcd's raft.
+	EtcdLeader    bool `protobuf:"varint,6,opt,name=etcd_leader,json=etcdLeader,proto3" json:"etcd_leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PDMember) Reset() {
+	*x = PDMember{}
+	mi := &file_pdpb_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PDMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PDMember) ProtoMessage() {}
+
+func (x *PDMember) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PDMember.ProtoReflect.Descriptor instead.
+func (*PDMember) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *PDMember) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *PDMember) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PDMember) GetPeerUrls() []string {
+	if x != nil {
+		return x.PeerUrls
+	}
+	return nil
+}
+
+func (x *PDMember) GetClientUrls() []string {
+	if x != nil {
+		return x.ClientUrls
+	}
+	return nil
+}
+
+func (x *PDMember) GetPdLeader() bool {
+	if x != nil {
+		return x.PdLeader
+	}
+	return false
+}
+
+func (x *PDMember) GetEtcdLeader() bool {
+	if x != nil {
+		return x.EtcdLeader
+	}
+	return false
+}
+
+type ListMembersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersRequest) Reset() {
+	*x = ListMembersRequest{}
+	mi := &file_pdpb_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersRequest) ProtoMessage() {}
+
+func (x *ListMembersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersRequest.ProtoReflect.Descriptor instead.
+func (*ListMembersRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{43}
+}
+
+type ListMembersResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Header  *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members []*PDMember            `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	// The PD leader's gRPC address, "" while none is elected.
+	LeaderAddr    string `protobuf:"bytes,3,opt,name=leader_addr,json=leaderAddr,proto3" json:"leader_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListMembersResponse) Reset() {
+	*x = ListMembersResponse{}
+	mi := &file_pdpb_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListMembersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListMembersResponse) ProtoMessage() {}
+
+func (x *ListMembersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListMembersResponse.ProtoReflect.Descriptor instead.
+func (*ListMembersResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ListMembersResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetMembers() []*PDMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ListMembersResponse) GetLeaderAddr() string {
+	if x != nil {
+		return x.LeaderAddr
+	}
+	return ""
+}
+
+type AddMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new member's etcd peer URL (http://host:port). It starts with
+	// nokv-pd --join on an empty workdir.
+	PeerUrl       string `protobuf:"bytes,1,opt,name=peer_url,json=peerUrl,proto3" json:"peer_url,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_pdpb_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *AddMemberRequest) GetPeerUrl() string {
+	if x != nil {
+		return x.PeerUrl
+	}
+	return ""
+}
+
+type AddMemberResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Member *PDMember              `protobuf:"bytes,2,opt,name=member,proto3" json:"member,omitempty"`
+	// The members after the change.
+	Members       []*PDMember `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberResponse) Reset() {
+	*x = AddMemberResponse{}
+	mi := &file_pdpb_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberResponse) ProtoMessage() {}
+
+func (x *AddMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberResponse.ProtoReflect.Descriptor instead.
+func (*AddMemberResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *AddMemberResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *AddMemberResponse) GetMember() *PDMember {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *AddMemberResponse) GetMembers() []*PDMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+type RemoveMemberRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The etcd member id (ListMembers).
+	Id            uint64 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_pdpb_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *RemoveMemberRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RemoveMemberResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *ResponseHeader        `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Members       []*PDMember            `protobuf:"bytes,2,rep,name=members,proto3" json:"members,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberResponse) Reset() {
+	*x = RemoveMemberResponse{}
+	mi := &file_pdpb_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberResponse) ProtoMessage() {}
+
+func (x *RemoveMemberResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberResponse.ProtoReflect.Descriptor instead.
+func (*RemoveMemberResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RemoveMemberResponse) GetHeader() *ResponseHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RemoveMemberResponse) GetMembers() []*PDMember {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
 var File_pdpb_proto protoreflect.FileDescriptor
 
 const file_pdpb_proto_rawDesc = "" +
@@ -2607,7 +3001,33 @@ const file_pdpb_proto_rawDesc = "" +
 	"\x12RemoveStoreRequest\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\"F\n" +
 	"\x13RemoveStoreResponse\x12/\n" +
-	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header*\xb3\x01\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\"\xaa\x01\n" +
+	"\bPDMember\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1b\n" +
+	"\tpeer_urls\x18\x03 \x03(\tR\bpeerUrls\x12\x1f\n" +
+	"\vclient_urls\x18\x04 \x03(\tR\n" +
+	"clientUrls\x12\x1b\n" +
+	"\tpd_leader\x18\x05 \x01(\bR\bpdLeader\x12\x1f\n" +
+	"\vetcd_leader\x18\x06 \x01(\bR\n" +
+	"etcdLeader\"\x14\n" +
+	"\x12ListMembersRequest\"\x94\x01\n" +
+	"\x13ListMembersResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12+\n" +
+	"\amembers\x18\x02 \x03(\v2\x11.nokv.pd.PDMemberR\amembers\x12\x1f\n" +
+	"\vleader_addr\x18\x03 \x01(\tR\n" +
+	"leaderAddr\"-\n" +
+	"\x10AddMemberRequest\x12\x19\n" +
+	"\bpeer_url\x18\x01 \x01(\tR\apeerUrl\"\x9c\x01\n" +
+	"\x11AddMemberResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12)\n" +
+	"\x06member\x18\x02 \x01(\v2\x11.nokv.pd.PDMemberR\x06member\x12+\n" +
+	"\amembers\x18\x03 \x03(\v2\x11.nokv.pd.PDMemberR\amembers\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"t\n" +
+	"\x14RemoveMemberResponse\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.nokv.pd.ResponseHeaderR\x06header\x12+\n" +
+	"\amembers\x18\x02 \x03(\v2\x11.nokv.pd.PDMemberR\amembers*\xb3\x01\n" +
 	"\tErrorType\x12\x06\n" +
 	"\x02OK\x10\x00\x12\v\n" +
 	"\aUNKNOWN\x10\x01\x12\x14\n" +
@@ -2622,7 +3042,7 @@ const file_pdpb_proto_rawDesc = "" +
 	"\vADD_LEARNER\x10\x00\x12\x13\n" +
 	"\x0fPROMOTE_LEARNER\x10\x01\x12\x0f\n" +
 	"\vREMOVE_PEER\x10\x02\x12\x10\n" +
-	"\fDEMOTE_VOTER\x10\x032\xfe\t\n" +
+	"\fDEMOTE_VOTER\x10\x032\xd9\v\n" +
 	"\x02PD\x12L\n" +
 	"\x0eGetRegionByKey\x12\x1e.nokv.pd.GetRegionByKeyRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12J\n" +
 	"\rGetRegionByID\x12\x1d.nokv.pd.GetRegionByIDRequest\x1a\x1a.nokv.pd.GetRegionResponse\x12H\n" +
@@ -2641,7 +3061,10 @@ const file_pdpb_proto_rawDesc = "" +
 	"\x0eGetClusterInfo\x12\x1e.nokv.pd.GetClusterInfoRequest\x1a\x1f.nokv.pd.GetClusterInfoResponse\x12E\n" +
 	"\n" +
 	"ClaimStore\x12\x1a.nokv.pd.ClaimStoreRequest\x1a\x1b.nokv.pd.ClaimStoreResponse\x12H\n" +
-	"\vRemoveStore\x12\x1b.nokv.pd.RemoveStoreRequest\x1a\x1c.nokv.pd.RemoveStoreResponseB\x1fZ\x1dgithub.com/nokv/nokv/api/pdpbb\x06proto3"
+	"\vRemoveStore\x12\x1b.nokv.pd.RemoveStoreRequest\x1a\x1c.nokv.pd.RemoveStoreResponse\x12H\n" +
+	"\vListMembers\x12\x1b.nokv.pd.ListMembersRequest\x1a\x1c.nokv.pd.ListMembersResponse\x12B\n" +
+	"\tAddMember\x12\x19.nokv.pd.AddMemberRequest\x1a\x1a.nokv.pd.AddMemberResponse\x12K\n" +
+	"\fRemoveMember\x12\x1c.nokv.pd.RemoveMemberRequest\x1a\x1d.nokv.pd.RemoveMemberResponseB\x1fZ\x1dgithub.com/nokv/nokv/api/pdpbb\x06proto3"
 
 var (
 	file_pdpb_proto_rawDescOnce sync.Once
@@ -2656,7 +3079,7 @@ func file_pdpb_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_pdpb_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_pdpb_proto_goTypes = []any{
 	(ErrorType)(0),                    // 0: nokv.pd.ErrorType
 	(ConfChangeType)(0),               // 1: nokv.pd.ConfChangeType
@@ -2702,51 +3125,58 @@ var file_pdpb_proto_goTypes = []any{
 	(*ClaimStoreResponse)(nil),        // 41: nokv.pd.ClaimStoreResponse
 	(*RemoveStoreRequest)(nil),        // 42: nokv.pd.RemoveStoreRequest
 	(*RemoveStoreResponse)(nil),       // 43: nokv.pd.RemoveStoreResponse
-	(*metapb.Region)(nil),             // 44: nokv.meta.Region
-	(*metapb.Peer)(nil),               // 45: nokv.meta.Peer
-	(*metapb.Store)(nil),              // 46: nokv.meta.Store
-	(*metapb.RegionEpoch)(nil),        // 47: nokv.meta.RegionEpoch
+	(*PDMember)(nil),                  // 44: nokv.pd.PDMember
+	(*ListMembersRequest)(nil),        // 45: nokv.pd.ListMembersRequest
+	(*ListMembersResponse)(nil),       // 46: nokv.pd.ListMembersResponse
+	(*AddMemberRequest)(nil),          // 47: nokv.pd.AddMemberRequest
+	(*AddMemberResponse)(nil),         // 48: nokv.pd.AddMemberResponse
+	(*RemoveMemberRequest)(nil),       // 49: nokv.pd.RemoveMemberRequest
+	(*RemoveMemberResponse)(nil),      // 50: nokv.pd.RemoveMemberResponse
+	(*metapb.Region)(nil),             // 51: nokv.meta.Region
+	(*metapb.Peer)(nil),               // 52: nokv.meta.Peer
+	(*metapb.Store)(nil),              // 53: nokv.meta.Store
+	(*metapb.RegionEpoch)(nil),        // 54: nokv.meta.RegionEpoch
 }
 var file_pdpb_proto_depIdxs = []int32{
 	0,  // 0: nokv.pd.Error.type:type_name -> nokv.pd.ErrorType
 	2,  // 1: nokv.pd.ResponseHeader.error:type_name -> nokv.pd.Error
 	3,  // 2: nokv.pd.GetRegionResponse.header:type_name -> nokv.pd.ResponseHeader
-	44, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
-	45, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
-	44, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
-	45, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
+	51, // 3: nokv.pd.GetRegionResponse.region:type_name -> nokv.meta.Region
+	52, // 4: nokv.pd.GetRegionResponse.leader:type_name -> nokv.meta.Peer
+	51, // 5: nokv.pd.RegionWithLeader.region:type_name -> nokv.meta.Region
+	52, // 6: nokv.pd.RegionWithLeader.leader:type_name -> nokv.meta.Peer
 	17, // 7: nokv.pd.RegionWithLeader.down_peers:type_name -> nokv.pd.PeerStats
-	45, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
+	52, // 8: nokv.pd.RegionWithLeader.pending_peers:type_name -> nokv.meta.Peer
 	3,  // 9: nokv.pd.ScanRegionsResponse.header:type_name -> nokv.pd.ResponseHeader
 	8,  // 10: nokv.pd.ScanRegionsResponse.regions:type_name -> nokv.pd.RegionWithLeader
 	3,  // 11: nokv.pd.GetStoreResponse.header:type_name -> nokv.pd.ResponseHeader
-	46, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
+	53, // 12: nokv.pd.GetStoreResponse.store:type_name -> nokv.meta.Store
 	3,  // 13: nokv.pd.GetAllStoresResponse.header:type_name -> nokv.pd.ResponseHeader
-	46, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
+	53, // 14: nokv.pd.GetAllStoresResponse.stores:type_name -> nokv.meta.Store
 	14, // 15: nokv.pd.GetAllStoresResponse.stats:type_name -> nokv.pd.StoreStats
 	14, // 16: nokv.pd.StoreHeartbeatRequest.stats:type_name -> nokv.pd.StoreStats
 	3,  // 17: nokv.pd.StoreHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	45, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
-	44, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
-	45, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
+	52, // 18: nokv.pd.PeerStats.peer:type_name -> nokv.meta.Peer
+	51, // 19: nokv.pd.RegionHeartbeatRequest.region:type_name -> nokv.meta.Region
+	52, // 20: nokv.pd.RegionHeartbeatRequest.leader:type_name -> nokv.meta.Peer
 	17, // 21: nokv.pd.RegionHeartbeatRequest.down_peers:type_name -> nokv.pd.PeerStats
-	45, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
-	45, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
+	52, // 22: nokv.pd.RegionHeartbeatRequest.pending_peers:type_name -> nokv.meta.Peer
+	52, // 23: nokv.pd.TransferLeader.peer:type_name -> nokv.meta.Peer
 	1,  // 24: nokv.pd.ChangePeer.change_type:type_name -> nokv.pd.ConfChangeType
-	45, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
+	52, // 25: nokv.pd.ChangePeer.peer:type_name -> nokv.meta.Peer
 	20, // 26: nokv.pd.ChangePeerV2.changes:type_name -> nokv.pd.ChangePeer
 	3,  // 27: nokv.pd.RegionHeartbeatResponse.header:type_name -> nokv.pd.ResponseHeader
-	47, // 28: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
+	54, // 28: nokv.pd.RegionHeartbeatResponse.region_epoch:type_name -> nokv.meta.RegionEpoch
 	19, // 29: nokv.pd.RegionHeartbeatResponse.transfer_leader:type_name -> nokv.pd.TransferLeader
 	20, // 30: nokv.pd.RegionHeartbeatResponse.change_peer:type_name -> nokv.pd.ChangePeer
 	22, // 31: nokv.pd.RegionHeartbeatResponse.split_region:type_name -> nokv.pd.SplitRegion
 	21, // 32: nokv.pd.RegionHeartbeatResponse.change_peer_v2:type_name -> nokv.pd.ChangePeerV2
 	3,  // 33: nokv.pd.AllocIDResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 34: nokv.pd.TsoResponse.header:type_name -> nokv.pd.ResponseHeader
-	44, // 35: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
+	51, // 35: nokv.pd.AskSplitRequest.region:type_name -> nokv.meta.Region
 	3,  // 36: nokv.pd.AskSplitResponse.header:type_name -> nokv.pd.ResponseHeader
-	44, // 37: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
-	44, // 38: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
+	51, // 37: nokv.pd.ReportSplitRequest.left:type_name -> nokv.meta.Region
+	51, // 38: nokv.pd.ReportSplitRequest.right:type_name -> nokv.meta.Region
 	3,  // 39: nokv.pd.ReportSplitResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 40: nokv.pd.RemoveRegionResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 41: nokv.pd.GetGCSafePointResponse.header:type_name -> nokv.pd.ResponseHeader
@@ -2754,45 +3184,58 @@ var file_pdpb_proto_depIdxs = []int32{
 	3,  // 43: nokv.pd.GetClusterInfoResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 44: nokv.pd.ClaimStoreResponse.header:type_name -> nokv.pd.ResponseHeader
 	3,  // 45: nokv.pd.RemoveStoreResponse.header:type_name -> nokv.pd.ResponseHeader
-	4,  // 46: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
-	5,  // 47: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
-	7,  // 48: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
-	10, // 49: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
-	12, // 50: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
-	15, // 51: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
-	18, // 52: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
-	24, // 53: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
-	26, // 54: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
-	28, // 55: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
-	30, // 56: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
-	32, // 57: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
-	34, // 58: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
-	36, // 59: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
-	38, // 60: nokv.pd.PD.GetClusterInfo:input_type -> nokv.pd.GetClusterInfoRequest
-	40, // 61: nokv.pd.PD.ClaimStore:input_type -> nokv.pd.ClaimStoreRequest
-	42, // 62: nokv.pd.PD.RemoveStore:input_type -> nokv.pd.RemoveStoreRequest
-	6,  // 63: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
-	6,  // 64: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
-	9,  // 65: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
-	11, // 66: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
-	13, // 67: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
-	16, // 68: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
-	23, // 69: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
-	25, // 70: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
-	27, // 71: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
-	29, // 72: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
-	31, // 73: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
-	33, // 74: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
-	35, // 75: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
-	37, // 76: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
-	39, // 77: nokv.pd.PD.GetClusterInfo:output_type -> nokv.pd.GetClusterInfoResponse
-	41, // 78: nokv.pd.PD.ClaimStore:output_type -> nokv.pd.ClaimStoreResponse
-	43, // 79: nokv.pd.PD.RemoveStore:output_type -> nokv.pd.RemoveStoreResponse
-	63, // [63:80] is the sub-list for method output_type
-	46, // [46:63] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	3,  // 46: nokv.pd.ListMembersResponse.header:type_name -> nokv.pd.ResponseHeader
+	44, // 47: nokv.pd.ListMembersResponse.members:type_name -> nokv.pd.PDMember
+	3,  // 48: nokv.pd.AddMemberResponse.header:type_name -> nokv.pd.ResponseHeader
+	44, // 49: nokv.pd.AddMemberResponse.member:type_name -> nokv.pd.PDMember
+	44, // 50: nokv.pd.AddMemberResponse.members:type_name -> nokv.pd.PDMember
+	3,  // 51: nokv.pd.RemoveMemberResponse.header:type_name -> nokv.pd.ResponseHeader
+	44, // 52: nokv.pd.RemoveMemberResponse.members:type_name -> nokv.pd.PDMember
+	4,  // 53: nokv.pd.PD.GetRegionByKey:input_type -> nokv.pd.GetRegionByKeyRequest
+	5,  // 54: nokv.pd.PD.GetRegionByID:input_type -> nokv.pd.GetRegionByIDRequest
+	7,  // 55: nokv.pd.PD.ScanRegions:input_type -> nokv.pd.ScanRegionsRequest
+	10, // 56: nokv.pd.PD.GetStore:input_type -> nokv.pd.GetStoreRequest
+	12, // 57: nokv.pd.PD.GetAllStores:input_type -> nokv.pd.GetAllStoresRequest
+	15, // 58: nokv.pd.PD.StoreHeartbeat:input_type -> nokv.pd.StoreHeartbeatRequest
+	18, // 59: nokv.pd.PD.RegionHeartbeat:input_type -> nokv.pd.RegionHeartbeatRequest
+	24, // 60: nokv.pd.PD.AllocID:input_type -> nokv.pd.AllocIDRequest
+	26, // 61: nokv.pd.PD.Tso:input_type -> nokv.pd.TsoRequest
+	28, // 62: nokv.pd.PD.AskSplit:input_type -> nokv.pd.AskSplitRequest
+	30, // 63: nokv.pd.PD.ReportSplit:input_type -> nokv.pd.ReportSplitRequest
+	32, // 64: nokv.pd.PD.RemoveRegion:input_type -> nokv.pd.RemoveRegionRequest
+	34, // 65: nokv.pd.PD.GetGCSafePoint:input_type -> nokv.pd.GetGCSafePointRequest
+	36, // 66: nokv.pd.PD.UpdateGCSafePoint:input_type -> nokv.pd.UpdateGCSafePointRequest
+	38, // 67: nokv.pd.PD.GetClusterInfo:input_type -> nokv.pd.GetClusterInfoRequest
+	40, // 68: nokv.pd.PD.ClaimStore:input_type -> nokv.pd.ClaimStoreRequest
+	42, // 69: nokv.pd.PD.RemoveStore:input_type -> nokv.pd.RemoveStoreRequest
+	45, // 70: nokv.pd.PD.ListMembers:input_type -> nokv.pd.ListMembersRequest
+	47, // 71: nokv.pd.PD.AddMember:input_type -> nokv.pd.AddMemberRequest
+	49, // 72: nokv.pd.PD.RemoveMember:input_type -> nokv.pd.RemoveMemberRequest
+	6,  // 73: nokv.pd.PD.GetRegionByKey:output_type -> nokv.pd.GetRegionResponse
+	6,  // 74: nokv.pd.PD.GetRegionByID:output_type -> nokv.pd.GetRegionResponse
+	9,  // 75: nokv.pd.PD.ScanRegions:output_type -> nokv.pd.ScanRegionsResponse
+	11, // 76: nokv.pd.PD.GetStore:output_type -> nokv.pd.GetStoreResponse
+	13, // 77: nokv.pd.PD.GetAllStores:output_type -> nokv.pd.GetAllStoresResponse
+	16, // 78: nokv.pd.PD.StoreHeartbeat:output_type -> nokv.pd.StoreHeartbeatResponse
+	23, // 79: nokv.pd.PD.RegionHeartbeat:output_type -> nokv.pd.RegionHeartbeatResponse
+	25, // 80: nokv.pd.PD.AllocID:output_type -> nokv.pd.AllocIDResponse
+	27, // 81: nokv.pd.PD.Tso:output_type -> nokv.pd.TsoResponse
+	29, // 82: nokv.pd.PD.AskSplit:output_type -> nokv.pd.AskSplitResponse
+	31, // 83: nokv.pd.PD.ReportSplit:output_type -> nokv.pd.ReportSplitResponse
+	33, // 84: nokv.pd.PD.RemoveRegion:output_type -> nokv.pd.RemoveRegionResponse
+	35, // 85: nokv.pd.PD.GetGCSafePoint:output_type -> nokv.pd.GetGCSafePointResponse
+	37, // 86: nokv.pd.PD.UpdateGCSafePoint:output_type -> nokv.pd.UpdateGCSafePointResponse
+	39, // 87: nokv.pd.PD.GetClusterInfo:output_type -> nokv.pd.GetClusterInfoResponse
+	41, // 88: nokv.pd.PD.ClaimStore:output_type -> nokv.pd.ClaimStoreResponse
+	43, // 89: nokv.pd.PD.RemoveStore:output_type -> nokv.pd.RemoveStoreResponse
+	46, // 90: nokv.pd.PD.ListMembers:output_type -> nokv.pd.ListMembersResponse
+	48, // 91: nokv.pd.PD.AddMember:output_type -> nokv.pd.AddMemberResponse
+	50, // 92: nokv.pd.PD.RemoveMember:output_type -> nokv.pd.RemoveMemberResponse
+	73, // [73:93] is the sub-list for method output_type
+	53, // [53:73] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_proto_init() }
@@ -2812,7 +3255,7 @@ func file_pdpb_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_proto_rawDesc), len(file_pdpb_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   42,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

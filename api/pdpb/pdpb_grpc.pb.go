@@ -38,6 +38,9 @@ const (
 	PD_GetClusterInfo_FullMethodName    = "/nokv.pd.PD/GetClusterInfo"
 	PD_ClaimStore_FullMethodName        = "/nokv.pd.PD/ClaimStore"
 	PD_RemoveStore_FullMethodName       = "/nokv.pd.PD/RemoveStore"
+	PD_ListMembers_FullMethodName       = "/nokv.pd.PD/ListMembers"
+	PD_AddMember_FullMethodName         = "/nokv.pd.PD/AddMember"
+	PD_RemoveMember_FullMethodName      = "/nokv.pd.PD/RemoveMember"
 )
 
 // PDClient is the client API for PD service.
@@ -71,6 +74,11 @@ type PDClient interface {
 	// The operator removes a dead store for good: it becomes a tombstone, its
 	// heartbeats are refused and its peers are replaced on other stores.
 	RemoveStore(ctx context.Context, in *RemoveStoreRequest, opts ...grpc.CallOption) (*RemoveStoreResponse, error)
+	// Membership of a PD group (its etcd members), answered by any member,
+	// leader or not, through etcd's cluster API: nokv-config pd member.
+	ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error)
+	AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*AddMemberResponse, error)
+	RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error)
 }
 
 type pDClient struct {
@@ -254,6 +262,36 @@ func (c *pDClient) RemoveStore(ctx context.Context, in *RemoveStoreRequest, opts
 	return out, nil
 }
 
+func (c *pDClient) ListMembers(ctx context.Context, in *ListMembersRequest, opts ...grpc.CallOption) (*ListMembersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListMembersResponse)
+	err := c.cc.Invoke(ctx, PD_ListMembers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) AddMember(ctx context.Context, in *AddMemberRequest, opts ...grpc.CallOption) (*AddMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddMemberResponse)
+	err := c.cc.Invoke(ctx, PD_AddMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) RemoveMember(ctx context.Context, in *RemoveMemberRequest, opts ...grpc.CallOption) (*RemoveMemberResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveMemberResponse)
+	err := c.cc.Invoke(ctx, PD_RemoveMember_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -285,6 +323,11 @@ type PDServer interface {
 	// The operator removes a dead store for good: it becomes a tombstone, its
 	// heartbeats are refused and its peers are replaced on other stores.
 	RemoveStore(context.Context, *RemoveStoreRequest) (*RemoveStoreResponse, error)
+	// Membership of a PD group (its etcd members), answered by any member,
+	// leader or not, through etcd's cluster API: nokv-config pd member.
+	ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error)
+	AddMember(context.Context, *AddMemberRequest) (*AddMemberResponse, error)
+	RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -345,6 +388,15 @@ func (UnimplementedPDServer) ClaimStore(context.Context, *ClaimStoreRequest) (*C
 }
 func (UnimplementedPDServer) RemoveStore(context.Context, *RemoveStoreRequest) (*RemoveStoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveStore not implemented")
+}
+func (UnimplementedPDServer) ListMembers(context.Context, *ListMembersRequest) (*ListMembersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListMembers not implemented")
+}
+func (UnimplementedPDServer) AddMember(context.Context, *AddMemberRequest) (*AddMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddMember not implemented")
+}
+func (UnimplementedPDServer) RemoveMember(context.Context, *RemoveMemberRequest) (*RemoveMemberResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveMember not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -662,6 +714,60 @@ func _PD_RemoveStore_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_ListMembers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListMembersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ListMembers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ListMembers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ListMembers(ctx, req.(*ListMembersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_AddMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).AddMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_AddMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).AddMember(ctx, req.(*AddMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_RemoveMember_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveMemberRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).RemoveMember(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_RemoveMember_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).RemoveMember(ctx, req.(*RemoveMemberRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -732,6 +838,18 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveStore",
 			Handler:    _PD_RemoveStore_Handler,
+		},
+		{
+			MethodName: "ListMembers",
+			Handler:    _PD_ListMembers_Handler,
+		},
+		{
+			MethodName: "AddMember",
+			Handler:    _PD_AddMember_Handler,
+		},
+		{
+			MethodName: "RemoveMember",
+			Handler:    _PD_RemoveMember_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

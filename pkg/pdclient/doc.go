@@ -53,14 +53,18 @@
 // slot in its batch (an unused timestamp is harmless); a batch whose callers
 // all gave up before it was sent is not sent.
 //
-// Failures: when the stream breaks, the requests of the batch in flight fail
-// with an error matching [ErrUnavailable] (and wrapping the gRPC error); they
-// may have consumed timestamps on PD, which is harmless, and the caller may
-// retry. The exception is a stream ended by a PD member that answers it does
-// not lead (a PD group's leader changed): that member issued nothing, so the
-// batch is sent again on the next stream, which [MemberConn] opens on the
-// leader — a leader change costs callers a pause, not an error. The client reconnects with capped exponential backoff; requests made
-// while it is disconnected wait for the new stream, bounded by their context,
-// so give them a deadline. A response carrying a PD error fails its batch with
+// Failures: when the stream breaks (PD restarted, a PD group's leader died,
+// or a member answered that it does not lead), whatever PD sent for the
+// batch in flight reached no caller, so the batch is sent again on the next
+// stream, which [MemberConn] opens on the leader. Its timestamps come from a
+// request sent after the break, so they are above everything handed out
+// before it (a new leader resumes above the old one's persisted window): a
+// failover costs callers a pause, not an error. The timestamps PD may have
+// issued for the lost answer stay unused, which is harmless. A batch is
+// sent again for up to 15 s after the first break; then it fails with an
+// error matching [ErrUnavailable] (wrapping the gRPC error). The client
+// reconnects with capped exponential backoff; requests made while it is
+// disconnected wait for the new stream, bounded by their context, so give
+// them a deadline. A response carrying a PD error fails its batch with
 // a [*PDError]. After [TSOClient.Close] every call fails with [ErrClosed].
 package pdclient

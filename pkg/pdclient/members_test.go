@@ -25,7 +25,14 @@ type memberPD struct {
 	leader string // "" while it leads itself
 	calls  atomic.Int64
 	next   atomic.Uint64
+	// hold, if set, makes Tso keep the next request unanswered (it is
+	// closed once one arrived: the batch is in flight).
+	hold chan struct{}
 }
+
+// notLeaderMsg is in the message of a follower's refusal, as in
+// services/pd/internal/grpcsvc.NotLeader.
+const notLeaderMsg = "this member is not the leader"
 
 func (m *memberPD) refuse(ctx context.Context) error {
 	m.calls.Add(1)
@@ -58,6 +65,15 @@ func (m *memberPD) Tso(stream pdpb.PD_TsoServer) error {
 		}
 		if err := m.refuse(stream.Context()); err != nil {
 			return err
+		}
+		m.mu.Lock()
+		hold := m.hold
+		m.hold = nil
+		m.mu.Unlock()
+		if hold != nil {
+			close(hold)
+			<-stream.Context().Done() // never answered: the member dies first
+			return nil
 		}
 		first := m.next.Add(uint64(req.GetCount())) - uint64(req.GetCount()) + 1
 		if err := stream.Send(&pdpb.TsoResponse{Header: &pdpb.ResponseHeader{}, First: first, Count: req.GetCount()}); err != nil {
@@ -142,8 +158,7 @@ func TestMemberConnFollowsLeader(t *testing.T) {
 		}
 		ts, err := cl.GetTS(ctx)
 		if err != nil {
-			// The batch in flight when B died fails; later ones wait.
-			continue
+			t.Fatalf("GetTS across the leader change: %v", err)
 		}
 		last = ts
 	}
@@ -178,5 +193,77 @@ func TestMemberConnPassesOverForeignLeaderAddress(t *testing.T) {
 	}
 	if mc.Leader() != addrB || len(mc.Members()) != 2 {
 		t.Fatalf("following %s among %v, want %s among the two configured", mc.Leader(), mc.Members(), addrB)
+	}
+}
+
+// TestTSOBatchInFlightWhenLeaderDies: the leader receives a batch and dies
+// before answering it; the batch is sent again to the new leader, and every
+// caller waiting in it gets a timestamp above everything handed out before.
+func TestTSOBatchInFlightWhenLeaderDies(t *testing.T) {
+	a, b, c := &memberPD{}, &memberPD{}, &memberPD{}
+	addrA, _ := startMember(t, a)
+	addrB, stopB := startMember(t, b)
+	addrC, _ := startMember(t, c)
+	a.setLeader(addrB)
+	c.setLeader(addrB)
+	mc, err := Dial(addrA + "," + addrB + "," + addrC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Close()
+	tc, err := NewTSOClient(pdpb.NewPDClient(mc), TSOOptions{MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var before uint64
+	for range 100 {
+		if before, err = tc.GetTS(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The next batch reaches B, which never answers it.
+	inFlight := make(chan struct{})
+	b.mu.Lock()
+	b.hold = inFlight
+	b.mu.Unlock()
+	c.next.Store(before + 1000) // C resumes above B's window
+	const callers = 16
+	type result struct {
+		ts  uint64
+		err error
+	}
+	results := make(chan result, callers)
+	for range callers {
+		go func() {
+			ts, err := tc.GetTS(ctx)
+			results <- result{ts, err}
+		}()
+	}
+	<-inFlight
+	// B dies with the batch in flight; the group elects C meanwhile.
+	a.setLeader("none")
+	c.setLeader("none")
+	stopB()
+	time.Sleep(200 * time.Millisecond)
+	a.setLeader(addrC)
+	c.setLeader("")
+
+	seen := map[uint64]bool{}
+	for range callers {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("a caller of the batch in flight when the leader died: %v", r.err)
+		}
+		if r.ts <= before || seen[r.ts] {
+			t.Fatalf("timestamp %d after the failover: not above %d handed out before, or repeated", r.ts, before)
+		}
+		seen[r.ts] = true
+	}
+	if mc.Leader() != addrC {
+		t.Fatalf("following %s, want the new leader %s", mc.Leader(), addrC)
 	}
 }

@@ -4,13 +4,9 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/pdpb"
 )
@@ -104,6 +100,9 @@ type tsoBatch struct {
 	done      chan struct{} // closed once first or err is set
 	first     uint64
 	err       error
+	// failedAt is when a stream first broke under the batch (stream
+	// goroutine only); zero while it has not.
+	failedAt time.Time
 }
 
 func (b *tsoBatch) finish(first uint64, err error) {
@@ -341,9 +340,16 @@ func (c *TSOClient) run() {
 				b.finish(0, ErrClosed)
 				return
 			}
-			if isNotLeader(err) && failures <= maxNotLeaderRetries {
-				// A PD member that does not lead issued nothing for this
-				// batch: ask the leader instead (MemberConn follows it).
+			// Whatever PD answered, if anything, reached no caller: send
+			// the batch again on the next stream (MemberConn opens it on
+			// the leader a follower names, or on the next member). Its
+			// timestamps then come from a request sent after the failure,
+			// so they are above everything handed out before it, by this
+			// leader or, after a failover, by the last one.
+			if b.failedAt.IsZero() {
+				b.failedAt = time.Now()
+			}
+			if time.Since(b.failedAt) < batchRetryFor {
 				retry = b
 				continue
 			}
@@ -370,20 +376,11 @@ func (c *TSOClient) run() {
 	}
 }
 
-// maxNotLeaderRetries bounds how many streams in a row a batch is sent on
-// after members answered that they do not lead (an election in progress).
-const maxNotLeaderRetries = 8
-
-// notLeaderMsg is in the message of the UNAVAILABLE status of a PD member
-// that does not lead (services/pd/internal/grpcsvc.NotLeader).
-const notLeaderMsg = "this member is not the leader"
-
-// isNotLeader reports whether err is a PD member's answer that it does not
-// lead: the request was refused, not lost.
-func isNotLeader(err error) bool {
-	st, ok := status.FromError(err)
-	return ok && st.Code() == codes.Unavailable && strings.Contains(st.Message(), notLeaderMsg)
-}
+// batchRetryFor is how long a batch is sent again on new streams after the
+// stream broke under it: long enough for a PD group to replace a dead
+// leader (lease plus election, about 5–7 s with the defaults). Callers
+// with a shorter deadline give up first.
+const batchRetryFor = 15 * time.Second
 
 // letAnsweredRejoin yields to the callers just answered before the next
 // batch is taken: under load most of them come straight back, and catching

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/api/metapb"
+	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
 	"google.golang.org/grpc"
@@ -92,6 +93,8 @@ type project struct {
 	name  string
 	ports map[string]int
 	env   []string
+	// files are the compose files after compose/docker-compose.yml.
+	files []string
 }
 
 func newProject(t *testing.T, tool []string) *project {
@@ -100,7 +103,8 @@ func newProject(t *testing.T, tool []string) *project {
 	p.env = []string{"NOKV_TAG=" + imageTag}
 	for _, v := range []string{"NOKV_REDIS_PORT", "NOKV_REDIS_METRICS_PORT", "NOKV_PD_PORT", "NOKV_PD_METRICS_PORT",
 		"NOKV_STORE1_PORT", "NOKV_STORE2_PORT", "NOKV_STORE3_PORT",
-		"NOKV_STORE1_METRICS_PORT", "NOKV_STORE2_METRICS_PORT", "NOKV_STORE3_METRICS_PORT", "NOKV_EMBEDDED_PORT"} {
+		"NOKV_STORE1_METRICS_PORT", "NOKV_STORE2_METRICS_PORT", "NOKV_STORE3_METRICS_PORT", "NOKV_EMBEDDED_PORT",
+		"NOKV_PD2_PORT", "NOKV_PD3_PORT"} {
 		p.ports[v] = freePort(t)
 		p.env = append(p.env, fmt.Sprintf("%s=%d", v, p.ports[v]))
 	}
@@ -118,7 +122,11 @@ func newProject(t *testing.T, tool []string) *project {
 }
 
 func (p *project) args(args ...string) []string {
-	return append(append(append([]string(nil), p.tool[1:]...), "-f", "compose/docker-compose.yml", "-p", p.name), args...)
+	out := append(append([]string(nil), p.tool[1:]...), "-f", "compose/docker-compose.yml")
+	for _, f := range p.files {
+		out = append(out, "-f", f)
+	}
+	return append(append(out, "-p", p.name), args...)
 }
 
 // run runs a compose command of the project from the repository root.
@@ -289,6 +297,88 @@ func TestComposeV1(t *testing.T) {
 	writeKeys(t, e, "local", 5)
 	checkKeys(t, e, "local", 5)
 	p.run("--profile", "embedded", "down", "-v", "--timeout", "20")
+}
+
+// TestComposePDGroup runs the compose cluster with a three-member PD group
+// (compose/docker-compose.pd-group.yml over the base file, the cluster file
+// raft_config.pd-group.example.json) with docker-compose 1.29: up, all
+// healthy, SET/GET through the gateway, the PD leader's container killed
+// (SIGKILL), writes again through the new leader, down.
+func TestComposePDGroup(t *testing.T) {
+	requireDocker(t)
+	requireTool(t, composeV1)
+	buildImages(t)
+	p := newProject(t, composeV1)
+	p.files = []string{"compose/docker-compose.pd-group.yml"}
+	p.env = append(p.env, "NOKV_CLUSTER_FILE=../raft_config.pd-group.example.json")
+
+	start := time.Now()
+	p.run("up", "-d")
+	members := []string{"nokv-pd", "nokv-pd-2", "nokv-pd-3"}
+	p.waitHealthy(120*time.Second, append(services, members[1:]...)...)
+	t.Logf("docker-compose 1.29, PD group: up to all healthy in %v", time.Since(start).Round(100*time.Millisecond))
+	c := redisClient(t, p.addr("NOKV_REDIS_PORT"))
+	writeKeys(t, c, "a", 20)
+	writeKeys(t, c, "z", 20)
+	checkKeys(t, c, "a", 20)
+
+	addrs := []string{p.addr("NOKV_PD_PORT"), p.addr("NOKV_PD2_PORT"), p.addr("NOKV_PD3_PORT")}
+	group := strings.Join(addrs, ",")
+	leader := func() int {
+		for i, a := range addrs {
+			conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, err = pdpb.NewPDClient(conn).GetClusterInfo(ctx, &pdpb.GetClusterInfoRequest{})
+			cancel()
+			conn.Close()
+			if err == nil {
+				return i
+			}
+		}
+		return -1
+	}
+	lead := -1
+	eventually(t, 30*time.Second, "a PD leader", func() error {
+		if lead = leader(); lead < 0 {
+			return fmt.Errorf("no member serves")
+		}
+		return nil
+	})
+	if st := status(t, group); len(st.Regions) == 0 {
+		t.Fatalf("PD group knows no regions: %+v", st)
+	}
+	killed := time.Now()
+	command(t, time.Minute, "", nil, "docker", "kill", "-s", "KILL", p.container(members[lead]))
+	// The gateway answers an error while no PD member leads (a lease and
+	// an election, a few seconds): wait for the first write, then the rest
+	// must go through as they come.
+	eventually(t, 30*time.Second, "a write after the PD leader was killed", func() error {
+		return c.Set(context.Background(), "b-first", "1", 0).Err()
+	})
+	t.Logf("PD leader %s killed: writes again %v later", members[lead], time.Since(killed).Round(100*time.Millisecond))
+	writeKeys(t, c, "b", 20)
+	if now := leader(); now < 0 || now == lead {
+		t.Fatalf("leader after the kill: %d (was %d)", now, lead)
+	}
+	checkKeys(t, c, "a", 20)
+	checkKeys(t, c, "b", 20)
+	checkKeys(t, c, "z", 20)
+	p.run("down", "-v", "--timeout", "20")
+}
+
+// container is the id of the service's container.
+func (p *project) container(service string) string {
+	p.t.Helper()
+	out := command(p.t, time.Minute, "", nil, "docker", "ps", "-q", "--filter", "label=com.docker.compose.project="+p.name,
+		"--filter", "label=com.docker.compose.service="+service)
+	id := strings.TrimSpace(out)
+	if id == "" || strings.Contains(id, "\n") {
+		p.t.Fatalf("container of %s: %q", service, out)
+	}
+	return id
 }
 
 // TestDockerfilesInStep checks that compose/Dockerfile.prebuilt (the offline

@@ -32,7 +32,7 @@ func binaries(t *testing.T) string {
 		}
 		for name, pkg := range map[string]string{
 			"nokv-pd": "../../services/pd/cmd/nokv-pd", "nokv-store": "../../services/store/cmd/nokv-store",
-			"nokv-redis": "../../services/gateway/cmd/nokv-redis",
+			"nokv-redis": "../../services/gateway/cmd/nokv-redis", "nokv-config": "../../services/tools/cmd/nokv-config",
 		} {
 			out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
 			if err != nil {

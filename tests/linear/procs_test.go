@@ -112,6 +112,11 @@ type procOptions struct {
 	// store's binary name in the build directory ("nokv-store").
 	storeEnv func(id uint64) []string
 	storeBin string
+	// pdMembers > 1 starts a PD group of that many members (pd.members),
+	// each behind two proxies: one for its gRPC address (stores, gateways),
+	// one for its etcd peer URL (the other members), so the test can cut a
+	// member off from either.
+	pdMembers int
 }
 
 // procCluster is PD, three stores behind proxies and two gateways, each a
@@ -134,6 +139,17 @@ type procCluster struct {
 	binds    map[string][]string        // process name → the addresses it binds
 	reserved map[string][]*cluster.Port // ports of processes not running (test goroutine only)
 	metrics  map[uint64]string          // store id → its metrics address
+
+	// pdNames are the PD processes ("pd", or the members "pd-1"...); with
+	// a group pdListen is each member's gRPC bind address (the test dials it
+	// directly), pdProxies the proxy in front of it (the address in the
+	// cluster file) and peerProxies the proxy in front of its etcd peer
+	// port (its advertised peer URL).
+	pdNames     []string
+	pdListen    map[string]string
+	peerListen  map[string]string
+	pdProxies   map[string]*proxy
+	peerProxies map[string]*proxy
 }
 
 // gatewayName is the process name of gateway i (0-based).
@@ -167,9 +183,39 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 		listen: map[uint64]string{}, proxies: map[uint64]*proxy{}, direct: map[uint64]storepb.StoreClient{},
 		procs: map[string]*proc{}, logs: map[string]*logBuffer{}, reserved: map[string][]*cluster.Port{},
 		binds: map[string][]string{}, metrics: map[uint64]string{},
+		pdListen: map[string]string{}, peerListen: map[string]string{}, pdProxies: map[string]*proxy{}, peerProxies: map[string]*proxy{},
 	}
 	t.Cleanup(c.stopAll)
-	c.pdAddr = c.reserve("pd")
+	pdConf := map[string]any{"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"}
+	if opts.pdMembers <= 1 {
+		c.pdAddr = c.reserve("pd")
+		c.pdNames = []string{"pd"}
+		pdConf["addr"], pdConf["docker_addr"] = c.pdAddr, "nokv-pd:2379"
+	} else {
+		var members []map[string]any
+		var addrs []string
+		for i := 1; i <= opts.pdMembers; i++ {
+			// Before any proxy runs: their sourceOf reads the names.
+			c.pdNames = append(c.pdNames, fmt.Sprintf("pd-%d", i))
+		}
+		for i, name := range c.pdNames {
+			c.pdListen[name], c.peerListen[name] = c.reserve(name), c.reserve(name)
+			gp, err := startProxy(c.pdListen[name], c.sourceOf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pp, err := startProxy(c.peerListen[name], c.sourceOf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.pdProxies[name], c.peerProxies[name] = gp, pp
+			addrs = append(addrs, gp.addr())
+			members = append(members, map[string]any{"name": name, "addr": gp.addr(), "peer_url": "http://" + pp.addr(),
+				"docker_addr": fmt.Sprintf("nokv-pd-%d:2379", i+1), "docker_peer_url": fmt.Sprintf("http://nokv-pd-%d:2380", i+1)})
+		}
+		pdConf["members"] = members
+		c.pdAddr = strings.Join(addrs, ",")
+	}
 	var stores []map[string]any
 	for id := uint64(1); id <= 3; id++ {
 		c.listen[id] = c.reserve(storeName(id))
@@ -200,10 +246,9 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	}
 	file := map[string]any{
 		"max_retries": 8,
-		"pd": map[string]any{"addr": c.pdAddr, "docker_addr": "nokv-pd:2379",
-			"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"},
-		"stores":  stores,
-		"regions": []any{region(1, "", "hex:000000006d", 1), region(2, "hex:000000006d", "", 2)},
+		"pd":          pdConf,
+		"stores":      stores,
+		"regions":     []any{region(1, "", "hex:000000006d", 1), region(2, "hex:000000006d", "", 2)},
 	}
 	data, err := json.MarshalIndent(file, "", "  ")
 	if err != nil {
@@ -220,6 +265,12 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	for id := uint64(1); id <= 3; id++ {
 		c.startStore(id)
 	}
+	if len(c.pdNames) > 1 {
+		// A gateway gives up at start when PD does not answer within its
+		// connect timeout; a new group needs its members up and a leader
+		// elected first.
+		c.waitPDLeader("")
+	}
 	for i := range c.gwAddrs {
 		c.startGateway(i)
 	}
@@ -229,8 +280,22 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	return c
 }
 
+// startPD starts PD: every member of a group.
 func (c *procCluster) startPD() {
-	c.start("pd", nil, filepath.Join(c.bin, "nokv-pd"), "--config", c.file, "--store-down-after", "3s")
+	for _, name := range c.pdNames {
+		c.startPDMember(name)
+	}
+}
+
+// startPDMember starts one PD process: "pd", or a member of the group
+// binding its own ports behind its proxies.
+func (c *procCluster) startPDMember(name string, extra ...string) {
+	args := []string{"--config", c.file, "--store-down-after", "3s"}
+	if name != "pd" {
+		args = append(args, "--name", name, "--addr", c.pdListen[name], "--advertise-addr", c.pdProxies[name].addr(),
+			"--listen-peer-url", "http://"+c.peerListen[name], "--election-timeout", "500ms", "--leader-lease", "2s")
+	}
+	c.start(name, nil, filepath.Join(c.bin, "nokv-pd"), append(args, extra...)...)
 }
 
 func (c *procCluster) startStore(id uint64) {
@@ -399,9 +464,17 @@ func (c *procCluster) stopAll() {
 	for id := uint64(1); id <= 3; id++ {
 		c.stop(storeName(id))
 	}
-	c.stop("pd")
+	for _, name := range c.pdNames {
+		c.stop(name)
+	}
 	for _, p := range c.proxies {
 		p.close()
+	}
+	for _, name := range c.pdNames {
+		if p := c.pdProxies[name]; p != nil {
+			p.close()
+			c.peerProxies[name].close()
+		}
 	}
 	for _, cc := range c.conns {
 		cc.Close()
@@ -454,10 +527,15 @@ func artifactDir(t *testing.T) string {
 }
 
 // sourceOf names the process that owns the local end of a loopback
-// connection whose port is port: "store-N", "gateway-N", or "" for anyone
-// else.
+// connection whose port is port: "store-N", "gateway-N", "pd-N", or "" for
+// anyone else.
 func (c *procCluster) sourceOf(port int) string {
 	pids := map[int]string{}
+	for _, name := range c.pdNames {
+		if pid := c.pid(name); pid != 0 {
+			pids[pid] = name
+		}
+	}
 	for id := uint64(1); id <= 3; id++ {
 		if pid := c.pid(storeName(id)); pid != 0 {
 			pids[pid] = storeName(id)

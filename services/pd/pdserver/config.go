@@ -50,6 +50,11 @@ type Config struct {
 	// named to clients by followers; empty means Addr (the address bound,
 	// when Addr's port is 0).
 	AdvertiseAddr string `env:"ADVERTISE_ADDR"`
+	// ListenPeerURL is the URL this member's etcd binds for peer traffic;
+	// empty means its peer_url. It differs when the other members reach it
+	// through a proxy or NAT (tests/linear puts a proxy there to cut it
+	// off).
+	ListenPeerURL string `env:"LISTEN_PEER_URL"`
 	// Join makes a member with an empty workdir join the running group
 	// (after `etcdctl member add`, see README) instead of founding one.
 	Join bool `env:"JOIN"`
@@ -99,6 +104,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.RecoverIDFloor, "recover-id-floor", c.RecoverIDFloor, "with --recover-cluster-id: hand out only ids above this `id` [env "+EnvPrefix+"RECOVER_ID_FLOOR]")
 	fs.StringVar(&c.Name, "name", c.Name, "this member's `name` in pd.members of the cluster file [env "+EnvPrefix+"NAME]")
 	fs.StringVar(&c.AdvertiseAddr, "advertise-addr", c.AdvertiseAddr, "`address` other processes dial this member at; empty means --addr [env "+EnvPrefix+"ADVERTISE_ADDR]")
+	fs.StringVar(&c.ListenPeerURL, "listen-peer-url", c.ListenPeerURL, "`URL` (http://host:port) the embedded etcd binds for peer traffic; empty means the member's peer_url [env "+EnvPrefix+"LISTEN_PEER_URL]")
 	fs.BoolVar(&c.Join, "join", c.Join, "with an empty workdir, join the running PD group (after adding this member to it) instead of founding one [env "+EnvPrefix+"JOIN]")
 	fs.DurationVar(&c.LeaderLease, "leader-lease", c.LeaderLease, "leader lease (whole seconds): a dead leader is replaced after about this long [env "+EnvPrefix+"LEADER_LEASE]")
 	fs.DurationVar(&c.ElectionTimeout, "election-timeout", c.ElectionTimeout, "embedded etcd's election timeout, the same on every member [env "+EnvPrefix+"ELECTION_TIMEOUT]")

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -365,56 +367,79 @@ func TestGroupRefusesWipedMember(t *testing.T) {
 // should cost little. Run with -cpu 1,2 and interleave the two.
 func BenchmarkTSO(b *testing.B) {
 	for _, members := range []int{1, 3} {
-		b.Run(fmt.Sprintf("members=%d", members), func(b *testing.B) {
-			var addr string
-			if members == 1 {
-				file, err := config.Load(examplePath)
-				if err != nil {
-					b.Fatal(err)
-				}
-				cfg := DefaultConfig()
-				cfg.Addr, cfg.WorkDir = "127.0.0.1:0", b.TempDir()
-				s, err := New(cfg, file, slog.New(slog.DiscardHandler))
-				if err != nil {
-					b.Fatal(err)
-				}
-				s.Start()
-				defer s.Close()
-				addr = s.Addr()
-			} else {
-				g := newBenchGroup(b)
-				var addrs []string
-				for _, s := range g {
-					addrs = append(addrs, s.Addr())
-				}
-				addr = strings.Join(addrs, ",")
-			}
-			mc, err := pdclient.Dial(addr)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer mc.Close()
-			c, err := pdclient.New(mc, pdclient.Options{MaxRetries: 50})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			ctx := context.Background()
-			if _, err := c.GetTS(ctx); err != nil {
-				b.Fatal(err)
-			}
-			b.SetParallelism(16)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if _, err := c.GetTS(ctx); err != nil {
-						b.Error(err)
-						return
-					}
-				}
+		for _, callers := range []int{16, 256} {
+			b.Run(fmt.Sprintf("members=%d/callers=%d", members, callers), func(b *testing.B) {
+				benchTSO(b, members, callers)
 			})
-		})
+		}
 	}
+}
+
+// benchTSO measures GetTS through pdclient with callers concurrent callers
+// against one PD or the leader of a group of members in this process. Besides
+// ns/op (wall time per timestamp, all callers together) it reports the
+// process's CPU time per timestamp (cpu-ns/op: client, leader and followers
+// together), the figure that holds up on a shared machine.
+func benchTSO(b *testing.B, members, callers int) {
+	var addr string
+	if members == 1 {
+		file, err := config.Load(examplePath)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg := DefaultConfig()
+		cfg.Addr, cfg.WorkDir = "127.0.0.1:0", b.TempDir()
+		s, err := New(cfg, file, slog.New(slog.DiscardHandler))
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Start()
+		defer s.Close()
+		addr = s.Addr()
+	} else {
+		g := newBenchGroup(b)
+		var addrs []string
+		for _, s := range g {
+			addrs = append(addrs, s.Addr())
+		}
+		addr = strings.Join(addrs, ",")
+	}
+	mc, err := pdclient.Dial(addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mc.Close()
+	c, err := pdclient.New(mc, pdclient.Options{MaxRetries: 50})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.GetTS(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
+	cpu0 := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.GetTS(ctx); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// processCPU is the CPU time (user + system) this process used so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // newBenchGroup starts three members for a benchmark and waits for a leader.

@@ -35,6 +35,10 @@ type leaderState struct {
 	grpcsvc.Leader
 	sess *concurrency.Session
 	el   *concurrency.Election
+	// ctx ends with the leadership: the storage requests made for it fail
+	// at once then (Storage.SetLeaderContext).
+	ctx    context.Context
+	cancel context.CancelFunc
 	// validUntil is when the lease could first expire, less leaseMargin, in
 	// nanoseconds since Server.epoch (a monotonic clock).
 	validUntil atomic.Int64
@@ -42,7 +46,12 @@ type leaderState struct {
 
 // close stops the leader's background work: the oracle, so a TSO stream in
 // progress ends at once.
-func (l *leaderState) close() { l.Oracle.Close() }
+func (l *leaderState) close() {
+	l.cancel()
+	if l.Oracle != nil {
+		l.Oracle.Close()
+	}
+}
 
 // resign gives up the election key (so another member wins without
 // waiting for the lease to run out) and revokes the lease.
@@ -129,7 +138,10 @@ func (s *Server) leadOnce(ctx context.Context) error {
 		return fmt.Errorf("campaign for PD leader: %w", err)
 	}
 	l := &leaderState{sess: sess, el: el}
+	l.ctx, l.cancel = context.WithCancel(context.Background())
 	fail := func(err error) error {
+		l.close()
+		s.st.SetLeaderContext(nil)
 		l.resign()
 		return err
 	}
@@ -140,6 +152,7 @@ func (s *Server) leadOnce(ctx context.Context) error {
 	// election key does: a member that lost the leadership cannot move the
 	// TSO window or the id mark any more.
 	s.st.SetGuard([]clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(el.Key()), "=", el.Rev())})
+	s.st.SetLeaderContext(l.ctx)
 	if err := s.buildLeader(l); err != nil {
 		return fail(err)
 	}
@@ -221,7 +234,12 @@ func (s *Server) campaignLoop() {
 			s.holdLeadership(ctx, l)
 			s.leader.Store(nil)
 			s.metrics.watch(nil)
+			// Requests still in progress for this leadership fail now
+			// (a member cut off from the others would otherwise hold its
+			// clients until etcd's request timeout); the guard stays, so
+			// a late write of this leadership is refused.
 			l.close()
+			s.st.SetLeaderContext(nil)
 			l.resign()
 			if ctx.Err() == nil {
 				s.log.Warn("this member stepped down as PD leader")

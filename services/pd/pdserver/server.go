@@ -79,7 +79,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		members[i] = storage.Member{Name: m.Name, PeerURL: m.PeerURL, ClientURL: m.ClientURL}
 	}
 	st, err := storage.OpenWith(storage.Options{
-		Dir: cfg.WorkDir, Name: cfg.Name, Members: members, Join: cfg.Join, PDAddr: cmp.Or(cfg.AdvertiseAddr, cfg.Addr),
+		Dir: cfg.WorkDir, Name: cfg.Name, Members: members, Join: cfg.Join, ListenPeerURL: cfg.ListenPeerURL, PDAddr: cmp.Or(cfg.AdvertiseAddr, cfg.Addr),
 		TickMs: uint(cfg.ElectionTimeout.Milliseconds() / 10), ElectionMs: uint(cfg.ElectionTimeout.Milliseconds()),
 		LogLevel: cfg.EtcdLogLevel, Log: log,
 	})
@@ -99,7 +99,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.svc = &grpcsvc.Service{
-		Lead: s.lead, Storage: st, Now: time.Now, Log: s.log,
+		Lead: s.lead, Storage: st, LeaderAddr: s.LeaderAddr, Now: time.Now, Log: s.log,
 		Observe: grpcsvc.Observer{TSOBatch: s.metrics.observeTSO},
 	}
 	if s.ln, err = net.Listen("tcp", cfg.Addr); err != nil {
@@ -142,6 +142,11 @@ func (s *Server) ClusterID() uint64 {
 	}
 	return 0
 }
+
+// Stopped is closed when this member's etcd member stopped on its own:
+// it was removed from the group (nokv-config pd member remove), or etcd
+// failed. The member cannot serve or follow any more; nokv-pd exits.
+func (s *Server) Stopped() <-chan struct{} { return s.st.Etcd().Server.StopNotify() }
 
 // Addr is the gRPC address actually bound.
 func (s *Server) Addr() string { return s.ln.Addr().String() }

@@ -50,8 +50,17 @@ func run(args []string, environ map[string]string, stdout, stderr io.Writer) int
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	srv.Start()
-	sig := <-sigs
-	log.Info("shutting down", "signal", sig.String())
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case <-srv.Stopped():
+		// Nothing left to serve: a removed member must not linger as if it
+		// were one (and must not be restarted on its old data).
+		log.Error("this member's etcd member stopped: it was removed from the PD group, or etcd failed; stopping")
+		_ = srv.Close()
+		fmt.Fprintf(stderr, "%s: this member's etcd member stopped (removed from the PD group, or failed); to bring this machine back, add it again with nokv-config pd member add and start it on an empty workdir with --join\n", name)
+		return 1
+	}
 	if err := srv.Close(); err != nil {
 		fmt.Fprintf(stderr, "%s: shutdown: %v\n", name, err)
 		return 1

@@ -42,9 +42,11 @@ type Service struct {
 	// naming the leader when it is known.
 	Lead    func(ctx context.Context) (*Leader, error)
 	Storage *storage.Storage
-	Now     func() time.Time
-	Log     *slog.Logger
-	Observe Observer
+	// LeaderAddr, if set, names the PD leader's address for ListMembers.
+	LeaderAddr func() string
+	Now        func() time.Time
+	Log        *slog.Logger
+	Observe    Observer
 
 	gcMu sync.Mutex
 

@@ -117,6 +117,9 @@ type Options struct {
 	// member must have been added first (etcdctl member add, or
 	// nokv-config pd member add).
 	Join bool
+	// ListenPeerURL is the URL the member binds for peer traffic; empty
+	// means its PeerURL (as advertised).
+	ListenPeerURL string
 	// TickMs and ElectionMs are etcd's heartbeat interval and election
 	// timeout; zero means 100 and 1000.
 	TickMs, ElectionMs uint
@@ -147,6 +150,9 @@ type Storage struct {
 
 	guardMu sync.RWMutex
 	guard   []clientv3.Cmp
+	// leaderCtx, while set, bounds every request: it ends when the
+	// leadership the requests are made for ends (SetLeaderContext).
+	leaderCtx context.Context
 
 	closeOnce sync.Once
 	closeErr  error
@@ -354,6 +360,13 @@ func etcdConfig(opts *Options) (*embed.Config, error) {
 	cfg.InitialClusterToken = "nokv-pd"
 	peer, _ := parseURL(self.PeerURL)
 	cfg.ListenPeerUrls = []url.URL{listenURL(peer)}
+	if opts.ListenPeerURL != "" {
+		lp, err := parseURL(opts.ListenPeerURL)
+		if err != nil {
+			return nil, fmt.Errorf("%w: listen peer url: %w", ErrInvalidOptions, err)
+		}
+		cfg.ListenPeerUrls = []url.URL{lp}
+	}
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = nil, nil
 	if self.ClientURL != "" {
@@ -465,6 +478,18 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 	s.guardMu.Unlock()
 }
 
+// SetLeaderContext makes every later request (and, through do, every one in
+// progress that started under it) fail at once with ErrGuardFailed when ctx
+// ends; nil lifts it. A leader that lost its lease must not keep its
+// clients waiting on requests that cannot reach a quorum (without one, do
+// retries for up to defaultTimeout): they fail, the clients go on to the
+// next leader.
+func (s *Storage) SetLeaderContext(ctx context.Context) {
+	s.guardMu.Lock()
+	s.leaderCtx = ctx
+	s.guardMu.Unlock()
+}
+
 // do runs one etcd request, retrying it while etcd reports itself
 // unavailable (no leader, a leader change) or the try outlives s.attempt,
 // until defaultTimeout. A request sent to an etcd leader that then died is
@@ -475,10 +500,19 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 func (s *Storage) do(fn func(ctx context.Context) error) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
+	s.guardMu.RLock()
+	lctx := s.leaderCtx
+	s.guardMu.RUnlock()
+	if lctx != nil {
+		defer context.AfterFunc(lctx, cancel)()
+	}
 	for {
 		actx, acancel := context.WithTimeout(ctx, s.attempt)
 		err := fn(actx)
 		acancel()
+		if err != nil && lctx != nil && lctx.Err() != nil {
+			return fmt.Errorf("%w: the leadership ended: %w", ErrGuardFailed, err)
+		}
 		if err == nil || ctx.Err() != nil || !retryable(err) {
 			return err
 		}

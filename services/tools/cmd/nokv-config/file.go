@@ -114,6 +114,9 @@ func runRegions(args []string, stdout, stderr io.Writer) int {
 }
 
 func runPD(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "member" {
+		return runPDMember(args[1:], stdout, stderr)
+	}
 	fs := newFlags("pd", "[--config FILE] [--field addr|workdir|members] [--scope host|docker] [--format text|json]")
 	path := configFlag(fs)
 	scope := scopeFlag(fs)

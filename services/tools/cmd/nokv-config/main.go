@@ -44,7 +44,7 @@ func commands() []command {
 	return []command{
 		{"stores", "list the stores of the cluster file: id and addresses for a scope", runStores},
 		{"regions", "list the initial regions of the cluster file: range, epoch, peers, leader", runRegions},
-		{"pd", "print PD's address or work directory for a scope", runPD},
+		{"pd", "print PD's address or work directory for a scope; pd member list|add|remove: a PD group's members", runPD},
 		{"validate", "check a cluster file as the services do; exit 1 with every problem if it is invalid", runValidate},
 		{"status", "ask PD for the live cluster: stores, regions, leaders, sizes, TSO, GC safe point", runStatus},
 		{"store", "store remove <id>: remove a dead store for good (its peers are replaced elsewhere)", runStore},
