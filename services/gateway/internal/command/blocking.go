@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
@@ -87,6 +88,10 @@ const errUnblocked replyError = "UNBLOCKED client unblocked via CLIENT UNBLOCK"
 // ErrBlockedClientGone ends Wait when the client's connection went away or
 // it was killed while blocked: the server closes it, nothing is sent.
 var ErrBlockedClientGone = errors.New("command: blocked client went away")
+
+// errRetry says a blocked command's attempt lost to other writers and must
+// be made again.
+var errRetry = errors.New("command: blocked command must try again")
 
 // waiter is one blocked client in the registry.
 type waiter struct {
@@ -347,6 +352,10 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 				return ErrBlockedClientGone
 			}
 			served, more, key, err := e.tryBlocked(ctx, c, b, order)
+			if errors.Is(err, errRetry) {
+				e.blocking.signal(b.op.keys)
+				err = nil
+			}
 			if err != nil || served {
 				if served && more {
 					passOn = string(b.op.keys[key])
@@ -396,6 +405,11 @@ func (e *Executor) tryBlocked(ctx context.Context, c *Client, b *blockState, ord
 		c.Out.Truncate(mark)
 		if ctx.Err() != nil {
 			return false, false, 0, err
+		}
+		if errors.Is(err, backend.ErrConflict) {
+			// Other writers kept winning (the raft backend gave up after
+			// its retries); nothing was popped: wait on, and try again.
+			return false, false, 0, errRetry
 		}
 		writeError(&c.Out, e.log, b.cmd.Name, err)
 		return true, false, 0, nil
