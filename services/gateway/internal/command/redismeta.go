@@ -78,6 +78,7 @@ var redisMeta = map[string]commandMeta{
 	"client|pause":     {Flags: []string{"admin", "noscript", "loading", "stale"}, ACL: []string{"@admin", "@slow", "@dangerous", "@connection"}, Tips: nil, KeySpecs: nil},
 	"client|getname":   {Flags: []string{"noscript", "loading", "stale"}, ACL: []string{"@slow", "@connection"}, Tips: nil, KeySpecs: nil},
 	"client|no-evict":  {Flags: []string{"admin", "noscript", "loading", "stale"}, ACL: []string{"@admin", "@slow", "@dangerous", "@connection"}, Tips: nil, KeySpecs: nil},
+	"client|unblock":   {Flags: []string{"admin", "noscript", "loading", "stale"}, ACL: []string{"@admin", "@slow", "@dangerous", "@connection"}, Tips: nil, KeySpecs: nil},
 	"client|info":      {Flags: []string{"noscript", "loading", "stale"}, ACL: []string{"@slow", "@connection"}, Tips: []string{"nondeterministic_output"}, KeySpecs: nil},
 	"client|reply":     {Flags: []string{"noscript", "loading", "stale"}, ACL: []string{"@slow", "@connection"}, Tips: nil, KeySpecs: nil},
 	"client|kill":      {Flags: []string{"admin", "noscript", "loading", "stale"}, ACL: []string{"@admin", "@slow", "@dangerous", "@connection"}, Tips: nil, KeySpecs: nil},
@@ -164,4 +165,9 @@ var redisMeta = map[string]commandMeta{
 	"lmove":            {Flags: []string{"write", "denyoom"}, ACL: []string{"@write", "@list", "@slow"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(0, 1, 0)}, {Flags: []string{"RW", "insert"}, Begin: beginIndex(2), Find: findRange(0, 1, 0)}}},
 	"rpoplpush":        {Flags: []string{"write", "denyoom"}, ACL: []string{"@write", "@list", "@slow"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(0, 1, 0)}, {Flags: []string{"RW", "insert"}, Begin: beginIndex(2), Find: findRange(0, 1, 0)}}},
 	"lmpop":            {Flags: []string{"write", "movablekeys"}, ACL: []string{"@write", "@list", "@slow"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findKeynum(0, 1, 1)}}},
+	"blpop":            {Flags: []string{"write", "noscript", "blocking"}, ACL: []string{"@write", "@list", "@slow", "@blocking"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(-2, 1, 0)}}},
+	"brpop":            {Flags: []string{"write", "noscript", "blocking"}, ACL: []string{"@write", "@list", "@slow", "@blocking"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(-2, 1, 0)}}},
+	"blmove":           {Flags: []string{"write", "denyoom", "noscript", "blocking"}, ACL: []string{"@write", "@list", "@slow", "@blocking"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(0, 1, 0)}, {Flags: []string{"RW", "insert"}, Begin: beginIndex(2), Find: findRange(0, 1, 0)}}},
+	"brpoplpush":       {Flags: []string{"write", "denyoom", "noscript", "blocking"}, ACL: []string{"@write", "@list", "@slow", "@blocking"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(1), Find: findRange(0, 1, 0)}, {Flags: []string{"RW", "insert"}, Begin: beginIndex(2), Find: findRange(0, 1, 0)}}},
+	"blmpop":           {Flags: []string{"write", "blocking", "movablekeys"}, ACL: []string{"@write", "@list", "@slow", "@blocking"}, Tips: nil, KeySpecs: []keySpec{{Flags: []string{"RW", "access", "delete"}, Begin: beginIndex(2), Find: findKeynum(0, 1, 1)}}},
 }
