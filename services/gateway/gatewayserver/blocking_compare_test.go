@@ -146,7 +146,13 @@ func blockingSteps() []blockStep {
 		bread(0), bdo(3, "SELECT", "0"),
 		bdo(3, "DEL", "w", "w2"),
 	)
-	// A timeout while others are served; UNBLOCK reasons and errors.
+	// CLIENT REPLY OFF and SKIP drop the reply of a command served later.
+	s = append(s,
+		bsend(0, "CLIENT", "REPLY", "OFF"), bsend(0, "BLPOP", "r", "0"), bdo(3, "RPUSH", "r", "x", "y"),
+		bdo(0, "CLIENT", "REPLY", "ON"), bsend(0, "CLIENT", "REPLY", "SKIP"), bsend(0, "BLPOP", "r", "r2", "0"),
+		bdo(3, "EXISTS", "r"), bdo(0, "PING"), bdo(3, "EXISTS", "r"),
+	)
+	// UNBLOCK reasons and errors.
 	s = append(s,
 		bdo(0, "CLIENT", "UNBLOCK"), bdo(0, "CLIENT", "UNBLOCK", "x"), bdo(0, "CLIENT", "UNBLOCK", "1", "foo"),
 		bdo(0, "CLIENT", "UNBLOCK", "x", "foo"), bdo(0, "CLIENT", "UNBLOCK", "1", "timeout", "x"),

@@ -58,6 +58,9 @@ type blockState struct {
 	op   blockOp
 	cmd  *Command
 	args [][]byte
+	// silent: the reply is dropped (CLIENT REPLY OFF or SKIP when the
+	// command was called).
+	silent bool
 	// stop is closed by CLIENT UNBLOCK or CLIENT KILL; why says which.
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -116,6 +119,8 @@ type blockRegistry struct {
 	// poller runs.
 	poll    time.Duration
 	polling bool
+	// pollStop ends the poller once no one waits.
+	pollStop chan struct{}
 }
 
 func newBlockRegistry(poll time.Duration) *blockRegistry {
@@ -139,7 +144,8 @@ func (g *blockRegistry) add(keys [][]byte) *waiter {
 	g.n.Add(1)
 	if g.poll > 0 && !g.polling {
 		g.polling = true
-		go g.pollLoop()
+		g.pollStop = make(chan struct{})
+		go g.pollLoop(g.pollStop)
 	}
 	return w
 }
@@ -161,6 +167,10 @@ func (g *blockRegistry) remove(w *waiter, passOn string) {
 		}
 	}
 	g.n.Add(-1)
+	if len(g.queues) == 0 && g.polling {
+		g.polling = false
+		close(g.pollStop)
+	}
 	for _, i := range w.ready {
 		g.signalLocked(w.keys[i])
 	}
@@ -217,17 +227,17 @@ func (g *blockRegistry) take(w *waiter) []int {
 }
 
 // pollLoop wakes the first waiter of every waited-on key every g.poll, until
-// no one waits.
-func (g *blockRegistry) pollLoop() {
+// stop is closed (no one waits).
+func (g *blockRegistry) pollLoop(stop chan struct{}) {
 	t := time.NewTicker(g.poll)
 	defer t.Stop()
-	for range t.C {
-		g.mu.Lock()
-		if len(g.queues) == 0 {
-			g.polling = false
-			g.mu.Unlock()
+	for {
+		select {
+		case <-stop:
 			return
+		case <-t.C:
 		}
+		g.mu.Lock()
 		for k := range g.queues {
 			g.signalLocked(k)
 		}
@@ -285,7 +295,7 @@ func (r *Request) block(op blockOp, nullArray bool) error {
 	for i, a := range r.Args {
 		args[i] = bytesClone(a)
 	}
-	b := &blockState{op: op, cmd: r.cmd, args: args, stop: make(chan struct{})}
+	b := &blockState{op: op, cmd: r.cmd, args: args, stop: make(chan struct{}), silent: r.c.replyOff || r.c.replySkip}
 	r.c.mu.Lock()
 	r.c.block = b
 	r.c.mu.Unlock()
@@ -320,6 +330,10 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 		if err := e.be.Sync(ctx); err != nil {
 			return err
 		}
+	}
+	if b.silent {
+		mark := c.Out.Len()
+		defer c.Out.Truncate(mark)
 	}
 	w := e.blocking.add(b.op.keys)
 	if b.op.timeout > 0 {
