@@ -144,6 +144,8 @@ func blockingSteps() []blockStep {
 		bdo(3, "RPUSH", "w", "c", "d"), bsend(0, "BLPOP", "w2", "0"), bdo(3, "COPY", "w", "w2"), bread(0),
 		bdo(3, "SELECT", "1"), bdo(3, "RPUSH", "mv", "m"), bsend(0, "BLPOP", "mv", "0"), bdo(3, "MOVE", "mv", "0"),
 		bread(0), bdo(3, "SELECT", "0"),
+		bdo(3, "SELECT", "1"), bdo(3, "RPUSH", "sw", "s"), bsend(0, "BLPOP", "sw", "0"), bdo(3, "SWAPDB", "0", "1"),
+		bread(0), bdo(3, "SWAPDB", "0", "1"), bdo(3, "SELECT", "0"),
 		bdo(3, "DEL", "w", "w2"),
 	)
 	// CLIENT REPLY OFF and SKIP drop the reply of a command served later.

@@ -192,6 +192,21 @@ func (g *blockRegistry) signal(keys [][]byte) {
 	}
 }
 
+// signalDBs wakes the first waiter of every waited-on key of databases a
+// and b (SWAPDB).
+func (g *blockRegistry) signalDBs(a, b uint32) {
+	if g.n.Load() == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k := range g.queues {
+		if db := keyspace.DB([]byte(k)); db == a || db == b {
+			g.signalLocked(k)
+		}
+	}
+}
+
 func (g *blockRegistry) signalLocked(key string) {
 	q := g.queues[key]
 	if q == nil {

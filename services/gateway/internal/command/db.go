@@ -303,6 +303,8 @@ func cmdSwapDB(r *Request) error {
 	for _, k := range touch {
 		r.e.watches.touch(k)
 	}
+	// As Redis 7.0: clients blocked on keys of either database look again.
+	r.e.blocking.signalDBs(a, b)
 	r.w.OK()
 	return nil
 }
