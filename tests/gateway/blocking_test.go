@@ -177,3 +177,12 @@ func TestBlockingQueueAcrossTwoRaftGateways(t *testing.T) {
 		}
 	}
 }
+
+// The blocking list commands byte for byte against redis-server, through a
+// raft gateway (conformance.CompareBlocking; SWAPDB is refused here).
+func TestBlockingListsMatchRedisServerOnTheRaftBackend(t *testing.T) {
+	redisAddr := startRedis(t)
+	c := cluster.Start(t, cluster.Options{})
+	srv := startGateway(t, c)
+	conformance.CompareBlocking(t, conformance.Target{Addr: srv.Addr(), NoSwapDB: true}, redisAddr)
+}
