@@ -950,6 +950,11 @@ func (l *eventLoop) close(c *loopConn) {
 	}
 	delete(l.conns, c.fd)
 	delete(l.overSoft, c)
+	if c.blocked {
+		// Closed while blocked (an output limit): its wait ends too, and
+		// pops nothing more for it.
+		c.cancelWait()
+	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
 	s := l.s
