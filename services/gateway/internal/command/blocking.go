@@ -377,6 +377,9 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 	}
 	for {
 		if len(order) > 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
 			if c.killed.Load() || gone != nil && gone() {
 				return ErrBlockedClientGone
 			}
