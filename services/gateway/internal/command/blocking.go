@@ -388,12 +388,12 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 				e.blocking.signal(b.op.keys)
 				err = nil
 			}
-			if err != nil || served {
-				if served && more {
+			if err != nil {
+				return err // ctx ended during the attempt
+			}
+			if served {
+				if more {
 					passOn = string(b.op.keys[key])
-				}
-				if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) && ctx.Err() != nil {
-					return ctx.Err()
 				}
 				return nil
 			}
@@ -427,7 +427,7 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 
 // tryBlocked runs one attempt of b's command on the keys at positions order.
 // A command error is written as the reply (served); only ctx's end is
-// returned.
+// returned, and errRetry when other writers kept winning.
 func (e *Executor) tryBlocked(ctx context.Context, c *Client, b *blockState, order []int) (served, more bool, key int, err error) {
 	r := &Request{ctx: ctx, e: e, c: c, cmd: b.cmd, Args: b.args, w: &c.Out, last: true, statsCmd: b.cmd}
 	mark := c.Out.Len()
