@@ -58,7 +58,7 @@ def golist(l): return "[]string{" + ", ".join(gostr(x) for x in l) + "}" if l el
 OURS = set(sys.argv[2:]) | {"client|setname", "client|getname", "client|id", "client|info", "client|list", "client|setinfo",
     "command|count", "command|docs", "command|info", "command|list", "config|get",
     "object|encoding", "object|freq", "object|help", "object|idletime", "object|refcount",
-    "client|kill", "client|pause", "client|unpause", "client|reply", "client|no-evict",
+    "client|kill", "client|pause", "client|unpause", "client|reply", "client|no-evict", "client|unblock",
     "config|set", "config|resetstat", "config|help", "slowlog|get", "slowlog|len", "slowlog|reset", "slowlog|help",
     "latency|latest", "latency|reset", "latency|help", "memory|usage", "memory|help"}
 def emit(info, out):

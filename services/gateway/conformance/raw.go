@@ -28,6 +28,9 @@ func DialRaw(t testing.TB, addr string) *RawConn {
 	return &RawConn{t: t, c: c, rd: bufio.NewReader(c)}
 }
 
+// Close closes the connection.
+func (r *RawConn) Close() { r.c.Close() }
+
 // Encode renders args as a RESP array of bulk strings.
 func Encode(args ...string) []byte {
 	var b bytes.Buffer

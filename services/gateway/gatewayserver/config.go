@@ -86,6 +86,11 @@ type Config struct {
 	// "Reclamation of old versions".
 	RaftReclaimInterval time.Duration `env:"RAFT_RECLAIM_INTERVAL"`
 	RaftSweepInterval   time.Duration `env:"RAFT_SWEEP_INTERVAL"`
+	// BlockPoll is how often, on the raft backend, a client blocked in
+	// BLPOP, BRPOP, BLMOVE, BRPOPLPUSH or BLMPOP looks at its keys by
+	// itself: pushes made through other gateways are served within it.
+	// Pushes through the same gateway wake it at once, on either backend.
+	BlockPoll time.Duration `env:"BLOCK_POLL"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs TestingKnobs `env:"-"`
@@ -130,11 +135,15 @@ func DefaultConfig() Config {
 		Scope:       config.ScopeHost,
 		MaxRetries:  8,
 		RaftCombine: true,
+		BlockPoll:   DefaultBlockPoll,
 
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
 	}
 }
+
+// DefaultBlockPoll is the raft backend's default BlockPoll.
+const DefaultBlockPoll = 100 * time.Millisecond
 
 // Bounds of the cache sizes.
 const (
@@ -204,6 +213,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
+	fs.DurationVar(&c.BlockPoll, "block-poll", c.BlockPoll, "raft backend: how often a client blocked in BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BLMPOP looks at its keys, so that pushes through other gateways reach it within this `duration`"+env("BLOCK_POLL"))
 	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction"+env("RAFT_COMBINE"))
 	fs.DurationVar(&c.RaftReclaimInterval, "raft-reclaim-interval", c.RaftReclaimInterval, "raft backend: how often dead collection versions are reclaimed (0: 10s, negative: never)"+env("RAFT_RECLAIM_INTERVAL"))
 	fs.DurationVar(&c.RaftSweepInterval, "raft-sweep-interval", c.RaftSweepInterval, "raft backend: least time between sweeps for orphaned collection elements (0: 1h, negative: none)"+env("RAFT_SWEEP_INTERVAL"))
@@ -307,6 +317,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRetries < 0 {
 		bad("max-retries", "%d: must not be negative", c.MaxRetries)
+	}
+	if c.BlockPoll < time.Millisecond || c.BlockPoll > time.Minute {
+		bad("block-poll", "%v: must be between 1ms and 1m", c.BlockPoll)
 	}
 	return errors.Join(errs...)
 }

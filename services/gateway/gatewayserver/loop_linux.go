@@ -116,6 +116,13 @@ type loopConn struct {
 	busy bool
 	// offErr is the error the off-loop command's ExecAt returned.
 	offErr error
+	// blocked means c's off-loop work is a blocked command (BLPOP ...)
+	// waiting: its socket stays in the epoll set for EPOLLRDHUP (the
+	// client went away: cancelWait ends the wait) and, while replies sent
+	// before the command are pending in out, for EPOLLOUT. watched says
+	// the socket is still in the set.
+	blocked, watched bool
+	cancelWait       context.CancelFunc
 	// heldArgs is the command CLIENT PAUSE holds (a copy): it runs first
 	// once the pause ends; meanwhile the client is not read.
 	heldArgs [][]byte
@@ -371,6 +378,12 @@ const softCheckMs = 100
 // command, which the executor contains itself) closes c only.
 func (l *eventLoop) serve(c *loopConn, events uint32) {
 	defer l.contain(c)
+	if c.busy {
+		if c.blocked {
+			l.serveBlocked(c, events)
+		}
+		return
+	}
 	if events&unix.EPOLLOUT != 0 {
 		l.flush(c)
 		return
@@ -556,8 +569,116 @@ func (l *eventLoop) process(c *loopConn) bool {
 			c.monitor = m
 			l.monitors = append(l.monitors, c)
 		}
+		if c.client.Blocked() {
+			return l.startBlocked(c)
+		}
 	}
 	return true
+}
+
+// startBlocked sends c's replies so far and waits for its blocked command
+// (BLPOP ...) on a goroutine of its own, c busy until it is served (the
+// commands c pipelined after it wait in its parser, unread). It reports
+// false if c was closed.
+func (l *eventLoop) startBlocked(c *loopConn) bool {
+	// The replies before the blocked command go out now, after the
+	// iteration's writes are durable; the command itself sees only
+	// committed writes (a list's are, see backend.WriteOptions.SubKeys).
+	if err := l.s.be.Sync(l.ctx); err != nil {
+		l.s.log.Error("fsync failed; dropping replies and closing the connection", "err", err)
+		c.client.Out.Reset()
+		l.close(c)
+		return false
+	}
+	c.out = append(c.out, c.client.Out.Bytes()...)
+	c.client.Out.Release()
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			break
+		}
+		if err != nil {
+			l.close(c)
+			return false
+		}
+		c.out = c.out[n:]
+	}
+	if len(c.out) == 0 {
+		c.out = nil
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: l.blockedEvents(c), Fd: int32(c.fd)}); err != nil {
+		c.client.Out.Reset()
+		l.close(c)
+		return false
+	}
+	ctx, cancel := context.WithCancel(l.offCtx)
+	c.busy, c.blocked, c.watched, c.cancelWait, c.offErr = true, true, true, cancel, nil
+	fd := c.fd
+	l.offLoop.Add(1)
+	go func() {
+		defer l.offLoop.Done()
+		defer cancel()
+		defer l.finishLater(c)
+		c.offErr = l.s.exec.Wait(ctx, c.client, func() bool { return fdGone(fd) }, 0)
+	}()
+	return true
+}
+
+// blockedEvents is what a blocked client's socket is watched for.
+func (l *eventLoop) blockedEvents(c *loopConn) uint32 {
+	if len(c.out) > 0 {
+		return unix.EPOLLRDHUP | unix.EPOLLOUT
+	}
+	return unix.EPOLLRDHUP
+}
+
+// serveBlocked handles a readiness event of a blocked client's socket.
+func (l *eventLoop) serveBlocked(c *loopConn, events uint32) {
+	if events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+		// The client went away: nothing is popped for it any more.
+		c.cancelWait()
+		_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+		c.watched = false
+		return
+	}
+	if events&unix.EPOLLOUT == 0 {
+		return
+	}
+	for len(c.out) > 0 {
+		n, err := unix.Write(c.fd, c.out)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN {
+			return
+		}
+		if err != nil {
+			c.cancelWait()
+			_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
+			c.watched = false
+			return
+		}
+		c.out = c.out[n:]
+	}
+	c.out = nil
+	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: l.blockedEvents(c), Fd: int32(c.fd)})
+}
+
+// finishLater hands c, whose off-loop command finished, back to the loop.
+func (l *eventLoop) finishLater(c *loopConn) {
+	l.finishMu.Lock()
+	l.finished = append(l.finished, c)
+	l.finishMu.Unlock()
+	var one [8]byte
+	one[0] = 1
+	l.fdMu.Lock()
+	if l.doneFD >= 0 {
+		_, _ = unix.Write(l.doneFD, one[:])
+	}
+	l.fdMu.Unlock()
 }
 
 // startOffLoop runs args (a command that runs long) on a goroutine of its
@@ -588,16 +709,7 @@ func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) bool {
 				l.s.contained(v, debug.Stack(), c.remote)
 				c.offErr = fmt.Errorf("panic: %v", v)
 			}
-			l.finishMu.Lock()
-			l.finished = append(l.finished, c)
-			l.finishMu.Unlock()
-			var one [8]byte
-			one[0] = 1
-			l.fdMu.Lock()
-			if l.doneFD >= 0 {
-				_, _ = unix.Write(l.doneFD, one[:])
-			}
-			l.fdMu.Unlock()
+			l.finishLater(c)
 		}()
 		_, c.offErr = l.s.exec.ExecAt(l.offCtx, c.client, own, false, -1)
 	}()
@@ -616,6 +728,8 @@ func (l *eventLoop) finishOffLoop() {
 	l.finishMu.Unlock()
 	for _, c := range list {
 		c.busy = false
+		blocked, watched := c.blocked, c.watched
+		c.blocked, c.watched, c.cancelWait = false, false, nil
 		if l.conns[c.fd] != c {
 			continue // closed meanwhile
 		}
@@ -629,7 +743,18 @@ func (l *eventLoop) finishOffLoop() {
 			l.close(c)
 			continue
 		}
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)}); err != nil {
+		op, events := unix.EPOLL_CTL_ADD, uint32(unix.EPOLLIN)
+		if watched {
+			op = unix.EPOLL_CTL_MOD
+		}
+		if len(c.out) > 0 {
+			events = unix.EPOLLOUT // the replies sent before it are still going out
+		}
+		if blocked && !watched {
+			l.close(c) // it went away
+			continue
+		}
+		if err := unix.EpollCtl(l.epfd, op, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)}); err != nil {
 			l.close(c)
 			continue
 		}
@@ -825,6 +950,11 @@ func (l *eventLoop) close(c *loopConn) {
 	}
 	delete(l.conns, c.fd)
 	delete(l.overSoft, c)
+	if c.blocked {
+		// Closed while blocked (an output limit): its wait ends too, and
+		// pops nothing more for it.
+		c.cancelWait()
+	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil)
 	unix.Close(c.fd)
 	s := l.s

@@ -47,6 +47,11 @@ type Server struct {
 	closing bool
 	connsWG sync.WaitGroup
 
+	// blockCtx ends the blocked commands (BLPOP ...) of redcon's
+	// connections at Close.
+	blockCtx    context.Context
+	blockCancel context.CancelFunc
+
 	closeOnce sync.Once
 	closeErr  error
 	// shutdown is closed by a client's SHUTDOWN (once, by shutdownOnce);
@@ -102,6 +107,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{}),
 		shutdown: make(chan struct{})}
+	s.blockCtx, s.blockCancel = context.WithCancel(context.Background())
+	blockPoll := time.Duration(0) // the embedded backend: every push goes through this gateway
+	if cfg.Backend == BackendRaft {
+		blockPoll = cfg.BlockPoll
+	}
 	s.perCmd = make([]atomic.Pointer[metrics.Command], len(command.Commands()))
 	nowTime := time.Now
 	if now != nil {
@@ -126,6 +136,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		OnShutdown: func() {
 			s.shutdownOnce.Do(func() { close(s.shutdown) })
 		},
+
+		BlockPoll: blockPoll,
 
 		TestingPanicOn: cfg.TestingKnobs.PanicOn,
 	})
@@ -231,6 +243,8 @@ func (s *Server) Close() error {
 		s.closing = true
 		started := s.started
 		s.connMu.Unlock()
+		// Blocked commands end now; their connections close without a reply.
+		s.blockCancel()
 		if started && s.loop != nil {
 			s.loop.stop()
 			<-s.served
@@ -422,6 +436,14 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 	held := c.Out.Len() > 0
 	last := len(conn.PeekPipeline()) == 0 || held && (c.Out.Len() >= outputBatch || time.Since(rc.heldSince) > maxReplyHold)
 	err := s.exec.Exec(context.Background(), c, cmd.Args, last)
+	if err == nil && c.Blocked() {
+		// BLPOP ... with nothing to pop: wait on this connection's
+		// goroutine (other clients have theirs); the replies before it go
+		// out first, and the commands after it wait in redcon's buffer.
+		if err = s.waitBlocked(conn, c); err == nil {
+			held = false // sent: the reply held now is the blocked command's
+		}
+	}
 	if c.Out.Overflowed() {
 		// One reply passed the hard output limit: as Redis, close the
 		// client; nothing more is sent.
@@ -507,6 +529,27 @@ func (s *Server) waitUnpaused(conn redcon.Conn, rc *redconConn, args [][]byte) b
 	}
 	return true
 }
+
+// waitBlocked sends c's pending replies, then waits for its blocked command
+// (command.Executor.Wait). An error means the connection must close.
+func (s *Server) waitBlocked(conn redcon.Conn, c *command.Client) error {
+	if c.Out.Len() > 0 {
+		if err := s.be.Sync(context.Background()); err != nil {
+			return err
+		}
+		if _, err := conn.NetConn().Write(c.Out.Bytes()); err != nil {
+			return err
+		}
+		c.Out.Release()
+	}
+	nc := conn.NetConn()
+	return s.exec.Wait(s.blockCtx, c, func() bool { return connGone(nc) }, goneCheck)
+}
+
+// goneCheck is how often redcon's server looks whether a blocked client's
+// connection went away (it reads nothing from it meanwhile); the event
+// loop is told by epoll instead.
+const goneCheck = 100 * time.Millisecond
 
 // pausePoll is how often a command held by CLIENT PAUSE looks whether the
 // pause ended.

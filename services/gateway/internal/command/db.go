@@ -174,6 +174,7 @@ func cmdMove(r *Request) error {
 			if v, err = copyColl(tx, v, from, to); err != nil {
 				return err
 			}
+			r.signalStoredKeyAsReady(to)
 		}
 		tx.Set(to, v)
 		tx.Delete(from)
@@ -238,6 +239,7 @@ func cmdCopy(r *Request) error {
 			if v, err = copyColl(tx, v, from, to); err != nil {
 				return err
 			}
+			r.signalStoredKeyAsReady(to)
 		}
 		tx.Set(to, v) // values are never modified in place: the copy shares the bytes
 		copied = true
@@ -301,6 +303,8 @@ func cmdSwapDB(r *Request) error {
 	for _, k := range touch {
 		r.e.watches.touch(k)
 	}
+	// As Redis 7.0: clients blocked on keys of either database look again.
+	r.e.blocking.signalDBs(a, b)
 	r.w.OK()
 	return nil
 }

@@ -263,6 +263,7 @@ func cmdRestore(r *Request) error {
 			}
 			l.expiresAt = at
 			l.save()
+			r.signalKeyAsReady(key)
 			return nil
 		}
 		if isSet {

@@ -45,6 +45,11 @@ type Options struct {
 	Observe func(cmd *Command, d time.Duration, failed bool)
 	// OnPanic, if set, is called after a command panicked (and was contained).
 	OnPanic func()
+	// BlockPoll, when positive, is how often a blocked command (BLPOP ...)
+	// looks at its keys by itself, for pushes it is not told of: those
+	// made through other gateways of a cluster. 0: only pushes through
+	// this gateway wake it (the embedded backend).
+	BlockPoll time.Duration
 	// TestingPanicOn, if set, is asked about every key a write names; true
 	// makes the write panic inside its transaction, latches held: tests
 	// prove a panic is contained.
@@ -78,6 +83,7 @@ type Executor struct {
 
 	scanCursors *cursorTable
 	watches     *watchRegistry
+	blocking    *blockRegistry
 	in          introspection
 }
 
@@ -108,6 +114,7 @@ func New(be backend.Backend, opts Options) *Executor {
 		clients:     make(map[int64]*Client),
 		scanCursors: newCursorTable(),
 		watches:     newWatchRegistry(opts.Backend != "embedded"),
+		blocking:    newBlockRegistry(opts.BlockPoll),
 	}
 	e.in.init(opts)
 	return e
@@ -177,6 +184,13 @@ type Client struct {
 	// KILL, a monitor fallen behind); it is called from any goroutine, once.
 	onKill atomic.Pointer[func()]
 	killed atomic.Bool
+	// block is the blocked command (BLPOP ...) waiting for Wait; set and
+	// cleared by the connection's goroutine under mu, read under mu by
+	// others (CLIENT LIST, UNBLOCK, KILL).
+	block *blockState
+	// ready lists the stored keys the running command made ready for
+	// blocked clients (signalKeyAsReady); ExecAt wakes their waiters.
+	ready [][]byte
 	// NewMonitor is set by MONITOR for the server, which takes it (and
 	// sets it back to nil) to start sending the client its stream.
 	NewMonitor *Monitor
@@ -251,6 +265,9 @@ type Request struct {
 	rejected, queued bool
 	// subKeys: the command's Update uses sub-keys (updateSub).
 	subKeys bool
+	// servedKey is the position, among its keys, of the key a blocking
+	// command popped from.
+	servedKey int
 }
 
 // writeOpts returns the write options of this request: every write of a pipeline
@@ -484,6 +501,9 @@ func (e *Executor) ExecAt(ctx context.Context, c *Client, args [][]byte, last bo
 	*req = Request{ctx: ctx, e: e, c: c, cmd: cmd, Args: args, w: w, last: last}
 	offBefore := c.replyOff
 	err = e.dispatchContained(req)
+	// The command (an EXEC included) has committed: wake the clients
+	// blocked on the keys it made ready.
+	e.flushReady(c)
 	statsCmd, rejected, queued := req.statsCmd, req.rejected, req.queued
 	*req = Request{}
 	c.keyBuf[0] = nil

@@ -86,3 +86,11 @@ func BenchmarkExecSetNoSync(b *testing.B) {
 	e, c := benchExecutor(b, embedded.SyncNo)
 	benchExec(b, e, c, true, "SET", "key:__rand_int__", "xxx")
 }
+
+// BenchmarkExecRPushNoSync is an RPUSH under --sync no: the list path, with
+// the check for blocked clients every push makes (signalKeyAsReady) when
+// no one is blocked.
+func BenchmarkExecRPushNoSync(b *testing.B) {
+	e, c := benchExecutor(b, embedded.SyncNo)
+	benchExec(b, e, c, true, "RPUSH", "list", "xxx")
+}

@@ -119,9 +119,9 @@ func (e *Executor) infoSection(r *Request, name string, b *strings.Builder) erro
 		kv("maxclients", e.MaxClients())
 		kv("client_recent_max_input_buffer", 0)
 		kv("client_recent_max_output_buffer", 0)
-		kv("blocked_clients", 0)
+		kv("blocked_clients", e.BlockedClients())
 		kv("tracking_clients", 0)
-		kv("clients_in_timeout_table", 0)
+		kv("clients_in_timeout_table", e.blocking.timed.Load())
 	case "Memory":
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)

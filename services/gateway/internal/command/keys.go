@@ -277,6 +277,7 @@ func (r *Request) rename(nx bool) (bool, error) {
 			if v, err = copyColl(tx, v, keyspace.Key(r.c.db, src), keyspace.Key(r.c.db, dst)); err != nil {
 				return err
 			}
+			r.signalKeyAsReady(dst)
 		}
 		tx.Delete(src)
 		tx.Set(dst, v)

@@ -17,8 +17,8 @@ import (
 // read. Commands that open a hole in the middle (LINSERT, LREM) rewrite
 // the elements after it, O(N) as they are in Redis.
 //
-// Not built: the blocking commands (BLPOP, BRPOP, BLMOVE, BLMPOP, BRPOPLPUSH), which
-// need a wake-up mechanism per gateway (issue 15).
+// The blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP) are in
+// lists_blocking.go, their waiting in blocking.go.
 
 func init() {
 	const (
@@ -193,6 +193,7 @@ func listPush(left, x bool) func(*Request) error {
 			}
 			n = l.llen()
 			l.save()
+			r.signalKeyAsReady(key)
 			return nil
 		})
 		if err != nil {
@@ -445,6 +446,7 @@ func cmdLInsert(r *Request) error {
 		l.rewrite(int64(at), tail)
 		n = l.llen()
 		l.save()
+		r.signalKeyAsReady(key)
 		return nil
 	})
 	if err != nil {
@@ -691,6 +693,7 @@ func cmdLMove(r *Request) error {
 			return err
 		}
 		to.save()
+		r.signalKeyAsReady(dst)
 		return nil
 	})
 	if err != nil {
@@ -700,39 +703,46 @@ func cmdLMove(r *Request) error {
 	return nil
 }
 
-// >> LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
-// Reply: [key, [elements]] for the first non-empty list, null if none.
-func cmdLMPop(r *Request) error {
-	args := r.Args
-	numkeys, ok := parseInt(args[1])
+// parseLMPop parses LMPOP's arguments from numkeys (at args[at]) on, as
+// Redis's lmpopGenericCommand does (BLMPOP has its timeout before).
+func parseLMPop(args [][]byte, at int) (keys [][]byte, left bool, count int64, err error) {
+	numkeys, ok := parseInt(args[at])
 	if !ok || numkeys <= 0 {
-		return errNumkeysPositive
+		return nil, false, 0, errNumkeysPositive
 	}
-	if numkeys > int64(len(args))-3 {
-		return errSyntax
+	if numkeys > int64(len(args)-at-2) {
+		return nil, false, 0, errSyntax
 	}
-	whereAt := 2 + int(numkeys)
-	left, err := leftOrRight(args[whereAt], "left", "right")
-	if err != nil {
-		return err
+	whereAt := at + 1 + int(numkeys)
+	if left, err = leftOrRight(args[whereAt], "left", "right"); err != nil {
+		return nil, false, 0, err
 	}
-	count := int64(-1)
+	count = -1
 	for j := whereAt + 1; j < len(args); j++ {
 		if count == -1 && equalFold(args[j], "count") && j+1 < len(args) {
 			j++
 			n, ok := parseInt(args[j])
 			if !ok || n <= 0 {
-				return errCountPositive
+				return nil, false, 0, errCountPositive
 			}
 			count = n
 			continue
 		}
-		return errSyntax
+		return nil, false, 0, errSyntax
 	}
 	if count == -1 {
 		count = 1
 	}
-	keys := args[2:whereAt]
+	return args[at+1 : whereAt], left, count, nil
+}
+
+// >> LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]
+// Reply: [key, [elements]] for the first non-empty list, null if none.
+func cmdLMPop(r *Request) error {
+	keys, left, count, err := parseLMPop(r.Args, 1)
+	if err != nil {
+		return err
+	}
 	var key []byte
 	var out [][]byte
 	err = r.updateSub(keys, func(tx backend.Txn) error {

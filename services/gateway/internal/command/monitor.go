@@ -164,6 +164,12 @@ func (c *Client) kill() {
 	if c.killed.Swap(true) {
 		return
 	}
+	c.mu.Lock()
+	b := c.block
+	c.mu.Unlock()
+	if b != nil {
+		b.interrupt(unblockKilled)
+	}
 	if f := c.onKill.Load(); f != nil {
 		(*f)()
 	}

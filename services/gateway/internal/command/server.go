@@ -33,6 +33,7 @@ func init() {
 		{Name: "client|pause", Arity: -3, Flags: flagNoScript | any, Group: conn, Since: "3.0.0", Summary: "Suspends commands processing.", Complexity: "O(1)"},
 		{Name: "client|unpause", Arity: 2, Flags: flagNoScript | any, Group: conn, Since: "6.2.0", Summary: "Resumes processing commands from paused clients.", Complexity: "O(N) Where N is the number of paused clients"},
 		{Name: "client|reply", Arity: 3, Flags: flagNoScript | any, Group: conn, Since: "3.2.0", Summary: "Instructs the server whether to reply to commands.", Complexity: "O(1)"},
+		{Name: "client|unblock", Arity: -3, Flags: flagNoScript | any, Group: conn, Since: "5.0.0", Summary: "Unblocks a client blocked by a blocking command from a different connection.", Complexity: "O(log N) where N is the number of client connections"},
 		{Name: "client|no-evict", Arity: 3, Flags: flagNoScript | any, Group: conn, Since: "7.0.0", Summary: "Sets the client eviction mode of the connection.", Complexity: "O(1)"},
 	}
 	commandSubs := []*Command{
@@ -230,7 +231,7 @@ func validClientName(b []byte) bool {
 	return true
 }
 
-// >> CLIENT SETNAME | GETNAME | ID | INFO | LIST | SETINFO | KILL | PAUSE | UNPAUSE | REPLY | NO-EVICT ...
+// >> CLIENT SETNAME | GETNAME | ID | INFO | LIST | SETINFO | KILL | PAUSE | UNPAUSE | REPLY | NO-EVICT | UNBLOCK ...
 // Subcommand arity is checked before (dispatch), as Redis does.
 func cmdClient(r *Request) error {
 	sub := r.Args[1]
@@ -311,6 +312,8 @@ func cmdClient(r *Request) error {
 		r.w.OK()
 	case equalFold(sub, "kill"):
 		return clientKill(r)
+	case equalFold(sub, "unblock"):
+		return clientUnblock(r)
 	case equalFold(sub, "pause"):
 		return clientPause(r)
 	case equalFold(sub, "unpause"):
@@ -344,6 +347,32 @@ func cmdClient(r *Request) error {
 		}
 		r.w.OK()
 	}
+	return nil
+}
+
+// >> CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+// Reply: 1 if the client was blocked (it then gets its timeout's reply, or
+// the UNBLOCKED error), else 0. The reason is checked before the id, as in
+// Redis.
+func clientUnblock(r *Request) error {
+	if len(r.Args) > 4 {
+		return errSubcommandArgs(r.Args[1], "CLIENT")
+	}
+	asError := false
+	if len(r.Args) == 4 {
+		switch v := r.Args[3]; {
+		case equalFold(v, "timeout"):
+		case equalFold(v, "error"):
+			asError = true
+		default:
+			return replyError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+		}
+	}
+	id, err := intArg(r.Args[2])
+	if err != nil {
+		return err
+	}
+	r.w.Int(b2i(r.e.unblock(id, asError)))
 	return nil
 }
 
@@ -523,9 +552,13 @@ func (e *Executor) clientLine(c *Client, now time.Time) string {
 	if cmd == "" {
 		cmd = "NULL"
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=N db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	flags := "N"
+	if c.block != nil {
+		flags = "b" // blocked (BLPOP ...); cmd names the command
+	}
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.ID, c.Addr, c.LocalAddr, c.name, int64(now.Sub(c.Created).Seconds()), int64(now.Sub(e.lastAt(c)).Seconds()),
-		c.db, cmd, c.proto, c.libName, c.libVer)
+		flags, c.db, cmd, c.proto, c.libName, c.libVer)
 }
 
 // >> COMMAND | COMMAND COUNT | COMMAND INFO [name ...] | COMMAND DOCS [name ...] | COMMAND LIST
