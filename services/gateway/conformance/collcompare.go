@@ -54,7 +54,7 @@ var CollectionCases = map[string][][]string{
 		{"BITCOUNT", "h"}, {"BITPOS", "h", "1"}, {"BITOP", "AND", "d", "h", "s"}, {"BITFIELD", "h", "GET", "u8", "0"},
 		{"LCS", "h", "s"}, {"SETNX", "h", "x"}, {"MSETNX", "h", "x", "n", "y"}, {"TYPE", "h"}, {"TYPE", "s"},
 		{"SCAN", "0", "TYPE", "hash"}, {"SCAN", "0", "TYPE", "string"}, {"SCAN", "0", "TYPE", "HASH"}, {"DBSIZE"},
-		{"OBJECT", "ENCODING", "h"}, {"OBJECT", "REFCOUNT", "h"}, {"OBJECT", "IDLETIME", "h"}, {"EXISTS", "h", "s", "h"},
+		{"OBJECT", "ENCODING", "h"}, {"OBJECT", "REFCOUNT", "h"}, {"OBJECT", "FREQ", "h"}, {"EXISTS", "h", "s", "h"},
 		{"SET", "h", "now a string"}, {"TYPE", "h"}, {"HGET", "h", "a"}, {"GET", "h"}, {"HSET", "h2", "a", "1"},
 		{"DEL", "h2", "s"}, {"EXISTS", "h2"}, {"HGET", "h2", "a"}, {"HSET", "h2", "b", "2"}, {"HGETALL", "h2"},
 		{"UNLINK", "h2"}, {"HGETALL", "h2"}, {"INFO", "keyspace"},
