@@ -76,6 +76,10 @@ type Config struct {
 	// region into one transaction (on by default; off is the benchmarks'
 	// baseline).
 	RaftCombine bool `env:"RAFT_COMBINE"`
+	// RaftCombineReads lets the raft backend combine concurrent reads of
+	// one region into one read (on by default; RaftCombine off turns it
+	// off too).
+	RaftCombineReads bool `env:"RAFT_COMBINE_READS"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs TestingKnobs `env:"-"`
@@ -107,17 +111,18 @@ type TestingKnobs struct {
 // DefaultConfig returns the built-in defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:        "127.0.0.1:6380",
-		Backend:     BackendEmbedded,
-		WorkDir:     "./data/gateway",
-		Sync:        string(embedded.SyncAlways),
-		KeyCache:    embedded.DefaultKeyCacheBytes,
-		MaxClients:  10000,
-		Databases:   command.DefaultDatabases,
-		MaxBulkLen:  resp.DefaultMaxBulkLen,
-		Scope:       config.ScopeHost,
-		MaxRetries:  8,
-		RaftCombine: true,
+		Addr:             "127.0.0.1:6380",
+		Backend:          BackendEmbedded,
+		WorkDir:          "./data/gateway",
+		Sync:             string(embedded.SyncAlways),
+		KeyCache:         embedded.DefaultKeyCacheBytes,
+		MaxClients:       10000,
+		Databases:        command.DefaultDatabases,
+		MaxBulkLen:       resp.DefaultMaxBulkLen,
+		Scope:            config.ScopeHost,
+		MaxRetries:       8,
+		RaftCombine:      true,
+		RaftCombineReads: true,
 
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
@@ -189,7 +194,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
-	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction"+env("RAFT_COMBINE"))
+	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction, and reads into one read"+env("RAFT_COMBINE"))
+	fs.BoolVar(&c.RaftCombineReads, "raft-combine-reads", c.RaftCombineReads, "raft backend: combine concurrent reads of a region into one read (off with --raft-combine=false too)"+env("RAFT_COMBINE_READS"))
 }
 
 // ClusterFile implements config.Layered: --config, or else --raft-config.
