@@ -34,7 +34,10 @@ import (
 // one region is combined; others (and reads with combining off) are sent
 // alone, as before. If the combined read fails, every read it carried is
 // sent again alone and gets its own outcome (no read fails for another's
-// key); only a closed client is everybody's answer.
+// key); only a closed client is everybody's answer. A lock met on one key
+// (a transaction committing it) is resolved or waited for by the combined
+// read as by a read of its own: the reads sharing it wait too, which costs
+// them latency, never a stale value.
 
 // Limits of combined reads.
 const (
