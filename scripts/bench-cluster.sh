@@ -232,8 +232,8 @@ measure() {
   local pp
   for pp in "${profs[@]}"; do wait "$pp" || true; done
   if [ "$system" = nokv ]; then
-    # The raft backend's combined writes so far (cumulative over workloads).
-    extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '.nokv_raft_combine // {}' 2>/dev/null || true)"
+    # The raft backend's combined writes and reads so far (cumulative over workloads).
+    extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '{writes: (.nokv_raft_combine // {}), reads: (.nokv_raft_read_combine // {})}' 2>/dev/null || true)"
   fi
   for p in $procs; do
     d=$(($(cpu_ticks "$(pid_of "$p")") - before[i]))

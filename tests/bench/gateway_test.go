@@ -11,21 +11,31 @@ import (
 )
 
 // clients are go-redis clients of nokv-redis gateways on the shared
-// cluster: [true] combines concurrent writes (the default), [false] runs
-// every command in a transaction of its own (--raft-combine=false).
-var clients = map[bool]*redis.Client{}
+// cluster: [combined] combines concurrent writes and reads (the default),
+// [alone] runs every command in a transaction of its own and sends every
+// read alone (--raft-combine=false), [readsAlone] combines writes only
+// (--raft-combine-reads=false).
+var clients = map[combining]*redis.Client{}
+
+type combining int
+
+const (
+	combined combining = iota
+	alone
+	readsAlone
+)
 
 // redisClient starts nokv-redis with the raft backend on the shared cluster
 // (the default settings) and returns a go-redis client with a connection
 // per worker.
-func redisClient(b *testing.B) *redis.Client { return gatewayClient(b, true) }
+func redisClient(b *testing.B) *redis.Client { return gatewayClient(b, combined) }
 
-func gatewayClient(b *testing.B, combine bool) *redis.Client {
+func gatewayClient(b *testing.B, combine combining) *redis.Client {
 	setup(b)
 	if clients[combine] == nil {
 		cfg := gatewayserver.DefaultConfig()
 		cfg.Addr, cfg.Backend, cfg.PDAddr, cfg.MaxRetries = "127.0.0.1:0", gatewayserver.BackendRaft, shared.PDAddr(), 10
-		cfg.RaftCombine = combine
+		cfg.RaftCombine, cfg.RaftCombineReads = combine != alone, combine != readsAlone
 		cfg.WorkDir = (&keepAlive{TB: b}).TempDir()
 		gateway, err := gatewayserver.New(cfg, nil)
 		if err != nil {
@@ -46,7 +56,7 @@ func BenchmarkGatewaySET(b *testing.B) { gatewaySET(b, redisClient(b)) }
 
 // BenchmarkGatewaySETAlone: the same, each SET in a 1PC transaction of its
 // own (--raft-combine=false).
-func BenchmarkGatewaySETAlone(b *testing.B) { gatewaySET(b, gatewayClient(b, false)) }
+func BenchmarkGatewaySETAlone(b *testing.B) { gatewaySET(b, gatewayClient(b, alone)) }
 
 func gatewaySET(b *testing.B, c *redis.Client) {
 	run(b, func(ctx context.Context, i int64) error {
@@ -54,9 +64,15 @@ func gatewaySET(b *testing.B, c *redis.Client) {
 	})
 }
 
-// BenchmarkGatewayGET: Redis GET of one of 1000 keys (a linearizable read).
-func BenchmarkGatewayGET(b *testing.B) {
-	c := redisClient(b)
+// BenchmarkGatewayGET: Redis GET of one of 1000 keys (a linearizable read;
+// concurrent ones combined into one read of the region).
+func BenchmarkGatewayGET(b *testing.B) { gatewayGET(b, redisClient(b)) }
+
+// BenchmarkGatewayGETAlone: the same, each GET a read of its own
+// (--raft-combine-reads=false).
+func BenchmarkGatewayGETAlone(b *testing.B) { gatewayGET(b, gatewayClient(b, readsAlone)) }
+
+func gatewayGET(b *testing.B, c *redis.Client) {
 	ctx := context.Background()
 	for i := range int64(1000) {
 		if err := c.Set(ctx, fmt.Sprintf("gg-%d", i), value(i), 0).Err(); err != nil {
@@ -76,7 +92,7 @@ func BenchmarkGatewayHotINCR(b *testing.B) { gatewayHotINCR(b, redisClient(b)) }
 // BenchmarkGatewayHotINCRAlone: the same, each INCR in a transaction of its
 // own: the gateway's latches queue them instead of letting them conflict in
 // the cluster.
-func BenchmarkGatewayHotINCRAlone(b *testing.B) { gatewayHotINCR(b, gatewayClient(b, false)) }
+func BenchmarkGatewayHotINCRAlone(b *testing.B) { gatewayHotINCR(b, gatewayClient(b, alone)) }
 
 func gatewayHotINCR(b *testing.B, c *redis.Client) {
 	run(b, func(ctx context.Context, i int64) error {

@@ -91,6 +91,10 @@ type Config struct {
 	// itself: pushes made through other gateways are served within it.
 	// Pushes through the same gateway wake it at once, on either backend.
 	BlockPoll time.Duration `env:"BLOCK_POLL"`
+	// RaftCombineReads lets the raft backend combine concurrent reads of
+	// one region into one read (on by default; RaftCombine off turns it
+	// off too).
+	RaftCombineReads bool `env:"RAFT_COMBINE_READS"`
 
 	// TestingKnobs are for tests only; main never sets them.
 	TestingKnobs TestingKnobs `env:"-"`
@@ -125,17 +129,18 @@ type TestingKnobs struct {
 // DefaultConfig returns the built-in defaults.
 func DefaultConfig() Config {
 	return Config{
-		Addr:        "127.0.0.1:6380",
-		Backend:     BackendEmbedded,
-		WorkDir:     "./data/gateway",
-		Sync:        string(embedded.SyncAlways),
-		MaxClients:  10000,
-		Databases:   command.DefaultDatabases,
-		MaxBulkLen:  resp.DefaultMaxBulkLen,
-		Scope:       config.ScopeHost,
-		MaxRetries:  8,
-		RaftCombine: true,
-		BlockPoll:   DefaultBlockPoll,
+		Addr:             "127.0.0.1:6380",
+		Backend:          BackendEmbedded,
+		WorkDir:          "./data/gateway",
+		Sync:             string(embedded.SyncAlways),
+		MaxClients:       10000,
+		Databases:        command.DefaultDatabases,
+		MaxBulkLen:       resp.DefaultMaxBulkLen,
+		Scope:            config.ScopeHost,
+		MaxRetries:       8,
+		RaftCombine:      true,
+		RaftCombineReads: true,
+		BlockPoll:        DefaultBlockPoll,
 
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
@@ -214,7 +219,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
 	fs.DurationVar(&c.BlockPoll, "block-poll", c.BlockPoll, "raft backend: how often a client blocked in BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BLMPOP looks at its keys, so that pushes through other gateways reach it within this `duration`"+env("BLOCK_POLL"))
-	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction"+env("RAFT_COMBINE"))
+	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction, and reads into one read"+env("RAFT_COMBINE"))
+	fs.BoolVar(&c.RaftCombineReads, "raft-combine-reads", c.RaftCombineReads, "raft backend: combine concurrent reads of a region into one read (off with --raft-combine=false too)"+env("RAFT_COMBINE_READS"))
 	fs.DurationVar(&c.RaftReclaimInterval, "raft-reclaim-interval", c.RaftReclaimInterval, "raft backend: how often dead collection versions are reclaimed (0: 10s, negative: never)"+env("RAFT_RECLAIM_INTERVAL"))
 	fs.DurationVar(&c.RaftSweepInterval, "raft-sweep-interval", c.RaftSweepInterval, "raft backend: least time between sweeps for orphaned collection elements (0: 1h, negative: none)"+env("RAFT_SWEEP_INTERVAL"))
 }

@@ -81,7 +81,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		// says so now rather than on every command.
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		store, err = raftbackend.Open(ctx, raftbackend.Options{PDAddr: cfg.PDAddr, MaxRetries: cfg.MaxRetries, NowMs: now,
-			NoCombine: !cfg.RaftCombine, TestingFormatCheckFoundNoRecord: cfg.TestingKnobs.FormatCheckFoundNoRecord,
+			NoCombine: !cfg.RaftCombine, NoCombineReads: !cfg.RaftCombineReads, TestingFormatCheckFoundNoRecord: cfg.TestingKnobs.FormatCheckFoundNoRecord,
 			ReclaimInterval: cfg.RaftReclaimInterval, SweepInterval: cfg.RaftSweepInterval,
 			TestingReclaimHook: cfg.TestingKnobs.ReclaimHook, Log: log})
 		cancel()

@@ -95,9 +95,10 @@ func (x *txn) forget(key []byte) {
 
 // Heads implements backend.Backend: one head-only batch read at one
 // snapshot; a key named many times is read once, and no value crosses the
-// network, only its length and type byte.
+// network, only its length and type byte. A few keys of one region are
+// read in a combined read with others (readcombine.go).
 func (s *Store) Heads(ctx context.Context, keys [][]byte) ([]backend.Head, []bool, error) {
-	got, err := s.c.BatchGetHeads(ctx, keys, typePrefix)
+	got, err := s.readHeads(ctx, keys)
 	if err != nil {
 		return nil, nil, s.wrap(err)
 	}

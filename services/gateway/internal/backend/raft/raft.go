@@ -72,8 +72,12 @@ type Options struct {
 	// Log receives the reclaimer's warnings (nil: slog.Default()).
 	Log *slog.Logger
 	// NoCombine runs every Update in a transaction of its own instead of
-	// combining concurrent ones (combine.go): benchmarks' baseline.
+	// combining concurrent ones (combine.go), and sends every read alone
+	// (readcombine.go): benchmarks' baseline.
 	NoCombine bool
+	// NoCombineReads sends every read alone, whether or not Updates are
+	// combined.
+	NoCombineReads bool
 }
 
 // Store implements backend.Backend over the cluster.
@@ -91,6 +95,10 @@ type Store struct {
 	noCombine bool
 	// reclaim is the background reclaimer (reclaim.go), nil if off.
 	reclaim *reclaimer
+	// readCombiners queue each region's reads into combined reads
+	// (readcombine.go), unless noCombineReads.
+	readCombiners  readCombiners
+	noCombineReads bool
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -105,7 +113,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to the cluster through PD at %s: %w", opts.PDAddr, err)
 	}
-	s := &Store{c: c, latches: latch.New(), formatHook: opts.TestingFormatCheckFoundNoRecord, noCombine: opts.NoCombine}
+	s := &Store{c: c, latches: latch.New(), formatHook: opts.TestingFormatCheckFoundNoRecord, noCombine: opts.NoCombine,
+		noCombineReads: opts.NoCombine || opts.NoCombineReads}
 	// ctx bounds reaching PD; the format check may wait longer for a
 	// cluster that is up but momentarily unavailable (formatWait).
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), formatWait)
@@ -309,29 +318,55 @@ func (s *Store) runAlone(ctx context.Context, keys [][]byte, fn func(backend.Txn
 	})
 }
 
-// Get implements backend.Backend.
+// Get implements backend.Backend: concurrent reads of a region are
+// combined into one (readcombine.go).
 func (s *Store) Get(ctx context.Context, key []byte) (backend.Value, bool, error) {
-	e, ok, err := s.c.Get(ctx, key)
+	e, ok, shared, err := s.getEntry(ctx, key)
 	if err != nil || !ok {
 		return backend.Value{}, false, s.wrap(err)
 	}
 	v, err := decode(e)
+	if err == nil && shared {
+		// Another caller may hold the same bytes.
+		v.Data = bytes.Clone(v.Data)
+	}
 	return v, err == nil, err
+}
+
+// getEntry reads key alone, or in a combined read (shared: the value's
+// bytes may be another caller's too).
+func (s *Store) getEntry(ctx context.Context, key []byte) (e kvclient.Entry, found, shared bool, err error) {
+	if s.noCombineReads {
+		e, found, err = s.c.Get(ctx, key)
+		return e, found, false, err
+	}
+	keys := [1][]byte{key}
+	got, shared, err := s.readEntries(ctx, keys[:])
+	if err != nil {
+		return kvclient.Entry{}, false, false, err
+	}
+	e, found = got[string(key)]
+	return e, found, shared, nil
 }
 
 // AppendGet implements backend.Backend.
 func (s *Store) AppendGet(ctx context.Context, dst, key []byte) (backend.Value, bool, error) {
-	v, ok, err := s.Get(ctx, key)
-	if !ok || err != nil {
-		return v, ok, err
+	e, ok, _, err := s.getEntry(ctx, key)
+	if err != nil || !ok {
+		return backend.Value{}, false, s.wrap(err)
+	}
+	v, err := decode(e)
+	if err != nil {
+		return backend.Value{}, false, err
 	}
 	v.Data = append(dst, v.Data...)
 	return v, true, nil
 }
 
-// MultiGet implements backend.Backend: one snapshot for all keys.
+// MultiGet implements backend.Backend: one snapshot for all keys (a few
+// keys of one region combined with other reads of it, readcombine.go).
 func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, []bool, error) {
-	got, err := s.c.BatchGet(ctx, keys)
+	got, shared, err := s.readEntries(ctx, keys)
 	if err != nil {
 		return nil, nil, s.wrap(err)
 	}
@@ -343,6 +378,9 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 		}
 		if vals[i], err = decode(e); err != nil {
 			return nil, nil, err
+		}
+		if shared {
+			vals[i].Data = bytes.Clone(vals[i].Data)
 		}
 		found[i] = true
 	}
