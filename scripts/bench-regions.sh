@@ -20,6 +20,7 @@
 #   STORE_ARGS  extra flags for every nokv-store
 #   BIN         directory with nokv-pd, nokv-store, nokv-bench (default: build)
 #   KEEP=1      keep the temporary directory (data, logs)
+#   PROFILE=DIR write each store's CPU profile over the window to DIR/store-N.pprof
 #
 # The result is one line per process: cpu_pct (percent of one core over the
 # window) and rss_mb. Numbers are only as good as the machine is quiet.
@@ -121,9 +122,19 @@ declare -A before
 declare -A peer_ticks
 for id in 1 2 3; do peer_ticks[$id]=$(metric "$id" nokv_store_raft_peer_ticks_total); done
 for i in "${!names[@]}"; do before[${names[$i]}]=$(ticks "${pids[$i]}"); done
+profilers=()
+if [ -n "${PROFILE:-}" ]; then
+  mkdir -p "$PROFILE"
+  for id in 1 2 3; do
+    curl -s -o "$PROFILE/store-$id.pprof" \
+      "http://127.0.0.1:${port[$((3 + id))]}/debug/pprof/profile?seconds=$window" &
+    profilers+=($!)
+  done
+fi
 sleep "$window"
 declare -A after
 for i in "${!names[@]}"; do after[${names[$i]}]=$(ticks "${pids[$i]}"); done
+for pid in "${profilers[@]}"; do wait "$pid" || true; done
 echo "idle cost over ${window}s with $regions regions (every store holds $regions peers):"
 for i in "${!names[@]}"; do
   name=${names[$i]} pid=${pids[$i]}

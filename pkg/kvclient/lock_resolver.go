@@ -244,8 +244,79 @@ const gcScanLockLimit = 128
 // error, and the caller must not collect below safePoint. It returns the
 // number of locks resolved.
 func (c *Client) ResolveLocksForGC(ctx context.Context, safePoint uint64) (int, error) {
-	resolved := 0
+	// The key space is cut at the region boundaries the walk finds (from
+	// the region cache, PD on a miss) into consecutive ranges, and up to
+	// gcScanLockParallel ranges are scanned at once: a store's raft loop
+	// then confirms several regions' read index in one round and sends
+	// their heartbeats in one batch per store, instead of a round and a
+	// batch for every region. Each range is scanned as a whole walk of its
+	// own (resolveRangeForGC re-locates inside it after a split or a move),
+	// and the ranges cover the key space end to end, so every lock at or
+	// below safePoint is seen exactly as by one walk.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		resolved int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if firstErr == nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	sem := make(chan struct{}, gcScanLockParallel)
 	key := []byte{}
+	for {
+		loc, err := c.locate(ctx, c.newBackoffer(), key)
+		if err != nil {
+			fail(err)
+			break
+		}
+		end := loc.region.GetEndKey()
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			fail(ctx.Err())
+			break
+		}
+		wg.Add(1)
+		go func(start, end []byte) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			n, err := c.resolveRangeForGC(ctx, safePoint, start, end)
+			mu.Lock()
+			resolved += n
+			mu.Unlock()
+			if err != nil {
+				fail(err)
+			}
+		}(key, end)
+		if len(end) == 0 {
+			break
+		}
+		key = end
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return resolved, firstErr
+}
+
+// gcScanLockParallel bounds the ranges ResolveLocksForGC scans at once.
+const gcScanLockParallel = 16
+
+// resolveRangeForGC is ResolveLocksForGC over [start, end) (empty end: to
+// the end of the key space).
+func (c *Client) resolveRangeForGC(ctx context.Context, safePoint uint64, start, end []byte) (int, error) {
+	resolved := 0
+	key := start
 	bo := c.newBackoffer()
 	for {
 		loc, err := c.locate(ctx, bo, key)
@@ -268,20 +339,28 @@ func (c *Client) ResolveLocksForGC(ctx context.Context, safePoint uint64) (int, 
 			return resolved, fmt.Errorf("kvclient: scan locks of region %d from %q: %w", loc.region.GetId(), key, &KeyError{Err: ke})
 		}
 		locks := resp.GetLocks()
+		// A region that grew past end (a merge) may answer locks of the
+		// next range: those are that range's to resolve.
+		for len(end) > 0 && len(locks) > 0 && bytes.Compare(locks[len(locks)-1].GetKey(), end) >= 0 {
+			locks = locks[:len(locks)-1]
+		}
 		if len(locks) > 0 {
 			if err := c.resolver.resolveForGC(ctx, c.newBackoffer(), locks); err != nil {
 				return resolved, err
 			}
 			resolved += len(locks)
 		}
-		switch end := loc.region.GetEndKey(); {
-		case len(locks) >= gcScanLockLimit:
+		switch regionEnd := loc.region.GetEndKey(); {
+		case len(resp.GetLocks()) >= gcScanLockLimit:
 			// The page is full: the region may hold more after its last.
-			key = append(bytes.Clone(locks[len(locks)-1].GetKey()), 0)
-		case len(end) == 0:
+			key = append(bytes.Clone(resp.GetLocks()[len(resp.GetLocks())-1].GetKey()), 0)
+		case len(regionEnd) == 0:
 			return resolved, nil
 		default:
-			key = end
+			key = regionEnd
+		}
+		if len(end) > 0 && bytes.Compare(key, end) >= 0 {
+			return resolved, nil
 		}
 		bo = c.newBackoffer()
 	}

@@ -64,6 +64,7 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_rounds_total", Help: "Garbage collection rounds."}, func() float64 { r, _ := svc.GCStats(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_deleted_keys_total", Help: "Engine keys deleted by garbage collection."}, func() float64 { _, d := svc.GCStats(); return float64(d) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_locks_resolved_total", Help: "Locks at or below a new GC safe point resolved while this store drove GC."}, func() float64 { return float64(svc.GCLocksResolved()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "nokv", Subsystem: "store", Name: "gc_regions_skipped_total", Help: "Region GC passes skipped: the region provably held nothing to collect."}, func() float64 { return float64(svc.GCRegionsSkipped()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "regions", Help: "Regions with a peer here."}, func() float64 { r, _ := store.Counts(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "raft_round_max_seconds", Help: "Longest raft loop round since the store started: every region waited that long."}, func() float64 { return time.Duration(st.LongestRoundNanos.Load()).Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "nokv", Subsystem: "store", Name: "leaders", Help: "Regions led here."}, func() float64 { _, l := store.Counts(); return float64(l) }),
@@ -88,7 +89,7 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),
 		"raft_peer_ticks": st.PeerTicks.Load(), "raft_hibernated_peers": st.HibernatedPeers.Load(), "raft_wakes": st.Wakes.Load(),
 		"raft_hibernate_requests": st.HibernateRequests.Load(), "raft_store_down_events": st.StoreDownEvents.Load(),
-		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(),
+		"gc_rounds": gcRounds, "gc_deleted_keys": gcDeleted, "gc_locks_resolved": m.svc.GCLocksResolved(), "gc_regions_skipped": m.svc.GCRegionsSkipped(),
 	}
 }
 

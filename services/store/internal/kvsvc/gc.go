@@ -1,6 +1,7 @@
 package kvsvc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -107,11 +108,15 @@ func (s *Service) RunGC(ctx context.Context, pd GCPD, opts GCOptions) {
 			continue
 		}
 		s.raiseSafePoint(safePoint)
-		for _, region := range s.store.Regions() {
+		regions := s.store.Regions()
+		here := make(map[uint64]bool, len(regions))
+		for _, region := range regions {
+			here[region.GetId()] = true
 			if err := s.gcRegion(ctx, region.GetId(), safePoint, opts.BatchSize, opts.BatchBytes); err != nil && ctx.Err() == nil {
 				opts.Log.Debug("gc: region", "region", region.GetId(), "err", err)
 			}
 		}
+		s.forgetGCIdle(here)
 		s.gcRounds.Add(1)
 	}
 }
@@ -190,20 +195,66 @@ func advanceSafePoint(ctx context.Context, pd GCPD, locks LockResolver, lifeTime
 // values that readers still saw live.
 func gcNowMs(safePoint uint64) int64 { return int64(safePoint >> mvcc.PhysicalShift) }
 
+// gcIdleMark is what a GC pass over a region that found nothing to collect
+// leaves for the next: the region's data version read before the pass, the
+// safe point it collected at and what it saw (mvcc.GCSummary).
+type gcIdleMark struct {
+	version   uint64
+	safePoint uint64
+	summary   mvcc.GCSummary
+}
+
 // gcRegion collects one region if this store leads it.
+//
+// An idle region's pass is skipped when it provably finds nothing: an
+// earlier pass here found nothing at safe point sp1, the region's data
+// version (raftstore.Store.DataVersion: it changes after every command or
+// snapshot the peer applies, and a new peer never has an old one) is the
+// one read before that pass, every record it walked was committed at or
+// below sp1 and no value it kept expires by the new safe point's time
+// (mvcc.GCSummary.Idle). The pass at the new safe point would then walk the
+// same records and take the same decisions on them: none. A restart or a
+// new peer has no mark, so its first pass is a full one. The mark lives in
+// memory only, and any applied command (a write, a lock, a resolution, a
+// split) forgets it.
 func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batch, batchBytes int) error {
-	region, err := s.store.PeerFor(regionID, nil)
-	if err != nil {
+	if _, err := s.store.PeerFor(regionID, nil); err != nil {
 		return nil // not led here: its leader collects it
 	}
 	if err := s.store.WaitLeaderReady(ctx, regionID); err != nil {
 		return err
 	}
+	// The version first, the region (its range) after it: a split or any
+	// other change the range is read after changes the version again.
+	version, ok := s.store.DataVersion(regionID)
+	if !ok {
+		return nil
+	}
+	region, err := s.store.PeerFor(regionID, nil)
+	if err != nil {
+		return nil
+	}
+	s.gcIdleMu.Lock()
+	mark, marked := s.gcIdle[regionID]
+	s.gcIdleMu.Unlock()
+	if marked && mark.version == version && mark.summary.Idle(mark.safePoint, safePoint, gcNowMs(safePoint)) {
+		s.gcSkipped.Add(1)
+		return nil
+	}
+	var sum mvcc.GCSummary
 	start := region.GetStartKey()
 	for {
-		mods, next, err := mvcc.GC(s.store.DB(), start, region.GetEndKey(), safePoint, gcNowMs(safePoint), batch, batchBytes)
+		mods, next, err := mvcc.GCSummarized(s.store.DB(), start, region.GetEndKey(), safePoint, gcNowMs(safePoint), batch, batchBytes, &sum)
 		if err != nil {
 			return err
+		}
+		if len(mods) == 0 && next == nil && bytes.Equal(start, region.GetStartKey()) {
+			// One call walked the whole region and found nothing: the
+			// version read before it stands for what it walked.
+			s.gcIdleMu.Lock()
+			s.gcIdle[regionID] = gcIdleMark{version: version, safePoint: safePoint, summary: sum}
+			s.gcIdleMu.Unlock()
+			return nil
 		}
 		if len(mods) > 0 {
 			if _, err := s.store.Propose(ctx, regionID, &raftserverpb.RaftCmdRequest{
@@ -220,5 +271,17 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 			return nil
 		}
 		start = next
+	}
+}
+
+// forgetGCIdle drops the marks of regions no longer here, so the map does
+// not grow with regions that moved away or merged.
+func (s *Service) forgetGCIdle(here map[uint64]bool) {
+	s.gcIdleMu.Lock()
+	defer s.gcIdleMu.Unlock()
+	for id := range s.gcIdle {
+		if !here[id] {
+			delete(s.gcIdle, id)
+		}
 	}
 }

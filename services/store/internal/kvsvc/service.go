@@ -52,6 +52,11 @@ type Service struct {
 	// gcLocksResolved counts the locks this store resolved while it drove
 	// GC.
 	gcLocksResolved atomic.Int64
+	// gcIdle remembers, per region, the last GC pass that found nothing
+	// (see gcRegion); gcSkipped counts the passes it saved.
+	gcIdleMu  sync.Mutex
+	gcIdle    map[uint64]gcIdleMark
+	gcSkipped atomic.Int64
 }
 
 // GCStats reports garbage collection rounds run and engine keys deleted.
@@ -59,6 +64,10 @@ func (s *Service) GCStats() (rounds, deleted int64) { return s.gcRounds.Load(), 
 
 // GCLocksResolved reports the locks resolved while this store drove GC.
 func (s *Service) GCLocksResolved() int64 { return s.gcLocksResolved.Load() }
+
+// GCRegionsSkipped reports the region passes GC skipped because the region
+// provably held nothing to collect (see gcRegion).
+func (s *Service) GCRegionsSkipped() int64 { return s.gcSkipped.Load() }
 
 // New returns the service for store.
 func New(store *raftstore.Store, tso TSO) *Service {
@@ -69,6 +78,7 @@ func New(store *raftstore.Store, tso TSO) *Service {
 	return &Service{
 		store: store, tso: tso, latches: latch.New(), cc: newConcurrency(), now: now,
 		stopping: make(chan struct{}), snapSlots: make(chan struct{}, 2),
+		gcIdle: map[uint64]gcIdleMark{},
 	}
 }
 

@@ -50,6 +50,37 @@ import (
 // reappear. The caller must therefore apply the modifies before the next
 // call reads; computed again from the same state they are simply the same.
 func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit, maxBytes int) (mods []*raftserverpb.Modify, next []byte, err error) {
+	return GCSummarized(r, start, end, safePoint, nowMs, limit, maxBytes, nil)
+}
+
+// GCSummary is what one GC call saw of the range it walked, for a caller
+// that wants to know whether a later GC of unchanged data could find
+// anything (see Idle).
+type GCSummary struct {
+	// NewestCommit is the highest commit_ts of any write record walked,
+	// including records above the safe point (0: none).
+	NewestCommit uint64
+	// NextExpiry is the earliest ExpiresAt of a PUT kept as the newest
+	// version of its key (0: none has a TTL).
+	NextExpiry int64
+}
+
+// Idle reports whether GC at safePoint2 and nowMs2 of the same data that a
+// GC call at safePoint (which returned no modifies and next nil, with this
+// summary) walked is sure to find nothing either. It is when every record
+// is at or below the old safe point, so the records at or below the new one
+// are the same and so is every decision GC takes on them, and no kept value
+// expires by nowMs2: the only decision that depends on anything else.
+func (s GCSummary) Idle(safePoint, safePoint2 uint64, nowMs2 int64) bool {
+	return safePoint2 >= safePoint && s.NewestCommit <= safePoint && !expired(s.NextExpiry, nowMs2)
+}
+
+// GCSummarized is GC that also fills sum (if not nil) with what it walked.
+// The summary covers the whole range only when the call returns next nil.
+func GCSummarized(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit, maxBytes int, sum *GCSummary) (mods []*raftserverpb.Modify, next []byte, err error) {
+	if sum == nil {
+		sum = &GCSummary{}
+	}
 	if emptyRange(start, end) {
 		return nil, nil, nil
 	}
@@ -78,6 +109,10 @@ func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit
 		if full() {
 			return m.list, key, nil
 		}
+		// The first record of a key is its newest.
+		if ts := ^binary.BigEndian.Uint64(k[len(k)-8:]); ts > sum.NewestCommit {
+			sum.NewestCommit = ts
+		}
 		seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^safePoint)
 		ok = it.SeekGE(seek)
 
@@ -105,6 +140,8 @@ func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit
 				if w.Kind == opDel || expired(w.ExpiresAt, nowMs) {
 					dropNewest = &modifies{}
 					dropVersion(dropNewest, key, commitTS, &w)
+				} else if w.ExpiresAt != 0 && (sum.NextExpiry == 0 || w.ExpiresAt < sum.NextExpiry) {
+					sum.NextExpiry = w.ExpiresAt
 				}
 				continue
 			}

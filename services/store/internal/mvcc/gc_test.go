@@ -200,3 +200,64 @@ func modsSize(mods []*raftserverpb.Modify) int {
 	}
 	return n
 }
+
+// gcToFixpoint collects at safePoint and nowMs until a call finds nothing
+// and returns that call's summary.
+func gcToFixpoint(t *testing.T, e *env, safePoint uint64, nowMs int64) GCSummary {
+	t.Helper()
+	for range 10 {
+		var sum GCSummary
+		mods, next, err := GCSummarized(e.snap(), nil, nil, safePoint, nowMs, 0, 0, &sum)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(mods) == 0 && next == nil {
+			return sum
+		}
+		e.apply(mods)
+	}
+	t.Fatal("GC did not reach a fixpoint")
+	return GCSummary{}
+}
+
+// TestGCSummaryIdle: whenever the summary of a pass that found nothing says
+// a later pass over the same data is idle, that pass finds nothing, and it
+// says so only then: versions above the old safe point, or a kept value
+// expiring by the new one's time, make it collect again.
+func TestGCSummaryIdle(t *testing.T) {
+	e := gcFixture(t)
+	sum := gcToFixpoint(t, e, 50, 1000)
+	if sum.NewestCommit != 91 || sum.NextExpiry != 5000 {
+		t.Fatalf("summary at 50 = %+v, want newest commit 91, next expiry 5000", sum)
+	}
+	if sum.Idle(50, 100, 1000) {
+		t.Fatal("idle at 100 although versions committed at 61..91 are above the old safe point 50")
+	}
+	sum = gcToFixpoint(t, e, 100, 1000)
+	for _, c := range []struct {
+		sp    uint64
+		nowMs int64
+	}{{100, 1000}, {200, 4999}, {200, 5000}, {1 << 40, 6000}, {99, 1000}} {
+		idle := sum.Idle(100, c.sp, c.nowMs)
+		mods, _, err := GC(e.snap(), nil, nil, c.sp, c.nowMs, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if idle && len(mods) > 0 {
+			t.Errorf("idle at %d/%d but GC removes %d records", c.sp, c.nowMs, len(mods))
+		}
+		if wantIdle := c.sp >= 100 && c.nowMs < 5000; idle != wantIdle {
+			t.Errorf("Idle(100, %d, %d) = %v, want %v", c.sp, c.nowMs, idle, wantIdle)
+		}
+	}
+	// "alive" expires at 5000: a pass at that time collects it although
+	// nothing was written.
+	if mods, _, _ := GC(e.snap(), nil, nil, 200, 5000, 0, 0); len(mods) == 0 {
+		t.Fatal("the expired value was not collected")
+	}
+	// A range with no records at all is idle at any later safe point.
+	empty := newEnv(t)
+	if s := gcToFixpoint(t, empty, 10, 0); !s.Idle(10, 1<<50, 1<<40) {
+		t.Fatalf("an empty range is not idle: %+v", s)
+	}
+}

@@ -25,6 +25,7 @@ import (
 // same log.
 func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func()) error {
 	var last uint64
+	changed := false
 	for i := range ents {
 		e := &ents[i]
 		if e.Index <= p.storage.appliedIndex() {
@@ -33,6 +34,12 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 		var err error
 		switch e.Type {
 		case raftpb.EntryNormal:
+			if !changed && len(e.Data) > 0 {
+				// Any command may change the region's data: a new data
+				// version once the batch is in the engine (see DataVersion).
+				changed = true
+				*after = append(*after, p.newDataVersion)
+			}
 			err = p.applyNormal(b, e, after)
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			err = p.applyConfChange(b, e, after)

@@ -70,7 +70,14 @@ type peer struct {
 	leaveWait     int
 	// hib is the peer's hibernation state (see hibernate.go).
 	hib hibernateState
+	// dataVersion changes whenever the region's data may have changed
+	// here (see Store.DataVersion).
+	dataVersion atomic.Uint64
 }
+
+// newDataVersion gives the peer a data version no peer of this store has
+// had. It runs after the change is in the engine, never before.
+func (p *peer) newDataVersion() { p.dataVersion.Store(p.store.dataVersions.Add(1)) }
 
 type snapKey struct{ index, term uint64 }
 
@@ -111,6 +118,7 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		// used in an earlier incarnation of this process.
 		nextProposalID: uint64(s.incarnation) << 32,
 	}
+	p.newDataVersion()
 	ch := make(chan struct{})
 	p.readyCh.Store(&ch)
 	p.regionPtr.Store(region)
