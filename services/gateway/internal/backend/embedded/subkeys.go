@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 
@@ -190,6 +191,9 @@ func appendReclaim(b *pebble.Batch, r pebble.Reader, key []byte, oldV uint64, ol
 // elements to be deleted one by one rather than by a range deletion.
 const smallReclaim = 128
 
+// rangeReclaims counts the range deletions reclaimVersion wrote, for tests.
+var rangeReclaims atomic.Int64
+
 // reclaimVersion adds to b the deletion of key's elements of version ver,
 // as r shows them (r: the command's indexed batch, merging its own writes
 // over the committed state, or the store; nil: always a range deletion).
@@ -228,6 +232,7 @@ func reclaimVersion(b *pebble.Batch, r pebble.Reader, key []byte, ver uint64) er
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
 		return fmt.Errorf("reclaim the elements of %q: %w", rkey, err)
 	}
+	rangeReclaims.Add(1)
 	return nil
 }
 
