@@ -66,6 +66,9 @@ func (x *txn) DeleteSub(sub []byte) {
 	if x.err = x.checkSub(sub); x.err == nil {
 		x.err = x.t.Delete(sub)
 	}
+	if x.err == nil {
+		x.notePointDelete(sub)
+	}
 }
 
 // DeleteSubRange implements backend.SubTxn: refused (errSubRange).
