@@ -62,6 +62,19 @@ func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	return out, true, nil
 }
 
+// GetSubs implements backend.SubTxn: reads from the local store cost no
+// round trip, so one GetSub each.
+func (t *txn) GetSubs(subs [][]byte) ([][]byte, []bool, error) {
+	vals, found := make([][]byte, len(subs)), make([]bool, len(subs))
+	for i, sub := range subs {
+		var err error
+		if vals[i], found[i], err = t.GetSub(sub); err != nil {
+			return nil, nil, err
+		}
+	}
+	return vals, found, nil
+}
+
 // SetSub implements backend.SubTxn.
 func (t *txn) SetSub(sub, val []byte) {
 	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Set(k, val, nil) })
