@@ -9,6 +9,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/nokv/nokv/pkg/kvclient"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
 	"github.com/nokv/nokv/tests/cluster"
 )
 
@@ -109,5 +111,47 @@ func TestRaftManyFieldWrites(t *testing.T) {
 		}
 		t.Logf("%s of %d elements (half new) over an existing collection: %v wall, %v CPU per command",
 			kind, n, (wall / rounds).Round(time.Microsecond), (cpu / rounds).Round(time.Microsecond))
+	}
+}
+
+// The job-queue pattern on the raft backend (RPUSH one, LPOP it: the list
+// dies every cycle) leaves no reclaim-queue entry, hence no region range
+// deletion to come, and nothing behind; the figures per cycle are logged.
+func TestRaftQueueCycle(t *testing.T) {
+	c := cluster.Start(t, cluster.Options{})
+	gw := startGateway(t, c, func(cfg *gatewayserver.Config) {
+		cfg.RaftReclaimInterval, cfg.RaftSweepInterval = -1, -1 // keep what is queued
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	kc, err := kvclient.New(ctx, c.PDAddr(), kvclient.Options{MaxRetries: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	rc := redis.NewClient(&redis.Options{Addr: gw.Addr(), MaxRetries: -1, ReadTimeout: time.Minute})
+	defer rc.Close()
+	const cycles = 300
+	start, cpu0 := time.Now(), cpuTime(t)
+	for i := range cycles {
+		job := "job" + strconv.Itoa(i)
+		if err := rc.RPush(ctx, "q", job).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := rc.LPop(ctx, "q").Result(); err != nil || v != job {
+			t.Fatalf("LPOP = %q, %v; want %q", v, err, job)
+		}
+	}
+	wall, cpu := time.Since(start), cpuTime(t)-cpu0
+	t.Logf("RPUSH+LPOP cycle: %v wall, %v CPU", (wall / cycles).Round(time.Microsecond), (cpu / cycles).Round(time.Microsecond))
+	if n := mustQueueLen(ctx, t, kc); n != 0 {
+		t.Fatalf("%d cycles left %d reclaim-queue entries, want 0", cycles, n)
+	}
+	subs, err := subVersions(ctx, kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(subs) != 0 {
+		t.Fatalf("sub-keys left: %v", subs)
 	}
 }
