@@ -217,11 +217,10 @@ var rangeReclaims atomic.Int64
 // one, LPOP one: the list dies and is reborn every cycle) left one per
 // cycle and each command paid for all the earlier ones (7 MB and 15 ms
 // per cycle after 30k cycles, BenchmarkQueueCycle). So: a version with no
-// element
-// left (emptied by the command's own pops, HDELs, SREMs, whose point
-// deletions are in b already) needs nothing; a small one is deleted key by
-// key; only a big one (more than smallReclaim elements) gets a range
-// deletion. The scan is bounded by smallReclaim+1 keys.
+// element left (emptied by the command's own pops, HDELs, SREMs, whose
+// point deletions are in b already) needs nothing; a small one is deleted
+// key by key; only a big one (more than smallReclaim elements) gets a
+// range deletion. The scan is bounded by smallReclaim+1 keys.
 func reclaimVersion(b *pebble.Batch, r pebble.Reader, key []byte, ver uint64) error {
 	db, rkey, ok := keyspace.Split(key)
 	if !ok {
