@@ -214,7 +214,16 @@ func TestRaftReclaimsDeadVersions(t *testing.T) {
 	must(rc.HSet(ctx, "expiring", fields("e", 20)...).Err())
 	must(rc.HSet(ctx, "live", fields("l", 30)...).Err())
 	must(rc.SAdd(ctx, "liveset", "m1", "m2").Err())
+	must(rc.HSet(ctx, "part", "a", "1", "b", "2").Err())
 
+	// The job-queue pattern: the list dies (its last element popped) and
+	// is reborn every cycle.
+	for i := range 20 {
+		must(rc.RPush(ctx, "q", "job"+strconv.Itoa(i)).Err())
+		if v, err := rc.LPop(ctx, "q").Result(); err != nil || v != "job"+strconv.Itoa(i) {
+			t.Fatalf("LPOP q = %q, %v", v, err)
+		}
+	}
 	must(rc.Del(ctx, "big").Err())
 	must(rc.Set(ctx, "set", "string now", 0).Err())
 	must(rc.Rename(ctx, "from", "to").Err())
@@ -227,12 +236,21 @@ func TestRaftReclaimsDeadVersions(t *testing.T) {
 		return nil
 	})
 	must(err)
+	// Point deletions that leave an element: the DEL still queues.
+	_, err = rc.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.HDel(ctx, "part", "a")
+		p.Del(ctx, "part")
+		return nil
+	})
+	must(err)
 	must(rc.PExpire(ctx, "expiring", time.Millisecond).Err())
 
-	// Known kills are queued: DEL big, RENAME from, the emptied hash, DEL
-	// list (not the blind SET nor the expiry; MULTI's two incarnations
-	// share the live version, the first one's element deleted in the
-	// transaction).
+	// Known kills are queued: DEL big, RENAME from, DEL list, MULTI's
+	// HDEL+DEL of part (not the blind SET nor the expiry; MULTI's two
+	// incarnations share the live version, the first one's element
+	// deleted in the transaction). A version emptied by the command's own
+	// point deletions — the hash emptied by HDEL, each of the queue's 20
+	// incarnations emptied by LPOP — is not: nothing is left to reclaim.
 	if n := mustQueueLen(ctx, t, kc); n != 4 {
 		t.Fatalf("reclaim queue holds %d entries, want 4", n)
 	}
@@ -241,10 +259,11 @@ func TestRaftReclaimsDeadVersions(t *testing.T) {
 		dead, err = deadVersions(ctx, kc)
 		return err
 	})
-	// big, set, from, list, expiring (the emptied hash's element was
-	// deleted by HDEL: its version holds nothing visible).
-	if len(dead) != 5 {
-		t.Fatalf("before reclamation, dead versions %v: want 5", dead)
+	// big, set, from, list, expiring, part (the emptied hash's and the
+	// queue's elements were deleted by HDEL and LPOP: their versions hold
+	// nothing visible).
+	if len(dead) != 6 {
+		t.Fatalf("before reclamation, dead versions %v: want 6", dead)
 	}
 
 	// A gateway whose drain stops after its first range deletes, as if it

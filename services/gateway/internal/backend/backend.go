@@ -102,6 +102,10 @@ type Txn interface {
 type SubTxn interface {
 	// GetSub returns the value of sub-key sub.
 	GetSub(sub []byte) (val []byte, ok bool, err error)
+	// GetSubs reads subs as GetSub would, in one request where the backend
+	// makes one per read (the raft backend: a batch read rather than a
+	// round trip per element): vals[i], found[i] are subs[i]'s.
+	GetSubs(subs [][]byte) (vals [][]byte, found []bool, err error)
 	// SetSub stores val under sub.
 	SetSub(sub, val []byte)
 	// DeleteSub removes sub.

@@ -32,6 +32,15 @@ type coll struct {
 	meta      keyspace.Meta
 	changed   bool
 	buf       []byte
+	// known: elements' states read ahead in one batch (prefetch) and kept
+	// up to date by put and remove, by sub-key; nil unless prefetched.
+	known map[string]subState
+}
+
+// subState is an element's value as the command sees it.
+type subState struct {
+	val   []byte
+	found bool
 }
 
 // errNoSubKeys means the backend cannot store collections; both backends
@@ -97,18 +106,58 @@ func (c *coll) get(kind byte, elem []byte) ([]byte, bool, error) {
 	if !c.found {
 		return nil, false, nil
 	}
-	return c.sub.GetSub(c.subKey(kind, elem))
+	sub := c.subKey(kind, elem)
+	if st, ok := c.known[string(sub)]; ok {
+		return st.val, st.found, nil
+	}
+	return c.sub.GetSub(sub)
+}
+
+// prefetch reads the elements elems of kind in one batch (SubTxn.GetSubs)
+// for the get calls that follow: a command writing many elements (HSET,
+// SADD, ZADD) reads each one's old state first, which on the raft backend
+// was a round trip per element. Only a command that opens the key once may
+// use it: the states are kept current by this coll's put and remove only.
+func (c *coll) prefetch(kind byte, elems [][]byte) error {
+	if !c.found || len(elems) < 2 {
+		return nil
+	}
+	subs := make([][]byte, 0, len(elems))
+	for _, e := range elems {
+		subs = append(subs, bytesClone(c.subKey(kind, e)))
+	}
+	vals, found, err := c.sub.GetSubs(subs)
+	if err != nil {
+		return err
+	}
+	if c.known == nil {
+		c.known = make(map[string]subState, len(subs))
+	}
+	for i, sub := range subs {
+		if _, ok := c.known[string(sub)]; !ok {
+			c.known[string(sub)] = subState{val: vals[i], found: found[i]}
+		}
+	}
+	return nil
 }
 
 // put stores an element (the caller counts it).
 func (c *coll) put(kind byte, elem, val []byte) {
-	c.sub.SetSub(bytesClone(c.subKey(kind, elem)), val)
+	sub := bytesClone(c.subKey(kind, elem))
+	c.sub.SetSub(sub, val)
+	if c.known != nil {
+		c.known[string(sub)] = subState{val: bytesClone(val), found: true}
+	}
 	c.changed = true
 }
 
 // remove deletes an element (the caller counts it).
 func (c *coll) remove(kind byte, elem []byte) {
-	c.sub.DeleteSub(bytesClone(c.subKey(kind, elem)))
+	sub := bytesClone(c.subKey(kind, elem))
+	c.sub.DeleteSub(sub)
+	if c.known != nil {
+		c.known[string(sub)] = subState{}
+	}
 	c.changed = true
 }
 

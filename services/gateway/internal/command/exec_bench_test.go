@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -93,4 +94,34 @@ func BenchmarkExecSetNoSync(b *testing.B) {
 func BenchmarkExecRPushNoSync(b *testing.B) {
 	e, c := benchExecutor(b, embedded.SyncNo)
 	benchExec(b, e, c, true, "RPUSH", "list", "xxx")
+}
+
+// BenchmarkQueueCycle is the job-queue pattern: RPUSH one element, LPOP it,
+// so the list is created and emptied every cycle (BLPOP consumers do the
+// same). Each sub-benchmark first runs `after` cycles, then measures: the
+// cost per cycle must not grow with the number of cycles already run
+// (docs/benchmarks.md, "Collections").
+func BenchmarkQueueCycle(b *testing.B) {
+	for _, after := range []int{1_000, 10_000, 30_000} {
+		b.Run(fmt.Sprintf("after=%d", after), func(b *testing.B) {
+			e, c := benchExecutor(b, embedded.SyncNo)
+			push, pop := argv("RPUSH", "queue", "job"), argv("LPOP", "queue")
+			cycle := func() {
+				for _, a := range [][][]byte{push, pop} {
+					if err := e.Exec(context.Background(), c, a, true); err != nil {
+						b.Fatal(err)
+					}
+					c.Out.Reset()
+				}
+			}
+			for range after {
+				cycle()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				cycle()
+			}
+		})
+	}
 }

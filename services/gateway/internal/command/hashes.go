@@ -69,7 +69,7 @@ func (c *coll) setField(field, val []byte) (bool, error) {
 	if err := c.create(); err != nil {
 		return false, err
 	}
-	_, exists, err := c.sub.GetSub(c.subKey(keyspace.KindHashField, field))
+	_, exists, err := c.get(keyspace.KindHashField, field)
 	if err != nil {
 		return false, err
 	}
@@ -99,6 +99,16 @@ func cmdHSet(r *Request) error {
 		added = 0
 		h, err := r.openHash(tx, key)
 		if err != nil {
+			return err
+		}
+		if err := h.create(); err != nil {
+			return err
+		}
+		fields := make([][]byte, 0, len(args)/2)
+		for i := 2; i < len(args); i += 2 {
+			fields = append(fields, args[i])
+		}
+		if err := h.prefetch(keyspace.KindHashField, fields); err != nil {
 			return err
 		}
 		for i := 2; i < len(args); i += 2 {

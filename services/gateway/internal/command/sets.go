@@ -77,7 +77,7 @@ func (c *coll) addMember(m []byte) (bool, error) {
 	if err := c.create(); err != nil {
 		return false, err
 	}
-	_, exists, err := c.sub.GetSub(c.subKey(keyspace.KindSetMember, m))
+	_, exists, err := c.get(keyspace.KindSetMember, m)
 	if err != nil || exists {
 		return false, err
 	}
@@ -144,6 +144,12 @@ func cmdSAdd(r *Request) error {
 		added = 0
 		s, err := r.openSet(tx, key)
 		if err != nil {
+			return err
+		}
+		if err := s.create(); err != nil {
+			return err
+		}
+		if err := s.prefetch(keyspace.KindSetMember, r.Args[2:]); err != nil {
 			return err
 		}
 		for _, m := range r.Args[2:] {

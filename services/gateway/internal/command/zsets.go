@@ -407,6 +407,13 @@ done:
 		if !z.found && f.xx {
 			return nil
 		}
+		members := make([][]byte, len(scores))
+		for j := range scores {
+			members[j] = args[idx+2*j+1]
+		}
+		if err := z.prefetch(keyspace.KindZSetMember, members); err != nil {
+			return err
+		}
 		for j, s := range scores {
 			a, u, nop, nan, ns, err := z.zaddOne(args[idx+2*j+1], s, f)
 			if err != nil {

@@ -202,7 +202,7 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	slices.SortFunc(g.order, func(a, b *groupEntry) int { return bytes.Compare(a.cur.key, b.cur.key) })
 	var deltas counterDeltas
 	for _, e := range g.order {
-		if err := appendReclaim(g.b, e.cur.key, e.baseVersion, e.baseColl, e.cur.v, e.cur.found); err != nil {
+		if err := appendReclaim(g.b, s.db, e.cur.key, e.baseVersion, e.baseColl, e.cur.v, e.cur.found); err != nil {
 			// The metadata written is corrupt (a command-layer bug): keep the
 			// dead elements rather than fail the whole iteration's batch.
 			s.log.Error("reclaim collection elements", "err", err)

@@ -3,6 +3,7 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble"
 
@@ -59,6 +60,19 @@ func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	out := append([]byte{}, val...)
 	_ = closer.Close()
 	return out, true, nil
+}
+
+// GetSubs implements backend.SubTxn: reads from the local store cost no
+// round trip, so one GetSub each.
+func (t *txn) GetSubs(subs [][]byte) ([][]byte, []bool, error) {
+	vals, found := make([][]byte, len(subs)), make([]bool, len(subs))
+	for i, sub := range subs {
+		var err error
+		if vals[i], found[i], err = t.GetSub(sub); err != nil {
+			return nil, nil, err
+		}
+	}
+	return vals, found, nil
 }
 
 // SetSub implements backend.SubTxn.
@@ -162,14 +176,15 @@ func collectionVersion(v backend.Value) (uint64, bool, error) {
 	return m.Version, true, nil
 }
 
-// appendReclaim adds to b the range deletion of the elements of key's old
-// state that its new state leaves dead: the old value was a collection and
-// the new one is absent, another type or another version. So on this
-// backend no dead version outlives the batch that kills it (DEL, SET over
-// a hash, RENAME's source, FLUSH aside, which deletes whole ranges), and
-// versions never need a background pass. Expired collections are reclaimed
-// by the sweeper, or by whichever write replaces them first.
-func appendReclaim(b *pebble.Batch, key []byte, oldV uint64, oldColl bool, cur backend.Value, curFound bool) error {
+// appendReclaim adds to b the deletion of the elements of key's old state
+// that its new state leaves dead: the old value was a collection and the
+// new one is absent, another type or another version. So on this backend
+// no dead version outlives the batch that kills it (DEL, SET over a hash,
+// RENAME's source, FLUSH aside, which deletes whole ranges), and versions
+// never need a background pass. Expired collections are reclaimed by the
+// sweeper, or by whichever write replaces them first. How the elements go
+// is reclaimVersion's choice, on what r shows.
+func appendReclaim(b *pebble.Batch, r pebble.Reader, key []byte, oldV uint64, oldColl bool, cur backend.Value, curFound bool) error {
 	if !oldColl {
 		return nil
 	}
@@ -182,12 +197,74 @@ func appendReclaim(b *pebble.Batch, key []byte, oldV uint64, oldColl bool, cur b
 			return nil
 		}
 	}
+	return reclaimVersion(b, r, key, oldV)
+}
+
+// smallReclaim is the most elements a dead version may hold for its
+// elements to be deleted one by one rather than by a range deletion.
+const smallReclaim = 128
+
+// rangeReclaims counts the range deletions reclaimVersion wrote, for tests.
+var rangeReclaims atomic.Int64
+
+// reclaimVersion adds to b the deletion of key's elements of version ver,
+// as r shows them (r: the command's indexed batch, merging its own writes
+// over the committed state, or the store; nil: always a range deletion).
+//
+// A range deletion is O(1) to write but not to live with: Pebble keeps a
+// memtable's range deletions as one fragmented list, rebuilt after each
+// new one and consulted by every iterator and Get, so a job queue (RPUSH
+// one, LPOP one: the list dies and is reborn every cycle) left one per
+// cycle and each command paid for all the earlier ones (7 MB and 15 ms
+// per cycle after 30k cycles, BenchmarkQueueCycle). So: a version with no
+// element left (emptied by the command's own pops, HDELs, SREMs, whose
+// point deletions are in b already) needs nothing; a small one is deleted
+// key by key; only a big one (more than smallReclaim elements) gets a
+// range deletion. The scan is bounded by smallReclaim+1 keys.
+func reclaimVersion(b *pebble.Batch, r pebble.Reader, key []byte, ver uint64) error {
 	db, rkey, ok := keyspace.Split(key)
 	if !ok {
 		return fmt.Errorf("embedded: %q is not a stored key", key)
 	}
-	start, end := keyspace.VersionRange(db, rkey, oldV)
-	return b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil)
+	start, end := keyspace.VersionRange(db, rkey, ver)
+	lo, hi := appendDataKey(nil, start), subUpper(end)
+	if r != nil {
+		keys, err := scanKeys(r, lo, hi, smallReclaim+1)
+		if err != nil {
+			return fmt.Errorf("reclaim the elements of %q: %w", rkey, err)
+		}
+		if len(keys) <= smallReclaim {
+			for _, k := range keys {
+				if err := b.Delete(k, nil); err != nil {
+					return fmt.Errorf("reclaim the elements of %q: %w", rkey, err)
+				}
+			}
+			return nil
+		}
+	}
+	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return fmt.Errorf("reclaim the elements of %q: %w", rkey, err)
+	}
+	rangeReclaims.Add(1)
+	return nil
+}
+
+// scanKeys returns up to limit keys of r in [lo, hi), copied (the caller
+// may write them to the batch r reads).
+func scanKeys(r pebble.Reader, lo, hi []byte, limit int) ([][]byte, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	var keys [][]byte
+	for it.First(); it.Valid() && len(keys) < limit; it.Next() {
+		keys = append(keys, append([]byte{}, it.Key()...))
+	}
+	if err := it.Error(); err != nil {
+		_ = it.Close()
+		return nil, err
+	}
+	return keys, it.Close()
 }
 
 // baseVersion is the element version of entry i's committed state, if that
@@ -239,10 +316,11 @@ type createdVersion struct {
 	version uint64
 }
 
-// reclaimCreated adds to b the range deletion of every version this txn
-// created and did not leave live (MULTI: HSET k, DEL k, HSET k creates
-// two; appendReclaim sees only the committed state, which held neither).
-func (t *txn) reclaimCreated(b *pebble.Batch) error {
+// reclaimCreated adds to b the deletion of every version this txn created
+// and did not leave live (MULTI: HSET k, DEL k, HSET k creates two;
+// appendReclaim sees only the committed state, which held neither). r is
+// as for reclaimVersion: only b itself holds such a version's elements.
+func (t *txn) reclaimCreated(b *pebble.Batch, r pebble.Reader) error {
 	for _, c := range t.created {
 		e := &t.entries[c.entry]
 		if e.hasWrite && !e.write.deleted {
@@ -254,12 +332,7 @@ func (t *txn) reclaimCreated(b *pebble.Batch) error {
 				continue
 			}
 		}
-		db, rkey, ok := keyspace.Split(e.key)
-		if !ok {
-			return fmt.Errorf("embedded: %q is not a stored key", e.key)
-		}
-		start, end := keyspace.VersionRange(db, rkey, c.version)
-		if err := b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil); err != nil {
+		if err := reclaimVersion(b, r, e.key, c.version); err != nil {
 			return fmt.Errorf("reclaim a version created and killed in one batch: %w", err)
 		}
 	}

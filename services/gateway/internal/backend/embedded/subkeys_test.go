@@ -360,3 +360,69 @@ func TestVersionCreatedAndKilledInOneUpdate(t *testing.T) {
 		}
 	}
 }
+
+// The job-queue cycle (RPUSH one element, LPOP it: the list is created and
+// emptied every cycle) reclaims each dead version with the pop's own point
+// deletion, never a range deletion, and leaves no element behind. A small
+// collection killed by DEL, plain or batched, is deleted key by key too;
+// only one of more than smallReclaim elements costs a range deletion.
+func TestQueueCycleLeavesNoRangeDeletion(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	base := rangeReclaims.Load()
+	k := keyspace.Key(0, []byte("q"))
+	for i := range 200 {
+		var ver uint64
+		if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error { // RPUSH q job
+			st := tx.(backend.SubTxn)
+			var err error
+			if ver, err = st.NewVersion(k); err != nil {
+				return err
+			}
+			st.SetSub(keyspace.SubKey(0, []byte("q"), ver, keyspace.KindListIndex, []byte("0")), []byte(fmt.Sprint("job", i)))
+			tx.Set(k, backend.Value{Type: backend.TypeList, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: ver, Count: 1})})
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error { // LPOP q
+			tx.(backend.SubTxn).DeleteSub(keyspace.SubKey(0, []byte("q"), ver, keyspace.KindListIndex, []byte("0")))
+			tx.Delete(k)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := subKeyCount(t, s); n != 0 {
+		t.Fatalf("queue cycles left %d sub-keys", n)
+	}
+	if n := rangeReclaims.Load() - base; n != 0 {
+		t.Fatalf("queue cycles left %d range deletions", n)
+	}
+
+	for _, c := range []struct {
+		fields  int
+		batched bool
+		ranges  int64
+	}{{smallReclaim, false, 0}, {smallReclaim, true, 0}, {smallReclaim + 1, false, 1}, {smallReclaim + 1, true, 1}} {
+		base := rangeReclaims.Load()
+		var kv []string
+		for i := range c.fields {
+			kv = append(kv, fmt.Sprint("f", i), "v")
+		}
+		hset(t, s, ctx, 0, "h", 1, kv...)
+		bc := ctx
+		if c.batched {
+			bc = s.Batch(ctx)
+		}
+		delIn(t, s, bc, "h")
+		if err := s.Sync(bc); err != nil {
+			t.Fatal(err)
+		}
+		if n := subKeyCount(t, s); n != 0 {
+			t.Fatalf("DEL of %d fields (batched %v) left %d sub-keys", c.fields, c.batched, n)
+		}
+		if n := rangeReclaims.Load() - base; n != c.ranges {
+			t.Fatalf("DEL of %d fields (batched %v) wrote %d range deletions, want %d", c.fields, c.batched, n, c.ranges)
+		}
+	}
+}

@@ -96,7 +96,7 @@ func (s *Store) SweepExpired() (int, error) {
 		if ok && v.ExpiresAt == d.at && v.Expired(now) {
 			if ver, coll, err := collectionVersion(v); err != nil {
 				s.log.Error("sweep: reclaim collection elements", "key", d.key, "err", err)
-			} else if err := appendReclaim(b, d.key, ver, coll, backend.Value{}, false); err != nil {
+			} else if err := appendReclaim(b, s.db, d.key, ver, coll, backend.Value{}, false); err != nil {
 				return 0, fmt.Errorf("sweep key %q: %w", d.key, err)
 			}
 			s.cache.invalidate(d.key)

@@ -284,6 +284,14 @@ func (t *txn) checkSize() error {
 // the batch.
 func (t *txn) fill(b *pebble.Batch) error {
 	var deltas counterDeltas
+	// What the dead versions' reclamation scans: b merges the command's own
+	// sub-key writes over the store when it holds any (it is then the
+	// indexed batch they were written to); else the store, whose elements
+	// of the latched keys no one else writes meanwhile.
+	var r pebble.Reader = t.store.db
+	if b.Indexed() {
+		r = b
+	}
 	for _, i := range t.order {
 		old, oldFound, err := t.baseHead(i)
 		if err != nil {
@@ -294,13 +302,13 @@ func (t *txn) fill(b *pebble.Batch) error {
 		if err != nil {
 			return err
 		}
-		if err := appendReclaim(b, e.key, oldV, oldColl, e.write.v, !e.write.deleted); err != nil {
+		if err := appendReclaim(b, r, e.key, oldV, oldColl, e.write.v, !e.write.deleted); err != nil {
 			return err
 		}
 		dk, de := appendChange(b, e.key, oldFound, old.ExpiresAt, !e.write.deleted, e.write.v, changeData|changeIndex)
 		deltas.add(e.key, dk, de)
 	}
-	if err := t.reclaimCreated(b); err != nil {
+	if err := t.reclaimCreated(b, r); err != nil {
 		return err
 	}
 	deltas.appendTo(b)

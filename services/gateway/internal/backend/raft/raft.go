@@ -198,6 +198,9 @@ type txn struct {
 	// none (reclaim.go).
 	colls map[string]collKnown
 	final map[string]uint64
+	// pointDeleted: how many sub-keys of a version the transaction deleted
+	// one by one (DeleteSub), by version (reclaim.go).
+	pointDeleted map[versionOf]int
 	// combined: the transaction carries other commands too (combine.go);
 	// readErr is the first error a read of the cluster returned, which
 	// fails the whole combined transaction rather than this command.

@@ -23,10 +23,11 @@ import (
 // reclaims them afterwards, in two ways:
 //
 //   - The reclaim queue. A transaction that kills a version it knows (it
-//     read the key's record, as DEL, RENAME, a collection emptied by its
-//     command or a SET with a read do) writes a queue key for it
-//     (keyspace.ReclaimKey) in the same transaction, so the entry exists
-//     iff the kill committed. Every gateway's reclaimer drains the queue:
+//     read the key's record, as DEL, RENAME or a SET with a read do)
+//     writes a queue key for it (keyspace.ReclaimKey) in the same
+//     transaction, so the entry exists iff the kill committed. A version
+//     the transaction's own point deletions emptied (the last LPOP, HDEL,
+//     SREM) needs none (emptiedByPoints). Every gateway's reclaimer drains the queue:
 //     for each entry visible at the GC safe point it deletes the version's
 //     sub-key range (kvclient.DeleteRange, one raft command per region)
 //     and then the entry. An entry left by a gateway that died, or by a
@@ -165,10 +166,70 @@ func (x *txn) noteWrite(key []byte, v backend.Value) {
 	x.final[string(key)] = ver
 }
 
+// versionOf names one version of a key's collection.
+type versionOf struct {
+	key     string // the stored key (keyspace.Key)
+	version uint64
+}
+
+// maxEmptiedCheck bounds the point deletions of a version after which
+// finish still checks whether they emptied it: the check reads as many
+// sub-keys as the transaction deleted.
+const maxEmptiedCheck = 1024
+
+// notePointDelete counts a DeleteSub of sub for its version.
+func (x *txn) notePointDelete(sub []byte) {
+	p, err := keyspace.SplitSubKey(sub)
+	if err != nil {
+		return
+	}
+	if x.pointDeleted == nil {
+		x.pointDeleted = map[versionOf]int{}
+	}
+	x.pointDeleted[versionOf{string(keyspace.Key(p.DB, p.Key)), p.Version}]++
+}
+
+// emptiedByPoints reports whether the transaction's own point deletions
+// left version ver of key without a sub-key, so that killing it needs no
+// reclaim-queue entry (LPOP of a queue's last job, HDEL of a hash's last
+// field: the job-queue pattern would otherwise cost an entry and a region
+// range deletion per cycle). It reads the version's range at the start
+// timestamp merged with the transaction's writes; an error or too many
+// deletions to check says no (the entry is written, as before).
+//
+// Why the read at the start timestamp is enough: a sub-key of ver that it
+// does not show would have been written by a transaction committing after
+// our start timestamp, or concurrently with us. Every transaction that
+// writes a collection's sub-keys writes its metadata record too
+// (command/collection.go's coll.save), and this one writes the record (it
+// kills the version by deleting or replacing it): of two such concurrent
+// transactions only the first committer commits (a write conflict on the
+// record at prewrite). So if we commit, no sub-key of ver was written
+// after our start timestamp, except by us; a transaction starting after
+// our commit reads the new record and never writes ver again (versions
+// are start timestamps, never reused). The deletions leave MVCC
+// tombstones, which the store's GC collects like any other; should
+// anything be left all the same (a command-layer bug), the orphan sweep
+// still finds the version dead and reclaims it.
+func (x *txn) emptiedByPoints(key string, ver uint64) bool {
+	n := x.pointDeleted[versionOf{key, ver}]
+	if n == 0 || n > maxEmptiedCheck {
+		return false
+	}
+	db, rkey, ok := keyspace.Split([]byte(key))
+	if !ok {
+		return false
+	}
+	lo, hi := keyspace.VersionRange(db, rkey, ver)
+	left, err := x.t.Scan(x.ctx, lo, hi, 1)
+	return err == nil && len(left) == 0
+}
+
 // finish writes a reclaim-queue key for every version the transaction
 // kills: the version a written key held as it first read it, and the one
 // NewVersion gave it (the start timestamp), unless the key holds it at the
-// end.
+// end or the transaction's own point deletions emptied it
+// (emptiedByPoints).
 func (x *txn) finish() {
 	if x.err != nil || (len(x.colls) == 0 && len(x.versioned) == 0) {
 		return
@@ -176,7 +237,7 @@ func (x *txn) finish() {
 	id := x.t.StartTS()
 	enqueue := func(key string, ver uint64) {
 		final, written := x.final[key]
-		if !written || final == ver {
+		if !written || final == ver || x.emptiedByPoints(key, ver) {
 			return
 		}
 		db, rkey, ok := keyspace.Split([]byte(key))
