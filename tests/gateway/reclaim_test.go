@@ -182,8 +182,8 @@ func TestRaftReclaimsDeadVersions(t *testing.T) {
 		return out
 	}
 	// The 10k-field hash is written straight into the cluster in one
-	// transaction (through the gateway, HSET reads each field first: 10k
-	// reads would outlive the short GC life time on a loaded machine).
+	// transaction, at a known version: what is under test is its
+	// reclamation, not how HSET builds it.
 	must(kc.RunTxn(ctx, func(tx *kvclient.Txn) error {
 		ver := tx.StartTS()
 		meta := []byte{2, 1, 1} // hash, meta format 1, encoding "big"
