@@ -379,7 +379,10 @@ func (s *Store) drainQueue(ctx context.Context, hook func(string) error) (int, e
 		for _, q := range page {
 			e, err := keyspace.SplitReclaimKey(q)
 			if err != nil {
-				continue // not ours to judge: left alone
+				// Unreadable (only this file writes the prefix, so a
+				// damaged entry): no range is deleted for it, and the
+				// entry is dropped with the page, not retried forever.
+				continue
 			}
 			lo, hi := keyspace.VersionRange(e.DB, e.Key, e.Version)
 			if err := s.c.DeleteRange(ctx, lo, hi); err != nil {
