@@ -867,9 +867,10 @@ func (r *Request) zpop(tx backend.Txn, keys [][]byte, max bool, count int64) ([]
 }
 
 // zpopFrom is zpop, returning the position in keys of the key popped
-// from (-1: none). It also reports whether that key still holds members (a blocked client passes the wake-up on then), and with
-// skipWrongType a key of another type is skipped instead of failing (a
-// blocked BZPOPMIN stays blocked on it, as in Redis).
+// from (-1: none). It also reports whether that key still holds members
+// (a blocked client passes the wake-up on then), and with skipWrongType a
+// key of another type is skipped instead of failing (a blocked BZPOPMIN
+// stays blocked on it, as in Redis).
 func (r *Request) zpopFrom(tx backend.Txn, keys [][]byte, max bool, count int64, skipWrongType bool) (int, []zentry, bool, error) {
 	for at, k := range keys {
 		z, err := r.openZSet(tx, k)
