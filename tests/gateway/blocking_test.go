@@ -16,7 +16,7 @@ import (
 	"github.com/nokv/nokv/tests/cluster"
 )
 
-// The blocking list commands on the raft backend: the go-redis checks
+// The blocking list (and sorted-set) commands on the raft backend: the go-redis checks
 // through one gateway, a push through a second gateway waking a client
 // blocked on the first within the poll bound (--block-poll), and a queue
 // served with BLPOP through two gateways that delivers every element
@@ -72,6 +72,47 @@ func TestPushThroughAnotherGatewayWakesTheBlockedClient(t *testing.T) {
 	t.Logf("push through the other gateway to the blocked client's reply: at most %v (poll %v)", worst, poll)
 	if worst > poll+2*time.Second {
 		t.Fatalf("a push through another gateway took %v to reach the blocked client (poll %v)", worst, poll)
+	}
+
+	// The same for BZPOPMIN/BZPOPMAX and a ZADD through the other gateway
+	// (the poller does not look at types).
+	worst = 0
+	for i := range 4 {
+		type result struct {
+			z   *redis.ZWithKey
+			err error
+			at  time.Time
+		}
+		got := make(chan result, 1)
+		key := "z" + fmt.Sprint(i%2)
+		go func() {
+			pop := waiter.BZPopMin
+			if i%2 == 1 {
+				pop = waiter.BZPopMax
+			}
+			z, err := pop(ctx, 0, key, "other").Result()
+			got <- result{z, err, time.Now()}
+		}()
+		deadline := time.Now().Add(30 * time.Second)
+		for !strings.Contains(ctl.Info(ctx, "clients").Val(), "blocked_clients:1\r\n") {
+			if time.Now().After(deadline) {
+				t.Fatal("the client did not block")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if err := pusher.ZAdd(ctx, key, redis.Z{Score: float64(i), Member: "m"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		added := time.Now()
+		r := <-got
+		if r.err != nil || r.z.Key != key || r.z.Member != "m" || r.z.Score != float64(i) {
+			t.Fatalf("BZPOP: %+v, %v", r.z, r.err)
+		}
+		worst = max(worst, r.at.Sub(added))
+	}
+	t.Logf("ZADD through the other gateway to the blocked client's reply: at most %v (poll %v)", worst, poll)
+	if worst > poll+2*time.Second {
+		t.Fatalf("a ZADD through another gateway took %v to reach the blocked client (poll %v)", worst, poll)
 	}
 }
 

@@ -153,6 +153,7 @@ func blockingSteps() []blockStep {
 		bdo(0, "CLIENT", "REPLY", "ON"), bsend(0, "CLIENT", "REPLY", "SKIP"), bsend(0, "BLPOP", "r", "r2", "0"),
 		bdo(3, "EXISTS", "r"), bdo(0, "PING"), bdo(3, "EXISTS", "r"),
 	)
+	s = append(s, zblockingSteps()...)
 	// UNBLOCK reasons and errors.
 	s = append(s,
 		bdo(0, "CLIENT", "UNBLOCK"), bdo(0, "CLIENT", "UNBLOCK", "x"), bdo(0, "CLIENT", "UNBLOCK", "1", "foo"),
@@ -164,11 +165,12 @@ func blockingSteps() []blockStep {
 	return s
 }
 
-// CompareBlocking runs the blocking list commands on the server at ours and
+// CompareBlocking runs the blocking list and sorted-set commands (BLPOP ...,
+// BZPOPMIN, BZPOPMAX, BZMPOP) on the server at ours and
 // on redis-server at theirs, each from an empty keyspace, and requires
 // byte-identical replies: argument errors and timeouts at their extremes,
 // the null replies (RESP2 and RESP3), the forms inside MULTI, and blocked
-// clients served by other clients' pushes, in Redis's order.
+// clients served by other clients' pushes and sorted-set writes, in Redis's order.
 // A target that refuses SWAPDB (NoSwapDB) skips its steps.
 func CompareBlocking(t *testing.T, target Target, theirsAddr string) {
 	t.Helper()
@@ -212,4 +214,103 @@ func CompareBlocking(t *testing.T, target Target, theirsAddr string) {
 			}
 		}
 	}
+}
+
+// zblockingSteps are BZPOPMIN, BZPOPMAX and BZMPOP's: the same edges as
+// the list commands', and the sorted-set writes that wake them.
+func zblockingSteps() []blockStep {
+	var s []blockStep
+	for _, t := range timeoutArgs {
+		s = append(s, bdo(0, "DEL", "zf"), bdo(0, "ZADD", "zf", "1", "a", "2", "b", "3", "c"),
+			bdo(0, "BZPOPMIN", "zf", t), bdo(0, "BZPOPMAX", "zf", t),
+			bdo(0, "BZMPOP", t, "1", "zf", "MIN", "COUNT", "5"))
+	}
+	s = append(s, bdo(0, "DEL", "zf"))
+	for _, t := range shortTimeouts {
+		s = append(s, bdo(0, "BZPOPMIN", "ze", t), bdo(0, "BZPOPMAX", "ze", t), bdo(0, "BZMPOP", t, "1", "ze", "MAX"))
+	}
+	// Timeouts (a null array) and the RESP3 forms: scores as doubles.
+	s = append(s,
+		bdo(0, "BZPOPMIN", "e1", "e2", "0.01"), bdo(0, "BZPOPMAX", "e1", "0.01"),
+		bdo(0, "BZMPOP", "0.01", "2", "e1", "e2", "MAX", "COUNT", "3"), bdo(0, "EXISTS", "e1", "e2"),
+		bdo(0, "HELLO", "3"),
+		bdo(0, "BZPOPMIN", "e1", "e2", "0.01"), bdo(0, "BZMPOP", "0.01", "1", "e1", "MIN"),
+		bdo(0, "ZADD", "z", "1.5", "x", "-inf", "y", "inf", "w", "0", "v"), bdo(0, "BZPOPMIN", "z", "0"),
+		bdo(0, "BZPOPMAX", "z", "0"), bdo(0, "BZMPOP", "0", "1", "z", "MAX", "COUNT", "9"),
+		bdo(0, "HELLO", "2"),
+		bdo(0, "ZADD", "z", "1.5", "x", "-inf", "y", "inf", "w", "1e300", "v"), bdo(0, "BZPOPMIN", "z", "0"),
+		bdo(0, "BZPOPMAX", "z", "0"), bdo(0, "BZMPOP", "0", "1", "z", "MIN", "COUNT", "9"),
+	)
+	// BZMPOP's numkeys and COUNT at their extremes, and its other errors
+	// (checked before the timeout, as in Redis 7.0).
+	for _, n := range []string{"0", "-1", "1", "2", "3", "9223372036854775807", "-9223372036854775808",
+		"9223372036854775808", "18446744073709551616", "x", "1.5"} {
+		s = append(s, bdo(0, "ZADD", "m", "1", "a", "2", "b", "3", "c"),
+			bdo(0, "BZMPOP", "0", n, "m", "MIN"), bdo(0, "BZMPOP", "0", "1", "m", "MAX", "COUNT", n),
+			bdo(0, "BZMPOP", "x", n, "m", "MIN"), bdo(0, "BZMPOP", "-1", "1", "m", "MIN", "COUNT", n), bdo(0, "DEL", "m"))
+	}
+	s = append(s,
+		bdo(0, "BZMPOP", "0", "1", "m", "MIDDLE"), bdo(0, "BZMPOP", "0", "1", "m", "LEFT"), bdo(0, "BZMPOP", "0", "2", "m", "MIN"),
+		bdo(0, "BZMPOP", "0", "1", "m", "MIN", "COUNT", "1", "COUNT", "2"), bdo(0, "BZMPOP", "0", "1", "m", "MIN", "COUNT"),
+		bdo(0, "BZMPOP", "x", "1", "m", "MIDDLE"), bdo(0, "BZMPOP", "inf", "1", "m", "MIN", "COUNT", "2"),
+		bdo(0, "BZMPOP", "0", "1", "m"), bdo(0, "BZMPOP", "0", "1"), bdo(0, "BZPOPMIN", "k"), bdo(0, "BZPOPMAX"),
+	)
+	// Wrong types: the first key in order decides, before a later zset.
+	s = append(s,
+		bdo(0, "SET", "s", "v"), bdo(0, "ZADD", "zz", "1", "a", "2", "b"), bdo(0, "RPUSH", "l", "x"),
+		bdo(0, "BZPOPMIN", "s", "0"), bdo(0, "BZPOPMIN", "s", "-1"), bdo(0, "BZPOPMAX", "nozset", "s", "zz", "0"),
+		bdo(0, "BZPOPMIN", "zz", "s", "0"), bdo(0, "BZMPOP", "0", "2", "nozset", "l", "MIN"),
+		bdo(0, "BZPOPMIN", "zz", "zz", "0"), bdo(0, "EXISTS", "zz"), bdo(0, "DEL", "s", "l"),
+	)
+	// Inside MULTI nothing blocks: a null array, or what the command pops.
+	s = append(s,
+		bdo(0, "MULTI"), bdo(0, "BZPOPMIN", "e", "0"), bdo(0, "BZPOPMAX", "e", "0"), bdo(0, "BZMPOP", "0", "1", "e", "MIN"),
+		bdo(0, "BZPOPMIN", "e", "-1"), bdo(0, "BZMPOP", "0", "1", "e", "MIN", "COUNT", "0"),
+		bdo(0, "ZADD", "e", "1", "x", "2", "y", "3", "z"), bdo(0, "BZPOPMIN", "e", "0"),
+		bdo(0, "BZMPOP", "0", "1", "e", "MAX", "COUNT", "5"), bdo(0, "BZPOPMAX", "e", "0"), bdo(0, "EXEC"),
+		bdo(0, "HELLO", "3"), bdo(0, "MULTI"), bdo(0, "BZPOPMIN", "e", "0"), bdo(0, "BZMPOP", "0", "1", "e", "MIN"),
+		bdo(0, "EXEC"), bdo(0, "HELLO", "2"),
+	)
+	// Served by another client's ZADD: FIFO across waiters, one member
+	// each (BZMPOP up to its COUNT), the rest still waiting.
+	s = append(s,
+		bsend(0, "BZPOPMIN", "q", "0"), bsend(1, "BZPOPMAX", "q", "0"), bsend(2, "BZMPOP", "0", "1", "q", "MIN", "COUNT", "5"),
+		bdo(3, "ZADD", "q", "1", "a", "2", "b"), bread(0), bread(1), bdo(3, "ZADD", "q", "3", "c", "4", "d", "5", "e"), bread(2),
+		bdo(3, "EXISTS", "q"),
+	)
+	// Several keys: the waiter is served from the key that became ready
+	// first (EXEC adds to b before a).
+	s = append(s,
+		bsend(0, "BZPOPMIN", "a", "b", "0"),
+		bdo(3, "MULTI"), bdo(3, "ZADD", "b", "1", "x"), bdo(3, "ZADD", "a", "2", "y"), bdo(3, "EXEC"), bread(0),
+		bdo(3, "ZRANGE", "a", "0", "-1"), bdo(3, "DEL", "a", "b"),
+	)
+	// A key that is not a sorted set meanwhile keeps the client blocked;
+	// a list push does not serve it.
+	s = append(s,
+		bsend(0, "BZPOPMIN", "k", "0"), bdo(3, "SET", "k", "x"), bdo(3, "DEL", "k"), bdo(3, "RPUSH", "k", "a"),
+		bdo(3, "DEL", "k"), bdo(3, "ZADD", "k", "7", "m"), bread(0),
+	)
+	// Other writes that make a sorted set: ZINCRBY, ZUNIONSTORE,
+	// ZINTERSTORE, ZDIFFSTORE, ZRANGESTORE, RESTORE, RENAME, COPY, MOVE,
+	// ZADD with flags (NX; XX on an absent key adds nothing).
+	s = append(s,
+		bdo(3, "ZADD", "src", "1", "a", "2", "b", "3", "c"), bdo(3, "ZADD", "src2", "2", "b"),
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "ZINCRBY", "w", "5", "m"), bread(0),
+		bsend(0, "BZPOPMAX", "w", "0"), bdo(3, "ZUNIONSTORE", "w", "2", "src", "src2"), bread(0), bdo(3, "DEL", "w"),
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "ZINTERSTORE", "w", "2", "src", "src2"), bread(0),
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "ZDIFFSTORE", "w", "2", "src", "src2"), bread(0), bdo(3, "DEL", "w"),
+		bsend(0, "BZMPOP", "0", "1", "w", "MAX", "COUNT", "2"), bdo(3, "ZRANGESTORE", "w", "src", "0", "1"), bread(0),
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "ZINTERSTORE", "w", "2", "src", "nothing"), bdo(3, "ZADD", "w", "XX", "1", "q"),
+		bdo(3, "ZADD", "w", "NX", "CH", "9", "n"), bread(0),
+		// DUMP of a zset {a: 1.5, b: 2} by redis-server 7.0.15.
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "RESTORE", "w", "0",
+			"\x11\x14\x14\x00\x00\x00\x04\x00\x81\x61\x02\x83\x31\x2e\x35\x04\x81\x62\x02\x02\x01\xff\x0a\x00\xfa\x02\xb4\x25\xaf\x18\x87\x63"),
+		bread(0), bdo(3, "DEL", "w"),
+		bsend(0, "BZPOPMIN", "w", "0"), bdo(3, "RENAME", "src2", "w"), bread(0),
+		bsend(0, "BZPOPMIN", "w2", "0"), bdo(3, "COPY", "src", "w2"), bread(0),
+		bdo(3, "SELECT", "1"), bdo(3, "ZADD", "mv", "1", "m"), bsend(0, "BZPOPMIN", "mv", "0"), bdo(3, "MOVE", "mv", "0"),
+		bread(0), bdo(3, "SELECT", "0"), bdo(3, "DEL", "src", "w", "w2"),
+	)
+	return s
 }

@@ -12,7 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Blocking checks the blocking list commands against a server running in
+// Blocking checks the blocking list and sorted-set commands against a server running in
 // this process (the goroutine count is part of the check): wake-ups by
 // another client's push, their order, timeouts, several keys, BLMOVE,
 // pipelines behind a blocked command, CLIENT LIST/INFO/KILL, and a client
@@ -48,6 +48,10 @@ func Blocking(t *testing.T, target Target) {
 		{"Timeouts", blockTimeouts},
 		{"SeveralKeys", blockSeveralKeys},
 		{"BLMOVEIntoAnotherList", blockLMove},
+		{"SortedSets", blockZSets},
+		{"SortedSetDisconnectWhileBlocked", func(t *testing.T, ctl *redis.Client, _ func(*testing.T) *redis.Client) {
+			blockZDisconnect(t, ctl, target.Addr)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctl := newClient(t)
@@ -333,5 +337,144 @@ func blockDisconnect(t *testing.T, ctl *redis.Client, addr string) {
 			t.Fatalf("%d goroutines, %d before the blocked clients:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// bzpop runs BZPOPMIN (or BZPOPMAX) in the background: "key member score".
+func bzpop(c *redis.Client, popMax bool, keys ...string) chan popResult {
+	ch := make(chan popResult, 1)
+	go func() {
+		pop := c.BZPopMin
+		if popMax {
+			pop = c.BZPopMax
+		}
+		z, err := pop(context.Background(), 0, keys...).Result()
+		var vals []string
+		if err == nil {
+			vals = []string{z.Key, fmt.Sprint(z.Member), fmt.Sprint(z.Score)}
+		}
+		ch <- popResult{vals, err, time.Now()}
+	}()
+	return ch
+}
+
+// BZPOPMIN, BZPOPMAX and BZMPOP: woken at once by another client's ZADD,
+// waiters served in the order they blocked (one member each, the last
+// woken by ZINCRBY), timeouts, several keys.
+func blockZSets(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client) {
+	ctx := context.Background()
+	var worst time.Duration
+	for i := range 5 {
+		got := bzpop(newClient(t), i%2 == 1, "z")
+		waitBlocked(t, ctl, 1)
+		start := time.Now()
+		if err := ctl.ZAdd(ctx, "z", redis.Z{Score: float64(i), Member: "m"}).Err(); err != nil {
+			t.Fatal(err)
+		}
+		r := <-got
+		if r.err != nil || strings.Join(r.vals, " ") != fmt.Sprintf("z m %d", i) {
+			t.Fatalf("BZPOP: %q, %v", r.vals, r.err)
+		}
+		worst = max(worst, r.at.Sub(start))
+	}
+	t.Logf("ZADD to the blocked client's reply: at most %v", worst)
+	if worst > 500*time.Millisecond {
+		t.Fatalf("a ZADD took %v to wake the blocked client", worst)
+	}
+	waitBlocked(t, ctl, 0)
+
+	// FIFO: three waiters, two members; the third waits on.
+	var waiters []chan popResult
+	for i := range 3 {
+		waiters = append(waiters, bzpop(newClient(t), i == 1, "q"))
+		waitBlocked(t, ctl, i+1)
+	}
+	if err := ctl.ZAdd(ctx, "q", redis.Z{Score: 1, Member: "a"}, redis.Z{Score: 2, Member: "b"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// The first (BZPOPMIN) takes a, the second (BZPOPMAX) b.
+	for i, want := range []string{"q a 1", "q b 2"} {
+		if r := <-waiters[i]; r.err != nil || strings.Join(r.vals, " ") != want {
+			t.Fatalf("waiter %d: %q, %v, want %q", i, r.vals, r.err, want)
+		}
+	}
+	waitBlocked(t, ctl, 1)
+	if err := ctl.ZIncrBy(ctx, "q", 2.5, "c").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-waiters[2]; r.err != nil || strings.Join(r.vals, " ") != "q c 2.5" {
+		t.Fatalf("waiter 2: %q, %v", r.vals, r.err)
+	}
+	if n, err := ctl.Exists(ctx, "q").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS q: %d, %v", n, err)
+	}
+
+	// Timeouts: a null reply, not much after it is due.
+	c := newClient(t)
+	for _, tc := range []struct {
+		args []any
+		d    time.Duration
+	}{
+		{[]any{"BZPOPMIN", "e", "0.01"}, 10 * time.Millisecond},
+		{[]any{"BZPOPMAX", "e", "f", "0.05"}, 50 * time.Millisecond},
+		{[]any{"BZMPOP", "0.2", "2", "e", "f", "MIN", "COUNT", "2"}, 200 * time.Millisecond},
+		{[]any{"BZPOPMIN", "e", "0.0001"}, time.Millisecond},
+	} {
+		start := time.Now()
+		err := c.Do(ctx, tc.args...).Err()
+		took := time.Since(start)
+		if err != redis.Nil {
+			t.Fatalf("%v: %v, want a null reply", tc.args, err)
+		}
+		if took < tc.d || took > tc.d+time.Second {
+			t.Fatalf("%v took %v, want %v", tc.args, took, tc.d)
+		}
+	}
+
+	// Several keys: the first non-empty in argument order; blocked, the
+	// one written to. BZMPOP with COUNT, blocked.
+	ctl.ZAdd(ctx, "zc", redis.Z{Score: 3, Member: "x"})
+	ctl.ZAdd(ctx, "zb", redis.Z{Score: 2, Member: "y"}, redis.Z{Score: 5, Member: "w"})
+	if z, err := c.BZPopMax(ctx, 0, "za", "zb", "zc").Result(); err != nil || z.Key != "zb" || z.Member != "w" {
+		t.Fatalf("BZPOPMAX za zb zc: %+v, %v", z, err)
+	}
+	got := bzpop(c, false, "za", "zd")
+	waitBlocked(t, ctl, 1)
+	ctl.ZAdd(ctx, "zd", redis.Z{Score: 7, Member: "v"})
+	if r := <-got; r.err != nil || strings.Join(r.vals, " ") != "zd v 7" {
+		t.Fatalf("blocked BZPOPMIN za zd: %q, %v", r.vals, r.err)
+	}
+	ch := make(chan string, 1)
+	go func() {
+		k, v, err := c.BZMPop(ctx, 0, "max", 2, "za", "ze").Result()
+		ch <- fmt.Sprintf("%s %v %v", k, v, err)
+	}()
+	waitBlocked(t, ctl, 1)
+	ctl.ZAdd(ctx, "ze", redis.Z{Score: 1, Member: "p"}, redis.Z{Score: 2, Member: "q"}, redis.Z{Score: 3, Member: "r"})
+	if r := <-ch; r != "ze [{3 r} {2 q}] <nil>" {
+		t.Fatalf("BZMPOP: %s", r)
+	}
+	waitBlocked(t, ctl, 0)
+}
+
+// A client that goes away while blocked in BZPOPMIN is dropped: a later
+// ZADD stays in the sorted set.
+func blockZDisconnect(t *testing.T, ctl *redis.Client, addr string) {
+	ctx := context.Background()
+	for i := range 6 {
+		r := DialRaw(t, addr)
+		timeout := fmt.Sprint(i % 2 * 100)
+		args := [][]string{{"BZPOPMIN", "gone", timeout}, {"BZPOPMAX", "gone", timeout},
+			{"BZMPOP", timeout, "1", "gone", "MIN", "COUNT", "3"}}[i%3]
+		r.Send(Encode(args...))
+		waitBlocked(t, ctl, 1)
+		r.Close()
+		waitBlocked(t, ctl, 0)
+	}
+	if err := ctl.ZAdd(ctx, "gone", redis.Z{Score: 1, Member: "x"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ctl.ZCard(ctx, "gone").Result(); err != nil || n != 1 {
+		t.Fatalf("ZCARD after the blocked clients left: %d, %v", n, err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/nokv/nokv/services/gateway/gatewayserver"
 )
 
-// Byte-for-byte comparison of the blocking list commands with redis-server
+// Byte-for-byte comparison of the blocking list and sorted-set commands with redis-server
 // (conformance.CompareBlocking), on the event loop and redcon's server.
 
 func TestBlockingListsMatchRedisServer(t *testing.T) {

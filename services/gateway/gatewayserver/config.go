@@ -218,7 +218,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
 	fs.StringVar(&c.PDAddr, "pd-addr", c.PDAddr, "PD `address` for the raft backend; overrides pd.addr"+env("PD_ADDR"))
 	fs.IntVar(&c.MaxRetries, "max-retries", c.MaxRetries, "raft backend retry `limit`; overrides max_retries"+env("MAX_RETRIES"))
-	fs.DurationVar(&c.BlockPoll, "block-poll", c.BlockPoll, "raft backend: how often a client blocked in BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BLMPOP looks at its keys, so that pushes through other gateways reach it within this `duration`"+env("BLOCK_POLL"))
+	fs.DurationVar(&c.BlockPoll, "block-poll", c.BlockPoll, "raft backend: how often a client blocked in BLPOP/BRPOP/BLMOVE/BRPOPLPUSH/BLMPOP/BZPOPMIN/BZPOPMAX/BZMPOP looks at its keys, so that writes through other gateways reach it within this `duration`"+env("BLOCK_POLL"))
 	fs.BoolVar(&c.RaftCombine, "raft-combine", c.RaftCombine, "raft backend: combine concurrent writes of a region into one transaction, and reads into one read"+env("RAFT_COMBINE"))
 	fs.BoolVar(&c.RaftCombineReads, "raft-combine-reads", c.RaftCombineReads, "raft backend: combine concurrent reads of a region into one read (off with --raft-combine=false too)"+env("RAFT_COMBINE_READS"))
 	fs.DurationVar(&c.RaftReclaimInterval, "raft-reclaim-interval", c.RaftReclaimInterval, "raft backend: how often dead collection versions are reclaimed (0: 10s, negative: never)"+env("RAFT_RECLAIM_INTERVAL"))

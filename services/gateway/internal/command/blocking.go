@@ -14,8 +14,8 @@ import (
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
-// Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; BZPOPMIN and
-// friends can plug in the same way) first try once, like their
+// Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; BZPOPMIN,
+// BZPOPMAX, BZMPOP in zsets_blocking.go) first try once, like their
 // non-blocking forms. If there is nothing to pop the handler writes no
 // reply: it leaves a blockState on the client (Client.Blocked), and the
 // server calls Executor.Wait off its event loop (the event loop) or on the
@@ -262,11 +262,11 @@ func (g *blockRegistry) pollLoop(stop chan struct{}) {
 
 // signalKeyAsReady records that this command may have made key (a Redis key
 // of the client's database) hold something a blocked client waits for: a
-// list pushed to, or created by RESTORE, RENAME, MOVE, COPY. It may be
-// called inside the command's transaction, even if that runs more than
-// once: the waiters are woken by ExecAt once the command (or the EXEC
-// holding it) returned, i.e. committed. A sorted-set command (ZADD ...)
-// calls it too once BZPOPMIN/BZPOPMAX/BZMPOP exist.
+// list pushed to, a sorted set added to (ZADD, ZINCRBY, a STORE), or either
+// created by RESTORE, RENAME, MOVE, COPY. It may be called inside the
+// command's transaction, even if that runs more than once: the waiters are
+// woken by ExecAt once the command (or the EXEC holding it) returned, i.e.
+// committed.
 func (r *Request) signalKeyAsReady(key []byte) {
 	if r.e.blocking.n.Load() == 0 {
 		return

@@ -251,6 +251,7 @@ func cmdRestore(r *Request) error {
 			}
 			z.expiresAt = at
 			z.save()
+			r.signalKeyAsReady(key)
 			return nil
 		}
 		if isList {

@@ -706,6 +706,13 @@ func cmdLMove(r *Request) error {
 // parseLMPop parses LMPOP's arguments from numkeys (at args[at]) on, as
 // Redis's lmpopGenericCommand does (BLMPOP has its timeout before).
 func parseLMPop(args [][]byte, at int) (keys [][]byte, left bool, count int64, err error) {
+	return parseMPop(args, at, "left", "right")
+}
+
+// parseMPop reads numkeys key [key ...] first|second [COUNT count] from
+// args[at], in Redis's order (LMPOP, ZMPOP and their blocking forms);
+// isFirst reports the first word (LEFT, MIN).
+func parseMPop(args [][]byte, at int, first, second string) (keys [][]byte, isFirst bool, count int64, err error) {
 	numkeys, ok := parseInt(args[at])
 	if !ok || numkeys <= 0 {
 		return nil, false, 0, errNumkeysPositive
@@ -714,7 +721,7 @@ func parseLMPop(args [][]byte, at int) (keys [][]byte, left bool, count int64, e
 		return nil, false, 0, errSyntax
 	}
 	whereAt := at + 1 + int(numkeys)
-	if left, err = leftOrRight(args[whereAt], "left", "right"); err != nil {
+	if isFirst, err = leftOrRight(args[whereAt], first, second); err != nil {
 		return nil, false, 0, err
 	}
 	count = -1
@@ -733,7 +740,7 @@ func parseLMPop(args [][]byte, at int) (keys [][]byte, left bool, count int64, e
 	if count == -1 {
 		count = 1
 	}
-	return args[at+1 : whereAt], left, count, nil
+	return args[at+1 : whereAt], isFirst, count, nil
 }
 
 // >> LMPOP numkeys key [key ...] LEFT|RIGHT [COUNT count]

@@ -3,6 +3,7 @@ package command
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -25,8 +26,9 @@ import (
 // first score; the reverse orders, ZPOPMAX, ZRANDMEMBER and the lex
 // commands read the range they answer from its low end.
 //
-// Not built: the blocking BZPOPMIN, BZPOPMAX and BZMPOP (they will wrap
-// zpop).
+// The blocking BZPOPMIN, BZPOPMAX and BZMPOP (zsets_blocking.go) wrap
+// zpop; every write that can make a sorted set non-empty (ZADD, ZINCRBY,
+// the *STORE destinations, RESTORE) signals their waiters.
 
 func init() {
 	const g = "sorted-set"
@@ -428,6 +430,11 @@ done:
 				processed++
 				score = ns
 			}
+		}
+		if z.meta.Count > 0 {
+			// Wakes BZPOPMIN and friends (a waiter is only ever on a key
+			// that was empty, or of another type: it retries and waits on).
+			r.signalKeyAsReady(key)
 		}
 		z.save()
 		return nil
@@ -832,6 +839,7 @@ func (r *Request) zstore(tx backend.Txn, dst []byte, es []zentry) error {
 		return err
 	}
 	out.save()
+	r.signalKeyAsReady(dst)
 	return nil
 }
 
@@ -858,10 +866,26 @@ func (c *coll) zfill(es []zentry) error {
 // key of another type before it is WRONGTYPE. It is the core of ZPOPMIN,
 // ZPOPMAX and ZMPOP, and what their blocking forms call.
 func (r *Request) zpop(tx backend.Txn, keys [][]byte, max bool, count int64) ([]byte, []zentry, error) {
-	for _, k := range keys {
+	at, es, _, err := r.zpopFrom(tx, keys, max, count, false)
+	if at < 0 {
+		return nil, nil, err
+	}
+	return keys[at], es, err
+}
+
+// zpopFrom is zpop, returning the position in keys of the key popped
+// from (-1: none). It also reports whether that key still holds members
+// (a blocked client passes the wake-up on then), and with skipWrongType a
+// key of another type is skipped instead of failing (a blocked BZPOPMIN
+// stays blocked on it, as in Redis).
+func (r *Request) zpopFrom(tx backend.Txn, keys [][]byte, max bool, count int64, skipWrongType bool) (int, []zentry, bool, error) {
+	for at, k := range keys {
 		z, err := r.openZSet(tx, k)
 		if err != nil {
-			return nil, nil, err
+			if skipWrongType && errors.Is(err, errWrongType) {
+				continue
+			}
+			return -1, nil, false, err
 		}
 		if !z.found {
 			continue
@@ -880,15 +904,16 @@ func (r *Request) zpop(tx backend.Txn, keys [][]byte, max bool, count int64) ([]
 			slices.Reverse(es)
 		}
 		if err != nil {
-			return nil, nil, err
+			return -1, nil, false, err
 		}
 		for _, e := range es {
 			z.zdelete(e.m, e.s)
 		}
+		more := z.meta.Count > 0
 		z.save()
-		return k, es, nil
+		return at, es, more, nil
 	}
-	return nil, nil, nil
+	return -1, nil, false, nil
 }
 
 // >> ZPOPMIN key [count] / ZPOPMAX key [count]
@@ -943,43 +968,14 @@ func zpopCmd(popMax bool) func(*Request) error {
 // Reply: [key, [[member, score] ...]] from the first non-empty key, or a
 // null array.
 func cmdZMPop(r *Request) error {
-	args := r.Args
-	numkeys, ok := parseInt(args[1])
-	if !ok || numkeys <= 0 {
-		return errNumkeysPositive
+	keys, popMin, count, err := parseMPop(r.Args, 1, "min", "max")
+	if err != nil {
+		return err
 	}
-	if numkeys > int64(len(args))-3 {
-		return errSyntax
-	}
-	whereAt := 2 + int(numkeys)
-	var max bool
-	switch {
-	case equalFold(args[whereAt], "min"):
-	case equalFold(args[whereAt], "max"):
-		max = true
-	default:
-		return errSyntax
-	}
-	count := int64(-1)
-	for j := whereAt + 1; j < len(args); j++ {
-		if count == -1 && equalFold(args[j], "count") && j+1 < len(args) {
-			j++
-			n, ok := parseInt(args[j])
-			if !ok || n <= 0 {
-				return errCountPositive
-			}
-			count = n
-			continue
-		}
-		return errSyntax
-	}
-	if count == -1 {
-		count = 1
-	}
-	keys := args[2:whereAt]
+	max := !popMin
 	var key []byte
 	var es []zentry
-	err := r.updateSub(keys, func(tx backend.Txn) error {
+	err = r.updateSub(keys, func(tx backend.Txn) error {
 		var err error
 		key, es, err = r.zpop(tx, keys, max, count)
 		return err
