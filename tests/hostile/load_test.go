@@ -216,6 +216,14 @@ func testBigValues(t *testing.T, tg *target) {
 		cmds    [][]string
 		wants   []string   // the replies
 		cleanup [][]string // sent when a write was refused
+		// built is what the first command legitimately writes in one go
+		// (checkBuilt's allowance): 32 MiB for MSET-8x4MiB, which on the
+		// raft backend the leader store holds several times at its peak
+		// (the prewrite requests, the raft entries and their messages to
+		// both followers, the WAL and memtable, and what the Go GC has not
+		// yet returned): 144-267 MiB over eight runs, before and after the
+		// changes of 2026-12-06, against the flat 256 MiB it was held to.
+		built int64
 	}
 	mib := func(n int) string { return strings.Repeat("v", n<<20) }
 	bulk := func(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
@@ -252,6 +260,7 @@ func testBigValues(t *testing.T, tg *target) {
 			cmds:    [][]string{{"MSET", "big:m1", four, "big:m2", four, "big:m3", four, "big:m4", four, "big:m5", four, "big:m6", four, "big:m7", four, "big:m8", four}, {"STRLEN", "big:m8"}, {"DEL", "big:m1", "big:m2", "big:m3", "big:m4", "big:m5", "big:m6", "big:m7", "big:m8"}},
 			wants:   []string{"+OK\r\n", ":4194304\r\n", ":8\r\n"},
 			cleanup: [][]string{{"DEL", "big:m1", "big:m2", "big:m3", "big:m4", "big:m5", "big:m6", "big:m7", "big:m8"}},
+			built:   32 << 20,
 		},
 		bigCase{
 			name:    "SETRANGE-32MiB",
@@ -295,7 +304,11 @@ func testBigValues(t *testing.T, tg *target) {
 			for i, args := range bc.cmds {
 				var ours []string
 				tg.probed(t, shortArgs(args), func() { ours = tg.exchange(t, tg.slow, args) })
-				tg.check(t, shortArgs(args))
+				if i == 0 && bc.built > 0 {
+					tg.checkBuilt(t, shortArgs(args), bc.built)
+				} else {
+					tg.check(t, shortArgs(args))
+				}
 				if len(ours) == 0 {
 					return
 				}
