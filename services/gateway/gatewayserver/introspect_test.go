@@ -385,6 +385,23 @@ func do(t *testing.T, c net.Conn, rd *bufio.Reader, args ...string) string {
 	return strings.TrimRight(line, "\r\n")
 }
 
+// waitClientCount waits until CLIENT LIST shows n connections.
+func waitClientCount(t *testing.T, c net.Conn, rd *bufio.Reader, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		list := strings.TrimSpace(do(t, c, rd, "CLIENT", "LIST"))
+		got := len(strings.Split(list, "\n"))
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CLIENT LIST shows %d connections, want %d:\n%s", got, n, list)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // CLIENT KILL closes the connections it names, by each filter and by the
 // old address form, on both servers; the killer's own connection only with
 // SKIPME no, after its reply.
@@ -418,6 +435,10 @@ func TestClientKillClosesConnections(t *testing.T) {
 		expectClosed(t, v, "killed by ADDR")
 		v1, _, _ := victim()
 		v2, _, _ := victim()
+		// A killed client's socket closes before the server forgets it
+		// (redcon unregisters it on its own goroutine): count only once
+		// the killed ones are gone.
+		waitClientCount(t, killer, kr, 3)
 		if got := do(t, killer, kr, "CLIENT", "KILL", "LADDR", addr, "TYPE", "normal", "USER", "default"); got != ":2" {
 			t.Fatalf("CLIENT KILL LADDR TYPE USER = %q", got)
 		}
@@ -427,6 +448,7 @@ func TestClientKillClosesConnections(t *testing.T) {
 			t.Fatalf("the killer (SKIPME yes by default) got %q", got)
 		}
 		v, _, _ = victim()
+		waitClientCount(t, killer, kr, 2)
 		if got := do(t, killer, kr, "CLIENT", "KILL", "MAXAGE", "1000"); got != ":0" {
 			t.Fatalf("CLIENT KILL MAXAGE 1000 = %q", got)
 		}
