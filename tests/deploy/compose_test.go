@@ -3,6 +3,7 @@ package deploy
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"regexp"
@@ -105,7 +106,16 @@ func newProject(t *testing.T, tool []string) *project {
 		"NOKV_STORE1_PORT", "NOKV_STORE2_PORT", "NOKV_STORE3_PORT",
 		"NOKV_STORE1_METRICS_PORT", "NOKV_STORE2_METRICS_PORT", "NOKV_STORE3_METRICS_PORT", "NOKV_EMBEDDED_PORT",
 		"NOKV_PD2_PORT", "NOKV_PD3_PORT"} {
-		p.ports[v] = freePort(t)
+		// Each port's listener stays open until all are chosen: closed at
+		// once, the next call could be handed the same port, and two
+		// services of the project would ask Docker for one host port
+		// ("port is already allocated").
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		p.ports[v] = l.Addr().(*net.TCPAddr).Port
 		p.env = append(p.env, fmt.Sprintf("%s=%d", v, p.ports[v]))
 	}
 	t.Cleanup(func() {
