@@ -103,23 +103,27 @@ type combiner struct {
 
 // combiners maps a region id to its combiner. Entries stay: one small
 // struct per region this gateway has written to.
-type combiners struct {
+type combiners = perKey[uint64, combiner]
+
+// perKey holds one V per key, made on first use; entries stay (one small
+// struct per region, or region and kind, this gateway has used).
+type perKey[K comparable, V any] struct {
 	mu sync.Mutex
-	m  map[uint64]*combiner
+	m  map[K]*V
 }
 
-func (cs *combiners) get(region uint64) *combiner {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.m == nil {
-		cs.m = map[uint64]*combiner{}
+func (p *perKey[K, V]) get(k K) *V {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[K]*V{}
 	}
-	cb := cs.m[region]
-	if cb == nil {
-		cb = &combiner{}
-		cs.m[region] = cb
+	v := p.m[k]
+	if v == nil {
+		v = new(V)
+		p.m[k] = v
 	}
-	return cb
+	return v
 }
 
 // combinedRegion returns the region all keys are in, if the command may be

@@ -96,26 +96,8 @@ type readKey struct {
 	kind   readKind
 }
 
-// readCombiners maps a region and kind to its combiner. Entries stay: one
-// small struct per region this gateway has read from.
-type readCombiners struct {
-	mu sync.Mutex
-	m  map[readKey]*readCombiner
-}
-
-func (cs *readCombiners) get(k readKey) *readCombiner {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	if cs.m == nil {
-		cs.m = map[readKey]*readCombiner{}
-	}
-	rc := cs.m[k]
-	if rc == nil {
-		rc = &readCombiner{}
-		cs.m[k] = rc
-	}
-	return rc
-}
+// readCombiners maps a region and kind to its combiner.
+type readCombiners = perKey[readKey, readCombiner]
 
 // readRegion returns the region all keys are in, if a read of them may be
 // combined and the region cache knows one region holding them all.
