@@ -141,7 +141,6 @@ func (s *Server) leadOnce(ctx context.Context) error {
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	fail := func(err error) error {
 		l.close()
-		s.st.SetLeaderContext(nil)
 		l.resign()
 		return err
 	}
@@ -237,9 +236,9 @@ func (s *Server) campaignLoop() {
 			// Requests still in progress for this leadership fail now
 			// (a member cut off from the others would otherwise hold its
 			// clients until etcd's request timeout); the guard stays, so
-			// a late write of this leadership is refused.
+			// a late write of this leadership is refused, and so does the
+			// ended leader context, so it is refused at once.
 			l.close()
-			s.st.SetLeaderContext(nil)
 			l.resign()
 			if ctx.Err() == nil {
 				s.log.Warn("this member stepped down as PD leader")

@@ -114,7 +114,7 @@ func New(cfg Config, file *config.Cluster, log *slog.Logger) (*Server, error) {
 	}
 	idCheck := grpcsvc.ClusterIDCheck{ID: s.ClusterID}
 	s.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(s.metrics.unary, idCheck.Unary),
+		grpc.ChainUnaryInterceptor(s.metrics.unary, idCheck.Unary, s.svc.LeadershipCheck),
 		grpc.ChainStreamInterceptor(s.metrics.stream, idCheck.Stream),
 		// Fixed windows switch off gRPC's bandwidth-probe pings, which cost the
 		// TSO stream's many small messages (see docs/tso-benchmark.md).

@@ -64,3 +64,34 @@ func NotLeader(ctx context.Context, leader string) error {
 	_ = grpc.SetTrailer(ctx, metadata.Pairs(LeaderKey, leader))
 	return status.Errorf(codes.Unavailable, "pd: this member is not the leader; the leader is at %s", leader)
 }
+
+// headerResponse is what every unary PD response has.
+type headerResponse interface {
+	GetHeader() *pdpb.ResponseHeader
+}
+
+// LeadershipCheck is a unary interceptor for the leader's requests: one that
+// failed because the leadership ended under it (the storage write refused or
+// timed out without a quorum) is answered as a follower answers, with the
+// NotLeader status, rather than with a header error clients do not retry.
+// Clients then go on to the new leader at once. The member RPCs, which
+// followers serve, are left alone.
+func (s *Service) LeadershipCheck(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	if err != nil || followerMethods[info.FullMethod] {
+		return resp, err
+	}
+	if r, ok := resp.(headerResponse); ok && r.GetHeader().GetError() != nil {
+		if _, lerr := s.Lead(ctx); lerr != nil {
+			return nil, lerr
+		}
+	}
+	return resp, nil
+}
+
+// followerMethods are the RPCs every member serves.
+var followerMethods = map[string]bool{
+	pdpb.PD_ListMembers_FullMethodName:  true,
+	pdpb.PD_AddMember_FullMethodName:    true,
+	pdpb.PD_RemoveMember_FullMethodName: true,
+}

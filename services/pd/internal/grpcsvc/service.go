@@ -1,7 +1,6 @@
 package grpcsvc
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +8,9 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/nokv/nokv/api/metapb"
 	"github.com/nokv/nokv/api/pdpb"
@@ -244,10 +246,16 @@ func (s *Service) Tso(stream pdpb.PD_TsoServer) error {
 		}
 		n := max(req.GetCount(), 1)
 		first, err := l.Oracle.Get(n)
-		if errors.Is(err, tso.ErrClosed) || errors.Is(err, storage.ErrGuardFailed) {
-			// The leadership ended under this request.
-			_, lerr := s.Lead(ctx)
-			return cmp.Or(lerr, err)
+		if err != nil {
+			// If the leadership ended under this request, the stream ends
+			// with NotLeader and the client reconnects to the new leader;
+			// a header error would keep it here.
+			if _, lerr := s.Lead(ctx); lerr != nil {
+				return lerr
+			}
+			if errors.Is(err, tso.ErrClosed) || errors.Is(err, storage.ErrGuardFailed) {
+				return status.Error(codes.Unavailable, err.Error())
+			}
 		}
 		resp := &pdpb.TsoResponse{Header: header(err)}
 		if err == nil {

@@ -483,7 +483,10 @@ func (s *Storage) SetGuard(cmps []clientv3.Cmp) {
 // ends; nil lifts it. A leader that lost its lease must not keep its
 // clients waiting on requests that cannot reach a quorum (without one, do
 // retries for up to defaultTimeout): they fail, the clients go on to the
-// next leader.
+// next leader. The ended context stays in force until the next leadership
+// sets its own: a request that started after the step-down (one that waited
+// behind another) belongs to the ended leadership too, and must not wait
+// out defaultTimeout on a member cut off from the others.
 func (s *Storage) SetLeaderContext(ctx context.Context) {
 	s.guardMu.Lock()
 	s.leaderCtx = ctx

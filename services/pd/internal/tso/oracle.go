@@ -156,6 +156,11 @@ func (o *Oracle) nowMs() int64 { return o.now().UnixMilli() }
 func (o *Oracle) extend(phys int64) error {
 	o.saveMu.Lock()
 	defer o.saveMu.Unlock()
+	if o.closed.Load() {
+		// Close came while this Get waited for the saver: the leadership
+		// it served may be over, and a write now would be made without it.
+		return ErrClosed
+	}
 	if o.limit.Load() > phys {
 		return nil // someone else extended it meanwhile
 	}

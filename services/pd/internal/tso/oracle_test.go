@@ -142,6 +142,34 @@ func TestGetAfterClose(t *testing.T) {
 	}
 }
 
+// TestCloseWhileWaitingToExtend: a Get that waits for the mark to be
+// extended while Close comes must not write a new mark afterwards: Close
+// means the leadership it served is over, and a late write would run
+// without it (on a PD member cut off from the others, it waited out the
+// storage's request timeout while the clients stayed on its stream).
+func TestCloseWhileWaitingToExtend(t *testing.T) {
+	clock := newFakeClock(base)
+	o, st := newOracle(t, t.TempDir(), Options{Window: time.Second, Now: clock.Now})
+	before := mark(t, st)
+	clock.Set(before + 10) // past the mark (ms): the next Get must extend it
+
+	o.saveMu.Lock() // as the saver does while it persists
+	got := make(chan error, 1)
+	go func() {
+		_, err := o.Get(1)
+		got <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // let Get reach extend
+	o.Close()
+	o.saveMu.Unlock()
+	if err := <-got; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get across Close: err = %v, want ErrClosed", err)
+	}
+	if after := mark(t, st); after != before {
+		t.Fatalf("the mark moved from %d to %d after Close", before, after)
+	}
+}
+
 // TestConcurrentUnique: 64 goroutines with a real clock and a tiny window (so
 // the mark is extended all the time) get disjoint, per-goroutine increasing
 // blocks.
