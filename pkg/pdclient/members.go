@@ -26,11 +26,11 @@ const leaderKey = "nokv-pd-leader"
 // does not lead answers UNAVAILABLE naming the leader, and MemberConn
 // retries the call there at once; a member that cannot be reached makes it
 // try the next one, and so does a TSO stream cancelled because the member
-// left it unanswered (TSOOptions.StallTimeout). After every member was tried once the call fails with
-// the last UNAVAILABLE error, which Client retries with backoff; a stream
-// (the TSO stream) ends with it and TSOClient opens a new one, on the
-// leader. With one address MemberConn is a plain connection. Safe for
-// concurrent use.
+// left it unanswered (TSOOptions.StallTimeout). After every member was
+// tried once the call fails with the last UNAVAILABLE error, which Client
+// retries with backoff; a stream (the TSO stream) ends with it and
+// TSOClient opens a new one, on the leader. With one address MemberConn is
+// a plain connection. Safe for concurrent use.
 type MemberConn struct {
 	opts []grpc.DialOption
 
@@ -211,7 +211,7 @@ func (s *memberStream) RecvMsg(msg any) error {
 	switch {
 	case err == nil:
 	case stalled(s.ctx):
-		// The member never answered; a trailer would be ours, not its.
+		// The member never answered: no trailer names a leader.
 		s.once.Do(func() { s.m.failed(s.addr, nil) })
 	case status.Code(err) == codes.Unavailable:
 		s.once.Do(func() { s.m.failed(s.addr, s.ClientStream.Trailer()) })
