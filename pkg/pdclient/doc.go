@@ -60,9 +60,23 @@
 // request sent after the break, so they are above everything handed out
 // before it (a new leader resumes above the old one's persisted window): a
 // failover costs callers a pause, not an error. The timestamps PD may have
-// issued for the lost answer stay unused, which is harmless. A batch is
-// sent again for up to 15 s after the first break; then it fails with an
-// error matching [ErrUnavailable] (wrapping the gRPC error). The client
+// issued for the lost answer stay unused, which is harmless.
+//
+// A member may also keep the stream open and never answer (a disk stall
+// under its etcd, a hung process, a proxy holding the connection): without
+// a bound every caller of every gateway and store would wait with it while
+// another member leads. So the batch in flight, and the opening of a
+// stream, get at most [TSOOptions].StallTimeout (default 3 s, above PD's
+// slowest legitimate answer; see [DefaultTSOStallTimeout]); then the stream
+// is cancelled with a cause that [MemberConn] takes for a failed member,
+// so the next stream goes to the next member, and the batch is sent again
+// there like after a break. A stream ended by [TSOClient.Close] or left by
+// callers whose context ended moves nothing. A member that answers slowly
+// but within the timeout keeps the stream.
+//
+// A batch is sent again for up to 15 s after the first break or stall; then
+// it fails with an error matching [ErrUnavailable] (wrapping the gRPC
+// error). The client
 // reconnects with capped exponential backoff; requests made while it is
 // disconnected wait for the new stream, bounded by their context, so give
 // them a deadline. A response carrying a PD error fails its batch with

@@ -25,11 +25,12 @@ const leaderKey = "nokv-pd-leader"
 // member it believes leads and follows the group's leadership. A member that
 // does not lead answers UNAVAILABLE naming the leader, and MemberConn
 // retries the call there at once; a member that cannot be reached makes it
-// try the next one. After every member was tried once the call fails with
-// the last UNAVAILABLE error, which Client retries with backoff; a stream
-// (the TSO stream) ends with it and TSOClient opens a new one, on the
-// leader. With one address MemberConn is a plain connection. Safe for
-// concurrent use.
+// try the next one, and so does a TSO stream cancelled because the member
+// left it unanswered (TSOOptions.StallTimeout). After every member was
+// tried once the call fails with the last UNAVAILABLE error, which Client
+// retries with backoff; a stream (the TSO stream) ends with it and
+// TSOClient opens a new one, on the leader. With one address MemberConn is
+// a plain connection. Safe for concurrent use.
 type MemberConn struct {
 	opts []grpc.DialOption
 
@@ -166,9 +167,21 @@ func (m *MemberConn) Invoke(ctx context.Context, method string, args, reply any,
 	return err
 }
 
+// errStreamStalled is the cause TSOClient cancels a stream's context with
+// when the member at the other end left a request unanswered for the stall
+// timeout (TSOOptions.StallTimeout). MemberConn takes it, like UNAVAILABLE,
+// for a member that failed: the next stream goes to the next member. A
+// stream cancelled for any other reason (TSOClient.Close, a caller's
+// context) moves nothing: the member did nothing wrong.
+var errStreamStalled = errors.New("pdclient: PD member left the stream unanswered")
+
+// stalled reports whether ctx was cancelled because its member stalled.
+func stalled(ctx context.Context) bool { return errors.Is(context.Cause(ctx), errStreamStalled) }
+
 // NewStream implements grpc.ClientConnInterface: the stream goes to the
 // member believed to lead; when it ends UNAVAILABLE the next stream goes to
-// the leader it named or the next member.
+// the leader it named or the next member, and so it does when the caller
+// cancelled it for a stall (errStreamStalled as ctx's cause).
 func (m *MemberConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, method string, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	addr := m.Leader()
 	cc, err := m.conn(addr)
@@ -177,24 +190,30 @@ func (m *MemberConn) NewStream(ctx context.Context, desc *grpc.StreamDesc, metho
 	}
 	cs, err := cc.NewStream(ctx, desc, method, opts...)
 	if err != nil {
-		if status.Code(err) == codes.Unavailable {
+		if status.Code(err) == codes.Unavailable || stalled(ctx) {
 			m.failed(addr, nil)
 		}
 		return nil, err
 	}
-	return &memberStream{ClientStream: cs, m: m, addr: addr}, nil
+	return &memberStream{ClientStream: cs, m: m, addr: addr, ctx: ctx}, nil
 }
 
 type memberStream struct {
 	grpc.ClientStream
 	m    *MemberConn
 	addr string
+	ctx  context.Context // as given to NewStream, for its cancellation cause
 	once sync.Once
 }
 
 func (s *memberStream) RecvMsg(msg any) error {
 	err := s.ClientStream.RecvMsg(msg)
-	if err != nil && status.Code(err) == codes.Unavailable {
+	switch {
+	case err == nil:
+	case stalled(s.ctx):
+		// The member never answered: no trailer names a leader.
+		s.once.Do(func() { s.m.failed(s.addr, nil) })
+	case status.Code(err) == codes.Unavailable:
 		s.once.Do(func() { s.m.failed(s.addr, s.ClientStream.Trailer()) })
 	}
 	return err
@@ -202,7 +221,11 @@ func (s *memberStream) RecvMsg(msg any) error {
 
 func (s *memberStream) SendMsg(msg any) error {
 	err := s.ClientStream.SendMsg(msg)
-	if err != nil && !errors.Is(err, context.Canceled) && status.Code(err) == codes.Unavailable {
+	switch {
+	case err == nil:
+	case stalled(s.ctx):
+		s.once.Do(func() { s.m.failed(s.addr, nil) })
+	case !errors.Is(err, context.Canceled) && status.Code(err) == codes.Unavailable:
 		s.once.Do(func() { s.m.failed(s.addr, nil) })
 	}
 	return err

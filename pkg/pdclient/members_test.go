@@ -28,6 +28,13 @@ type memberPD struct {
 	// hold, if set, makes Tso keep the next request unanswered (it is
 	// closed once one arrived: the batch is in flight).
 	hold chan struct{}
+	// mute makes Tso take requests and never answer them, as a hung member
+	// does; delay makes it answer each one that late.
+	mute  atomic.Bool
+	delay atomic.Int64 // time.Duration
+	// streams counts the Tso streams opened; cancelled those that ended
+	// because the client cancelled them while a request went unanswered.
+	streams, cancelled atomic.Int64
 }
 
 // notLeaderMsg is in the message of a follower's refusal, as in
@@ -58,6 +65,7 @@ func (m *memberPD) GetClusterInfo(ctx context.Context, _ *pdpb.GetClusterInfoReq
 }
 
 func (m *memberPD) Tso(stream pdpb.PD_TsoServer) error {
+	m.streams.Add(1)
 	for {
 		req, err := stream.Recv()
 		if err != nil {
@@ -65,6 +73,14 @@ func (m *memberPD) Tso(stream pdpb.PD_TsoServer) error {
 		}
 		if err := m.refuse(stream.Context()); err != nil {
 			return err
+		}
+		if m.mute.Load() {
+			<-stream.Context().Done()
+			m.cancelled.Add(1)
+			return nil
+		}
+		if d := time.Duration(m.delay.Load()); d > 0 {
+			time.Sleep(d)
 		}
 		m.mu.Lock()
 		hold := m.hold

@@ -20,6 +20,20 @@ const (
 	DefaultTSOMaxBatch   = 10000
 	DefaultTSOMinBackoff = 50 * time.Millisecond
 	DefaultTSOMaxBackoff = 2 * time.Second
+	// DefaultTSOStallTimeout is how long a request on the Tso stream may go
+	// unanswered before its member is given up on. A PD leader answers from
+	// memory in well under a millisecond; its slowest legitimate answers
+	// wait on etcd. A follower's refusal reads the leader's address (at most
+	// 1 s). A leader that caught up with its persisted TSO window writes it
+	// inline: an etcd request tried for two election timeouts (2 s with the
+	// default 1 s) and failed at once when the leader's lease lapses
+	// (leader_lease, 3 s by default, 2 s in the fault tests). So a member
+	// silent for 3 s is hung (a disk stall under its etcd, a bug), not slow.
+	// Shorter would abandon a leader busy with a slow window write, costing
+	// a reconnect and a round of redirects for nothing; longer only delays
+	// the move, while a group replacing a dead leader (lease + election
+	// timeout, about 5-7 s) is waited for by the batch's 15 s of resends.
+	DefaultTSOStallTimeout = 3 * time.Second
 )
 
 // TSOOptions tunes a TSOClient. The zero value is usable.
@@ -31,6 +45,15 @@ type TSOOptions struct {
 	// which doubles from MinBackoff up to MaxBackoff; 0 means the defaults.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// StallTimeout bounds how long the batch in flight may go unanswered,
+	// and how long opening a stream may take. When it runs out the stream
+	// is cancelled, the member is taken for failed (MemberConn opens the
+	// next stream on the next member, as after UNAVAILABLE) and the batch is
+	// sent again on the new stream; its callers see a pause, not an error.
+	// 0 means DefaultTSOStallTimeout. Keep it above PD's slowest legitimate
+	// answer (see DefaultTSOStallTimeout): a member abandoned while it still
+	// leads is simply asked again after the others name it.
+	StallTimeout time.Duration
 }
 
 // Validate reports unusable options; zero fields are fine.
@@ -40,6 +63,8 @@ func (o TSOOptions) Validate() error {
 		return fmt.Errorf("%w: MaxBatch %d, want 0..%d", ErrInvalidOptions, o.MaxBatch, MaxTSOBatch)
 	case o.MinBackoff < 0 || o.MaxBackoff < 0:
 		return fmt.Errorf("%w: negative backoff", ErrInvalidOptions)
+	case o.StallTimeout < 0:
+		return fmt.Errorf("%w: negative StallTimeout %v", ErrInvalidOptions, o.StallTimeout)
 	case o.MinBackoff > 0 && o.MaxBackoff > 0 && o.MinBackoff > o.MaxBackoff:
 		return fmt.Errorf("%w: MinBackoff %v above MaxBackoff %v", ErrInvalidOptions, o.MinBackoff, o.MaxBackoff)
 	}
@@ -58,6 +83,9 @@ func (o TSOOptions) withDefaults() TSOOptions {
 	}
 	if o.MaxBackoff == 0 {
 		o.MaxBackoff = max(DefaultTSOMaxBackoff, o.MinBackoff)
+	}
+	if o.StallTimeout == 0 {
+		o.StallTimeout = DefaultTSOStallTimeout
 	}
 	return o
 }
@@ -281,15 +309,16 @@ func (c *TSOClient) next() *tsoBatch {
 // sends one TsoRequest for it and hands out the answer.
 func (c *TSOClient) run() {
 	var (
-		stream   pdpb.PD_TsoClient
-		stop     context.CancelFunc = func() {}
-		failures int                // consecutive failures since the last answer
-		retry    *tsoBatch          // a batch to send again on the next stream
+		stream   *tsoStream
+		failures int       // consecutive failures since the last answer
+		retry    *tsoBatch // a batch to send again on the next stream
 		req      pdpb.TsoRequest
 		resp     pdpb.TsoResponse
 	)
 	defer func() {
-		stop()
+		if stream != nil {
+			stream.close()
+		}
 		c.mu.Lock()
 		c.closed = true
 		queued := c.queue
@@ -305,7 +334,7 @@ func (c *TSOClient) run() {
 			if failures > 1 && !c.sleep(c.backoff(failures-1)) {
 				return
 			}
-			s, cancel, err := c.connect()
+			s, err := c.connect()
 			if err != nil {
 				if c.isClosing() {
 					return
@@ -313,7 +342,7 @@ func (c *TSOClient) run() {
 				failures++
 				continue
 			}
-			stream, stop = s, cancel
+			stream = s
 		}
 
 		b := retry
@@ -328,12 +357,23 @@ func (c *TSOClient) run() {
 			}
 		}
 		req.Count = b.n
+		// The stall timer runs from the send to the answer: a member that
+		// keeps the batch longer is hung, and the stream is cancelled under
+		// the Recv (see tsoStream). Arming and stopping it per batch costs
+		// no measurable CPU (BenchmarkTSO, one caller).
+		stream.stall.Reset(c.opts.StallTimeout)
 		err := stream.Send(&req)
 		if err == nil {
 			err = stream.RecvMsg(&resp)
 		}
+		// Stop is false when the timer fired: the stream is being
+		// cancelled, even if the answer came in just before.
+		fired := !stream.stall.Stop()
 		if err != nil {
-			stop()
+			if stream.stalled() {
+				err = fmt.Errorf("no answer within the stall timeout %v: %w", c.opts.StallTimeout, err)
+			}
+			stream.close()
 			stream = nil
 			failures++
 			if c.isClosing() {
@@ -342,10 +382,11 @@ func (c *TSOClient) run() {
 			}
 			// Whatever PD answered, if anything, reached no caller: send
 			// the batch again on the next stream (MemberConn opens it on
-			// the leader a follower names, or on the next member). Its
-			// timestamps then come from a request sent after the failure,
-			// so they are above everything handed out before it, by this
-			// leader or, after a failover, by the last one.
+			// the leader a follower names, or on the next member, also
+			// when this one stalled). Its timestamps then come from a
+			// request sent after the failure, so they are above everything
+			// handed out before it, by this leader or, after a failover,
+			// by the last one.
 			if b.failedAt.IsZero() {
 				b.failedAt = time.Now()
 			}
@@ -356,15 +397,24 @@ func (c *TSOClient) run() {
 			b.finish(0, fmt.Errorf("%w: TSO stream: %w", ErrUnavailable, err))
 			continue
 		}
+		if fired {
+			// The answer beat the stall cancellation by a hair; it is good,
+			// but the stream is gone. The member did answer, so MemberConn
+			// stays with it (it saw no error).
+			stream.close()
+			stream = nil
+		}
 		if err := headerError(resp.GetHeader()); err != nil {
-			// PD answered; the stream is fine.
+			// PD answered; the member is fine.
 			failures = 0
 			b.finish(0, err)
 			continue
 		}
 		if resp.GetCount() != req.Count {
-			stop()
-			stream = nil
+			if stream != nil {
+				stream.close()
+				stream = nil
+			}
 			failures++
 			b.finish(0, fmt.Errorf("%w: TSO stream: asked for %d timestamps, got %d",
 				ErrUnavailable, req.Count, resp.GetCount()))
@@ -400,15 +450,48 @@ func (c *TSOClient) letAnsweredRejoin(answered uint32) {
 	}
 }
 
-// connect opens a stream scoped by c.life; stop ends it.
-func (c *TSOClient) connect() (s pdpb.PD_TsoClient, stop context.CancelFunc, err error) {
-	ctx, stop := context.WithCancel(c.life)
-	s, err = c.pd.Tso(ctx)
-	if err != nil {
-		stop()
-		return nil, nil, err
+// tsoStream is an open Tso stream with its stall timer.
+type tsoStream struct {
+	pdpb.PD_TsoClient
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	// stall, armed while a batch is in flight (and while the stream is
+	// opened), cancels ctx with errStreamStalled: the Recv blocked on the
+	// hung member returns, and MemberConn, seeing that cause, moves the
+	// next stream to another member. Any other end of the stream (close,
+	// TSOClient.Close through c.life) cancels with context.Canceled, which
+	// moves nothing.
+	stall *time.Timer
+}
+
+func (s *tsoStream) stalled() bool { return stalled(s.ctx) }
+
+// close ends the stream; its timer can no longer fire.
+func (s *tsoStream) close() {
+	s.stall.Stop()
+	s.cancel(nil)
+}
+
+// connect opens a stream scoped by c.life. Opening it is bounded by the
+// stall timeout too: gRPC waits for the connection to a member that
+// accepted TCP but never completes the handshake (or drops the packets)
+// for its 20 s connect timeout.
+func (c *TSOClient) connect() (*tsoStream, error) {
+	ctx, cancel := context.WithCancelCause(c.life)
+	s := &tsoStream{ctx: ctx, cancel: cancel}
+	s.stall = time.AfterFunc(c.opts.StallTimeout, func() { cancel(errStreamStalled) })
+	st, err := c.pd.Tso(ctx)
+	if !s.stall.Stop() && err == nil {
+		// The timer fired as the stream opened: it may not have cancelled
+		// ctx yet, but it will.
+		err = fmt.Errorf("open TSO stream: %w", errStreamStalled)
 	}
-	return s, stop, nil
+	if err != nil {
+		s.close()
+		return nil, err
+	}
+	s.PD_TsoClient = st
+	return s, nil
 }
 
 // queued is the number of requests waiting in batches not yet sent.

@@ -178,6 +178,8 @@ func TestOptionsValidate(t *testing.T) {
 		{"negative backoff", TSOOptions{MinBackoff: -time.Second}, false},
 		{"min above max", TSOOptions{MinBackoff: time.Second, MaxBackoff: time.Millisecond}, false},
 		{"only max", TSOOptions{MaxBackoff: time.Millisecond}, true},
+		{"stall timeout", TSOOptions{StallTimeout: time.Millisecond}, true},
+		{"negative stall timeout", TSOOptions{StallTimeout: -time.Second}, false},
 	}
 	if o := (TSOOptions{}).withDefaults(); o.MinBackoff != DefaultTSOMinBackoff || o.MaxBackoff != DefaultTSOMaxBackoff {
 		t.Fatalf("zero options got backoff %v..%v, want the defaults %v..%v",
@@ -197,7 +199,7 @@ func TestOptionsValidate(t *testing.T) {
 			}
 			if err == nil {
 				o := tt.opts.withDefaults()
-				if o.MinBackoff <= 0 || o.MinBackoff > o.MaxBackoff || o.MaxBatch <= 0 {
+				if o.MinBackoff <= 0 || o.MinBackoff > o.MaxBackoff || o.MaxBatch <= 0 || o.StallTimeout <= 0 {
 					t.Fatalf("defaults %+v", o)
 				}
 			}
