@@ -1,9 +1,11 @@
 package mvcc
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/cockroachdb/pebble"
 
@@ -219,4 +221,79 @@ func (rd *reader) txnRecord(key []byte, startTS uint64) (txnState, uint64, error
 		}
 	}
 	return txnNone, 0, rd.iterErr(key)
+}
+
+// locks reads the locks of several keys in one ordered pass over the lock
+// column family: the keys are visited in sorted order on one iterator, and a
+// seek lands on the first lock at or after a key, which answers every key
+// before that lock too ("no lock") without another seek. Locks are short-lived
+// and few, so a request usually costs one seek however many keys it names,
+// where a point read per key would descend the memtable's skiplist per key
+// (the largest part of a combined prewrite's CPU in profiles). locks[i] is
+// the lock of ks[i], nil if it has none.
+//
+// It positions rd's iterator; seekVersions resets its bounds afterwards. The
+// iterator's view is that of its creation: the caller holds the latches of
+// ks, so none of their locks changes in between.
+func (rd *reader) locks(ks [][]byte) ([]*Lock, error) {
+	out := make([]*Lock, len(ks))
+	if len(ks) == 0 {
+		return out, nil
+	}
+	// The encoded lock keys, carved from one arena.
+	size := 0
+	for _, k := range ks {
+		size += 1 + (len(k)/8+1)*9
+	}
+	arena := make([]byte, 0, size+1)
+	enc := make([][]byte, len(ks))
+	order := make([]int, len(ks))
+	for i, k := range ks {
+		start := len(arena)
+		arena = keys.EncodeBytes(append(arena, keys.CFLock), k)
+		enc[i] = arena[start:len(arena):len(arena)]
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return bytes.Compare(enc[order[a]], enc[order[b]]) < 0 })
+	lower := enc[order[0]]
+	// The successor of the largest key: an inclusive bound.
+	upper := append(append(make([]byte, 0, len(enc[order[len(order)-1]])+1), enc[order[len(order)-1]]...), 0)
+	if rd.wit == nil {
+		it, err := rd.r.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: open lock iterator: %w", err)
+		}
+		rd.wit = it
+	} else {
+		rd.wit.SetBounds(lower, upper)
+	}
+	positioned, valid := false, false
+	for _, i := range order {
+		k := enc[i]
+		// Seek only if the iterator is not already at or past k: a lock
+		// found at or after an earlier key that lies beyond k says k has none.
+		if !positioned || bytes.Compare(rd.wit.Key(), k) < 0 {
+			valid, positioned = rd.wit.SeekGE(k), true
+		}
+		if !valid {
+			break // no lock at or after k, so none for the keys after it
+		}
+		if !bytes.Equal(rd.wit.Key(), k) {
+			continue
+		}
+		v, err := rd.wit.ValueAndErr()
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: read lock %q: %w", ks[i], err)
+		}
+		// Decoded from a copy: the record outlives the iterator's position.
+		l, err := DecodeLock(append([]byte(nil), v...))
+		if err != nil {
+			return nil, fmt.Errorf("mvcc: read lock %q: %w", ks[i], err)
+		}
+		out[i] = &l
+	}
+	if err := rd.wit.Error(); err != nil {
+		return nil, fmt.Errorf("mvcc: iterate locks: %w", err)
+	}
+	return out, nil
 }
