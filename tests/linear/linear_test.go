@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,7 +120,16 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		start   = time.Now()
 		nextVal = 0
 		valMu   sync.Mutex
+		done    atomic.Int64 // operations completed
 	)
+	// progress waits until n more operations completed (at most a minute),
+	// so each fault falls on a working cluster however slow the machine.
+	progress := func(n int64) {
+		want, deadline := done.Load()+n, time.Now().Add(time.Minute)
+		for done.Load() < want && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	now := func() int64 { return int64(time.Since(start)) }
 	for client := range 6 {
 		wg.Add(1)
@@ -147,6 +157,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 				switch {
 				case err == nil:
 					h.add(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+					done.Add(1)
 				case in.kind != opGet:
 					// A failed write may still take effect, at any time after
 					// its call: it is recorded as never returning, unless it
@@ -166,6 +177,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 		defer close(nemesisDone)
 		for round := 0; round < 4; round++ {
 			time.Sleep(400 * time.Millisecond)
+			progress(15)
 			region := c.RegionFor([]byte(keys[round%len(keys)])).GetId()
 			if l := c.Leader(region); l != nil {
 				if round%2 == 0 {
@@ -180,6 +192,7 @@ func TestLinearizableUnderFaults(t *testing.T) {
 			}
 		}
 		time.Sleep(400 * time.Millisecond)
+		progress(15)
 	}()
 	<-nemesisDone
 	close(stop)
