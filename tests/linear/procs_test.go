@@ -190,6 +190,7 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	if opts.pdMembers <= 1 {
 		c.pdAddr = c.reserve("pd")
 		c.pdNames = []string{"pd"}
+		c.pdListen["pd"] = c.pdAddr // no proxy: waitPDLeader asks it directly
 		pdConf["addr"], pdConf["docker_addr"] = c.pdAddr, "nokv-pd:2379"
 	} else {
 		var members []map[string]any
@@ -265,12 +266,10 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 	for id := uint64(1); id <= 3; id++ {
 		c.startStore(id)
 	}
-	if len(c.pdNames) > 1 {
-		// A gateway gives up at start when PD does not answer within its
-		// connect timeout; a new group needs its members up and a leader
-		// elected first.
-		c.waitPDLeader("")
-	}
+	// A gateway gives up at start when PD does not answer within 30 s; a
+	// loaded machine has taken longer than that for PD (a new group: its
+	// members up and a leader elected) and the gateway's start together.
+	c.waitPDLeader("")
 	for i := range c.gwAddrs {
 		c.startGateway(i)
 	}

@@ -78,8 +78,11 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 	)
 	if cfg.Backend == BackendRaft {
 		// PD must answer at start: a gateway that cannot reach the cluster
-		// says so now rather than on every command.
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// says so now rather than on every command. It waits pdStartWait
+		// for it: processes started together (compose, a script, a test)
+		// do not come up in order, and a PD with its embedded etcd can take
+		// seconds to serve on a loaded machine.
+		ctx, cancel := context.WithTimeout(context.Background(), pdStartWait)
 		store, err = raftbackend.Open(ctx, raftbackend.Options{PDAddr: cfg.PDAddr, MaxRetries: cfg.MaxRetries, NowMs: now,
 			NoCombine: !cfg.RaftCombine, NoCombineReads: !cfg.RaftCombineReads, TestingFormatCheckFoundNoRecord: cfg.TestingKnobs.FormatCheckFoundNoRecord,
 			ReclaimInterval: cfg.RaftReclaimInterval, SweepInterval: cfg.RaftSweepInterval,
@@ -633,3 +636,8 @@ func clientName(c *command.Client, remote string) string {
 	}
 	return fmt.Sprintf("id=%d addr=%s", c.ID, remote)
 }
+
+// pdStartWait is how long a raft-backend gateway waits at start for PD to
+// hand out a timestamp before it gives up (services/gateway/README.md,
+// "Limits (raft backend)").
+const pdStartWait = 30 * time.Second
