@@ -41,10 +41,16 @@ func Encode(args ...string) []byte {
 	return b.Bytes()
 }
 
+// replyWait bounds Send and Read, which fail the test: a reply that never
+// comes is a hang, but a loaded machine has taken over 10 s for a raft
+// backend command (a CI rehearsal at load 26). ReadErr, which tests use to
+// see that no reply comes, keeps 10 s.
+const replyWait = 30 * time.Second
+
 // Send writes raw bytes.
 func (r *RawConn) Send(b []byte) {
 	r.t.Helper()
-	_ = r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_ = r.c.SetWriteDeadline(time.Now().Add(replyWait))
 	if _, err := r.c.Write(b); err != nil {
 		r.t.Fatalf("write: %v", err)
 	}
@@ -60,7 +66,7 @@ func (r *RawConn) Do(args ...string) string {
 // Read returns the exact bytes of the next reply.
 func (r *RawConn) Read() string {
 	r.t.Helper()
-	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_ = r.c.SetReadDeadline(time.Now().Add(replyWait))
 	var b bytes.Buffer
 	if err := readReply(r.rd, &b); err != nil {
 		r.t.Fatalf("read reply (got %q so far): %v", b.String(), err)
