@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
 	"github.com/nokv/nokv/services/gateway/internal/metrics"
 )
@@ -124,4 +127,73 @@ func BenchmarkQueueCycle(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCollection measures a collection command the way the event loop runs
+// it: under the store's batch context (backend.Batcher), each command the
+// last of its pipeline (so the loop's batch is committed every time, as
+// with redis-benchmark's 50 clients one request each), --sync no so that
+// the figure is the CPU of the command, not the disk's fsync. args' "%d" is
+// replaced by a pseudo-random number below keyspace, as redis-benchmark -r
+// does (KEYSPACE 100000 in scripts/bench-collections.sh).
+func benchCollection(b *testing.B, setup [][]string, keyspace int, args ...string) {
+	e, c := benchExecutor(b, embedded.SyncNo)
+	ctx := e.be.(backend.Batcher).Batch(context.Background())
+	for _, s := range setup {
+		if err := e.Exec(ctx, c, argv(s...), true); err != nil {
+			b.Fatal(err)
+		}
+		c.Out.Reset()
+	}
+	// Precomputed argument vectors: the benchmark measures the command, not
+	// the formatting of its random member.
+	const variants = 1 << 12
+	vs := make([][][]byte, variants)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range vs {
+		n := rng.IntN(max(keyspace, 1))
+		a := make([]string, len(args))
+		for j, s := range args {
+			a[j] = strings.ReplaceAll(s, "%d", fmt.Sprintf("%012d", n))
+		}
+		vs[i] = argv(a...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if err := e.Exec(ctx, c, vs[i%variants], true); err != nil {
+			b.Fatal(err)
+		}
+		c.Out.Reset()
+		i++
+	}
+}
+
+// The collection commands of scripts/bench-collections.sh, as
+// redis-benchmark sends them (docs/benchmarks.md, "Collections").
+func BenchmarkCollSAdd(b *testing.B) {
+	benchCollection(b, nil, 100_000, "SADD", "myset", "element:%d")
+}
+
+func BenchmarkCollHSet(b *testing.B) {
+	benchCollection(b, nil, 100_000, "HSET", "myhash", "element:%d", "xxx")
+}
+
+func BenchmarkCollZAdd(b *testing.B) {
+	benchCollection(b, nil, 100_000, "ZADD", "myzset", "%d", "element:%d")
+}
+
+func BenchmarkCollLPush(b *testing.B) {
+	benchCollection(b, nil, 0, "LPUSH", "mylist", "xxx")
+}
+
+// BenchmarkCollLRange100 is LRANGE mylist 0 99 on a list of 600 elements
+// (redis-benchmark's LRANGE_100 reads the list its LPUSH test filled).
+func BenchmarkCollLRange100(b *testing.B) {
+	setup := make([][]string, 0, 600)
+	for range 600 {
+		setup = append(setup, []string{"LPUSH", "mylist", "xxx"})
+	}
+	benchCollection(b, setup, 0, "LRANGE", "mylist", "0", "99")
 }
