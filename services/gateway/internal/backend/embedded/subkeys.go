@@ -40,17 +40,36 @@ func checkSubKey(sub []byte) error {
 	return nil
 }
 
+// subReader is what the txn's sub-key reads go to: its indexed batch once
+// it wrote a sub-key (the batch merges those writes over the store), else
+// the store itself. A command that only reads (LRANGE, SISMEMBER) or reads
+// before it writes (SADD's existence check) so never builds an indexed
+// batch for its reads, and its iterators merge one level fewer. The Redis
+// key is latched, so either shows the committed state of its elements.
+func (t *txn) subReader() (pebble.Reader, error) {
+	if t.group != nil {
+		return nil, errSubKeysInGroup
+	}
+	if t.sb != nil {
+		return t.sb, nil
+	}
+	return t.store.db, nil
+}
+
 // GetSub implements backend.SubTxn. The Redis key is latched, so what Pebble
 // shows under the txn's own writes is the committed state.
 func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	if err := checkSubKey(sub); err != nil {
 		return nil, false, err
 	}
-	b, err := t.subBatch()
+	r, err := t.subReader()
 	if err != nil {
 		return nil, false, err
 	}
-	val, closer, err := b.Get(appendDataKey(nil, sub))
+	// The encoded key goes in the txn's scratch space (Pebble holds it
+	// only until the closer is closed), sparing an allocation per read.
+	t.kbuf = appendDataKey(t.kbuf[:0], sub)
+	val, closer, err := r.Get(t.kbuf)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -75,29 +94,50 @@ func (t *txn) GetSubs(subs [][]byte) ([][]byte, []bool, error) {
 	return vals, found, nil
 }
 
-// SetSub implements backend.SubTxn.
+// SetSub implements backend.SubTxn. Key and value are encoded straight
+// into the batch (no encoded key or closure allocated per element).
 func (t *txn) SetSub(sub, val []byte) {
-	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Set(k, val, nil) })
+	b := t.subWriteBatch(sub)
+	if b == nil {
+		return
+	}
+	op := b.SetDeferred(1+len(sub), len(val))
+	appendDataKey(op.Key[:0], sub)
+	copy(op.Value, val)
+	t.finishSubWrite(op)
 }
 
 // DeleteSub implements backend.SubTxn.
 func (t *txn) DeleteSub(sub []byte) {
-	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Delete(k, nil) })
+	b := t.subWriteBatch(sub)
+	if b == nil {
+		return
+	}
+	op := b.DeleteDeferred(1 + len(sub))
+	appendDataKey(op.Key[:0], sub)
+	t.finishSubWrite(op)
 }
 
-func (t *txn) subWrite(sub []byte, op func(*pebble.Batch, []byte) error) {
+// subWriteBatch returns the batch a sub-key write goes to, or nil after
+// recording why it cannot be written (reported by prepare).
+func (t *txn) subWriteBatch(sub []byte) *pebble.Batch {
 	if t.subErr != nil {
-		return
+		return nil
 	}
 	if err := checkSubKey(sub); err != nil {
 		t.subErr = err
-		return
+		return nil
 	}
 	b, err := t.subBatch()
-	if err == nil {
-		err = op(b, appendDataKey(nil, sub))
-	}
 	if err != nil {
+		t.subErr = fmt.Errorf("write sub-key: %w", err)
+		return nil
+	}
+	return b
+}
+
+func (t *txn) finishSubWrite(op *pebble.DeferredBatchOp) {
+	if err := op.Finish(); err != nil && t.subErr == nil {
 		t.subErr = fmt.Errorf("write sub-key: %w", err)
 	}
 }
@@ -128,16 +168,26 @@ func subUpper(end []byte) []byte {
 }
 
 // ScanSub implements backend.SubTxn through the indexed batch's iterator,
-// which merges the txn's writes (range deletions included) over Pebble.
+// which merges the txn's writes (range deletions included) over Pebble, or
+// the store's when the txn wrote no sub-key (subReader).
 func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error {
 	if err := checkSubKey(start); err != nil {
 		return err
 	}
-	b, err := t.subBatch()
+	r, err := t.subReader()
 	if err != nil {
 		return err
 	}
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: appendDataKey(nil, start), UpperBound: subUpper(end)})
+	// Both bounds in one buffer: the iterator keeps them until it is closed.
+	bounds := appendDataKey(make([]byte, 0, 2+len(start)+len(end)), start)
+	lo := bounds[:len(bounds):len(bounds)]
+	var hi []byte
+	if end == nil {
+		hi = append(bounds, familyData+1)[len(bounds):]
+	} else {
+		hi = appendDataKey(bounds, end)[len(bounds):]
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("scan sub-keys: %w", err)
 	}

@@ -60,6 +60,8 @@ type txn struct {
 	// sb holds the sub-key writes (subkeys.go), an indexed batch that the
 	// txn's sub-key reads see through; nil until the first sub-key call.
 	sb *pebble.Batch
+	// kbuf is scratch space for an encoded sub-key (GetSub).
+	kbuf []byte
 	// subErr is the first failure of a sub-key write, reported by prepare.
 	subErr error
 	// created are the versions NewVersion handed out (subkeys.go): one
@@ -86,6 +88,9 @@ func (t *txn) release() {
 		t.sb = nil
 	}
 	t.subErr = nil
+	if cap(t.kbuf) > 1024 {
+		t.kbuf = nil
+	}
 	t.created = t.created[:0]
 	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
 	txnPool.Put(t)
