@@ -131,8 +131,8 @@ func BenchmarkQueueCycle(b *testing.B) {
 
 // benchCollection measures a collection command the way the event loop runs
 // it: under the store's batch context (backend.Batcher), each command the
-// last of its pipeline (so the loop's batch is committed every time, as
-// with redis-benchmark's 50 clients one request each), --sync no so that
+// last of its pipeline and of the loop's iteration (whose batch is then
+// committed: the worst case, one request per iteration), --sync no so that
 // the figure is the CPU of the command, not the disk's fsync. args' "%d" is
 // replaced by a pseudo-random number below keyspace, as redis-benchmark -r
 // does (KEYSPACE 100000 in scripts/bench-collections.sh).
@@ -163,6 +163,10 @@ func benchCollection(b *testing.B, setup [][]string, keyspace int, args ...strin
 	i := 0
 	for b.Loop() {
 		if err := e.Exec(ctx, c, vs[i%variants], true); err != nil {
+			b.Fatal(err)
+		}
+		// The end of the loop's iteration: its batch is committed.
+		if err := e.be.Sync(ctx); err != nil {
 			b.Fatal(err)
 		}
 		c.Out.Reset()

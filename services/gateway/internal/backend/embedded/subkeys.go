@@ -18,14 +18,15 @@ import (
 // so they sort after every database's stored keys and no scan, counter or
 // FLUSHDB of a database range meets them.
 
-// errSubKeysInGroup is a command-layer bug: an Update using sub-keys must
-// say so (WriteOptions.SubKeys), so that the event loop's batch is committed
-// first.
-var errSubKeysInGroup = errors.New("embedded: sub-key call in a batched Update without WriteOptions.SubKeys")
-
+// subBatch returns the batch the txn's sub-key writes go to: under a
+// group (the event loop's batch context) the group's, shared by the
+// iteration's commands, else the txn's own, created on first use.
 func (t *txn) subBatch() (*pebble.Batch, error) {
-	if t.group != nil {
-		return nil, errSubKeysInGroup
+	if g := t.group; g != nil {
+		if g.sub == nil {
+			g.sub = t.store.db.NewIndexedBatch()
+		}
+		return g.sub, nil
 	}
 	if t.sb == nil {
 		t.sb = t.store.db.NewIndexedBatch()
@@ -40,15 +41,18 @@ func checkSubKey(sub []byte) error {
 	return nil
 }
 
-// subReader is what the txn's sub-key reads go to: its indexed batch once
-// it wrote a sub-key (the batch merges those writes over the store), else
+// subReader is what the txn's sub-key reads go to: the indexed batch its
+// sub-key writes go to (subBatch) once there is one (the batch merges those writes over the store), else
 // the store itself. A command that only reads (LRANGE, SISMEMBER) or reads
 // before it writes (SADD's existence check) so never builds an indexed
 // batch for its reads, and its iterators merge one level fewer. The Redis
 // key is latched, so either shows the committed state of its elements.
 func (t *txn) subReader() (pebble.Reader, error) {
-	if t.group != nil {
-		return nil, errSubKeysInGroup
+	if g := t.group; g != nil {
+		if g.sub != nil {
+			return g.sub, nil
+		}
+		return t.store.db, nil
 	}
 	if t.sb != nil {
 		return t.sb, nil
