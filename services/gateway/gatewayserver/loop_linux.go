@@ -583,7 +583,8 @@ func (l *eventLoop) process(c *loopConn) bool {
 func (l *eventLoop) startBlocked(c *loopConn) bool {
 	// The replies before the blocked command go out now, after the
 	// iteration's writes are durable; the command itself sees only
-	// committed writes (a list's are, see backend.WriteOptions.SubKeys).
+	// committed writes (this Sync commits the iteration's batch, the
+	// elements of collections included).
 	if err := l.s.be.Sync(l.ctx); err != nil {
 		l.s.log.Error("fsync failed; dropping replies and closing the connection", "err", err)
 		c.client.Out.Reset()

@@ -135,10 +135,10 @@ type WriteOptions struct {
 	// caller promises to call Sync before it replies to the client. The gateway sets
 	// it for every command of a pipeline but the last, so one fsync covers the lot.
 	DeferSync bool
-	// SubKeys says fn may use the Txn's SubTxn calls. The embedded
-	// backend's event-loop batch holds whole-key writes only, so it commits
-	// that batch first and runs such an Update on its own (without fsync
-	// when DeferSync is set, as under a batch context it is).
+	// SubKeys says fn may use the Txn's SubTxn calls: the raft backend
+	// then runs it alone, never combined with other writers' Updates. (The
+	// embedded backend serves sub-keys either way; under its event-loop
+	// batch their writes join the batch.)
 	SubKeys bool
 }
 

@@ -193,8 +193,8 @@ func (c *coll) save() {
 func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // updateSub is update for a command that reads or writes sub-keys: the
-// backend is told (WriteOptions.SubKeys), so that the embedded backend's
-// event-loop batch, which holds whole keys only, is committed first.
+// backend is told (WriteOptions.SubKeys), so that the raft backend does not
+// combine it with other writers' transactions.
 func (r *Request) updateSub(keys [][]byte, fn func(backend.Txn) error) error {
 	r.subKeys = true
 	defer func() { r.subKeys = false }()

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/backend/embedded"
 	"github.com/nokv/nokv/services/gateway/internal/metrics"
 )
@@ -124,4 +127,95 @@ func BenchmarkQueueCycle(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchCollection measures a collection command the way the event loop runs
+// it: under the store's batch context (backend.Batcher), each command the
+// last of its pipeline, perIteration commands per iteration of the loop
+// (whose batch is then committed), --sync no so that
+// the figure is the CPU of the command, not the disk's fsync. args' "%d" is
+// replaced by a pseudo-random number below keyspace, as redis-benchmark -r
+// does (KEYSPACE 100000 in scripts/bench-collections.sh).
+func benchCollection(b *testing.B, setup [][]string, keyspace int, args ...string) {
+	e, c := benchExecutor(b, embedded.SyncNo)
+	ctx := e.be.(backend.Batcher).Batch(context.Background())
+	for _, s := range setup {
+		if err := e.Exec(ctx, c, argv(s...), true); err != nil {
+			b.Fatal(err)
+		}
+		c.Out.Reset()
+	}
+	// Precomputed argument vectors: the benchmark measures the command, not
+	// the formatting of its random member.
+	const variants = 1 << 12
+	vs := make([][][]byte, variants)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range vs {
+		n := rng.IntN(max(keyspace, 1))
+		a := make([]string, len(args))
+		for j, s := range args {
+			a[j] = strings.ReplaceAll(s, "%d", fmt.Sprintf("%012d", n))
+		}
+		vs[i] = argv(a...)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	i := 0
+	for b.Loop() {
+		if err := e.Exec(ctx, c, vs[i%variants], true); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		// The end of the loop's iteration: its batch is committed.
+		if i%perIteration == 0 {
+			if err := e.be.Sync(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.Out.Reset()
+	}
+	// CPU time of the whole process (Pebble's goroutines included) per
+	// command: on a shared machine ns/op is wall time, inflated by others.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+}
+
+// perIteration is how many commands the benchmarks' event loop serves per
+// iteration, i.e. per commit of its batch: redis-benchmark's 50 clients,
+// one request each in flight, arrive a few at a time on a busy 2-core machine.
+var perIteration = 8
+
+// cpuTime is the process's user and system CPU time, in nanoseconds (0
+// where cpuUsage cannot tell).
+func cpuTime() int64 {
+	self, _ := cpuUsage()
+	return int64(self[0] + self[1])
+}
+
+// The collection commands of scripts/bench-collections.sh, as
+// redis-benchmark sends them (docs/benchmarks.md, "Collections").
+func BenchmarkCollSAdd(b *testing.B) {
+	benchCollection(b, nil, 100_000, "SADD", "myset", "element:%d")
+}
+
+func BenchmarkCollHSet(b *testing.B) {
+	benchCollection(b, nil, 100_000, "HSET", "myhash", "element:%d", "xxx")
+}
+
+func BenchmarkCollZAdd(b *testing.B) {
+	benchCollection(b, nil, 100_000, "ZADD", "myzset", "%d", "element:%d")
+}
+
+func BenchmarkCollLPush(b *testing.B) {
+	benchCollection(b, nil, 0, "LPUSH", "mylist", "xxx")
+}
+
+// BenchmarkCollLRange100 is LRANGE mylist 0 99 on a list of 600 elements
+// (redis-benchmark's LRANGE_100 reads the list its LPUSH test filled).
+func BenchmarkCollLRange100(b *testing.B) {
+	setup := make([][]string, 0, 600)
+	for range 600 {
+		setup = append(setup, []string{"LPUSH", "mylist", "xxx"})
+	}
+	benchCollection(b, setup, 0, "LRANGE", "mylist", "0", "99")
 }

@@ -130,16 +130,33 @@ func (c *coll) listRange(start, n int64) ([][]byte, error) {
 	if n <= 0 || !c.found {
 		return nil, nil
 	}
-	out := make([][]byte, 0, min(n, 1024))
+	// The elements are copied into one arena, not one allocation each
+	// (LRANGE 0 99 made 100 of them); their slices are cut once it stops
+	// growing. ends[i] is where element i ends in it.
+	var arena []byte
+	ends := make([]int, 0, min(n, 1024))
 	err := c.scan(keyspace.KindListIndex, c.listElem(start), int(min(n, math.MaxInt32)), func(_, v []byte) bool {
-		out = append(out, bytesClone(v))
-		return int64(len(out)) < n
+		if arena == nil {
+			// A guess from the first element: a list's elements tend to be alike.
+			arena = make([]byte, 0, int(min(n, 1024))*max(len(v), 8))
+		}
+		arena = append(arena, v...)
+		ends = append(ends, len(arena))
+		return int64(len(ends)) < n
 	})
 	if err != nil {
 		return nil, err
 	}
-	if int64(len(out)) != n {
-		return nil, errCorruptList(c.key, start, n, len(out))
+	if int64(len(ends)) != n {
+		return nil, errCorruptList(c.key, start, n, len(ends))
+	}
+	out := make([][]byte, len(ends))
+	from := 0
+	for i, end := range ends {
+		// Capped, so that a caller appending to one element cannot
+		// overwrite the next.
+		out[i] = arena[from:end:end]
+		from = end
 	}
 	return out, nil
 }

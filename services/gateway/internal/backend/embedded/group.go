@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -37,6 +38,17 @@ type group struct {
 	order   []*groupEntry
 	bytes   int  // key and value bytes written since the last commit
 	holding bool // writeMu held
+	// sub holds the sub-key writes of the group's commands (collection
+	// elements): an indexed batch, through which their sub-key reads see
+	// the writes of the commands before them, merged over the store. At
+	// commit the whole-key writes join it and it is applied as the group's
+	// one batch, so a collection write costs no Pebble commit of its own.
+	// nil until the first sub-key write.
+	sub *pebble.Batch
+	// created are the collection versions the group's commands created:
+	// one killed before the commit (RPUSH k x; DEL k in one iteration) is
+	// reclaimed then, from what sub holds.
+	created []groupVersion
 	// err is the first failed commit since the last Sync, which must fail
 	// too: commands before it were told their writes happened.
 	err error
@@ -55,6 +67,72 @@ type groupEntry struct {
 	baseVersion uint64
 	baseColl    bool
 }
+
+// groupVersion is a version a group's command created for key.
+type groupVersion struct {
+	key     []byte
+	version uint64
+}
+
+// subMark is how far the group's sub-key batch went before a command:
+// what the command added is dropped if it fails (rollbackSub).
+type subMark struct {
+	n     int // bytes of sub's representation
+	count uint32
+}
+
+func (g *group) subMark() subMark {
+	if g.sub == nil {
+		return subMark{}
+	}
+	return subMark{n: g.sub.Len(), count: g.sub.Count()}
+}
+
+// subGrowth is the bytes of sub-key writes since m.
+func (g *group) subGrowth(m subMark) int {
+	if g.sub == nil {
+		return 0
+	}
+	if m.n == 0 {
+		return g.sub.Len()
+	}
+	return g.sub.Len() - m.n
+}
+
+// rollbackSub drops the sub-key writes made since m: a command that failed
+// (or panicked) after writing elements must leave nothing of itself in the
+// group. A Pebble batch cannot be cut short in place, so the group's batch
+// is rebuilt from its representation up to m: O(the group's sub-key writes),
+// paid only by a failing command that wrote elements.
+func (g *group) rollbackSub(s *Store, m subMark) error {
+	if g.sub == nil || g.sub.Len() == max(m.n, batchHeaderLen) {
+		return nil
+	}
+	old := g.sub
+	g.sub = nil
+	defer old.Close()
+	if m.n <= batchHeaderLen {
+		return nil
+	}
+	repr := bytes.Clone(old.Repr()[:m.n])
+	binary.LittleEndian.PutUint32(repr[8:batchHeaderLen], m.count)
+	tmp := s.db.NewBatch()
+	defer tmp.Close()
+	if err := tmp.SetRepr(repr); err != nil {
+		return fmt.Errorf("roll back sub-key writes: %w", err)
+	}
+	nb := s.db.NewIndexedBatch()
+	if err := nb.Apply(tmp, nil); err != nil {
+		nb.Close()
+		return fmt.Errorf("roll back sub-key writes: %w", err)
+	}
+	g.sub = nb
+	return nil
+}
+
+// batchHeaderLen is the length of a Pebble batch's header (sequence
+// number, count).
+const batchHeaderLen = 12
 
 type groupKey struct{}
 
@@ -112,11 +190,26 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
 	tx.store, tx.group = s, g
+	// A failure (or a panic) must leave nothing of the command in the
+	// group: its sub-key writes, made straight into the group's batch, are
+	// rolled back; its whole-key writes join the overlay only at the end.
+	mark := g.subMark()
+	tx.subBase = mark
+	kept := false
+	defer func() {
+		if !kept {
+			if err := g.rollbackSub(s, mark); err != nil && g.err == nil {
+				// What the group holds can no longer be trusted: fail the
+				// iteration, as a failed commit does.
+				g.err = err
+			}
+		}
+	}()
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if len(tx.order) == 0 {
-		return nil
+	if tx.subErr != nil {
+		return tx.subErr
 	}
 	if err := tx.checkSize(); err != nil {
 		return err
@@ -127,6 +220,11 @@ func (s *Store) updateGrouped(g *group, fn func(backend.Txn) error) error {
 		if _, _, err := tx.baseVersion(i); err != nil {
 			return err
 		}
+	}
+	kept = true
+	g.bytes += g.subGrowth(mark)
+	for _, c := range tx.created {
+		g.created = append(g.created, groupVersion{key: bytes.Clone(tx.entries[c.entry].key), version: c.version})
 	}
 	for _, i := range tx.order {
 		e := &tx.entries[i]
@@ -166,6 +264,12 @@ func (g *group) reset() {
 		g.order = g.order[:0]
 	}
 	g.bytes = 0
+	if g.sub != nil {
+		g.sub.Close()
+		g.sub = nil
+	}
+	clear(g.created)
+	g.created = g.created[:0]
 }
 
 // hold takes writeMu for the group, if it does not hold it yet. The caller
@@ -189,11 +293,18 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		g.holding = false
 		s.writeMu.Unlock()
 	}()
-	if len(g.overlay) == 0 {
+	if len(g.overlay) == 0 && (g.sub == nil || g.sub.Empty()) {
 		return nil
 	}
-	if g.b == nil {
+	// The whole-key writes join the sub-key writes' batch when there are
+	// any, and reclamation reads through it (the group's own pops and
+	// deletions of elements are there).
+	b, r := g.b, pebble.Reader(s.db)
+	if g.sub != nil {
+		b, r = g.sub, g.sub
+	} else if b == nil {
 		g.b = s.db.NewBatch()
+		b = g.b
 	}
 	// Pebble inserts a batch into its memtable skiplist in order, starting
 	// each search from where the last one ended: in key order most of each
@@ -202,19 +313,20 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	slices.SortFunc(g.order, func(a, b *groupEntry) int { return bytes.Compare(a.cur.key, b.cur.key) })
 	var deltas counterDeltas
 	for _, e := range g.order {
-		if err := appendReclaim(g.b, s.db, e.cur.key, e.baseVersion, e.baseColl, e.cur.v, e.cur.found); err != nil {
+		if err := appendReclaim(b, r, e.cur.key, e.baseVersion, e.baseColl, e.cur.v, e.cur.found); err != nil {
 			// The metadata written is corrupt (a command-layer bug): keep the
 			// dead elements rather than fail the whole iteration's batch.
 			s.log.Error("reclaim collection elements", "err", err)
 		}
-		dk, de := appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeData)
+		dk, de := appendChange(b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeData)
 		deltas.add(e.cur.key, dk, de)
 	}
 	for _, e := range g.order {
-		appendChange(g.b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeIndex)
+		appendChange(b, e.cur.key, e.baseFound, e.baseExpiresAt, e.cur.found, e.cur.v, changeIndex)
 	}
-	deltas.appendTo(g.b)
-	if g.b.Empty() {
+	g.reclaimCreated(s, b, r)
+	deltas.appendTo(b)
+	if b.Empty() {
 		return nil
 	}
 	// As Update does: the cache must not show the old state once the batch
@@ -229,8 +341,10 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	target := s.unsynced.Load()
 	s.applying.Add(1)
 	defer s.applying.Add(-1)
-	err := s.db.Apply(g.b, wo)
-	g.b.Reset()
+	err := s.db.Apply(b, wo)
+	if b == g.b {
+		g.b.Reset()
+	} // else reset closes sub
 	if err != nil {
 		if g.err == nil {
 			g.err = fmt.Errorf("commit batch: %w", err)
@@ -247,6 +361,25 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 		s.unsynced.Add(1)
 	}
 	return nil
+}
+
+// reclaimCreated adds to b the deletion of every version the group's
+// commands created that its final state does not keep (appendReclaim sees
+// only the state before the group, which held none of them), reading r.
+func (g *group) reclaimCreated(s *Store, b *pebble.Batch, r pebble.Reader) {
+	for _, c := range g.created {
+		if ge, ok := g.overlay[string(c.key)]; ok && ge.cur.found {
+			v, coll, err := collectionVersion(ge.cur.v)
+			if err == nil && coll && v == c.version {
+				continue
+			}
+		}
+		if err := reclaimVersion(b, r, c.key, c.version); err != nil {
+			// As for appendReclaim above: keep dead elements rather than
+			// fail the iteration.
+			s.log.Error("reclaim collection elements", "err", err)
+		}
+	}
 }
 
 // flushGroup commits ctx's group, if any, without fsync: for operations

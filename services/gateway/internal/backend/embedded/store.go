@@ -528,22 +528,9 @@ func (s *Store) MultiGet(ctx context.Context, keys [][]byte) ([]backend.Value, [
 
 // Update implements backend.Backend.
 func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
-	grouped := false
 	if g := groupOf(ctx); g != nil {
-		if !opts.SubKeys {
-			return s.updateGrouped(g, fn)
-		}
-		// The group's overlay holds whole keys only: commit it, and run this
-		// Update on its own, synced by the group's Sync like the rest.
-		if !s.enter() {
-			return backend.ErrClosed
-		}
-		_, err := s.flushGroup(ctx)
-		s.leave()
-		if err != nil {
-			return err
-		}
-		grouped, opts.DeferSync = true, true
+		// Sub-key writes included: they join the group's batch too.
+		return s.updateGrouped(g, fn)
 	}
 	s.writeMu.RLock()
 	defer s.writeMu.RUnlock()
@@ -571,11 +558,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	if err != nil || b == nil {
 		release()
 		// The outcome (an error, a condition not met) was decided on what fn read;
-		// it must not be reported before that state is durable (a group's Sync
-		// sees to it under a batch context).
-		if grouped {
-			return err
-		}
+		// it must not be reported before that state is durable.
 		if derr := s.awaitDurable(); derr != nil && err == nil {
 			err = derr
 		}

@@ -18,14 +18,15 @@ import (
 // so they sort after every database's stored keys and no scan, counter or
 // FLUSHDB of a database range meets them.
 
-// errSubKeysInGroup is a command-layer bug: an Update using sub-keys must
-// say so (WriteOptions.SubKeys), so that the event loop's batch is committed
-// first.
-var errSubKeysInGroup = errors.New("embedded: sub-key call in a batched Update without WriteOptions.SubKeys")
-
+// subBatch returns the batch the txn's sub-key writes go to: under a
+// group (the event loop's batch context) the group's, shared by the
+// iteration's commands, else the txn's own, created on first use.
 func (t *txn) subBatch() (*pebble.Batch, error) {
-	if t.group != nil {
-		return nil, errSubKeysInGroup
+	if g := t.group; g != nil {
+		if g.sub == nil {
+			g.sub = t.store.db.NewIndexedBatch()
+		}
+		return g.sub, nil
 	}
 	if t.sb == nil {
 		t.sb = t.store.db.NewIndexedBatch()
@@ -40,17 +41,39 @@ func checkSubKey(sub []byte) error {
 	return nil
 }
 
+// subReader is what the txn's sub-key reads go to: the indexed batch its
+// sub-key writes go to (subBatch) once there is one (the batch merges those writes over the store), else
+// the store itself. A command that only reads (LRANGE, SISMEMBER) or reads
+// before it writes (SADD's existence check) so never builds an indexed
+// batch for its reads, and its iterators merge one level fewer. The Redis
+// key is latched, so either shows the committed state of its elements.
+func (t *txn) subReader() (pebble.Reader, error) {
+	if g := t.group; g != nil {
+		if g.sub != nil {
+			return g.sub, nil
+		}
+		return t.store.db, nil
+	}
+	if t.sb != nil {
+		return t.sb, nil
+	}
+	return t.store.db, nil
+}
+
 // GetSub implements backend.SubTxn. The Redis key is latched, so what Pebble
 // shows under the txn's own writes is the committed state.
 func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	if err := checkSubKey(sub); err != nil {
 		return nil, false, err
 	}
-	b, err := t.subBatch()
+	r, err := t.subReader()
 	if err != nil {
 		return nil, false, err
 	}
-	val, closer, err := b.Get(appendDataKey(nil, sub))
+	// The encoded key goes in the txn's scratch space (Pebble holds it
+	// only until the closer is closed), sparing an allocation per read.
+	t.kbuf = appendDataKey(t.kbuf[:0], sub)
+	val, closer, err := r.Get(t.kbuf)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -75,29 +98,50 @@ func (t *txn) GetSubs(subs [][]byte) ([][]byte, []bool, error) {
 	return vals, found, nil
 }
 
-// SetSub implements backend.SubTxn.
+// SetSub implements backend.SubTxn. Key and value are encoded straight
+// into the batch (no encoded key or closure allocated per element).
 func (t *txn) SetSub(sub, val []byte) {
-	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Set(k, val, nil) })
+	b := t.subWriteBatch(sub)
+	if b == nil {
+		return
+	}
+	op := b.SetDeferred(1+len(sub), len(val))
+	appendDataKey(op.Key[:0], sub)
+	copy(op.Value, val)
+	t.finishSubWrite(op)
 }
 
 // DeleteSub implements backend.SubTxn.
 func (t *txn) DeleteSub(sub []byte) {
-	t.subWrite(sub, func(b *pebble.Batch, k []byte) error { return b.Delete(k, nil) })
+	b := t.subWriteBatch(sub)
+	if b == nil {
+		return
+	}
+	op := b.DeleteDeferred(1 + len(sub))
+	appendDataKey(op.Key[:0], sub)
+	t.finishSubWrite(op)
 }
 
-func (t *txn) subWrite(sub []byte, op func(*pebble.Batch, []byte) error) {
+// subWriteBatch returns the batch a sub-key write goes to, or nil after
+// recording why it cannot be written (reported by prepare).
+func (t *txn) subWriteBatch(sub []byte) *pebble.Batch {
 	if t.subErr != nil {
-		return
+		return nil
 	}
 	if err := checkSubKey(sub); err != nil {
 		t.subErr = err
-		return
+		return nil
 	}
 	b, err := t.subBatch()
-	if err == nil {
-		err = op(b, appendDataKey(nil, sub))
-	}
 	if err != nil {
+		t.subErr = fmt.Errorf("write sub-key: %w", err)
+		return nil
+	}
+	return b
+}
+
+func (t *txn) finishSubWrite(op *pebble.DeferredBatchOp) {
+	if err := op.Finish(); err != nil && t.subErr == nil {
 		t.subErr = fmt.Errorf("write sub-key: %w", err)
 	}
 }
@@ -128,16 +172,26 @@ func subUpper(end []byte) []byte {
 }
 
 // ScanSub implements backend.SubTxn through the indexed batch's iterator,
-// which merges the txn's writes (range deletions included) over Pebble.
+// which merges the txn's writes (range deletions included) over Pebble, or
+// the store's when the txn wrote no sub-key (subReader).
 func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error {
 	if err := checkSubKey(start); err != nil {
 		return err
 	}
-	b, err := t.subBatch()
+	r, err := t.subReader()
 	if err != nil {
 		return err
 	}
-	it, err := b.NewIter(&pebble.IterOptions{LowerBound: appendDataKey(nil, start), UpperBound: subUpper(end)})
+	// Both bounds in one buffer: the iterator keeps them until it is closed.
+	bounds := appendDataKey(make([]byte, 0, 2+len(start)+len(end)), start)
+	lo := bounds[:len(bounds):len(bounds)]
+	var hi []byte
+	if end == nil {
+		hi = append(bounds, familyData+1)[len(bounds):]
+	} else {
+		hi = appendDataKey(bounds, end)[len(bounds):]
+	}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return fmt.Errorf("scan sub-keys: %w", err)
 	}

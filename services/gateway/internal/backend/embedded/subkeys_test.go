@@ -172,9 +172,11 @@ func TestSubKeysAndDatabases(t *testing.T) {
 	}
 }
 
-// Under the event loop's batch context, an Update with sub-keys commits the
-// batch's earlier writes first and joins the batch's Sync; one without the
-// SubKeys option cannot touch sub-keys.
+// Under the event loop's batch context, sub-key writes join the batch
+// (with or without the SubKeys option): the commands after them see them,
+// a failing or panicking command leaves none of its own behind, a version
+// created and killed within the batch leaves no element, and the batch's
+// Sync commits them with the whole-key writes.
 func TestSubKeysUnderBatch(t *testing.T) {
 	s := openTest(t, t.TempDir(), &clock{})
 	bc := s.Batch(ctx)
@@ -184,18 +186,80 @@ func TestSubKeysUnderBatch(t *testing.T) {
 		t.Fatalf("grouped write before the sub-key Update: %q %v %v", v.Data, ok, err)
 	}
 	k := keyspace.Key(0, []byte("h"))
-	err := s.Update(bc, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
-		_, _, err := tx.(backend.SubTxn).GetSub(keyspace.SubKey(0, []byte("h"), 1, keyspace.KindHashField, []byte("f")))
-		return err
+	sub := func(f string) []byte { return keyspace.SubKey(0, []byte("h"), 1, keyspace.KindHashField, []byte(f)) }
+	// read returns the fields of h as a grouped command sees them.
+	read := func() string {
+		t.Helper()
+		var out string
+		err := s.Update(bc, backend.WriteOptions{}, [][]byte{k}, func(tx backend.Txn) error {
+			st := tx.(backend.SubTxn)
+			if _, ok, err := st.GetSub(sub("f")); err != nil || !ok {
+				return fmt.Errorf("GetSub f: %v %v", ok, err)
+			}
+			start, end := keyspace.KindRange(0, []byte("h"), 1, keyspace.KindHashField)
+			return st.ScanSub(start, end, 0, func(key, val []byte) bool {
+				p, _ := keyspace.SplitSubKey(key)
+				out += fmt.Sprintf("%s=%s ", p.Elem, val)
+				return true
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got := read(); got != "f=v " {
+		t.Fatalf("fields seen under the batch: %q", got)
+	}
+	hset(t, s, bc, 0, "h", 1, "f", "v", "g", "w")
+	failed := errors.New("failed")
+	err := s.Update(bc, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		st := tx.(backend.SubTxn)
+		st.SetSub(sub("x"), []byte("1"))
+		st.DeleteSub(sub("f"))
+		tx.Delete(k)
+		return failed
 	})
-	if !errors.Is(err, errSubKeysInGroup) {
-		t.Fatalf("sub-key read without SubKeys under a batch = %v", err)
+	if !errors.Is(err, failed) {
+		t.Fatalf("failing Update = %v", err)
+	}
+	func() {
+		defer func() { _ = recover() }()
+		_ = s.Update(bc, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+			tx.(backend.SubTxn).SetSub(sub("y"), []byte("1"))
+			panic("testing")
+		})
+	}()
+	if got := read(); got != "f=v g=w " {
+		t.Fatalf("fields after a failed and a panicking Update: %q", got)
+	}
+	// A version created and killed in the batch.
+	tk := keyspace.Key(0, []byte("tmp"))
+	err = s.Update(bc, subOpts, [][]byte{tk}, func(tx backend.Txn) error {
+		st := tx.(backend.SubTxn)
+		ver, err := st.NewVersion(tk)
+		if err != nil {
+			return err
+		}
+		st.SetSub(keyspace.SubKey(0, []byte("tmp"), ver, keyspace.KindHashField, []byte("a")), []byte("1"))
+		tx.Set(tk, backend.Value{Type: backend.TypeHash, Data: keyspace.AppendMeta(nil, keyspace.Meta{Version: ver, Count: 1})})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delIn(t, s, bc, "tmp")
+	if n := subKeyCount(t, s); n != 0 {
+		t.Fatalf("%d sub-keys committed before the batch's Sync, want 0", n)
 	}
 	if err := s.Sync(bc); err != nil {
 		t.Fatal(err)
 	}
-	if got := fields(t, s, 0, "h", 1); got != "f=v " {
+	if got := fields(t, s, 0, "h", 1); got != "f=v g=w " {
 		t.Fatalf("hash written under a batch: %q", got)
+	}
+	if n := subKeyCount(t, s); n != 2 {
+		t.Fatalf("%d sub-keys after the batch, want 2", n)
 	}
 }
 

@@ -60,6 +60,11 @@ type txn struct {
 	// sb holds the sub-key writes (subkeys.go), an indexed batch that the
 	// txn's sub-key reads see through; nil until the first sub-key call.
 	sb *pebble.Batch
+	// subBase is how far the group's sub-key batch went before the txn
+	// (under a group): what the txn wrote there is the rest.
+	subBase subMark
+	// kbuf is scratch space for an encoded sub-key (GetSub).
+	kbuf []byte
 	// subErr is the first failure of a sub-key write, reported by prepare.
 	subErr error
 	// created are the versions NewVersion handed out (subkeys.go): one
@@ -85,7 +90,10 @@ func (t *txn) release() {
 		t.sb.Close()
 		t.sb = nil
 	}
-	t.subErr = nil
+	t.subErr, t.subBase = nil, subMark{}
+	if cap(t.kbuf) > 1024 {
+		t.kbuf = nil
+	}
 	t.created = t.created[:0]
 	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
 	txnPool.Put(t)
@@ -272,6 +280,9 @@ func (t *txn) checkSize() error {
 	}
 	if t.sb != nil {
 		n += int64(t.sb.Len())
+	}
+	if t.group != nil {
+		n += int64(t.group.subGrowth(t.subBase))
 	}
 	if limit := t.store.opts.MaxCommandBytes; n > limit {
 		return fmt.Errorf("%w: one command writes %d bytes, over the embedded store's limit of %d bytes", backend.ErrTooLarge, n, limit)
