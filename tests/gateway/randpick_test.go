@@ -14,5 +14,5 @@ import (
 func TestRandomPicksOnTheRaftBackend(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	srv := startGateway(t, c)
-	conformance.RunRandomPicks(t, srv.Addr(), conformance.RandomPicks{Pops: 30, Members: 100, Draws: 2000})
+	conformance.RunRandomPicks(t, srv.Addr(), conformance.RandomPicks{Pops: 30, Members: 200, Draws: 4000})
 }

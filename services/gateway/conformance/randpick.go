@@ -83,7 +83,7 @@ func RunRandomPicks(t *testing.T, addr string, o RandomPicks) {
 	t.Run("SRandMemberIsFair", func(t *testing.T) {
 		addMembers(t, c, "rp:s", o.Members, name)
 		hits := map[string]int{}
-		singles := min(o.Draws/4, 1000)
+		singles := min(o.Draws/4, 250)
 		for range singles {
 			m, err := c.SRandMember(bg, "rp:s").Result()
 			noErr(t, err)

@@ -451,7 +451,7 @@ func cmdHRandField(r *Request) error {
 		if withCount && count == 0 {
 			return nil
 		}
-		if want, distinct := randWant(withCount, count); !withCount || walkable(want, h.meta.Count) {
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, h.meta.Count) {
 			picks, ok, err := h.randomElems(keyspace.KindHashField, want, distinct)
 			if err != nil || !ok {
 				return err

@@ -17,44 +17,42 @@ import (
 // sub-keys and the store keeps no counts, so the element at a uniform
 // position cannot be found without scanning to it (SPOP on 63k members
 // was 73 pops/s that way). Instead a draw walks down the trie of the
-// elements' bytes with seeks, and corrects the walk's bias by rejection:
+// elements' bytes with seeks, and corrects the walk's bias by rejection
+// (docs/architecture.md, "Random elements"):
 //
 //   - the current subtree is every element starting with a prefix (at
 //     first the empty one); its two smallest elements are known (the
 //     seek that entered it returned them);
 //   - one element: that is the walk's result;
-//   - else list the subtree's children, the values that follow the
-//     prefix (a byte, or "end" for an element equal to the prefix), one
-//     forward seek each: with at most 16 (decimal digits, hex, a sparse
-//     level of random bytes) pick one uniformly; with more (a dense level)
-//     draw a byte value between the smallest and the largest child and
-//     take the first child at or above it, each child weighing the gap
-//     below it (the smallest: the gap above it);
+//   - else the subtree's children are the values that follow the prefix
+//     (a byte, or "end" for an element equal to the prefix). Narrow ones
+//     (spanning at most maxKids byte values: decimal digits) are drawn by
+//     value in that window until a draw meets a gap, then listed; at most
+//     maxKids others (hex, a sparse level of random bytes) are listed,
+//     one forward seek each, and one is picked uniformly; more (a dense
+//     level) are drawn by value in a window up to the largest child, each
+//     weighing the gap below it (the smallest: the gap above it);
 //   - descend into the child, multiplying the walk's probability q by the
 //     child's (1/k, or gap/width).
 //
 // A walk ends at an element e with a known probability q(e); it is kept
 // with probability min(1, 1/(n·q(e))), n being the metadata's count, or
 // another walk is made (at most maxWalks, the last one then kept). So an
-// element the walk favours (the "5" of "1".."50000", alone with ten
-// subtrees under it, or a child after a gap of unused bytes) is drawn as
-// often as any, and the draw is exactly uniform whenever no element is
-// walked to with less than 1/n (a full trie: "m:0000".."m:0999", every
-// level's children contiguous or few). It is not exactly uniform in
-// general: an element the walk reaches less often than 1/n (one deep in
-// a crowded subtree) stays under-drawn, and the others share its loss
-// (members "1".."50000": the least drawn is about 0.8 of the mean, the
-// most 2.2). Redis's own dict sampling is not perfectly fair either.
+// element the walk favours (the "5" of "1".."5000", alone beside ten
+// subtrees) is drawn as often as any, and the draw is exactly uniform
+// whenever no element is walked to with less than 1/n (a full trie:
+// "m:0000".."m:9999"). It is not exactly uniform in general: an element
+// the walk reaches less often than 1/n stays under-drawn, and the others
+// share its loss (TestRandomPickSkew measures it). Redis's own dict
+// sampling is not perfectly fair either.
 //
 // Cost: O(depth) levels, depth being about log_fanout(n) bytes below the
-// elements' common prefix, of at most 17 seeks each for listing the
-// children (kept for the next draws of the same command), plus a search
-// for the largest child and the one below the drawn byte on a dense
-// level: one reverse seek each on the embedded backend, a binary search
-// of at most 8 forward seeks on the raft backend, whose store seeks
-// forward only. The embedded backend seeks on one iterator per command
-// (backend.SubIterTxn). A walk the rejection discards costs as much again
-// (about 1.2 walks per draw on "1".."50000", 1 on a full trie).
+// elements' common prefix, of a few seeks each (the largest child: one
+// reverse seek on the embedded backend, a binary search of at most 8
+// forward seeks on the raft backend, whose store seeks forward only; the
+// drawn child; the child below it; a listing of at most maxKids+1, kept
+// for the command's next draws), plus rejected walks. The embedded
+// backend seeks on one iterator per command (backend.SubIterTxn).
 
 var (
 	randVars = expvar.NewMap("nokv_coll_random")
@@ -90,6 +88,8 @@ const (
 	maxKids = 16
 	// maxWalks bounds the walks of one draw (rejection, above).
 	maxWalks = 8
+	// randSmall is the largest collection read whole to draw from.
+	randSmall = 128
 )
 
 // picked is one element and its value, both copied.
@@ -109,12 +109,15 @@ type kid struct {
 // (skip: its length), or the children are listed in full (complete), or
 // a child is drawn by byte value in a window ending at hi, the smallest
 // real child r1 weighing g and the end element, if any (end), as much
-// below it; kids then holds the first children in order, if listed, and
-// known every child value met so far.
+// below it; kids then holds the first children in order, if listed (not
+// while narrow: a window of at most maxKids values, listed once a draw
+// finds a gap in it), and known every child value met so far.
 type level struct {
 	skip     int
+	head     kid // the smallest child
 	kids     []kid
 	complete bool
+	narrow   bool
 	end      *kid
 	r1, g    int
 	hi       int
@@ -292,11 +295,24 @@ func (p *picker) newLevel(prefix []byte, first, second picked, n int) (*level, e
 		l.r1 = child(second.elem, depth)
 		l.known[l.r1] = true
 	}
+	l.head = kid{lo, first, second, n}
 	if hi-l.r1+1 <= maxKids {
-		return l, nil // narrow: a window of at most maxKids values
+		// Narrow (decimal digits): drawn in the window until a draw meets
+		// a gap (windowChild), listed after.
+		l.narrow = true
+		return l, nil
 	}
-	// Wide: list the children, one forward seek each, while few.
-	l.kids = []kid{{lo, first, second, n}}
+	return l, p.list(prefix, l)
+}
+
+// list lists the children of level l of the subtree prefix, one forward
+// seek each, while at most maxKids+1: complete, or dense (drawn in the
+// window, the listed ones read from the list).
+func (p *picker) list(prefix []byte, l *level) error {
+	depth := len(prefix)
+	subEnd := keyspace.PrefixEnd(p.full(prefix))
+	l.narrow = false
+	l.kids = []kid{l.head}
 	for len(l.kids) <= maxKids {
 		v := l.kids[len(l.kids)-1].v
 		if v == 256 {
@@ -307,7 +323,7 @@ func (p *picker) newLevel(prefix []byte, first, second picked, n int) (*level, e
 		var a, b picked
 		m, err := p.seek(append(bytesClone(prefix), byte(v)), subEnd, &a, &b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if m == 0 {
 			break
@@ -317,14 +333,14 @@ func (p *picker) newLevel(prefix []byte, first, second picked, n int) (*level, e
 	}
 	if len(l.kids) <= maxKids {
 		l.complete = true
-		return l, nil
+		return nil
 	}
 	// Dense: the smallest real child gets the gap above it.
 	if l.end != nil {
 		l.kids = l.kids[1:]
 	}
 	l.g = l.kids[1].v - l.r1
-	return l, nil
+	return nil
 }
 
 // maxChild returns the largest child of the subtree prefix, knowing child
@@ -430,6 +446,13 @@ func (p *picker) windowChild(prefix []byte, l *level) (k kid, w, width int, err 
 		return kid{}, 0, 0, err
 	}
 	l.known[prev] = true
+	if l.narrow && c-prev > 1 {
+		// A gap: c would weigh more than its neighbours, and the smallest
+		// child, at 1, could be drawn far less than its share once
+		// corrected (hex digits: most draws go to 'a', after '9'). List
+		// the level (at most maxKids seeks) and pick from the list.
+		return kid{}, 0, 0, p.list(prefix, l)
+	}
 	return kid{c, a, b, m}, c - prev, width, nil
 }
 
@@ -458,6 +481,8 @@ func (p *picker) walk() (picked, float64, error) {
 			k = l.kids[rand.IntN(len(l.kids))]
 		} else if k, w, width, err = p.windowChild(prefix, l); err != nil {
 			return picked{}, 0, err
+		} else if width == 0 {
+			continue // the level was listed: pick from the list
 		}
 		q *= float64(w) / float64(width)
 		if k.v == 0 {
@@ -486,10 +511,11 @@ func (p *picker) draw() (picked, error) {
 	return e, nil
 }
 
-// walkable reports whether count elements of n are better drawn by walks
-// than by reading all n.
-func walkable(count int64, n uint64) bool {
-	return count > 0 && uint64(count) < n/randPickFactor
+// useWalks reports whether want elements of n (one without a count) are
+// better drawn by walks than by reading all n: not in a small collection,
+// where a read costs a few seeks and the draw is then exactly uniform.
+func useWalks(withCount bool, want int64, n uint64) bool {
+	return n > randSmall && (!withCount || (want > 0 && uint64(want) < n/randPickFactor))
 }
 
 // randomElems draws count elements of kind from c by walks: distinct

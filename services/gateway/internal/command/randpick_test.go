@@ -3,7 +3,9 @@ package command
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -222,6 +224,10 @@ func TestRandomPicksOddMembers(t *testing.T) {
 		for i := range 6 {
 			members = append(members, strings.Repeat("z", i+1))
 		}
+		// More than randSmall members, so that draws walk.
+		for i := range 200 {
+			members = append(members, fmt.Sprintf("q%03d", i))
+		}
 		do(t, e, c, append([]string{"SADD", "s"}, members...)...)
 		hits := map[string]int{}
 		for range 20000 {
@@ -240,4 +246,41 @@ func TestRandomPicksOddMembers(t *testing.T) {
 			t.Fatalf("%d distinct drawn, %d members", len(hits), len(members))
 		}
 	})
+}
+
+// TestRandomPickSkew measures (NOKV_RAND_SKEW=1; not a check) how far
+// draws are from uniform on members "1".."N" and hex strings, and the
+// walks per draw: the figures docs/architecture.md quotes.
+func TestRandomPickSkew(t *testing.T) {
+	if os.Getenv("NOKV_RAND_SKEW") == "" {
+		t.Skip("set NOKV_RAND_SKEW=1 to measure")
+	}
+	for _, set := range []struct {
+		name string
+		n    int
+		m    func(int) string
+	}{
+		{"1..5000", 5000, func(i int) string { return strconv.Itoa(i + 1) }},
+		{"m:0000..m:4999", 5000, func(i int) string { return fmt.Sprintf("m:%04d", i) }},
+		{"hex", 5000, func(i int) string { return fmt.Sprintf("%08x", uint32(i)*2654435761) }},
+	} {
+		e, c := randExecutor(t)
+		fill(t, e, c, "SADD", "s", set.n, set.m)
+		const draws = 500000
+		hits := map[string]int{}
+		walks, d := randWalks.Value(), randDraws.Value()
+		for range draws / 300 {
+			for _, m := range bulks(do(t, e, c, "SRANDMEMBER", "s", "-300")) {
+				hits[m]++
+			}
+		}
+		lo, hi := draws, 0
+		for i := range set.n {
+			h := hits[set.m(i)]
+			lo, hi = min(lo, h), max(hi, h)
+		}
+		mean := float64(draws/300*300) / float64(set.n)
+		t.Logf("%s: %d draws, least drawn %.2f x mean, most %.2f x mean, %.2f walks per draw",
+			set.name, draws, float64(lo)/mean, float64(hi)/mean, float64(randWalks.Value()-walks)/float64(randDraws.Value()-d))
+	}
 }

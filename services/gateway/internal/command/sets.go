@@ -279,7 +279,7 @@ func cmdSPop(r *Request) error {
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
-		if want := max(count, 1); !withCount || walkable(want, s.meta.Count) {
+		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
 			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
 			if err != nil {
 				return err
@@ -354,7 +354,7 @@ func cmdSRandMember(r *Request) error {
 		if withCount && count == 0 {
 			return nil
 		}
-		if want, distinct := randWant(withCount, count); !withCount || walkable(want, s.meta.Count) {
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, s.meta.Count) {
 			var err error
 			if picks, walked, err = s.randomElems(keyspace.KindSetMember, want, distinct); err != nil || walked {
 				return err

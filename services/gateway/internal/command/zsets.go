@@ -1092,7 +1092,7 @@ func cmdZRandMember(r *Request) error {
 		if withCount && count == 0 {
 			return nil
 		}
-		if want, distinct := randWant(withCount, count); !withCount || walkable(want, z.meta.Count) {
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, z.meta.Count) {
 			picks, ok, err := z.randomElems(keyspace.KindZSetMember, want, distinct)
 			if err != nil || !ok {
 				return err
