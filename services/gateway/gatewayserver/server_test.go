@@ -51,3 +51,10 @@ func TestConformanceEmbeddedRedconServer(t *testing.T) {
 	srv := startServer(t, nil)
 	conformance.Run(t, conformance.Target{Addr: srv.Addr()})
 }
+
+// Random draws (SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) walk the
+// elements rather than read them: bounded reads, fair draws.
+func TestRandomPicksEmbedded(t *testing.T) {
+	srv := startServer(t, nil)
+	conformance.RunRandomPicks(t, srv.Addr(), conformance.RandomPicks{})
+}

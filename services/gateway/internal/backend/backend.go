@@ -129,6 +129,31 @@ type SubTxn interface {
 	NewVersion(key []byte) (uint64, error)
 }
 
+// SubIterTxn is implemented by a SubTxn that can hold one iterator over
+// a sub-key range for many seeks, forward and back: the embedded backend,
+// where a seek on an open iterator costs far less than a new ScanSub.
+// The raft backend's store scans forward only and every read is a request
+// anyway, so callers must do without it (command/randpick.go walks with
+// ScanSub there).
+type SubIterTxn interface {
+	// NewSubIter opens an iterator over the sub-keys in [start, end), the
+	// transaction's writes up to now included. The caller must not write
+	// sub-keys while it is open, and must close it.
+	NewSubIter(start, end []byte) (SubIterator, error)
+}
+
+// SubIterator seeks in the range of a SubIterTxn's NewSubIter.
+type SubIterator interface {
+	// SeekGE calls fn for the sub-keys at or after key and below end (nil:
+	// the range's end), in order, until fn returns false or limit were
+	// seen (limit <= 0: no limit). key and val are valid during the call.
+	SeekGE(key, end []byte, limit int, fn func(key, val []byte) bool) error
+	// LastBelow returns the last sub-key at or after lower and below upper
+	// (nil: the range's end), copied.
+	LastBelow(lower, upper []byte) (key []byte, ok bool, err error)
+	Close() error
+}
+
 // WriteOptions tunes one Update.
 type WriteOptions struct {
 	// DeferSync lets the backend acknowledge the write before it is durable; the

@@ -172,7 +172,13 @@ func (c *coll) scan(kind byte, start []byte, limit int, fn func(elem, val []byte
 	lo, hi := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
 	prefix := len(lo)
 	lo = append(lo, start...)
-	return c.sub.ScanSub(lo, hi, limit, func(k, v []byte) bool { return fn(k[prefix:], v) })
+	n := 0
+	err := c.sub.ScanSub(lo, hi, limit, func(k, v []byte) bool {
+		n++
+		return fn(k[prefix:], v)
+	})
+	subKeysScanned.Add(int64(n))
+	return err
 }
 
 // save writes the metadata record back when the command changed anything:

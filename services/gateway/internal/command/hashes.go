@@ -445,8 +445,22 @@ func cmdHRandField(r *Request) error {
 		}
 	}
 	var fields, vals [][]byte
+	walked := false
 	err := r.readHash(args[1], func(h *coll) error {
+		fields, vals, walked = nil, nil, false
 		if withCount && count == 0 {
+			return nil
+		}
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, h.meta.Count) {
+			picks, ok, err := h.randomElems(keyspace.KindHashField, want, distinct)
+			if err != nil || !ok {
+				return err
+			}
+			walked = true
+			for _, p := range picks {
+				fields = append(fields, p.elem)
+				vals = append(vals, p.val)
+			}
 			return nil
 		}
 		var err error
@@ -483,6 +497,15 @@ func cmdHRandField(r *Request) error {
 			n *= 2
 		}
 		r.w.Array(int(n))
+	}
+	if walked {
+		// Drawn one by one: exactly the reply (|count| of them, distinct
+		// when count is positive).
+		header(size)
+		for i := range fields {
+			pair(i)
+		}
+		return nil
 	}
 	if count < 0 || count == 1 {
 		n := count

@@ -110,25 +110,6 @@ func (c *coll) members() ([][]byte, error) {
 	return out, err
 }
 
-// memberAt returns the member at position i of the set's byte order (nil
-// if the set holds fewer): uniform when i is, it reads the members before
-// it, keys only, and copies none of them but the one (SPOP's cost: half a
-// scan on average, where reading every member cost a whole one and a copy
-// of each).
-func (c *coll) memberAt(i uint64) ([]byte, error) {
-	var m []byte
-	seen := uint64(0)
-	err := c.scan(keyspace.KindSetMember, nil, 0, func(elem, _ []byte) bool {
-		if seen == i {
-			m = bytesClone(elem)
-			return false
-		}
-		seen++
-		return true
-	})
-	return m, err
-}
-
 // readSet runs fn on key's set in a transaction that writes nothing
 // (readColl).
 func (r *Request) readSet(key []byte, fn func(c *coll) error) error {
@@ -298,16 +279,20 @@ func cmdSPop(r *Request) error {
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
-		if !withCount && s.meta.Count > 0 {
-			m, err := s.memberAt(rand.Uint64N(s.meta.Count))
-			if err != nil || m == nil {
+		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
+			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
+			if err != nil {
 				return err
 			}
-			popped = append(popped, m)
-			s.remove(keyspace.KindSetMember, m)
-			s.meta.Count--
-			s.save()
-			return nil
+			if ok {
+				for _, p := range picks {
+					popped = append(popped, p.elem)
+					s.remove(keyspace.KindSetMember, p.elem)
+					s.meta.Count--
+				}
+				s.save()
+				return nil
+			}
 		}
 		ms, err := s.members()
 		if err != nil {
@@ -362,9 +347,18 @@ func cmdSRandMember(r *Request) error {
 		count = n
 	}
 	var ms [][]byte
+	var picks []picked
+	walked := false
 	err := r.readSet(args[1], func(s *coll) error {
+		ms, picks, walked = nil, nil, false
 		if withCount && count == 0 {
 			return nil
+		}
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, s.meta.Count) {
+			var err error
+			if picks, walked, err = s.randomElems(keyspace.KindSetMember, want, distinct); err != nil || walked {
+				return err
+			}
 		}
 		var err error
 		ms, err = s.members()
@@ -372,6 +366,23 @@ func cmdSRandMember(r *Request) error {
 	})
 	if err != nil {
 		return err
+	}
+	if walked {
+		// Drawn one by one: count of them exactly (distinct when count
+		// is positive), or one without count.
+		if !withCount {
+			if len(picks) == 0 {
+				r.w.Null()
+			} else {
+				r.w.Bulk(picks[0].elem)
+			}
+			return nil
+		}
+		r.w.Array(len(picks))
+		for _, p := range picks {
+			r.w.Bulk(p.elem)
+		}
+		return nil
 	}
 	if !withCount {
 		if len(ms) == 0 {

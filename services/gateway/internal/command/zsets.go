@@ -1086,8 +1086,24 @@ func cmdZRandMember(r *Request) error {
 		}
 	}
 	var es []zentry
+	walked := false
 	err := r.readZSet(args[1], func(z *coll) error {
+		es, walked = nil, false
 		if withCount && count == 0 {
+			return nil
+		}
+		if want, distinct := randWant(withCount, count); useWalks(withCount, want, z.meta.Count) {
+			picks, ok, err := z.randomElems(keyspace.KindZSetMember, want, distinct)
+			if err != nil || !ok {
+				return err
+			}
+			walked = true
+			for _, p := range picks {
+				if len(p.val) != 8 {
+					return fmt.Errorf("key %q: corrupt sorted-set score of %d bytes", z.key, len(p.val))
+				}
+				es = append(es, zentry{p.elem, math.Float64frombits(binary.BigEndian.Uint64(p.val))})
+			}
 			return nil
 		}
 		var err error
@@ -1115,6 +1131,15 @@ func cmdZRandMember(r *Request) error {
 			n *= 2
 		}
 		r.w.Array(int(n))
+	}
+	if walked {
+		// Drawn one by one: exactly the reply (|count| of them, distinct
+		// when count is positive).
+		header(size)
+		for _, e := range es {
+			r.zentryReply(e, withScores)
+		}
+		return nil
 	}
 	if count < 0 || count == 1 {
 		n := count
