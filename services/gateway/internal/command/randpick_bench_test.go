@@ -31,7 +31,7 @@ func BenchmarkSPop(b *testing.B) {
 	pop := argv("SPOP", "s")
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := startCPUClock(b)
 	defer cpu.report()
 	i := 0
 	for b.Loop() {
@@ -56,7 +56,7 @@ func BenchmarkSRandMember(b *testing.B) {
 	rand := argv("SRANDMEMBER", "s")
 	b.ReportAllocs()
 	b.ResetTimer()
-	cpu := cpuTime(b)
+	cpu := startCPUClock(b)
 	defer cpu.report()
 	for b.Loop() {
 		if err := e.Exec(b.Context(), c, rand, true); err != nil {
@@ -74,7 +74,7 @@ type cpuClock struct {
 	start, spent int64
 }
 
-func cpuTime(b *testing.B) *cpuClock {
+func startCPUClock(b *testing.B) *cpuClock {
 	return &cpuClock{b: b, start: rusageNs(b)}
 }
 
