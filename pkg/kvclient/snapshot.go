@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
 	"github.com/nokv/nokv/api/limits"
@@ -28,7 +29,15 @@ type Snapshot struct {
 	c     *Client
 	ts    uint64
 	nowMs int64
+	// visited counts the keys the stores looked at for this snapshot's
+	// scans, deleted ones included (KeysVisited).
+	visited atomic.Uint64
 }
+
+// KeysVisited returns how many keys the stores looked at for this
+// snapshot's scans so far, the deleted and expired ones they stepped over
+// included: what a scan cost beyond the entries it returned.
+func (s *Snapshot) KeysVisited() uint64 { return s.visited.Load() }
 
 // Snapshot returns a view of the data as of ts, a timestamp from PD (for
 // example CurrentTS). Values expire by the physical time of ts, or by
@@ -356,6 +365,7 @@ func (s *Snapshot) ScanFunc(ctx context.Context, start, end []byte, opts ScanOpt
 			return nil, fmt.Errorf("kvclient: scan: %w", &KeyError{Err: ke})
 		}
 		visited += int(resp.GetVisited())
+		s.visited.Add(uint64(resp.GetVisited()))
 		var lock *kvrpcpb.LockInfo
 		for _, p := range resp.GetPairs() {
 			if ke := p.GetError(); ke != nil {

@@ -175,6 +175,11 @@ func headOf(e Entry, prefixLen int) Head {
 
 // Scan reads [start, end) in key order, at most limit keys (limit <= 0: no
 // limit; empty end: to the end of the key space), merging the
+// KeysVisited returns how many keys the stores looked at for the
+// transaction's scans so far (Snapshot.KeysVisited): its own writes are
+// not counted.
+func (t *Txn) KeysVisited() uint64 { return t.snap.KeysVisited() }
+
 // transaction's own writes into the snapshot.
 func (t *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, error) {
 	if err := t.checkActive(); err != nil {

@@ -131,6 +131,33 @@ var ZSetCases = map[string][][]string{
 		{"ZPOPMIN", "y", "1"}, {"ZPOPMAX", "y", "5"}, {"ZPOPMIN", "nokey", "1"}, {"ZMPOP", "1", "nokey", "MIN"},
 		{"ZADD", "y", "1", "a"}, {"ZMPOP", "1", "y", "MAX"}, {"HELLO", "2"},
 	},
+	// The score index's marks (command/zmarks.go): pops at both ends,
+	// inserts below and above what was popped, reads and removals from the
+	// ends, long members (whose marks are shortened bounds), -0 and the
+	// infinities at the ends, and a copy, a rename and a restore of a
+	// popped set.
+	"zpop-marks": {
+		{"ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e", "6", "f", "7", "g", "8", "h", "9", "i", "10", "j"},
+		{"ZPOPMIN", "z", "2"}, {"ZPOPMAX", "z", "2"}, {"ZRANGE", "z", "0", "-1", "WITHSCORES"}, {"ZRANK", "z", "c"}, {"ZREVRANK", "z", "c"},
+		{"ZADD", "z", "2", "b2", "1.5", "a2"}, {"ZRANGE", "z", "0", "1"}, {"ZPOPMIN", "z"}, {"ZADD", "z", "9", "i2", "20", "k"},
+		{"ZRANGE", "z", "-2", "-1", "WITHSCORES"}, {"ZPOPMAX", "z"}, {"ZPOPMAX", "z"}, {"ZINCRBY", "z", "100", "c"}, {"ZINCRBY", "z", "-100", "h"},
+		{"ZRANGE", "z", "0", "-1", "WITHSCORES"}, {"ZPOPMIN", "z"}, {"ZPOPMAX", "z"}, {"ZREMRANGEBYRANK", "z", "0", "0"},
+		{"ZREMRANGEBYRANK", "z", "-1", "-1"}, {"ZRANGE", "z", "0", "-1", "WITHSCORES"}, {"ZADD", "z", "0", "lo", "50", "hi"},
+		{"ZREMRANGEBYSCORE", "z", "-inf", "0"}, {"ZREMRANGEBYSCORE", "z", "(49", "+inf"}, {"ZRANGE", "z", "0", "-1", "WITHSCORES"},
+		{"ZADD", "z", "-inf", "ninf", "inf", "pinf", "-0", "mz"}, {"ZREMRANGEBYSCORE", "z", "(-inf", "-1"}, {"ZREMRANGEBYSCORE", "z", "100", "(inf"},
+		{"ZPOPMIN", "z"}, {"ZPOPMAX", "z"}, {"ZPOPMIN", "z"}, {"ZRANGEBYSCORE", "z", "-inf", "+inf", "WITHSCORES"}, {"ZCOUNT", "z", "-inf", "+inf"},
+		{"ZREVRANGE", "z", "0", "1"}, {"ZCARD", "z"}, {"ZMPOP", "1", "z", "MIN", "COUNT", "2"}, {"ZMPOP", "1", "z", "MAX", "COUNT", "2"},
+		{"ZADD", "z", "3", "c3", "8", "h8"}, {"ZRANGE", "z", "0", "-1", "WITHSCORES"},
+		{"COPY", "z", "zc"}, {"ZPOPMIN", "zc"}, {"ZPOPMAX", "zc"}, {"ZRANGE", "zc", "0", "-1"}, {"RENAME", "z", "zr"}, {"ZADD", "zr", "0", "first"},
+		{"ZRANGE", "zr", "0", "-1", "WITHSCORES"}, {"ZPOPMIN", "zr", "100"}, {"EXISTS", "zr"}, {"ZADD", "zr", "1", "a"}, {"ZRANGE", "zr", "0", "-1"},
+		{"ZADD", "long", "1", strings.Repeat("m", 100) + "1", "1", strings.Repeat("m", 100) + "2", "1", strings.Repeat("m", 100) + "3",
+			"1", strings.Repeat("m", 100) + "4", "2", strings.Repeat("\xff", 90)},
+		{"ZPOPMIN", "long"}, {"ZPOPMAX", "long"}, {"ZADD", "long", "1", strings.Repeat("m", 100) + "0", "1", strings.Repeat("m", 100) + "9"},
+		{"ZRANGE", "long", "0", "-1"}, {"ZPOPMAX", "long"}, {"ZPOPMIN", "long"}, {"ZPOPMAX", "long", "5"},
+		{"ZADD", "q", "1", "a", "2", "b", "3", "c", "4", "d"}, {"ZPOPMIN", "q"}, {"ZPOPMAX", "q"}, {"EXPIRE", "q", "100"}, {"ZADD", "q", "0", "z"},
+		{"ZRANGE", "q", "0", "-1", "WITHSCORES"}, {"TTL", "q"}, {"MULTI"}, {"ZPOPMIN", "q"}, {"ZADD", "q", "-1", "y"}, {"ZPOPMAX", "q"}, {"ZRANGE", "q", "0", "-1"},
+		{"EXEC"}, {"ZRANGE", "q", "0", "-1", "WITHSCORES"},
+	},
 	"zremrange": {
 		{"ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d", "5", "e"}, {"ZREMRANGEBYRANK", "z", "0", "0"}, {"ZREMRANGEBYRANK", "z", "-1", "-1"},
 		{"ZREMRANGEBYRANK", "z", "5", "1"}, {"ZREMRANGEBYRANK", "z", "x", "1"}, {"ZREMRANGEBYRANK", "z", i64Min, "0"},

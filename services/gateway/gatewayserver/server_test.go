@@ -58,3 +58,10 @@ func TestRandomPicksEmbedded(t *testing.T) {
 	srv := startServer(t, nil)
 	conformance.RunRandomPicks(t, srv.Addr(), conformance.RandomPicks{})
 }
+
+// Pops from both ends of a sorted set step over a bounded number of
+// sub-keys each, not the deletions earlier pops left (command/zmarks.go).
+func TestZPopStepsEmbedded(t *testing.T) {
+	srv := startServer(t, nil)
+	conformance.RunZPopSteps(t, srv.Addr(), 3000)
+}

@@ -11,6 +11,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"expvar"
 )
 
 // Type is the Redis type of a stored value. The byte is stored with every
@@ -128,6 +129,16 @@ type SubTxn interface {
 	// number above the key's committed version, expired or not.
 	NewVersion(key []byte) (uint64, error)
 }
+
+// SubKeysStepped counts the sub-keys the backends' sub-key scans and
+// seeks stepped over, deleted ones included (published as the expvar
+// nokv_subkeys_stepped): the embedded backend's Pebble iterators' internal
+// seeks and steps (a deletion in the memtable or a not yet compacted
+// table is one step), the raft backend's keys the stores' MVCC scans
+// looked at (a deleted key not yet collected is one). It is what a scan
+// really costs beyond what it returns: the sorted-set pops' bound
+// (command/zmarks.go) is judged by it.
+var SubKeysStepped = expvar.NewInt("nokv_subkeys_stepped")
 
 // SubIterTxn is implemented by a SubTxn that can hold one iterator over
 // a sub-key range for many seeks, forward and back: the embedded backend,

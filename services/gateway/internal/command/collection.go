@@ -166,11 +166,19 @@ func (c *coll) remove(kind byte, elem []byte) {
 // elements were seen (<= 0: no limit). elem and val are valid during the
 // call only.
 func (c *coll) scan(kind byte, start []byte, limit int, fn func(elem, val []byte) bool) error {
+	return c.scanTo(kind, start, nil, limit, fn)
+}
+
+// scanTo is scan up to the element end, exclusive (nil: the kind's end).
+func (c *coll) scanTo(kind byte, start, end []byte, limit int, fn func(elem, val []byte) bool) error {
 	if !c.found {
 		return nil
 	}
 	lo, hi := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
 	prefix := len(lo)
+	if end != nil {
+		hi = append(bytesClone(lo), end...)
+	}
 	lo = append(lo, start...)
 	n := 0
 	err := c.sub.ScanSub(lo, hi, limit, func(k, v []byte) bool {

@@ -148,7 +148,9 @@ func (c *coll) zwrite(m []byte, s float64, old float64, had bool) {
 		c.remove(keyspace.KindZSetScore, indexElem(old, m))
 	}
 	c.put(keyspace.KindZSetMember, m, binary.BigEndian.AppendUint64(nil, math.Float64bits(s)))
-	c.put(keyspace.KindZSetScore, indexElem(s, m), indexVal(s))
+	elem := indexElem(s, m)
+	c.put(keyspace.KindZSetScore, elem, indexVal(s))
+	c.zwiden(elem)
 }
 
 // zinsert adds a new member (the caller knows it is absent), converting
@@ -175,10 +177,22 @@ func (c *coll) zdelete(m []byte, s float64) {
 // zscan calls fn for the members in index order (by score, then member)
 // from the index element start (nil: the first), until fn returns false.
 func (c *coll) zscan(start []byte, fn func(m []byte, s float64) bool) error {
-	return c.scan(keyspace.KindZSetScore, start, 0, func(elem, val []byte) bool {
+	return c.zscanIndex(start, 0, func(elem, val []byte) bool {
 		m, s := decodeIndex(elem, val)
 		return fn(m, s)
 	})
+}
+
+// zscanIndex calls fn for the index entries from the element start (nil:
+// the first) until fn returns false or limit entries were seen (<= 0: no
+// limit; a limit spares the raft backend a page of entries it will not
+// use), within the marks (zmarks.go): no live entry lies outside them,
+// and the deletions of earlier pops do.
+func (c *coll) zscanIndex(start []byte, limit int, fn func(elem, val []byte) bool) error {
+	if low := c.meta.ZLow; low != nil && bytes.Compare(start, low) < 0 {
+		start = low
+	}
+	return c.scanTo(keyspace.KindZSetScore, start, c.zindexEnd(), limit, fn)
 }
 
 // zall reads every member, in order.
@@ -196,8 +210,9 @@ func (c *coll) zall() ([]zentry, error) {
 func (c *coll) zrankRange(start, end int64) ([]zentry, error) {
 	var out []zentry
 	var i int64
-	err := c.zscan(nil, func(m []byte, s float64) bool {
+	err := c.zscanIndex(nil, scanLimit(end+1), func(elem, val []byte) bool {
 		if i >= start {
+			m, s := decodeIndex(elem, val)
 			out = append(out, zentry{bytesClone(m), s})
 		}
 		i++
@@ -268,7 +283,7 @@ func (c *coll) zrank(m []byte) (int64, bool, error) {
 	}
 	target := indexElem(s, m)
 	var rank int64
-	err = c.scan(keyspace.KindZSetScore, nil, 0, func(elem, _ []byte) bool {
+	err = c.zscanIndex(nil, 0, func(elem, _ []byte) bool {
 		if bytes.Compare(elem, target) >= 0 {
 			return false
 		}
@@ -892,22 +907,24 @@ func (r *Request) zpopFrom(tx backend.Txn, keys [][]byte, max bool, count int64,
 		}
 		var es []zentry
 		if !max {
-			err = z.zscan(nil, func(m []byte, s float64) bool {
-				es = append(es, zentry{bytesClone(m), s})
-				return int64(len(es)) < count
-			})
+			es, err = z.zfirst(count)
 		} else {
-			es, err = z.zall()
-			if int64(len(es)) > count {
-				es = es[int64(len(es))-count:]
-			}
-			slices.Reverse(es)
+			es, err = z.zlast(count)
 		}
 		if err != nil {
 			return -1, nil, false, err
 		}
 		for _, e := range es {
 			z.zdelete(e.m, e.s)
+		}
+		// The marks move past what was popped (zmarks.go).
+		if len(es) > 0 {
+			last := es[len(es)-1]
+			if !max {
+				z.zremovedLow(indexElem(last.s, last.m))
+			} else {
+				z.zremovedHigh(indexElem(last.s, last.m))
+			}
 		}
 		more := z.meta.Count > 0
 		z.save()
@@ -1035,6 +1052,17 @@ func zremRangeCmd(typ zrangeType) func(*Request) error {
 				z.zdelete(e.m, e.s)
 			}
 			n = len(es)
+			if n > 0 {
+				// A removal of the lowest or the highest entries moves
+				// the mark at that end past them (zmarks.go).
+				first, last := es[0], es[n-1]
+				switch lowEnd, highEnd := sp.removesEnds(int64(z.meta.Count) + int64(n)); {
+				case lowEnd:
+					z.zremovedLow(indexElem(last.s, last.m))
+				case highEnd:
+					z.zremovedHigh(indexElem(first.s, first.m))
+				}
+			}
 			z.save()
 			return nil
 		})
@@ -1044,6 +1072,20 @@ func zremRangeCmd(typ zrangeType) func(*Request) error {
 		r.w.Int(int64(n))
 		return nil
 	}
+}
+
+// removesEnds reports whether a ZREMRANGEBY* of sp on a set of n members
+// removes a run of entries from the index's start (low) or up to its end
+// (high).
+func (sp zrangeSpec) removesEnds(n int64) (low, high bool) {
+	switch sp.typ {
+	case zrRank:
+		start, end, ok := sanitizeRanks(sp.start, sp.end, n)
+		return ok && start == 0, ok && end == n-1
+	case zrScore:
+		return math.IsInf(sp.sr.min, -1) && !sp.sr.minex, math.IsInf(sp.sr.max, 1) && !sp.sr.maxex
+	}
+	return false, false
 }
 
 // >> ZSCAN key cursor [MATCH pattern] [COUNT count]

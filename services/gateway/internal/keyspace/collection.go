@@ -197,13 +197,75 @@ type Meta struct {
 	// indexes [Head, Tail).
 	List       bool
 	Head, Tail int64
+	// ZLow and ZHigh are a sorted set's marks on its score index (elements
+	// of kind KindZSetScore): no live index entry sorts below ZLow, and none
+	// at or above ZHigh (nil: the index's start, its end). Pops move them
+	// past what they popped, so that the next pop seeks to the mark rather
+	// than stepping over the deletions every earlier pop left behind until
+	// the store compacts them (a list's Head and Tail do the same for
+	// LPOP); an insert outside them widens them in the same record write.
+	// They are bounds, not the exact ends: a ZREM of the smallest member
+	// leaves ZLow below it. Records written before the marks existed have
+	// none (nil, nil), which is the whole index. At most MaxZMark bytes
+	// each (ZMarkLow and ZMarkHigh make a bound of that size).
+	ZLow, ZHigh []byte
 }
 
+// MaxZMark is the longest sorted-set mark kept in a metadata record (the
+// score's 8 bytes and a member of up to 64 bytes, Redis's listpack
+// threshold): the record is rewritten by every write of the set, so a mark
+// of a long member is shortened into a looser bound instead.
+const MaxZMark = 8 + 64
+
+// ZMarkLow returns the low mark to keep when no live entry sorts below
+// elem: elem itself, or a prefix of it (a lower bound) if it is longer
+// than MaxZMark.
+func ZMarkLow(elem []byte) []byte {
+	return append([]byte(nil), elem[:min(len(elem), MaxZMark)]...)
+}
+
+// ZMarkAbove returns the low mark to keep when no live entry sorts at or
+// below elem (elem's successor, elem ‖ 0x00, or a prefix of it).
+func ZMarkAbove(elem []byte) []byte {
+	if len(elem) >= MaxZMark {
+		return ZMarkLow(elem)
+	}
+	return append(append(make([]byte, 0, len(elem)+1), elem...), 0)
+}
+
+// ZMarkHighAbove returns the high mark to keep when no live entry sorts
+// above elem (elem is live): elem ‖ 0x00, or the end of a prefix's range
+// (nil, unbounded, for an all-0xff prefix).
+func ZMarkHighAbove(elem []byte) []byte {
+	if len(elem) < MaxZMark {
+		return append(append(make([]byte, 0, len(elem)+1), elem...), 0)
+	}
+	return PrefixEnd(elem[:MaxZMark])
+}
+
+// ZMarkHigh returns the high mark to keep when no live entry sorts at or
+// above elem: elem itself, or if it is longer than MaxZMark the end of
+// its prefix's range (an upper bound; nil, unbounded, for an all-0xff
+// prefix).
+func ZMarkHigh(elem []byte) []byte {
+	if len(elem) <= MaxZMark {
+		return append([]byte(nil), elem...)
+	}
+	return PrefixEnd(elem[:MaxZMark])
+}
+
+// Body layouts (persisted). Format 1 is the base (26 bytes) or the base
+// and a list's head and tail (42). Format 2 is the base and a sorted set's
+// marks, each a length byte (0: no mark) and that many bytes; it is
+// written only for a record that has a mark, so a sorted set never popped
+// keeps format 1, which binaries from before the marks read (they refuse
+// format 2 with ErrFormatTooNew rather than misread it).
 const (
-	metaFormat  = 1 // the body's own layout version, persisted
-	metaFlagBig = 1 << 0
-	metaLen     = 1 + 1 + 8 + 8 + 8
-	metaListLen = metaLen + 16
+	metaFormat      = 1
+	metaFormatMarks = 2
+	metaFlagBig     = 1 << 0
+	metaLen         = 1 + 1 + 8 + 8 + 8
+	metaListLen     = metaLen + 16
 )
 
 // AppendMeta appends m's encoding.
@@ -212,7 +274,12 @@ func AppendMeta(dst []byte, m Meta) []byte {
 	if m.Big {
 		flags |= metaFlagBig
 	}
-	dst = append(dst, metaFormat, flags)
+	marks := !m.List && (m.ZLow != nil || m.ZHigh != nil)
+	format := byte(metaFormat)
+	if marks {
+		format = metaFormatMarks
+	}
+	dst = append(dst, format, flags)
 	dst = binary.BigEndian.AppendUint64(dst, m.Version)
 	dst = binary.BigEndian.AppendUint64(dst, m.Count)
 	dst = binary.BigEndian.AppendUint64(dst, m.Stamp)
@@ -220,15 +287,30 @@ func AppendMeta(dst []byte, m Meta) []byte {
 		dst = AppendListIndex(dst, m.Head)
 		dst = AppendListIndex(dst, m.Tail)
 	}
+	if marks {
+		for _, mark := range [][]byte{m.ZLow, m.ZHigh} {
+			if len(mark) > MaxZMark {
+				panic(fmt.Sprintf("keyspace: sorted-set mark of %d bytes", len(mark)))
+			}
+			dst = append(dst, byte(len(mark)))
+			dst = append(dst, mark...)
+		}
+	}
 	return dst
 }
 
 // DecodeMeta parses a metadata body.
 func DecodeMeta(b []byte) (Meta, error) {
-	if len(b) != metaLen && len(b) != metaListLen {
+	if len(b) < metaLen {
 		return Meta{}, fmt.Errorf("keyspace: corrupt collection metadata of %d bytes", len(b))
 	}
-	if b[0] != metaFormat {
+	switch b[0] {
+	case metaFormat:
+		if len(b) != metaLen && len(b) != metaListLen {
+			return Meta{}, fmt.Errorf("keyspace: corrupt collection metadata of %d bytes", len(b))
+		}
+	case metaFormatMarks:
+	default:
 		return Meta{}, fmt.Errorf("keyspace: collection metadata format %d unknown: %w", b[0], ErrFormatTooNew)
 	}
 	m := Meta{
@@ -236,6 +318,22 @@ func DecodeMeta(b []byte) (Meta, error) {
 		Version: binary.BigEndian.Uint64(b[2:10]),
 		Count:   binary.BigEndian.Uint64(b[10:18]),
 		Stamp:   binary.BigEndian.Uint64(b[18:26]),
+	}
+	if b[0] == metaFormatMarks {
+		rest := b[metaLen:]
+		for _, mark := range []*[]byte{&m.ZLow, &m.ZHigh} {
+			if len(rest) < 1 || int(rest[0]) > len(rest)-1 || rest[0] > MaxZMark {
+				return Meta{}, fmt.Errorf("keyspace: corrupt sorted-set marks in collection metadata of %d bytes", len(b))
+			}
+			if n := int(rest[0]); n > 0 {
+				*mark = append([]byte(nil), rest[1:1+n]...)
+			}
+			rest = rest[1+int(rest[0]):]
+		}
+		if len(rest) != 0 {
+			return Meta{}, fmt.Errorf("keyspace: corrupt collection metadata of %d bytes", len(b))
+		}
+		return m, nil
 	}
 	if len(b) == metaListLen {
 		m.List = true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand"
+	"reflect"
 	"sort"
 	"testing"
 )
@@ -146,27 +147,62 @@ func TestListIndexOrder(t *testing.T) {
 }
 
 func TestMetaRoundTrip(t *testing.T) {
+	long := bytes.Repeat([]byte{'x'}, MaxZMark)
 	for _, m := range []Meta{
 		{},
 		{Version: 1, Count: 3, Stamp: 77},
 		{Version: math.MaxUint64, Count: math.MaxUint64, Big: true},
 		{Version: 9, Count: 2, List: true, Head: -1, Tail: 1},
 		{Version: 9, List: true, Head: math.MinInt64, Tail: math.MaxInt64, Big: true},
+		{Version: 4, Count: 5, Stamp: 6, ZLow: []byte("12345678a\x00")},
+		{Version: 4, Count: 5, ZHigh: []byte("12345678z")},
+		{Version: 4, Count: 5, Big: true, ZLow: []byte("12345678a"), ZHigh: long},
 	} {
-		got, err := DecodeMeta(AppendMeta(nil, m))
-		if err != nil || got != m {
+		enc := AppendMeta(nil, m)
+		got, err := DecodeMeta(enc)
+		if err != nil || !reflect.DeepEqual(got, m) {
 			t.Fatalf("DecodeMeta(AppendMeta(%+v)) = %+v, %v", m, got, err)
+		}
+		// A record without marks keeps the layout binaries from before the
+		// marks read.
+		if m.ZLow == nil && m.ZHigh == nil && enc[0] != metaFormat {
+			t.Fatalf("AppendMeta(%+v) wrote format %d, want %d", m, enc[0], metaFormat)
 		}
 	}
 	enc := AppendMeta(nil, Meta{Version: 1})
-	for _, b := range [][]byte{nil, enc[:5], append(append([]byte(nil), enc...), 0)} {
+	marked := AppendMeta(nil, Meta{Version: 1, ZLow: []byte("12345678m"), ZHigh: []byte("12345679")})
+	for _, b := range [][]byte{nil, enc[:5], append(append([]byte(nil), enc...), 0),
+		marked[:len(marked)-1], append(append([]byte(nil), marked...), 0), marked[:metaLen+1]} {
 		if _, err := DecodeMeta(b); err == nil {
 			t.Fatalf("DecodeMeta(%x) accepted a corrupt body", b)
 		}
 	}
 	newer := append([]byte(nil), enc...)
-	newer[0] = 2
+	newer[0] = 3
 	if _, err := DecodeMeta(newer); !errors.Is(err, ErrFormatTooNew) {
 		t.Fatalf("DecodeMeta of a newer layout = %v, want ErrFormatTooNew", err)
+	}
+}
+
+// The marks of long members are looser bounds: ZMarkLow and ZMarkAbove
+// sort at or below the element (and ZMarkAbove above it when exact),
+// ZMarkHigh above it.
+func TestZMarks(t *testing.T) {
+	for _, elem := range [][]byte{[]byte("12345678"), []byte("12345678m"), bytes.Repeat([]byte{'q'}, MaxZMark),
+		append([]byte("12345678"), bytes.Repeat([]byte{'y'}, 200)...),
+		append([]byte("12345678"), bytes.Repeat([]byte{0xff}, 200)...)} {
+		lo, above, hi := ZMarkLow(elem), ZMarkAbove(elem), ZMarkHigh(elem)
+		if bytes.Compare(lo, elem) > 0 || len(lo) > MaxZMark {
+			t.Fatalf("ZMarkLow(%q) = %q", elem, lo)
+		}
+		if len(above) > MaxZMark || (len(elem) < MaxZMark && bytes.Compare(above, elem) <= 0) || (len(elem) >= MaxZMark && bytes.Compare(above, elem) > 0) {
+			t.Fatalf("ZMarkAbove(%q) = %q", elem, above)
+		}
+		if len(hi) > MaxZMark || (hi != nil && bytes.Compare(hi, elem) < 0) {
+			t.Fatalf("ZMarkHigh(%q) = %q", elem, hi)
+		}
+		if above := ZMarkHighAbove(elem); len(above) > MaxZMark || (above != nil && bytes.Compare(above, elem) <= 0) {
+			t.Fatalf("ZMarkHighAbove(%q) = %q", elem, above)
+		}
 	}
 }

@@ -206,6 +206,7 @@ func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 			break
 		}
 	}
+	countSteps(it)
 	if err := it.Error(); err != nil {
 		_ = it.Close()
 		return fmt.Errorf("scan sub-keys: %w", err)
@@ -214,6 +215,14 @@ func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 		return fmt.Errorf("scan sub-keys: %w", err)
 	}
 	return nil
+}
+
+// countSteps adds the internal seeks and steps of it so far to
+// backend.SubKeysStepped: a deleted key it skipped is one step.
+func countSteps(it *pebble.Iterator) {
+	st := it.Stats()
+	k := pebble.InternalIterCall
+	backend.SubKeysStepped.Add(int64(st.ForwardSeekCount[k] + st.ReverseSeekCount[k] + st.ForwardStepCount[k] + st.ReverseStepCount[k]))
 }
 
 // NewSubIter implements backend.SubIterTxn with one iterator of the
@@ -289,6 +298,7 @@ func (s *subIter) LastBelow(lower, upper []byte) ([]byte, bool, error) {
 
 // Close implements backend.SubIterator.
 func (s *subIter) Close() error {
+	countSteps(s.it)
 	if err := s.it.Close(); err != nil {
 		return fmt.Errorf("close sub-key iterator: %w", err)
 	}

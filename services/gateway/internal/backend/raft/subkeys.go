@@ -106,6 +106,9 @@ func (x *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 	}
 	seen := 0
 	from := start
+	defer func(visited uint64) {
+		backend.SubKeysStepped.Add(int64(x.t.KeysVisited() - visited))
+	}(x.t.KeysVisited())
 	for {
 		page := subScanPage
 		if limit > 0 && limit-seen < page {
