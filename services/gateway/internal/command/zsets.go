@@ -23,8 +23,10 @@ import (
 // Costs: a member's score is one point read; ZRANGE by rank and ZRANK
 // scan the index from its start (O(rank), O(N) at worst: the index holds
 // no counts, unlike Redis's skiplist spans); ZRANGEBYSCORE starts at its
-// first score; the reverse orders, ZPOPMAX, ZRANDMEMBER and the lex
-// commands read the range they answer from its low end.
+// first score; the reverse orders and the lex commands read the range
+// they answer from its low end; the pops seek to the index's ends, whose
+// marks the metadata keeps (zmarks.go), never stepping over what earlier
+// pops deleted.
 //
 // The blocking BZPOPMIN, BZPOPMAX and BZMPOP (zsets_blocking.go) wrap
 // zpop; every write that can make a sorted set non-empty (ZADD, ZINCRBY,
