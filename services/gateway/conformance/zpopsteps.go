@@ -12,10 +12,11 @@ import (
 // maxStepsPerZPop bounds the sub-keys the backend may step over per pop
 // (expvar nokv_subkeys_stepped), deletions included: a few seeks, or the
 // raft backend's forward-only search for the highest member (a binary
-// search of at most 8 seeks of two keys per byte it builds). Before the
-// score index's marks, pop k stepped over the k-1 deletions earlier pops
-// left (command/zmarks.go).
-const maxStepsPerZPop = 100
+// search of at most 8 seeks of two keys per byte it builds), or there, on
+// a set of at most 256 members, one read of them. Before the score index's
+// marks, pop k stepped over the k-1 deletions earlier pops left
+// (command/zmarks.go).
+const maxStepsPerZPop = 300
 
 // RunZPopSteps pops every member of an n-member sorted set one at a time
 // through the server at addr, from both ends (ZPOPMIN, ZPOPMAX, ZMPOP,

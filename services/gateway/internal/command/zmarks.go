@@ -74,22 +74,24 @@ func scanLimit(n int64) int {
 	return int(n)
 }
 
-// fwdSeeksPerLast is about what finding the last entry costs in forward
-// seeks (lastBelowFwd): past count*fwdSeeksPerLast >= the set's size, one
-// scan of the index is cheaper.
-const fwdSeeksPerLast = 32
+// fwdSearchMin is the least number of members per member popped for
+// which the forward-seek search (lastBelowFwd: some 10-30 seeks, each a
+// request on the raft backend) is used rather than one scan of the index
+// within the marks, which reads up to this many members in one request
+// (the raft backend's page of sub-keys).
+const fwdSearchMin = 256
 
 // zlast returns the count highest members, the highest first: one
 // reverse seek each on the embedded backend, a search by forward seeks
-// on the raft backend (lastBelowFwd), a scan of the whole index when
-// count reaches the set's size (or its share of the search's seeks).
+// on the raft backend (lastBelowFwd) when the set holds fwdSearchMin
+// members per member popped, else a scan of the index within the marks.
 func (c *coll) zlast(count int64) ([]zentry, error) {
 	if !c.found || count <= 0 {
 		return nil, nil
 	}
 	it, iterOK := c.sub.(backend.SubIterTxn)
 	iterOK = iterOK && useSubIter
-	if count >= int64(c.meta.Count) || (!iterOK && count*fwdSeeksPerLast >= int64(c.meta.Count)) {
+	if count >= int64(c.meta.Count) || (!iterOK && (int64(c.meta.Count)-1)/fwdSearchMin < count) {
 		es, err := c.zall()
 		if int64(len(es)) > count {
 			es = es[int64(len(es))-count:]

@@ -14,9 +14,10 @@ import (
 // maxStepsPerPop bounds the sub-keys the backend steps over per pop
 // (backend.SubKeysStepped), deletions included: a reverse seek and a
 // forward one (embedded), or the forward-only search's seeks of two keys
-// each (lastBelowFwd: about 8 per byte it builds). Without the marks pop k
-// stepped over the k-1 deletions earlier pops left in the memtable.
-const maxStepsPerPop = 100
+// each (lastBelowFwd: about 8 per byte it builds), or, once the set holds
+// fewer than fwdSearchMin members, one read of them all. Without the marks
+// pop k stepped over the k-1 deletions earlier pops left in the memtable.
+const maxStepsPerPop = fwdSearchMin + 8
 
 // Thousands of ZPOPMINs and ZPOPMAXs on one set, with no flush in between
 // to drop their deletions, step over a bounded number of sub-keys each,
