@@ -64,6 +64,8 @@ const (
 	// defaultFilterBytes bounds the filters' memory (bit arrays) together;
 	// past it the least recently used go. 16 MiB cover ~13M elements.
 	defaultFilterBytes = 16 << 20
+	// filterMaxKeys bounds the keys of a filtered collection (maxKeys).
+	filterMaxKeys = 1 << 18
 	// filterCandidates bounds the prefixes whose misses are counted.
 	filterCandidates = 4096
 )
@@ -178,10 +180,12 @@ func newSubFilters(budget int64) *subFilters {
 	}
 }
 
-// maxKeys is the most keys one filter is built for: a quarter of the
-// budget, so that a few hot collections share it.
+// maxKeys is the most keys one filter is built for: the scan that builds
+// it runs inside a command (on the event loop, ~100–200 ns a key), so at
+// most filterMaxKeys (tens of milliseconds, once per doubling), and at
+// most a quarter of the budget, so that a few hot collections share it.
 func (fs *subFilters) maxKeys() int {
-	return int(fs.budget/4*8/filterBitsPerKey) / 2
+	return min(filterMaxKeys, int(fs.budget/4*8/filterBitsPerKey)/2)
 }
 
 // check looks rest up in prefix's filter.

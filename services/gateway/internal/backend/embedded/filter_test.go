@@ -240,3 +240,33 @@ func TestFilterNotBuiltWithoutTheLatch(t *testing.T) {
 		t.Fatalf("%d filters, %d built without the key's latch", n, builds)
 	}
 }
+
+// A collection with more filtered elements than maxKeys gets no filter:
+// its scan stops at the bound, once, and its reads go to Pebble.
+func TestFilterTooBig(t *testing.T) {
+	s := openTest(t, t.TempDir(), &clock{})
+	s.filters = newSubFilters(4 << 10)
+	limit := s.filters.maxKeys()
+	k := keyspace.Key(0, []byte("s"))
+	err := s.Update(ctx, subOpts, [][]byte{k}, func(tx backend.Txn) error {
+		for i := range limit + 1 {
+			tx.(backend.SubTxn).SetSub(member(0, "s", 3, fmt.Sprint("m", i)), nil)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	probeMisses(t, s, 0, "s", 3, 4*filterMisses)
+	if n, builds := s.FilterStats(); n != 0 || builds != 0 {
+		t.Fatalf("%d filters, %d built for a collection over %d elements", n, builds, limit)
+	}
+	if len(s.filters.tooBig) != 1 {
+		t.Fatalf("%d prefixes remembered as too big, want 1", len(s.filters.tooBig))
+	}
+	for i := range limit + 1 {
+		if !has(t, s, 0, "s", 3, fmt.Sprint("m", i)) {
+			t.Fatalf("m%d not found", i)
+		}
+	}
+}
