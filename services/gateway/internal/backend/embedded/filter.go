@@ -66,7 +66,9 @@ const (
 	defaultFilterBytes = 16 << 20
 	// filterMaxKeys bounds the keys of a filtered collection (maxKeys).
 	filterMaxKeys = 1 << 18
-	// filterCandidates bounds the prefixes whose misses are counted.
+	// filterCandidates is the number of slots counting misses of
+	// prefixes without a filter, and bounds the prefixes remembered as
+	// too big.
 	filterCandidates = 4096
 )
 
@@ -154,12 +156,22 @@ const (
 	filterStale                      // a filter to rebuild first
 )
 
+// missSlot counts the misses of the prefix whose hash is tag.
+type missSlot struct {
+	tag uint64
+	n   int
+}
+
 // subFilters is a store's filters.
 type subFilters struct {
-	mu     sync.Mutex
-	seed   maphash.Seed
-	m      map[string]*subFilter
-	misses map[string]int // Pebble misses of prefixes without a filter
+	mu   sync.Mutex
+	seed maphash.Seed
+	m    map[string]*subFilter
+	// misses counts Pebble misses of prefixes without a filter, in slots
+	// chosen and tagged by the prefix's hash: no allocation per miss on a
+	// workload of many cold collections (HSET user:N ...), and a slot
+	// another prefix takes over starts again from 1.
+	misses [filterCandidates]missSlot
 	// tooBig remembers prefixes whose scan passed maxKeys.
 	tooBig  map[string]struct{}
 	bytes   int64
@@ -174,7 +186,6 @@ func newSubFilters(budget int64) *subFilters {
 	return &subFilters{
 		seed:   maphash.MakeSeed(),
 		m:      map[string]*subFilter{},
-		misses: map[string]int{},
 		tooBig: map[string]struct{}{},
 		budget: budget,
 	}
@@ -254,15 +265,23 @@ func (fs *subFilters) missed(prefix []byte, answer filterAnswer) bool {
 		if _, ok := fs.tooBig[string(prefix)]; ok {
 			return false
 		}
-		n, ok := fs.misses[string(prefix)]
-		if !ok && len(fs.misses) >= filterCandidates {
-			clear(fs.misses)
+		h := maphash.Bytes(fs.seed, prefix)
+		slot := &fs.misses[h%filterCandidates]
+		if slot.tag != h {
+			*slot = missSlot{tag: h}
 		}
-		n++
-		fs.misses[string(prefix)] = n
-		return n >= filterMisses
+		slot.n++
+		return slot.n >= filterMisses
 	}
 	return false
+}
+
+// forgetMisses zeroes prefix's miss count (fs.mu held).
+func (fs *subFilters) forgetMisses(prefix []byte) {
+	h := maphash.Bytes(fs.seed, prefix)
+	if slot := &fs.misses[h%filterCandidates]; slot.tag == h {
+		*slot = missSlot{}
+	}
 }
 
 // install makes f prefix's filter (replacing a stale one), evicting the
@@ -271,7 +290,7 @@ func (fs *subFilters) install(prefix []byte, f *subFilter) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	key := string(prefix)
-	delete(fs.misses, key)
+	fs.forgetMisses(prefix)
 	if old := fs.m[key]; old != nil {
 		fs.bytes -= old.bytes()
 	}
@@ -311,7 +330,7 @@ func (fs *subFilters) giveUp(prefix []byte) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	key := string(prefix)
-	delete(fs.misses, key)
+	fs.forgetMisses(prefix)
 	if old := fs.m[key]; old != nil {
 		fs.bytes -= old.bytes()
 		delete(fs.m, key)
@@ -328,7 +347,7 @@ func (fs *subFilters) reset() {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	clear(fs.m)
-	clear(fs.misses)
+	fs.misses = [filterCandidates]missSlot{}
 	clear(fs.tooBig)
 	fs.bytes = 0
 	fs.enabled.Store(false)
