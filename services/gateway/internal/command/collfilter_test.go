@@ -74,6 +74,10 @@ func runCollectionModel(t *testing.T, grouped bool, seed uint64, steps int) {
 	ctx := context.Background()
 	if grouped {
 		ctx = e.be.(backend.Batcher).Batch(ctx)
+		// Before Close (cleanups run last first), the end of the loop's
+		// last iteration: the group lets go of the writers' lock, which
+		// the sweeper Close waits for may be waiting on.
+		t.Cleanup(func() { _ = e.be.Sync(ctx) })
 	}
 	rng := rand.New(rand.NewPCG(7, seed))
 	model := map[string]*modelVal{}
