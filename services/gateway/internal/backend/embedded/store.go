@@ -112,6 +112,9 @@ type Store struct {
 	// that the last Sync covered. Sync skips the fsync when nothing is new.
 	unsynced atomic.Uint64
 	synced   atomic.Uint64
+	// filters are the negative-lookup filters of hot collections' elements
+	// (filter.go).
+	filters *subFilters
 	// lastVersion is the last collection version handed out (NewVersion).
 	lastVersion atomic.Uint64
 	// syncWaiters counts callers waiting for an fsync of the WAL.
@@ -186,6 +189,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	s := &Store{
 		cache:   kc,
+		filters: newSubFilters(defaultFilterBytes),
 		opts:    opts,
 		latches: latch.New(),
 		now:     opts.Now,
@@ -553,7 +557,7 @@ func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]
 	defer release()
 	tx := txnPool.Get().(*txn)
 	defer tx.release()
-	tx.store = s
+	tx.store, tx.latched = s, keys
 	b, err := s.prepare(tx, fn)
 	if err != nil || b == nil {
 		release()
@@ -952,6 +956,9 @@ func (s *Store) exclusive(ctx context.Context, fn func() error) error {
 		return backend.ErrClosed
 	}
 	s.cache.clear()
+	// SWAPDB moves sub-keys under another database's prefix without
+	// SetSub; FLUSH* leaves the filters of dead versions behind.
+	s.filters.reset()
 	return fn()
 }
 

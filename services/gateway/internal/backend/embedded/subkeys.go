@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -71,11 +72,31 @@ func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	if err != nil {
 		return nil, false, err
 	}
+	fs := t.store.filters
+	prefix, rest, filtered := filterSplit(sub)
+	answer := filterNone
+	if filtered {
+		answer = fs.check(prefix, rest)
+		if answer == filterStale && t.holds(prefix) {
+			if err := fs.build(r, prefix); err != nil {
+				return nil, false, err
+			}
+			answer = fs.check(prefix, rest)
+		}
+		if answer == filterAbsent {
+			return nil, false, nil
+		}
+	}
 	// The encoded key goes in the txn's scratch space (Pebble holds it
 	// only until the closer is closed), sparing an allocation per read.
 	t.kbuf = appendDataKey(t.kbuf[:0], sub)
 	val, closer, err := r.Get(t.kbuf)
 	if errors.Is(err, pebble.ErrNotFound) {
+		if filtered && fs.missed(prefix, answer) && t.holds(prefix) {
+			if err := fs.build(r, prefix); err != nil {
+				return nil, false, err
+			}
+		}
 		return nil, false, nil
 	}
 	if err != nil {
@@ -84,6 +105,24 @@ func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	out := append([]byte{}, val...)
 	_ = closer.Close()
 	return out, true, nil
+}
+
+// holds reports whether the txn holds the collection whose sub-key prefix
+// this is: under the group (writeMu), or with its key latched. Only a
+// holder may build the collection's filter (filter.go).
+func (t *txn) holds(prefix []byte) bool {
+	if t.group != nil {
+		return true
+	}
+	n := binary.BigEndian.Uint32(prefix[4:8])
+	db := binary.BigEndian.Uint32(prefix) &^ keyspace.SubKeyBit
+	key := prefix[8 : 8+n]
+	for _, k := range t.latched {
+		if len(k) == keyspace.PrefixLen+len(key) && keyspace.DB(k) == db && bytes.Equal(k[keyspace.PrefixLen:], key) {
+			return true
+		}
+	}
+	return false
 }
 
 // GetSubs implements backend.SubTxn: reads from the local store cost no
@@ -105,6 +144,10 @@ func (t *txn) SetSub(sub, val []byte) {
 	b := t.subWriteBatch(sub)
 	if b == nil {
 		return
+	}
+	// Into the collection's filter before the batch (filter.go).
+	if prefix, rest, ok := filterSplit(sub); ok {
+		t.store.filters.add(prefix, rest)
 	}
 	op := b.SetDeferred(1+len(sub), len(val))
 	appendDataKey(op.Key[:0], sub)

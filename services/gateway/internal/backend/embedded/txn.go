@@ -63,6 +63,9 @@ type txn struct {
 	// subBase is how far the group's sub-key batch went before the txn
 	// (under a group): what the txn wrote there is the rest.
 	subBase subMark
+	// latched are the keys an Update latched (nil under a group, which
+	// holds every key): the collections whose filters it may build.
+	latched [][]byte
 	// kbuf is scratch space for an encoded sub-key (GetSub).
 	kbuf []byte
 	// subErr is the first failure of a sub-key write, reported by prepare.
@@ -95,7 +98,7 @@ func (t *txn) release() {
 		t.kbuf = nil
 	}
 	t.created = t.created[:0]
-	t.store, t.group, t.now, t.nowSet = nil, nil, 0, false
+	t.store, t.group, t.now, t.nowSet, t.latched = nil, nil, 0, false, nil
 	txnPool.Put(t)
 }
 
