@@ -90,6 +90,16 @@ const (
 	maxWalks = 8
 	// randSmall is the largest collection read whole to draw from.
 	randSmall = 128
+	// smallShare: a subtree the walk reaches with probability q is
+	// expected to hold about count·q elements; when that is at most
+	// smallShare it is read whole (at most smallSubtree elements: one
+	// seek and a step per element) and one of its elements picked
+	// uniformly, instead of walking its last levels at a few seeks each.
+	// A seek costs as much as some 25 steps (several memtables and
+	// sstables to position, against one more key of each), a level of
+	// the walk two or three seeks.
+	smallShare   = 128
+	smallSubtree = 512
 )
 
 // picked is one element and its value, both copied.
@@ -136,7 +146,9 @@ type picker struct {
 	first, second picked
 	n             int
 	levels        map[string]*level // by prefix, for the draws that follow
-	scratch       []byte
+	// big marks the subtrees found too big to read whole (smallShare).
+	big     map[string]bool
+	scratch []byte
 }
 
 // newPicker returns a picker of c's elements of kind, or nil if there is
@@ -146,7 +158,7 @@ func (c *coll) newPicker(kind byte) (*picker, error) {
 		return nil, nil
 	}
 	base, end := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
-	p := &picker{sub: c.sub, base: base, end: end, count: c.meta.Count, levels: map[string]*level{}}
+	p := &picker{sub: c.sub, base: base, end: end, count: c.meta.Count, levels: map[string]*level{}, big: map[string]bool{}}
 	if st, ok := c.sub.(backend.SubIterTxn); ok && useSubIter {
 		it, err := st.NewSubIter(base, end)
 		if err != nil {
@@ -467,6 +479,16 @@ func (p *picker) walk() (picked, float64, error) {
 		if n < 2 || !bytes.HasPrefix(second.elem, prefix) {
 			return first, q, nil
 		}
+		if float64(p.count)*q <= smallShare && !p.big[string(prefix)] {
+			e, m, err := p.subtree(prefix)
+			if err != nil {
+				return picked{}, 0, err
+			}
+			if m > 0 {
+				return e, q / float64(m), nil
+			}
+			p.big[string(prefix)] = true
+		}
 		l, err := p.levelAt(prefix, first, second, n)
 		if err != nil {
 			return picked{}, 0, err
@@ -491,6 +513,32 @@ func (p *picker) walk() (picked, float64, error) {
 		prefix = k.first.elem[:len(prefix)+1]
 		first, second, n = k.first, k.second, k.n
 	}
+}
+
+// subtree picks an element of the subtree prefix uniformly, reading the
+// subtree with one seek, and returns it with the subtree's size m; m is 0
+// if the subtree holds more than smallSubtree elements. Within the
+// subtree the draw is then exact. Reservoir sampling: the i-th element
+// replaces the pick with probability 1/i, so only a few are copied.
+func (p *picker) subtree(prefix []byte) (e picked, m int, err error) {
+	subEnd := keyspace.PrefixEnd(p.full(prefix))
+	fn := func(k, v []byte) bool {
+		if m++; m <= smallSubtree && rand.IntN(m) == 0 {
+			e = picked{elem: bytesClone(k[len(p.base):]), val: bytesClone(v)}
+		}
+		return true
+	}
+	if p.it != nil {
+		err = p.it.SeekGE(p.full(prefix), subEnd, smallSubtree+1, fn)
+	} else {
+		err = p.sub.ScanSub(p.full(prefix), subEnd, smallSubtree+1, fn)
+	}
+	randSeeks.Add(1)
+	subKeysScanned.Add(int64(m))
+	if err != nil || m > smallSubtree {
+		return picked{}, 0, err
+	}
+	return e, m, nil
 }
 
 // draw draws one element: walks, each kept with probability
