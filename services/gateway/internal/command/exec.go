@@ -82,6 +82,7 @@ type Executor struct {
 	panics           atomic.Int64
 
 	scanCursors *cursorTable
+	lranges     rangeCache
 	watches     *watchRegistry
 	blocking    *blockRegistry
 	in          introspection

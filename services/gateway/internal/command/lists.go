@@ -334,8 +334,19 @@ func cmdLRange(r *Request) error {
 	var out [][]byte
 	err = r.readList(r.Args[1], func(l *coll) error {
 		from, n := rangeOf(start, stop, l.llen())
+		if n <= 0 || !l.found {
+			return nil
+		}
+		// An unchanged list's range is served from the cache (rangeCache).
+		key := rangeCacheKey(l, from, n)
+		if elems, ok := r.e.lranges.get(key); ok {
+			out = elems
+			return nil
+		}
 		var err error
-		out, err = l.listRange(from, n)
+		if out, err = l.listRange(from, n); err == nil {
+			r.e.lranges.put(key, out)
+		}
 		return err
 	})
 	if err != nil {
