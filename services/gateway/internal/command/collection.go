@@ -35,6 +35,9 @@ type coll struct {
 	// known: elements' states read ahead in one batch (prefetch) and kept
 	// up to date by put and remove, by sub-key; nil unless prefetched.
 	known map[string]subState
+	// pickers keeps random draws' walks across commands (pickerCache);
+	// nil: none kept.
+	pickers *pickerCache
 }
 
 // subState is an element's value as the command sees it.
@@ -54,7 +57,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers}
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
 		return c, err

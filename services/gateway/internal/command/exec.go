@@ -83,6 +83,7 @@ type Executor struct {
 
 	scanCursors *cursorTable
 	lranges     rangeCache
+	pickers     pickerCache
 	watches     *watchRegistry
 	blocking    *blockRegistry
 	in          introspection
