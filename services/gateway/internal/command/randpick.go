@@ -158,7 +158,10 @@ type picker struct {
 	// big marks the subtrees found too big to read whole (smallShare).
 	big map[string]bool
 	// keep: the walk is kept for the next commands (pickerCache).
-	keep    bool
+	keep bool
+	// bytes counts the element and value bytes the seeks copied (the
+	// levels hold them): a kept walk is bounded by pickerBytes.
+	bytes   int
 	scratch []byte
 	// cut is the depth of the level the last walk ended at (it chose a
 	// one-element subtree or the end element there, or read the subtree
@@ -185,7 +188,7 @@ func (c *coll) newPicker(kind byte) (*picker, error) {
 	}
 	if c.pickers != nil {
 		if kept := c.pickers.take(c.pickerKey(kind), c.meta.Version, c.meta.Stamp); kept != nil {
-			p.first, p.second, p.n, p.levels, p.big = kept.first, kept.second, kept.n, kept.levels, kept.big
+			p.first, p.second, p.n, p.levels, p.big, p.bytes = kept.first, kept.second, kept.n, kept.levels, kept.big, kept.bytes
 			return p, nil
 		}
 	}
@@ -225,6 +228,7 @@ func (p *picker) seek(from, end []byte, a, b *picked) (int, error) {
 			dst = b
 		}
 		*dst = picked{elem: bytesClone(k[len(p.base):]), val: bytesClone(v)}
+		p.bytes += len(k) + len(v)
 		n++
 		return true
 	}
@@ -665,7 +669,7 @@ func randWant(withCount bool, count int64) (want int64, distinct bool) {
 // chose it alone, and those that list it, as they were. A random draw's
 // first seeks then go: the root levels are the same for every draw.
 // An entry is taken out while a command uses it; at most pickerEntries
-// are kept, of at most pickerLevels levels each.
+// are kept, of at most pickerLevels levels and pickerBytes bytes each.
 type pickerCache struct {
 	mu      sync.Mutex
 	entries map[string]*keptPicker
@@ -674,6 +678,7 @@ type pickerCache struct {
 const (
 	pickerEntries = 64
 	pickerLevels  = 4096
+	pickerBytes   = 1 << 20 // elements and values (HRANDFIELD's) copied
 )
 
 type keptPicker struct {
@@ -683,6 +688,7 @@ type keptPicker struct {
 	levels         map[string]*level
 	big            map[string]bool
 	cut            int
+	bytes          int
 }
 
 // pickerKey is the cache key of c's elements of kind.
@@ -708,11 +714,11 @@ func (pc *pickerCache) take(key string, version, stamp uint64) *keptPicker {
 
 // put keeps p's walk for key at version and stamp.
 func (pc *pickerCache) put(key string, version, stamp uint64, p *picker) {
-	if len(p.levels) > pickerLevels {
+	if len(p.levels) > pickerLevels || p.bytes > pickerBytes {
 		return
 	}
 	k := &keptPicker{version: version, stamp: stamp, first: p.first, second: p.second, n: p.n,
-		levels: p.levels, big: p.big, cut: p.cut}
+		levels: p.levels, big: p.big, cut: p.cut, bytes: p.bytes}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.entries == nil {
