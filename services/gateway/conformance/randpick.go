@@ -33,8 +33,9 @@ type RandomPicks struct {
 }
 
 // maxSubKeysPerPop bounds the sub-keys one SPOP may read on average: a
-// walk's seeks read two each (command/randpick.go). Reading up to a
-// uniform position, as SPOP did, read Big/2.
+// walk's seeks read two each, and a subtree expected to hold at most 128
+// elements is read whole (command/randpick.go, smallShare: ~100 here).
+// Reading up to a uniform position, as SPOP did, read Big/2.
 const maxSubKeysPerPop = 200
 
 // RunRandomPicks checks SPOP, SRANDMEMBER, HRANDFIELD and ZRANDMEMBER's

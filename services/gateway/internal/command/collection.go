@@ -35,6 +35,9 @@ type coll struct {
 	// known: elements' states read ahead in one batch (prefetch) and kept
 	// up to date by put and remove, by sub-key; nil unless prefetched.
 	known map[string]subState
+	// pickers keeps random draws' walks across commands (pickerCache);
+	// nil: none kept.
+	pickers *pickerCache
 }
 
 // subState is an element's value as the command sees it.
@@ -54,7 +57,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers}
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
 		return c, err
@@ -169,7 +172,11 @@ func (c *coll) scan(kind byte, start []byte, limit int, fn func(elem, val []byte
 	return c.scanTo(kind, start, nil, limit, fn)
 }
 
-// scanTo is scan up to the element end, exclusive (nil: the kind's end).
+// scanTo is scan below the element end (nil: to the kind's end). A tight
+// end is cheaper to read than the limit alone: the store's iterator then
+// leaves out every memtable and sstable that holds nothing below it (a
+// list's older elements, pushed to earlier memtables), instead of merging
+// their next key at every step (LRANGE, docs/benchmarks.md).
 func (c *coll) scanTo(kind byte, start, end []byte, limit int, fn func(elem, val []byte) bool) error {
 	if !c.found {
 		return nil
@@ -177,7 +184,7 @@ func (c *coll) scanTo(kind byte, start, end []byte, limit int, fn func(elem, val
 	lo, hi := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
 	prefix := len(lo)
 	if end != nil {
-		hi = append(bytesClone(lo), end...)
+		hi = append(lo[:prefix:prefix], end...)
 	}
 	lo = append(lo, start...)
 	n := 0

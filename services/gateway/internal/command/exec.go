@@ -82,6 +82,8 @@ type Executor struct {
 	panics           atomic.Int64
 
 	scanCursors *cursorTable
+	lranges     rangeCache
+	pickers     pickerCache
 	watches     *watchRegistry
 	blocking    *blockRegistry
 	in          introspection

@@ -135,7 +135,7 @@ func (c *coll) listRange(start, n int64) ([][]byte, error) {
 	// growing. ends[i] is where element i ends in it.
 	var arena []byte
 	ends := make([]int, 0, min(n, 1024))
-	err := c.scan(keyspace.KindListIndex, c.listElem(start), int(min(n, math.MaxInt32)), func(_, v []byte) bool {
+	err := c.scanTo(keyspace.KindListIndex, c.listElem(start), c.listElem(start+n), int(min(n, math.MaxInt32)), func(_, v []byte) bool {
 		if arena == nil {
 			// A guess from the first element: a list's elements tend to be alike.
 			arena = make([]byte, 0, int(min(n, 1024))*max(len(v), 8))
@@ -334,8 +334,19 @@ func cmdLRange(r *Request) error {
 	var out [][]byte
 	err = r.readList(r.Args[1], func(l *coll) error {
 		from, n := rangeOf(start, stop, l.llen())
+		if n <= 0 || !l.found {
+			return nil
+		}
+		// An unchanged list's range is served from the cache (rangeCache).
+		key := rangeCacheKey(l, from, n)
+		if elems, ok := r.e.lranges.get(key); ok {
+			out = elems
+			return nil
+		}
 		var err error
-		out, err = l.listRange(from, n)
+		if out, err = l.listRange(from, n); err == nil {
+			r.e.lranges.put(key, out)
+		}
 		return err
 	})
 	if err != nil {

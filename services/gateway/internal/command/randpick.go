@@ -2,11 +2,13 @@ package command
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"expvar"
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"sync"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
@@ -65,6 +67,9 @@ var (
 	// (walks included): what a command reads per element is what makes
 	// it O(n) or not (tests bound it per SPOP).
 	subKeysScanned = new(expvar.Int)
+	// pickerStale counts SPOPs whose kept walk drew a member that was gone
+	// (pickerCache; expected 0): the pop then walks afresh.
+	pickerStale = new(expvar.Int)
 )
 
 func init() {
@@ -72,6 +77,7 @@ func init() {
 	randVars.Set("walks", randWalks)
 	randVars.Set("seeks", randSeeks)
 	randVars.Set("subkeys_scanned", subKeysScanned)
+	randVars.Set("kept_walk_stale", pickerStale)
 }
 
 // useSubIter lets tests run the forward-only walk (the raft backend's)
@@ -90,6 +96,19 @@ const (
 	maxWalks = 8
 	// randSmall is the largest collection read whole to draw from.
 	randSmall = 128
+	// smallShare: a subtree the walk reaches with probability q is
+	// expected to hold about count·q elements; when that is at most
+	// smallShare it is read whole (at most smallSubtree elements: one
+	// seek and a step per element) and one of its elements picked
+	// uniformly, instead of walking its last levels at a few seeks each.
+	// A seek costs as much as some 25 steps (several memtables and
+	// sstables to position, against one more key of each), a level of
+	// the walk two or three seeks.
+	smallShare   = 128
+	smallSubtree = 512
+	// listShare: a narrow level of a kept walk (pickerCache) whose
+	// subtree is expected to hold at least this many elements is listed.
+	listShare = 256
 )
 
 // picked is one element and its value, both copied.
@@ -136,7 +155,19 @@ type picker struct {
 	first, second picked
 	n             int
 	levels        map[string]*level // by prefix, for the draws that follow
-	scratch       []byte
+	// big marks the subtrees found too big to read whole (smallShare).
+	big map[string]bool
+	// keep: the walk is kept for the next commands (pickerCache).
+	keep bool
+	// bytes counts the element and value bytes the seeks copied (the
+	// levels hold them): a kept walk is bounded by pickerBytes.
+	bytes   int
+	scratch []byte
+	// cut is the depth of the level the last walk ended at (it chose a
+	// one-element subtree or the end element there, or read the subtree
+	// whole): the levels of the drawn element's prefixes from there down
+	// may lose a child with it; those above keep theirs.
+	cut int
 }
 
 // newPicker returns a picker of c's elements of kind, or nil if there is
@@ -146,13 +177,20 @@ func (c *coll) newPicker(kind byte) (*picker, error) {
 		return nil, nil
 	}
 	base, end := keyspace.KindRange(c.db, c.key, c.meta.Version, kind)
-	p := &picker{sub: c.sub, base: base, end: end, count: c.meta.Count, levels: map[string]*level{}}
+	p := &picker{sub: c.sub, base: base, end: end, count: c.meta.Count, levels: map[string]*level{}, big: map[string]bool{},
+		keep: c.pickers != nil}
 	if st, ok := c.sub.(backend.SubIterTxn); ok && useSubIter {
 		it, err := st.NewSubIter(base, end)
 		if err != nil {
 			return nil, err
 		}
 		p.it = it
+	}
+	if c.pickers != nil {
+		if kept := c.pickers.take(c.pickerKey(kind), c.meta.Version, c.meta.Stamp); kept != nil {
+			p.first, p.second, p.n, p.levels, p.big, p.bytes = kept.first, kept.second, kept.n, kept.levels, kept.big, kept.bytes
+			return p, nil
+		}
 	}
 	n, err := p.seek(nil, end, &p.first, &p.second)
 	if err != nil || n == 0 {
@@ -190,6 +228,7 @@ func (p *picker) seek(from, end []byte, a, b *picked) (int, error) {
 			dst = b
 		}
 		*dst = picked{elem: bytesClone(k[len(p.base):]), val: bytesClone(v)}
+		p.bytes += len(k) + len(v)
 		n++
 		return true
 	}
@@ -461,11 +500,23 @@ func (p *picker) windowChild(prefix []byte, l *level) (k kid, w, width int, err 
 func (p *picker) walk() (picked, float64, error) {
 	randWalks.Add(1)
 	first, second, n := p.first, p.second, p.n
-	var prefix []byte
+	var prefix, from []byte // from: the level that chose prefix
 	q := 1.0
 	for {
 		if n < 2 || !bytes.HasPrefix(second.elem, prefix) {
+			p.cut = len(from)
 			return first, q, nil
+		}
+		if float64(p.count)*q <= smallShare && !p.big[string(prefix)] {
+			e, m, err := p.subtree(prefix)
+			if err != nil {
+				return picked{}, 0, err
+			}
+			if m > 0 {
+				p.cut = len(prefix)
+				return e, q / float64(m), nil
+			}
+			p.big[string(prefix)] = true
 		}
 		l, err := p.levelAt(prefix, first, second, n)
 		if err != nil {
@@ -474,6 +525,13 @@ func (p *picker) walk() (picked, float64, error) {
 		if l.skip > 0 {
 			prefix = first.elem[:l.skip]
 			continue
+		}
+		if l.narrow && p.keep && float64(p.count)*q >= listShare {
+			// A kept walk comes back here often: listing the level once
+			// (a seek per child) spares the drawn child's seek each time.
+			if err := p.list(prefix, l); err != nil {
+				return picked{}, 0, err
+			}
 		}
 		var k kid
 		w, width := 1, len(l.kids)
@@ -486,11 +544,39 @@ func (p *picker) walk() (picked, float64, error) {
 		}
 		q *= float64(w) / float64(width)
 		if k.v == 0 {
+			p.cut = len(prefix)
 			return k.first, q, nil
 		}
+		from = prefix
 		prefix = k.first.elem[:len(prefix)+1]
 		first, second, n = k.first, k.second, k.n
 	}
+}
+
+// subtree picks an element of the subtree prefix uniformly, reading the
+// subtree with one seek, and returns it with the subtree's size m; m is 0
+// if the subtree holds more than smallSubtree elements. Within the
+// subtree the draw is then exact. Reservoir sampling: the i-th element
+// replaces the pick with probability 1/i, so only a few are copied.
+func (p *picker) subtree(prefix []byte) (e picked, m int, err error) {
+	subEnd := keyspace.PrefixEnd(p.full(prefix))
+	fn := func(k, v []byte) bool {
+		if m++; m <= smallSubtree && rand.IntN(m) == 0 {
+			e = picked{elem: bytesClone(k[len(p.base):]), val: bytesClone(v)}
+		}
+		return true
+	}
+	if p.it != nil {
+		err = p.it.SeekGE(p.full(prefix), subEnd, smallSubtree+1, fn)
+	} else {
+		err = p.sub.ScanSub(p.full(prefix), subEnd, smallSubtree+1, fn)
+	}
+	randSeeks.Add(1)
+	subKeysScanned.Add(int64(m))
+	if err != nil || m > smallSubtree {
+		return picked{}, 0, err
+	}
+	return e, m, nil
 }
 
 // draw draws one element: walks, each kept with probability
@@ -531,6 +617,9 @@ func (c *coll) randomElems(kind byte, count int64, distinct bool) (out []picked,
 		if cerr := p.close(); cerr != nil && err == nil {
 			out, ok, err = nil, false, cerr
 		}
+		if err == nil && c.pickers != nil {
+			c.pickers.put(c.pickerKey(kind), c.meta.Version, c.meta.Stamp, p)
+		}
 	}()
 	var seen map[string]bool
 	if distinct && count > 1 {
@@ -568,4 +657,127 @@ func randWant(withCount bool, count int64) (want int64, distinct bool) {
 	default:
 		return count, true
 	}
+}
+
+// pickerCache keeps pickers' walks (the two smallest elements, the levels,
+// the subtrees found big) across commands, by collection and kind, for as
+// long as the collection is unchanged: an entry holds the element version
+// and the record's Stamp it was built at, which every write of the
+// collection redraws (keyspace.Meta), so a kept walk is only used on the
+// state it was read from. SPOP carries its entry over its own pop
+// (afterPop): removing one element leaves every level but the one that
+// chose it alone, and those that list it, as they were. A random draw's
+// first seeks then go: the root levels are the same for every draw.
+// An entry is taken out while a command uses it; at most pickerEntries
+// are kept, of at most pickerLevels levels and pickerBytes bytes each.
+type pickerCache struct {
+	mu      sync.Mutex
+	entries map[string]*keptPicker
+}
+
+const (
+	pickerEntries = 64
+	pickerLevels  = 4096
+	pickerBytes   = 1 << 20 // elements and values (HRANDFIELD's) copied
+)
+
+type keptPicker struct {
+	version, stamp uint64
+	first, second  picked
+	n              int
+	levels         map[string]*level
+	big            map[string]bool
+	cut            int
+	bytes          int
+}
+
+// pickerKey is the cache key of c's elements of kind.
+func (c *coll) pickerKey(kind byte) string {
+	return string(append(binary.BigEndian.AppendUint32([]byte{kind}, c.db), c.key...))
+}
+
+// take removes and returns the entry of key if it was built at version
+// and stamp.
+func (pc *pickerCache) take(key string, version, stamp uint64) *keptPicker {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	k, ok := pc.entries[key]
+	if !ok {
+		return nil
+	}
+	delete(pc.entries, key)
+	if k.version != version || k.stamp != stamp {
+		return nil
+	}
+	return k
+}
+
+// put keeps p's walk for key at version and stamp.
+func (pc *pickerCache) put(key string, version, stamp uint64, p *picker) {
+	if len(p.levels) > pickerLevels || p.bytes > pickerBytes {
+		return
+	}
+	k := &keptPicker{version: version, stamp: stamp, first: p.first, second: p.second, n: p.n,
+		levels: p.levels, big: p.big, cut: p.cut, bytes: p.bytes}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.entries == nil {
+		pc.entries = make(map[string]*keptPicker)
+	}
+	if _, ok := pc.entries[key]; !ok && len(pc.entries) >= pickerEntries {
+		for old := range pc.entries {
+			delete(pc.entries, old)
+			break
+		}
+	}
+	pc.entries[key] = k
+}
+
+// afterPop carries the entry of c's elements of kind over the removal of
+// e, its last draw, to the record's new stamp (called after save). The
+// levels above the one the walk ended at keep their children (each subtree
+// it chose there held another element); that level and those below it on
+// e's prefixes (kept from earlier walks), and any level or root listing e
+// as a subtree's first or second element, are dropped (rebuilt when next
+// walked).
+func (c *coll) afterPop(kind byte, e []byte) {
+	if c.pickers == nil {
+		return
+	}
+	key := c.pickerKey(kind)
+	c.pickers.mu.Lock()
+	k, ok := c.pickers.entries[key]
+	delete(c.pickers.entries, key) // out while it changes
+	c.pickers.mu.Unlock()
+	if !ok || k.version != c.meta.Version || c.meta.Count == 0 ||
+		bytes.Equal(k.first.elem, e) || (k.n > 1 && bytes.Equal(k.second.elem, e)) {
+		return
+	}
+	for d := 0; d <= len(e); d++ {
+		if l, ok := k.levels[string(e[:d])]; ok && (d >= k.cut || l.lists(e)) {
+			delete(k.levels, string(e[:d]))
+		}
+	}
+	k.stamp = c.meta.Stamp
+	c.pickers.mu.Lock()
+	defer c.pickers.mu.Unlock()
+	if _, ok := c.pickers.entries[key]; !ok {
+		c.pickers.entries[key] = k
+	}
+}
+
+// lists reports whether l holds e as a child's first or second element.
+func (l *level) lists(e []byte) bool {
+	has := func(k *kid) bool {
+		return bytes.Equal(k.first.elem, e) || (k.n > 1 && bytes.Equal(k.second.elem, e))
+	}
+	if has(&l.head) || (l.end != nil && has(l.end)) {
+		return true
+	}
+	for i := range l.kids {
+		if has(&l.kids[i]) {
+			return true
+		}
+	}
+	return false
 }

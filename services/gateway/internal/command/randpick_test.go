@@ -95,8 +95,10 @@ func TestSPopReadsFewSubKeys(t *testing.T) {
 		}
 		read := (subKeysScanned.Value() - before) / pops
 		t.Logf("per SPOP: %d sub-keys read, %d seeks", read, (randSeeks.Value()-seeks)/pops)
-		if read > 100 {
-			t.Fatalf("SPOP read %d sub-keys per pop on average, want <= 100", read)
+		// A walk ends reading a subtree of at most smallSubtree elements
+		// whole (smallShare): bounded, not O(n).
+		if read > smallSubtree+100 {
+			t.Fatalf("SPOP read %d sub-keys per pop on average, want <= %d", read, smallSubtree+100)
 		}
 		if got := do(t, e, c, "SCARD", "s"); got != fmt.Sprintf(":%d\r\n", n-pops) {
 			t.Fatalf("SCARD = %q", got)
@@ -202,6 +204,55 @@ func TestSPopUntilEmpty(t *testing.T) {
 			}
 			if got := do(t, e, c, "EXISTS", "s"); got != ":0\r\n" {
 				t.Fatalf("EXISTS after the last SPOP: %q", got)
+			}
+		}
+	})
+}
+
+// SPOP keeps its walk's levels across pops (pickerCache, afterPop): on
+// ragged tries (members that are prefixes of others, uneven lengths) and
+// random bytes, popping until empty still returns every member once.
+func TestSPopKeptWalksUntilEmpty(t *testing.T) {
+	bothWalks(t, func(t *testing.T) {
+		e, c := randExecutor(t)
+		for _, set := range []struct {
+			name string
+			n    int
+			m    func(int) string
+		}{
+			{"1..2000", 2000, func(i int) string { return strconv.Itoa(i + 1) }},
+			{"hex", 2000, func(i int) string { return fmt.Sprintf("%08x", uint32(i)*2654435761) }},
+			{"prefixes", 600, func(i int) string { return strings.Repeat("a", i%7) + strconv.Itoa(i/7) }},
+		} {
+			fill(t, e, c, "SADD", "s", set.n, set.m)
+			stale := pickerStale.Value()
+			popped := map[string]int{}
+			for i := 1; i <= 2*set.n; i++ {
+				r := do(t, e, c, "SPOP", "s")
+				if r == "$-1\r\n" {
+					break
+				}
+				got := bulks(r)
+				if len(got) != 1 {
+					t.Fatalf("%s: SPOP: %q", set.name, r)
+				}
+				popped[got[0]]++
+				if i%97 == 0 {
+					// Another write in between: the kept walk is dropped.
+					do(t, e, c, "SADD", "s", got[0])
+					popped[got[0]]--
+				}
+			}
+			for i := range set.n {
+				if popped[set.m(i)] != 1 {
+					t.Fatalf("%s: %q popped %d times", set.name, set.m(i), popped[set.m(i)])
+				}
+			}
+			if got := do(t, e, c, "EXISTS", "s"); got != ":0\r\n" {
+				t.Fatalf("%s: EXISTS after popping every member: %q", set.name, got)
+			}
+			if n := pickerStale.Value() - stale; n != 0 {
+				t.Fatalf("%s: %d SPOPs drew a member that was gone from their kept walk", set.name, n)
 			}
 		}
 	})

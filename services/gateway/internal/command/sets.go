@@ -281,6 +281,21 @@ func cmdSPop(r *Request) error {
 		}
 		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
 			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
+			if err == nil && ok && !withCount {
+				// Kept walks (pickerCache) are trusted only as far as this
+				// check: a member that is gone would corrupt the count.
+				if _, found, gerr := s.get(keyspace.KindSetMember, picks[0].elem); gerr != nil {
+					return gerr
+				} else if !found {
+					if s.pickers != nil {
+						s.pickers.take(s.pickerKey(keyspace.KindSetMember), 0, 0)
+					}
+					picks, ok, err = s.randomElems(keyspace.KindSetMember, want, true)
+					if err == nil && ok {
+						pickerStale.Add(1)
+					}
+				}
+			}
 			if err != nil {
 				return err
 			}
@@ -291,6 +306,10 @@ func cmdSPop(r *Request) error {
 					s.meta.Count--
 				}
 				s.save()
+				if !withCount && len(picks) == 1 {
+					// The next SPOP walks the same levels (pickerCache).
+					s.afterPop(keyspace.KindSetMember, picks[0].elem)
+				}
 				return nil
 			}
 		}

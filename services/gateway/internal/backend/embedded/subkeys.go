@@ -239,13 +239,12 @@ func (t *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) boo
 	if err != nil {
 		return fmt.Errorf("scan sub-keys: %w", err)
 	}
+	// The limit is checked before stepping, so a scan of n keys steps n-1
+	// times, not n.
 	seen := 0
-	for it.First(); it.Valid(); it.Next() {
-		if limit > 0 && seen >= limit {
-			break
-		}
+	for ok := it.First(); ok; ok = it.Next() {
 		seen++
-		if !fn(it.Key()[1:], it.Value()) {
+		if !fn(it.Key()[1:], it.Value()) || (limit > 0 && seen >= limit) {
 			break
 		}
 	}
