@@ -1,0 +1,102 @@
+package raft
+
+import (
+	"sync"
+	"time"
+)
+
+// waiter is what every caller queued in a group (a write's queued, a
+// read's readReq) carries: the signal that wakes it, and whether it was
+// woken to lead the next combined request rather than with its answer.
+type waiter struct {
+	wake chan struct{}
+	lead bool
+}
+
+func (w *waiter) base() *waiter { return w }
+
+// waitable is a caller a group queues: a pointer to a struct embedding
+// waiter.
+type waitable interface{ base() *waiter }
+
+// group queues one region's callers of one kind of combined request
+// (writes: combine.go; reads of values or heads: readcombine.go). At most
+// maxInFlight combined requests run at once, each led by one of its
+// callers; the others wait in the queue until a leader takes them or
+// makes one of them the next leader.
+type group[T waitable] struct {
+	mu       sync.Mutex
+	queue    []T
+	inFlight int
+	// gathering: a leader is waiting for company (gather); callers
+	// arriving meanwhile queue behind it instead of leading a request of
+	// their own in the free slot.
+	gathering bool
+}
+
+// join queues q, or makes it a leader at once (q.lead set, true returned)
+// if a slot is free and no leader is gathering.
+func (g *group[T]) join(q T) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.inFlight < maxInFlight && !g.gathering {
+		g.inFlight++
+		q.base().lead = true
+		return true
+	}
+	g.queue = append(g.queue, q)
+	return false
+}
+
+// take returns the leader's batch: self, then the queued callers in order
+// while fits accepts them (fits is called once per caller, in order, until
+// it refuses one). A leader that finds no one queued while another
+// combined request of the region is in flight waits gatherWait first:
+// under load the callers that request answers come back together, and one
+// that went first would make a request of its own, then the rest another
+// (every other request a lone one). An idle region never waits (nothing
+// in flight).
+func (g *group[T]) take(self T, fits func(T) bool) []T {
+	g.mu.Lock()
+	if len(g.queue) == 0 && !g.gathering && g.inFlight > 1 {
+		g.gathering = true
+		g.mu.Unlock()
+		time.Sleep(gatherWait)
+		g.mu.Lock()
+		g.gathering = false
+	}
+	n := 0
+	for n < len(g.queue) && fits(g.queue[n]) {
+		n++
+	}
+	batch := make([]T, 0, n+1)
+	batch = append(append(batch, self), g.queue[:n]...)
+	rest := copy(g.queue, g.queue[n:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+	g.mu.Unlock()
+	return batch
+}
+
+// handOff ends a leader's combined request of batch: it makes the first
+// queued caller the next leader (the slot passes to it) or gives the slot
+// back, then wakes the callers the batch answered (every field of theirs
+// is set before).
+func (g *group[T]) handOff(batch []T) {
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		rest := copy(g.queue, g.queue[1:])
+		var zero T
+		g.queue[rest] = zero
+		g.queue = g.queue[:rest]
+		next.base().lead = true
+		next.base().wake <- struct{}{}
+	} else {
+		g.inFlight--
+	}
+	g.mu.Unlock()
+	for _, q := range batch[1:] {
+		q.base().wake <- struct{}{}
+	}
+}
