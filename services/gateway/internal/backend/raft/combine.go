@@ -142,7 +142,7 @@ func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64
 func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte, fn func(backend.Txn) error) error {
 	cb := s.combiners.get(region)
 	q := &queued{keys: keys, fn: fn, waiter: waiter{wake: make(chan struct{}, 1)}}
-	if !cb.join(q) {
+	if !cb.join(q, maxInFlight) {
 		// Finished, or made the next leader: q's fields are set before
 		// the wake, and no one else writes them after.
 		<-q.wake

@@ -20,9 +20,9 @@ func (w *waiter) base() *waiter { return w }
 type waitable interface{ base() *waiter }
 
 // group queues one region's callers of one kind of combined request
-// (writes: combine.go; reads of values or heads: readcombine.go). At most
-// maxInFlight combined requests run at once, each led by one of its
-// callers; the others wait in the queue until a leader takes them or
+// (writes: combine.go; reads of values or heads: readcombine.go). A few
+// combined requests run at once (maxInFlight writes, maxReadsInFlight
+// reads), each led by one of its callers; the others wait in the queue until a leader takes them or
 // makes one of them the next leader.
 type group[T waitable] struct {
 	mu       sync.Mutex
@@ -32,14 +32,24 @@ type group[T waitable] struct {
 	// arriving meanwhile queue behind it instead of leading a request of
 	// their own in the free slot.
 	gathering bool
+	// lastSize and lastDone describe the last combined request that
+	// finished: how many callers it answered and when.
+	lastSize int
+	lastDone time.Time
 }
 
+// recentlyBusy is how long after a combined request of several callers
+// finished a lone leader still expects them back (gather): about the time
+// a client takes to receive its answer and send its next request.
+const recentlyBusy = 2 * time.Millisecond
+
 // join queues q, or makes it a leader at once (q.lead set, true returned)
-// if a slot is free and no leader is gathering.
-func (g *group[T]) join(q T) bool {
+// if fewer than limit combined requests are in flight and no leader is
+// gathering.
+func (g *group[T]) join(q T, limit int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.inFlight < maxInFlight && !g.gathering {
+	if g.inFlight < limit && !g.gathering {
 		g.inFlight++
 		q.base().lead = true
 		return true
@@ -50,15 +60,19 @@ func (g *group[T]) join(q T) bool {
 
 // take returns the leader's batch: self, then the queued callers in order
 // while fits accepts them (fits is called once per caller, in order, until
-// it refuses one). A leader that finds no one queued while another
-// combined request of the region is in flight waits gatherWait first:
-// under load the callers that request answers come back together, and one
-// that went first would make a request of its own, then the rest another
-// (every other request a lone one). An idle region never waits (nothing
-// in flight).
+// it refuses one). A leader that finds no one queued while company is
+// likely waits gatherWait first: while another combined request of the
+// region is in flight (under load the callers it answers come back
+// together, and one that went first would make a request of its own, then
+// the rest another: every other request a lone one), or when the last one
+// to finish, moments ago, answered several callers (they come back
+// together too, and the first of them would find the region idle). An
+// idle region never waits: nothing in flight, and the last request long
+// ago or a lone caller's own.
 func (g *group[T]) take(self T, fits func(T) bool) []T {
 	g.mu.Lock()
-	if len(g.queue) == 0 && !g.gathering && g.inFlight > 1 {
+	if len(g.queue) == 0 && !g.gathering &&
+		(g.inFlight > 1 || g.lastSize > 1 && time.Since(g.lastDone) < recentlyBusy) {
 		g.gathering = true
 		g.mu.Unlock()
 		time.Sleep(gatherWait)
@@ -84,6 +98,7 @@ func (g *group[T]) take(self T, fits func(T) bool) []T {
 // is set before).
 func (g *group[T]) handOff(batch []T) {
 	g.mu.Lock()
+	g.lastSize, g.lastDone = len(batch), time.Now()
 	if len(g.queue) > 0 {
 		next := g.queue[0]
 		rest := copy(g.queue, g.queue[1:])
