@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"math"
 	"sync"
 	"time"
 )
@@ -32,16 +33,27 @@ type group[T waitable] struct {
 	// arriving meanwhile queue behind it instead of leading a request of
 	// their own in the free slot.
 	gathering bool
+	// gathered, while a leader gathers, is closed once want callers
+	// queued: the leader stops waiting as soon as the callers it expects
+	// are all back.
+	gathered chan struct{}
+	want     int
 	// lastSize and lastDone describe the last combined request that
-	// finished: how many callers it answered and when.
+	// finished: how many callers it answered and when; peak is the most
+	// callers recent requests answered (decaying by an eighth a request).
 	lastSize int
 	lastDone time.Time
+	peak     int
 }
 
 // recentlyBusy is how long after a combined request of several callers
 // finished a lone leader still expects them back (gather): about the time
 // a client takes to receive its answer and send its next request.
 const recentlyBusy = 2 * time.Millisecond
+
+// fewCallers: up to this many callers per request, a gathering leader
+// stops waiting once the callers it expects are queued (take).
+const fewCallers = 8
 
 // join queues q, or makes it a leader at once (q.lead set, true returned)
 // if fewer than limit combined requests are in flight and no leader is
@@ -55,29 +67,50 @@ func (g *group[T]) join(q T, limit int) bool {
 		return true
 	}
 	g.queue = append(g.queue, q)
+	if g.gathered != nil && len(g.queue) >= g.want {
+		close(g.gathered)
+		g.gathered = nil
+	}
 	return false
 }
 
 // take returns the leader's batch: self, then the queued callers in order
 // while fits accepts them (fits is called once per caller, in order, until
 // it refuses one). A leader that finds no one queued while company is
-// likely waits gatherWait first: while another combined request of the
-// region is in flight (under load the callers it answers come back
-// together, and one that went first would make a request of its own, then
-// the rest another: every other request a lone one), or when the last one
-// to finish, moments ago, answered several callers (they come back
-// together too, and the first of them would find the region idle). An
-// idle region never waits: nothing in flight, and the last request long
-// ago or a lone caller's own.
+// likely waits for it first: while another combined request of the region
+// is in flight (under load the callers it answers come back together, and
+// one that went first would make a request of its own, then the rest
+// another: every other request a lone one), or when the last one to
+// finish, moments ago, answered several callers (they come back together
+// too, and the first of them would find the region idle). The wait lasts
+// gatherWait; when recent requests answered only a few callers, it ends
+// as soon as as many are queued (a pair of clients does not wait out
+// gatherWait for each other). An idle region never waits: nothing in
+// flight, and the last request long ago or a lone caller's own.
 func (g *group[T]) take(self T, fits func(T) bool) []T {
 	g.mu.Lock()
 	if len(g.queue) == 0 && !g.gathering &&
 		(g.inFlight > 1 || g.lastSize > 1 && time.Since(g.lastDone) < recentlyBusy) {
-		g.gathering = true
+		// With a few callers about, the wait ends once as many as recent
+		// requests answered (besides this one) are queued: it would
+		// otherwise be most of their latency. With many, it lasts
+		// gatherWait, short beside their latency, and gathers more
+		// (stragglers of earlier rounds too).
+		want := math.MaxInt
+		if g.peak <= fewCallers {
+			want = max(g.peak-1, 1)
+		}
+		gathered := make(chan struct{})
+		g.gathering, g.gathered, g.want = true, gathered, want
 		g.mu.Unlock()
-		time.Sleep(gatherWait)
+		t := time.NewTimer(gatherWait)
+		select {
+		case <-gathered:
+		case <-t.C:
+		}
+		t.Stop()
 		g.mu.Lock()
-		g.gathering = false
+		g.gathering, g.gathered = false, nil
 	}
 	n := 0
 	for n < len(g.queue) && fits(g.queue[n]) {
@@ -99,6 +132,7 @@ func (g *group[T]) take(self T, fits func(T) bool) []T {
 func (g *group[T]) handOff(batch []T) {
 	g.mu.Lock()
 	g.lastSize, g.lastDone = len(batch), time.Now()
+	g.peak = max(len(batch), g.peak-g.peak/8)
 	if len(g.queue) > 0 {
 		next := g.queue[0]
 		rest := copy(g.queue, g.queue[1:])
