@@ -75,7 +75,7 @@ func lockedError(l *Lock, key []byte) *kvrpcpb.KeyError {
 func Get(r pebble.Reader, key []byte, ts uint64, nowMs int64) (value []byte, expiresAt int64, found bool, keyErr *kvrpcpb.KeyError, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
-	return rd.read(key, ts, nowMs)
+	return rd.read(key, ts, nowMs, lockRead{})
 }
 
 // Head is what a head read returns of a value: its length and its first
@@ -96,20 +96,33 @@ type Head struct {
 func GetHead(r pebble.Reader, key []byte, ts uint64, nowMs int64, prefixLen int) (h Head, found bool, keyErr *kvrpcpb.KeyError, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
-	return rd.readHead(key, ts, nowMs, prefixLen)
+	return rd.readHead(key, ts, nowMs, prefixLen, lockRead{})
+}
+
+// lockRead tells a read how it learns its key's lock: by a point read of
+// its own (the zero value), or known already (known, with l nil for no
+// lock) because an ordered pass over a batch's keys (reader.locks) read it.
+type lockRead struct {
+	known bool
+	l     *Lock
 }
 
 // visible finds the version of key a reader at ts sees: a KeyError if a lock
 // blocks it, otherwise the newest live PUT record (found), or nothing when
 // the newest PUT or DEL at or below ts is a DEL or an expired PUT. The
 // record aliases the write iterator's buffer: valid until it moves.
-func (rd *reader) visible(key []byte, ts uint64, nowMs int64) (Write, bool, *kvrpcpb.KeyError, error) {
-	l, locked, err := rd.lock(key)
-	if err != nil {
-		return Write{}, false, nil, err
+func (rd *reader) visible(key []byte, ts uint64, nowMs int64, lk lockRead) (Write, bool, *kvrpcpb.KeyError, error) {
+	if !lk.known {
+		l, locked, err := rd.lock(key)
+		if err != nil {
+			return Write{}, false, nil, err
+		}
+		if locked {
+			lk.l = &l
+		}
 	}
-	if locked && l.blocksRead(ts) {
-		return Write{}, false, lockedError(&l, key), nil
+	if lk.l != nil && lk.l.blocksRead(ts) {
+		return Write{}, false, lockedError(lk.l, key), nil
 	}
 	ok, err := rd.seekVersions(key, ts, 0)
 	if err != nil {
@@ -134,8 +147,8 @@ func (rd *reader) visible(key []byte, ts uint64, nowMs int64) (Write, bool, *kvr
 	return Write{}, false, nil, rd.iterErr(key)
 }
 
-func (rd *reader) read(key []byte, ts uint64, nowMs int64) ([]byte, int64, bool, *kvrpcpb.KeyError, error) {
-	w, found, kerr, err := rd.visible(key, ts, nowMs)
+func (rd *reader) read(key []byte, ts uint64, nowMs int64, lk lockRead) ([]byte, int64, bool, *kvrpcpb.KeyError, error) {
+	w, found, kerr, err := rd.visible(key, ts, nowMs, lk)
 	if err != nil || kerr != nil || !found {
 		return nil, 0, false, kerr, err
 	}
@@ -146,8 +159,8 @@ func (rd *reader) read(key []byte, ts uint64, nowMs int64) ([]byte, int64, bool,
 	return v, w.ExpiresAt, true, nil, nil
 }
 
-func (rd *reader) readHead(key []byte, ts uint64, nowMs int64, prefixLen int) (Head, bool, *kvrpcpb.KeyError, error) {
-	w, found, kerr, err := rd.visible(key, ts, nowMs)
+func (rd *reader) readHead(key []byte, ts uint64, nowMs int64, prefixLen int, lk lockRead) (Head, bool, *kvrpcpb.KeyError, error) {
+	w, found, kerr, err := rd.visible(key, ts, nowMs, lk)
 	if err != nil || kerr != nil || !found {
 		return Head{}, false, kerr, err
 	}
@@ -193,13 +206,32 @@ func BatchGet(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64) (pairs 
 // BatchGetPage is BatchGet within opts: it stops once the pairs hold
 // opts.MaxBytes, after at least one key (next is the index of the first key
 // not read, 0 when every key was), and with opts.HeadOnly reads heads.
+//
+// The locks of several keys are read in one ordered pass (reader.locks)
+// before the keys' versions: with no lock about, one seek of the lock
+// column family for the whole batch instead of a point read per key (for a
+// combined GET of ~20 keys, a memtable skiplist descent per key saved). The
+// pass and the version reads share one iterator, so they see one state of
+// the engine, taken after the caller's read index; a page that stops early
+// has looked at the locks of keys it does not read, which costs a little
+// and changes nothing.
 func BatchGetPage(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64, opts ReadOptions) (pairs []*kvrpcpb.KvPair, next int, err error) {
 	rd := reader{r: r}
 	defer closeReader(&rd, &err)
+	var locks []*Lock
+	if len(keyList) > 1 {
+		if locks, err = rd.locks(keyList); err != nil {
+			return nil, 0, err
+		}
+	}
 	size := 0
 	for i, key := range keyList {
 		if opts.MaxBytes > 0 && i > 0 && size >= opts.MaxBytes {
 			return pairs, i, nil
+		}
+		var lk lockRead
+		if locks != nil {
+			lk = lockRead{known: true, l: locks[i]}
 		}
 		var (
 			p     *kvrpcpb.KvPair
@@ -209,14 +241,14 @@ func BatchGetPage(r pebble.Reader, keyList [][]byte, ts uint64, nowMs int64, opt
 		)
 		if opts.HeadOnly {
 			var h Head
-			h, found, kerr, err = rd.readHead(key, ts, nowMs, opts.PrefixLen)
+			h, found, kerr, err = rd.readHead(key, ts, nowMs, opts.PrefixLen, lk)
 			if found {
 				p = &kvrpcpb.KvPair{Key: key, Value: h.Prefix, ExpiresAt: h.ExpiresAt, ValueLen: uint64(h.Len)}
 			}
 		} else {
 			var v []byte
 			var exp int64
-			v, exp, found, kerr, err = rd.read(key, ts, nowMs)
+			v, exp, found, kerr, err = rd.read(key, ts, nowMs, lk)
 			if found {
 				p = &kvrpcpb.KvPair{Key: key, Value: v, ExpiresAt: exp}
 			}

@@ -90,16 +90,11 @@ type queued struct {
 	panicked any
 	// wake is signalled once a waiting caller's command is finished, or
 	// when its caller is to lead the next combined transaction (lead set).
-	wake chan struct{}
-	lead bool
+	waiter
 }
 
 // combiner queues one region's Updates.
-type combiner struct {
-	mu       sync.Mutex
-	queue    []*queued
-	inFlight int
-}
+type combiner = group[*queued]
 
 // combiners maps a region id to its combiner. Entries stay: one small
 // struct per region this gateway has written to.
@@ -146,17 +141,8 @@ func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64
 // updateCombined runs fn in one of the region's combined transactions.
 func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte, fn func(backend.Txn) error) error {
 	cb := s.combiners.get(region)
-	q := &queued{keys: keys, fn: fn, wake: make(chan struct{}, 1)}
-	cb.mu.Lock()
-	lead := cb.inFlight < maxInFlight
-	if lead {
-		cb.inFlight++
-		q.lead = true
-	} else {
-		cb.queue = append(cb.queue, q)
-	}
-	cb.mu.Unlock()
-	if !lead {
+	q := &queued{keys: keys, fn: fn, waiter: waiter{wake: make(chan struct{}, 1)}}
+	if !cb.join(q, maxInFlight) {
 		// Finished, or made the next leader: q's fields are set before
 		// the wake, and no one else writes them after.
 		<-q.wake
@@ -178,25 +164,11 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte
 // queued behind it, then hands the lead to the next queued caller (or
 // gives the slot back) and wakes the callers it ran.
 func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
-	cb.mu.Lock()
-	if len(cb.queue) == 0 && cb.inFlight > 1 {
-		// Alone while another transaction of the region commits: under
-		// load the callers it answers come back together, and one that
-		// went first would make a transaction of its own, then the rest
-		// another (every other transaction a lone command). A short wait
-		// lets them join this one; an idle region never waits (nothing
-		// in flight).
-		cb.mu.Unlock()
-		time.Sleep(gatherWait)
-		cb.mu.Lock()
-	}
-	n := min(len(cb.queue), maxCombined-1)
-	batch := make([]*queued, 0, n+1)
-	batch = append(append(batch, self), cb.queue[:n]...)
-	rest := copy(cb.queue, cb.queue[n:])
-	clear(cb.queue[rest:])
-	cb.queue = cb.queue[:rest]
-	cb.mu.Unlock()
+	taken := 1
+	batch := cb.take(self, func(*queued) bool {
+		taken++
+		return taken <= maxCombined
+	})
 
 	finished := false
 	defer func() {
@@ -209,21 +181,7 @@ func (s *Store) lead(ctx context.Context, cb *combiner, self *queued) {
 				q.err = fmt.Errorf("%w: the combined transaction of %d commands broke off (a gateway bug)", backend.ErrUndetermined, len(batch))
 			}
 		}
-		cb.mu.Lock()
-		if len(cb.queue) > 0 {
-			next := cb.queue[0]
-			rest := copy(cb.queue, cb.queue[1:])
-			cb.queue[rest] = nil
-			cb.queue = cb.queue[:rest]
-			next.lead = true
-			next.wake <- struct{}{}
-		} else {
-			cb.inFlight--
-		}
-		cb.mu.Unlock()
-		for _, q := range batch[1:] {
-			q.wake <- struct{}{}
-		}
+		cb.handOff(batch)
 	}()
 	s.runCombined(ctx, batch)
 	finished = true
