@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/pebble"
-	"github.com/cockroachdb/pebble/vfs"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
@@ -124,23 +123,7 @@ func TestBatchGetMatchesPerKeyReads(t *testing.T) {
 // after a SET run (ns/op is per request of 20 keys). "perkey" is the former
 // algorithm (a lock point read per key), for comparison.
 func BenchmarkBatchGet(b *testing.B) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	rng := rand.New(rand.NewSource(1))
-	key := func(i int) []byte { return []byte(fmt.Sprintf("\x00\x00\x00\x00key:%012d", i)) }
-	batch := db.NewBatch()
-	for i := range 100000 {
-		for v := uint64(1); v <= uint64(rng.Intn(3)); v++ {
-			w := Write{Kind: kvrpcpb.Op_PUT, StartTS: 10 * v, Inline: true, Value: []byte("xxx")}
-			_ = batch.Set(keys.WriteKey(key(i), 10*v+1), w.Encode(), nil)
-		}
-	}
-	if err := batch.Commit(nil); err != nil {
-		b.Fatal(err)
-	}
+	db, key, rng := benchStore(b)
 	reqs := make([][][]byte, 256)
 	for i := range reqs {
 		for range 20 {

@@ -209,23 +209,7 @@ func TestPrewriteMatchesPerKeyReference(t *testing.T) {
 // -r 100000 (ns/op is per request of 20 keys). "perkey" is the former
 // algorithm (refPrewrite), for comparison.
 func BenchmarkPrewrite1PC(b *testing.B) {
-	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 64 << 20})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	rng := rand.New(rand.NewSource(1))
-	key := func(i int) []byte { return []byte(fmt.Sprintf("\x00\x00\x00\x00key:%012d", i)) }
-	batch := db.NewBatch()
-	for i := range 100000 {
-		for v := uint64(1); v <= uint64(rng.Intn(3)); v++ {
-			w := Write{Kind: kvrpcpb.Op_PUT, StartTS: 10 * v, Inline: true, Value: []byte("xxx")}
-			_ = batch.Set(keys.WriteKey(key(i), 10*v+1), w.Encode(), nil)
-		}
-	}
-	if err := batch.Commit(nil); err != nil {
-		b.Fatal(err)
-	}
+	db, key, rng := benchStore(b)
 	reqs := make([]*kvrpcpb.PrewriteRequest, 256)
 	for i := range reqs {
 		var muts []*kvrpcpb.Mutation
@@ -251,4 +235,30 @@ func BenchmarkPrewrite1PC(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchStore opens the in-memory store the leader-step benchmarks read: a
+// memtable holding zero to two committed versions of each of 100000 keys
+// (as after redis-benchmark -r 100000), and no lock. key names the i-th
+// key; rng draws the requests.
+func benchStore(b *testing.B) (db *pebble.DB, key func(int) []byte, rng *rand.Rand) {
+	b.Helper()
+	db, err := pebble.Open("", &pebble.Options{FS: vfs.NewMem(), MemTableSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { db.Close() })
+	rng = rand.New(rand.NewSource(1))
+	key = func(i int) []byte { return []byte(fmt.Sprintf("\x00\x00\x00\x00key:%012d", i)) }
+	batch := db.NewBatch()
+	for i := range 100000 {
+		for v := uint64(1); v <= uint64(rng.Intn(3)); v++ {
+			w := Write{Kind: kvrpcpb.Op_PUT, StartTS: 10 * v, Inline: true, Value: []byte("xxx")}
+			_ = batch.Set(keys.WriteKey(key(i), 10*v+1), w.Encode(), nil)
+		}
+	}
+	if err := batch.Commit(nil); err != nil {
+		b.Fatal(err)
+	}
+	return db, key, rng
 }
