@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"expvar"
 	"fmt"
 	"hash/maphash"
 	"slices"
@@ -71,6 +72,22 @@ const (
 	// too big.
 	filterCandidates = 4096
 )
+
+// Process-wide counters (expvar nokv_coll_filter), so that an operator can
+// tell whether the filters earn their memory: reads they spared, false
+// positives (reads they could not spare that then missed) and builds.
+var (
+	filterVars     = expvar.NewMap("nokv_coll_filter")
+	filterSkipped  = new(expvar.Int)
+	filterFalsePos = new(expvar.Int)
+	filterBuilds   = new(expvar.Int)
+)
+
+func init() {
+	filterVars.Set("reads_skipped", filterSkipped)
+	filterVars.Set("false_positives", filterFalsePos)
+	filterVars.Set("builds", filterBuilds)
+}
 
 // filterKinds are the sub-key kinds filters cover.
 func filterKind(kind byte) bool {
@@ -217,6 +234,7 @@ func (fs *subFilters) check(prefix, rest []byte) filterAnswer {
 	}
 	if !f.has(maphash.Bytes(fs.seed, rest)) {
 		f.negatives++
+		filterSkipped.Add(1)
 		return filterAbsent
 	}
 	return filterMaybe
@@ -255,6 +273,7 @@ func (fs *subFilters) missed(prefix []byte, answer filterAnswer) bool {
 		}
 		f.falsePos++
 		f.negatives++
+		filterFalsePos.Add(1)
 		// A rebuild scans the collection: only when the misses it would
 		// spare pay for it.
 		if f.negatives >= max(512, f.keys/4) && f.falsePos*8 > f.negatives {
@@ -322,6 +341,7 @@ func (fs *subFilters) install(prefix []byte, f *subFilter) {
 	}
 	fs.enabled.Store(true)
 	fs.builds.Add(1)
+	filterBuilds.Add(1)
 }
 
 // giveUp records that prefix is too big to filter, dropping a filter it

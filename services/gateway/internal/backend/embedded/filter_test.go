@@ -70,6 +70,7 @@ func TestFilterModel(t *testing.T) {
 				c = s.Batch(ctx)
 			}
 			errFail := errors.New("the command fails")
+			skipped, falsePos, built := filterSkipped.Value(), filterFalsePos.Value(), filterBuilds.Value()
 			for step := range 30000 {
 				i := rng.IntN(colls)
 				key := fmt.Sprint("s", i)
@@ -136,7 +137,13 @@ func TestFilterModel(t *testing.T) {
 				t.Fatalf("%d filters held, %d built, %d bytes over %d: want rebuilds and evictions within the budget",
 					n, builds, s.filters.bytes, s.filters.budget)
 			}
-			t.Logf("%d filters held, %d built", n, builds)
+			// The process-wide counters an operator reads (nokv_coll_filter).
+			if filterSkipped.Value() == skipped || filterBuilds.Value()-built < builds || filterFalsePos.Value() < falsePos {
+				t.Fatalf("nokv_coll_filter: reads_skipped %d → %d, builds %d → %d (store built %d)",
+					skipped, filterSkipped.Value(), built, filterBuilds.Value(), builds)
+			}
+			t.Logf("%d filters held, %d built, %d reads skipped, %d false positives", n, builds,
+				filterSkipped.Value()-skipped, filterFalsePos.Value()-falsePos)
 		})
 	}
 }
