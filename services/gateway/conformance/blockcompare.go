@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -187,6 +188,7 @@ func CompareBlocking(t *testing.T, target Target, theirsAddr string) {
 	for i := range conns {
 		ours[i], theirs[i] = DialRaw(t, oursAddr), DialRaw(t, theirsAddr)
 	}
+	oursCtl, theirsCtl := DialRaw(t, oursAddr), DialRaw(t, theirsAddr)
 	ours[0].Do("FLUSHALL")
 	theirs[0].Do("FLUSHALL")
 	fails := 0
@@ -196,8 +198,9 @@ func CompareBlocking(t *testing.T, target Target, theirsAddr string) {
 		case st.send:
 			ours[st.conn].Send(Encode(st.args...))
 			theirs[st.conn].Send(Encode(st.args...))
-			// Blocked on both before the next step runs.
-			time.Sleep(30 * time.Millisecond)
+			// Blocked on both before the next step runs: which blocked
+			// client a push serves depends on the order they blocked in.
+			awaitSameBlocked(oursCtl, theirsCtl)
 			continue
 		case st.read:
 			got, want = ours[st.conn].Read(), theirs[st.conn].Read()
@@ -313,4 +316,34 @@ func zblockingSteps() []blockStep {
 		bread(0), bdo(3, "SELECT", "0"), bdo(3, "DEL", "src", "w", "w2"),
 	)
 	return s
+}
+
+// awaitSameBlocked waits until our server reports as many blocked clients
+// (INFO clients, blocked_clients) as Redis does, 30 ms at least (Redis has
+// then taken a command sent to it), 10 s at most: a loaded machine may take
+// longer than any fixed sleep to run a blocking command that was just sent,
+// and a command that does not block (served at once) leaves both counts
+// where they were.
+func awaitSameBlocked(ours, theirs *RawConn) {
+	time.Sleep(30 * time.Millisecond)
+	want := rawBlockedClients(theirs)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if rawBlockedClients(ours) == want {
+			return
+		}
+	}
+}
+
+// rawBlockedClients is blockedClients over a RawConn (-1 if absent).
+func rawBlockedClients(c *RawConn) int {
+	reply := c.Do("INFO", "clients")
+	_, rest, ok := strings.Cut(reply, "blocked_clients:")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\r\n", 2)[0]))
+	if err != nil {
+		return -1
+	}
+	return n
 }
