@@ -112,3 +112,38 @@ func TestGCResolvesALockLeftInAnIdleRegion(t *testing.T) {
 	}
 	waitSkips(t, c, 3)
 }
+
+// TestGCSkipsABusyRegionOfYoungVersions: a region taking writes all the
+// time is skipped too while every version in it is younger than the GC
+// life time (above the safe point now and at the next round), as in a
+// young cluster under load, where a pass per round walked every key; once
+// the writes stop and the safe point passes them, the old versions go.
+func TestGCSkipsABusyRegionOfYoungVersions(t *testing.T) {
+	c := startIdleGCCluster(t)
+	kc := newClient(t, c)
+	mustSet(t, kc, "k", "v0")
+	mustSet(t, kc, "other", "o")
+	from := gcStat(c, "gc_regions_skipped")
+	rounds := gcStat(c, "gc_rounds")
+	// Writes for about two thirds of the life time, several per GC round.
+	end := time.Now().Add(gcLifeTime * 2 / 3)
+	i := 1
+	for ; time.Now().Before(end); i++ {
+		mustSet(t, kc, "k", fmt.Sprintf("v%d", i))
+		time.Sleep(30 * time.Millisecond)
+	}
+	last := fmt.Sprintf("v%d", i-1)
+	// Every store runs rounds; only the leader collects the region.
+	skipped := gcStat(c, "gc_regions_skipped") - from
+	ran := (gcStat(c, "gc_rounds") - rounds) / int64(len(c.StoreIDs()))
+	if skipped < ran/2 || skipped < 3 {
+		t.Fatalf("while the region took writes its leader skipped it %d times in about %d rounds, want most of them", skipped, ran)
+	}
+	if n := gcStat(c, "gc_deleted_keys"); n != 0 {
+		t.Fatalf("GC deleted %d keys while every version was younger than the life time", n)
+	}
+	waitGCPast(t, c, mustTS(t, c))
+	waitDeletedAbove(t, c, int64(i/2)) // most of the replaced versions
+	wantValue(t, kc, "k", last)
+	wantValue(t, kc, "other", "o")
+}

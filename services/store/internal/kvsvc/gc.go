@@ -195,28 +195,31 @@ func advanceSafePoint(ctx context.Context, pd GCPD, locks LockResolver, lifeTime
 // values that readers still saw live.
 func gcNowMs(safePoint uint64) int64 { return int64(safePoint >> mvcc.PhysicalShift) }
 
-// gcIdleMark is what a GC pass over a region that found nothing to collect
-// leaves for the next: the region's data version read before the pass, the
-// safe point it collected at and what it saw (mvcc.GCSummary).
+// gcIdleMark is what a GC pass over a region that found nothing leaves for
+// the next: the token of the watch over the region's applied commands it
+// started before it read (raftstore.Store.WatchGC), the safe point it
+// collected at and what it saw (mvcc.GCSummary).
 type gcIdleMark struct {
-	version   uint64
+	token     uint64
 	safePoint uint64
 	summary   mvcc.GCSummary
 }
 
 // gcRegion collects one region if this store leads it.
 //
-// An idle region's pass is skipped when it provably finds nothing: an
-// earlier pass here found nothing at safe point sp1, the region's data
-// version (raftstore.Store.DataVersion: it changes after every command or
-// snapshot the peer applies, and a new peer never has an old one) is the
-// one read before that pass, every record it walked was committed at or
-// below sp1 and no value it kept expires by the new safe point's time
-// (mvcc.GCSummary.Idle). The pass at the new safe point would then walk the
-// same records and take the same decisions on them: none. A restart or a
-// new peer has no mark, so its first pass is a full one. The mark lives in
-// memory only, and any applied command (a write, a lock, a resolution, a
-// split) forgets it.
+// A region's pass is skipped when it provably finds nothing: an earlier
+// pass here found nothing at safe point sp1, and since it started reading,
+// the commands applied to the region here only put write records
+// (raftstore.Store.GCWritesSince: no deletion, split, snapshot or other
+// command; a new peer starts no watch), none committed at or below the new
+// safe point, no record that pass walked lies between sp1 and the new safe
+// point, and no value it kept expires by the new safe point's time
+// (mvcc.GCSummary.Idle). The pass at the new safe point would then see, at
+// or below it, the records the earlier pass saw at or below sp1, and take
+// the same decisions on them: none. So a region whose writes are all
+// younger than the GC life time, the common case of a young cluster, is
+// not walked every round however busy it is. A restart or a new peer has
+// no mark, so its first pass is a full one. The mark lives in memory only.
 func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batch, batchBytes int) error {
 	if _, err := s.store.PeerFor(regionID, nil); err != nil {
 		return nil // not led here: its leader collects it
@@ -224,21 +227,24 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 	if err := s.store.WaitLeaderReady(ctx, regionID); err != nil {
 		return err
 	}
-	// The version first, the region (its range) after it: a split or any
-	// other change the range is read after changes the version again.
-	version, ok := s.store.DataVersion(regionID)
+	s.gcIdleMu.Lock()
+	mark, marked := s.gcIdle[regionID]
+	s.gcIdleMu.Unlock()
+	if marked {
+		putSince, clean := s.store.GCWritesSince(regionID, mark.token)
+		if clean && mark.summary.Idle(mark.safePoint, safePoint, gcNowMs(safePoint), putSince) {
+			s.gcSkipped.Add(1)
+			return nil
+		}
+	}
+	// The watch first, the region (its range) after it: a split or any
+	// other change of the range read after it spoils the watch.
+	token, ok := s.store.WatchGC(regionID)
 	if !ok {
 		return nil
 	}
 	region, err := s.store.PeerFor(regionID, nil)
 	if err != nil {
-		return nil
-	}
-	s.gcIdleMu.Lock()
-	mark, marked := s.gcIdle[regionID]
-	s.gcIdleMu.Unlock()
-	if marked && mark.version == version && mark.summary.Idle(mark.safePoint, safePoint, gcNowMs(safePoint)) {
-		s.gcSkipped.Add(1)
 		return nil
 	}
 	var sum mvcc.GCSummary
@@ -250,9 +256,9 @@ func (s *Service) gcRegion(ctx context.Context, regionID, safePoint uint64, batc
 		}
 		if len(mods) == 0 && next == nil && bytes.Equal(start, region.GetStartKey()) {
 			// One call walked the whole region and found nothing: the
-			// version read before it stands for what it walked.
+			// watch started before it covers whatever it did not see.
 			s.gcIdleMu.Lock()
-			s.gcIdle[regionID] = gcIdleMark{version: version, safePoint: safePoint, summary: sum}
+			s.gcIdle[regionID] = gcIdleMark{token: token, safePoint: safePoint, summary: sum}
 			s.gcIdleMu.Unlock()
 			return nil
 		}

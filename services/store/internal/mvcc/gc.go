@@ -54,26 +54,44 @@ func GC(r pebble.Reader, start, end []byte, safePoint uint64, nowMs int64, limit
 }
 
 // GCSummary is what one GC call saw of the range it walked, for a caller
-// that wants to know whether a later GC of unchanged data could find
-// anything (see Idle).
+// that wants to know whether a later GC of the same data, plus write
+// records put since, could find anything (see Idle).
 type GCSummary struct {
 	// NewestCommit is the highest commit_ts of any write record walked,
 	// including records above the safe point (0: none).
 	NewestCommit uint64
+	// OldestAbove is the lowest commit_ts above the safe point of any write
+	// record in the range (0: none is above it).
+	OldestAbove uint64
 	// NextExpiry is the earliest ExpiresAt of a PUT kept as the newest
 	// version of its key (0: none has a TTL).
 	NextExpiry int64
 }
 
-// Idle reports whether GC at safePoint2 and nowMs2 of the same data that a
-// GC call at safePoint (which returned no modifies and next nil, with this
-// summary) walked is sure to find nothing either. It is when every record
-// is at or below the old safe point, so the records at or below the new one
-// are the same and so is every decision GC takes on them, and no kept value
-// expires by nowMs2: the only decision that depends on anything else.
-func (s GCSummary) Idle(safePoint, safePoint2 uint64, nowMs2 int64) bool {
-	return safePoint2 >= safePoint && s.NewestCommit <= safePoint && !expired(s.NextExpiry, nowMs2)
+// Idle reports whether GC at safePoint2 and nowMs2 is sure to find
+// nothing in a range that a GC call at safePoint walked (returning no
+// modifies and next nil, with this summary) if, since that call read the
+// range, write records were only put (never deleted), none committed
+// below putSince (math.MaxUint64: none put). It is when no record walked
+// or put since lies in (safePoint, safePoint2]: then the records at or
+// below safePoint2 are the ones the call saw at or below safePoint, and so
+// is every decision GC takes on them (records above its safe point GC
+// never looks at), but one: a kept value that expires by nowMs2.
+//
+// A cluster younger than the GC life time is the common case: every record
+// is above the safe point and stays above the next one, so no pass walks
+// the data until the oldest record comes within reach.
+func (s GCSummary) Idle(safePoint, safePoint2 uint64, nowMs2 int64, putSince uint64) bool {
+	return safePoint2 >= safePoint &&
+		(s.OldestAbove == 0 || s.OldestAbove > safePoint2) &&
+		putSince > safePoint2 &&
+		!expired(s.NextExpiry, nowMs2)
 }
+
+// gcWalkAbove is how many versions of a key above the safe point GC steps
+// over one by one to find the oldest (for GCSummary.OldestAbove) before it
+// seeks instead: a key rewritten often would cost a step per version.
+const gcWalkAbove = 8
 
 // GCSummarized is GC that also fills sum (if not nil) with what it walked.
 // The summary covers the whole range only when the call returns next nil.
@@ -110,11 +128,24 @@ func GCSummarized(r pebble.Reader, start, end []byte, safePoint uint64, nowMs in
 			return m.list, key, nil
 		}
 		// The first record of a key is its newest.
-		if ts := ^binary.BigEndian.Uint64(k[len(k)-8:]); ts > sum.NewestCommit {
+		ts := ^binary.BigEndian.Uint64(k[len(k)-8:])
+		if ts > sum.NewestCommit {
 			sum.NewestCommit = ts
 		}
-		seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^safePoint)
-		ok = it.SeekGE(seek)
+		if ts > safePoint {
+			// Move to the newest record at or below the safe point (or
+			// past the key), noting the oldest one above it.
+			seek = binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^safePoint)
+			oldest, err := gcSkipAbove(it, prefix, seek, safePoint, ts, &ok)
+			if err != nil {
+				return nil, nil, fmt.Errorf("mvcc: gc: key %q: %w", key, err)
+			}
+			if sum.OldestAbove == 0 || oldest < sum.OldestAbove {
+				sum.OldestAbove = oldest
+			}
+		}
+		// Otherwise the iterator already is on the newest record at or
+		// below the safe point.
 
 		var (
 			seenData   bool      // met the newest PUT or DEL at or below safePoint
@@ -161,6 +192,45 @@ func GCSummarized(r pebble.Reader, start, end []byte, safePoint uint64, nowMs in
 		return nil, nil, fmt.Errorf("mvcc: gc: %w", err)
 	}
 	return m.list, nil, nil
+}
+
+// gcSkipAbove moves it, which is on the newest record of a key (prefix is
+// the write records' key prefix) committed at newest > safePoint, to the
+// first record at or below the safe point, or past the key's records (seek
+// is the key's record at safePoint), as it.SeekGE(seek) would, and returns
+// the lowest commit_ts above the safe point of its records. *ok is the
+// iterator's state after the move.
+func gcSkipAbove(it *pebble.Iterator, prefix, seek []byte, safePoint, newest uint64, ok *bool) (oldest uint64, err error) {
+	oldest = newest
+	for steps := 0; ; steps++ {
+		if *ok = it.Next(); !*ok {
+			return oldest, nil
+		}
+		k := it.Key()
+		if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+			// Another key (a bad suffix is the caller's to report).
+			return oldest, nil
+		}
+		ts := ^binary.BigEndian.Uint64(k[len(prefix):])
+		if ts <= safePoint {
+			return oldest, nil
+		}
+		if steps == gcWalkAbove {
+			// Many versions above the safe point: seek to the last of them
+			// and then past them.
+			if !it.SeekLT(seek) {
+				return 0, fmt.Errorf("%w: no version above the safe point on a seek back", ErrCorrupt)
+			}
+			k := it.Key()
+			if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+				return 0, fmt.Errorf("write key %x: %w: bad timestamp suffix", k, ErrCorrupt)
+			}
+			oldest = ^binary.BigEndian.Uint64(k[len(prefix):])
+			*ok = it.SeekGE(seek)
+			return oldest, nil
+		}
+		oldest = ts
+	}
 }
 
 // dropVersion removes one write record and its default column family value.

@@ -2,6 +2,8 @@ package mvcc
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -222,23 +224,47 @@ func gcToFixpoint(t *testing.T, e *env, safePoint uint64, nowMs int64) GCSummary
 
 // TestGCSummaryIdle: whenever the summary of a pass that found nothing says
 // a later pass over the same data is idle, that pass finds nothing, and it
-// says so only then: versions above the old safe point, or a kept value
+// says so only then: records between the two safe points, or a kept value
 // expiring by the new one's time, make it collect again.
 func TestGCSummaryIdle(t *testing.T) {
 	e := gcFixture(t)
 	sum := gcToFixpoint(t, e, 50, 1000)
-	if sum.NewestCommit != 91 || sum.NextExpiry != 5000 {
-		t.Fatalf("summary at 50 = %+v, want newest commit 91, next expiry 5000", sum)
+	// Above 50: keep@55 (rollback), keep@61, above@71, above@80, re@91.
+	if sum.NewestCommit != 91 || sum.OldestAbove != 55 || sum.NextExpiry != 5000 {
+		t.Fatalf("summary at 50 = %+v, want newest commit 91, oldest above 55, next expiry 5000", sum)
 	}
-	if sum.Idle(50, 100, 1000) {
-		t.Fatal("idle at 100 although versions committed at 61..91 are above the old safe point 50")
+	for _, c := range []struct {
+		sp       uint64
+		nowMs    int64
+		putSince uint64
+		want     bool
+	}{
+		{50, 1000, math.MaxUint64, true},
+		{54, 4999, math.MaxUint64, true},
+		{54, 4999, 55, true},
+		{54, 4999, 54, false}, // a record put at 54 since
+		{55, 1000, math.MaxUint64, false},
+		{100, 1000, math.MaxUint64, false},
+		{54, 5000, math.MaxUint64, false}, // "alive" expires
+		{49, 1000, math.MaxUint64, false},
+	} {
+		if got := sum.Idle(50, c.sp, c.nowMs, c.putSince); got != c.want {
+			t.Errorf("Idle(50, %d, %d, %d) = %v, want %v", c.sp, c.nowMs, c.putSince, got, c.want)
+		}
+	}
+	// At 55 the rollback record there goes: Idle was right not to skip.
+	if mods, _, _ := GC(e.snap(), nil, nil, 55, 1000, 0, 0); len(mods) == 0 {
+		t.Fatal("GC at 55 found nothing, though keep@55 is a rollback record at or below it")
 	}
 	sum = gcToFixpoint(t, e, 100, 1000)
+	if sum.OldestAbove != 0 {
+		t.Fatalf("oldest above 100 = %d, want none", sum.OldestAbove)
+	}
 	for _, c := range []struct {
 		sp    uint64
 		nowMs int64
 	}{{100, 1000}, {200, 4999}, {200, 5000}, {1 << 40, 6000}, {99, 1000}} {
-		idle := sum.Idle(100, c.sp, c.nowMs)
+		idle := sum.Idle(100, c.sp, c.nowMs, math.MaxUint64)
 		mods, _, err := GC(e.snap(), nil, nil, c.sp, c.nowMs, 0, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -257,7 +283,86 @@ func TestGCSummaryIdle(t *testing.T) {
 	}
 	// A range with no records at all is idle at any later safe point.
 	empty := newEnv(t)
-	if s := gcToFixpoint(t, empty, 10, 0); !s.Idle(10, 1<<50, 1<<40) {
+	if s := gcToFixpoint(t, empty, 10, 0); !s.Idle(10, 1<<50, 1<<40, math.MaxUint64) {
 		t.Fatalf("an empty range is not idle: %+v", s)
+	}
+}
+
+// TestGCSummaryIdleRandom holds GCSummary to its promise over random
+// histories: OldestAbove is the lowest commit_ts above the safe point in
+// the write column family (keys with many versions above it take the seek
+// path), and whenever Idle says a pass at a later safe point, after more
+// records were put, finds nothing, GC there finds nothing.
+func TestGCSummaryIdleRandom(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 14))
+	idle := 0
+	for round := range 150 {
+		e := newEnv(t)
+		var ts uint64 = 10
+		ks := []string{"a", "a\x00", "b", "hot", "c", "d\x00\x01"}
+		write := func(n int) (lowest uint64) {
+			lowest = math.MaxUint64
+			for range n {
+				k := ks[rng.IntN(len(ks))]
+				if rng.IntN(3) == 0 {
+					k = "hot"
+				}
+				start, commit := ts+1, ts+2
+				ts += 2 + uint64(rng.IntN(3))
+				rec := commit
+				switch rng.IntN(6) {
+				case 0:
+					e.txn(start, commit, mDel(k))
+				case 1:
+					e.rollback(start, k)
+					rec = start
+				case 2:
+					e.txn(start, commit, mLock(k))
+				case 3:
+					e.txn(start, commit, mPutExp(k, "v", int64(1000+rng.IntN(200))))
+				case 4:
+					e.txn(start, commit, mPut(k, long('l')))
+				default:
+					e.txn(start, commit, mPut(k, "v"))
+				}
+				lowest = min(lowest, rec)
+			}
+			return lowest
+		}
+		write(10 + rng.IntN(60))
+		sp1 := 10 + uint64(rng.IntN(int(ts)))
+		now1 := int64(900 + rng.IntN(200))
+		sum := gcToFixpoint(t, e, sp1, now1)
+		var want uint64
+		for _, en := range e.dump() {
+			if en.cf == keys.CFWrite && en.ts > sp1 && (want == 0 || en.ts < want) {
+				want = en.ts
+			}
+		}
+		if sum.OldestAbove != want {
+			t.Fatalf("round %d: oldest above %d = %d, want %d", round, sp1, sum.OldestAbove, want)
+		}
+		putSince := uint64(math.MaxUint64)
+		if rng.IntN(2) == 0 {
+			putSince = write(1 + rng.IntN(10))
+		}
+		for range 10 {
+			sp2 := sp1 + uint64(rng.IntN(max(1, int(ts)-int(sp1)+5)))
+			now2 := now1 + int64(rng.IntN(100))
+			if !sum.Idle(sp1, sp2, now2, putSince) {
+				continue
+			}
+			idle++
+			mods, next, err := GC(e.snap(), nil, nil, sp2, now2, 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(mods) > 0 || next != nil {
+				t.Fatalf("round %d: Idle(%d, %d, %d, %d) but GC removes %d records", round, sp1, sp2, now2, putSince, len(mods))
+			}
+		}
+	}
+	if idle < 100 {
+		t.Fatalf("only %d idle verdicts: the test exercises too little", idle)
 	}
 }

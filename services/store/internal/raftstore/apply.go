@@ -37,8 +37,10 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 			if !changed && len(e.Data) > 0 {
 				// Any command may change the region's data: a new data
 				// version once the batch is in the engine (see DataVersion).
+				// What the commands did to write records goes to GC then
+				// too (see Store.WatchGC).
 				changed = true
-				*after = append(*after, p.newDataVersion)
+				*after = append(*after, p.newDataVersion, p.foldApplyNote)
 			}
 			err = p.applyNormal(b, e, after)
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
@@ -119,6 +121,9 @@ func (p *peer) applyNormal(b *pebble.Batch, e *raftpb.Entry, after *[]func()) er
 			return p.applyPlain(b, e, h, after)
 		}
 	}
+	// Whatever else a command does (split, delete a range, GC's deletions,
+	// the test knob), GC does not reason about it: see Store.WatchGC.
+	p.applyNote.dirty = true
 	cmd := &raftserverpb.RaftCmdRequest{}
 	if err := proto.Unmarshal(e.Data, cmd); err != nil {
 		// Every replica sees the same bytes and skips them alike.
@@ -176,7 +181,7 @@ func (p *peer) applyPlain(b *pebble.Batch, e *raftpb.Entry, h *raftserverpb.CmdH
 		p.finish(h, e.Term, applyResult{err: p.store.epochNotMatch(region, fmt.Sprintf("command epoch version %d, region has %d", h.GetRegionEpoch().GetVersion(), region.GetRegionEpoch().GetVersion()))}, after)
 		return nil
 	}
-	written, err := applyPlainWrites(b, e.Data)
+	written, err := applyPlainWrites(b, e.Data, &p.applyNote)
 	if err != nil {
 		return fmt.Errorf("raftstore: region %d: apply index %d: %w", p.regionID, e.Index, err)
 	}

@@ -107,8 +107,9 @@ func plainModify(m []byte) (op raftserverpb.ModifyOp, key, value []byte, ok bool
 // applyPlainWrites applies the modifies of a command plainWrites accepted, in
 // order, as mvcc.ApplyModifies applies the decoded ones (the batch copies
 // keys and values, so they may alias data), and returns the bytes of keys
-// and values written.
-func applyPlainWrites(b *pebble.Batch, data []byte) (written uint64, err error) {
+// and values written. It notes what the writes do to write records in note
+// (if not nil), for GC.
+func applyPlainWrites(b *pebble.Batch, data []byte, note *gcNote) (written uint64, err error) {
 	for len(data) > 0 {
 		num, _, n := protowire.ConsumeTag(data)
 		data = data[n:]
@@ -120,8 +121,14 @@ func applyPlainWrites(b *pebble.Batch, data []byte) (written uint64, err error) 
 		op, key, value, _ := plainModify(v)
 		if op == raftserverpb.ModifyOp_MODIFY_PUT {
 			err = b.Set(key, value, nil)
+			if note != nil {
+				note.put(key)
+			}
 		} else {
 			err = b.Delete(key, nil)
+			if note != nil {
+				note.del(key)
+			}
 		}
 		if err != nil {
 			return written, err

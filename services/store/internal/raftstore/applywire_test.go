@@ -129,7 +129,7 @@ func check(t *testing.T, db *pebble.DB, data []byte) bool {
 	defer want.Close()
 	defer got.Close()
 	wantErr := mvcc.ApplyModifies(want, cmd.GetWrites())
-	written, gotErr := applyPlainWrites(got, data)
+	written, gotErr := applyPlainWrites(got, data, nil)
 	if wantErr != nil || gotErr != nil {
 		t.Fatalf("apply: decoded %v, plain %v (%v)", wantErr, gotErr, cmd)
 	}
@@ -187,7 +187,7 @@ func BenchmarkApplyCommand(b *testing.B) {
 			if _, ok := plainWrites(data); !ok {
 				b.Fatal("not plain")
 			}
-			if _, err := applyPlainWrites(batch, data); err != nil {
+			if _, err := applyPlainWrites(batch, data, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -73,6 +73,11 @@ type peer struct {
 	// dataVersion changes whenever the region's data may have changed
 	// here (see Store.DataVersion).
 	dataVersion atomic.Uint64
+	// gcWatch sums up, for MVCC GC, what applied commands did to the
+	// region's write records (see Store.WatchGC).
+	gcWatch gcWatch
+	// applyNote is the gcNote of the apply round in progress.
+	applyNote gcNote
 }
 
 // newDataVersion gives the peer a data version no peer of this store has
@@ -117,6 +122,7 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		// Proposal ids start past any this region's peer ids could have
 		// used in an earlier incarnation of this process.
 		nextProposalID: uint64(s.incarnation) << 32,
+		applyNote:      newGCNote(),
 	}
 	p.newDataVersion()
 	ch := make(chan struct{})

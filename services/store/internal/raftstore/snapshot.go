@@ -320,6 +320,7 @@ func rangeMinus(s1, e1, s2, e2 []byte) [][2][]byte {
 // once the apply is durable.
 func (p *peer) afterSnapshotApplied() {
 	p.newDataVersion() // the snapshot replaced the region's data
+	p.noteApplied(gcNote{dirty: true})
 	for _, in := range p.appliedSnaps {
 		in.remove()
 	}
