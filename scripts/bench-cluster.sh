@@ -234,6 +234,10 @@ measure() {
   if [ "$system" = nokv ]; then
     # The raft backend's combined writes and reads so far (cumulative over workloads).
     extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '{writes: (.nokv_raft_combine // {}), reads: (.nokv_raft_read_combine // {})}' 2>/dev/null || true)"
+    # MVCC GC so far, summed over the stores: rounds run, region passes
+    # skipped as provably idle, keys deleted (a pass walks a region's keys).
+    extra+=" $(for sp in 12 13 14; do curl -s "http://127.0.0.1:${port[$sp]}/debug/vars"; done |
+      jq -cs '[.[] | .["NoKV.Stats"].store // {}] | {gc: {rounds: (map(.gc_rounds // 0) | add), skipped: (map(.gc_regions_skipped // 0) | add), deleted: (map(.gc_deleted_keys // 0) | add)}}' 2>/dev/null || true)"
   fi
   for p in $procs; do
     d=$(($(cpu_ticks "$(pid_of "$p")") - before[i]))
