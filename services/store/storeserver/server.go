@@ -207,8 +207,18 @@ func openEngine(dir string, log *slog.Logger) (*pebble.DB, error) {
 	cache := pebble.NewCache(128 << 20)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		Cache:        cache,
-		MemTableSize: 64 << 20,
+		Cache: cache,
+		// A small memtable keeps the records the prewrite's version seeks
+		// descend through close together: the memtable's arena also holds
+		// every raft log entry, and with 64 MiB a busy store's write
+		// records were spread over tens of MiB, each level of a skiplist
+		// descent a cache miss, so the leader's CPU per write grew with its
+		// data (docs/benchmarks.md, "CPU per SET as the store's data
+		// grows"). Flushed, the records sit in compact blocks; the flushes
+		// and compactions cost less than the misses did. Batches over half
+		// of it (raft entries reach limits.RaftEntryMaxSize, 8 MiB) go in
+		// as flushable batches.
+		MemTableSize: 8 << 20,
 		BytesPerSync: 1 << 20,
 		Logger:       pebbleLogger{log},
 	}
