@@ -215,12 +215,16 @@ func openEngine(dir string, log *slog.Logger) (*pebble.DB, error) {
 		// descent a cache miss, so the leader's CPU per write grew with its
 		// data (docs/benchmarks.md, "CPU per SET as the store's data
 		// grows"). Flushed, the records sit in compact blocks; the flushes
-		// and compactions cost less than the misses did. Batches over half
-		// of it (raft entries reach limits.RaftEntryMaxSize, 8 MiB) go in
-		// as flushable batches.
+		// and compactions cost less than the misses did.
 		MemTableSize: 8 << 20,
-		BytesPerSync: 1 << 20,
-		Logger:       pebbleLogger{log},
+		// Batches over half of it (raft entries reach
+		// limits.RaftEntryMaxSize, 8 MiB) go in as flushable batches,
+		// queued like memtables: writes stall only once 128 MiB are queued
+		// for flushing, as with two 64 MiB memtables before, not at 16 MiB
+		// (two 6 MiB entries and a memtable).
+		MemTableStopWritesThreshold: 16,
+		BytesPerSync:                1 << 20,
+		Logger:                      pebbleLogger{log},
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
