@@ -31,6 +31,11 @@ type Target struct {
 	// NoSwapDB says the backend refuses SWAPDB (the raft backend), with
 	// an error naming it.
 	NoSwapDB bool
+	// WakeBound bounds how long a push may take to reach a client blocked
+	// on its key (Blocking; default 500ms). On the raft backend the wake-up
+	// includes the waiter's pop, a cluster transaction, which the race
+	// detector and a loaded machine have stretched past a second.
+	WakeBound time.Duration
 }
 
 // Run runs the whole suite against target.
