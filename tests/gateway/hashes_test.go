@@ -62,8 +62,8 @@ var raftSplit = cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00c", "\x80"}
 // region routing. Measured with -coverpkg over services/... and pkg/...
 // (non-race, 2026-12-06): 3 seeds of 2000 steps covered 5 (sorted sets)
 // and 6 (hashes) statements that 3 seeds of 600 steps plus the rest of
-// this package did not — three in command/randpick.go, one in glob, one
-// in kvsvc and raftstore each (timing), four in the comparison's own
+// this package did not — three in command/randpick.go, one in glob, two
+// in kvsvc and one in raftstore (timing), four in the comparison's own
 // reply matching — and none in the raft backend, kvclient or the stores'
 // MVCC. Each step is a cluster transaction or two, which the race
 // detector and a loaded machine stretch to tens of milliseconds.
