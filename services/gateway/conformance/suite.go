@@ -24,6 +24,12 @@ type Target struct {
 	// with the others, runs it smaller to keep test time sane; the property
 	// checked is the same.
 	IncrClients, IncrEach int
+	// ScanElems sizes the hash and set that HashAndSetScanCursors pages
+	// through with COUNT 1, 7, 100 and 5000 (default 1000). A cluster
+	// backend, where each page is a cluster read, runs it smaller; it
+	// stays past the 128 elements that make both a hashtable, whose
+	// cursors page.
+	ScanElems int
 	// Timeout bounds a go-redis client's reads and writes (default 10s). It
 	// covers a whole pipeline's replies, so a backend that runs each command
 	// as a cluster transaction needs more on a loaded machine.
