@@ -387,15 +387,4 @@ func rawInfoInt(c *RawConn, section, field string) int {
 }
 
 // rawBlockedClients is blockedClients over a RawConn (-1 if absent).
-func rawBlockedClients(c *RawConn) int {
-	reply := c.Do("INFO", "clients")
-	_, rest, ok := strings.Cut(reply, "blocked_clients:")
-	if !ok {
-		return -1
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(rest, "\r\n", 2)[0]))
-	if err != nil {
-		return -1
-	}
-	return n
-}
+func rawBlockedClients(c *RawConn) int { return rawInfoInt(c, "clients", "blocked_clients") }

@@ -290,20 +290,28 @@ func CompareCollectionRandom(t *testing.T, ours, theirs string, seeds, steps int
 	}
 }
 
-// CompareCollectionRandomSeed is one seed's sequence of CompareCollectionRandom: seeds are
-// independent (each starts from FLUSHALL), so a slow backend can compare
-// them side by side, each against servers of its own.
+// CompareCollectionRandomSeed is one seed's sequence of
+// CompareCollectionRandom: seeds are independent (each starts from
+// FLUSHALL), so a slow backend can compare them side by side, each against
+// servers of its own.
 func CompareCollectionRandomSeed(t *testing.T, ours, theirs string, seed, steps int) {
+	compareRandomSeed(t, ours, theirs, rand.NewPCG(uint64(seed), 0x68617368), randomCollectionCommand, seed, steps)
+}
+
+// compareRandomSeed sends steps commands that next draws from src to ours
+// and theirs, from empty servers, and fails at the first reply that
+// differs, with the steps before it.
+func compareRandomSeed(t *testing.T, ours, theirs string, src rand.Source, next func(*rand.Rand) []string, seed, steps int) {
 	a, b := DialRaw(t, ours), DialRaw(t, theirs)
 	a.Do("FLUSHALL")
 	b.Do("FLUSHALL")
 	a.Do("SELECT", "0")
 	b.Do("SELECT", "0")
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x68617368))
+	rng := rand.New(src)
 	var history []string
 	var clock pairClock
 	for range steps {
-		args := randomCollectionCommand(rng)
+		args := next(rng)
 		history = append(history, strings.Join(args, " "))
 		got, want := clock.do(a, b, args)
 		if !sameCollectionReply(args, got, want, clock.slack()) {

@@ -346,27 +346,10 @@ func CompareZSetRandom(t *testing.T, ours, theirs string, seeds, steps int) {
 	}
 }
 
-// CompareZSetRandomSeed is one seed's sequence of CompareZSetRandom: seeds are
-// independent (each starts from FLUSHALL), so a slow backend can compare
-// them side by side, each against servers of its own.
+// CompareZSetRandomSeed is one seed's sequence of CompareZSetRandom (see
+// CompareCollectionRandomSeed).
 func CompareZSetRandomSeed(t *testing.T, ours, theirs string, seed, steps int) {
-	a, b := DialRaw(t, ours), DialRaw(t, theirs)
-	a.Do("FLUSHALL")
-	b.Do("FLUSHALL")
-	a.Do("SELECT", "0")
-	b.Do("SELECT", "0")
-	rng := rand.New(rand.NewPCG(uint64(seed), 0x7a736574))
-	var history []string
-	var clock pairClock
-	for range steps {
-		args := randomZSetCommand(rng)
-		history = append(history, strings.Join(args, " "))
-		got, want := clock.do(a, b, args)
-		if !sameCollectionReply(args, got, want, clock.slack()) {
-			t.Fatalf("seed %d, step %d %q:\n nokv:  %q\n redis: %q\nthe steps before:\n  %s", seed, len(history),
-				history[len(history)-1], got, want, strings.Join(history[max(0, len(history)-15):len(history)-1], "\n  "))
-		}
-	}
+	compareRandomSeed(t, ours, theirs, rand.NewPCG(uint64(seed), 0x7a736574), randomZSetCommand, seed, steps)
 }
 
 var (
