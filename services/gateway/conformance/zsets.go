@@ -322,21 +322,7 @@ func zsetNaNPayload() string {
 }
 
 // CompareZSetCases runs ZSetCases on ours and theirs (a redis-server).
-func CompareZSetCases(t *testing.T, ours, theirs string) {
-	for _, name := range mapsKeys(ZSetCases) {
-		t.Run(name, func(t *testing.T) {
-			a, b := DialRaw(t, ours), DialRaw(t, theirs)
-			a.Do("FLUSHALL")
-			b.Do("FLUSHALL")
-			for i, args := range ZSetCases[name] {
-				got, want := a.Do(args...), b.Do(args...)
-				if !SameCollectionReply(args, got, want) {
-					t.Errorf("step %d %q:\n nokv:  %q\n redis: %q", i, strings.Join(args, " "), got, want)
-				}
-			}
-		})
-	}
-}
+func CompareZSetCases(t *testing.T, ours, theirs string) { compareCases(t, ours, theirs, ZSetCases) }
 
 // CompareZSetRandom sends the same pseudo-random sequences over sorted
 // sets (with strings and sets in the same keys) to ours and theirs.
