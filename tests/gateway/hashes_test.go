@@ -76,19 +76,14 @@ func randomSteps() int {
 	return 800
 }
 
-// compareRandomOnTheRaftBackend runs each seed's random sequence against a
-// cluster, gateway and redis-server of its own, the seeds side by side:
-// each is a long chain of round trips, not CPU. The tests that use it are
-// parallel too, so they run after this package's sequential tests, which
-// read process-wide expvars and goroutine counts that they would disturb.
-func compareRandomOnTheRaftBackend(t *testing.T, random func(t *testing.T, ours, theirs string, seed, steps int)) {
+// compareRandomOnTheRaftBackend runs each seed's random sequence, one
+// after another. Not side by side: two in-process clusters in this one
+// race-detector process starved each other's raft ticks on a loaded
+// machine (leaders lost, "cluster unavailable" after 11 attempts, replies
+// past 30 s), where one at a time passes.
+func compareRandomOnTheRaftBackend(t *testing.T, ours, theirs string, random func(t *testing.T, ours, theirs string, seed, steps int)) {
 	for seed := 1; seed <= randomSeeds; seed++ {
-		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) {
-			t.Parallel()
-			redisAddr := startRedis(t)
-			srv := startGateway(t, cluster.Start(t, raftSplit))
-			random(t, srv.Addr(), redisAddr, seed, randomSteps())
-		})
+		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) { random(t, ours, theirs, seed, randomSteps()) })
 	}
 }
 
@@ -97,11 +92,12 @@ func compareRandomOnTheRaftBackend(t *testing.T, random func(t *testing.T, ours,
 // runs (services/gateway/gatewayserver), with a region split inside
 // database 0 so that multi-key commands span regions.
 func TestHashesMatchRedisServerOnTheRaftBackend(t *testing.T) {
-	t.Parallel()
 	redisAddr := startRedis(t)
 	srv := startGateway(t, cluster.Start(t, raftSplit))
 	conformance.CompareCollectionCases(t, srv.Addr(), redisAddr)
-	t.Run("random", func(t *testing.T) { compareRandomOnTheRaftBackend(t, conformance.CompareCollectionRandomSeed) })
+	t.Run("random", func(t *testing.T) {
+		compareRandomOnTheRaftBackend(t, srv.Addr(), redisAddr, conformance.CompareCollectionRandomSeed)
+	})
 }
 
 // Sorted sets on the raft backend answer as redis-server does (the cases
@@ -109,9 +105,10 @@ func TestHashesMatchRedisServerOnTheRaftBackend(t *testing.T) {
 // ZUNIONSTORE and friends then read and write across regions in one
 // transaction.
 func TestZSetsMatchRedisServerOnTheRaftBackend(t *testing.T) {
-	t.Parallel()
 	redisAddr := startRedis(t)
 	srv := startGateway(t, cluster.Start(t, raftSplit))
 	conformance.CompareZSetCases(t, srv.Addr(), redisAddr)
-	t.Run("random", func(t *testing.T) { compareRandomOnTheRaftBackend(t, conformance.CompareZSetRandomSeed) })
+	t.Run("random", func(t *testing.T) {
+		compareRandomOnTheRaftBackend(t, srv.Addr(), redisAddr, conformance.CompareZSetRandomSeed)
+	})
 }
