@@ -80,7 +80,7 @@ func randomSteps() int {
 // after another. Not side by side: two in-process clusters in this one
 // race-detector process starved each other's raft ticks on a loaded
 // machine (leaders lost, "cluster unavailable" after 11 attempts, replies
-// past 30 s), where one at a time passes.
+// past 30 s).
 func compareRandomOnTheRaftBackend(t *testing.T, ours, theirs string, random func(t *testing.T, ours, theirs string, seed, steps int)) {
 	for seed := 1; seed <= randomSeeds; seed++ {
 		t.Run(fmt.Sprintf("seed-%d", seed), func(t *testing.T) { random(t, ours, theirs, seed, randomSteps()) })
