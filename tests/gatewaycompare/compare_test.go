@@ -20,8 +20,8 @@ var raftSplit = cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00c", "\x80"}
 
 // randomSeeds and randomSteps size the random comparisons on the raft
 // backend. The sequences are the embedded backend's (gatewayserver runs
-// seeds 1 to 4 for 3000 steps each, so it runs these same commands and
-// more); what the raft backend adds is its storage, transactions and
+// seeds 1 to 4 for 2000 steps each over hashes, 3000 over sorted sets, so
+// it runs these same commands and more); what the raft backend adds is its storage, transactions and
 // region routing. Measured with -coverpkg over services/... and pkg/...
 // (non-race, 2026-12-06): 3 seeds of 2000 steps covered 5 (sorted sets)
 // and 6 (hashes) statements that 3 seeds of 600 steps plus the rest of
