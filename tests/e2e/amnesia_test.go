@@ -25,21 +25,14 @@ import (
 func (c *procCluster) waitExit(name string, timeout time.Duration) (int, string) {
 	c.t.Helper()
 	c.mu.Lock()
-	cmd, log := c.procs[name], c.logs[name]
+	p := c.procs[name]
 	delete(c.procs, name)
 	c.mu.Unlock()
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		_ = cmd.Process.Kill()
-		<-done
-		c.t.Fatalf("%s still running after %v\n%s", name, timeout, log)
+	if !p.Wait(timeout) {
+		p.Kill()
+		c.t.Fatalf("%s still running after %v\n%s", name, timeout, p.Log)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return cmd.ProcessState.ExitCode(), log.String()
+	return p.ExitCode(), p.Log.String()
 }
 
 // TestWipedStoreProcessIsRefusedAndReplaced: with the real binaries, a

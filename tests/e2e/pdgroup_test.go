@@ -16,6 +16,7 @@ import (
 
 	"github.com/nokv/nokv/api/pdpb"
 	"github.com/nokv/nokv/pkg/pdclient"
+	"github.com/nokv/nokv/tests/internal/procs"
 )
 
 // pdLeader returns the index of the PD member that serves (the leader), or
@@ -224,21 +225,16 @@ func TestPDGroupLeaderKill9UnderWrites(t *testing.T) {
 	}
 	c.startPD(c.pdNames[f])
 	c.mu.Lock()
-	cmd, log := c.procs[c.pdNames[f]], c.logs[c.pdNames[f]]
+	p := c.procs[c.pdNames[f]]
 	c.mu.Unlock()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		c.mu.Lock()
-		delete(c.procs, c.pdNames[f])
-		out := log.String()
-		c.mu.Unlock()
-		if err == nil || !strings.Contains(out, "already runs without this member's data") {
-			t.Fatalf("wiped member exited with %v:\n%s", err, tail(out, 2000))
-		}
-	case <-time.After(30 * time.Second):
+	if !p.Wait(30 * time.Second) {
 		t.Fatalf("wiped member %s still runs after 30s", c.pdNames[f])
+	}
+	c.mu.Lock()
+	delete(c.procs, c.pdNames[f])
+	c.mu.Unlock()
+	if out := p.Log.String(); p.Err() == nil || !strings.Contains(out, "already runs without this member's data") {
+		t.Fatalf("wiped member exited with %v:\n%s", p.Err(), procs.Tail(out, 2000))
 	}
 	// The other two keep serving.
 	since := time.Now()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nokv/nokv/pkg/pdclient"
+	"github.com/nokv/nokv/tests/internal/procs"
 )
 
 // pdMember is a row of `nokv-config pd member list --format json`.
@@ -210,7 +211,7 @@ func TestPDGroupMembershipWithNokvConfig(t *testing.T) {
 	t.Logf("pd member remove %s:\n%s", gone, out)
 	// The removed member stops by itself, saying why.
 	if code, log := c.waitExit(gone, 30*time.Second); code == 0 || !strings.Contains(log, "removed from the PD group") {
-		t.Fatalf("removed member %s exited with %d:\n%s", gone, code, tail(log, 2000))
+		t.Fatalf("removed member %s exited with %d:\n%s", gone, code, procs.Tail(log, 2000))
 	}
 	rest := []string{lead, wiped, "pd-4"}
 	c.waitMembers(t, all, rest...)

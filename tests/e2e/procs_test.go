@@ -1,75 +1,34 @@
 package e2e_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
-	"github.com/nokv/nokv/tests/cluster"
+	"github.com/nokv/nokv/tests/internal/procs"
 )
 
-// binaries builds nokv-pd and nokv-store once per test binary run.
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
+// bins are nokv-pd, nokv-store, nokv-redis and nokv-config, built once per
+// test binary run with the race detector.
+var bins = procs.Binaries{Prefix: "nokv-e2e-bin", Race: true, Pkgs: []string{
+	"../../services/pd/cmd/nokv-pd", "../../services/store/cmd/nokv-store",
+	"../../services/gateway/cmd/nokv-redis", "../../services/tools/cmd/nokv-config",
+}}
 
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "nokv-e2e-bin")
-		if buildErr != nil {
-			return
-		}
-		for name, pkg := range map[string]string{
-			"nokv-pd": "../../services/pd/cmd/nokv-pd", "nokv-store": "../../services/store/cmd/nokv-store",
-			"nokv-redis": "../../services/gateway/cmd/nokv-redis", "nokv-config": "../../services/tools/cmd/nokv-config",
-		} {
-			out, err := exec.Command("go", "build", "-race", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
-			if err != nil {
-				buildErr = fmt.Errorf("build %s: %v\n%s", name, err, out)
-				return
-			}
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
+// TestMain removes the binaries built for the run.
+func TestMain(m *testing.M) { bins.Main(m) }
 
 // reserve holds a free port for the process named name until it starts.
 func (c *procCluster) reserve(name string) string {
 	c.t.Helper()
-	p, err := cluster.ReservePort()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.reserved[name] = p
-	return p.Addr
+	return c.ports.Reserve(c.t, name)
 }
 
-// release frees name's port for its process; rereserve holds it again
-// after the process died, if nobody took it.
-func (c *procCluster) release(name string) {
-	c.reserved[name].Release()
-	delete(c.reserved, name)
-}
-
-func (c *procCluster) rereserve(name, addr string) {
-	if p, err := cluster.HoldPort(addr); err == nil {
-		c.reserved[name] = p
-	}
-}
+// release frees name's port for its process.
+func (c *procCluster) release(name string) { c.ports.Release(name) }
 
 // procCluster is PD and three stores running as separate processes.
 type procCluster struct {
@@ -79,11 +38,11 @@ type procCluster struct {
 	file   string
 	pdAddr string
 	stores map[uint64]string // id → address
-	procs  map[string]*exec.Cmd
-	// reserved holds the ports of processes not running (test goroutine only).
-	reserved map[string]*cluster.Port
-	logs     map[string]*bytes.Buffer
-	mu       sync.Mutex
+	procs  map[string]*procs.Proc
+	// ports holds the ports of processes not running.
+	ports procs.Ports
+	logs  map[string]*procs.LogBuffer
+	mu    sync.Mutex
 	// storeArgs are extra flags for every store.
 	storeArgs []string
 	// pdNames are the process names of the PD members ("pd" alone without
@@ -101,15 +60,15 @@ func startProcCluster(t *testing.T, storeArgs ...string) *procCluster {
 // members (pd.members; 0 means one PD at pd.addr).
 func startProcClusterPD(t *testing.T, pdMembers int, storeArgs ...string) *procCluster {
 	c := &procCluster{
-		t: t, dir: t.TempDir(), bin: binaries(t),
-		stores: map[uint64]string{}, procs: map[string]*exec.Cmd{}, logs: map[string]*bytes.Buffer{},
-		reserved: map[string]*cluster.Port{}, storeArgs: storeArgs,
+		t: t, dir: t.TempDir(), bin: bins.Dir(t),
+		stores: map[uint64]string{}, procs: map[string]*procs.Proc{}, logs: map[string]*procs.LogBuffer{},
+		storeArgs: storeArgs,
 	}
-	pdConf := map[string]any{"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd"}
+	var pdConf map[string]any
 	if pdMembers == 0 {
 		c.pdAddr = c.reserve("pd")
 		c.pdNames, c.pdAddrs = []string{"pd"}, []string{c.pdAddr}
-		pdConf["addr"], pdConf["docker_addr"] = c.pdAddr, "nokv-pd:2379"
+		pdConf = procs.SinglePD(c.pdAddr, c.dir)
 	} else {
 		var members []map[string]any
 		for i := 1; i <= pdMembers; i++ {
@@ -119,40 +78,16 @@ func startProcClusterPD(t *testing.T, pdMembers int, storeArgs ...string) *procC
 			members = append(members, map[string]any{"name": name, "addr": addr, "peer_url": "http://" + peer,
 				"docker_addr": fmt.Sprintf("nokv-pd-%d:2379", i), "docker_peer_url": fmt.Sprintf("http://nokv-pd-%d:2380", i)})
 		}
-		pdConf["members"] = members
+		pdConf = map[string]any{"work_dir": filepath.Join(c.dir, "pd"), "docker_work_dir": "/var/lib/nokv/pd", "members": members}
 		c.pdAddr = strings.Join(c.pdAddrs, ",")
-	}
-	type peer struct {
-		StoreID uint64 `json:"store_id"`
-		PeerID  uint64 `json:"peer_id"`
 	}
 	var stores []map[string]any
 	for id := uint64(1); id <= 3; id++ {
 		addr := c.reserve(fmt.Sprintf("store-%d", id))
 		c.stores[id] = addr
-		stores = append(stores, map[string]any{"store_id": id, "listen_addr": addr, "addr": addr, "docker_listen_addr": "0.0.0.0:20160", "docker_addr": fmt.Sprintf("nokv-store-%d:20160", id)})
+		stores = append(stores, procs.Store(id, addr, addr))
 	}
-	region := func(id uint64, start, end string, leader uint64) map[string]any {
-		var peers []peer
-		for s := uint64(1); s <= 3; s++ {
-			peers = append(peers, peer{StoreID: s, PeerID: id*100 + s})
-		}
-		return map[string]any{"id": id, "start_key": start, "end_key": end, "epoch": map[string]any{"version": 1, "conf_version": 1}, "peers": peers, "leader_store_id": leader}
-	}
-	file := map[string]any{
-		"max_retries": 8,
-		"pd":          pdConf,
-		"stores":      stores,
-		"regions":     []any{region(1, "", "m", 1), region(2, "m", "", 2)},
-	}
-	data, err := json.MarshalIndent(file, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.file = filepath.Join(c.dir, "cluster.json")
-	if err := os.WriteFile(c.file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c.file = procs.WriteClusterFile(t, c.dir, pdConf, stores, procs.TwoRegions("m"))
 	for _, name := range c.pdNames {
 		c.startPD(name)
 	}
@@ -167,7 +102,7 @@ func startProcClusterPD(t *testing.T, pdMembers int, storeArgs ...string) *procC
 func (c *procCluster) startPD(name string) {
 	args := []string{"--config", c.file, "--store-down-after", "3s"}
 	if name != "pd" {
-		if _, ok := c.reserved[name+"-peer"]; ok {
+		if c.ports.Reserved(name + "-peer") {
 			c.release(name + "-peer")
 		}
 		args = append(args, "--name", name, "--election-timeout", "500ms", "--leader-lease", "2s")
@@ -183,78 +118,55 @@ func (c *procCluster) startStore(id uint64) {
 
 func (c *procCluster) start(name, bin string, args ...string) {
 	c.t.Helper()
-	if _, ok := c.reserved[name]; ok {
-		c.release(name)
-	}
-	cmd := exec.Command(bin, args...)
-	log := &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start %s: %v", name, err)
+	c.release(name)
+	p, err := procs.Start(name, exec.Command(bin, args...), &procs.LogBuffer{})
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	c.mu.Lock()
-	c.procs[name], c.logs[name] = cmd, log
+	c.procs[name], c.logs[name] = p, p.Log
 	c.mu.Unlock()
 }
 
-// kill9 kills a process without warning and waits for it to be gone.
-func (c *procCluster) kill9(name string) {
+// take removes a running process from the cluster's table (nil if it is
+// not running), for the caller to stop or kill.
+func (c *procCluster) take(name string) *procs.Proc {
 	c.mu.Lock()
-	cmd := c.procs[name]
+	defer c.mu.Unlock()
+	p := c.procs[name]
 	delete(c.procs, name)
-	c.mu.Unlock()
-	if cmd == nil {
+	return p
+}
+
+// kill9 kills a process without warning and waits for it to be gone; a
+// store's port is held again until it restarts, if nobody took it.
+func (c *procCluster) kill9(name string) {
+	p := c.take(name)
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	_ = cmd.Wait()
+	p.Kill()
 	if strings.HasPrefix(name, "store-") {
-		var id uint64
-		fmt.Sscanf(name, "store-%d", &id)
-		c.rereserve(name, c.stores[id])
+		c.ports.Hold(name)
 	}
 }
 
 // stop sends SIGTERM and checks the process exits cleanly.
 func (c *procCluster) stop(name string) {
-	c.mu.Lock()
-	cmd := c.procs[name]
-	delete(c.procs, name)
-	log := c.logs[name]
-	c.mu.Unlock()
-	if cmd == nil {
+	p := c.take(name)
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			c.t.Errorf("%s exited with %v after SIGTERM\n%s", name, err, log)
-		}
-	case <-time.After(15 * time.Second):
-		_ = cmd.Process.Kill()
-		c.t.Errorf("%s did not stop within 15s of SIGTERM\n%s", name, log)
+	if !p.Stop() {
+		c.t.Errorf("%s did not stop within %v of SIGTERM\n%s", name, procs.StopGrace, p.Log)
+	} else if err := p.Err(); err != nil {
+		c.t.Errorf("%s exited with %v after SIGTERM\n%s", name, err, p.Log)
 	}
-}
-
-// TestMain removes the binaries built for the run.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
 }
 
 func (c *procCluster) stopAll() {
 	c.stop("gateway")
-	defer func() {
-		for name := range c.reserved {
-			c.release(name)
-		}
-	}()
+	defer c.ports.ReleaseAll()
 	for id := uint64(1); id <= 3; id++ {
 		c.stop(fmt.Sprintf("store-%d", id))
 	}
@@ -265,14 +177,7 @@ func (c *procCluster) stopAll() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for name, log := range c.logs {
-			c.t.Logf("--- %s log (tail)\n%s", name, tail(log.String(), 4000))
+			c.t.Logf("--- %s log (tail)\n%s", name, procs.Tail(log.String(), 4000))
 		}
 	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
 }

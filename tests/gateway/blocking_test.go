@@ -25,7 +25,10 @@ import (
 func TestBlockingListsOnTheRaftBackend(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	srv := startGateway(t, c)
-	conformance.Blocking(t, conformance.Target{Addr: srv.Addr(), Timeout: time.Minute})
+	// A wake-up that went missing would leave the waiter blocked until
+	// Timeout; the waiter's pop itself is a cluster transaction, which
+	// took over a second under the race detector on a loaded machine.
+	conformance.Blocking(t, conformance.Target{Addr: srv.Addr(), Timeout: time.Minute, WakeBound: 5 * time.Second})
 }
 
 func TestPushThroughAnotherGatewayWakesTheBlockedClient(t *testing.T) {

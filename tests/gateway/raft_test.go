@@ -1,50 +1,16 @@
-// Package gateway runs the gateway's conformance suite against the raft
-// backend: nokv-redis over an in-process cluster of PD and three stores.
+// Package gateway tests nokv-redis on the raft backend over an in-process
+// cluster of PD and three stores: blocking commands, multi-gateway
+// writes, formats, limits, reclaiming and the rest. The conformance suite
+// and the comparisons with redis-server run in tests/gatewaycompare.
 package gateway
 
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/nokv/nokv/services/gateway/conformance"
-	"github.com/nokv/nokv/services/gateway/gatewayserver"
 	"github.com/nokv/nokv/tests/cluster"
 )
-
-// startGateway runs nokv-redis with the raft backend against c; mutate,
-// if given, adjusts its settings first.
-func startGateway(t *testing.T, c *cluster.Cluster, mutate ...func(*gatewayserver.Config)) *gatewayserver.Server {
-	t.Helper()
-	cfg := gatewayserver.DefaultConfig()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.Backend = gatewayserver.BackendRaft
-	cfg.PDAddr = c.PDAddr()
-	cfg.MaxRetries = 10
-	cfg.WorkDir = t.TempDir()
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	srv, err := gatewayserver.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close gateway: %v", err)
-		}
-	})
-	return srv
-}
-
-func TestConformanceOnTheRaftBackend(t *testing.T) {
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
-	srv := startGateway(t, c)
-	// Every command is a cluster transaction run one after another, so the
-	// suite's 1000-command pipeline takes seconds, more on a loaded machine.
-	conformance.Run(t, conformance.Target{Addr: srv.Addr(), IncrClients: 10, IncrEach: 50, Timeout: 2 * time.Minute, NoSwapDB: true})
-}
 
 // On the raft backend every command of a pipeline is a cluster transaction,
 // so a long pipeline takes seconds: its replies must flow while it runs, not

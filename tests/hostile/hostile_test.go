@@ -115,11 +115,11 @@ func startTarget(t *testing.T, bin, backend string) *target {
 	if backend == "raft" {
 		tg.timeout = 30 * time.Second
 		file, _, _, ports := clusterFile(t, dir)
-		ports["pd"].Release()
+		ports.Release("pd")
 		pd := startProc(t, "nokv-pd", filepath.Join(bin, "nokv-pd"), "--config", file, "--store-down-after", "3s")
 		tg.servers = append(tg.servers, pd)
 		for id := 1; id <= 3; id++ {
-			ports[fmt.Sprintf("store-%d", id)].Release()
+			ports.Release(fmt.Sprintf("store-%d", id))
 			st := startProc(t, fmt.Sprintf("nokv-store-%d", id), filepath.Join(bin, "nokv-store"), "--config", file,
 				"--store-id", fmt.Sprint(id), "--workdir", filepath.Join(dir, fmt.Sprintf("store-%d", id)),
 				"--raft-tick-interval", "50ms", "--heartbeat-interval", "500ms")
@@ -155,7 +155,7 @@ func (tg *target) waitReady(t *testing.T) {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		if !tg.gw.alive() {
-			t.Fatalf("nokv-redis exited during start-up: %v\n%s", tg.gw.err, tg.gw.tail(3000))
+			t.Fatalf("nokv-redis exited during start-up: %v\n%s", tg.gw.err(), tg.gw.tail(3000))
 		}
 		var reply string
 		if reply, last = do(tg.addr, 5*time.Second, "SET", "hostile:ready", "1"); last == nil {
@@ -254,7 +254,7 @@ func (tg *target) checkBuilt(t *testing.T, what string, built int64) {
 	allow := int64(memBound) + bigValueFactor*built
 	for _, p := range tg.servers {
 		if !p.alive() {
-			t.Errorf("after %s: %s exited (%v) on the %s backend\n%s", what, p.name, p.err, tg.backend, p.tail(4000))
+			t.Errorf("after %s: %s exited (%v) on the %s backend\n%s", what, p.name, p.err(), tg.backend, p.tail(4000))
 			p.start(t)
 			if p == tg.gw {
 				tg.panics = 0
@@ -272,7 +272,7 @@ func (tg *target) checkBuilt(t *testing.T, what string, built int64) {
 	}
 	// Contained panics are logged with a panic attribute ("command
 	// panicked", "panic while serving a client").
-	if log := tg.gw.log.String(); strings.Count(log, " panic=") > tg.panics {
+	if log := tg.gw.Log.String(); strings.Count(log, " panic=") > tg.panics {
 		var found []string
 		for _, l := range strings.Split(log, "\n") {
 			if strings.Contains(l, " panic=") {

@@ -172,12 +172,12 @@ func TestRedisAmnesiaOfOneStore(t *testing.T) {
 	p := c.procs[name]
 	c.mu.Unlock()
 	select {
-	case <-p.exited:
+	case <-p.Exited():
 		c.mu.Lock()
 		log := c.logs[name].String()
 		c.mu.Unlock()
-		if p.err == nil || !strings.Contains(log, "already started with data") {
-			t.Fatalf("store %d restarted on an empty data directory exited with %v, want a refusal naming the lost data; log:\n%s", forgetful, p.err, lastLines(log, 20))
+		if p.Err() == nil || !strings.Contains(log, "already started with data") {
+			t.Fatalf("store %d restarted on an empty data directory exited with %v, want a refusal naming the lost data; log:\n%s", forgetful, p.Err(), lastLines(log, 20))
 		}
 		c.mu.Lock()
 		delete(c.procs, name)

@@ -2,7 +2,6 @@ package linear
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -22,6 +21,7 @@ import (
 	"github.com/nokv/nokv/api/raftserverpb"
 	"github.com/nokv/nokv/api/storepb"
 	"github.com/nokv/nokv/tests/cluster"
+	"github.com/nokv/nokv/tests/internal/procs"
 )
 
 // The real-process harness: nokv-pd, three nokv-store and two nokv-redis
@@ -31,33 +31,12 @@ import (
 // gateways and the other stores all dial it), which lets the test cut a
 // store off from its peers while clients still reach it.
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// binaries builds the servers (and the test's own store with a clock
-// knob) once and returns their directory.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "nokv-linear-bin")
-		if buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-race", "-o", binDir+string(filepath.Separator),
-			"../../services/pd/cmd/nokv-pd", "../../services/store/cmd/nokv-store",
-			"../../services/gateway/cmd/nokv-redis", "./skewstore").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
+// bins are the servers and the test's own store with a clock knob, built
+// once per test binary run.
+var bins = procs.Binaries{Prefix: "nokv-linear-bin", Race: true, Pkgs: []string{
+	"../../services/pd/cmd/nokv-pd", "../../services/store/cmd/nokv-store",
+	"../../services/gateway/cmd/nokv-redis", "./skewstore",
+}}
 
 // quietRedis drops go-redis's own log lines (failed dials while a gateway
 // is down are expected here).
@@ -68,38 +47,13 @@ func (quietRedis) Printf(context.Context, string, ...any) {}
 // TestMain removes the binaries built for the run.
 func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedis{})
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-// logBuffer collects a process's output, written by the process while the
-// test reads it.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	bins.Main(m)
 }
 
 // proc is one running server process.
 type proc struct {
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	err     error // exit status, once exited is closed
-	stopped bool  // SIGSTOPped (test goroutine only)
+	*procs.Proc
+	stopped bool // SIGSTOPped (test goroutine only)
 }
 
 // procOptions tunes the cluster a test starts.
@@ -133,12 +87,11 @@ type procCluster struct {
 	conns    []*grpc.ClientConn
 	direct   map[uint64]storepb.StoreClient // bypassing the proxies
 
-	mu       sync.Mutex
-	procs    map[string]*proc
-	logs     map[string]*logBuffer
-	binds    map[string][]string        // process name → the addresses it binds
-	reserved map[string][]*cluster.Port // ports of processes not running (test goroutine only)
-	metrics  map[uint64]string          // store id → its metrics address
+	mu      sync.Mutex
+	procs   map[string]*proc
+	logs    map[string]*procs.LogBuffer
+	ports   procs.Ports       // ports of processes not running (test goroutine only)
+	metrics map[uint64]string // store id → its metrics address
 
 	// pdNames are the PD processes ("pd", or the members "pd-1"...); with
 	// a group pdListen is each member's gRPC bind address (the test dials it
@@ -179,10 +132,9 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 		opts.storeBin = "nokv-store"
 	}
 	c := &procCluster{
-		t: t, opts: opts, dir: t.TempDir(), bin: binaries(t),
+		t: t, opts: opts, dir: t.TempDir(), bin: bins.Dir(t),
 		listen: map[uint64]string{}, proxies: map[uint64]*proxy{}, direct: map[uint64]storepb.StoreClient{},
-		procs: map[string]*proc{}, logs: map[string]*logBuffer{}, reserved: map[string][]*cluster.Port{},
-		binds: map[string][]string{}, metrics: map[uint64]string{},
+		procs: map[string]*proc{}, logs: map[string]*procs.LogBuffer{}, metrics: map[uint64]string{},
 		pdListen: map[string]string{}, peerListen: map[string]string{}, pdProxies: map[string]*proxy{}, peerProxies: map[string]*proxy{},
 	}
 	t.Cleanup(c.stopAll)
@@ -232,33 +184,9 @@ func startProcCluster(t *testing.T, opts procOptions) *procCluster {
 		}
 		c.conns = append(c.conns, cc)
 		c.direct[id] = storepb.NewStoreClient(cc)
-		stores = append(stores, map[string]any{
-			"store_id": id, "listen_addr": c.listen[id], "addr": p.addr(),
-			"docker_listen_addr": "0.0.0.0:20160", "docker_addr": fmt.Sprintf("nokv-store-%d:20160", id),
-		})
+		stores = append(stores, procs.Store(id, c.listen[id], p.addr()))
 	}
-	region := func(id uint64, start, end string, leader uint64) map[string]any {
-		var peers []map[string]any
-		for s := uint64(1); s <= 3; s++ {
-			peers = append(peers, map[string]any{"store_id": s, "peer_id": id*100 + s})
-		}
-		return map[string]any{"id": id, "start_key": start, "end_key": end,
-			"epoch": map[string]any{"version": 1, "conf_version": 1}, "peers": peers, "leader_store_id": leader}
-	}
-	file := map[string]any{
-		"max_retries": 8,
-		"pd":          pdConf,
-		"stores":      stores,
-		"regions":     []any{region(1, "", "hex:000000006d", 1), region(2, "hex:000000006d", "", 2)},
-	}
-	data, err := json.MarshalIndent(file, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.file = filepath.Join(c.dir, "cluster.json")
-	if err := os.WriteFile(c.file, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	c.file = procs.WriteClusterFile(t, c.dir, pdConf, stores, procs.TwoRegions("hex:000000006d"))
 	for i := range 2 {
 		c.gwAddrs = append(c.gwAddrs, c.reserve(gatewayName(i)))
 	}
@@ -328,31 +256,12 @@ func (c *procCluster) waitGateway(i int) {
 // reserve holds a free port for the process named name until it starts.
 func (c *procCluster) reserve(name string) string {
 	c.t.Helper()
-	p, err := cluster.ReservePort()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	c.reserved[name] = append(c.reserved[name], p)
-	c.binds[name] = append(c.binds[name], p.Addr)
-	return p.Addr
-}
-
-// hold holds the ports of a process that has exited until it starts
-// again, so that no outgoing connection takes them meanwhile.
-func (c *procCluster) hold(name string) {
-	for _, addr := range c.binds[name] {
-		if p, err := cluster.HoldPort(addr); err == nil {
-			c.reserved[name] = append(c.reserved[name], p)
-		}
-	}
+	return c.ports.Reserve(c.t, name)
 }
 
 func (c *procCluster) start(name string, env []string, bin string, args ...string) {
 	c.t.Helper()
-	for _, p := range c.reserved[name] {
-		p.Release()
-	}
-	delete(c.reserved, name)
+	c.ports.Release(name)
 	cmd := exec.Command(bin, args...)
 	if env != nil {
 		cmd.Env = append(os.Environ(), env...)
@@ -360,22 +269,17 @@ func (c *procCluster) start(name string, env []string, bin string, args ...strin
 	c.mu.Lock()
 	log := c.logs[name]
 	if log == nil {
-		log = &logBuffer{}
+		log = &procs.LogBuffer{}
 		c.logs[name] = log
 	}
 	c.mu.Unlock()
 	fmt.Fprintf(log, "=== start %s at %s\n", name, time.Now().Format("15:04:05.000"))
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		c.t.Fatalf("start %s: %v", name, err)
+	p, err := procs.Start(name, cmd, log)
+	if err != nil {
+		c.t.Fatal(err)
 	}
-	p := &proc{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
 	c.mu.Lock()
-	c.procs[name] = p
+	c.procs[name] = &proc{Proc: p}
 	c.mu.Unlock()
 }
 
@@ -391,24 +295,30 @@ func (c *procCluster) pid(name string) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[name]; p != nil {
-		return p.cmd.Process.Pid
+		return p.Pid()
 	}
 	return 0
+}
+
+// take removes a running process from the cluster's table (nil if it is
+// not running), for the caller to stop or kill.
+func (c *procCluster) take(name string) *proc {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.procs[name]
+	delete(c.procs, name)
+	return p
 }
 
 // kill9 kills a process without warning, waits for it to be gone and holds
 // its port until it is started again.
 func (c *procCluster) kill9(name string) {
-	c.mu.Lock()
-	p := c.procs[name]
-	delete(c.procs, name)
-	c.mu.Unlock()
+	p := c.take(name)
 	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.exited
-	c.hold(name)
+	p.Kill()
+	c.ports.Hold(name)
 	c.mu.Lock()
 	fmt.Fprintf(c.logs[name], "=== killed %s at %s\n", name, time.Now().Format("15:04:05.000"))
 	c.mu.Unlock()
@@ -419,7 +329,7 @@ func (c *procCluster) pause(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[name]; p != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGSTOP)
+		p.Signal(syscall.SIGSTOP)
 		p.stopped = true
 	}
 }
@@ -428,32 +338,24 @@ func (c *procCluster) resume(name string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p := c.procs[name]; p != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		p.Signal(syscall.SIGCONT)
 		p.stopped = false
 	}
 }
 
 // stop sends SIGTERM and waits for the exit, killing after 15s.
 func (c *procCluster) stop(name string) {
-	c.mu.Lock()
-	p := c.procs[name]
-	delete(c.procs, name)
-	c.mu.Unlock()
+	p := c.take(name)
 	if p == nil {
 		return
 	}
 	if p.stopped {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		p.Signal(syscall.SIGCONT)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(15 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-		c.t.Errorf("%s did not stop within 15s of SIGTERM", name)
+	if !p.Stop() {
+		c.t.Errorf("%s did not stop within %v of SIGTERM", name, procs.StopGrace)
 	}
-	c.hold(name)
+	c.ports.Hold(name)
 }
 
 func (c *procCluster) stopAll() {
@@ -478,12 +380,7 @@ func (c *procCluster) stopAll() {
 	for _, cc := range c.conns {
 		cc.Close()
 	}
-	for name, ps := range c.reserved {
-		for _, p := range ps {
-			p.Release()
-		}
-		delete(c.reserved, name)
-	}
+	c.ports.ReleaseAll()
 	if c.t.Failed() || os.Getenv("NOKV_LINEAR_LOGS") != "" {
 		c.dumpLogs()
 	}

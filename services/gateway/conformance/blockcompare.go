@@ -196,11 +196,13 @@ func CompareBlocking(t *testing.T, target Target, theirsAddr string) {
 		var got, want string
 		switch {
 		case st.send:
+			oursTaken, theirsTaken := newTakenProbe(oursCtl), newTakenProbe(theirsCtl)
 			ours[st.conn].Send(Encode(st.args...))
 			theirs[st.conn].Send(Encode(st.args...))
-			// Blocked on both before the next step runs: which blocked
-			// client a push serves depends on the order they blocked in.
-			awaitSameBlocked(oursCtl, theirsCtl)
+			// Taken (blocked or run) by both before the next step runs:
+			// which blocked client a push serves depends on the order they
+			// blocked in.
+			awaitSameBlocked(oursTaken, theirsTaken)
 			continue
 		case st.read:
 			got, want = ours[st.conn].Read(), theirs[st.conn].Read()
@@ -318,26 +320,62 @@ func zblockingSteps() []blockStep {
 	return s
 }
 
-// awaitSameBlocked waits until our server reports as many blocked clients
-// (INFO clients, blocked_clients) as Redis does, 30 ms at least (Redis has
-// then taken a command sent to it), 10 s at most: a loaded machine may take
-// longer than any fixed sleep to run a blocking command that was just sent,
-// and a command that does not block (served at once) leaves both counts
-// where they were.
-func awaitSameBlocked(ours, theirs *RawConn) {
-	time.Sleep(30 * time.Millisecond)
-	want := rawBlockedClients(theirs)
+// takenProbe tells when a server has taken a command sent on another
+// connection: the server counts a command in total_commands_processed
+// once it has run (Redis also when it blocks), and a command that blocks
+// raises blocked_clients. The probe's own INFO commands count too; it
+// subtracts them.
+type takenProbe struct {
+	ctl           *RawConn
+	base, blocked int
+	infos         int
+}
+
+func newTakenProbe(ctl *RawConn) *takenProbe {
+	p := &takenProbe{ctl: ctl}
+	p.base, p.blocked = p.read()
+	return p
+}
+
+// read returns total_commands_processed less the probe's own INFOs, and
+// blocked_clients.
+func (p *takenProbe) read() (processed, blocked int) {
+	processed = rawInfoInt(p.ctl, "stats", "total_commands_processed") - p.infos
+	p.infos++
+	blocked = rawInfoInt(p.ctl, "clients", "blocked_clients")
+	p.infos++
+	return processed, blocked
+}
+
+// taken reports whether the server has run or blocked on the command.
+func (p *takenProbe) taken() bool {
+	processed, blocked := p.read()
+	return processed > p.base || blocked > p.blocked
+}
+
+// awaitSameBlocked waits until both servers have taken the command just
+// sent (takenProbe: run, or blocked on) and then until our server reports
+// as many blocked clients as Redis does, 10 s at most each: a loaded
+// machine may take longer than any fixed sleep to run a command that was
+// just sent, and a command that does not block (served at once) leaves
+// both counts where they were. The probes are taken before the send.
+func awaitSameBlocked(ours, theirs *takenProbe) {
+	for _, p := range []*takenProbe{theirs, ours} {
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !p.taken(); time.Sleep(2 * time.Millisecond) {
+		}
+	}
+	want := rawBlockedClients(theirs.ctl)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if rawBlockedClients(ours) == want {
+		if rawBlockedClients(ours.ctl) == want {
 			return
 		}
 	}
 }
 
-// rawBlockedClients is blockedClients over a RawConn (-1 if absent).
-func rawBlockedClients(c *RawConn) int {
-	reply := c.Do("INFO", "clients")
-	_, rest, ok := strings.Cut(reply, "blocked_clients:")
+// rawInfoInt is the integer field of an INFO section (-1 if absent).
+func rawInfoInt(c *RawConn, section, field string) int {
+	reply := c.Do("INFO", section)
+	_, rest, ok := strings.Cut(reply, "\r\n"+field+":")
 	if !ok {
 		return -1
 	}
@@ -347,3 +385,6 @@ func rawBlockedClients(c *RawConn) int {
 	}
 	return n
 }
+
+// rawBlockedClients is blockedClients over a RawConn (-1 if absent).
+func rawBlockedClients(c *RawConn) int { return rawInfoInt(c, "clients", "blocked_clients") }

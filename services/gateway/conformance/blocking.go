@@ -24,6 +24,10 @@ func Blocking(t *testing.T, target Target) {
 	if timeout == 0 {
 		timeout = 10 * time.Second
 	}
+	wake := target.WakeBound
+	if wake == 0 {
+		wake = 500 * time.Millisecond
+	}
 	newClient := func(t *testing.T) *redis.Client {
 		c := redis.NewClient(&redis.Options{Addr: target.Addr, Password: target.RequirePass, MaxRetries: -1,
 			ReadTimeout: timeout, WriteTimeout: timeout, PoolSize: 4})
@@ -44,12 +48,16 @@ func Blocking(t *testing.T, target Target) {
 		{"DisconnectWhileBlocked", func(t *testing.T, ctl *redis.Client, _ func(*testing.T) *redis.Client) {
 			blockDisconnect(t, ctl, target.Addr)
 		}},
-		{"WokenByAnotherClientsPush", blockWoken},
+		{"WokenByAnotherClientsPush", func(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client) {
+			blockWoken(t, ctl, newClient, wake)
+		}},
 		{"FIFO", blockFIFO},
 		{"Timeouts", blockTimeouts},
 		{"SeveralKeys", blockSeveralKeys},
 		{"BLMOVEIntoAnotherList", blockLMove},
-		{"SortedSets", blockZSets},
+		{"SortedSets", func(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client) {
+			blockZSets(t, ctl, newClient, wake)
+		}},
 		{"SortedSetDisconnectWhileBlocked", func(t *testing.T, ctl *redis.Client, _ func(*testing.T) *redis.Client) {
 			blockZDisconnect(t, ctl, target.Addr)
 		}},
@@ -110,7 +118,7 @@ func bpop(c *redis.Client, keys ...string) chan popResult {
 
 // A push by another client wakes the waiter at once (a few ms: the push's
 // commit, a wake-up, the waiter's pop).
-func blockWoken(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client) {
+func blockWoken(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client, bound time.Duration) {
 	ctx := context.Background()
 	var worst, worstPush time.Duration
 	for i := range 5 {
@@ -130,7 +138,7 @@ func blockWoken(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *red
 	// Both the push and the pop are fsynced writes (the embedded backend's
 	// sync=always): the pushing client's own reply takes one of them.
 	t.Logf("push to the blocked client's reply: at most %v (the push's own reply: at most %v)", worst, worstPush)
-	if worst > 500*time.Millisecond {
+	if worst > bound {
 		t.Fatalf("a push took %v to wake the blocked client", worst)
 	}
 	waitBlocked(t, ctl, 0)
@@ -379,7 +387,7 @@ func bzpop(c *redis.Client, popMax bool, keys ...string) chan popResult {
 // BZPOPMIN, BZPOPMAX and BZMPOP: woken at once by another client's ZADD,
 // waiters served in the order they blocked (one member each, the last
 // woken by ZINCRBY), timeouts, several keys.
-func blockZSets(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client) {
+func blockZSets(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *redis.Client, bound time.Duration) {
 	ctx := context.Background()
 	var worst time.Duration
 	for i := range 5 {
@@ -396,7 +404,7 @@ func blockZSets(t *testing.T, ctl *redis.Client, newClient func(*testing.T) *red
 		worst = max(worst, r.at.Sub(start))
 	}
 	t.Logf("ZADD to the blocked client's reply: at most %v", worst)
-	if worst > 500*time.Millisecond {
+	if worst > bound {
 		t.Fatalf("a ZADD took %v to wake the blocked client", worst)
 	}
 	waitBlocked(t, ctl, 0)

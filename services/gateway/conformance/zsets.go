@@ -322,44 +322,20 @@ func zsetNaNPayload() string {
 }
 
 // CompareZSetCases runs ZSetCases on ours and theirs (a redis-server).
-func CompareZSetCases(t *testing.T, ours, theirs string) {
-	for _, name := range mapsKeys(ZSetCases) {
-		t.Run(name, func(t *testing.T) {
-			a, b := DialRaw(t, ours), DialRaw(t, theirs)
-			a.Do("FLUSHALL")
-			b.Do("FLUSHALL")
-			for i, args := range ZSetCases[name] {
-				got, want := a.Do(args...), b.Do(args...)
-				if !SameCollectionReply(args, got, want) {
-					t.Errorf("step %d %q:\n nokv:  %q\n redis: %q", i, strings.Join(args, " "), got, want)
-				}
-			}
-		})
-	}
-}
+func CompareZSetCases(t *testing.T, ours, theirs string) { compareCases(t, ours, theirs, ZSetCases) }
 
 // CompareZSetRandom sends the same pseudo-random sequences over sorted
 // sets (with strings and sets in the same keys) to ours and theirs.
 func CompareZSetRandom(t *testing.T, ours, theirs string, seeds, steps int) {
-	a, b := DialRaw(t, ours), DialRaw(t, theirs)
 	for seed := 1; seed <= seeds; seed++ {
-		a.Do("FLUSHALL")
-		b.Do("FLUSHALL")
-		a.Do("SELECT", "0")
-		b.Do("SELECT", "0")
-		rng := rand.New(rand.NewPCG(uint64(seed), 0x7a736574))
-		var history []string
-		var clock pairClock
-		for range steps {
-			args := randomZSetCommand(rng)
-			history = append(history, strings.Join(args, " "))
-			got, want := clock.do(a, b, args)
-			if !sameCollectionReply(args, got, want, clock.slack()) {
-				t.Fatalf("seed %d, step %d %q:\n nokv:  %q\n redis: %q\nthe steps before:\n  %s", seed, len(history),
-					history[len(history)-1], got, want, strings.Join(history[max(0, len(history)-15):len(history)-1], "\n  "))
-			}
-		}
+		CompareZSetRandomSeed(t, ours, theirs, seed, steps)
 	}
+}
+
+// CompareZSetRandomSeed is one seed's sequence of CompareZSetRandom (see
+// CompareCollectionRandomSeed).
+func CompareZSetRandomSeed(t *testing.T, ours, theirs string, seed, steps int) {
+	compareRandomSeed(t, ours, theirs, rand.NewPCG(uint64(seed), 0x7a736574), randomZSetCommand, seed, steps)
 }
 
 var (
