@@ -31,7 +31,8 @@ import (
 //     the sample holds about n/spopSampleDiv members (one scan serves that
 //     many pops: spopSampleDiv steps per pop), and it is drawn only for a
 //     set popped without other writes in between (popHistory): a set that
-//     is written between pops keeps the walks, which cost no O(n).
+//     is written between pops keeps the walks, which cost no O(n). A set
+//     of more than spopScanMax members is never sampled.
 //
 // The cache is bounded: popEntries batches of at most popBatchBytes each.
 
@@ -62,6 +63,10 @@ const (
 	popBatchBytes = 1 << 20
 	// popHistories bounds the sets whose pop streak is remembered.
 	popHistories = 4096
+	// spopScanMax is the largest set SPOP samples: the scan runs inside
+	// one command, and a bigger set's would hold the event loop (and the
+	// other clients) for over ~0.1 s; its pops walk.
+	spopScanMax = 1 << 18
 )
 
 // usePopBatches lets tests run pops without batches (the walks, one seek
@@ -243,7 +248,7 @@ func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 	st.prev, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
 	b := c.pops.take(st.key, c.meta.Version, c.meta.Stamp)
 	if b == nil {
-		if st.noSample || (seen && st.prev*spopSampleAfter < c.meta.Count) {
+		if st.noSample || c.meta.Count > spopScanMax || (seen && st.prev*spopSampleAfter < c.meta.Count) {
 			return nil, st, false, nil
 		}
 		want := spopSampleSize(c.meta.Count)
