@@ -162,6 +162,11 @@ type SubIterator interface {
 	// LastBelow returns the last sub-key at or after lower and below upper
 	// (nil: the range's end), copied.
 	LastBelow(lower, upper []byte) (key []byte, ok bool, err error)
+	// SeekLT calls fn for the sub-keys below upper (nil: the range's end)
+	// and at or after lower, in reverse order, until fn returns false or
+	// limit were seen (limit <= 0: no limit). key and val are valid during
+	// the call.
+	SeekLT(lower, upper []byte, limit int, fn func(key, val []byte) bool) error
 	Close() error
 }
 

@@ -38,6 +38,9 @@ type coll struct {
 	// pickers keeps random draws' walks across commands (pickerCache);
 	// nil: none kept.
 	pickers *pickerCache
+	// pops keeps the elements the next pops take (popcache.go); nil:
+	// none kept.
+	pops *popCache
 }
 
 // subState is an element's value as the command sees it.
@@ -57,7 +60,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops}
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
 		return c, err

@@ -84,6 +84,7 @@ type Executor struct {
 	scanCursors *cursorTable
 	lranges     rangeCache
 	pickers     pickerCache
+	pops        popCache
 	watches     *watchRegistry
 	blocking    *blockRegistry
 	in          introspection

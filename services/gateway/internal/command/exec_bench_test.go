@@ -238,3 +238,48 @@ func benchLRange100(b *testing.B, n int) {
 	}
 	benchCollection(b, setup, 0, "LRANGE", "mylist", "0", "99")
 }
+
+// redisBenchFill is what redis-benchmark's -t TEST -n 100000 -r 100000
+// leaves in the key its pop tests pop from: "%d" in args is a random
+// number below 100 000 (about 63 000 distinct members).
+func redisBenchFill(args ...string) [][]string {
+	rng := rand.New(rand.NewPCG(3, 4))
+	setup := make([][]string, 0, 100_000)
+	for range 100_000 {
+		n := fmt.Sprintf("%012d", rng.IntN(100_000))
+		a := make([]string, len(args))
+		for j, s := range args {
+			a[j] = strings.ReplaceAll(s, "%d", n)
+		}
+		setup = append(setup, a)
+	}
+	return setup
+}
+
+// BenchmarkCollZPopMin is ZPOPMIN myzset after redis-benchmark's ZADD
+// (run it with -benchtime of at most 60000x: past that the set is empty),
+// with and without pop batches (popcache.go).
+func BenchmarkCollZPopMin(b *testing.B) {
+	benchPops(b, redisBenchFill("ZADD", "myzset", "%d", "element:%d"), "ZPOPMIN", "myzset")
+}
+
+// BenchmarkCollZPopMax is BenchmarkCollZPopMin's ZPOPMAX.
+func BenchmarkCollZPopMax(b *testing.B) {
+	benchPops(b, redisBenchFill("ZADD", "myzset", "%d", "element:%d"), "ZPOPMAX", "myzset")
+}
+
+// BenchmarkCollSPop is SPOP myset after redis-benchmark's SADD
+// (scripts/bench-collections.sh pops 2000: -benchtime 2000x).
+func BenchmarkCollSPop(b *testing.B) {
+	benchPops(b, redisBenchFill("SADD", "myset", "element:%d"), "SPOP", "myset")
+}
+
+func benchPops(b *testing.B, setup [][]string, args ...string) {
+	for _, batches := range []bool{false, true} {
+		b.Run(fmt.Sprintf("batches=%v", batches), func(b *testing.B) {
+			defer func(old bool) { usePopBatches = old }(usePopBatches)
+			usePopBatches = batches
+			benchCollection(b, setup, 0, args...)
+		})
+	}
+}

@@ -15,7 +15,8 @@ import (
 )
 
 // Random elements (SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) without
-// reading the collection. The elements of one kind are a sorted range of
+// reading the collection. (A run of SPOPs on a set nothing else writes
+// pops a sample drawn by one read instead: popcache.go.) The elements of one kind are a sorted range of
 // sub-keys and the store keeps no counts, so the element at a uniform
 // position cannot be found without scanning to it (SPOP on 63k members
 // was 73 pops/s that way). Instead a draw walks down the trie of the

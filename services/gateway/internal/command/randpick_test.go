@@ -80,9 +80,12 @@ func bothWalks(t *testing.T, fn func(t *testing.T)) {
 	}
 }
 
-// SPOP on 50k members reads a bounded number of sub-keys, whatever the
-// set's size (it read half the set on average before).
+// SPOP's walks on 50k members read a bounded number of sub-keys, whatever
+// the set's size (it read half the set on average before). Pop batches
+// (popcache.go) are off: TestSPopSampleReads measures them.
 func TestSPopReadsFewSubKeys(t *testing.T) {
+	defer func(old bool) { usePopBatches = old }(usePopBatches)
+	usePopBatches = false
 	bothWalks(t, func(t *testing.T) {
 		e, c := randExecutor(t)
 		const n, pops = 50000, 200
@@ -211,8 +214,11 @@ func TestSPopUntilEmpty(t *testing.T) {
 
 // SPOP keeps its walk's levels across pops (pickerCache, afterPop): on
 // ragged tries (members that are prefixes of others, uneven lengths) and
-// random bytes, popping until empty still returns every member once.
+// random bytes, popping until empty still returns every member once
+// (pop batches off: they would serve most of these pops).
 func TestSPopKeptWalksUntilEmpty(t *testing.T) {
+	defer func(old bool) { usePopBatches = old }(usePopBatches)
+	usePopBatches = false
 	bothWalks(t, func(t *testing.T) {
 		e, c := randExecutor(t)
 		for _, set := range []struct {

@@ -279,6 +279,16 @@ func cmdSPop(r *Request) error {
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
+		var st spopState
+		batched := !withCount && usePopBatches && s.pops != nil && s.meta.Count > randSmall
+		if batched {
+			m, state, ok, err := s.spopBatched()
+			if err != nil || ok {
+				popped = [][]byte{m}
+				return err
+			}
+			st = state
+		}
 		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
 			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
 			if err == nil && ok && !withCount {
@@ -309,6 +319,9 @@ func cmdSPop(r *Request) error {
 				if !withCount && len(picks) == 1 {
 					// The next SPOP walks the same levels (pickerCache).
 					s.afterPop(keyspace.KindSetMember, picks[0].elem)
+				}
+				if batched {
+					s.spopDone(st)
 				}
 				return nil
 			}

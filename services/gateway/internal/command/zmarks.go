@@ -213,3 +213,91 @@ func lastBelowFwd(sub backend.SubTxn, lo, hi []byte, baseLen int) ([]byte, []byt
 		p = append(p, byte(lowV))
 	}
 }
+
+// zpopKey is the pop cache key of c's lowest (max: highest) entries.
+func (c *coll) zpopKey(max bool) string {
+	dir := byte('<')
+	if max {
+		dir = '>'
+	}
+	return c.popKey(keyspace.KindZSetScore, dir)
+}
+
+// zpopEntries returns the count lowest members (max: highest), in pop
+// order, for a pop to remove, and the entries after them (nil: none kept)
+// for the next pops (popcache.go): from the batch the last pop kept, if
+// it was read at this state and holds enough, else read with zpopAhead
+// entries more.
+func (c *coll) zpopEntries(max bool, count int64) ([]zentry, *popBatch, error) {
+	if !usePopBatches || c.pops == nil || !c.found || count <= 0 || count > zpopAhead {
+		var es []zentry
+		var err error
+		if !max {
+			es, err = c.zfirst(count)
+		} else {
+			es, err = c.zlast(count)
+		}
+		return es, nil, err
+	}
+	key := c.zpopKey(max)
+	b := c.pops.take(key, c.meta.Version, c.meta.Stamp)
+	if b != nil && int64(b.left()) >= count {
+		popBatchHits.Add(1)
+	} else {
+		var err error
+		if b, err = c.zreadAhead(max, int(count)+zpopAhead); err != nil {
+			return nil, nil, err
+		}
+	}
+	es := make([]zentry, 0, min(count, int64(b.left())))
+	for int64(len(es)) < count && b.left() > 0 {
+		val := b.vals[b.i]
+		b.vals[b.i] = nil
+		m, s := decodeIndex(b.next(), val)
+		es = append(es, zentry{m, s})
+	}
+	return es, b, nil
+}
+
+// zreadAhead reads up to n of the lowest (max: highest) index entries
+// within the marks, in pop order: one forward scan, or on a backend with
+// sub-key iterators one reverse one (the raft backend's store scans
+// forward only: zlast's search, as many as one pop needs, and no more).
+func (c *coll) zreadAhead(max bool, n int) (*popBatch, error) {
+	b := &popBatch{}
+	add := func(elem, val []byte) bool {
+		b.elems = append(b.elems, bytesClone(elem))
+		b.vals = append(b.vals, bytesClone(val))
+		b.bytes += len(elem) + len(val) + 48
+		return true
+	}
+	popBatchReads.Add(1)
+	if !max {
+		return b, c.zscanIndex(nil, n, add)
+	}
+	it, iterOK := c.sub.(backend.SubIterTxn)
+	if !iterOK || !useSubIter {
+		es, err := c.zlast(int64(n - zpopAhead))
+		for _, e := range es {
+			add(indexElem(e.s, e.m), indexVal(e.s))
+		}
+		return b, err
+	}
+	base, end := keyspace.KindRange(c.db, c.key, c.meta.Version, keyspace.KindZSetScore)
+	lo := append(bytesClone(base), c.meta.ZLow...)
+	hi := end
+	if c.meta.ZHigh != nil {
+		hi = append(bytesClone(base), c.meta.ZHigh...)
+	}
+	sit, err := it.NewSubIter(lo, hi)
+	if err != nil {
+		return nil, err
+	}
+	m := 0
+	err = sit.SeekLT(lo, hi, n, func(k, v []byte) bool {
+		m++
+		return add(k[len(base):], v)
+	})
+	subKeysScanned.Add(int64(m))
+	return b, errors.Join(err, sit.Close())
+}

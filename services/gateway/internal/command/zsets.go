@@ -907,12 +907,7 @@ func (r *Request) zpopFrom(tx backend.Txn, keys [][]byte, max bool, count int64,
 		if !z.found {
 			continue
 		}
-		var es []zentry
-		if !max {
-			es, err = z.zfirst(count)
-		} else {
-			es, err = z.zlast(count)
-		}
+		es, ahead, err := z.zpopEntries(max, count)
 		if err != nil {
 			return -1, nil, false, err
 		}
@@ -930,6 +925,10 @@ func (r *Request) zpopFrom(tx backend.Txn, keys [][]byte, max bool, count int64,
 		}
 		more := z.meta.Count > 0
 		z.save()
+		if ahead != nil && more {
+			// The next pops' entries, at the Stamp just written.
+			z.pops.put(z.zpopKey(max), z.meta.Version, z.meta.Stamp, ahead)
+		}
 		return at, es, more, nil
 	}
 	return -1, nil, false, nil

@@ -338,6 +338,32 @@ func (s *subIter) LastBelow(lower, upper []byte) ([]byte, bool, error) {
 	return append([]byte(nil), k...), true, nil
 }
 
+// SeekLT implements backend.SubIterator.
+func (s *subIter) SeekLT(lower, upper []byte, limit int, fn func(key, val []byte) bool) error {
+	var ok bool
+	if upper == nil {
+		ok = s.it.Last()
+	} else {
+		s.buf = appendDataKey(s.buf[:0], upper)
+		ok = s.it.SeekLT(s.buf)
+	}
+	s.end = appendDataKey(s.end[:0], lower)
+	for seen := 0; ok && (limit <= 0 || seen < limit); ok = s.it.Prev() {
+		k := s.it.Key()
+		if bytes.Compare(k, s.end) < 0 {
+			break
+		}
+		seen++
+		if !fn(k[1:], s.it.Value()) {
+			break
+		}
+	}
+	if err := s.it.Error(); err != nil {
+		return fmt.Errorf("seek sub-keys: %w", err)
+	}
+	return nil
+}
+
 // Close implements backend.SubIterator.
 func (s *subIter) Close() error {
 	countSteps(s.it)
