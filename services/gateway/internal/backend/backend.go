@@ -107,9 +107,10 @@ type SubTxn interface {
 	// makes one per read (the raft backend: a batch read rather than a
 	// round trip per element): vals[i], found[i] are subs[i]'s.
 	GetSubs(subs [][]byte) (vals [][]byte, found []bool, err error)
-	// SetSub stores val under sub.
+	// SetSub stores val under sub. sub is copied (the caller may reuse it
+	// once SetSub returns); val may be kept until the transaction ends.
 	SetSub(sub, val []byte)
-	// DeleteSub removes sub.
+	// DeleteSub removes sub (copied, as SetSub's).
 	DeleteSub(sub []byte)
 	// DeleteSubRange removes every sub-key in [start, end): reclaiming a
 	// dead version (keyspace.VersionRange). The embedded backend does it in

@@ -32,6 +32,12 @@ type coll struct {
 	meta      keyspace.Meta
 	changed   bool
 	buf       []byte
+	// ebuf is scratch space for an element being built (a score-index
+	// entry), which put and remove copy.
+	ebuf []byte
+	// scratch backs buf and ebuf at first: one allocation (the coll's)
+	// rather than a few per command as they grow.
+	scratch [128]byte
 	// known: elements' states read ahead in one batch (prefetch) and kept
 	// up to date by put and remove, by sub-key; nil unless prefetched.
 	known map[string]subState
@@ -61,6 +67,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 		return nil, errNoSubKeys
 	}
 	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops}
+	c.buf, c.ebuf = c.scratch[:0:96], c.scratch[96:96:128]
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
 		return c, err
@@ -147,9 +154,10 @@ func (c *coll) prefetch(kind byte, elems [][]byte) error {
 	return nil
 }
 
-// put stores an element (the caller counts it).
+// put stores an element (the caller counts it). SetSub copies the sub-key
+// and the value (backend.SubTxn), so both may be scratch space.
 func (c *coll) put(kind byte, elem, val []byte) {
-	sub := bytesClone(c.subKey(kind, elem))
+	sub := c.subKey(kind, elem)
 	c.sub.SetSub(sub, val)
 	if c.known != nil {
 		c.known[string(sub)] = subState{val: bytesClone(val), found: true}
@@ -159,7 +167,7 @@ func (c *coll) put(kind byte, elem, val []byte) {
 
 // remove deletes an element (the caller counts it).
 func (c *coll) remove(kind byte, elem []byte) {
-	sub := bytesClone(c.subKey(kind, elem))
+	sub := c.subKey(kind, elem)
 	c.sub.DeleteSub(sub)
 	if c.known != nil {
 		c.known[string(sub)] = subState{}
@@ -211,7 +219,9 @@ func (c *coll) save() {
 		return
 	}
 	c.meta.Stamp = rand.Uint64()
-	c.tx.Set(c.key, backend.Value{Type: c.typ, ExpiresAt: c.expiresAt, Data: keyspace.AppendMeta(nil, c.meta)})
+	// Sized for the whole record at once (its fixed part is under 64 bytes).
+	data := keyspace.AppendMeta(make([]byte, 0, 64+len(c.meta.ZLow)+len(c.meta.ZHigh)), c.meta)
+	c.tx.Set(c.key, backend.Value{Type: c.typ, ExpiresAt: c.expiresAt, Data: data})
 }
 
 func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }

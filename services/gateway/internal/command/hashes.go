@@ -104,12 +104,14 @@ func cmdHSet(r *Request) error {
 		if err := h.create(); err != nil {
 			return err
 		}
-		fields := make([][]byte, 0, len(args)/2)
-		for i := 2; i < len(args); i += 2 {
-			fields = append(fields, args[i])
-		}
-		if err := h.prefetch(keyspace.KindHashField, fields); err != nil {
-			return err
+		if len(args) > 4 { // prefetch reads two fields or more
+			fields := make([][]byte, 0, len(args)/2)
+			for i := 2; i < len(args); i += 2 {
+				fields = append(fields, args[i])
+			}
+			if err := h.prefetch(keyspace.KindHashField, fields); err != nil {
+				return err
+			}
 		}
 		for i := 2; i < len(args); i += 2 {
 			isNew, err := h.setField(args[i], args[i+1])

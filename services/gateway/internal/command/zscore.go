@@ -178,6 +178,9 @@ func clampExp(e string) string {
 }
 
 func rangeErr(err error, v float64, nonzero bool) bool {
+	if err == nil {
+		return v == 0 && nonzero
+	}
 	var ne *strconv.NumError
 	if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
 		return true
@@ -192,9 +195,39 @@ func parseScore(b []byte) (float64, bool) {
 	if len(b) == 0 || isCSpace(b[0]) {
 		return 0, false
 	}
+	if f, ok := parseSmallInt(b); ok {
+		return f, true
+	}
 	f, n, erange := strtod(b)
 	if n != len(b) || erange || math.IsNaN(f) {
 		return 0, false
+	}
+	return f, true
+}
+
+// parseSmallInt reads b if it is an optional sign and 1 to 15 decimal
+// digits, the common score (redis-benchmark's ZADD sends one): below 2^53,
+// so exactly the double strtod gives, without the strings strtod builds
+// for ParseFloat. "-0" is -0, as strtod reads it.
+func parseSmallInt(b []byte) (float64, bool) {
+	neg := false
+	if b[0] == '-' || b[0] == '+' {
+		neg = b[0] == '-'
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 15 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	f := float64(n)
+	if neg {
+		f = -f
 	}
 	return f, true
 }

@@ -147,12 +147,14 @@ func (c *coll) zwrite(m []byte, s float64, old float64, had bool) {
 		s = 0
 	}
 	if had {
-		c.remove(keyspace.KindZSetScore, indexElem(old, m))
+		c.ebuf = append(keyspace.AppendScore(c.ebuf[:0], old), m...)
+		c.remove(keyspace.KindZSetScore, c.ebuf)
 	}
-	c.put(keyspace.KindZSetMember, m, binary.BigEndian.AppendUint64(nil, math.Float64bits(s)))
-	elem := indexElem(s, m)
-	c.put(keyspace.KindZSetScore, elem, indexVal(s))
-	c.zwiden(elem)
+	// The value is kept by the raft backend until the commit: not scratch.
+	c.put(keyspace.KindZSetMember, m, binary.BigEndian.AppendUint64(make([]byte, 0, 8), math.Float64bits(s)))
+	c.ebuf = append(keyspace.AppendScore(c.ebuf[:0], s), m...)
+	c.put(keyspace.KindZSetScore, c.ebuf, indexVal(s))
+	c.zwiden(c.ebuf)
 }
 
 // zinsert adds a new member (the caller knows it is absent), converting
@@ -426,12 +428,14 @@ done:
 		if !z.found && f.xx {
 			return nil
 		}
-		members := make([][]byte, len(scores))
-		for j := range scores {
-			members[j] = args[idx+2*j+1]
-		}
-		if err := z.prefetch(keyspace.KindZSetMember, members); err != nil {
-			return err
+		if len(scores) > 1 { // prefetch reads two members or more
+			members := make([][]byte, len(scores))
+			for j := range scores {
+				members[j] = args[idx+2*j+1]
+			}
+			if err := z.prefetch(keyspace.KindZSetMember, members); err != nil {
+				return err
+			}
 		}
 		for j, s := range scores {
 			a, u, nop, nan, ns, err := z.zaddOne(args[idx+2*j+1], s, f)
