@@ -316,15 +316,19 @@ func (s *subIter) SeekGE(key, end []byte, limit int, fn func(key, val []byte) bo
 	return nil
 }
 
+// seekBelow positions the iterator on the last sub-key below upper (nil:
+// the last of all) and reports whether there is one.
+func (s *subIter) seekBelow(upper []byte) bool {
+	if upper == nil {
+		return s.it.Last()
+	}
+	s.buf = appendDataKey(s.buf[:0], upper)
+	return s.it.SeekLT(s.buf)
+}
+
 // LastBelow implements backend.SubIterator.
 func (s *subIter) LastBelow(lower, upper []byte) ([]byte, bool, error) {
-	var ok bool
-	if upper == nil {
-		ok = s.it.Last()
-	} else {
-		s.buf = appendDataKey(s.buf[:0], upper)
-		ok = s.it.SeekLT(s.buf)
-	}
+	ok := s.seekBelow(upper)
 	if err := s.it.Error(); err != nil {
 		return nil, false, fmt.Errorf("seek sub-keys: %w", err)
 	}
@@ -340,13 +344,7 @@ func (s *subIter) LastBelow(lower, upper []byte) ([]byte, bool, error) {
 
 // SeekLT implements backend.SubIterator.
 func (s *subIter) SeekLT(lower, upper []byte, limit int, fn func(key, val []byte) bool) error {
-	var ok bool
-	if upper == nil {
-		ok = s.it.Last()
-	} else {
-		s.buf = appendDataKey(s.buf[:0], upper)
-		ok = s.it.SeekLT(s.buf)
-	}
+	ok := s.seekBelow(upper)
 	s.end = appendDataKey(s.end[:0], lower)
 	for seen := 0; ok && (limit <= 0 || seen < limit); ok = s.it.Prev() {
 		k := s.it.Key()
