@@ -35,12 +35,10 @@ func (p *peer) applyEntries(b *pebble.Batch, ents []raftpb.Entry, after *[]func(
 		switch e.Type {
 		case raftpb.EntryNormal:
 			if !changed && len(e.Data) > 0 {
-				// Any command may change the region's data: a new data
-				// version once the batch is in the engine (see DataVersion).
-				// What the commands did to write records goes to GC then
-				// too (see Store.WatchGC).
+				// What the commands did to write records goes to GC once
+				// the batch is in the engine (see Store.WatchGC).
 				changed = true
-				*after = append(*after, p.newDataVersion, p.foldApplyNote)
+				*after = append(*after, p.foldApplyNote)
 			}
 			err = p.applyNormal(b, e, after)
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:

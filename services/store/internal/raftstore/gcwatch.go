@@ -77,7 +77,7 @@ func (s *Store) WatchGC(regionID uint64) (token uint64, ok bool) {
 	if p == nil {
 		return 0, false
 	}
-	token = s.dataVersions.Add(1)
+	token = s.gcTokens.Add(1)
 	p.gcWatch.mu.Lock()
 	p.gcWatch.token = token
 	p.gcWatch.note = newGCNote()

@@ -70,19 +70,12 @@ type peer struct {
 	leaveWait     int
 	// hib is the peer's hibernation state (see hibernate.go).
 	hib hibernateState
-	// dataVersion changes whenever the region's data may have changed
-	// here (see Store.DataVersion).
-	dataVersion atomic.Uint64
 	// gcWatch sums up, for MVCC GC, what applied commands did to the
 	// region's write records (see Store.WatchGC).
 	gcWatch gcWatch
 	// applyNote is the gcNote of the apply round in progress.
 	applyNote gcNote
 }
-
-// newDataVersion gives the peer a data version no peer of this store has
-// had. It runs after the change is in the engine, never before.
-func (p *peer) newDataVersion() { p.dataVersion.Store(p.store.dataVersions.Add(1)) }
 
 type snapKey struct{ index, term uint64 }
 
@@ -124,7 +117,6 @@ func newPeer(s *Store, region *metapb.Region, peerID uint64, ps *peerStorage) (*
 		nextProposalID: uint64(s.incarnation) << 32,
 		applyNote:      newGCNote(),
 	}
-	p.newDataVersion()
 	ch := make(chan struct{})
 	p.readyCh.Store(&ch)
 	p.regionPtr.Store(region)

@@ -319,8 +319,7 @@ func rangeMinus(s1, e1, s2, e2 []byte) [][2][]byte {
 // afterSnapshotApplied drops snapshot files raft will not ask for anymore,
 // once the apply is durable.
 func (p *peer) afterSnapshotApplied() {
-	p.newDataVersion() // the snapshot replaced the region's data
-	p.noteApplied(gcNote{dirty: true})
+	p.noteApplied(gcNote{dirty: true}) // the snapshot replaced the region's data
 	for _, in := range p.appliedSnaps {
 		in.remove()
 	}

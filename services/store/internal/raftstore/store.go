@@ -54,8 +54,9 @@ type Store struct {
 	snaps       *snapRegistry
 	incarnation uint32
 	addr        string
-	// dataVersions hands out peers' data versions (see DataVersion).
-	dataVersions atomic.Uint64
+	// gcTokens hands out the tokens of GC watches (WatchGC): never reused
+	// by any peer of this store, past or present.
+	gcTokens atomic.Uint64
 	// bootstrapped is set when this start created the store's state.
 	bootstrapped bool
 	// ident is this data directory's identity: store id, cluster id and
@@ -972,20 +973,6 @@ func (s *Store) ReadIndex(ctx context.Context, regionID uint64) error {
 	case <-s.stopc:
 		return ErrStopped
 	}
-}
-
-// DataVersion returns the region's data version here: a value that changes
-// after every applied command and snapshot of the region (data-changing or
-// not), and that no other peer of this store, past or present, ever had. If
-// it reads the same before a read of the region's data as it does later,
-// the data has not changed since that read (ok: the region has a peer
-// here).
-func (s *Store) DataVersion(regionID uint64) (version uint64, ok bool) {
-	p := s.getPeer(regionID)
-	if p == nil {
-		return 0, false
-	}
-	return p.dataVersion.Load(), true
 }
 
 // Region returns the store's view of a region, or nil.
