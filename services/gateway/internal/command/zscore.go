@@ -210,6 +210,9 @@ func parseScore(b []byte) (float64, bool) {
 // so exactly the double strtod gives, without the strings strtod builds
 // for ParseFloat. "-0" is -0, as strtod reads it.
 func parseSmallInt(b []byte) (float64, bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
 	neg := false
 	if b[0] == '-' || b[0] == '+' {
 		neg = b[0] == '-'
