@@ -49,6 +49,9 @@ type group struct {
 	// one killed before the commit (RPUSH k x; DEL k in one iteration) is
 	// reclaimed then, from what sub holds.
 	created []groupVersion
+	// subUncached: a command ranged-deleted elements (DeleteSubRange), so
+	// the commit puts none of sub's elements into the cache.
+	subUncached bool
 	// err is the first failed commit since the last Sync, which must fail
 	// too: commands before it were told their writes happened.
 	err error
@@ -268,6 +271,7 @@ func (g *group) reset() {
 		g.sub.Close()
 		g.sub = nil
 	}
+	g.subUncached = false
 	clear(g.created)
 	g.created = g.created[:0]
 }
@@ -353,6 +357,9 @@ func (s *Store) commitGroup(g *group, sync bool) error {
 	}
 	for _, e := range g.order {
 		s.cache.put(e.cur.key, stored{v: e.cur.v, found: e.cur.found})
+	}
+	if b == g.sub && !g.subUncached {
+		s.cacheElements(b)
 	}
 	if wo == pebble.Sync {
 		// An fsync covers every WAL record before it.

@@ -87,6 +87,16 @@ func (t *txn) GetSub(sub []byte) ([]byte, bool, error) {
 			return nil, false, nil
 		}
 	}
+	if filtered {
+		// A hit is the element's committed state, and no write of it is
+		// pending in r: SetSub and DeleteSub drop the entry (subcache.go).
+		if st, hit := t.store.cache.get(sub, nil); hit {
+			if !st.found {
+				return nil, false, nil
+			}
+			return st.v.Data, true, nil
+		}
+	}
 	// The encoded key goes in the txn's scratch space (Pebble holds it
 	// only until the closer is closed), sparing an allocation per read.
 	t.kbuf = appendDataKey(t.kbuf[:0], sub)
@@ -145,9 +155,11 @@ func (t *txn) SetSub(sub, val []byte) {
 	if b == nil {
 		return
 	}
-	// Into the collection's filter before the batch (filter.go).
+	// Into the collection's filter before the batch (filter.go), and out
+	// of the cache (subcache.go).
 	if prefix, rest, ok := filterSplit(sub); ok {
 		t.store.filters.add(prefix, rest)
+		t.store.cache.invalidate(sub)
 	}
 	op := b.SetDeferred(1+len(sub), len(val))
 	appendDataKey(op.Key[:0], sub)
@@ -160,6 +172,9 @@ func (t *txn) DeleteSub(sub []byte) {
 	b := t.subWriteBatch(sub)
 	if b == nil {
 		return
+	}
+	if _, _, ok := filterSplit(sub); ok {
+		t.store.cache.invalidate(sub)
 	}
 	op := b.DeleteDeferred(1 + len(sub))
 	appendDataKey(op.Key[:0], sub)
@@ -199,6 +214,12 @@ func (t *txn) DeleteSubRange(start, end []byte) error {
 	b, err := t.subBatch()
 	if err != nil {
 		return err
+	}
+	// The cache cannot drop a range: it drops everything, and the commit
+	// caches none of this batch's elements (subcache.go).
+	t.store.cache.clear()
+	if t.group != nil {
+		t.group.subUncached = true
 	}
 	if err := b.DeleteRange(appendDataKey(nil, start), subUpper(end), nil); err != nil {
 		return fmt.Errorf("delete sub-key range: %w", err)
