@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -69,14 +70,22 @@ func (c *coll) setField(field, val []byte) (bool, error) {
 	if err := c.create(); err != nil {
 		return false, err
 	}
-	_, exists, err := c.get(keyspace.KindHashField, field)
+	old, exists, err := c.get(keyspace.KindHashField, field)
 	if err != nil {
 		return false, err
 	}
 	if len(field) > hashMaxListpackValue || len(val) > hashMaxListpackValue {
 		c.meta.Big = true
 	}
-	c.put(keyspace.KindHashField, field, val)
+	if exists && bytes.Equal(old, val) {
+		// The field holds val already: no element write (a memtable insert
+		// on the embedded backend, a key of the transaction on the raft
+		// one). The record is still written, as Redis still touches the
+		// key (WATCH, the stamp: docs/architecture.md, "Collections").
+		c.changed = true
+	} else {
+		c.put(keyspace.KindHashField, field, val)
+	}
 	if !exists {
 		c.meta.Count++
 		if c.meta.Count > hashMaxListpackEntries {
