@@ -1,7 +1,10 @@
 package raftstore
 
 import (
+	"bytes"
 	"errors"
+	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"github.com/cockroachdb/pebble"
@@ -141,5 +144,111 @@ func TestOpenRejectsForeignAndCorruptState(t *testing.T) {
 	}
 	if _, err := Open(Config{StoreID: 1}, db2, nil, "", nil, nil); !errors.Is(err, errCorruptState) {
 		t.Fatalf("corrupt region state: %v", err)
+	}
+}
+
+// TestPeerStorageCacheRandom appends, overwrites and truncates at random and
+// checks the in-memory tail against the log in Pebble after every step: the
+// cache stays contiguous, ends at the last index, within its bound, and
+// holds exactly the entries the engine has.
+func TestPeerStorageCacheRandom(t *testing.T) {
+	db := memDB(t)
+	b := db.NewBatch()
+	if err := writeInitialState(b, testRegion()); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	s, err := loadPeerStorage(db, testRegion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	term := uint64(6)
+	for step := 0; step < 3000; step++ {
+		b := db.NewBatch()
+		switch r := rng.IntN(100); {
+		case r < 3 && s.lastIndex > s.truncatedIndex()+2:
+			// A new leader overwrites part of the tail.
+			term++
+			from := s.lastIndex - uint64(rng.IntN(int(min(s.lastIndex-s.truncatedIndex()-1, 40))))
+			if err := s.appendEntries(b, ents(term, from, from+1+uint64(rng.IntN(5)))); err != nil {
+				t.Fatal(err)
+			}
+		case r < 6 && s.lastIndex > s.truncatedIndex()+10:
+			s.applyState.AppliedIndex = s.lastIndex
+			upTo := s.truncatedIndex() + 1 + uint64(rng.IntN(int(s.lastIndex-s.truncatedIndex()-1)))
+			if err := s.truncate(b, upTo); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			n := uint64(1)
+			if rng.IntN(10) == 0 {
+				n = uint64(1 + rng.IntN(600))
+			}
+			if err := s.appendEntries(b, ents(term, s.lastIndex+1, s.lastIndex+1+n)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		commit(t, b)
+		if len(s.cache) > maxCachedEntries {
+			t.Fatalf("step %d: %d entries cached, bound %d", step, len(s.cache), maxCachedEntries)
+		}
+		if len(s.cache) == 0 {
+			continue
+		}
+		if last := s.cache[len(s.cache)-1].Index; last != s.lastIndex {
+			t.Fatalf("step %d: cache ends at %d, last index %d", step, last, s.lastIndex)
+		}
+		if s.cache[0].Index <= s.truncatedIndex() {
+			t.Fatalf("step %d: cache starts at %d, truncated at %d", step, s.cache[0].Index, s.truncatedIndex())
+		}
+		fresh := mustLoad(t, db)
+		fresh.cache = nil // read the engine
+		want, err := fresh.Entries(s.cache[0].Index, s.lastIndex+1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range s.cache {
+			if w := want[i]; e.Index != w.Index || e.Term != w.Term || !bytes.Equal(e.Data, w.Data) {
+				t.Fatalf("step %d: cached %d/%d, engine has %d/%d", step, e.Index, e.Term, w.Index, w.Term)
+			}
+		}
+	}
+}
+
+// TestPeerStorageAppendDoesNotCopyCache: appending one entry to a full cache
+// must not allocate a copy of the whole cache (it did for every entry, ~50 KB
+// each, on every replica of a busy region).
+func TestPeerStorageAppendDoesNotCopyCache(t *testing.T) {
+	db := memDB(t)
+	b := db.NewBatch()
+	if err := writeInitialState(b, testRegion()); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	s, err := loadPeerStorage(db, testRegion())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = db.NewBatch()
+	if err := s.appendEntries(b, ents(6, s.lastIndex+1, s.lastIndex+1+2*maxCachedEntries)); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, b)
+	const appends = 2000
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range appends {
+		b := db.NewBatch()
+		if err := s.appendEntries(b, ents(6, s.lastIndex+1, s.lastIndex+2)); err != nil {
+			t.Fatal(err)
+		}
+		b.Close()
+	}
+	runtime.ReadMemStats(&after)
+	// Each append allocates its entry, the marshal buffer and the log key;
+	// a copy of the cache would be maxCachedEntries entries of ~48 bytes.
+	if per := (after.TotalAlloc - before.TotalAlloc) / appends; per > 4<<10 {
+		t.Fatalf("%d bytes allocated per append of one entry to a full cache", per)
 	}
 }
