@@ -32,7 +32,10 @@ import (
 //     many pops: spopSampleDiv steps per pop), and it is drawn only for a
 //     set popped without other writes in between (popHistory): a set that
 //     is written between pops keeps the walks, which cost no O(n). A set
-//     of more than spopScanMax members is never sampled.
+//     whose last run of pops was long enough to repay a scan is sampled
+//     at its next pop even if it was written since (a load, then pops):
+//     the runs of pops of a set are taken to be alike. A set of more than
+//     spopScanMax members is never sampled.
 //
 // The cache is bounded: popEntries batches of at most popBatchBytes each.
 
@@ -90,6 +93,9 @@ type popBatch struct {
 type popHistory struct {
 	version, stamp uint64
 	streak         uint64
+	// last is the length of the run of pops before this one (streak's
+	// predecessor, ended by another write).
+	last uint64
 	// noSample: a sample of the set did not fit in popBatchBytes (long
 	// members); its pops walk.
 	noSample bool
@@ -146,24 +152,25 @@ func (pc *popCache) put(key string, version, stamp uint64, b *popBatch) {
 
 // streak returns how many pops in a row key's set had before this one with
 // no other write in between (0 after another write), as of version and
-// stamp, whether the set was seen before, and whether its sample was found
-// too big to keep (noSample).
-func (pc *popCache) streak(key string, version, stamp uint64) (prev uint64, seen, noSample bool) {
+// stamp, how many the run before had (last: the one another write ended),
+// whether the set was seen before, and whether its sample was found too
+// big to keep (noSample).
+func (pc *popCache) streak(key string, version, stamp uint64) (prev, last uint64, seen, noSample bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	h, ok := pc.hist[key]
 	if !ok {
-		return 0, false, false
+		return 0, 0, false, false
 	}
 	if h.version != version || h.stamp != stamp {
-		return 0, true, h.noSample
+		return 0, h.streak, true, h.noSample
 	}
-	return h.streak, true, h.noSample
+	return h.streak, h.last, true, h.noSample
 }
 
 // popped records that key's set was popped to version and stamp, the
-// streak-th pop in a row.
-func (pc *popCache) popped(key string, version, stamp, streak uint64, noSample bool) {
+// streak-th pop in a row after a run of last.
+func (pc *popCache) popped(key string, version, stamp, streak, last uint64, noSample bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.hist == nil {
@@ -175,7 +182,7 @@ func (pc *popCache) popped(key string, version, stamp, streak uint64, noSample b
 			break
 		}
 	}
-	pc.hist[key] = popHistory{version: version, stamp: stamp, streak: streak, noSample: noSample}
+	pc.hist[key] = popHistory{version: version, stamp: stamp, streak: streak, last: last, noSample: noSample}
 }
 
 // next returns the batch's next element and moves past it.
@@ -229,14 +236,20 @@ func (c *coll) sampleMembers(k int) (*popBatch, error) {
 
 // spopSampleAfter: a set written between pops is sampled again only once
 // it has had count/spopSampleAfter pops in a row (the scan then costs at
-// most spopSampleAfter steps per pop, if pops go on as long).
+// most spopSampleAfter steps per pop, if pops go on as long), or at once
+// if its last run of pops was that long (a set loaded, then popped:
+// without it each load's pops walked for count/spopSampleAfter pops, at
+// dozens of seeks each, before sampling: 2 000 SPOPs after a load cost
+// 3 times the first 2 000's, docs/benchmarks.md). Runs of pops alike
+// keep the bound; a long run followed by short ones costs one scan more
+// per long run, which that run repaid.
 const spopSampleAfter = 64
 
 // spopState is what one SPOP knows of its set's pops (popHistory).
 type spopState struct {
-	key      string
-	prev     uint64
-	noSample bool
+	key        string
+	prev, last uint64
+	noSample   bool
 }
 
 // spopBatched pops one member of the set c from its sample, drawing one
@@ -245,10 +258,10 @@ type spopState struct {
 func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 	st.key = c.popKey(keyspace.KindSetMember, 0)
 	var seen bool
-	st.prev, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
+	st.prev, st.last, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
 	b := c.pops.take(st.key, c.meta.Version, c.meta.Stamp)
 	if b == nil {
-		if st.noSample || c.meta.Count > spopScanMax || (seen && st.prev*spopSampleAfter < c.meta.Count) {
+		if st.noSample || c.meta.Count > spopScanMax || (seen && max(st.prev, st.last)*spopSampleAfter < c.meta.Count) {
 			return nil, st, false, nil
 		}
 		want := spopSampleSize(c.meta.Count)
@@ -284,5 +297,5 @@ func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 
 // spopDone records a pop of one member of c (after save).
 func (c *coll) spopDone(st spopState) {
-	c.pops.popped(st.key, c.meta.Version, c.meta.Stamp, st.prev+1, st.noSample)
+	c.pops.popped(st.key, c.meta.Version, c.meta.Stamp, st.prev+1, st.last, st.noSample)
 }

@@ -138,6 +138,45 @@ func TestSPopInterleavedWritesWalk(t *testing.T) {
 	}
 }
 
+// A set popped in a long run, then loaded, then popped again, samples at
+// the first pop after the load (its last run repaid a scan), instead of
+// walking for count/spopSampleAfter pops first; a short run after that
+// (pops between writes) walks again.
+func TestSPopAfterLoadSamples(t *testing.T) {
+	e, c := randExecutor(t)
+	const n, pops = 20000, 1000
+	names := func(i int) string { return fmt.Sprintf("m:%05d", i) }
+	fill(t, e, c, "SADD", "s", n, names)
+	for range pops {
+		do(t, e, c, "SPOP", "s")
+	}
+	fill(t, e, c, "SADD", "s", n, func(i int) string { return fmt.Sprintf("x:%05d", i) })
+	reads, walks := popBatchReads.Value(), randWalks.Value()
+	for range pops {
+		if got := bulks(do(t, e, c, "SPOP", "s")); len(got) != 1 {
+			t.Fatalf("SPOP: %q", got)
+		}
+	}
+	if got := popBatchReads.Value() - reads; got != 1 {
+		t.Fatalf("%d samples drawn for %d pops after a load, want 1", got, pops)
+	}
+	if got := randWalks.Value() - walks; got != 0 {
+		t.Fatalf("%d walks for %d pops after a load, want 0", got, pops)
+	}
+	// Pops between writes: the run before was long, so the first pop
+	// samples once more; the runs of one pop after it walk.
+	do(t, e, c, "SADD", "s", "y")
+	do(t, e, c, "SPOP", "s")
+	reads = popBatchReads.Value()
+	for i := range 20 {
+		do(t, e, c, "SADD", "s", fmt.Sprintf("y:%d", i))
+		do(t, e, c, "SPOP", "s")
+	}
+	if got := popBatchReads.Value() - reads; got != 0 {
+		t.Fatalf("%d samples drawn for pops between writes, want 0", got)
+	}
+}
+
 // Sets and sorted sets written in every way between pops, in and out of
 // MULTI: the pops served from batches must give what pops without them
 // give (sorted sets: byte for byte, against a second executor without
