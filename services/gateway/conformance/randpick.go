@@ -38,11 +38,11 @@ type RandomPicks struct {
 // Reading up to a uniform position, as SPOP did, read Big/2. On top of it
 // SPOP may pop from a sample of the set, drawn by one scan of the whole
 // set per Big/sampleDiv pops (command/popcache.go: a sample holds a
-// quarter of the set, and a set seen first is sampled at once): the
-// check allows one scan plus one per quarter of the set popped.
+// sixteenth of the set, and a set seen first is sampled at once): the
+// check allows one scan plus one per sixteenth of the set popped.
 const (
 	maxSubKeysPerPop = 200
-	sampleDiv        = 4
+	sampleDiv        = 16
 )
 
 // RunRandomPicks checks SPOP, SRANDMEMBER, HRANDFIELD and ZRANDMEMBER's
