@@ -202,7 +202,7 @@ func (b *popBatch) left() int { return len(b.elems) - b.i }
 
 // spopSampleSize is the sample an SPOP draws from a set of n members
 // whose run of pops so far, or the run before it, had run pops: twice
-// that, within [n/spopSampleDiv, n/spopSampleFew], [spopSampleMin,
+// that, within [n/spopSampleFew, n/spopSampleDiv], [spopSampleMin,
 // spopSampleMax] and n. The sample costs its scan of n members and the
 // reservoir's work on k·(1+ln(n/k)) of them; a run short enough for a
 // sixteenth of the set (the 2 000 pops of scripts/bench-collections.sh)
@@ -225,7 +225,7 @@ func (c *coll) sampleMembers(k int) (*popBatch, error) {
 	// Short members are copied into shared chunks, not one allocation
 	// each: a scan keeps k·(1+ln(n/k)) of them along the way (every
 	// replacement is a copy), 37 000 for a quarter of 63 000, and their
-	// allocations cost ~5 µs per pop over the 2 000 pops of
+	// allocations cost ~3 µs per pop over the 2 000 pops of
 	// scripts/bench-collections.sh. What is kept is copied out at the end,
 	// so the chunks (and the replaced members in them) are not kept.
 	var chunk []byte
