@@ -28,11 +28,16 @@ import (
 //     drawn by one scan of the whole set (reservoir sampling): popping it
 //     in order is distributed exactly as successive uniform draws without
 //     replacement, which the walks only approximate. The scan is O(n), so
-//     the sample holds about n/spopSampleDiv members (one scan serves that
-//     many pops: spopSampleDiv steps per pop), and it is drawn only for a
+//     the sample holds n/16 members, up to n/4 as a run of pops goes on
+//     (spopSampleSize: one scan serves that many pops, 4 to 16 steps per
+//     pop, plus the deleted members of earlier pops, which the next scan
+//     steps over), and it is drawn only for a
 //     set popped without other writes in between (popHistory): a set that
 //     is written between pops keeps the walks, which cost no O(n). A set
-//     of more than spopScanMax members is never sampled.
+//     whose last run of pops was long enough to repay a scan is sampled
+//     at its next pop even if it was written since (a load, then pops):
+//     the runs of pops of a set are taken to be alike. A set of more than
+//     spopScanMax members is never sampled.
 //
 // The cache is bounded: popEntries batches of at most popBatchBytes each.
 
@@ -53,9 +58,11 @@ const (
 	// zpopAhead is how many index entries a ZPOPMIN or ZPOPMAX reads: the
 	// one it pops and the next pops' (one seek, then a step each).
 	zpopAhead = 64
-	// spopSampleDiv: an SPOP sample holds count/spopSampleDiv members,
-	// within [spopSampleMin, spopSampleMax].
-	spopSampleDiv = 16
+	// An SPOP sample holds between count/spopSampleFew and
+	// count/spopSampleDiv members (spopSampleSize), within
+	// [spopSampleMin, spopSampleMax].
+	spopSampleDiv = 4
+	spopSampleFew = 16
 	spopSampleMin = 64
 	spopSampleMax = 16384
 	// popEntries bounds the batches kept, popBatchBytes each one's bytes.
@@ -90,6 +97,9 @@ type popBatch struct {
 type popHistory struct {
 	version, stamp uint64
 	streak         uint64
+	// last is the length of the run of pops before this one (streak's
+	// predecessor, ended by another write).
+	last uint64
 	// noSample: a sample of the set did not fit in popBatchBytes (long
 	// members); its pops walk.
 	noSample bool
@@ -146,24 +156,25 @@ func (pc *popCache) put(key string, version, stamp uint64, b *popBatch) {
 
 // streak returns how many pops in a row key's set had before this one with
 // no other write in between (0 after another write), as of version and
-// stamp, whether the set was seen before, and whether its sample was found
-// too big to keep (noSample).
-func (pc *popCache) streak(key string, version, stamp uint64) (prev uint64, seen, noSample bool) {
+// stamp, how many the run before had (last: the one another write ended),
+// whether the set was seen before, and whether its sample was found too
+// big to keep (noSample).
+func (pc *popCache) streak(key string, version, stamp uint64) (prev, last uint64, seen, noSample bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	h, ok := pc.hist[key]
 	if !ok {
-		return 0, false, false
+		return 0, 0, false, false
 	}
 	if h.version != version || h.stamp != stamp {
-		return 0, true, h.noSample
+		return 0, h.streak, true, h.noSample
 	}
-	return h.streak, true, h.noSample
+	return h.streak, h.last, true, h.noSample
 }
 
 // popped records that key's set was popped to version and stamp, the
-// streak-th pop in a row.
-func (pc *popCache) popped(key string, version, stamp, streak uint64, noSample bool) {
+// streak-th pop in a row after a run of last.
+func (pc *popCache) popped(key string, version, stamp, streak, last uint64, noSample bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.hist == nil {
@@ -175,7 +186,7 @@ func (pc *popCache) popped(key string, version, stamp, streak uint64, noSample b
 			break
 		}
 	}
-	pc.hist[key] = popHistory{version: version, stamp: stamp, streak: streak, noSample: noSample}
+	pc.hist[key] = popHistory{version: version, stamp: stamp, streak: streak, last: last, noSample: noSample}
 }
 
 // next returns the batch's next element and moves past it.
@@ -189,9 +200,21 @@ func (b *popBatch) next() []byte {
 // left is how many elements the batch still holds.
 func (b *popBatch) left() int { return len(b.elems) - b.i }
 
-// spopSampleSize is the sample an SPOP draws from a set of n members.
-func spopSampleSize(n uint64) int {
-	return int(min(max(n/spopSampleDiv, spopSampleMin), spopSampleMax, n))
+// spopSampleSize is the sample an SPOP draws from a set of n members
+// whose run of pops so far, or the run before it, had run pops: twice
+// that, within [n/spopSampleFew, n/spopSampleDiv], [spopSampleMin,
+// spopSampleMax] and n. The sample costs its scan of n members and the
+// reservoir's work on k·(1+ln(n/k)) of them; a run short enough for a
+// sixteenth of the set (the 2 000 pops of scripts/bench-collections.sh)
+// draws that, ~5 µs per pop less than a quarter costs it, and a run that
+// goes on past it draws bigger samples as it goes (a run through the set
+// then scans it a few times, not dozens; each scan also steps over the
+// members popped before it: a sixteenth each time scanned a set of
+// 63 000 members five times for 20 000 pops, the last time over 16 000
+// deleted members).
+func spopSampleSize(n, run uint64) int {
+	k := min(max(2*run, n/spopSampleFew), n/spopSampleDiv)
+	return int(min(max(k, spopSampleMin), spopSampleMax, n))
 }
 
 // sampleMembers draws k distinct members of c uniformly, in random order,
@@ -199,13 +222,30 @@ func spopSampleSize(n uint64) int {
 // one of the k with probability k/i).
 func (c *coll) sampleMembers(k int) (*popBatch, error) {
 	b := &popBatch{elems: make([][]byte, 0, k)}
+	// Short members are copied into shared chunks, not one allocation
+	// each: a scan keeps k·(1+ln(n/k)) of them along the way (every
+	// replacement is a copy), 37 000 for a quarter of 63 000, and their
+	// allocations cost ~3 µs per pop over the 2 000 pops of
+	// scripts/bench-collections.sh. What is kept is copied out at the end,
+	// so the chunks (and the replaced members in them) are not kept.
+	var chunk []byte
+	keep := func(m []byte) []byte {
+		if len(m) > sampleShort {
+			return bytesClone(m)
+		}
+		if cap(chunk)-len(chunk) < len(m) {
+			chunk = make([]byte, 0, sampleChunk)
+		}
+		chunk = append(chunk, m...)
+		return chunk[len(chunk)-len(m) : len(chunk) : len(chunk)]
+	}
 	i := 0
 	err := c.scan(keyspace.KindSetMember, nil, 0, func(m, _ []byte) bool {
 		i++
 		if len(b.elems) < k {
-			b.elems = append(b.elems, bytesClone(m))
+			b.elems = append(b.elems, keep(m))
 		} else if j := rand.IntN(i); j < k {
-			b.elems[j] = bytesClone(m)
+			b.elems[j] = keep(m)
 		}
 		return true
 	})
@@ -215,6 +255,7 @@ func (c *coll) sampleMembers(k int) (*popBatch, error) {
 	rand.Shuffle(len(b.elems), func(x, y int) { b.elems[x], b.elems[y] = b.elems[y], b.elems[x] })
 	// A prefix of a sample in random order is a smaller one: long
 	// members keep as many as fit.
+	short := 0
 	for j, e := range b.elems {
 		if b.bytes+len(e)+24 > popBatchBytes {
 			clear(b.elems[j:])
@@ -222,21 +263,48 @@ func (c *coll) sampleMembers(k int) (*popBatch, error) {
 			break
 		}
 		b.bytes += len(e) + 24
+		if len(e) <= sampleShort {
+			short += len(e)
+		}
+	}
+	if chunk != nil {
+		out := make([]byte, 0, short)
+		for j, e := range b.elems {
+			if len(e) <= sampleShort {
+				out = append(out, e...)
+				b.elems[j] = out[len(out)-len(e) : len(out) : len(out)]
+			}
+		}
 	}
 	popBatchReads.Add(1)
 	return b, nil
 }
 
+// sampleShort is the longest member sampleMembers copies into a shared
+// chunk of sampleChunk bytes (a longer one gets its own allocation, so
+// that the replaced members a scan leaves behind in the chunks stay
+// under k·(1+ln(n/k))·sampleShort bytes: 4 MiB at most).
+const (
+	sampleShort = 64
+	sampleChunk = 64 << 10
+)
+
 // spopSampleAfter: a set written between pops is sampled again only once
 // it has had count/spopSampleAfter pops in a row (the scan then costs at
-// most spopSampleAfter steps per pop, if pops go on as long).
+// most spopSampleAfter steps per pop, if pops go on as long), or at once
+// if its last run of pops was that long (a set loaded, then popped:
+// without it each load's pops walked for count/spopSampleAfter pops, at
+// dozens of seeks each, before sampling: 2 000 SPOPs after a load cost
+// 3 times the first 2 000's, docs/benchmarks.md). Runs of pops alike
+// keep the bound; a long run followed by short ones costs one scan more
+// per long run, which that run repaid.
 const spopSampleAfter = 64
 
 // spopState is what one SPOP knows of its set's pops (popHistory).
 type spopState struct {
-	key      string
-	prev     uint64
-	noSample bool
+	key        string
+	prev, last uint64
+	noSample   bool
 }
 
 // spopBatched pops one member of the set c from its sample, drawing one
@@ -245,19 +313,20 @@ type spopState struct {
 func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 	st.key = c.popKey(keyspace.KindSetMember, 0)
 	var seen bool
-	st.prev, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
+	st.prev, st.last, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
 	b := c.pops.take(st.key, c.meta.Version, c.meta.Stamp)
 	if b == nil {
-		if st.noSample || c.meta.Count > spopScanMax || (seen && st.prev*spopSampleAfter < c.meta.Count) {
+		if st.noSample || c.meta.Count > spopScanMax || (seen && max(st.prev, st.last)*spopSampleAfter < c.meta.Count) {
 			return nil, st, false, nil
 		}
-		want := spopSampleSize(c.meta.Count)
+		want := spopSampleSize(c.meta.Count, max(st.prev, st.last))
 		if b, err = c.sampleMembers(want); err != nil {
 			return nil, st, false, err
 		}
-		if b.left()*4 < want {
+		if uint64(b.left())*spopSampleAfter < c.meta.Count {
 			// Long members: a sample of a few would cost a scan per few
-			// pops. This one serves its pops; the next pops walk.
+			// pops (more than spopSampleAfter steps each). This one serves
+			// its pops; the next pops walk.
 			st.noSample = true
 		}
 		if b.left() == 0 {
@@ -284,5 +353,5 @@ func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 
 // spopDone records a pop of one member of c (after save).
 func (c *coll) spopDone(st spopState) {
-	c.pops.popped(st.key, c.meta.Version, c.meta.Stamp, st.prev+1, st.noSample)
+	c.pops.popped(st.key, c.meta.Version, c.meta.Stamp, st.prev+1, st.last, st.noSample)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -97,8 +98,43 @@ func TestSampleMembersIsUniform(t *testing.T) {
 	}
 }
 
-// SPOP from samples reads about spopSampleDiv members per pop (one scan
-// of the set per sample), not the set per pop.
+// A sample keeps its members' bytes, short ones (copied into shared
+// chunks) and long ones alike, and draws each once.
+func TestSampleMembersKeepsMembers(t *testing.T) {
+	e, c := randExecutor(t)
+	const n = 3000
+	name := func(i int) string { return fmt.Sprintf("%d:%s", i, strings.Repeat("x", i%(2*sampleShort))) }
+	fill(t, e, c, "SADD", "s", n, name)
+	r := &Request{ctx: context.Background(), e: e, c: c}
+	for _, k := range []int{64, 750, n} {
+		err := r.readSet([]byte("s"), func(s *coll) error {
+			b, err := s.sampleMembers(k)
+			if err != nil {
+				return err
+			}
+			if b.left() != k {
+				t.Fatalf("sample of %d members, want %d", b.left(), k)
+			}
+			seen := map[string]bool{}
+			for b.left() > 0 {
+				m := string(b.next())
+				i, err := strconv.Atoi(m[:strings.IndexByte(m, ':')])
+				if err != nil || m != name(i) || seen[m] {
+					t.Fatalf("sample of %d: member %q (seen before: %v)", k, m, seen[m])
+				}
+				seen[m] = true
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// SPOP from samples reads a few members per pop (one scan of the set per
+// sample, a sixteenth of it and then bigger ones as the pops go on), not
+// the set per pop.
 func TestSPopSampleReads(t *testing.T) {
 	e, c := randExecutor(t)
 	const n, pops = 50000, 8000
@@ -111,8 +147,8 @@ func TestSPopSampleReads(t *testing.T) {
 	}
 	read := (subKeysScanned.Value() - before) / pops
 	t.Logf("per SPOP: %d sub-keys read; %d samples drawn", read, popBatchReads.Value()-reads)
-	if read > 3*spopSampleDiv {
-		t.Fatalf("SPOP read %d sub-keys per pop on average, want <= %d", read, 3*spopSampleDiv)
+	if read > spopSampleFew {
+		t.Fatalf("SPOP read %d sub-keys per pop on average, want <= %d", read, spopSampleFew)
 	}
 	if got := do(t, e, c, "SCARD", "s"); got != fmt.Sprintf(":%d\r\n", n-pops) {
 		t.Fatalf("SCARD = %q", got)
@@ -135,6 +171,45 @@ func TestSPopInterleavedWritesWalk(t *testing.T) {
 	}
 	if read := (subKeysScanned.Value() - before) / pops; read > smallSubtree+100 {
 		t.Fatalf("SPOP between SADDs read %d sub-keys per pop on average, want <= %d", read, smallSubtree+100)
+	}
+}
+
+// A set popped in a long run, then loaded, then popped again, samples at
+// the first pop after the load (its last run repaid a scan), instead of
+// walking for count/spopSampleAfter pops first; a short run after that
+// (pops between writes) walks again.
+func TestSPopAfterLoadSamples(t *testing.T) {
+	e, c := randExecutor(t)
+	const n, pops = 20000, 1000
+	names := func(i int) string { return fmt.Sprintf("m:%05d", i) }
+	fill(t, e, c, "SADD", "s", n, names)
+	for range pops {
+		do(t, e, c, "SPOP", "s")
+	}
+	fill(t, e, c, "SADD", "s", n, func(i int) string { return fmt.Sprintf("x:%05d", i) })
+	reads, walks := popBatchReads.Value(), randWalks.Value()
+	for range pops {
+		if got := bulks(do(t, e, c, "SPOP", "s")); len(got) != 1 {
+			t.Fatalf("SPOP: %q", got)
+		}
+	}
+	if got := popBatchReads.Value() - reads; got != 1 {
+		t.Fatalf("%d samples drawn for %d pops after a load, want 1", got, pops)
+	}
+	if got := randWalks.Value() - walks; got != 0 {
+		t.Fatalf("%d walks for %d pops after a load, want 0", got, pops)
+	}
+	// Pops between writes: the run before was long, so the first pop
+	// samples once more; the runs of one pop after it walk.
+	do(t, e, c, "SADD", "s", "y")
+	do(t, e, c, "SPOP", "s")
+	reads = popBatchReads.Value()
+	for i := range 20 {
+		do(t, e, c, "SADD", "s", fmt.Sprintf("y:%d", i))
+		do(t, e, c, "SPOP", "s")
+	}
+	if got := popBatchReads.Value() - reads; got != 0 {
+		t.Fatalf("%d samples drawn for pops between writes, want 0", got)
 	}
 }
 
