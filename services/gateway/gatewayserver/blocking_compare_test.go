@@ -34,7 +34,7 @@ func TestClientUnblockMatchesRedisServer(t *testing.T) {
 			p = append(p, conformance.Encode("BLPOP", "nothing", "0")...)
 			p = append(p, conformance.Encode("ECHO", "after")...)
 			c.Send(p)
-			time.Sleep(30 * time.Millisecond)
+			waitBlocked(t, ctl, 1)
 			args := []string{"CLIENT", "UNBLOCK", id}
 			if reason != "" {
 				args = append(args, reason)
@@ -42,7 +42,7 @@ func TestClientUnblockMatchesRedisServer(t *testing.T) {
 			out = append(out, ctl.Do(args...), c.Read(), c.Read(), ctl.Do(args...))
 		}
 		c.Send(conformance.Encode("BLMOVE", "nothing", "x", "LEFT", "LEFT", "0"))
-		time.Sleep(30 * time.Millisecond)
+		waitBlocked(t, ctl, 1)
 		out = append(out, ctl.Do("CLIENT", "UNBLOCK", id), c.Read())
 		return out
 	}
@@ -53,6 +53,21 @@ func TestClientUnblockMatchesRedisServer(t *testing.T) {
 			t.Fatalf("CLIENT UNBLOCK exchange:\n nokv:  %q\n redis: %q", ours, theirs)
 		}
 	})
+}
+
+// waitBlocked waits until the server behind ctl counts n blocked clients:
+// a CLIENT UNBLOCK sent before the command blocked would find nothing to
+// unblock (a fixed sleep did not always suffice on a loaded machine).
+func waitBlocked(t *testing.T, ctl *conformance.RawConn, n int) {
+	t.Helper()
+	want := fmt.Sprintf("blocked_clients:%d\r\n", n)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(ctl.Do("INFO", "clients"), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %d blocked clients after 10 s", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // The blocking commands with go-redis, on the event loop and on redcon's
