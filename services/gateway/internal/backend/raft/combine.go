@@ -289,7 +289,7 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 			if err == nil && i > 0 && (t.Size() > combinedBytes || t.Len() > maxCombinedMutations) {
 				// It fits alone, not together with the others: the commit
 				// stays one request per region (a collection's elements
-				// may add a second region, see combinedRegion).
+				// may add a second region: the comment at the top).
 				err = errAlone
 			}
 			if err == nil {
