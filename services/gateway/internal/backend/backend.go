@@ -177,10 +177,11 @@ type WriteOptions struct {
 	// caller promises to call Sync before it replies to the client. The gateway sets
 	// it for every command of a pipeline but the last, so one fsync covers the lot.
 	DeferSync bool
-	// SubKeys says fn may use the Txn's SubTxn calls: the raft backend
-	// then runs it alone, never combined with other writers' Updates. (The
-	// embedded backend serves sub-keys either way; under its event-loop
-	// batch their writes join the batch.)
+	// SubKeys says fn may use the Txn's SubTxn calls (a collection
+	// command). Both backends serve sub-keys either way, and both combine
+	// such commands with others (the embedded backend's event-loop batch,
+	// the raft backend's combined transactions); the raft backend counts
+	// them apart in /debug/vars.
 	SubKeys bool
 }
 

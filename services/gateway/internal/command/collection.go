@@ -227,8 +227,7 @@ func (c *coll) save() {
 func bytesClone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // updateSub is update for a command that reads or writes sub-keys: the
-// backend is told (WriteOptions.SubKeys), so that the raft backend does not
-// combine it with other writers' transactions.
+// backend is told (WriteOptions.SubKeys).
 func (r *Request) updateSub(keys [][]byte, fn func(backend.Txn) error) error {
 	r.subKeys = true
 	defer func() { r.subKeys = false }()

@@ -30,12 +30,28 @@ import (
 // A command that fails by itself (WRONGTYPE, not an integer, too large) has
 // its writes rolled back to the savepoint taken before it and gets its own
 // error; the others commit. A command that needs a transaction of its own
-// (sub-keys, read locks, more keys than maxCombinedKeys, or one that did
-// not fit) runs alone after the combined one, as does every command of a
+// (read locks, more keys than maxCombinedKeys, or one that did not fit)
+// runs alone after the combined one, as does every command of a
 // combined transaction that failed for a reason no single command caused
 // (a conflict that outlived RunTxn's retries, an unavailable region): no
 // command fails for another's reason. Only an outcome all of them share
 // (commit undetermined, the client closed) is every command's answer.
+//
+// Collection commands (WriteOptions.SubKeys) are combined too, under the
+// region of their metadata records (the keys they name); their elements'
+// sub-keys may sit in another region (all sub-keys sort after all
+// records), which makes the commit a two-region 2PC, still one request per
+// region while the transaction stays under maxCombinedMutations keys. The
+// commands share one txn: what it tracks for the reclaim queue (reclaim.go:
+// the collections read, the versions NewVersion created, the point
+// deletions) is the whole transaction's, as for EXEC's commands, and the
+// queue entries are written once, after the last command, for the versions
+// the transaction as a whole kills. A command rolled back to its savepoint
+// takes its tracking with it (txn.undo), so it leaves no queue entry, no
+// version and no point deletion behind. Commands creating collections of
+// different keys share the start timestamp as version (versions are per
+// key); one recreating a key an earlier command created starts empty
+// (NewVersion).
 //
 // At most maxInFlight combined transactions per region run at once, each
 // by the caller that arrived first (no goroutine of its own): while one
@@ -50,6 +66,12 @@ const (
 	// (kvclient's batch of 256 keys).
 	maxCombined     = 64
 	maxCombinedKeys = 4
+	// maxCombinedMutations bounds the keys one combined transaction
+	// writes (locks included): a collection command writes a sub-key per
+	// element besides its record, and past 256 a region's prewrite takes
+	// a second request. A command that would take the transaction past
+	// it runs alone instead.
+	maxCombinedMutations = 256
 	// combinedBytes: once the transaction writes this much, the remaining
 	// commands run alone (well below kvclient's 4 MiB request, so the
 	// combined commit stays one request).
@@ -65,8 +87,10 @@ const (
 // combineVars counts, for /debug/vars: commands that found nothing to
 // combine with (single), transactions that combined
 // commands, the commands they carried, commands run alone after all
-// (needing their own transaction or a combined one failed), and the
-// combined transactions that failed so that all theirs ran alone.
+// (needing their own transaction or a combined one failed), the
+// combined transactions that failed so that all theirs ran alone, and
+// the collection commands a combined transaction committed
+// (collection_commands).
 var combineVars = expvar.NewMap("nokv_raft_combine")
 
 // errAlone is what a combined command's transaction answers when the
@@ -82,6 +106,8 @@ var errPanicked = errors.New("raft backend: the command panicked")
 type queued struct {
 	keys [][]byte
 	fn   func(backend.Txn) error
+	// sub: a collection command (WriteOptions.SubKeys), counted apart.
+	sub bool
 	// Set by the transaction that ran it, before wake: err is the
 	// command's outcome; alone that it must run alone instead.
 	err   error
@@ -124,7 +150,7 @@ func (p *perKey[K, V]) get(k K) *V {
 // combinedRegion returns the region all keys are in, if the command may be
 // combined and the region cache knows one region holding them all.
 func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64, bool) {
-	if s.noCombine || opts.SubKeys || len(keys) == 0 || len(keys) > maxCombinedKeys {
+	if s.noCombine || len(keys) == 0 || len(keys) > maxCombinedKeys {
 		return 0, false
 	}
 	var region uint64
@@ -139,9 +165,9 @@ func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64
 }
 
 // updateCombined runs fn in one of the region's combined transactions.
-func (s *Store) updateCombined(ctx context.Context, region uint64, keys [][]byte, fn func(backend.Txn) error) error {
+func (s *Store) updateCombined(ctx context.Context, region uint64, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
 	cb := s.combiners.get(region)
-	q := &queued{keys: keys, fn: fn, waiter: waiter{wake: make(chan struct{}, 1)}}
+	q := &queued{keys: keys, fn: fn, sub: opts.SubKeys, waiter: waiter{wake: make(chan struct{}, 1)}}
 	if !cb.join(q, maxInFlight) {
 		// Finished, or made the next leader: q's fields are set before
 		// the wake, and no one else writes them after.
@@ -224,14 +250,23 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 	combineVars.Add("transactions", 1)
 	combineVars.Add("commands", int64(len(batch)))
 	err := s.c.RunTxn(ctx, func(t *kvclient.Txn) error {
+		// One txn for all the commands: what it tracks for the reclaim
+		// queue (the collections read, the versions created and killed,
+		// the point deletions) is the whole transaction's, as for EXEC's
+		// commands, and finish enqueues once, after the last command.
+		x := &txn{ctx: ctx, t: t, combined: true}
 		for i, q := range batch {
 			q.err, q.alone, q.panicked = nil, false, nil
-			if i > 0 && t.Size() >= combinedBytes {
+			if i > 0 && (t.Size() >= combinedBytes || t.Len() >= maxCombinedMutations) {
 				q.alone = true
 				continue
 			}
 			sp := t.Savepoint()
-			x := &txn{ctx: ctx, t: t, keys: q.keys, combined: true}
+			// The commands before this one stay: only this one's tracking
+			// can be rolled back.
+			clear(x.undo)
+			x.undo = x.undo[:0]
+			x.keys, x.heads, x.err, x.readErr = q.keys, nil, nil, nil
 			err := q.run(x)
 			if err == nil {
 				err = x.err
@@ -251,10 +286,17 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 					}
 				}
 			}
+			if err == nil && i > 0 && (t.Size() > combinedBytes || t.Len() > maxCombinedMutations) {
+				// It fits alone, not together with the others: the commit
+				// stays one request per region (a collection's elements
+				// may add a second region: the comment at the top).
+				err = errAlone
+			}
 			if err == nil {
 				continue
 			}
 			t.RollbackTo(sp)
+			x.rollbackTracking(0)
 			var tooLarge *kvclient.TooLargeError
 			switch {
 			case q.panicked != nil:
@@ -273,8 +315,22 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 				q.err = err // the command's own answer: nothing of it commits
 			}
 		}
+		x.undo, x.keys, x.heads, x.err = nil, nil, nil, nil
+		x.combined = false
+		x.finish()
+		if x.err != nil {
+			// Not one command's: the queue entries of them all.
+			return fmt.Errorf("enqueue the versions the combined transaction kills: %w", x.err)
+		}
 		return nil
 	})
+	if err == nil {
+		for _, q := range batch {
+			if q.sub && !q.alone && q.err == nil && q.panicked == nil {
+				combineVars.Add("collection_commands", 1)
+			}
+		}
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, kvclient.ErrCommitUndetermined) || errors.Is(err, kvclient.ErrClosed):

@@ -206,6 +206,38 @@ type txn struct {
 	// fails the whole combined transaction rather than this command.
 	combined bool
 	readErr  error
+	// undo restores versioned, colls, final and pointDeleted as they were
+	// before the current command of a combined transaction, should it be
+	// rolled back to its savepoint (combine.go): a command rolled back
+	// leaves no trace in what finish enqueues. Appended to only when
+	// combined.
+	undo []func()
+}
+
+// logUndo records how to restore a tracking map's entry for k, before it
+// is changed, in a combined transaction.
+func logUndo[V any](x *txn, m map[string]V, k string) {
+	if !x.combined {
+		return
+	}
+	old, had := m[k]
+	x.undo = append(x.undo, func() {
+		if had {
+			m[k] = old
+		} else {
+			delete(m, k)
+		}
+	})
+}
+
+// rollbackTracking undoes the tracking of the writes since the undo log
+// held mark entries, latest first.
+func (x *txn) rollbackTracking(mark int) {
+	for i := len(x.undo) - 1; i >= mark; i-- {
+		x.undo[i]()
+	}
+	clear(x.undo[mark:])
+	x.undo = x.undo[:mark]
 }
 
 // read notes err, a read's, for combined transactions.
@@ -301,7 +333,7 @@ func (x *txn) LockRead(key []byte) {
 // (combine.go).
 func (s *Store) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
 	if region, ok := s.combinedRegion(opts, keys); ok {
-		return s.updateCombined(ctx, region, keys, fn)
+		return s.updateCombined(ctx, region, opts, keys, fn)
 	}
 	return s.wrap(s.runAlone(ctx, keys, fn))
 }

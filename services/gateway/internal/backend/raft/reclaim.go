@@ -113,30 +113,28 @@ func (x *txn) setColl(key []byte, c collKnown) {
 	if x.colls == nil {
 		x.colls = map[string]collKnown{}
 	}
+	logUndo(x, x.colls, string(key))
 	x.colls[string(key)] = c
 }
 
 // beforeWrite runs before a write of key: if the key held a collection as
 // far as the transaction read it (a head, or the prefetch), its version is
-// read now, so that finish can enqueue it. A combined transaction cannot
-// enqueue: the command runs alone. Nothing is allocated for other keys (the
-// string commands' hot path).
+// read now, so that finish can enqueue it. Nothing is allocated for other
+// keys (the string commands' hot path).
 func (x *txn) beforeWrite(key []byte) error {
 	c, isColl := x.colls[string(key)]
 	if kn, ok := x.heads[string(key)]; ok && kn.found && kn.head.Type.IsCollection() {
 		isColl = true
 	}
 	if !isColl || c.known {
-		if isColl && x.combined {
-			return errAlone
-		}
 		return nil
 	}
-	if x.combined {
-		return errAlone
-	}
 	// Before the transaction's first write of the key, the read gives the
-	// start timestamp's record.
+	// start timestamp's record; in a combined transaction, after an
+	// earlier command's write of it, that command's record, whose version
+	// is the start timestamp's or one this transaction created
+	// (NewVersion): either is a version the transaction may kill, which
+	// finish enqueues once all commands ran.
 	e, ok, err := x.t.Get(x.ctx, key)
 	if err != nil {
 		return x.read(err)
@@ -163,6 +161,7 @@ func (x *txn) noteWrite(key []byte, v backend.Value) {
 	if x.final == nil {
 		x.final = map[string]uint64{}
 	}
+	logUndo(x, x.final, string(key))
 	x.final[string(key)] = ver
 }
 
@@ -186,7 +185,16 @@ func (x *txn) notePointDelete(sub []byte) {
 	if x.pointDeleted == nil {
 		x.pointDeleted = map[versionOf]int{}
 	}
-	x.pointDeleted[versionOf{string(keyspace.Key(p.DB, p.Key)), p.Version}]++
+	v := versionOf{string(keyspace.Key(p.DB, p.Key)), p.Version}
+	if x.combined {
+		m := x.pointDeleted
+		x.undo = append(x.undo, func() {
+			if m[v]--; m[v] <= 0 {
+				delete(m, v)
+			}
+		})
+	}
+	x.pointDeleted[v]++
 }
 
 // emptiedByPoints reports whether the transaction's own point deletions

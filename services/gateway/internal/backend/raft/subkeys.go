@@ -23,12 +23,6 @@ const subScanPage = 256
 var errSubRange = fmt.Errorf("%w: the raft backend reclaims sub-key ranges after the commit, not inside a transaction", backend.ErrNotSupported)
 
 func (x *txn) checkSub(sub []byte) error {
-	if x.combined {
-		// A collection's command runs alone: its new incarnation's version
-		// is the transaction's start timestamp (NewVersion), which two
-		// commands of one combined transaction would share.
-		return errAlone
-	}
 	if !keyspace.IsSubKey(sub) {
 		return fmt.Errorf("raft backend: %q is not a sub-key", sub)
 	}
@@ -142,16 +136,20 @@ var _ backend.SubTxn = (*txn)(nil)
 // creates the same key's collection twice (MULTI: HSET k, DEL k, HSET k)
 // gets the same version again: every sub-key of that version was written
 // by this transaction, so deleting them (through its own writes, never
-// committed) makes the second incarnation start empty.
+// committed) makes the second incarnation start empty. The commands of a
+// combined transaction (combine.go) share it the same way: versions are
+// per key, so commands creating different keys' collections may share the
+// timestamp, and one recreating a key an earlier command of the
+// transaction created (LPUSH, RPOP of the last element, LPUSH) starts it
+// empty as MULTI does. (A command rolled back to its savepoint takes its
+// sub-key writes and its versioned entry with it.)
 func (x *txn) NewVersion(key []byte) (uint64, error) {
-	if x.combined {
-		return 0, errAlone
-	}
 	v := x.t.StartTS()
 	if !x.versioned[string(key)] {
 		if x.versioned == nil {
 			x.versioned = map[string]bool{}
 		}
+		logUndo(x, x.versioned, string(key))
 		x.versioned[string(key)] = true
 		return v, nil
 	}
