@@ -111,9 +111,14 @@ type waiter struct {
 type blockRegistry struct {
 	mu     sync.Mutex
 	queues map[string]*list.List
-	// n counts blocked clients (INFO blocked_clients), timed those with a
-	// timeout (clients_in_timeout_table).
-	n, timed atomic.Int64
+	// n counts registered waiters (signalKeyAsReady skips the registry
+	// while there are none); shown counts blocked clients (INFO
+	// blocked_clients): a waiter is shown once its first attempt after
+	// registering found nothing, so that a client seen blocked is one a
+	// later push serves in the order keys became ready, as in Redis (a
+	// push racing that attempt would otherwise be served in argument
+	// order); timed counts those with a timeout (clients_in_timeout_table).
+	n, shown, timed atomic.Int64
 	// poll, when positive, is how often every key's first waiter is woken
 	// to look (raft: pushes through other gateways); polling says the
 	// poller runs.
@@ -356,7 +361,13 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 		defer e.blocking.timed.Add(-1)
 	}
 	passOn := ""
-	defer func() { e.blocking.remove(w, passOn) }()
+	shown := false
+	defer func() {
+		if shown {
+			e.blocking.shown.Add(-1)
+		}
+		e.blocking.remove(w, passOn)
+	}()
 	var timeout <-chan time.Time
 	if b.op.timeout > 0 {
 		t := time.NewTimer(b.op.timeout)
@@ -397,6 +408,10 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 				}
 				return nil
 			}
+		}
+		if !shown {
+			shown = true
+			e.blocking.shown.Add(1)
 		}
 		order = nil
 		select {
@@ -476,7 +491,7 @@ func (e *Executor) unblock(id int64, asError bool) bool {
 }
 
 // BlockedClients is the number of clients blocked (INFO blocked_clients).
-func (e *Executor) BlockedClients() int64 { return e.blocking.n.Load() }
+func (e *Executor) BlockedClients() int64 { return e.blocking.shown.Load() }
 
 // blockTimeout parses a blocking command's timeout as Redis 7.0.15 does:
 // seconds as a long double, times 1000, rounded up (ceill), cast to a long
