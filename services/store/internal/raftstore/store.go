@@ -585,8 +585,7 @@ func (s *Store) handleReadies() error {
 	return nil
 }
 
-// send hands a Ready's raft messages to the transport (sendNow), filtering
-// msgs in place: the Ready owns the slice and nothing reads it afterwards.
+// send wraps and hands raft messages to the transport.
 //
 // A leader's empty appends are held back until the next tick unless a later
 // append to the same follower supersedes them. etcd raft broadcasts one to
