@@ -87,8 +87,6 @@ type Store struct {
 	opsRunning map[uint64]bool
 	// snapHolders are peers given snapshot data this round (loop only).
 	snapHolders []*peer
-	// holdingApps are the peers with held empty appends (loop only).
-	holdingApps map[*peer]struct{}
 	// inbound counts received raft messages not yet stepped.
 	inbound  atomic.Int64
 	stopc    chan struct{}
@@ -409,7 +407,6 @@ func (s *Store) loop() {
 				s.checkHibernate(p)
 			}
 			s.stats.PeerTicks.Add(int64(ticks))
-			s.sendHeldApps()
 			s.checkStoreLiveness(now)
 			if tick++; tick%sweepTicks == 0 {
 				s.sweepHibernated()
@@ -586,73 +583,7 @@ func (s *Store) handleReadies() error {
 }
 
 // send wraps and hands raft messages to the transport.
-//
-// A leader's empty appends are held back until the next tick unless a later
-// append to the same follower supersedes them. etcd raft broadcasts one to
-// every follower each time its commit index moves, so that they learn it;
-// under load, with the next transaction's entries already on their way or
-// about to be, each such broadcast cost a message batch each way and a
-// follower loop round per entry, for news the next append carries anyway
-// (its Commit is at least as high). An append of the same term (the held
-// one's term or later) to the same follower replaces a held one; a held
-// one goes out at the next tick, so a follower learns the last commit of a
-// burst within a tick interval, well inside the heartbeat interval after
-// which raft's own recovery appends (also empty) would repeat. Raft allows
-// any message to be lost, delayed or reordered, so this changes no outcome,
-// only when followers apply: the leader's replies do not wait for them.
 func (s *Store) send(p *peer, msgs []raftpb.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	n := 0
-	for i := range msgs {
-		m := &msgs[i]
-		if m.Type == raftpb.MsgApp {
-			if len(m.Entries) == 0 {
-				if p.heldApps == nil {
-					p.heldApps = make(map[uint64]raftpb.Message)
-				}
-				if _, ok := p.heldApps[m.To]; ok {
-					s.stats.EmptyAppendsSkipped.Add(1)
-				}
-				p.heldApps[m.To] = *m
-				if s.holdingApps == nil {
-					s.holdingApps = make(map[*peer]struct{})
-				}
-				s.holdingApps[p] = struct{}{}
-				continue
-			}
-			if h, ok := p.heldApps[m.To]; ok && h.Term <= m.Term {
-				delete(p.heldApps, m.To)
-				s.stats.EmptyAppendsSkipped.Add(1)
-			}
-		}
-		msgs[n] = *m
-		n++
-	}
-	s.sendNow(p, msgs[:n])
-}
-
-// sendHeldApps sends the empty appends send held back (loop only).
-func (s *Store) sendHeldApps() {
-	for p := range s.holdingApps {
-		delete(s.holdingApps, p)
-		if len(p.heldApps) == 0 {
-			continue
-		}
-		msgs := make([]raftpb.Message, 0, len(p.heldApps))
-		for to, m := range p.heldApps {
-			msgs = append(msgs, m)
-			delete(p.heldApps, to)
-		}
-		if !p.destroyed {
-			s.sendNow(p, msgs)
-		}
-	}
-}
-
-// sendNow wraps and hands raft messages to the transport.
-func (s *Store) sendNow(p *peer, msgs []raftpb.Message) {
 	if len(msgs) == 0 {
 		return
 	}
