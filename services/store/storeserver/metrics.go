@@ -47,6 +47,7 @@ func newMetrics(store *raftstore.Store, svc *kvsvc.Service) *metrics {
 	counter("raft_entries_applied_total", "Log entries applied.", &st.EntriesApplied)
 	counter("raft_messages_sent_total", "Raft messages sent to other stores.", &st.MessagesSent)
 	counter("raft_messages_dropped_total", "Raft messages dropped (queue full, link down, filtered).", &st.MessagesDropped)
+	counter("raft_empty_appends_skipped_total", "A leader's empty (commit index only) appends not sent: a later append to the follower carried the commit.", &st.EmptyAppendsSkipped)
 	counter("raft_snapshots_sent_total", "Region snapshots streamed to other stores.", &st.SnapshotsSent)
 	counter("raft_snapshot_send_failures_total", "Region snapshot streams that failed or were refused by the receiver (each retried after a pause).", &st.SnapshotSendFailures)
 	counter("raft_snapshots_applied_total", "Region snapshots applied.", &st.SnapshotsApplied)
@@ -83,7 +84,8 @@ func (m *metrics) snapshot() map[string]any {
 		"raft_ready_rounds": st.ReadyRounds.Load(), "raft_syncs": st.RaftSyncs.Load(),
 		"raft_entries_persisted": st.EntriesPersisted.Load(), "raft_entries_applied": st.EntriesApplied.Load(),
 		"raft_messages_sent": st.MessagesSent.Load(), "raft_messages_dropped": st.MessagesDropped.Load(),
-		"raft_snapshots_sent": st.SnapshotsSent.Load(), "raft_snapshot_send_failures": st.SnapshotSendFailures.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
+		"raft_empty_appends_skipped": st.EmptyAppendsSkipped.Load(),
+		"raft_snapshots_sent":        st.SnapshotsSent.Load(), "raft_snapshot_send_failures": st.SnapshotSendFailures.Load(), "raft_snapshots_applied": st.SnapshotsApplied.Load(),
 		"raft_round_max_ms":       time.Duration(st.LongestRoundNanos.Load()).Milliseconds(),
 		"raft_snapshots_received": st.SnapshotsReceived.Load(), "raft_snapshot_applies_resumed": st.SnapshotAppliesResumed.Load(), "raft_snapshot_applies_forgotten": st.SnapshotAppliesForgotten.Load(),
 		"raft_proposals": st.Proposals.Load(), "raft_read_index": st.ReadIndexRounds.Load(),

@@ -70,6 +70,9 @@ type peer struct {
 	leaveWait     int
 	// hib is the peer's hibernation state (see hibernate.go).
 	hib hibernateState
+	// heldApps are this leader's empty appends not sent yet, at most one
+	// per follower (see Store.send).
+	heldApps map[uint64]heldApp
 	// gcWatch sums up, for MVCC GC, what applied commands did to the
 	// region's write records (see Store.WatchGC).
 	gcWatch gcWatch

@@ -13,7 +13,10 @@ type Stats struct {
 	EntriesApplied   atomic.Int64
 	MessagesSent     atomic.Int64
 	MessagesDropped  atomic.Int64 // queue full, filtered or link down
-	SnapshotsSent    atomic.Int64
+	// EmptyAppendsSkipped counts a leader's empty appends (its commit index
+	// only) never sent: a later append to the same follower carried it.
+	EmptyAppendsSkipped atomic.Int64
+	SnapshotsSent       atomic.Int64
 	// SnapshotSendFailures counts snapshot streams that failed or that
 	// the receiver refused (each is retried after snapRetryDelay).
 	SnapshotSendFailures atomic.Int64

@@ -87,6 +87,8 @@ type Store struct {
 	opsRunning map[uint64]bool
 	// snapHolders are peers given snapshot data this round (loop only).
 	snapHolders []*peer
+	// holdingApps are the peers with held empty appends (loop only).
+	holdingApps map[*peer]struct{}
 	// inbound counts received raft messages not yet stepped.
 	inbound  atomic.Int64
 	stopc    chan struct{}
@@ -407,6 +409,7 @@ func (s *Store) loop() {
 				s.checkHibernate(p)
 			}
 			s.stats.PeerTicks.Add(int64(ticks))
+			s.sendHeldApps()
 			s.checkStoreLiveness(now)
 			if tick++; tick%sweepTicks == 0 {
 				s.sweepHibernated()
@@ -582,39 +585,127 @@ func (s *Store) handleReadies() error {
 	return nil
 }
 
-// send wraps and hands raft messages to the transport.
+// send hands a Ready's raft messages to the transport, filtering msgs in
+// place: the Ready owns the slice and nothing reads it afterwards.
+//
+// A leader's empty appends are held back until the next tick unless a later
+// append to the same follower supersedes them. etcd raft broadcasts one to
+// every follower each time its commit index moves, so that they learn it;
+// under load, with the next transaction's entries already on their way or
+// about to be, each such broadcast cost a message batch each way and a
+// follower loop round per entry, for news the next append carries anyway
+// (its Commit is at least as high). An append of the same term (the held
+// one's term or later) to the same follower replaces a held one; a held
+// one goes out at the next tick, so a follower learns the last commit of a
+// burst within a tick interval, well inside the heartbeat interval after
+// which raft's own recovery appends (also empty) would repeat. Raft allows
+// any message to be lost, delayed or reordered, so this changes no outcome,
+// only when followers apply: the leader's replies do not wait for them.
+//
+// A held append is addressed when it is held, as it would have been sent:
+// a peer being removed learns that its removal committed only from this
+// broadcast, and once the leader has applied the removal the region no
+// longer names the removed peer (peerByID finds nothing), so addressing it
+// at the tick would drop it and leave the removed replica behind.
 func (s *Store) send(p *peer, msgs []raftpb.Message) {
+	if len(msgs) == 0 {
+		return
+	}
+	n := 0
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Type == raftpb.MsgApp {
+			if len(m.Entries) == 0 {
+				s.holdApp(p, m)
+				continue
+			}
+			if h, ok := p.heldApps[m.To]; ok && h.m.Term <= m.Term {
+				delete(p.heldApps, m.To)
+				s.stats.EmptyAppendsSkipped.Add(1)
+			}
+		}
+		msgs[n] = *m
+		n++
+	}
+	msgs = msgs[:n]
 	if len(msgs) == 0 {
 		return
 	}
 	region := p.region()
 	from := p.peerByID(p.id)
 	for i := range msgs {
-		m := &msgs[i]
-		to := p.peerByID(m.To)
-		if to == nil || from == nil {
-			continue
-		}
-		data, err := m.Marshal()
-		if err != nil {
-			s.log.Error("marshal raft message", "err", err)
-			continue
-		}
-		rm := &raftserverpb.RaftMessage{
-			RegionId:    p.regionID,
-			FromPeer:    from,
-			ToPeer:      to,
-			RegionEpoch: region.GetRegionEpoch(),
-			Message:     data,
-			StartKey:    region.GetStartKey(),
-			EndKey:      region.GetEndKey(),
-		}
-		if m.Type == raftpb.MsgSnap {
-			s.trans.sendSnapshot(rm, m.Snapshot)
-			continue
-		}
-		s.trans.send(rm)
+		s.sendAddressed(p.regionID, region, from, p.peerByID(msgs[i].To), &msgs[i])
 	}
+}
+
+// heldApp is an empty append held back by send, with the addressing it
+// was held under.
+type heldApp struct {
+	m        raftpb.Message
+	from, to *metapb.Peer
+	region   *metapb.Region
+}
+
+// holdApp holds an empty append back (see send), replacing one held for
+// the same follower.
+func (s *Store) holdApp(p *peer, m *raftpb.Message) {
+	from, to := p.peerByID(p.id), p.peerByID(m.To)
+	if from == nil || to == nil {
+		return // not addressable now, and sending it now would drop it too
+	}
+	if p.heldApps == nil {
+		p.heldApps = make(map[uint64]heldApp)
+	}
+	if _, ok := p.heldApps[m.To]; ok {
+		s.stats.EmptyAppendsSkipped.Add(1)
+	}
+	p.heldApps[m.To] = heldApp{m: *m, from: from, to: to, region: p.region()}
+	if s.holdingApps == nil {
+		s.holdingApps = make(map[*peer]struct{})
+	}
+	s.holdingApps[p] = struct{}{}
+}
+
+// sendHeldApps sends the empty appends send held back (loop only), to the
+// peers they were addressed to when held, even where the region no longer
+// names them or the sender is gone: sent at once, they would have gone out
+// too, and raft ignores the stale ones.
+func (s *Store) sendHeldApps() {
+	for p := range s.holdingApps {
+		delete(s.holdingApps, p)
+		for to, h := range p.heldApps {
+			delete(p.heldApps, to)
+			s.sendAddressed(p.regionID, h.region, h.from, h.to, &h.m)
+		}
+	}
+}
+
+// sendAddressed wraps one raft message of region regionID (whose state
+// the receiver checks it against is region) from one peer to another and
+// hands it to the transport; a nil from or to drops it.
+func (s *Store) sendAddressed(regionID uint64, region *metapb.Region, from, to *metapb.Peer, m *raftpb.Message) {
+	if to == nil || from == nil {
+		return
+	}
+	data, err := m.Marshal()
+	if err != nil {
+		s.log.Error("marshal raft message", "err", err)
+		return
+	}
+	rm := &raftserverpb.RaftMessage{
+		RegionId:    regionID,
+		FromPeer:    from,
+		ToPeer:      to,
+		RegionEpoch: region.GetRegionEpoch(),
+		Message:     data,
+		StartKey:    region.GetStartKey(),
+		EndKey:      region.GetEndKey(),
+	}
+	if m.Type == raftpb.MsgSnap {
+		s.trans.sendSnapshot(rm, m.Snapshot)
+		return
+	}
+	s.trans.send(rm)
 }
 
 // onRaftMessage steps a message from another store into its peer, creating
