@@ -236,8 +236,11 @@ measure() {
     extra=" $(curl -s "http://127.0.0.1:${port[11]}/debug/vars" | jq -c '{writes: (.nokv_raft_combine // {}), reads: (.nokv_raft_read_combine // {})}' 2>/dev/null || true)"
     # MVCC GC so far, summed over the stores: rounds run, region passes
     # skipped as provably idle, keys deleted (a pass walks a region's keys).
+    # Raft traffic so far, per store (store-1, -2, -3): messages sent, loop
+    # rounds with work, log entries persisted, and the leader's empty appends
+    # never sent (a later append carried the commit).
     extra+=" $(for sp in 12 13 14; do curl -s "http://127.0.0.1:${port[$sp]}/debug/vars"; done |
-      jq -cs '[.[] | .["NoKV.Stats"].store // {}] | {gc: {rounds: (map(.gc_rounds // 0) | add), skipped: (map(.gc_regions_skipped // 0) | add), deleted: (map(.gc_deleted_keys // 0) | add)}}' 2>/dev/null || true)"
+      jq -cs '[.[] | .["NoKV.Stats"].store // {}] | {gc: {rounds: (map(.gc_rounds // 0) | add), skipped: (map(.gc_regions_skipped // 0) | add), deleted: (map(.gc_deleted_keys // 0) | add)}, raft: {msgs: map(.raft_messages_sent // 0), rounds: map(.raft_ready_rounds // 0), entries: map(.raft_entries_persisted // 0), empty_skipped: (map(.raft_empty_appends_skipped // 0) | add)}}' 2>/dev/null || true)"
   fi
   for p in $procs; do
     d=$(($(cpu_ticks "$(pid_of "$p")") - before[i]))
