@@ -225,6 +225,12 @@ func BenchmarkCollLPush(b *testing.B) {
 	benchCollection(b, nil, 0, "LPUSH", "mylist", "xxx")
 }
 
+// BenchmarkCollRPop is RPOP mylist after redis-benchmark's LPUSH (run it
+// with -benchtime of at most 100000x: past that the list is empty).
+func BenchmarkCollRPop(b *testing.B) {
+	benchCollection(b, redisBenchFill("LPUSH", "mylist", "xxx"), 0, "RPOP", "mylist")
+}
+
 // BenchmarkCollLRange100 is LRANGE mylist 0 99 on a list of 600 elements.
 func BenchmarkCollLRange100(b *testing.B) { benchLRange100(b, 600) }
 
