@@ -6,7 +6,6 @@ import (
 	"errors"
 	"math"
 	"math/big"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,11 +36,7 @@ import (
 // On the raft backend other gateways push too, and nothing tells this one:
 // a poller wakes the first waiter of every waited-on key every
 // Options.BlockPoll (100 ms by default), so that a push made elsewhere is
-// served within that bound. A poll says nothing of the order keys became
-// ready in: a waiter tries the keys it was signalled first, in signal
-// order, then the polled ones in argument order, so that a poll round
-// between an EXEC's commit and the gateway's own wake-up does not reorder
-// what the EXEC made ready.
+// served within that bound.
 
 // blockOp is what a blocked command retries.
 type blockOp struct {
@@ -106,11 +101,10 @@ type waiter struct {
 	keys  []string
 	elems []*list.Element
 	// ready lists the positions of keys the registry signalled since the
-	// waiter last looked, in the order they became ready; polled those
-	// only the poller named since (guarded by the registry's mutex). wake
-	// has a token when either is not empty.
-	ready, polled []int
-	wake          chan struct{}
+	// waiter last looked (guarded by the registry's mutex); wake has a
+	// token when ready is not empty.
+	ready []int
+	wake  chan struct{}
 }
 
 // blockRegistry is the gateway's waiters by stored key.
@@ -185,10 +179,7 @@ func (g *blockRegistry) remove(w *waiter, passOn string) {
 	for _, i := range w.ready {
 		g.signalLocked(w.keys[i])
 	}
-	for _, i := range w.polled {
-		g.tell(w.keys[i], true)
-	}
-	w.ready, w.polled = nil, nil
+	w.ready = nil
 	if passOn != "" {
 		g.signalLocked(passOn)
 	}
@@ -221,31 +212,23 @@ func (g *blockRegistry) signalDBs(a, b uint32) {
 	}
 }
 
-func (g *blockRegistry) signalLocked(key string) { g.tell(key, false) }
-
-// tell wakes the first waiter of key, recording key as ready or, for the
-// poller (poll), as polled: a ready key stays where it is among the ready
-// ones, a polled one that becomes ready joins them.
-func (g *blockRegistry) tell(key string, poll bool) {
+func (g *blockRegistry) signalLocked(key string) {
 	q := g.queues[key]
 	if q == nil {
 		return
 	}
 	w := q.Front().Value.(*waiter)
-	i := slices.Index(w.keys, key) // a key named twice: its first position
-	switch {
-	case slices.Contains(w.ready, i):
-		return // already told
-	case poll:
-		if slices.Contains(w.polled, i) {
-			return
+	for i, k := range w.keys {
+		if k != key {
+			continue
 		}
-		w.polled = append(w.polled, i)
-	default:
-		if j := slices.Index(w.polled, i); j >= 0 {
-			w.polled = slices.Delete(w.polled, j, j+1)
+		for _, j := range w.ready {
+			if j == i {
+				return // already told
+			}
 		}
 		w.ready = append(w.ready, i)
+		break
 	}
 	select {
 	case w.wake <- struct{}{}:
@@ -254,14 +237,12 @@ func (g *blockRegistry) tell(key string, poll bool) {
 }
 
 // take returns (and clears) the positions of w's keys signalled since the
-// last take, in the order they were signalled, followed by those only
-// polled, in argument order.
+// last take, in the order they were signalled.
 func (g *blockRegistry) take(w *waiter) []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	slices.Sort(w.polled)
-	r := append(w.ready, w.polled...)
-	w.ready, w.polled = nil, nil
+	r := w.ready
+	w.ready = nil
 	return r
 }
 
@@ -276,16 +257,11 @@ func (g *blockRegistry) pollLoop(stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		g.pollOnce()
-	}
-}
-
-// pollOnce wakes the first waiter of every waited-on key.
-func (g *blockRegistry) pollOnce() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for k := range g.queues {
-		g.tell(k, true)
+		g.mu.Lock()
+		for k := range g.queues {
+			g.signalLocked(k)
+		}
+		g.mu.Unlock()
 	}
 }
 

@@ -2,7 +2,6 @@ package command
 
 import (
 	"context"
-	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,48 +103,5 @@ func TestBlockedClientShownAfterItsFirstAttempt(t *testing.T) {
 	}
 	if n := e.BlockedClients(); n != 0 {
 		t.Fatalf("blocked_clients = %d after the client was served", n)
-	}
-}
-
-// A poll round that fires between a command's commit and the gateway's
-// own wake-up (the raft backend's poller, every 100 ms) does not decide
-// the order a waiter tries its keys in: the keys the commit made ready
-// come first, in the order they became ready, as Redis serves them; the
-// keys only the poll names follow, in argument order. Every order here is
-// the same on every run (the poll used to add the keys in map order).
-func TestPollKeepsReadyOrder(t *testing.T) {
-	keys := [][]byte{[]byte("a"), []byte("b"), []byte("c"), []byte("d"), []byte("e")}
-	for run := range 20 {
-		g := newBlockRegistry(0)
-		w := g.add(keys)
-		other := g.add(keys[3:]) // second in d's and e's queues
-
-		g.pollOnce()
-		g.signal([][]byte{[]byte("d"), []byte("b")}) // an EXEC pushed d, then b
-		if got, want := g.take(w), []int{3, 1, 0, 2, 4}; !slices.Equal(got, want) {
-			t.Fatalf("run %d: poll, then d and b ready: positions %v tried, want %v", run, got, want)
-		}
-		g.pollOnce()
-		if got, want := g.take(w), []int{0, 1, 2, 3, 4}; !slices.Equal(got, want) {
-			t.Fatalf("run %d: a poll alone: positions %v tried, want %v", run, got, want)
-		}
-		g.signal([][]byte{[]byte("e")})
-		g.pollOnce()
-		if got, want := g.take(w), []int{4, 0, 1, 2, 3}; !slices.Equal(got, want) {
-			t.Fatalf("run %d: e ready, then a poll: positions %v tried, want %v", run, got, want)
-		}
-		if got := g.take(other); len(got) != 0 {
-			t.Fatalf("run %d: the second waiter was told of %v", run, got)
-		}
-
-		// Wake-ups w leaves unused go to the next waiter: those of ready
-		// keys first, in their order, then the polled ones.
-		g.pollOnce()
-		g.signal([][]byte{[]byte("e")})
-		g.remove(w, "")
-		if got, want := g.take(other), []int{1, 0}; !slices.Equal(got, want) {
-			t.Fatalf("run %d: wake-ups passed on: positions %v, want %v", run, got, want)
-		}
-		g.remove(other, "")
 	}
 }
