@@ -26,9 +26,7 @@ func TestHeadReads(t *testing.T) {
 		"z/head/empty": {},
 	}
 	for k, v := range values {
-		if err := kc.Set(testCtx(t), []byte(k), v, 0); err != nil {
-			t.Fatal(err)
-		}
+		mustSetBytes(t, kc, []byte(k), v, 0)
 	}
 	bs := func(ss ...string) [][]byte {
 		out := make([][]byte, len(ss))
@@ -104,9 +102,7 @@ func TestHeadReads(t *testing.T) {
 		var ks [][]byte
 		for i := range 12 {
 			k := fmt.Sprintf("a/page/%02d", i)
-			if err := kc.Set(testCtx(t), []byte(k), bytes.Repeat([]byte{byte('A' + i)}, 1<<20), 0); err != nil {
-				t.Fatal(err)
-			}
+			mustSetBytes(t, kc, []byte(k), bytes.Repeat([]byte{byte('A' + i)}, 1<<20), 0)
 			ks = append(ks, []byte(k))
 		}
 		d := measure(func() {
@@ -139,9 +135,7 @@ func TestHeadReads(t *testing.T) {
 		fc := newClient(t, c, kvclient.Options{NowMs: fakeNow.Load})
 		expiresAt := fakeNow.Load() + 10_000
 		for _, k := range []string{"a/head/ttl", "z/head/ttl"} {
-			if err := fc.Set(testCtx(t), []byte(k), bytes.Repeat([]byte("t"), 400), expiresAt); err != nil {
-				t.Fatal(err)
-			}
+			mustSetBytes(t, fc, []byte(k), bytes.Repeat([]byte("t"), 400), expiresAt)
 		}
 		ks := bs("a/head/ttl", "z/head/ttl")
 		heads, err := fc.BatchGetHeads(testCtx(t), ks, 1)

@@ -4,6 +4,7 @@ package txn_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -51,18 +52,57 @@ func newClient(t *testing.T, c *cluster.Cluster, opts kvclient.Options) *kvclien
 }
 
 // testCtx is a context for one step of a test, generous for -race on a busy
-// machine.
+// machine: longer than a client's own retry budget (max_retries attempts
+// of up to kvclient.DefaultRPCTimeout each, with backoffs), so that a step
+// on a slow cluster ends with the client's own answer (unavailable,
+// undetermined) rather than the test's clock. At load 15-27 on two cores a
+// 6 MiB write, its leaders stepping down, took over 30 s.
 func testCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }
 
+// maxUndetermined bounds how often determined makes a write again.
+const maxUndetermined = 5
+
+// determined runs write, a blind write (one that reads nothing: the same
+// values whatever the keys held), until its outcome is known, and returns
+// its last error. An ErrCommitUndetermined answer is legitimate, not a
+// failure: the leader changed or the attempt timed out while the commit
+// was in flight, which a loaded machine causes, and the write may or may
+// not have happened. As a linearizability checker would, the test takes
+// both as possible, and makes the write again, which leaves the same
+// values either way: an earlier attempt that applies late is refused (its
+// start_ts lies below the later commit's, a write conflict), and one that
+// applied is overwritten with the same values. Tests of the undetermined
+// outcome itself (undetermined_test.go) do not use this.
+func determined(t *testing.T, what string, write func(ctx context.Context) error) error {
+	t.Helper()
+	for i := 1; ; i++ {
+		err := write(testCtx(t))
+		if !errors.Is(err, kvclient.ErrCommitUndetermined) || i == maxUndetermined {
+			return err
+		}
+		t.Logf("%s: attempt %d undetermined, writing again: %v", what, i, err)
+	}
+}
+
+// mustSetBytes sets key to value (expiring at expiresAt, 0 never) as a
+// setup step, writing again while the outcome is undetermined.
+func mustSetBytes(t *testing.T, kc *kvclient.Client, key, value []byte, expiresAt int64) {
+	t.Helper()
+	err := determined(t, "set "+string(key[:min(len(key), 40)]), func(ctx context.Context) error {
+		return kc.Set(ctx, key, value, expiresAt)
+	})
+	if err != nil {
+		t.Fatalf("set %.40s: %v", key, err)
+	}
+}
+
 func mustSet(t *testing.T, kc *kvclient.Client, key, value string) {
 	t.Helper()
-	if err := kc.Set(testCtx(t), []byte(key), []byte(value), 0); err != nil {
-		t.Fatalf("set %s: %v", key, err)
-	}
+	mustSetBytes(t, kc, []byte(key), []byte(value), 0)
 }
 
 // mustGet reads key at a fresh timestamp; "" and false if absent.
