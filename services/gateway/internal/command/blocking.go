@@ -36,7 +36,13 @@ import (
 // On the raft backend other gateways push too, and nothing tells this one:
 // a poller wakes the first waiter of every waited-on key every
 // Options.BlockPoll (100 ms by default), so that a push made elsewhere is
-// served within that bound.
+// served within that bound. The poller leaves alone the keys a command of
+// this gateway has marked ready and not yet flushed (pending): that
+// command wakes their waiters itself once it committed, in the order it
+// made them ready, where a poll would wake them in no particular order (a
+// client blocked on a and b after MULTI; ZADD b; ZADD a; EXEC must be
+// served from b, as Redis does). A waiter also leaves pending keys out of
+// an attempt, for a poll that woke it just before the mark.
 
 // blockOp is what a blocked command retries.
 type blockOp struct {
@@ -126,10 +132,13 @@ type blockRegistry struct {
 	polling bool
 	// pollStop ends the poller once no one waits.
 	pollStop chan struct{}
+	// pending counts, per stored key, the marks (signalKeyAsReady) of
+	// commands not yet flushed (flushReady); guarded by mu.
+	pending map[string]int
 }
 
 func newBlockRegistry(poll time.Duration) *blockRegistry {
-	return &blockRegistry{queues: map[string]*list.List{}, poll: poll}
+	return &blockRegistry{queues: map[string]*list.List{}, poll: poll, pending: map[string]int{}}
 }
 
 // add registers a waiter on keys (stored keys), last in every key's queue.
@@ -236,6 +245,47 @@ func (g *blockRegistry) signalLocked(key string) {
 	}
 }
 
+// markPending records that a command of this gateway may make key ready and
+// will flush it (flushPending) once it returned.
+func (g *blockRegistry) markPending(key []byte) {
+	g.mu.Lock()
+	g.pending[string(key)]++
+	g.mu.Unlock()
+}
+
+// flushPending wakes the first waiter of each of keys, in order, and drops
+// their marks (markPending): one per key named, as marked.
+func (g *blockRegistry) flushPending(keys [][]byte) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, k := range keys {
+		key := string(k)
+		g.signalLocked(key)
+		if n := g.pending[key]; n > 1 {
+			g.pending[key] = n - 1
+		} else {
+			delete(g.pending, key)
+		}
+	}
+}
+
+// dropPending removes from order the positions of w's keys that a command
+// of this gateway has marked and not flushed: it will wake w for them.
+func (g *blockRegistry) dropPending(w *waiter, order []int) []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.pending) == 0 {
+		return order
+	}
+	out := order[:0]
+	for _, i := range order {
+		if g.pending[w.keys[i]] == 0 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // take returns (and clears) the positions of w's keys signalled since the
 // last take, in the order they were signalled.
 func (g *blockRegistry) take(w *waiter) []int {
@@ -257,11 +307,19 @@ func (g *blockRegistry) pollLoop(stop chan struct{}) {
 			return
 		case <-t.C:
 		}
-		g.mu.Lock()
-		for k := range g.queues {
+		g.pollOnce()
+	}
+}
+
+// pollOnce wakes the first waiter of every waited-on key but those a
+// command of this gateway is about to wake (pending).
+func (g *blockRegistry) pollOnce() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k := range g.queues {
+		if g.pending[k] == 0 {
 			g.signalLocked(k)
 		}
-		g.mu.Unlock()
 	}
 }
 
@@ -276,7 +334,9 @@ func (r *Request) signalKeyAsReady(key []byte) {
 	if r.e.blocking.n.Load() == 0 {
 		return
 	}
-	r.c.ready = append(r.c.ready, keyspace.Key(r.c.db, key))
+	stored := keyspace.Key(r.c.db, key)
+	r.e.blocking.markPending(stored)
+	r.c.ready = append(r.c.ready, stored)
 }
 
 // signalStoredKeyAsReady is signalKeyAsReady for a stored key (MOVE and COPY
@@ -285,7 +345,9 @@ func (r *Request) signalStoredKeyAsReady(stored []byte) {
 	if r.e.blocking.n.Load() == 0 {
 		return
 	}
-	r.c.ready = append(r.c.ready, bytesClone(stored))
+	stored = bytesClone(stored)
+	r.e.blocking.markPending(stored)
+	r.c.ready = append(r.c.ready, stored)
 }
 
 // flushReady wakes the waiters of the keys c's last command made ready.
@@ -293,7 +355,7 @@ func (e *Executor) flushReady(c *Client) {
 	if len(c.ready) == 0 {
 		return
 	}
-	e.blocking.signal(c.ready)
+	e.blocking.flushPending(c.ready)
 	clear(c.ready)
 	c.ready = c.ready[:0]
 }
@@ -387,6 +449,7 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 		order[i] = i
 	}
 	for {
+		order = e.blocking.dropPending(w, order)
 		if len(order) > 0 {
 			if err := ctx.Err(); err != nil {
 				return err
