@@ -106,7 +106,21 @@ func (c *coll) pop(left bool, n int64) ([][]byte, error) {
 	if !left {
 		start = c.llen() - n
 	}
-	out, err := c.listRange(start, n)
+	var out [][]byte
+	var err error
+	if n == 1 {
+		// One element: a point read, which the raft backend reads ahead
+		// for a run of pops in one batch (updateSubAhead), where it would
+		// scan for each.
+		var val []byte
+		var ok bool
+		if val, ok, err = c.get(keyspace.KindListIndex, c.listElem(start)); err == nil && !ok {
+			err = errCorruptList(c.key, start, 1, 0)
+		}
+		out = [][]byte{val}
+	} else {
+		out, err = c.listRange(start, n)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +254,7 @@ func listPop(left bool) func(*Request) error {
 		key := r.Args[1]
 		var out [][]byte
 		var found bool
-		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+		err := r.updateSubAhead(key, func(tx backend.Txn) error {
 			out, found = nil, false
 			l, err := r.openList(tx, key)
 			if err != nil || !l.found {
