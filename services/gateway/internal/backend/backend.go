@@ -183,6 +183,16 @@ type WriteOptions struct {
 	// the raft backend's combined transactions); the raft backend counts
 	// them apart in /debug/vars.
 	SubKeys bool
+	// ReadAhead says fn may be run once more, ahead of its real run, with
+	// everything it wrote undone and its sub-key reads answered with a
+	// guess (present, empty), so that the backend learns which sub-keys it
+	// will read: the raft backend then reads those of all the commands
+	// combined in one transaction in one batch, before it runs them
+	// (combine.go, "Read ahead"). Only for a fn whose effects outside the
+	// transaction are its captured results, which its real run sets again
+	// (no executor caches: the pops' batches are taken as they are read),
+	// and which names one key. The embedded backend ignores it.
+	ReadAhead bool
 }
 
 // KeyInfo describes one key met by Scan.

@@ -234,6 +234,19 @@ func (r *Request) updateSub(keys [][]byte, fn func(backend.Txn) error) error {
 	return r.update(keys, fn)
 }
 
+// updateSubAhead is updateSub for a command whose fn may be run ahead
+// (backend.WriteOptions.ReadAhead): it writes one key, reads its elements
+// with get (GetSub, GetSubs), and changes nothing outside the transaction
+// but the results it sets afresh at each run and the keys it signals as
+// ready (a spurious wake-up costs the waiter a retry, nothing more). Not
+// for a command that uses the executor's caches (pops' batches, random
+// pickers): a run ahead would take their entries.
+func (r *Request) updateSubAhead(key []byte, fn func(backend.Txn) error) error {
+	r.readAhead = true
+	defer func() { r.readAhead = false }()
+	return r.updateSub([][]byte{key}, fn)
+}
+
 // copyColl copies the elements of the collection whose metadata record is
 // v, stored at from, to a fresh version of the stored key to, and returns
 // the record to store at to (RENAME, MOVE, COPY: O(n), as COPY is in

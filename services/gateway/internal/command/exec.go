@@ -268,6 +268,9 @@ type Request struct {
 	rejected, queued bool
 	// subKeys: the command's Update uses sub-keys (updateSub).
 	subKeys bool
+	// readAhead: the command's Update may be run ahead
+	// (WriteOptions.ReadAhead; updateSubAhead).
+	readAhead bool
 	// servedKey is the position, among its keys, of the key a blocking
 	// command popped from.
 	servedKey int
@@ -279,10 +282,10 @@ type Request struct {
 // if the last write synced too, the pipeline would wait for two fsyncs.
 func (r *Request) writeOpts() backend.WriteOptions {
 	if r.last && !r.c.dirty {
-		return backend.WriteOptions{SubKeys: r.subKeys}
+		return backend.WriteOptions{SubKeys: r.subKeys, ReadAhead: r.readAhead}
 	}
 	r.c.dirty = true
-	return backend.WriteOptions{DeferSync: true, SubKeys: r.subKeys}
+	return backend.WriteOptions{DeferSync: true, SubKeys: r.subKeys, ReadAhead: r.readAhead}
 }
 
 // update runs fn, a write over Redis keys of the client's database, in one

@@ -104,7 +104,7 @@ func cmdHSet(r *Request) error {
 	}
 	key := args[1]
 	var added int64
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+	err := r.updateSubAhead(key, func(tx backend.Txn) error {
 		added = 0
 		h, err := r.openHash(tx, key)
 		if err != nil {

@@ -106,6 +106,9 @@ func (c *coll) pop(left bool, n int64) ([][]byte, error) {
 	if !left {
 		start = c.llen() - n
 	}
+	// One element is a point read (listRange's listOne), which the raft
+	// backend also reads ahead for a run of pops in one batch
+	// (updateSubAhead), where it would scan for each.
 	out, err := c.listRange(start, n)
 	if err != nil {
 		return nil, err
@@ -261,7 +264,7 @@ func listPop(left bool) func(*Request) error {
 		key := r.Args[1]
 		var out [][]byte
 		var found bool
-		err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+		err := r.updateSubAhead(key, func(tx backend.Txn) error {
 			out, found = nil, false
 			l, err := r.openList(tx, key)
 			if err != nil || !l.found {

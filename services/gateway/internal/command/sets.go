@@ -121,7 +121,7 @@ func (r *Request) readSet(key []byte, fn func(c *coll) error) error {
 func cmdSAdd(r *Request) error {
 	key := r.Args[1]
 	var added int64
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+	err := r.updateSubAhead(key, func(tx backend.Txn) error {
 		added = 0
 		s, err := r.openSet(tx, key)
 		if err != nil {

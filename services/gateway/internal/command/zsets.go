@@ -419,7 +419,7 @@ done:
 	key := args[1]
 	var added, updated, processed int64
 	var score float64
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+	err := r.updateSubAhead(key, func(tx backend.Txn) error {
 		added, updated, processed = 0, 0, 0
 		z, err := r.openZSet(tx, key)
 		if err != nil {

@@ -51,7 +51,8 @@ import (
 // version and no point deletion behind. Commands creating collections of
 // different keys share the start timestamp as version (versions are per
 // key); one recreating a key an earlier command created starts empty
-// (NewVersion).
+// (NewVersion). Before the commands run, the sub-keys they will read are
+// read in one batch (readahead.go), not one request per command.
 //
 // At most maxInFlight combined transactions per region run at once, each
 // by the caller that arrived first (no goroutine of its own): while one
@@ -106,8 +107,9 @@ var errPanicked = errors.New("raft backend: the command panicked")
 type queued struct {
 	keys [][]byte
 	fn   func(backend.Txn) error
-	// sub: a collection command (WriteOptions.SubKeys), counted apart.
-	sub bool
+	// sub: a collection command (WriteOptions.SubKeys), counted apart;
+	// ahead: it may be run ahead (WriteOptions.ReadAhead, readahead.go).
+	sub, ahead bool
 	// Set by the transaction that ran it, before wake: err is the
 	// command's outcome; alone that it must run alone instead.
 	err   error
@@ -167,7 +169,7 @@ func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64
 // updateCombined runs fn in one of the region's combined transactions.
 func (s *Store) updateCombined(ctx context.Context, region uint64, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
 	cb := s.combiners.get(region)
-	q := &queued{keys: keys, fn: fn, sub: opts.SubKeys, waiter: waiter{wake: make(chan struct{}, 1)}}
+	q := &queued{keys: keys, fn: fn, sub: opts.SubKeys, ahead: opts.ReadAhead, waiter: waiter{wake: make(chan struct{}, 1)}}
 	if !cb.join(q, maxInFlight) {
 		// Finished, or made the next leader: q's fields are set before
 		// the wake, and no one else writes them after.
@@ -255,6 +257,8 @@ func (s *Store) runCombined(ctx context.Context, batch []*queued) {
 		// the point deletions) is the whole transaction's, as for EXEC's
 		// commands, and finish enqueues once, after the last command.
 		x := &txn{ctx: ctx, t: t, combined: true}
+		// The sub-keys the commands will read, in one batch read.
+		x.runAhead(batch)
 		for i, q := range batch {
 			q.err, q.alone, q.panicked = nil, false, nil
 			if i > 0 && (t.Size() >= combinedBytes || t.Len() >= maxCombinedMutations) {

@@ -37,6 +37,9 @@ func (x *txn) prefetch() error {
 	if x.heads != nil || len(x.keys) < 2 {
 		return nil
 	}
+	if err := x.stopAhead(); err != nil {
+		return err
+	}
 	got, err := x.t.BatchGetHeads(x.ctx, x.keys, typePrefix)
 	if err != nil {
 		return x.read(err)
@@ -73,6 +76,9 @@ func (x *txn) Head(key []byte) (backend.Head, bool, error) {
 			x.noteHead(key, kn.head)
 		}
 		return kn.head, kn.found, nil
+	}
+	if err := x.stopAhead(); err != nil {
+		return backend.Head{}, false, err
 	}
 	h, found, err := x.t.GetHead(x.ctx, key, typePrefix)
 	if err != nil || !found {

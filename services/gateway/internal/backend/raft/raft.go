@@ -212,6 +212,9 @@ type txn struct {
 	// leaves no trace in what finish enqueues. Appended to only when
 	// combined.
 	undo []func()
+	// ahead: what a combined transaction read ahead for its commands
+	// (readahead.go); nil when it did not.
+	ahead *readAhead
 }
 
 // logUndo records how to restore a tracking map's entry for k, before it
@@ -258,7 +261,7 @@ func (x *txn) Get(key []byte) (backend.Value, bool, error) {
 	if kn, ok := x.heads[string(key)]; ok && !kn.found {
 		return backend.Value{}, false, nil
 	}
-	e, ok, err := x.t.Get(x.ctx, key)
+	e, ok, err := x.get(key)
 	if err != nil || !ok {
 		return backend.Value{}, false, x.read(err)
 	}
@@ -286,6 +289,7 @@ func (x *txn) Set(key []byte, v backend.Value) {
 		}
 		// kvclient refuses a transaction past its total (a TooLargeError).
 		x.forget(key)
+		x.wrote(key)
 		x.noteWrite(key, v)
 		x.err = x.t.Set(key, encode(v), v.ExpiresAt)
 	}
@@ -299,6 +303,7 @@ func (x *txn) Delete(key []byte) {
 		return
 	}
 	x.forget(key)
+	x.wrote(key)
 	x.noteWrite(key, backend.Value{})
 	x.err = x.t.Delete(key)
 }

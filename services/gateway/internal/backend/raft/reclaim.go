@@ -135,7 +135,7 @@ func (x *txn) beforeWrite(key []byte) error {
 	// is the start timestamp's or one this transaction created
 	// (NewVersion): either is a version the transaction may kill, which
 	// finish enqueues once all commands ran.
-	e, ok, err := x.t.Get(x.ctx, key)
+	e, ok, err := x.get(key)
 	if err != nil {
 		return x.read(err)
 	}

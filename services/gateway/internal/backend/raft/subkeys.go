@@ -35,7 +35,7 @@ func (x *txn) GetSub(sub []byte) ([]byte, bool, error) {
 	if err := x.checkSub(sub); err != nil {
 		return nil, false, err
 	}
-	e, ok, err := x.t.Get(x.ctx, sub)
+	e, ok, err := x.getSub(sub)
 	if err != nil || !ok {
 		return nil, false, x.read(err)
 	}
@@ -52,11 +52,31 @@ func (x *txn) GetSubs(subs [][]byte) ([][]byte, []bool, error) {
 			return nil, nil, err
 		}
 	}
-	got, err := x.t.BatchGet(x.ctx, subs)
+	vals, found := make([][]byte, len(subs)), make([]bool, len(subs))
+	remote := subs
+	if x.ahead != nil {
+		// What was read ahead (or, in the run ahead, guessed) answers;
+		// the rest is read in one batch.
+		remote = nil
+		for i, sub := range subs {
+			if x.ahead.running || x.isReadAhead(sub) {
+				e, ok, err := x.getSub(sub)
+				if err != nil {
+					return nil, nil, x.read(err)
+				}
+				vals[i], found[i] = e.Value, ok
+			} else {
+				remote = append(remote, sub)
+			}
+		}
+		if len(remote) == 0 {
+			return vals, found, nil
+		}
+	}
+	got, err := x.t.BatchGet(x.ctx, remote)
 	if err != nil {
 		return nil, nil, x.read(err)
 	}
-	vals, found := make([][]byte, len(subs)), make([]bool, len(subs))
 	for i, sub := range subs {
 		if e, ok := got[string(sub)]; ok {
 			vals[i], found[i] = e.Value, true
@@ -71,6 +91,7 @@ func (x *txn) SetSub(sub, val []byte) {
 		return
 	}
 	if x.err = x.checkSub(sub); x.err == nil {
+		x.wrote(sub)
 		x.err = x.t.Set(sub, val, 0)
 	}
 }
@@ -81,6 +102,7 @@ func (x *txn) DeleteSub(sub []byte) {
 		return
 	}
 	if x.err = x.checkSub(sub); x.err == nil {
+		x.wrote(sub)
 		x.err = x.t.Delete(sub)
 	}
 	if x.err == nil {
@@ -96,6 +118,9 @@ func (x *txn) DeleteSubRange(start, end []byte) error { return errSubRange }
 // time.
 func (x *txn) ScanSub(start, end []byte, limit int, fn func(key, val []byte) bool) error {
 	if err := x.checkSub(start); err != nil {
+		return err
+	}
+	if err := x.stopAhead(); err != nil {
 		return err
 	}
 	seen := 0
