@@ -13,5 +13,7 @@ func (t *Txn) LockKey(key []byte) error {
 	if _, ok := t.muts[string(key)]; ok {
 		return t.checkActive()
 	}
-	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_LOCK, Key: key})
+	m := t.newMutation()
+	m.Op, m.Key = kvrpcpb.Op_LOCK, key
+	return t.write(m)
 }

@@ -39,7 +39,9 @@ func (c *Client) locate(ctx context.Context, bo *backoffer, key []byte) (*locati
 		if err := c.ctxErr(ctx); err != nil {
 			return nil, err
 		}
-		r, leader, err := c.pd.GetRegion(ctx, key)
+		// The cache's own region and leader: send and the callers only
+		// read them (a new leader goes to the cache as a copy).
+		r, leader, err := c.pd.GetRegionShared(ctx, key)
 		if err == nil {
 			return &location{region: r, leader: leader}, nil
 		}

@@ -397,6 +397,8 @@ func (s *Snapshot) ScanFunc(ctx context.Context, start, end []byte, opts ScanOpt
 		if len(regionEnd) == 0 || (len(end) > 0 && bytes.Compare(regionEnd, end) >= 0) {
 			return nil, nil
 		}
-		cur = regionEnd
+		// A copy: the region cache's own key may be returned to the
+		// caller as the key to continue from.
+		cur = bytes.Clone(regionEnd)
 	}
 }

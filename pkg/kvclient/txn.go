@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/nokv/nokv/api/kvrpcpb"
 	"github.com/nokv/nokv/api/limits"
@@ -41,6 +42,46 @@ type Txn struct {
 	// (undoing), for RollbackTo.
 	undo    []undoRecord
 	undoing bool
+	// keyArena and mutArena hold the copies of the keys written and the
+	// mutations, a chunk at a time: a combined transaction of many
+	// commands allocates a few chunks rather than three objects a write.
+	keyArena []byte
+	mutArena []kvrpcpb.Mutation
+}
+
+// Bounds of the arenas' chunks: the first is small (most transactions
+// write a key or two), each next one twice the last, up to the max.
+const (
+	minKeyChunk, maxKeyChunk = 128, 8 << 10
+	minMutChunk, maxMutChunk = 2, 64
+)
+
+// newMutation returns a zero mutation from the transaction's arena.
+func (t *Txn) newMutation() *kvrpcpb.Mutation {
+	if len(t.mutArena) == cap(t.mutArena) {
+		t.mutArena = make([]kvrpcpb.Mutation, 0, min(max(2*cap(t.mutArena), minMutChunk), maxMutChunk))
+	}
+	t.mutArena = t.mutArena[:len(t.mutArena)+1]
+	return &t.mutArena[len(t.mutArena)-1]
+}
+
+// copyKey returns two copies of key from the transaction's arena: a string
+// (the key in muts) and bytes (the mutation's), apart, so that a caller
+// modifying the bytes (buffered hands them out) cannot change the string.
+// The string's bytes are written once, here, and never again.
+func (t *Txn) copyKey(key []byte) (string, []byte) {
+	n := len(key)
+	if n == 0 {
+		return "", []byte{}
+	}
+	if cap(t.keyArena)-len(t.keyArena) < 2*n {
+		size := min(max(2*cap(t.keyArena), minKeyChunk), maxKeyChunk)
+		t.keyArena = make([]byte, 0, max(size, 2*n))
+	}
+	off := len(t.keyArena)
+	t.keyArena = append(append(t.keyArena, key...), key...)
+	b := t.keyArena[off : off+2*n : off+2*n]
+	return unsafe.String(&b[0], n), b[n:]
 }
 
 func (c *Client) newTxn(startTS uint64) *Txn {
@@ -244,13 +285,17 @@ func (t *Txn) Scan(ctx context.Context, start, end []byte, limit int) ([]Entry, 
 // matching ErrTooLarge) is returned and also makes Commit fail, so nothing
 // is written.
 func (t *Txn) Set(key, value []byte, expiresAtMs int64) error {
-	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_PUT, Key: key, Value: value, ExpiresAt: expiresAtMs})
+	m := t.newMutation()
+	m.Op, m.Key, m.Value, m.ExpiresAt = kvrpcpb.Op_PUT, key, value, expiresAtMs
+	return t.write(m)
 }
 
 // Delete buffers a deletion of key; deleting an absent key is fine. Misuse
 // is reported as for Set.
 func (t *Txn) Delete(key []byte) error {
-	return t.write(&kvrpcpb.Mutation{Op: kvrpcpb.Op_DEL, Key: key})
+	m := t.newMutation()
+	m.Op, m.Key = kvrpcpb.Op_DEL, key
+	return t.write(m)
 }
 
 func (t *Txn) write(m *kvrpcpb.Mutation) error {
@@ -276,8 +321,8 @@ func (t *Txn) write(m *kvrpcpb.Mutation) error {
 		}
 		return err
 	}
-	k := string(m.GetKey())
-	m.Key = []byte(k)
+	k, key := t.copyKey(m.GetKey())
+	m.Key = key
 	if m.GetValue() == nil && m.GetOp() == kvrpcpb.Op_PUT {
 		m.Value = []byte{}
 	}
@@ -295,6 +340,7 @@ func (t *Txn) Rollback() {
 	if t.state == txnActive {
 		t.state = txnRolledBack
 		t.muts, t.size, t.undo = nil, 0, nil
+		t.keyArena, t.mutArena = nil, nil
 	}
 }
 
@@ -325,6 +371,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 	cm.ttl = uint64((time.Since(t.began) + t.c.opts.LockTTL).Milliseconds())
 	err := cm.execute(ctx)
 	t.muts, t.size, t.undo = nil, 0, nil
+	t.keyArena, t.mutArena = nil, nil
 	if err != nil {
 		t.state = txnRolledBack
 		if IsRetryable(err) {

@@ -93,6 +93,22 @@ func (c *Client) GetRegion(ctx context.Context, key []byte) (*metapb.Region, *me
 	if region, leader, ok := c.cache.Lookup(key); ok {
 		return region, leader, nil
 	}
+	return c.getRegion(ctx, key)
+}
+
+// GetRegionShared is GetRegion answering from the cache without copying:
+// what it returns may be the cache's own region and leader, which the
+// caller must not modify. The transactional client locates every request
+// with it.
+func (c *Client) GetRegionShared(ctx context.Context, key []byte) (*metapb.Region, *metapb.Peer, error) {
+	if region, leader, ok := c.cache.LookupShared(key); ok {
+		return region, leader, nil
+	}
+	return c.getRegion(ctx, key)
+}
+
+// getRegion asks PD for the region holding key and caches the answer.
+func (c *Client) getRegion(ctx context.Context, key []byte) (*metapb.Region, *metapb.Peer, error) {
 	resp, err := invoke(ctx, c, pdpb.PD_GetRegionByKey_FullMethodName, c.pd.GetRegionByKey,
 		&pdpb.GetRegionByKeyRequest{Key: key})
 	if err != nil {

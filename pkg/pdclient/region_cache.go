@@ -33,7 +33,9 @@ const DefaultRegionCacheTTL = 10 * time.Minute
 // no longer refuse older inserts.
 //
 // The cache owns what it holds: Insert and UpdateLeader store copies, and
-// lookups return copies, so callers may keep or modify what they get.
+// lookups return copies, so callers may keep or modify what they get;
+// LookupShared alone returns the cache's own, for callers that only read
+// them.
 type RegionCache struct {
 	ttl time.Duration
 	now func() time.Time
@@ -41,8 +43,15 @@ type RegionCache struct {
 	mu sync.RWMutex
 	// tree orders the entries by start key; as they never overlap, the one
 	// holding a key is the one with the greatest start key not above it.
-	tree *btree.BTreeG[*cacheEntry]
+	tree *btree.BTreeG[treeItem]
 	byID map[uint64]*cacheEntry
+}
+
+// treeItem is an entry of the tree, by value: a lookup's pivot is a
+// treeItem on the stack, so a lookup allocates nothing.
+type treeItem struct {
+	start []byte
+	e     *cacheEntry
 }
 
 // cacheEntry is one cached region. region is never modified once inserted
@@ -70,16 +79,16 @@ func NewRegionCache(ttl time.Duration, now func() time.Time) *RegionCache {
 	return &RegionCache{
 		ttl: ttl,
 		now: now,
-		tree: btree.NewG(32, func(a, b *cacheEntry) bool {
-			return bytes.Compare(a.start(), b.start()) < 0
+		tree: btree.NewG(32, func(a, b treeItem) bool {
+			return bytes.Compare(a.start, b.start) < 0
 		}),
 		byID: make(map[uint64]*cacheEntry),
 	}
 }
 
-func pivot(key []byte) *cacheEntry {
-	return &cacheEntry{region: &metapb.Region{StartKey: key}}
-}
+func pivot(key []byte) treeItem { return treeItem{start: key} }
+
+func (e *cacheEntry) item() treeItem { return treeItem{start: e.start(), e: e} }
 
 // endAfter reports whether a range ending at end extends past key; an empty
 // end is +inf.
@@ -100,6 +109,21 @@ func (c *RegionCache) Lookup(key []byte) (region *metapb.Region, leader *metapb.
 	region, leader = e.region, e.leader
 	c.mu.RUnlock()
 	return copies(region, leader)
+}
+
+// LookupShared is Lookup without the copies: it returns the region and
+// leader the cache holds, which the caller must not modify (the cache
+// never does: it replaces them). The transactional client routes every
+// request with it.
+func (c *RegionCache) LookupShared(key []byte) (region *metapb.Region, leader *metapb.Peer, ok bool) {
+	now := c.now()
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e := c.find(key)
+	if e == nil || c.expired(e, now) {
+		return nil, nil, false
+	}
+	return e.region, e.leader, true
 }
 
 // LookupID returns the id of the region holding key, as Lookup would,
@@ -185,7 +209,7 @@ func (c *RegionCache) Insert(region *metapb.Region, leader *metapb.Peer) bool {
 	if same != nil {
 		c.remove(same)
 	}
-	c.tree.ReplaceOrInsert(e)
+	c.tree.ReplaceOrInsert(e.item())
 	c.byID[region.GetId()] = e
 	return true
 }
@@ -270,8 +294,8 @@ func (c *RegionCache) expired(e *cacheEntry, now time.Time) bool {
 // find returns the entry holding key, expired or not, or nil. Needs c.mu.
 func (c *RegionCache) find(key []byte) *cacheEntry {
 	var found *cacheEntry
-	c.tree.DescendLessOrEqual(pivot(key), func(e *cacheEntry) bool {
-		found = e
+	c.tree.DescendLessOrEqual(pivot(key), func(it treeItem) bool {
+		found = it.e
 		return false
 	})
 	if found == nil || !endAfter(found.end(), key) {
@@ -286,7 +310,8 @@ func (c *RegionCache) overlaps(start, end []byte) []*cacheEntry {
 	var out []*cacheEntry
 	// The entry starting before start may reach into the range; the one
 	// starting at start is visited by the ascent below.
-	c.tree.DescendLessOrEqual(pivot(start), func(e *cacheEntry) bool {
+	c.tree.DescendLessOrEqual(pivot(start), func(it treeItem) bool {
+		e := it.e
 		if bytes.Equal(e.start(), start) {
 			return true
 		}
@@ -295,7 +320,8 @@ func (c *RegionCache) overlaps(start, end []byte) []*cacheEntry {
 		}
 		return false
 	})
-	c.tree.AscendGreaterOrEqual(pivot(start), func(e *cacheEntry) bool {
+	c.tree.AscendGreaterOrEqual(pivot(start), func(it treeItem) bool {
+		e := it.e
 		if len(end) > 0 && bytes.Compare(e.start(), end) >= 0 {
 			return false
 		}
@@ -307,8 +333,8 @@ func (c *RegionCache) overlaps(start, end []byte) []*cacheEntry {
 
 // remove deletes e from the tree and the id index. Needs c.mu for writing.
 func (c *RegionCache) remove(e *cacheEntry) {
-	if cur, ok := c.tree.Get(e); ok && cur == e {
-		c.tree.Delete(e)
+	if cur, ok := c.tree.Get(e.item()); ok && cur.e == e {
+		c.tree.Delete(e.item())
 	}
 	if c.byID[e.region.GetId()] == e {
 		delete(c.byID, e.region.GetId())

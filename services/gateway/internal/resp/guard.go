@@ -275,19 +275,27 @@ func (g *GuardedConn) flushHdr() {
 
 // deliver copies as much of segs as fits into p.
 func (g *GuardedConn) deliver(p []byte) int {
-	n := 0
-	for len(g.segs) > 0 && n < len(p) {
-		c := copy(p[n:], g.segs[0])
+	n, done := 0, 0
+	for done < len(g.segs) && n < len(p) {
+		c := copy(p[n:], g.segs[done])
 		n += c
-		if c < len(g.segs[0]) {
-			g.segs[0] = g.segs[0][c:]
+		if c < len(g.segs[done]) {
+			g.segs[done] = g.segs[done][c:]
 			break
 		}
-		g.segs[0] = nil
-		g.segs = g.segs[1:]
+		g.segs[done] = nil
+		done++
 	}
-	if len(g.segs) == 0 {
+	if done < len(g.segs) {
+		g.segs = g.segs[done:]
+	} else {
+		// All handed over: the next request's segments reuse segs from
+		// its start (slicing past each one as it went would leave no
+		// room, and every request would allocate segs anew).
 		g.segs = g.segs[:0]
+		if cap(g.segs) > 1024 {
+			g.segs = nil // a long pipeline's
+		}
 		if cap(g.hdr) > 64<<10 {
 			g.hdr = nil
 		}

@@ -169,7 +169,8 @@ func (s *Store) combinedRegion(opts backend.WriteOptions, keys [][]byte) (uint64
 // updateCombined runs fn in one of the region's combined transactions.
 func (s *Store) updateCombined(ctx context.Context, region uint64, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
 	cb := s.combiners.get(region)
-	q := &queued{keys: keys, fn: fn, sub: opts.SubKeys, ahead: opts.ReadAhead, waiter: waiter{wake: make(chan struct{}, 1)}}
+	q := queuedPool.Get().(*queued)
+	q.keys, q.fn, q.sub, q.ahead = keys, fn, opts.SubKeys, opts.ReadAhead
 	if !cb.join(q, maxInFlight) {
 		// Finished, or made the next leader: q's fields are set before
 		// the wake, and no one else writes them after.
@@ -181,11 +182,27 @@ func (s *Store) updateCombined(ctx context.Context, region uint64, opts backend.
 	if q.panicked != nil {
 		panic(q.panicked)
 	}
-	if q.alone {
+	alone, err := q.alone, q.err
+	q.release()
+	if alone {
 		combineVars.Add("alone", 1)
 		return s.wrap(s.runAlone(ctx, keys, fn))
 	}
-	return s.wrap(q.err)
+	return s.wrap(err)
+}
+
+// queuedPool recycles the queued of finished Updates with their wake
+// channels: two allocations less per combined write.
+var queuedPool = sync.Pool{New: func() any { return &queued{waiter: waiter{wake: make(chan struct{}, 1)}} }}
+
+// release returns q to queuedPool once its caller has read its outcome.
+// No one else refers to it by then: the leader that ran it signalled its
+// wake last (handOff), the one send q.wake gets, which the caller
+// received; a leader's own q was in no one else's batch.
+func (q *queued) release() {
+	wake := q.wake
+	*q = queued{waiter: waiter{wake: wake}}
+	queuedPool.Put(q)
 }
 
 // lead runs one combined transaction of the leader's command and those

@@ -595,10 +595,13 @@ func (s *Store) Close() error {
 // wrap maps the client's errors onto the backend's, which the command
 // layer turns into replies.
 func (s *Store) wrap(err error) error {
+	if err == nil {
+		// Before tooLarge, whose address errors.As takes: declared first,
+		// it is on the heap for every command, failed or not.
+		return nil
+	}
 	var tooLarge *kvclient.TooLargeError
 	switch {
-	case err == nil:
-		return nil
 	case errors.As(err, new(*tooLargeError)):
 		return err
 	case errors.As(err, &tooLarge) && tooLarge.What == "transaction":
