@@ -249,10 +249,16 @@ func TestCombinedCommandsKeepTheirOwnReplies(t *testing.T) {
 // combineVar reads a counter of /debug/vars' nokv_raft_combine (the
 // gateway runs in this process).
 func combineVar(t *testing.T, name string) int64 {
+	return backendVar(t, "nokv_raft_combine", name)
+}
+
+// backendVar reads counter name of the raft backend's expvar map (the
+// gateways run in this process); a counter not set yet is 0.
+func backendVar(t *testing.T, mapName, name string) int64 {
 	t.Helper()
-	m, ok := expvar.Get("nokv_raft_combine").(*expvar.Map)
+	m, ok := expvar.Get(mapName).(*expvar.Map)
 	if !ok {
-		t.Fatal("no nokv_raft_combine in /debug/vars")
+		t.Fatalf("no %s in /debug/vars", mapName)
 	}
 	v, _ := m.Get(name).(*expvar.Int)
 	if v == nil {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"expvar"
 	"fmt"
 	"strings"
 	"sync"
@@ -18,16 +17,7 @@ import (
 // readAheadVar reads one counter of the raft backend's read ahead
 // (nokv_raft_read_ahead in /debug/vars).
 func readAheadVar(t *testing.T, name string) int64 {
-	t.Helper()
-	m, ok := expvar.Get("nokv_raft_read_ahead").(*expvar.Map)
-	if !ok {
-		t.Fatal("no nokv_raft_read_ahead in /debug/vars")
-	}
-	v, _ := m.Get(name).(*expvar.Int)
-	if v == nil {
-		return 0
-	}
-	return v.Value()
+	return backendVar(t, "nokv_raft_read_ahead", name)
 }
 
 // TestCombinedReadAhead: 50 clients SADD, HSET, ZADD and RPOP a few

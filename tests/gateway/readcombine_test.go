@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"errors"
-	"expvar"
 	"fmt"
 	"strconv"
 	"sync"
@@ -20,16 +19,7 @@ import (
 // readCombineVar returns a counter of the raft backend's combined reads
 // (/debug/vars nokv_raft_read_combine; the gateways run in this process).
 func readCombineVar(t *testing.T, name string) int64 {
-	t.Helper()
-	m, ok := expvar.Get("nokv_raft_read_combine").(*expvar.Map)
-	if !ok {
-		t.Fatal("no nokv_raft_read_combine in /debug/vars")
-	}
-	v, _ := m.Get(name).(*expvar.Int)
-	if v == nil {
-		return 0
-	}
-	return v.Value()
+	return backendVar(t, "nokv_raft_read_combine", name)
 }
 
 // TestCombinedReadsSeeEveryAcknowledgedWrite: writers increment counters
