@@ -55,6 +55,10 @@ func TestReplaceStoreThatLostItsDisk(t *testing.T) {
 	}
 	for _, region := range []uint64{100, 200} {
 		cluster.Eventually(t, 60*time.Second, func() error {
+			// A context per attempt: the removal's (above) may have run
+			// out by now, and a stale one fails every attempt at once.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
 			r, _, err := c.PDClient.GetRegionByID(ctx, region)
 			if err != nil {
 				return err
