@@ -252,6 +252,24 @@ func combineVar(t *testing.T, name string) int64 {
 	return backendVar(t, "nokv_raft_combine", name)
 }
 
+// startBoomGateway starts a cluster split at db 0's "m" (records below it
+// in region 1, their elements in region 2) and a gateway on it whose
+// writes of the key "boom" panic after their function ran, and returns a
+// go-redis client with a connection per each of clients.
+func startBoomGateway(t *testing.T, clients int) (*gatewayserver.Server, *redis.Client) {
+	t.Helper()
+	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
+	srv := startGateway(t, c, func(cfg *gatewayserver.Config) {
+		cfg.TestingKnobs.PanicOn = func(k []byte) bool { return string(k) == "boom" }
+	})
+	rc := redis.NewClient(&redis.Options{
+		Addr: srv.Addr(), MaxRetries: -1, PoolSize: clients + 4, MinIdleConns: clients,
+		ReadTimeout: 2 * time.Minute, WriteTimeout: time.Minute,
+	})
+	t.Cleanup(func() { rc.Close() })
+	return srv, rc
+}
+
 // backendVar reads counter name of the raft backend's expvar map (the
 // gateways run in this process); a counter not set yet is 0.
 func backendVar(t *testing.T, mapName, name string) int64 {
@@ -281,18 +299,10 @@ func backendVar(t *testing.T, mapName, name string) int64 {
 // transactions (nokv_raft_combine's collection_commands).
 func TestCombinedCollectionWrites(t *testing.T) {
 	const clients, rounds = 50, 24
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
 	// A write of "boom" panics after its function ran (its elements and
 	// record written): the panic is the caller's alone, and nothing of
 	// it commits.
-	srv := startGateway(t, c, func(cfg *gatewayserver.Config) {
-		cfg.TestingKnobs.PanicOn = func(k []byte) bool { return string(k) == "boom" }
-	})
-	rc := redis.NewClient(&redis.Options{
-		Addr: srv.Addr(), MaxRetries: -1, PoolSize: clients + 4, MinIdleConns: clients,
-		ReadTimeout: 2 * time.Minute, WriteTimeout: time.Minute,
-	})
-	t.Cleanup(func() { rc.Close() })
+	_, rc := startBoomGateway(t, clients)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	if err := rc.Set(ctx, "str", "plain", 0).Err(); err != nil {

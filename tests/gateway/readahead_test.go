@@ -9,9 +9,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/nokv/nokv/services/gateway/gatewayserver"
-	"github.com/nokv/nokv/tests/cluster"
 )
 
 // readAheadVar reads one counter of the raft backend's read ahead
@@ -33,19 +30,12 @@ func readAheadVar(t *testing.T, name string) int64 {
 func TestCombinedReadAhead(t *testing.T) {
 	const clients, rounds = 50, 8
 	const n = clients * rounds
-	c := cluster.Start(t, cluster.Options{SplitKeys: []string{"\x00\x00\x00\x00m"}})
-	srv := startGateway(t, c, func(cfg *gatewayserver.Config) {
-		cfg.TestingKnobs.PanicOn = func(k []byte) bool { return string(k) == "boom" }
-	})
-	rc := redis.NewClient(&redis.Options{
-		Addr: srv.Addr(), MaxRetries: -1, PoolSize: clients + 4, MinIdleConns: clients,
-		ReadTimeout: 2 * time.Minute, WriteTimeout: time.Minute,
-	})
+	srv, rc := startBoomGateway(t, clients)
 	// The panicking writes have their own client: the gateway answers
 	// one with an error and then closes its connection, which go-redis
 	// would otherwise hand to the next command of the pool.
 	boom := redis.NewClient(&redis.Options{Addr: srv.Addr(), MaxRetries: -1, ReadTimeout: 2 * time.Minute})
-	t.Cleanup(func() { rc.Close(); boom.Close() })
+	t.Cleanup(func() { boom.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
