@@ -344,3 +344,32 @@ func TestPopBatchesSeeEveryWrite(t *testing.T) {
 		t.Fatalf("SCARD = %q, want %d", got, len(want))
 	}
 }
+
+// TestZPopReadsAheadWithinBytes is TestListPopReadsAheadWithinBytes for a
+// sorted set of big members.
+func TestZPopReadsAheadWithinBytes(t *testing.T) {
+	defer func(old bool) { usePopBatches = old }(usePopBatches)
+	usePopBatches = true
+	e, c := randExecutor(t)
+	const n, size = 60, 100 << 10
+	member := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", size-3) }
+	for i := range n {
+		do(t, e, c, "ZADD", "bigz", strconv.Itoa(i), member(i))
+	}
+	for i := range 10 {
+		for _, max := range []bool{false, true} {
+			cmd, want := "ZPOPMIN", member(i)
+			if max {
+				cmd, want = "ZPOPMAX", member(n-1-i)
+			}
+			before := subKeysScanned.Value()
+			got := bulks(do(t, e, c, cmd, "bigz"))
+			if len(got) != 2 || got[0] != want {
+				t.Fatalf("%s %d: got %.10q..., want %.10q...", cmd, i, got, want)
+			}
+			if read := subKeysScanned.Value() - before; read > popBatchBytes/size+2 {
+				t.Fatalf("%s %d read %d members of %d bytes", cmd, i, read, size)
+			}
+		}
+	}
+}

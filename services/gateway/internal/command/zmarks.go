@@ -245,7 +245,7 @@ func (c *coll) zpopEntries(max bool, count int64) ([]zentry, *popBatch, error) {
 		popBatchHits.Add(1)
 	} else {
 		var err error
-		if b, err = c.zreadAhead(max, int(count)+zpopAhead); err != nil {
+		if b, err = c.zreadAhead(max, int(count), int(count)+zpopAhead); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -263,13 +263,16 @@ func (c *coll) zpopEntries(max bool, count int64) ([]zentry, *popBatch, error) {
 // within the marks, in pop order: one forward scan, or on a backend with
 // sub-key iterators one reverse one (the raft backend's store scans
 // forward only: zlast's search, as many as one pop needs, and no more).
-func (c *coll) zreadAhead(max bool, n int) (*popBatch, error) {
+// Past the need entries the pop takes it reads on only while they hold
+// less than popBatchBytes: members of 100 MiB must not make one ZPOPMIN
+// read 64 of them.
+func (c *coll) zreadAhead(max bool, need, n int) (*popBatch, error) {
 	b := &popBatch{}
 	add := func(elem, val []byte) bool {
 		b.elems = append(b.elems, bytesClone(elem))
 		b.vals = append(b.vals, bytesClone(val))
 		b.bytes += len(elem) + len(val) + 48
-		return true
+		return len(b.elems) < need || b.bytes < popBatchBytes
 	}
 	popBatchReads.Add(1)
 	if !max {
