@@ -47,6 +47,13 @@ type coll struct {
 	// pops keeps the elements the next pops take (popcache.go); nil:
 	// none kept.
 	pops *popCache
+	// listAhead is what a list pop read ahead for the next pops at its
+	// end (popElems), kept by save if the list's ends are still where
+	// that pop left them (aheadHead, aheadTail): a push at the same end
+	// later in the command would put an element before them.
+	listAhead            *popBatch
+	aheadLeft            bool
+	aheadHead, aheadTail int64
 }
 
 // subState is an element's value as the command sees it.
@@ -219,6 +226,12 @@ func (c *coll) save() {
 		return
 	}
 	c.meta.Stamp = rand.Uint64()
+	if b := c.listAhead; b != nil {
+		c.listAhead = nil
+		if c.meta.Head == c.aheadHead && c.meta.Tail == c.aheadTail {
+			c.pops.put(c.listPopKey(c.aheadLeft), c.meta.Version, c.meta.Stamp, b)
+		}
+	}
 	// Sized for the whole record at once (its fixed part is under 64 bytes).
 	data := keyspace.AppendMeta(make([]byte, 0, 64+len(c.meta.ZLow)+len(c.meta.ZHigh)), c.meta)
 	c.tx.Set(c.key, backend.Value{Type: c.typ, ExpiresAt: c.expiresAt, Data: data})

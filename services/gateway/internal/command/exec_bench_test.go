@@ -226,9 +226,15 @@ func BenchmarkCollLPush(b *testing.B) {
 }
 
 // BenchmarkCollRPop is RPOP mylist after redis-benchmark's LPUSH (run it
-// with -benchtime of at most 100000x: past that the list is empty).
+// with -benchtime of at most 100000x: past that the list is empty), with
+// and without pop batches.
 func BenchmarkCollRPop(b *testing.B) {
-	benchCollection(b, redisBenchFill("LPUSH", "mylist", "xxx"), 0, "RPOP", "mylist")
+	benchPops(b, redisBenchFill("LPUSH", "mylist", "xxx"), "RPOP", "mylist")
+}
+
+// BenchmarkCollLPop is BenchmarkCollRPop's LPOP.
+func BenchmarkCollLPop(b *testing.B) {
+	benchPops(b, redisBenchFill("LPUSH", "mylist", "xxx"), "LPOP", "mylist")
 }
 
 // BenchmarkCollLRange100 is LRANGE mylist 0 99 on a list of 600 elements.

@@ -2,8 +2,10 @@ package command
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
@@ -106,26 +108,125 @@ func (c *coll) pop(left bool, n int64) ([][]byte, error) {
 	if !left {
 		start = c.llen() - n
 	}
-	// One element is a point read (listRange's listOne), which the raft
-	// backend also reads ahead for a run of pops in one batch
-	// (updateSubAhead), where it would scan for each.
-	out, err := c.listRange(start, n)
+	out, err := c.popElems(left, start, n)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
-		c.remove(keyspace.KindListIndex, c.listElem(start+int64(i)))
+		pos := start + int64(i)
+		if !left {
+			pos = c.llen() - 1 - int64(i)
+		}
+		c.remove(keyspace.KindListIndex, c.listElem(pos))
 	}
 	if left {
 		c.meta.Head += n
 	} else {
 		c.meta.Tail -= n
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
 	}
 	c.meta.Count = uint64(c.llen())
+	if c.listAhead != nil {
+		c.aheadHead, c.aheadTail = c.meta.Head, c.meta.Tail
+	}
 	return out, nil
+}
+
+// listPopAhead is how many elements past its own a list pop reads for the
+// next pops (popcache.go), with the one seek it makes.
+const listPopAhead = 64
+
+// popElems reads the n elements at positions [start, start+n) in pop
+// order (the tail's first for !left). On a backend with sub-key
+// iterators (embedded) a pop of at most listPopAhead elements takes them
+// from the batch the last pop kept, if it was read at this state, or
+// reads listPopAhead more with one seek; what is left is kept by save at
+// the Stamp it writes (c.listAhead). A point read per pop (listOne) costs
+// a Pebble get through the memtables and the LSM's levels: the tail of a
+// queue filled by LPUSH is its oldest element, in an sstable by the time
+// it is popped. The raft backend reads its pops' elements ahead in one
+// batch per combined transaction instead (updateSubAhead), where a
+// kept batch would be taken by the run ahead.
+func (c *coll) popElems(left bool, start, n int64) ([][]byte, error) {
+	_, iter := c.sub.(backend.SubIterTxn)
+	if !usePopBatches || c.pops == nil || !iter || n <= 0 || n > listPopAhead || c.llen() <= n {
+		out, err := c.listRange(start, n)
+		if err == nil && !left {
+			slices.Reverse(out)
+		}
+		return out, err
+	}
+	key := c.listPopKey(left)
+	b := c.pops.take(key, c.meta.Version, c.meta.Stamp)
+	if b != nil && int64(b.left()) >= n {
+		popBatchHits.Add(1)
+	} else {
+		var err error
+		if b, err = c.listReadAhead(left, n, min(c.llen(), n+listPopAhead)); err != nil {
+			return nil, err
+		}
+	}
+	out := make([][]byte, 0, n)
+	for int64(len(out)) < n {
+		out = append(out, b.next())
+	}
+	c.listAhead, c.aheadLeft = b, left
+	return out, nil
+}
+
+// listReadAhead reads up to m elements from one end of the list, in pop
+// order, with one seek: at least the n a pop takes, and past them only
+// while they hold less than popBatchBytes (a list of big elements must not
+// make a pop read 64 of them).
+func (c *coll) listReadAhead(left bool, n, m int64) (*popBatch, error) {
+	b := &popBatch{}
+	add := func(_, v []byte) bool {
+		b.elems = append(b.elems, bytesClone(v))
+		b.bytes += len(v) + 24
+		got := int64(len(b.elems))
+		return got < m && (got < n || b.bytes < popBatchBytes)
+	}
+	popBatchReads.Add(1)
+	var err error
+	if left {
+		err = c.scanTo(keyspace.KindListIndex, c.listElem(0), c.listElem(m), int(m), add)
+	} else {
+		// The tail's end: a reverse scan from it (popElems is only used
+		// on a backend with sub-key iterators).
+		base, _ := keyspace.KindRange(c.db, c.key, c.meta.Version, keyspace.KindListIndex)
+		lo := append(bytesClone(base), c.listElem(c.llen()-m)...)
+		hi := append(bytesClone(base), c.listElem(c.llen())...)
+		var sit backend.SubIterator
+		if sit, err = c.sub.(backend.SubIterTxn).NewSubIter(lo, hi); err != nil {
+			return nil, err
+		}
+		steps := 0
+		err = sit.SeekLT(lo, hi, int(m), func(_, v []byte) bool {
+			steps++
+			return add(nil, v)
+		})
+		subKeysScanned.Add(int64(steps))
+		err = errors.Join(err, sit.Close())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b.elems)) < n {
+		start := int64(0)
+		if !left {
+			start = c.llen() - n
+		}
+		return nil, errCorruptList(c.key, start, n, len(b.elems))
+	}
+	return b, nil
+}
+
+// listPopKey is the pop cache's key of the list's pops at one end.
+func (c *coll) listPopKey(left bool) string {
+	dir := byte('>')
+	if left {
+		dir = '<'
+	}
+	return c.popKey(keyspace.KindListIndex, dir)
 }
 
 // listRange reads n elements from position start (both within the list).

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 )
 
 // Pop batches (popcache.go).
@@ -342,6 +344,148 @@ func TestPopBatchesSeeEveryWrite(t *testing.T) {
 	}
 	if got := do(t, e, c, "SCARD", "s"); got != fmt.Sprintf(":%d\r\n", len(want)) {
 		t.Fatalf("SCARD = %q, want %d", got, len(want))
+	}
+}
+
+// TestListPopBatchesSeeEveryWrite runs random list writes and pops, in and
+// out of MULTI, on an executor with list pop batches and one without,
+// byte for byte: a kept batch must never answer a pop once anything else
+// changed the list (a push at the popped end, LSET, LINSERT, LREM, LTRIM,
+// a rotation, a rename, a deletion). Both run once command by command and
+// once under a batch context (the event loop's group), synced every few
+// commands.
+func TestListPopBatchesSeeEveryWrite(t *testing.T) {
+	defer func(old bool) { usePopBatches = old }(usePopBatches)
+	for _, grouped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("grouped=%v", grouped), func(t *testing.T) {
+			with, cw := randExecutor(t)
+			without, cn := randExecutor(t)
+			ctxWith, ctxWithout := context.Background(), context.Background()
+			if grouped {
+				ctxWith = with.be.(backend.Batcher).Batch(ctxWith)
+				ctxWithout = without.be.(backend.Batcher).Batch(ctxWithout)
+			}
+			exec := func(e *Executor, c *Client, ctx context.Context, args []string) string {
+				t.Helper()
+				if err := e.Exec(ctx, c, argv(args...), true); err != nil {
+					t.Fatal(err)
+				}
+				out := string(c.Out.Bytes())
+				c.Out.Reset()
+				return out
+			}
+			n := 0
+			run := func(args ...string) string {
+				t.Helper()
+				usePopBatches = true
+				got := exec(with, cw, ctxWith, args)
+				usePopBatches = false
+				want := exec(without, cn, ctxWithout, args)
+				if got != want {
+					t.Fatalf("%q: %q with pop batches, %q without", args, got, want)
+				}
+				if n++; grouped && n%7 == 0 {
+					if err := with.be.Sync(ctxWith); err != nil {
+						t.Fatal(err)
+					}
+					if err := without.be.Sync(ctxWithout); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return got
+			}
+			rng := rand.New(rand.NewPCG(9, 10))
+			elem := func() string { return fmt.Sprintf("e%03d", rng.IntN(300)) }
+			side := func() string { return []string{"LEFT", "RIGHT"}[rng.IntN(2)] }
+			hits := popBatchHits.Value()
+			for i := range 1500 {
+				switch op := rng.IntN(24); {
+				case op < 5:
+					args := []string{"RPUSH", "l"}
+					for range 1 + rng.IntN(40) {
+						args = append(args, elem())
+					}
+					run(args...)
+				case op < 7:
+					run("LPUSH", "l", elem(), elem())
+				case op < 11:
+					run("RPOP", "l")
+				case op < 14:
+					run("LPOP", "l")
+				case op == 14:
+					run("RPOP", "l", strconv.Itoa(rng.IntN(90)))
+				case op == 15:
+					run("LPOP", "l", strconv.Itoa(rng.IntN(90)))
+				case op == 16:
+					run("LMOVE", "l", "l", side(), side())
+				case op == 17:
+					run("LMOVE", "l", "other", side(), side())
+					run("LMOVE", "other", "l", side(), side())
+				case op == 18:
+					run("LSET", "l", strconv.Itoa(rng.IntN(20)-10), elem())
+					run("LINSERT", "l", "BEFORE", elem(), elem())
+				case op == 19:
+					run("LREM", "l", strconv.Itoa(rng.IntN(5)-2), elem())
+					run("LTRIM", "l", strconv.Itoa(rng.IntN(3)), strconv.Itoa(-1-rng.IntN(3)))
+				case op == 20:
+					run("MULTI")
+					run("RPOP", "l")
+					run("RPUSH", "l", elem())
+					run("RPOP", "l")
+					run("LPOP", "l")
+					run("LMPOP", "1", "l", side(), "COUNT", "3")
+					run("EXEC")
+				case op == 21:
+					run("RENAME", "l", "l2")
+					run("RPUSH", "l2", elem())
+					run("RENAME", "l2", "l")
+				case op == 22 && i%300 == 0:
+					run("DEL", "l")
+				default:
+					run("BRPOP", "l", "0.01")
+					run("RPOPLPUSH", "l", "l")
+				}
+			}
+			run("LRANGE", "l", "0", "-1")
+			if popBatchHits.Value() == hits {
+				t.Fatal("no pop was served from a batch")
+			}
+		})
+	}
+}
+
+// TestListPopReadsAheadWithinBytes pops from a list of big elements: a pop
+// must read ahead no more than popBatchBytes past what it takes (a list of
+// 64 elements of 100 MiB must not make one RPOP read 6 GiB), and the pops
+// must still come out right.
+func TestListPopReadsAheadWithinBytes(t *testing.T) {
+	defer func(old bool) { usePopBatches = old }(usePopBatches)
+	usePopBatches = true
+	e, c := randExecutor(t)
+	const n, size = 60, 100 << 10
+	elem := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", size-3) }
+	for i := range n {
+		do(t, e, c, "RPUSH", "big", elem(i))
+	}
+	for i := range 10 {
+		for _, left := range []bool{true, false} {
+			cmd, want := "RPOP", elem(n-1-i)
+			if left {
+				cmd, want = "LPOP", elem(i)
+			}
+			before := subKeysScanned.Value()
+			got := bulks(do(t, e, c, cmd, "big"))
+			if len(got) != 1 || got[0] != want {
+				t.Fatalf("%s %d: got %.10q..., want %.10q...", cmd, i, got, want)
+			}
+			// Up to 1 MiB past the popped element: 11 elements of 100 KiB.
+			if read := subKeysScanned.Value() - before; read > popBatchBytes/size+2 {
+				t.Fatalf("%s %d read %d elements of %d bytes", cmd, i, read, size)
+			}
+		}
+	}
+	if got := do(t, e, c, "LLEN", "big"); got != fmt.Sprintf(":%d\r\n", n-20) {
+		t.Fatalf("LLEN: %q", got)
 	}
 }
 
