@@ -89,6 +89,17 @@ var CollectionCases = map[string][][]string{
 		{"HINCRBYFLOAT", "j", "f", "1e70"}, {"OBJECT", "ENCODING", "j"},
 		{"HINCRBYFLOAT", "j2", "f", "1e60"}, {"OBJECT", "ENCODING", "j2"},
 		{"OBJECT", "ENCODING", "nokey"},
+		// redis-server's compiled-in hash-max-listpack-entries is 512
+		// (redis.conf's 128 is not its default): 512 fields stay a
+		// listpack, the 513th converts, whether added one by one or at once.
+		append([]string{"HSET", "c"}, fieldValues(0, 512)...), {"OBJECT", "ENCODING", "c"}, {"HSCAN", "c", "0", "COUNT", "1", "MATCH", "f51?"},
+		{"HSET", "c", "f511", "x"}, {"OBJECT", "ENCODING", "c"}, {"HSET", "c", "f512", "x"}, {"OBJECT", "ENCODING", "c"},
+		{"HDEL", "c", "f512", "f511"}, {"OBJECT", "ENCODING", "c"}, {"HLEN", "c"},
+		append([]string{"HSET", "d"}, fieldValues(0, 513)...), {"OBJECT", "ENCODING", "d"},
+		append([]string{"HSET", "e"}, fieldValues(0, 129)...), {"OBJECT", "ENCODING", "e"}, {"COPY", "e", "e2"}, {"OBJECT", "ENCODING", "e2"},
+		{"HINCRBY", "e", "f129", "1"}, {"OBJECT", "ENCODING", "e"}, {"CONFIG", "GET", "hash-max-listpack-entries"},
+		{"CONFIG", "GET", "hash-max-ziplist-value"}, {"CONFIG", "GET", "set-max-intset-entries"}, {"CONFIG", "GET", "zset-max-listpack-entries"},
+		{"CONFIG", "GET", "zset-max-ziplist-value"},
 	},
 	"hrandfield": {
 		{"HRANDFIELD", "nokey"}, {"HRANDFIELD", "nokey", "0"}, {"HRANDFIELD", "nokey", "5"}, {"HRANDFIELD", "nokey", "-5", "WITHVALUES"},
@@ -246,6 +257,16 @@ var CollectionCases = map[string][][]string{
 		{"EXEC"}, {"HKEYS", "d"}, {"SELECT", "1"}, {"HKEYS", "d"}, {"WATCH", "h"}, {"HSET", "h", "z", "1"}, {"MULTI"},
 		{"HGET", "h", "z"}, {"EXEC"},
 	},
+}
+
+// fieldValues returns HSET's arguments for fields f<from>..f<to-1>, each
+// holding its number.
+func fieldValues(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprint("f", i), strconv.Itoa(i))
+	}
+	return out
 }
 
 // redisHashDump is redis-server 7.0's DUMP of HSET dh a 1 b hello c -300:
