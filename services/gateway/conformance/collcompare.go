@@ -101,6 +101,23 @@ var CollectionCases = map[string][][]string{
 		{"CONFIG", "GET", "hash-max-ziplist-value"}, {"CONFIG", "GET", "set-max-intset-entries"}, {"CONFIG", "GET", "zset-max-listpack-entries"},
 		{"CONFIG", "GET", "zset-max-ziplist-value"},
 	},
+	"memory-usage": {
+		// Exact where Redis's figure follows from the contents: listpacks,
+		// intsets and lists (RPUSH-filled quicklist nodes of up to 8 KiB).
+		{"HSET", "h", "f", "1"}, {"MEMORY", "USAGE", "h"},
+		{"HSET", "h", strings.Repeat("a", 63), strings.Repeat("b", 64), "c", "-5000", "d", "70000", "e", "-9000000",
+			"f", "3000000000", "g", "-1", "i", "007", "j", ""},
+		{"MEMORY", "USAGE", "h"}, append([]string{"HSET", "h2"}, fieldValues(0, 300)...), {"MEMORY", "USAGE", "h2", "SAMPLES", "0"},
+		{"SADD", "s", "1", "2", "3"}, {"MEMORY", "USAGE", "s"}, {"SADD", "s", "40000"}, {"MEMORY", "USAGE", "s"},
+		{"SADD", "s", "-4000000000"}, {"MEMORY", "USAGE", "s", "SAMPLES", "1"},
+		{"ZADD", "z", "1", "a"}, {"MEMORY", "USAGE", "z"},
+		{"ZADD", "z", "1.5", "b", "-2", "c", "1e20", "d", "0.1", "e", "-0", "f", "100000", "g"}, {"MEMORY", "USAGE", "z"},
+		{"RPUSH", "l", "a", "1"}, {"MEMORY", "USAGE", "l"}, append([]string{"RPUSH", "l2"}, fieldValues(0, 600)...),
+		{"MEMORY", "USAGE", "l2"}, {"MEMORY", "USAGE", "l2", "SAMPLES", "0"}, {"RPUSH", "l3", strings.Repeat("x", 100), strings.Repeat("y", 8000), "z"},
+		{"MEMORY", "USAGE", "l3"}, {"RPUSH", "l4", strings.Repeat("x", 10000)}, {"MEMORY", "USAGE", "l4"},
+		{"HSET", "", "a", "1"}, {"MEMORY", "USAGE", ""}, {"MEMORY", "USAGE", "nokey"}, {"MEMORY", "USAGE", "h", "SAMPLES", "-1"},
+		{"MULTI"}, {"MEMORY", "USAGE", "z"}, {"ZADD", "z", "7", "new"}, {"MEMORY", "USAGE", "z"}, {"MEMORY", "USAGE", "l"}, {"EXEC"},
+	},
 	"hrandfield": {
 		{"HRANDFIELD", "nokey"}, {"HRANDFIELD", "nokey", "0"}, {"HRANDFIELD", "nokey", "5"}, {"HRANDFIELD", "nokey", "-5", "WITHVALUES"},
 		{"HSET", "h", "a", "1", "b", "2", "c", "3"}, {"HRANDFIELD", "h"}, {"HRANDFIELD", "h", "0"}, {"HRANDFIELD", "h", "1"},
