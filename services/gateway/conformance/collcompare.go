@@ -89,6 +89,34 @@ var CollectionCases = map[string][][]string{
 		{"HINCRBYFLOAT", "j", "f", "1e70"}, {"OBJECT", "ENCODING", "j"},
 		{"HINCRBYFLOAT", "j2", "f", "1e60"}, {"OBJECT", "ENCODING", "j2"},
 		{"OBJECT", "ENCODING", "nokey"},
+		// redis-server's compiled-in hash-max-listpack-entries is 512
+		// (redis.conf's 128 is not its default): 512 fields stay a
+		// listpack, the 513th converts, whether added one by one or at once.
+		append([]string{"HSET", "c"}, fieldValues(0, 512)...), {"OBJECT", "ENCODING", "c"}, {"HSCAN", "c", "0", "COUNT", "1", "MATCH", "f51?"},
+		{"HSET", "c", "f511", "x"}, {"OBJECT", "ENCODING", "c"}, {"HSET", "c", "f512", "x"}, {"OBJECT", "ENCODING", "c"},
+		{"HDEL", "c", "f512", "f511"}, {"OBJECT", "ENCODING", "c"}, {"HLEN", "c"},
+		append([]string{"HSET", "d"}, fieldValues(0, 513)...), {"OBJECT", "ENCODING", "d"},
+		append([]string{"HSET", "e"}, fieldValues(0, 129)...), {"OBJECT", "ENCODING", "e"}, {"COPY", "e", "e2"}, {"OBJECT", "ENCODING", "e2"},
+		{"HINCRBY", "e", "f129", "1"}, {"OBJECT", "ENCODING", "e"}, {"CONFIG", "GET", "hash-max-listpack-entries"},
+		{"CONFIG", "GET", "hash-max-ziplist-value"}, {"CONFIG", "GET", "set-max-intset-entries"}, {"CONFIG", "GET", "zset-max-listpack-entries"},
+		{"CONFIG", "GET", "zset-max-ziplist-value"},
+	},
+	"memory-usage": {
+		// Exact where Redis's figure follows from the contents: listpacks,
+		// intsets and lists (RPUSH-filled quicklist nodes of up to 8 KiB).
+		{"HSET", "h", "f", "1"}, {"MEMORY", "USAGE", "h"},
+		{"HSET", "h", strings.Repeat("a", 63), strings.Repeat("b", 64), "c", "-5000", "d", "70000", "e", "-9000000",
+			"f", "3000000000", "g", "-1", "i", "007", "j", ""},
+		{"MEMORY", "USAGE", "h"}, append([]string{"HSET", "h2"}, fieldValues(0, 300)...), {"MEMORY", "USAGE", "h2", "SAMPLES", "0"},
+		{"SADD", "s", "1", "2", "3"}, {"MEMORY", "USAGE", "s"}, {"SADD", "s", "40000"}, {"MEMORY", "USAGE", "s"},
+		{"SADD", "s", "-4000000000"}, {"MEMORY", "USAGE", "s", "SAMPLES", "1"},
+		{"ZADD", "z", "1", "a"}, {"MEMORY", "USAGE", "z"},
+		{"ZADD", "z", "1.5", "b", "-2", "c", "1e20", "d", "0.1", "e", "-0", "f", "100000", "g"}, {"MEMORY", "USAGE", "z"},
+		{"RPUSH", "l", "a", "1"}, {"MEMORY", "USAGE", "l"}, append([]string{"RPUSH", "l2"}, fieldValues(0, 600)...),
+		{"MEMORY", "USAGE", "l2"}, {"MEMORY", "USAGE", "l2", "SAMPLES", "0"}, {"RPUSH", "l3", strings.Repeat("x", 100), strings.Repeat("y", 8000), "z"},
+		{"MEMORY", "USAGE", "l3"}, {"RPUSH", "l4", strings.Repeat("x", 10000)}, {"MEMORY", "USAGE", "l4"},
+		{"HSET", "", "a", "1"}, {"MEMORY", "USAGE", ""}, {"MEMORY", "USAGE", "nokey"}, {"MEMORY", "USAGE", "h", "SAMPLES", "-1"},
+		{"MULTI"}, {"MEMORY", "USAGE", "z"}, {"ZADD", "z", "7", "new"}, {"MEMORY", "USAGE", "z"}, {"MEMORY", "USAGE", "l"}, {"EXEC"},
 	},
 	"hrandfield": {
 		{"HRANDFIELD", "nokey"}, {"HRANDFIELD", "nokey", "0"}, {"HRANDFIELD", "nokey", "5"}, {"HRANDFIELD", "nokey", "-5", "WITHVALUES"},
@@ -246,6 +274,16 @@ var CollectionCases = map[string][][]string{
 		{"EXEC"}, {"HKEYS", "d"}, {"SELECT", "1"}, {"HKEYS", "d"}, {"WATCH", "h"}, {"HSET", "h", "z", "1"}, {"MULTI"},
 		{"HGET", "h", "z"}, {"EXEC"},
 	},
+}
+
+// fieldValues returns HSET's arguments for fields f<from>..f<to-1>, each
+// holding its number.
+func fieldValues(from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprint("f", i), strconv.Itoa(i))
+	}
+	return out
 }
 
 // redisHashDump is redis-server 7.0's DUMP of HSET dh a 1 b hello c -300:

@@ -26,9 +26,8 @@ type Target struct {
 	IncrClients, IncrEach int
 	// ScanElems sizes the hash and set that HashAndSetScanCursors pages
 	// through with COUNT 1, 7, 100 and 5000 (default 1000). A cluster
-	// backend, where each page is a cluster read, runs it smaller; it
-	// stays past the 128 elements that make both a hashtable, whose
-	// cursors page.
+	// backend, where each page is a cluster read, runs it smaller (both
+	// are built as hashtables whatever their size, whose cursors page).
 	ScanElems int
 	// Timeout bounds a go-redis client's reads and writes (default 10s). It
 	// covers a whole pipeline's replies, so a backend that runs each command

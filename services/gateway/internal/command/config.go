@@ -64,6 +64,20 @@ func (e *Executor) configParams() []configParam {
 		{name: "latency-monitor-threshold", get: func(e *Executor) string { return strconv.FormatInt(e.in.latencyThreshold.Load(), 10) },
 			parse: intSetting(0, math.MaxInt64, func(e *Executor, n int64) { e.in.latencyThreshold.Store(n) })},
 		{name: "latency-tracking", get: fixed("no")},
+		// The thresholds OBJECT ENCODING's answers follow, so that a
+		// client can see which Redis encoding a collection is reported
+		// in; fixed, as the gateway keeps no Redis representation whose
+		// layout they would change. Redis 7.0 also answers to the
+		// ziplist names.
+		{name: "hash-max-listpack-entries", get: fixed(strconv.Itoa(hashMaxListpackEntries))},
+		{name: "hash-max-listpack-value", get: fixed(strconv.Itoa(hashMaxListpackValue))},
+		{name: "hash-max-ziplist-entries", get: fixed(strconv.Itoa(hashMaxListpackEntries))},
+		{name: "hash-max-ziplist-value", get: fixed(strconv.Itoa(hashMaxListpackValue))},
+		{name: "set-max-intset-entries", get: fixed(strconv.Itoa(setMaxIntsetEntries))},
+		{name: "zset-max-listpack-entries", get: fixed(strconv.Itoa(zsetMaxListpackEntries))},
+		{name: "zset-max-listpack-value", get: fixed(strconv.Itoa(zsetMaxListpackValue))},
+		{name: "zset-max-ziplist-entries", get: fixed(strconv.Itoa(zsetMaxListpackEntries))},
+		{name: "zset-max-ziplist-value", get: fixed(strconv.Itoa(zsetMaxListpackValue))},
 	}
 }
 

@@ -47,9 +47,13 @@ func init() {
 }
 
 // Redis 7's defaults for a hash's compact encoding (hash-max-listpack-*):
-// OBJECT ENCODING answers listpack until a write crosses one of them.
+// OBJECT ENCODING answers listpack until a write crosses one of them. The
+// entries limit is 512, the default compiled into redis-server (config.c)
+// and what CONFIG GET hash-max-listpack-entries answers here and there;
+// the 128 of the redis.conf shipped with Redis applies only to a server
+// started with that file.
 const (
-	hashMaxListpackEntries = 128
+	hashMaxListpackEntries = 512
 	hashMaxListpackValue   = 64
 )
 

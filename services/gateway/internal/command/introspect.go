@@ -353,6 +353,7 @@ func cmdLatency(r *Request) error {
 func cmdMemory(r *Request) error {
 	switch sub := r.Args[1]; {
 	case equalFold(sub, "usage"):
+		samples := int64(5) // Redis's OBJ_COMPUTE_SIZE_DEF_SAMPLES
 		for i := 3; i < len(r.Args); i++ {
 			if !equalFold(r.Args[i], "samples") || i+1 >= len(r.Args) {
 				return errSyntax
@@ -364,11 +365,23 @@ func cmdMemory(r *Request) error {
 			if n < 0 {
 				return errSyntax
 			}
+			samples = n
 			i++
 		}
 		v, ok, err := r.get(r.Args[2])
 		if err != nil {
 			return err
+		}
+		if ok && v.Type.IsCollection() {
+			var n int64
+			n, ok, err = r.memoryUsageColl(r.Args[2], v.Type, samples)
+			if err != nil {
+				return err
+			}
+			if ok {
+				r.w.Int(n)
+				return nil
+			}
 		}
 		if !ok {
 			r.w.Null()
@@ -401,12 +414,8 @@ func cmdMemory(r *Request) error {
 // figure says what the key would cost in Redis, so tools that rank keys by
 // it (redis-cli --memkeys) rank them as Redis would.
 func memoryUsage(key, val []byte) int64 {
-	const robj, dictEntry = 16, 24
-	keyHdr := sdsHeader(len(key))
-	if len(key) > 0 && len(key) < 32 {
-		keyHdr = 1 // sdshdr5
-	}
-	n := dictEntry + jemallocSize(keyHdr+len(key)+1)
+	const robj = 16
+	n := keyUsage(key)
 	switch {
 	case len(val) <= 20 && isLongString(val):
 		n += robj
@@ -416,6 +425,13 @@ func memoryUsage(key, val []byte) int64 {
 		n += robj + jemallocSize(sdsHeader(len(val))+len(val)+1)
 	}
 	return int64(n)
+}
+
+// keyUsage is what a key costs Redis beside its value: its dictEntry in
+// the keyspace and its sds allocation.
+func keyUsage(key []byte) int {
+	const dictEntry = 24
+	return dictEntry + sdsAllocSize(len(key))
 }
 
 // sdsHeader is the size of the sds header Redis picks for a string of n bytes.

@@ -76,7 +76,9 @@ func init() {
 		&Command{Name: "info", Arity: -1, Flags: any, Group: srv, Since: "1.0.0", Summary: "Returns information and statistics about the server.", Complexity: "O(1)", Handler: cmdInfo},
 		&Command{Name: "slowlog", Arity: -2, Group: srv, Since: "2.2.12", Summary: "A container for slow log commands.", Complexity: "Depends on subcommand.", Handler: cmdSlowlog, Subcommands: slowlogSubs},
 		&Command{Name: "latency", Arity: -2, Group: srv, Since: "2.8.13", Summary: "A container for latency diagnostics commands.", Complexity: "Depends on subcommand.", Handler: cmdLatency, Subcommands: latencySubs},
-		&Command{Name: "memory", Arity: -2, Group: srv, Since: "4.0.0", Summary: "A container for memory diagnostics commands.", Complexity: "Depends on subcommand.", Handler: cmdMemory, Subcommands: memorySubs},
+		&Command{Name: "memory", Arity: -2, Group: srv, Since: "4.0.0", Summary: "A container for memory diagnostics commands.", Complexity: "Depends on subcommand.", Handler: cmdMemory, Subcommands: memorySubs,
+			// MEMORY USAGE reads a collection's elements (memusage.go).
+			subKeys: true},
 		&Command{Name: "monitor", Arity: 1, Flags: flagNoScript | any, Group: srv, Since: "1.0.0", Summary: "Listens for all requests received by the server in real-time.", Complexity: "", Handler: cmdMonitor},
 		&Command{Name: "time", Arity: 1, Flags: flagFast | any, Group: srv, Since: "2.6.0", Summary: "Returns the server time.", Complexity: "O(1)", Handler: cmdTime},
 	)
