@@ -263,8 +263,15 @@ func (s *Snapshot) batchGet(ctx context.Context, keys [][]byte, head bool, prefi
 		})
 }
 
-// scanBatch is the most pairs asked of a store in one scan request.
-const scanBatch = 256
+// scanBatch is the most pairs asked of a store in one scan request of an
+// unbounded scan; a scan with a limit asks for up to maxScanBatch at once
+// (its caller said it wants that many: every request is a read index
+// round through the region's replicas, which a page of 256 paid per 256
+// pairs).
+const (
+	scanBatch    = 256
+	maxScanBatch = 4096
+)
 
 // ScanOptions shape a scan; the zero value reads everything, values
 // included.
@@ -302,7 +309,8 @@ func (s *Snapshot) Scan(ctx context.Context, start, end []byte, limit int) ([]En
 // the end of the key space) in key order, as they arrive from the stores,
 // until fn returns false, the range ends or a bound of opts is reached. It
 // returns the key to continue from (inclusive), or nil when the range is
-// exhausted. Each store response holds at most scanBatch entries and about
+// exhausted. Each store response holds at most scanBatch entries (with a
+// limit, maxScanBatch) and about
 // limits.ResponsePageBytes of keys and values (at least one entry), so
 // memory stays bounded whatever the values' sizes; fn may keep the entries.
 //
@@ -334,7 +342,7 @@ func (s *Snapshot) ScanFunc(ctx context.Context, start, end []byte, opts ScanOpt
 		}
 		req := &kvrpcpb.ScanRequest{StartKey: cur, EndKey: reqEnd, Limit: scanBatch, Version: s.ts, NowMs: s.nowMs, KeyOnly: opts.KeysOnly}
 		if opts.Limit > 0 {
-			req.Limit = uint32(min(scanBatch, opts.Limit-returned))
+			req.Limit = uint32(min(maxScanBatch, opts.Limit-returned))
 		}
 		if opts.MaxVisit > 0 {
 			req.VisitLimit = uint32(min(opts.MaxVisit-visited, math.MaxUint32))

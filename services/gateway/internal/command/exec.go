@@ -119,6 +119,10 @@ func New(be backend.Backend, opts Options) *Executor {
 		watches:     newWatchRegistry(opts.Backend != "embedded"),
 		blocking:    newBlockRegistry(opts.BlockPoll),
 	}
+	if opts.Backend != "embedded" {
+		// A remote backend's seeks are requests: SPOP walks less.
+		e.pops.sampleAfter = spopSampleAfterRemote
+	}
 	e.in.init(opts)
 	return e
 }

@@ -110,6 +110,19 @@ type popCache struct {
 	mu      sync.Mutex
 	batches map[string]*popBatch
 	hist    map[string]popHistory
+	// sampleAfter is the backend's spopSampleAfter (0: the embedded
+	// backend's), set before use.
+	sampleAfter uint64
+}
+
+// walkOrScan is the backend's spopSampleAfter: a set written since its
+// last pop is sampled when its runs of pops are at least count/walkOrScan
+// long, and walks otherwise.
+func (pc *popCache) walkOrScan() uint64 {
+	if pc.sampleAfter == 0 {
+		return spopSampleAfter
+	}
+	return pc.sampleAfter
 }
 
 // popKey is the cache key of c's pops of kind (for a sorted set's index,
@@ -298,7 +311,19 @@ const (
 // 3 times the first 2 000's, docs/benchmarks.md). Runs of pops alike
 // keep the bound; a long run followed by short ones costs one scan more
 // per long run, which that run repaid.
-const spopSampleAfter = 64
+//
+// On the raft backend (spopSampleAfterRemote) every seek of a walk is a
+// request to a store and every scanned member a few µs of the stores' and
+// the gateway's CPU: a walk (a dozen seeks and more) cost ~10 ms of CPU
+// over all processes, a scanned member ~6 µs, so a scan repays itself
+// against the walks as soon as the run has count/1024 pops. With 64 a set
+// SADDed to between runs of 200 SPOPs (scripts/bench-collections.sh with
+// RUNS > 1, or SADD then SPOP twice) walked every pop: 10 ms per SPOP of
+// a set of 33 000 members, against ~1 ms sampling.
+const (
+	spopSampleAfter       = 64
+	spopSampleAfterRemote = 1024
+)
 
 // spopState is what one SPOP knows of its set's pops (popHistory).
 type spopState struct {
@@ -316,16 +341,17 @@ func (c *coll) spopBatched() (m []byte, st spopState, ok bool, err error) {
 	st.prev, st.last, seen, st.noSample = c.pops.streak(st.key, c.meta.Version, c.meta.Stamp)
 	b := c.pops.take(st.key, c.meta.Version, c.meta.Stamp)
 	if b == nil {
-		if st.noSample || c.meta.Count > spopScanMax || (seen && max(st.prev, st.last)*spopSampleAfter < c.meta.Count) {
+		after := c.pops.walkOrScan()
+		if st.noSample || c.meta.Count > spopScanMax || (seen && max(st.prev, st.last)*after < c.meta.Count) {
 			return nil, st, false, nil
 		}
 		want := spopSampleSize(c.meta.Count, max(st.prev, st.last))
 		if b, err = c.sampleMembers(want); err != nil {
 			return nil, st, false, err
 		}
-		if uint64(b.left())*spopSampleAfter < c.meta.Count {
+		if uint64(b.left())*after < c.meta.Count {
 			// Long members: a sample of a few would cost a scan per few
-			// pops (more than spopSampleAfter steps each). This one serves
+			// pops (more than walkOrScan steps each). This one serves
 			// its pops; the next pops walk.
 			st.noSample = true
 		}

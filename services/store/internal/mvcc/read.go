@@ -313,18 +313,24 @@ const pairOverhead = 16
 // ScanWith walks the lock and write column families side by side, seeking in
 // the write column family to the version visible at ts and then past the
 // key's older versions, so its cost follows the keys looked at rather than
-// the number of versions.
+// the number of versions. The lock iterator is moved only as far as the
+// write key being looked at (pebble's limits): a range whose locks were all
+// deleted (every key a 2PC transaction wrote leaves a deleted lock until
+// compaction drops it) holds a tombstone per key, and positioning it on its
+// next live lock stepped over all the range's tombstones, to the end of
+// the range, for each page: a scan of n keys in pages cost O(n²/page) (an
+// SPOP sample of 18 000 members on the raft backend, 5 µs per member here).
 func ScanWith(r pebble.Reader, start, end []byte, ts uint64, nowMs int64, opts ScanOptions) (res ScanResult, err error) {
 	if emptyRange(start, end) {
 		return ScanResult{}, nil
 	}
-	lo, hi := keys.DataRange(keys.CFLock, start, end)
-	lit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	lockLo, lockHi := keys.DataRange(keys.CFLock, start, end)
+	lit, err := r.NewIter(&pebble.IterOptions{LowerBound: lockLo, UpperBound: lockHi})
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("mvcc: scan: open lock iterator: %w", err)
 	}
 	defer closeIter(lit, "scan: lock iterator", &err)
-	lo, hi = keys.DataRange(keys.CFWrite, start, end)
+	lo, hi := keys.DataRange(keys.CFWrite, start, end)
 	wit, err := r.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return ScanResult{}, fmt.Errorf("mvcc: scan: open write iterator: %w", err)
@@ -342,24 +348,51 @@ func ScanWith(r pebble.Reader, start, end []byte, ts uint64, nowMs int64, opts S
 			(opts.MaxVisit > 0 && res.Visited >= opts.MaxVisit) ||
 			(opts.MaxBytes > 0 && len(res.Pairs) > 0 && size >= opts.MaxBytes)
 	}
-	lok, wok := lit.First(), wit.First()
-	for lok || wok {
-		if stop() {
-			res.Resume = append(append(make([]byte, 0, len(last)+1), last...), 0)
-			break
-		}
+	// lstate is the lock iterator's: IterAtLimit while it has not reached
+	// the write key being looked at (or was not positioned yet: lstarted).
+	var (
+		lstate   = pebble.IterAtLimit
+		lstarted bool
+		limit    []byte
+	)
+	wok := wit.First()
+	for {
 		// Compare the user keys still encoded: the encoding keeps raw key
 		// order and no encoding is a prefix of another.
 		var lenc, wenc []byte
-		if lok {
-			lenc = lit.Key()[1:]
-		}
 		if wok {
 			k := wit.Key()
 			if len(k) < 1+8 {
 				return ScanResult{}, fmt.Errorf("mvcc: scan: write key %x: %w: too short", k, ErrCorrupt)
 			}
 			wenc = k[1 : len(k)-8]
+		}
+		// The locks up to the write key's (its lock key's successor is
+		// the exclusive limit); with no write key left, all of them.
+		limit = limit[:0]
+		if wok {
+			limit = append(append(append(limit, keys.CFLock), wenc...), 0)
+		}
+		lim := limit
+		if !wok {
+			lim = nil
+		}
+		switch {
+		case !lstarted:
+			lstate, lstarted = lit.SeekGEWithLimit(lockLo, lim), true
+		case lstate == pebble.IterAtLimit:
+			lstate = lit.NextWithLimit(lim)
+		}
+		lok := lstate == pebble.IterValid
+		if !lok && !wok {
+			break
+		}
+		if stop() {
+			res.Resume = append(append(make([]byte, 0, len(last)+1), last...), 0)
+			break
+		}
+		if lok {
+			lenc = lit.Key()[1:]
 		}
 		c := 0
 		switch {
@@ -392,7 +425,7 @@ func ScanWith(r pebble.Reader, start, end []byte, ts uint64, nowMs int64, opts S
 				last = key
 				res.Visited++
 			}
-			lok = lit.Next()
+			lstate = lit.NextWithLimit(lim)
 		}
 		if c < 0 {
 			continue
@@ -445,11 +478,15 @@ func ScanWith(r pebble.Reader, start, end []byte, ts uint64, nowMs int64, opts S
 			res.Pairs = append(res.Pairs, pair)
 			size += len(pair.Key) + len(pair.Value) + pairOverhead
 		}
-		// Past the key's older versions: the successor of its oldest
-		// possible version key.
+		// Past the key's older versions: most keys have none, so a step
+		// first (a seek, which consults every level and range deletion,
+		// cost a scan more than half its store CPU); then the successor
+		// of the oldest possible version key.
 		if wok && bytes.HasPrefix(wit.Key(), prefix) {
-			seek = append(binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^uint64(0)), 0)
-			wok = wit.SeekGE(seek)
+			if wok = wit.Next(); wok && bytes.HasPrefix(wit.Key(), prefix) {
+				seek = append(binary.BigEndian.AppendUint64(append(seek[:0], prefix...), ^uint64(0)), 0)
+				wok = wit.SeekGE(seek)
+			}
 		}
 	}
 	if err := lit.Error(); err != nil {
