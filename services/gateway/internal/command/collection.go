@@ -51,9 +51,12 @@ type coll struct {
 	// end (popElems), kept by save if the list's ends are still where
 	// that pop left them (aheadHead, aheadTail): a push at the same end
 	// later in the command would put an element before them.
-	listAhead            *popBatch
-	aheadLeft            bool
-	aheadHead, aheadTail int64
+	// popKeyStr is popKey's last answer, for popKeyKind and popKeyDir.
+	popKeyStr             string
+	popKeyKind, popKeyDir byte
+	listAhead             *popBatch
+	aheadLeft             bool
+	aheadHead, aheadTail  int64
 }
 
 // subState is an element's value as the command sees it.

@@ -1,8 +1,10 @@
 package command
 
 import (
+	"encoding/binary"
 	"expvar"
 	"math/rand/v2"
+	"strings"
 	"sync"
 
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
@@ -128,7 +130,21 @@ func (pc *popCache) walkOrScan() uint64 {
 // popKey is the cache key of c's pops of kind (for a sorted set's index,
 // dir tells ZPOPMIN from ZPOPMAX).
 func (c *coll) popKey(kind, dir byte) string {
-	return c.pickerKey(kind) + string(dir)
+	// A pop asks for its key twice (take, then put after save): built
+	// once per coll, in one allocation.
+	if c.popKeyStr != "" && c.popKeyKind == kind && c.popKeyDir == dir {
+		return c.popKeyStr
+	}
+	var b strings.Builder
+	b.Grow(1 + 4 + len(c.key) + 1)
+	b.WriteByte(kind)
+	var db [4]byte
+	binary.BigEndian.PutUint32(db[:], c.db)
+	b.Write(db[:])
+	b.Write(c.key)
+	b.WriteByte(dir)
+	c.popKeyStr, c.popKeyKind, c.popKeyDir = b.String(), kind, dir
+	return c.popKeyStr
 }
 
 // take removes and returns the batch of key if it was read at c's
