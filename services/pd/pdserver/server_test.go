@@ -115,7 +115,7 @@ func TestCorruptStateStopsStartUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := DefaultConfig()
-	cfg.Addr, cfg.WorkDir = "127.0.0.1:0", t.TempDir()
+	cfg.Addr, cfg.WorkDir = "127.0.0.1:0", tempDirOutlivingEtcd(t)
 	srv, err := New(cfg, file, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -135,4 +135,33 @@ func TestCorruptStateStopsStartUp(t *testing.T) {
 		t.Fatalf("start-up on a corrupt WAL: %v", err)
 	}
 	t.Logf("start-up on a corrupt WAL: %v", err)
+}
+
+// tempDirOutlivingEtcd is t.TempDir for a start-up that etcd aborts with a
+// panic (recovered into an error): the half-started member cannot be
+// stopped, and its WAL goroutine may still create a preallocated file in
+// the directory while the test's cleanup removes it (t.TempDir then fails
+// the test with "directory not empty"). The process that hits this exits
+// on the error; the test retries the removal instead.
+func tempDirOutlivingEtcd(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "nokv-pd-corrupt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			err := os.RemoveAll(dir)
+			if err == nil {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("remove %s: %v", dir, err)
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	return dir
 }
