@@ -459,31 +459,10 @@ func TestListPopBatchesSeeEveryWrite(t *testing.T) {
 // 64 elements of 100 MiB must not make one RPOP read 6 GiB), and the pops
 // must still come out right.
 func TestListPopReadsAheadWithinBytes(t *testing.T) {
-	defer func(old bool) { usePopBatches = old }(usePopBatches)
-	usePopBatches = true
-	e, c := randExecutor(t)
-	const n, size = 60, 100 << 10
-	elem := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", size-3) }
-	for i := range n {
-		do(t, e, c, "RPUSH", "big", elem(i))
-	}
-	for i := range 10 {
-		for _, left := range []bool{true, false} {
-			cmd, want := "RPOP", elem(n-1-i)
-			if left {
-				cmd, want = "LPOP", elem(i)
-			}
-			before := subKeysScanned.Value()
-			got := bulks(do(t, e, c, cmd, "big"))
-			if len(got) != 1 || got[0] != want {
-				t.Fatalf("%s %d: got %.10q..., want %.10q...", cmd, i, got, want)
-			}
-			// Up to 1 MiB past the popped element: 11 elements of 100 KiB.
-			if read := subKeysScanned.Value() - before; read > popBatchBytes/size+2 {
-				t.Fatalf("%s %d read %d elements of %d bytes", cmd, i, read, size)
-			}
-		}
-	}
+	const n = 60
+	e, c := popBigElements(t, n, "big", "LPOP", "RPOP", 1, func(i int, elem string) []string {
+		return []string{"RPUSH", "big", elem}
+	})
 	if got := do(t, e, c, "LLEN", "big"); got != fmt.Sprintf(":%d\r\n", n-20) {
 		t.Fatalf("LLEN: %q", got)
 	}
@@ -492,28 +471,42 @@ func TestListPopReadsAheadWithinBytes(t *testing.T) {
 // TestZPopReadsAheadWithinBytes is TestListPopReadsAheadWithinBytes for a
 // sorted set of big members.
 func TestZPopReadsAheadWithinBytes(t *testing.T) {
+	popBigElements(t, 60, "bigz", "ZPOPMIN", "ZPOPMAX", 2, func(i int, member string) []string {
+		return []string{"ZADD", "bigz", strconv.Itoa(i), member}
+	})
+}
+
+// popBigElements writes n elements of 100 KiB to key (fill gives the
+// command writing element i, whose order is i), then pops ten from each
+// end in turn (popFirst takes element i, popLast element n-1-i; a reply
+// holds replyBulks bulk strings, the element first), checking each element
+// and that no pop read more than 1 MiB past it.
+func popBigElements(t *testing.T, n int, key, popFirst, popLast string, replyBulks int, fill func(i int, elem string) []string) (*Executor, *Client) {
+	t.Helper()
 	defer func(old bool) { usePopBatches = old }(usePopBatches)
 	usePopBatches = true
 	e, c := randExecutor(t)
-	const n, size = 60, 100 << 10
-	member := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", size-3) }
+	const size = 100 << 10
+	elem := func(i int) string { return fmt.Sprintf("%03d", i) + strings.Repeat("x", size-3) }
 	for i := range n {
-		do(t, e, c, "ZADD", "bigz", strconv.Itoa(i), member(i))
+		do(t, e, c, fill(i, elem(i))...)
 	}
 	for i := range 10 {
-		for _, max := range []bool{false, true} {
-			cmd, want := "ZPOPMIN", member(i)
-			if max {
-				cmd, want = "ZPOPMAX", member(n-1-i)
+		for _, last := range []bool{false, true} {
+			cmd, want := popFirst, elem(i)
+			if last {
+				cmd, want = popLast, elem(n-1-i)
 			}
 			before := subKeysScanned.Value()
-			got := bulks(do(t, e, c, cmd, "bigz"))
-			if len(got) != 2 || got[0] != want {
+			got := bulks(do(t, e, c, cmd, key))
+			if len(got) != replyBulks || got[0] != want {
 				t.Fatalf("%s %d: got %.10q..., want %.10q...", cmd, i, got, want)
 			}
+			// Up to 1 MiB past the popped element: 11 elements of 100 KiB.
 			if read := subKeysScanned.Value() - before; read > popBatchBytes/size+2 {
-				t.Fatalf("%s %d read %d members of %d bytes", cmd, i, read, size)
+				t.Fatalf("%s %d read %d elements of %d bytes", cmd, i, read, size)
 			}
 		}
 	}
+	return e, c
 }
