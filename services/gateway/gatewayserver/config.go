@@ -61,6 +61,11 @@ type Config struct {
 	// ClientOutputBufferLimit bounds the replies the server holds for a
 	// client that does not read them (client-output-buffer-limit normal).
 	ClientOutputBufferLimit OutputBufferLimit `env:"CLIENT_OUTPUT_BUFFER_LIMIT"`
+	// MaxMemoryClients bounds what all clients' query and reply buffers
+	// hold together (Redis 7's maxmemory-clients); past it the clients
+	// holding the most are evicted (closed), largest first. 0: no bound;
+	// MaxMemoryClientsAuto (the default): see ClientMemoryBudget.
+	MaxMemoryClients ByteSize `env:"MAXMEMORY_CLIENTS"`
 	// Config is the cluster file; the raft backend takes PD's address and
 	// max_retries from it.
 	Config string `env:"CONFIG"`
@@ -144,7 +149,28 @@ func DefaultConfig() Config {
 
 		ClientQueryBufferLimit:  DefaultClientQueryBufferLimit,
 		ClientOutputBufferLimit: OutputBufferLimit{Hard: DefaultClientOutputBufferHardLimit},
+		MaxMemoryClients:        MaxMemoryClientsAuto,
 	}
+}
+
+// MaxMemoryClientsAuto, as MaxMemoryClients, asks for the default
+// ClientMemoryBudget.
+const MaxMemoryClientsAuto ByteSize = -1
+
+// ClientMemoryBudget is the bound over all clients' buffers the server
+// enforces (0: none). MaxMemoryClientsAuto stands for a quarter of the
+// memory this process may use (the cgroup's limit if it has one, else the
+// machine's), and at least room for two clients each receiving a largest
+// value (proto-max-bulk-len), which is also the default when the memory
+// size cannot be read. Redis has no bound by default; here the per-client
+// limits alone would let a thousand clients that send one small command
+// each (SRANDMEMBER key -100000000) and read nothing hold a terabyte of
+// replies.
+func (c Config) ClientMemoryBudget() int64 {
+	if c.MaxMemoryClients != MaxMemoryClientsAuto {
+		return int64(c.MaxMemoryClients)
+	}
+	return max(embedded.MemoryLimit()/4, 2*(int64(c.MaxBulkLen)+outputRoom))
 }
 
 // DefaultBlockPoll is the raft backend's default BlockPoll.
@@ -213,6 +239,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(&c.MaxBulkLen, "proto-max-bulk-len", "largest argument or string value in `bytes` (units as in Redis: 512mb)"+env("PROTO_MAX_BULK_LEN"))
 	fs.Var(&c.ClientQueryBufferLimit, "client-query-buffer-limit", "`bytes` a client may have sent and not yet had run, its request in progress included; past it the client is closed"+env("CLIENT_QUERY_BUFFER_LIMIT"))
 	fs.Var(&c.ClientOutputBufferLimit, "client-output-buffer-limit", "\"`hard soft soft-seconds`\" for a client's pending replies: at hard, or at soft for longer than soft-seconds, the client is closed (0: no limit)"+env("CLIENT_OUTPUT_BUFFER_LIMIT"))
+	fs.Var(&c.MaxMemoryClients, "maxmemory-clients", "`bytes` all clients' query and reply buffers may hold together; past it the clients holding the most are closed, largest first (0: no bound; unset: a quarter of the memory, at least twice proto-max-bulk-len + 1mb)"+env("MAXMEMORY_CLIENTS"))
 	fs.StringVar(&c.Config, "config", c.Config, "cluster `file` (raft_config.example.json) for the raft backend"+env("CONFIG"))
 	fs.StringVar(&c.RaftConfig, "raft-config", c.RaftConfig, "cluster `file`, selecting the raft backend: the same as --backend raft --config file"+env("RAFT_CONFIG"))
 	fs.Var(&c.Scope, "scope", "cluster file address `scope`: host or docker"+env("SCOPE"))
@@ -317,6 +344,9 @@ func (c Config) Validate() error {
 	}
 	if o := c.ClientOutputBufferLimit; o.Hard != 0 && o.Hard < c.MaxBulkLen+outputRoom {
 		bad("client-output-buffer-limit", "hard limit %d: must be 0 (none) or at least proto-max-bulk-len (%d) + %d, so that the largest value can be sent", o.Hard, c.MaxBulkLen, outputRoom)
+	}
+	if m := c.MaxMemoryClients; m != 0 && m != MaxMemoryClientsAuto && m < c.MaxBulkLen+outputRoom {
+		bad("maxmemory-clients", "%d: must be 0 (none) or at least proto-max-bulk-len (%d) + %d, so that a client can be sent the largest value", int64(m), int64(c.MaxBulkLen), outputRoom)
 	}
 	if _, err := config.ParseScope(string(c.Scope)); err != nil {
 		bad("scope", "%v", err)

@@ -121,6 +121,23 @@ func TestLimitSettings(t *testing.T) {
 		cfg.ClientOutputBufferLimit != (gatewayserver.OutputBufferLimit{Hard: 1 << 30}) {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
+	// maxmemory-clients: by default a quarter of the memory, never less
+	// than two largest values; 0 turns it off.
+	if b := cfg.ClientMemoryBudget(); cfg.MaxMemoryClients != gatewayserver.MaxMemoryClientsAuto || b < 2*(512<<20+1<<20) {
+		t.Fatalf("default maxmemory-clients %d, budget %d", cfg.MaxMemoryClients, b)
+	}
+	cfg, err = resolve(t, []string{"--proto-max-bulk-len", "1gb", "--client-query-buffer-limit", "2gb", "--client-output-buffer-limit", "0 0 0"}, nil)
+	if b := cfg.ClientMemoryBudget(); err != nil || b < 2*(1<<30+1<<20) {
+		t.Fatalf("default maxmemory-clients with 1 GiB values: %d, %v", b, err)
+	}
+	cfg, err = resolve(t, []string{"--maxmemory-clients", "0"}, nil)
+	if err != nil || cfg.ClientMemoryBudget() != 0 {
+		t.Fatalf("--maxmemory-clients 0: %d, %v", cfg.ClientMemoryBudget(), err)
+	}
+	cfg, err = resolve(t, nil, map[string]string{"NOKV_GATEWAY_MAXMEMORY_CLIENTS": "3gb"})
+	if err != nil || cfg.ClientMemoryBudget() != 3<<30 {
+		t.Fatalf("NOKV_GATEWAY_MAXMEMORY_CLIENTS=3gb: %d, %v", cfg.ClientMemoryBudget(), err)
+	}
 	cfg, err = resolve(t, []string{"--client-query-buffer-limit", "2gb", "--proto-max-bulk-len", "1gb",
 		"--client-output-buffer-limit", "normal 2gb 256mb 60"}, nil)
 	if err != nil || cfg.ClientQueryBufferLimit != 2<<30 || cfg.MaxBulkLen != 1<<30 ||
@@ -150,6 +167,10 @@ func TestLimitSettings(t *testing.T) {
 		{[]string{"--client-query-buffer-limit", "lots"}, nil, "client-query-buffer-limit"},
 		{nil, map[string]string{"NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT": "-1"}, "NOKV_GATEWAY_CLIENT_QUERY_BUFFER_LIMIT"},
 		{nil, map[string]string{"NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT": "1gb"}, "NOKV_GATEWAY_CLIENT_OUTPUT_BUFFER_LIMIT"},
+		{[]string{"--maxmemory-clients", "100mb"}, nil, "maxmemory-clients: 104857600: must be 0 (none) or at least proto-max-bulk-len (536870912) + 1048576"},
+		{[]string{"--maxmemory-clients", "-1"}, nil, "maxmemory-clients"},
+		{[]string{"--maxmemory-clients", "18446744073709551616"}, nil, "maxmemory-clients"},
+		{nil, map[string]string{"NOKV_GATEWAY_MAXMEMORY_CLIENTS": "lots"}, "NOKV_GATEWAY_MAXMEMORY_CLIENTS"},
 	} {
 		fs := flag.NewFlagSet("test", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)

@@ -103,6 +103,7 @@ type loopConn struct {
 	// empty the loop waits for the socket to drain and reads nothing more
 	// from the client (backpressure).
 	out    []byte
+	outRes resp.Reservation // what the client's account counts of out
 	queued bool
 	// paused means the client's replies passed outputBatch with commands
 	// left in its parser: the rest run once the replies went out, and the
@@ -307,7 +308,7 @@ func (l *eventLoop) closeKilled() {
 	for _, c := range list {
 		if !c.busy {
 			c.client.Out.Reset()
-			c.out = nil
+			c.dropOut()
 			l.close(c)
 		}
 	}
@@ -362,6 +363,9 @@ func (l *eventLoop) sendMonitors() {
 		}
 		wasEmpty := len(c.out) == 0
 		c.out = append(c.out, lines...)
+		if !l.countOut(c) {
+			continue
+		}
 		if wasEmpty {
 			l.write(c)
 		}
@@ -406,7 +410,7 @@ func (l *eventLoop) contain(c *loopConn) {
 	}
 	l.s.contained(v, debug.Stack(), c.remote)
 	c.client.Out.Reset()
-	c.out = nil
+	c.dropOut()
 	l.close(c)
 }
 
@@ -462,6 +466,8 @@ func (l *eventLoop) open(fd int, remote string) {
 	s.metrics.ConnectionsActive.Add(1)
 	c := &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
 	c.client.Out.Limit = s.cfg.replyLimit()
+	c.client.Out.Mem = s.clientMem.NewAccount(func(held int64) { s.evicted(c.client, remote, held) })
+	c.parser.Mem = c.client.Out.Mem
 	c.client.SetOnKill(func() { l.requestKill(c) })
 	l.conns[fd] = c
 }
@@ -557,9 +563,11 @@ func (l *eventLoop) process(c *loopConn) bool {
 			return false
 		}
 		if c.client.Out.Overflowed() {
-			// A reply passed the hard output limit: as Redis, close the
-			// client, and send nothing more.
-			l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			// A reply passed the hard output limit, or the client was
+			// evicted: as Redis, close the client, and send nothing more.
+			if !c.client.Out.Mem.Evicted() {
+				l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			}
 			c.client.Out.Reset()
 			l.close(c)
 			return false
@@ -593,6 +601,9 @@ func (l *eventLoop) startBlocked(c *loopConn) bool {
 	}
 	c.out = append(c.out, c.client.Out.Bytes()...)
 	c.client.Out.Release()
+	if !l.countOut(c) {
+		return false
+	}
 	for len(c.out) > 0 {
 		n, err := unix.Write(c.fd, c.out)
 		if err == unix.EINTR {
@@ -608,7 +619,7 @@ func (l *eventLoop) startBlocked(c *loopConn) bool {
 		c.out = c.out[n:]
 	}
 	if len(c.out) == 0 {
-		c.out = nil
+		c.dropOut()
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: l.blockedEvents(c), Fd: int32(c.fd)}); err != nil {
 		c.client.Out.Reset()
@@ -664,7 +675,7 @@ func (l *eventLoop) serveBlocked(c *loopConn, events uint32) {
 		}
 		c.out = c.out[n:]
 	}
-	c.out = nil
+	c.dropOut()
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: l.blockedEvents(c), Fd: int32(c.fd)})
 }
 
@@ -739,7 +750,9 @@ func (l *eventLoop) finishOffLoop() {
 			continue
 		}
 		if c.client.Out.Overflowed() {
-			l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			if !c.client.Out.Mem.Evicted() {
+				l.s.closedForOutputBuffer(c.client, c.remote, int64(c.client.Out.Limit), false)
+			}
 			c.client.Out.Reset()
 			l.close(c)
 			continue
@@ -844,6 +857,9 @@ func (l *eventLoop) send(c *loopConn) {
 	}
 	c.out = append(c.out, c.client.Out.Bytes()...)
 	c.client.Out.Release()
+	if !l.countOut(c) {
+		return
+	}
 	if h := l.output.Hard; h > 0 && int64(len(c.out)) >= h {
 		l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)), false)
 		l.close(c)
@@ -924,7 +940,7 @@ func (l *eventLoop) write(c *loopConn) bool {
 		}
 		c.out = c.out[n:]
 	}
-	c.out = nil
+	c.dropOut()
 	return true
 }
 
@@ -945,10 +961,29 @@ func (l *eventLoop) flush(c *loopConn) {
 	l.toBacklog(c)
 }
 
+// countOut makes c's account count its unsent replies. It reports false
+// if that evicted c: c is closed.
+func (l *eventLoop) countOut(c *loopConn) bool {
+	if c.outRes.Extend(c.client.Out.Mem, cap(c.out)) {
+		return true
+	}
+	c.dropOut()
+	l.close(c)
+	return false
+}
+
+// dropOut lets c's unsent replies go (they went out, or c is closing), and
+// what its account counted of them.
+func (c *loopConn) dropOut() {
+	c.out = nil
+	c.outRes.Fit(c.client.Out.Mem, 0)
+}
+
 func (l *eventLoop) close(c *loopConn) {
 	if l.conns[c.fd] != c {
 		return
 	}
+	defer c.client.Out.Mem.Close() // whatever its buffers still held
 	delete(l.conns, c.fd)
 	delete(l.overSoft, c)
 	if c.blocked {

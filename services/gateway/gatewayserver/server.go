@@ -30,6 +30,9 @@ type Server struct {
 	be      backend.Backend
 	exec    *command.Executor
 	metrics *metrics.Metrics
+	// clientMem bounds all clients' buffers together (maxmemory-clients);
+	// nil when unbounded.
+	clientMem *resp.ClientMemory
 	// perCmd caches each command's metrics by command ID, created on first use.
 	perCmd []atomic.Pointer[metrics.Command]
 
@@ -109,7 +112,8 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		}
 	}
 	s := &Server{cfg: cfg, log: log, be: store, metrics: metrics.New(), served: make(chan struct{}),
-		shutdown: make(chan struct{})}
+		shutdown: make(chan struct{}), clientMem: resp.NewClientMemory(cfg.ClientMemoryBudget())}
+	s.metrics.ClientMemory = s.clientMem.Used
 	s.blockCtx, s.blockCancel = context.WithCancel(context.Background())
 	blockPoll := time.Duration(0) // the embedded backend: every push goes through this gateway
 	if cfg.Backend == BackendRaft {
@@ -128,6 +132,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 		SyncPolicy:  cfg.Sync,
 
 		QueryBufferLimit: int64(cfg.ClientQueryBufferLimit),
+		ClientMemory:     s.clientMem,
 		OutputBufferLimit: [3]int64{int64(cfg.ClientOutputBufferLimit.Hard),
 			int64(cfg.ClientOutputBufferLimit.Soft), cfg.ClientOutputBufferLimit.SoftSeconds},
 		Addr:    cfg.Addr,
@@ -336,6 +341,8 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.metrics.ConnectionsActive.Add(1)
 	client := s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String())
 	client.Out.Limit = s.cfg.replyLimit()
+	remote := conn.RemoteAddr()
+	client.Out.Mem = s.clientMem.NewAccount(func(held int64) { s.evicted(client, remote, held) })
 	rc := &redconConn{client: client, done: make(chan struct{})}
 	// CLIENT KILL, from another connection's goroutine: closing the socket
 	// ends this connection's read, and redcon then closes it.
@@ -345,6 +352,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		// Set before redcon's goroutine for the connection starts, which is
 		// the only one to call g.Read and to run the client's commands.
 		g.Authenticated = client.Authenticated
+		g.SetMemory(client.Out.Mem)
 	}
 	conn.SetContext(rc)
 	return true
@@ -355,6 +363,7 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 	if rc, ok := conn.Context().(*redconConn); ok {
 		client = rc.client
 		s.exec.CloseClient(rc.client)
+		defer client.Out.Mem.Close()
 		close(rc.done)
 		rc.monitorWG.Wait()
 		if rc.monitor != nil {
@@ -377,6 +386,8 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 		s.closedForOutputBuffer(client, conn.RemoteAddr(), le.Size, le.Soft)
 	case errors.As(err, &pe):
 		s.contained(pe.Value, pe.Stack, conn.RemoteAddr())
+	case errors.Is(err, resp.ErrClientEvicted):
+		// Logged when it was evicted.
 	case err != nil && !errors.Is(err, resp.ErrProtocol) && !errors.Is(err, net.ErrClosed):
 		s.log.Debug("client connection ended", "remote", conn.RemoteAddr(), "err", err)
 	}
@@ -448,9 +459,11 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		}
 	}
 	if c.Out.Overflowed() {
-		// One reply passed the hard output limit: as Redis, close the
-		// client; nothing more is sent.
-		s.closedForOutputBuffer(c, conn.RemoteAddr(), int64(c.Out.Limit), false)
+		// One reply passed the hard output limit, or the client was
+		// evicted: as Redis, close the client; nothing more is sent.
+		if !c.Out.Mem.Evicted() {
+			s.closedForOutputBuffer(c, conn.RemoteAddr(), int64(c.Out.Limit), false)
+		}
 		c.Out.Reset()
 		rc.closed = true
 		_ = conn.NetConn().Close()
@@ -484,14 +497,17 @@ func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
 		}
 		return
 	}
-	if len(conn.PeekPipeline()) == 0 {
+	if len(conn.PeekPipeline()) == 0 && c.Out.Len() <= smallReplies {
 		// The end of what redcon has parsed: it flushes its buffer next (and
 		// Close flushes it too), so the replies share that one write.
 		conn.WriteRaw(c.Out.Bytes())
 	} else {
 		// Replies due mid-pipeline must not wait for redcon's flush after
-		// the whole pipeline. redcon writes only a protocol error of its
-		// own, and only after these.
+		// the whole pipeline; large ones go from c.Out, whose memory the
+		// client's account counts until they are sent, rather than from a
+		// copy in redcon's buffer that nothing counts. redcon's buffer is
+		// empty here (it flushed after the last pipeline), and it writes
+		// only a protocol error of its own, after these.
 		_, err = conn.NetConn().Write(c.Out.Bytes())
 	}
 	c.Out.Release()
@@ -615,6 +631,21 @@ func (s *Server) closedForQueryBuffer(c *command.Client, remote string, size int
 	s.log.Warn("closing client that reached max query buffer length",
 		"client", clientName(c, remote), "qbuf", size, "limit", int64(s.cfg.ClientQueryBufferLimit),
 		"qbuf_initial_bytes", strconv.Quote(string(head)))
+}
+
+// smallReplies is the most the replies of a pipeline may take and still be
+// copied into redcon's buffer: what a client's account does not count of
+// its reply buffer either.
+const smallReplies = 64 << 10
+
+// evicted logs and counts a client evicted to keep all clients' buffers
+// within maxmemory-clients, and closes it. held is what its buffers held
+// (past their free parts).
+func (s *Server) evicted(c *command.Client, remote string, held int64) {
+	s.metrics.ClientsEvicted.Add(1)
+	s.log.Warn("evicting client: all clients' buffers passed maxmemory-clients; closing the largest",
+		"client", clientName(c, remote), "held", held, "maxmemory_clients", s.clientMem.Limit())
+	c.Kill()
 }
 
 // closedForOutputBuffer logs, as Redis does, a client closed for passing

@@ -42,6 +42,7 @@ func (e *Executor) configParams() []configParam {
 			parse: intSetting(1, math.MaxUint32, func(e *Executor, n int64) { e.in.maxClients.Store(n) })},
 		{name: "maxmemory", get: fixed("0")},
 		{name: "maxmemory-policy", get: fixed("noeviction")},
+		{name: "maxmemory-clients", get: fixed(strconv.FormatInt(e.opts.ClientMemory.Limit(), 10))},
 		{name: "port", get: fixed(port)},
 		{name: "proto-max-bulk-len", get: fixed(strconv.FormatInt(e.opts.MaxBulkLen, 10))},
 		{name: "requirepass", get: func(e *Executor) string { return e.requirePass() },

@@ -29,6 +29,10 @@ type Options struct {
 	// normal clients) are reported by CONFIG GET; the server enforces them.
 	QueryBufferLimit  int64
 	OutputBufferLimit [3]int64
+	// ClientMemory is the budget over all clients' buffers
+	// (maxmemory-clients), reported by CONFIG GET and INFO; the server
+	// gives each client its account. Nil: no bound.
+	ClientMemory *resp.ClientMemory
 	// SyncPolicy is reported by CONFIG GET appendfsync and INFO persistence.
 	SyncPolicy string
 	// Addr is the listen address reported by INFO and CONFIG GET.

@@ -134,6 +134,7 @@ func (e *Executor) infoSection(r *Request, name string, b *strings.Builder) erro
 		kv("maxmemory", 0)
 		kv("maxmemory_human", "0B")
 		kv("maxmemory_policy", "noeviction")
+		kv("mem_clients_normal", e.opts.ClientMemory.Used())
 		kv("mem_allocator", "go-"+runtime.Version())
 	case "Persistence":
 		kv("loading", 0)
@@ -152,7 +153,7 @@ func (e *Executor) infoSection(r *Request, name string, b *strings.Builder) erro
 		kv("rejected_connections", e.rejectedConns.Load())
 		kv("expired_keys", e.expiredKeys())
 		kv("evicted_keys", 0)
-		kv("evicted_clients", 0)
+		kv("evicted_clients", e.opts.ClientMemory.Evictions())
 		kv("keyspace_hits", e.keyspaceHits.Load())
 		kv("keyspace_misses", e.keyspaceMisses.Load())
 		kv("pubsub_channels", 0)

@@ -314,7 +314,8 @@ func cmdRenameNX(r *Request) error {
 func cmdKeys(r *Request) error {
 	pattern := r.Args[1]
 	all := len(pattern) == 1 && pattern[0] == '*'
-	body := resp.Writer{Proto: r.w.Proto}
+	body := resp.Writer{Proto: r.w.Proto, Mem: r.w.Mem}
+	defer body.Release() // what the client's account counted of it
 	if r.w.Limit > 0 {
 		body.Limit = max(r.w.Limit-r.w.Len(), 1)
 	}

@@ -158,6 +158,10 @@ func appendRepr(dst, b []byte) []byte {
 	return append(dst, '"')
 }
 
+// Kill asks the server to close c's connection, as CLIENT KILL does: the
+// server evicting it (maxmemory-clients).
+func (c *Client) Kill() { c.kill() }
+
 // kill asks the server to close c's connection (CLIENT KILL, a monitor
 // fallen behind).
 func (c *Client) kill() {

@@ -179,7 +179,8 @@ func cmdExec(r *Request) error {
 		}
 	}
 	parts = append(parts, m.queue[start:])
-	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit, OnError: r.w.OnError}
+	body := resp.Writer{Proto: r.w.Proto, Limit: r.w.Limit, OnError: r.w.OnError, Mem: r.w.Mem}
+	defer body.Release() // what the client's account counted of it
 	watched := c.watched
 	for i, part := range parts {
 		var err error

@@ -509,7 +509,10 @@ func (e *Executor) findClients(match func(*Client) bool) []*Client {
 	defer e.clientsMu.Unlock()
 	var out []*Client
 	for _, cl := range e.clients {
-		if match(cl) {
+		// A client killed already is on its way out (its connection
+		// closes on its own goroutine): Redis frees a killed client at
+		// once, so a second CLIENT KILL does not find it.
+		if !cl.Killed() && match(cl) {
 			out = append(out, cl)
 		}
 	}

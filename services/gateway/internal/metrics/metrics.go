@@ -33,6 +33,11 @@ type Metrics struct {
 	// client-output-buffer-limit.
 	ClientsClosedQueryBuffer  atomic.Int64
 	ClientsClosedOutputBuffer atomic.Int64
+	// ClientsEvicted counts clients closed to keep every client's buffers
+	// within maxmemory-clients; ClientMemory reports what those buffers
+	// hold (past each buffer's free part).
+	ClientsEvicted atomic.Int64
+	ClientMemory   func() int64
 
 	perCommand sync.Map // command name -> *Command
 
@@ -97,6 +102,19 @@ func New() *Metrics {
 			Namespace: "nokv", Subsystem: "gateway", Name: "clients_closed_output_buffer_total",
 			Help: "Clients closed for passing client-output-buffer-limit.",
 		}, func() float64 { return float64(m.ClientsClosedOutputBuffer.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Namespace: "nokv", Subsystem: "gateway", Name: "clients_evicted_total",
+			Help: "Clients evicted (closed, largest first) to keep all clients' buffers within maxmemory-clients.",
+		}, func() float64 { return float64(m.ClientsEvicted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: "nokv", Subsystem: "gateway", Name: "client_memory_bytes",
+			Help: "Bytes the clients' query and reply buffers hold past each buffer's first 64 KiB (what maxmemory-clients bounds).",
+		}, func() float64 {
+			if m.ClientMemory == nil {
+				return 0
+			}
+			return float64(m.ClientMemory())
+		}),
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -153,6 +171,7 @@ func (m *Metrics) Snapshot() map[string]any {
 		"panics":                       m.Panics.Load(),
 		"clients_closed_query_buffer":  m.ClientsClosedQueryBuffer.Load(),
 		"clients_closed_output_buffer": m.ClientsClosedOutputBuffer.Load(),
+		"clients_evicted":              m.ClientsEvicted.Load(),
 		"commands_per_operation":       per,
 	}
 }

@@ -58,6 +58,10 @@ var ErrProtocol = errors.New("resp: protocol limit exceeded")
 var (
 	ErrQueryBufferLimit  = errors.New("resp: client reached max query buffer length")
 	ErrOutputBufferLimit = errors.New("resp: client overcame its output buffer limits")
+	// ErrClientEvicted ends a client evicted to keep all clients' buffers
+	// within maxmemory-clients (ClientMemory); the server logged it when it
+	// evicted it.
+	ErrClientEvicted = errors.New("resp: client evicted (maxmemory-clients)")
 )
 
 // LimitError tells which limit a client passed, and by how much.
@@ -155,6 +159,10 @@ func NewGuardedConn(c net.Conn, lim Limits) *GuardedConn {
 // SetOutputLimit sets the output limits Write enforces.
 func (g *GuardedConn) SetOutputLimit(o OutputLimit) { g.out = o }
 
+// SetMemory makes the client's read buffer count against a, its share of
+// the budget over all clients (set before the first Read).
+func (g *GuardedConn) SetMemory(a *ClientAccount) { g.parser.Mem = a }
+
 // Ended returns the limit error or panic that ended the connection, if any.
 func (g *GuardedConn) Ended() error { return g.ended }
 
@@ -205,6 +213,11 @@ func (g *GuardedConn) Read(p []byte) (n int, err error) {
 		}
 		if n > 0 && g.TestingPanic != nil && g.TestingPanic("read", got) {
 			panic("testing: panic while reading a client's requests")
+		}
+		if g.parser.Evicted() {
+			g.parser.Reset()
+			g.ended = ErrClientEvicted
+			return 0, g.ended
 		}
 		if g.parser.OverQueryLimit() {
 			g.ended = &LimitError{Err: ErrQueryBufferLimit, Size: int64(g.parser.Buffered()),

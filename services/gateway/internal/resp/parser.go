@@ -60,6 +60,14 @@ type Parser struct {
 	args    [][]byte
 	scratch []byte // unquoted inline arguments
 
+	// Mem, if set, is the client's share of the budget over all clients
+	// (maxmemory-clients): the buffer grows only as far as it grants. A
+	// refusal (the client was evicted) drops what was buffered and makes
+	// Evicted true; the caller closes the client.
+	Mem     *ClientAccount
+	res     Reservation
+	refused bool
+
 	// Unauthenticated applies Redis's limits for clients that have not
 	// authenticated yet (when a password is required): at most 10
 	// arguments, each at most 16 KiB. The caller keeps it current.
@@ -86,7 +94,9 @@ func (p *Parser) Buffered() int { return p.end - p.start }
 // Fill reads once from r into the buffer. It returns what r returned; n > 0
 // means there may be commands for Next.
 func (p *Parser) Fill(r io.Reader) (int, error) {
-	p.makeRoom(0)
+	if !p.makeRoom(0) {
+		return 0, ErrClientEvicted
+	}
 	n, err := r.Read(p.buf[p.end:])
 	if n > 0 {
 		p.end += n
@@ -96,7 +106,9 @@ func (p *Parser) Fill(r io.Reader) (int, error) {
 
 // Feed appends b, read by the caller, to the bytes waiting to be parsed.
 func (p *Parser) Feed(b []byte) {
-	p.makeRoom(len(b))
+	if !p.makeRoom(len(b)) {
+		return
+	}
 	p.end += copy(p.buf[p.end:], b)
 }
 
@@ -110,12 +122,20 @@ func (p *Parser) Peek(n int) []byte { return p.buf[p.start:min(p.end, p.start+n)
 // when a client's query buffer passes client-query-buffer-limit.
 func (p *Parser) OverQueryLimit() bool { return int64(p.end-p.start) > p.lim.MaxQueryBuffer }
 
+// Evicted reports whether the client was evicted to keep all clients'
+// buffers within their budget (Mem): the caller must close it.
+func (p *Parser) Evicted() bool { return p.refused || p.Mem.Evicted() }
+
 // makeRoom ensures free space at the end of the buffer for the next read:
 // at least readSize (and atLeast) bytes, more for a large request in
 // progress (as much as arrived, growStep at least, never past what it
 // needs). It never grows the buffer much past the query buffer limit: the
-// caller closes a client whose bytes pass it.
-func (p *Parser) makeRoom(atLeast int) {
+// caller closes a client whose bytes pass it. It reports false, having
+// dropped every byte buffered, if Mem refused the memory.
+func (p *Parser) makeRoom(atLeast int) bool {
+	if p.refused {
+		return false
+	}
 	if p.buf == nil {
 		p.bufp = bufPool.Get().(*[]byte)
 		p.buf = *p.bufp
@@ -126,7 +146,7 @@ func (p *Parser) makeRoom(atLeast int) {
 		want = max(want, min(p.need-used, max(used, growStep)))
 	}
 	if len(p.buf)-p.end >= want {
-		return
+		return true
 	}
 	// Move the partial request to the front, and grow if that is not enough.
 	if len(p.buf)-used < want {
@@ -135,14 +155,23 @@ func (p *Parser) makeRoom(atLeast int) {
 		if lim := p.lim.MaxQueryBuffer; lim < int64(maxInt-readSize) && size > int(lim)+readSize {
 			size = max(int(lim)+readSize, used+max(readSize, atLeast))
 		}
+		if !p.res.Fit(p.Mem, size) {
+			p.refused = true
+			p.Reset()
+			return false
+		}
 		nb := make([]byte, size)
 		copy(nb, p.buf[p.start:p.end])
-		p.dropBuffer()
+		if p.bufp != nil {
+			bufPool.Put(p.bufp) // (not dropBuffer: nb's reservation stays)
+			p.bufp = nil
+		}
 		p.buf = nb
 	} else {
 		copy(p.buf, p.buf[p.start:p.end])
 	}
 	p.start, p.end = 0, used
+	return true
 }
 
 const maxInt = int(^uint(0) >> 1)
@@ -153,6 +182,7 @@ func (p *Parser) dropBuffer() {
 		p.bufp = nil
 	}
 	p.buf = nil
+	p.res.Fit(p.Mem, 0)
 }
 
 // Release returns the buffer to the pool when nothing is left to parse, so

@@ -19,26 +19,63 @@ type Writer struct {
 	// MGET of many large values) cannot make the buffer grow without end.
 	Limit int
 	over  bool
+	// Mem, if set, is the client's share of the budget over all clients
+	// (maxmemory-clients): the buffer grows only as far as it grants, and
+	// a refusal is an overflow (the client was evicted).
+	Mem *ClientAccount
+	res Reservation
 	// OnError, if set, is told of every error reply written (INFO
 	// errorstats), even one the caller then drops (CLIENT REPLY OFF).
 	OnError func(msg string)
 }
 
-// room reports whether n more bytes may be written (see Limit).
+// room reports whether n more bytes may be written (see Limit and Mem).
 func (w *Writer) room(n int) bool {
-	if w.Limit <= 0 {
-		return true
+	if w.over {
+		return false
 	}
-	if !w.over && len(w.buf)+n < w.Limit {
-		return true
+	need := len(w.buf) + n
+	if w.Limit > 0 && need >= w.Limit {
+		w.Overflow()
+		return false
 	}
-	w.over, w.buf = true, nil
-	return false
+	if need > cap(w.buf) && w.Mem != nil {
+		return w.grow(need)
+	}
+	return true
+}
+
+// grow makes room for need bytes in a buffer whose memory Mem counts: it
+// grows as append would (doubling, then by a quarter), only once Mem
+// granted the new capacity.
+func (w *Writer) grow(need int) bool {
+	c := cap(w.buf)
+	newCap := max(need, 2*c, 512)
+	if c >= 1<<20 {
+		newCap = max(need, c+c/4)
+	}
+	if !w.res.Fit(w.Mem, newCap) {
+		w.Overflow()
+		return false
+	}
+	nb := make([]byte, len(w.buf), newCap)
+	copy(nb, w.buf)
+	w.buf = nb
+	return true
 }
 
 // Overflow marks the buffer as past Limit, as a reply too large for it
 // would: a command that built its reply elsewhere found it too large.
-func (w *Writer) Overflow() { w.over, w.buf = true, nil }
+func (w *Writer) Overflow() {
+	w.over = true
+	w.drop()
+}
+
+// drop lets the buffer go, and what Mem counted of it.
+func (w *Writer) drop() {
+	w.buf = nil
+	w.res.Fit(w.Mem, 0)
+}
 
 // Raw appends already-encoded replies, within Limit.
 func (w *Writer) Raw(b []byte) {
@@ -250,8 +287,8 @@ func (w *Writer) Truncate(n int) {
 // connection does not pin megabytes.
 func (w *Writer) Release() {
 	w.over = false
-	if cap(w.buf) > 64<<10 {
-		w.buf = nil
+	if cap(w.buf) > accountFree {
+		w.drop()
 		return
 	}
 	w.buf = w.buf[:0]

@@ -35,6 +35,10 @@ func DefaultBlockCacheBytes() int64 {
 	return max(mem/blockCacheShare, MinDefaultBlockCacheBytes)
 }
 
+// MemoryLimit is the memory this process may use: the smaller of the
+// machine's and the cgroup's limit, in bytes; 0 if neither can be read.
+func MemoryLimit() int64 { return memoryLimit() }
+
 // memoryLimit is the smaller of the machine's memory and the cgroup's
 // limit, in bytes; 0 if neither can be read.
 func memoryLimit() int64 {

@@ -1,0 +1,154 @@
+package gatewayserver_test
+
+import (
+	"bytes"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nokv/nokv/services/gateway/conformance"
+	"github.com/nokv/nokv/services/gateway/gatewayserver"
+)
+
+// clientMemBudget is the maxmemory-clients of the tests below: small enough
+// that a few clients pass it, while each stays within its own limits.
+const clientMemBudget = 16 << 20
+
+func startClientMemServer(t *testing.T) (*gatewayserver.Server, *logBuffer) {
+	return startLogged(t, func(c *gatewayserver.Config) {
+		c.MaxBulkLen = 8 << 20
+		c.ClientOutputBufferLimit = gatewayserver.OutputBufferLimit{Hard: 64 << 20}
+		c.MaxMemoryClients = clientMemBudget
+	})
+}
+
+// infoField reads one INFO field as an integer.
+func infoField(t *testing.T, r *conformance.RawConn, section, field string) int64 {
+	t.Helper()
+	m := regexp.MustCompile(field + `:(-?\d+)`).FindStringSubmatch(r.Do("INFO", section))
+	if m == nil {
+		t.Fatalf("INFO %s has no %s", section, field)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n
+}
+
+// Clients that each ask for a reply within their own limit but do not read
+// it cannot together make the server hold more than maxmemory-clients: one
+// small command (SRANDMEMBER with a negative count) asks for megabytes of
+// reply from a one-member set. Past the budget the client holding the most
+// is evicted, as Redis 7 evicts; the client whose reply was growing is
+// served in full, unless it is itself the largest.
+func TestMaxMemoryClientsEvictsLargest(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, logs := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		if got := admin.Do("CONFIG", "GET", "maxmemory-clients"); got != "*2\r\n$17\r\nmaxmemory-clients\r\n$8\r\n16777216\r\n" {
+			t.Fatalf("CONFIG GET maxmemory-clients: %q", got)
+		}
+		if got := admin.Do("SADD", "s", "m"); got != ":1\r\n" {
+			t.Fatalf("SADD: %q", got)
+		}
+		const n = 1_400_000 // "$1\r\nm\r\n" each: 9.8 MB of reply
+		reply := "*" + strconv.Itoa(n) + "\r\n" + strings.Repeat("$1\r\nm\r\n", n)
+
+		// a asks and does not read: the server holds most of its reply.
+		a := dialSmallWindow(t, srv.Addr())
+		if _, err := a.Write(conformance.Encode("SRANDMEMBER", "s", "-"+strconv.Itoa(n))); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a's reply held", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") > 6<<20 })
+
+		// b asks for as much and reads it: together past the budget, a
+		// (the largest) goes, b gets everything.
+		b := conformance.DialRaw(t, srv.Addr())
+		if got := b.Do("SRANDMEMBER", "s", "-"+strconv.Itoa(n)); got != reply {
+			t.Fatalf("b got %d bytes, want %d", len(got), len(reply))
+		}
+		if got := readUntilClosed(t, a); len(got) >= len(reply) {
+			t.Fatalf("a, evicted, got its whole reply (%d bytes)", len(got))
+		}
+		if got := b.Do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("b after: %q", got)
+		}
+
+		// c asks for more than the budget by itself: it is the largest.
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(conformance.Encode("SRANDMEMBER", "s", "-3000000")); err != nil {
+			t.Fatal(err)
+		}
+		if got := readUntilClosed(t, c); len(got) >= 3_000_000*7 {
+			t.Fatalf("c got its whole 21 MB reply (%d bytes) under a 16 MiB budget", len(got))
+		}
+		if got := admin.Do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("admin after: %q", got)
+		}
+		if got := infoField(t, admin, "stats", "evicted_clients"); got != 2 {
+			t.Fatalf("evicted_clients %d, want 2 (a, c)", got)
+		}
+		waitFor(t, "the memory released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+		if got := strings.Count(logs.String(), "evicting client"); got != 2 {
+			t.Fatalf("%d eviction log lines, want 2:\n%s", got, logs.String())
+		}
+	})
+}
+
+// Requests count too: clients that each send most of a large argument
+// (within proto-max-bulk-len and their query buffer limit) and stop cannot
+// together pass the budget; those evicted are closed, the others finish.
+func TestMaxMemoryClientsCountsRequests(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		const size, sent = 8_000_000, 7_000_000
+		head := []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$" + strconv.Itoa(size) + "\r\n")
+		var conns []net.Conn
+		for range 3 {
+			c, err := net.Dial("tcp", srv.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			_ = c.SetWriteDeadline(time.Now().Add(30 * time.Second))
+			// An evicted client's write fails: expected.
+			_, _ = c.Write(append(append([]byte{}, head...), bytes.Repeat([]byte("v"), sent)...))
+			conns = append(conns, c)
+			time.Sleep(100 * time.Millisecond)
+		}
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held > clientMemBudget {
+			t.Fatalf("clients hold %d past the %d budget", held, clientMemBudget)
+		}
+		evicted := infoField(t, admin, "stats", "evicted_clients")
+		if evicted < 1 {
+			t.Fatal("three 7 MB requests under a 16 MiB budget: nobody evicted")
+		}
+		served := 0
+		for i, c := range conns {
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			_, werr := c.Write(append(bytes.Repeat([]byte("v"), size-sent), "\r\n"...))
+			buf := make([]byte, 16)
+			k, rerr := c.Read(buf)
+			switch {
+			case werr == nil && rerr == nil && string(buf[:k]) == "+OK\r\n":
+				served++
+			case werr != nil || rerr != nil:
+				// evicted: closed
+			default:
+				t.Fatalf("client %d: %q", i, buf[:k])
+			}
+		}
+		if served < 1 || int64(served) > 3-evicted {
+			t.Fatalf("%d served, %d evicted of 3", served, evicted)
+		}
+		if got := admin.Do("STRLEN", "k"); got != ":8000000\r\n" {
+			t.Fatalf("STRLEN: %q", got)
+		}
+	})
+}
