@@ -1,0 +1,94 @@
+package hostile_test
+
+import (
+	"bytes"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nokv/nokv/tests/cluster"
+)
+
+// Many clients that each stay within their own limits but do not read (or
+// stop sending halfway through a large argument) cannot together make the
+// gateway hold more than --maxmemory-clients: the real binary, its resident
+// set measured. Each client here asks for 140 MB of reply with a 40-byte
+// command (SRANDMEMBER with a negative count of a one-member set), 2.2 GB
+// for the sixteen; or sends 15 MB of a 16 MB argument, 240 MB in all.
+func TestClientsTogetherStayWithinMaxMemoryClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real server; skipped in -short mode")
+	}
+	bin := binaries(t)
+	port, err := cluster.ReservePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
+	port.Release()
+	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
+		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
+		"--proto-max-bulk-len", "16mb", "--client-query-buffer-limit", "32mb")
+	tg.servers = []*proc{tg.gw}
+	t.Cleanup(func() {
+		tg.gw.stop(t)
+		if t.Failed() {
+			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
+		}
+	})
+	tg.waitReady(t)
+	tg.gw.rebase()
+	tg.gw.startKiB = tg.gw.baseKiB
+	if r := mustDo(t, tg.addr, "SADD", "hostile:one", "m"); r != ":1\r\n" {
+		t.Fatalf("SADD: %q", r)
+	}
+	evicted := func() int {
+		m := regexp.MustCompile(`evicted_clients:(\d+)`).FindStringSubmatch(mustDo(t, tg.addr, "INFO", "stats"))
+		if m == nil {
+			t.Fatal("INFO stats has no evicted_clients")
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+
+	const clients = 16
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"SRANDMEMBER-140MB-reply-unread", encode("SRANDMEMBER", "hostile:one", "-20000000")},
+		{"SET-15MB-of-16MB-argument", append([]byte("*3\r\n$3\r\nSET\r\n$7\r\nhostile\r\n$16000000\r\n"), bytes.Repeat([]byte("v"), 15_000_000)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := evicted()
+			var conns []*conn
+			defer func() {
+				for _, c := range conns {
+					c.Close()
+				}
+			}()
+			for range clients {
+				c, err := dial(tg.addr, pingTimeout)
+				if err != nil {
+					t.Fatalf("connect: %v", err)
+				}
+				conns = append(conns, c)
+				go func() { _ = c.send(tc.data, 30*time.Second) }() // an evicted client's send fails
+			}
+			time.Sleep(2 * time.Second)
+			// The peak stays within the suite's bound for one request.
+			tg.check(t, fmt.Sprintf("%d clients x %s", clients, tc.name))
+			got := evicted() - before
+			if got < clients/2 {
+				t.Errorf("%d of %d clients evicted, each holding or asking for far more than the 32 MiB budget allows together", got, clients)
+			}
+			if lines := strings.Count(tg.gw.Log.String(), "evicting client"); lines < got {
+				t.Errorf("%d eviction log lines for %d evictions", lines, got)
+			}
+		})
+	}
+}
