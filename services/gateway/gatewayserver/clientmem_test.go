@@ -61,6 +61,15 @@ func TestMaxMemoryClientsEvictsLargest(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitFor(t, "a's reply held", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") > 6<<20 })
+		// CLIENT LIST's tot-mem shows who holds it.
+		most := int64(0)
+		for _, m := range regexp.MustCompile(`tot-mem=(\d+)`).FindAllStringSubmatch(admin.Do("CLIENT", "LIST"), -1) {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			most = max(most, n)
+		}
+		if most < 6<<20 {
+			t.Fatalf("CLIENT LIST: the largest tot-mem is %d while a holds its reply", most)
+		}
 
 		// b asks for as much and reads it: together past the budget, a
 		// (the largest) goes, b gets everything.

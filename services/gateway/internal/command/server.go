@@ -561,9 +561,12 @@ func (e *Executor) clientLine(c *Client, now time.Time) string {
 	if c.block != nil {
 		flags = "b" // blocked (BLPOP ...); cmd names the command
 	}
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=-1 name=%s age=%d idle=%d flags=%s db=%d sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=%d events=r cmd=%s user=default redir=-1 resp=%d lib-name=%s lib-ver=%s",
 		c.ID, c.Addr, c.LocalAddr, c.name, int64(now.Sub(c.Created).Seconds()), int64(now.Sub(e.lastAt(c)).Seconds()),
-		flags, c.db, cmd, c.proto, c.libName, c.libVer)
+		// tot-mem: what maxmemory-clients counts of the client's buffers
+		// (the part past each buffer's first 64 KiB), which is what
+		// eviction compares, as Redis's tot-mem is.
+		flags, c.db, c.Out.Mem.Held(), cmd, c.proto, c.libName, c.libVer)
 }
 
 // >> COMMAND | COMMAND COUNT | COMMAND INFO [name ...] | COMMAND DOCS [name ...] | COMMAND LIST
