@@ -57,6 +57,8 @@ type coll struct {
 	listAhead             *popBatch
 	aheadLeft             bool
 	aheadHead, aheadTail  int64
+	// lim: the encoding thresholds a write judges meta.Big by.
+	lim *encLimits
 }
 
 // subState is an element's value as the command sees it.
@@ -76,7 +78,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops, lim: &r.e.limits}
 	c.buf, c.ebuf = c.scratch[:0:96], c.scratch[96:96:128]
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
@@ -99,7 +101,7 @@ func (r *Request) newColl(tx backend.Txn, key []byte, typ backend.Type) (*coll, 
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}, nil
+	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, lim: &r.e.limits}, nil
 }
 
 // subKey returns the sub-key of element elem of kind kind, in scratch

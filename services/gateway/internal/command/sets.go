@@ -48,11 +48,6 @@ func init() {
 	register(cmds...)
 }
 
-// setMaxIntsetEntries is Redis 7.0's set-max-intset-entries: a set of
-// integers only is an intset up to it, a hashtable past it or once it
-// holds anything else.
-const setMaxIntsetEntries = 512
-
 // numkeysKeys locates the keys of a command "name numkeys key [key ...]
 // ...": the EXEC queue's keys.
 func numkeysKeys(args [][]byte) [][]byte {
@@ -83,7 +78,9 @@ func (c *coll) addMember(m []byte) (bool, error) {
 	}
 	c.put(keyspace.KindSetMember, m, nil)
 	c.meta.Count++
-	if _, isInt := parseInt(m); !isInt || c.meta.Count > setMaxIntsetEntries {
+	// A set of integers only is an intset up to set-max-intset-entries, a
+	// hashtable past it or once it holds anything else.
+	if _, isInt := parseInt(m); !isInt || c.meta.Count > c.lim.setMaxIntset() {
 		c.meta.Big = true
 	}
 	return true, nil
