@@ -20,17 +20,19 @@ import (
 // what MULTI/WATCH see as the key's modification); on the embedded backend
 // it rides in the same batch.
 type coll struct {
-	tx    backend.Txn
-	sub   backend.SubTxn
-	typ   backend.Type
-	db    uint32
-	key   []byte
-	found bool
+	tx  backend.Txn
+	sub backend.SubTxn
+	typ backend.Type
+	// found and changed share typ's word: coll is allocated per command,
+	// and the padding of two words kept it in the 448-byte size class
+	// when lim came.
+	found, changed bool
+	db             uint32
+	key            []byte
 	// expiresAt is kept across writes, as Redis keeps a key's expiry when
 	// its elements change.
 	expiresAt int64
 	meta      keyspace.Meta
-	changed   bool
 	buf       []byte
 	// ebuf is scratch space for an element being built (a score-index
 	// entry), which put and remove copy.
