@@ -103,6 +103,19 @@ var EncodingConfigCases = map[string][][]string{
 		{"SUNIONSTORE", "u", "a", "b"}, {"OBJECT", "ENCODING", "u"}, {"SDIFFSTORE", "d", "a", "b"}, {"OBJECT", "ENCODING", "d"},
 		{"SMOVE", "s1", "m", "1"}, {"OBJECT", "ENCODING", "m"},
 		{"CONFIG", "SET", "set-max-intset-entries", "9223372036854775807"}, {"SADD", "big", "1", "2", "3", "4"}, {"OBJECT", "ENCODING", "big"},
+		// SPOP of at least 5 times what stays rebuilds the set from the
+		// members left (spopWithCountCommand): an intset again if they
+		// are integers within the threshold, a hashtable otherwise.
+		{"CONFIG", "SET", "set-max-intset-entries", "512"},
+		append([]string{"SADD", "p", "x"}, intRange(1, 20)...), {"SREM", "p", "x"}, {"SPOP", "p", "17"}, {"OBJECT", "ENCODING", "p"},
+		{"SCARD", "p"}, {"MEMORY", "USAGE", "p"},
+		append([]string{"SADD", "p2", "x"}, intRange(1, 20)...), {"SREM", "p2", "x"}, {"SPOP", "p2", "16"}, {"OBJECT", "ENCODING", "p2"},
+		{"CONFIG", "SET", "set-max-intset-entries", "2"},
+		append([]string{"SADD", "p3", "x"}, intRange(1, 20)...), {"SREM", "p3", "x"}, {"SPOP", "p3", "18"}, {"OBJECT", "ENCODING", "p3"},
+		append([]string{"SADD", "p4", "x"}, intRange(1, 20)...), {"SREM", "p4", "x"}, {"SPOP", "p4", "17"}, {"OBJECT", "ENCODING", "p4"},
+		{"CONFIG", "SET", "set-max-intset-entries", "0"},
+		append([]string{"SADD", "p5"}, intRange(1, 12)...), {"SPOP", "p5", "10"}, {"OBJECT", "ENCODING", "p5"},
+		{"SADD", "p6", "a", "b", "c", "d", "e", "f", "g"}, {"SPOP", "p6", "6"}, {"OBJECT", "ENCODING", "p6"},
 		// An intset payload converts past the threshold.
 		{"CONFIG", "SET", "set-max-intset-entries", "2"}, {"RESTORE", "r", "0", redisIntsetDump}, {"OBJECT", "ENCODING", "r"},
 		{"CONFIG", "SET", "set-max-intset-entries", "3"}, {"RESTORE", "r2", "0", redisIntsetDump}, {"OBJECT", "ENCODING", "r2"},
@@ -149,6 +162,15 @@ const (
 	redisHashLongFieldDump  = "\x10\x16\x16\x00\x00\x00\x04\x00\x86\x61\x62\x63\x64\x65\x66\x07\x01\x01\x81\x67\x02\x02\x01\xff\x0a\x00\x59\x11\x5f\xf1\xf4\xe2\xe6\xa5"
 	redisIntsetDump         = "\x0b\x0e\x02\x00\x00\x00\x03\x00\x00\x00\x01\x00\x02\x00\x03\x00\x0a\x00\xa5\x02\x5c\xe2\x6d\x6e\x4d\x1b"
 )
+
+// intRange is the integers from..to as strings.
+func intRange(from, to int) []string {
+	var out []string
+	for i := from; i <= to; i++ {
+		out = append(out, strconv.Itoa(i))
+	}
+	return out
+}
 
 // encodingValueSteps sets every threshold to every value and reads it back.
 func encodingValueSteps() [][]string {

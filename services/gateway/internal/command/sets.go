@@ -331,10 +331,26 @@ func cmdSPop(r *Request) error {
 		if withCount {
 			n = int(min(count, int64(len(ms))))
 		}
-		for _, i := range rand.Perm(len(ms))[:n] {
+		perm := rand.Perm(len(ms))
+		for _, i := range perm[:n] {
 			popped = append(popped, ms[i])
 			s.remove(keyspace.KindSetMember, ms[i])
 			s.meta.Count--
+		}
+		// Popping most of a set (at least 5 times what stays: the walks
+		// above never take this share), Redis's spopWithCountCommand
+		// builds a new set of the members left, whose encoding is judged
+		// afresh: an intset again if they are integers within
+		// set-max-intset-entries.
+		if left := perm[n:]; withCount && len(left) > 0 && len(left)*5 <= n {
+			big := uint64(len(left)) > s.lim.setMaxIntset()
+			for _, i := range left {
+				if _, isInt := parseInt(ms[i]); !isInt {
+					big = true
+					break
+				}
+			}
+			s.meta.Big = big
 		}
 		s.save()
 		return nil
