@@ -19,6 +19,11 @@ func TestHashesMatchRedisServerOnTheRaftBackend(t *testing.T) {
 	redisAddr := gwtest.StartRedis(t)
 	srv := gwtest.StartGateway(t, cluster.Start(t, gwtest.RaftSplit))
 	conformance.CompareCollectionCases(t, srv.Addr(), redisAddr)
+	// CONFIG SET of the encoding thresholds: judged by the gateway
+	// process, recorded in the key's metadata through the cluster.
+	t.Run("encoding-config", func(t *testing.T) {
+		conformance.CompareEncodingConfigCases(t, srv.Addr(), redisAddr)
+	})
 	t.Run("random", func(t *testing.T) {
 		gwtest.CompareRandomOnTheRaftBackend(t, srv.Addr(), redisAddr, conformance.CompareCollectionRandomSeed)
 	})

@@ -20,17 +20,19 @@ import (
 // what MULTI/WATCH see as the key's modification); on the embedded backend
 // it rides in the same batch.
 type coll struct {
-	tx    backend.Txn
-	sub   backend.SubTxn
-	typ   backend.Type
-	db    uint32
-	key   []byte
-	found bool
+	tx  backend.Txn
+	sub backend.SubTxn
+	typ backend.Type
+	// found and changed share typ's word: coll is allocated per command,
+	// and the padding of two words kept it in the 448-byte size class
+	// when lim came.
+	found, changed bool
+	db             uint32
+	key            []byte
 	// expiresAt is kept across writes, as Redis keeps a key's expiry when
 	// its elements change.
 	expiresAt int64
 	meta      keyspace.Meta
-	changed   bool
 	buf       []byte
 	// ebuf is scratch space for an element being built (a score-index
 	// entry), which put and remove copy.
@@ -57,6 +59,8 @@ type coll struct {
 	listAhead             *popBatch
 	aheadLeft             bool
 	aheadHead, aheadTail  int64
+	// lim: the encoding thresholds a write judges meta.Big by.
+	lim *encLimits
 }
 
 // subState is an element's value as the command sees it.
@@ -76,7 +80,7 @@ func (r *Request) openColl(tx backend.Txn, key []byte, typ backend.Type) (*coll,
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops}
+	c := &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, pickers: &r.e.pickers, pops: &r.e.pops, lim: &r.e.limits}
 	c.buf, c.ebuf = c.scratch[:0:96], c.scratch[96:96:128]
 	v, ok, err := tx.Get(key)
 	if err != nil || !ok {
@@ -99,7 +103,7 @@ func (r *Request) newColl(tx backend.Txn, key []byte, typ backend.Type) (*coll, 
 	if sub == nil {
 		return nil, errNoSubKeys
 	}
-	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key}, nil
+	return &coll{tx: tx, sub: sub, typ: typ, db: r.c.db, key: key, lim: &r.e.limits}, nil
 }
 
 // subKey returns the sub-key of element elem of kind kind, in scratch

@@ -1,10 +1,13 @@
 package command
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/nokv/nokv/services/gateway/internal/glob"
 )
@@ -65,21 +68,50 @@ func (e *Executor) configParams() []configParam {
 		{name: "latency-monitor-threshold", get: func(e *Executor) string { return strconv.FormatInt(e.in.latencyThreshold.Load(), 10) },
 			parse: intSetting(0, math.MaxInt64, func(e *Executor, n int64) { e.in.latencyThreshold.Store(n) })},
 		{name: "latency-tracking", get: fixed("no")},
-		// The thresholds OBJECT ENCODING's answers follow, so that a
-		// client can see which Redis encoding a collection is reported
-		// in; fixed, as the gateway keeps no Redis representation whose
-		// layout they would change. Redis 7.0 also answers to the
-		// ziplist names.
-		{name: "hash-max-listpack-entries", get: fixed(strconv.Itoa(hashMaxListpackEntries))},
-		{name: "hash-max-listpack-value", get: fixed(strconv.Itoa(hashMaxListpackValue))},
-		{name: "hash-max-ziplist-entries", get: fixed(strconv.Itoa(hashMaxListpackEntries))},
-		{name: "hash-max-ziplist-value", get: fixed(strconv.Itoa(hashMaxListpackValue))},
-		{name: "set-max-intset-entries", get: fixed(strconv.Itoa(setMaxIntsetEntries))},
-		{name: "zset-max-listpack-entries", get: fixed(strconv.Itoa(zsetMaxListpackEntries))},
-		{name: "zset-max-listpack-value", get: fixed(strconv.Itoa(zsetMaxListpackValue))},
-		{name: "zset-max-ziplist-entries", get: fixed(strconv.Itoa(zsetMaxListpackEntries))},
-		{name: "zset-max-ziplist-value", get: fixed(strconv.Itoa(zsetMaxListpackValue))},
+		// The collection encoding thresholds (enclimits.go): OBJECT
+		// ENCODING and MEMORY USAGE follow them as writes cross them.
+		// Redis 7.0 also answers to the ziplist names, each an alias
+		// sharing its listpack setting's value.
+		limitParam("hash-max-listpack-entries", func(e *Executor) *atomic.Int64 { return &e.limits.hashEntries }, sizeEntries),
+		limitParam("hash-max-listpack-value", func(e *Executor) *atomic.Int64 { return &e.limits.hashValue }, sizeMemory),
+		limitParam("hash-max-ziplist-entries", func(e *Executor) *atomic.Int64 { return &e.limits.hashEntries }, sizeEntries),
+		limitParam("hash-max-ziplist-value", func(e *Executor) *atomic.Int64 { return &e.limits.hashValue }, sizeMemory),
+		limitParam("set-max-intset-entries", func(e *Executor) *atomic.Int64 { return &e.limits.setIntset }, sizeEntries),
+		limitParam("zset-max-listpack-entries", func(e *Executor) *atomic.Int64 { return &e.limits.zsetEntries }, sizeEntries),
+		limitParam("zset-max-listpack-value", func(e *Executor) *atomic.Int64 { return &e.limits.zsetValue }, sizeMemory),
+		limitParam("zset-max-ziplist-entries", func(e *Executor) *atomic.Int64 { return &e.limits.zsetEntries }, sizeEntries),
+		limitParam("zset-max-ziplist-value", func(e *Executor) *atomic.Int64 { return &e.limits.zsetValue }, sizeMemory),
+		limitParam("list-max-listpack-size", func(e *Executor) *atomic.Int64 { return &e.limits.listFill }, intInt),
+		limitParam("list-max-ziplist-size", func(e *Executor) *atomic.Int64 { return &e.limits.listFill }, intInt),
+		limitParam("list-compress-depth", func(e *Executor) *atomic.Int64 { return &e.limits.listCompress }, intDepth),
 	}
+}
+
+// The kinds of numeric setting the encoding thresholds are in Redis 7.0's
+// config.c, each with its parser and range.
+const (
+	sizeEntries = iota // size_t in [0, LONG_MAX], a plain integer
+	sizeMemory         // size_t in [0, LONG_MAX], MEMORY_CONFIG (1kb, 2m...)
+	intInt             // int in [INT_MIN, INT_MAX]
+	intDepth           // int in [0, INT_MAX]
+)
+
+// limitParam is an encoding threshold's setting, read and written through
+// the atomic field returns.
+func limitParam(name string, field func(*Executor) *atomic.Int64, kind int) configParam {
+	set := func(e *Executor, n int64) { field(e).Store(n) }
+	p := configParam{name: name, get: func(e *Executor) string { return strconv.FormatInt(field(e).Load(), 10) }}
+	switch kind {
+	case sizeEntries:
+		p.parse = intSetting(0, math.MaxInt64, set)
+	case sizeMemory:
+		p.parse = memorySetting(math.MaxInt64, set)
+	case intInt:
+		p.parse = intSetting(math.MinInt32, math.MaxInt32, set)
+	case intDepth:
+		p.parse = intSetting(0, math.MaxInt32, set)
+	}
+	return p
 }
 
 // intSetting parses an integer setting within [lo, hi] as Redis's numeric
@@ -88,13 +120,18 @@ func intSetting(lo, hi int64, set func(*Executor, int64)) func(*Executor, string
 	return func(e *Executor, v string) (func(), error) {
 		n, ok := parseInt([]byte(v))
 		if !ok {
-			return nil, fmt.Errorf("argument couldn't be parsed into an integer")
+			return nil, errors.New("argument couldn't be parsed into an integer")
 		}
 		if n < lo || n > hi {
-			return nil, fmt.Errorf("argument must be between %d and %d inclusive", lo, hi)
+			return nil, errBetween(lo, hi)
 		}
 		return func() { set(e, n) }, nil
 	}
+}
+
+// errBetween is numericBoundaryCheck's complaint.
+func errBetween(lo, hi int64) error {
+	return fmt.Errorf("argument must be between %d and %d inclusive", lo, hi)
 }
 
 func (e *Executor) configValue(name string) string {
@@ -131,12 +168,22 @@ func cmdConfig(r *Request) error {
 }
 
 // configGet replies a map of the parameters matching the glob patterns.
+// A pattern without glob characters is a name looked up without case and
+// answered as the client spelled it, as Redis's configGetCommand does.
 func configGet(r *Request) error {
 	var out [][2]string
 	seen := map[string]bool{}
 	for _, p := range r.e.configParams() {
 		for _, pat := range r.Args[2:] {
-			if !seen[p.name] && glob.Match(lower(nil, pat), []byte(p.name)) {
+			if seen[p.name] {
+				break
+			}
+			if !bytes.ContainsAny(pat, "[*?") {
+				if equalFold(pat, p.name) {
+					seen[p.name] = true
+					out = append(out, [2]string{string(pat), p.get(r.e)})
+				}
+			} else if glob.Match(lower(nil, pat), []byte(p.name)) {
 				seen[p.name] = true
 				out = append(out, [2]string{p.name, p.get(r.e)})
 			}

@@ -246,7 +246,11 @@ func cmdRestore(r *Request) error {
 			for i, m := range zsetMembers {
 				es[i] = zentry{m, zsetScores[i]}
 			}
-			if err := z.zfill(es); err != nil {
+			// A listpack (or ziplist) payload stays one unless it has
+			// too many members (rdbLoadObject): its members' length is
+			// not judged.
+			compact := args[3][0] == rdb.TypeZSetListpack || args[3][0] == rdb.TypeZSetZiplist
+			if err := z.zfill(es, compact); err != nil {
 				return err
 			}
 			z.expiresAt = at
@@ -289,12 +293,17 @@ func cmdRestore(r *Request) error {
 			if err := h.create(); err != nil {
 				return err
 			}
+			// As rdbLoadObject: a hash payload converts past either
+			// threshold, a listpack (or ziplist) one only past the
+			// entries threshold.
+			compact := args[3][0] == rdb.TypeHashListpack || args[3][0] == rdb.TypeHashZiplist
+			maxValue := h.lim.hashMaxValue()
 			for i, f := range hashFields {
 				h.put(keyspace.KindHashField, f, hashVals[i])
-				h.meta.Big = h.meta.Big || len(f) > hashMaxListpackValue || len(hashVals[i]) > hashMaxListpackValue
+				h.meta.Big = h.meta.Big || (!compact && (int64(len(f)) > maxValue || int64(len(hashVals[i])) > maxValue))
 			}
 			h.meta.Count = uint64(len(hashFields))
-			h.meta.Big = h.meta.Big || h.meta.Count > hashMaxListpackEntries
+			h.meta.Big = h.meta.Big || h.meta.Count > h.lim.hashMaxEntries()
 			h.expiresAt = at
 			h.save()
 			return nil

@@ -92,6 +92,8 @@ type Executor struct {
 	watches     *watchRegistry
 	blocking    *blockRegistry
 	in          introspection
+	// limits are the collection encoding thresholds CONFIG SET changes.
+	limits encLimits
 }
 
 // New returns an Executor over be.
@@ -128,6 +130,7 @@ func New(be backend.Backend, opts Options) *Executor {
 		e.pops.sampleAfter = spopSampleAfterRemote
 	}
 	e.in.init(opts)
+	e.limits.init()
 	return e
 }
 

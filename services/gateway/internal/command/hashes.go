@@ -46,17 +46,6 @@ func init() {
 	register(cmds...)
 }
 
-// Redis 7's defaults for a hash's compact encoding (hash-max-listpack-*):
-// OBJECT ENCODING answers listpack until a write crosses one of them. The
-// entries limit is 512, the default compiled into redis-server (config.c)
-// and what CONFIG GET hash-max-listpack-entries answers here and there;
-// the 128 of the redis.conf shipped with Redis applies only to a server
-// started with that file.
-const (
-	hashMaxListpackEntries = 512
-	hashMaxListpackValue   = 64
-)
-
 const (
 	errHashNotInteger replyError = "ERR hash value is not an integer"
 	errHashNotFloat   replyError = "ERR hash value is not a float"
@@ -78,7 +67,9 @@ func (c *coll) setField(field, val []byte) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if len(field) > hashMaxListpackValue || len(val) > hashMaxListpackValue {
+	// A hash is a listpack (OBJECT ENCODING) until a write crosses
+	// hash-max-listpack-value or -entries (c.lim).
+	if maxValue := c.lim.hashMaxValue(); int64(len(field)) > maxValue || int64(len(val)) > maxValue {
 		c.meta.Big = true
 	}
 	if exists && bytes.Equal(old, val) {
@@ -92,9 +83,11 @@ func (c *coll) setField(field, val []byte) (bool, error) {
 	}
 	if !exists {
 		c.meta.Count++
-		if c.meta.Count > hashMaxListpackEntries {
-			c.meta.Big = true
-		}
+	}
+	// Judged after an update too, as hashTypeSet does: a listpack longer
+	// than a lowered hash-max-listpack-entries converts at its next write.
+	if c.meta.Count > c.lim.hashMaxEntries() {
+		c.meta.Big = true
 	}
 	return !exists, nil
 }

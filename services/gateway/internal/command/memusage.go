@@ -21,23 +21,51 @@ import (
 // Redis's skiplist), so the figure is Redis's formula over other samples;
 // a skiplist node's random level is taken as 1, a dict's slots as the
 // power of two Redis would have grown it to. A list is a quicklist of
-// listpacks of up to 8 KiB, laid out as RPUSH would fill them.
+// listpacks, laid out as RPUSH would fill them under the current
+// list-max-listpack-size (8 KiB nodes by default). Redis fixes a list's
+// fill when the list is created and compresses inner nodes under
+// list-compress-depth; the figure here assumes the current fill and no
+// compression.
 
 // Sizes of Redis 7.0's structures on x86-64.
 const (
 	memRobj          = 16
 	memDictEntry     = 24
-	memDict          = 56  // struct dict
-	memQuicklist     = 40  // struct quicklist
-	memQuicklistNode = 40  // struct quicklistNode
-	memZset          = 16  // struct zset: dict and skiplist pointers
-	memZskiplist     = 32  // struct zskiplist
-	memZslHeader     = 640 // the header node's 32 levels (24 + 32*16), in its size class
-	memZslNode       = 48  // a node of one level (24 + 16), in its size class
-	listpackHeader   = 6   // total bytes and element count
-	quicklistNodeMax = 8192
-	quicklistOverEst = 8 // SIZE_ESTIMATE_OVERHEAD of _quicklistNodeAllowInsert
+	memDict          = 56    // struct dict
+	memQuicklist     = 40    // struct quicklist
+	memQuicklistNode = 40    // struct quicklistNode
+	memZset          = 16    // struct zset: dict and skiplist pointers
+	memZskiplist     = 32    // struct zskiplist
+	memZslHeader     = 640   // the header node's 32 levels (24 + 32*16), in its size class
+	memZslNode       = 48    // a node of one level (24 + 16), in its size class
+	listpackHeader   = 6     // total bytes and element count
+	quicklistSafety  = 8192  // SIZE_SAFETY_LIMIT of quicklist.c
+	quicklistOverEst = 8     // SIZE_ESTIMATE_OVERHEAD of _quicklistNodeAllowInsert
+	quicklistFillMax = 32767 // FILL_MAX (16 bits of fill on 64-bit)
 )
+
+// quicklistSizeLevels are quicklist.c's optimization_level: the node size
+// a negative fill -1..-5 allows.
+var quicklistSizeLevels = [...]int{4096, 8192, 16384, 32768, 65536}
+
+// quicklistFill is list-max-listpack-size as quicklistSetFill clamps it.
+func quicklistFill(v int64) int {
+	return int(max(-5, min(v, quicklistFillMax)))
+}
+
+// quicklistAllowInsert is _quicklistNodeAllowInsert: whether an element of
+// n bytes joins a node of sz bytes holding count elements under fill.
+// Elements of 1 GiB or more, which Redis keeps in plain nodes, are beyond
+// what the gateway stores (proto-max-bulk-len).
+func quicklistAllowInsert(sz, count, n, fill int) bool {
+	newSz := sz + n + quicklistOverEst
+	if fill < 0 {
+		if newSz <= quicklistSizeLevels[-fill-1] {
+			return true
+		}
+	}
+	return newSz <= quicklistSafety && count < fill
+}
 
 // memoryUsageColl answers MEMORY USAGE for the collection at key, of type
 // typ, sampling up to samples elements where Redis samples (0: all).
@@ -133,17 +161,18 @@ func collectionSize(c *coll, typ backend.Type, samples int64) (int, error) {
 		// sampled nodes is read only that far, its node count estimated
 		// from their elements per node, so that a long list costs
 		// O(SAMPLES) nodes' reads as in Redis.
-		var nodes, ele, inNodes, elems int
+		var nodes, ele, inNodes, elems, inNode int
 		lp := 0
+		fill := quicklistFill(c.lim.listFill.Load())
 		flush := func() {
 			nodes++
 			inNodes = elems
 			ele += memQuicklistNode + jemallocSize(lp)
 		}
 		err := c.scan(keyspace.KindListIndex, nil, 0, func(_, e []byte) bool {
-			if lp > 0 && lp+len(e)+quicklistOverEst > quicklistNodeMax {
+			if lp > 0 && !quicklistAllowInsert(lp, inNode, len(e), fill) {
 				flush()
-				lp = 0
+				lp, inNode = 0, 0
 				if samples > 0 && int64(nodes) >= samples {
 					return false
 				}
@@ -153,6 +182,7 @@ func collectionSize(c *coll, typ backend.Type, samples int64) (int, error) {
 			}
 			lp += listpackEntrySize(e)
 			elems++
+			inNode++
 			return true
 		})
 		total := nodes

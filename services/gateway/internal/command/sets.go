@@ -48,11 +48,6 @@ func init() {
 	register(cmds...)
 }
 
-// setMaxIntsetEntries is Redis 7.0's set-max-intset-entries: a set of
-// integers only is an intset up to it, a hashtable past it or once it
-// holds anything else.
-const setMaxIntsetEntries = 512
-
 // numkeysKeys locates the keys of a command "name numkeys key [key ...]
 // ...": the EXEC queue's keys.
 func numkeysKeys(args [][]byte) [][]byte {
@@ -83,7 +78,9 @@ func (c *coll) addMember(m []byte) (bool, error) {
 	}
 	c.put(keyspace.KindSetMember, m, nil)
 	c.meta.Count++
-	if _, isInt := parseInt(m); !isInt || c.meta.Count > setMaxIntsetEntries {
+	// A set of integers only is an intset up to set-max-intset-entries, a
+	// hashtable past it or once it holds anything else.
+	if _, isInt := parseInt(m); !isInt || c.meta.Count > c.lim.setMaxIntset() {
 		c.meta.Big = true
 	}
 	return true, nil
@@ -334,10 +331,26 @@ func cmdSPop(r *Request) error {
 		if withCount {
 			n = int(min(count, int64(len(ms))))
 		}
-		for _, i := range rand.Perm(len(ms))[:n] {
+		perm := rand.Perm(len(ms))
+		for _, i := range perm[:n] {
 			popped = append(popped, ms[i])
 			s.remove(keyspace.KindSetMember, ms[i])
 			s.meta.Count--
+		}
+		// Popping most of a set (at least 5 times what stays: the walks
+		// above never take this share), Redis's spopWithCountCommand
+		// builds a new set of the members left, whose encoding is judged
+		// afresh: an intset again if they are integers within
+		// set-max-intset-entries.
+		if left := perm[n:]; withCount && len(left) > 0 && len(left)*5 <= n {
+			big := uint64(len(left)) > s.lim.setMaxIntset()
+			for _, i := range left {
+				if _, isInt := parseInt(ms[i]); !isInt {
+					big = true
+					break
+				}
+			}
+			s.meta.Big = big
 		}
 		s.save()
 		return nil

@@ -74,13 +74,6 @@ func init() {
 	register(cmds...)
 }
 
-// Redis 7.0's zset-max-listpack-entries and -value: a sorted set is a
-// listpack while it has at most 128 members of at most 64 bytes each.
-const (
-	zsetMaxListpackEntries = 128
-	zsetMaxListpackValue   = 64
-)
-
 // zentry is a member and its score.
 type zentry struct {
 	m []byte
@@ -163,7 +156,9 @@ func (c *coll) zinsert(m []byte, s float64) error {
 	if err := c.create(); err != nil {
 		return err
 	}
-	if c.meta.Count+1 > zsetMaxListpackEntries || len(m) > zsetMaxListpackValue {
+	// A sorted set is a listpack while it has at most
+	// zset-max-listpack-entries members of at most -value bytes (c.lim).
+	if c.meta.Count+1 > c.lim.zsetMaxEntries() || int64(len(m)) > c.lim.zsetMaxValue() {
 		c.meta.Big = true
 	}
 	c.zwrite(m, s, 0, false)
@@ -856,7 +851,7 @@ func (r *Request) zstore(tx backend.Txn, dst []byte, es []zentry) error {
 	if err != nil {
 		return err
 	}
-	if err := out.zfill(es); err != nil {
+	if err := out.zfill(es, false); err != nil {
 		return err
 	}
 	out.save()
@@ -864,14 +859,17 @@ func (r *Request) zstore(tx backend.Txn, dst []byte, es []zentry) error {
 	return nil
 }
 
-// zfill fills a new collection with distinct members.
-func (c *coll) zfill(es []zentry) error {
+// zfill fills a new collection with distinct members, a listpack if they
+// are within both thresholds (zsetConvertToListpackIfNeeded); with
+// countOnly, within the entries one alone, as Redis's RESTORE of a
+// listpack payload judges it.
+func (c *coll) zfill(es []zentry, countOnly bool) error {
 	if err := c.create(); err != nil {
 		return err
 	}
-	big := len(es) > zsetMaxListpackEntries
+	big := uint64(len(es)) > c.lim.zsetMaxEntries()
 	for _, e := range es {
-		big = big || len(e.m) > zsetMaxListpackValue
+		big = big || (!countOnly && int64(len(e.m)) > c.lim.zsetMaxValue())
 	}
 	c.meta.Big = big
 	for _, e := range es {
