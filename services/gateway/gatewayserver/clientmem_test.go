@@ -161,3 +161,109 @@ func TestMaxMemoryClientsCountsRequests(t *testing.T) {
 		}
 	})
 }
+
+// CLIENT SETINFO writes its +OK while holding the client's c.mu
+// (defer c.mu.Unlock). If that write grows the reply buffer past the
+// budget with this client the largest, Grow evicts it and calls its evict
+// function, s.evicted -> Client.Kill -> c.mu.Lock: the goroutine deadlocks
+// on its own mutex. Inside EXEC the body Writer holds earlier replies, so
+// the +OK can be the write that grows it. On the event loop that stops the
+// whole server.
+func TestMaxMemoryClientsSelfEvictionUnderClientLock(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		val := string(bytes.Repeat([]byte("v"), 7_000_000))
+		if got := admin.Do("SET", "k", val); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// EXEC's body: two 7 MB bulks fill it to 13 bytes short of its
+		// capacity; +PONG and +OK leave 1; SETINFO's +OK grows it by a
+		// quarter, to 17.5 MB: past the 16 MiB budget, the client alone.
+		var req []byte
+		for _, cmd := range [][]string{{"MULTI"}, {"GET", "k"}, {"GET", "k"}, {"PING"}, {"SET", "x", "y"},
+			{"CLIENT", "SETINFO", "LIB-NAME", "x"}, {"EXEC"}} {
+			req = append(req, conformance.Encode(cmd...)...)
+		}
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		readUntilClosed(t, c) // evicted: closed
+		p, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		_, _ = p.Write(conformance.Encode("PING"))
+		_ = p.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 64)
+		if n, err := p.Read(buf); err != nil || string(buf[:n]) != "+PONG\r\n" {
+			t.Fatalf("server after the eviction: %q, %v", buf[:n], err)
+		}
+		done := make(chan string, 1)
+		go func() { done <- admin.Do("CLIENT", "LIST") }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("CLIENT LIST hangs: the evicted client's c.mu is held forever")
+		}
+	})
+}
+
+// CONFIG SET maxmemory-clients takes what Redis 7.0.15 takes, with its
+// replies (each case checked against redis-server), and a lower budget
+// evicts at once.
+func TestConfigSetMaxMemoryClients(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, logs := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		const memErr = "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - argument must be a memory or percent value\r\n"
+		const pctErr = "-ERR CONFIG SET failed (possibly related to argument 'maxmemory-clients') - percentage argument must be less or equal to 100\r\n"
+		for _, tc := range []struct{ set, reply, get string }{
+			{"1gb", "+OK\r\n", "1073741824"},
+			{"10%", "+OK\r\n", "10%"},
+			{"0", "+OK\r\n", "0"},
+			{"-1", memErr, "0"},
+			{"100%", "+OK\r\n", "100%"},
+			{"101%", pctErr, "100%"},
+			{"-10%", memErr, "100%"},
+			{"1.5gb", memErr, "100%"},
+			{"abc", memErr, "100%"},
+			{"", "+OK\r\n", "0"},
+			{"9223372036854775807", "+OK\r\n", "9223372036854775807"},
+			{"9223372036854775808", pctErr, "9223372036854775807"},
+			{"18446744073709551616", "+OK\r\n", "1%"},
+			{"0%", "+OK\r\n", "0"},
+			{"16mb", "+OK\r\n", "16777216"},
+		} {
+			if got := admin.Do("CONFIG", "SET", "maxmemory-clients", tc.set); got != tc.reply {
+				t.Fatalf("CONFIG SET maxmemory-clients %q: %q, want %q", tc.set, got, tc.reply)
+			}
+			want := "*2\r\n$17\r\nmaxmemory-clients\r\n$" + strconv.Itoa(len(tc.get)) + "\r\n" + tc.get + "\r\n"
+			if got := admin.Do("CONFIG", "GET", "maxmemory-clients"); got != want {
+				t.Fatalf("after %q: CONFIG GET %q, want %q", tc.set, got, want)
+			}
+		}
+		// Off, a client holds 10 MB of unread reply; a 4 MiB budget
+		// evicts it at once.
+		admin.Do("CONFIG", "SET", "maxmemory-clients", "0")
+		admin.Do("SADD", "s", "m")
+		a := dialSmallWindow(t, srv.Addr())
+		if _, err := a.Write(conformance.Encode("SRANDMEMBER", "s", "-1400000")); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "a's reply held", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") > 6<<20 })
+		if got := admin.Do("CONFIG", "SET", "maxmemory-clients", "4mb"); got != "+OK\r\n" {
+			t.Fatalf("CONFIG SET 4mb: %q", got)
+		}
+		if got := readUntilClosed(t, a); len(got) >= 1400000*7 {
+			t.Fatalf("a got its whole reply after the budget went down")
+		}
+		waitFor(t, "the log line", func() bool { return strings.Contains(logs.String(), "evicting client") })
+	})
+}

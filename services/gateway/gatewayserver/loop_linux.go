@@ -466,7 +466,7 @@ func (l *eventLoop) open(fd int, remote string) {
 	s.metrics.ConnectionsActive.Add(1)
 	c := &loopConn{fd: fd, remote: remote, parser: resp.NewParser(l.limits), client: s.exec.NewClient(remote, l.local)}
 	c.client.Out.Limit = s.cfg.replyLimit()
-	c.client.Out.Mem = s.clientMem.NewAccount(func(held int64) { s.evicted(c.client, remote, held) })
+	c.client.Out.Mem = s.clientMem.NewAccount(func(held int64, self bool) { s.evicted(c.client, remote, held, self) })
 	c.parser.Mem = c.client.Out.Mem
 	c.client.SetOnKill(func() { l.requestKill(c) })
 	l.conns[fd] = c

@@ -133,6 +133,7 @@ func New(cfg Config, log *slog.Logger) (*Server, error) {
 
 		QueryBufferLimit: int64(cfg.ClientQueryBufferLimit),
 		ClientMemory:     s.clientMem,
+		MemoryLimit:      embedded.MemoryLimit(),
 		OutputBufferLimit: [3]int64{int64(cfg.ClientOutputBufferLimit.Hard),
 			int64(cfg.ClientOutputBufferLimit.Soft), cfg.ClientOutputBufferLimit.SoftSeconds},
 		Addr:    cfg.Addr,
@@ -342,7 +343,7 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	client := s.exec.NewClient(conn.RemoteAddr(), conn.NetConn().LocalAddr().String())
 	client.Out.Limit = s.cfg.replyLimit()
 	remote := conn.RemoteAddr()
-	client.Out.Mem = s.clientMem.NewAccount(func(held int64) { s.evicted(client, remote, held) })
+	client.Out.Mem = s.clientMem.NewAccount(func(held int64, self bool) { s.evicted(client, remote, held, self) })
 	rc := &redconConn{client: client, done: make(chan struct{})}
 	// CLIENT KILL, from another connection's goroutine: closing the socket
 	// ends this connection's read, and redcon then closes it.
@@ -640,12 +641,16 @@ const smallReplies = 64 << 10
 
 // evicted logs and counts a client evicted to keep all clients' buffers
 // within maxmemory-clients, and closes it. held is what its buffers held
-// (past their free parts).
-func (s *Server) evicted(c *command.Client, remote string, held int64) {
+// (past their free parts). A client evicted as its own buffer grew (self)
+// is closed by its owner, which sees the refusal; its goroutine may hold
+// its locks, which Kill takes.
+func (s *Server) evicted(c *command.Client, remote string, held int64, self bool) {
 	s.metrics.ClientsEvicted.Add(1)
 	s.log.Warn("evicting client: all clients' buffers passed maxmemory-clients; closing the largest",
 		"client", clientName(c, remote), "held", held, "maxmemory_clients", s.clientMem.Limit())
-	c.Kill()
+	if !self {
+		c.Kill()
+	}
 }
 
 // closedForOutputBuffer logs, as Redis does, a client closed for passing

@@ -45,7 +45,16 @@ func (e *Executor) configParams() []configParam {
 			parse: intSetting(1, math.MaxUint32, func(e *Executor, n int64) { e.in.maxClients.Store(n) })},
 		{name: "maxmemory", get: fixed("0")},
 		{name: "maxmemory-policy", get: fixed("noeviction")},
-		{name: "maxmemory-clients", get: fixed(strconv.FormatInt(e.opts.ClientMemory.Limit(), 10))},
+		{name: "maxmemory-clients", get: func(e *Executor) string {
+			if v := e.in.maxMemClients.Load(); v < 0 {
+				return strconv.FormatInt(-v, 10) + "%"
+			} else {
+				return strconv.FormatInt(v, 10)
+			}
+		}, parse: memoryPercentSetting(-100, func(e *Executor, v int64) {
+			e.in.maxMemClients.Store(v)
+			e.opts.ClientMemory.SetLimit(clientMemoryBytes(v, e.opts.MemoryLimit))
+		})},
 		{name: "port", get: fixed(port)},
 		{name: "proto-max-bulk-len", get: fixed(strconv.FormatInt(e.opts.MaxBulkLen, 10))},
 		{name: "requirepass", get: func(e *Executor) string { return e.requirePass() },

@@ -2,7 +2,9 @@ package command
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 )
 
@@ -107,6 +109,39 @@ func parseMemory(v string) (uint64, error) {
 		n = n*10 + uint64(d-'0')
 	}
 	return n * mul, nil
+}
+
+// memoryPercentSetting parses a MEMORY_CONFIG|PERCENT_CONFIG ssize_t
+// setting (maxmemory-clients) as Redis's numericParseString and
+// numericBoundaryCheck do: a memory value first, else "N%" with N a
+// non-negative integer, kept negated; lo (-100) bounds the percentages. A
+// memory value past 2^63-1 wraps negative, as the C cast does, and is then
+// judged as a percentage (2^64 and more saturate to -1: "1%").
+func memoryPercentSetting(lo int64, set func(*Executor, int64)) func(*Executor, string) (func(), error) {
+	return func(e *Executor, v string) (func(), error) {
+		var n int64
+		if u, err := parseMemory(v); err == nil {
+			n = int64(u)
+		} else if p, ok := parseInt([]byte(strings.TrimSuffix(v, "%"))); ok && len(v) > 1 && v[len(v)-1] == '%' && p >= 0 {
+			n = -p
+		} else {
+			return nil, errors.New("argument must be a memory or percent value")
+		}
+		if n < lo {
+			return nil, fmt.Errorf("percentage argument must be less or equal to %d", -lo)
+		}
+		return func() { set(e, n) }, nil
+	}
+}
+
+// clientMemoryBytes is the budget a maxmemory-clients value stands for: a
+// percentage is of the memory the process may use (Redis takes it of
+// maxmemory, which the gateway does not have; unknown memory: no budget).
+func clientMemoryBytes(v, memoryLimit int64) int64 {
+	if v >= 0 {
+		return v
+	}
+	return memoryLimit / 100 * -v
 }
 
 // memorySetting parses a MEMORY_CONFIG size_t setting within [0, hi], as

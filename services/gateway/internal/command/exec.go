@@ -33,6 +33,9 @@ type Options struct {
 	// (maxmemory-clients), reported by CONFIG GET and INFO; the server
 	// gives each client its account. Nil: no bound.
 	ClientMemory *resp.ClientMemory
+	// MemoryLimit is the memory the process may use (0: unknown): CONFIG
+	// SET maxmemory-clients N% takes its percentage of it.
+	MemoryLimit int64
 	// SyncPolicy is reported by CONFIG GET appendfsync and INFO persistence.
 	SyncPolicy string
 	// Addr is the listen address reported by INFO and CONFIG GET.

@@ -38,6 +38,9 @@ type introspection struct {
 	latencyThreshold atomic.Int64 // latency-monitor-threshold, ms
 	maxClients       atomic.Int64
 	requirePass      atomic.Pointer[string]
+	// maxMemClients is maxmemory-clients as Redis keeps it: bytes, or a
+	// percentage stored negated (CONFIG GET shows "N%").
+	maxMemClients atomic.Int64
 
 	// monitors are the MONITOR clients; monN is their number, the one
 	// check every command pays while nobody monitors.
@@ -69,6 +72,7 @@ func (in *introspection) init(opts Options) {
 	in.slowerThan.Store(10000)
 	in.slowMax.Store(128)
 	in.maxClients.Store(int64(opts.MaxClients))
+	in.maxMemClients.Store(opts.ClientMemory.Limit())
 	pass := opts.RequirePass
 	in.requirePass.Store(&pass)
 }

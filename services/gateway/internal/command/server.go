@@ -301,16 +301,20 @@ func cmdClient(r *Request) error {
 				return replyError("ERR " + string(attr) + " cannot contain spaces, newlines or special characters.")
 			}
 		}
+		// The reply is written after c.mu is let go: a reply may grow the
+		// client's buffer past maxmemory-clients, and evicting a client
+		// takes its c.mu (resp.ClientMemory.NewAccount).
 		c.mu.Lock()
-		defer c.mu.Unlock()
 		switch {
 		case equalFold(attr, "lib-name"):
 			c.libName = string(val)
 		case equalFold(attr, "lib-ver"):
 			c.libVer = string(val)
 		default:
+			c.mu.Unlock()
 			return replyError("ERR Unrecognized option '" + string(attr) + "'")
 		}
+		c.mu.Unlock()
 		r.w.OK()
 	case equalFold(sub, "kill"):
 		return clientKill(r)

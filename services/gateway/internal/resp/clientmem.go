@@ -20,7 +20,7 @@ import (
 // replies of ordinary commands: every buffer's first accountFree bytes are
 // not counted, bounded instead by maxclients.
 type ClientMemory struct {
-	limit int64
+	limit atomic.Int64 // 0: none (accounts still count, for INFO and CLIENT LIST)
 
 	mu   sync.Mutex
 	used int64 // bytes reserved by every live account
@@ -38,21 +38,31 @@ type ClientMemory struct {
 // connection keeps between commands (a read buffer, a small reply buffer).
 const accountFree = 64 << 10
 
-// NewClientMemory returns a budget of limit bytes over all clients; nil
-// (no budget: every account is nil and never refuses) if limit is 0.
+// NewClientMemory returns a budget of limit bytes over all clients (0:
+// none, until SetLimit sets one; the clients' buffers are counted anyway).
+// A nil *ClientMemory is valid too: it has no accounts and bounds nothing.
 func NewClientMemory(limit int64) *ClientMemory {
-	if limit <= 0 {
-		return nil
-	}
-	return &ClientMemory{limit: limit, accounts: make(map[*ClientAccount]struct{})}
+	m := &ClientMemory{accounts: make(map[*ClientAccount]struct{})}
+	m.limit.Store(max(limit, 0))
+	return m
 }
 
-// Limit is the budget in bytes (0 for a nil budget).
+// Limit is the budget in bytes (0: none).
 func (m *ClientMemory) Limit() int64 {
 	if m == nil {
 		return 0
 	}
-	return m.limit
+	return m.limit.Load()
+}
+
+// SetLimit changes the budget (CONFIG SET maxmemory-clients); clients past
+// a lower one are evicted at once, largest first.
+func (m *ClientMemory) SetLimit(limit int64) {
+	m.limit.Store(max(limit, 0))
+	m.mu.Lock()
+	victims, sizes := m.evictOver(nil, 0)
+	m.mu.Unlock()
+	m.tell(nil, victims, sizes)
 }
 
 // Used is what the clients' buffers hold past their free part.
@@ -76,8 +86,14 @@ func (m *ClientMemory) Evictions() int64 {
 // NewAccount opens the account of one client. evict is called, without any
 // lock of the budget held, when the client is evicted to make room for
 // another: it must make the client's connection close soon (its buffers are
-// released as they are dropped). A nil budget returns a nil account.
-func (m *ClientMemory) NewAccount(evict func(held int64)) *ClientAccount {
+// released as they are dropped). It is called on the goroutine of the
+// client whose growth made room necessary; for that client itself with
+// self true, and then it must take no lock (that goroutine may hold its
+// client's): its Grow returns false, and its owner closes it. For others
+// evict may take the victim's locks, as long as no client grows its
+// buffers while holding a lock evict takes: nothing may grow a Writer or
+// Parser under such a lock. A nil budget returns a nil account.
+func (m *ClientMemory) NewAccount(evict func(held int64, self bool)) *ClientAccount {
 	if m == nil {
 		return nil
 	}
@@ -88,7 +104,7 @@ func (m *ClientMemory) NewAccount(evict func(held int64)) *ClientAccount {
 // account grants everything.
 type ClientAccount struct {
 	m     *ClientMemory
-	evict func(held int64)
+	evict func(held int64, self bool)
 
 	// Guarded by m.mu.
 	held    int64
@@ -118,22 +134,7 @@ func (a *ClientAccount) Grow(n int64) bool {
 	a.held += n
 	m.used += n
 	m.accounts[a] = struct{}{}
-	var victims []*ClientAccount
-	var sizes []int64
-	for m.used-m.leaving > m.limit {
-		v := m.largest()
-		if v == nil {
-			break
-		}
-		v.evicted.Store(true)
-		m.leaving += v.held
-		victims = append(victims, v)
-		if v == a {
-			sizes = append(sizes, v.held-n) // what it held before it asked
-		} else {
-			sizes = append(sizes, v.held)
-		}
-	}
+	victims, sizes := m.evictOver(a, n)
 	granted := !a.evicted.Load()
 	if !granted {
 		// Not reserved after all; what it held before leaves with it.
@@ -142,13 +143,41 @@ func (a *ClientAccount) Grow(n int64) bool {
 		m.leaving -= n
 	}
 	m.mu.Unlock()
+	m.tell(a, victims, sizes)
+	return granted
+}
+
+// evictOver marks the largest accounts evicted until the rest fit the
+// limit, and returns them with what each held (asking, growing by n, is
+// reported with what it held before). The caller holds m.mu and tells
+// them (tell) once it let go of it.
+func (m *ClientMemory) evictOver(asking *ClientAccount, n int64) (victims []*ClientAccount, sizes []int64) {
+	for lim := m.limit.Load(); lim > 0 && m.used-m.leaving > lim; {
+		v := m.largest()
+		if v == nil {
+			break
+		}
+		v.evicted.Store(true)
+		m.leaving += v.held
+		victims = append(victims, v)
+		if v == asking {
+			sizes = append(sizes, v.held-n)
+		} else {
+			sizes = append(sizes, v.held)
+		}
+	}
+	return victims, sizes
+}
+
+// tell counts the evictions and calls the accounts' evict functions (see
+// NewAccount: asking's with self true).
+func (m *ClientMemory) tell(asking *ClientAccount, victims []*ClientAccount, sizes []int64) {
 	for i, v := range victims {
 		m.evictions.Add(1)
 		if v.evict != nil {
-			v.evict(sizes[i])
+			v.evict(sizes[i], v == asking)
 		}
 	}
-	return granted
 }
 
 // largest is the live, not yet evicted account holding the most; nil if

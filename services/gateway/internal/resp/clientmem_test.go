@@ -14,7 +14,7 @@ type evictLog struct {
 }
 
 func (l *evictLog) account(m *ClientMemory, name string) *ClientAccount {
-	return m.NewAccount(func(held int64) {
+	return m.NewAccount(func(held int64, self bool) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if l.gone == nil {
@@ -79,15 +79,32 @@ func TestClientMemoryEvictsLargestFirst(t *testing.T) {
 	}
 }
 
-// A nil budget (maxmemory-clients 0) grants everything.
-func TestClientMemoryUnbounded(t *testing.T) {
+// Without a limit (maxmemory-clients 0) everything is granted and counted;
+// a limit set later evicts at once those past it, largest first.
+func TestClientMemoryLimitSetLater(t *testing.T) {
 	m := NewClientMemory(0)
-	a := m.NewAccount(nil)
-	if a != nil || !a.Grow(1<<62) || a.Evicted() || m.Used() != 0 || m.Limit() != 0 {
-		t.Fatal("a nil budget refused or counted")
+	var log evictLog
+	a, b := log.account(m, "a"), log.account(m, "b")
+	if !a.Grow(1<<40) || !b.Grow(10) || m.Used() != 1<<40+10 || m.Limit() != 0 {
+		t.Fatalf("no limit: used %d", m.Used())
 	}
-	a.Shrink(1)
-	a.Close()
+	m.SetLimit(100)
+	if !log.evicted("a") || log.evicted("b") || m.Evictions() != 1 {
+		t.Fatalf("SetLimit(100) evicted %v", log.gone)
+	}
+	if !b.Grow(80) || b.Grow(20) {
+		t.Fatal("b: 90 should fit the limit of 100, 110 not")
+	}
+	var none *ClientMemory
+	if none.NewAccount(nil) != nil || none.Used() != 0 || none.Limit() != 0 {
+		t.Fatal("a nil budget counted")
+	}
+	var acct *ClientAccount
+	if !acct.Grow(1<<62) || acct.Evicted() {
+		t.Fatal("a nil account refused")
+	}
+	acct.Shrink(1)
+	acct.Close()
 }
 
 // A reply buffer counts what it holds past its free part; a reply the
