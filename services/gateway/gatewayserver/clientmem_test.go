@@ -1,9 +1,11 @@
 package gatewayserver_test
 
 import (
+	"bufio"
 	"bytes"
 	"net"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,6 +217,81 @@ func TestMaxMemoryClientsSelfEvictionUnderClientLock(t *testing.T) {
 	})
 }
 
+// EXEC's reply is counted twice (its body Writer and then the copy
+// into c.Out), so a lone client's transaction is evicted where the same
+// commands pipelined without MULTI are served (KEYS has the same shape).
+func TestMaxMemoryClientsCountsExecOnce(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		c := conformance.DialRaw(t, srv.Addr())
+		val := string(bytes.Repeat([]byte("v"), 6_000_000))
+		if got := c.Do("SET", "k", val); got != "+OK\r\n" {
+			t.Fatalf("SET: %q", got)
+		}
+		one := "$6000000\r\n" + val + "\r\n"
+		// Pipelined, 12 MB of replies in one buffer: within 16 MiB.
+		if got := c.Do("MGET", "k", "k"); got != "*2\r\n"+one+one {
+			t.Fatalf("MGET: %d bytes", len(got))
+		}
+		c.Do("MULTI")
+		c.Do("GET", "k")
+		c.Do("GET", "k")
+		if got := c.Do("EXEC"); got != "*2\r\n"+one+one {
+			t.Fatalf("EXEC of the same 12 MB, alone on the server under a 16 MiB budget: got %d bytes (evicted)", len(got))
+		}
+	})
+}
+
+// A MULTI queue holds copies of every queued argument (up to
+// client-query-buffer-limit per client): it counts, as Redis counts
+// multi-mem, and a client queueing past the budget is evicted.
+func TestMaxMemoryClientsCountsMultiQueue(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		val := string(bytes.Repeat([]byte("v"), 7_000_000))
+		rd := bufio.NewReader(c)
+		send := func(args ...string) (string, error) {
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write(conformance.Encode(args...)); err != nil {
+				return "", err
+			}
+			return rd.ReadString('\n')
+		}
+		if got, err := send("MULTI"); got != "+OK\r\n" {
+			t.Fatalf("MULTI: %q, %v", got, err)
+		}
+		queued := 0
+		for i := range 4 { // 28 MB under a 16 MiB budget
+			got, err := send("SET", "k"+strconv.Itoa(i), val)
+			if err != nil {
+				break
+			}
+			if got != "+QUEUED\r\n" {
+				t.Fatalf("SET %d: %q", i, got)
+			}
+			queued++
+			if queued == 1 {
+				if held := infoField(t, admin, "memory", "mem_clients_normal"); held < 6<<20 {
+					t.Fatalf("one 7 MB command queued: mem_clients_normal %d", held)
+				}
+			}
+		}
+		if queued > 2 {
+			t.Fatalf("%d commands of 7 MB queued under a 16 MiB budget", queued)
+		}
+		if got := infoField(t, admin, "stats", "evicted_clients"); got != 1 {
+			t.Fatalf("evicted_clients %d", got)
+		}
+		waitFor(t, "the queue released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}
+
 // CONFIG SET maxmemory-clients takes what Redis 7.0.15 takes, with its
 // replies (each case checked against redis-server), and a lower budget
 // evicts at once.
@@ -266,4 +343,44 @@ func TestConfigSetMaxMemoryClients(t *testing.T) {
 		}
 		waitFor(t, "the log line", func() bool { return strings.Contains(logs.String(), "evicting client") })
 	})
+}
+
+// On redcon's server a large request used to be copied into redcon's Reader
+// buffer, which keeps its capacity for the life of the connection
+// (rd.buf = rd.buf[:4096] reslices), and into cmd.Raw, none of it counted:
+// the guard now keeps large arguments from redcon (resp.GuardedConn).
+func TestRedconKeepsNoLargeRequest(t *testing.T) {
+	t.Cleanup(gatewayserver.ServeWithRedcon())
+	srv, _ := startClientMemServer(t)
+	admin := conformance.DialRaw(t, srv.Addr())
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+	val := string(bytes.Repeat([]byte("v"), 7_000_000))
+	const n = 6
+	for range n {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// An unknown command: nothing is stored, the reply is tiny.
+		if _, err := c.Write(conformance.Encode("NOSUCHCMD", val)); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 256)
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	grown := int64(ms.HeapAlloc) - int64(before)
+	held := infoField(t, admin, "memory", "mem_clients_normal")
+	t.Logf("%d idle clients after one 7 MB request each: heap +%d MB, mem_clients_normal %d", n, grown>>20, held)
+	if grown > clientMemBudget && held < grown/2 {
+		t.Fatalf("idle clients retain %d MB the budget (%d MB) does not count (counted %d)", grown>>20, clientMemBudget>>20, held)
+	}
 }

@@ -599,8 +599,7 @@ func (l *eventLoop) startBlocked(c *loopConn) bool {
 		l.close(c)
 		return false
 	}
-	c.out = append(c.out, c.client.Out.Bytes()...)
-	c.client.Out.Release()
+	l.moveOut(c)
 	if !l.countOut(c) {
 		return false
 	}
@@ -855,8 +854,7 @@ func (l *eventLoop) send(c *loopConn) {
 	if l.panicIn != nil && l.panicIn("write", c.client.Out.Bytes()) {
 		panic("testing: panic while writing to a client")
 	}
-	c.out = append(c.out, c.client.Out.Bytes()...)
-	c.client.Out.Release()
+	l.moveOut(c)
 	if !l.countOut(c) {
 		return
 	}
@@ -959,6 +957,21 @@ func (l *eventLoop) flush(c *loopConn) {
 	}
 	_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: events, Fd: int32(c.fd)})
 	l.toBacklog(c)
+}
+
+// moveOut moves c's replies into its unsent bytes: a large reply buffer is
+// taken whole when nothing is pending (not held twice while copied), a
+// small one copied (the reply buffer is then reused for the next replies).
+func (l *eventLoop) moveOut(c *loopConn) {
+	if len(c.out) == 0 {
+		if b, res := c.client.Out.TakeLarge(); b != nil {
+			c.dropOut()
+			c.out, c.outRes = b, res
+			return
+		}
+	}
+	c.out = append(c.out, c.client.Out.Bytes()...)
+	c.client.Out.Release()
 }
 
 // countOut makes c's account count its unsent replies. It reports false

@@ -421,6 +421,11 @@ type redconConn struct {
 const maxReplyHold = 2 * time.Millisecond
 
 func (s *Server) handle(conn redcon.Conn, cmd redcon.Command) {
+	if g, ok := conn.NetConn().(*resp.GuardedConn); ok {
+		// First, for every command redcon hands over, in its order: the
+		// guard kept the large arguments from redcon's buffers.
+		cmd.Args = g.Restore(cmd.Args)
+	}
 	rc := conn.Context().(*redconConn)
 	if rc.closed {
 		// redcon runs every command it has parsed before it looks at the

@@ -336,8 +336,7 @@ func cmdKeys(r *Request) error {
 		r.w.Overflow()
 		return nil
 	}
-	r.w.Array(n)
-	r.w.Raw(body.Bytes())
+	r.w.AdoptArray(&body, n)
 	return nil
 }
 

@@ -64,6 +64,9 @@ type multiState struct {
 	failed bool
 	queue  [][][]byte
 	bytes  int64
+	// res is what the client's account (maxmemory-clients) counts of the
+	// queue: Redis counts it too (multi-mem).
+	res resp.Reservation
 }
 
 // notQueued are the commands a client in MULTI runs at once (Redis's list).
@@ -104,11 +107,19 @@ func (e *Executor) queueCommand(r *Request) error {
 		m.failed = true
 		return err
 	}
+	if !m.res.Fit(r.w.Mem, int(m.bytes)+24*len(m.queue)) {
+		// Evicted (maxmemory-clients): the server closes the client.
+		r.w.Overflow()
+		return nil
+	}
 	r.w.Simple("QUEUED")
 	return nil
 }
 
-func (c *Client) resetMulti() { c.multi = multiState{} }
+func (c *Client) resetMulti() {
+	c.multi.res.Fit(c.Out.Mem, 0)
+	c.multi = multiState{}
+}
 
 // >> MULTI
 func cmdMulti(r *Request) error {
@@ -207,8 +218,7 @@ func cmdExec(r *Request) error {
 			return nil
 		}
 	}
-	r.w.Array(len(m.queue))
-	r.w.Raw(body.Bytes())
+	r.w.AdoptArray(&body, len(m.queue))
 	return nil
 }
 

@@ -177,3 +177,32 @@ func TestParserCountsAgainstClientMemory(t *testing.T) {
 		t.Fatalf("Fill after the eviction: %d, %v", n, err)
 	}
 }
+
+// A request of many empty arguments grows the parser's argument index
+// (16 bytes per 6 received) past its buffer: the index counts too.
+func TestParserCountsItsArgumentIndex(t *testing.T) {
+	feed := func(budget int64) (*Parser, *ClientMemory) {
+		m := NewClientMemory(budget)
+		p := NewParser(Limits{})
+		p.Mem = m.NewAccount(nil)
+		p.Feed([]byte("*100000000\r\n"))
+		chunk := bytes.Repeat([]byte("$0\r\n\r\n"), 10000)
+		for range 300 { // 18 MB
+			p.Feed(chunk)
+			if args, err := p.Next(); args != nil || err != nil {
+				t.Fatal(args, err)
+			}
+		}
+		return p, m
+	}
+	p, _ := feed(1 << 30)
+	idx := int64(cap(p.offs)) * 8
+	if held := p.Mem.Held(); p.Evicted() || held < idx {
+		t.Fatalf("the argument index holds %d bytes, the account counts %d in all", idx, held)
+	}
+	// 18 MB of buffer and ~48 MB of index do not fit 64 MiB.
+	p, m := feed(64 << 20)
+	if !p.Evicted() || m.Used() != 0 || cap(p.offs) != 0 {
+		t.Fatalf("under 64 MiB: evicted %v, used %d, index %d", p.Evicted(), m.Used(), cap(p.offs))
+	}
+}

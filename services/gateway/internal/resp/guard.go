@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -113,6 +114,15 @@ type OutputLimit struct {
 // passes Limits.MaxQueryBuffer is closed without a reply, as Redis closes one
 // past client-query-buffer-limit.
 //
+// Large arguments (past MaxInlineLen) never go to redcon: its reader would
+// copy each request into a buffer it keeps, at its largest, for the life
+// of the connection (and into the command's Raw bytes), where nothing
+// counts it against maxmemory-clients. redcon gets an empty argument in
+// their place; the server's handler calls Restore with each command's
+// arguments, in the order redcon hands them over, and gets the real ones,
+// which stay in the parser's buffer (counted) until every command handed
+// over has been handled: redcon reads again only then.
+//
 // Writes: the output limits of OutputLimit apply to what redcon (or the
 // server) hands to Write, which is what the server holds for the client.
 //
@@ -136,12 +146,17 @@ type GuardedConn struct {
 	TestingPanic func(stage string, b []byte) bool
 
 	parser *Parser
-	// segs are the re-encoded requests not yet handed over: headers and
-	// small arguments in hdr, large arguments aliasing the parser's buffer
-	// (valid until its next Fill, which waits until they are handed over).
+	// segs are the re-encoded requests not yet handed over (headers and
+	// small arguments, in hdr).
 	segs [][]byte
 	hdr  []byte
 	mark int // hdr[mark:] is not yet in segs
+	// large holds the large arguments of the requests handed over whose
+	// commands have not been restored yet, oldest first; they alias the
+	// parser's buffer, which is not refilled or released until they are.
+	// emitted and restored count requests handed over and restored.
+	large             []largeArgs
+	emitted, restored uint64
 
 	readErr   error  // what the socket returned with the last bytes, for after them
 	violation string // protocol error to send on the next Read
@@ -196,6 +211,9 @@ func (g *GuardedConn) Read(p []byte) (n int, err error) {
 		}
 		if g.readErr != nil {
 			return 0, g.readErr
+		}
+		if len(g.large) > 0 {
+			g.keepLarge() // before the buffer is refilled or released
 		}
 		var got []byte
 		if g.parser.Buffered() == 0 {
@@ -257,25 +275,73 @@ func (g *GuardedConn) parse() bool {
 	return emitted
 }
 
+// largeArgs are one request's arguments kept from redcon (see GuardedConn).
+type largeArgs struct {
+	seq  uint64 // the request's number among those handed over (emitted)
+	at   []int  // their positions
+	vals [][]byte
+}
+
 // emit appends args as a multibulk request. Arguments longer than any inline
-// request are multibulk payloads in the parser's buffer and are handed over
-// from there; shorter ones are copied (an inline request's arguments live in
-// space the parser reuses for the next one).
+// request are multibulk payloads in the parser's buffer: they are kept for
+// Restore, redcon getting an empty argument instead; shorter ones are copied
+// (an inline request's arguments live in space the parser reuses for the
+// next one).
 func (g *GuardedConn) emit(args [][]byte) {
+	g.emitted++
 	g.hdr = append(g.hdr, '*')
 	g.hdr = strconv.AppendInt(g.hdr, int64(len(args)), 10)
 	g.hdr = append(g.hdr, '\r', '\n')
-	for _, a := range args {
+	for i, a := range args {
+		if len(a) > g.lim.MaxInlineLen {
+			if n := len(g.large); n == 0 || g.large[n-1].seq != g.emitted {
+				g.large = append(g.large, largeArgs{seq: g.emitted})
+			}
+			l := &g.large[len(g.large)-1]
+			l.at, l.vals = append(l.at, i), append(l.vals, a)
+			g.hdr = append(g.hdr, "$0\r\n\r\n"...)
+			continue
+		}
 		g.hdr = append(g.hdr, '$')
 		g.hdr = strconv.AppendInt(g.hdr, int64(len(a)), 10)
 		g.hdr = append(g.hdr, '\r', '\n')
-		if len(a) > g.lim.MaxInlineLen {
-			g.flushHdr()
-			g.segs = append(g.segs, a)
-		} else {
-			g.hdr = append(g.hdr, a...)
-		}
+		g.hdr = append(g.hdr, a...)
 		g.hdr = append(g.hdr, '\r', '\n')
+	}
+}
+
+// Restore puts back the large arguments of the next command redcon hands
+// over (args, which it modifies): the server's handler calls it once for
+// every command, in order. They are valid until the handler returns for
+// the last command redcon holds.
+func (g *GuardedConn) Restore(args [][]byte) [][]byte {
+	g.restored++
+	if len(g.large) == 0 || g.large[0].seq != g.restored {
+		return args
+	}
+	l := g.large[0]
+	for i, at := range l.at {
+		if at < len(args) {
+			args[at] = l.vals[i]
+		}
+	}
+	g.large[0] = largeArgs{}
+	g.large = g.large[1:]
+	if len(g.large) == 0 {
+		g.large = nil
+	}
+	return args
+}
+
+// keepLarge copies the large arguments not restored yet out of the
+// parser's buffer before it is refilled or released. redcon reads again
+// only once it has run every command it was handed, so there are none;
+// this keeps them valid should that ever change.
+func (g *GuardedConn) keepLarge() {
+	for _, l := range g.large {
+		for i, v := range l.vals {
+			l.vals[i] = bytes.Clone(v)
+		}
 	}
 }
 
@@ -313,10 +379,11 @@ func (g *GuardedConn) deliver(p []byte) int {
 			g.hdr = nil
 		}
 		g.hdr, g.mark = g.hdr[:0], 0
-		// Nothing aliases the parser's buffer now: a large request's buffer
-		// goes before redcon copies the request (its reader, then its
-		// command), not after.
-		g.parser.Release()
+		// Nothing but large arguments (restored later) aliases the parser's
+		// buffer now.
+		if len(g.large) == 0 {
+			g.parser.Release()
+		}
 	}
 	return n
 }

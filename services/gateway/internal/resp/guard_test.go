@@ -72,8 +72,11 @@ func canonical(t testing.TB, in []byte, lim Limits) (string, error) {
 }
 
 // guardAll runs in through a guard, chunk bytes per socket read, read size
-// bytes at a time; it returns what the guard handed over, what it wrote to
-// the client and its final error.
+// bytes at a time, as redcon's server does: after each read it runs every
+// complete command it holds, which Restore gives back its large arguments.
+// It returns those commands re-encoded, what the guard wrote to the client
+// and its final error. The bytes handed over never carry an argument past
+// MaxInlineLen (redcon would keep it in its buffer).
 func guardAll(in []byte, chunk, size int, lim Limits) (got []byte, wrote string, err error) {
 	var chunks [][]byte
 	for i := 0; i < len(in); i += chunk {
@@ -81,11 +84,32 @@ func guardAll(in []byte, chunk, size int, lim Limits) (got []byte, wrote string,
 	}
 	f := &fakeConn{chunks: chunks}
 	g := NewGuardedConn(f, lim)
+	inline := g.lim.MaxInlineLen
+	redcon := NewParser(Limits{MaxBulkLen: 1 << 40, MaxQueryBuffer: 1 << 40})
 	buf := make([]byte, size)
 	for {
 		var n int
 		n, err = g.Read(buf)
-		got = append(got, buf[:n]...)
+		redcon.Feed(buf[:n])
+		for {
+			args, perr := redcon.Next()
+			if perr != nil {
+				return got, f.out.String(), fmt.Errorf("the guard handed over what redcon cannot parse: %w", perr)
+			}
+			if args == nil {
+				break
+			}
+			for _, a := range args {
+				if len(a) > inline {
+					return got, f.out.String(), fmt.Errorf("an argument of %d bytes was handed over", len(a))
+				}
+			}
+			args = g.Restore(args)
+			got = fmt.Appendf(got, "*%d\r\n", len(args))
+			for _, a := range args {
+				got = fmt.Appendf(got, "$%d\r\n%s\r\n", len(a), a)
+			}
+		}
 		if err != nil {
 			return got, f.out.String(), err
 		}

@@ -65,7 +65,8 @@ type Parser struct {
 	// refusal (the client was evicted) drops what was buffered and makes
 	// Evicted true; the caller closes the client.
 	Mem     *ClientAccount
-	res     Reservation
+	res     Reservation // the buffer's
+	resIdx  Reservation // offs' and args' (a request of a million empty arguments)
 	refused bool
 
 	// Unauthenticated applies Redis's limits for clients that have not
@@ -136,6 +137,12 @@ func (p *Parser) makeRoom(atLeast int) bool {
 	if p.refused {
 		return false
 	}
+	// What the last parse grew of the argument index counts from this read
+	// on: one read's worth late, and bounded by it.
+	if !p.resIdx.Fit(p.Mem, 8*cap(p.offs)+24*cap(p.args)) {
+		p.refuse()
+		return false
+	}
 	if p.buf == nil {
 		p.bufp = bufPool.Get().(*[]byte)
 		p.buf = *p.bufp
@@ -156,8 +163,7 @@ func (p *Parser) makeRoom(atLeast int) bool {
 			size = max(int(lim)+readSize, used+max(readSize, atLeast))
 		}
 		if !p.res.Fit(p.Mem, size) {
-			p.refused = true
-			p.Reset()
+			p.refuse()
 			return false
 		}
 		nb := make([]byte, size)
@@ -175,6 +181,15 @@ func (p *Parser) makeRoom(atLeast int) bool {
 }
 
 const maxInt = int(^uint(0) >> 1)
+
+// refuse drops everything buffered once Mem refused memory: the client is
+// evicted, and the caller closes it.
+func (p *Parser) refuse() {
+	p.refused = true
+	p.Reset()
+	p.args, p.offs, p.scratch = nil, nil, nil
+	p.resIdx.Fit(p.Mem, 0)
+}
 
 func (p *Parser) dropBuffer() {
 	if p.bufp != nil {
@@ -198,6 +213,7 @@ func (p *Parser) Release() {
 		}
 		if cap(p.args) > 64 {
 			p.args, p.offs = nil, nil
+			p.resIdx.Fit(p.Mem, 0)
 		}
 	}
 }

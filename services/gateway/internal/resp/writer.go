@@ -293,3 +293,50 @@ func (w *Writer) Release() {
 	}
 	w.buf = w.buf[:0]
 }
+
+// AdoptArray writes an array header of n elements followed by body's
+// bytes, taking body's buffer (and what Mem counts of it) when w is empty
+// rather than copying it: a large reply built aside (EXEC's, KEYS') is not
+// held twice. body is left empty.
+func (w *Writer) AdoptArray(body *Writer, n int) {
+	if w.Len() != 0 || w.over || body.over || w.Mem != body.Mem || body.Len() <= accountFree {
+		w.Array(n)
+		w.Raw(body.Bytes())
+		body.Release()
+		return
+	}
+	var hdr [maxIntLen + 3]byte
+	h := append(hdr[:0], '*')
+	h = strconv.AppendInt(h, int64(n), 10)
+	h = append(h, '\r', '\n')
+	size := body.Len()
+	if w.Limit > 0 && size+len(h) >= w.Limit {
+		w.Overflow()
+		body.Release()
+		return
+	}
+	if !body.room(len(h)) {
+		w.Overflow()
+		return
+	}
+	body.buf = body.buf[:size+len(h)]
+	copy(body.buf[len(h):], body.buf[:size])
+	copy(body.buf, h)
+	w.drop()
+	w.buf, w.res = body.buf, body.res
+	body.buf, body.res = nil, Reservation{}
+}
+
+// TakeLarge hands over w's buffer and what Mem counts of it when it is
+// large (past the part no account counts), leaving w empty; otherwise it
+// returns nil and w keeps its buffer for the next replies. The event loop
+// takes a large reply this way rather than copying it into its unsent
+// bytes.
+func (w *Writer) TakeLarge() ([]byte, Reservation) {
+	if w.over || cap(w.buf) <= accountFree {
+		return nil, Reservation{}
+	}
+	b, r := w.buf, w.res
+	w.buf, w.res = nil, Reservation{}
+	return b, r
+}
