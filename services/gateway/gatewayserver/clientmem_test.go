@@ -384,3 +384,54 @@ func TestRedconKeepsNoLargeRequest(t *testing.T) {
 		t.Fatalf("idle clients retain %d MB the budget (%d MB) does not count (counted %d)", grown>>20, clientMemBudget>>20, held)
 	}
 }
+
+// Whatever way a client's connection ends or its buffers empty, what the
+// budget counted of it goes back: QUIT with a MULTI queue, CLIENT KILL of a
+// client holding an unread reply, a large KEYS reply read in full.
+func TestMaxMemoryClientsReleasedOnEveryEnd(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		released := func(what string) {
+			t.Helper()
+			waitFor(t, what+": mem_clients_normal back to 0", func() bool {
+				return infoField(t, admin, "memory", "mem_clients_normal") == 0
+			})
+		}
+		held := func(what string) {
+			t.Helper()
+			waitFor(t, what+": counted", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") > 1<<20 })
+		}
+		val := string(bytes.Repeat([]byte("v"), 3_000_000))
+
+		q := conformance.DialRaw(t, srv.Addr())
+		q.Do("MULTI")
+		q.Do("SET", "a", val)
+		held("MULTI queue")
+		if got := q.Do("QUIT"); got != "+OK\r\n" {
+			t.Fatalf("QUIT: %q", got)
+		}
+		released("QUIT with a queue")
+
+		admin.Do("SADD", "s", "m")
+		k := dialSmallWindow(t, srv.Addr())
+		if _, err := k.Write(conformance.Encode("SRANDMEMBER", "s", "-1000000")); err != nil {
+			t.Fatal(err)
+		}
+		held("unread reply")
+		if got := admin.Do("CLIENT", "KILL", "ADDR", k.LocalAddr().String()); got != ":1\r\n" {
+			t.Fatalf("CLIENT KILL: %q", got)
+		}
+		released("CLIENT KILL")
+
+		args := []string{"MSET"}
+		for i := range 100_000 {
+			args = append(args, "key:"+strconv.Itoa(i), "v")
+		}
+		admin.Do(args...)
+		if got := admin.Do("KEYS", "key:*"); !strings.HasPrefix(got, "*100000\r\n") {
+			t.Fatalf("KEYS: %.40q", got)
+		}
+		released("KEYS read")
+	})
+}
