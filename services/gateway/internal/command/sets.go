@@ -279,15 +279,13 @@ func cmdSPop(r *Request) error {
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
-		var st spopState
 		batched := !withCount && usePopBatches && s.pops != nil && s.meta.Count > randSmall
 		if batched {
-			m, state, ok, err := s.spopBatched()
+			m, ok, err := s.spopBatched()
 			if err != nil || ok {
 				popped = [][]byte{m}
 				return err
 			}
-			st = state
 		}
 		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
 			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
@@ -321,7 +319,7 @@ func cmdSPop(r *Request) error {
 					s.afterPop(keyspace.KindSetMember, picks[0].elem)
 				}
 				if batched {
-					s.spopDone(st)
+					s.pops.spopWalked(s.popKey(keyspace.KindSetMember, 0))
 				}
 				return nil
 			}
