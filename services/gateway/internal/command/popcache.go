@@ -33,15 +33,18 @@ import (
 //     the sample holds n/16 members, up to n/4 as a run of pops goes on
 //     (spopSampleSize: one scan serves that many pops, 4 to 16 steps per
 //     pop, plus the deleted members of earlier pops, which the next scan
-//     steps over), and it is drawn only for a
-//     set popped without other writes in between (popHistory): a set that
-//     is written between pops keeps the walks, which cost no O(n). A set
-//     whose last run of pops was long enough to repay a scan is sampled
-//     at its next pop even if it was written since (a load, then pops):
-//     the runs of pops of a set are taken to be alike. A set of more than
-//     spopScanMax members is never sampled.
+//     steps over). Unlike the other batches a sample outlives other
+//     writes of its set (spopSample): once the set was written by
+//     anything but the sample's own pops, each pop reads its member first
+//     and skips one that is gone, and the sample is dropped once the
+//     members added since (which it cannot draw) pass count/16. A set
+//     with no sample draws one when its last sample served enough pops to
+//     repay the scan, or when the pops that walked since have cost as
+//     much (popHistory); a set of more than spopScanMax members is never
+//     sampled.
 //
-// The cache is bounded: popEntries batches of at most popBatchBytes each.
+// The cache is bounded: popEntries batches and popEntries SPOP samples of
+// at most popBatchBytes each.
 
 var (
 	popVars = expvar.NewMap("nokv_coll_pops")
@@ -70,7 +73,7 @@ const (
 	// popEntries bounds the batches kept, popBatchBytes each one's bytes.
 	popEntries    = 64
 	popBatchBytes = 1 << 20
-	// popHistories bounds the sets whose pop streak is remembered.
+	// popHistories bounds the sets whose SPOP history is remembered.
 	popHistories = 4096
 	// spopScanMax is the largest set SPOP samples: the scan runs inside
 	// one command, and a bigger set's would hold the event loop (and the
