@@ -6,13 +6,14 @@
 # scripts/bench-collections.sh does (RAFT=1), loads a set of SET_N (30000)
 # members "m:<i>" with SADDs of 1000 members, pops one member (the set's
 # first sample), then for each of RUNS runs:
-#   sadd   redis-benchmark -c CLIENTS -n N SADD of new members (reference)
 #   queue  two redis-benchmarks at once, CLIENTS/2 clients each: N SADDs of
 #          new members and N SPOPs of the set (the set stays near its size)
+#   sadd   redis-benchmark -c CLIENTS -n N SADD of new members (reference)
 # and prints the server CPU µs (user+system of PD, stores and gateway, from
 # /proc) per request, and per SPOP net of the SADDs (queue's CPU less N
 # times sadd's per-request CPU, over N), with the gateway's pop counters
-# (/debug/vars nokv_coll_pops, nokv_coll_random) over the queue runs.
+# (/debug/vars nokv_coll_pops, nokv_coll_random, nokv_raft_read_ahead) over
+# all runs.
 #
 # Environment: SET_N=30000, N=2000, CLIENTS=50, RUNS=3, BINDIR (prebuilt
 # nokv-redis, nokv-pd, nokv-store, nokv-config; else built from this tree),
@@ -140,12 +141,9 @@ printf '%-4s %10s %14s %14s %16s\n' run "SCARD" "SADD µs/req" "queue µs/req" "
 hits0=$(var nokv_coll_pops batch_hits) reads0=$(var nokv_coll_pops batch_reads)
 ver0=$(var nokv_coll_pops sample_verified) gone0=$(var nokv_coll_pops sample_gone)
 walks0=$(var nokv_coll_random walks) scanned0=$(var nokv_coll_random subkeys_scanned)
+rakeys0=$(var nokv_raft_read_ahead keys) rahits0=$(var nokv_raft_read_ahead hits)
 pops=0
 for run in $(seq "$RUNS"); do
-	t0=$(cpu_ticks)
-	run_bench "$CLIENTS" "$N" SADD q "a:$run:__rand_int__"
-	t1=$(cpu_ticks)
-	sadd=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$N" 'BEGIN { printf "%.0f", d * 1e6 / hz / n }')
 	t0=$(cpu_ticks)
 	run_bench "$((CLIENTS / 2))" "$N" SADD q "b:$run:__rand_int__" &
 	b1=$!
@@ -154,9 +152,14 @@ for run in $(seq "$RUNS"); do
 	wait "$b1" "$b2" || die "redis-benchmark failed: $(tail -5 "$work/bench.csv")"
 	t1=$(cpu_ticks)
 	pops=$((pops + N))
+	# The SADD reference after the queue: its adds (N) then make the
+	# sample stale before the next run's first pop, which samples again.
+	run_bench "$CLIENTS" "$N" SADD q "a:$run:__rand_int__"
+	t2=$(cpu_ticks)
+	sadd=$(awk -v d="$((t2 - t1))" -v hz="$CLK_TCK" -v n="$N" 'BEGIN { printf "%.0f", d * 1e6 / hz / n }')
 	queue=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$((2 * N))" 'BEGIN { printf "%.0f", d * 1e6 / hz / n }')
 	net=$(awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$N" -v s="$sadd" 'BEGIN { printf "%.0f", d * 1e6 / hz / n - s }')
 	printf '%-4s %10s %14s %14s %16s\n' "$run" "$(redis-cli -p "$port" SCARD q)" "$sadd" "$queue" "$net"
 done
-echo "over the runs' $pops SPOPs (and the SADD runs): samples drawn $(($(var nokv_coll_pops batch_reads) - reads0)), pops from a kept sample $(($(var nokv_coll_pops batch_hits) - hits0)), members verified $(($(var nokv_coll_pops sample_verified) - ver0)) (gone $(($(var nokv_coll_pops sample_gone) - gone0))), walks $(($(var nokv_coll_random walks) - walks0)), sub-keys scanned $(($(var nokv_coll_random subkeys_scanned) - scanned0))"
+echo "over the runs' $pops SPOPs (and the SADD runs): samples drawn $(($(var nokv_coll_pops batch_reads) - reads0)), pops from a kept sample $(($(var nokv_coll_pops batch_hits) - hits0)), members verified $(($(var nokv_coll_pops sample_verified) - ver0)) (gone $(($(var nokv_coll_pops sample_gone) - gone0))), walks $(($(var nokv_coll_random walks) - walks0)), sub-keys scanned $(($(var nokv_coll_random subkeys_scanned) - scanned0)), sub-keys read ahead $(($(var nokv_raft_read_ahead keys) - rakeys0)) (reads they answered $(($(var nokv_raft_read_ahead hits) - rahits0)))"
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"

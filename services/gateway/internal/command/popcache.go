@@ -2,11 +2,13 @@ package command
 
 import (
 	"encoding/binary"
+	"errors"
 	"expvar"
 	"math/rand/v2"
 	"strings"
 	"sync"
 
+	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
 )
 
@@ -605,6 +607,54 @@ func (c *coll) spopBatched() (m []byte, ok bool, err error) {
 	c.spopRemove(m)
 	c.pops.spopTook(key, s, &c.meta)
 	return m, true, nil
+}
+
+// errNotAhead stops an SPOP's run ahead (backend.AheadTxn) where it would
+// take from an executor cache: the real run does that.
+var errNotAhead = errors.New("SPOP: not run ahead")
+
+// runningAhead tells whether tx is a run ahead (backend.AheadTxn).
+func runningAhead(tx backend.Txn) bool {
+	a, ok := subTxn(tx).(backend.AheadTxn)
+	return ok && a.RunningAhead()
+}
+
+// spopPeekMax is how many members of the kept sample an SPOP's run ahead
+// looks at: the pops of one combined transaction (at most 64 commands)
+// each take the next one, skipping those the earlier ones removed.
+const spopPeekMax = 64
+
+// spopAhead is spopBatched's run ahead: it pops, in the transaction only
+// (the run's writes are undone), the first member of the kept sample that
+// the transaction has not removed, reading each as a verifying pop does;
+// the reads are guessed and noted, and read in one batch with the other
+// commands' before the real run, whose read of its member the batch then
+// answers. It takes nothing from the sample; with none it stops
+// (errNotAhead), and the real run samples or walks.
+func (c *coll) spopAhead() ([]byte, error) {
+	for _, m := range c.pops.spopPeek(c.popKey(keyspace.KindSetMember, 0), c.meta.Version, spopPeekMax) {
+		_, found, err := c.get(keyspace.KindSetMember, m)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			c.spopRemove(m)
+			return m, nil
+		}
+	}
+	return nil, errNotAhead
+}
+
+// spopPeek returns the next n members of key's kept sample of the set's
+// version, without taking them.
+func (pc *popCache) spopPeek(key string, version uint64, n int) [][]byte {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	s := pc.samples[key]
+	if s == nil || s.version != version {
+		return nil
+	}
+	return append([][]byte(nil), s.elems[s.i:min(s.i+n, len(s.elems))]...)
 }
 
 // spopRemove removes member m of c, known to be in the set.

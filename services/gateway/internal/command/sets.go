@@ -273,13 +273,23 @@ func cmdSPop(r *Request) error {
 	}
 	key := args[1]
 	var popped [][]byte
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+	fn := func(tx backend.Txn) error {
 		popped = nil
 		s, err := r.openSet(tx, key)
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
 		batched := !withCount && usePopBatches && s.pops != nil && s.meta.Count > randSmall
+		if !withCount && runningAhead(tx) {
+			// The raft backend's run ahead (backend.AheadTxn): name the
+			// member the real run will read, touching no cache.
+			if !batched {
+				return errNotAhead
+			}
+			m, err := s.spopAhead()
+			popped = [][]byte{m}
+			return err
+		}
 		if batched {
 			m, ok, err := s.spopBatched()
 			if err != nil || ok {
@@ -339,7 +349,16 @@ func cmdSPop(r *Request) error {
 		}
 		s.save()
 		return nil
-	})
+	}
+	// Without a count a pop reads the member it takes from the kept sample
+	// (popcache.go): run ahead, the raft backend reads the members of all
+	// the pops of one combined transaction in one batch.
+	var err error
+	if withCount {
+		err = r.updateSub([][]byte{key}, fn)
+	} else {
+		err = r.updateSubAhead(key, fn)
+	}
 	if err != nil {
 		return err
 	}
