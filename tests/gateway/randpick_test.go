@@ -95,7 +95,8 @@ func TestSPopAfterWritesSamplesOnTheRaftBackend(t *testing.T) {
 // transactions retry. Every SPOP must answer a member that was added and
 // not popped before, and what was popped plus what is left must be
 // exactly what was added, each once, with SCARD agreeing; the pops must
-// have come from kept samples, reading their members first.
+// have come from kept samples, reading their members first, some of them
+// named in a combined transaction's run ahead (read in its batch).
 func TestSPopQueueAcrossTwoRaftGateways(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	gws := []string{startGateway(t, c).Addr(), startGateway(t, c).Addr()}
@@ -114,7 +115,7 @@ func TestSPopQueueAcrossTwoRaftGateways(t *testing.T) {
 		}
 	}
 	hits, verified := backendVar(t, "nokv_coll_pops", "batch_hits"), backendVar(t, "nokv_coll_pops", "sample_verified")
-	walks := backendVar(t, "nokv_coll_random", "walks")
+	walks, ahead := backendVar(t, "nokv_coll_random", "walks"), backendVar(t, "nokv_coll_pops", "sample_ahead")
 	var (
 		mu       sync.Mutex
 		popped   = map[string]int{}
@@ -192,9 +193,13 @@ func TestSPopQueueAcrossTwoRaftGateways(t *testing.T) {
 	pops := int64(workers * perWorker)
 	gotHits := backendVar(t, "nokv_coll_pops", "batch_hits") - hits
 	gotVerified := backendVar(t, "nokv_coll_pops", "sample_verified") - verified
-	t.Logf("%d SPOPs: %d from kept samples, %d members verified, %d walks", pops, gotHits, gotVerified,
-		backendVar(t, "nokv_coll_random", "walks")-walks)
+	gotAhead := backendVar(t, "nokv_coll_pops", "sample_ahead") - ahead
+	t.Logf("%d SPOPs: %d attempts (retries included) from kept samples, %d members verified, %d named in a run ahead, %d walks", pops, gotHits,
+		gotVerified, gotAhead, backendVar(t, "nokv_coll_random", "walks")-walks)
 	if gotHits < pops/2 || gotVerified < pops/2 {
 		t.Fatalf("%d SPOPs: %d from kept samples, %d members verified; want most of them", pops, gotHits, gotVerified)
+	}
+	if gotAhead == 0 {
+		t.Fatalf("%d SPOPs, none named its member in a combined transaction's run ahead", pops)
 	}
 }

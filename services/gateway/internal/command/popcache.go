@@ -366,12 +366,16 @@ var (
 	popSampleVerified = new(expvar.Int)
 	popSampleGone     = new(expvar.Int)
 	popSampleStale    = new(expvar.Int)
+	// popSampleAhead counts the SPOPs that named their member in the raft
+	// backend's run ahead (spopAhead).
+	popSampleAhead = new(expvar.Int)
 )
 
 func init() {
 	popVars.Set("sample_verified", popSampleVerified)
 	popVars.Set("sample_gone", popSampleGone)
 	popVars.Set("sample_stale", popSampleStale)
+	popVars.Set("sample_ahead", popSampleAhead)
 }
 
 // spopSample is a kept SPOP sample of one set: elems[i:] in pop order.
@@ -638,6 +642,7 @@ func (c *coll) spopAhead() ([]byte, error) {
 			return nil, err
 		}
 		if found {
+			popSampleAhead.Add(1)
 			c.spopRemove(m)
 			return m, nil
 		}
