@@ -116,6 +116,7 @@ func TestSPopQueueAcrossTwoRaftGateways(t *testing.T) {
 	}
 	hits, verified := backendVar(t, "nokv_coll_pops", "batch_hits"), backendVar(t, "nokv_coll_pops", "sample_verified")
 	walks, ahead := backendVar(t, "nokv_coll_random", "walks"), backendVar(t, "nokv_coll_pops", "sample_ahead")
+	retaken := backendVar(t, "nokv_coll_pops", "sample_retaken")
 	var (
 		mu       sync.Mutex
 		popped   = map[string]int{}
@@ -194,8 +195,9 @@ func TestSPopQueueAcrossTwoRaftGateways(t *testing.T) {
 	gotHits := backendVar(t, "nokv_coll_pops", "batch_hits") - hits
 	gotVerified := backendVar(t, "nokv_coll_pops", "sample_verified") - verified
 	gotAhead := backendVar(t, "nokv_coll_pops", "sample_ahead") - ahead
-	t.Logf("%d SPOPs: %d attempts (retries included) from kept samples, %d members verified, %d named in a run ahead, %d walks", pops, gotHits,
-		gotVerified, gotAhead, backendVar(t, "nokv_coll_random", "walks")-walks)
+	t.Logf("%d SPOPs: %d attempts (retries included) from kept samples, %d members verified, %d named in a run ahead, "+
+		"%d retried with the member taken before, %d walks", pops, gotHits, gotVerified, gotAhead,
+		backendVar(t, "nokv_coll_pops", "sample_retaken")-retaken, backendVar(t, "nokv_coll_random", "walks")-walks)
 	if gotHits < pops/2 || gotVerified < pops/2 {
 		t.Fatalf("%d SPOPs: %d from kept samples, %d members verified; want most of them", pops, gotHits, gotVerified)
 	}

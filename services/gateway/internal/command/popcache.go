@@ -337,10 +337,12 @@ const (
 // or walks because the sample is in use; on the raft backend two
 // transactions popping the same set conflict on its record, and the one
 // retried runs afresh: it finds a Stamp that is not the one the sample
-// last saw (the other's, or one that never committed), and verifies. The
-// member its failed attempt took is not drawn again from this sample
-// (still in the set, it waits for the next sample like an added member;
-// counted as popped, so the estimate stays an overestimate).
+// last saw (the other's, or one that never committed), and verifies. It
+// first pops the member its failed run took (spopBatched's retry), if
+// that is still in the set (read first), so a retry loses no member from
+// the sample (a member a command took and then never popped, its client
+// gone or its run ahead's guess wrong, waits for the next sample like an
+// added one; counted as popped, so the estimate stays an overestimate).
 const (
 	// spopStaleDiv: a sample is dropped once the members added since
 	// are estimated at more than count/spopStaleDiv. With one SADD per
@@ -367,8 +369,10 @@ var (
 	popSampleGone     = new(expvar.Int)
 	popSampleStale    = new(expvar.Int)
 	// popSampleAhead counts the SPOPs that named their member in the raft
-	// backend's run ahead (spopAhead).
-	popSampleAhead = new(expvar.Int)
+	// backend's run ahead (spopAhead), popSampleRetaken those that popped
+	// the member their command's earlier, uncommitted run had taken.
+	popSampleAhead   = new(expvar.Int)
+	popSampleRetaken = new(expvar.Int)
 )
 
 func init() {
@@ -376,6 +380,7 @@ func init() {
 	popVars.Set("sample_gone", popSampleGone)
 	popVars.Set("sample_stale", popSampleStale)
 	popVars.Set("sample_ahead", popSampleAhead)
+	popVars.Set("sample_retaken", popSampleRetaken)
 }
 
 // spopSample is a kept SPOP sample of one set: elems[i:] in pop order.
@@ -499,6 +504,24 @@ func (pc *popCache) spopTook(key string, s *spopSample, meta *keyspace.Meta) {
 	}
 }
 
+// spopRetook records a pop of key's set that popped again the member an
+// earlier run of the same command took from the sample (spopBatched's
+// retry), from the state whose Stamp was before to meta (after save).
+// The member is no longer in the sample, so the members left in it are as
+// they were: the chain of Stamps goes on if before was its last link.
+func (pc *popCache) spopRetook(key string, before uint64, meta *keyspace.Meta) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	s := pc.samples[key]
+	if s == nil || s.version != meta.Version {
+		return
+	}
+	if s.stamp != before {
+		s.verify = true
+	}
+	s.stamp = meta.Stamp
+}
+
 // spopPlan tells a pop of key's set (of count members), which found no
 // usable sample, whether to draw one (and its size: spopSampleSize) or to
 // walk (spopSampleAfter).
@@ -561,9 +584,25 @@ func (pc *popCache) spopKeep(key string, s *spopSample, meta *keyspace.Meta, too
 // spopBatched pops one member of the set c from its kept sample, or from a
 // new one when there is none and one is worth drawing: ok is false when
 // this pop is to walk instead (the caller then pops by walks and calls
-// spopWalked).
-func (c *coll) spopBatched() (m []byte, ok bool, err error) {
+// spopWalked). retry is the member this command's earlier run took from a
+// sample, if any: that run did not commit (the transaction is run again),
+// so the member is popped now if it is still in the set (read first),
+// rather than lost to the sample until the next one.
+func (c *coll) spopBatched(retry []byte) (m []byte, ok bool, err error) {
 	key := c.popKey(keyspace.KindSetMember, 0)
+	if retry != nil {
+		_, found, err := c.get(keyspace.KindSetMember, retry)
+		if err != nil {
+			return nil, false, err
+		}
+		if found {
+			popSampleRetaken.Add(1)
+			before := c.meta.Stamp
+			c.spopRemove(retry)
+			c.pops.spopRetook(key, before, &c.meta)
+			return retry, true, nil
+		}
+	}
 	for misses := 0; ; {
 		m, s, verify := c.pops.spopNext(key, &c.meta)
 		if m == nil {
@@ -628,15 +667,19 @@ func runningAhead(tx backend.Txn) bool {
 // each take the next one, skipping those the earlier ones removed.
 const spopPeekMax = 64
 
-// spopAhead is spopBatched's run ahead: it pops, in the transaction only
+// spopAhead is spopBatched's run ahead (retry: the same): it pops, in the transaction only
 // (the run's writes are undone), the first member of the kept sample that
 // the transaction has not removed, reading each as a verifying pop does;
 // the reads are guessed and noted, and read in one batch with the other
 // commands' before the real run, whose read of its member the batch then
 // answers. It takes nothing from the sample; with none it stops
 // (errNotAhead), and the real run samples or walks.
-func (c *coll) spopAhead() ([]byte, error) {
-	for _, m := range c.pops.spopPeek(c.popKey(keyspace.KindSetMember, 0), c.meta.Version, spopPeekMax) {
+func (c *coll) spopAhead(retry []byte) ([]byte, error) {
+	peek := c.pops.spopPeek(c.popKey(keyspace.KindSetMember, 0), c.meta.Version, spopPeekMax)
+	if retry != nil {
+		peek = append([][]byte{retry}, peek...) // spopBatched reads it first
+	}
+	for _, m := range peek {
 		_, found, err := c.get(keyspace.KindSetMember, m)
 		if err != nil {
 			return nil, err

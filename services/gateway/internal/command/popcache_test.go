@@ -2,6 +2,7 @@ package command
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -690,4 +691,59 @@ func popBigElements(t *testing.T, n int, key, popFirst, popLast string, replyBul
 		}
 	}
 	return e, c
+}
+
+// retryingBackend runs every write twice, as the raft backend does when a
+// transaction conflicts: the first run's writes are thrown away (its fn
+// returns, then the transaction fails), the second commits.
+type retryingBackend struct{ backend.Backend }
+
+var errRetryRun = errors.New("test: this run is thrown away")
+
+func (b retryingBackend) Update(ctx context.Context, opts backend.WriteOptions, keys [][]byte, fn func(backend.Txn) error) error {
+	err := b.Backend.Update(ctx, opts, keys, func(tx backend.Txn) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRetryRun
+	})
+	if !errors.Is(err, errRetryRun) {
+		return err
+	}
+	return b.Backend.Update(ctx, opts, keys, fn)
+}
+
+// An SPOP whose transaction runs again pops, if it is still in the set,
+// the member its first run took from the sample: a retry loses no member
+// from the sample (each would wait for the next sample), and every pop
+// still gives a member of the set, once.
+func TestSPopRetryPopsTheMemberTaken(t *testing.T) {
+	e0, _ := randExecutor(t)
+	e := New(retryingBackend{e0.be}, Options{})
+	c := e.NewClient("127.0.0.1:5", "127.0.0.1:6")
+	const n, pops = 3000, 150 // a sample of n/16 serves them all
+	fill(t, e, c, "SADD", "s", n, func(i int) string { return fmt.Sprintf("m:%05d", i) })
+	retaken, reads := popSampleRetaken.Value(), popBatchReads.Value()
+	seen := map[string]bool{}
+	for range pops {
+		got := bulks(do(t, e, c, "SPOP", "s"))
+		if len(got) != 1 || seen[got[0]] || !strings.HasPrefix(got[0], "m:") {
+			t.Fatalf("SPOP gave %q (popped before: %v)", got, seen[got[0]])
+		}
+		seen[got[0]] = true
+	}
+	if got := popSampleRetaken.Value() - retaken; got != pops {
+		t.Fatalf("%d of %d retried SPOPs popped the member their first run took", got, pops)
+	}
+	if got := popBatchReads.Value() - reads; got != 1 {
+		t.Fatalf("%d samples drawn for %d pops, want 1", got, pops)
+	}
+	if got := do(t, e, c, "SCARD", "s"); got != fmt.Sprintf(":%d\r\n", n-pops) {
+		t.Fatalf("SCARD = %q, want %d", got, n-pops)
+	}
+	for m := range seen {
+		if got := do(t, e, c, "SISMEMBER", "s", m); got != ":0\r\n" {
+			t.Fatalf("SISMEMBER %s after its SPOP: %q", m, got)
+		}
+	}
 }

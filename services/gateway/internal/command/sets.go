@@ -273,6 +273,9 @@ func cmdSPop(r *Request) error {
 	}
 	key := args[1]
 	var popped [][]byte
+	// taken: the member an earlier run of fn took from the set's kept
+	// sample (a run that did not commit, as fn runs again).
+	var taken []byte
 	fn := func(tx backend.Txn) error {
 		popped = nil
 		s, err := r.openSet(tx, key)
@@ -286,14 +289,17 @@ func cmdSPop(r *Request) error {
 			if !batched {
 				return errNotAhead
 			}
-			m, err := s.spopAhead()
+			m, err := s.spopAhead(taken)
 			popped = [][]byte{m}
 			return err
 		}
 		if batched {
-			m, ok, err := s.spopBatched()
+			m, ok, err := s.spopBatched(taken)
 			if err != nil || ok {
 				popped = [][]byte{m}
+				if ok {
+					taken = m
+				}
 				return err
 			}
 		}
