@@ -390,9 +390,9 @@ type spopSample struct {
 	// one the sample was read at).
 	stamp uint64
 	// verify: a pop found another Stamp, so every pop reads its member.
-	verify   bool
-	elems    [][]byte
-	i, bytes int
+	verify bool
+	elems  [][]byte
+	i      int
 	// count0 is the set's count when the sample was drawn, popped the
 	// pops the sample served (or began: a rolled back one counts),
 	// tried and missed the members read to verify them and those gone.
@@ -641,7 +641,7 @@ func (c *coll) spopBatched(retry []byte) (m []byte, ok bool, err error) {
 	}
 	// The first member is this pop's; the rest are kept for the next.
 	m = b.next()
-	s := &spopSample{elems: b.elems[b.i:], bytes: b.bytes}
+	s := &spopSample{elems: b.elems[b.i:]}
 	// Long members: a sample of a few would cost a scan per few pops
 	// (more than walkOrScan steps each). This one serves its first pop
 	// only; the next pops walk.
