@@ -190,9 +190,20 @@ type WriteOptions struct {
 	// combined in one transaction in one batch, before it runs them
 	// (combine.go, "Read ahead"). Only for a fn whose effects outside the
 	// transaction are its captured results, which its real run sets again
-	// (no executor caches: the pops' batches are taken as they are read),
+	// (no executor caches: the pops' batches are taken as they are read,
+	// unless the fn asks AheadTxn and only looks at them in a run ahead),
 	// and which names one key. The embedded backend ignores it.
 	ReadAhead bool
+}
+
+// AheadTxn is implemented by a transaction that may run a command's fn
+// ahead of its real run (WriteOptions.ReadAhead): RunningAhead tells the
+// fn that this run's writes will be undone and its sub-key reads answered
+// with a guess, so that it may look at an executor cache (SPOP's kept
+// sample) to name the sub-keys its real run will read, without taking
+// anything from it.
+type AheadTxn interface {
+	RunningAhead() bool
 }
 
 // KeyInfo describes one key met by Scan.

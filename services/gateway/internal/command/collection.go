@@ -260,7 +260,8 @@ func (r *Request) updateSub(keys [][]byte, fn func(backend.Txn) error) error {
 // but the results it sets afresh at each run and the keys it signals as
 // ready (a spurious wake-up costs the waiter a retry, nothing more). Not
 // for a command that uses the executor's caches (pops' batches, random
-// pickers): a run ahead would take their entries.
+// pickers): a run ahead would take their entries, unless it asks
+// runningAhead and then only looks at them (SPOP's spopAhead).
 func (r *Request) updateSubAhead(key []byte, fn func(backend.Txn) error) error {
 	r.readAhead = true
 	defer func() { r.readAhead = false }()

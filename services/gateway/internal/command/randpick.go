@@ -15,8 +15,9 @@ import (
 )
 
 // Random elements (SPOP, SRANDMEMBER, HRANDFIELD, ZRANDMEMBER) without
-// reading the collection. (A run of SPOPs on a set nothing else writes
-// pops a sample drawn by one read instead: popcache.go.) The elements of one kind are a sorted range of
+// reading the collection. (SPOP without a count mostly pops a sample drawn
+// by one read instead, kept across other writes of the set: popcache.go;
+// it walks when no sample is worth drawing.) The elements of one kind are a sorted range of
 // sub-keys and the store keeps no counts, so the element at a uniform
 // position cannot be found without scanning to it (SPOP on 63k members
 // was 73 pops/s that way). Instead a draw walks down the trie of the

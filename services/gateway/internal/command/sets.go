@@ -270,21 +270,35 @@ func cmdSPop(r *Request) error {
 	}
 	key := args[1]
 	var popped [][]byte
-	err := r.updateSub([][]byte{key}, func(tx backend.Txn) error {
+	// taken: the member an earlier run of fn took from the set's kept
+	// sample (a run that did not commit, as fn runs again).
+	var taken []byte
+	fn := func(tx backend.Txn) error {
 		popped = nil
 		s, err := r.openSet(tx, key)
 		if err != nil || !s.found || (withCount && count == 0) {
 			return err
 		}
-		var st spopState
 		batched := !withCount && usePopBatches && s.pops != nil && s.meta.Count > randSmall
+		if !withCount && runningAhead(tx) {
+			// The raft backend's run ahead (backend.AheadTxn): name the
+			// member the real run will read, touching no cache.
+			if !batched {
+				return errNotAhead
+			}
+			m, err := s.spopAhead(taken)
+			popped = [][]byte{m}
+			return err
+		}
 		if batched {
-			m, state, ok, err := s.spopBatched()
+			m, ok, err := s.spopBatched(taken)
 			if err != nil || ok {
 				popped = [][]byte{m}
+				if ok {
+					taken = m
+				}
 				return err
 			}
-			st = state
 		}
 		if want := max(count, 1); useWalks(withCount, want, s.meta.Count) {
 			picks, ok, err := s.randomElems(keyspace.KindSetMember, want, true)
@@ -318,7 +332,7 @@ func cmdSPop(r *Request) error {
 					s.afterPop(keyspace.KindSetMember, picks[0].elem)
 				}
 				if batched {
-					s.spopDone(st)
+					s.pops.spopWalked(s.popKey(keyspace.KindSetMember, 0))
 				}
 				return nil
 			}
@@ -354,7 +368,16 @@ func cmdSPop(r *Request) error {
 		}
 		s.save()
 		return nil
-	})
+	}
+	// Without a count a pop reads the member it takes from the kept sample
+	// (popcache.go): run ahead, the raft backend reads the members of all
+	// the pops of one combined transaction in one batch.
+	var err error
+	if withCount {
+		err = r.updateSub([][]byte{key}, fn)
+	} else {
+		err = r.updateSubAhead(key, fn)
+	}
 	if err != nil {
 		return err
 	}

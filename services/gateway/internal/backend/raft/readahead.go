@@ -144,6 +144,12 @@ func (x *txn) getSub(sub []byte) (kvclient.Entry, bool, error) {
 	return x.get(sub)
 }
 
+// RunningAhead tells a command's fn that this is its run ahead
+// (backend.AheadTxn).
+func (x *txn) RunningAhead() bool {
+	return x.ahead != nil && x.ahead.running
+}
+
 // stopAhead is the error of a read the run ahead may not make, nil
 // outside it.
 func (x *txn) stopAhead() error {
