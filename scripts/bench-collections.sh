@@ -126,21 +126,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-free_port() {
-	local p lo=32768
-	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-	(( lo > 11000 )) || die "ephemeral port range starts at $lo: no room for server ports below it"
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! port_busy "$p"; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free loopback port found"
-}
+source "$script_dir/lib/ports.sh"
 
 # wait_ready NAME LOG: until the server answers PING (300 s: a cluster starts slowly).
 wait_ready() {

@@ -73,18 +73,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-free_port() {
-	local p lo=32768
-	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return
-		fi
-	done
-	die "no free loopback port found"
-}
+source "$script_dir/lib/ports.sh"
 
 # cpu_ticks PID: utime+stime of PID in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
