@@ -105,6 +105,9 @@ type popCache struct {
 	batches map[string]*popBatch
 	// samples are the kept SPOP samples, by set (spopSample).
 	samples map[string]*spopSample
+	// fills are the reservoirs SADD keeps for sets not yet popped
+	// (spopfill.go).
+	fills map[string]*spopFill
 	hist    map[string]popHistory
 	// sampleAfter is the backend's spopSampleAfter (0: the embedded
 	// backend's), set before use.
@@ -627,6 +630,9 @@ func (c *coll) spopBatched(retry []byte) (m []byte, ok bool, err error) {
 		c.spopRemove(m)
 		c.pops.spopTook(key, s, &c.meta)
 		return m, true, nil
+	}
+	if c.pops.spopAdopt(key, &c.meta) {
+		return c.spopBatched(nil)
 	}
 	sample, want := c.pops.spopPlan(key, c.meta.Count)
 	if !sample {

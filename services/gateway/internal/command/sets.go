@@ -124,20 +124,30 @@ func cmdSAdd(r *Request) error {
 		if err != nil {
 			return err
 		}
+		created, before := !s.found, s.meta.Stamp
 		if err := s.create(); err != nil {
 			return err
 		}
 		if err := s.prefetch(keyspace.KindSetMember, r.Args[2:]); err != nil {
 			return err
 		}
+		var newBuf [4][]byte
+		newMembers := newBuf[:0]
 		for _, m := range r.Args[2:] {
 			isNew, err := s.addMember(m)
 			if err != nil {
 				return err
 			}
-			added += b2i(isNew)
+			if isNew {
+				added++
+				newMembers = append(newMembers, m)
+			}
 		}
 		s.save()
+		if added > 0 && !runningAhead(tx) {
+			// SPOP's sample of the set, kept from its creation (spopfill.go).
+			s.pops.saddOffer(s.popKey(keyspace.KindSetMember, 0), created, before, &s.meta, newMembers)
+		}
 		return nil
 	})
 	if err != nil {
