@@ -108,7 +108,7 @@ type popCache struct {
 	// fills are the reservoirs SADD keeps for sets not yet popped
 	// (spopfill.go).
 	fills map[string]*spopFill
-	hist    map[string]popHistory
+	hist  map[string]popHistory
 	// sampleAfter is the backend's spopSampleAfter (0: the embedded
 	// backend's), set before use.
 	sampleAfter uint64
