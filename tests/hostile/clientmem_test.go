@@ -92,3 +92,68 @@ func TestClientsTogetherStayWithinMaxMemoryClients(t *testing.T) {
 		})
 	}
 }
+
+// Many MONITOR clients that do not read cannot make one large command
+// cost its size once per monitor: each command's line is formatted once
+// and shared by every monitor's stream, and the copies the server makes to
+// send it count against --maxmemory-clients, which closes the monitors
+// holding the most. Before, 100 monitors each copied every 8 MB SET into
+// their own stream, 800 MB a command, before anything was sent or counted.
+func TestUnreadMonitorsStayWithinMaxMemoryClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real server; skipped in -short mode")
+	}
+	bin := binaries(t)
+	port, err := cluster.ReservePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
+	port.Release()
+	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
+		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
+		"--proto-max-bulk-len", "16mb")
+	tg.servers = []*proc{tg.gw}
+	t.Cleanup(func() {
+		tg.gw.stop(t)
+		if t.Failed() {
+			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
+		}
+	})
+	tg.waitReady(t)
+
+	const monitors = 100
+	var conns []*conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range monitors {
+		c, err := dial(tg.addr, pingTimeout)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		conns = append(conns, c)
+		if err := c.send(encode("MONITOR"), pingTimeout); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := c.read(pingTimeout); err != nil || r != "+OK\r\n" {
+			t.Fatalf("MONITOR: %q, %v", r, err)
+		}
+		// Then never read again.
+	}
+	tg.gw.rebase()
+	tg.gw.startKiB = tg.gw.baseKiB
+	value := strings.Repeat("v", 8<<20)
+	for i := range 3 {
+		if r := mustDo(t, tg.addr, "SET", fmt.Sprintf("hostile:mon:%d", i), value); r != "+OK\r\n" {
+			t.Fatalf("SET: %.100q", r)
+		}
+	}
+	time.Sleep(time.Second)
+	tg.check(t, fmt.Sprintf("%d unread monitors x 3 SETs of 8 MB", monitors))
+	if r := mustDo(t, tg.addr, "STRLEN", "hostile:mon:2"); r != fmt.Sprintf(":%d\r\n", len(value)) {
+		t.Fatalf("STRLEN after the SETs: %q", r)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -348,24 +349,33 @@ func (l *eventLoop) sendMonitors() {
 		if l.conns[c.fd] != c {
 			continue
 		}
-		lines, dropped := c.monitor.Take()
-		if !dropped && len(c.out)+len(lines) > c.monitor.Limit() {
+		lines, n, dropped := c.monitor.Take()
+		if !dropped && len(c.out)+n > c.monitor.Limit() {
 			dropped = true
 		}
 		if dropped {
-			l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)+len(lines)), false)
+			l.s.closedForOutputBuffer(c.client, c.remote, int64(len(c.out)+n), false)
 			l.close(c)
 			continue
 		}
 		keep = append(keep, c)
-		if len(lines) == 0 {
+		if n == 0 {
 			continue
 		}
 		wasEmpty := len(c.out) == 0
-		c.out = append(c.out, lines...)
+		c.out = slices.Grow(c.out, n)
+		for _, line := range lines {
+			c.out = append(c.out, line...)
+		}
+		// Counted as each monitor's copy is made, and the clients the
+		// budget evicts for it (other monitors' copies, mostly) are closed
+		// at once, not after every monitor's copy was made: a hundred
+		// monitors that do not read hold about the budget, not a hundred
+		// copies of each line.
 		if !l.countOut(c) {
 			continue
 		}
+		l.closeKilled()
 		if wasEmpty {
 			l.write(c)
 		}

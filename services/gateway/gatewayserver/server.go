@@ -368,7 +368,7 @@ func (s *Server) closed(conn redcon.Conn, err error) {
 		close(rc.done)
 		rc.monitorWG.Wait()
 		if rc.monitor != nil {
-			if _, dropped := rc.monitor.Take(); dropped {
+			if _, _, dropped := rc.monitor.Take(); dropped {
 				s.closedForOutputBuffer(client, conn.RemoteAddr(), int64(rc.monitor.Limit()), false)
 			}
 		}
@@ -607,14 +607,16 @@ func (s *Server) startMonitor(conn redcon.Conn, rc *redconConn, m *command.Monit
 				return
 			case <-wake:
 			}
-			lines, dropped := m.Take()
+			lines, n, dropped := m.Take()
 			if dropped {
 				return // the executor closed the connection; closed logs it
 			}
-			if len(lines) == 0 {
+			if n == 0 {
 				continue
 			}
-			if _, err := raw.Write(lines); err != nil {
+			// One writev of the shared lines: no copy per monitor.
+			bufs := net.Buffers(lines)
+			if _, err := bufs.WriteTo(raw); err != nil {
 				_ = raw.Close()
 				return
 			}

@@ -9,7 +9,10 @@ import (
 // run is appended as Redis formats it, and the server sends it. Appending
 // never waits for the monitor: past Limit bytes not yet taken the monitor
 // is dropped (its connection closed, as Redis's output buffer limit would),
-// so a slow monitor costs memory up to Limit and never stalls anyone.
+// so a slow monitor never stalls anyone. A line is formatted once and
+// shared by every monitor's stream: a hundred monitors that do not read
+// hold each line once, not a hundred copies (with one copy each, a 10 MB
+// SET held 1 GB before the server could send or drop anything).
 type Monitor struct {
 	c     *Client
 	limit int
@@ -17,8 +20,11 @@ type Monitor struct {
 	// lines were appended; the event loop leaves it nil and drains every
 	// monitor once per iteration.
 	Notify func()
-	buf    []byte
-	// dropped is set once the buffer passed limit.
+	// lines were appended since the last Take, bytes long in all; each
+	// line is shared with the other monitors and never written to.
+	lines [][]byte
+	bytes int
+	// dropped is set once the lines passed limit.
 	dropped bool
 }
 
@@ -26,14 +32,15 @@ type Monitor struct {
 // buffer limit does not bound them lower.
 const DefaultMonitorLimit = 64 << 20
 
-// Take returns the lines appended since the last call (nil if none), and
-// whether the monitor fell behind past its limit and must be closed.
-func (m *Monitor) Take() (lines []byte, dropped bool) {
+// Take returns the lines appended since the last call (nil if none), in
+// order, with their length in bytes, and whether the monitor fell behind
+// past its limit and must be closed. The lines are shared: read only.
+func (m *Monitor) Take() (lines [][]byte, n int, dropped bool) {
 	e := m.c.exec
 	e.in.monMu.Lock()
 	defer e.in.monMu.Unlock()
-	lines, m.buf = m.buf, nil
-	return lines, m.dropped
+	lines, n, m.lines, m.bytes = m.lines, m.bytes, nil, 0
+	return lines, n, m.dropped
 }
 
 // SetNotify sets the function told of new lines (see Monitor.Notify).
@@ -109,12 +116,13 @@ func (e *Executor) feedMonitors(c *Client, args [][]byte) {
 		if m.dropped {
 			continue
 		}
-		if len(m.buf)+len(line) > m.limit {
-			m.dropped, m.buf = true, nil
+		if m.bytes+len(line) > m.limit {
+			m.dropped, m.lines, m.bytes = true, nil, 0
 			drop = append(drop, mc)
 			continue
 		}
-		m.buf = append(m.buf, line...)
+		m.lines = append(m.lines, line)
+		m.bytes += len(line)
 		if m.Notify != nil {
 			notify = append(notify, m.Notify)
 		}
