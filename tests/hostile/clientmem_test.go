@@ -2,7 +2,9 @@ package hostile_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -155,5 +157,84 @@ func TestUnreadMonitorsStayWithinMaxMemoryClients(t *testing.T) {
 	tg.check(t, fmt.Sprintf("%d unread monitors x 3 SETs of 8 MB", monitors))
 	if r := mustDo(t, tg.addr, "STRLEN", "hostile:mon:2"); r != fmt.Sprintf(":%d\r\n", len(value)) {
 		t.Fatalf("STRLEN after the SETs: %q", r)
+	}
+}
+
+// Commands that CLIENT PAUSE holds count against --maxmemory-clients: the
+// event loop keeps a copy of each held command (the client's query buffer
+// moves on), and sixteen clients whose 15 MB SETs wait for the pause to
+// end must not hold 240 MB under a 32 MiB budget.
+func TestPausedCommandsStayWithinMaxMemoryClients(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a real server; skipped in -short mode")
+	}
+	bin := binaries(t)
+	port, err := cluster.ReservePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
+	port.Release()
+	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
+		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
+		"--proto-max-bulk-len", "16mb", "--client-query-buffer-limit", "32mb")
+	tg.servers = []*proc{tg.gw}
+	t.Cleanup(func() {
+		tg.gw.stop(t)
+		if t.Failed() {
+			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
+		}
+	})
+	tg.waitReady(t)
+	tg.gw.rebase()
+	tg.gw.startKiB = tg.gw.baseKiB
+	if r := mustDo(t, tg.addr, "CLIENT", "PAUSE", "60000", "WRITE"); r != "+OK\r\n" {
+		t.Fatalf("CLIENT PAUSE: %q", r)
+	}
+	const clients = 16
+	set := encode("SET", "hostile:paused", strings.Repeat("v", 15_000_000))
+	var conns []*conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range clients {
+		c, err := dial(tg.addr, pingTimeout)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		conns = append(conns, c)
+		// One at a time: each whole SET is read (and held) before the next
+		// client sends, so the query buffers alone never pass the budget.
+		if err := c.send(set, 30*time.Second); err != nil {
+			t.Logf("client %d: send: %v (evicted)", len(conns), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	tg.check(t, fmt.Sprintf("%d clients x a 15 MB SET held by CLIENT PAUSE", clients))
+	if r := mustDo(t, tg.addr, "CLIENT", "UNPAUSE"); r != "+OK\r\n" {
+		t.Fatalf("CLIENT UNPAUSE: %q", r)
+	}
+	// The clients still connected get their SET run once the pause ends;
+	// the evicted ones were closed (a read ends at once, not in a timeout).
+	ran := 0
+	for i, c := range conns {
+		r, err := c.read(10 * time.Second)
+		switch {
+		case err == nil && r == "+OK\r\n":
+			ran++
+		case err == nil:
+			t.Errorf("client %d: %q after the pause", i, r)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			t.Errorf("client %d: neither run nor closed 10 s after the pause", i)
+		}
+	}
+	if ran == 0 || ran == clients {
+		t.Errorf("%d of %d held SETs ran after the pause: want some (the budget's share) and not all", ran, clients)
+	}
+	if r := mustDo(t, tg.addr, "STRLEN", "hostile:paused"); r != ":15000000\r\n" {
+		t.Errorf("STRLEN after the pause: %q", r)
 	}
 }

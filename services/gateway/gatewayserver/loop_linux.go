@@ -126,8 +126,11 @@ type loopConn struct {
 	blocked, watched bool
 	cancelWait       context.CancelFunc
 	// heldArgs is the command CLIENT PAUSE holds (a copy): it runs first
-	// once the pause ends; meanwhile the client is not read.
+	// once the pause ends; meanwhile the client is not read. heldRes is
+	// its share of the client's memory account: a thousand paused
+	// clients each holding a large SET must fit maxmemory-clients too.
 	heldArgs [][]byte
+	heldRes  resp.Reservation
 	// monitor is the client's MONITOR stream, once it ran MONITOR.
 	monitor *command.Monitor
 }
@@ -532,6 +535,7 @@ func (l *eventLoop) process(c *loopConn) bool {
 		args := c.heldArgs
 		if args != nil {
 			c.heldArgs = nil
+			c.heldRes.Fit(c.client.Out.Mem, 0)
 		} else {
 			c.parser.Unauthenticated = !c.client.Authenticated()
 			var perr error
@@ -550,7 +554,19 @@ func (l *eventLoop) process(c *loopConn) bool {
 		}
 		if l.s.exec.Held(c.client, args) {
 			// CLIENT PAUSE: keep the command (the parser's buffer is
-			// reused) and read nothing more until it ran.
+			// reused) and read nothing more until it ran. The copy is
+			// counted before it is made; refused (evicted: it held the
+			// most), the client is closed, as evictions close it.
+			size := 0
+			for _, a := range args {
+				size += len(a) + 24
+			}
+			if !c.heldRes.Fit(c.client.Out.Mem, size) {
+				c.heldRes.Fit(c.client.Out.Mem, 0)
+				c.client.Out.Reset()
+				l.close(c)
+				return false
+			}
 			c.heldArgs = make([][]byte, len(args))
 			for i, a := range args {
 				c.heldArgs[i] = bytes.Clone(a)
