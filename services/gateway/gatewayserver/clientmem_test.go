@@ -435,3 +435,50 @@ func TestMaxMemoryClientsReleasedOnEveryEnd(t *testing.T) {
 		released("KEYS read")
 	})
 }
+
+// A command that runs off the event loop (KEYS) is copied there, as the
+// parser moves on, and the copy counts against maxmemory-clients while the
+// command runs: many clients sending KEYS with patterns of megabytes over
+// a large keyspace must fit the budget too.
+func TestOffLoopCommandCounted(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		fillKeys(t, srv.Addr(), "key:", 300_000)
+		admin := conformance.DialRaw(t, srv.Addr())
+		pattern := "key:*" + strings.Repeat("z", 6<<20)
+		seen := int64(0)
+		for try := 0; try < 5 && seen <= 6<<20; try++ {
+			c := conformance.DialRaw(t, srv.Addr())
+			c.Send(conformance.Encode("KEYS", pattern))
+			type reply struct {
+				s   string
+				err error
+			}
+			done := make(chan reply, 1)
+			go func() {
+				s, err := c.ReadErr()
+				done <- reply{s, err}
+			}()
+			var r *reply
+			for r == nil && seen <= 6<<20 {
+				seen = max(seen, infoField(t, admin, "memory", "mem_clients_normal"))
+				select {
+				case got := <-done:
+					r = &got // KEYS answered
+				default:
+				}
+			}
+			if r == nil {
+				got := <-done
+				r = &got
+			}
+			if r.err != nil || r.s != "*0\r\n" {
+				t.Fatalf("KEYS: %.100q, %v", r.s, r.err)
+			}
+		}
+		if seen <= 6<<20 {
+			t.Fatalf("mem_clients_normal at most %d while KEYS with a 6 MiB pattern ran: its copy is not counted", seen)
+		}
+		waitFor(t, "the copy released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}

@@ -131,6 +131,9 @@ type loopConn struct {
 	// clients each holding a large SET must fit maxmemory-clients too.
 	heldArgs [][]byte
 	heldRes  resp.Reservation
+	// offRes is the share of the client's account that the copy of a
+	// command running off the loop (startOffLoop) holds.
+	offRes resp.Reservation
 	// monitor is the client's MONITOR stream, once it ran MONITOR.
 	monitor *command.Monitor
 }
@@ -579,8 +582,13 @@ func (l *eventLoop) process(c *loopConn) bool {
 			}
 			break
 		}
-		if l.s.exec.RunsLong(c.client, args) && l.startOffLoop(c, args) {
-			return true
+		if l.s.exec.RunsLong(c.client, args) {
+			switch l.startOffLoop(c, args) {
+			case offStarted:
+				return true
+			case offRefused:
+				return false
+			} // offInline: run it here
 		}
 		l.ran = true
 		var xerr error
@@ -718,20 +726,40 @@ func (l *eventLoop) finishLater(c *loopConn) {
 	l.fdMu.Unlock()
 }
 
+// How startOffLoop went.
+const (
+	offStarted = iota // the command runs off the loop, c busy
+	offInline         // it could not: the command runs on the loop
+	offRefused        // the budget evicted c to copy its command: c is closed
+)
+
 // startOffLoop runs args (a command that runs long) on a goroutine of its
-// own, with c busy until it finishes. It reports false if it could not,
-// and the command then runs on the loop.
-func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) bool {
+// own, with c busy until it finishes.
+func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) int {
+	// The parser reuses its buffer once the loop reads again, so the
+	// command is copied, and the copy counted before it is made (KEYS
+	// with a pattern of hundreds of MB, from many clients at once).
+	size := 0
+	for _, a := range args {
+		size += len(a) + 24
+	}
+	if !c.offRes.Fit(c.client.Out.Mem, size) {
+		c.offRes.Fit(c.client.Out.Mem, 0)
+		c.client.Out.Reset()
+		l.close(c)
+		return offRefused
+	}
 	// The command must see every write before it, its client's included,
 	// and those sit in the iteration's batch: commit it (with its fsync;
 	// the replies wait for the end of the iteration as always).
 	if err := l.s.be.Sync(l.ctx); err != nil {
-		return false
+		c.offRes.Fit(c.client.Out.Mem, 0)
+		return offInline
 	}
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
-		return false
+		c.offRes.Fit(c.client.Out.Mem, 0)
+		return offInline
 	}
-	// The parser reuses its buffer once the loop reads again.
 	own := make([][]byte, len(args))
 	for i, a := range args {
 		own[i] = bytes.Clone(a)
@@ -750,7 +778,7 @@ func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) bool {
 		}()
 		_, c.offErr = l.s.exec.ExecAt(l.offCtx, c.client, own, false, -1)
 	}()
-	return true
+	return offStarted
 }
 
 // finishOffLoop takes back the clients whose off-loop command finished:
@@ -765,6 +793,7 @@ func (l *eventLoop) finishOffLoop() {
 	l.finishMu.Unlock()
 	for _, c := range list {
 		c.busy = false
+		c.offRes.Fit(c.client.Out.Mem, 0) // the command's copy
 		blocked, watched := c.blocked, c.watched
 		c.blocked, c.watched, c.cancelWait = false, false, nil
 		if l.conns[c.fd] != c {
