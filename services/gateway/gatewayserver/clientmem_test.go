@@ -482,3 +482,33 @@ func TestOffLoopCommandCounted(t *testing.T) {
 		waitFor(t, "the copy released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
 	})
 }
+
+// A blocked command is kept (copied) for as long as it waits, and the copy
+// counts against maxmemory-clients: clients blocking forever on keys of
+// megabytes fit the budget too, and the one that would pass it is evicted.
+func TestBlockedCommandCounted(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		key := strings.Repeat("k", 6<<20)
+		a := conformance.DialRaw(t, srv.Addr())
+		a.Send(conformance.Encode("BLPOP", key, "0"))
+		waitFor(t, "the blocked command counted", func() bool {
+			return infoField(t, admin, "memory", "mem_clients_normal") > 6<<20
+		})
+		// Two more 6 MiB blocked commands do not fit the 16 MiB budget
+		// with the first: one of the clients is evicted (closed).
+		b := conformance.DialRaw(t, srv.Addr())
+		b.Send(conformance.Encode("BLPOP", key+"b", "0"))
+		c := conformance.DialRaw(t, srv.Addr())
+		c.Send(conformance.Encode("BLPOP", key+"c", "0"))
+		waitFor(t, "a client evicted", func() bool { return infoField(t, admin, "stats", "evicted_clients") >= 1 })
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held > clientMemBudget {
+			t.Fatalf("mem_clients_normal %d past the %d budget", held, clientMemBudget)
+		}
+		a.Close()
+		b.Close()
+		c.Close()
+		waitFor(t, "the copies released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nokv/nokv/services/gateway/internal/backend"
 	"github.com/nokv/nokv/services/gateway/internal/keyspace"
+	"github.com/nokv/nokv/services/gateway/internal/resp"
 )
 
 // Blocking commands (BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP; BZPOPMIN,
@@ -64,6 +65,8 @@ type blockState struct {
 	op   blockOp
 	cmd  *Command
 	args [][]byte
+	// res is args' share of the client's memory account.
+	res resp.Reservation
 	// silent: the reply is dropped (CLIENT REPLY OFF or SKIP when the
 	// command was called).
 	silent bool
@@ -373,11 +376,25 @@ func (r *Request) block(op blockOp, nullArray bool) error {
 		}
 		return nil
 	}
+	// The command is kept (copied: the parser moves on) for as long as it
+	// waits, forever with a timeout of 0: the copy counts against
+	// maxmemory-clients, so that many clients blocking on keys of
+	// hundreds of MB fit the budget too.
+	size := 0
+	for _, a := range r.Args {
+		size += len(a) + 24
+	}
+	var res resp.Reservation
+	if !res.Fit(r.w.Mem, size) {
+		// Evicted (maxmemory-clients): the server closes the client.
+		r.w.Overflow()
+		return nil
+	}
 	args := make([][]byte, len(r.Args))
 	for i, a := range r.Args {
 		args[i] = bytesClone(a)
 	}
-	b := &blockState{op: op, cmd: r.cmd, args: args, stop: make(chan struct{}), silent: r.c.replyOff || r.c.replySkip}
+	b := &blockState{op: op, cmd: r.cmd, args: args, res: res, stop: make(chan struct{}), silent: r.c.replyOff || r.c.replySkip}
 	r.c.mu.Lock()
 	r.c.block = b
 	r.c.mu.Unlock()
@@ -404,6 +421,7 @@ func (e *Executor) Wait(ctx context.Context, c *Client, gone func() bool, goneEv
 		c.mu.Lock()
 		c.block = nil
 		c.mu.Unlock()
+		b.res.Fit(c.Out.Mem, 0)
 	}()
 	if c.dirty {
 		// Writes before the blocked command were acknowledged with a
