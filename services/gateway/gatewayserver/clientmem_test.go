@@ -512,3 +512,41 @@ func TestBlockedCommandCounted(t *testing.T) {
 		waitFor(t, "the copies released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
 	})
 }
+
+// Watched keys count against maxmemory-clients: a client that WATCHes
+// key after key of megabytes (no per-client limit bounds how many) is
+// evicted once it holds the most past the budget, and UNWATCH gives the
+// memory back.
+func TestWatchedKeysCounted(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		a := conformance.DialRaw(t, srv.Addr())
+		key := strings.Repeat("w", 4<<20)
+		for _, k := range []string{key + "1", key + "2"} {
+			if got := a.Do("WATCH", k); got != "+OK\r\n" {
+				t.Fatalf("WATCH: %q", got)
+			}
+		}
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held < 8<<20-64<<10 { // a buffer's first 64 KiB are free
+			t.Fatalf("mem_clients_normal %d with 8 MiB of watched keys", held)
+		}
+		if got := a.Do("UNWATCH"); got != "+OK\r\n" {
+			t.Fatalf("UNWATCH: %q", got)
+		}
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held != 0 {
+			t.Fatalf("mem_clients_normal %d after UNWATCH", held)
+		}
+		for i := range 5 {
+			a.Send(conformance.Encode("WATCH", key+strconv.Itoa(i)))
+			if got, err := a.ReadErr(); err != nil || got != "+OK\r\n" {
+				if i < 2 {
+					t.Fatalf("WATCH %d: %q, %v", i, got, err)
+				}
+				break // closed: evicted
+			}
+		}
+		waitFor(t, "the watcher evicted", func() bool { return infoField(t, admin, "stats", "evicted_clients") >= 1 })
+		waitFor(t, "its keys released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}

@@ -192,6 +192,12 @@ type Client struct {
 	multi      multiState
 	watched    map[string]watchedKey
 	watchDirty atomic.Bool
+	// watchBytes is what the watched keys hold (watchKeyOverhead each
+	// besides the key), watchRes its share of the memory account: a
+	// client that WATCHes key after key of megabytes must fit
+	// maxmemory-clients like its buffers.
+	watchBytes int
+	watchRes   resp.Reservation
 
 	authed bool
 	// CLIENT REPLY: replyOff drops every reply, replySkip this command's,

@@ -150,9 +150,19 @@ func cmdWatch(r *Request) error {
 	if err := r.e.watches.watch(r, storedKeys(r.c.db, r.Args[1:])); err != nil {
 		return err
 	}
+	if !r.c.watchRes.Fit(r.w.Mem, r.c.watchBytes) {
+		// Evicted (maxmemory-clients): the server closes the client,
+		// which forgets its watched keys.
+		r.w.Overflow()
+		return nil
+	}
 	r.w.OK()
 	return nil
 }
+
+// watchKeyOverhead is what a watched key holds besides its bytes: its
+// entries in the client's map and in the registry's.
+const watchKeyOverhead = 128
 
 // >> UNWATCH
 func cmdUnwatch(r *Request) error {
@@ -536,6 +546,7 @@ func (w *watchRegistry) watch(r *Request, keys [][]byte) error {
 				continue
 			}
 			c.watched[ks] = states[i]
+			c.watchBytes += len(ks) + watchKeyOverhead
 			set := w.keys[ks]
 			if set == nil {
 				set = map[*Client]struct{}{}
@@ -573,6 +584,8 @@ func (w *watchRegistry) unwatchAll(c *Client) {
 	}
 	c.watched = nil
 	c.watchDirty.Store(false)
+	c.watchBytes = 0
+	c.watchRes.Fit(c.Out.Mem, 0)
 }
 
 // touch marks every client watching key dirty.
