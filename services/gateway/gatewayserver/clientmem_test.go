@@ -550,3 +550,39 @@ func TestWatchedKeysCounted(t *testing.T) {
 		waitFor(t, "its keys released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
 	})
 }
+
+// Client names and library attributes count against maxmemory-clients:
+// one client's are bounded by proto-max-bulk-len, but many clients each
+// naming itself with megabytes must fit the budget too.
+func TestClientNamesCounted(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		name := strings.Repeat("n", 3<<20)
+		a := conformance.DialRaw(t, srv.Addr())
+		if got := a.Do("CLIENT", "SETNAME", name); got != "+OK\r\n" {
+			t.Fatalf("CLIENT SETNAME: %q", got)
+		}
+		if got := a.Do("CLIENT", "SETINFO", "LIB-NAME", name); got != "+OK\r\n" {
+			t.Fatalf("CLIENT SETINFO: %q", got)
+		}
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held < 6<<20-64<<10 {
+			t.Fatalf("mem_clients_normal %d with 6 MiB of name and library name", held)
+		}
+		var others []*conformance.RawConn
+		for range 4 {
+			c := conformance.DialRaw(t, srv.Addr())
+			others = append(others, c)
+			c.Send(conformance.Encode("HELLO", "2", "SETNAME", name))
+		}
+		waitFor(t, "a client evicted", func() bool { return infoField(t, admin, "stats", "evicted_clients") >= 1 })
+		if held := infoField(t, admin, "memory", "mem_clients_normal"); held > clientMemBudget {
+			t.Fatalf("mem_clients_normal %d past the %d budget", held, clientMemBudget)
+		}
+		a.Close()
+		for _, c := range others {
+			c.Close()
+		}
+		waitFor(t, "the names released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}

@@ -198,6 +198,9 @@ type Client struct {
 	// maxmemory-clients like its buffers.
 	watchBytes int
 	watchRes   resp.Reservation
+	// nameRes is the share of the memory account that the client's name
+	// and library attributes hold (countNames).
+	nameRes resp.Reservation
 
 	authed bool
 	// CLIENT REPLY: replyOff drops every reply, replySkip this command's,

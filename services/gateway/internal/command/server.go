@@ -203,6 +203,9 @@ func cmdHello(r *Request) error {
 		r.c.name = string(name)
 	}
 	r.c.mu.Unlock()
+	if !r.countNames() {
+		return nil
+	}
 	r.w.Proto = proto
 	w := r.w
 	w.Map(7)
@@ -246,7 +249,9 @@ func cmdClient(r *Request) error {
 		c.mu.Lock()
 		c.name = string(r.Args[2])
 		c.mu.Unlock()
-		r.w.OK()
+		if r.countNames() {
+			r.w.OK()
+		}
 	case equalFold(sub, "getname"):
 		c.mu.Lock()
 		name := c.name
@@ -315,7 +320,9 @@ func cmdClient(r *Request) error {
 			return replyError("ERR Unrecognized option '" + string(attr) + "'")
 		}
 		c.mu.Unlock()
-		r.w.OK()
+		if r.countNames() {
+			r.w.OK()
+		}
 	case equalFold(sub, "kill"):
 		return clientKill(r)
 	case equalFold(sub, "unblock"):
@@ -716,4 +723,22 @@ func (e *Executor) expiredKeys() int64 {
 		return ec.ExpiredKeys()
 	}
 	return 0
+}
+
+// countNames reserves what the client's name and library attributes hold
+// in its memory account (CLIENT SETNAME, CLIENT SETINFO, HELLO SETNAME):
+// one client's are bounded by proto-max-bulk-len, many clients' together
+// only by maxmemory-clients. It reports false if the client was evicted
+// instead: its reply is marked overflowed, and the server closes it. Called
+// without c.mu held (evicting a client takes its c.mu).
+func (r *Request) countNames() bool {
+	c := r.c
+	c.mu.Lock()
+	n := len(c.name) + len(c.libName) + len(c.libVer)
+	c.mu.Unlock()
+	if !c.nameRes.Fit(r.w.Mem, n) {
+		r.w.Overflow()
+		return false
+	}
+	return true
 }
