@@ -15,6 +15,31 @@ import (
 	"github.com/nokv/nokv/tests/cluster"
 )
 
+// startBudgetGateway starts a real nokv-redis (embedded) with a 32 MiB
+// --maxmemory-clients and a 16 MiB --proto-max-bulk-len, plus args.
+func startBudgetGateway(t *testing.T, args ...string) *target {
+	t.Helper()
+	bin := binaries(t)
+	port, err := cluster.ReservePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
+	port.Release()
+	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), append([]string{"--addr", tg.addr,
+		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
+		"--proto-max-bulk-len", "16mb"}, args...)...)
+	tg.servers = []*proc{tg.gw}
+	t.Cleanup(func() {
+		tg.gw.stop(t)
+		if t.Failed() {
+			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
+		}
+	})
+	tg.waitReady(t)
+	return tg
+}
+
 // Many clients that each stay within their own limits but do not read (or
 // stop sending halfway through a large argument) cannot together make the
 // gateway hold more than --maxmemory-clients: the real binary, its resident
@@ -25,24 +50,7 @@ func TestClientsTogetherStayWithinMaxMemoryClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real server; skipped in -short mode")
 	}
-	bin := binaries(t)
-	port, err := cluster.ReservePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
-	port.Release()
-	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
-		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
-		"--proto-max-bulk-len", "16mb", "--client-query-buffer-limit", "32mb")
-	tg.servers = []*proc{tg.gw}
-	t.Cleanup(func() {
-		tg.gw.stop(t)
-		if t.Failed() {
-			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
-		}
-	})
-	tg.waitReady(t)
+	tg := startBudgetGateway(t, "--client-query-buffer-limit", "32mb")
 	tg.gw.rebase()
 	tg.gw.startKiB = tg.gw.baseKiB
 	if r := mustDo(t, tg.addr, "SADD", "hostile:one", "m"); r != ":1\r\n" {
@@ -105,24 +113,7 @@ func TestUnreadMonitorsStayWithinMaxMemoryClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real server; skipped in -short mode")
 	}
-	bin := binaries(t)
-	port, err := cluster.ReservePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
-	port.Release()
-	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
-		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
-		"--proto-max-bulk-len", "16mb")
-	tg.servers = []*proc{tg.gw}
-	t.Cleanup(func() {
-		tg.gw.stop(t)
-		if t.Failed() {
-			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
-		}
-	})
-	tg.waitReady(t)
+	tg := startBudgetGateway(t)
 
 	const monitors = 100
 	var conns []*conn
@@ -168,24 +159,7 @@ func TestPausedCommandsStayWithinMaxMemoryClients(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real server; skipped in -short mode")
 	}
-	bin := binaries(t)
-	port, err := cluster.ReservePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tg := &target{backend: "embedded", addr: port.Addr, timeout: 10 * time.Second, slow: 60 * time.Second}
-	port.Release()
-	tg.gw = startProc(t, "nokv-redis", filepath.Join(bin, "nokv-redis"), "--addr", tg.addr,
-		"--workdir", filepath.Join(t.TempDir(), "gateway"), "--maxmemory-clients", "32mb",
-		"--proto-max-bulk-len", "16mb", "--client-query-buffer-limit", "32mb")
-	tg.servers = []*proc{tg.gw}
-	t.Cleanup(func() {
-		tg.gw.stop(t)
-		if t.Failed() {
-			t.Logf("--- nokv-redis output (tail)\n%s", tg.gw.tail(3000))
-		}
-	})
-	tg.waitReady(t)
+	tg := startBudgetGateway(t, "--client-query-buffer-limit", "32mb")
 	tg.gw.rebase()
 	tg.gw.startKiB = tg.gw.baseKiB
 	if r := mustDo(t, tg.addr, "CLIENT", "PAUSE", "60000", "WRITE"); r != "+OK\r\n" {

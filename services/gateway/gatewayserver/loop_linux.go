@@ -557,22 +557,9 @@ func (l *eventLoop) process(c *loopConn) bool {
 		}
 		if l.s.exec.Held(c.client, args) {
 			// CLIENT PAUSE: keep the command (the parser's buffer is
-			// reused) and read nothing more until it ran. The copy is
-			// counted before it is made; refused (evicted: it held the
-			// most), the client is closed, as evictions close it.
-			size := 0
-			for _, a := range args {
-				size += len(a) + 24
-			}
-			if !c.heldRes.Fit(c.client.Out.Mem, size) {
-				c.heldRes.Fit(c.client.Out.Mem, 0)
-				c.client.Out.Reset()
-				l.close(c)
+			// reused) and read nothing more until it ran.
+			if c.heldArgs = l.copyCounted(c, &c.heldRes, args); c.heldArgs == nil {
 				return false
-			}
-			c.heldArgs = make([][]byte, len(args))
-			for i, a := range args {
-				c.heldArgs[i] = bytes.Clone(a)
 			}
 			l.held = append(l.held, c)
 			if len(c.out) == 0 {
@@ -726,6 +713,28 @@ func (l *eventLoop) finishLater(c *loopConn) {
 	l.fdMu.Unlock()
 }
 
+// copyCounted copies args, a command the loop keeps while c's parser
+// moves on, once res (its share of c's memory account) holds its size.
+// Refused (c was evicted: it holds the most), c is closed, as evictions
+// close clients, and it returns nil.
+func (l *eventLoop) copyCounted(c *loopConn, res *resp.Reservation, args [][]byte) [][]byte {
+	size := 0
+	for _, a := range args {
+		size += len(a) + 24
+	}
+	if !res.Fit(c.client.Out.Mem, size) {
+		res.Fit(c.client.Out.Mem, 0)
+		c.client.Out.Reset()
+		l.close(c)
+		return nil
+	}
+	own := make([][]byte, len(args))
+	for i, a := range args {
+		own[i] = bytes.Clone(a)
+	}
+	return own
+}
+
 // How startOffLoop went.
 const (
 	offStarted = iota // the command runs off the loop, c busy
@@ -736,17 +745,10 @@ const (
 // startOffLoop runs args (a command that runs long) on a goroutine of its
 // own, with c busy until it finishes.
 func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) int {
-	// The parser reuses its buffer once the loop reads again, so the
-	// command is copied, and the copy counted before it is made (KEYS
-	// with a pattern of hundreds of MB, from many clients at once).
-	size := 0
-	for _, a := range args {
-		size += len(a) + 24
-	}
-	if !c.offRes.Fit(c.client.Out.Mem, size) {
-		c.offRes.Fit(c.client.Out.Mem, 0)
-		c.client.Out.Reset()
-		l.close(c)
+	// The parser reuses its buffer once the loop reads again (KEYS with
+	// a pattern of hundreds of MB, from many clients at once).
+	own := l.copyCounted(c, &c.offRes, args)
+	if own == nil {
 		return offRefused
 	}
 	// The command must see every write before it, its client's included,
@@ -759,10 +761,6 @@ func (l *eventLoop) startOffLoop(c *loopConn, args [][]byte) int {
 	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, c.fd, nil); err != nil {
 		c.offRes.Fit(c.client.Out.Mem, 0)
 		return offInline
-	}
-	own := make([][]byte, len(args))
-	for i, a := range args {
-		own[i] = bytes.Clone(a)
 	}
 	c.busy, c.offErr = true, nil
 	l.offLoop.Add(1)
