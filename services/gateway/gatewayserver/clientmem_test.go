@@ -587,3 +587,33 @@ func TestClientNamesCounted(t *testing.T) {
 		waitFor(t, "the names released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
 	})
 }
+
+// A client whose held command runs when the pause ends, and whose
+// pipeline then starts a pause of its own and sends a write: that write is
+// held again, and runs once that pause ends too (the loop's list of held
+// clients once dropped it: no reply, ever, and its copy stayed counted).
+// Found by review.
+func TestHeldAgainWhileRetried(t *testing.T) {
+	bothServers(t, func(t *testing.T) {
+		srv, _ := startClientMemServer(t)
+		admin := conformance.DialRaw(t, srv.Addr())
+		b := conformance.DialRaw(t, srv.Addr())
+		if got := admin.Do("CLIENT", "PAUSE", "300", "WRITE"); got != "+OK\r\n" {
+			t.Fatalf("CLIENT PAUSE: %q", got)
+		}
+		var p bytes.Buffer
+		p.Write(conformance.Encode("SET", "k1", "v"))
+		p.Write(conformance.Encode("CLIENT", "PAUSE", "300", "WRITE"))
+		p.Write(conformance.Encode("SET", "k2", strings.Repeat("v", 100)))
+		b.Send(p.Bytes())
+		for i := range 3 {
+			if got, err := b.ReadErr(); err != nil || got != "+OK\r\n" {
+				t.Fatalf("reply %d: %q, %v", i, got, err)
+			}
+		}
+		if got := admin.Do("GET", "k2"); got != "$100\r\n"+strings.Repeat("v", 100)+"\r\n" {
+			t.Fatalf("GET k2: %.40q", got)
+		}
+		waitFor(t, "the held copies released", func() bool { return infoField(t, admin, "memory", "mem_clients_normal") == 0 })
+	})
+}

@@ -326,12 +326,16 @@ func (l *eventLoop) retryHeld() {
 	if len(l.held) == 0 {
 		return
 	}
-	keep := l.held[:0]
-	for _, c := range l.held {
+	// The list is taken first: a command resumed here may be held again
+	// (its pipeline ran CLIENT PAUSE, then a write), which appends its
+	// client to l.held anew.
+	list := l.held
+	l.held = nil
+	for _, c := range list {
 		switch {
 		case l.conns[c.fd] != c:
 		case l.s.exec.Held(c.client, c.heldArgs):
-			keep = append(keep, c)
+			l.held = append(l.held, c)
 		default:
 			if len(c.out) == 0 {
 				_ = unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(c.fd)})
@@ -339,8 +343,6 @@ func (l *eventLoop) retryHeld() {
 			l.resumeOne(c)
 		}
 	}
-	clear(l.held[len(keep):])
-	l.held = keep
 }
 
 // sendMonitors appends to every MONITOR connection the lines fed since the
