@@ -30,11 +30,13 @@ func TestRandomPicksOnTheRaftBackend(t *testing.T) {
 
 // SPOP runs on the raft backend with other writes between them (a load,
 // pops, another load, pops: scripts/bench-collections.sh's SADD and SPOP
-// tests run twice) pop from a sample drawn by one scan per run, not by
-// walks: a walk is a dozen requests and more (~10 ms of CPU over the
-// cluster), a scan a few µs per member. With the embedded backend's
-// threshold the second run walked every pop (spopSampleAfterRemote in
-// command/popcache.go).
+// tests run twice) pop from one sample per run, not by walks: a walk is a
+// dozen requests and more (~10 ms of CPU over the cluster), a scan a few
+// µs per member. With the embedded backend's threshold the second run
+// walked every pop (spopSampleAfterRemote in command/popcache.go). The
+// first run's sample is the reservoir the set's SADDs kept (no scan:
+// command/spopfill.go), the second's a scan (the load's SADDs found the
+// set popped from, and the sample then stale).
 func TestSPopAfterWritesSamplesOnTheRaftBackend(t *testing.T) {
 	c := cluster.Start(t, cluster.Options{})
 	srv := startGateway(t, c)
@@ -55,9 +57,10 @@ func TestSPopAfterWritesSamplesOnTheRaftBackend(t *testing.T) {
 		}
 	}
 	popped := map[string]bool{}
-	run := func() (samples, walks int64) {
+	run := func() (scans, adopted, walks int64) {
 		t.Helper()
 		reads, walked := backendVar(t, "nokv_coll_pops", "batch_reads"), backendVar(t, "nokv_coll_random", "walks")
+		fills := backendVar(t, "nokv_coll_pops", "fill_adopted")
 		for range pops {
 			m, err := rc.SPop(ctx, "sp").Result()
 			if err != nil {
@@ -68,15 +71,17 @@ func TestSPopAfterWritesSamplesOnTheRaftBackend(t *testing.T) {
 			}
 			popped[m] = true
 		}
-		return backendVar(t, "nokv_coll_pops", "batch_reads") - reads, backendVar(t, "nokv_coll_random", "walks") - walked
+		return backendVar(t, "nokv_coll_pops", "batch_reads") - reads, backendVar(t, "nokv_coll_pops", "fill_adopted") - fills,
+			backendVar(t, "nokv_coll_random", "walks") - walked
 	}
 	load(0, first)
-	if samples, walks := run(); samples != 1 || walks != 0 {
-		t.Fatalf("first run of %d pops: %d samples, %d walks, want 1 and 0", pops, samples, walks)
+	if scans, adopted, walks := run(); scans != 0 || adopted != 1 || walks != 0 {
+		t.Fatalf("first run of %d pops: %d scans, %d samples adopted from SADD's reservoir, %d walks, want 0, 1 and 0",
+			pops, scans, adopted, walks)
 	}
 	load(first, more)
-	if samples, walks := run(); samples != 1 || walks != 0 {
-		t.Fatalf("run of %d pops after a load: %d samples, %d walks, want 1 and 0", pops, samples, walks)
+	if scans, adopted, walks := run(); scans != 1 || adopted != 0 || walks != 0 {
+		t.Fatalf("run of %d pops after a load: %d scans, %d samples adopted, %d walks, want 1, 0 and 0", pops, scans, adopted, walks)
 	}
 	n, err := rc.SCard(ctx, "sp").Result()
 	if err != nil || n != first+more-2*pops {
