@@ -75,7 +75,7 @@ func TestHashDumpRestoreWithRedisServer(t *testing.T) {
 				{[]string{"RESTORE", copyKey, "100000", payload, "REPLACE"}, "+OK\r\n"},
 				{[]string{"TTL", copyKey}, ":100\r\n"},
 				{[]string{"HLEN", copyKey}, dir.from.Do("HLEN", name)},
-				{[]string{"RESTORE", copyKey, "0", payload[:len(payload)-1] + "x", "REPLACE"}, "-ERR DUMP payload version or checksum are wrong\r\n"},
+				{[]string{"RESTORE", copyKey, "0", corruptLast(payload), "REPLACE"}, "-ERR DUMP payload version or checksum are wrong\r\n"},
 			} {
 				if got := dir.to.Do(c.args...); got != c.want {
 					t.Fatalf("%s %s: %q = %q, want %q", name, dir.label, c.args[:2], got, c.want)
@@ -83,4 +83,13 @@ func TestHashDumpRestoreWithRedisServer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// corruptLast changes a DUMP payload's last byte (part of its CRC64) to
+// another value. Redis's payload of a hashtable follows its dict's order,
+// which a per-process seed randomizes: a fixed replacement byte was the
+// byte already there once in 256 runs, and the "corrupt" payload restored.
+func corruptLast(payload string) string {
+	last := payload[len(payload)-1]
+	return payload[:len(payload)-1] + string([]byte{last ^ 0xff})
 }

@@ -60,7 +60,7 @@ func TestZSetDumpRestoreWithRedisServer(t *testing.T) {
 				{[]string{"RESTORE", copyKey, "100000", payload, "REPLACE"}, "+OK\r\n"},
 				{[]string{"TTL", copyKey}, ":100\r\n"},
 				{[]string{"ZCARD", copyKey}, dir.from.Do("ZCARD", name)},
-				{[]string{"RESTORE", copyKey, "0", payload[:len(payload)-1] + "x", "REPLACE"}, "-ERR DUMP payload version or checksum are wrong\r\n"},
+				{[]string{"RESTORE", copyKey, "0", corruptLast(payload), "REPLACE"}, "-ERR DUMP payload version or checksum are wrong\r\n"},
 			} {
 				if got := dir.to.Do(c.args...); got != c.want {
 					t.Fatalf("%s %s: %q = %q, want %q", name, dir.label, c.args[:2], got, c.want)
