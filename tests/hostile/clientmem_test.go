@@ -40,6 +40,25 @@ func startBudgetGateway(t *testing.T, args ...string) *target {
 	return tg
 }
 
+// dialMany opens n connections to addr, closed when the test ends.
+func dialMany(t *testing.T, addr string, n int) []*conn {
+	t.Helper()
+	conns := make([]*conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := dial(addr, pingTimeout)
+		if err != nil {
+			t.Fatalf("connect: %v", err)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
 // Many clients that each stay within their own limits but do not read (or
 // stop sending halfway through a large argument) cannot together make the
 // gateway hold more than --maxmemory-clients: the real binary, its resident
@@ -75,18 +94,7 @@ func TestClientsTogetherStayWithinMaxMemoryClients(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := evicted()
-			var conns []*conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for range clients {
-				c, err := dial(tg.addr, pingTimeout)
-				if err != nil {
-					t.Fatalf("connect: %v", err)
-				}
-				conns = append(conns, c)
+			for _, c := range dialMany(t, tg.addr, clients) {
 				go func() { _ = c.send(tc.data, 30*time.Second) }() // an evicted client's send fails
 			}
 			time.Sleep(2 * time.Second)
@@ -116,18 +124,7 @@ func TestUnreadMonitorsStayWithinMaxMemoryClients(t *testing.T) {
 	tg := startBudgetGateway(t)
 
 	const monitors = 100
-	var conns []*conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range monitors {
-		c, err := dial(tg.addr, pingTimeout)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		conns = append(conns, c)
+	for _, c := range dialMany(t, tg.addr, monitors) {
 		if err := c.send(encode("MONITOR"), pingTimeout); err != nil {
 			t.Fatal(err)
 		}
@@ -167,22 +164,12 @@ func TestPausedCommandsStayWithinMaxMemoryClients(t *testing.T) {
 	}
 	const clients = 16
 	set := encode("SET", "hostile:paused", strings.Repeat("v", 15_000_000))
-	var conns []*conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	for range clients {
-		c, err := dial(tg.addr, pingTimeout)
-		if err != nil {
-			t.Fatalf("connect: %v", err)
-		}
-		conns = append(conns, c)
+	conns := dialMany(t, tg.addr, clients)
+	for i, c := range conns {
 		// One at a time: each whole SET is read (and held) before the next
 		// client sends, so the query buffers alone never pass the budget.
 		if err := c.send(set, 30*time.Second); err != nil {
-			t.Logf("client %d: send: %v (evicted)", len(conns), err)
+			t.Logf("client %d: send: %v (evicted)", i+1, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
